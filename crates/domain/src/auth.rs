@@ -1,0 +1,282 @@
+//! Roles, permissions and the one table that maps them. Every handler asks this
+//! table; nothing else decides who may do what.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+use crate::FieldError;
+
+/// Staff roles, granted per clinic. A person may hold several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    FrontDesk,
+    Nurse,
+    Prescriber,
+    MonitoringClinician,
+    Therapist,
+    ClinicAdmin,
+    Auditor,
+}
+
+impl Role {
+    pub const ALL: [Role; 7] = [
+        Role::FrontDesk,
+        Role::Nurse,
+        Role::Prescriber,
+        Role::MonitoringClinician,
+        Role::Therapist,
+        Role::ClinicAdmin,
+        Role::Auditor,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::FrontDesk => "front_desk",
+            Role::Nurse => "nurse",
+            Role::Prescriber => "prescriber",
+            Role::MonitoringClinician => "monitoring_clinician",
+            Role::Therapist => "therapist",
+            Role::ClinicAdmin => "clinic_admin",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::FrontDesk => "Front desk",
+            Role::Nurse => "Nurse",
+            Role::Prescriber => "Prescriber",
+            Role::MonitoringClinician => "Monitoring clinician",
+            Role::Therapist => "Therapist",
+            Role::ClinicAdmin => "Clinic admin",
+            Role::Auditor => "Auditor",
+        }
+    }
+
+    pub fn permissions(self) -> &'static [Permission] {
+        use Permission::*;
+        match self {
+            Role::FrontDesk => &[PatientRead, PatientCreate, PatientEdit],
+            Role::Nurse => &[PatientRead, PatientCreate, PatientEdit],
+            Role::Prescriber => &[PatientRead, PatientCreate, PatientEdit],
+            Role::MonitoringClinician => &[PatientRead],
+            Role::Therapist => &[PatientRead],
+            Role::ClinicAdmin => &[PatientRead, AuditRead, ClinicSettings, StaffManage],
+            Role::Auditor => &[PatientRead, AuditRead],
+        }
+    }
+
+    pub fn grants(self, p: Permission) -> bool {
+        self.permissions().contains(&p)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = FieldError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                FieldError::new(
+                    "role",
+                    format!(
+                        "must be one of {}",
+                        Role::ALL.map(|r| r.as_str()).join(", ")
+                    ),
+                )
+            })
+    }
+}
+
+/// What a request may do. Checked at the handler boundary against the roles a
+/// user holds in the clinic the data belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// See a patient's registry entry and chart.
+    PatientRead,
+    /// Register a new patient.
+    PatientCreate,
+    /// Change demographics, contacts, emergency contact and escort.
+    PatientEdit,
+    /// Read the audit trail.
+    AuditRead,
+    /// Change clinic address, hours, closures.
+    ClinicSettings,
+    /// Add staff, grant and revoke roles, disable accounts.
+    StaffManage,
+    /// Send device readings (bedside monitors); held by device tokens only.
+    DeviceIngest,
+}
+
+/// Who is acting: a signed-in staff member (browser session or user token) or a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    User {
+        user_id: crate::ids::UserId,
+        grants: Vec<(crate::ids::ClinicId, Role)>,
+    },
+    Device {
+        token_id: crate::ids::TokenId,
+        clinic_id: crate::ids::ClinicId,
+    },
+}
+
+impl Principal {
+    /// Whether the principal may do `p` in `clinic`.
+    pub fn may(&self, p: Permission, clinic: crate::ids::ClinicId) -> bool {
+        match self {
+            Principal::User { grants, .. } => {
+                grants.iter().any(|(c, r)| *c == clinic && r.grants(p))
+            }
+            Principal::Device { clinic_id, .. } => {
+                *clinic_id == clinic && p == Permission::DeviceIngest
+            }
+        }
+    }
+
+    /// The clinics where the principal may do `p`.
+    pub fn clinics_with(&self, p: Permission) -> Vec<crate::ids::ClinicId> {
+        let mut out: Vec<_> = match self {
+            Principal::User { grants, .. } => grants
+                .iter()
+                .filter(|(_, r)| r.grants(p))
+                .map(|(c, _)| *c)
+                .collect(),
+            Principal::Device { clinic_id, .. } => {
+                if p == Permission::DeviceIngest {
+                    vec![*clinic_id]
+                } else {
+                    vec![]
+                }
+            }
+        };
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The role a user acts in for an action in a clinic (recorded in the audit
+    /// trail): the first granted role there that holds the permission.
+    pub fn acting_role(&self, p: Permission, clinic: crate::ids::ClinicId) -> Option<Role> {
+        match self {
+            Principal::User { grants, .. } => grants
+                .iter()
+                .filter(|(c, r)| *c == clinic && r.grants(p))
+                .map(|(_, r)| *r)
+                .min(),
+            Principal::Device { .. } => None,
+        }
+    }
+
+    pub fn user_id(&self) -> Option<crate::ids::UserId> {
+        match self {
+            Principal::User { user_id, .. } => Some(*user_id),
+            Principal::Device { .. } => None,
+        }
+    }
+}
+
+/// Password rules for staff accounts: long enough to resist guessing, short
+/// enough that Argon2 work stays bounded.
+pub fn check_new_password(pw: &str) -> Result<(), FieldError> {
+    let n = pw.chars().count();
+    if n < 12 {
+        return Err(FieldError::new(
+            "password",
+            "must be at least 12 characters",
+        ));
+    }
+    if n > 256 {
+        return Err(FieldError::new(
+            "password",
+            "must be at most 256 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Usernames: lower-case letters, digits, dot, dash, underscore; 3-64 characters.
+pub fn parse_username(s: &str) -> Result<String, FieldError> {
+    let s = s.trim().to_lowercase();
+    if s.len() < 3 || s.len() > 64 {
+        return Err(FieldError::new("username", "must be 3 to 64 characters"));
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'))
+    {
+        return Err(FieldError::new(
+            "username",
+            "may contain only letters, digits, '.', '-' and '_'",
+        ));
+    }
+    Ok(s)
+}
+
+/// Account lockout: after this many failures in a row the account is locked
+/// for `LOCKOUT_MINUTES`. Defaults; clinics may change them in configuration.
+pub const DEFAULT_MAX_FAILED_LOGINS: i64 = 5;
+pub const DEFAULT_LOCKOUT_MINUTES: i64 = 15;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ClinicId;
+
+    #[test]
+    fn role_names_round_trip() {
+        for r in Role::ALL {
+            assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
+        }
+        assert!("admin".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn permissions_are_per_clinic() {
+        let a = ClinicId::new();
+        let b = ClinicId::new();
+        let p = Principal::User {
+            user_id: crate::ids::UserId::new(),
+            grants: vec![(a, Role::FrontDesk), (b, Role::Auditor)],
+        };
+        assert!(p.may(Permission::PatientCreate, a));
+        assert!(!p.may(Permission::PatientCreate, b));
+        assert!(p.may(Permission::AuditRead, b));
+        assert!(!p.may(Permission::AuditRead, a));
+        assert_eq!(p.clinics_with(Permission::PatientRead).len(), 2);
+    }
+
+    #[test]
+    fn only_admins_manage_staff_and_devices_only_ingest() {
+        for r in Role::ALL {
+            assert_eq!(r.grants(Permission::StaffManage), r == Role::ClinicAdmin);
+            assert!(!r.grants(Permission::DeviceIngest));
+        }
+        let c = ClinicId::new();
+        let d = Principal::Device {
+            token_id: crate::ids::TokenId::new(),
+            clinic_id: c,
+        };
+        assert!(d.may(Permission::DeviceIngest, c));
+        assert!(!d.may(Permission::PatientRead, c));
+    }
+
+    #[test]
+    fn usernames_and_passwords() {
+        assert_eq!(parse_username(" Nina.Nurse ").unwrap(), "nina.nurse");
+        assert!(parse_username("a b").is_err());
+        assert!(parse_username("x").is_err());
+        assert!(check_new_password("short").is_err());
+        assert!(check_new_password("correct horse battery").is_ok());
+    }
+}

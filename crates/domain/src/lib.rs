@@ -1,0 +1,12 @@
+//! The clinic's rules, with no I/O: types, validation, roles and permissions,
+//! clinic hours, and the audit chain's hash. Every other crate builds on these.
+
+pub mod audit;
+pub mod auth;
+pub mod clinics;
+pub mod error;
+pub mod ids;
+pub mod patients;
+pub mod time;
+
+pub use error::{DomainError, FieldError};

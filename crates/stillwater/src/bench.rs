@@ -1,0 +1,421 @@
+//! `stillwater bench`: a load generator for the hot paths of the foundation.
+//! It seeds a clinic with many patients, serves it in-process, and drives it
+//! with 64 keep-alive HTTP/1.1 connections: `/healthz` as the ceiling, then
+//! audited chart reads (JSON and HTML) and patient search. It then starts the
+//! real binary to time start-up and read idle memory. Numbers are printed, not
+//! asserted; `BENCHMARKS.md` keeps the latest.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes_body::Empty;
+use domain::audit::Action;
+use domain::auth::Role;
+use domain::patients::PatientDetails;
+use http_body_util::BodyExt;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use store::audit::NewAuditEvent;
+use store::{Store, StoreConfig};
+
+mod bytes_body {
+    pub type Empty = http_body_util::Empty<hyper::body::Bytes>;
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// PostgreSQL server to benchmark against (a scratch database is created
+    /// and dropped there); without it, SQLite in a temporary folder.
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// Patients to seed.
+    #[arg(long, default_value_t = 20_000)]
+    pub patients: usize,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Seconds of measurement per scenario (after one second of warm-up).
+    #[arg(long, default_value_t = 8)]
+    pub seconds: u64,
+    /// Skip the start-up and idle-memory measurement of the real binary.
+    #[arg(long)]
+    pub no_startup: bool,
+}
+
+struct Outcome {
+    name: &'static str,
+    ok: u64,
+    /// Successful requests including warm-up (each must leave one audit row).
+    total_ok: u64,
+    errors: u64,
+    rps: f64,
+    p50: f64,
+    p99: f64,
+}
+
+pub async fn run(a: &BenchArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!(
+        "stillwater-bench-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let pg_name = format!("sw_bench_{}", uuid::Uuid::now_v7().simple());
+    let url = match &a.postgres {
+        Some(admin) => store::provision::create_pg_database(admin, &pg_name).await?,
+        None => format!("sqlite://{}", dir.join("stillwater.db").display()),
+    };
+    let result = bench_on(a, &url, &dir).await;
+    if let Some(admin) = &a.postgres {
+        store::provision::drop_pg_database(admin, &pg_name).await?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn bench_on(a: &BenchArgs, url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let store = Store::connect(&StoreConfig {
+        url: url.to_string(),
+        max_connections: 16,
+    })
+    .await?;
+    store.migrate().await?;
+    let backend = format!("{:?}", store.backend());
+    println!(
+        "Stillwater benchmark · {backend} · {} patients · {} clients · {} s per scenario",
+        a.patients, a.clients, a.seconds
+    );
+    println!(
+        "machine: {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+
+    // Seed: one clinic, one nurse with a token and a browser session, many patients.
+    let t = Instant::now();
+    let org = store.create_org("Bench Health").await?;
+    let clinic = store.create_clinic(org, &crate::demo::glendale()).await?;
+    let hash = web::passwords::hash_blocking("bench-password-123").map_err(anyhow::Error::msg)?;
+    let ev = || NewAuditEvent::new(Action::UserCreate, "bench");
+    let nurse = store
+        .create_user(
+            &store::auth::NewUser {
+                org_id: org,
+                username: "bench.nurse",
+                display_name: "Bench Nurse",
+                email: None,
+                password_hash: &hash,
+            },
+            ev(),
+        )
+        .await?;
+    store
+        .grant_role(nurse, clinic, Role::Nurse, None, ev())
+        .await?;
+    let token = format!("sw_{}", web::auth::random_token(32));
+    store
+        .create_token(
+            "bench",
+            Some(nurse),
+            None,
+            &web::auth::secret_hash(&token),
+            None,
+            ev(),
+        )
+        .await?;
+    let cookie = web::auth::random_token(32);
+    store
+        .create_session(
+            nurse,
+            &web::auth::secret_hash(&cookie),
+            "csrf",
+            domain::time::now_micros() + 3_600_000_000,
+            None,
+            ev(),
+        )
+        .await?;
+    let today = jiff::civil::date(2026, 11, 23);
+    let mut ids = Vec::with_capacity(a.patients);
+    let mut i = 0;
+    while i < a.patients {
+        let n = (a.patients - i).min(2000);
+        let details: Vec<PatientDetails> = (i..i + n)
+            .map(|k| PatientDetails::validate(&crate::demo::patient(k, false), today))
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let made = store
+            .create_patients_bulk(
+                org,
+                clinic,
+                &details,
+                NewAuditEvent::new(Action::PatientCreate, "bench"),
+            )
+            .await?;
+        ids.extend(made.into_iter().map(|p| p.id.to_string()));
+        i += n;
+    }
+    println!("seeded in {:.1} s", t.elapsed().as_secs_f64());
+
+    let cfg = crate::config::Config {
+        bind: "127.0.0.1:0".into(),
+        metrics_bind: String::new(),
+        ..Default::default()
+    };
+    let running = crate::server::start(store.clone(), &cfg).await?;
+    let addr = running.addr;
+    let bearer = format!("Bearer {token}");
+    let cookie_header = format!("{}={cookie}", web::auth::SESSION_COOKIE);
+    let ids = std::sync::Arc::new(ids);
+
+    let mut results = Vec::new();
+    results.push(
+        scenario(a, addr, "GET /healthz (ceiling)", {
+            move |_| ("/healthz".to_string(), None)
+        })
+        .await?,
+    );
+    let before = store.count_audit(Action::PatientRead.as_str()).await?;
+    let ids2 = ids.clone();
+    let b2 = bearer.clone();
+    results.push(
+        scenario(a, addr, "GET /api/v1/patients/{id} (audited)", move |k| {
+            (
+                format!("/api/v1/patients/{}", ids2[k % ids2.len()]),
+                Some(("authorization", b2.clone())),
+            )
+        })
+        .await?,
+    );
+    let after = store.count_audit(Action::PatientRead.as_str()).await?;
+    let ids3 = ids.clone();
+    results.push(
+        scenario(
+            a,
+            addr,
+            "GET /patients/{id} chart page (audited)",
+            move |k| {
+                (
+                    format!("/patients/{}", ids3[k % ids3.len()]),
+                    Some(("cookie", cookie_header.clone())),
+                )
+            },
+        )
+        .await?,
+    );
+    const WORDS: [&str; 8] = [
+        "lopez",
+        "maria 19",
+        "6025550",
+        "carter",
+        "nguyen",
+        "priya",
+        "sw-",
+        "example.com",
+    ];
+    results.push(
+        scenario(
+            a,
+            addr,
+            "GET /api/v1/patients?q= search (audited)",
+            move |k| {
+                (
+                    format!(
+                        "/api/v1/patients?q={}&limit=20",
+                        WORDS[k % WORDS.len()].replace(' ', "+")
+                    ),
+                    Some(("authorization", bearer.clone())),
+                )
+            },
+        )
+        .await?,
+    );
+
+    println!();
+    println!(
+        "{:<44} {:>9} {:>7} {:>10} {:>9} {:>9}",
+        "scenario", "requests", "errors", "req/s", "p50 ms", "p99 ms"
+    );
+    for r in &results {
+        println!(
+            "{:<44} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2}",
+            r.name, r.ok, r.errors, r.rps, r.p50, r.p99
+        );
+    }
+    println!();
+    println!(
+        "audit check: {} patient.read events committed during the JSON chart scenario for {} successful reads (warm-up included)",
+        after - before,
+        results[1].total_ok
+    );
+    running.stop().await;
+    store.close().await;
+
+    if !a.no_startup {
+        startup(url, dir).await?;
+    }
+    Ok(())
+}
+
+/// Runs one scenario: `clients` connections, each sending requests back to back.
+async fn scenario<F>(
+    a: &BenchArgs,
+    addr: SocketAddr,
+    name: &'static str,
+    make: F,
+) -> anyhow::Result<Outcome>
+where
+    F: Fn(usize) -> (String, Option<(&'static str, String)>) + Send + Sync + Clone + 'static,
+{
+    let warm = Instant::now() + Duration::from_secs(1);
+    let end = warm + Duration::from_secs(a.seconds);
+    let mut tasks = Vec::new();
+    for c in 0..a.clients {
+        let make = make.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            let mut lat: Vec<u32> = Vec::with_capacity(200_000);
+            let mut errors = 0u64;
+            let mut total_ok = 0u64;
+            let mut k = c * 7919;
+            loop {
+                let now = Instant::now();
+                if now >= end {
+                    break;
+                }
+                let (path, header) = make(k);
+                k += 1;
+                let mut req = Request::get(path).header("host", "bench");
+                if let Some((h, v)) = header {
+                    req = req.header(h, v);
+                }
+                let req = req.body(Empty::new())?;
+                let t = Instant::now();
+                let resp = sender.send_request(req).await?;
+                let ok = resp.status().is_success();
+                resp.into_body().collect().await?;
+                total_ok += u64::from(ok);
+                if t >= warm {
+                    if ok {
+                        lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    } else {
+                        errors += 1;
+                    }
+                }
+            }
+            anyhow::Ok((lat, errors, total_ok))
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    let mut total_ok = 0;
+    for t in tasks {
+        let (lat, e, n) = t.await.context("client task")??;
+        all.extend(lat);
+        errors += e;
+        total_ok += n;
+    }
+    all.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if all.is_empty() {
+            return 0.0;
+        }
+        let idx = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1;
+        all[idx] as f64 / 1000.0
+    };
+    Ok(Outcome {
+        name,
+        ok: all.len() as u64,
+        total_ok,
+        errors,
+        rps: all.len() as f64 / a.seconds as f64,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    })
+}
+
+/// Starts the real binary against the seeded database: time to ready and
+/// resident memory after two idle seconds.
+async fn startup(url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let exe = std::env::current_exe()?;
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("serve")
+        .arg("--bind")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir);
+    cmd.env("STILLWATER_METRICS_BIND", "")
+        .env("STILLWATER_LOG", "warn");
+    if url.starts_with("postgres") {
+        cmd.env("DATABASE_URL", url);
+    } else {
+        cmd.env_remove("DATABASE_URL")
+            .env_remove("STILLWATER_DATABASE_URL");
+    }
+    cmd.kill_on_drop(true);
+    let t = Instant::now();
+    let mut child = cmd.spawn().context("starting stillwater serve")?;
+    let ready_url = format!("http://127.0.0.1:{port}/readyz");
+    let mut ready = None;
+    while t.elapsed() < Duration::from_secs(20) {
+        if get_ok(&ready_url).await {
+            ready = Some(t.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let ready = ready.context("the server did not become ready in 20 s")?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss = child
+        .id()
+        .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.trim_start_matches("VmRSS:").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!(
+        "start-up: process start to /readyz 200 in {:.0} ms; idle resident memory {}",
+        ready.as_secs_f64() * 1000.0,
+        rss
+    );
+    let _ = child.kill().await;
+    Ok(())
+}
+
+/// GET `url` (plain http://host:port/path) and report whether it answered 2xx.
+pub async fn get_ok(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let fut = async {
+        let stream = tokio::net::TcpStream::connect(host).await.ok()?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .ok()?;
+        tokio::spawn(conn);
+        let req = Request::get(path)
+            .header("host", host)
+            .body(Empty::new())
+            .ok()?;
+        let resp = sender.send_request(req).await.ok()?;
+        Some(resp.status().is_success())
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), fut).await,
+        Ok(Some(true))
+    )
+}

@@ -1,0 +1,337 @@
+//! Configuration, layered: built-in defaults, then a TOML file, then
+//! `STILLWATER_*` environment variables (with `*_FILE` for secrets), then
+//! command-line flags. Validated before anything starts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the web server.
+    pub bind: String,
+    /// Folder for the SQLite database and backups.
+    pub data_dir: PathBuf,
+    /// `postgres://...` to use PostgreSQL; empty for SQLite in `data_dir`.
+    #[serde(deserialize_with = "secret")]
+    pub database_url: SecretString,
+    /// Address of the Prometheus metrics listener; empty to turn it off.
+    pub metrics_bind: String,
+    pub max_connections: u32,
+    pub secure_cookies: bool,
+    pub trust_proxy: bool,
+    pub session_idle_minutes: u64,
+    pub session_absolute_hours: u64,
+    pub max_failed_logins: i64,
+    pub lockout_minutes: u64,
+    pub body_limit_kib: usize,
+    /// "text" or "json".
+    pub log_format: String,
+}
+
+fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
+    String::deserialize(d).map(SecretString::from)
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("data"),
+            database_url: SecretString::from(String::new()),
+            metrics_bind: "127.0.0.1:9464".into(),
+            max_connections: 8,
+            secure_cookies: false,
+            trust_proxy: false,
+            session_idle_minutes: 30,
+            session_absolute_hours: 12,
+            max_failed_logins: domain::auth::DEFAULT_MAX_FAILED_LOGINS,
+            lockout_minutes: domain::auth::DEFAULT_LOCKOUT_MINUTES as u64,
+            body_limit_kib: 64,
+            log_format: "text".into(),
+        }
+    }
+}
+
+pub const DEFAULT_TOML: &str = r#"# Stillwater configuration. Every key is optional; these are the defaults.
+# Environment variables override this file: STILLWATER_BIND, STILLWATER_DATA_DIR,
+# STILLWATER_DATABASE_URL (or STILLWATER_DATABASE_URL_FILE, or DATABASE_URL), ...
+# Command-line flags override both.
+
+bind = "127.0.0.1:8080"
+data_dir = "data"
+# database_url = "postgres://stillwater@127.0.0.1/stillwater"   # empty: SQLite in data_dir
+metrics_bind = "127.0.0.1:9464"        # "" turns the metrics listener off
+max_connections = 8
+secure_cookies = false                  # true when served over HTTPS
+trust_proxy = false                     # true only behind a reverse proxy that sets X-Forwarded-For
+session_idle_minutes = 30
+session_absolute_hours = 12
+max_failed_logins = 5
+lockout_minutes = 15
+body_limit_kib = 64
+log_format = "text"                     # or "json"
+"#;
+
+const KEYS: [&str; 14] = [
+    "BIND",
+    "DATA_DIR",
+    "DATABASE_URL",
+    "DATABASE_URL_FILE",
+    "METRICS_BIND",
+    "MAX_CONNECTIONS",
+    "SECURE_COOKIES",
+    "TRUST_PROXY",
+    "SESSION_IDLE_MINUTES",
+    "SESSION_ABSOLUTE_HOURS",
+    "MAX_FAILED_LOGINS",
+    "LOCKOUT_MINUTES",
+    "BODY_LIMIT_KIB",
+    "LOG_FORMAT",
+];
+
+/// Flags that override everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub bind: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    pub fn load(o: &Overrides, env: &[(String, String)]) -> anyhow::Result<(Config, Vec<String>)> {
+        let mut warnings = vec![];
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let file = o
+            .config_file
+            .clone()
+            .or_else(|| get("STILLWATER_CONFIG").map(PathBuf::from));
+        let mut cfg = match &file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str::<Config>(&text)
+                    .with_context(|| format!("in config file {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        for (k, _) in env {
+            if let Some(rest) = k.strip_prefix("STILLWATER_") {
+                if !KEYS.contains(&rest)
+                    && rest != "CONFIG"
+                    && rest != "LOG"
+                    && rest != "TEST_DATABASE_URL"
+                {
+                    warnings.push(format!("unknown environment variable {k} is ignored"));
+                }
+            }
+        }
+        let parse_num = |k: &str, v: String| -> anyhow::Result<u64> {
+            v.trim()
+                .parse::<u64>()
+                .with_context(|| format!("{k} must be a whole number, not {v:?}"))
+        };
+        let parse_bool = |k: &str, v: String| -> anyhow::Result<bool> {
+            match v.trim() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => bail!("{k} must be true or false, not {v:?}"),
+            }
+        };
+        if let Some(v) = get("STILLWATER_BIND") {
+            cfg.bind = v;
+        }
+        if let Some(v) = get("STILLWATER_DATA_DIR") {
+            cfg.data_dir = v.into();
+        }
+        if let Some(v) = get("DATABASE_URL") {
+            cfg.database_url = v.into();
+        }
+        if let Some(v) = get("STILLWATER_DATABASE_URL") {
+            cfg.database_url = v.into();
+        }
+        if let Some(p) = get("STILLWATER_DATABASE_URL_FILE") {
+            let v = std::fs::read_to_string(&p)
+                .with_context(|| format!("reading STILLWATER_DATABASE_URL_FILE {p}"))?;
+            cfg.database_url = v.trim().to_string().into();
+        }
+        if let Some(v) = get("STILLWATER_METRICS_BIND") {
+            cfg.metrics_bind = v;
+        }
+        if let Some(v) = get("STILLWATER_MAX_CONNECTIONS") {
+            cfg.max_connections = parse_num("STILLWATER_MAX_CONNECTIONS", v)? as u32;
+        }
+        if let Some(v) = get("STILLWATER_SECURE_COOKIES") {
+            cfg.secure_cookies = parse_bool("STILLWATER_SECURE_COOKIES", v)?;
+        }
+        if let Some(v) = get("STILLWATER_TRUST_PROXY") {
+            cfg.trust_proxy = parse_bool("STILLWATER_TRUST_PROXY", v)?;
+        }
+        if let Some(v) = get("STILLWATER_SESSION_IDLE_MINUTES") {
+            cfg.session_idle_minutes = parse_num("STILLWATER_SESSION_IDLE_MINUTES", v)?;
+        }
+        if let Some(v) = get("STILLWATER_SESSION_ABSOLUTE_HOURS") {
+            cfg.session_absolute_hours = parse_num("STILLWATER_SESSION_ABSOLUTE_HOURS", v)?;
+        }
+        if let Some(v) = get("STILLWATER_MAX_FAILED_LOGINS") {
+            cfg.max_failed_logins = parse_num("STILLWATER_MAX_FAILED_LOGINS", v)? as i64;
+        }
+        if let Some(v) = get("STILLWATER_LOCKOUT_MINUTES") {
+            cfg.lockout_minutes = parse_num("STILLWATER_LOCKOUT_MINUTES", v)?;
+        }
+        if let Some(v) = get("STILLWATER_BODY_LIMIT_KIB") {
+            cfg.body_limit_kib = parse_num("STILLWATER_BODY_LIMIT_KIB", v)? as usize;
+        }
+        if let Some(v) = get("STILLWATER_LOG_FORMAT") {
+            cfg.log_format = v;
+        }
+        if let Some(v) = &o.bind {
+            cfg.bind = v.clone();
+        }
+        if let Some(v) = &o.data_dir {
+            cfg.data_dir = v.clone();
+        }
+        if let Some(v) = &o.database_url {
+            cfg.database_url = v.clone().into();
+        }
+        cfg.validate()?;
+        Ok((cfg, warnings))
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.bind.parse::<std::net::SocketAddr>().with_context(|| {
+            format!(
+                "bind must be an address like 127.0.0.1:8080, not {:?}",
+                self.bind
+            )
+        })?;
+        if !self.metrics_bind.is_empty() {
+            self.metrics_bind
+                .parse::<std::net::SocketAddr>()
+                .with_context(|| {
+                    format!(
+                        "metrics_bind must be an address or empty, not {:?}",
+                        self.metrics_bind
+                    )
+                })?;
+        }
+        let url = self.database_url.expose_secret();
+        if !url.is_empty()
+            && !url.starts_with("postgres://")
+            && !url.starts_with("postgresql://")
+            && !url.starts_with("sqlite://")
+        {
+            bail!("database_url must start with postgres:// (or be empty for SQLite)");
+        }
+        if !(1..=10_000).contains(&self.session_idle_minutes) {
+            bail!("session_idle_minutes must be 1 to 10000");
+        }
+        if !(1..=720).contains(&self.session_absolute_hours) {
+            bail!("session_absolute_hours must be 1 to 720");
+        }
+        if !(1..=100).contains(&self.max_failed_logins) {
+            bail!("max_failed_logins must be 1 to 100");
+        }
+        if !(1..=16_384).contains(&self.body_limit_kib) {
+            bail!("body_limit_kib must be 1 to 16384");
+        }
+        if !(1..=256).contains(&self.max_connections) {
+            bail!("max_connections must be 1 to 256");
+        }
+        if self.log_format != "text" && self.log_format != "json" {
+            bail!("log_format must be text or json");
+        }
+        Ok(())
+    }
+
+    /// The database URL to open: PostgreSQL if set, else SQLite in the data folder.
+    pub fn store_url(&self) -> String {
+        let url = self.database_url.expose_secret();
+        if url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("stillwater.db").display())
+        } else {
+            url.to_string()
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.store_url().starts_with("postgres")
+    }
+
+    pub fn web(&self) -> web::WebConfig {
+        web::WebConfig {
+            secure_cookies: self.secure_cookies,
+            trust_proxy: self.trust_proxy,
+            session_idle: Duration::from_secs(self.session_idle_minutes * 60),
+            session_absolute: Duration::from_secs(self.session_absolute_hours * 3600),
+            max_failed_logins: self.max_failed_logins,
+            lockout: Duration::from_secs(self.lockout_minutes * 60),
+            body_limit: self.body_limit_kib * 1024,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = std::env::temp_dir().join(format!("sw-cfg-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "bind = \"127.0.0.1:9000\"\nlockout_minutes = 5\n").unwrap();
+        let o = Overrides {
+            config_file: Some(file),
+            ..Default::default()
+        };
+        let (c, w) = Config::load(
+            &o,
+            &env(&[
+                ("STILLWATER_LOCKOUT_MINUTES", "7"),
+                ("STILLWATER_BOGUS", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.bind, "127.0.0.1:9000");
+        assert_eq!(c.lockout_minutes, 7);
+        assert_eq!(w.len(), 1);
+        let o2 = Overrides {
+            bind: Some("127.0.0.1:1".into()),
+            ..o
+        };
+        assert_eq!(Config::load(&o2, &[]).unwrap().0.bind, "127.0.0.1:1");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = Config::load(
+            &Overrides::default(),
+            &env(&[("STILLWATER_SECURE_COOKIES", "maybe")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("STILLWATER_SECURE_COOKIES"));
+        let e = Config::load(
+            &Overrides {
+                bind: Some("nowhere".into()),
+                ..Default::default()
+            },
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("bind"));
+        assert!(toml::from_str::<Config>("bnd = 1").is_err());
+        assert!(toml::from_str::<Config>(DEFAULT_TOML).is_ok());
+    }
+}

@@ -1,0 +1,377 @@
+//! The demo organisation: two clinics (Glendale, Arizona, modelled on a seed
+//! clinic, with no DST; Denver, Colorado, with DST), staff in every role and
+//! about forty patients with varied details. Loaded once into an empty database.
+
+use anyhow::Context;
+use domain::audit::Action;
+use domain::auth::Role;
+use domain::clinics::{ClinicSettings, DayHours};
+use domain::ids::{ClinicId, OrgId};
+use domain::patients::{PatientDetails, PatientInput};
+use store::audit::NewAuditEvent;
+use store::Store;
+
+pub const DEMO_PASSWORD: &str = "stillwater-demo";
+
+pub struct DemoLogin {
+    pub username: &'static str,
+    pub name: &'static str,
+    pub roles: &'static str,
+}
+
+/// Each demo account: username, display name, and (clinic, role) grants where
+/// "G" is Glendale and "D" is Denver.
+const STAFF: &[(&str, &str, &[(&str, Role)])] = &[
+    (
+        "dana.frontdesk",
+        "Dana Whitfield",
+        &[("G", Role::FrontDesk)],
+    ),
+    ("devon.frontdesk", "Devon Price", &[("D", Role::FrontDesk)]),
+    ("nina.nurse", "Nina Okafor, RN", &[("G", Role::Nurse)]),
+    ("nate.nurse", "Nate Kowalski, RN", &[("D", Role::Nurse)]),
+    (
+        "paul.prescriber",
+        "Dr. Paul Reyes, MD",
+        &[("G", Role::Prescriber), ("D", Role::Prescriber)],
+    ),
+    (
+        "mona.monitor",
+        "Dr. Mona Lindqvist, MD (anesthesiology)",
+        &[("G", Role::MonitoringClinician)],
+    ),
+    (
+        "theo.therapist",
+        "Theo Brandt, LPC",
+        &[("G", Role::Therapist), ("D", Role::Therapist)],
+    ),
+    (
+        "ada.admin",
+        "Ada Morales",
+        &[("G", Role::ClinicAdmin), ("D", Role::ClinicAdmin)],
+    ),
+    (
+        "audrey.auditor",
+        "Audrey Chen",
+        &[("G", Role::Auditor), ("D", Role::Auditor)],
+    ),
+];
+
+pub fn logins() -> Vec<DemoLogin> {
+    vec![
+        DemoLogin {
+            username: "dana.frontdesk",
+            name: "Dana Whitfield",
+            roles: "front desk, Glendale",
+        },
+        DemoLogin {
+            username: "devon.frontdesk",
+            name: "Devon Price",
+            roles: "front desk, Denver",
+        },
+        DemoLogin {
+            username: "nina.nurse",
+            name: "Nina Okafor",
+            roles: "nurse, Glendale",
+        },
+        DemoLogin {
+            username: "nate.nurse",
+            name: "Nate Kowalski",
+            roles: "nurse, Denver",
+        },
+        DemoLogin {
+            username: "paul.prescriber",
+            name: "Dr. Paul Reyes",
+            roles: "prescriber, both clinics",
+        },
+        DemoLogin {
+            username: "mona.monitor",
+            name: "Dr. Mona Lindqvist",
+            roles: "monitoring clinician, Glendale",
+        },
+        DemoLogin {
+            username: "theo.therapist",
+            name: "Theo Brandt",
+            roles: "therapist, both clinics",
+        },
+        DemoLogin {
+            username: "ada.admin",
+            name: "Ada Morales",
+            roles: "clinic admin, both clinics",
+        },
+        DemoLogin {
+            username: "audrey.auditor",
+            name: "Audrey Chen",
+            roles: "auditor, both clinics",
+        },
+    ]
+}
+
+fn hours(spec: &[(i16, &str, &str)]) -> Vec<DayHours> {
+    spec.iter()
+        .filter_map(|(d, o, c)| DayHours::new(*d, o, c).ok())
+        .collect()
+}
+
+pub fn glendale() -> ClinicSettings {
+    ClinicSettings {
+        name: "Stillwater Glendale".into(),
+        address_line1: "18400 N 51st Ave, Suite 210".into(),
+        address_line2: None,
+        city: "Glendale".into(),
+        region: "AZ".into(),
+        postal_code: "85308".into(),
+        country: "US".into(),
+        phone: "(602) 555-0142".into(),
+        email: Some("glendale@stillwater.example".into()),
+        time_zone: "America/Phoenix".into(),
+        hours: hours(&[
+            (1, "07:00", "16:30"),
+            (2, "07:00", "16:30"),
+            (3, "07:00", "16:30"),
+            (4, "07:00", "16:30"),
+            (5, "08:00", "12:00"),
+        ]),
+    }
+}
+
+pub fn denver() -> ClinicSettings {
+    ClinicSettings {
+        name: "Stillwater Denver".into(),
+        address_line1: "1550 Wewatta St, Floor 3".into(),
+        address_line2: None,
+        city: "Denver".into(),
+        region: "CO".into(),
+        postal_code: "80202".into(),
+        country: "US".into(),
+        phone: "(303) 555-0187".into(),
+        email: Some("denver@stillwater.example".into()),
+        time_zone: "America/Denver".into(),
+        hours: hours(&[
+            (1, "08:00", "17:00"),
+            (2, "08:00", "17:00"),
+            (3, "08:00", "19:00"),
+            (4, "08:00", "17:00"),
+            (5, "08:00", "15:00"),
+            (6, "09:00", "13:00"),
+        ]),
+    }
+}
+
+const GIVEN: &[&str] = &[
+    "Maria", "James", "Aisha", "Daniel", "Sofia", "Marcus", "Emily", "Hiroshi", "Grace", "Luis",
+    "Hannah", "Omar", "Chloe", "Ethan", "Priya", "Noah", "Fatima", "Lucas", "Olivia", "Mateo",
+    "Zoe", "Samuel", "Leah", "Diego", "Ava", "Kwame", "Isabella", "Ryan", "Mei", "Jordan",
+    "Camila", "Elijah", "Nora", "Tariq", "Ruby", "Gabriel", "Alma", "Wesley", "Ingrid", "Caleb",
+];
+const FAMILY: &[&str] = &[
+    "Lopez",
+    "Carter",
+    "Rahman",
+    "Nguyen",
+    "Rossi",
+    "Bennett",
+    "Walsh",
+    "Tanaka",
+    "Okonkwo",
+    "Herrera",
+    "Schmidt",
+    "Haddad",
+    "Dubois",
+    "Murphy",
+    "Patel",
+    "Kim",
+    "Aziz",
+    "Silva",
+    "Brooks",
+    "Fernandez",
+    "Novak",
+    "Adeyemi",
+    "Cohen",
+    "Morales",
+    "Jensen",
+    "Mensah",
+    "Romano",
+    "O'Neil",
+    "Chen",
+    "Ellis",
+    "Vargas",
+    "Grant",
+    "Lindgren",
+    "Qureshi",
+    "Hayes",
+    "Moreau",
+    "Castillo",
+    "Whitaker",
+    "Berg",
+    "Sutherland",
+];
+const RELATIONS: &[&str] = &[
+    "Spouse",
+    "Partner",
+    "Mother",
+    "Father",
+    "Sister",
+    "Brother",
+    "Friend",
+    "Adult child",
+];
+const ESCORT_FIRST: &[&str] = &[
+    "Alex", "Jamie", "Robin", "Casey", "Morgan", "Taylor", "Jesse", "Riley",
+];
+
+/// A small deterministic generator so the demo is the same on every machine.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Patient `i` of the demo (or of a benchmark's larger population).
+pub fn patient(i: usize, in_denver: bool) -> PatientInput {
+    let mut r = Lcg(i as u64 * 7919 + 17);
+    let given = GIVEN[i % GIVEN.len()];
+    let family = FAMILY[(i * 7 + i / FAMILY.len()) % FAMILY.len()];
+    let year = 1958 + r.below(45) as i32;
+    let month = 1 + r.below(12);
+    let day = 1 + r.below(28);
+    let (area, city, region, zip) = if in_denver {
+        ("303", "Denver", "CO", "80205")
+    } else {
+        ("602", "Phoenix", "AZ", "85021")
+    };
+    let phone = format!("({area}) 555-{:04}", 100 + (i * 37) % 9800);
+    let has_escort = r.below(4) != 0;
+    let escort_first = ESCORT_FIRST[r.below(ESCORT_FIRST.len() as u64) as usize];
+    let relation = RELATIONS[r.below(RELATIONS.len() as u64) as usize];
+    let sex = ["female", "male", "female", "male", "intersex", "unknown"][r.below(6) as usize];
+    PatientInput {
+        given_name: Some(given.into()),
+        family_name: Some(family.into()),
+        preferred_name: (r.below(6) == 0).then(|| given.chars().take(3).collect()),
+        date_of_birth: Some(format!("{year}-{month:02}-{day:02}")),
+        sex_at_birth: (r.below(5) != 0).then(|| sex.into()),
+        pronouns: (r.below(3) == 0)
+            .then(|| ["she/her", "he/him", "they/them"][r.below(3) as usize].into()),
+        phone: Some(phone),
+        email: (r.below(5) != 0).then(|| {
+            format!(
+                "{}.{}{}@example.com",
+                given.to_lowercase(),
+                family.to_lowercase().replace('\'', ""),
+                i
+            )
+        }),
+        address_line1: Some(
+            format!(
+                "{} {} {}",
+                100 + r.below(9000),
+                [
+                    "N 7th St",
+                    "E Camelback Rd",
+                    "W Glendale Ave",
+                    "S Broadway",
+                    "Colfax Ave",
+                    "Larimer St"
+                ][r.below(6) as usize],
+                if r.below(3) == 0 { "Apt 4" } else { "" }
+            )
+            .trim()
+            .to_string(),
+        ),
+        address_line2: None,
+        city: Some(city.into()),
+        region: Some(region.into()),
+        postal_code: Some(zip.into()),
+        emergency_contact_name: Some(format!("{} {}", escort_first, family)),
+        emergency_contact_phone: Some(format!("({area}) 555-{:04}", 200 + (i * 53) % 9700)),
+        emergency_contact_relation: Some(relation.into()),
+        escort_name: has_escort.then(|| format!("{} {}", escort_first, family)),
+        escort_phone: has_escort.then(|| format!("({area}) 555-{:04}", 200 + (i * 53) % 9700)),
+    }
+}
+
+/// Loads the demo organisation if the database has none. Returns whether it loaded.
+pub async fn load(store: &Store, password_hash: &str) -> anyhow::Result<bool> {
+    if store.user_id_by_username("ada.admin").await?.is_some() {
+        return Ok(false);
+    }
+    let org = store.create_org("Stillwater Demo Health").await?;
+    let g = store.create_clinic(org, &glendale()).await?;
+    let d = store.create_clinic(org, &denver()).await?;
+    let cli = |a: Action| {
+        let mut e = NewAuditEvent::new(a, "demo-loader");
+        e.org_id = Some(org.to_string());
+        e.source_ip = Some("cli".into());
+        e
+    };
+    for (username, name, grants) in STAFF {
+        let u = store
+            .create_user(
+                &store::auth::NewUser {
+                    org_id: org,
+                    username,
+                    display_name: name,
+                    email: Some(&format!("{username}@stillwater.example")),
+                    password_hash,
+                },
+                cli(Action::UserCreate),
+            )
+            .await
+            .with_context(|| format!("creating {username}"))?;
+        for (k, role) in grants.iter() {
+            let clinic = if *k == "G" { g } else { d };
+            let mut ev = cli(Action::RoleGrant);
+            ev.clinic_id = Some(clinic.to_string());
+            ev.object_type = Some("user".into());
+            ev.object_id = Some(u.to_string());
+            ev.detail = Some(format!("granted {role}"));
+            store.grant_role(u, clinic, *role, None, ev).await?;
+        }
+    }
+    load_patients(store, org, g, 0..26, false).await?;
+    load_patients(store, org, d, 26..40, true).await?;
+    let ev = cli(Action::ClinicUpdate);
+    store
+        .add_closure(g, "2026-12-25".parse()?, "Christmas Day", ev.clone())
+        .await?;
+    store
+        .add_closure(d, "2026-12-25".parse()?, "Christmas Day", ev.clone())
+        .await?;
+    store
+        .add_closure(g, "2027-01-01".parse()?, "New Year's Day", ev.clone())
+        .await?;
+    store
+        .add_closure(d, "2027-01-01".parse()?, "New Year's Day", ev)
+        .await?;
+    Ok(true)
+}
+
+pub async fn load_patients(
+    store: &Store,
+    org: OrgId,
+    clinic: ClinicId,
+    range: std::ops::Range<usize>,
+    denver: bool,
+) -> anyhow::Result<()> {
+    let today = jiff::civil::date(2026, 11, 23);
+    let details: Vec<PatientDetails> = range
+        .map(|i| PatientDetails::validate(&patient(i, denver), today))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("demo patient invalid: {e}"))?;
+    let mut ev = NewAuditEvent::new(Action::PatientCreate, "demo-loader");
+    ev.org_id = Some(org.to_string());
+    ev.source_ip = Some("cli".into());
+    store
+        .create_patients_bulk(org, clinic, &details, ev)
+        .await?;
+    Ok(())
+}

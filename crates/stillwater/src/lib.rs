@@ -1,0 +1,7 @@
+//! The `stillwater` binary's pieces: configuration, the server runner, the
+//! demo clinic, the benchmark and database helpers for tests and tools.
+
+pub mod bench;
+pub mod config;
+pub mod demo;
+pub mod server;

@@ -1,0 +1,430 @@
+//! The audit trail's storage: an append-only, hash-chained table.
+//!
+//! Reads are audited through [`AuditSink`], a single writer task that commits
+//! whatever events have queued up in one transaction (group commit) and only
+//! then lets each waiting request answer. Writes to patient data append their
+//! audit rows inside their own transaction with [`append_in_tx!`], so data
+//! and its audit record commit or fail together.
+
+use domain::audit::{chain_hash, verify_chain, Action, AuditRecord, ChainBreak, GENESIS};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{on_pool, placeholders, Pool, Result, Store, StoreError};
+
+/// An event before the chain writer gives it a place.
+#[derive(Debug, Clone)]
+pub struct NewAuditEvent {
+    pub at: i64,
+    pub org_id: Option<String>,
+    pub actor_user_id: Option<String>,
+    pub actor_label: String,
+    pub actor_role: Option<String>,
+    pub clinic_id: Option<String>,
+    pub patient_id: Option<String>,
+    pub action: Action,
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    pub outcome: &'static str,
+    pub source_ip: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl NewAuditEvent {
+    pub fn new(action: Action, actor_label: impl Into<String>) -> Self {
+        NewAuditEvent {
+            at: domain::time::now_micros(),
+            org_id: None,
+            actor_user_id: None,
+            actor_label: actor_label.into(),
+            actor_role: None,
+            clinic_id: None,
+            patient_id: None,
+            action,
+            object_type: None,
+            object_id: None,
+            outcome: "ok",
+            source_ip: None,
+            request_id: None,
+            detail: None,
+        }
+    }
+}
+
+const COLUMNS: &str =
+    "seq, id, at, org_id, actor_user_id, actor_label, actor_role, clinic_id, patient_id, \
+     action, object_type, object_id, outcome, source_ip, request_id, detail, prev_hash, hash";
+const NCOLS: usize = 18;
+/// Rows per INSERT statement; bounds the number of distinct prepared statements.
+const CHUNK: usize = 32;
+
+/// Gives each event its place in the chain after (`seq`, `hash`).
+pub(crate) fn chain_records(
+    mut seq: i64,
+    mut hash: String,
+    events: &[NewAuditEvent],
+) -> Vec<AuditRecord> {
+    events
+        .iter()
+        .map(|e| {
+            seq += 1;
+            let mut r = AuditRecord {
+                seq,
+                id: domain::ids::EventId::new().to_string(),
+                at: e.at,
+                org_id: e.org_id.clone(),
+                actor_user_id: e.actor_user_id.clone(),
+                actor_label: e.actor_label.clone(),
+                actor_role: e.actor_role.clone(),
+                clinic_id: e.clinic_id.clone(),
+                patient_id: e.patient_id.clone(),
+                action: e.action.as_str().to_string(),
+                object_type: e.object_type.clone(),
+                object_id: e.object_id.clone(),
+                outcome: e.outcome.to_string(),
+                source_ip: e.source_ip.clone(),
+                request_id: e.request_id.clone(),
+                detail: e.detail.clone(),
+                prev_hash: hash.clone(),
+                hash: String::new(),
+            };
+            r.hash = chain_hash(&hash, &r);
+            hash = r.hash.clone();
+            r
+        })
+        .collect()
+}
+
+pub(crate) fn insert_sql(rows: usize) -> String {
+    let values = (0..rows)
+        .map(|r| format!("({})", placeholders(r * NCOLS + 1, NCOLS)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("INSERT INTO audit_events ({COLUMNS}) VALUES {values}")
+}
+
+/// Appends events to the chain inside an open transaction `$tx` (a
+/// `sqlx::Transaction` of either backend). Locks the chain head first, so
+/// concurrent appenders (other instances, the CLI) queue rather than fork it.
+#[macro_export]
+macro_rules! append_in_tx {
+    ($tx:expr, $events:expr) => {{
+        let events: &[$crate::audit::NewAuditEvent] = $events;
+        let result: $crate::Result<()> = async {
+            if events.is_empty() {
+                return Ok(());
+            }
+            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+                .execute(&mut *$tx)
+                .await?;
+            let (seq, hash): (i64, String) =
+                sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                    .fetch_one(&mut *$tx)
+                    .await?;
+            let records = $crate::audit::chain_records(seq, hash, events);
+            for chunk in records.chunks($crate::audit::chunk_size()) {
+                let sql = $crate::audit::insert_sql(chunk.len());
+                let mut q = sqlx::query(&sql);
+                for r in chunk {
+                    q = q
+                        .bind(r.seq)
+                        .bind(&r.id)
+                        .bind(r.at)
+                        .bind(&r.org_id)
+                        .bind(&r.actor_user_id)
+                        .bind(&r.actor_label)
+                        .bind(&r.actor_role)
+                        .bind(&r.clinic_id)
+                        .bind(&r.patient_id)
+                        .bind(&r.action)
+                        .bind(&r.object_type)
+                        .bind(&r.object_id)
+                        .bind(&r.outcome)
+                        .bind(&r.source_ip)
+                        .bind(&r.request_id)
+                        .bind(&r.detail)
+                        .bind(&r.prev_hash)
+                        .bind(&r.hash);
+                }
+                q.execute(&mut *$tx).await?;
+            }
+            if let Some(last) = records.last() {
+                sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+                    .bind(last.seq)
+                    .bind(&last.hash)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+            Ok(())
+        }
+        .await;
+        result
+    }};
+}
+
+#[doc(hidden)]
+pub fn chunk_size() -> usize {
+    CHUNK
+}
+
+type Reply = oneshot::Sender<std::result::Result<(), String>>;
+
+enum Msg {
+    Append(Vec<NewAuditEvent>, Reply),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Handle to the single chain-writer task.
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: mpsc::Sender<Msg>,
+}
+
+/// Most events committed in one transaction.
+const MAX_BATCH: usize = 1024;
+
+impl AuditSink {
+    pub(crate) fn start(pool: Pool) -> AuditSink {
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(run_writer(pool, rx));
+        AuditSink { tx }
+    }
+
+    /// Appends events and returns once they are committed.
+    pub async fn record(&self, events: Vec<NewAuditEvent>) -> Result<()> {
+        let (reply, wait) = oneshot::channel();
+        self.tx
+            .send(Msg::Append(events, reply))
+            .await
+            .map_err(|_| StoreError::AuditUnavailable)?;
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(cause)) => {
+                tracing::error!(%cause, "audit batch failed");
+                Err(StoreError::AuditUnavailable)
+            }
+            Err(_) => Err(StoreError::AuditUnavailable),
+        }
+    }
+
+    pub(crate) async fn flush(&self) {
+        let (reply, wait) = oneshot::channel();
+        if self.tx.send(Msg::Flush(reply)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn run_writer(pool: Pool, mut rx: mpsc::Receiver<Msg>) {
+    while let Some(first) = rx.recv().await {
+        let mut events = Vec::new();
+        let mut replies = Vec::new();
+        let mut flushes = Vec::new();
+        let mut take = |m: Msg, events: &mut Vec<NewAuditEvent>| match m {
+            Msg::Append(mut e, r) => {
+                events.append(&mut e);
+                replies.push(r);
+            }
+            Msg::Flush(r) => flushes.push(r),
+        };
+        take(first, &mut events);
+        while events.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(m) => take(m, &mut events),
+                Err(_) => break,
+            }
+        }
+        let outcome = if events.is_empty() {
+            Ok(())
+        } else {
+            write_batch(&pool, &events).await.map_err(|e| e.to_string())
+        };
+        for r in replies {
+            let _ = r.send(outcome.clone());
+        }
+        for f in flushes {
+            let _ = f.send(());
+        }
+    }
+}
+
+async fn write_batch(pool: &Pool, events: &[NewAuditEvent]) -> Result<()> {
+    on_pool!(pool, p => {
+        let mut tx = p.begin().await?;
+        append_in_tx!(tx, events)?;
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+/// Filters for reading the trail; all optional.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub org_id: Option<String>,
+    pub patient_id: Option<String>,
+    pub actor_user_id: Option<String>,
+    pub action: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// Only rows of these clinics, plus rows with no clinic when `include_orgwide`.
+    pub clinics: Vec<String>,
+    pub include_orgwide: bool,
+    /// Newest first, strictly below this seq (paging).
+    pub before_seq: Option<i64>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyOutcome {
+    Intact {
+        events: i64,
+    },
+    Broken(ChainBreak),
+    /// The head says the chain is longer (or shorter) than the rows: rows at the end removed.
+    Truncated {
+        head_seq: i64,
+        last_seq: i64,
+    },
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    seq: i64,
+    id: String,
+    at: i64,
+    org_id: Option<String>,
+    actor_user_id: Option<String>,
+    actor_label: String,
+    actor_role: Option<String>,
+    clinic_id: Option<String>,
+    patient_id: Option<String>,
+    action: String,
+    object_type: Option<String>,
+    object_id: Option<String>,
+    outcome: String,
+    source_ip: Option<String>,
+    request_id: Option<String>,
+    detail: Option<String>,
+    prev_hash: String,
+    hash: String,
+}
+
+fn to_record(r: Row) -> AuditRecord {
+    AuditRecord {
+        seq: r.seq,
+        id: r.id,
+        at: r.at,
+        org_id: r.org_id,
+        actor_user_id: r.actor_user_id,
+        actor_label: r.actor_label,
+        actor_role: r.actor_role,
+        clinic_id: r.clinic_id,
+        patient_id: r.patient_id,
+        action: r.action,
+        object_type: r.object_type,
+        object_id: r.object_id,
+        outcome: r.outcome,
+        source_ip: r.source_ip,
+        request_id: r.request_id,
+        detail: r.detail,
+        prev_hash: r.prev_hash,
+        hash: r.hash,
+    }
+}
+
+impl Store {
+    /// Appends events and waits until they are durably committed.
+    pub async fn audit(&self, events: Vec<NewAuditEvent>) -> Result<()> {
+        self.audit.record(events).await
+    }
+
+    pub async fn audit_events(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>> {
+        let mut sql = format!("SELECT {COLUMNS} FROM audit_events WHERE 1 = 1");
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if f.org_id.is_some() {
+            sql += &format!(" AND org_id = {}", next());
+        }
+        if f.patient_id.is_some() {
+            sql += &format!(" AND patient_id = {}", next());
+        }
+        if f.actor_user_id.is_some() {
+            sql += &format!(" AND actor_user_id = {}", next());
+        }
+        if f.action.is_some() {
+            sql += &format!(" AND action = {}", next());
+        }
+        if f.from.is_some() {
+            sql += &format!(" AND at >= {}", next());
+        }
+        if f.to.is_some() {
+            sql += &format!(" AND at < {}", next());
+        }
+        if f.before_seq.is_some() {
+            sql += &format!(" AND seq < {}", next());
+        }
+        let clinic_params: Vec<String> = f.clinics.iter().map(|_| next()).collect();
+        let scope = if clinic_params.is_empty() {
+            "1 = 0".to_string()
+        } else {
+            format!("clinic_id IN ({})", clinic_params.join(", "))
+        };
+        if f.include_orgwide {
+            sql += &format!(" AND ({scope} OR clinic_id IS NULL)");
+        } else {
+            sql += &format!(" AND {scope}");
+        }
+        sql += &format!(" ORDER BY seq DESC LIMIT {}", next());
+        let rows: Vec<Row> = on_pool!(self.read(), p => {
+            let mut q = sqlx::query_as::<_, Row>(&sql);
+            if let Some(v) = &f.org_id { q = q.bind(v); }
+            if let Some(v) = &f.patient_id { q = q.bind(v); }
+            if let Some(v) = &f.actor_user_id { q = q.bind(v); }
+            if let Some(v) = &f.action { q = q.bind(v); }
+            if let Some(v) = f.from { q = q.bind(v); }
+            if let Some(v) = f.to { q = q.bind(v); }
+            if let Some(v) = f.before_seq { q = q.bind(v); }
+            for c in &f.clinics { q = q.bind(c); }
+            q.bind(f.limit.clamp(1, 1000)).fetch_all(p).await?
+        });
+        Ok(rows.into_iter().map(to_record).collect())
+    }
+
+    /// Walks the whole chain in order and checks every link and hash, then
+    /// that the head agrees with the last row.
+    pub async fn audit_verify(&self) -> Result<VerifyOutcome> {
+        self.audit.flush().await;
+        let mut tip = (0i64, GENESIS.to_string());
+        let mut count = 0i64;
+        loop {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT 5000"
+            );
+            let rows: Vec<Row> = on_pool!(self.read(), p => {
+                sqlx::query_as::<_, Row>(&sql).bind(tip.0).fetch_all(p).await?
+            });
+            if rows.is_empty() {
+                break;
+            }
+            let records: Vec<AuditRecord> = rows.into_iter().map(to_record).collect();
+            count += records.len() as i64;
+            match verify_chain(tip.clone(), &records) {
+                Ok(t) => tip = t,
+                Err(b) => return Ok(VerifyOutcome::Broken(b)),
+            }
+        }
+        let (head_seq, head_hash): (i64, String) = on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(p).await?
+        });
+        if head_seq != tip.0 || head_hash != tip.1 {
+            return Ok(VerifyOutcome::Truncated {
+                head_seq,
+                last_seq: tip.0,
+            });
+        }
+        Ok(VerifyOutcome::Intact { events: count })
+    }
+}

@@ -1,0 +1,292 @@
+//! Storage on SQLite or PostgreSQL with one behaviour. SQL is written once
+//! where the dialects agree (`$1` placeholders work on both) and the same
+//! sqlx code runs against either pool through [`on_pool!`].
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+pub mod audit;
+pub mod auth;
+pub mod org;
+pub mod patients;
+
+pub use domain;
+
+/// Runs the same body against whichever backend a [`Pool`] holds. The body is
+/// compiled once per backend, so it may use backend-specific row types freely.
+#[macro_export]
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            $crate::Pool::Sqlite($p) => $body,
+            $crate::Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+#[derive(Clone, Debug)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Store errors: domain errors (bad input, not found, conflict) pass through;
+/// database failures keep their cause for the log, never for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Domain(#[from] domain::DomainError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the audit writer has stopped")]
+    AuditUnavailable,
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Whether a database error is a unique violation on a constraint whose name
+/// (PostgreSQL) or message (SQLite: "UNIQUE constraint failed: t.col") mentions `needle`.
+pub(crate) fn is_unique_violation(e: &sqlx::Error, needle: &str) -> bool {
+    match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            d.constraint().is_some_and(|c| c.contains(needle)) || d.message().contains(needle)
+        }
+        _ => false,
+    }
+}
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `sqlite://path` or a file path for SQLite; `postgres://...` for PostgreSQL.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    read: Pool,
+    write: Pool,
+    backend: Backend,
+    audit: audit::AuditSink,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Opens the database and starts the audit writer. Does not migrate.
+    pub async fn connect(cfg: &StoreConfig) -> Result<Store> {
+        let url = cfg.url.as_str();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(cfg.max_connections.max(2))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await?;
+            let p = Pool::Postgres(pool);
+            Ok(Self::assemble(p.clone(), p, Backend::Postgres))
+        } else {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            let base = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a committed audit batch survives power loss.
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5))
+                .pragma("temp_store", "memory")
+                .pragma("cache_size", "-16000");
+            // One writer connection (SQLite allows one writer at a time; queueing
+            // in the pool is cheaper than lock retries), several readers.
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(base.clone())
+                .await?;
+            let read = SqlitePoolOptions::new()
+                .max_connections(cfg.max_connections.clamp(1, 8))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(base.read_only(false))
+                .await?;
+            Ok(Self::assemble(
+                Pool::Sqlite(read),
+                Pool::Sqlite(write),
+                Backend::Sqlite,
+            ))
+        }
+    }
+
+    fn assemble(read: Pool, write: Pool, backend: Backend) -> Store {
+        let audit = audit::AuditSink::start(write.clone());
+        Store {
+            read,
+            write,
+            backend,
+            audit,
+        }
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.write {
+            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
+            Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn read(&self) -> &Pool {
+        &self.read
+    }
+
+    pub(crate) fn write(&self) -> &Pool {
+        &self.write
+    }
+
+    /// The writer pool, for tests and tools that must reach below the API
+    /// (schema comparison, tamper tests). Never used by request handlers.
+    pub fn raw_pool(&self) -> &Pool {
+        &self.write
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        on_pool!(&self.read, p => { sqlx::query("SELECT 1").execute(p).await?; });
+        Ok(())
+    }
+
+    /// Online backup of a SQLite database to a new file (`VACUUM INTO`).
+    pub async fn backup_to(&self, path: &str) -> Result<()> {
+        match &self.write {
+            Pool::Sqlite(p) => {
+                sqlx::query("VACUUM INTO $1").bind(path).execute(p).await?;
+                Ok(())
+            }
+            Pool::Postgres(_) => Err(domain::DomainError::Conflict(
+                "online backup of PostgreSQL is done with pg_dump".into(),
+            )
+            .into()),
+        }
+    }
+
+    /// Waits until every audit event handed to the writer so far is committed,
+    /// then closes the pools.
+    pub async fn close(&self) {
+        self.audit.flush().await;
+        on_pool!(&self.read, p => p.close().await);
+        on_pool!(&self.write, p => p.close().await);
+    }
+}
+
+/// Escapes LIKE wildcards so user text matches literally (`ESCAPE '\'`).
+pub(crate) fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `$a, $b, ...` for `n` parameters starting at `start`.
+pub(crate) fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Creating and dropping scratch PostgreSQL databases, for tests and
+/// benchmarks that each want an empty database of their own.
+pub mod provision {
+    use sqlx::Connection;
+
+    fn with_db(url: &str, db: &str) -> String {
+        // Replace the path (database name) of a postgres:// URL, keeping any query.
+        let (base, query) = url
+            .split_once('?')
+            .map(|(a, b)| (a, Some(b)))
+            .unwrap_or((url, None));
+        let head = match base.rfind('/') {
+            Some(i) if i > "postgres://".len() => &base[..i],
+            _ => base,
+        };
+        match query {
+            Some(q) => format!("{head}/{db}?{q}"),
+            None => format!("{head}/{db}"),
+        }
+    }
+
+    /// Creates database `name` on the server of `admin_url`; returns its URL.
+    pub async fn create_pg_database(admin_url: &str, name: &str) -> crate::Result<String> {
+        let mut c = sqlx::PgConnection::connect(admin_url).await?;
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut c)
+            .await?;
+        c.close().await?;
+        Ok(with_db(admin_url, name))
+    }
+
+    pub async fn drop_pg_database(admin_url: &str, name: &str) -> crate::Result<()> {
+        let mut c = sqlx::PgConnection::connect(admin_url).await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .execute(&mut c)
+            .await?;
+        c.close().await?;
+        Ok(())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn database_name_is_replaced() {
+            assert_eq!(
+                super::with_db("postgres://u@h:5432/test", "x"),
+                "postgres://u@h:5432/x"
+            );
+            assert_eq!(
+                super::with_db("postgres://u@h/test?sslmode=disable", "x"),
+                "postgres://u@h/x?sslmode=disable"
+            );
+        }
+    }
+}
+
+impl Store {
+    /// How many audit events record `action` (benchmarks check every request was audited).
+    pub async fn count_audit(&self, action: &str) -> Result<i64> {
+        self.audit.flush().await;
+        let (n,): (i64,) = on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE action = $1").bind(action).fetch_one(p).await?
+        });
+        Ok(n)
+    }
+}

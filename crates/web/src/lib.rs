@@ -1,0 +1,89 @@
+//! HTTP for people and systems: askama + htmx pages, the JSON API under
+//! `/api/v1`, auth, security headers, request ids, metrics. No SQL here: every
+//! data access goes through `store`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use store::Store;
+
+pub mod api;
+pub mod assets;
+pub mod auth;
+pub mod ctx;
+pub mod error;
+pub mod metrics;
+pub mod pages;
+pub mod passwords;
+pub mod patients;
+pub mod views;
+
+/// Settings the web layer needs; the binary builds them from its configuration.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Mark cookies `Secure` (set when served behind TLS).
+    pub secure_cookies: bool,
+    /// Trust `X-Forwarded-For` for the source address (behind a proxy only).
+    pub trust_proxy: bool,
+    pub session_idle: Duration,
+    pub session_absolute: Duration,
+    pub max_failed_logins: i64,
+    pub lockout: Duration,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            secure_cookies: false,
+            trust_proxy: false,
+            session_idle: Duration::from_secs(30 * 60),
+            session_absolute: Duration::from_secs(12 * 3600),
+            max_failed_logins: domain::auth::DEFAULT_MAX_FAILED_LOGINS,
+            lockout: Duration::from_secs(domain::auth::DEFAULT_LOCKOUT_MINUTES as u64 * 60),
+            body_limit: 64 * 1024,
+        }
+    }
+}
+
+/// Shared by every request. Holds nothing another app instance would need.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub cfg: Arc<WebConfig>,
+    pub metrics: metrics::Metrics,
+    pub passwords: passwords::Hasher,
+}
+
+impl AppState {
+    pub fn new(store: Store, cfg: WebConfig) -> Self {
+        AppState {
+            store,
+            cfg: Arc::new(cfg),
+            metrics: metrics::Metrics::new(),
+            passwords: passwords::Hasher::new(),
+        }
+    }
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let limit = state.cfg.body_limit;
+    Router::new()
+        .merge(pages::routes())
+        .nest("/api/v1", api::routes())
+        .route("/api/openapi.json", axum::routing::get(api::openapi))
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/readyz", axum::routing::get(ctx::readyz))
+        .route("/static/{hash}/{file}", axum::routing::get(assets::serve))
+        .fallback(ctx::not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ctx::middleware,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,1767 @@
+//! Server-rendered pages for staff. Handlers extract, authorise, call a use
+//! case and render; forms re-render with field errors.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use domain::audit::Action;
+use domain::auth::{Permission, Role};
+use domain::clinics::{summarize_hours, ClinicSettings, ClinicSettingsInput, WEEKDAY_NAMES};
+use domain::ids::{ClinicId, ClosureId, PatientId, UserId};
+use domain::patients::{PatientInput, SEX_AT_BIRTH};
+use domain::time::{format_in_zone, now_micros};
+use domain::FieldError;
+use serde::Deserialize;
+use store::org::Clinic;
+use store::patients::PatientRecord;
+
+use crate::auth::{
+    constant_time_eq, cookie_value, new_totp, random_token, read_form, secret_hash, set_cookie,
+    totp_ok, Caller, Staff, StaffForm, PRELOGIN_COOKIE, SESSION_COOKIE,
+};
+use crate::ctx::RequestMeta;
+use crate::error::{PageError, WebError};
+use crate::patients::{self, today};
+use crate::views::*;
+use crate::AppState;
+
+type PageResult = Result<Response, PageError>;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_form).post(login_submit))
+        .route("/logout", post(logout))
+        .route("/patients", get(patients_page))
+        .route("/patients/results", get(patient_results))
+        .route(
+            "/patients/new",
+            get(new_patient_form).post(new_patient_submit),
+        )
+        .route("/patients/{id}", get(chart))
+        .route("/patients/{id}/access", get(chart_access))
+        .route(
+            "/patients/{id}/edit",
+            get(edit_patient_form).post(edit_patient_submit),
+        )
+        .route("/admin/clinics", get(clinics_page))
+        .route("/admin/clinics/{id}", get(clinic_edit).post(clinic_save))
+        .route("/admin/clinics/{id}/closures", post(closure_add))
+        .route(
+            "/admin/clinics/{id}/closures/{cid}/delete",
+            post(closure_remove),
+        )
+        .route("/admin/staff", get(staff_page).post(staff_add))
+        .route("/admin/staff/{id}", get(staff_member))
+        .route("/admin/staff/{id}/grant", post(staff_grant))
+        .route("/admin/staff/{id}/revoke", post(staff_revoke))
+        .route("/admin/staff/{id}/disable", post(staff_disable))
+        .route("/admin/staff/{id}/enable", post(staff_enable))
+        .route("/audit", get(audit_page))
+        .route("/account", get(account_page))
+        .route("/account/password", post(account_password))
+        .route("/account/totp/start", post(account_totp_start))
+        .route("/account/totp", post(account_totp_confirm))
+}
+
+fn render<T: Template>(t: &T) -> PageResult {
+    Ok(Html(t.render().map_err(WebError::from)?).into_response())
+}
+
+fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+/// Page ids that do not parse are simply not found.
+fn page_id<T: std::str::FromStr>(s: &str) -> Result<T, WebError> {
+    s.parse().map_err(|_| WebError::NotFound)
+}
+
+async fn clinic_names(state: &AppState, c: &Caller) -> Result<HashMap<ClinicId, Clinic>, WebError> {
+    Ok(state
+        .store
+        .clinics_of_org(c.org_id)
+        .await?
+        .into_iter()
+        .map(|k| (k.id, k))
+        .collect())
+}
+
+/// A query string parsed into `T`; a malformed one gets a page naming the problem.
+pub struct PageQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<AppState> for PageQuery<T> {
+    type Rejection = PageError;
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+            .map(PageQuery)
+            .map_err(|e| {
+                PageError(WebError::bad(
+                    format!("The address has a bad parameter: {e}."),
+                    None,
+                ))
+            })
+    }
+}
+
+// ---------------------------------------------------------------- sign in
+
+async fn login_form(State(state): State<AppState>, req: Request) -> PageResult {
+    let (parts, _) = req.into_parts();
+    if let Some(tok) = cookie_value(&parts, SESSION_COOKIE) {
+        let idle = state.cfg.session_idle.as_micros() as i64;
+        if tok.len() <= 128
+            && state
+                .store
+                .session(&secret_hash(&tok), now_micros(), idle)
+                .await?
+                .is_some()
+        {
+            return Ok(see_other("/"));
+        }
+    }
+    login_page(&state, None, String::new())
+}
+
+fn login_page(state: &AppState, error: Option<String>, username: String) -> PageResult {
+    let pre = random_token(24);
+    let page = LoginPage {
+        csrf: pre.clone(),
+        error,
+        username,
+        css: crate::assets::url("app.css"),
+    };
+    let mut resp = Html(page.render().map_err(WebError::from)?).into_response();
+    if let Ok(v) = set_cookie(PRELOGIN_COOKIE, &pre, state.cfg.secure_cookies, Some(3600)).parse() {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+const LOGIN_FAILED: &str = "That username and password do not match an active account, or the account is \
+     locked for a while after repeated failures. Check them and try again, or ask your clinic admin.";
+
+async fn login_submit(State(state): State<AppState>, req: Request) -> PageResult {
+    let (parts, body) = req.into_parts();
+    let meta = parts
+        .extensions
+        .get::<RequestMeta>()
+        .cloned()
+        .unwrap_or_default();
+    let pre = cookie_value(&parts, PRELOGIN_COOKIE).unwrap_or_default();
+    let form = read_form(Request::from_parts(parts, body), &state).await?;
+    if !constant_time_eq(&form.get("csrf").unwrap_or_default(), &pre) {
+        return login_page(
+            &state,
+            Some("This sign-in form had expired. Please sign in again.".into()),
+            String::new(),
+        );
+    }
+    let raw_username: String = form
+        .get("username")
+        .unwrap_or_default()
+        .chars()
+        .take(64)
+        .collect();
+    let username = raw_username.trim().to_lowercase();
+    let password: String = form
+        .get("password")
+        .unwrap_or_default()
+        .chars()
+        .take(256)
+        .collect();
+    let code = form.get("totp").unwrap_or_default();
+    let candidate = if username.is_empty() {
+        None
+    } else {
+        state.store.login_candidate(&username).await?
+    };
+    let password_ok = state
+        .passwords
+        .verify(
+            password,
+            candidate.as_ref().map(|c| c.password_hash.clone()),
+        )
+        .await;
+    let now = now_micros();
+    let mut ev = store::audit::NewAuditEvent::new(Action::LoginFailure, username.clone());
+    ev.source_ip = meta.source_ip.clone();
+    ev.request_id = Some(meta.request_id.clone());
+    let Some(c) = candidate else {
+        ev.detail = Some("unknown username".into());
+        state.store.audit(vec![ev]).await?;
+        return login_page(&state, Some(LOGIN_FAILED.into()), raw_username);
+    };
+    ev.actor_user_id = Some(c.id.to_string());
+    ev.org_id = Some(c.org_id.to_string());
+    let locked = c.locked_until.is_some_and(|t| t > now);
+    let second_ok = c.totp_secret.as_deref().is_none_or(|s| totp_ok(s, &code));
+    if !password_ok || c.disabled || locked || !second_ok {
+        let reason = if locked {
+            "locked"
+        } else if c.disabled {
+            "disabled"
+        } else if !password_ok {
+            "wrong password"
+        } else {
+            "wrong authenticator code"
+        };
+        ev.detail = Some(reason.into());
+        if locked || c.disabled {
+            state.store.audit(vec![ev]).await?;
+        } else {
+            state
+                .store
+                .record_login_failure(
+                    c.id,
+                    state.cfg.max_failed_logins,
+                    state.cfg.lockout.as_micros() as i64,
+                    ev,
+                )
+                .await?;
+        }
+        return login_page(&state, Some(LOGIN_FAILED.into()), raw_username);
+    }
+    let token = random_token(32);
+    let csrf = random_token(24);
+    let absolute = now + state.cfg.session_absolute.as_micros() as i64;
+    let mut ok = ev;
+    ok.action = Action::LoginSuccess;
+    ok.detail = None;
+    ok.actor_label = username;
+    state
+        .store
+        .create_session(
+            c.id,
+            &secret_hash(&token),
+            &csrf,
+            absolute,
+            meta.source_ip.as_deref(),
+            ok,
+        )
+        .await?;
+    let mut resp = see_other("/");
+    let h = resp.headers_mut();
+    if let Ok(v) = set_cookie(SESSION_COOKIE, &token, state.cfg.secure_cookies, None).parse() {
+        h.append(header::SET_COOKIE, v);
+    }
+    if let Ok(v) = set_cookie(PRELOGIN_COOKIE, "", state.cfg.secure_cookies, Some(0)).parse() {
+        h.append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+async fn logout(State(state): State<AppState>, f: StaffForm) -> PageResult {
+    if let Some(h) = &f.caller.session_hash {
+        state
+            .store
+            .end_session(h, f.caller.event(Action::Logout))
+            .await?;
+    }
+    let mut resp = see_other("/login");
+    if let Ok(v) = set_cookie(SESSION_COOKIE, "", state.cfg.secure_cookies, Some(0)).parse() {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+// ---------------------------------------------------------------- today
+
+async fn home(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
+    let mut clinics = Vec::new();
+    let mut granted: Vec<ClinicId> = match &c.principal {
+        domain::auth::Principal::User { grants, .. } => grants.iter().map(|g| g.0).collect(),
+        _ => vec![],
+    };
+    granted.sort();
+    granted.dedup();
+    for id in granted {
+        let k = state.store.clinic(id).await?;
+        let roles: Vec<&str> = match &c.principal {
+            domain::auth::Principal::User { grants, .. } => grants
+                .iter()
+                .filter(|g| g.0 == id)
+                .map(|g| g.1.label())
+                .collect(),
+            _ => vec![],
+        };
+        let patients = if c.may(Permission::PatientRead, id) {
+            state.store.count_patients(&[id]).await?
+        } else {
+            -1
+        };
+        let closures: Vec<_> = state
+            .store
+            .closures(id)
+            .await?
+            .into_iter()
+            .map(|x| x.closed_on)
+            .collect();
+        clinics.push(clinic_card(&k, roles.join(", "), patients, &closures));
+    }
+    let page = HomePage {
+        layout: Layout::new(&c, "Today", "home"),
+        clinics,
+        can_search: !c.clinics_with(Permission::PatientRead).is_empty(),
+    };
+    render(&page)
+}
+
+const AXIS_START: i32 = 6 * 60;
+const AXIS_END: i32 = 20 * 60;
+
+fn axis_x(min: i32) -> i32 {
+    40 + (min.clamp(AXIS_START, AXIS_END) - AXIS_START) * 370 / (AXIS_END - AXIS_START)
+}
+
+fn clinic_card(
+    k: &Clinic,
+    roles: String,
+    patients: i64,
+    closures: &[jiff::civil::Date],
+) -> ClinicCard {
+    let s = &k.settings;
+    let tz = jiff::tz::TimeZone::get(&s.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let now = jiff::Timestamp::now();
+    let local = now.to_zoned(tz.clone());
+    let minute = i32::from(local.hour()) * 60 + i32::from(local.minute());
+    let rows = (1..=7)
+        .map(|d| {
+            let h = s.hours.iter().find(|h| h.weekday == d);
+            HoursRow {
+                day: WEEKDAY_NAMES[(d - 1) as usize],
+                y: 8 + (i32::from(d) - 1) * 20,
+                bar: h.map(|h| {
+                    (
+                        axis_x(h.opens_min),
+                        axis_x(h.closes_min) - axis_x(h.opens_min),
+                    )
+                }),
+                label: h
+                    .map(|h| format!("{} {}–{}", h.day_name(), h.opens(), h.closes()))
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    ClinicCard {
+        id: k.id.to_string(),
+        name: s.name.clone(),
+        address: format!(
+            "{}, {}, {} {}",
+            s.address_line1, s.city, s.region, s.postal_code
+        ),
+        phone: s.phone.clone(),
+        zone: s.time_zone.clone(),
+        local_time: local.strftime("%a %H:%M").to_string(),
+        open_now: domain::clinics::is_open_at(now, &tz, &s.hours, closures),
+        hours_summary: summarize_hours(&s.hours),
+        roles,
+        patients,
+        rows,
+        now_x: (AXIS_START..=AXIS_END)
+            .contains(&minute)
+            .then(|| axis_x(minute)),
+        ticks: (6..=20)
+            .step_by(2)
+            .map(|h| (axis_x(h * 60), h.to_string()))
+            .collect(),
+    }
+}
+
+// ---------------------------------------------------------------- patients
+
+#[derive(Deserialize, Default)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+fn patient_rows(found: &[PatientRecord], names: &HashMap<ClinicId, Clinic>) -> Vec<PatientRow> {
+    let today = today();
+    found
+        .iter()
+        .map(|p| PatientRow {
+            id: p.id.to_string(),
+            name: p.details.display_name(),
+            preferred: p.details.preferred_name.clone().unwrap_or_default(),
+            dob: p.details.date_of_birth.to_string(),
+            age: p.details.age_on(today),
+            mrn: p.mrn.clone(),
+            phone: p.details.phone.clone().unwrap_or_default(),
+            clinic: names
+                .get(&p.clinic_id)
+                .map(|k| k.settings.name.clone())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+async fn patients_page(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    PageQuery(q): PageQuery<SearchQuery>,
+) -> PageResult {
+    let q = q.q;
+    let clinics = c.require_any(Permission::PatientRead)?;
+    let searched = !q.trim().is_empty();
+    let found = if searched {
+        patients::search(&state, &c, &q, 50).await?
+    } else {
+        vec![]
+    };
+    let names = clinic_names(&state, &c).await?;
+    let page = PatientsPage {
+        layout: Layout::new(&c, "Patients", "patients"),
+        rows: patient_rows(&found, &names),
+        q,
+        searched,
+        total: state.store.count_patients(&clinics).await?,
+        can_create: !c.clinics_with(Permission::PatientCreate).is_empty(),
+    };
+    render(&page)
+}
+
+/// The results table alone, for htmx. A full-page request is sent to the page.
+async fn patient_results(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    headers: HeaderMap,
+    PageQuery(q): PageQuery<SearchQuery>,
+) -> PageResult {
+    let q = q.q;
+    if !headers.contains_key("hx-request") {
+        let to = format!("/patients?q={}", form_urlencode(&q));
+        return Ok(see_other(&to));
+    }
+    let searched = !q.trim().is_empty();
+    let found = if searched {
+        patients::search(&state, &c, &q, 50).await?
+    } else {
+        vec![]
+    };
+    let names = clinic_names(&state, &c).await?;
+    render(&PatientResults {
+        rows: patient_rows(&found, &names),
+        q,
+        searched,
+    })
+}
+
+fn form_urlencode(s: &str) -> String {
+    serde_urlencoded::to_string([("", s)])
+        .map(|v| v.trim_start_matches('=').to_string())
+        .unwrap_or_default()
+}
+
+fn patient_groups(
+    i: &PatientInput,
+    clinic_options: Option<(Vec<(String, String)>, String)>,
+) -> Vec<FieldGroup> {
+    let v = |o: &Option<String>| o.clone();
+    let mut identity = vec![];
+    if let Some((opts, selected)) = clinic_options {
+        let mut f = FormField::text("clinic_id", "Clinic", Some(&selected))
+            .options(opts)
+            .required();
+        f.value = selected;
+        identity.push(f);
+    }
+    let sex_opts = std::iter::once((String::new(), "Not recorded".to_string()))
+        .chain(SEX_AT_BIRTH.iter().map(|s| (s.to_string(), capitalise(s))))
+        .collect();
+    identity.extend([
+        FormField::text("given_name", "Given name", v(&i.given_name).as_deref())
+            .required()
+            .auto("given-name"),
+        FormField::text("family_name", "Family name", v(&i.family_name).as_deref())
+            .required()
+            .auto("family-name"),
+        FormField::text(
+            "preferred_name",
+            "Preferred name",
+            v(&i.preferred_name).as_deref(),
+        )
+        .auto("nickname"),
+        FormField::text(
+            "date_of_birth",
+            "Date of birth",
+            v(&i.date_of_birth).as_deref(),
+        )
+        .kind("date")
+        .required()
+        .auto("bday")
+        .hint("YYYY-MM-DD"),
+        {
+            let mut f =
+                FormField::text("sex_at_birth", "Sex assigned at birth", None).options(sex_opts);
+            f.value = i.sex_at_birth.clone().unwrap_or_default();
+            f
+        },
+        FormField::text("pronouns", "Pronouns", v(&i.pronouns).as_deref()),
+    ]);
+    vec![
+        FieldGroup {
+            legend: "Who".into(),
+            fields: identity,
+        },
+        FieldGroup {
+            legend: "Contact".into(),
+            fields: vec![
+                FormField::text("phone", "Phone", v(&i.phone).as_deref())
+                    .kind("tel")
+                    .auto("tel"),
+                FormField::text("email", "E-mail", v(&i.email).as_deref())
+                    .kind("email")
+                    .auto("email"),
+                FormField::text("address_line1", "Address", v(&i.address_line1).as_deref())
+                    .auto("address-line1"),
+                FormField::text(
+                    "address_line2",
+                    "Address line 2",
+                    v(&i.address_line2).as_deref(),
+                )
+                .auto("address-line2"),
+                FormField::text("city", "City", v(&i.city).as_deref()).auto("address-level2"),
+                FormField::text("region", "State or region", v(&i.region).as_deref())
+                    .auto("address-level1"),
+                FormField::text("postal_code", "Postal code", v(&i.postal_code).as_deref())
+                    .auto("postal-code"),
+            ],
+        },
+        FieldGroup {
+            legend: "Emergency contact".into(),
+            fields: vec![
+                FormField::text(
+                    "emergency_contact_name",
+                    "Name",
+                    v(&i.emergency_contact_name).as_deref(),
+                ),
+                FormField::text(
+                    "emergency_contact_relation",
+                    "Relationship",
+                    v(&i.emergency_contact_relation).as_deref(),
+                ),
+                FormField::text(
+                    "emergency_contact_phone",
+                    "Phone",
+                    v(&i.emergency_contact_phone).as_deref(),
+                )
+                .kind("tel"),
+            ],
+        },
+        FieldGroup {
+            legend: "Escort after treatment".into(),
+            fields: vec![
+                FormField::text("escort_name", "Escort name", v(&i.escort_name).as_deref())
+                    .hint("The adult who takes the patient home after a dosing session."),
+                FormField::text(
+                    "escort_phone",
+                    "Escort phone",
+                    v(&i.escort_phone).as_deref(),
+                )
+                .kind("tel"),
+            ],
+        },
+    ]
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+fn input_from_form(f: &crate::auth::Posted) -> PatientInput {
+    PatientInput {
+        given_name: f.get("given_name"),
+        family_name: f.get("family_name"),
+        preferred_name: f.get("preferred_name"),
+        date_of_birth: f.get("date_of_birth"),
+        sex_at_birth: f.get("sex_at_birth"),
+        pronouns: f.get("pronouns"),
+        phone: f.get("phone"),
+        email: f.get("email"),
+        address_line1: f.get("address_line1"),
+        address_line2: f.get("address_line2"),
+        city: f.get("city"),
+        region: f.get("region"),
+        postal_code: f.get("postal_code"),
+        emergency_contact_name: f.get("emergency_contact_name"),
+        emergency_contact_phone: f.get("emergency_contact_phone"),
+        emergency_contact_relation: f.get("emergency_contact_relation"),
+        escort_name: f.get("escort_name"),
+        escort_phone: f.get("escort_phone"),
+    }
+}
+
+async fn creatable_clinics(
+    state: &AppState,
+    c: &Caller,
+) -> Result<Vec<(String, String)>, WebError> {
+    let allowed = c.require_any(Permission::PatientCreate)?;
+    let names = clinic_names(state, c).await?;
+    Ok(allowed
+        .iter()
+        .map(|id| {
+            (
+                id.to_string(),
+                names
+                    .get(id)
+                    .map(|k| k.settings.name.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+fn patient_form_page(
+    c: &Caller,
+    groups: Vec<FieldGroup>,
+    errors: &[FieldError],
+    heading: String,
+    action: String,
+    cancel: String,
+    submit: &str,
+) -> FormPage {
+    let mut groups = groups;
+    let loose = attach_errors(&mut groups, errors);
+    FormPage {
+        layout: Layout::new(c, heading.clone(), "patients"),
+        heading,
+        intro: "Fields marked * are required.".into(),
+        action,
+        submit: submit.into(),
+        cancel,
+        groups,
+        errors: if errors.is_empty() { vec![] } else { loose },
+    }
+}
+
+async fn new_patient_form(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
+    let opts = creatable_clinics(&state, &c).await?;
+    let first = opts.first().map(|o| o.0.clone()).unwrap_or_default();
+    let page = patient_form_page(
+        &c,
+        patient_groups(&PatientInput::default(), Some((opts, first))),
+        &[],
+        "Register a patient".into(),
+        "/patients/new".into(),
+        "/patients".into(),
+        "Register patient",
+    );
+    render(&page)
+}
+
+async fn new_patient_submit(State(state): State<AppState>, f: StaffForm) -> PageResult {
+    let c = &f.caller;
+    let opts = creatable_clinics(&state, c).await?;
+    let input = input_from_form(&f.form);
+    let clinic_raw = f.form.get("clinic_id").unwrap_or_default();
+    let result = match clinic_raw.parse::<ClinicId>() {
+        Ok(clinic) if opts.iter().any(|o| o.0 == clinic_raw) => {
+            patients::create(&state, c, clinic, &input).await
+        }
+        _ => Err(WebError::Invalid(vec![FieldError::new(
+            "clinic_id",
+            "must be one of your clinics",
+        )])),
+    };
+    match result {
+        Ok(p) => Ok(see_other(&format!("/patients/{}", p.id))),
+        Err(WebError::Invalid(errs)) => {
+            let page = patient_form_page(
+                c,
+                patient_groups(&input, Some((opts, clinic_raw))),
+                &errs,
+                "Register a patient".into(),
+                "/patients/new".into(),
+                "/patients".into(),
+                "Register patient",
+            );
+            let mut r = render(&page)?;
+            *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(r)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn item(label: &'static str, v: &Option<String>) -> InfoItem {
+    InfoItem {
+        label,
+        value: v.clone().unwrap_or_default(),
+    }
+}
+
+async fn chart_common(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    tab: &'static str,
+) -> Result<ChartPage, WebError> {
+    let id: PatientId = page_id(id)?;
+    let p = patients::read(state, c, id).await?;
+    let k = state.store.clinic(p.clinic_id).await?;
+    let d = &p.details;
+    let escort = match (&d.escort_name, &d.escort_phone) {
+        (Some(n), Some(ph)) => format!("{n} · {ph}"),
+        (Some(n), None) => n.clone(),
+        _ => "not named yet".into(),
+    };
+    let address = [
+        &d.address_line1,
+        &d.address_line2,
+        &d.city,
+        &d.region,
+        &d.postal_code,
+    ]
+    .iter()
+    .filter_map(|x| x.as_deref())
+    .collect::<Vec<_>>()
+    .join(", ");
+    Ok(ChartPage {
+        layout: Layout::new(c, d.display_name(), "patients"),
+        id: p.id.to_string(),
+        tab,
+        name: d.display_name(),
+        preferred: d.preferred_name.clone().unwrap_or_default(),
+        mrn: p.mrn.clone(),
+        dob: d.date_of_birth.to_string(),
+        age: d.age_on(today()),
+        clinic: k.settings.name.clone(),
+        escort,
+        can_edit: c.may(Permission::PatientEdit, p.clinic_id),
+        can_audit: c.may(Permission::AuditRead, p.clinic_id),
+        sections: vec![
+            (
+                "Personal details",
+                vec![
+                    InfoItem {
+                        label: "Name",
+                        value: format!("{} {}", d.given_name, d.family_name),
+                    },
+                    item("Preferred name", &d.preferred_name),
+                    InfoItem {
+                        label: "Date of birth",
+                        value: d.date_of_birth.to_string(),
+                    },
+                    item("Sex at birth", &d.sex_at_birth),
+                    item("Pronouns", &d.pronouns),
+                ],
+            ),
+            (
+                "Contact",
+                vec![
+                    item("Phone", &d.phone),
+                    item("E-mail", &d.email),
+                    InfoItem {
+                        label: "Address",
+                        value: address,
+                    },
+                ],
+            ),
+            (
+                "Emergency contact",
+                vec![
+                    item("Name", &d.emergency_contact_name),
+                    item("Relationship", &d.emergency_contact_relation),
+                    item("Phone", &d.emergency_contact_phone),
+                ],
+            ),
+            (
+                "Escort after treatment",
+                vec![item("Name", &d.escort_name), item("Phone", &d.escort_phone)],
+            ),
+            (
+                "Record",
+                vec![
+                    InfoItem {
+                        label: "MRN",
+                        value: p.mrn.clone(),
+                    },
+                    InfoItem {
+                        label: "Registered",
+                        value: format_in_zone(p.created_at, &k.settings.time_zone),
+                    },
+                    InfoItem {
+                        label: "Last changed",
+                        value: format_in_zone(p.updated_at, &k.settings.time_zone),
+                    },
+                ],
+            ),
+        ],
+        access: vec![],
+    })
+}
+
+async fn chart(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    Path(id): Path<String>,
+) -> PageResult {
+    render(&chart_common(&state, &c, &id, "overview").await?)
+}
+
+async fn chart_access(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    Path(id): Path<String>,
+) -> PageResult {
+    let mut page = chart_common(&state, &c, &id, "access").await?;
+    let clinic: ClinicId = state
+        .store
+        .patient(page_id(&id)?, &c.clinics_with(Permission::PatientRead))
+        .await?
+        .map(|p| p.clinic_id)
+        .ok_or(WebError::NotFound)?;
+    c.require(Permission::AuditRead, clinic)?;
+    let events = state
+        .store
+        .audit_events(&store::audit::AuditFilter {
+            patient_id: Some(page.id.clone()),
+            clinics: vec![clinic.to_string()],
+            limit: 100,
+            ..Default::default()
+        })
+        .await?;
+    let mut ev = c.patient_event(Action::AuditRead, Permission::AuditRead, clinic, &page.id);
+    ev.object_type = Some("audit_log".into());
+    state.store.audit(vec![ev]).await?;
+    let tz = state.store.clinic(clinic).await?.settings.time_zone;
+    page.access = events
+        .into_iter()
+        .map(|e| AccessRow {
+            when: format_in_zone(e.at, &tz),
+            who: e.actor_label,
+            role: e.actor_role.unwrap_or_default(),
+            action: e.action,
+            outcome: e.outcome,
+        })
+        .collect();
+    render(&page)
+}
+
+async fn edit_patient_form(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    Path(id): Path<String>,
+) -> PageResult {
+    let pid: PatientId = page_id(&id)?;
+    let p = patients::read(&state, &c, pid).await?;
+    c.require(Permission::PatientEdit, p.clinic_id)?;
+    let page = patient_form_page(
+        &c,
+        patient_groups(&p.details.to_input(), None),
+        &[],
+        format!("Edit {}", p.details.display_name()),
+        format!("/patients/{id}/edit"),
+        format!("/patients/{id}"),
+        "Save changes",
+    );
+    render(&page)
+}
+
+async fn edit_patient_submit(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    f: StaffForm,
+) -> PageResult {
+    let pid: PatientId = page_id(&id)?;
+    let input = input_from_form(&f.form);
+    match patients::update(&state, &f.caller, pid, &input, &[], true).await {
+        Ok(p) => Ok(see_other(&format!("/patients/{}", p.id))),
+        Err(WebError::Invalid(errs)) => {
+            let page = patient_form_page(
+                &f.caller,
+                patient_groups(&input, None),
+                &errs,
+                "Edit patient".into(),
+                format!("/patients/{id}/edit"),
+                format!("/patients/{id}"),
+                "Save changes",
+            );
+            let mut r = render(&page)?;
+            *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(r)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---------------------------------------------------------------- clinics
+
+async fn clinics_page(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
+    let allowed = c.require_any(Permission::ClinicSettings)?;
+    let clinics = state
+        .store
+        .clinics_of_org(c.org_id)
+        .await?
+        .into_iter()
+        .filter(|k| allowed.contains(&k.id))
+        .map(|k| ClinicListItem {
+            id: k.id.to_string(),
+            city: format!("{}, {}", k.settings.city, k.settings.region),
+            zone: k.settings.time_zone.clone(),
+            hours: summarize_hours(&k.settings.hours),
+            name: k.settings.name,
+        })
+        .collect();
+    render(&ClinicsPage {
+        layout: Layout::new(&c, "Clinics", "clinics"),
+        clinics,
+    })
+}
+
+fn clinic_groups(i: &ClinicSettingsInput) -> Vec<FieldGroup> {
+    let v = |o: &Option<String>| o.clone();
+    vec![FieldGroup {
+        legend: "Clinic".into(),
+        fields: vec![
+            FormField::text("name", "Name", v(&i.name).as_deref()).required(),
+            FormField::text("phone", "Phone", v(&i.phone).as_deref())
+                .kind("tel")
+                .required(),
+            FormField::text("email", "E-mail", v(&i.email).as_deref()).kind("email"),
+            FormField::text("address_line1", "Address", v(&i.address_line1).as_deref()).required(),
+            FormField::text(
+                "address_line2",
+                "Address line 2",
+                v(&i.address_line2).as_deref(),
+            ),
+            FormField::text("city", "City", v(&i.city).as_deref()).required(),
+            FormField::text("region", "State or region", v(&i.region).as_deref()).required(),
+            FormField::text("postal_code", "Postal code", v(&i.postal_code).as_deref()).required(),
+            FormField::text("country", "Country", v(&i.country).as_deref())
+                .required()
+                .hint("Two letters, e.g. US"),
+            FormField::text("time_zone", "Time zone", v(&i.time_zone).as_deref())
+                .required()
+                .hint("IANA name, e.g. America/Phoenix"),
+        ],
+    }]
+}
+
+fn settings_input(s: &ClinicSettings) -> ClinicSettingsInput {
+    let mut hours: [(Option<String>, Option<String>); 7] = Default::default();
+    for h in &s.hours {
+        hours[(h.weekday - 1) as usize] = (Some(h.opens()), Some(h.closes()));
+    }
+    ClinicSettingsInput {
+        name: Some(s.name.clone()),
+        address_line1: Some(s.address_line1.clone()),
+        address_line2: s.address_line2.clone(),
+        city: Some(s.city.clone()),
+        region: Some(s.region.clone()),
+        postal_code: Some(s.postal_code.clone()),
+        country: Some(s.country.clone()),
+        phone: Some(s.phone.clone()),
+        email: s.email.clone(),
+        time_zone: Some(s.time_zone.clone()),
+        hours,
+    }
+}
+
+async fn clinic_page(
+    state: &AppState,
+    c: &Caller,
+    id: ClinicId,
+    input: &ClinicSettingsInput,
+    errors: &[FieldError],
+    closure_error: Option<String>,
+) -> PageResult {
+    let k = state.store.clinic(id).await?;
+    let mut groups = clinic_groups(input);
+    let loose = attach_errors(&mut groups, errors);
+    let hours = (0..7)
+        .map(|i| {
+            let key = WEEKDAY_NAMES[i].to_lowercase();
+            let err = errors
+                .iter()
+                .find(|e| e.field == format!("hours_{key}"))
+                .map(|e| e.message.clone());
+            (
+                key,
+                WEEKDAY_NAMES[i].to_string(),
+                input.hours[i].0.clone().unwrap_or_default(),
+                input.hours[i].1.clone().unwrap_or_default(),
+                err,
+            )
+        })
+        .collect();
+    let closures = state
+        .store
+        .closures(id)
+        .await?
+        .into_iter()
+        .map(|x| ClosureItem {
+            id: x.id.to_string(),
+            date: x.closed_on.to_string(),
+            reason: x.reason,
+        })
+        .collect();
+    let page = ClinicEditPage {
+        layout: Layout::new(c, k.settings.name.clone(), "clinics"),
+        id: id.to_string(),
+        name: k.settings.name,
+        groups,
+        hours,
+        errors: loose
+            .into_iter()
+            .filter(|e| !e.starts_with("hours_"))
+            .collect(),
+        closures,
+        closure_error,
+    };
+    let mut r = render(&page)?;
+    if !errors.is_empty() {
+        *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(r)
+}
+
+async fn clinic_edit(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    Path(id): Path<String>,
+) -> PageResult {
+    let id: ClinicId = page_id(&id)?;
+    c.require(Permission::ClinicSettings, id)?;
+    let k = state.store.clinic(id).await?;
+    clinic_page(&state, &c, id, &settings_input(&k.settings), &[], None).await
+}
+
+async fn clinic_save(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    f: StaffForm,
+) -> PageResult {
+    let id: ClinicId = page_id(&id)?;
+    let c = &f.caller;
+    c.require(Permission::ClinicSettings, id)?;
+    let mut input = ClinicSettingsInput {
+        name: f.form.get("name"),
+        address_line1: f.form.get("address_line1"),
+        address_line2: f.form.get("address_line2"),
+        city: f.form.get("city"),
+        region: f.form.get("region"),
+        postal_code: f.form.get("postal_code"),
+        country: f.form.get("country"),
+        phone: f.form.get("phone"),
+        email: f.form.get("email"),
+        time_zone: f.form.get("time_zone"),
+        hours: Default::default(),
+    };
+    for (i, d) in WEEKDAY_NAMES.iter().enumerate() {
+        let k = d.to_lowercase();
+        input.hours[i] = (
+            f.form.get(&format!("open_{k}")),
+            f.form.get(&format!("close_{k}")),
+        );
+    }
+    match ClinicSettings::validate(&input) {
+        Ok(s) => {
+            let mut ev = c.event(Action::ClinicUpdate);
+            ev.clinic_id = Some(id.to_string());
+            ev.actor_role = Some(Role::ClinicAdmin.as_str().into());
+            ev.object_type = Some("clinic".into());
+            ev.object_id = Some(id.to_string());
+            state.store.update_clinic(id, &s, ev).await?;
+            Ok(see_other(&format!("/admin/clinics/{id}")))
+        }
+        Err(domain::DomainError::Invalid(errs)) => {
+            clinic_page(&state, c, id, &input, &errs, None).await
+        }
+        Err(e) => Err(WebError::from(e).into()),
+    }
+}
+
+async fn closure_add(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    f: StaffForm,
+) -> PageResult {
+    let id: ClinicId = page_id(&id)?;
+    let c = &f.caller;
+    c.require(Permission::ClinicSettings, id)?;
+    let date = f.form.get("closed_on").unwrap_or_default();
+    let reason = domain::patients::required(&f.form.get("reason"), "reason", 200);
+    let parsed = date.trim().parse::<jiff::civil::Date>();
+    let err = match (&parsed, &reason) {
+        (Err(_), _) => Some("Date must be a real date as YYYY-MM-DD.".to_string()),
+        (_, Err(e)) => Some(format!("Reason {}.", e.message)),
+        _ => None,
+    };
+    if let (Ok(d), Ok(r), None) = (parsed, reason, &err) {
+        let mut ev = c.event(Action::ClinicUpdate);
+        ev.clinic_id = Some(id.to_string());
+        ev.object_type = Some("clinic_closure".into());
+        ev.detail = Some(format!("closure added for {d}"));
+        match state.store.add_closure(id, d, &r, ev).await {
+            Ok(_) => return Ok(see_other(&format!("/admin/clinics/{id}"))),
+            Err(store::StoreError::Domain(domain::DomainError::Invalid(e))) => {
+                let k = state.store.clinic(id).await?;
+                return clinic_page(
+                    &state,
+                    c,
+                    id,
+                    &settings_input(&k.settings),
+                    &[],
+                    e.first().map(|x| format!("That date: {}.", x.message)),
+                )
+                .await;
+            }
+            Err(e) => return Err(WebError::from(e).into()),
+        }
+    }
+    let k = state.store.clinic(id).await?;
+    let mut r = clinic_page(&state, c, id, &settings_input(&k.settings), &[], err).await?;
+    *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    Ok(r)
+}
+
+async fn closure_remove(
+    State(state): State<AppState>,
+    Path((id, cid)): Path<(String, String)>,
+    f: StaffForm,
+) -> PageResult {
+    let id: ClinicId = page_id(&id)?;
+    let cid: ClosureId = page_id(&cid)?;
+    f.caller.require(Permission::ClinicSettings, id)?;
+    let mut ev = f.caller.event(Action::ClinicUpdate);
+    ev.clinic_id = Some(id.to_string());
+    ev.object_type = Some("clinic_closure".into());
+    ev.object_id = Some(cid.to_string());
+    ev.detail = Some("closure removed".into());
+    state.store.remove_closure(id, cid, ev).await?;
+    Ok(see_other(&format!("/admin/clinics/{id}")))
+}
+
+// ---------------------------------------------------------------- staff
+
+fn staff_form(values: &crate::auth::Posted, clinics: &[(String, String)]) -> Vec<FieldGroup> {
+    let roles: Vec<(String, String)> = Role::ALL
+        .iter()
+        .map(|r| (r.as_str().to_string(), r.label().to_string()))
+        .collect();
+    let mut clinic = FormField::text("clinic_id", "First clinic", None).options(clinics.to_vec());
+    clinic.value = values.get("clinic_id").unwrap_or_default();
+    let mut role = FormField::text("role", "First role", None).options(roles);
+    role.value = values.get("role").unwrap_or_default();
+    vec![FieldGroup {
+        legend: "New staff member".into(),
+        fields: vec![
+            FormField::text(
+                "display_name",
+                "Full name",
+                values.get("display_name").as_deref(),
+            )
+            .auto("off"),
+            FormField::text("username", "Username", values.get("username").as_deref())
+                .hint("Lower-case letters, digits, '.', '-' or '_'"),
+            FormField::text("email", "E-mail", values.get("email").as_deref()).kind("email"),
+            FormField::text("password", "Temporary password", None)
+                .kind("password")
+                .auto("new-password")
+                .hint("At least 12 characters; ask them to change it."),
+            clinic,
+            role,
+        ],
+    }]
+}
+
+async fn admin_clinics(state: &AppState, c: &Caller) -> Result<Vec<(String, String)>, WebError> {
+    let allowed = c.require_any(Permission::StaffManage)?;
+    let names = clinic_names(state, c).await?;
+    Ok(allowed
+        .iter()
+        .map(|id| {
+            (
+                id.to_string(),
+                names
+                    .get(id)
+                    .map(|k| k.settings.name.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+async fn staff_list(
+    state: &AppState,
+    c: &Caller,
+    form: &crate::auth::Posted,
+    errors: &[FieldError],
+) -> PageResult {
+    let clinics = admin_clinics(state, c).await?;
+    let names: HashMap<String, String> = clinics.iter().cloned().collect();
+    let staff = state
+        .store
+        .users_of_org(c.org_id)
+        .await?
+        .into_iter()
+        .map(|u| StaffItem {
+            id: u.id.to_string(),
+            name: u.display_name,
+            username: u.username,
+            roles: u
+                .grants
+                .iter()
+                .map(|(k, r)| {
+                    (
+                        names
+                            .get(&k.to_string())
+                            .cloned()
+                            .unwrap_or_else(|| "other clinic".into()),
+                        r.label().to_string(),
+                    )
+                })
+                .collect(),
+            disabled: u.disabled,
+            totp: u.totp,
+        })
+        .collect();
+    let mut groups = staff_form(form, &clinics);
+    let loose = attach_errors(&mut groups, errors);
+    let page = StaffPage {
+        layout: Layout::new(c, "Staff", "staff"),
+        staff,
+        form: groups,
+        errors: if errors.is_empty() { vec![] } else { loose },
+    };
+    let mut r = render(&page)?;
+    if !errors.is_empty() {
+        *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(r)
+}
+
+async fn staff_page(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
+    staff_list(&state, &c, &Default::default(), &[]).await
+}
+
+async fn staff_add(State(state): State<AppState>, f: StaffForm) -> PageResult {
+    let c = &f.caller;
+    let clinics = admin_clinics(&state, c).await?;
+    let mut e = domain::error::Errors::new();
+    let username = e.check(domain::auth::parse_username(
+        &f.form.get("username").unwrap_or_default(),
+    ));
+    let name = e.check(domain::patients::required(
+        &f.form.get("display_name"),
+        "display_name",
+        100,
+    ));
+    let email = e.check(domain::patients::email(&f.form.get("email"), "email"));
+    let password = f.form.get("password").unwrap_or_default();
+    e.check(domain::auth::check_new_password(&password));
+    let clinic_raw = f.form.get("clinic_id").unwrap_or_default();
+    let clinic = clinic_raw
+        .parse::<ClinicId>()
+        .ok()
+        .filter(|_| clinics.iter().any(|k| k.0 == clinic_raw));
+    if clinic.is_none() {
+        e.add("clinic_id", "must be a clinic you administer");
+    }
+    let role = e.check(f.form.get("role").unwrap_or_default().parse::<Role>());
+    let errs = match e.into_result() {
+        Err(domain::DomainError::Invalid(v)) => v,
+        _ => vec![],
+    };
+    let (Some(username), Some(name), Some(email), Some(clinic), Some(role), true) =
+        (username, name, email, clinic, role, errs.is_empty())
+    else {
+        return staff_list(&state, c, &f.form, &errs).await;
+    };
+    let hash = state
+        .passwords
+        .hash(password)
+        .await
+        .map_err(WebError::Internal)?;
+    let new = store::auth::NewUser {
+        org_id: c.org_id,
+        username: &username,
+        display_name: &name,
+        email: email.as_deref(),
+        password_hash: &hash,
+    };
+    let mut ev = c.event(Action::UserCreate);
+    ev.clinic_id = Some(clinic.to_string());
+    match state.store.create_user(&new, ev).await {
+        Ok(uid) => {
+            let mut g = c.event(Action::RoleGrant);
+            g.clinic_id = Some(clinic.to_string());
+            g.object_type = Some("user".into());
+            g.object_id = Some(uid.to_string());
+            g.detail = Some(format!("granted {role}"));
+            state
+                .store
+                .grant_role(uid, clinic, role, c.user_id(), g)
+                .await?;
+            Ok(see_other(&format!("/admin/staff/{uid}")))
+        }
+        Err(store::StoreError::Domain(domain::DomainError::Invalid(errs))) => {
+            staff_list(&state, c, &f.form, &errs).await
+        }
+        Err(e) => Err(WebError::from(e).into()),
+    }
+}
+
+async fn staff_member_page(
+    state: &AppState,
+    c: &Caller,
+    id: UserId,
+    error: Option<String>,
+) -> PageResult {
+    let clinics = admin_clinics(state, c).await?;
+    if state.store.user_org(id).await? != c.org_id {
+        return Err(WebError::NotFound.into());
+    }
+    let u = state.store.user_summary(id).await?;
+    let names: HashMap<String, String> = clinics.iter().cloned().collect();
+    let grants = u
+        .grants
+        .iter()
+        .filter_map(|(k, r)| {
+            names.get(&k.to_string()).map(|n| {
+                (
+                    k.to_string(),
+                    n.clone(),
+                    r.as_str().to_string(),
+                    r.label().to_string(),
+                )
+            })
+        })
+        .collect();
+    let page = StaffMemberPage {
+        layout: Layout::new(c, u.display_name.clone(), "staff"),
+        id: id.to_string(),
+        name: u.display_name,
+        username: u.username,
+        disabled: u.disabled,
+        totp: u.totp,
+        grants,
+        clinic_options: clinics,
+        role_options: Role::ALL
+            .iter()
+            .map(|r| (r.as_str().to_string(), r.label().to_string()))
+            .collect(),
+        error,
+    };
+    render(&page)
+}
+
+async fn staff_member(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    Path(id): Path<String>,
+) -> PageResult {
+    staff_member_page(&state, &c, page_id(&id)?, None).await
+}
+
+/// The target user (same organisation) and a clinic/role from the form, checked.
+async fn grant_target(
+    state: &AppState,
+    f: &StaffForm,
+    id: &str,
+) -> Result<(UserId, ClinicId, Role), WebError> {
+    let uid: UserId = page_id(id)?;
+    if state.store.user_org(uid).await? != f.caller.org_id {
+        return Err(WebError::NotFound);
+    }
+    let clinic: ClinicId = f
+        .form
+        .get("clinic_id")
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| WebError::Invalid(vec![FieldError::new("clinic_id", "is not a clinic")]))?;
+    f.caller.require(Permission::StaffManage, clinic)?;
+    let role: Role = f
+        .form
+        .get("role")
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| WebError::Invalid(vec![e]))?;
+    Ok((uid, clinic, role))
+}
+
+async fn staff_grant(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    f: StaffForm,
+) -> PageResult {
+    let (uid, clinic, role) = grant_target(&state, &f, &id).await?;
+    let mut ev = f.caller.event(Action::RoleGrant);
+    ev.clinic_id = Some(clinic.to_string());
+    ev.object_type = Some("user".into());
+    ev.object_id = Some(uid.to_string());
+    ev.detail = Some(format!("granted {role}"));
+    state
+        .store
+        .grant_role(uid, clinic, role, f.caller.user_id(), ev)
+        .await?;
+    Ok(see_other(&format!("/admin/staff/{uid}")))
+}
+
+async fn staff_revoke(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    f: StaffForm,
+) -> PageResult {
+    let (uid, clinic, role) = grant_target(&state, &f, &id).await?;
+    if Some(uid) == f.caller.user_id() && role == Role::ClinicAdmin {
+        return staff_member_page(
+            &state,
+            &f.caller,
+            uid,
+            Some("You cannot remove your own admin role; ask another admin.".into()),
+        )
+        .await;
+    }
+    let mut ev = f.caller.event(Action::RoleRevoke);
+    ev.clinic_id = Some(clinic.to_string());
+    ev.object_type = Some("user".into());
+    ev.object_id = Some(uid.to_string());
+    ev.detail = Some(format!("revoked {role}"));
+    state.store.revoke_role(uid, clinic, role, ev).await?;
+    Ok(see_other(&format!("/admin/staff/{uid}")))
+}
+
+async fn set_disabled(state: &AppState, f: &StaffForm, id: &str, disabled: bool) -> PageResult {
+    f.caller.require_any(Permission::StaffManage)?;
+    let uid: UserId = page_id(id)?;
+    if state.store.user_org(uid).await? != f.caller.org_id {
+        return Err(WebError::NotFound.into());
+    }
+    if Some(uid) == f.caller.user_id() && disabled {
+        return staff_member_page(
+            state,
+            &f.caller,
+            uid,
+            Some("You cannot disable your own account.".into()),
+        )
+        .await;
+    }
+    let mut ev = f.caller.event(Action::UserDisable);
+    ev.object_type = Some("user".into());
+    ev.object_id = Some(uid.to_string());
+    ev.detail = Some(if disabled { "disabled" } else { "enabled" }.into());
+    state.store.set_user_disabled(uid, disabled, ev).await?;
+    Ok(see_other(&format!("/admin/staff/{uid}")))
+}
+
+async fn staff_disable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    f: StaffForm,
+) -> PageResult {
+    set_disabled(&state, &f, &id, true).await
+}
+
+async fn staff_enable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    f: StaffForm,
+) -> PageResult {
+    set_disabled(&state, &f, &id, false).await
+}
+
+// ---------------------------------------------------------------- audit
+
+#[derive(Deserialize, Default)]
+struct AuditQuery {
+    #[serde(default)]
+    patient: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    before: Option<i64>,
+}
+
+/// The start of a date (UTC) in micros, or a message naming the field.
+pub fn day_start(s: &str, field: &str) -> Result<Option<i64>, FieldError> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let d: jiff::civil::Date = s
+        .parse()
+        .map_err(|_| FieldError::new(field, "must be a date as YYYY-MM-DD"))?;
+    d.to_zoned(jiff::tz::TimeZone::UTC)
+        .map(|z| Some(z.timestamp().as_microsecond()))
+        .map_err(|_| FieldError::new(field, "is out of range"))
+}
+
+async fn audit_page(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    PageQuery(q): PageQuery<AuditQuery>,
+) -> PageResult {
+    let clinics = c.require_any(Permission::AuditRead)?;
+    let mut error = None;
+    let from = day_start(&q.from, "from").unwrap_or_else(|e| {
+        error = Some(format!("From {}.", e.message));
+        None
+    });
+    let to = day_start(&q.to, "to")
+        .unwrap_or_else(|e| {
+            error = Some(format!("To {}.", e.message));
+            None
+        })
+        .map(|t| t + 86_400_000_000);
+    let patient_id = if q.patient.trim().is_empty() {
+        None
+    } else if let Ok(id) = q.patient.trim().parse::<PatientId>() {
+        Some(id.to_string())
+    } else {
+        let found = state
+            .store
+            .search_patients(
+                &c.clinics_with(Permission::PatientRead),
+                q.patient.trim(),
+                2,
+            )
+            .await?;
+        match found.as_slice() {
+            [one] if one.mrn.eq_ignore_ascii_case(q.patient.trim()) => Some(one.id.to_string()),
+            _ => {
+                error = Some("Patient: enter a patient id or an exact MRN.".into());
+                Some(String::from("-"))
+            }
+        }
+    };
+    let users = state.store.users_of_org(c.org_id).await?;
+    let user_filter = users
+        .iter()
+        .find(|u| u.id.to_string() == q.user)
+        .map(|u| u.id.to_string());
+    let action = domain::audit::Action::parse(&q.action).map(|a| a.as_str().to_string());
+    let filter = store::audit::AuditFilter {
+        org_id: Some(c.org_id.to_string()),
+        patient_id,
+        actor_user_id: user_filter,
+        action,
+        from,
+        to,
+        clinics: clinics.iter().map(|k| k.to_string()).collect(),
+        include_orgwide: true,
+        before_seq: q.before,
+        limit: 100,
+    };
+    let events = state.store.audit_events(&filter).await?;
+    let mut ev = c.event(Action::AuditRead);
+    ev.object_type = Some("audit_log".into());
+    ev.detail = Some(format!("{} event(s) listed", events.len()));
+    state.store.audit(vec![ev]).await?;
+    // Names for the patient column, only for patients the reader may see.
+    let mut names: HashMap<String, String> = HashMap::new();
+    let readable = c.clinics_with(Permission::PatientRead);
+    for e in &events {
+        if let Some(pid) = &e.patient_id {
+            if !names.contains_key(pid) {
+                if let Ok(id) = pid.parse::<PatientId>() {
+                    if let Some(p) = state.store.patient(id, &readable).await? {
+                        names.insert(
+                            pid.clone(),
+                            format!("{} ({})", p.details.display_name(), p.mrn),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let next_before = (events.len() == 100)
+        .then(|| events.last().map(|e| e.seq))
+        .flatten();
+    let items = events
+        .into_iter()
+        .map(|e| AuditItem {
+            seq: e.seq,
+            when: domain::time::to_timestamp(e.at)
+                .strftime("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            who: e.actor_label,
+            role: e.actor_role.unwrap_or_default(),
+            action: e.action,
+            patient: e
+                .patient_id
+                .as_ref()
+                .and_then(|p| names.get(p).cloned())
+                .unwrap_or_else(|| e.patient_id.clone().unwrap_or_default()),
+            patient_id: if e.patient_id.as_ref().is_some_and(|p| names.contains_key(p)) {
+                e.patient_id.unwrap_or_default()
+            } else {
+                String::new()
+            },
+            outcome: e.outcome,
+            source: e.source_ip.unwrap_or_default(),
+            request_id: e.request_id.unwrap_or_default(),
+        })
+        .collect();
+    let page = AuditPage {
+        layout: Layout::new(&c, "Audit log", "audit"),
+        items,
+        patient: q.patient,
+        user: q.user,
+        action: q.action,
+        from: q.from,
+        to: q.to,
+        actions: Action::ALL.iter().map(|a| a.as_str().to_string()).collect(),
+        users: users
+            .into_iter()
+            .map(|u| (u.id.to_string(), u.display_name))
+            .collect(),
+        error,
+        next_before,
+    };
+    render(&page)
+}
+
+// ---------------------------------------------------------------- account
+
+async fn account_view(
+    state: &AppState,
+    c: &Caller,
+    password_errors: Vec<String>,
+    setup: Option<(String, String)>,
+    totp_error: Option<String>,
+    flash: Option<String>,
+) -> PageResult {
+    let uid = c.user_id().ok_or(WebError::Forbidden)?;
+    let u = state.store.user_summary(uid).await?;
+    let names = clinic_names(state, c).await?;
+    let page = AccountPage {
+        layout: Layout::new(c, "Account", "account").with_flash(flash),
+        username: u.username,
+        roles: u
+            .grants
+            .iter()
+            .map(|(k, r)| {
+                (
+                    names
+                        .get(k)
+                        .map(|x| x.settings.name.clone())
+                        .unwrap_or_default(),
+                    r.label().to_string(),
+                )
+            })
+            .collect(),
+        password_errors,
+        totp_enabled: u.totp,
+        totp_setup: setup,
+        totp_error,
+    };
+    render(&page)
+}
+
+async fn account_page(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
+    account_view(&state, &c, vec![], None, None, None).await
+}
+
+async fn account_password(State(state): State<AppState>, f: StaffForm) -> PageResult {
+    let c = &f.caller;
+    let uid = c.user_id().ok_or(WebError::Forbidden)?;
+    let current = f.form.get("current").unwrap_or_default();
+    let new = f.form.get("new").unwrap_or_default();
+    let confirm = f.form.get("confirm").unwrap_or_default();
+    let username = c
+        .user
+        .as_ref()
+        .map(|u| u.username.clone())
+        .unwrap_or_default();
+    let stored = state
+        .store
+        .login_candidate(&username)
+        .await?
+        .map(|x| x.password_hash);
+    let mut errors = vec![];
+    if !state
+        .passwords
+        .verify(current.chars().take(256).collect(), stored)
+        .await
+    {
+        errors.push("Current password is not right.".to_string());
+    }
+    if let Err(e) = domain::auth::check_new_password(&new) {
+        errors.push(format!("New password {}.", e.message));
+    }
+    if new != confirm {
+        errors.push("The two new passwords differ.".to_string());
+    }
+    if !errors.is_empty() {
+        let mut r = account_view(&state, c, errors, None, None, None).await?;
+        *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(r);
+    }
+    let hash = state
+        .passwords
+        .hash(new)
+        .await
+        .map_err(WebError::Internal)?;
+    state
+        .store
+        .set_password(uid, &hash, c.event(Action::PasswordChange))
+        .await?;
+    // Every session ended, including this one: sign in again with the new password.
+    Ok(see_other("/login"))
+}
+
+async fn account_totp_start(State(state): State<AppState>, f: StaffForm) -> PageResult {
+    let username = f
+        .caller
+        .user
+        .as_ref()
+        .map(|u| u.username.clone())
+        .unwrap_or_default();
+    account_view(
+        &state,
+        &f.caller,
+        vec![],
+        Some(new_totp(&username)),
+        None,
+        None,
+    )
+    .await
+}
+
+async fn account_totp_confirm(State(state): State<AppState>, f: StaffForm) -> PageResult {
+    let c = &f.caller;
+    let uid = c.user_id().ok_or(WebError::Forbidden)?;
+    let secret = f.form.get("secret").unwrap_or_default();
+    let code = f.form.get("code").unwrap_or_default();
+    if secret.len() > 64 || !totp_ok(&secret, &code) {
+        let username = c
+            .user
+            .as_ref()
+            .map(|u| u.username.clone())
+            .unwrap_or_default();
+        let url = format!("otpauth://totp/Stillwater:{username}?secret={secret}&issuer=Stillwater");
+        let mut r = account_view(&state, c, vec![], Some((secret, url)), Some("That code did not match. Check the key and the time on your phone, then try the newest code.".into()), None).await?;
+        *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(r);
+    }
+    state
+        .store
+        .set_totp_secret(uid, Some(&secret), c.event(Action::TotpEnable))
+        .await?;
+    account_view(
+        &state,
+        c,
+        vec![],
+        None,
+        None,
+        Some("Two-step sign-in is on.".into()),
+    )
+    .await
+}

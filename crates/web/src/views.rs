@@ -1,0 +1,399 @@
+//! askama template structs, one per view. Templates live in `templates/`.
+
+use askama::Template;
+use domain::auth::Permission;
+use domain::FieldError;
+
+use crate::auth::Caller;
+
+pub struct NavItem {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub active: bool,
+}
+
+/// What every signed-in page's frame needs.
+pub struct Layout {
+    pub title: String,
+    pub user: String,
+    pub csrf: String,
+    pub nav: Vec<NavItem>,
+    pub css: String,
+    pub js: String,
+    pub htmx: String,
+    pub flash: Option<String>,
+}
+
+impl Layout {
+    pub fn new(c: &Caller, title: impl Into<String>, active: &str) -> Layout {
+        let any = |p| !c.clinics_with(p).is_empty();
+        let mut nav = vec![NavItem {
+            href: "/",
+            label: "Today",
+            active: active == "home",
+        }];
+        if any(Permission::PatientRead) {
+            nav.push(NavItem {
+                href: "/patients",
+                label: "Patients",
+                active: active == "patients",
+            });
+        }
+        if any(Permission::AuditRead) {
+            nav.push(NavItem {
+                href: "/audit",
+                label: "Audit log",
+                active: active == "audit",
+            });
+        }
+        if any(Permission::ClinicSettings) {
+            nav.push(NavItem {
+                href: "/admin/clinics",
+                label: "Clinics",
+                active: active == "clinics",
+            });
+        }
+        if any(Permission::StaffManage) {
+            nav.push(NavItem {
+                href: "/admin/staff",
+                label: "Staff",
+                active: active == "staff",
+            });
+        }
+        nav.push(NavItem {
+            href: "/account",
+            label: "Account",
+            active: active == "account",
+        });
+        Layout {
+            title: title.into(),
+            user: c
+                .user
+                .as_ref()
+                .map(|u| u.display_name.clone())
+                .unwrap_or_default(),
+            csrf: c.csrf().to_string(),
+            nav,
+            css: crate::assets::url("app.css"),
+            js: crate::assets::url("app.js"),
+            htmx: crate::assets::url("htmx.min.js"),
+            flash: None,
+        }
+    }
+
+    pub fn with_flash(mut self, f: Option<String>) -> Layout {
+        self.flash = f;
+        self
+    }
+}
+
+/// One input of a form, with its current value and error.
+#[derive(Clone, Debug)]
+pub struct FormField {
+    pub name: String,
+    pub label: String,
+    pub value: String,
+    pub error: Option<String>,
+    pub kind: &'static str,
+    pub options: Vec<(String, String)>,
+    pub required: bool,
+    pub autocomplete: &'static str,
+    pub hint: &'static str,
+}
+
+impl FormField {
+    pub fn text(name: &str, label: &str, value: Option<&str>) -> FormField {
+        FormField {
+            name: name.to_string(),
+            label: label.to_string(),
+            value: value.unwrap_or("").to_string(),
+            error: None,
+            kind: "text",
+            options: vec![],
+            required: false,
+            autocomplete: "off",
+            hint: "",
+        }
+    }
+    pub fn kind(mut self, k: &'static str) -> Self {
+        self.kind = k;
+        self
+    }
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+    pub fn auto(mut self, a: &'static str) -> Self {
+        self.autocomplete = a;
+        self
+    }
+    pub fn hint(mut self, h: &'static str) -> Self {
+        self.hint = h;
+        self
+    }
+    pub fn options(mut self, o: Vec<(String, String)>) -> Self {
+        self.kind = "select";
+        self.options = o;
+        self
+    }
+    pub fn id(&self) -> String {
+        format!("f-{}", self.name)
+    }
+}
+
+pub struct FieldGroup {
+    pub legend: String,
+    pub fields: Vec<FormField>,
+}
+
+/// Attaches errors to the fields they name; errors naming no field are returned.
+pub fn attach_errors(groups: &mut [FieldGroup], errors: &[FieldError]) -> Vec<String> {
+    let mut loose = Vec::new();
+    for e in errors {
+        let mut found = false;
+        for g in groups.iter_mut() {
+            for f in g.fields.iter_mut() {
+                if f.name == e.field {
+                    f.error = Some(e.message.clone());
+                    found = true;
+                }
+            }
+        }
+        if !found {
+            loose.push(format!("{} {}", e.field, e.message));
+        }
+    }
+    loose
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub title: String,
+    pub detail: String,
+    pub status: u16,
+    pub request_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub csrf: String,
+    pub error: Option<String>,
+    pub username: String,
+    pub css: String,
+}
+
+pub struct HoursRow {
+    pub day: &'static str,
+    pub y: i32,
+    pub bar: Option<(i32, i32)>,
+    pub label: String,
+}
+
+pub struct ClinicCard {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub phone: String,
+    pub zone: String,
+    pub local_time: String,
+    pub open_now: bool,
+    pub hours_summary: String,
+    pub roles: String,
+    pub patients: i64,
+    pub rows: Vec<HoursRow>,
+    pub now_x: Option<i32>,
+    pub ticks: Vec<(i32, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage {
+    pub layout: Layout,
+    pub clinics: Vec<ClinicCard>,
+    pub can_search: bool,
+}
+
+pub struct PatientRow {
+    pub id: String,
+    pub name: String,
+    pub preferred: String,
+    pub dob: String,
+    pub age: i64,
+    pub mrn: String,
+    pub phone: String,
+    pub clinic: String,
+}
+
+#[derive(Template)]
+#[template(path = "patients.html")]
+pub struct PatientsPage {
+    pub layout: Layout,
+    pub q: String,
+    pub rows: Vec<PatientRow>,
+    pub searched: bool,
+    pub total: i64,
+    pub can_create: bool,
+}
+
+#[derive(Template)]
+#[template(path = "patient_results.html")]
+pub struct PatientResults {
+    pub q: String,
+    pub rows: Vec<PatientRow>,
+    pub searched: bool,
+}
+
+#[derive(Template)]
+#[template(path = "form_page.html")]
+pub struct FormPage {
+    pub layout: Layout,
+    pub heading: String,
+    pub intro: String,
+    pub action: String,
+    pub submit: String,
+    pub cancel: String,
+    pub groups: Vec<FieldGroup>,
+    pub errors: Vec<String>,
+}
+
+pub struct InfoItem {
+    pub label: &'static str,
+    pub value: String,
+}
+
+pub struct AccessRow {
+    pub when: String,
+    pub who: String,
+    pub role: String,
+    pub action: String,
+    pub outcome: String,
+}
+
+#[derive(Template)]
+#[template(path = "chart.html")]
+pub struct ChartPage {
+    pub layout: Layout,
+    pub id: String,
+    pub tab: &'static str,
+    pub name: String,
+    pub preferred: String,
+    pub mrn: String,
+    pub dob: String,
+    pub age: i64,
+    pub clinic: String,
+    pub escort: String,
+    pub can_edit: bool,
+    pub can_audit: bool,
+    pub sections: Vec<(&'static str, Vec<InfoItem>)>,
+    pub access: Vec<AccessRow>,
+}
+
+pub struct ClinicListItem {
+    pub id: String,
+    pub name: String,
+    pub city: String,
+    pub zone: String,
+    pub hours: String,
+}
+
+#[derive(Template)]
+#[template(path = "clinics.html")]
+pub struct ClinicsPage {
+    pub layout: Layout,
+    pub clinics: Vec<ClinicListItem>,
+}
+
+pub struct ClosureItem {
+    pub id: String,
+    pub date: String,
+    pub reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "clinic_edit.html")]
+pub struct ClinicEditPage {
+    pub layout: Layout,
+    pub id: String,
+    pub name: String,
+    pub groups: Vec<FieldGroup>,
+    pub hours: Vec<(String, String, String, String, Option<String>)>,
+    pub errors: Vec<String>,
+    pub closures: Vec<ClosureItem>,
+    pub closure_error: Option<String>,
+}
+
+pub struct StaffItem {
+    pub id: String,
+    pub name: String,
+    pub username: String,
+    pub roles: Vec<(String, String)>,
+    pub disabled: bool,
+    pub totp: bool,
+}
+
+#[derive(Template)]
+#[template(path = "staff.html")]
+pub struct StaffPage {
+    pub layout: Layout,
+    pub staff: Vec<StaffItem>,
+    pub form: Vec<FieldGroup>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "staff_member.html")]
+pub struct StaffMemberPage {
+    pub layout: Layout,
+    pub id: String,
+    pub name: String,
+    pub username: String,
+    pub disabled: bool,
+    pub totp: bool,
+    pub grants: Vec<(String, String, String, String)>,
+    pub clinic_options: Vec<(String, String)>,
+    pub role_options: Vec<(String, String)>,
+    pub error: Option<String>,
+}
+
+pub struct AuditItem {
+    pub seq: i64,
+    pub when: String,
+    pub who: String,
+    pub role: String,
+    pub action: String,
+    pub patient: String,
+    pub patient_id: String,
+    pub outcome: String,
+    pub source: String,
+    pub request_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+pub struct AuditPage {
+    pub layout: Layout,
+    pub items: Vec<AuditItem>,
+    pub patient: String,
+    pub user: String,
+    pub action: String,
+    pub from: String,
+    pub to: String,
+    pub actions: Vec<String>,
+    pub users: Vec<(String, String)>,
+    pub error: Option<String>,
+    pub next_before: Option<i64>,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage {
+    pub layout: Layout,
+    pub username: String,
+    pub roles: Vec<(String, String)>,
+    pub password_errors: Vec<String>,
+    pub totp_enabled: bool,
+    pub totp_setup: Option<(String, String)>,
+    pub totp_error: Option<String>,
+}
