@@ -13,99 +13,71 @@ use store::Store;
 
 pub const DEMO_PASSWORD: &str = "stillwater-demo";
 
-pub struct DemoLogin {
+/// A demo account: who, and the (clinic, role) grants, where 'G' is Glendale
+/// and 'D' is Denver.
+pub struct DemoStaff {
     pub username: &'static str,
     pub name: &'static str,
     pub roles: &'static str,
+    grants: &'static [(char, Role)],
 }
 
-/// Each demo account: username, display name, and (clinic, role) grants where
-/// "G" is Glendale and "D" is Denver.
-const STAFF: &[(&str, &str, &[(&str, Role)])] = &[
-    (
-        "dana.frontdesk",
-        "Dana Whitfield",
-        &[("G", Role::FrontDesk)],
-    ),
-    ("devon.frontdesk", "Devon Price", &[("D", Role::FrontDesk)]),
-    ("nina.nurse", "Nina Okafor, RN", &[("G", Role::Nurse)]),
-    ("nate.nurse", "Nate Kowalski, RN", &[("D", Role::Nurse)]),
-    (
-        "paul.prescriber",
-        "Dr. Paul Reyes, MD",
-        &[("G", Role::Prescriber), ("D", Role::Prescriber)],
-    ),
-    (
-        "mona.monitor",
-        "Dr. Mona Lindqvist, MD (anesthesiology)",
-        &[("G", Role::MonitoringClinician)],
-    ),
-    (
-        "theo.therapist",
-        "Theo Brandt, LPC",
-        &[("G", Role::Therapist), ("D", Role::Therapist)],
-    ),
-    (
-        "ada.admin",
-        "Ada Morales",
-        &[("G", Role::ClinicAdmin), ("D", Role::ClinicAdmin)],
-    ),
-    (
-        "audrey.auditor",
-        "Audrey Chen",
-        &[("G", Role::Auditor), ("D", Role::Auditor)],
-    ),
+pub const STAFF: &[DemoStaff] = &[
+    DemoStaff {
+        username: "dana.frontdesk",
+        name: "Dana Whitfield",
+        roles: "front desk, Glendale",
+        grants: &[('G', Role::FrontDesk)],
+    },
+    DemoStaff {
+        username: "devon.frontdesk",
+        name: "Devon Price",
+        roles: "front desk, Denver",
+        grants: &[('D', Role::FrontDesk)],
+    },
+    DemoStaff {
+        username: "nina.nurse",
+        name: "Nina Okafor, RN",
+        roles: "nurse, Glendale",
+        grants: &[('G', Role::Nurse)],
+    },
+    DemoStaff {
+        username: "nate.nurse",
+        name: "Nate Kowalski, RN",
+        roles: "nurse, Denver",
+        grants: &[('D', Role::Nurse)],
+    },
+    DemoStaff {
+        username: "paul.prescriber",
+        name: "Dr. Paul Reyes, MD",
+        roles: "prescriber, both clinics",
+        grants: &[('G', Role::Prescriber), ('D', Role::Prescriber)],
+    },
+    DemoStaff {
+        username: "mona.monitor",
+        name: "Dr. Mona Lindqvist, MD",
+        roles: "monitoring clinician (anesthesiology), Glendale",
+        grants: &[('G', Role::MonitoringClinician)],
+    },
+    DemoStaff {
+        username: "theo.therapist",
+        name: "Theo Brandt, LPC",
+        roles: "therapist, both clinics",
+        grants: &[('G', Role::Therapist), ('D', Role::Therapist)],
+    },
+    DemoStaff {
+        username: "ada.admin",
+        name: "Ada Morales",
+        roles: "clinic admin, both clinics",
+        grants: &[('G', Role::ClinicAdmin), ('D', Role::ClinicAdmin)],
+    },
+    DemoStaff {
+        username: "audrey.auditor",
+        name: "Audrey Chen",
+        roles: "auditor, both clinics",
+        grants: &[('G', Role::Auditor), ('D', Role::Auditor)],
+    },
 ];
-
-pub fn logins() -> Vec<DemoLogin> {
-    vec![
-        DemoLogin {
-            username: "dana.frontdesk",
-            name: "Dana Whitfield",
-            roles: "front desk, Glendale",
-        },
-        DemoLogin {
-            username: "devon.frontdesk",
-            name: "Devon Price",
-            roles: "front desk, Denver",
-        },
-        DemoLogin {
-            username: "nina.nurse",
-            name: "Nina Okafor",
-            roles: "nurse, Glendale",
-        },
-        DemoLogin {
-            username: "nate.nurse",
-            name: "Nate Kowalski",
-            roles: "nurse, Denver",
-        },
-        DemoLogin {
-            username: "paul.prescriber",
-            name: "Dr. Paul Reyes",
-            roles: "prescriber, both clinics",
-        },
-        DemoLogin {
-            username: "mona.monitor",
-            name: "Dr. Mona Lindqvist",
-            roles: "monitoring clinician, Glendale",
-        },
-        DemoLogin {
-            username: "theo.therapist",
-            name: "Theo Brandt",
-            roles: "therapist, both clinics",
-        },
-        DemoLogin {
-            username: "ada.admin",
-            name: "Ada Morales",
-            roles: "clinic admin, both clinics",
-        },
-        DemoLogin {
-            username: "audrey.auditor",
-            name: "Audrey Chen",
-            roles: "auditor, both clinics",
-        },
-    ]
-}
 
 fn hours(spec: &[(i16, &str, &str)]) -> Vec<DayHours> {
     spec.iter()
@@ -313,13 +285,14 @@ pub async fn load(store: &Store, password_hash: &str) -> anyhow::Result<bool> {
         e.source_ip = Some("cli".into());
         e
     };
-    for (username, name, grants) in STAFF {
+    for staff in STAFF {
+        let username = staff.username;
         let u = store
             .create_user(
                 &store::auth::NewUser {
                     org_id: org,
                     username,
-                    display_name: name,
+                    display_name: staff.name,
                     email: Some(&format!("{username}@stillwater.example")),
                     password_hash,
                 },
@@ -327,8 +300,8 @@ pub async fn load(store: &Store, password_hash: &str) -> anyhow::Result<bool> {
             )
             .await
             .with_context(|| format!("creating {username}"))?;
-        for (k, role) in grants.iter() {
-            let clinic = if *k == "G" { g } else { d };
+        for (k, role) in staff.grants {
+            let clinic = if *k == 'G' { g } else { d };
             let mut ev = cli(Action::RoleGrant);
             ev.clinic_id = Some(clinic.to_string());
             ev.object_type = Some("user".into());

@@ -335,9 +335,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             );
             println!("  Every account's password is: {}", demo::DEMO_PASSWORD);
             println!();
-            println!("  {:<18} {:<22} {}", "username", "name", "role");
-            for l in demo::logins() {
-                println!("  {:<18} {:<22} {}", l.username, l.name, l.roles);
+            println!("  {:<18} {:<24} role", "username", "name");
+            for s in demo::STAFF {
+                println!("  {:<18} {:<24} {}", s.username, s.name, s.roles);
             }
             println!();
             println!("  Press Ctrl-C to stop.");

@@ -89,7 +89,7 @@ impl Store {
         let mut audit = audit;
         audit.object_type = Some("user".into());
         audit.object_id = Some(id.to_string());
-        let r: Result<()> = on_pool!(self.write(), p => {
+        let r: Result<()> = on_pool!(self.write(), p => async {
             let mut tx = p.begin().await?;
             sqlx::query("INSERT INTO users (id, org_id, username, display_name, email, password_hash, \
                  disabled, failed_logins, password_changed_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, FALSE, 0, $7, $7)")
@@ -99,7 +99,7 @@ impl Store {
             append_in_tx!(tx, &[audit])?;
             tx.commit().await?;
             Ok(())
-        });
+        }.await);
         match r {
             Err(crate::StoreError::Db(e)) if is_unique_violation(&e, "username") => {
                 Err(DomainError::field("username", "is already taken").into())

@@ -72,7 +72,7 @@ impl Store {
         let id = ClinicId::new();
         let slug = domain::clinics::slugify(&s.name);
         let now = now_micros();
-        let r: Result<()> = on_pool!(self.write(), p => {
+        let r: Result<()> = on_pool!(self.write(), p => async {
             let mut tx = p.begin().await?;
             sqlx::query(&format!("INSERT INTO clinics ({CLINIC_COLUMNS}, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)"))
@@ -88,7 +88,7 @@ impl Store {
             }
             tx.commit().await?;
             Ok(())
-        });
+        }.await);
         match r {
             Err(crate::StoreError::Db(e)) if is_unique_violation(&e, "slug") => {
                 Err(DomainError::field("name", "another clinic already has this name").into())
@@ -176,7 +176,7 @@ impl Store {
         audit: NewAuditEvent,
     ) -> Result<ClosureId> {
         let id = ClosureId::new();
-        let r: Result<()> = on_pool!(self.write(), p => {
+        let r: Result<()> = on_pool!(self.write(), p => async {
             let mut tx = p.begin().await?;
             sqlx::query("INSERT INTO clinic_closures (id, clinic_id, closed_on, reason) VALUES ($1, $2, $3, $4)")
                 .bind(id.to_string()).bind(clinic.to_string()).bind(on.to_string()).bind(reason)
@@ -184,7 +184,7 @@ impl Store {
             append_in_tx!(tx, &[audit])?;
             tx.commit().await?;
             Ok(())
-        });
+        }.await);
         match r {
             Err(crate::StoreError::Db(e))
                 if is_unique_violation(&e, "closed_on")

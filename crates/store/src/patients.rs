@@ -123,7 +123,7 @@ impl Store {
             ev.clinic_id = Some(clinic.to_string());
             ev.object_type = Some("patient".into());
             ev.object_id = Some(id.to_string());
-            let r: Result<()> = on_pool!(self.write(), p => {
+            let r: Result<()> = on_pool!(self.write(), p => async {
                 let mut tx = p.begin().await?;
                 sqlx::query(&format!("INSERT INTO patients ({COLUMNS}, org_id, search_text, created_by) \
                      VALUES ({})", placeholders(1, 26)))
@@ -140,7 +140,7 @@ impl Store {
                 append_in_tx!(tx, &[ev])?;
                 tx.commit().await?;
                 Ok(())
-            });
+            }.await);
             match r {
                 Ok(()) => {
                     return Ok(PatientRecord {

@@ -12,7 +12,6 @@ use domain::auth::{Permission, Principal};
 use domain::ids::{ClinicId, PatientId};
 use domain::patients::PatientInput;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use store::patients::PatientRecord;
 
@@ -167,22 +166,57 @@ async fn me(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResult
     Ok(Json(body).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SearchParams {
-    #[serde(default)]
-    q: String,
-    limit: Option<i64>,
+/// Query parameters, checked against the names an endpoint knows.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(req: &Request, known: &[&str]) -> Result<Params, WebError> {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(req.uri().query().unwrap_or(""))
+                .map_err(|_| WebError::bad("the query string could not be read", None))?;
+        if let Some((k, _)) = pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+            return Err(WebError::bad(
+                format!("{k} is not a known parameter; known: {}", known.join(", ")),
+                Some(k),
+            ));
+        }
+        Ok(Params(pairs))
+    }
+    fn get(&self, k: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    }
+    fn int(
+        &self,
+        k: &str,
+        range: std::ops::RangeInclusive<i64>,
+        default: i64,
+    ) -> Result<i64, WebError> {
+        match self.get(k) {
+            None => Ok(default),
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if range.contains(&n) => Ok(n),
+                _ => Err(WebError::bad(
+                    format!(
+                        "{k} must be a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                    Some(k),
+                )),
+            },
+        }
+    }
 }
 
 async fn search(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: Request) -> ApiResult {
-    let params: SearchParams = serde_urlencoded::from_str(req.uri().query().unwrap_or(""))
-        .map_err(|e| WebError::bad(format!("query: {e}"), None))?;
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(WebError::bad("limit must be between 1 and 200", Some("limit")).into());
-    }
-    let found = patients::search(&state, &c, &params.q, limit).await?;
+    let params = Params::parse(&req, &["q", "limit"])?;
+    let limit = params.int("limit", 1..=200, 50)?;
+    let q = params.get("q").unwrap_or_default();
+    let found = patients::search(&state, &c, &q, limit).await?;
     Ok(
         Json(json!({ "patients": found.iter().map(patient_json).collect::<Vec<_>>() }))
             .into_response(),
@@ -249,63 +283,76 @@ async fn update(
     Ok(Json(patient_json(&p)).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditParams {
-    patient_id: Option<String>,
-    user_id: Option<String>,
-    action: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    before: Option<i64>,
-    limit: Option<i64>,
-}
-
 async fn audit_events(
     State(state): State<AppState>,
     ApiCaller(c): ApiCaller,
     req: Request,
 ) -> ApiResult {
     let clinics = c.require_any(Permission::AuditRead)?;
-    let p: AuditParams = serde_urlencoded::from_str(req.uri().query().unwrap_or(""))
-        .map_err(|e| WebError::bad(format!("query: {e}"), None))?;
+    let p = Params::parse(
+        &req,
+        &[
+            "patient_id",
+            "user_id",
+            "action",
+            "from",
+            "to",
+            "before",
+            "limit",
+        ],
+    )?;
     let mut errs = domain::error::Errors::new();
-    if let Some(pid) = &p.patient_id {
+    let patient_id = p.get("patient_id");
+    if let Some(pid) = &patient_id {
         errs.check(
             pid.parse::<PatientId>()
                 .map_err(|_| domain::FieldError::new("patient_id", "is not a valid identifier")),
         );
     }
-    if let Some(uid) = &p.user_id {
+    let user_id = p.get("user_id");
+    if let Some(uid) = &user_id {
         errs.check(
             uid.parse::<domain::ids::UserId>()
                 .map_err(|_| domain::FieldError::new("user_id", "is not a valid identifier")),
         );
     }
-    if let Some(a) = &p.action {
+    let action = p.get("action");
+    if let Some(a) = &action {
         if Action::parse(a).is_none() {
             errs.add("action", "is not a known action");
         }
     }
     let from = errs
-        .check(parse_instant(p.from.as_deref(), "from"))
+        .check(parse_instant(p.get("from").as_deref(), "from"))
         .flatten();
-    let to = errs.check(parse_instant(p.to.as_deref(), "to")).flatten();
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        errs.add("limit", "must be between 1 and 1000");
-    }
+    let to = errs
+        .check(parse_instant(p.get("to").as_deref(), "to"))
+        .flatten();
+    let limit = match p.int("limit", 1..=1000, 100) {
+        Ok(n) => n,
+        Err(_) => {
+            errs.add("limit", "must be a whole number from 1 to 1000");
+            100
+        }
+    };
+    let before = match p.int("before", 1..=i64::MAX, i64::MAX) {
+        Ok(n) => (n != i64::MAX).then_some(n),
+        Err(_) => {
+            errs.add("before", "must be a positive whole number");
+            None
+        }
+    };
     errs.into_result().map_err(WebError::from)?;
     let filter = store::audit::AuditFilter {
         org_id: Some(c.org_id.to_string()),
-        patient_id: p.patient_id,
-        actor_user_id: p.user_id,
-        action: p.action,
+        patient_id,
+        actor_user_id: user_id,
+        action,
         from,
         to,
         clinics: clinics.iter().map(|k| k.to_string()).collect(),
         include_orgwide: true,
-        before_seq: p.before,
+        before_seq: before,
         limit,
     };
     let events = state.store.audit_events(&filter).await?;

@@ -71,3 +71,19 @@ pub async fn serve(Path((hash, file)): Path<(String, String)>) -> Response {
         _ => (StatusCode::NOT_FOUND, "no such asset").into_response(),
     }
 }
+
+/// Browsers ask for /favicon.ico whatever the page says; answer with the SVG.
+pub async fn favicon() -> Response {
+    let a = ASSETS.iter().find(|a| a.name == "favicon.svg");
+    match a {
+        Some(a) => (
+            [
+                (header::CONTENT_TYPE, a.mime),
+                (header::CACHE_CONTROL, "public, max-age=86400"),
+            ],
+            a.body,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}

@@ -79,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route("/readyz", axum::routing::get(ctx::readyz))
         .route("/static/{hash}/{file}", axum::routing::get(assets::serve))
+        .route("/favicon.ico", axum::routing::get(assets::favicon))
         .fallback(ctx::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(

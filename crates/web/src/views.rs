@@ -370,6 +370,15 @@ pub struct AuditItem {
     pub request_id: String,
 }
 
+impl AuditItem {
+    /// Enough of the request id to match a log line; the whole id is in the title.
+    pub fn request_short(&self) -> &str {
+        self.request_id
+            .get(self.request_id.len().saturating_sub(10)..)
+            .unwrap_or(&self.request_id)
+    }
+}
+
 #[derive(Template)]
 #[template(path = "audit.html")]
 pub struct AuditPage {

@@ -1,1 +1,12 @@
+//! Integration tests: store and HTTP, each run on SQLite and on PostgreSQL
+//! (when STILLWATER_TEST_DATABASE_URL is set; CI always sets it).
+//! One test binary keeps linking cheap.
 
+mod helpers;
+
+mod api;
+mod audit;
+mod auth;
+mod pages;
+mod permissions;
+mod schema;

@@ -1,0 +1,194 @@
+//! The audit trail: every patient read recorded; append-only at the database;
+//! tampering found by verification.
+
+use store::audit::VerifyOutcome;
+use store::{on_pool, Pool};
+
+use crate::both;
+use crate::helpers::*;
+
+async fn every_patient_read_is_recorded(app: &TestApp) {
+    let (g, _) = app.patient_ids().await;
+    let s = app.login("nina.nurse").await;
+    let before = app.store.count_audit("patient.read").await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(s.get(&format!("/patients/{g}")).await.status(), 200);
+    }
+    let token = app.user_token("nina.nurse").await;
+    let r = reqwest::Client::new()
+        .get(app.url(&format!("/api/v1/patients/{g}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.store.count_audit("patient.read").await.unwrap(),
+        before + 4
+    );
+    // The auditor sees who read it, with role, source and request id.
+    let auditor = app.user_token("audrey.auditor").await;
+    let events: serde_json::Value = reqwest::Client::new()
+        .get(app.url(&format!(
+            "/api/v1/audit-events?patient_id={g}&action=patient.read"
+        )))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let list = events["events"].as_array().unwrap();
+    assert_eq!(list.len(), 4);
+    assert!(list.iter().all(|e| e["actor"] == "nina.nurse"
+        && e["role"] == "nurse"
+        && e["source_ip"] == "127.0.0.1"
+        && e["request_id"].as_str().unwrap().len() == 32));
+    // A read of a patient outside the user's clinics is recorded as not found.
+    let dv = app.login("devon.frontdesk").await;
+    assert_eq!(dv.get(&format!("/patients/{g}")).await.status(), 404);
+    let all = app
+        .store
+        .audit_events(&store::audit::AuditFilter {
+            action: Some("patient.read".into()),
+            include_orgwide: true,
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(all.iter().any(|e| e.actor_label == "devon.frontdesk"
+        && e.outcome == "not_found"
+        && e.object_id.as_deref() == Some(g.as_str())));
+    // Search lists are recorded with the ids shown.
+    assert_eq!(s.get("/patients?q=a").await.status(), 200);
+    assert!(app.store.count_audit("patient.search").await.unwrap() >= 1);
+    assert!(matches!(
+        app.store.audit_verify().await.unwrap(),
+        VerifyOutcome::Intact { .. }
+    ));
+}
+both!(every_patient_read_is_recorded);
+
+async fn update_and_delete_fail_at_the_database(app: &TestApp) {
+    let pool = app.store.raw_pool().clone();
+    let upd = on_pool!(&pool, p => sqlx::query("UPDATE audit_events SET detail = 'x' WHERE seq = 1").execute(p).await.map(|_| ()));
+    assert!(upd.unwrap_err().to_string().contains("append-only"));
+    let del = on_pool!(&pool, p => sqlx::query("DELETE FROM audit_events WHERE seq = 1").execute(p).await.map(|_| ()));
+    assert!(del.unwrap_err().to_string().contains("append-only"));
+    if let Pool::Postgres(p) = &pool {
+        let t = sqlx::query("TRUNCATE audit_events").execute(p).await;
+        assert!(t.is_err());
+    }
+    assert!(matches!(
+        app.store.audit_verify().await.unwrap(),
+        VerifyOutcome::Intact { .. }
+    ));
+}
+both!(update_and_delete_fail_at_the_database);
+
+async fn tampering_is_found(app: &TestApp) {
+    let pool = app.store.raw_pool().clone();
+    let (g, _) = app.patient_ids().await;
+    let s = app.login("nina.nurse").await;
+    s.get(&format!("/patients/{g}")).await;
+    assert!(matches!(
+        app.store.audit_verify().await.unwrap(),
+        VerifyOutcome::Intact { .. }
+    ));
+    // Someone with database access disables the guard and edits a row.
+    match &pool {
+        Pool::Sqlite(p) => {
+            sqlx::query("DROP TRIGGER audit_events_no_update")
+                .execute(p)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE audit_events SET actor_label = 'someone-else' WHERE seq = 5")
+                .execute(p)
+                .await
+                .unwrap();
+        }
+        Pool::Postgres(p) => {
+            sqlx::query("ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update")
+                .execute(p)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE audit_events SET actor_label = 'someone-else' WHERE seq = 5")
+                .execute(p)
+                .await
+                .unwrap();
+        }
+    }
+    assert!(matches!(
+        app.store.audit_verify().await.unwrap(),
+        VerifyOutcome::Broken(domain::audit::ChainBreak::Altered { seq: 5 })
+    ));
+}
+both!(tampering_is_found);
+
+async fn deleting_a_row_is_found(app: &TestApp) {
+    let pool = app.store.raw_pool().clone();
+    match &pool {
+        Pool::Sqlite(p) => {
+            sqlx::query("DROP TRIGGER audit_events_no_delete")
+                .execute(p)
+                .await
+                .unwrap();
+            sqlx::query("DELETE FROM audit_events WHERE seq = 3")
+                .execute(p)
+                .await
+                .unwrap();
+        }
+        Pool::Postgres(p) => {
+            sqlx::query("ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update")
+                .execute(p)
+                .await
+                .unwrap();
+            sqlx::query("DELETE FROM audit_events WHERE seq = 3")
+                .execute(p)
+                .await
+                .unwrap();
+        }
+    }
+    assert!(matches!(
+        app.store.audit_verify().await.unwrap(),
+        VerifyOutcome::Broken(domain::audit::ChainBreak::Gap { after: 2, next: 4 })
+    ));
+}
+both!(deleting_a_row_is_found);
+
+async fn concurrent_appends_keep_one_chain(app: &TestApp) {
+    // Many writers at once (reads through the group-commit writer and writes in
+    // their own transactions) still produce one unbroken chain.
+    let (g, _) = app.patient_ids().await;
+    let token = app.user_token("paul.prescriber").await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let url = app.url(&format!("/api/v1/patients/{g}"));
+        let token = token.clone();
+        let patch = i % 4 == 0;
+        tasks.push(tokio::spawn(async move {
+            let c = reqwest::Client::new();
+            let r = if patch {
+                c.patch(&url)
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({"pronouns": format!("p{i}")}))
+                    .send()
+                    .await
+                    .unwrap()
+            } else {
+                c.get(&url).bearer_auth(&token).send().await.unwrap()
+            };
+            r.status().as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    match app.store.audit_verify().await.unwrap() {
+        VerifyOutcome::Intact { events } => assert!(events > 40),
+        other => panic!("{other:?}"),
+    }
+}
+both!(concurrent_appends_keep_one_chain);

@@ -1,0 +1,335 @@
+//! Sign-in, sessions, CSRF, lockout, TOTP and tokens.
+
+use crate::both;
+use crate::helpers::*;
+
+async fn wrong_password_and_unknown_user_look_the_same(app: &TestApp) {
+    let (s1, b1) = app.failed_login("nina.nurse", "not-the-password").await;
+    let (s2, b2) = app.failed_login("nobody.here", "not-the-password").await;
+    assert_eq!(s1, s2);
+    let strip = |b: &str| {
+        b.split("name=\"csrf\" value=\"")
+            .map(|p| p.split_once('"').map(|x| x.1).unwrap_or(p))
+            .collect::<String>()
+    };
+    // Same page apart from the fresh CSRF token and the echoed username.
+    assert_eq!(
+        strip(&b1).replace("nina.nurse", "X"),
+        strip(&b2).replace("nobody.here", "X")
+    );
+    assert!(b1.contains("do not match"));
+    // Both attempts are in the audit trail.
+    let n = app.store.count_audit("login.failure").await.unwrap();
+    assert_eq!(n, 2);
+}
+both!(wrong_password_and_unknown_user_look_the_same);
+
+async fn lockout_after_repeated_failures(app: &TestApp) {
+    for _ in 0..5 {
+        app.failed_login("theo.therapist", "wrong-password!").await;
+    }
+    // The right password is refused while locked.
+    assert!(app.login_with("theo.therapist", PW, None).await.is_none());
+    // Other accounts are unaffected.
+    assert!(app.login_with("nina.nurse", PW, None).await.is_some());
+}
+both!(lockout_after_repeated_failures);
+
+async fn login_logout_and_csrf(app: &TestApp) {
+    let s = app.login("dana.frontdesk").await;
+    assert_eq!(s.get("/").await.status(), 200);
+    // A form without the CSRF token is refused and changes nothing.
+    let before = app.count_patients().await;
+    let r = s
+        .client
+        .post(app.url("/patients/new"))
+        .form(&[
+            ("given_name", "Eve"),
+            ("family_name", "Forger"),
+            ("date_of_birth", "1990-01-01"),
+            ("clinic_id", &app.glendale.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("expired"));
+    assert_eq!(app.count_patients().await, before);
+    // Logging in without the pre-login cookie's token fails too.
+    let c = app.client();
+    let r = c
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf", "forged"),
+            ("username", "dana.frontdesk"),
+            ("password", PW),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("expired"));
+    // Logout ends the session on the server.
+    let r = s.post_form("/logout", &[]).await;
+    assert_eq!(r.status(), 303);
+    let r = s.get("/patients").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/login");
+}
+both!(login_logout_and_csrf);
+
+async fn cookies_are_hardened_and_pages_not_cached(app: &TestApp) {
+    let c = app.client();
+    let page = c.get(app.url("/login")).send().await.unwrap();
+    let text = page.text().await.unwrap();
+    let pre = hidden(&text, "csrf");
+    let r = c
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf", pre.as_str()),
+            ("username", "nina.nurse"),
+            ("password", PW),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with("sw_session="))
+        .unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let r = c.get(app.url("/patients")).send().await.unwrap();
+    let h = r.headers();
+    assert_eq!(h["cache-control"], "no-store");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(h.contains_key("x-request-id"));
+    let body = r.text().await.unwrap();
+    assert!(
+        !body.contains("<script>") && !body.contains(" onclick="),
+        "no inline script"
+    );
+}
+both!(cookies_are_hardened_and_pages_not_cached);
+
+async fn idle_and_absolute_expiry(app: &TestApp) {
+    // Sessions are checked against the store's clock; simulate time by asking
+    // for a session with a shorter idle window than has passed.
+    let s = app.login("nina.nurse").await;
+    assert_eq!(s.get("/").await.status(), 200);
+    let uid = app
+        .store
+        .user_id_by_username("nina.nurse")
+        .await
+        .unwrap()
+        .unwrap();
+    // A session whose absolute expiry has passed is refused.
+    let token = web::auth::random_token(32);
+    app.store
+        .create_session(
+            uid,
+            &web::auth::secret_hash(&token),
+            "x",
+            domain::time::now_micros() - 1,
+            None,
+            ev(),
+        )
+        .await
+        .unwrap();
+    let c = app.client();
+    let r = c
+        .get(app.url("/"))
+        .header("cookie", format!("sw_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    // A live session is refused once it has been idle longer than the window.
+    let live = web::auth::random_token(32);
+    let h = web::auth::secret_hash(&live);
+    app.store
+        .create_session(
+            uid,
+            &h,
+            "x",
+            domain::time::now_micros() + 3_600_000_000,
+            None,
+            ev(),
+        )
+        .await
+        .unwrap();
+    let now = domain::time::now_micros();
+    assert!(app
+        .store
+        .session(&h, now, 60_000_000)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(app
+        .store
+        .session(&h, now + 61_000_000, 60_000_000)
+        .await
+        .unwrap()
+        .is_none());
+}
+both!(idle_and_absolute_expiry);
+
+async fn totp_is_required_when_enabled(app: &TestApp) {
+    let uid = app
+        .store
+        .user_id_by_username("paul.prescriber")
+        .await
+        .unwrap()
+        .unwrap();
+    let (secret, _) = web::auth::new_totp("paul.prescriber");
+    app.store
+        .set_totp_secret(uid, Some(&secret), ev())
+        .await
+        .unwrap();
+    assert!(app.login_with("paul.prescriber", PW, None).await.is_none());
+    let code = web::auth::totp_now(&secret).unwrap();
+    let wrong: String = code
+        .chars()
+        .map(|c| {
+            if c == '9' {
+                '0'
+            } else {
+                char::from(c as u8 + 1)
+            }
+        })
+        .collect();
+    assert!(app
+        .login_with("paul.prescriber", PW, Some(&wrong))
+        .await
+        .is_none());
+    assert!(app
+        .login_with("paul.prescriber", PW, Some(&code))
+        .await
+        .is_some());
+}
+both!(totp_is_required_when_enabled);
+
+async fn password_change_ends_sessions(app: &TestApp) {
+    let s = app.login("mona.monitor").await;
+    let r = s
+        .post_form(
+            "/account/password",
+            &[
+                ("current", "wrong-one-entirely"),
+                ("new", "a-new-long-password"),
+                ("confirm", "a-new-long-password"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Current password is not right"));
+    let r = s
+        .post_form(
+            "/account/password",
+            &[
+                ("current", PW),
+                ("new", "a-new-long-password"),
+                ("confirm", "a-new-long-password"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(s.get("/").await.status(), 303, "old session ended");
+    assert!(app.login_with("mona.monitor", PW, None).await.is_none());
+    assert!(app
+        .login_with("mona.monitor", "a-new-long-password", None)
+        .await
+        .is_some());
+}
+both!(password_change_ends_sessions);
+
+async fn tokens_user_device_and_revoked(app: &TestApp) {
+    let (g, _) = app.patient_ids().await;
+    let token = app.user_token("nina.nurse").await;
+    let c = reqwest::Client::new();
+    let r = c
+        .get(app.url(&format!("/api/v1/patients/{g}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A device token may only send readings: no patient data.
+    let dev = format!("sw_{}", web::auth::random_token(32));
+    app.store
+        .create_token(
+            "monitor-1",
+            None,
+            Some(app.glendale),
+            &web::auth::secret_hash(&dev),
+            None,
+            ev(),
+        )
+        .await
+        .unwrap();
+    let r = c
+        .get(app.url(&format!("/api/v1/patients/{g}")))
+        .bearer_auth(&dev)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let me: serde_json::Value = c
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&dev)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["kind"], "device");
+    // Revoked and unknown tokens are refused.
+    let t = app
+        .store
+        .tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == "monitor-1")
+        .unwrap();
+    app.store.revoke_token(t.id, ev()).await.unwrap();
+    for bad in [dev.as_str(), "sw_nonsense", ""] {
+        let r = c
+            .get(app.url("/api/v1/me"))
+            .bearer_auth(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{bad}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    }
+    // Disabling a user revokes their tokens.
+    let uid = app
+        .store
+        .user_id_by_username("nina.nurse")
+        .await
+        .unwrap()
+        .unwrap();
+    app.store.set_user_disabled(uid, true, ev()).await.unwrap();
+    let r = c
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+both!(tokens_user_device_and_revoked);

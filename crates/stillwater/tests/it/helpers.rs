@@ -1,0 +1,308 @@
+use std::net::SocketAddr;
+
+use domain::ids::ClinicId;
+use stillwater::config::Config;
+use stillwater::server::Running;
+use store::{Store, StoreConfig};
+
+pub const PW: &str = stillwater::demo::DEMO_PASSWORD;
+
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running server on a fresh database loaded with the demo organisation.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub glendale: ClinicId,
+    pub denver: ClinicId,
+    running: Option<Running>,
+    dir: std::path::PathBuf,
+    pg: Option<(String, String)>,
+}
+
+pub fn pg_admin_url() -> Option<String> {
+    std::env::var("STILLWATER_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+impl TestApp {
+    pub async fn spawn(b: Backend) -> Option<TestApp> {
+        Self::spawn_with(b, |_| {}).await
+    }
+
+    /// `tweak` may change the configuration (short session limits, say).
+    pub async fn spawn_with(b: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+        let dir = std::env::temp_dir().join(format!("sw-test-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (url, pg) = match b {
+            Backend::Sqlite => (format!("sqlite://{}", dir.join("t.db").display()), None),
+            Backend::Postgres => {
+                let admin = pg_admin_url()?;
+                let name = format!("sw_test_{}", uuid::Uuid::now_v7().simple());
+                let url = store::provision::create_pg_database(&admin, &name)
+                    .await
+                    .expect("PostgreSQL at STILLWATER_TEST_DATABASE_URL must be reachable");
+                (url, Some((admin, name)))
+            }
+        };
+        let store = Store::connect(&StoreConfig {
+            url,
+            max_connections: 8,
+        })
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        stillwater::demo::load(&store, &demo_hash()).await.unwrap();
+        let org = store.any_org().await.unwrap().unwrap();
+        let clinics = store.clinics_of_org(org).await.unwrap();
+        let glendale = clinics
+            .iter()
+            .find(|k| k.slug == "stillwater-glendale")
+            .unwrap()
+            .id;
+        let denver = clinics
+            .iter()
+            .find(|k| k.slug == "stillwater-denver")
+            .unwrap()
+            .id;
+        let mut cfg = Config {
+            bind: "127.0.0.1:0".into(),
+            metrics_bind: String::new(),
+            ..Default::default()
+        };
+        tweak(&mut cfg);
+        let running = stillwater::server::start(store.clone(), &cfg)
+            .await
+            .unwrap();
+        Some(TestApp {
+            addr: running.addr,
+            store,
+            glendale,
+            denver,
+            running: Some(running),
+            dir,
+            pg,
+        })
+    }
+
+    pub async fn finish(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+        self.store.close().await;
+        if let Some((admin, name)) = &self.pg {
+            let _ = store::provision::drop_pg_database(admin, name).await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A browser-like client: keeps cookies, does not follow redirects.
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    /// Signs in through the login form; returns the client and its CSRF token.
+    pub async fn login(&self, username: &str) -> Session {
+        self.login_with(username, PW, None)
+            .await
+            .unwrap_or_else(|| panic!("login as {username} failed"))
+    }
+
+    pub async fn login_with(
+        &self,
+        username: &str,
+        password: &str,
+        totp: Option<&str>,
+    ) -> Option<Session> {
+        let c = self.client();
+        let page = c
+            .get(self.url("/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let pre = hidden(&page, "csrf");
+        let mut form = vec![
+            ("csrf", pre.as_str()),
+            ("username", username),
+            ("password", password),
+        ];
+        if let Some(t) = totp {
+            form.push(("totp", t));
+        }
+        let r = c.post(self.url("/login")).form(&form).send().await.unwrap();
+        if r.status() != 303 {
+            return None;
+        }
+        let account = c
+            .get(self.url("/account"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        Some(Session {
+            client: c,
+            csrf: hidden(&account, "csrf"),
+            base: format!("http://{}", self.addr),
+        })
+    }
+
+    /// The login page's answer to a failed attempt (status, body).
+    pub async fn failed_login(&self, username: &str, password: &str) -> (u16, String) {
+        let c = self.client();
+        let page = c
+            .get(self.url("/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let pre = hidden(&page, "csrf");
+        let r = c
+            .post(self.url("/login"))
+            .form(&[
+                ("csrf", pre.as_str()),
+                ("username", username),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    }
+
+    /// A bearer token acting as `username`.
+    pub async fn user_token(&self, username: &str) -> String {
+        let token = format!("sw_{}", web::auth::random_token(32));
+        let uid = self
+            .store
+            .user_id_by_username(username)
+            .await
+            .unwrap()
+            .unwrap();
+        self.store
+            .create_token(
+                "test",
+                Some(uid),
+                None,
+                &web::auth::secret_hash(&token),
+                None,
+                ev(),
+            )
+            .await
+            .unwrap();
+        token
+    }
+
+    /// A Glendale patient id (demo patient) and a Denver one.
+    pub async fn patient_ids(&self) -> (String, String) {
+        let g = self
+            .store
+            .search_patients(&[self.glendale], "", 1)
+            .await
+            .unwrap();
+        let d = self
+            .store
+            .search_patients(&[self.denver], "", 1)
+            .await
+            .unwrap();
+        (g[0].id.to_string(), d[0].id.to_string())
+    }
+
+    pub async fn count_patients(&self) -> i64 {
+        self.store
+            .count_patients(&[self.glendale, self.denver])
+            .await
+            .unwrap()
+    }
+}
+
+pub fn ev() -> store::audit::NewAuditEvent {
+    store::audit::NewAuditEvent::new(domain::audit::Action::TokenCreate, "test")
+}
+
+fn demo_hash() -> String {
+    // Hashing is slow in debug builds; the demo password's hash is computed once per binary.
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| web::passwords::hash_blocking(PW).unwrap())
+        .clone()
+}
+
+/// The value of the first hidden input named `name` in an HTML page.
+pub fn hidden(html: &str, name: &str) -> String {
+    let needle = format!("name=\"{name}\" value=\"");
+    let i = html
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no hidden {name} in page"));
+    let rest = &html[i + needle.len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+pub struct Session {
+    pub client: reqwest::Client,
+    pub csrf: String,
+    pub base: String,
+}
+
+impl Session {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .unwrap()
+    }
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut f: Vec<(&str, &str)> = vec![("csrf", &self.csrf)];
+        f.extend_from_slice(fields);
+        self.client
+            .post(format!("{}{}", self.base, path))
+            .form(&f)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Runs an `async fn(&TestApp)` on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            use $crate::helpers::{Backend, TestApp};
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+                super::$name(&app).await;
+                app.finish().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+                    eprintln!("PostgreSQL test skipped: STILLWATER_TEST_DATABASE_URL is not set");
+                    return;
+                };
+                super::$name(&app).await;
+                app.finish().await;
+            }
+        }
+    };
+}

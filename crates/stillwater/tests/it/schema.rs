@@ -1,0 +1,105 @@
+//! Both migration sets yield the same schema: tables, columns, types (by
+//! family) and nullability.
+
+use std::collections::BTreeSet;
+
+use store::{Store, StoreConfig};
+
+use crate::helpers::pg_admin_url;
+
+fn family(t: &str) -> &'static str {
+    let t = t.to_lowercase();
+    if t.contains("int") {
+        "integer"
+    } else if t.contains("char") || t.contains("text") {
+        "text"
+    } else if t.contains("bool") {
+        "boolean"
+    } else {
+        "other"
+    }
+}
+
+async fn sqlite_schema(store: &Store) -> BTreeSet<(String, String, &'static str, bool)> {
+    let store::Pool::Sqlite(p) = store.raw_pool() else {
+        unreachable!()
+    };
+    let tables: Vec<(String,)> = sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%'")
+        .fetch_all(p)
+        .await
+        .unwrap();
+    let mut out = BTreeSet::new();
+    for (t,) in tables {
+        let cols: Vec<(i64, String, String, i64, Option<String>, i64)> =
+            sqlx::query_as(&format!("PRAGMA table_info('{t}')"))
+                .fetch_all(p)
+                .await
+                .unwrap();
+        for (_, name, ty, notnull, _, pk) in cols {
+            out.insert((t.clone(), name, family(&ty), notnull == 1 || pk > 0));
+        }
+    }
+    out
+}
+
+async fn pg_schema(store: &Store) -> BTreeSet<(String, String, &'static str, bool)> {
+    let store::Pool::Postgres(p) = store.raw_pool() else {
+        unreachable!()
+    };
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name NOT LIKE '_sqlx%'",
+    )
+    .fetch_all(p)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|(t, c, ty, n)| (t, c, family(&ty), n == "NO"))
+        .collect()
+}
+
+#[tokio::test]
+async fn both_migration_sets_yield_the_same_schema() {
+    let Some(admin) = pg_admin_url() else {
+        eprintln!("schema comparison skipped: STILLWATER_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("sw-schema-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lite = Store::connect(&StoreConfig {
+        url: format!("sqlite://{}", dir.join("s.db").display()),
+        max_connections: 2,
+    })
+    .await
+    .unwrap();
+    lite.migrate().await.unwrap();
+    let name = format!("sw_schema_{}", uuid::Uuid::now_v7().simple());
+    let url = store::provision::create_pg_database(&admin, &name)
+        .await
+        .unwrap();
+    let pg = Store::connect(&StoreConfig {
+        url,
+        max_connections: 2,
+    })
+    .await
+    .unwrap();
+    pg.migrate().await.unwrap();
+    let a = sqlite_schema(&lite).await;
+    let b = pg_schema(&pg).await;
+    pg.close().await;
+    lite.close().await;
+    store::provision::drop_pg_database(&admin, &name)
+        .await
+        .unwrap();
+    let only_lite: Vec<_> = a.difference(&b).collect();
+    let only_pg: Vec<_> = b.difference(&a).collect();
+    assert!(
+        only_lite.is_empty() && only_pg.is_empty(),
+        "only in SQLite: {only_lite:?}\nonly in PostgreSQL: {only_pg:?}"
+    );
+    assert!(
+        a.len() > 60,
+        "the comparison saw the whole schema ({} columns)",
+        a.len()
+    );
+}
