@@ -27,6 +27,7 @@ async function signIn(username) {
   // A form answered 422 with its errors is expected; anything else is a fault.
   page.on("console", (m) => { if (m.type() === "error" && !m.text().includes("status of 422")) errors.push(m.text()); });
   page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("response", (r) => { if (r.status() === 404) errors.push(`404 ${r.url()}`); });
   await page.goto(`${BASE}/login`);
   await page.getByLabel("Username").fill(username);
   await page.getByLabel("Password").fill(PASSWORD);
@@ -86,8 +87,10 @@ test("keyboard only: skip link, sign in and reach patient search", async () => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   await page.goto(`${BASE}/login`);
+  await page.waitForFunction(() => document.activeElement?.id === "username");
   await page.keyboard.type("nina.nurse");
   await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "password");
   await page.keyboard.type(PASSWORD);
   await page.keyboard.press("Enter");
   await page.waitForURL(`${BASE}/`);

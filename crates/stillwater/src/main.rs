@@ -306,6 +306,10 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         if cfg.is_postgres() {
             bail!("the demo runs on SQLite; unset DATABASE_URL / STILLWATER_DATABASE_URL");
         }
+        // Metrics are for operators; a demo has none unless asked for.
+        if std::env::var("STILLWATER_METRICS_BIND").is_err() && cli.config.is_none() {
+            cfg.metrics_bind = String::new();
+        }
     }
     init_logs(&cfg);
     let store = server::open_store(&cfg).await?;

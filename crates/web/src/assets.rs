@@ -47,6 +47,11 @@ pub static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             include_bytes!("../static/app.js"),
             "text/javascript; charset=utf-8",
         ),
+        asset(
+            "favicon.svg",
+            include_bytes!("../static/favicon.svg"),
+            "image/svg+xml",
+        ),
     ]
 });
 
