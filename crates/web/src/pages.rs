@@ -64,6 +64,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/staff/{id}/disable", post(staff_disable))
         .route("/admin/staff/{id}/enable", post(staff_enable))
         .route("/audit", get(audit_page))
+        .route("/audit/export.csv", get(audit_export))
         .route("/account", get(account_page))
         .route("/account/password", post(account_password))
         .route("/account/totp/start", post(account_totp_start))
@@ -1503,11 +1504,14 @@ pub fn day_start(s: &str, field: &str) -> Result<Option<i64>, FieldError> {
         .map_err(|_| FieldError::new(field, "is out of range"))
 }
 
-async fn audit_page(
-    State(state): State<AppState>,
-    Staff(c): Staff,
-    PageQuery(q): PageQuery<AuditQuery>,
-) -> PageResult {
+/// The audit filter a query asks for, limited to what the caller may see,
+/// with a message for any part that could not be read.
+async fn audit_filter(
+    state: &AppState,
+    c: &Caller,
+    q: &AuditQuery,
+    limit: i64,
+) -> Result<(store::audit::AuditFilter, Option<String>), WebError> {
     let clinics = c.require_any(Permission::AuditRead)?;
     let mut error = None;
     let from = day_start(&q.from, "from").unwrap_or_else(|e| {
@@ -1541,11 +1545,19 @@ async fn audit_page(
             }
         }
     };
-    let users = state.store.users_of_org(c.org_id).await?;
-    let user_filter = users
-        .iter()
-        .find(|u| u.id.to_string() == q.user)
-        .map(|u| u.id.to_string());
+    let user_filter = if q.user.is_empty() {
+        None
+    } else {
+        // An id that is not one of this organisation's users matches nothing.
+        let users = state.store.users_of_org(c.org_id).await?;
+        Some(
+            users
+                .iter()
+                .find(|u| u.id.to_string() == q.user)
+                .map(|u| u.id.to_string())
+                .unwrap_or_else(|| "-".into()),
+        )
+    };
     let action = domain::audit::Action::parse(&q.action).map(|a| a.as_str().to_string());
     let filter = store::audit::AuditFilter {
         org_id: Some(c.org_id.to_string()),
@@ -1557,8 +1569,18 @@ async fn audit_page(
         clinics: clinics.iter().map(|k| k.to_string()).collect(),
         include_orgwide: true,
         before_seq: q.before,
-        limit: 100,
+        limit,
     };
+    Ok((filter, error))
+}
+
+async fn audit_page(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    PageQuery(q): PageQuery<AuditQuery>,
+) -> PageResult {
+    let (filter, error) = audit_filter(&state, &c, &q, 100).await?;
+    let users = state.store.users_of_org(c.org_id).await?;
     let events = state.store.audit_events(&filter).await?;
     let mut ev = c.event(Action::AuditRead);
     ev.object_type = Some("audit_log".into());
@@ -1626,6 +1648,78 @@ async fn audit_page(
         next_before,
     };
     render(&page)
+}
+
+/// The filtered audit log as CSV (up to 1,000 rows, newest first). The export
+/// itself is recorded.
+async fn audit_export(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    PageQuery(q): PageQuery<AuditQuery>,
+) -> PageResult {
+    let (filter, error) = audit_filter(&state, &c, &q, 1000).await?;
+    if let Some(e) = error {
+        return Err(WebError::bad(e, None).into());
+    }
+    let events = state.store.audit_events(&filter).await?;
+    let mut ev = c.event(Action::AuditExport);
+    ev.object_type = Some("audit_log".into());
+    ev.detail = Some(format!("{} event(s) exported as CSV", events.len()));
+    state.store.audit(vec![ev]).await?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "seq",
+        "at_utc",
+        "actor",
+        "role",
+        "clinic_id",
+        "patient_id",
+        "action",
+        "object_type",
+        "object_id",
+        "outcome",
+        "source_ip",
+        "request_id",
+        "detail",
+        "hash",
+    ];
+    let row = |e: &domain::audit::AuditRecord| {
+        [
+            e.seq.to_string(),
+            domain::time::to_timestamp(e.at).to_string(),
+            e.actor_label.clone(),
+            e.actor_role.clone().unwrap_or_default(),
+            e.clinic_id.clone().unwrap_or_default(),
+            e.patient_id.clone().unwrap_or_default(),
+            e.action.clone(),
+            e.object_type.clone().unwrap_or_default(),
+            e.object_id.clone().unwrap_or_default(),
+            e.outcome.clone(),
+            e.source_ip.clone().unwrap_or_default(),
+            e.request_id.clone().unwrap_or_default(),
+            e.detail.clone().unwrap_or_default(),
+            e.hash.clone(),
+        ]
+    };
+    let csv_err = |e: csv::Error| WebError::Internal(e.to_string());
+    w.write_record(header).map_err(csv_err)?;
+    for e in &events {
+        w.write_record(row(e)).map_err(csv_err)?;
+    }
+    let body = w
+        .into_inner()
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"audit-log.csv\"",
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 // ---------------------------------------------------------------- account

@@ -192,3 +192,28 @@ async fn concurrent_appends_keep_one_chain(app: &TestApp) {
     }
 }
 both!(concurrent_appends_keep_one_chain);
+
+async fn auditor_exports_csv_and_the_export_is_recorded(app: &TestApp) {
+    let (g, _) = app.patient_ids().await;
+    let n = app.login("nina.nurse").await;
+    n.get(&format!("/patients/{g}")).await;
+    let a = app.login("audrey.auditor").await;
+    let r = a
+        .get(&format!(
+            "/audit/export.csv?patient={g}&action=patient.read"
+        ))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    let body = r.text().await.unwrap();
+    let mut lines = body.lines();
+    assert!(lines.next().unwrap().starts_with("seq,at_utc,actor,role"));
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].contains("nina.nurse") && rows[0].contains("patient.read"));
+    assert_eq!(app.store.count_audit("audit.export").await.unwrap(), 1);
+    // A bad date is refused with a message, not an empty file.
+    let r = a.get("/audit/export.csv?from=31-12-2026").await;
+    assert_eq!(r.status(), 400);
+}
+both!(auditor_exports_csv_and_the_export_is_recorded);
