@@ -344,13 +344,17 @@ pub fn parse_birth_date(s: &str, today: Date) -> Result<Date, FieldError> {
     Ok(d)
 }
 
-/// A medical record number from 30 random bits: "SW-" and six characters of
-/// Crockford base32 (no I, L, O, U), easy to read aloud over the phone.
-pub fn mrn_from_bits(bits: u32) -> String {
+/// A medical record number from 40 random bits: "SW-" and two groups of four
+/// Crockford base32 characters (no I, L, O, U), easy to read aloud. 40 bits
+/// keep collisions (which are retried) rare up to about a million patients.
+pub fn mrn_from_bits(bits: u64) -> String {
     const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     let mut out = String::from("SW-");
-    for i in (0..6).rev() {
+    for i in (0..8).rev() {
         out.push(ALPHABET[((bits >> (i * 5)) & 31) as usize] as char);
+        if i == 4 {
+            out.push('-');
+        }
     }
     out
 }
@@ -442,10 +446,10 @@ mod tests {
         }
 
         #[test]
-        fn mrns_are_well_formed(bits in 0u32..(1 << 30)) {
+        fn mrns_are_well_formed(bits in 0u64..(1 << 40)) {
             let m = mrn_from_bits(bits);
-            proptest::prop_assert_eq!(m.len(), 9);
-            proptest::prop_assert!(m[3..].chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+            proptest::prop_assert_eq!(m.len(), 12);
+            proptest::prop_assert!(m[3..].chars().all(|c| c == '-' || c.is_ascii_digit() || c.is_ascii_uppercase()));
         }
     }
 }

@@ -41,6 +41,9 @@ pub struct BenchArgs {
     /// Skip the start-up and idle-memory measurement of the real binary.
     #[arg(long)]
     pub no_startup: bool,
+    /// Run only scenarios whose name contains this text (for profiling one path).
+    #[arg(long)]
+    pub only: Option<String>,
 }
 
 struct Outcome {
@@ -176,6 +179,7 @@ async fn bench_on(a: &BenchArgs, url: &str, dir: &std::path::Path) -> anyhow::Re
         .await?,
     );
     let before = store.count_audit(Action::PatientRead.as_str()).await?;
+    let (b0, e0) = store.audit_writer_stats();
     let ids2 = ids.clone();
     let b2 = bearer.clone();
     results.push(
@@ -188,6 +192,7 @@ async fn bench_on(a: &BenchArgs, url: &str, dir: &std::path::Path) -> anyhow::Re
         .await?,
     );
     let after = store.count_audit(Action::PatientRead.as_str()).await?;
+    let (b1, e1) = store.audit_writer_stats();
     let ids3 = ids.clone();
     results.push(
         scenario(
@@ -247,6 +252,12 @@ async fn bench_on(a: &BenchArgs, url: &str, dir: &std::path::Path) -> anyhow::Re
         "audit check: {} patient.read events committed during the JSON chart scenario for {} successful reads (warm-up included)",
         after - before,
         results[1].total_ok
+    );
+    println!(
+        "group commit: {} audit transactions carried {} events (average {:.1} per commit)",
+        b1 - b0,
+        e1 - e0,
+        (e1 - e0) as f64 / (b1 - b0).max(1) as f64
     );
     running.stop().await;
     store.close().await;

@@ -29,6 +29,8 @@ pub struct Config {
     pub max_failed_logins: i64,
     pub lockout_minutes: u64,
     pub body_limit_kib: usize,
+    /// Milliseconds a looked-up session or token is trusted (0: always look up).
+    pub auth_cache_ms: u64,
     /// "text" or "json".
     pub log_format: String,
 }
@@ -52,6 +54,7 @@ impl Default for Config {
             max_failed_logins: domain::auth::DEFAULT_MAX_FAILED_LOGINS,
             lockout_minutes: domain::auth::DEFAULT_LOCKOUT_MINUTES as u64,
             body_limit_kib: 64,
+            auth_cache_ms: 2000,
             log_format: "text".into(),
         }
     }
@@ -74,10 +77,11 @@ session_absolute_hours = 12
 max_failed_logins = 5
 lockout_minutes = 15
 body_limit_kib = 64
+auth_cache_ms = 2000                    # sessions/tokens re-checked at least this often; sign-out and role changes here apply at once
 log_format = "text"                     # or "json"
 "#;
 
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
     "BIND",
     "DATA_DIR",
     "DATABASE_URL",
@@ -91,6 +95,7 @@ const KEYS: [&str; 14] = [
     "MAX_FAILED_LOGINS",
     "LOCKOUT_MINUTES",
     "BODY_LIMIT_KIB",
+    "AUTH_CACHE_MS",
     "LOG_FORMAT",
 ];
 
@@ -187,6 +192,9 @@ impl Config {
         if let Some(v) = get("STILLWATER_BODY_LIMIT_KIB") {
             cfg.body_limit_kib = parse_num("STILLWATER_BODY_LIMIT_KIB", v)? as usize;
         }
+        if let Some(v) = get("STILLWATER_AUTH_CACHE_MS") {
+            cfg.auth_cache_ms = parse_num("STILLWATER_AUTH_CACHE_MS", v)?;
+        }
         if let Some(v) = get("STILLWATER_LOG_FORMAT") {
             cfg.log_format = v;
         }
@@ -243,6 +251,9 @@ impl Config {
         if !(1..=256).contains(&self.max_connections) {
             bail!("max_connections must be 1 to 256");
         }
+        if self.auth_cache_ms > 60_000 {
+            bail!("auth_cache_ms must be at most 60000 (one minute)");
+        }
         if self.log_format != "text" && self.log_format != "json" {
             bail!("log_format must be text or json");
         }
@@ -272,6 +283,7 @@ impl Config {
             max_failed_logins: self.max_failed_logins,
             lockout: Duration::from_secs(self.lockout_minutes * 60),
             body_limit: self.body_limit_kib * 1024,
+            auth_cache_ttl: Duration::from_millis(self.auth_cache_ms),
         }
     }
 }

@@ -118,7 +118,10 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5))
                 .pragma("temp_store", "memory")
-                .pragma("cache_size", "-16000");
+                .pragma("cache_size", "-16000")
+                // Every audit commit invalidates readers' page caches; with the file
+                // mapped, re-reading a page is a memory access, not a syscall.
+                .pragma("mmap_size", "1073741824");
             // One writer connection (SQLite allows one writer at a time; queueing
             // in the pool is cheaper than lock retries), several readers.
             let write = SqlitePoolOptions::new()
@@ -127,7 +130,7 @@ impl Store {
                 .connect_with(base.clone())
                 .await?;
             let read = SqlitePoolOptions::new()
-                .max_connections(cfg.max_connections.clamp(1, 8))
+                .max_connections(cfg.max_connections.clamp(1, 4))
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(base.read_only(false))
                 .await?;

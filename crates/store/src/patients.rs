@@ -168,6 +168,24 @@ impl Store {
         details: &[PatientDetails],
         audit: NewAuditEvent,
     ) -> Result<Vec<PatientRecord>> {
+        // An MRN that collides with an existing one rolls the batch back; new
+        // MRNs are drawn and the batch tried again.
+        for _ in 0..5 {
+            match self.try_bulk(org, clinic, details, &audit).await {
+                Err(crate::StoreError::Db(e)) if is_unique_violation(&e, "mrn") => continue,
+                other => return other,
+            }
+        }
+        Err(DomainError::Conflict("could not assign unique MRNs; try again".into()).into())
+    }
+
+    async fn try_bulk(
+        &self,
+        org: OrgId,
+        clinic: ClinicId,
+        details: &[PatientDetails],
+        audit: &NewAuditEvent,
+    ) -> Result<Vec<PatientRecord>> {
         let now = now_micros();
         let mut out = Vec::with_capacity(details.len());
         let mut events = Vec::with_capacity(details.len());
@@ -330,11 +348,11 @@ impl Store {
     }
 }
 
-fn rand_bits() -> u32 {
+fn rand_bits() -> u64 {
     // MRNs need to be unlikely to collide, not secret: the UUIDv7 random tail suffices.
     let u = uuid::Uuid::now_v7();
     let b = u.as_bytes();
-    u32::from_be_bytes([b[12], b[13], b[14], b[15]]) & ((1 << 30) - 1)
+    u64::from_be_bytes([0, 0, 0, b[11], b[12], b[13], b[14], b[15]])
 }
 
 #[cfg(test)]

@@ -154,6 +154,49 @@ fn meta(parts: &Parts) -> RequestMeta {
         .unwrap_or_default()
 }
 
+/// Recently looked-up sessions and tokens, by the hash of their secret. A hot
+/// path cache only: entries expire after `auth_cache_ttl`, and any change to
+/// who may do what on this instance clears it.
+#[derive(Clone, Default)]
+pub struct AuthCache {
+    inner: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, TokenOwner)>>,
+    >,
+}
+
+const AUTH_CACHE_MAX: usize = 10_000;
+
+impl AuthCache {
+    fn get(&self, key: &str, ttl: std::time::Duration) -> Option<TokenOwner> {
+        let map = self.inner.lock().ok()?;
+        map.get(key)
+            .filter(|(at, _)| at.elapsed() < ttl)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn put(&self, key: String, v: TokenOwner, ttl: std::time::Duration) {
+        if ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut map) = self.inner.lock() {
+            if map.len() >= AUTH_CACHE_MAX {
+                map.retain(|_, (at, _)| at.elapsed() < ttl);
+                if map.len() >= AUTH_CACHE_MAX {
+                    map.clear();
+                }
+            }
+            map.insert(key, (std::time::Instant::now(), v));
+        }
+    }
+
+    /// Forgets everything: called whenever sessions, roles or accounts change.
+    pub fn clear(&self) {
+        if let Ok(mut map) = self.inner.lock() {
+            map.clear();
+        }
+    }
+}
+
 /// Looks up the browser session from the cookie; refreshes its idle clock at
 /// most once a minute so that reads stay reads.
 async fn session_caller(parts: &Parts, state: &AppState) -> Result<Option<Caller>, WebError> {
@@ -164,14 +207,24 @@ async fn session_caller(parts: &Parts, state: &AppState) -> Result<Option<Caller
         return Ok(None);
     }
     let hash = secret_hash(&token);
-    let now = now_micros();
-    let idle = state.cfg.session_idle.as_micros() as i64;
-    let Some(s) = state.store.session(&hash, now, idle).await? else {
-        return Ok(None);
+    let ttl = state.cfg.auth_cache_ttl;
+    let s = match state.auth_cache.get(&hash, ttl) {
+        Some(TokenOwner::User(s)) => s,
+        _ => {
+            let now = now_micros();
+            let idle = state.cfg.session_idle.as_micros() as i64;
+            let Some(s) = state.store.session(&hash, now, idle).await? else {
+                return Ok(None);
+            };
+            if now - s.last_seen_at > 60_000_000 {
+                state.store.touch_session(&hash, now).await?;
+            }
+            state
+                .auth_cache
+                .put(hash.clone(), TokenOwner::User(s.clone()), ttl);
+            s
+        }
     };
-    if now - s.last_seen_at > 60_000_000 {
-        state.store.touch_session(&hash, now).await?;
-    }
     Ok(Some(Caller {
         principal: s.principal(),
         org_id: s.org_id,
@@ -193,7 +246,19 @@ async fn token_caller(parts: &Parts, state: &AppState) -> Result<Option<Caller>,
     if token.is_empty() || token.len() > 128 {
         return Err(WebError::Unauthenticated);
     }
-    match state.store.token_owner(&secret_hash(token)).await? {
+    let hash = secret_hash(token);
+    let ttl = state.cfg.auth_cache_ttl;
+    let owner = match state.auth_cache.get(&hash, ttl) {
+        Some(o) => Some(o),
+        None => {
+            let o = state.store.token_owner(&hash).await?;
+            if let Some(o) = &o {
+                state.auth_cache.put(hash, o.clone(), ttl);
+            }
+            o
+        }
+    };
+    match owner {
         None => Err(WebError::Unauthenticated),
         Some(TokenOwner::User(s)) => Ok(Some(Caller {
             principal: s.principal(),

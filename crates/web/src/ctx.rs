@@ -68,12 +68,16 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         .await;
     let status = resp.status();
     let elapsed = started.elapsed();
+    // Every request is counted and timed in the metrics; the log keeps server
+    // errors (and everything at debug level), so a busy clinic's log is about
+    // what went wrong.
     span.in_scope(|| {
-        tracing::info!(
-            status = status.as_u16(),
-            micros = elapsed.as_micros() as u64,
-            "served"
-        );
+        let micros = elapsed.as_micros() as u64;
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), micros, "served");
+        } else {
+            tracing::debug!(status = status.as_u16(), micros, "served");
+        }
     });
     state
         .metrics

@@ -33,6 +33,11 @@ pub struct WebConfig {
     pub lockout: Duration,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// How long a looked-up session or token is trusted before it is looked up
+    /// again. Sign-out, password and role changes on this instance clear it at
+    /// once; changes made elsewhere (another instance, the CLI) take effect
+    /// within this time. Zero turns the cache off.
+    pub auth_cache_ttl: Duration,
 }
 
 impl Default for WebConfig {
@@ -45,6 +50,7 @@ impl Default for WebConfig {
             max_failed_logins: domain::auth::DEFAULT_MAX_FAILED_LOGINS,
             lockout: Duration::from_secs(domain::auth::DEFAULT_LOCKOUT_MINUTES as u64 * 60),
             body_limit: 64 * 1024,
+            auth_cache_ttl: Duration::from_secs(2),
         }
     }
 }
@@ -56,6 +62,7 @@ pub struct AppState {
     pub cfg: Arc<WebConfig>,
     pub metrics: metrics::Metrics,
     pub passwords: passwords::Hasher,
+    pub auth_cache: auth::AuthCache,
 }
 
 impl AppState {
@@ -65,6 +72,7 @@ impl AppState {
             cfg: Arc::new(cfg),
             metrics: metrics::Metrics::new(),
             passwords: passwords::Hasher::new(),
+            auth_cache: auth::AuthCache::default(),
         }
     }
 }

@@ -264,6 +264,7 @@ async fn logout(State(state): State<AppState>, f: StaffForm) -> PageResult {
             .store
             .end_session(h, f.caller.event(Action::Logout))
             .await?;
+        state.auth_cache.clear();
     }
     let mut resp = see_other("/login");
     if let Ok(v) = set_cookie(SESSION_COOKIE, "", state.cfg.secure_cookies, Some(0)).parse() {
@@ -1407,6 +1408,7 @@ async fn staff_grant(
         .store
         .grant_role(uid, clinic, role, f.caller.user_id(), ev)
         .await?;
+    state.auth_cache.clear();
     Ok(see_other(&format!("/admin/staff/{uid}")))
 }
 
@@ -1431,6 +1433,7 @@ async fn staff_revoke(
     ev.object_id = Some(uid.to_string());
     ev.detail = Some(format!("revoked {role}"));
     state.store.revoke_role(uid, clinic, role, ev).await?;
+    state.auth_cache.clear();
     Ok(see_other(&format!("/admin/staff/{uid}")))
 }
 
@@ -1454,6 +1457,7 @@ async fn set_disabled(state: &AppState, f: &StaffForm, id: &str, disabled: bool)
     ev.object_id = Some(uid.to_string());
     ev.detail = Some(if disabled { "disabled" } else { "enabled" }.into());
     state.store.set_user_disabled(uid, disabled, ev).await?;
+    state.auth_cache.clear();
     Ok(see_other(&format!("/admin/staff/{uid}")))
 }
 
@@ -1807,6 +1811,7 @@ async fn account_password(State(state): State<AppState>, f: StaffForm) -> PageRe
         .store
         .set_password(uid, &hash, c.event(Action::PasswordChange))
         .await?;
+    state.auth_cache.clear();
     // Every session ended, including this one: sign in again with the new password.
     Ok(see_other("/login"))
 }
@@ -1849,6 +1854,7 @@ async fn account_totp_confirm(State(state): State<AppState>, f: StaffForm) -> Pa
         .store
         .set_totp_secret(uid, Some(&secret), c.event(Action::TotpEnable))
         .await?;
+    state.auth_cache.clear();
     account_view(
         &state,
         c,

@@ -305,7 +305,10 @@ async fn tokens_user_device_and_revoked(app: &TestApp) {
         .into_iter()
         .find(|t| t.name == "monitor-1")
         .unwrap();
+    // A revocation made outside this server (the CLI, another instance)
+    // applies once the authentication cache entry expires (2 s by default).
     app.store.revoke_token(t.id, ev()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     for bad in [dev.as_str(), "sw_nonsense", ""] {
         let r = c
             .get(app.url("/api/v1/me"))
@@ -324,6 +327,7 @@ async fn tokens_user_device_and_revoked(app: &TestApp) {
         .unwrap()
         .unwrap();
     app.store.set_user_disabled(uid, true, ev()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let r = c
         .get(app.url("/api/v1/me"))
         .bearer_auth(&token)
