@@ -230,6 +230,7 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 
 async fn run_writer(pool: Pool, mut rx: mpsc::Receiver<Msg>, stats: std::sync::Arc<WriterStats>) {
     let mut last_batch = 0usize;
+    let mut head: Option<(i64, String)> = None;
     while let Some(first) = rx.recv().await {
         let mut events = Vec::new();
         let mut replies = Vec::new();
@@ -267,7 +268,12 @@ async fn run_writer(pool: Pool, mut rx: mpsc::Receiver<Msg>, stats: std::sync::A
             use std::sync::atomic::Ordering::Relaxed;
             stats.batches.fetch_add(1, Relaxed);
             stats.events.fetch_add(events.len() as u64, Relaxed);
-            write_batch(&pool, &events).await.map_err(|e| e.to_string())
+            let r = write_batch(&pool, &events, &mut head).await;
+            if r.is_err() {
+                // Whatever the head is now, it is read afresh next time.
+                head = None;
+            }
+            r.map_err(|e| e.to_string())
         };
         for r in replies {
             let _ = r.send(outcome.clone());
@@ -278,12 +284,83 @@ async fn run_writer(pool: Pool, mut rx: mpsc::Receiver<Msg>, stats: std::sync::A
     }
 }
 
-async fn write_batch(pool: &Pool, events: &[NewAuditEvent]) -> Result<()> {
-    on_pool!(pool, p => {
+/// Commits one batch. The writer remembers the chain head it last wrote, so
+/// the usual commit is four statements: BEGIN, a conditional head update that
+/// succeeds only if nobody else appended meanwhile, the INSERT, COMMIT. If
+/// another writer (a write transaction, the CLI, another instance) moved the
+/// head, the batch is rolled back and appended the general way.
+async fn write_batch(
+    pool: &Pool,
+    events: &[NewAuditEvent],
+    head: &mut Option<(i64, String)>,
+) -> Result<()> {
+    if let Some((seq, hash)) = head.clone() {
+        let records = chain_records(seq, hash.clone(), events);
+        let Some(last) = records.last() else {
+            return Ok(());
+        };
+        let (new_seq, new_hash) = (last.seq, last.hash.clone());
+        let done: bool = on_pool!(pool, p => async {
+            let mut tx = p.begin().await?;
+            let moved = sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4")
+                .bind(new_seq)
+                .bind(&new_hash)
+                .bind(seq)
+                .bind(&hash)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if moved != 1 {
+                tx.rollback().await?;
+                return Ok::<bool, crate::StoreError>(false);
+            }
+            for chunk in records.chunks(CHUNK) {
+                let sql = insert_sql(chunk.len());
+                let mut q = sqlx::query(&sql);
+                for r in chunk {
+                    q = q
+                        .bind(r.seq)
+                        .bind(&r.id)
+                        .bind(r.at)
+                        .bind(&r.org_id)
+                        .bind(&r.actor_user_id)
+                        .bind(&r.actor_label)
+                        .bind(&r.actor_role)
+                        .bind(&r.clinic_id)
+                        .bind(&r.patient_id)
+                        .bind(&r.action)
+                        .bind(&r.object_type)
+                        .bind(&r.object_id)
+                        .bind(&r.outcome)
+                        .bind(&r.source_ip)
+                        .bind(&r.request_id)
+                        .bind(&r.detail)
+                        .bind(&r.prev_hash)
+                        .bind(&r.hash);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        }
+        .await)?;
+        if done {
+            *head = Some((new_seq, new_hash));
+            return Ok(());
+        }
+    }
+    // The general path: lock the head, read it, append, and remember the new head.
+    let tip: (i64, String) = on_pool!(pool, p => async {
         let mut tx = p.begin().await?;
         append_in_tx!(tx, events)?;
+        let tip: (i64, String) = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
-    });
+        Ok::<_, crate::StoreError>(tip)
+    }
+    .await)?;
+    *head = Some(tip);
     Ok(())
 }
 

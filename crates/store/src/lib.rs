@@ -118,9 +118,12 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5))
                 .pragma("temp_store", "memory")
-                .pragma("cache_size", "-16000")
-                // Every audit commit invalidates readers' page caches; with the file
-                // mapped, re-reading a page is a memory access, not a syscall.
+                // Every audit commit empties every reader's page cache, and the
+                // emptying costs in proportion to the cache: 1 MB measured best
+                // (16 MB: 4.6k audited reads/s, 1 MB: 5.7-6.6k, 256 kB: 4.4k).
+                .pragma("cache_size", "-1000")
+                // With the file mapped, re-reading a page after that is a memory
+                // access, not a syscall (patient search 2.4x faster).
                 .pragma("mmap_size", "1073741824");
             // One writer connection (SQLite allows one writer at a time; queueing
             // in the pool is cheaper than lock retries), several readers.

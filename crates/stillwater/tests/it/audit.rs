@@ -217,3 +217,29 @@ async fn auditor_exports_csv_and_the_export_is_recorded(app: &TestApp) {
     assert_eq!(r.status(), 400);
 }
 both!(auditor_exports_csv_and_the_export_is_recorded);
+
+async fn writer_and_transactions_interleave_on_one_chain(app: &TestApp) {
+    // The group-commit writer remembers the head it last wrote; a write
+    // transaction (or another process) moving the head must send it down the
+    // general path rather than fork the chain.
+    let mk = || store::audit::NewAuditEvent::new(domain::audit::Action::AuditRead, "interleave");
+    app.store.audit(vec![mk(), mk()]).await.unwrap();
+    let uid = app
+        .store
+        .user_id_by_username("nina.nurse")
+        .await
+        .unwrap()
+        .unwrap();
+    app.store.set_totp_secret(uid, None, mk()).await.unwrap();
+    app.store.audit(vec![mk()]).await.unwrap();
+    app.store.set_totp_secret(uid, None, mk()).await.unwrap();
+    app.store.set_totp_secret(uid, None, mk()).await.unwrap();
+    app.store.audit(vec![mk(), mk(), mk()]).await.unwrap();
+    app.store.audit(vec![mk()]).await.unwrap();
+    assert_eq!(app.store.count_audit("audit.read").await.unwrap(), 10);
+    assert!(matches!(
+        app.store.audit_verify().await.unwrap(),
+        VerifyOutcome::Intact { .. }
+    ));
+}
+both!(writer_and_transactions_interleave_on_one_chain);
