@@ -103,6 +103,40 @@ pub(crate) fn insert_sql(rows: usize) -> String {
     format!("INSERT INTO audit_events ({COLUMNS}) VALUES {values}")
 }
 
+/// Inserts chained records in chunks inside an open transaction `$tx`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! insert_records {
+    ($tx:expr, $records:expr) => {
+        for chunk in $records.chunks($crate::audit::chunk_size()) {
+            let sql = $crate::audit::insert_sql(chunk.len());
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(r.seq)
+                    .bind(&r.id)
+                    .bind(r.at)
+                    .bind(&r.org_id)
+                    .bind(&r.actor_user_id)
+                    .bind(&r.actor_label)
+                    .bind(&r.actor_role)
+                    .bind(&r.clinic_id)
+                    .bind(&r.patient_id)
+                    .bind(&r.action)
+                    .bind(&r.object_type)
+                    .bind(&r.object_id)
+                    .bind(&r.outcome)
+                    .bind(&r.source_ip)
+                    .bind(&r.request_id)
+                    .bind(&r.detail)
+                    .bind(&r.prev_hash)
+                    .bind(&r.hash);
+            }
+            q.execute(&mut *$tx).await?;
+        }
+    };
+}
+
 /// Appends events to the chain inside an open transaction `$tx` (a
 /// `sqlx::Transaction` of either backend). Locks the chain head first, so
 /// concurrent appenders (other instances, the CLI) queue rather than fork it.
@@ -122,32 +156,7 @@ macro_rules! append_in_tx {
                     .fetch_one(&mut *$tx)
                     .await?;
             let records = $crate::audit::chain_records(seq, hash, events);
-            for chunk in records.chunks($crate::audit::chunk_size()) {
-                let sql = $crate::audit::insert_sql(chunk.len());
-                let mut q = sqlx::query(&sql);
-                for r in chunk {
-                    q = q
-                        .bind(r.seq)
-                        .bind(&r.id)
-                        .bind(r.at)
-                        .bind(&r.org_id)
-                        .bind(&r.actor_user_id)
-                        .bind(&r.actor_label)
-                        .bind(&r.actor_role)
-                        .bind(&r.clinic_id)
-                        .bind(&r.patient_id)
-                        .bind(&r.action)
-                        .bind(&r.object_type)
-                        .bind(&r.object_id)
-                        .bind(&r.outcome)
-                        .bind(&r.source_ip)
-                        .bind(&r.request_id)
-                        .bind(&r.detail)
-                        .bind(&r.prev_hash)
-                        .bind(&r.hash);
-                }
-                q.execute(&mut *$tx).await?;
-            }
+            $crate::insert_records!($tx, &records);
             if let Some(last) = records.last() {
                 sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
                     .bind(last.seq)
@@ -314,32 +323,7 @@ async fn write_batch(
                 tx.rollback().await?;
                 return Ok::<bool, crate::StoreError>(false);
             }
-            for chunk in records.chunks(CHUNK) {
-                let sql = insert_sql(chunk.len());
-                let mut q = sqlx::query(&sql);
-                for r in chunk {
-                    q = q
-                        .bind(r.seq)
-                        .bind(&r.id)
-                        .bind(r.at)
-                        .bind(&r.org_id)
-                        .bind(&r.actor_user_id)
-                        .bind(&r.actor_label)
-                        .bind(&r.actor_role)
-                        .bind(&r.clinic_id)
-                        .bind(&r.patient_id)
-                        .bind(&r.action)
-                        .bind(&r.object_type)
-                        .bind(&r.object_id)
-                        .bind(&r.outcome)
-                        .bind(&r.source_ip)
-                        .bind(&r.request_id)
-                        .bind(&r.detail)
-                        .bind(&r.prev_hash)
-                        .bind(&r.hash);
-                }
-                q.execute(&mut *tx).await?;
-            }
+            crate::insert_records!(tx, &records);
             tx.commit().await?;
             Ok(true)
         }

@@ -88,6 +88,29 @@ async fn update_and_delete_fail_at_the_database(app: &TestApp) {
 }
 both!(update_and_delete_fail_at_the_database);
 
+/// Runs `sql` against the audit table after switching off its guard
+/// triggers, as someone with direct database access could.
+async fn tamper(pool: &Pool, sql: &str) {
+    match pool {
+        Pool::Sqlite(p) => {
+            for t in ["audit_events_no_update", "audit_events_no_delete"] {
+                sqlx::query(&format!("DROP TRIGGER {t}"))
+                    .execute(p)
+                    .await
+                    .unwrap();
+            }
+            sqlx::query(sql).execute(p).await.unwrap();
+        }
+        Pool::Postgres(p) => {
+            sqlx::query("ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update")
+                .execute(p)
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(p).await.unwrap();
+        }
+    }
+}
+
 async fn tampering_is_found(app: &TestApp) {
     let pool = app.store.raw_pool().clone();
     let (g, _) = app.patient_ids().await;
@@ -98,28 +121,11 @@ async fn tampering_is_found(app: &TestApp) {
         VerifyOutcome::Intact { .. }
     ));
     // Someone with database access disables the guard and edits a row.
-    match &pool {
-        Pool::Sqlite(p) => {
-            sqlx::query("DROP TRIGGER audit_events_no_update")
-                .execute(p)
-                .await
-                .unwrap();
-            sqlx::query("UPDATE audit_events SET actor_label = 'someone-else' WHERE seq = 5")
-                .execute(p)
-                .await
-                .unwrap();
-        }
-        Pool::Postgres(p) => {
-            sqlx::query("ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update")
-                .execute(p)
-                .await
-                .unwrap();
-            sqlx::query("UPDATE audit_events SET actor_label = 'someone-else' WHERE seq = 5")
-                .execute(p)
-                .await
-                .unwrap();
-        }
-    }
+    tamper(
+        &pool,
+        "UPDATE audit_events SET actor_label = 'someone-else' WHERE seq = 5",
+    )
+    .await;
     assert!(matches!(
         app.store.audit_verify().await.unwrap(),
         VerifyOutcome::Broken(domain::audit::ChainBreak::Altered { seq: 5 })
@@ -129,28 +135,7 @@ both!(tampering_is_found);
 
 async fn deleting_a_row_is_found(app: &TestApp) {
     let pool = app.store.raw_pool().clone();
-    match &pool {
-        Pool::Sqlite(p) => {
-            sqlx::query("DROP TRIGGER audit_events_no_delete")
-                .execute(p)
-                .await
-                .unwrap();
-            sqlx::query("DELETE FROM audit_events WHERE seq = 3")
-                .execute(p)
-                .await
-                .unwrap();
-        }
-        Pool::Postgres(p) => {
-            sqlx::query("ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update")
-                .execute(p)
-                .await
-                .unwrap();
-            sqlx::query("DELETE FROM audit_events WHERE seq = 3")
-                .execute(p)
-                .await
-                .unwrap();
-        }
-    }
+    tamper(&pool, "DELETE FROM audit_events WHERE seq = 3").await;
     assert!(matches!(
         app.store.audit_verify().await.unwrap(),
         VerifyOutcome::Broken(domain::audit::ChainBreak::Gap { after: 2, next: 4 })

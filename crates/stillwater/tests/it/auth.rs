@@ -267,18 +267,7 @@ async fn tokens_user_device_and_revoked(app: &TestApp) {
         .unwrap();
     assert_eq!(r.status(), 200);
     // A device token may only send readings: no patient data.
-    let dev = format!("sw_{}", web::auth::random_token(32));
-    app.store
-        .create_token(
-            "monitor-1",
-            None,
-            Some(app.glendale),
-            &web::auth::secret_hash(&dev),
-            None,
-            ev(),
-        )
-        .await
-        .unwrap();
+    let dev = app.device_token(app.glendale, "monitor-1").await;
     let r = c
         .get(app.url(&format!("/api/v1/patients/{g}")))
         .bearer_auth(&dev)

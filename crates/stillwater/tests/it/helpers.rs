@@ -126,16 +126,7 @@ impl TestApp {
         password: &str,
         totp: Option<&str>,
     ) -> Option<Session> {
-        let c = self.client();
-        let page = c
-            .get(self.url("/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let pre = hidden(&page, "csrf");
+        let (c, pre) = self.login_form().await;
         let mut form = vec![
             ("csrf", pre.as_str()),
             ("username", username),
@@ -163,8 +154,8 @@ impl TestApp {
         })
     }
 
-    /// The login page's answer to a failed attempt (status, body).
-    pub async fn failed_login(&self, username: &str, password: &str) -> (u16, String) {
+    /// A fresh client that has fetched the sign-in form, and the form's CSRF token.
+    async fn login_form(&self) -> (reqwest::Client, String) {
         let c = self.client();
         let page = c
             .get(self.url("/login"))
@@ -175,6 +166,29 @@ impl TestApp {
             .await
             .unwrap();
         let pre = hidden(&page, "csrf");
+        (c, pre)
+    }
+
+    /// A device token (bedside monitor) for a clinic.
+    pub async fn device_token(&self, clinic: ClinicId, name: &str) -> String {
+        let dev = format!("sw_{}", web::auth::random_token(32));
+        self.store
+            .create_token(
+                name,
+                None,
+                Some(clinic),
+                &web::auth::secret_hash(&dev),
+                None,
+                ev(),
+            )
+            .await
+            .unwrap();
+        dev
+    }
+
+    /// The login page's answer to a failed attempt (status, body).
+    pub async fn failed_login(&self, username: &str, password: &str) -> (u16, String) {
+        let (c, pre) = self.login_form().await;
         let r = c
             .post(self.url("/login"))
             .form(&[

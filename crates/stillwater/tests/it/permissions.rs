@@ -94,18 +94,7 @@ async fn every_role_against_every_endpoint(app: &TestApp) {
         .unwrap()[0]
         .id
         .to_string();
-    let dev = format!("sw_{}", web::auth::random_token(32));
-    app.store
-        .create_token(
-            "monitor",
-            None,
-            Some(app.glendale),
-            &web::auth::secret_hash(&dev),
-            None,
-            ev(),
-        )
-        .await
-        .unwrap();
+    let dev = app.device_token(app.glendale, "monitor").await;
     let mut api_creds: Vec<Option<String>> = Vec::new();
     let mut sessions = Vec::new();
     for r in ROLES {
