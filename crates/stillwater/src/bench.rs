@@ -278,6 +278,17 @@ async fn scenario<F>(
 where
     F: Fn(usize) -> (String, Option<(&'static str, String)>) + Send + Sync + Clone + 'static,
 {
+    if a.only.as_deref().is_some_and(|o| !name.contains(o)) {
+        return Ok(Outcome {
+            name,
+            ok: 0,
+            total_ok: 0,
+            errors: 0,
+            rps: 0.0,
+            p50: 0.0,
+            p99: 0.0,
+        });
+    }
     let warm = Instant::now() + Duration::from_secs(1);
     let end = warm + Duration::from_secs(a.seconds);
     let mut tasks = Vec::new();

@@ -201,10 +201,27 @@ pub struct WriterStats {
 const MAX_BATCH: usize = 1024;
 
 impl AuditSink {
-    pub(crate) fn start(pool: Pool) -> AuditSink {
+    /// Starts the writer: on SQLite a dedicated thread with its own
+    /// connection to `sqlite_file`, elsewhere a task on the runtime.
+    pub(crate) fn start(pool: Pool, sqlite_file: Option<std::path::PathBuf>) -> AuditSink {
         let (tx, rx) = mpsc::channel(4096);
         let stats = std::sync::Arc::new(WriterStats::default());
-        tokio::spawn(run_writer(pool, rx, stats.clone()));
+        match sqlite_file {
+            Some(path) => {
+                let st = stats.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("audit-writer".into())
+                    .spawn(move || sqlite_writer::run(path, rx, st));
+                if let Err(e) = spawned {
+                    // Without a writer every audited request fails (503): nothing is
+                    // shown unaudited.
+                    tracing::error!(cause = %e, "cannot start the audit writer thread");
+                }
+            }
+            None => {
+                tokio::spawn(run_writer(pool, rx, stats.clone()));
+            }
+        }
         AuditSink { tx, stats }
     }
 
@@ -234,62 +251,84 @@ impl AuditSink {
 }
 
 /// A batch this large means requests are queueing; the next one lingers.
-const LINGER_ABOVE: usize = 16;
+const LINGER_ABOVE: usize = 4;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The messages one commit answers.
+#[derive(Default)]
+struct Batch {
+    events: Vec<NewAuditEvent>,
+    replies: Vec<Reply>,
+    flushes: Vec<oneshot::Sender<()>>,
+}
+
+impl Batch {
+    fn take(&mut self, m: Msg) {
+        match m {
+            Msg::Append(mut e, r) => {
+                self.events.append(&mut e);
+                self.replies.push(r);
+            }
+            Msg::Flush(r) => self.flushes.push(r),
+        }
+    }
+
+    /// Takes whatever is queued now, up to the batch limit.
+    fn drain(&mut self, rx: &mut mpsc::Receiver<Msg>) {
+        while self.events.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(m) => self.take(m),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Under load (the previous batch was large), waiting a moment for more
+    /// events makes commits fewer and larger.
+    fn should_linger(&self, last_batch: usize) -> bool {
+        last_batch >= LINGER_ABOVE && self.events.len() < MAX_BATCH
+    }
+
+    fn answer(self, outcome: std::result::Result<(), String>) {
+        for r in self.replies {
+            let _ = r.send(outcome.clone());
+        }
+        for f in self.flushes {
+            let _ = f.send(());
+        }
+    }
+
+    fn count(&self, stats: &WriterStats) {
+        use std::sync::atomic::Ordering::Relaxed;
+        stats.batches.fetch_add(1, Relaxed);
+        stats.events.fetch_add(self.events.len() as u64, Relaxed);
+    }
+}
 
 async fn run_writer(pool: Pool, mut rx: mpsc::Receiver<Msg>, stats: std::sync::Arc<WriterStats>) {
     let mut last_batch = 0usize;
     let mut head: Option<(i64, String)> = None;
     while let Some(first) = rx.recv().await {
-        let mut events = Vec::new();
-        let mut replies = Vec::new();
-        let mut flushes = Vec::new();
-        let mut take = |m: Msg, events: &mut Vec<NewAuditEvent>| match m {
-            Msg::Append(mut e, r) => {
-                events.append(&mut e);
-                replies.push(r);
-            }
-            Msg::Flush(r) => flushes.push(r),
-        };
-        take(first, &mut events);
-        while events.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(m) => take(m, &mut events),
-                Err(_) => break,
-            }
-        }
-        // Under load (the last commit carried many events), wait a moment for
-        // more: fewer, larger commits cost less per event, and on SQLite each
-        // commit also empties every reader's page cache.
-        if last_batch >= LINGER_ABOVE && events.len() < MAX_BATCH {
+        let mut batch = Batch::default();
+        batch.take(first);
+        batch.drain(&mut rx);
+        if batch.should_linger(last_batch) {
             tokio::time::sleep(LINGER).await;
-            while events.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(m) => take(m, &mut events),
-                    Err(_) => break,
-                }
-            }
+            batch.drain(&mut rx);
         }
-        last_batch = events.len();
-        let outcome = if events.is_empty() {
+        last_batch = batch.events.len();
+        let outcome = if batch.events.is_empty() {
             Ok(())
         } else {
-            use std::sync::atomic::Ordering::Relaxed;
-            stats.batches.fetch_add(1, Relaxed);
-            stats.events.fetch_add(events.len() as u64, Relaxed);
-            let r = write_batch(&pool, &events, &mut head).await;
+            batch.count(&stats);
+            let r = write_batch(&pool, &batch.events, &mut head).await;
             if r.is_err() {
                 // Whatever the head is now, it is read afresh next time.
                 head = None;
             }
             r.map_err(|e| e.to_string())
         };
-        for r in replies {
-            let _ = r.send(outcome.clone());
-        }
-        for f in flushes {
-            let _ = f.send(());
-        }
+        batch.answer(outcome);
     }
 }
 
@@ -526,5 +565,105 @@ impl Store {
             });
         }
         Ok(VerifyOutcome::Intact { events: count })
+    }
+}
+
+/// The SQLite writer: one OS thread owning one connection. A batch is a single
+/// `BEGIN IMMEDIATE` transaction run without leaving the thread, so its cost is
+/// SQLite's work and one fsync, not a hand-off per statement.
+mod sqlite_writer {
+    use super::*;
+    use rusqlite::{params, Connection, TransactionBehavior};
+
+    const INSERT: &str =
+        "INSERT INTO audit_events (seq, id, at, org_id, actor_user_id, actor_label, \
+         actor_role, clinic_id, patient_id, action, object_type, object_id, outcome, source_ip, \
+         request_id, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+         ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+
+    fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
+        let c = Connection::open(path)?;
+        c.busy_timeout(std::time::Duration::from_secs(5))?;
+        c.pragma_update(None, "journal_mode", "WAL")?;
+        c.pragma_update(None, "synchronous", "FULL")?;
+        c.pragma_update(None, "foreign_keys", "ON")?;
+        Ok(c)
+    }
+
+    pub(super) fn run(
+        path: std::path::PathBuf,
+        mut rx: mpsc::Receiver<Msg>,
+        stats: std::sync::Arc<WriterStats>,
+    ) {
+        let mut conn = match open(&path) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(cause = %e, "the audit writer cannot open the database");
+                None
+            }
+        };
+        let mut last_batch = 0usize;
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = Batch::default();
+            batch.take(first);
+            batch.drain(&mut rx);
+            if batch.should_linger(last_batch) {
+                std::thread::sleep(LINGER);
+                batch.drain(&mut rx);
+            }
+            last_batch = batch.events.len();
+            let outcome = match (&mut conn, batch.events.is_empty()) {
+                (_, true) => Ok(()),
+                (None, false) => Err("the audit writer has no database connection".to_string()),
+                (Some(c), false) => {
+                    batch.count(&stats);
+                    commit(c, &batch.events).map_err(|e| e.to_string())
+                }
+            };
+            batch.answer(outcome);
+        }
+    }
+
+    fn commit(conn: &mut Connection, events: &[NewAuditEvent]) -> rusqlite::Result<()> {
+        // IMMEDIATE takes the write lock first, so the head read below stays true.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (seq, hash) =
+            tx.query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+        let records = chain_records(seq, hash, events);
+        let Some(last) = records.last() else {
+            return Ok(());
+        };
+        tx.execute(
+            "UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1",
+            params![last.seq, last.hash],
+        )?;
+        {
+            let mut stmt = tx.prepare_cached(INSERT)?;
+            for r in &records {
+                stmt.execute(params![
+                    r.seq,
+                    r.id,
+                    r.at,
+                    r.org_id,
+                    r.actor_user_id,
+                    r.actor_label,
+                    r.actor_role,
+                    r.clinic_id,
+                    r.patient_id,
+                    r.action,
+                    r.object_type,
+                    r.object_id,
+                    r.outcome,
+                    r.source_ip,
+                    r.request_id,
+                    r.detail,
+                    r.prev_hash,
+                    r.hash
+                ])?;
+            }
+        }
+        tx.commit()
     }
 }

@@ -106,7 +106,7 @@ impl Store {
                 .connect_with(opts)
                 .await?;
             let p = Pool::Postgres(pool);
-            Ok(Self::assemble(p.clone(), p, Backend::Postgres))
+            Ok(Self::assemble(p.clone(), p, Backend::Postgres, None))
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);
             let base = SqliteConnectOptions::new()
@@ -141,12 +141,18 @@ impl Store {
                 Pool::Sqlite(read),
                 Pool::Sqlite(write),
                 Backend::Sqlite,
+                Some(std::path::PathBuf::from(path)),
             ))
         }
     }
 
-    fn assemble(read: Pool, write: Pool, backend: Backend) -> Store {
-        let audit = audit::AuditSink::start(write.clone());
+    fn assemble(
+        read: Pool,
+        write: Pool,
+        backend: Backend,
+        sqlite_file: Option<std::path::PathBuf>,
+    ) -> Store {
+        let audit = audit::AuditSink::start(write.clone(), sqlite_file);
         Store {
             read,
             write,
