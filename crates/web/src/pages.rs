@@ -1586,10 +1586,6 @@ async fn audit_page(
     let (filter, error) = audit_filter(&state, &c, &q, 100).await?;
     let users = state.store.users_of_org(c.org_id).await?;
     let events = state.store.audit_events(&filter).await?;
-    let mut ev = c.event(Action::AuditRead);
-    ev.object_type = Some("audit_log".into());
-    ev.detail = Some(format!("{} event(s) listed", events.len()));
-    state.store.audit(vec![ev]).await?;
     // Names for the patient column, only for patients the reader may see.
     let mut names: HashMap<String, String> = HashMap::new();
     let readable = c.clinics_with(Permission::PatientRead);
@@ -1607,6 +1603,18 @@ async fn audit_page(
             }
         }
     }
+    // The page shows those patients' names, so the record of this view names
+    // them (by id) as well.
+    let mut ev = c.event(Action::AuditRead);
+    ev.object_type = Some("audit_log".into());
+    let mut shown: Vec<&str> = names.keys().map(String::as_str).collect();
+    shown.sort_unstable();
+    ev.detail = Some(format!(
+        "{} event(s) listed; patients named: {}",
+        events.len(),
+        shown.join(",")
+    ));
+    state.store.audit(vec![ev]).await?;
     let next_before = (events.len() == 100)
         .then(|| events.last().map(|e| e.seq))
         .flatten();

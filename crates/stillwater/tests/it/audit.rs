@@ -61,6 +61,30 @@ async fn every_patient_read_is_recorded(app: &TestApp) {
     assert!(all.iter().any(|e| e.actor_label == "devon.frontdesk"
         && e.outcome == "not_found"
         && e.object_id.as_deref() == Some(g.as_str())));
+    // The audit page names the patients it shows, and its own record says which.
+    let a = app.login("audrey.auditor").await;
+    assert!(a
+        .get("/audit")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains(&format!("/patients/{g}")));
+    let views = app
+        .store
+        .audit_events(&store::audit::AuditFilter {
+            action: Some("audit.read".into()),
+            include_orgwide: true,
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        views[0].detail.as_deref().unwrap_or("").contains(&g),
+        "{:?}",
+        views[0].detail
+    );
     // Search lists are recorded with the ids shown.
     assert_eq!(s.get("/patients?q=a").await.status(), 200);
     assert!(app.store.count_audit("patient.search").await.unwrap() >= 1);
