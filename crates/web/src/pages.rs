@@ -707,7 +707,7 @@ async fn chart_common(
     c: &Caller,
     id: &str,
     tab: &'static str,
-) -> Result<ChartPage, WebError> {
+) -> Result<(ChartPage, Clinic), WebError> {
     let id: PatientId = page_id(id)?;
     let p = patients::read(state, c, id).await?;
     let k = state.store.clinic(p.clinic_id).await?;
@@ -728,7 +728,7 @@ async fn chart_common(
     .filter_map(|x| x.as_deref())
     .collect::<Vec<_>>()
     .join(", ");
-    Ok(ChartPage {
+    let page = ChartPage {
         layout: Layout::new(c, d.display_name(), "patients"),
         id: p.id.to_string(),
         tab,
@@ -800,7 +800,8 @@ async fn chart_common(
             ),
         ],
         access: vec![],
-    })
+    };
+    Ok((page, k))
 }
 
 async fn chart(
@@ -808,7 +809,7 @@ async fn chart(
     Staff(c): Staff,
     Path(id): Path<String>,
 ) -> PageResult {
-    render(&chart_common(&state, &c, &id, "overview").await?)
+    render(&chart_common(&state, &c, &id, "overview").await?.0)
 }
 
 async fn chart_access(
@@ -816,13 +817,8 @@ async fn chart_access(
     Staff(c): Staff,
     Path(id): Path<String>,
 ) -> PageResult {
-    let mut page = chart_common(&state, &c, &id, "access").await?;
-    let clinic: ClinicId = state
-        .store
-        .patient(page_id(&id)?, &c.clinics_with(Permission::PatientRead))
-        .await?
-        .map(|p| p.clinic_id)
-        .ok_or(WebError::NotFound)?;
+    let (mut page, k) = chart_common(&state, &c, &id, "access").await?;
+    let clinic = k.id;
     c.require(Permission::AuditRead, clinic)?;
     let events = state
         .store
@@ -836,7 +832,7 @@ async fn chart_access(
     let mut ev = c.patient_event(Action::AuditRead, Permission::AuditRead, clinic, &page.id);
     ev.object_type = Some("audit_log".into());
     state.store.audit(vec![ev]).await?;
-    let tz = state.store.clinic(clinic).await?.settings.time_zone;
+    let tz = k.settings.time_zone;
     page.access = events
         .into_iter()
         .map(|e| AccessRow {

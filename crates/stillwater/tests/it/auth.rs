@@ -326,3 +326,45 @@ async fn tokens_user_device_and_revoked(app: &TestApp) {
     assert_eq!(r.status(), 401);
 }
 both!(tokens_user_device_and_revoked);
+
+async fn api_with_a_session_cookie_needs_the_csrf_header(app: &TestApp) {
+    let (g, _) = app.patient_ids().await;
+    let s = app.login("nina.nurse").await;
+    let url = app.url(&format!("/api/v1/patients/{g}"));
+    // Reads need no token.
+    assert_eq!(s.client.get(&url).send().await.unwrap().status(), 200);
+    // A change without the header (what a forged cross-site request sends) is refused.
+    let body = serde_json::json!({"pronouns": "forged"});
+    let r = s.client.patch(&url).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = s
+        .client
+        .patch(&url)
+        .header("x-csrf-token", "wrong")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let p: serde_json::Value = s
+        .client
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(p["pronouns"], "forged");
+    // With the session's token it goes through.
+    let r = s
+        .client
+        .patch(&url)
+        .header("x-csrf-token", &s.csrf)
+        .json(&serde_json::json!({"pronouns": "she/her"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+both!(api_with_a_session_cookie_needs_the_csrf_header);
