@@ -66,6 +66,11 @@ id_type!(PatientId);
 id_type!(TokenId);
 id_type!(EventId);
 id_type!(ClosureId);
+id_type!(ResourceId);
+id_type!(AppointmentTypeId);
+id_type!(AppointmentId);
+id_type!(SeriesId);
+id_type!(FeedId);
 
 #[cfg(test)]
 mod tests {
