@@ -25,10 +25,18 @@ pub enum Action {
     TokenCreate,
     TokenRevoke,
     ClinicUpdate,
+    AppointmentRead,
+    AppointmentCreate,
+    AppointmentUpdate,
+    SeriesCreate,
+    ScheduleSettings,
+    FeedCreate,
+    FeedRevoke,
+    FeedRead,
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 26] = [
         Action::LoginSuccess,
         Action::LoginFailure,
         Action::Logout,
@@ -47,6 +55,14 @@ impl Action {
         Action::TokenCreate,
         Action::TokenRevoke,
         Action::ClinicUpdate,
+        Action::AppointmentRead,
+        Action::AppointmentCreate,
+        Action::AppointmentUpdate,
+        Action::SeriesCreate,
+        Action::ScheduleSettings,
+        Action::FeedCreate,
+        Action::FeedRevoke,
+        Action::FeedRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +85,14 @@ impl Action {
             Action::TokenCreate => "token.create",
             Action::TokenRevoke => "token.revoke",
             Action::ClinicUpdate => "clinic.update",
+            Action::AppointmentRead => "appointment.read",
+            Action::AppointmentCreate => "appointment.create",
+            Action::AppointmentUpdate => "appointment.update",
+            Action::SeriesCreate => "series.create",
+            Action::ScheduleSettings => "schedule.settings",
+            Action::FeedCreate => "calendar_feed.create",
+            Action::FeedRevoke => "calendar_feed.revoke",
+            Action::FeedRead => "calendar_feed.read",
         }
     }
 

@@ -58,13 +58,39 @@ impl Role {
     pub fn permissions(self) -> &'static [Permission] {
         use Permission::*;
         match self {
-            Role::FrontDesk => &[PatientRead, PatientCreate, PatientEdit],
-            Role::Nurse => &[PatientRead, PatientCreate, PatientEdit],
-            Role::Prescriber => &[PatientRead, PatientCreate, PatientEdit],
-            Role::MonitoringClinician => &[PatientRead],
-            Role::Therapist => &[PatientRead],
-            Role::ClinicAdmin => &[PatientRead, AuditRead, ClinicSettings, StaffManage],
-            Role::Auditor => &[PatientRead, AuditRead],
+            Role::FrontDesk => &[
+                PatientRead,
+                PatientCreate,
+                PatientEdit,
+                ScheduleRead,
+                ScheduleBook,
+            ],
+            Role::Nurse => &[
+                PatientRead,
+                PatientCreate,
+                PatientEdit,
+                ScheduleRead,
+                ScheduleBook,
+            ],
+            Role::Prescriber => &[
+                PatientRead,
+                PatientCreate,
+                PatientEdit,
+                ScheduleRead,
+                ScheduleBook,
+            ],
+            Role::MonitoringClinician => &[PatientRead, ScheduleRead],
+            Role::Therapist => &[PatientRead, ScheduleRead, ScheduleBook],
+            Role::ClinicAdmin => &[
+                PatientRead,
+                AuditRead,
+                ClinicSettings,
+                StaffManage,
+                ScheduleRead,
+                ScheduleBook,
+                ScheduleManage,
+            ],
+            Role::Auditor => &[PatientRead, AuditRead, ScheduleRead],
         }
     }
 
@@ -116,6 +142,12 @@ pub enum Permission {
     StaffManage,
     /// Send device readings (bedside monitors); held by device tokens only.
     DeviceIngest,
+    /// See the calendar: day board, week views, availability.
+    ScheduleRead,
+    /// Book, move, cancel visits and series; mark no-shows; the waitlist.
+    ScheduleBook,
+    /// Chairs and rooms, appointment types, staff hours and time off, booking rules.
+    ScheduleManage,
 }
 
 /// Who is acting: a signed-in staff member (browser session or user token) or a device.

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod auth;
 pub mod org;
 pub mod patients;
+pub mod scheduling;
 
 pub use domain;
 

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod pages;
 pub mod passwords;
 pub mod patients;
+pub mod scheduling;
 pub mod views;
 
 /// Settings the web layer needs; the binary builds them from its configuration.

@@ -1,0 +1,701 @@
+//! Scheduling use cases shared by pages and the API: availability, booking a
+//! visit or a whole series, moving and cancelling, the day board, calendar
+//! feeds. Each checks the caller's permission in the clinic, finds the patient
+//! only within it, and audits what it shows or changes.
+//!
+//! Booking never trusts a plan from the client: the server loads the
+//! calendar, places the visit itself, and inserts its claims; the database's
+//! unique key on claims decides any race. A lost race is retried against a
+//! fresh calendar, so the loser gets the true reason ("the chair is taken").
+
+use domain::audit::Action;
+use domain::auth::Permission;
+use domain::ids::{AppointmentId, ClinicId, PatientId, ResourceId, SeriesId, UserId};
+use domain::scheduling::{
+    check_spacing, find_series, granule_of, plan_claims, AppointmentType, Blocker, Calendar,
+    Claim, CourseSpec, Key, Occupancy, Preferences, SeriesBlocked, SeriesPlan, Tally, VisitPlan,
+    GRANULE_MICROS,
+};
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use store::scheduling::{Appointment, NewSeries, NewVisit, Status};
+use store::StoreError;
+
+use crate::auth::Caller;
+use crate::error::WebError;
+use crate::AppState;
+
+const HOUR: i64 = 3_600_000_000;
+const DAY: i64 = 24 * HOUR;
+/// Attempts at a booking when another booking wins a race for a seat.
+const ATTEMPTS: usize = 4;
+
+/// The local date of an instant in a clinic's zone.
+pub fn local_date(tz: &TimeZone, m: i64) -> Date {
+    jiff::Timestamp::from_microsecond(m)
+        .map(|t| t.to_zoned(tz.clone()).date())
+        .unwrap_or(Date::constant(1970, 1, 1))
+}
+
+pub async fn clinic_tz(state: &AppState, clinic: ClinicId) -> Result<TimeZone, WebError> {
+    let c = state.store.clinic(clinic).await?;
+    TimeZone::get(&c.settings.time_zone)
+        .map_err(|_| WebError::Internal("clinic has an unknown time zone".into()))
+}
+
+pub async fn appointment_type(
+    state: &AppState,
+    clinic: ClinicId,
+    code: &str,
+) -> Result<AppointmentType, WebError> {
+    state
+        .store
+        .appointment_types(clinic)
+        .await?
+        .into_iter()
+        .find(|t| t.code == code)
+        .ok_or_else(|| {
+            WebError::Invalid(vec![domain::FieldError::new(
+                "type",
+                format!("{code:?} is not an appointment type of this clinic"),
+            )])
+        })
+}
+
+/// Finds the patient in the clinic or answers "not found" (and audits the miss).
+async fn patient_in(
+    state: &AppState,
+    caller: &Caller,
+    clinic: ClinicId,
+    patient: PatientId,
+) -> Result<(), WebError> {
+    if state.store.patient(patient, &[clinic]).await?.is_some() {
+        return Ok(());
+    }
+    let mut ev = caller.event(Action::AppointmentRead);
+    ev.outcome = "not_found";
+    ev.object_type = Some("patient".into());
+    ev.object_id = Some(patient.to_string());
+    state.store.audit(vec![ev]).await?;
+    Err(WebError::NotFound)
+}
+
+fn appointment_event(
+    caller: &Caller,
+    action: Action,
+    perm: Permission,
+    clinic: ClinicId,
+    patient: PatientId,
+    appt: &str,
+) -> store::audit::NewAuditEvent {
+    let mut ev = caller.patient_event(action, perm, clinic, &patient.to_string());
+    ev.object_type = Some("appointment".into());
+    ev.object_id = Some(appt.to_string());
+    ev
+}
+
+/// Checks a requested date range: not reversed, not in the past, not absurdly long.
+pub fn check_range(tz: &TimeZone, from: Date, to: Date, max_days: i64) -> Result<(), WebError> {
+    let today = domain::clinics::today_in(tz);
+    if to < from {
+        return Err(WebError::Invalid(vec![domain::FieldError::new(
+            "to",
+            "must be on or after from",
+        )]));
+    }
+    if to < today {
+        return Err(WebError::Invalid(vec![domain::FieldError::new(
+            "to",
+            "is in the past",
+        )]));
+    }
+    let span = from.until(to).map(|s| i64::from(s.get_days())).unwrap_or(i64::MAX);
+    if span > max_days {
+        return Err(WebError::Invalid(vec![domain::FieldError::new(
+            "to",
+            format!("a search covers at most {max_days} days"),
+        )]));
+    }
+    Ok(())
+}
+
+fn micros_of(tz: &TimeZone, d: Date) -> i64 {
+    domain::scheduling::local_to_micros(tz, d, 0).unwrap_or(0)
+}
+
+/// A calendar restricted to one chair or room and to named people, when the
+/// caller pins them.
+fn pin(cal: &mut Calendar, resource: Option<ResourceId>) -> Result<(), WebError> {
+    if let Some(r) = resource {
+        let Some(kind) = cal.resources.iter().find(|x| x.id == r).map(|x| x.kind) else {
+            return Err(WebError::Invalid(vec![domain::FieldError::new(
+                "resource_id",
+                "is not an active chair or room of this clinic",
+            )]));
+        };
+        cal.resources.retain(|x| x.kind != kind || x.id == r);
+    }
+    Ok(())
+}
+
+pub struct Availability {
+    pub slots: Vec<VisitPlan>,
+    pub tally: Tally,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn availability(
+    state: &AppState,
+    caller: &Caller,
+    clinic: ClinicId,
+    patient: Option<PatientId>,
+    type_code: &str,
+    from: Date,
+    to: Date,
+    prefs: &Preferences,
+    resource: Option<ResourceId>,
+    limit: usize,
+) -> Result<Availability, WebError> {
+    caller.require(Permission::ScheduleRead, clinic)?;
+    let ty = appointment_type(state, clinic, type_code).await?;
+    let tz = clinic_tz(state, clinic).await?;
+    check_range(&tz, from, to, 62)?;
+    if let Some(p) = patient {
+        patient_in(state, caller, clinic, p).await?;
+    }
+    let mut cal = state
+        .store
+        .calendar(clinic, micros_of(&tz, from), micros_of(&tz, to) + 2 * DAY, patient)
+        .await?;
+    pin(&mut cal, resource)?;
+    // Without a patient the search still respects everyone else's bookings.
+    let who = patient.unwrap_or_else(PatientId::new);
+    let (slots, tally) = cal.find_slots(&cal.occupancy, &ty, who, from, to, prefs, limit.clamp(1, 500));
+    if let Some(p) = patient {
+        let ev = caller.patient_event(
+            Action::AppointmentRead,
+            Permission::ScheduleRead,
+            clinic,
+            &p.to_string(),
+        );
+        state.store.audit(vec![ev]).await?;
+    }
+    Ok(Availability { slots, tally })
+}
+
+fn blocker_error(b: Blocker) -> WebError {
+    match b {
+        Blocker::Closed | Blocker::OutsideHours => WebError::Invalid(vec![domain::FieldError::new(
+            "starts_at",
+            format!("is not bookable: {}", b.describe()),
+        )]),
+        Blocker::TooSoon => WebError::Invalid(vec![domain::FieldError::new(
+            "starts_at",
+            "is in the past or within the clinic's minimum notice",
+        )]),
+        Blocker::BeyondHorizon => WebError::Invalid(vec![domain::FieldError::new(
+            "starts_at",
+            "is beyond the clinic's booking horizon",
+        )]),
+        other => WebError::Conflict(format!("This time cannot be booked: {}.", other.describe())),
+    }
+}
+
+/// Exact claims for visits, against the seats the database holds now.
+async fn exact_claims(
+    state: &AppState,
+    visits: &[&VisitPlan],
+    patient: PatientId,
+    rules: &domain::scheduling::SchedulingRules,
+    exclude: Option<AppointmentId>,
+) -> Result<Option<Vec<Vec<Claim>>>, WebError> {
+    let mut keys = vec![Key::Patient(patient)];
+    let (mut g0, mut g1) = (i64::MAX, i64::MIN);
+    for v in visits {
+        for p in &v.phases {
+            if let Some(r) = p.resource {
+                keys.push(Key::Resource(r));
+            }
+            keys.extend(p.staff.iter().map(|a| Key::Staff(a.user)));
+        }
+        g0 = g0.min(granule_of(v.start));
+        g1 = g1.max(granule_of(v.end + GRANULE_MICROS - 1) + 30);
+    }
+    keys.sort();
+    keys.dedup();
+    let mut occ: Occupancy = state.store.claims_on(&keys, g0, g1, exclude).await?;
+    let mut out = vec![];
+    for v in visits {
+        let Some(c) = plan_claims(v, patient, rules, &occ) else {
+            return Ok(None);
+        };
+        c.iter().for_each(|x| occ.add(x));
+        out.push(c);
+    }
+    Ok(Some(out))
+}
+
+/// Books one visit at exactly `start`.
+#[allow(clippy::too_many_arguments)]
+pub async fn book(
+    state: &AppState,
+    caller: &Caller,
+    clinic: ClinicId,
+    patient: PatientId,
+    type_code: &str,
+    start: i64,
+    prefs: &Preferences,
+    resource: Option<ResourceId>,
+) -> Result<Appointment, WebError> {
+    caller.require(Permission::ScheduleBook, clinic)?;
+    let ty = appointment_type(state, clinic, type_code).await?;
+    patient_in(state, caller, clinic, patient).await?;
+    let tz = clinic_tz(state, clinic).await?;
+    if start < domain::time::now_micros() {
+        return Err(WebError::Invalid(vec![domain::FieldError::new(
+            "starts_at",
+            "is in the past",
+        )]));
+    }
+    let mut last = WebError::Conflict("that time was just taken; choose another".into());
+    for _ in 0..ATTEMPTS {
+        let mut cal = state
+            .store
+            .calendar(clinic, start - DAY, start + 2 * DAY, Some(patient))
+            .await?;
+        pin(&mut cal, resource)?;
+        let day = cal.day(local_date(&tz, start));
+        let plan = cal
+            .try_at(&cal.occupancy, &day, &ty, patient, start, prefs)
+            .map_err(blocker_error)?;
+        let Some(mut claims) = exact_claims(state, &[&plan], patient, &cal.rules, None).await? else {
+            continue;
+        };
+        let id = AppointmentId::new();
+        let ev = appointment_event(
+            caller,
+            Action::AppointmentCreate,
+            Permission::ScheduleBook,
+            clinic,
+            patient,
+            &id.to_string(),
+        );
+        let visit = NewVisit {
+            id,
+            type_name: ty.name.clone(),
+            plan,
+            claims: claims.remove(0),
+            series_index: None,
+            series_role: None,
+        };
+        match state
+            .store
+            .insert_visits(clinic, patient, None, &[visit], caller.user_id(), vec![ev])
+            .await
+        {
+            Ok(()) => {
+                return state
+                    .store
+                    .appointment(id, &[clinic])
+                    .await?
+                    .ok_or(WebError::NotFound)
+            }
+            Err(StoreError::Domain(domain::DomainError::Conflict(c))) => {
+                last = WebError::Conflict(c);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last)
+}
+
+pub enum SeriesOutcome {
+    Booked(SeriesId, SeriesPlan),
+    Proposed(SeriesPlan),
+    Blocked(SeriesBlocked),
+}
+
+/// Finds (and unless `dry_run`, books) a whole course with its integration sessions.
+#[allow(clippy::too_many_arguments)]
+pub async fn series(
+    state: &AppState,
+    caller: &Caller,
+    clinic: ClinicId,
+    patient: PatientId,
+    spec: &CourseSpec,
+    from: Date,
+    first_by: Date,
+    prefs: &Preferences,
+    dry_run: bool,
+) -> Result<SeriesOutcome, WebError> {
+    caller.require(
+        if dry_run {
+            Permission::ScheduleRead
+        } else {
+            Permission::ScheduleBook
+        },
+        clinic,
+    )?;
+    spec.validate()?;
+    let dose_ty = appointment_type(state, clinic, &spec.dose_type).await?;
+    if !dose_ty.dose {
+        return Err(WebError::Invalid(vec![domain::FieldError::new(
+            "dose_type",
+            "is not a dosing visit",
+        )]));
+    }
+    let integ_ty = match &spec.integration_type {
+        Some(c) => Some(appointment_type(state, clinic, c).await?),
+        None => None,
+    };
+    patient_in(state, caller, clinic, patient).await?;
+    let tz = clinic_tz(state, clinic).await?;
+    check_range(&tz, from, first_by, 60)?;
+    let span = i64::from(spec.within_days) * DAY
+        + i64::from(spec.integration_max_hours) * HOUR
+        + 2 * DAY;
+    let from_m = micros_of(&tz, from);
+    let to_m = micros_of(&tz, first_by) + span;
+    for _ in 0..ATTEMPTS {
+        let cal = state.store.calendar(clinic, from_m, to_m, Some(patient)).await?;
+        let plan = match find_series(
+            &cal,
+            &dose_ty,
+            integ_ty.as_ref(),
+            spec,
+            patient,
+            from,
+            first_by,
+            prefs,
+        ) {
+            Ok(p) => p,
+            Err(b) => return Ok(SeriesOutcome::Blocked(b)),
+        };
+        let ev = caller.patient_event(
+            Action::AppointmentRead,
+            Permission::ScheduleRead,
+            clinic,
+            &patient.to_string(),
+        );
+        if dry_run {
+            state.store.audit(vec![ev]).await?;
+            return Ok(SeriesOutcome::Proposed(plan));
+        }
+        let mut visits: Vec<(&VisitPlan, &'static str, i32, &str)> = vec![];
+        for (i, s) in plan.steps.iter().enumerate() {
+            visits.push((&s.dose, "dose", i as i32 + 1, &dose_ty.name));
+            if let (Some(ip), Some(it)) = (&s.integration, &integ_ty) {
+                visits.push((ip, "integration", i as i32 + 1, &it.name));
+            }
+        }
+        let plans: Vec<&VisitPlan> = visits.iter().map(|v| v.0).collect();
+        let Some(claims) = exact_claims(state, &plans, patient, &cal.rules, None).await? else {
+            continue;
+        };
+        let sid = SeriesId::new();
+        let mut events = vec![];
+        let mut new_visits = vec![];
+        for ((plan, role, idx, name), claims) in visits.into_iter().zip(claims) {
+            let id = AppointmentId::new();
+            let mut ev = appointment_event(
+                caller,
+                Action::AppointmentCreate,
+                Permission::ScheduleBook,
+                clinic,
+                patient,
+                &id.to_string(),
+            );
+            ev.detail = Some(format!("series {sid} {role} {idx}"));
+            events.push(ev);
+            new_visits.push(NewVisit {
+                id,
+                type_name: name.to_string(),
+                plan: plan.clone(),
+                claims,
+                series_index: Some(idx),
+                series_role: Some(role),
+            });
+        }
+        let mut sev = appointment_event(
+            caller,
+            Action::SeriesCreate,
+            Permission::ScheduleBook,
+            clinic,
+            patient,
+            &sid.to_string(),
+        );
+        sev.object_type = Some("series".into());
+        sev.detail = Some(format!("{} doses, {} visits", spec.doses, new_visits.len()));
+        events.push(sev);
+        let series = NewSeries {
+            id: sid,
+            spec: spec.clone(),
+        };
+        match state
+            .store
+            .insert_visits(clinic, patient, Some(&series), &new_visits, caller.user_id(), events)
+            .await
+        {
+            Ok(()) => return Ok(SeriesOutcome::Booked(sid, plan)),
+            Err(StoreError::Domain(domain::DomainError::Conflict(_))) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(WebError::Conflict(
+        "the calendar kept changing while the series was being booked; try again".into(),
+    ))
+}
+
+/// Reads one visit the caller may see, audited.
+pub async fn read(
+    state: &AppState,
+    caller: &Caller,
+    id: AppointmentId,
+) -> Result<Appointment, WebError> {
+    let clinics = caller.require_any(Permission::ScheduleRead)?;
+    let Some(a) = state.store.appointment(id, &clinics).await? else {
+        let mut ev = caller.event(Action::AppointmentRead);
+        ev.outcome = "not_found";
+        ev.object_type = Some("appointment".into());
+        ev.object_id = Some(id.to_string());
+        state.store.audit(vec![ev]).await?;
+        return Err(WebError::NotFound);
+    };
+    let ev = appointment_event(
+        caller,
+        Action::AppointmentRead,
+        Permission::ScheduleRead,
+        a.clinic_id,
+        a.patient_id,
+        &id.to_string(),
+    );
+    state.store.audit(vec![ev]).await?;
+    Ok(a)
+}
+
+/// Moves a booked visit to `start`, re-placing it and re-checking its series' spacing.
+pub async fn move_to(
+    state: &AppState,
+    caller: &Caller,
+    id: AppointmentId,
+    start: i64,
+    prefs: &Preferences,
+) -> Result<Appointment, WebError> {
+    let clinics = caller.require_any(Permission::ScheduleBook)?;
+    let a = state
+        .store
+        .appointment(id, &clinics)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    if a.status != Status::Booked {
+        return Err(WebError::Conflict(format!(
+            "a visit that is {} cannot be moved",
+            a.status.label().to_lowercase()
+        )));
+    }
+    if start < domain::time::now_micros() {
+        return Err(WebError::Invalid(vec![domain::FieldError::new(
+            "starts_at",
+            "is in the past",
+        )]));
+    }
+    let ty = appointment_type(state, a.clinic_id, &a.type_code).await?;
+    let tz = clinic_tz(state, a.clinic_id).await?;
+    let new_end = start + ty.total_minutes() * 60_000_000;
+    if let Some(sid) = a.series_id {
+        let spec = state.store.series_spec(sid).await?;
+        let sibs = state.store.series_appointments(sid).await?;
+        let mut doses = vec![];
+        let mut integ = vec![];
+        let live: Vec<&Appointment> = sibs.iter().filter(|s| s.status.holds_time()).collect();
+        for d in live.iter().filter(|s| s.series_role.as_deref() == Some("dose")) {
+            let (s, e) = if d.id == id { (start, new_end) } else { (d.starts_at, d.ends_at) };
+            doses.push((s, e));
+            let i = live.iter().find(|x| {
+                x.series_role.as_deref() == Some("integration") && x.series_index == d.series_index
+            });
+            integ.push(i.map(|x| if x.id == id { start } else { x.starts_at }));
+        }
+        let broken = check_spacing(&spec, &doses, &integ);
+        if !broken.is_empty() {
+            return Err(WebError::Conflict(format!(
+                "Moving this visit breaks the course's rules: {}.",
+                broken.join("; ")
+            )));
+        }
+    }
+    for _ in 0..ATTEMPTS {
+        let mut cal = state
+            .store
+            .calendar(a.clinic_id, start - DAY, start + 2 * DAY, Some(a.patient_id))
+            .await?;
+        // The visit does not stand in its own way.
+        store::scheduling::remove_plan(&mut cal.occupancy, &a.plan, a.patient_id, &cal.rules);
+        let day = cal.day(local_date(&tz, start));
+        let plan = cal
+            .try_at(&cal.occupancy, &day, &ty, a.patient_id, start, prefs)
+            .map_err(blocker_error)?;
+        let Some(mut claims) =
+            exact_claims(state, &[&plan], a.patient_id, &cal.rules, Some(id)).await?
+        else {
+            continue;
+        };
+        let mut ev = appointment_event(
+            caller,
+            Action::AppointmentUpdate,
+            Permission::ScheduleBook,
+            a.clinic_id,
+            a.patient_id,
+            &id.to_string(),
+        );
+        ev.detail = Some("moved".into());
+        match state.store.move_visit(id, &plan, &claims.remove(0), ev).await {
+            Ok(()) => {
+                return state
+                    .store
+                    .appointment(id, &clinics)
+                    .await?
+                    .ok_or(WebError::NotFound)
+            }
+            Err(StoreError::Domain(domain::DomainError::Conflict(_))) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(WebError::Conflict("that time was just taken; choose another".into()))
+}
+
+/// Cancels a visit with a reason; late if within the clinic's late-cancel window.
+pub async fn cancel(
+    state: &AppState,
+    caller: &Caller,
+    id: AppointmentId,
+    reason: &str,
+) -> Result<Appointment, WebError> {
+    let clinics = caller.require_any(Permission::ScheduleBook)?;
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 200 {
+        return Err(WebError::Invalid(vec![domain::FieldError::new(
+            "reason",
+            "is required, at most 200 characters",
+        )]));
+    }
+    let a = state
+        .store
+        .appointment(id, &clinics)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let rules = state.store.scheduling_rules(a.clinic_id).await?;
+    let late = a.starts_at - domain::time::now_micros() < i64::from(rules.late_cancel_hours) * HOUR;
+    let mut ev = appointment_event(
+        caller,
+        Action::AppointmentUpdate,
+        Permission::ScheduleBook,
+        a.clinic_id,
+        a.patient_id,
+        &id.to_string(),
+    );
+    ev.detail = Some(if late { "cancelled (late)" } else { "cancelled" }.into());
+    state
+        .store
+        .set_visit_status(id, Status::Cancelled, Some(reason), late, ev)
+        .await?;
+    state
+        .store
+        .appointment(id, &clinics)
+        .await?
+        .ok_or(WebError::NotFound)
+}
+
+/// Marks a visit whose start has passed as a no-show.
+pub async fn no_show(
+    state: &AppState,
+    caller: &Caller,
+    id: AppointmentId,
+) -> Result<Appointment, WebError> {
+    let clinics = caller.require_any(Permission::ScheduleBook)?;
+    let a = state
+        .store
+        .appointment(id, &clinics)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    if a.starts_at > domain::time::now_micros() {
+        return Err(WebError::Conflict(
+            "a visit can be marked a no-show only after its start time".into(),
+        ));
+    }
+    let mut ev = appointment_event(
+        caller,
+        Action::AppointmentUpdate,
+        Permission::ScheduleBook,
+        a.clinic_id,
+        a.patient_id,
+        &id.to_string(),
+    );
+    ev.detail = Some("no-show".into());
+    state
+        .store
+        .set_visit_status(id, Status::NoShow, None, false, ev)
+        .await?;
+    state
+        .store
+        .appointment(id, &clinics)
+        .await?
+        .ok_or(WebError::NotFound)
+}
+
+/// Audits a listing of visits: one record names every patient shown.
+pub async fn audit_listing(
+    state: &AppState,
+    caller: &Caller,
+    clinic: ClinicId,
+    what: &str,
+    appts: &[Appointment],
+) -> Result<(), WebError> {
+    let mut ev = caller.event(Action::AppointmentRead);
+    ev.clinic_id = Some(clinic.to_string());
+    ev.actor_role = caller
+        .principal
+        .acting_role(Permission::ScheduleRead, clinic)
+        .map(|r| r.as_str().to_string());
+    ev.object_type = Some("appointment".into());
+    let mut patients: Vec<String> = appts.iter().map(|a| a.patient_id.to_string()).collect();
+    patients.sort();
+    patients.dedup();
+    if let [only] = patients.as_slice() {
+        ev.patient_id = Some(only.clone());
+    }
+    ev.detail = Some(format!("{what}: {} visit(s); patients {}", appts.len(), patients.join(",")));
+    state.store.audit(vec![ev]).await?;
+    Ok(())
+}
+
+/// A clinic's visits on one local date, audited.
+pub async fn day(
+    state: &AppState,
+    caller: &Caller,
+    clinic: ClinicId,
+    date: Date,
+) -> Result<Vec<Appointment>, WebError> {
+    caller.require(Permission::ScheduleRead, clinic)?;
+    let tz = clinic_tz(state, clinic).await?;
+    let from = micros_of(&tz, date);
+    let to = micros_of(&tz, date.tomorrow().unwrap_or(date));
+    let appts = state.store.clinic_appointments(clinic, from, to).await?;
+    audit_listing(state, caller, clinic, &format!("day {date}"), &appts).await?;
+    Ok(appts)
+}
+
+/// Whether `user` works at `clinic` in a bookable role.
+pub async fn is_bookable_staff(
+    state: &AppState,
+    clinic: ClinicId,
+    user: UserId,
+) -> Result<bool, WebError> {
+    Ok(state
+        .store
+        .bookable_staff(clinic, 0, 1)
+        .await?
+        .iter()
+        .any(|s| s.id == user))
+}
