@@ -48,6 +48,12 @@ pub const STAFF: &[DemoStaff] = &[
         grants: &[('D', Role::Nurse)],
     },
     DemoStaff {
+        username: "nora.nurse",
+        name: "Nora Castillo, RN",
+        roles: "nurse, Glendale",
+        grants: &[('G', Role::Nurse)],
+    },
+    DemoStaff {
         username: "paul.prescriber",
         name: "Dr. Paul Reyes, MD",
         roles: "prescriber, both clinics",
@@ -60,10 +66,22 @@ pub const STAFF: &[DemoStaff] = &[
         grants: &[('G', Role::MonitoringClinician)],
     },
     DemoStaff {
+        username: "victor.crna",
+        name: "Victor Adams, CRNA",
+        roles: "monitoring clinician (nurse anesthetist), Denver",
+        grants: &[('D', Role::MonitoringClinician)],
+    },
+    DemoStaff {
         username: "theo.therapist",
         name: "Theo Brandt, LPC",
         roles: "therapist, both clinics",
         grants: &[('G', Role::Therapist), ('D', Role::Therapist)],
+    },
+    DemoStaff {
+        username: "tessa.therapist",
+        name: "Tessa Moreno, LMFT",
+        roles: "therapist (EMDR, IFS), Glendale",
+        grants: &[('G', Role::Therapist)],
     },
     DemoStaff {
         username: "ada.admin",
@@ -325,7 +343,106 @@ pub async fn load(store: &Store, password_hash: &str) -> anyhow::Result<bool> {
     store
         .add_closure(d, "2027-01-01".parse()?, "New Year's Day", ev)
         .await?;
+    load_resources(store, org, g, d).await?;
     Ok(true)
+}
+
+/// Chairs, rooms, appointment types and staff hours of both clinics.
+pub async fn load_resources(
+    store: &Store,
+    org: OrgId,
+    g: ClinicId,
+    d: ClinicId,
+) -> anyhow::Result<()> {
+    use domain::scheduling::{Capabilities, ResourceKind};
+    let ev = || {
+        let mut e = NewAuditEvent::new(Action::ScheduleSettings, "demo-loader");
+        e.org_id = Some(org.to_string());
+        e.source_ip = Some("cli".into());
+        e
+    };
+    let iv = Capabilities {
+        iv: true,
+        monitored: true,
+        private: false,
+    };
+    let recliner = Capabilities {
+        iv: false,
+        monitored: true,
+        private: false,
+    };
+    let room = Capabilities {
+        iv: false,
+        monitored: false,
+        private: true,
+    };
+    let g_res: &[(ResourceKind, &str, Capabilities)] = &[
+        (ResourceKind::Chair, "Chair 1", iv),
+        (ResourceKind::Chair, "Chair 2", iv),
+        (ResourceKind::Chair, "Chair 3", iv),
+        (ResourceKind::Chair, "Chair 4", iv),
+        (ResourceKind::Chair, "Recliner 5", recliner),
+        (ResourceKind::Chair, "Recliner 6", recliner),
+        (ResourceKind::Room, "Consult room A", room),
+        (ResourceKind::Room, "Therapy room B", room),
+        (
+            ResourceKind::Telehealth,
+            "Video room",
+            Capabilities::default(),
+        ),
+    ];
+    let d_res: &[(ResourceKind, &str, Capabilities)] = &[
+        (ResourceKind::Chair, "Chair 1", iv),
+        (ResourceKind::Chair, "Chair 2", iv),
+        (ResourceKind::Chair, "Chair 3", iv),
+        (ResourceKind::Room, "Consult room", room),
+        (ResourceKind::Room, "Therapy room", room),
+        (
+            ResourceKind::Telehealth,
+            "Video room",
+            Capabilities::default(),
+        ),
+    ];
+    for (clinic, list) in [(g, g_res), (d, d_res)] {
+        for (kind, name, caps) in list {
+            let mut e = ev();
+            e.clinic_id = Some(clinic.to_string());
+            store.create_resource(clinic, *kind, name, *caps, e).await?;
+        }
+        store.install_default_types(clinic).await?;
+    }
+    // Working hours: most staff work the clinic's hours; the prescriber splits
+    // the week between the clinics and the therapists keep their own days.
+    let gh = glendale().hours;
+    let dh = denver().hours;
+    let only = |h: &[DayHours], days: &[i16]| -> Vec<DayHours> {
+        h.iter()
+            .filter(|x| days.contains(&x.weekday))
+            .copied()
+            .collect()
+    };
+    let plan: Vec<(&str, ClinicId, Vec<DayHours>)> = vec![
+        ("nina.nurse", g, gh.clone()),
+        ("nora.nurse", g, only(&gh, &[1, 2, 3, 4])),
+        ("mona.monitor", g, gh.clone()),
+        ("paul.prescriber", g, only(&gh, &[1, 2, 3])),
+        ("paul.prescriber", d, only(&dh, &[4, 5])),
+        ("tessa.therapist", g, gh.clone()),
+        ("theo.therapist", g, only(&gh, &[1, 3])),
+        ("theo.therapist", d, only(&dh, &[2, 4, 5])),
+        ("nate.nurse", d, dh.clone()),
+        ("victor.crna", d, dh.clone()),
+    ];
+    for (username, clinic, hours) in plan {
+        let u = store
+            .user_id_by_username(username)
+            .await?
+            .with_context(|| format!("demo user {username}"))?;
+        let mut e = ev();
+        e.clinic_id = Some(clinic.to_string());
+        store.set_staff_hours(u, clinic, &hours, e).await?;
+    }
+    Ok(())
 }
 
 pub async fn load_patients(

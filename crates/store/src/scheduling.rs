@@ -6,9 +6,7 @@ use std::collections::HashMap;
 
 use domain::auth::Role;
 use domain::clinics::DayHours;
-use domain::ids::{
-    AppointmentId, ClinicId, FeedId, PatientId, ResourceId, SeriesId, UserId,
-};
+use domain::ids::{AppointmentId, ClinicId, FeedId, PatientId, ResourceId, SeriesId, UserId};
 use domain::scheduling::{
     seats_for, AppointmentType, Calendar, Capabilities, Claim, CourseSpec, Key, Occupancy,
     Resource, ResourceKind, SchedulingRules, StaffMember, VisitPlan, BOOKABLE_ROLES,
@@ -101,7 +99,12 @@ pub struct Appointment {
 impl Appointment {
     /// "A.L." — what a calendar feed or a shared screen shows.
     pub fn initials(&self) -> String {
-        let i = |s: &str| s.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default();
+        let i = |s: &str| {
+            s.chars()
+                .next()
+                .map(|c| c.to_uppercase().to_string())
+                .unwrap_or_default()
+        };
         format!("{}.{}.", i(&self.patient_given), i(&self.patient_family))
     }
 }
@@ -130,7 +133,8 @@ struct AppointmentRow {
     updated_at: i64,
 }
 
-const APPT_COLUMNS: &str = "a.id, a.clinic_id, a.patient_id, p.given_name, p.family_name, a.type_code, \
+const APPT_COLUMNS: &str =
+    "a.id, a.clinic_id, a.patient_id, p.given_name, p.family_name, a.type_code, \
      a.type_name, a.series_id, a.series_index, a.series_role, a.starts_at, a.ends_at, a.status, \
      a.resource_id, a.plan, a.sequence, a.cancel_reason, a.late_cancel, a.created_at, a.updated_at";
 
@@ -199,10 +203,8 @@ fn decode(msg: String) -> crate::StoreError {
 
 /// The conflict a booking meets when another transaction took a seat first.
 fn taken() -> crate::StoreError {
-    DomainError::Conflict(
-        "that time was just taken by another booking; choose another time".into(),
-    )
-    .into()
+    DomainError::Conflict("that time was just taken by another booking; choose another time".into())
+        .into()
 }
 
 fn is_claim_violation(e: &sqlx::Error) -> bool {
@@ -309,8 +311,14 @@ impl Store {
             Ok(())
         }.await);
         match r {
-            Err(crate::StoreError::Db(e)) if is_unique_violation(&e, "resources") || is_unique_violation(&e, "name") => {
-                Err(DomainError::field("name", "another chair or room of this clinic has this name").into())
+            Err(crate::StoreError::Db(e))
+                if is_unique_violation(&e, "resources") || is_unique_violation(&e, "name") =>
+            {
+                Err(DomainError::field(
+                    "name",
+                    "another chair or room of this clinic has this name",
+                )
+                .into())
             }
             other => other.map(|_| id),
         }
@@ -353,7 +361,8 @@ impl Store {
             .map(|(d,)| {
                 let t: AppointmentType = serde_json::from_str(&d)
                     .map_err(|e| decode(format!("stored appointment type: {e}")))?;
-                t.validate().map_err(|e| decode(format!("stored appointment type: {e}")))?;
+                t.validate()
+                    .map_err(|e| decode(format!("stored appointment type: {e}")))?;
                 Ok(t)
             })
             .collect()
@@ -464,7 +473,9 @@ impl Store {
         });
         let mut staff: Vec<StaffMember> = vec![];
         for (id, name, role) in grants {
-            let Ok(role) = role.parse::<Role>() else { continue };
+            let Ok(role) = role.parse::<Role>() else {
+                continue;
+            };
             if !BOOKABLE_ROLES.contains(&role) {
                 continue;
             }
@@ -615,8 +626,8 @@ impl Store {
         });
         rows.into_iter()
             .map(|(_, pid, plan)| {
-                let plan: VisitPlan = serde_json::from_str(&plan)
-                    .map_err(|e| decode(format!("stored plan: {e}")))?;
+                let plan: VisitPlan =
+                    serde_json::from_str(&plan).map_err(|e| decode(format!("stored plan: {e}")))?;
                 Ok((parse_id(&pid)?, plan))
             })
             .collect()
@@ -773,7 +784,11 @@ impl Store {
 
     // ---- Reading visits --------------------------------------------------------
 
-    async fn appointments_where(&self, cond: &str, binds: Vec<BindVal>) -> Result<Vec<Appointment>> {
+    async fn appointments_where(
+        &self,
+        cond: &str,
+        binds: Vec<BindVal>,
+    ) -> Result<Vec<Appointment>> {
         let sql = format!(
             "SELECT {APPT_COLUMNS} FROM appointments a JOIN patients p ON p.id = a.patient_id WHERE {cond} \
              ORDER BY a.starts_at, a.id"
@@ -785,7 +800,9 @@ impl Store {
             }
             q.fetch_all(p).await?
         });
-        rows.into_iter().map(AppointmentRow::into_appointment).collect()
+        rows.into_iter()
+            .map(AppointmentRow::into_appointment)
+            .collect()
     }
 
     /// A visit, if it belongs to one of `clinics`.
@@ -799,8 +816,15 @@ impl Store {
         }
         let mut binds = vec![BindVal::S(id.to_string())];
         binds.extend(clinics.iter().map(|c| BindVal::S(c.to_string())));
-        let cond = format!("a.id = $1 AND a.clinic_id IN ({})", placeholders(2, clinics.len()));
-        Ok(self.appointments_where(&cond, binds).await?.into_iter().next())
+        let cond = format!(
+            "a.id = $1 AND a.clinic_id IN ({})",
+            placeholders(2, clinics.len())
+        );
+        Ok(self
+            .appointments_where(&cond, binds)
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// A clinic's visits starting in `[from, to)`.
@@ -812,7 +836,11 @@ impl Store {
     ) -> Result<Vec<Appointment>> {
         self.appointments_where(
             "a.clinic_id = $1 AND a.starts_at >= $2 AND a.starts_at < $3",
-            vec![BindVal::S(clinic.to_string()), BindVal::I(from), BindVal::I(to)],
+            vec![
+                BindVal::S(clinic.to_string()),
+                BindVal::I(from),
+                BindVal::I(to),
+            ],
         )
         .await
     }
@@ -858,7 +886,11 @@ impl Store {
     ) -> Result<Vec<Appointment>> {
         self.appointments_where(
             "a.resource_id = $1 AND a.starts_at >= $2 AND a.starts_at < $3",
-            vec![BindVal::S(resource.to_string()), BindVal::I(from), BindVal::I(to)],
+            vec![
+                BindVal::S(resource.to_string()),
+                BindVal::I(from),
+                BindVal::I(to),
+            ],
         )
         .await
     }
@@ -890,6 +922,7 @@ impl Store {
 
     // ---- Calendar feeds ----------------------------------------------------------
 
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_feed(
         &self,
         clinic: ClinicId,
@@ -918,7 +951,7 @@ impl Store {
     }
 
     pub async fn feed_by_token_hash(&self, hash: &str) -> Result<Option<Feed>> {
-        let r: Option<(String, String, String, String, String, i64, Option<i64>)> = on_pool!(self.read(), p => {
+        let r: Option<FeedRow> = on_pool!(self.read(), p => {
             sqlx::query_as("SELECT id, clinic_id, subject_kind, subject_id, label, created_at, revoked_at FROM calendar_feeds WHERE token_hash = $1")
                 .bind(hash).fetch_optional(p).await?
         });
@@ -926,7 +959,7 @@ impl Store {
     }
 
     pub async fn feeds(&self, clinic: ClinicId) -> Result<Vec<Feed>> {
-        let rows: Vec<(String, String, String, String, String, i64, Option<i64>)> = on_pool!(self.read(), p => {
+        let rows: Vec<FeedRow> = on_pool!(self.read(), p => {
             sqlx::query_as("SELECT id, clinic_id, subject_kind, subject_id, label, created_at, revoked_at FROM calendar_feeds \
                  WHERE clinic_id = $1 ORDER BY created_at DESC")
                 .bind(clinic.to_string()).fetch_all(p).await?
@@ -934,7 +967,12 @@ impl Store {
         rows.into_iter().map(feed_from_row).collect()
     }
 
-    pub async fn revoke_feed(&self, clinic: ClinicId, id: FeedId, audit: NewAuditEvent) -> Result<()> {
+    pub async fn revoke_feed(
+        &self,
+        clinic: ClinicId,
+        id: FeedId,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query("UPDATE calendar_feeds SET revoked_at = $3 WHERE id = $1 AND clinic_id = $2 AND revoked_at IS NULL")
@@ -980,10 +1018,21 @@ fn claims_sql(n: usize) -> String {
 /// Adds a stored visit to an occupancy map. Seats are counted, not copied: a
 /// shared seat takes the lowest free one, and a full person stays full even
 /// if a ratio was lowered after the booking.
-pub fn add_plan(occ: &mut Occupancy, plan: &VisitPlan, patient: PatientId, rules: &SchedulingRules) {
-    let gs = |s: i64, e: i64| s.div_euclid(GRANULE_MICROS)..(e + GRANULE_MICROS - 1).div_euclid(GRANULE_MICROS);
+pub fn add_plan(
+    occ: &mut Occupancy,
+    plan: &VisitPlan,
+    patient: PatientId,
+    rules: &SchedulingRules,
+) {
+    let gs = |s: i64, e: i64| {
+        s.div_euclid(GRANULE_MICROS)..(e + GRANULE_MICROS - 1).div_euclid(GRANULE_MICROS)
+    };
     for g in gs(plan.start, plan.end) {
-        occ.add(&Claim { key: Key::Patient(patient), granule: g, seat: 0 });
+        occ.add(&Claim {
+            key: Key::Patient(patient),
+            granule: g,
+            seat: 0,
+        });
     }
     let mut last_of: HashMap<ResourceId, usize> = HashMap::new();
     for (i, p) in plan.phases.iter().enumerate() {
@@ -999,7 +1048,11 @@ pub fn add_plan(occ: &mut Occupancy, plan: &VisitPlan, patient: PatientId, rules
                 p.end
             };
             for g in gs(p.start, end) {
-                occ.add(&Claim { key: Key::Resource(r), granule: g, seat: 0 });
+                occ.add(&Claim {
+                    key: Key::Resource(r),
+                    granule: g,
+                    seat: 0,
+                });
             }
         }
         for a in &p.staff {
@@ -1009,16 +1062,28 @@ pub fn add_plan(occ: &mut Occupancy, plan: &VisitPlan, patient: PatientId, rules
                     let taken = occ.bits(&key, g);
                     let ratio = rules.ratio_for(a.role);
                     match (0..ratio).find(|s| taken & (1 << s) == 0) {
-                        Some(seat) => occ.add(&Claim { key, granule: g, seat }),
+                        Some(seat) => occ.add(&Claim {
+                            key,
+                            granule: g,
+                            seat,
+                        }),
                         None => {
                             for seat in 0..ratio {
-                                occ.add(&Claim { key, granule: g, seat });
+                                occ.add(&Claim {
+                                    key,
+                                    granule: g,
+                                    seat,
+                                });
                             }
                         }
                     }
                 } else {
                     for seat in 0..seats_for(a.role) {
-                        occ.add(&Claim { key, granule: g, seat });
+                        occ.add(&Claim {
+                            key,
+                            granule: g,
+                            seat,
+                        });
                     }
                 }
             }
@@ -1054,7 +1119,11 @@ impl Store {
         for (k, g, s) in rows {
             if let (Some(key), Ok(seat)) = (Key::from_db(&k), u8::try_from(s)) {
                 if seat < 8 {
-                    occ.add(&Claim { key, granule: g, seat });
+                    occ.add(&Claim {
+                        key,
+                        granule: g,
+                        seat,
+                    });
                 }
             }
         }
@@ -1065,10 +1134,21 @@ impl Store {
 /// Takes a stored visit back out of an occupancy map (the inverse of
 /// [`add_plan`] in counts): used when a visit is moved, so it does not stand
 /// in its own way.
-pub fn remove_plan(occ: &mut Occupancy, plan: &VisitPlan, patient: PatientId, rules: &SchedulingRules) {
-    let gs = |s: i64, e: i64| s.div_euclid(GRANULE_MICROS)..(e + GRANULE_MICROS - 1).div_euclid(GRANULE_MICROS);
+pub fn remove_plan(
+    occ: &mut Occupancy,
+    plan: &VisitPlan,
+    patient: PatientId,
+    rules: &SchedulingRules,
+) {
+    let gs = |s: i64, e: i64| {
+        s.div_euclid(GRANULE_MICROS)..(e + GRANULE_MICROS - 1).div_euclid(GRANULE_MICROS)
+    };
     for g in gs(plan.start, plan.end) {
-        occ.remove(&Claim { key: Key::Patient(patient), granule: g, seat: 0 });
+        occ.remove(&Claim {
+            key: Key::Patient(patient),
+            granule: g,
+            seat: 0,
+        });
     }
     let mut last_of: HashMap<ResourceId, usize> = HashMap::new();
     for (i, p) in plan.phases.iter().enumerate() {
@@ -1084,7 +1164,11 @@ pub fn remove_plan(occ: &mut Occupancy, plan: &VisitPlan, patient: PatientId, ru
                 p.end
             };
             for g in gs(p.start, end) {
-                occ.remove(&Claim { key: Key::Resource(r), granule: g, seat: 0 });
+                occ.remove(&Claim {
+                    key: Key::Resource(r),
+                    granule: g,
+                    seat: 0,
+                });
             }
         }
         for a in &p.staff {
@@ -1094,11 +1178,19 @@ pub fn remove_plan(occ: &mut Occupancy, plan: &VisitPlan, patient: PatientId, ru
                     let taken = occ.bits(&key, g);
                     let ratio = rules.ratio_for(a.role);
                     if let Some(seat) = (0..ratio).rev().find(|s| taken & (1 << s) != 0) {
-                        occ.remove(&Claim { key, granule: g, seat });
+                        occ.remove(&Claim {
+                            key,
+                            granule: g,
+                            seat,
+                        });
                     }
                 } else {
                     for seat in 0..seats_for(a.role) {
-                        occ.remove(&Claim { key, granule: g, seat });
+                        occ.remove(&Claim {
+                            key,
+                            granule: g,
+                            seat,
+                        });
                     }
                 }
             }

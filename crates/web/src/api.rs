@@ -20,6 +20,8 @@ use crate::error::{ApiError, WebError};
 use crate::patients;
 use crate::AppState;
 
+mod scheduling;
+
 type ApiResult = Result<Response, ApiError>;
 
 pub fn routes() -> Router<AppState> {
@@ -28,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/patients", get(search).post(create))
         .route("/patients/{id}", get(read).patch(update))
         .route("/audit-events", get(audit_events))
+        .merge(scheduling::routes())
         .fallback(|| async { ApiError(WebError::NotFound) })
 }
 

@@ -14,6 +14,7 @@ pub mod assets;
 pub mod auth;
 pub mod ctx;
 pub mod error;
+pub mod feeds;
 pub mod metrics;
 pub mod pages;
 pub mod passwords;
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::routes())
         .nest("/api/v1", api::routes())
         .route("/api/openapi.json", axum::routing::get(api::openapi))
+        .route("/calendar/{file}", axum::routing::get(feeds::serve))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route("/readyz", axum::routing::get(ctx::readyz))
         .route("/static/{hash}/{file}", axum::routing::get(assets::serve))

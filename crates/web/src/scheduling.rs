@@ -12,8 +12,8 @@ use domain::audit::Action;
 use domain::auth::Permission;
 use domain::ids::{AppointmentId, ClinicId, PatientId, ResourceId, SeriesId, UserId};
 use domain::scheduling::{
-    check_spacing, find_series, granule_of, plan_claims, AppointmentType, Blocker, Calendar,
-    Claim, CourseSpec, Key, Occupancy, Preferences, SeriesBlocked, SeriesPlan, Tally, VisitPlan,
+    check_spacing, find_series, granule_of, plan_claims, AppointmentType, Blocker, Calendar, Claim,
+    CourseSpec, Key, Occupancy, Preferences, SeriesBlocked, SeriesPlan, Tally, VisitPlan,
     GRANULE_MICROS,
 };
 use jiff::civil::Date;
@@ -109,7 +109,10 @@ pub fn check_range(tz: &TimeZone, from: Date, to: Date, max_days: i64) -> Result
             "is in the past",
         )]));
     }
-    let span = from.until(to).map(|s| i64::from(s.get_days())).unwrap_or(i64::MAX);
+    let span = from
+        .until(to)
+        .map(|s| i64::from(s.get_days()))
+        .unwrap_or(i64::MAX);
     if span > max_days {
         return Err(WebError::Invalid(vec![domain::FieldError::new(
             "to",
@@ -165,12 +168,25 @@ pub async fn availability(
     }
     let mut cal = state
         .store
-        .calendar(clinic, micros_of(&tz, from), micros_of(&tz, to) + 2 * DAY, patient)
+        .calendar(
+            clinic,
+            micros_of(&tz, from),
+            micros_of(&tz, to) + 2 * DAY,
+            patient,
+        )
         .await?;
     pin(&mut cal, resource)?;
     // Without a patient the search still respects everyone else's bookings.
-    let who = patient.unwrap_or_else(PatientId::new);
-    let (slots, tally) = cal.find_slots(&cal.occupancy, &ty, who, from, to, prefs, limit.clamp(1, 500));
+    let who = patient.unwrap_or_default();
+    let (slots, tally) = cal.find_slots(
+        &cal.occupancy,
+        &ty,
+        who,
+        from,
+        to,
+        prefs,
+        limit.clamp(1, 500),
+    );
     if let Some(p) = patient {
         let ev = caller.patient_event(
             Action::AppointmentRead,
@@ -185,10 +201,12 @@ pub async fn availability(
 
 fn blocker_error(b: Blocker) -> WebError {
     match b {
-        Blocker::Closed | Blocker::OutsideHours => WebError::Invalid(vec![domain::FieldError::new(
-            "starts_at",
-            format!("is not bookable: {}", b.describe()),
-        )]),
+        Blocker::Closed | Blocker::OutsideHours => {
+            WebError::Invalid(vec![domain::FieldError::new(
+                "starts_at",
+                format!("is not bookable: {}", b.describe()),
+            )])
+        }
         Blocker::TooSoon => WebError::Invalid(vec![domain::FieldError::new(
             "starts_at",
             "is in the past or within the clinic's minimum notice",
@@ -268,7 +286,8 @@ pub async fn book(
         let plan = cal
             .try_at(&cal.occupancy, &day, &ty, patient, start, prefs)
             .map_err(blocker_error)?;
-        let Some(mut claims) = exact_claims(state, &[&plan], patient, &cal.rules, None).await? else {
+        let Some(mut claims) = exact_claims(state, &[&plan], patient, &cal.rules, None).await?
+        else {
             continue;
         };
         let id = AppointmentId::new();
@@ -352,13 +371,15 @@ pub async fn series(
     patient_in(state, caller, clinic, patient).await?;
     let tz = clinic_tz(state, clinic).await?;
     check_range(&tz, from, first_by, 60)?;
-    let span = i64::from(spec.within_days) * DAY
-        + i64::from(spec.integration_max_hours) * HOUR
-        + 2 * DAY;
+    let span =
+        i64::from(spec.within_days) * DAY + i64::from(spec.integration_max_hours) * HOUR + 2 * DAY;
     let from_m = micros_of(&tz, from);
     let to_m = micros_of(&tz, first_by) + span;
     for _ in 0..ATTEMPTS {
-        let cal = state.store.calendar(clinic, from_m, to_m, Some(patient)).await?;
+        let cal = state
+            .store
+            .calendar(clinic, from_m, to_m, Some(patient))
+            .await?;
         let plan = match find_series(
             &cal,
             &dose_ty,
@@ -434,7 +455,14 @@ pub async fn series(
         };
         match state
             .store
-            .insert_visits(clinic, patient, Some(&series), &new_visits, caller.user_id(), events)
+            .insert_visits(
+                clinic,
+                patient,
+                Some(&series),
+                &new_visits,
+                caller.user_id(),
+                events,
+            )
             .await
         {
             Ok(()) => return Ok(SeriesOutcome::Booked(sid, plan)),
@@ -509,8 +537,15 @@ pub async fn move_to(
         let mut doses = vec![];
         let mut integ = vec![];
         let live: Vec<&Appointment> = sibs.iter().filter(|s| s.status.holds_time()).collect();
-        for d in live.iter().filter(|s| s.series_role.as_deref() == Some("dose")) {
-            let (s, e) = if d.id == id { (start, new_end) } else { (d.starts_at, d.ends_at) };
+        for d in live
+            .iter()
+            .filter(|s| s.series_role.as_deref() == Some("dose"))
+        {
+            let (s, e) = if d.id == id {
+                (start, new_end)
+            } else {
+                (d.starts_at, d.ends_at)
+            };
             doses.push((s, e));
             let i = live.iter().find(|x| {
                 x.series_role.as_deref() == Some("integration") && x.series_index == d.series_index
@@ -528,7 +563,12 @@ pub async fn move_to(
     for _ in 0..ATTEMPTS {
         let mut cal = state
             .store
-            .calendar(a.clinic_id, start - DAY, start + 2 * DAY, Some(a.patient_id))
+            .calendar(
+                a.clinic_id,
+                start - DAY,
+                start + 2 * DAY,
+                Some(a.patient_id),
+            )
             .await?;
         // The visit does not stand in its own way.
         store::scheduling::remove_plan(&mut cal.occupancy, &a.plan, a.patient_id, &cal.rules);
@@ -550,7 +590,11 @@ pub async fn move_to(
             &id.to_string(),
         );
         ev.detail = Some("moved".into());
-        match state.store.move_visit(id, &plan, &claims.remove(0), ev).await {
+        match state
+            .store
+            .move_visit(id, &plan, &claims.remove(0), ev)
+            .await
+        {
             Ok(()) => {
                 return state
                     .store
@@ -562,7 +606,9 @@ pub async fn move_to(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(WebError::Conflict("that time was just taken; choose another".into()))
+    Err(WebError::Conflict(
+        "that time was just taken; choose another".into(),
+    ))
 }
 
 /// Cancels a visit with a reason; late if within the clinic's late-cancel window.
@@ -595,7 +641,14 @@ pub async fn cancel(
         a.patient_id,
         &id.to_string(),
     );
-    ev.detail = Some(if late { "cancelled (late)" } else { "cancelled" }.into());
+    ev.detail = Some(
+        if late {
+            "cancelled (late)"
+        } else {
+            "cancelled"
+        }
+        .into(),
+    );
     state
         .store
         .set_visit_status(id, Status::Cancelled, Some(reason), late, ev)
@@ -665,7 +718,11 @@ pub async fn audit_listing(
     if let [only] = patients.as_slice() {
         ev.patient_id = Some(only.clone());
     }
-    ev.detail = Some(format!("{what}: {} visit(s); patients {}", appts.len(), patients.join(",")));
+    ev.detail = Some(format!(
+        "{what}: {} visit(s); patients {}",
+        appts.len(),
+        patients.join(",")
+    ));
     state.store.audit(vec![ev]).await?;
     Ok(())
 }

@@ -6,14 +6,14 @@ use serde_json::{json, Value};
 use crate::both;
 use crate::helpers::*;
 
-struct Api<'a> {
-    app: &'a TestApp,
-    c: reqwest::Client,
-    token: String,
+pub struct Api<'a> {
+    pub app: &'a TestApp,
+    pub c: reqwest::Client,
+    pub token: String,
 }
 
 impl Api<'_> {
-    async fn send(
+    pub async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -39,10 +39,10 @@ impl Api<'_> {
         }
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
-    async fn get(&self, path: &str) -> (u16, Value) {
+    pub async fn get(&self, path: &str) -> (u16, Value) {
         self.send(reqwest::Method::GET, path, None).await
     }
-    async fn post(&self, path: &str, v: &Value) -> (u16, Value) {
+    pub async fn post(&self, path: &str, v: &Value) -> (u16, Value) {
         self.send(
             reqwest::Method::POST,
             path,
@@ -50,7 +50,7 @@ impl Api<'_> {
         )
         .await
     }
-    async fn patch(&self, path: &str, v: &Value) -> (u16, Value) {
+    pub async fn patch(&self, path: &str, v: &Value) -> (u16, Value) {
         self.send(
             reqwest::Method::PATCH,
             path,

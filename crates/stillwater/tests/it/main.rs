@@ -9,4 +9,5 @@ mod audit;
 mod auth;
 mod pages;
 mod permissions;
+mod scheduling;
 mod schema;

@@ -1,0 +1,555 @@
+//! Scheduling over HTTP: a whole induction series, moving and cancelling
+//! against its rules, a 64-client race for one chair, bad input, and the
+//! iCalendar feeds read back by an independent parser.
+
+use serde_json::{json, Value};
+
+use crate::api::Api;
+use crate::both;
+use crate::helpers::*;
+
+/// A Monday at least six weeks ahead in Glendale, clear of the demo calendar.
+fn test_monday() -> jiff::civil::Date {
+    let tz = jiff::tz::TimeZone::get("America/Phoenix").unwrap();
+    let mut d = jiff::Timestamp::now().to_zoned(tz).date() + jiff::Span::new().days(42);
+    while d.weekday() != jiff::civil::Weekday::Monday {
+        d = d.tomorrow().unwrap();
+    }
+    d
+}
+
+async fn api<'a>(app: &'a TestApp, user: &str) -> Api<'a> {
+    Api {
+        app,
+        c: reqwest::Client::new(),
+        token: app.user_token(user).await,
+    }
+}
+
+async fn glendale_patients(app: &TestApp, n: i64) -> Vec<String> {
+    app.store
+        .search_patients(&[app.glendale], "", n)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id.to_string())
+        .collect()
+}
+
+fn ts(v: &Value) -> jiff::Timestamp {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+async fn induction_series(app: &TestApp) {
+    let api = api(app, "dana.frontdesk").await;
+    let pid = glendale_patients(app, 1).await.remove(0);
+    let monday = test_monday();
+    let body = json!({
+        "clinic_id": app.glendale, "patient_id": pid, "course": "induction",
+        "dose_type": "iv_infusion", "from": monday.to_string(), "dry_run": true,
+    });
+    let (s, proposal) = api.post("/api/v1/series", &body).await;
+    assert_eq!(s, 200, "{proposal}");
+    assert_eq!(proposal["steps"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        app.store.count_claims(None).await.unwrap(),
+        0,
+        "a dry run books nothing"
+    );
+
+    let mut book = body.clone();
+    book["dry_run"] = json!(false);
+    let (s, booked) = api.post("/api/v1/series", &book).await;
+    assert_eq!(s, 201, "{booked}");
+    let appts = booked["appointments"].as_array().unwrap();
+    assert_eq!(appts.len(), 12, "6 infusions and 6 integration sessions");
+    let doses: Vec<&Value> = appts
+        .iter()
+        .filter(|a| a["series_role"] == "dose")
+        .collect();
+    let starts: Vec<jiff::Timestamp> = doses.iter().map(|d| ts(&d["starts_at"])).collect();
+    for w in starts.windows(2) {
+        assert!((w[1] - w[0]).get_seconds() >= 0);
+        let gap = w[1].as_second() - w[0].as_second();
+        assert!(gap >= 48 * 3600, "doses {gap} s apart");
+    }
+    assert!(starts[5].as_second() - starts[0].as_second() <= 21 * 86400);
+    // Every integration session starts 24-72 h after its dose ends.
+    for d in &doses {
+        let i = appts
+            .iter()
+            .find(|a| a["series_role"] == "integration" && a["series_index"] == d["series_index"])
+            .unwrap();
+        let gap = ts(&i["starts_at"]).as_second() - ts(&d["ends_at"]).as_second();
+        assert!(
+            (24 * 3600..=72 * 3600).contains(&gap),
+            "integration {gap} s after its dose"
+        );
+    }
+    // Same chair for every infusion.
+    assert!(doses
+        .iter()
+        .all(|d| d["resource_id"] == doses[0]["resource_id"]));
+
+    // The day board of the first day lists the first infusion, by clinic time.
+    let first_day = jiff::Timestamp::from_second(starts[0].as_second())
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::get("America/Phoenix").unwrap())
+        .date();
+    let (s, day) = api
+        .get(&format!(
+            "/api/v1/appointments?clinic_id={}&date={first_day}",
+            app.glendale
+        ))
+        .await;
+    assert_eq!(s, 200);
+    assert!(day["appointments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["id"] == doses[0]["id"]));
+
+    // Moving the second infusion to the day after the first breaks the 48 h rule.
+    let too_close = (starts[0] + jiff::Span::new().hours(24)).to_string();
+    let (s, p) = api
+        .patch(
+            &format!("/api/v1/appointments/{}", doses[1]["id"].as_str().unwrap()),
+            &json!({"starts_at": too_close}),
+        )
+        .await;
+    assert_eq!(s, 409, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("48 h"), "{p}");
+
+    // Moving the last infusion by 30 minutes the same day is fine and raises its sequence.
+    let last = doses[5];
+    let later = (starts[5] + jiff::Span::new().minutes(30)).to_string();
+    let (s, moved) = api
+        .patch(
+            &format!("/api/v1/appointments/{}", last["id"].as_str().unwrap()),
+            &json!({"starts_at": later}),
+        )
+        .await;
+    assert_eq!(s, 200, "{moved}");
+    assert_eq!(moved["sequence"], 1);
+    assert_eq!(
+        ts(&moved["starts_at"]),
+        starts[5] + jiff::Span::new().minutes(30)
+    );
+
+    // Cancelling releases the visit's time and keeps the record.
+    let id = last["id"].as_str().unwrap();
+    let (s, c) = api
+        .post(
+            &format!("/api/v1/appointments/{id}/cancel"),
+            &json!({"reason": "Patient has a family event"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{c}");
+    assert_eq!(c["status"], "cancelled");
+    assert_eq!(c["late_cancel"], false);
+    let aid = id.parse().unwrap();
+    assert_eq!(app.store.count_claims(Some(aid)).await.unwrap(), 0);
+    let (s, again) = api
+        .post(
+            &format!("/api/v1/appointments/{id}/cancel"),
+            &json!({"reason": "again"}),
+        )
+        .await;
+    assert_eq!(s, 409, "{again}");
+    // Every booking is in the audit trail with the patient.
+    let n = app.store.count_audit("appointment.create").await.unwrap();
+    assert_eq!(n, 12);
+}
+both!(induction_series);
+
+/// 64 clients book the same chair at the same time; the database lets one win.
+async fn race_for_one_chair(app: &TestApp) {
+    let api = api(app, "dana.frontdesk").await;
+    let patients = glendale_patients(app, 64).await;
+    let (s, res) = api
+        .get(&format!("/api/v1/resources?clinic_id={}", app.glendale))
+        .await;
+    assert_eq!(s, 200);
+    let chair = res["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "Chair 1")
+        .unwrap()["id"]
+        .clone();
+    let start = format!("{}T09:00", test_monday() + jiff::Span::new().days(1));
+    let mut tasks = vec![];
+    for i in 0..64 {
+        let body = json!({
+            "clinic_id": app.glendale, "patient_id": patients[i % patients.len()],
+            "type": "iv_infusion", "starts_at": start, "resource_id": chair,
+        });
+        let c = api.c.clone();
+        let url = app.url("/api/v1/appointments");
+        let token = api.token.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = c
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        let (s, body) = t.await.unwrap();
+        match s {
+            201 => won += 1,
+            409 => {
+                let d = body["detail"].as_str().unwrap();
+                assert!(
+                    d.contains("chair is taken")
+                        || d.contains("another visit")
+                        || d.contains("just taken"),
+                    "{d}"
+                );
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one booking wins the chair");
+    let day = test_monday() + jiff::Span::new().days(1);
+    let (_, list) = api
+        .get(&format!(
+            "/api/v1/appointments?clinic_id={}&date={day}",
+            app.glendale
+        ))
+        .await;
+    let in_chair: Vec<&Value> = list["appointments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["resource_id"] == chair && a["status"] == "booked")
+        .collect();
+    assert_eq!(in_chair.len(), 1);
+}
+both!(race_for_one_chair);
+
+async fn bad_input_is_refused(app: &TestApp) {
+    let api = api(app, "dana.frontdesk").await;
+    let pid = glendale_patients(app, 1).await.remove(0);
+    let g = app.glendale;
+    let monday = test_monday();
+    let cases: Vec<(&str, String, Option<Value>, u16, &str)> = vec![
+        (
+            "end before start",
+            format!(
+                "/api/v1/availability?clinic_id={g}&type=iv_infusion&from={}&to={monday}",
+                monday + jiff::Span::new().days(3)
+            ),
+            None,
+            422,
+            "to",
+        ),
+        (
+            "unknown type",
+            format!("/api/v1/availability?clinic_id={g}&type=laser_tag&from={monday}"),
+            None,
+            422,
+            "type",
+        ),
+        (
+            "range too long",
+            format!(
+                "/api/v1/availability?clinic_id={g}&type=iv_infusion&from={monday}&to={}",
+                monday + jiff::Span::new().days(400)
+            ),
+            None,
+            422,
+            "to",
+        ),
+        (
+            "bad weekday",
+            format!("/api/v1/availability?clinic_id={g}&type=iv_infusion&from={monday}&weekdays=9"),
+            None,
+            422,
+            "weekdays",
+        ),
+        (
+            "unknown parameter",
+            format!("/api/v1/availability?clinic_id={g}&type=iv_infusion&from={monday}&colour=red"),
+            None,
+            400,
+            "colour",
+        ),
+        (
+            "outside hours",
+            "/api/v1/appointments".into(),
+            Some(
+                json!({"clinic_id": g, "patient_id": pid, "type": "iv_infusion", "starts_at": format!("{monday}T03:00")}),
+            ),
+            422,
+            "starts_at",
+        ),
+        (
+            "runs past closing",
+            "/api/v1/appointments".into(),
+            Some(
+                json!({"clinic_id": g, "patient_id": pid, "type": "iv_infusion", "starts_at": format!("{monday}T16:00")}),
+            ),
+            422,
+            "starts_at",
+        ),
+        (
+            "in the past",
+            "/api/v1/appointments".into(),
+            Some(
+                json!({"clinic_id": g, "patient_id": pid, "type": "iv_infusion", "starts_at": "2020-01-06T09:00:00-07:00"}),
+            ),
+            422,
+            "starts_at",
+        ),
+        (
+            "unknown zone",
+            "/api/v1/appointments".into(),
+            Some(
+                json!({"clinic_id": g, "patient_id": pid, "type": "iv_infusion", "starts_at": format!("{monday}T09:00"), "time_zone": "Mars/Olympus_Mons"}),
+            ),
+            422,
+            "time_zone",
+        ),
+        (
+            "not a time",
+            "/api/v1/appointments".into(),
+            Some(
+                json!({"clinic_id": g, "patient_id": pid, "type": "iv_infusion", "starts_at": "next tuesday"}),
+            ),
+            422,
+            "starts_at",
+        ),
+        (
+            "unknown type on booking",
+            "/api/v1/appointments".into(),
+            Some(
+                json!({"clinic_id": g, "patient_id": pid, "type": "nope", "starts_at": format!("{monday}T09:00")}),
+            ),
+            422,
+            "type",
+        ),
+        (
+            "unknown field",
+            "/api/v1/appointments".into(),
+            Some(
+                json!({"clinic_id": g, "patient_id": pid, "type": "iv_infusion", "starts_at": format!("{monday}T09:00"), "colour": "red"}),
+            ),
+            400,
+            "colour",
+        ),
+        (
+            "a 10-year series",
+            "/api/v1/series".into(),
+            Some(
+                json!({"clinic_id": g, "patient_id": pid, "course": "weekly", "dose_type": "iv_infusion", "from": monday.to_string(), "months": 120}),
+            ),
+            422,
+            "months",
+        ),
+        (
+            "a series spread over 10 years",
+            "/api/v1/series".into(),
+            Some(
+                json!({"clinic_id": g, "patient_id": pid, "course": "induction", "dose_type": "iv_infusion", "from": monday.to_string(), "within_days": 3650}),
+            ),
+            422,
+            "within_days",
+        ),
+        (
+            "unknown course",
+            "/api/v1/series".into(),
+            Some(
+                json!({"clinic_id": g, "patient_id": pid, "course": "forever", "dose_type": "iv_infusion", "from": monday.to_string()}),
+            ),
+            422,
+            "course",
+        ),
+        (
+            "series of a non-dose type",
+            "/api/v1/series".into(),
+            Some(
+                json!({"clinic_id": g, "patient_id": pid, "course": "induction", "dose_type": "follow_up", "from": monday.to_string()}),
+            ),
+            422,
+            "dose_type",
+        ),
+    ];
+    for (what, path, body, status, field) in cases {
+        let (s, p) = match &body {
+            Some(b) => api.post(&path, b).await,
+            None => api.get(&path).await,
+        };
+        assert_eq!(s, status, "{what}: {p}");
+        let named = p["errors"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|e| e["field"] == field))
+            || p["detail"].as_str().is_some_and(|d| d.contains(field));
+        assert!(named, "{what}: the problem should name {field}: {p}");
+    }
+    // A closure: the clinic is shut that day.
+    let closed = monday + jiff::Span::new().days(2);
+    app.store
+        .add_closure(g, closed, "Staff training", ev())
+        .await
+        .unwrap();
+    let (s, p) = api
+        .post("/api/v1/appointments", &json!({"clinic_id": g, "patient_id": pid, "type": "iv_infusion", "starts_at": format!("{closed}T09:00")}))
+        .await;
+    assert_eq!(s, 422, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("closed"), "{p}");
+    // A patient of another clinic is not found; nothing was written anywhere.
+    let (_, d) = app.patient_ids().await;
+    let (s, _) = api
+        .post("/api/v1/appointments", &json!({"clinic_id": g, "patient_id": d, "type": "iv_infusion", "starts_at": format!("{monday}T09:00")}))
+        .await;
+    assert_eq!(s, 404);
+    assert_eq!(app.store.count_claims(None).await.unwrap(), 0);
+    // A therapist may not book a chair for an infusion in a clinic where they hold no role.
+    let theo = api_for(app, "mona.monitor").await;
+    let (s, _) = theo
+        .post("/api/v1/appointments", &json!({"clinic_id": g, "patient_id": pid, "type": "iv_infusion", "starts_at": format!("{monday}T09:00")}))
+        .await;
+    assert_eq!(
+        s, 403,
+        "a monitoring clinician reads the schedule but does not book"
+    );
+}
+both!(bad_input_is_refused);
+
+async fn api_for<'a>(app: &'a TestApp, user: &str) -> Api<'a> {
+    api(app, user).await
+}
+
+async fn calendar_feeds(app: &TestApp) {
+    let desk = api(app, "dana.frontdesk").await;
+    let pid = glendale_patients(app, 1).await.remove(0);
+    let monday = test_monday();
+    let (s, a) = desk
+        .post("/api/v1/appointments", &json!({"clinic_id": app.glendale, "patient_id": pid, "type": "iv_infusion", "starts_at": format!("{monday}T09:00")}))
+        .await;
+    assert_eq!(s, 201, "{a}");
+    let nurse_id = a["phases"][0]["staff"][0]["user_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The admin makes a feed for the nurse on the visit.
+    let admin = api(app, "ada.admin").await;
+    let (s, feed) = admin
+        .post(
+            "/api/v1/calendar-feeds",
+            &json!({"clinic_id": app.glendale, "staff_id": nurse_id}),
+        )
+        .await;
+    assert_eq!(s, 201, "{feed}");
+    let url = app.url(feed["url"].as_str().unwrap());
+    assert!(!url.contains(&pid), "no patient id in the feed URL");
+    let fetch = |u: String| async move {
+        let r = reqwest::get(u).await.unwrap();
+        let s = r.status().as_u16();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string());
+        (s, ct, r.text().await.unwrap())
+    };
+    let (s, ct, body) = fetch(url.clone()).await;
+    assert_eq!(s, 200);
+    assert!(ct.unwrap().starts_with("text/calendar"));
+    let events = parse_ics(&body);
+    let uid = format!("{}@stillwater", a["id"].as_str().unwrap());
+    let e = events
+        .iter()
+        .find(|e| e["UID"] == uid)
+        .expect("the visit is in the feed");
+    assert_eq!(e["SEQUENCE"], "0");
+    assert_eq!(e["STATUS"], "CONFIRMED");
+    let patient = app
+        .store
+        .patient(pid.parse().unwrap(), &[app.glendale])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !body.contains(&patient.details.family_name),
+        "initials only"
+    );
+    let initials = format!(
+        "{}.{}.",
+        patient.details.given_name.chars().next().unwrap(),
+        patient.details.family_name.chars().next().unwrap()
+    );
+    assert!(e["SUMMARY"].contains(&initials), "{}", e["SUMMARY"]);
+    assert!(e["DTSTART"].ends_with('Z'));
+
+    // Cancelled: the same UID, a higher SEQUENCE, STATUS:CANCELLED.
+    let (s, _) = desk
+        .post(
+            &format!("/api/v1/appointments/{}/cancel", a["id"].as_str().unwrap()),
+            &json!({"reason": "Unwell"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, _, body) = fetch(url.clone()).await;
+    let events = parse_ics(&body);
+    let e = events.iter().find(|e| e["UID"] == uid).unwrap();
+    assert_eq!(e["STATUS"], "CANCELLED");
+    assert_eq!(e["SEQUENCE"], "1");
+
+    // Revoked: the link stops working; a guessed token never worked.
+    let (s, _) = admin
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/calendar-feeds/{}", feed["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(fetch(url).await.0, 404);
+    assert_eq!(
+        fetch(app.url("/calendar/AAAAAAAAAAAAAAAAAAAAAAAAAAAA.ics"))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(fetch(app.url("/calendar/..%2F..%2Fetc.ics")).await.0, 404);
+    // A nurse may not make a feed of someone else.
+    let nurse = api(app, "nina.nurse").await;
+    let (s, _) = nurse
+        .post("/api/v1/calendar-feeds", &json!({"clinic_id": app.glendale, "staff_id": app.store.user_id_by_username("mona.monitor").await.unwrap().unwrap()}))
+        .await;
+    assert_eq!(s, 403);
+}
+both!(calendar_feeds);
+
+/// Reads an iCalendar document with the independent `ical` parser; returns
+/// each VEVENT's properties by name.
+fn parse_ics(body: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let reader = ical::IcalParser::new(std::io::BufReader::new(body.as_bytes()));
+    let mut out = vec![];
+    let mut n = 0;
+    for cal in reader {
+        let cal = cal.expect("the feed parses as iCalendar");
+        n += 1;
+        assert!(cal
+            .properties
+            .iter()
+            .any(|p| p.name == "VERSION" && p.value.as_deref() == Some("2.0")));
+        for e in cal.events {
+            out.push(
+                e.properties
+                    .into_iter()
+                    .map(|p| (p.name, p.value.unwrap_or_default()))
+                    .collect(),
+            );
+        }
+    }
+    assert_eq!(n, 1, "one VCALENDAR");
+    out
+}
