@@ -115,3 +115,59 @@ test("admin and auditor pages render", async () => {
   await shot(auditor.page, "08-audit");
   await auditor.context.close();
 });
+
+test("front desk books a six-infusion induction with integration sessions and sees it on the day board", async () => {
+  const { context, page, errors } = await signIn("dana.frontdesk");
+  await page.getByRole("link", { name: "Patients" }).click();
+  await page.getByLabel("Find a patient").pressSequentially("whitaker", { delay: 20 });
+  const link = page.getByRole("link", { name: /^Whitaker, / });
+  await link.waitFor();
+  await link.click();
+  await page.getByRole("link", { name: "Book a series" }).click();
+  // Start the course a week from today so the whole series lies ahead.
+  const start = new Date(Date.now() + 7 * 86400e3).toISOString().slice(0, 10);
+  await page.getByLabel("Course").selectOption("induction");
+  await page.getByLabel("Dosing visit").selectOption("iv_infusion");
+  await page.getByLabel("First dose on or after").fill(start);
+  await page.getByRole("button", { name: "Find a series" }).click();
+  const rows = page.locator("table.list tbody tr");
+  await rows.first().waitFor();
+  assert.equal(await rows.count(), 6, "six doses proposed");
+  await shot(page, "09-series-proposal");
+  const firstDose = (await rows.first().locator("td").nth(1).textContent()).trim();
+  await page.getByRole("button", { name: "Book all 12 visits" }).click();
+  // Booked: the day board of the first dose, with the patient's infusion on it.
+  await page.waitForURL(/\/schedule\/[0-9a-f-]{36}\/day\?date=/);
+  const board = page.locator("svg.board");
+  await board.waitFor();
+  const visit = page.getByRole("row").filter({ hasText: "Whitaker" }).filter({ hasText: "IV infusion" });
+  assert.equal(await visit.count(), 1, "the first infusion is on the day board");
+  assert.ok((await visit.textContent()).includes("dose 1"));
+  assert.ok(await board.locator("rect.ph-dosing").count() >= 1, "dosing phases are drawn");
+  await shot(page, "10-day-board");
+  // The visit page shows its phases; the chart lists all twelve visits.
+  await visit.getByRole("link").first().click();
+  assert.ok(await page.getByRole("cell", { name: "Dosing" }).isVisible());
+  await shot(page, "11-visit");
+  await page.getByRole("link", { name: /Whitaker/ }).first().click();
+  const booked = page.locator("section.card table.list tbody tr").filter({ hasText: "Booked" });
+  assert.ok(await booked.count() >= 12, `twelve visits on the chart, saw ${await booked.count()} (first dose ${firstDose})`);
+  await shot(page, "12-chart-visits");
+  assert.deepEqual(errors, [], "no script or CSP errors in the console");
+  await context.close();
+});
+
+test("a nurse sees the week of a chair and the printable day sheet", async () => {
+  const { context, page, errors } = await signIn("nina.nurse");
+  await page.getByRole("link", { name: "Schedule" }).click();
+  await page.getByLabel("Chair or room", { exact: true }).selectOption({ label: "Chair 1" });
+  await page.locator("form:has(#wk-res)").getByRole("button", { name: "Show week" }).click();
+  await page.locator("svg.board").waitFor();
+  await shot(page, "13-chair-week");
+  await page.getByRole("link", { name: "Day board" }).click();
+  await page.getByRole("link", { name: "Printable day sheet" }).click();
+  assert.ok(await page.getByRole("heading", { name: /Stillwater Glendale/ }).isVisible());
+  await shot(page, "14-day-sheet");
+  assert.deepEqual(errors, [], "no script or CSP errors in the console");
+  await context.close();
+});

@@ -465,3 +465,204 @@ pub async fn load_patients(
         .await?;
     Ok(())
 }
+
+/// A clinic in full swing: induction series, weekly maintenance, intakes,
+/// consultations and follow-ups from the start of this week to four weeks
+/// ahead. Visits already past are marked completed (a few no-shows and a
+/// late cancellation among them). Placed by the same search staff use.
+pub async fn load_calendar(store: &Store) -> anyhow::Result<usize> {
+    use domain::scheduling::{
+        find_series, plan_claims, AppointmentType, CourseKind, CourseSpec, Preferences,
+    };
+    use domain::time::now_micros;
+    use store::scheduling::{NewSeries, NewVisit, Status};
+
+    let Some(org) = store.any_org().await? else {
+        return Ok(0);
+    };
+    let clinics = store.clinics_of_org(org).await?;
+    let mut booked = 0usize;
+    let now = now_micros();
+    let ev = |clinic: ClinicId, patient: domain::ids::PatientId, a: Action, obj: String| {
+        let mut e = NewAuditEvent::new(a, "demo-loader");
+        e.org_id = Some(org.to_string());
+        e.clinic_id = Some(clinic.to_string());
+        e.patient_id = Some(patient.to_string());
+        e.object_type = Some("appointment".into());
+        e.object_id = Some(obj);
+        e.source_ip = Some("cli".into());
+        e
+    };
+    for clinic in clinics {
+        let tz = jiff::tz::TimeZone::get(&clinic.settings.time_zone)?;
+        let today = jiff::Timestamp::now().to_zoned(tz.clone()).date();
+        let mut monday = today;
+        while monday.weekday() != jiff::civil::Weekday::Monday {
+            monday = monday.yesterday()?;
+        }
+        let week_start = domain::scheduling::local_to_micros(&tz, monday, 0).unwrap_or(now);
+        let end = week_start + 36 * 86_400_000_000;
+        let mut cal = store.calendar(clinic.id, week_start, end, None).await?;
+        // Book as if it were Monday morning, so this week is full too.
+        cal.now = week_start;
+        let types = store.appointment_types(clinic.id).await?;
+        let ty = |code: &str| types.iter().find(|t| t.code == code).cloned();
+        let (Some(iv), Some(integ)) = (ty("iv_infusion"), ty("integration")) else {
+            continue;
+        };
+        let patients = store.search_patients(&[clinic.id], "", 200).await?;
+        let big = clinic.slug == "stillwater-glendale";
+        let n_induction = if big { 9 } else { 4 };
+        type Visit = (
+            AppointmentType,
+            domain::scheduling::VisitPlan,
+            Option<i32>,
+            Option<&'static str>,
+        );
+        let mut plans: Vec<(domain::ids::PatientId, Option<NewSeries>, Vec<Visit>)> = vec![];
+        for (i, p) in patients.iter().enumerate() {
+            // Courses start this week, at varied times of day.
+            let start_day = monday.checked_add(jiff::Span::new().days(i as i64 % 5))?;
+            let prefs = Preferences {
+                earliest_min: Some(7 * 60 + (i as i32 % 4) * 90),
+                ..Preferences::default()
+            };
+            let (kind, doses) = if i < n_induction {
+                (CourseKind::Induction, None)
+            } else if i < n_induction + if big { 5 } else { 3 } {
+                (CourseKind::Weekly, Some(4))
+            } else {
+                break;
+            };
+            let spec = CourseSpec::preset(kind, "iv_infusion", doses, Some(1));
+            let Ok(plan) = find_series(
+                &cal,
+                &iv,
+                Some(&integ),
+                &spec,
+                p.id,
+                start_day,
+                start_day.checked_add(jiff::Span::new().days(10))?,
+                &prefs,
+            ) else {
+                continue;
+            };
+            let mut visits = vec![];
+            for (k, s) in plan.steps.iter().enumerate() {
+                visits.push((iv.clone(), s.dose.clone(), Some(k as i32 + 1), Some("dose")));
+                if let Some(x) = &s.integration {
+                    visits.push((
+                        integ.clone(),
+                        x.clone(),
+                        Some(k as i32 + 1),
+                        Some("integration"),
+                    ));
+                }
+            }
+            for (_, v, _, _) in &visits {
+                if let Some(c) = plan_claims(v, p.id, &cal.rules, &cal.occupancy) {
+                    c.iter().for_each(|x| cal.occupancy.add(x));
+                }
+            }
+            plans.push((
+                p.id,
+                Some(NewSeries {
+                    id: domain::ids::SeriesId::new(),
+                    spec,
+                }),
+                visits,
+            ));
+        }
+        // Single visits: intakes, consultations, follow-ups for the rest.
+        let singles = [
+            "intake",
+            "consultation",
+            "follow_up",
+            "consultation_video",
+            "im_injection",
+            "intranasal",
+        ];
+        for (j, p) in patients
+            .iter()
+            .enumerate()
+            .skip(n_induction + if big { 5 } else { 3 })
+        {
+            let Some(t) = ty(singles[j % singles.len()]) else {
+                continue;
+            };
+            let day = monday.checked_add(jiff::Span::new().days((j as i64 * 2) % 12))?;
+            let (slots, _) = cal.find_slots(
+                &cal.occupancy,
+                &t,
+                p.id,
+                day,
+                day.checked_add(jiff::Span::new().days(4))?,
+                &Preferences::default(),
+                3,
+            );
+            let Some(v) = slots.get(j % 3).or(slots.first()).cloned() else {
+                continue;
+            };
+            if let Some(c) = plan_claims(&v, p.id, &cal.rules, &cal.occupancy) {
+                c.iter().for_each(|x| cal.occupancy.add(x));
+                plans.push((p.id, None, vec![(t, v, None, None)]));
+            }
+        }
+        // Insert with exact claims (the database is empty of this clinic's
+        // visits, so the in-memory seats are the true ones).
+        let mut occ = store.claims_on(&[], 0, 0, None).await?;
+        for (pid, series, visits) in plans {
+            let mut new = vec![];
+            let mut events = vec![];
+            for (t, v, idx, role) in visits {
+                let Some(claims) = plan_claims(&v, pid, &cal.rules, &occ) else {
+                    continue;
+                };
+                claims.iter().for_each(|x| occ.add(x));
+                let id = domain::ids::AppointmentId::new();
+                events.push(ev(
+                    clinic.id,
+                    pid,
+                    Action::AppointmentCreate,
+                    id.to_string(),
+                ));
+                new.push(NewVisit {
+                    id,
+                    type_name: t.name.clone(),
+                    plan: v,
+                    claims,
+                    series_index: idx,
+                    series_role: role,
+                });
+            }
+            booked += new.len();
+            store
+                .insert_visits(clinic.id, pid, series.as_ref(), &new, None, events)
+                .await?;
+            for (k, v) in new.iter().enumerate() {
+                if v.plan.end < now {
+                    let (status, reason) = match (k + v.plan.start as usize / 1_000_000) % 23 {
+                        0 => (Status::NoShow, None),
+                        _ => (Status::Completed, None::<&str>),
+                    };
+                    let e = ev(clinic.id, pid, Action::AppointmentUpdate, v.id.to_string());
+                    store
+                        .set_visit_status(v.id, status, reason, false, e)
+                        .await?;
+                } else if v.plan.start < now + 20 * 3_600_000_000 && k == 3 {
+                    let e = ev(clinic.id, pid, Action::AppointmentUpdate, v.id.to_string());
+                    store
+                        .set_visit_status(
+                            v.id,
+                            Status::Cancelled,
+                            Some("Patient unwell (called in)"),
+                            true,
+                            e,
+                        )
+                        .await?;
+                }
+            }
+        }
+    }
+    Ok(booked)
+}

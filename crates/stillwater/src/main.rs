@@ -322,6 +322,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             let hash =
                 web::passwords::hash_blocking(demo::DEMO_PASSWORD).map_err(anyhow::Error::msg)?;
             let fresh = demo::load(&store, &hash).await?;
+            if fresh {
+                demo::load_calendar(&store).await?;
+            }
             let running = server::start(store.clone(), &cfg).await?;
             println!();
             println!(

@@ -21,6 +21,7 @@ use crate::patients;
 use crate::AppState;
 
 mod scheduling;
+pub(crate) use scheduling::parse_start;
 
 type ApiResult = Result<Response, ApiError>;
 

@@ -33,6 +33,8 @@ use crate::AppState;
 
 type PageResult = Result<Response, PageError>;
 
+mod schedule;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
@@ -69,6 +71,7 @@ pub fn routes() -> Router<AppState> {
         .route("/account/password", post(account_password))
         .route("/account/totp/start", post(account_totp_start))
         .route("/account/totp", post(account_totp_confirm))
+        .merge(schedule::routes())
 }
 
 fn render<T: Template>(t: &T) -> PageResult {
@@ -741,6 +744,31 @@ async fn chart_common(
         escort,
         can_edit: c.may(Permission::PatientEdit, p.clinic_id),
         can_audit: c.may(Permission::AuditRead, p.clinic_id),
+        can_book: c.may(Permission::ScheduleBook, p.clinic_id),
+        visits: if c.may(Permission::ScheduleRead, p.clinic_id) {
+            state
+                .store
+                .patient_appointments(p.id, &[p.clinic_id])
+                .await?
+                .iter()
+                .map(|a| {
+                    (
+                        a.id.to_string(),
+                        format_in_zone(a.starts_at, &k.settings.time_zone),
+                        a.type_name.clone(),
+                        a.status.label().to_string(),
+                        match a.status {
+                            store::scheduling::Status::Cancelled
+                            | store::scheduling::Status::NoShow => "off",
+                            store::scheduling::Status::Completed => "ok",
+                            _ => "",
+                        },
+                    )
+                })
+                .collect()
+        } else {
+            vec![]
+        },
         sections: vec![
             (
                 "Personal details",

@@ -39,6 +39,13 @@ impl Layout {
                 active: active == "patients",
             });
         }
+        if any(Permission::ScheduleRead) {
+            nav.push(NavItem {
+                href: "/schedule",
+                label: "Schedule",
+                active: active == "schedule",
+            });
+        }
         if any(Permission::AuditRead) {
             nav.push(NavItem {
                 href: "/audit",
@@ -286,6 +293,9 @@ pub struct ChartPage {
     pub escort: String,
     pub can_edit: bool,
     pub can_audit: bool,
+    pub can_book: bool,
+    /// Visits: (id, when, what, status, status class); covered by the chart's audit record.
+    pub visits: Vec<(String, String, String, String, &'static str)>,
     pub sections: Vec<(&'static str, Vec<InfoItem>)>,
     pub access: Vec<AccessRow>,
 }
