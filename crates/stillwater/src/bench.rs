@@ -68,12 +68,35 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<()> {
         Some(admin) => store::provision::create_pg_database(admin, &pg_name).await?,
         None => format!("sqlite://{}", dir.join("stillwater.db").display()),
     };
-    let result = bench_on(a, &url, &dir).await;
+    let result = if a.only.as_deref() == Some("schedule") {
+        schedule_on(a, &url).await
+    } else {
+        bench_on(a, &url, &dir).await
+    };
     if let Some(admin) = &a.postgres {
         store::provision::drop_pg_database(admin, &pg_name).await?;
     }
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+async fn schedule_on(a: &BenchArgs, url: &str) -> anyhow::Result<()> {
+    let store = Store::connect(&StoreConfig {
+        url: url.to_string(),
+        max_connections: 16,
+    })
+    .await?;
+    store.migrate().await?;
+    println!(
+        "Stillwater scheduling benchmark · {:?} · {} cores",
+        store.backend(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    let r = crate::bench_schedule::run(&store, a.seconds).await;
+    store.close().await;
+    r
 }
 
 async fn bench_on(a: &BenchArgs, url: &str, dir: &std::path::Path) -> anyhow::Result<()> {

@@ -53,50 +53,79 @@ pub struct Claim {
     pub seat: u8,
 }
 
-/// Who is busy when: per key, per granule, a bit per taken seat.
+/// Who is busy when: per key, a bit per taken seat in each granule. Each key
+/// holds one dense run of granules (a search touches a few weeks), so a
+/// check is one hash lookup and a slice scan.
 #[derive(Debug, Clone, Default)]
 pub struct Occupancy {
-    map: HashMap<Key, HashMap<i64, u8>>,
+    map: HashMap<Key, Run>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Run {
+    start: i64,
+    bits: Vec<u8>,
+}
+
+impl Run {
+    fn get(&self, g: i64) -> u8 {
+        let i = g - self.start;
+        if i < 0 {
+            return 0;
+        }
+        self.bits.get(i as usize).copied().unwrap_or(0)
+    }
+    fn slot(&mut self, g: i64) -> &mut u8 {
+        if self.bits.is_empty() {
+            self.start = g;
+        }
+        if g < self.start {
+            let grow = (self.start - g) as usize;
+            let mut v = vec![0u8; grow];
+            v.extend_from_slice(&self.bits);
+            self.bits = v;
+            self.start = g;
+        }
+        let i = (g - self.start) as usize;
+        if i >= self.bits.len() {
+            self.bits.resize(i + 1, 0);
+        }
+        &mut self.bits[i]
+    }
+    /// The bits of granules `[g0, g1)` that are stored (others are zero).
+    fn range(&self, g0: i64, g1: i64) -> &[u8] {
+        let lo = (g0 - self.start).clamp(0, self.bits.len() as i64) as usize;
+        let hi = (g1 - self.start).clamp(0, self.bits.len() as i64) as usize;
+        &self.bits[lo..hi.max(lo)]
+    }
 }
 
 impl Occupancy {
     pub fn add(&mut self, c: &Claim) {
-        *self
-            .map
-            .entry(c.key)
-            .or_default()
-            .entry(c.granule)
-            .or_default() |= 1 << c.seat;
+        *self.map.entry(c.key).or_default().slot(c.granule) |= 1 << c.seat;
     }
     pub fn remove(&mut self, c: &Claim) {
-        if let Some(m) = self.map.get_mut(&c.key) {
-            if let Some(b) = m.get_mut(&c.granule) {
-                *b &= !(1 << c.seat);
-                if *b == 0 {
-                    m.remove(&c.granule);
-                }
+        if let Some(r) = self.map.get_mut(&c.key) {
+            if c.granule >= r.start && ((c.granule - r.start) as usize) < r.bits.len() {
+                *r.slot(c.granule) &= !(1 << c.seat);
             }
         }
     }
     pub fn bits(&self, key: &Key, granule: i64) -> u8 {
-        self.map
-            .get(key)
-            .and_then(|m| m.get(&granule))
-            .copied()
-            .unwrap_or(0)
+        self.map.get(key).map_or(0, |r| r.get(granule))
     }
     /// No seat in `mask` is taken in any granule of `[g0, g1)`.
     fn free(&self, key: &Key, g0: i64, g1: i64, mask: u8) -> bool {
         match self.map.get(key) {
             None => true,
-            Some(m) => (g0..g1).all(|g| m.get(&g).copied().unwrap_or(0) & mask == 0),
+            Some(r) => r.range(g0, g1).iter().all(|b| b & mask == 0),
         }
     }
     /// Some seat in `mask` is free in every granule of `[g0, g1)`.
     fn has_seat(&self, key: &Key, g0: i64, g1: i64, mask: u8) -> bool {
         match self.map.get(key) {
             None => true,
-            Some(m) => (g0..g1).all(|g| m.get(&g).copied().unwrap_or(0) & mask != mask),
+            Some(r) => r.range(g0, g1).iter().all(|b| b & mask != mask),
         }
     }
 }

@@ -650,3 +650,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn induction_from_any_weekday_fits_an_empty_clinic() {
+    let cal = clinic("America/Phoenix");
+    let spec = CourseSpec::preset(CourseKind::Induction, "iv_infusion", None, None);
+    for d in [
+        "2026-03-02",
+        "2026-03-03",
+        "2026-03-04",
+        "2026-03-05",
+        "2026-03-06",
+    ] {
+        let r = find_series(
+            &cal,
+            &ty("iv_infusion"),
+            Some(&ty("integration")),
+            &spec,
+            PatientId::new(),
+            date(d),
+            date(d).checked_add(jiff::Span::new().days(14)).unwrap(),
+            &Preferences::default(),
+        );
+        assert!(r.is_ok(), "from {d}: {:?}", r.err().map(|e| e.message));
+    }
+}

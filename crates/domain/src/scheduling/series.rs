@@ -276,6 +276,8 @@ struct Search<'a> {
     budget: u32,
     deepest: usize,
     tally_at_deepest: Tally,
+    /// Each date's open window and staff windows, computed once per search.
+    days: std::collections::HashMap<Date, super::search::DayCtx>,
 }
 
 /// Most alternatives tried for one dose before giving up on it and moving an
@@ -326,7 +328,14 @@ impl Search<'_> {
         let mut date = local(lo);
         let last = local(hi);
         while date <= last {
-            let day = self.cal.day(date);
+            let day = match self.days.get(&date) {
+                Some(d) => d.clone(),
+                None => {
+                    let d = self.cal.day(date);
+                    self.days.insert(date, d.clone());
+                    d
+                }
+            };
             if day.open.is_none() {
                 tally.add(Blocker::Closed);
             }
@@ -581,6 +590,7 @@ fn search_once(
         budget: 20_000,
         deepest: 0,
         tally_at_deepest: Tally::default(),
+        days: std::collections::HashMap::new(),
     };
     if s.place() {
         Ok(SeriesPlan {
