@@ -201,7 +201,7 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
                 spec,
             };
             store
-                .insert_visits(clinic, p.id, Some(&series), &new, None, vec![])
+                .insert_visits(clinic, p.id, Some(&series), &new, None, vec![], &[])
                 .await?;
         }
         seeded = upto;

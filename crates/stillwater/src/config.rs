@@ -33,6 +33,14 @@ pub struct Config {
     pub auth_cache_ms: u64,
     /// "text" or "json".
     pub log_format: String,
+    /// SMTP server for reminders: `smtp://host:25`, `smtp://user:pass@host:587?tls=required`,
+    /// `smtps://host:465`; empty: no e-mail (reminders are recorded as skipped).
+    #[serde(deserialize_with = "secret")]
+    pub smtp_url: SecretString,
+    /// Sender of clinic e-mail.
+    pub mail_from: String,
+    /// Seconds between runs of the outbox worker (reminders).
+    pub outbox_interval_secs: u64,
 }
 
 fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
@@ -55,6 +63,9 @@ impl Default for Config {
             lockout_minutes: domain::auth::DEFAULT_LOCKOUT_MINUTES as u64,
             body_limit_kib: 64,
             auth_cache_ms: 2000,
+            smtp_url: SecretString::from(String::new()),
+            mail_from: "Stillwater <no-reply@stillwater.invalid>".into(),
+            outbox_interval_secs: 30,
             log_format: "text".into(),
         }
     }
@@ -79,9 +90,16 @@ lockout_minutes = 15
 body_limit_kib = 64
 auth_cache_ms = 2000                    # sessions/tokens re-checked at least this often; sign-out and role changes here apply at once
 log_format = "text"                     # or "json"
+# smtp_url = "smtp://user:password@mail.example.org:587?tls=required"   # empty: no e-mail
+mail_from = "Stillwater <no-reply@stillwater.invalid>"
+outbox_interval_secs = 30               # how often reminders and other queued work run
 "#;
 
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 19] = [
+    "SMTP_URL",
+    "SMTP_URL_FILE",
+    "MAIL_FROM",
+    "OUTBOX_INTERVAL_SECS",
     "BIND",
     "DATA_DIR",
     "DATABASE_URL",
@@ -198,6 +216,20 @@ impl Config {
         if let Some(v) = get("STILLWATER_LOG_FORMAT") {
             cfg.log_format = v;
         }
+        if let Some(v) = get("STILLWATER_SMTP_URL") {
+            cfg.smtp_url = v.into();
+        }
+        if let Some(p) = get("STILLWATER_SMTP_URL_FILE") {
+            let v = std::fs::read_to_string(&p)
+                .with_context(|| format!("reading STILLWATER_SMTP_URL_FILE {p}"))?;
+            cfg.smtp_url = v.trim().to_string().into();
+        }
+        if let Some(v) = get("STILLWATER_MAIL_FROM") {
+            cfg.mail_from = v;
+        }
+        if let Some(v) = get("STILLWATER_OUTBOX_INTERVAL_SECS") {
+            cfg.outbox_interval_secs = parse_num("STILLWATER_OUTBOX_INTERVAL_SECS", v)?;
+        }
         if let Some(v) = &o.bind {
             cfg.bind = v.clone();
         }
@@ -257,6 +289,10 @@ impl Config {
         if self.log_format != "text" && self.log_format != "json" {
             bail!("log_format must be text or json");
         }
+        if !(1..=3600).contains(&self.outbox_interval_secs) {
+            bail!("outbox_interval_secs must be 1 to 3600");
+        }
+        self.mailer().map_err(anyhow::Error::msg)?;
         Ok(())
     }
 
@@ -268,6 +304,11 @@ impl Config {
         } else {
             url.to_string()
         }
+    }
+
+    /// The mailer for reminders (checked at start-up; the URL is never logged).
+    pub fn mailer(&self) -> Result<web::outbox::Mailer, String> {
+        web::outbox::Mailer::from_url(self.smtp_url.expose_secret(), &self.mail_from)
     }
 
     pub fn is_postgres(&self) -> bool {

@@ -637,7 +637,7 @@ pub async fn load_calendar(store: &Store) -> anyhow::Result<usize> {
             }
             booked += new.len();
             store
-                .insert_visits(clinic.id, pid, series.as_ref(), &new, None, events)
+                .insert_visits(clinic.id, pid, series.as_ref(), &new, None, events, &[])
                 .await?;
             for (k, v) in new.iter().enumerate() {
                 if v.plan.end < now {

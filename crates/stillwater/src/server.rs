@@ -41,7 +41,8 @@ impl Running {
 
 /// Binds and serves in the background.
 pub async fn start(store: Store, cfg: &Config) -> anyhow::Result<Running> {
-    let state = web::AppState::new(store, cfg.web());
+    let mailer = cfg.mailer().map_err(anyhow::Error::msg)?;
+    let state = web::AppState::new(store, cfg.web()).with_mailer(mailer);
     let listener = TcpListener::bind(&cfg.bind)
         .await
         .with_context(|| format!("binding {}", cfg.bind))?;
@@ -72,6 +73,11 @@ pub async fn start(store: Store, cfg: &Config) -> anyhow::Result<Running> {
         });
         Some(maddr)
     };
+    web::outbox::spawn_worker(
+        state.clone(),
+        std::time::Duration::from_secs(cfg.outbox_interval_secs),
+        stop.subscribe(),
+    );
     let app = web::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)

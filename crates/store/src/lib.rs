@@ -12,6 +12,7 @@ use sqlx::{PgPool, SqlitePool};
 pub mod audit;
 pub mod auth;
 pub mod org;
+pub mod outbox;
 pub mod patients;
 pub mod scheduling;
 

@@ -638,6 +638,7 @@ impl Store {
     /// Inserts visits (and their series) with their claims and audit records in
     /// one transaction. A claim that another booking holds rolls it all back
     /// and answers a conflict.
+    #[allow(clippy::too_many_arguments)]
     pub async fn insert_visits(
         &self,
         clinic: ClinicId,
@@ -646,6 +647,7 @@ impl Store {
         visits: &[NewVisit],
         by: Option<UserId>,
         audit: Vec<NewAuditEvent>,
+        jobs: &[crate::outbox::NewJob],
     ) -> Result<()> {
         let now = now_micros();
         let r: Result<()> = on_pool!(self.write(), p => async {
@@ -685,6 +687,7 @@ impl Store {
                     q.execute(&mut *tx).await?;
                 }
             }
+            crate::insert_jobs!(tx, jobs)?;
             append_in_tx!(tx, &audit)?;
             tx.commit().await?;
             Ok(())
@@ -703,6 +706,7 @@ impl Store {
         plan: &VisitPlan,
         claims: &[Claim],
         audit: NewAuditEvent,
+        jobs: &[crate::outbox::NewJob],
     ) -> Result<()> {
         let json = serde_json::to_string(plan).map_err(|e| decode(e.to_string()))?;
         let r: Result<()> = on_pool!(self.write(), p => async {
@@ -729,6 +733,7 @@ impl Store {
                 }
                 q.execute(&mut *tx).await?;
             }
+            crate::insert_jobs!(tx, jobs)?;
             append_in_tx!(tx, &[audit])?;
             tx.commit().await?;
             Ok(())

@@ -16,6 +16,7 @@ pub mod ctx;
 pub mod error;
 pub mod feeds;
 pub mod metrics;
+pub mod outbox;
 pub mod pages;
 pub mod passwords;
 pub mod patients;
@@ -65,9 +66,15 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     pub passwords: passwords::Hasher,
     pub auth_cache: auth::AuthCache,
+    pub mailer: outbox::Mailer,
 }
 
 impl AppState {
+    pub fn with_mailer(mut self, m: outbox::Mailer) -> Self {
+        self.mailer = m;
+        self
+    }
+
     pub fn new(store: Store, cfg: WebConfig) -> Self {
         AppState {
             store,
@@ -75,6 +82,7 @@ impl AppState {
             metrics: metrics::Metrics::new(),
             passwords: passwords::Hasher::new(),
             auth_cache: auth::AuthCache::default(),
+            mailer: outbox::Mailer::Off,
         }
     }
 }

@@ -299,6 +299,7 @@ pub async fn book(
             patient,
             &id.to_string(),
         );
+        let jobs = crate::outbox::reminder_jobs(id, clinic, 0, plan.start);
         let visit = NewVisit {
             id,
             type_name: ty.name.clone(),
@@ -309,7 +310,15 @@ pub async fn book(
         };
         match state
             .store
-            .insert_visits(clinic, patient, None, &[visit], caller.user_id(), vec![ev])
+            .insert_visits(
+                clinic,
+                patient,
+                None,
+                &[visit],
+                caller.user_id(),
+                vec![ev],
+                &jobs,
+            )
             .await
         {
             Ok(()) => {
@@ -453,6 +462,10 @@ pub async fn series(
             id: sid,
             spec: spec.clone(),
         };
+        let jobs: Vec<_> = new_visits
+            .iter()
+            .flat_map(|v| crate::outbox::reminder_jobs(v.id, clinic, 0, v.plan.start))
+            .collect();
         match state
             .store
             .insert_visits(
@@ -462,6 +475,7 @@ pub async fn series(
                 &new_visits,
                 caller.user_id(),
                 events,
+                &jobs,
             )
             .await
         {
@@ -592,7 +606,13 @@ pub async fn move_to(
         ev.detail = Some("moved".into());
         match state
             .store
-            .move_visit(id, &plan, &claims.remove(0), ev)
+            .move_visit(
+                id,
+                &plan,
+                &claims.remove(0),
+                ev,
+                &crate::outbox::reminder_jobs(id, a.clinic_id, a.sequence + 1, plan.start),
+            )
             .await
         {
             Ok(()) => {

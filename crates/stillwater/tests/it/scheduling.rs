@@ -553,3 +553,107 @@ fn parse_ics(body: &str) -> Vec<std::collections::HashMap<String, String>> {
     assert_eq!(n, 1, "one VCALENDAR");
     out
 }
+
+/// Reminders go through the outbox to a real SMTP conversation: 48 h and
+/// 24 h before, only while the visit is booked at that time, with no
+/// patient data in the subject.
+async fn reminders_by_email(app: &TestApp) {
+    let sink = SmtpSink::start().await;
+    let state = web::AppState::new(app.store.clone(), web::WebConfig::default()).with_mailer(
+        web::outbox::Mailer::from_url(
+            &format!("smtp://{}", sink.addr),
+            "Stillwater Glendale <desk@stillwater.example>",
+        )
+        .unwrap(),
+    );
+    let desk = api(app, "dana.frontdesk").await;
+    let (s, p) = desk
+        .post("/api/v1/patients", &json!({"clinic_id": app.glendale, "given_name": "Rosalind", "family_name": "Quayle", "date_of_birth": "1979-02-11", "email": "rosalind@example.org"}))
+        .await;
+    assert_eq!(s, 201, "{p}");
+    let monday = test_monday();
+    let (s, a) = desk
+        .post("/api/v1/appointments", &json!({"clinic_id": app.glendale, "patient_id": p["id"], "type": "iv_infusion", "starts_at": format!("{monday}T09:00")}))
+        .await;
+    assert_eq!(s, 201, "{a}");
+    let start = ts(&a["starts_at"]).as_microsecond();
+    let hour = 3_600_000_000i64;
+    assert_eq!(app.store.count_jobs("reminder", None).await.unwrap(), 2);
+    // Nothing is due yet.
+    assert_eq!(
+        web::outbox::drain(&state, domain::time::now_micros())
+            .await
+            .unwrap(),
+        0
+    );
+    // 47 hours before: the 48-hour reminder goes out.
+    web::outbox::drain(&state, start - 47 * hour).await.unwrap();
+    let mail = sink.all();
+    assert_eq!(mail.len(), 1);
+    let m = &mail[0];
+    let subject = m.lines().find(|l| l.starts_with("Subject:")).unwrap();
+    assert_eq!(
+        subject,
+        "Subject: Reminder: your upcoming visit at Stillwater Glendale"
+    );
+    for secret in ["Rosalind", "Quayle", "infusion", "ketamine"] {
+        assert!(!subject.contains(secret), "{subject}");
+    }
+    let body = m.replace("=\n", "").replace("=20", " ");
+    assert!(body.contains("Hello Rosalind"), "{body}");
+    assert!(body.contains("Nothing to eat"), "{body}");
+    assert!(body.contains("18400 N 51st Ave"), "{body}");
+    assert!(body.contains("9:00 AM"), "clinic time in the body: {body}");
+    assert!(m.contains("rosalind@example.org"));
+
+    // Moved by an hour: the old 24-hour reminder is superseded, new ones follow the new time.
+    let id = a["id"].as_str().unwrap();
+    let (s, moved) = desk
+        .patch(
+            &format!("/api/v1/appointments/{id}"),
+            &json!({"starts_at": format!("{monday}T10:00")}),
+        )
+        .await;
+    assert_eq!(s, 200, "{moved}");
+    web::outbox::drain(&state, start - 22 * hour).await.unwrap();
+    assert_eq!(
+        app.store
+            .count_jobs("reminder", Some("skipped: visit was moved"))
+            .await
+            .unwrap(),
+        1
+    );
+    let mail = sink.all();
+    assert_eq!(
+        mail.len(),
+        3,
+        "new 48 h and 24 h reminders for the new time"
+    );
+    assert!(mail[2].replace("=\n", "").contains("10:00 AM"));
+
+    // Cancelled: no more reminders.
+    let (s, b) = desk
+        .post("/api/v1/appointments", &json!({"clinic_id": app.glendale, "patient_id": p["id"], "type": "follow_up", "starts_at": format!("{}T13:00", monday + jiff::Span::new().days(2))}))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, _) = desk
+        .post(
+            &format!("/api/v1/appointments/{}/cancel", b["id"].as_str().unwrap()),
+            &json!({"reason": "Feeling better"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    web::outbox::drain(&state, ts(&b["starts_at"]).as_microsecond())
+        .await
+        .unwrap();
+    assert_eq!(sink.all().len(), 3);
+    assert_eq!(
+        app.store
+            .count_jobs("reminder", Some("skipped: visit cancelled"))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(app.store.count_jobs("reminder", None).await.unwrap(), 0);
+}
+both!(reminders_by_email);

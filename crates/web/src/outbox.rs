@@ -1,0 +1,238 @@
+//! Work after the request: the outbox worker and the mailer. Reminders are
+//! enqueued in the same transaction as the booking (48 h and 24 h before the
+//! visit); the worker sends each one only if the visit is still booked at the
+//! same time (a moved visit has new reminders; a cancelled one has none).
+//! E-mail subjects never carry patient data.
+
+use std::time::Duration;
+
+use domain::ids::{AppointmentId, ClinicId};
+use lettre::message::{header::ContentType, Mailbox};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+use store::outbox::{Job, NewJob};
+use store::scheduling::Status;
+
+use crate::AppState;
+
+const HOUR: i64 = 3_600_000_000;
+pub const REMINDER: &str = "reminder";
+/// Attempts before a job is given up.
+const MAX_ATTEMPTS: i32 = 8;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ReminderPayload {
+    appointment_id: AppointmentId,
+    clinic_id: ClinicId,
+    sequence: i32,
+    hours_before: i64,
+}
+
+/// The reminder jobs of a visit starting at `start`: 48 h and 24 h before,
+/// leaving out any whose time has already passed.
+pub fn reminder_jobs(
+    id: AppointmentId,
+    clinic: ClinicId,
+    sequence: i32,
+    start: i64,
+) -> Vec<NewJob> {
+    let now = domain::time::now_micros();
+    [48, 24]
+        .into_iter()
+        .filter(|h| start - h * HOUR > now)
+        .filter_map(|h| {
+            let payload = serde_json::to_string(&ReminderPayload {
+                appointment_id: id,
+                clinic_id: clinic,
+                sequence,
+                hours_before: h,
+            })
+            .ok()?;
+            Some(NewJob {
+                kind: REMINDER,
+                dedupe_key: format!("reminder:{id}:{sequence}:{h}"),
+                payload,
+                run_at: start - h * HOUR,
+            })
+        })
+        .collect()
+}
+
+/// Where e-mail goes: a real SMTP server, or nowhere (jobs are then finished
+/// as "skipped" so that a clinic without mail does not pile them up).
+#[derive(Clone)]
+pub enum Mailer {
+    Smtp {
+        transport: Box<AsyncSmtpTransport<Tokio1Executor>>,
+        from: Box<Mailbox>,
+    },
+    Off,
+}
+
+impl Mailer {
+    /// From an URL such as `smtp://relay:25`, `smtp://user:pass@host:587?tls=required`
+    /// or `smtps://host:465`; empty turns mail off.
+    pub fn from_url(url: &str, from: &str) -> Result<Mailer, String> {
+        if url.trim().is_empty() {
+            return Ok(Mailer::Off);
+        }
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|e| format!("smtp_url: {e}"))?
+            .timeout(Some(Duration::from_secs(20)))
+            .build();
+        let from: Mailbox = from
+            .parse()
+            .map_err(|e| format!("mail_from {from:?}: {e}"))?;
+        Ok(Mailer::Smtp {
+            transport: Box::new(transport),
+            from: Box::new(from),
+        })
+    }
+
+    async fn send(&self, to: &str, subject: &str, body: String) -> Result<bool, String> {
+        let Mailer::Smtp { transport, from } = self else {
+            return Ok(false);
+        };
+        let to: Mailbox = to
+            .parse()
+            .map_err(|_| "the patient's e-mail address is not valid".to_string())?;
+        let msg = Message::builder()
+            .from(from.as_ref().clone())
+            .to(to)
+            .subject(subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(body)
+            .map_err(|e| format!("building the message: {e}"))?;
+        transport
+            .send(msg)
+            .await
+            .map(|_| true)
+            .map_err(|e| format!("SMTP: {e}"))
+    }
+}
+
+/// Runs every due job once (tests call this with a chosen `now`); returns
+/// how many were handled.
+pub async fn drain(state: &AppState, now: i64) -> Result<usize, store::StoreError> {
+    let mut n = 0;
+    loop {
+        let jobs = state.store.claim_jobs(now, 5 * 60_000_000, 20).await?;
+        if jobs.is_empty() {
+            return Ok(n);
+        }
+        for job in jobs {
+            n += 1;
+            match run(state, &job).await {
+                Ok(outcome) => state.store.finish_job(&job.id, &outcome).await?,
+                Err(e) => {
+                    // Back off: 1, 2, 4 ... minutes.
+                    let retry = now + 60_000_000 * (1i64 << job.attempts.clamp(0, 10));
+                    tracing::warn!(job = %job.id, kind = %job.kind, attempts = job.attempts, "job failed");
+                    state
+                        .store
+                        .fail_job(&job.id, &e, retry, job.attempts >= MAX_ATTEMPTS)
+                        .await?;
+                }
+            }
+        }
+    }
+}
+
+/// The worker beside the server: drains the outbox every `every`.
+pub fn spawn_worker(
+    state: AppState,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = drain(&state, domain::time::now_micros()).await {
+                tracing::error!(error = %e, "outbox worker");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.wait_for(|v| *v) => return,
+            }
+        }
+    });
+}
+
+async fn run(state: &AppState, job: &Job) -> Result<String, String> {
+    match job.kind.as_str() {
+        REMINDER => reminder(state, job).await,
+        other => Ok(format!("skipped: unknown job kind {other}")),
+    }
+}
+
+async fn reminder(state: &AppState, job: &Job) -> Result<String, String> {
+    let p: ReminderPayload =
+        serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
+    let store = &state.store;
+    let db = |e: store::StoreError| format!("database: {e}");
+    let Some(a) = store
+        .appointment(p.appointment_id, &[p.clinic_id])
+        .await
+        .map_err(db)?
+    else {
+        return Ok("skipped: visit not found".into());
+    };
+    if a.status != Status::Booked {
+        return Ok(format!(
+            "skipped: visit {}",
+            a.status.label().to_lowercase()
+        ));
+    }
+    if a.sequence != p.sequence {
+        return Ok("skipped: visit was moved".into());
+    }
+    let Some(patient) = store
+        .patient(a.patient_id, &[a.clinic_id])
+        .await
+        .map_err(db)?
+    else {
+        return Ok("skipped: patient not found".into());
+    };
+    let Some(email) = patient.details.email.clone() else {
+        return Ok("skipped: no e-mail address".into());
+    };
+    let clinic = store.clinic(a.clinic_id).await.map_err(db)?;
+    let types = store.appointment_types(a.clinic_id).await.map_err(db)?;
+    let instructions = types
+        .iter()
+        .find(|t| t.code == a.type_code)
+        .map(|t| t.instructions.clone())
+        .unwrap_or_default();
+    let s = &clinic.settings;
+    let when = domain::time::to_timestamp(a.starts_at)
+        .to_zoned(jiff::tz::TimeZone::get(&s.time_zone).map_err(|e| e.to_string())?)
+        .strftime("%A %B %-d at %-I:%M %p (%Z)")
+        .to_string();
+    let first = patient
+        .details
+        .preferred_name
+        .clone()
+        .unwrap_or(patient.details.given_name.clone());
+    let address = [
+        Some(s.address_line1.clone()),
+        s.address_line2.clone(),
+        Some(format!("{}, {} {}", s.city, s.region, s.postal_code)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join("\n");
+    let body = format!(
+        "Hello {first},\n\nThis is a reminder of your {what} on {when}.\n\n{instructions}\n\n\
+         Where: {name}\n{address}\n\nTo move or cancel, call us on {phone}. If you cancel less than \
+         a day before, we may not be able to offer the time to someone else.\n\n{name}\n",
+        what = a.type_name.to_lowercase(),
+        name = s.name,
+        phone = s.phone,
+    );
+    // The subject says nothing about the person or the treatment.
+    let subject = format!("Reminder: your upcoming visit at {}", s.name);
+    match state.mailer.send(&email, &subject, body).await? {
+        true => Ok(format!("sent ({} h before)", p.hours_before)),
+        false => Ok("skipped: no mail server configured".into()),
+    }
+}
