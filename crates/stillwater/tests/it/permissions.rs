@@ -81,6 +81,34 @@ fn table() -> Vec<(&'static str, [u16; 9])> {
             "page /admin/staff",
             [403, 403, 403, 403, 403, 200, 403, 0, 303],
         ),
+        (
+            "GET /api/v1/appointment-types?clinic_id={gc}",
+            [200, 200, 200, 200, 200, 200, 200, 403, 401],
+        ),
+        (
+            "GET /api/v1/resources?clinic_id={gc}",
+            [200, 200, 200, 200, 200, 200, 200, 403, 401],
+        ),
+        (
+            "GET /api/v1/appointments?clinic_id={gc}&date=2026-12-01",
+            [200, 200, 200, 200, 200, 200, 200, 403, 401],
+        ),
+        (
+            "GET /api/v1/appointments?clinic_id={dc}&date=2026-12-01",
+            [403, 403, 200, 403, 200, 200, 200, 403, 401],
+        ),
+        (
+            "page /schedule/{gc}/day",
+            [200, 200, 200, 200, 200, 200, 200, 0, 303],
+        ),
+        (
+            "page /patients/{g}/book",
+            [200, 200, 200, 403, 200, 200, 403, 0, 303],
+        ),
+        (
+            "page /patients/{g}/series",
+            [200, 200, 200, 403, 200, 200, 403, 0, 303],
+        ),
     ]
 }
 
@@ -114,7 +142,8 @@ async fn every_role_against_every_endpoint(app: &TestApp) {
         let path = endpoint
             .replace("{g}", &g)
             .replace("{d}", &d)
-            .replace("{gc}", &app.glendale.to_string());
+            .replace("{gc}", &app.glendale.to_string())
+            .replace("{dc}", &app.denver.to_string());
         for (i, want) in expected.iter().enumerate() {
             let who = ROLES
                 .get(i)

@@ -156,6 +156,24 @@ async fn induction_series(app: &TestApp) {
         )
         .await;
     assert_eq!(s, 409, "{again}");
+    // The API document describes the scheduling endpoints.
+    let doc: Value = reqwest::get(app.url("/api/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for p in [
+        "/api/v1/appointment-types",
+        "/api/v1/resources",
+        "/api/v1/availability",
+        "/api/v1/appointments",
+        "/api/v1/appointments/{id}",
+        "/api/v1/series",
+        "/api/v1/calendar-feeds",
+    ] {
+        assert!(doc["paths"][p].is_object(), "{p} is documented");
+    }
     // Every booking is in the audit trail with the patient.
     let n = app.store.count_audit("appointment.create").await.unwrap();
     assert_eq!(n, 12);
