@@ -34,6 +34,7 @@ use crate::AppState;
 type PageResult = Result<Response, PageError>;
 
 mod schedule;
+mod schedule_admin;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -72,6 +73,7 @@ pub fn routes() -> Router<AppState> {
         .route("/account/totp/start", post(account_totp_start))
         .route("/account/totp", post(account_totp_confirm))
         .merge(schedule::routes())
+        .merge(schedule_admin::routes())
 }
 
 fn render<T: Template>(t: &T) -> PageResult {

@@ -675,3 +675,111 @@ async fn reminders_by_email(app: &TestApp) {
     assert_eq!(app.store.count_jobs("reminder", None).await.unwrap(), 0);
 }
 both!(reminders_by_email);
+
+/// The admin page: bad rules are refused by name; time off and working hours
+/// change what the search offers at once.
+async fn schedule_settings_page(app: &TestApp) {
+    let admin = app.login("ada.admin").await;
+    let g = app.glendale;
+    let page = admin.get(&format!("/admin/clinics/{g}/schedule")).await;
+    assert_eq!(page.status(), 200);
+    let body = page.text().await.unwrap();
+    assert!(body.contains("Chair 1") && body.contains("Nina Okafor"));
+    let rules = [
+        ("nurse_ratio", "9"),
+        ("monitor_ratio", "4"),
+        ("slot_step_min", "15"),
+        ("min_notice_min", "60"),
+        ("horizon_days", "400"),
+        ("late_cancel_hours", "24"),
+    ];
+    let r = admin
+        .post_form(&format!("/admin/clinics/{g}/schedule/rules"), &rules)
+        .await;
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("nurse ratio: must be 1 to 8"),
+        "the wrong field is named"
+    );
+    assert_eq!(
+        app.store.scheduling_rules(g).await.unwrap().nurse_ratio,
+        3,
+        "nothing saved"
+    );
+
+    // Both Glendale nurses take the test Monday off: no infusion can be offered that day.
+    let monday = test_monday();
+    for nurse in ["nina.nurse", "nora.nurse"] {
+        let uid = app
+            .store
+            .user_id_by_username(nurse)
+            .await
+            .unwrap()
+            .unwrap()
+            .to_string();
+        let r = admin
+            .post_form(
+                &format!("/admin/clinics/{g}/schedule/time-off"),
+                &[
+                    ("user", &uid),
+                    ("from", &format!("{monday}T00:00")),
+                    ("to", &format!("{monday}T23:59")),
+                    ("reason", "Training"),
+                ],
+            )
+            .await;
+        assert!(r.text().await.unwrap().contains("Time off recorded"));
+    }
+    let desk = api(app, "dana.frontdesk").await;
+    let (s, a) = desk
+        .get(&format!(
+            "/api/v1/availability?clinic_id={g}&type=iv_infusion&from={monday}"
+        ))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(a["slots"].as_array().unwrap().len(), 0, "{a}");
+    assert!(
+        a["blocked_by"].to_string().contains("no nurse is working"),
+        "{a}"
+    );
+    // The therapist's hours: Tessa stops working Mondays; Theo still does.
+    let tessa = app
+        .store
+        .user_id_by_username("tessa.therapist")
+        .await
+        .unwrap()
+        .unwrap()
+        .to_string();
+    let r = admin
+        .post_form(
+            &format!("/admin/clinics/{g}/schedule/hours/{tessa}"),
+            &[
+                ("start_1", ""),
+                ("end_1", ""),
+                ("start_2", "07:00"),
+                ("end_2", "16:30"),
+            ],
+        )
+        .await;
+    assert!(r.text().await.unwrap().contains("Working hours saved"));
+    let (_, a) = desk
+        .get(&format!(
+            "/api/v1/availability?clinic_id={g}&type=integration&from={monday}&limit=500"
+        ))
+        .await;
+    assert!(a["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["phases"][0]["staff"][0]["user_id"] != tessa.as_str()));
+    // A nurse may not open the page.
+    let nurse = app.login("nina.nurse").await;
+    assert_eq!(
+        nurse
+            .get(&format!("/admin/clinics/{g}/schedule"))
+            .await
+            .status(),
+        403
+    );
+}
+both!(schedule_settings_page);
