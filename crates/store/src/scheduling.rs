@@ -1202,3 +1202,136 @@ pub fn remove_plan(
         }
     }
 }
+
+/// A waitlist entry, with the patient's name for staff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitEntry {
+    pub id: String,
+    pub clinic_id: ClinicId,
+    pub patient_id: PatientId,
+    pub patient_name: String,
+    pub type_code: String,
+    pub from_date: jiff::civil::Date,
+    pub to_date: jiff::civil::Date,
+    pub note: Option<String>,
+    pub status: String,
+    pub offered_start: Option<i64>,
+    pub created_at: i64,
+}
+
+type WaitRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<i64>,
+    i64,
+);
+
+impl Store {
+    #[allow(clippy::too_many_arguments)]
+    pub async fn add_waitlist(
+        &self,
+        clinic: ClinicId,
+        patient: PatientId,
+        type_code: &str,
+        from: jiff::civil::Date,
+        to: jiff::civil::Date,
+        note: Option<&str>,
+        by: Option<UserId>,
+        audit: NewAuditEvent,
+    ) -> Result<String> {
+        let id = uuid::Uuid::now_v7().to_string();
+        on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("INSERT INTO waitlist (id, clinic_id, patient_id, type_code, from_date, to_date, note, status, created_at, created_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'waiting', $8, $9)")
+                .bind(&id).bind(clinic.to_string()).bind(patient.to_string()).bind(type_code)
+                .bind(from.to_string()).bind(to.to_string()).bind(note).bind(now_micros())
+                .bind(by.map(|u| u.to_string()))
+                .execute(&mut *tx).await?;
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+        });
+        Ok(id)
+    }
+
+    /// Entries of a clinic that are still open (waiting or offered), oldest first.
+    pub async fn waitlist(&self, clinic: ClinicId) -> Result<Vec<WaitEntry>> {
+        let rows: Vec<WaitRow> = on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT w.id, w.clinic_id, w.patient_id, p.given_name || ' ' || p.family_name, w.type_code, w.from_date, w.to_date, \
+                 w.note, w.status, w.offered_start, w.created_at FROM waitlist w JOIN patients p ON p.id = w.patient_id \
+                 WHERE w.clinic_id = $1 AND w.status IN ('waiting', 'offered') ORDER BY w.created_at, w.id")
+                .bind(clinic.to_string()).fetch_all(p).await?
+        });
+        rows.into_iter()
+            .map(|r| {
+                Ok(WaitEntry {
+                    id: r.0,
+                    clinic_id: parse_id(&r.1)?,
+                    patient_id: parse_id(&r.2)?,
+                    patient_name: r.3,
+                    type_code: r.4,
+                    from_date: parse_id(&r.5)?,
+                    to_date: parse_id(&r.6)?,
+                    note: r.7,
+                    status: r.8,
+                    offered_start: r.9,
+                    created_at: r.10,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks an entry offered a freed start, with an e-mail job, in one transaction.
+    /// Only a waiting entry can be offered (two cancellations never offer one entry twice).
+    pub async fn offer_waitlist(
+        &self,
+        id: &str,
+        start: i64,
+        audit: NewAuditEvent,
+        jobs: &[crate::outbox::NewJob],
+    ) -> Result<bool> {
+        let n = on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query("UPDATE waitlist SET status = 'offered', offered_start = $2, offered_at = $3 WHERE id = $1 AND status = 'waiting'")
+                .bind(id).bind(start).bind(now_micros()).execute(&mut *tx).await?.rows_affected();
+            if n > 0 {
+                crate::insert_jobs!(tx, jobs)?;
+                append_in_tx!(tx, &[audit])?;
+            }
+            tx.commit().await?;
+            n
+        });
+        Ok(n > 0)
+    }
+
+    /// Closes an entry: booked or removed.
+    pub async fn close_waitlist(
+        &self,
+        clinic: ClinicId,
+        id: &str,
+        status: &str,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        if status != "booked" && status != "removed" {
+            return Err(DomainError::field("status", "must be booked or removed").into());
+        }
+        on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query("UPDATE waitlist SET status = $3 WHERE id = $1 AND clinic_id = $2 AND status IN ('waiting', 'offered')")
+                .bind(id).bind(clinic.to_string()).bind(status).execute(&mut *tx).await?.rows_affected();
+            if n == 0 {
+                return Err(DomainError::NotFound.into());
+            }
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}

@@ -58,6 +58,42 @@ pub fn reminder_jobs(
         .collect()
 }
 
+pub const WAITLIST_OFFER: &str = "waitlist_offer";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct OfferPayload {
+    entry: String,
+    clinic_id: ClinicId,
+    patient_id: domain::ids::PatientId,
+    start: i64,
+    type_code: String,
+}
+
+/// The e-mail telling a waiting patient that a time opened up.
+pub fn offer_jobs(
+    entry: &str,
+    clinic: ClinicId,
+    patient: domain::ids::PatientId,
+    start: i64,
+    type_code: &str,
+) -> Vec<NewJob> {
+    serde_json::to_string(&OfferPayload {
+        entry: entry.to_string(),
+        clinic_id: clinic,
+        patient_id: patient,
+        start,
+        type_code: type_code.to_string(),
+    })
+    .map(|payload| NewJob {
+        kind: WAITLIST_OFFER,
+        dedupe_key: format!("offer:{entry}:{start}"),
+        payload,
+        run_at: domain::time::now_micros(),
+    })
+    .into_iter()
+    .collect()
+}
+
 /// Where e-mail goes: a real SMTP server, or nowhere (jobs are then finished
 /// as "skipped" so that a clinic without mail does not pile them up).
 #[derive(Clone)]
@@ -160,6 +196,7 @@ pub fn spawn_worker(
 async fn run(state: &AppState, job: &Job) -> Result<String, String> {
     match job.kind.as_str() {
         REMINDER => reminder(state, job).await,
+        WAITLIST_OFFER => offer(state, job).await,
         other => Ok(format!("skipped: unknown job kind {other}")),
     }
 }
@@ -233,6 +270,51 @@ async fn reminder(state: &AppState, job: &Job) -> Result<String, String> {
     let subject = format!("Reminder: your upcoming visit at {}", s.name);
     match state.mailer.send(&email, &subject, body).await? {
         true => Ok(format!("sent ({} h before)", p.hours_before)),
+        false => Ok("skipped: no mail server configured".into()),
+    }
+}
+
+async fn offer(state: &AppState, job: &Job) -> Result<String, String> {
+    let p: OfferPayload =
+        serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
+    let store = &state.store;
+    let db = |e: store::StoreError| format!("database: {e}");
+    let Some(patient) = store
+        .patient(p.patient_id, &[p.clinic_id])
+        .await
+        .map_err(db)?
+    else {
+        return Ok("skipped: patient not found".into());
+    };
+    let Some(email) = patient.details.email.clone() else {
+        return Ok("skipped: no e-mail address".into());
+    };
+    let clinic = store.clinic(p.clinic_id).await.map_err(db)?;
+    let s = &clinic.settings;
+    let types = store.appointment_types(p.clinic_id).await.map_err(db)?;
+    let what = types
+        .iter()
+        .find(|t| t.code == p.type_code)
+        .map(|t| t.name.to_lowercase())
+        .unwrap_or_else(|| "visit".into());
+    let when = domain::time::to_timestamp(p.start)
+        .to_zoned(jiff::tz::TimeZone::get(&s.time_zone).map_err(|e| e.to_string())?)
+        .strftime("%A %B %-d at %-I:%M %p (%Z)")
+        .to_string();
+    let first = patient
+        .details
+        .preferred_name
+        .clone()
+        .unwrap_or(patient.details.given_name.clone());
+    let body = format!(
+        "Hello {first},\n\nA time has opened up for your {what}: {when}.\n\nCall us on {phone} to take it; \
+         we hold it for you until someone else books it.\n\n{name}\n",
+        phone = s.phone,
+        name = s.name
+    );
+    let subject = format!("A time has opened up at {}", s.name);
+    match state.mailer.send(&email, &subject, body).await? {
+        true => Ok("sent".into()),
         false => Ok("skipped: no mail server configured".into()),
     }
 }

@@ -673,6 +673,8 @@ pub async fn cancel(
         .store
         .set_visit_status(id, Status::Cancelled, Some(reason), late, ev)
         .await?;
+    // The freed time goes to the first suitable patient on the waitlist.
+    offer_freed(state, caller, &a).await?;
     state
         .store
         .appointment(id, &clinics)
@@ -775,4 +777,173 @@ pub async fn is_bookable_staff(
         .await?
         .iter()
         .any(|s| s.id == user))
+}
+
+/// Puts a patient on the waitlist for a kind of visit between two dates.
+#[allow(clippy::too_many_arguments)]
+pub async fn add_to_waitlist(
+    state: &AppState,
+    caller: &Caller,
+    clinic: ClinicId,
+    patient: PatientId,
+    type_code: &str,
+    from: Date,
+    to: Date,
+    note: Option<&str>,
+) -> Result<String, WebError> {
+    caller.require(Permission::ScheduleBook, clinic)?;
+    appointment_type(state, clinic, type_code).await?;
+    patient_in(state, caller, clinic, patient).await?;
+    let tz = clinic_tz(state, clinic).await?;
+    check_range(&tz, from, to, 180)?;
+    let note = note.map(str::trim).filter(|n| !n.is_empty());
+    if note.is_some_and(|n| n.chars().count() > 200) {
+        return Err(WebError::Invalid(vec![domain::FieldError::new(
+            "note",
+            "at most 200 characters",
+        )]));
+    }
+    let mut ev = caller.patient_event(
+        Action::AppointmentUpdate,
+        Permission::ScheduleBook,
+        clinic,
+        &patient.to_string(),
+    );
+    ev.object_type = Some("waitlist".into());
+    ev.detail = Some(format!("waitlist {type_code} {from}..{to}"));
+    Ok(state
+        .store
+        .add_waitlist(
+            clinic,
+            patient,
+            type_code,
+            from,
+            to,
+            note,
+            caller.user_id(),
+            ev,
+        )
+        .await?)
+}
+
+/// Offers a freed time to the first waiting patient it suits (same kind of
+/// visit, date in their window, and the visit fits them then). Returns the
+/// entry offered, if any.
+pub async fn offer_freed(
+    state: &AppState,
+    caller: &Caller,
+    freed: &Appointment,
+) -> Result<Option<String>, WebError> {
+    if freed.starts_at <= domain::time::now_micros() {
+        return Ok(None);
+    }
+    let tz = clinic_tz(state, freed.clinic_id).await?;
+    let day = local_date(&tz, freed.starts_at);
+    let ty = match appointment_type(state, freed.clinic_id, &freed.type_code).await {
+        Ok(t) => t,
+        Err(_) => return Ok(None),
+    };
+    let entries = state.store.waitlist(freed.clinic_id).await?;
+    for w in entries.iter().filter(|w| {
+        w.status == "waiting"
+            && w.type_code == freed.type_code
+            && w.from_date <= day
+            && day <= w.to_date
+            && w.patient_id != freed.patient_id
+    }) {
+        let cal = state
+            .store
+            .calendar(
+                freed.clinic_id,
+                freed.starts_at - DAY,
+                freed.starts_at + 2 * DAY,
+                Some(w.patient_id),
+            )
+            .await?;
+        let d = cal.day(day);
+        if cal
+            .try_at(
+                &cal.occupancy,
+                &d,
+                &ty,
+                w.patient_id,
+                freed.starts_at,
+                &Preferences::default(),
+            )
+            .is_err()
+        {
+            continue;
+        }
+        let mut ev = caller.patient_event(
+            Action::AppointmentUpdate,
+            Permission::ScheduleBook,
+            freed.clinic_id,
+            &w.patient_id.to_string(),
+        );
+        ev.object_type = Some("waitlist".into());
+        ev.object_id = Some(w.id.clone());
+        ev.detail = Some("offered a freed time".into());
+        let jobs = crate::outbox::offer_jobs(
+            &w.id,
+            freed.clinic_id,
+            w.patient_id,
+            freed.starts_at,
+            &freed.type_code,
+        );
+        if state
+            .store
+            .offer_waitlist(&w.id, freed.starts_at, ev, &jobs)
+            .await?
+        {
+            return Ok(Some(w.id.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// Books the time a waitlist entry was offered and closes the entry.
+pub async fn book_offer(
+    state: &AppState,
+    caller: &Caller,
+    clinic: ClinicId,
+    entry: &str,
+) -> Result<Appointment, WebError> {
+    caller.require(Permission::ScheduleBook, clinic)?;
+    let w = state
+        .store
+        .waitlist(clinic)
+        .await?
+        .into_iter()
+        .find(|w| w.id == entry)
+        .ok_or(WebError::NotFound)?;
+    let Some(start) = w.offered_start else {
+        return Err(WebError::Conflict(
+            "no time has been offered to this patient yet".into(),
+        ));
+    };
+    let a = book(
+        state,
+        caller,
+        clinic,
+        w.patient_id,
+        &w.type_code,
+        start,
+        &Preferences::default(),
+        None,
+    )
+    .await?;
+    let mut ev = appointment_event(
+        caller,
+        Action::AppointmentUpdate,
+        Permission::ScheduleBook,
+        clinic,
+        w.patient_id,
+        &a.id.to_string(),
+    );
+    ev.detail = Some(format!("waitlist {entry} booked"));
+    state
+        .store
+        .close_waitlist(clinic, entry, "booked", ev)
+        .await?;
+    Ok(a)
 }

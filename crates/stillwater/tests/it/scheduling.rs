@@ -783,3 +783,93 @@ async fn schedule_settings_page(app: &TestApp) {
     );
 }
 both!(schedule_settings_page);
+
+/// A cancellation offers the freed time to the first waiting patient it
+/// suits, by e-mail; the desk books it from the offer.
+async fn waitlist_gets_freed_time(app: &TestApp) {
+    let sink = SmtpSink::start().await;
+    let state = web::AppState::new(app.store.clone(), web::WebConfig::default()).with_mailer(
+        web::outbox::Mailer::from_url(&format!("smtp://{}", sink.addr), "desk@stillwater.example")
+            .unwrap(),
+    );
+    let desk = api(app, "dana.frontdesk").await;
+    let g = app.glendale;
+    let monday = test_monday();
+    let tuesday = monday + jiff::Span::new().days(1);
+    let ps = glendale_patients(app, 3).await;
+    let (s, w) = desk
+        .post("/api/v1/patients", &json!({"clinic_id": g, "given_name": "Wanda", "family_name": "Waits", "date_of_birth": "1990-06-01", "email": "wanda@example.org"}))
+        .await;
+    assert_eq!(s, 201, "{w}");
+    // Bad input on the waitlist is refused by name.
+    let (s, e) = desk
+        .post("/api/v1/waitlist", &json!({"clinic_id": g, "patient_id": w["id"], "type": "iv_infusion", "from": tuesday.to_string(), "to": monday.to_string()}))
+        .await;
+    assert_eq!(s, 422, "{e}");
+    // An earlier entry for another kind of visit is passed over.
+    let (s, _) = desk
+        .post("/api/v1/waitlist", &json!({"clinic_id": g, "patient_id": ps[1], "type": "follow_up", "from": monday.to_string(), "to": tuesday.to_string()}))
+        .await;
+    assert_eq!(s, 201);
+    let (s, entry) = desk
+        .post("/api/v1/waitlist", &json!({"clinic_id": g, "patient_id": w["id"], "type": "iv_infusion", "from": monday.to_string(), "to": tuesday.to_string(), "note": "any morning"}))
+        .await;
+    assert_eq!(s, 201, "{entry}");
+    let (s, a) = desk
+        .post("/api/v1/appointments", &json!({"clinic_id": g, "patient_id": ps[0], "type": "iv_infusion", "starts_at": format!("{tuesday}T09:00")}))
+        .await;
+    assert_eq!(s, 201, "{a}");
+    let (s, _) = desk
+        .post(
+            &format!("/api/v1/appointments/{}/cancel", a["id"].as_str().unwrap()),
+            &json!({"reason": "Travel"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, list) = desk.get(&format!("/api/v1/waitlist?clinic_id={g}")).await;
+    let mine = list["waitlist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == entry["id"])
+        .unwrap()
+        .clone();
+    assert_eq!(mine["status"], "offered");
+    assert_eq!(ts(&mine["offered_start"]), ts(&a["starts_at"]));
+    web::outbox::drain(&state, domain::time::now_micros())
+        .await
+        .unwrap();
+    let mail = sink.all();
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].contains("Subject: A time has opened up at Stillwater Glendale"));
+    assert!(mail[0].contains("wanda@example.org"));
+    // The desk books the offered time.
+    let (s, b) = desk
+        .post(
+            &format!("/api/v1/waitlist/{}/book", entry["id"].as_str().unwrap()),
+            &json!({"clinic_id": g}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["patient_id"], w["id"]);
+    assert_eq!(ts(&b["starts_at"]), ts(&a["starts_at"]));
+    let (_, list) = desk.get(&format!("/api/v1/waitlist?clinic_id={g}")).await;
+    assert!(
+        list["waitlist"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["id"] != entry["id"]),
+        "booked entries leave the list"
+    );
+    // The page lists the remaining entry.
+    let s = app.login("dana.frontdesk").await;
+    let page = s
+        .get(&format!("/schedule/{g}/waitlist"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Follow-up"));
+}
+both!(waitlist_gets_freed_time);

@@ -34,6 +34,8 @@ pub fn routes() -> Router<AppState> {
         .route("/appointments/{id}/cancel", post(cancel))
         .route("/appointments/{id}/no-show", post(no_show))
         .route("/series", post(series))
+        .route("/waitlist", get(waitlist).post(add_waitlist))
+        .route("/waitlist/{id}/book", post(book_waitlist))
         .route("/calendar-feeds", post(create_feed))
         .route("/calendar-feeds/{id}", axum::routing::delete(revoke_feed))
 }
@@ -572,4 +574,89 @@ async fn revoke_feed(
     let id: domain::ids::FeedId = api_id(&id)?;
     crate::feeds::revoke(&state, &c, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitBody {
+    clinic_id: ClinicId,
+    patient_id: PatientId,
+    #[serde(rename = "type")]
+    type_code: String,
+    from: String,
+    to: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+async fn add_waitlist(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let b: WaitBody = typed(Value::Object(body))?;
+    let from = date_param(Some(b.from), "from")?.unwrap_or(Date::constant(2000, 1, 1));
+    let to = date_param(Some(b.to), "to")?.unwrap_or(from);
+    let id = uc::add_to_waitlist(
+        &state,
+        &c,
+        b.clinic_id,
+        b.patient_id,
+        &b.type_code,
+        from,
+        to,
+        b.note.as_deref(),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "status": "waiting"})),
+    )
+        .into_response())
+}
+
+async fn waitlist(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    req: Request,
+) -> ApiResult {
+    let p = Params::parse(&req, &["clinic_id"])?;
+    let clinic = clinic_param(p.get("clinic_id"))?;
+    c.require(Permission::ScheduleRead, clinic)?;
+    let list = state.store.waitlist(clinic).await?;
+    let mut ev = c.event(domain::audit::Action::AppointmentRead);
+    ev.clinic_id = Some(clinic.to_string());
+    ev.object_type = Some("waitlist".into());
+    ev.detail = Some(format!(
+        "waitlist: {} entries; patients {}",
+        list.len(),
+        list.iter()
+            .map(|w| w.patient_id.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
+    state.store.audit(vec![ev]).await?;
+    Ok(Json(json!({"waitlist": list.iter().map(|w| json!({
+        "id": w.id, "patient_id": w.patient_id, "type": w.type_code, "from": w.from_date.to_string(),
+        "to": w.to_date.to_string(), "note": w.note, "status": w.status,
+        "offered_start": w.offered_start.map(iso),
+    })).collect::<Vec<_>>()}))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitBook {
+    clinic_id: ClinicId,
+}
+
+async fn book_waitlist(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let b: WaitBook = typed(Value::Object(body))?;
+    let a = uc::book_offer(&state, &c, b.clinic_id, &id).await?;
+    Ok((StatusCode::CREATED, Json(appointment_json(&a))).into_response())
 }

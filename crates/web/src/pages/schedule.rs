@@ -38,6 +38,16 @@ pub fn routes() -> Router<AppState> {
             "/patients/{id}/series",
             get(series_page).post(series_submit),
         )
+        .route("/patients/{id}/waitlist", post(waitlist_add))
+        .route("/schedule/{clinic}/waitlist", get(waitlist_page))
+        .route(
+            "/schedule/{clinic}/waitlist/{entry}/book",
+            post(waitlist_book),
+        )
+        .route(
+            "/schedule/{clinic}/waitlist/{entry}/remove",
+            post(waitlist_remove),
+        )
 }
 
 const MIN: i64 = 60_000_000;
@@ -1193,4 +1203,182 @@ async fn series_submit(
         doses: f.form.get("doses"),
     };
     series_view(&state, &f.caller, &id, q, true).await
+}
+
+// ---------------------------------------------------------------- waitlist
+
+pub struct WaitRow {
+    pub id: String,
+    pub patient: String,
+    pub patient_id: String,
+    pub what: String,
+    pub window: String,
+    pub note: String,
+    pub offered: String,
+    pub since: String,
+}
+
+#[derive(Template)]
+#[template(path = "waitlist.html")]
+pub struct WaitlistPage {
+    pub layout: Layout,
+    pub clinic_id: String,
+    pub clinic: String,
+    pub rows: Vec<WaitRow>,
+    pub error: Option<String>,
+}
+
+async fn waitlist_view(
+    state: &AppState,
+    c: &Caller,
+    clinic: &str,
+    error: Option<String>,
+    flash: Option<String>,
+) -> PageResult {
+    let k = clinic_for(state, c, clinic).await?;
+    let tz = TimeZone::get(&k.settings.time_zone)
+        .map_err(|_| WebError::Internal("clinic zone".into()))?;
+    let list = state.store.waitlist(k.id).await?;
+    let types = state.store.appointment_types(k.id).await?;
+    let mut ev = c.event(domain::audit::Action::AppointmentRead);
+    ev.clinic_id = Some(k.id.to_string());
+    ev.object_type = Some("waitlist".into());
+    ev.detail = Some(format!(
+        "waitlist page: {} entries; patients {}",
+        list.len(),
+        list.iter()
+            .map(|w| w.patient_id.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
+    state.store.audit(vec![ev]).await?;
+    render(&WaitlistPage {
+        layout: Layout::new(c, format!("Waitlist · {}", k.settings.name), "schedule")
+            .with_flash(flash),
+        clinic_id: k.id.to_string(),
+        clinic: k.settings.name.clone(),
+        rows: list
+            .iter()
+            .map(|w| WaitRow {
+                id: w.id.clone(),
+                patient: w.patient_name.clone(),
+                patient_id: w.patient_id.to_string(),
+                what: types
+                    .iter()
+                    .find(|t| t.code == w.type_code)
+                    .map(|t| t.name.clone())
+                    .unwrap_or_else(|| w.type_code.clone()),
+                window: format!("{} – {}", w.from_date, w.to_date),
+                note: w.note.clone().unwrap_or_default(),
+                offered: w
+                    .offered_start
+                    .map(|m| {
+                        domain::time::to_timestamp(m)
+                            .to_zoned(tz.clone())
+                            .strftime("%a %b %-d, %H:%M")
+                            .to_string()
+                    })
+                    .unwrap_or_default(),
+                since: domain::time::format_in_zone(w.created_at, &k.settings.time_zone),
+            })
+            .collect(),
+        error,
+    })
+}
+
+async fn waitlist_page(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    Path(clinic): Path<String>,
+) -> PageResult {
+    waitlist_view(&state, &c, &clinic, None, None).await
+}
+
+async fn waitlist_book(
+    State(state): State<AppState>,
+    Path((clinic, entry)): Path<(String, String)>,
+    f: StaffForm,
+) -> PageResult {
+    let k = clinic_for(&state, &f.caller, &clinic).await?;
+    match uc::book_offer(&state, &f.caller, k.id, &entry).await {
+        Ok(a) => Ok(see_other(&format!("/appointments/{}", a.id))),
+        Err(e) => match message(&e) {
+            Some(m) => waitlist_view(&state, &f.caller, &clinic, Some(m), None).await,
+            None => Err(e.into()),
+        },
+    }
+}
+
+async fn waitlist_remove(
+    State(state): State<AppState>,
+    Path((clinic, entry)): Path<(String, String)>,
+    f: StaffForm,
+) -> PageResult {
+    let k = clinic_for(&state, &f.caller, &clinic).await?;
+    f.caller.require(Permission::ScheduleBook, k.id)?;
+    let mut ev = f.caller.event(domain::audit::Action::AppointmentUpdate);
+    ev.clinic_id = Some(k.id.to_string());
+    ev.object_type = Some("waitlist".into());
+    ev.object_id = Some(entry.clone());
+    ev.detail = Some("removed from waitlist".into());
+    state
+        .store
+        .close_waitlist(k.id, &entry, "removed", ev)
+        .await?;
+    waitlist_view(
+        &state,
+        &f.caller,
+        &clinic,
+        None,
+        Some("Removed from the waitlist.".into()),
+    )
+    .await
+}
+
+async fn waitlist_add(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    f: StaffForm,
+) -> PageResult {
+    let (p, k, tz) = patient_clinic(&state, &f.caller, &id).await?;
+    let type_code = f.form.get("type").unwrap_or_default();
+    let r = async {
+        let from = parse_date(f.form.get("from").as_deref(), &tz)?;
+        let to = parse_date(f.form.get("to").as_deref(), &tz)?;
+        uc::add_to_waitlist(
+            &state,
+            &f.caller,
+            k.id,
+            p.id,
+            &type_code,
+            from,
+            to,
+            f.form.get("note").as_deref(),
+        )
+        .await
+    }
+    .await;
+    match r {
+        Ok(_) => {
+            waitlist_view(
+                &state,
+                &f.caller,
+                &k.id.to_string(),
+                None,
+                Some(format!("{} is on the waitlist.", p.details.display_name())),
+            )
+            .await
+        }
+        Err(e) => match message(&e) {
+            Some(m) => {
+                let q = BookQuery {
+                    type_code: Some(type_code),
+                    from: f.form.get("from"),
+                    to: f.form.get("to"),
+                };
+                book_view(&state, &f.caller, &id, q, Some(m)).await
+            }
+            None => Err(e.into()),
+        },
+    }
 }
