@@ -106,7 +106,10 @@ test("admin and auditor pages render", async () => {
   await admin.page.getByRole("link", { name: "Clinics" }).click();
   await admin.page.getByRole("link", { name: "Stillwater Glendale" }).click();
   await shot(admin.page, "06-clinic-settings");
-  await admin.page.getByRole("link", { name: "Staff" }).click();
+  await admin.page.getByRole("link", { name: "Schedule settings: chairs, rooms, staff hours, ratios" }).click();
+  assert.ok(await admin.page.getByRole("heading", { name: "Working hours" }).isVisible());
+  await shot(admin.page, "06b-schedule-settings");
+  await admin.page.getByRole("link", { name: "Staff", exact: true }).click();
   await shot(admin.page, "07-staff");
   await admin.context.close();
   const auditor = await signIn("audrey.auditor");

@@ -2,15 +2,13 @@
 //! time off, visits and series, and the slot claims whose primary key makes a
 //! double booking impossible under any concurrency.
 
-use std::collections::HashMap;
-
 use domain::auth::Role;
 use domain::clinics::DayHours;
 use domain::ids::{AppointmentId, ClinicId, FeedId, PatientId, ResourceId, SeriesId, UserId};
 use domain::scheduling::{
-    seats_for, AppointmentType, Calendar, Capabilities, Claim, CourseSpec, Key, Occupancy,
-    Resource, ResourceKind, SchedulingRules, StaffMember, VisitPlan, BOOKABLE_ROLES,
-    GRANULE_MICROS,
+    footprint, seats_for, AppointmentType, Calendar, Capabilities, Claim, CourseSpec, Key,
+    Occupancy, Resource, ResourceKind, SchedulingRules, StaffMember, Use, VisitPlan,
+    BOOKABLE_ROLES,
 };
 use domain::time::now_micros;
 use domain::DomainError;
@@ -1029,68 +1027,22 @@ pub fn add_plan(
     patient: PatientId,
     rules: &SchedulingRules,
 ) {
-    let gs = |s: i64, e: i64| {
-        s.div_euclid(GRANULE_MICROS)..(e + GRANULE_MICROS - 1).div_euclid(GRANULE_MICROS)
-    };
-    for g in gs(plan.start, plan.end) {
-        occ.add(&Claim {
-            key: Key::Patient(patient),
-            granule: g,
-            seat: 0,
-        });
-    }
-    let mut last_of: HashMap<ResourceId, usize> = HashMap::new();
-    for (i, p) in plan.phases.iter().enumerate() {
-        if let Some(r) = p.resource {
-            last_of.insert(r, i);
-        }
-    }
-    for (i, p) in plan.phases.iter().enumerate() {
-        if let Some(r) = p.resource {
-            let end = if last_of.get(&r) == Some(&i) {
-                p.end + i64::from(plan.buffer_after_min) * 60_000_000
-            } else {
-                p.end
-            };
-            for g in gs(p.start, end) {
-                occ.add(&Claim {
-                    key: Key::Resource(r),
-                    granule: g,
-                    seat: 0,
-                });
-            }
-        }
-        for a in &p.staff {
-            let key = Key::Staff(a.user);
-            for g in gs(p.start, p.end) {
-                if a.shared {
-                    let taken = occ.bits(&key, g);
-                    let ratio = rules.ratio_for(a.role);
+    for (key, range, u) in footprint(plan, patient) {
+        for granule in range {
+            let seats: Vec<u8> = match u {
+                Use::Single => vec![0],
+                Use::Whole(role) => (0..seats_for(role)).collect(),
+                Use::Shared(role) => {
+                    let taken = occ.bits(&key, granule);
+                    let ratio = rules.ratio_for(role);
                     match (0..ratio).find(|s| taken & (1 << s) == 0) {
-                        Some(seat) => occ.add(&Claim {
-                            key,
-                            granule: g,
-                            seat,
-                        }),
-                        None => {
-                            for seat in 0..ratio {
-                                occ.add(&Claim {
-                                    key,
-                                    granule: g,
-                                    seat,
-                                });
-                            }
-                        }
-                    }
-                } else {
-                    for seat in 0..seats_for(a.role) {
-                        occ.add(&Claim {
-                            key,
-                            granule: g,
-                            seat,
-                        });
+                        Some(s) => vec![s],
+                        None => (0..ratio).collect(),
                     }
                 }
+            };
+            for seat in seats {
+                occ.add(&Claim { key, granule, seat });
             }
         }
     }
@@ -1145,59 +1097,22 @@ pub fn remove_plan(
     patient: PatientId,
     rules: &SchedulingRules,
 ) {
-    let gs = |s: i64, e: i64| {
-        s.div_euclid(GRANULE_MICROS)..(e + GRANULE_MICROS - 1).div_euclid(GRANULE_MICROS)
-    };
-    for g in gs(plan.start, plan.end) {
-        occ.remove(&Claim {
-            key: Key::Patient(patient),
-            granule: g,
-            seat: 0,
-        });
-    }
-    let mut last_of: HashMap<ResourceId, usize> = HashMap::new();
-    for (i, p) in plan.phases.iter().enumerate() {
-        if let Some(r) = p.resource {
-            last_of.insert(r, i);
-        }
-    }
-    for (i, p) in plan.phases.iter().enumerate() {
-        if let Some(r) = p.resource {
-            let end = if last_of.get(&r) == Some(&i) {
-                p.end + i64::from(plan.buffer_after_min) * 60_000_000
-            } else {
-                p.end
-            };
-            for g in gs(p.start, end) {
-                occ.remove(&Claim {
-                    key: Key::Resource(r),
-                    granule: g,
-                    seat: 0,
-                });
-            }
-        }
-        for a in &p.staff {
-            let key = Key::Staff(a.user);
-            for g in gs(p.start, p.end) {
-                if a.shared {
-                    let taken = occ.bits(&key, g);
-                    let ratio = rules.ratio_for(a.role);
-                    if let Some(seat) = (0..ratio).rev().find(|s| taken & (1 << s) != 0) {
-                        occ.remove(&Claim {
-                            key,
-                            granule: g,
-                            seat,
-                        });
-                    }
-                } else {
-                    for seat in 0..seats_for(a.role) {
-                        occ.remove(&Claim {
-                            key,
-                            granule: g,
-                            seat,
-                        });
-                    }
+    for (key, range, u) in footprint(plan, patient) {
+        for granule in range {
+            let seats: Vec<u8> = match u {
+                Use::Single => vec![0],
+                Use::Whole(role) => (0..seats_for(role)).collect(),
+                Use::Shared(role) => {
+                    let taken = occ.bits(&key, granule);
+                    (0..rules.ratio_for(role))
+                        .rev()
+                        .find(|s| taken & (1 << s) != 0)
+                        .into_iter()
+                        .collect()
                 }
+            };
+            for seat in seats {
+                occ.remove(&Claim { key, granule, seat });
             }
         }
     }

@@ -633,26 +633,23 @@ fn seat_mask(n: u8) -> u8 {
     }
 }
 
-/// The claims a planned visit makes: the patient for the whole visit, the
-/// chair or room for its phases and turnover, and a seat of each person per
-/// granule (all of their seats when the phase has them to itself). Seats
-/// are chosen against `occ`; `None` if a needed seat is already taken.
-pub fn plan_claims(
-    plan: &VisitPlan,
-    patient: PatientId,
-    rules: &SchedulingRules,
-    occ: &Occupancy,
-) -> Option<Vec<Claim>> {
-    let mut out = vec![];
+/// How a visit uses one key over a run of granules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// Seat 0: a chair, a room, a patient.
+    Single,
+    /// One seat within the role's ratio: a nurse attending several chairs.
+    Shared(Role),
+    /// Every seat the role has: the phase has the person to itself.
+    Whole(Role),
+}
+
+/// What a planned visit occupies: the patient for the whole visit, the chair
+/// or room for its phases and turnover, and each person for their phases.
+/// One description serves claiming seats, loading a calendar and moving a visit.
+pub fn footprint(plan: &VisitPlan, patient: PatientId) -> Vec<(Key, std::ops::Range<i64>, Use)> {
     let gs = |s: i64, e: i64| granule_of(s)..granule_of(e + GRANULE_MICROS - 1);
-    for g in gs(plan.start, plan.end) {
-        out.push(Claim {
-            key: Key::Patient(patient),
-            granule: g,
-            seat: 0,
-        });
-    }
-    let mut seen_resources: Vec<ResourceId> = vec![];
+    let mut out = vec![(Key::Patient(patient), gs(plan.start, plan.end), Use::Single)];
     for (i, p) in plan.phases.iter().enumerate() {
         if let Some(r) = p.resource {
             let last = !plan.phases[i + 1..].iter().any(|q| q.resource == Some(r));
@@ -661,49 +658,57 @@ pub fn plan_claims(
             } else {
                 p.end
             };
-            seen_resources.push(r);
-            for g in gs(p.start, end) {
-                out.push(Claim {
-                    key: Key::Resource(r),
-                    granule: g,
-                    seat: 0,
-                });
-            }
+            out.push((Key::Resource(r), gs(p.start, end), Use::Single));
         }
         for a in &p.staff {
-            let key = Key::Staff(a.user);
-            for g in gs(p.start, p.end) {
-                let taken = occ.bits(&key, g);
-                if a.shared {
-                    let ratio = rules.ratio_for(a.role);
-                    let seat = (0..ratio).find(|s| taken & (1 << s) == 0)?;
+            let u = if a.shared {
+                Use::Shared(a.role)
+            } else {
+                Use::Whole(a.role)
+            };
+            out.push((Key::Staff(a.user), gs(p.start, p.end), u));
+        }
+    }
+    out
+}
+
+/// The claims a planned visit makes (its [`footprint`]), with seats chosen
+/// against `occ`; `None` if a needed seat is already taken.
+pub fn plan_claims(
+    plan: &VisitPlan,
+    patient: PatientId,
+    rules: &SchedulingRules,
+    occ: &Occupancy,
+) -> Option<Vec<Claim>> {
+    let mut out = vec![];
+    for (key, range, u) in footprint(plan, patient) {
+        for granule in range {
+            let taken = occ.bits(&key, granule);
+            match u {
+                Use::Single => {
+                    if taken & 1 != 0 {
+                        return None;
+                    }
                     out.push(Claim {
                         key,
-                        granule: g,
-                        seat,
+                        granule,
+                        seat: 0,
                     });
-                } else {
-                    for seat in 0..seats_for(a.role) {
+                }
+                Use::Shared(role) => {
+                    let seat = (0..rules.ratio_for(role)).find(|s| taken & (1 << s) == 0)?;
+                    out.push(Claim { key, granule, seat });
+                }
+                Use::Whole(role) => {
+                    for seat in 0..seats_for(role) {
                         if taken & (1 << seat) != 0 {
                             return None;
                         }
-                        out.push(Claim {
-                            key,
-                            granule: g,
-                            seat,
-                        });
+                        out.push(Claim { key, granule, seat });
                     }
                 }
             }
         }
-    }
-    // The patient and resources must be free too.
-    if out
-        .iter()
-        .filter(|c| !matches!(c.key, Key::Staff(_)))
-        .any(|c| occ.bits(&c.key, c.granule) & (1 << c.seat) != 0)
-    {
-        return None;
     }
     Some(out)
 }
