@@ -602,26 +602,40 @@ impl Store {
         patient: Option<PatientId>,
         staff: &[StaffMember],
     ) -> Result<Vec<(PatientId, VisitPlan)>> {
-        // Visits that hold time and overlap the window (a day's margin covers
-        // turnover buffers).
+        // Visits that hold time and overlap the window. A visit lasts at most
+        // 12 hours, so starting within a day's margin either side covers every
+        // overlap and turnover, and lets each query use a (who, starts_at) index.
+        // Three queries, not one with OR: an OR across clinic, patient and
+        // staff defeats the indexes (a full scan of every visit ever booked).
         let (from, to) = (from - 24 * 3_600_000_000, to + 24 * 3_600_000_000);
-        let mut sql = String::from(
-            "SELECT a.id, a.patient_id, a.plan FROM appointments a WHERE a.status IN ('booked', 'checked_in', 'completed') \
-             AND a.starts_at < $2 AND a.ends_at > $1 AND (a.clinic_id = $3 OR a.patient_id = $4",
-        );
-        if !staff.is_empty() {
-            sql += &format!(
-                " OR a.id IN (SELECT appointment_id FROM appointment_staff WHERE user_id IN ({}))",
-                placeholders(5, staff.len())
-            );
-        }
-        sql += ")";
-        let rows: Vec<(String, String, String)> = on_pool!(self.read(), p => {
-            let mut q = sqlx::query_as(&sql).bind(from).bind(to).bind(clinic.to_string())
-                .bind(patient.map(|p| p.to_string()).unwrap_or_default());
-            for s in staff { q = q.bind(s.id.to_string()); }
-            q.fetch_all(p).await?
+        let live = "a.status IN ('booked', 'checked_in', 'completed') AND a.starts_at >= $1 AND a.starts_at < $2";
+        let mut rows: Vec<(String, String, String)> = on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("SELECT a.id, a.patient_id, a.plan FROM appointments a WHERE a.clinic_id = $3 AND {live}"))
+                .bind(from).bind(to).bind(clinic.to_string()).fetch_all(p).await?
         });
+        if let Some(pt) = patient {
+            let more: Vec<(String, String, String)> = on_pool!(self.read(), p => {
+                sqlx::query_as(&format!("SELECT a.id, a.patient_id, a.plan FROM appointments a \
+                     WHERE a.patient_id = $3 AND a.clinic_id <> $4 AND {live}"))
+                    .bind(from).bind(to).bind(pt.to_string()).bind(clinic.to_string()).fetch_all(p).await?
+            });
+            rows.extend(more);
+        }
+        if !staff.is_empty() {
+            let sql = format!(
+                "SELECT DISTINCT a.id, a.patient_id, a.plan FROM appointment_staff s JOIN appointments a ON a.id = s.appointment_id \
+                 WHERE s.user_id IN ({}) AND a.clinic_id <> $3 AND {live}",
+                placeholders(4, staff.len())
+            );
+            let more: Vec<(String, String, String)> = on_pool!(self.read(), p => {
+                let mut q = sqlx::query_as(&sql).bind(from).bind(to).bind(clinic.to_string());
+                for s in staff { q = q.bind(s.id.to_string()); }
+                q.fetch_all(p).await?
+            });
+            rows.extend(more);
+        }
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows.dedup_by(|a, b| a.0 == b.0);
         rows.into_iter()
             .map(|(_, pid, plan)| {
                 let plan: VisitPlan =
@@ -1027,21 +1041,24 @@ pub fn add_plan(
     patient: PatientId,
     rules: &SchedulingRules,
 ) {
+    // Seats as a bit mask per granule: this runs for every visit of a loaded
+    // calendar, so it allocates nothing per granule.
+    let mask = |n: u8| if n >= 8 { u8::MAX } else { (1u8 << n) - 1 };
     for (key, range, u) in footprint(plan, patient) {
         for granule in range {
-            let seats: Vec<u8> = match u {
-                Use::Single => vec![0],
-                Use::Whole(role) => (0..seats_for(role)).collect(),
+            let seats: u8 = match u {
+                Use::Single => 1,
+                Use::Whole(role) => mask(seats_for(role)),
                 Use::Shared(role) => {
                     let taken = occ.bits(&key, granule);
                     let ratio = rules.ratio_for(role);
                     match (0..ratio).find(|s| taken & (1 << s) == 0) {
-                        Some(s) => vec![s],
-                        None => (0..ratio).collect(),
+                        Some(s) => 1 << s,
+                        None => mask(ratio),
                     }
                 }
             };
-            for seat in seats {
+            for seat in (0..8u8).filter(|s| seats & (1 << s) != 0) {
                 occ.add(&Claim { key, granule, seat });
             }
         }

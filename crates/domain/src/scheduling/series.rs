@@ -280,6 +280,10 @@ struct Search<'a> {
     days: std::collections::HashMap<Date, super::search::DayCtx>,
 }
 
+/// Most placements tried in one search: bounds the cost of a series that
+/// does not fit.
+const BUDGET: u32 = 20_000;
+
 /// Most alternatives tried for one dose before giving up on it and moving an
 /// earlier one; keeps a failing search bounded.
 const BRANCH: usize = 6;
@@ -473,11 +477,12 @@ pub fn find_series(
     first_by: Date,
     prefs: &Preferences,
 ) -> Result<SeriesPlan, SeriesBlocked> {
-    let (placed, tally) =
-        match search_once(cal, dose_ty, integ_ty, spec, patient, from, first_by, prefs) {
-            Ok(plan) => return Ok(plan),
-            Err(e) => e,
-        };
+    let (placed, tally) = match search_once(
+        cal, dose_ty, integ_ty, spec, patient, from, first_by, prefs, BUDGET,
+    ) {
+        Ok(plan) => return Ok(plan),
+        Err(e) => e,
+    };
     let blockers = tally.main();
     let why: Vec<String> = blockers.iter().take(3).map(|b| b.describe()).collect();
     let message = format!(
@@ -544,7 +549,21 @@ pub fn find_series(
         ));
     }
     for (label, s, p, by) in tries {
-        if search_once(cal, dose_ty, integ_ty, &s, patient, from, by, &p).is_ok() {
+        // A smaller budget per relaxation: a suggestion is only made when a
+        // whole series was found, so a cut-short search can only miss one.
+        if search_once(
+            cal,
+            dose_ty,
+            integ_ty,
+            &s,
+            patient,
+            from,
+            by,
+            &p,
+            BUDGET / 5,
+        )
+        .is_ok()
+        {
             suggestion = Some(label);
             break;
         }
@@ -568,6 +587,7 @@ fn search_once(
     from: Date,
     first_by: Date,
     prefs: &Preferences,
+    budget: u32,
 ) -> Result<SeriesPlan, (usize, Tally)> {
     let first_from = super::search::local_to_micros(&cal.tz, from, 0).unwrap_or(cal.now);
     let first_to = first_by
@@ -587,7 +607,7 @@ fn search_once(
         prefs: prefs.clone(),
         integ_prefs: Preferences::default(),
         steps: vec![],
-        budget: 20_000,
+        budget,
         deepest: 0,
         tally_at_deepest: Tally::default(),
         days: std::collections::HashMap::new(),
