@@ -332,6 +332,12 @@ pub async fn load(store: &Store, password_hash: &str) -> anyhow::Result<bool> {
     load_patients(store, org, d, 26..40, true).await?;
     let ev = cli(Action::ClinicUpdate);
     store
+        .add_closure(g, "2026-11-26".parse()?, "Thanksgiving Day", ev.clone())
+        .await?;
+    store
+        .add_closure(d, "2026-11-26".parse()?, "Thanksgiving Day", ev.clone())
+        .await?;
+    store
         .add_closure(g, "2026-12-25".parse()?, "Christmas Day", ev.clone())
         .await?;
     store
