@@ -109,6 +109,57 @@ async fn induction_series(app: &TestApp) {
         .iter()
         .any(|a| a["id"] == doses[0]["id"]));
 
+    // Outside its clinic a visit does not exist; a read-only role cannot change it.
+    let first_id = doses[0]["id"].as_str().unwrap();
+    let denver_desk = api_for(app, "devon.frontdesk").await;
+    assert_eq!(
+        denver_desk
+            .get(&format!("/api/v1/appointments/{first_id}"))
+            .await
+            .0,
+        404
+    );
+    let (s, _) = denver_desk
+        .patch(
+            &format!("/api/v1/appointments/{first_id}"),
+            &json!({"starts_at": (starts[0] + jiff::Span::new().hours(1)).to_string()}),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = denver_desk
+        .post(
+            &format!("/api/v1/appointments/{first_id}/cancel"),
+            &json!({"reason": "not mine"}),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let monitor = api_for(app, "mona.monitor").await;
+    assert_eq!(
+        monitor
+            .get(&format!("/api/v1/appointments/{first_id}"))
+            .await
+            .0,
+        200
+    );
+    let (s, _) = monitor
+        .post(
+            &format!("/api/v1/appointments/{first_id}/cancel"),
+            &json!({"reason": "no"}),
+        )
+        .await;
+    assert_eq!(s, 403);
+    // A visit still ahead cannot be a no-show.
+    let (s, p) = api
+        .post(
+            &format!("/api/v1/appointments/{first_id}/no-show"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(s, 409, "{p}");
+    let (_, still) = api.get(&format!("/api/v1/appointments/{first_id}")).await;
+    assert_eq!(still["status"], "booked");
+    assert_eq!(still["sequence"], 0);
+
     // Moving the second infusion to the day after the first breaks the 48 h rule.
     let too_close = (starts[0] + jiff::Span::new().hours(24)).to_string();
     let (s, p) = api
@@ -520,6 +571,17 @@ async fn calendar_feeds(app: &TestApp) {
     assert_eq!(e["STATUS"], "CANCELLED");
     assert_eq!(e["SEQUENCE"], "1");
 
+    // Someone who neither owns the feed nor manages the schedule cannot revoke it.
+    let monitor = api(app, "mona.monitor").await;
+    let (s, _) = monitor
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/calendar-feeds/{}", feed["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(s, 403);
+    assert_eq!(fetch(url.clone()).await.0, 200, "still working");
     // Revoked: the link stops working; a guessed token never worked.
     let (s, _) = admin
         .send(
@@ -871,5 +933,34 @@ async fn waitlist_gets_freed_time(app: &TestApp) {
         .await
         .unwrap();
     assert!(page.contains("Follow-up"));
+    // A read-only role sees the list but cannot take anyone off it; another clinic's desk sees nothing.
+    let (_, list) = desk.get(&format!("/api/v1/waitlist?clinic_id={g}")).await;
+    let other = list["waitlist"][0]["id"].as_str().unwrap().to_string();
+    let monitor = app.login("mona.monitor").await;
+    assert_eq!(
+        monitor
+            .get(&format!("/schedule/{g}/waitlist"))
+            .await
+            .status(),
+        200
+    );
+    let r = monitor
+        .post_form(&format!("/schedule/{g}/waitlist/{other}/remove"), &[])
+        .await;
+    assert_eq!(r.status(), 403);
+    let devon = app.login("devon.frontdesk").await;
+    assert_eq!(
+        devon.get(&format!("/schedule/{g}/waitlist")).await.status(),
+        403
+    );
+    let (_, list) = desk.get(&format!("/api/v1/waitlist?clinic_id={g}")).await;
+    assert!(
+        list["waitlist"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == other.as_str()),
+        "still waiting"
+    );
 }
 both!(waitlist_gets_freed_time);
