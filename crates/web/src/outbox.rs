@@ -201,11 +201,71 @@ async fn run(state: &AppState, job: &Job) -> Result<String, String> {
     }
 }
 
+/// Who a patient e-mail goes to: their address, the name to greet them by,
+/// and the clinic it comes from. `Err` carries why nothing can be sent.
+struct Addressee {
+    email: String,
+    first: String,
+    clinic: store::org::Clinic,
+}
+
+fn db(e: store::StoreError) -> String {
+    format!("database: {e}")
+}
+
+/// `Ok(Err(reason))` when the job is finished without sending (no patient,
+/// no address); `Err` when it should be retried.
+async fn addressee(
+    state: &AppState,
+    clinic: ClinicId,
+    patient: domain::ids::PatientId,
+) -> Result<Result<Addressee, String>, String> {
+    let Some(p) = state.store.patient(patient, &[clinic]).await.map_err(db)? else {
+        return Ok(Err("skipped: patient not found".into()));
+    };
+    let Some(email) = p.details.email.clone() else {
+        return Ok(Err("skipped: no e-mail address".into()));
+    };
+    let first = p
+        .details
+        .preferred_name
+        .clone()
+        .unwrap_or(p.details.given_name.clone());
+    let clinic = state.store.clinic(clinic).await.map_err(db)?;
+    Ok(Ok(Addressee {
+        email,
+        first,
+        clinic,
+    }))
+}
+
+/// An instant as the patient reads it: in the clinic's zone, with the zone named.
+fn clinic_time(m: i64, clinic: &store::org::Clinic) -> Result<String, String> {
+    let tz = jiff::tz::TimeZone::get(&clinic.settings.time_zone).map_err(|e| e.to_string())?;
+    Ok(domain::time::to_timestamp(m)
+        .to_zoned(tz)
+        .strftime("%A %B %-d at %-I:%M %p (%Z)")
+        .to_string())
+}
+
+/// Sends, or records that no mail server is configured.
+async fn deliver(
+    state: &AppState,
+    to: &Addressee,
+    subject: &str,
+    body: String,
+    sent: String,
+) -> Result<String, String> {
+    match state.mailer.send(&to.email, subject, body).await? {
+        true => Ok(sent),
+        false => Ok("skipped: no mail server configured".into()),
+    }
+}
+
 async fn reminder(state: &AppState, job: &Job) -> Result<String, String> {
     let p: ReminderPayload =
         serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
     let store = &state.store;
-    let db = |e: store::StoreError| format!("database: {e}");
     let Some(a) = store
         .appointment(p.appointment_id, &[p.clinic_id])
         .await
@@ -222,33 +282,19 @@ async fn reminder(state: &AppState, job: &Job) -> Result<String, String> {
     if a.sequence != p.sequence {
         return Ok("skipped: visit was moved".into());
     }
-    let Some(patient) = store
-        .patient(a.patient_id, &[a.clinic_id])
+    let to = match addressee(state, a.clinic_id, a.patient_id).await? {
+        Ok(to) => to,
+        Err(skipped) => return Ok(skipped),
+    };
+    let instructions = store
+        .appointment_types(a.clinic_id)
         .await
         .map_err(db)?
-    else {
-        return Ok("skipped: patient not found".into());
-    };
-    let Some(email) = patient.details.email.clone() else {
-        return Ok("skipped: no e-mail address".into());
-    };
-    let clinic = store.clinic(a.clinic_id).await.map_err(db)?;
-    let types = store.appointment_types(a.clinic_id).await.map_err(db)?;
-    let instructions = types
-        .iter()
+        .into_iter()
         .find(|t| t.code == a.type_code)
-        .map(|t| t.instructions.clone())
+        .map(|t| t.instructions)
         .unwrap_or_default();
-    let s = &clinic.settings;
-    let when = domain::time::to_timestamp(a.starts_at)
-        .to_zoned(jiff::tz::TimeZone::get(&s.time_zone).map_err(|e| e.to_string())?)
-        .strftime("%A %B %-d at %-I:%M %p (%Z)")
-        .to_string();
-    let first = patient
-        .details
-        .preferred_name
-        .clone()
-        .unwrap_or(patient.details.given_name.clone());
+    let s = &to.clinic.settings;
     let address = [
         Some(s.address_line1.clone()),
         s.address_line2.clone(),
@@ -262,59 +308,49 @@ async fn reminder(state: &AppState, job: &Job) -> Result<String, String> {
         "Hello {first},\n\nThis is a reminder of your {what} on {when}.\n\n{instructions}\n\n\
          Where: {name}\n{address}\n\nTo move or cancel, call us on {phone}. If you cancel less than \
          a day before, we may not be able to offer the time to someone else.\n\n{name}\n",
+        first = to.first,
         what = a.type_name.to_lowercase(),
+        when = clinic_time(a.starts_at, &to.clinic)?,
         name = s.name,
         phone = s.phone,
     );
     // The subject says nothing about the person or the treatment.
     let subject = format!("Reminder: your upcoming visit at {}", s.name);
-    match state.mailer.send(&email, &subject, body).await? {
-        true => Ok(format!("sent ({} h before)", p.hours_before)),
-        false => Ok("skipped: no mail server configured".into()),
-    }
+    deliver(
+        state,
+        &to,
+        &subject,
+        body,
+        format!("sent ({} h before)", p.hours_before),
+    )
+    .await
 }
 
 async fn offer(state: &AppState, job: &Job) -> Result<String, String> {
     let p: OfferPayload =
         serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
-    let store = &state.store;
-    let db = |e: store::StoreError| format!("database: {e}");
-    let Some(patient) = store
-        .patient(p.patient_id, &[p.clinic_id])
+    let to = match addressee(state, p.clinic_id, p.patient_id).await? {
+        Ok(to) => to,
+        Err(skipped) => return Ok(skipped),
+    };
+    let what = state
+        .store
+        .appointment_types(p.clinic_id)
         .await
         .map_err(db)?
-    else {
-        return Ok("skipped: patient not found".into());
-    };
-    let Some(email) = patient.details.email.clone() else {
-        return Ok("skipped: no e-mail address".into());
-    };
-    let clinic = store.clinic(p.clinic_id).await.map_err(db)?;
-    let s = &clinic.settings;
-    let types = store.appointment_types(p.clinic_id).await.map_err(db)?;
-    let what = types
-        .iter()
+        .into_iter()
         .find(|t| t.code == p.type_code)
         .map(|t| t.name.to_lowercase())
         .unwrap_or_else(|| "visit".into());
-    let when = domain::time::to_timestamp(p.start)
-        .to_zoned(jiff::tz::TimeZone::get(&s.time_zone).map_err(|e| e.to_string())?)
-        .strftime("%A %B %-d at %-I:%M %p (%Z)")
-        .to_string();
-    let first = patient
-        .details
-        .preferred_name
-        .clone()
-        .unwrap_or(patient.details.given_name.clone());
+    let s = &to.clinic.settings;
     let body = format!(
         "Hello {first},\n\nA time has opened up for your {what}: {when}.\n\nCall us on {phone} to take it; \
-         we hold it for you until someone else books it.\n\n{name}\n",
+         it goes to whoever books it first.\n\n{name}\n",
+        first = to.first,
+        when = clinic_time(p.start, &to.clinic)?,
         phone = s.phone,
         name = s.name
     );
     let subject = format!("A time has opened up at {}", s.name);
-    match state.mailer.send(&email, &subject, body).await? {
-        true => Ok("sent".into()),
-        false => Ok("skipped: no mail server configured".into()),
-    }
+    deliver(state, &to, &subject, body, "sent".into()).await
 }

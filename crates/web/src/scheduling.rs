@@ -268,7 +268,6 @@ pub async fn book(
     caller.require(Permission::ScheduleBook, clinic)?;
     let ty = appointment_type(state, clinic, type_code).await?;
     patient_in(state, caller, clinic, patient).await?;
-    let tz = clinic_tz(state, clinic).await?;
     if start < domain::time::now_micros() {
         return Err(WebError::Invalid(vec![domain::FieldError::new(
             "starts_at",
@@ -282,7 +281,8 @@ pub async fn book(
             .calendar(clinic, start - DAY, start + 2 * DAY, Some(patient))
             .await?;
         pin(&mut cal, resource)?;
-        let day = cal.day(local_date(&tz, start));
+        // The calendar carries the clinic's zone: no second clinic lookup.
+        let day = cal.day(local_date(&cal.tz, start));
         let plan = cal
             .try_at(&cal.occupancy, &day, &ty, patient, start, prefs)
             .map_err(blocker_error)?;
@@ -543,7 +543,6 @@ pub async fn move_to(
         )]));
     }
     let ty = appointment_type(state, a.clinic_id, &a.type_code).await?;
-    let tz = clinic_tz(state, a.clinic_id).await?;
     let new_end = start + ty.total_minutes() * 60_000_000;
     if let Some(sid) = a.series_id {
         let spec = state.store.series_spec(sid).await?;
@@ -586,7 +585,8 @@ pub async fn move_to(
             .await?;
         // The visit does not stand in its own way.
         store::scheduling::remove_plan(&mut cal.occupancy, &a.plan, a.patient_id, &cal.rules);
-        let day = cal.day(local_date(&tz, start));
+        // The calendar carries the clinic's zone: no second clinic lookup.
+        let day = cal.day(local_date(&cal.tz, start));
         let plan = cal
             .try_at(&cal.occupancy, &day, &ty, a.patient_id, start, prefs)
             .map_err(blocker_error)?;

@@ -253,21 +253,33 @@ fn staff_label(plan: &VisitPlan, names: &std::collections::HashMap<UserId, Strin
         .join(", ")
 }
 
+/// Staff display names by id.
+type Names = std::collections::HashMap<UserId, String>;
+
+async fn staff_names(state: &AppState, clinic: ClinicId) -> Result<Names, WebError> {
+    Ok(state
+        .store
+        .bookable_staff(clinic, 0, 1)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.name))
+        .collect())
+}
+
+/// The clinic's time zone (checked when the clinic was saved).
+fn zone(k: &Clinic) -> Result<TimeZone, WebError> {
+    TimeZone::get(&k.settings.time_zone).map_err(|_| WebError::Internal("clinic zone".into()))
+}
+
 async fn visit_rows(
     state: &AppState,
     clinic: ClinicId,
     tz: &TimeZone,
     appts: &[Appointment],
     with_date: bool,
+    names: &Names,
 ) -> Result<Vec<VisitRow>, WebError> {
     let resources = state.store.resources(clinic).await?;
-    let names: std::collections::HashMap<UserId, String> = state
-        .store
-        .bookable_staff(clinic, 0, 1)
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s.name))
-        .collect();
     Ok(appts
         .iter()
         .map(|a| {
@@ -293,7 +305,7 @@ async fn visit_rows(
                 patient: format!("{} {}", a.patient_given, a.patient_family),
                 patient_id: a.patient_id.to_string(),
                 what: a.type_name.clone(),
-                staff: staff_label(&a.plan, &names),
+                staff: staff_label(&a.plan, names),
                 status: a.status.label().to_string(),
                 status_class: match a.status {
                     Status::Cancelled | Status::NoShow => "off",
@@ -317,8 +329,7 @@ async fn day_board(
     PageQuery(q): PageQuery<DayQuery>,
 ) -> PageResult {
     let k = clinic_for(&state, &c, &clinic).await?;
-    let tz = TimeZone::get(&k.settings.time_zone)
-        .map_err(|_| WebError::Internal("clinic zone".into()))?;
+    let tz = zone(&k)?;
     let date = parse_date(q.date.as_deref(), &tz)?;
     let appts = uc::day(&state, &c, k.id, date).await?;
     let resources = state.store.resources(k.id).await?;
@@ -396,9 +407,10 @@ async fn day_board(
         ticks: span.ticks(),
         now_x,
     };
-    let rows = visit_rows(&state, k.id, &tz, &appts, false).await?;
-    let clinics_all = state.store.clinics_of_org(c.org_id).await?;
     let staff = state.store.bookable_staff(k.id, 0, 1).await?;
+    let names: Names = staff.iter().map(|s| (s.id, s.name.clone())).collect();
+    let rows = visit_rows(&state, k.id, &tz, &appts, false, &names).await?;
+    let clinics_all = state.store.clinics_of_org(c.org_id).await?;
     let page = DayPage {
         layout: Layout::new(&c, format!("Day board · {}", k.settings.name), "schedule"),
         clinic_id: k.id.to_string(),
@@ -436,11 +448,11 @@ async fn day_sheet(
     PageQuery(q): PageQuery<DayQuery>,
 ) -> PageResult {
     let k = clinic_for(&state, &c, &clinic).await?;
-    let tz = TimeZone::get(&k.settings.time_zone)
-        .map_err(|_| WebError::Internal("clinic zone".into()))?;
+    let tz = zone(&k)?;
     let date = parse_date(q.date.as_deref(), &tz)?;
     let appts = uc::day(&state, &c, k.id, date).await?;
-    let rows = visit_rows(&state, k.id, &tz, &appts, false).await?;
+    let names = staff_names(&state, k.id).await?;
+    let rows = visit_rows(&state, k.id, &tz, &appts, false, &names).await?;
     render(&SheetPage {
         clinic: k.settings.name.clone(),
         date_label: date.strftime("%A %B %-d, %Y").to_string(),
@@ -472,8 +484,7 @@ async fn week_view(
     PageQuery(q): PageQuery<DayQuery>,
 ) -> PageResult {
     let k = clinic_for(&state, &c, &clinic).await?;
-    let tz = TimeZone::get(&k.settings.time_zone)
-        .map_err(|_| WebError::Internal("clinic zone".into()))?;
+    let tz = zone(&k)?;
     let date = parse_date(q.date.as_deref(), &tz)?;
     let mut monday = date;
     while monday.weekday() != jiff::civil::Weekday::Monday {
@@ -568,7 +579,8 @@ async fn week_view(
             }
         }
     }
-    let rows = visit_rows(&state, k.id, &tz, &appts, true).await?;
+    let names = staff_names(&state, k.id).await?;
+    let rows = visit_rows(&state, k.id, &tz, &appts, true, &names).await?;
     render(&WeekPage {
         layout: Layout::new(&c, title.clone(), "schedule"),
         clinic_id: k.id.to_string(),
@@ -627,16 +639,17 @@ async fn appointment_view(
     let id: AppointmentId = page_id(id)?;
     let a = uc::read(state, c, id).await?;
     let k = state.store.clinic(a.clinic_id).await?;
-    let tz = TimeZone::get(&k.settings.time_zone)
-        .map_err(|_| WebError::Internal("clinic zone".into()))?;
-    let rows = visit_rows(state, a.clinic_id, &tz, std::slice::from_ref(&a), true).await?;
-    let names: std::collections::HashMap<UserId, String> = state
-        .store
-        .bookable_staff(a.clinic_id, 0, 1)
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s.name))
-        .collect();
+    let tz = zone(&k)?;
+    let names = staff_names(state, a.clinic_id).await?;
+    let rows = visit_rows(
+        state,
+        a.clinic_id,
+        &tz,
+        std::slice::from_ref(&a),
+        true,
+        &names,
+    )
+    .await?;
     let z = domain::time::to_timestamp(a.starts_at).to_zoned(tz.clone());
     render(&AppointmentPage {
         layout: Layout::new(
@@ -689,17 +702,31 @@ async fn appointment_page(
     appointment_view(&state, &c, &id, None, None).await
 }
 
-fn message(e: &WebError) -> Option<String> {
+/// The words of an error the user can fix on the same page (bad input, a
+/// taken time); any other error passes through to the error page.
+pub(super) fn fixable(e: WebError) -> Result<String, WebError> {
     match e {
-        WebError::Invalid(errs) => Some(
-            errs.iter()
-                .map(|e| format!("{}: {}", e.field.replace('_', " "), e.message))
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        WebError::Conflict(m) => Some(m.clone()),
-        WebError::BadRequest { detail, .. } => Some(detail.clone()),
-        _ => None,
+        WebError::Invalid(errs) => Ok(errs
+            .iter()
+            .map(|e| format!("{}: {}", e.field.replace('_', " "), e.message))
+            .collect::<Vec<_>>()
+            .join("; ")),
+        WebError::Conflict(m) => Ok(m),
+        WebError::BadRequest { detail, .. } => Ok(detail),
+        other => Err(other),
+    }
+}
+
+/// A change to a visit re-renders its page with a flash or the fixable error.
+async fn visit_outcome(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    r: Result<String, WebError>,
+) -> PageResult {
+    match r {
+        Ok(flash) => appointment_view(state, c, id, None, Some(flash)).await,
+        Err(e) => appointment_view(state, c, id, Some(fixable(e)?), None).await,
     }
 }
 
@@ -725,13 +752,7 @@ async fn appointment_move(
         Ok(start) => uc::move_to(&state, &f.caller, aid, start, &Preferences::default()).await,
         Err(e) => Err(e),
     };
-    match r {
-        Ok(_) => appointment_view(&state, &f.caller, &id, None, Some("Visit moved.".into())).await,
-        Err(e) => match message(&e) {
-            Some(m) => appointment_view(&state, &f.caller, &id, Some(m), None).await,
-            None => Err(e.into()),
-        },
-    }
+    visit_outcome(&state, &f.caller, &id, r.map(|_| "Visit moved.".into())).await
 }
 
 async fn appointment_cancel(
@@ -741,20 +762,14 @@ async fn appointment_cancel(
 ) -> PageResult {
     let aid: AppointmentId = page_id(&id)?;
     let reason = f.form.get("reason").unwrap_or_default();
-    match uc::cancel(&state, &f.caller, aid, &reason).await {
-        Ok(a) => {
-            let msg = if a.late_cancel {
-                "Visit cancelled (late cancellation)."
-            } else {
-                "Visit cancelled."
-            };
-            appointment_view(&state, &f.caller, &id, None, Some(msg.into())).await
+    let r = uc::cancel(&state, &f.caller, aid, &reason).await.map(|a| {
+        if a.late_cancel {
+            "Visit cancelled (late cancellation).".into()
+        } else {
+            "Visit cancelled.".into()
         }
-        Err(e) => match message(&e) {
-            Some(m) => appointment_view(&state, &f.caller, &id, Some(m), None).await,
-            None => Err(e.into()),
-        },
-    }
+    });
+    visit_outcome(&state, &f.caller, &id, r).await
 }
 
 async fn appointment_no_show(
@@ -763,22 +778,14 @@ async fn appointment_no_show(
     f: StaffForm,
 ) -> PageResult {
     let aid: AppointmentId = page_id(&id)?;
-    match uc::no_show(&state, &f.caller, aid).await {
-        Ok(_) => {
-            appointment_view(
-                &state,
-                &f.caller,
-                &id,
-                None,
-                Some("Marked as a no-show.".into()),
-            )
-            .await
-        }
-        Err(e) => match message(&e) {
-            Some(m) => appointment_view(&state, &f.caller, &id, Some(m), None).await,
-            None => Err(e.into()),
-        },
-    }
+    let r = uc::no_show(&state, &f.caller, aid).await;
+    visit_outcome(
+        &state,
+        &f.caller,
+        &id,
+        r.map(|_| "Marked as a no-show.".into()),
+    )
+    .await
 }
 
 // ---------------------------------------------------------------- booking
@@ -824,8 +831,7 @@ async fn patient_clinic(
     let p = crate::patients::read(state, c, pid).await?;
     c.require(Permission::ScheduleBook, p.clinic_id)?;
     let k = state.store.clinic(p.clinic_id).await?;
-    let tz = TimeZone::get(&k.settings.time_zone)
-        .map_err(|_| WebError::Internal("clinic zone".into()))?;
+    let tz = zone(&k)?;
     Ok((p, k, tz))
 }
 
@@ -891,10 +897,7 @@ async fn book_view(
                         .collect();
                 }
             }
-            Err(e) => match message(&e) {
-                Some(m) => error = Some(m),
-                None => return Err(e.into()),
-            },
+            Err(e) => error = Some(fixable(e)?),
         }
     }
     render(&BookPage {
@@ -960,17 +963,15 @@ async fn book_submit(
     .await
     {
         Ok(a) => Ok(see_other(&format!("/appointments/{}", a.id))),
-        Err(e) => match message(&e) {
-            Some(m) => {
-                let q = BookQuery {
-                    type_code: Some(type_code),
-                    from: f.form.get("from"),
-                    to: f.form.get("to"),
-                };
-                book_view(&state, &f.caller, &id, q, Some(m)).await
-            }
-            None => Err(e.into()),
-        },
+        Err(e) => {
+            let m = fixable(e)?;
+            let q = BookQuery {
+                type_code: Some(type_code),
+                from: f.form.get("from"),
+                to: f.form.get("to"),
+            };
+            book_view(&state, &f.caller, &id, q, Some(m)).await
+        }
     }
 }
 
@@ -1084,13 +1085,7 @@ async fn series_view(
                 return Ok(see_other(&format!("/schedule/{}/day?date={first}", k.id)));
             }
             Ok(SeriesOutcome::Proposed(plan)) => {
-                let names: std::collections::HashMap<UserId, String> = state
-                    .store
-                    .bookable_staff(k.id, 0, 1)
-                    .await?
-                    .into_iter()
-                    .map(|s| (s.id, s.name))
-                    .collect();
+                let names = staff_names(state, k.id).await?;
                 let resources = state.store.resources(k.id).await?;
                 let rname = |r: Option<ResourceId>| {
                     r.and_then(|r| resources.iter().find(|x| x.resource.id == r))
@@ -1138,10 +1133,7 @@ async fn series_view(
                         }),
                 ))
             }
-            Err(e) => match message(&e) {
-                Some(m) => error = Some(m),
-                None => return Err(e.into()),
-            },
+            Err(e) => error = Some(fixable(e)?),
         }
     }
     let courses = [
@@ -1236,8 +1228,7 @@ async fn waitlist_view(
     flash: Option<String>,
 ) -> PageResult {
     let k = clinic_for(state, c, clinic).await?;
-    let tz = TimeZone::get(&k.settings.time_zone)
-        .map_err(|_| WebError::Internal("clinic zone".into()))?;
+    let tz = zone(&k)?;
     let list = state.store.waitlist(k.id).await?;
     let types = state.store.appointment_types(k.id).await?;
     let mut ev = c.event(domain::audit::Action::AppointmentRead);
@@ -1302,10 +1293,7 @@ async fn waitlist_book(
     let k = clinic_for(&state, &f.caller, &clinic).await?;
     match uc::book_offer(&state, &f.caller, k.id, &entry).await {
         Ok(a) => Ok(see_other(&format!("/appointments/{}", a.id))),
-        Err(e) => match message(&e) {
-            Some(m) => waitlist_view(&state, &f.caller, &clinic, Some(m), None).await,
-            None => Err(e.into()),
-        },
+        Err(e) => waitlist_view(&state, &f.caller, &clinic, Some(fixable(e)?), None).await,
     }
 }
 
@@ -1369,16 +1357,14 @@ async fn waitlist_add(
             )
             .await
         }
-        Err(e) => match message(&e) {
-            Some(m) => {
-                let q = BookQuery {
-                    type_code: Some(type_code),
-                    from: f.form.get("from"),
-                    to: f.form.get("to"),
-                };
-                book_view(&state, &f.caller, &id, q, Some(m)).await
-            }
-            None => Err(e.into()),
-        },
+        Err(e) => {
+            let m = fixable(e)?;
+            let q = BookQuery {
+                type_code: Some(type_code),
+                from: f.form.get("from"),
+                to: f.form.get("to"),
+            };
+            book_view(&state, &f.caller, &id, q, Some(m)).await
+        }
     }
 }

@@ -182,16 +182,7 @@ async fn outcome(
 ) -> PageResult {
     match r {
         Ok(()) => view(state, c, id, None, Some(ok.to_string())).await,
-        Err(WebError::Invalid(errs)) => {
-            let m = errs
-                .iter()
-                .map(|e| format!("{}: {}", e.field.replace('_', " "), e.message))
-                .collect::<Vec<_>>()
-                .join("; ");
-            view(state, c, id, Some(m), None).await
-        }
-        Err(WebError::BadRequest { detail, .. }) => view(state, c, id, Some(detail), None).await,
-        Err(e) => Err(e.into()),
+        Err(e) => view(state, c, id, Some(super::schedule::fixable(e)?), None).await,
     }
 }
 
