@@ -98,3 +98,7 @@ mod tests {
         }
     }
 }
+id_type!(LeadId);
+id_type!(ResponseId);
+id_type!(TaskId);
+id_type!(LinkId);

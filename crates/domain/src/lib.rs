@@ -6,6 +6,7 @@ pub mod auth;
 pub mod clinics;
 pub mod error;
 pub mod ids;
+pub mod instruments;
 pub mod patients;
 pub mod scheduling;
 pub mod time;

@@ -1,0 +1,807 @@
+//! The instrument engine: questionnaires and clinician ratings as versioned
+//! data files (TOML), validated when loaded and hashed, and one scorer for all
+//! of them. A file names its items and answer scales, how the total, subscales
+//! and bands are computed, which answers raise flags (safety flags open a
+//! task), and the rules for response and remission. A clinic with a licence
+//! for a copyrighted scale adds it by dropping a file in its instruments
+//! folder; no code changes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{DomainError, FieldError};
+
+mod outcome;
+#[cfg(test)]
+mod tests;
+
+pub use outcome::{trend, Point, Trend, TrendStatus};
+
+/// Who answers: the patient, or a clinician rating the patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rater {
+    #[serde(rename = "self")]
+    Patient,
+    Clinician,
+}
+
+/// One answer choice: the value scored and the words shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Choice {
+    pub value: i32,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Item {
+    pub id: String,
+    pub text: String,
+    pub scale: String,
+    pub required: bool,
+    /// Whether the item counts towards the total (PHQ-9's difficulty item does not).
+    pub scored: bool,
+    /// Asked only when this holds (C-SSRS branching).
+    pub show_if: Option<Cond>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Subscale {
+    pub id: String,
+    pub label: String,
+    pub items: Vec<String>,
+}
+
+/// A band of the total (or, for instruments without a total, the first
+/// category whose condition holds).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Band {
+    pub min: Option<i32>,
+    pub max: Option<i32>,
+    pub when: Option<Cond>,
+    pub label: String,
+    /// A stable word for colour and logic: minimal, mild, moderate, severe, ...
+    pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Flag {
+    pub id: String,
+    pub label: String,
+    pub when: Cond,
+    /// A safety flag shows crisis resources and opens a task a clinician must close.
+    pub safety: bool,
+}
+
+/// Response and remission rules used by trends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeRules {
+    /// Response is a fall of at least this percentage from baseline.
+    #[serde(default = "fifty")]
+    pub response_fall_percent: i32,
+    /// Remission is a total below this.
+    pub remission_below: Option<i32>,
+    /// After a response, a total at or above this is a relapse (*policy*).
+    pub relapse_at_least: Option<i32>,
+    /// The smallest change that matters to a patient.
+    pub mcid: Option<i32>,
+}
+
+fn fifty() -> i32 {
+    50
+}
+
+/// A condition over answers and scores, written in the file as an inline table:
+/// `{ item = "9", at_least = 1 }`, `{ score = "total", at_least = 10 }`,
+/// `{ count = 2, of = "D", at_least = 2 }` (at least two items of subscale D
+/// answered 2 or more), `{ all = [...] }`, `{ any = [...] }`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cond {
+    Item { item: String, min: i32, max: i32 },
+    Score { score: String, min: i32, max: i32 },
+    Count { of: String, count: usize, min: i32 },
+    All(Vec<Cond>),
+    Any(Vec<Cond>),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CondSpec {
+    item: Option<String>,
+    score: Option<String>,
+    count: Option<usize>,
+    of: Option<String>,
+    at_least: Option<i32>,
+    at_most: Option<i32>,
+    equals: Option<i32>,
+    all: Option<Vec<CondSpec>>,
+    any: Option<Vec<CondSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemSpec {
+    id: String,
+    text: String,
+    scale: String,
+    #[serde(default = "yes")]
+    required: bool,
+    #[serde(default = "yes")]
+    scored: bool,
+    show_if: Option<CondSpec>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscaleSpec {
+    id: String,
+    label: String,
+    items: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BandSpec {
+    min: Option<i32>,
+    max: Option<i32>,
+    when: Option<CondSpec>,
+    label: String,
+    level: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlagSpec {
+    id: String,
+    label: String,
+    when: CondSpec,
+    #[serde(default)]
+    safety: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSpec {
+    id: String,
+    version: u32,
+    name: String,
+    short_name: String,
+    rater: Rater,
+    prompt: String,
+    licence: String,
+    #[serde(default)]
+    description: String,
+    loinc_panel: Option<String>,
+    loinc_total: Option<String>,
+    /// Whether the instrument has a total (C-SSRS does not).
+    #[serde(default = "yes")]
+    total: bool,
+    scales: BTreeMap<String, Vec<Choice>>,
+    items: Vec<ItemSpec>,
+    #[serde(default)]
+    subscales: Vec<SubscaleSpec>,
+    #[serde(default)]
+    bands: Vec<BandSpec>,
+    #[serde(default)]
+    flags: Vec<FlagSpec>,
+    outcome: Option<OutcomeRules>,
+}
+
+/// A loaded, validated instrument.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Instrument {
+    pub id: String,
+    pub version: u32,
+    pub name: String,
+    pub short_name: String,
+    pub rater: Rater,
+    pub prompt: String,
+    pub licence: String,
+    pub description: String,
+    pub loinc_panel: Option<String>,
+    pub loinc_total: Option<String>,
+    pub has_total: bool,
+    /// The least and greatest total the scored items allow.
+    pub range: (i32, i32),
+    pub scales: BTreeMap<String, Vec<Choice>>,
+    pub items: Vec<Item>,
+    pub subscales: Vec<Subscale>,
+    pub bands: Vec<Band>,
+    pub flags: Vec<Flag>,
+    pub outcome: Option<OutcomeRules>,
+    /// SHA-256 of the file as loaded; stored with every response.
+    pub hash: String,
+}
+
+/// The problem with a file, naming where in it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("instrument {file}: {message}")]
+pub struct FileError {
+    pub file: String,
+    pub message: String,
+}
+
+impl Instrument {
+    /// Parses and validates one instrument file. `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Instrument, FileError> {
+        let err = |message: String| FileError {
+            file: file.to_string(),
+            message,
+        };
+        let spec: FileSpec = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        if !valid_id(&spec.id) {
+            return Err(err(format!(
+                "id {:?} must be lower-case letters, digits and '-' or '_'",
+                spec.id
+            )));
+        }
+        if spec.version == 0 {
+            return Err(err("version must be 1 or more".into()));
+        }
+        for (name, choices) in &spec.scales {
+            if choices.is_empty() {
+                return Err(err(format!("scale {name:?} has no choices")));
+            }
+            let values: BTreeSet<i32> = choices.iter().map(|c| c.value).collect();
+            if values.len() != choices.len() {
+                return Err(err(format!("scale {name:?} repeats a value")));
+            }
+        }
+        if spec.items.is_empty() {
+            return Err(err("has no items".into()));
+        }
+        let mut ids = BTreeSet::new();
+        for it in &spec.items {
+            if !valid_id(&it.id) {
+                return Err(err(format!("item id {:?} is not a valid id", it.id)));
+            }
+            if !ids.insert(it.id.clone()) {
+                return Err(err(format!("item {:?} appears twice", it.id)));
+            }
+            if !spec.scales.contains_key(&it.scale) {
+                return Err(err(format!(
+                    "item {:?} uses scale {:?}, which is not defined",
+                    it.id, it.scale
+                )));
+            }
+            if it.text.trim().is_empty() {
+                return Err(err(format!("item {:?} has no text", it.id)));
+            }
+        }
+        let mut subscales = Vec::new();
+        let mut sub_ids = BTreeSet::new();
+        for s in &spec.subscales {
+            if s.id == "total" || !sub_ids.insert(s.id.clone()) {
+                return Err(err(format!(
+                    "subscale id {:?} is reserved or repeated",
+                    s.id
+                )));
+            }
+            for i in &s.items {
+                if !ids.contains(i) {
+                    return Err(err(format!(
+                        "subscale {:?} names item {i:?}, which does not exist",
+                        s.id
+                    )));
+                }
+            }
+            subscales.push(Subscale {
+                id: s.id.clone(),
+                label: s.label.clone(),
+                items: s.items.clone(),
+            });
+        }
+        let ctx = Ctx {
+            items: &ids,
+            subscales: &sub_ids,
+            has_total: spec.total,
+        };
+        let mut items = Vec::new();
+        for it in &spec.items {
+            let show_if = match &it.show_if {
+                Some(c) => Some(
+                    ctx.cond(c)
+                        .map_err(|m| err(format!("item {:?}: {m}", it.id)))?,
+                ),
+                None => None,
+            };
+            items.push(Item {
+                id: it.id.clone(),
+                text: it.text.trim().to_string(),
+                scale: it.scale.clone(),
+                required: it.required,
+                scored: it.scored,
+                show_if,
+            });
+        }
+        let range = items
+            .iter()
+            .filter(|i| i.scored)
+            .fold((0, 0), |(lo, hi), i| {
+                let vals = spec.scales[&i.scale].iter().map(|c| c.value);
+                (
+                    lo + vals.clone().min().unwrap_or(0),
+                    hi + vals.max().unwrap_or(0),
+                )
+            });
+        if spec.total && !items.iter().any(|i| i.scored) {
+            return Err(err("has a total but no scored items".into()));
+        }
+        let mut bands = Vec::new();
+        for (n, b) in spec.bands.iter().enumerate() {
+            let when = match &b.when {
+                Some(c) => Some(
+                    ctx.cond(c)
+                        .map_err(|m| err(format!("band {}: {m}", n + 1)))?,
+                ),
+                None => None,
+            };
+            bands.push(Band {
+                min: b.min,
+                max: b.max,
+                when,
+                label: b.label.clone(),
+                level: b.level.clone(),
+            });
+        }
+        check_bands(&bands, spec.total, range).map_err(err)?;
+        let mut flags = Vec::new();
+        let mut flag_ids = BTreeSet::new();
+        for f in &spec.flags {
+            if !flag_ids.insert(f.id.clone()) {
+                return Err(err(format!("flag {:?} appears twice", f.id)));
+            }
+            flags.push(Flag {
+                id: f.id.clone(),
+                label: f.label.clone(),
+                when: ctx
+                    .cond(&f.when)
+                    .map_err(|m| err(format!("flag {:?}: {m}", f.id)))?,
+                safety: f.safety,
+            });
+        }
+        if spec.outcome.is_some() && !spec.total {
+            return Err(err("outcome rules need a total".into()));
+        }
+        let hash = hex::encode(Sha256::digest(text.as_bytes()));
+        Ok(Instrument {
+            id: spec.id,
+            version: spec.version,
+            name: spec.name,
+            short_name: spec.short_name,
+            rater: spec.rater,
+            prompt: spec.prompt,
+            licence: spec.licence,
+            description: spec.description,
+            loinc_panel: spec.loinc_panel,
+            loinc_total: spec.loinc_total,
+            has_total: spec.total,
+            range,
+            scales: spec.scales,
+            items,
+            subscales,
+            bands,
+            flags,
+            outcome: spec.outcome,
+            hash,
+        })
+    }
+
+    pub fn choices(&self, item: &Item) -> &[Choice] {
+        self.scales
+            .get(&item.scale)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    pub fn item(&self, id: &str) -> Option<&Item> {
+        self.items.iter().find(|i| i.id == id)
+    }
+
+    /// Checks a set of answers and scores them. Every problem is named at
+    /// once: unknown items, values that are not a choice, required items left
+    /// out. Answers to items that were not asked (a branch not taken) are
+    /// dropped, so the stored answers are exactly those asked.
+    pub fn score(&self, answers: &BTreeMap<String, i32>) -> Result<Scored, DomainError> {
+        let mut errors = Vec::new();
+        for (id, v) in answers {
+            match self.item(id) {
+                None => errors.push(FieldError::new(
+                    format!("answers.{id}"),
+                    format!(
+                        "is not an item of {} version {}",
+                        self.short_name, self.version
+                    ),
+                )),
+                Some(item) => {
+                    let choices = self.choices(item);
+                    if !choices.iter().any(|c| c.value == *v) {
+                        let allowed: Vec<String> =
+                            choices.iter().map(|c| c.value.to_string()).collect();
+                        errors.push(FieldError::new(
+                            format!("answers.{id}"),
+                            format!("{v} is not an answer; choose one of {}", allowed.join(", ")),
+                        ));
+                    }
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(DomainError::Invalid(errors));
+        }
+        // Branching: an item is asked when its condition holds on the answers
+        // given so far (conditions only look at items, never at scores).
+        let mut kept = BTreeMap::new();
+        for item in &self.items {
+            let asked = match &item.show_if {
+                None => true,
+                Some(c) => self.eval(c, &kept, None, &BTreeMap::new()),
+            };
+            match (asked, answers.get(&item.id)) {
+                (true, Some(v)) => {
+                    kept.insert(item.id.clone(), *v);
+                }
+                (true, None) if item.required => errors.push(FieldError::new(
+                    format!("answers.{}", item.id),
+                    "is required",
+                )),
+                _ => {}
+            }
+        }
+        if !errors.is_empty() {
+            return Err(DomainError::Invalid(errors));
+        }
+        let total = self.has_total.then(|| {
+            self.items
+                .iter()
+                .filter(|i| i.scored)
+                .filter_map(|i| kept.get(&i.id))
+                .sum::<i32>()
+        });
+        let subscales: BTreeMap<String, i32> = self
+            .subscales
+            .iter()
+            .map(|s| {
+                let v = s.items.iter().filter_map(|i| kept.get(i)).sum::<i32>();
+                (s.id.clone(), v)
+            })
+            .collect();
+        let band = self
+            .bands
+            .iter()
+            .find(|b| match (&b.when, total) {
+                (Some(c), _) => self.eval(c, &kept, total, &subscales),
+                (None, Some(t)) => b.min.is_none_or(|m| t >= m) && b.max.is_none_or(|m| t <= m),
+                (None, None) => true,
+            })
+            .map(|b| BandHit {
+                label: b.label.clone(),
+                level: b.level.clone(),
+            });
+        let flags: Vec<FlagHit> = self
+            .flags
+            .iter()
+            .filter(|f| self.eval(&f.when, &kept, total, &subscales))
+            .map(|f| FlagHit {
+                id: f.id.clone(),
+                label: f.label.clone(),
+                safety: f.safety,
+            })
+            .collect();
+        Ok(Scored {
+            instrument: self.id.clone(),
+            version: self.version,
+            answers: kept,
+            total,
+            band,
+            subscales,
+            safety: flags.iter().any(|f| f.safety),
+            flags,
+        })
+    }
+
+    fn eval(
+        &self,
+        c: &Cond,
+        answers: &BTreeMap<String, i32>,
+        total: Option<i32>,
+        subs: &BTreeMap<String, i32>,
+    ) -> bool {
+        match c {
+            Cond::Item { item, min, max } => {
+                answers.get(item).is_some_and(|v| v >= min && v <= max)
+            }
+            Cond::Score { score, min, max } => {
+                let v = if score == "total" {
+                    total
+                } else {
+                    subs.get(score).copied()
+                };
+                v.is_some_and(|v| v >= *min && v <= *max)
+            }
+            Cond::Count { of, count, min } => {
+                let items = self
+                    .subscales
+                    .iter()
+                    .find(|s| &s.id == of)
+                    .map(|s| s.items.as_slice())
+                    .unwrap_or(&[]);
+                items
+                    .iter()
+                    .filter(|i| answers.get(*i).is_some_and(|v| v >= min))
+                    .count()
+                    >= *count
+            }
+            Cond::All(cs) => cs.iter().all(|c| self.eval(c, answers, total, subs)),
+            Cond::Any(cs) => cs.iter().any(|c| self.eval(c, answers, total, subs)),
+        }
+    }
+
+    /// The band a stored total falls in (for charts drawn from stored totals).
+    pub fn band_of(&self, total: i32) -> Option<&Band> {
+        self.bands.iter().find(|b| {
+            b.when.is_none() && b.min.is_none_or(|m| total >= m) && b.max.is_none_or(|m| total <= m)
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BandHit {
+    pub label: String,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagHit {
+    pub id: String,
+    pub label: String,
+    pub safety: bool,
+}
+
+/// A scored set of answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Scored {
+    pub instrument: String,
+    pub version: u32,
+    /// The answers asked, as given (branches not taken are left out).
+    pub answers: BTreeMap<String, i32>,
+    pub total: Option<i32>,
+    pub band: Option<BandHit>,
+    pub subscales: BTreeMap<String, i32>,
+    pub flags: Vec<FlagHit>,
+    /// Whether any safety flag is raised.
+    pub safety: bool,
+}
+
+fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 40
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+struct Ctx<'a> {
+    items: &'a BTreeSet<String>,
+    subscales: &'a BTreeSet<String>,
+    has_total: bool,
+}
+
+impl Ctx<'_> {
+    fn cond(&self, c: &CondSpec) -> Result<Cond, String> {
+        let bounds = |c: &CondSpec| -> Result<(i32, i32), String> {
+            match (c.equals, c.at_least, c.at_most) {
+                (Some(v), None, None) => Ok((v, v)),
+                (None, lo, hi) if lo.is_some() || hi.is_some() => {
+                    Ok((lo.unwrap_or(i32::MIN), hi.unwrap_or(i32::MAX)))
+                }
+                _ => Err("give `equals`, or `at_least` and/or `at_most`".into()),
+            }
+        };
+        let forms = [
+            c.item.is_some(),
+            c.score.is_some(),
+            c.count.is_some(),
+            c.all.is_some(),
+            c.any.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        if forms != 1 {
+            return Err(
+                "a condition needs exactly one of `item`, `score`, `count`, `all`, `any`".into(),
+            );
+        }
+        if let Some(item) = &c.item {
+            if !self.items.contains(item) {
+                return Err(format!(
+                    "condition names item {item:?}, which does not exist"
+                ));
+            }
+            let (min, max) = bounds(c)?;
+            return Ok(Cond::Item {
+                item: item.clone(),
+                min,
+                max,
+            });
+        }
+        if let Some(score) = &c.score {
+            let known = if score == "total" {
+                self.has_total
+            } else {
+                self.subscales.contains(score)
+            };
+            if !known {
+                return Err(format!(
+                    "condition names score {score:?}, which does not exist"
+                ));
+            }
+            let (min, max) = bounds(c)?;
+            return Ok(Cond::Score {
+                score: score.clone(),
+                min,
+                max,
+            });
+        }
+        if let Some(count) = c.count {
+            let of = c.of.clone().ok_or("`count` needs `of` (a subscale)")?;
+            if !self.subscales.contains(&of) {
+                return Err(format!(
+                    "condition counts subscale {of:?}, which does not exist"
+                ));
+            }
+            let min = c.at_least.ok_or("`count` needs `at_least`")?;
+            return Ok(Cond::Count { of, count, min });
+        }
+        let list = |cs: &Vec<CondSpec>| -> Result<Vec<Cond>, String> {
+            if cs.is_empty() {
+                return Err("`all` and `any` need at least one condition".into());
+            }
+            cs.iter().map(|c| self.cond(c)).collect()
+        };
+        if let Some(cs) = &c.all {
+            return Ok(Cond::All(list(cs)?));
+        }
+        match &c.any {
+            Some(cs) => Ok(Cond::Any(list(cs)?)),
+            None => Err("empty condition".into()),
+        }
+    }
+}
+
+/// Bands on a total must cover the whole range without gaps or overlaps,
+/// in order; bands without a total are categories by condition, and only the
+/// last may lack one (the fallback).
+fn check_bands(bands: &[Band], has_total: bool, range: (i32, i32)) -> Result<(), String> {
+    if bands.is_empty() {
+        return Ok(());
+    }
+    if !has_total {
+        for (n, b) in bands.iter().enumerate() {
+            if b.min.is_some() || b.max.is_some() {
+                return Err("bands without a total use `when`, not min/max".into());
+            }
+            if b.when.is_none() && n + 1 != bands.len() {
+                return Err("only the last category may be a fallback without `when`".into());
+            }
+        }
+        return Ok(());
+    }
+    let mut next = range.0;
+    for b in bands {
+        if b.when.is_some() {
+            return Err("bands on a total use min/max, not `when`".into());
+        }
+        let (Some(lo), Some(hi)) = (b.min, b.max) else {
+            return Err(format!("band {:?} needs min and max", b.label));
+        };
+        if lo != next || hi < lo {
+            return Err(format!(
+                "band {:?} ({lo}-{hi}) should start at {next}: bands must cover {}-{} in order",
+                b.label, range.0, range.1
+            ));
+        }
+        next = hi + 1;
+    }
+    if next != range.1 + 1 {
+        return Err(format!(
+            "bands end at {} but totals reach {}",
+            next - 1,
+            range.1
+        ));
+    }
+    Ok(())
+}
+
+/// The instruments this build ships, as (file name, text).
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("gad7.toml", include_str!("../../instruments/gad7.toml")),
+    ("gad2.toml", include_str!("../../instruments/gad2.toml")),
+    ("phq9.toml", include_str!("../../instruments/phq9.toml")),
+    ("phq2.toml", include_str!("../../instruments/phq2.toml")),
+    ("pcl5.toml", include_str!("../../instruments/pcl5.toml")),
+    ("oasis.toml", include_str!("../../instruments/oasis.toml")),
+    ("hama.toml", include_str!("../../instruments/hama.toml")),
+    ("cssrs.toml", include_str!("../../instruments/cssrs.toml")),
+    ("cadss6.toml", include_str!("../../instruments/cadss6.toml")),
+    ("moaas.toml", include_str!("../../instruments/moaas.toml")),
+    (
+        "aldrete.toml",
+        include_str!("../../instruments/aldrete.toml"),
+    ),
+];
+
+/// Every loaded instrument version, and the current (highest) version of each.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    versions: BTreeMap<(String, u32), Arc<Instrument>>,
+}
+
+impl Registry {
+    /// The shipped instruments plus `extra` files (a clinic's own), all
+    /// validated. A version that repeats one already loaded with different
+    /// content is refused: a published version never changes.
+    pub fn load(extra: &[(String, String)]) -> Result<Registry, FileError> {
+        let mut r = Registry::default();
+        let builtin = BUILTIN.iter().map(|(f, t)| (f.to_string(), t.to_string()));
+        for (file, text) in builtin.chain(extra.iter().cloned()) {
+            let i = Instrument::parse(&file, &text)?;
+            let key = (i.id.clone(), i.version);
+            if let Some(old) = r.versions.get(&key) {
+                if old.hash != i.hash {
+                    return Err(FileError {
+                        file,
+                        message: format!(
+                            "{} version {} is already loaded with different content; give the changed file a new version",
+                            i.id, i.version
+                        ),
+                    });
+                }
+                continue;
+            }
+            r.versions.insert(key, Arc::new(i));
+        }
+        Ok(r)
+    }
+
+    pub fn builtin() -> Registry {
+        // The shipped files are tested; a failure here is a build defect.
+        Registry::load(&[]).unwrap_or_default()
+    }
+
+    pub fn get(&self, id: &str, version: u32) -> Option<&Arc<Instrument>> {
+        self.versions.get(&(id.to_string(), version))
+    }
+
+    pub fn current(&self, id: &str) -> Option<&Arc<Instrument>> {
+        self.versions
+            .range((id.to_string(), 0)..=(id.to_string(), u32::MAX))
+            .next_back()
+            .map(|(_, v)| v)
+    }
+
+    /// The current version of every instrument, by id.
+    pub fn all_current(&self) -> Vec<&Arc<Instrument>> {
+        let mut out: Vec<&Arc<Instrument>> = Vec::new();
+        for ((id, _), i) in &self.versions {
+            match out.last() {
+                Some(last) if &last.id == id => {
+                    let n = out.len();
+                    out[n - 1] = i;
+                }
+                _ => out.push(i),
+            }
+        }
+        out
+    }
+}
