@@ -7,6 +7,7 @@ pub mod clinics;
 pub mod error;
 pub mod ids;
 pub mod instruments;
+pub mod leads;
 pub mod patients;
 pub mod scheduling;
 pub mod time;
