@@ -11,6 +11,8 @@ use sqlx::{PgPool, SqlitePool};
 
 pub mod audit;
 pub mod auth;
+pub mod instruments;
+pub mod leads;
 pub mod org;
 pub mod outbox;
 pub mod patients;

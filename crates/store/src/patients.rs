@@ -52,6 +52,57 @@ const COLUMNS: &str = "id, clinic_id, mrn, given_name, family_name, preferred_na
      emergency_contact_name, emergency_contact_phone, emergency_contact_relation, escort_name, \
      escort_phone, created_at, updated_at";
 
+/// Inserts one patient row inside an open transaction (registration, and a
+/// lead booking its consultation, which registers the person in the same
+/// transaction as the visit).
+#[macro_export]
+macro_rules! insert_patient {
+    ($tx:expr, $id:expr, $org:expr, $clinic:expr, $mrn:expr, $d:expr, $now:expr, $by:expr) => {{
+        let d: &domain::patients::PatientDetails = $d;
+        let mrn: &str = $mrn;
+        let r: $crate::Result<()> = sqlx::query(&$crate::patients::insert_sql())
+            .bind($id.to_string())
+            .bind($clinic.to_string())
+            .bind(mrn)
+            .bind(&d.given_name)
+            .bind(&d.family_name)
+            .bind(&d.preferred_name)
+            .bind(d.date_of_birth.to_string())
+            .bind(&d.sex_at_birth)
+            .bind(&d.pronouns)
+            .bind(&d.phone)
+            .bind(&d.email)
+            .bind(&d.address_line1)
+            .bind(&d.address_line2)
+            .bind(&d.city)
+            .bind(&d.region)
+            .bind(&d.postal_code)
+            .bind(&d.emergency_contact_name)
+            .bind(&d.emergency_contact_phone)
+            .bind(&d.emergency_contact_relation)
+            .bind(&d.escort_name)
+            .bind(&d.escort_phone)
+            .bind($now)
+            .bind($now)
+            .bind($org.to_string())
+            .bind(d.search_text(mrn))
+            .bind($by.map(|u: domain::ids::UserId| u.to_string()))
+            .execute(&mut *$tx)
+            .await
+            .map(|_| ())
+            .map_err(Into::into);
+        r
+    }};
+}
+
+#[doc(hidden)]
+pub fn insert_sql() -> String {
+    format!(
+        "INSERT INTO patients ({COLUMNS}, org_id, search_text, created_by) VALUES ({})",
+        placeholders(1, 26)
+    )
+}
+
 impl PatientRow {
     fn into_record(self) -> Result<PatientRecord> {
         Ok(PatientRecord {
@@ -125,18 +176,7 @@ impl Store {
             ev.object_id = Some(id.to_string());
             let r: Result<()> = on_pool!(self.write(), p => async {
                 let mut tx = p.begin().await?;
-                sqlx::query(&format!("INSERT INTO patients ({COLUMNS}, org_id, search_text, created_by) \
-                     VALUES ({})", placeholders(1, 26)))
-                    .bind(id.to_string()).bind(clinic.to_string()).bind(&mrn)
-                    .bind(&d.given_name).bind(&d.family_name).bind(&d.preferred_name)
-                    .bind(d.date_of_birth.to_string()).bind(&d.sex_at_birth).bind(&d.pronouns)
-                    .bind(&d.phone).bind(&d.email).bind(&d.address_line1).bind(&d.address_line2)
-                    .bind(&d.city).bind(&d.region).bind(&d.postal_code)
-                    .bind(&d.emergency_contact_name).bind(&d.emergency_contact_phone)
-                    .bind(&d.emergency_contact_relation).bind(&d.escort_name).bind(&d.escort_phone)
-                    .bind(now).bind(now).bind(org.to_string()).bind(d.search_text(&mrn))
-                    .bind(by.map(|u| u.to_string()))
-                    .execute(&mut *tx).await?;
+                crate::insert_patient!(tx, id, org, clinic, &mrn, d, now, by)?;
                 append_in_tx!(tx, &[ev])?;
                 tx.commit().await?;
                 Ok(())
@@ -348,7 +388,7 @@ impl Store {
     }
 }
 
-fn rand_bits() -> u64 {
+pub(crate) fn rand_bits() -> u64 {
     // MRNs need to be unlikely to collide, not secret: the UUIDv7 random tail suffices.
     let u = uuid::Uuid::now_v7();
     let b = u.as_bytes();

@@ -661,9 +661,61 @@ impl Store {
         audit: Vec<NewAuditEvent>,
         jobs: &[crate::outbox::NewJob],
     ) -> Result<()> {
+        self.insert_visits_with(clinic, patient, series, visits, by, audit, jobs, None)
+            .await
+    }
+
+    /// Books a lead's consultation: the patient record, the visit and the
+    /// lead's update in one transaction (a lost race leaves no patient behind).
+    pub async fn book_lead_visit(
+        &self,
+        booking: &crate::leads::LeadBooking,
+        clinic: ClinicId,
+        visit: &NewVisit,
+        audit: Vec<NewAuditEvent>,
+        jobs: &[crate::outbox::NewJob],
+    ) -> Result<()> {
+        for _ in 0..5 {
+            let r = self
+                .insert_visits_with(
+                    clinic,
+                    booking.patient,
+                    None,
+                    std::slice::from_ref(visit),
+                    None,
+                    audit.clone(),
+                    jobs,
+                    Some(booking),
+                )
+                .await;
+            match r {
+                Err(crate::StoreError::Db(e)) if is_unique_violation(&e, "mrn") => continue,
+                other => return other,
+            }
+        }
+        Err(DomainError::Conflict("could not assign a unique MRN; try again".into()).into())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_visits_with(
+        &self,
+        clinic: ClinicId,
+        patient: PatientId,
+        series: Option<&NewSeries>,
+        visits: &[NewVisit],
+        by: Option<UserId>,
+        audit: Vec<NewAuditEvent>,
+        jobs: &[crate::outbox::NewJob],
+        lead: Option<&crate::leads::LeadBooking>,
+    ) -> Result<()> {
         let now = now_micros();
+        let mrn = domain::patients::mrn_from_bits(crate::patients::rand_bits());
         let r: Result<()> = on_pool!(self.write(), p => async {
             let mut tx = p.begin().await?;
+            if let Some(b) = lead {
+                // The patient row first: the visit refers to it.
+                crate::insert_patient!(tx, b.patient, b.org, clinic, &mrn, &b.details, now, None::<UserId>)?;
+            }
             if let Some(s) = series {
                 let spec = serde_json::to_string(&s.spec).map_err(|e| decode(e.to_string()))?;
                 sqlx::query("INSERT INTO series (id, clinic_id, patient_id, kind, spec, created_at, created_by) \
@@ -698,6 +750,10 @@ impl Store {
                     }
                     q.execute(&mut *tx).await?;
                 }
+            }
+            if let Some(b) = lead {
+                let appt = visits.first().map(|v| v.id).unwrap_or_default();
+                crate::book_lead_in_tx!(tx, b, appt, now)?;
             }
             crate::insert_jobs!(tx, jobs)?;
             append_in_tx!(tx, &audit)?;
