@@ -33,10 +33,18 @@ pub enum Action {
     FeedCreate,
     FeedRevoke,
     FeedRead,
+    LeadCreate,
+    LeadRead,
+    LeadUpdate,
+    LeadConvert,
+    ResponseCreate,
+    ResponseRead,
+    LinkCreate,
+    TaskClose,
 }
 
 impl Action {
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 34] = [
         Action::LoginSuccess,
         Action::LoginFailure,
         Action::Logout,
@@ -63,6 +71,14 @@ impl Action {
         Action::FeedCreate,
         Action::FeedRevoke,
         Action::FeedRead,
+        Action::LeadCreate,
+        Action::LeadRead,
+        Action::LeadUpdate,
+        Action::LeadConvert,
+        Action::ResponseCreate,
+        Action::ResponseRead,
+        Action::LinkCreate,
+        Action::TaskClose,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -93,6 +109,14 @@ impl Action {
             Action::FeedCreate => "calendar_feed.create",
             Action::FeedRevoke => "calendar_feed.revoke",
             Action::FeedRead => "calendar_feed.read",
+            Action::LeadCreate => "lead.create",
+            Action::LeadRead => "lead.read",
+            Action::LeadUpdate => "lead.update",
+            Action::LeadConvert => "lead.convert",
+            Action::ResponseCreate => "questionnaire_response.create",
+            Action::ResponseRead => "questionnaire_response.read",
+            Action::LinkCreate => "questionnaire_link.create",
+            Action::TaskClose => "task.close",
         }
     }
 

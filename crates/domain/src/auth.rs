@@ -64,6 +64,8 @@ impl Role {
                 PatientEdit,
                 ScheduleRead,
                 ScheduleBook,
+                LeadRead,
+                LeadManage,
             ],
             Role::Nurse => &[
                 PatientRead,
@@ -71,6 +73,11 @@ impl Role {
                 PatientEdit,
                 ScheduleRead,
                 ScheduleBook,
+                LeadRead,
+                LeadManage,
+                MeasureRead,
+                MeasureRecord,
+                TaskClose,
             ],
             Role::Prescriber => &[
                 PatientRead,
@@ -78,9 +85,27 @@ impl Role {
                 PatientEdit,
                 ScheduleRead,
                 ScheduleBook,
+                LeadRead,
+                LeadManage,
+                MeasureRead,
+                MeasureRecord,
+                TaskClose,
             ],
-            Role::MonitoringClinician => &[PatientRead, ScheduleRead],
-            Role::Therapist => &[PatientRead, ScheduleRead, ScheduleBook],
+            Role::MonitoringClinician => &[
+                PatientRead,
+                ScheduleRead,
+                MeasureRead,
+                MeasureRecord,
+                TaskClose,
+            ],
+            Role::Therapist => &[
+                PatientRead,
+                ScheduleRead,
+                ScheduleBook,
+                MeasureRead,
+                MeasureRecord,
+                TaskClose,
+            ],
             Role::ClinicAdmin => &[
                 PatientRead,
                 AuditRead,
@@ -89,8 +114,9 @@ impl Role {
                 ScheduleRead,
                 ScheduleBook,
                 ScheduleManage,
+                LeadRead,
             ],
-            Role::Auditor => &[PatientRead, AuditRead, ScheduleRead],
+            Role::Auditor => &[PatientRead, AuditRead, ScheduleRead, LeadRead, MeasureRead],
         }
     }
 
@@ -148,6 +174,16 @@ pub enum Permission {
     ScheduleBook,
     /// Chairs and rooms, appointment types, staff hours and time off, booking rules.
     ScheduleManage,
+    /// See the leads from the public self-assessment.
+    LeadRead,
+    /// Work the lead queue: status, notes, turn a lead into a patient.
+    LeadManage,
+    /// See questionnaire and rating scores and their trends.
+    MeasureRead,
+    /// Enter clinician ratings and send questionnaire links.
+    MeasureRecord,
+    /// Close a safety task with a note (clinicians only).
+    TaskClose,
 }
 
 /// Who is acting: a signed-in staff member (browser session or user token) or a device.

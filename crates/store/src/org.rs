@@ -139,6 +139,21 @@ impl Store {
         clinic_from_row(row, hours)
     }
 
+    /// A clinic by its public slug (the address of its public pages).
+    pub async fn clinic_by_slug(&self, slug: &str) -> Result<Option<Clinic>> {
+        let row: Option<ClinicRow> = on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("SELECT {CLINIC_COLUMNS} FROM clinics WHERE slug = $1"))
+                .bind(slug).fetch_optional(p).await?
+        });
+        match row {
+            Some(r) => {
+                let hours = self.clinic_hours(parse_id(&r.0)?).await?;
+                Ok(Some(clinic_from_row(r, hours)?))
+            }
+            None => Ok(None),
+        }
+    }
+
     pub async fn clinics_of_org(&self, org: OrgId) -> Result<Vec<Clinic>> {
         let rows: Vec<ClinicRow> = on_pool!(self.read(), p => {
             sqlx::query_as(&format!("SELECT {CLINIC_COLUMNS} FROM clinics WHERE org_id = $1 ORDER BY name"))

@@ -15,6 +15,8 @@ pub mod auth;
 pub mod ctx;
 pub mod error;
 pub mod feeds;
+pub mod instruments;
+pub mod leads;
 pub mod metrics;
 pub mod outbox;
 pub mod pages;
@@ -41,6 +43,11 @@ pub struct WebConfig {
     /// once; changes made elsewhere (another instance, the CLI) take effect
     /// within this time. Zero turns the cache off.
     pub auth_cache_ttl: Duration,
+    /// The address patients reach this server at, for links in e-mails.
+    pub public_url: String,
+    /// Submissions per minute one address may make to the public pages
+    /// (self-assessment, consultation booking, questionnaire links).
+    pub public_per_minute: u32,
 }
 
 impl Default for WebConfig {
@@ -54,6 +61,8 @@ impl Default for WebConfig {
             lockout: Duration::from_secs(domain::auth::DEFAULT_LOCKOUT_MINUTES as u64 * 60),
             body_limit: 64 * 1024,
             auth_cache_ttl: Duration::from_secs(2),
+            public_url: "http://127.0.0.1:8080".into(),
+            public_per_minute: 10,
         }
     }
 }
@@ -67,6 +76,10 @@ pub struct AppState {
     pub passwords: passwords::Hasher,
     pub auth_cache: auth::AuthCache,
     pub mailer: outbox::Mailer,
+    /// Every loaded instrument version (shipped and the clinic's own files).
+    pub instruments: Arc<domain::instruments::Registry>,
+    /// Limits submissions to the public pages per source address.
+    pub public_limiter: Arc<governor::DefaultKeyedRateLimiter<String>>,
 }
 
 impl AppState {
@@ -75,8 +88,19 @@ impl AppState {
         self
     }
 
+    pub fn with_instruments(mut self, r: domain::instruments::Registry) -> Self {
+        self.instruments = Arc::new(r);
+        self
+    }
+
     pub fn new(store: Store, cfg: WebConfig) -> Self {
+        let per_minute = std::num::NonZeroU32::new(cfg.public_per_minute.max(1))
+            .unwrap_or(std::num::NonZeroU32::MIN);
         AppState {
+            instruments: Arc::new(domain::instruments::Registry::builtin()),
+            public_limiter: Arc::new(governor::RateLimiter::keyed(
+                governor::Quota::per_minute(per_minute),
+            )),
             store,
             cfg: Arc::new(cfg),
             metrics: metrics::Metrics::new(),

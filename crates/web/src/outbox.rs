@@ -94,6 +94,69 @@ pub fn offer_jobs(
     .collect()
 }
 
+pub const CONFIRMATION: &str = "confirmation";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ConfirmationPayload {
+    appointment_id: AppointmentId,
+    clinic_id: ClinicId,
+}
+
+/// The e-mail confirming a visit booked by the patient (the free consultation).
+pub fn confirmation_jobs(id: AppointmentId, clinic: ClinicId) -> Vec<NewJob> {
+    serde_json::to_string(&ConfirmationPayload {
+        appointment_id: id,
+        clinic_id: clinic,
+    })
+    .map(|payload| NewJob {
+        kind: CONFIRMATION,
+        dedupe_key: format!("confirmation:{id}"),
+        payload,
+        run_at: domain::time::now_micros(),
+    })
+    .into_iter()
+    .collect()
+}
+
+pub const QUESTIONNAIRE: &str = "questionnaire_link";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LinkPayload {
+    link_id: domain::ids::LinkId,
+    clinic_id: ClinicId,
+    patient_id: domain::ids::PatientId,
+    /// The secret part of the link. It lives only in this job until the
+    /// e-mail is sent; the link table keeps its hash.
+    token: String,
+    expires_at: i64,
+}
+
+/// The e-mail carrying a questionnaire link.
+pub fn link_jobs(
+    link: domain::ids::LinkId,
+    clinic: ClinicId,
+    patient: domain::ids::PatientId,
+    token: &str,
+    expires_at: i64,
+    run_at: i64,
+) -> Vec<NewJob> {
+    serde_json::to_string(&LinkPayload {
+        link_id: link,
+        clinic_id: clinic,
+        patient_id: patient,
+        token: token.to_string(),
+        expires_at,
+    })
+    .map(|payload| NewJob {
+        kind: QUESTIONNAIRE,
+        dedupe_key: format!("link:{link}"),
+        payload,
+        run_at,
+    })
+    .into_iter()
+    .collect()
+}
+
 /// Where e-mail goes: a real SMTP server, or nowhere (jobs are then finished
 /// as "skipped" so that a clinic without mail does not pile them up).
 #[derive(Clone)]
@@ -197,6 +260,8 @@ async fn run(state: &AppState, job: &Job) -> Result<String, String> {
     match job.kind.as_str() {
         REMINDER => reminder(state, job).await,
         WAITLIST_OFFER => offer(state, job).await,
+        CONFIRMATION => confirmation(state, job).await,
+        QUESTIONNAIRE => questionnaire(state, job).await,
         other => Ok(format!("skipped: unknown job kind {other}")),
     }
 }
@@ -352,5 +417,65 @@ async fn offer(state: &AppState, job: &Job) -> Result<String, String> {
         name = s.name
     );
     let subject = format!("A time has opened up at {}", s.name);
+    deliver(state, &to, &subject, body, "sent".into()).await
+}
+
+async fn confirmation(state: &AppState, job: &Job) -> Result<String, String> {
+    let p: ConfirmationPayload =
+        serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
+    let Some(a) = state
+        .store
+        .appointment(p.appointment_id, &[p.clinic_id])
+        .await
+        .map_err(db)?
+    else {
+        return Ok("skipped: visit not found".into());
+    };
+    if a.status != Status::Booked {
+        return Ok("skipped: visit no longer booked".into());
+    }
+    let to = match addressee(state, a.clinic_id, a.patient_id).await? {
+        Ok(to) => to,
+        Err(skipped) => return Ok(skipped),
+    };
+    let s = &to.clinic.settings;
+    let body = format!(
+        "Hello {first},\n\nThank you for booking a {what} on {when}. It is free and there is no \
+         obligation: we will talk about how you are feeling, what you have tried, and whether \
+         ketamine-assisted treatment could help.\n\nTo move or cancel, call us on {phone}.\n\n\
+         If you are in crisis, call or text 988 (Suicide & Crisis Lifeline), or call 911.\n\n{name}\n",
+        first = to.first,
+        what = a.type_name.to_lowercase(),
+        when = clinic_time(a.starts_at, &to.clinic)?,
+        phone = s.phone,
+        name = s.name,
+    );
+    let subject = format!("Your appointment at {} is confirmed", s.name);
+    deliver(state, &to, &subject, body, "sent".into()).await
+}
+
+async fn questionnaire(state: &AppState, job: &Job) -> Result<String, String> {
+    let p: LinkPayload =
+        serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
+    if p.expires_at <= domain::time::now_micros() {
+        return Ok("skipped: link expired before it was sent".into());
+    }
+    let to = match addressee(state, p.clinic_id, p.patient_id).await? {
+        Ok(to) => to,
+        Err(skipped) => return Ok(skipped),
+    };
+    let s = &to.clinic.settings;
+    let body = format!(
+        "Hello {first},\n\nYour care team asks you to answer a short questionnaire. It takes a \
+         few minutes and helps us see how treatment is working for you.\n\n{base}/q/{token}\n\n\
+         The link works once and until {until}.\n\nIf you are in crisis, call or text 988, or call \
+         911.\n\n{name}\n",
+        first = to.first,
+        base = state.cfg.public_url.trim_end_matches('/'),
+        token = p.token,
+        until = clinic_time(p.expires_at, &to.clinic)?,
+        name = s.name,
+    );
+    let subject = format!("A short questionnaire from {}", s.name);
     deliver(state, &to, &subject, body, "sent".into()).await
 }

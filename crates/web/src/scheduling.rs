@@ -199,6 +199,33 @@ pub async fn availability(
     Ok(Availability { slots, tally })
 }
 
+/// Start times free for a visit type, for someone with no visits yet (the
+/// public consultation): times only, never who or which room.
+pub async fn free_starts(
+    state: &AppState,
+    clinic: ClinicId,
+    ty: &AppointmentType,
+    from: Date,
+    to: Date,
+    limit: usize,
+) -> Result<Vec<i64>, WebError> {
+    let tz = clinic_tz(state, clinic).await?;
+    let cal = state
+        .store
+        .calendar(clinic, micros_of(&tz, from), micros_of(&tz, to) + 2 * DAY, None)
+        .await?;
+    let (slots, _) = cal.find_slots(
+        &cal.occupancy,
+        ty,
+        PatientId::new(),
+        from,
+        to,
+        &Preferences::default(),
+        limit.clamp(1, 500),
+    );
+    Ok(slots.into_iter().map(|s| s.start).collect())
+}
+
 fn blocker_error(b: Blocker) -> WebError {
     match b {
         Blocker::Closed | Blocker::OutsideHours => {
@@ -274,6 +301,53 @@ pub async fn book(
             "is in the past",
         )]));
     }
+    let make_event = |id: AppointmentId| {
+        appointment_event(
+            caller,
+            Action::AppointmentCreate,
+            Permission::ScheduleBook,
+            clinic,
+            patient,
+            &id.to_string(),
+        )
+    };
+    let booker = Booker::Staff(caller.user_id());
+    book_core(
+        state,
+        clinic,
+        patient,
+        &ty,
+        start,
+        prefs,
+        resource,
+        &make_event,
+        booker,
+    )
+    .await
+}
+
+/// Who books: a staff member, or a lead booking its own consultation (the
+/// patient record is created in the same transaction as the visit).
+#[derive(Clone, Copy)]
+pub enum Booker<'a> {
+    Staff(Option<domain::ids::UserId>),
+    Lead(&'a store::leads::LeadBooking),
+}
+
+/// Places and inserts one visit at `start`, retrying a lost race against a
+/// fresh calendar.
+#[allow(clippy::too_many_arguments)]
+pub async fn book_core(
+    state: &AppState,
+    clinic: ClinicId,
+    patient: PatientId,
+    ty: &AppointmentType,
+    start: i64,
+    prefs: &Preferences,
+    resource: Option<ResourceId>,
+    make_event: &(dyn Fn(AppointmentId) -> store::audit::NewAuditEvent + Sync),
+    booker: Booker<'_>,
+) -> Result<Appointment, WebError> {
     let mut last = WebError::Conflict("that time was just taken; choose another".into());
     for _ in 0..ATTEMPTS {
         let mut cal = state
@@ -284,22 +358,15 @@ pub async fn book(
         // The calendar carries the clinic's zone: no second clinic lookup.
         let day = cal.day(local_date(&cal.tz, start));
         let plan = cal
-            .try_at(&cal.occupancy, &day, &ty, patient, start, prefs)
+            .try_at(&cal.occupancy, &day, ty, patient, start, prefs)
             .map_err(blocker_error)?;
         let Some(mut claims) = exact_claims(state, &[&plan], patient, &cal.rules, None).await?
         else {
             continue;
         };
         let id = AppointmentId::new();
-        let ev = appointment_event(
-            caller,
-            Action::AppointmentCreate,
-            Permission::ScheduleBook,
-            clinic,
-            patient,
-            &id.to_string(),
-        );
-        let jobs = crate::outbox::reminder_jobs(id, clinic, 0, plan.start);
+        let ev = make_event(id);
+        let mut jobs = crate::outbox::reminder_jobs(id, clinic, 0, plan.start);
         let visit = NewVisit {
             id,
             type_name: ty.name.clone(),
@@ -308,19 +375,22 @@ pub async fn book(
             series_index: None,
             series_role: None,
         };
-        match state
-            .store
-            .insert_visits(
-                clinic,
-                patient,
-                None,
-                &[visit],
-                caller.user_id(),
-                vec![ev],
-                &jobs,
-            )
-            .await
-        {
+        let inserted = match booker {
+            Booker::Staff(by) => {
+                state
+                    .store
+                    .insert_visits(clinic, patient, None, &[visit], by, vec![ev], &jobs)
+                    .await
+            }
+            Booker::Lead(b) => {
+                jobs.extend(crate::outbox::confirmation_jobs(id, clinic));
+                state
+                    .store
+                    .book_lead_visit(b, clinic, &visit, vec![ev], &jobs)
+                    .await
+            }
+        };
+        match inserted {
             Ok(()) => {
                 return state
                     .store

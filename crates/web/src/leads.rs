@@ -1,0 +1,335 @@
+//! The front door's use cases: the public self-assessment and its result,
+//! free consultation times and booking (no account), and the staff's lead
+//! queue. The public side never looks anyone up by name or e-mail, so it
+//! cannot reveal whether someone is already a patient: every submission makes
+//! a new lead, and every booking a new record that staff reconcile.
+
+use domain::audit::Action;
+use domain::auth::Permission;
+use domain::ids::{ClinicId, LeadId, PatientId, TaskId};
+use domain::leads::{assess, Assessment, AssessmentInput, LeadStatus};
+use domain::patients::{PatientDetails, PatientInput};
+use domain::scheduling::{AppointmentType, Preferences};
+use jiff::tz::TimeZone;
+use store::audit::NewAuditEvent;
+use store::instruments::{NewTask, Response, Task};
+use store::leads::{Lead, LeadBooking, NewLead};
+use store::org::Clinic;
+use store::scheduling::Appointment;
+
+use crate::auth::{secret_hash, Caller};
+use crate::ctx::RequestMeta;
+use crate::error::WebError;
+use crate::AppState;
+
+/// Days after the assessment in which its result page can still book.
+pub const BOOKING_DAYS: i64 = 14;
+const DAY: i64 = 86_400_000_000;
+
+/// Refuses a public submission beyond the per-address rate.
+pub fn limit(state: &AppState, meta: &RequestMeta) -> Result<(), WebError> {
+    let key = meta.source_ip.clone().unwrap_or_default();
+    state
+        .public_limiter
+        .check_key(&key)
+        .map_err(|_| WebError::TooManyRequests)
+}
+
+fn public_event(meta: &RequestMeta, action: Action, clinic: &Clinic, lead: LeadId) -> NewAuditEvent {
+    let mut e = NewAuditEvent::new(action, "public");
+    e.org_id = Some(clinic.org_id.to_string());
+    e.clinic_id = Some(clinic.id.to_string());
+    e.object_type = Some("lead".into());
+    e.object_id = Some(lead.to_string());
+    e.source_ip = meta.source_ip.clone();
+    e.request_id = Some(meta.request_id.clone());
+    e
+}
+
+pub async fn public_clinic(state: &AppState, slug: &str) -> Result<Clinic, WebError> {
+    state
+        .store
+        .clinic_by_slug(slug)
+        .await?
+        .ok_or(WebError::NotFound)
+}
+
+pub fn clinic_today(c: &Clinic) -> jiff::civil::Date {
+    TimeZone::get(&c.settings.time_zone)
+        .map(|tz| domain::clinics::today_in(&tz))
+        .unwrap_or_else(|_| crate::patients::today())
+}
+
+/// What a submission made: the secret of its result page, and the assessment.
+pub struct Submitted {
+    pub token: String,
+    pub lead: LeadId,
+    pub assessment: Assessment,
+}
+
+/// Scores and stores a public self-assessment. The honeypot and the rate
+/// limit are checked first; nothing is written unless everything is valid.
+pub async fn submit(
+    state: &AppState,
+    meta: &RequestMeta,
+    clinic: &Clinic,
+    input: &AssessmentInput,
+) -> Result<Submitted, WebError> {
+    limit(state, meta)?;
+    if input.website.as_deref().is_some_and(|w| !w.trim().is_empty()) {
+        return Err(WebError::bad(
+            "This form could not be accepted. If you are a person, clear the hidden \"website\" field and try again.",
+            Some("website"),
+        ));
+    }
+    let a = assess(input, &state.instruments, clinic_today(clinic))?;
+    let (Some(gad), Some(phq)) = (
+        state.instruments.current("gad7"),
+        state.instruments.current("phq2"),
+    ) else {
+        return Err(WebError::Internal("instruments missing".into()));
+    };
+    let token = crate::auth::random_token(24);
+    let id = LeadId::new();
+    let task = a.safety.then(|| NewTask {
+        id: TaskId::new(),
+        title: "Self-harm answer on the public self-assessment: contact today".into(),
+    });
+    let lead = NewLead {
+        id,
+        clinic: clinic.id,
+        assessment: &a,
+        result_token_hash: secret_hash(&token),
+        gad7_hash: &gad.hash,
+        phq2_hash: &phq.hash,
+        task,
+    };
+    let mut ev = public_event(meta, Action::LeadCreate, clinic, id);
+    ev.detail = Some(format!("outcome={} safety={}", a.outcome.as_str(), a.safety));
+    state.store.insert_lead(&lead, ev).await?;
+    Ok(Submitted {
+        token,
+        lead: id,
+        assessment: a,
+    })
+}
+
+/// The lead behind a result page; a token that matches nothing, or another
+/// clinic's lead, is "not found" (the same answer for both).
+pub async fn by_token(state: &AppState, clinic: &Clinic, token: &str) -> Result<Lead, WebError> {
+    if token.len() > 100 {
+        return Err(WebError::NotFound);
+    }
+    match state.store.lead_by_token(&secret_hash(token)).await? {
+        Some(l) if l.clinic_id == clinic.id => Ok(l),
+        _ => Err(WebError::NotFound),
+    }
+}
+
+/// The clinic's publicly bookable visit type (the free consultation).
+pub async fn public_type(state: &AppState, clinic: ClinicId) -> Result<AppointmentType, WebError> {
+    state
+        .store
+        .appointment_types(clinic)
+        .await?
+        .into_iter()
+        .find(|t| t.public)
+        .ok_or_else(|| WebError::Conflict("This clinic does not take bookings online; please call.".into()))
+}
+
+/// Free consultation start times over the next three weeks.
+pub async fn public_slots(
+    state: &AppState,
+    clinic: &Clinic,
+    limit: usize,
+) -> Result<(AppointmentType, Vec<i64>), WebError> {
+    let ty = public_type(state, clinic.id).await?;
+    let today = clinic_today(clinic);
+    let to = today.checked_add(jiff::Span::new().days(21)).unwrap_or(today);
+    let slots = crate::scheduling::free_starts(state, clinic.id, &ty, today, to, limit).await?;
+    Ok((ty, slots))
+}
+
+/// Books the free consultation from a result page: registers the person and
+/// books the visit in one transaction, and queues the confirmation e-mail.
+pub async fn book(
+    state: &AppState,
+    meta: &RequestMeta,
+    clinic: &Clinic,
+    token: &str,
+    start: i64,
+) -> Result<Appointment, WebError> {
+    limit(state, meta)?;
+    let lead = by_token(state, clinic, token).await?;
+    if lead.appointment_id.is_some() {
+        return Err(WebError::Conflict(
+            "A consultation is already booked from this assessment. To change it, call the clinic."
+                .into(),
+        ));
+    }
+    if domain::time::now_micros() - lead.created_at > BOOKING_DAYS * DAY {
+        return Err(WebError::Conflict(format!(
+            "This result page is more than {BOOKING_DAYS} days old; take the assessment again or call the clinic to book."
+        )));
+    }
+    let ty = public_type(state, clinic.id).await?;
+    let input = PatientInput {
+        given_name: Some(lead.given_name.clone()),
+        family_name: Some(lead.family_name.clone()),
+        date_of_birth: Some(lead.date_of_birth.clone()),
+        email: lead.email.clone(),
+        phone: lead.phone.clone(),
+        ..Default::default()
+    };
+    let details = PatientDetails::validate(&input, clinic_today(clinic))?;
+    let booking = LeadBooking {
+        lead: lead.id,
+        org: clinic.org_id,
+        patient: PatientId::new(),
+        details,
+    };
+    let make_event = |id: domain::ids::AppointmentId| {
+        let mut e = public_event(meta, Action::AppointmentCreate, clinic, lead.id);
+        e.patient_id = Some(booking.patient.to_string());
+        e.object_type = Some("appointment".into());
+        e.object_id = Some(id.to_string());
+        e
+    };
+    crate::scheduling::book_core(
+        state,
+        clinic.id,
+        booking.patient,
+        &ty,
+        start,
+        &Preferences::default(),
+        None,
+        &make_event,
+        crate::scheduling::Booker::Lead(&booking),
+    )
+    .await
+}
+
+// ---- Staff ---------------------------------------------------------------
+
+fn lead_event(c: &Caller, action: Action, perm: Permission, lead: &Lead) -> NewAuditEvent {
+    let mut e = c.event(action);
+    e.actor_role = c
+        .principal
+        .acting_role(perm, lead.clinic_id)
+        .map(|r| r.as_str().to_string());
+    e.clinic_id = Some(lead.clinic_id.to_string());
+    e.patient_id = lead.patient_id.map(|p| p.to_string());
+    e.object_type = Some("lead".into());
+    e.object_id = Some(lead.id.to_string());
+    e
+}
+
+/// The queue: leads of the caller's clinics, newest first.
+pub async fn list(
+    state: &AppState,
+    c: &Caller,
+    status: Option<LeadStatus>,
+    limit: i64,
+) -> Result<Vec<Lead>, WebError> {
+    let clinics = c.require_any(Permission::LeadRead)?;
+    let leads = state.store.leads(&clinics, status, limit.clamp(1, 500)).await?;
+    let mut ev = c.event(Action::LeadRead);
+    ev.object_type = Some("lead_queue".into());
+    ev.detail = Some(format!("{} leads", leads.len()));
+    state.store.audit(vec![ev]).await?;
+    Ok(leads)
+}
+
+pub struct LeadView {
+    pub lead: Lead,
+    pub responses: Vec<Response>,
+    pub tasks: Vec<Task>,
+}
+
+/// One lead with its answers and tasks; audited.
+pub async fn read(state: &AppState, c: &Caller, id: LeadId) -> Result<LeadView, WebError> {
+    let clinics = c.require_any(Permission::LeadRead)?;
+    let Some(lead) = state.store.lead(id, &clinics).await? else {
+        let mut ev = c.event(Action::LeadRead);
+        ev.outcome = "not_found";
+        ev.object_type = Some("lead".into());
+        ev.object_id = Some(id.to_string());
+        state.store.audit(vec![ev]).await?;
+        return Err(WebError::NotFound);
+    };
+    let responses = state.store.lead_responses(id).await?;
+    let tasks = state.store.lead_tasks(id).await?;
+    state
+        .store
+        .audit(vec![lead_event(c, Action::LeadRead, Permission::LeadRead, &lead)])
+        .await?;
+    Ok(LeadView {
+        lead,
+        responses,
+        tasks,
+    })
+}
+
+async fn managed(state: &AppState, c: &Caller, id: LeadId) -> Result<Lead, WebError> {
+    let clinics = c.require_any(Permission::LeadRead)?;
+    let lead = state
+        .store
+        .lead(id, &clinics)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    c.require(Permission::LeadManage, lead.clinic_id)?;
+    Ok(lead)
+}
+
+/// Sets a lead's status by hand (and keeps a note).
+pub async fn set_status(
+    state: &AppState,
+    c: &Caller,
+    id: LeadId,
+    status: &str,
+    note: Option<&str>,
+) -> Result<(), WebError> {
+    let lead = managed(state, c, id).await?;
+    let status = LeadStatus::parse(status).map_err(|e| WebError::Invalid(vec![e]))?;
+    if !status.settable() {
+        return Err(WebError::Invalid(vec![domain::FieldError::new(
+            "status",
+            "a lead becomes a patient with \"Make patient\", not by setting the status",
+        )]));
+    }
+    let note = note.map(str::trim).filter(|n| !n.is_empty());
+    if note.is_some_and(|n| n.chars().count() > 2000) {
+        return Err(WebError::Invalid(vec![domain::FieldError::new(
+            "note",
+            "must be at most 2000 characters",
+        )]));
+    }
+    let mut ev = lead_event(c, Action::LeadUpdate, Permission::LeadManage, &lead);
+    ev.detail = Some(format!("status={}", status.as_str()));
+    state.store.set_lead_status(id, status, note, ev).await?;
+    Ok(())
+}
+
+/// Turns a lead into a patient without retyping: the record booked with the
+/// consultation, or a new one from the lead's details. The assessment's
+/// scores and any task follow into the chart.
+pub async fn convert(state: &AppState, c: &Caller, id: LeadId) -> Result<PatientId, WebError> {
+    let lead = managed(state, c, id).await?;
+    c.require(Permission::PatientCreate, lead.clinic_id)?;
+    let clinic = state.store.clinic(lead.clinic_id).await?;
+    let input = PatientInput {
+        given_name: Some(lead.given_name.clone()),
+        family_name: Some(lead.family_name.clone()),
+        date_of_birth: Some(lead.date_of_birth.clone()),
+        email: lead.email.clone(),
+        phone: lead.phone.clone(),
+        ..Default::default()
+    };
+    let details = PatientDetails::validate(&input, clinic_today(&clinic))?;
+    let user = c.user_id().ok_or(WebError::Forbidden)?;
+    let ev = lead_event(c, Action::LeadConvert, Permission::LeadManage, &lead);
+    Ok(state
+        .store
+        .convert_lead(&lead, clinic.org_id, &details, user, ev)
+        .await?)
+}
