@@ -41,6 +41,10 @@ pub struct Config {
     pub mail_from: String,
     /// Seconds between runs of the outbox worker (reminders).
     pub outbox_interval_secs: u64,
+    /// The address patients reach the server at (links in e-mails).
+    pub public_url: String,
+    /// Submissions per minute one address may make to the public pages.
+    pub public_per_minute: u32,
 }
 
 fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
@@ -66,6 +70,8 @@ impl Default for Config {
             smtp_url: SecretString::from(String::new()),
             mail_from: "Stillwater <no-reply@stillwater.invalid>".into(),
             outbox_interval_secs: 30,
+            public_url: "http://127.0.0.1:8080".into(),
+            public_per_minute: 10,
             log_format: "text".into(),
         }
     }
@@ -93,9 +99,14 @@ log_format = "text"                     # or "json"
 # smtp_url = "smtp://user:password@mail.example.org:587?tls=required"   # empty: no e-mail
 mail_from = "Stillwater <no-reply@stillwater.invalid>"
 outbox_interval_secs = 30               # how often reminders and other queued work run
+public_url = "http://127.0.0.1:8080"    # where patients reach this server (questionnaire links in e-mails)
+public_per_minute = 10                  # self-assessments, bookings and link answers per minute from one address
+# Instruments: every *.toml file in <data_dir>/instruments is loaded beside the shipped ones.
 "#;
 
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 21] = [
+    "PUBLIC_URL",
+    "PUBLIC_PER_MINUTE",
     "SMTP_URL",
     "SMTP_URL_FILE",
     "MAIL_FROM",
@@ -227,6 +238,12 @@ impl Config {
         if let Some(v) = get("STILLWATER_MAIL_FROM") {
             cfg.mail_from = v;
         }
+        if let Some(v) = get("STILLWATER_PUBLIC_URL") {
+            cfg.public_url = v;
+        }
+        if let Some(v) = get("STILLWATER_PUBLIC_PER_MINUTE") {
+            cfg.public_per_minute = parse_num("STILLWATER_PUBLIC_PER_MINUTE", v)? as u32;
+        }
         if let Some(v) = get("STILLWATER_OUTBOX_INTERVAL_SECS") {
             cfg.outbox_interval_secs = parse_num("STILLWATER_OUTBOX_INTERVAL_SECS", v)?;
         }
@@ -292,8 +309,37 @@ impl Config {
         if !(1..=3600).contains(&self.outbox_interval_secs) {
             bail!("outbox_interval_secs must be 1 to 3600");
         }
+        if !(1..=10_000).contains(&self.public_per_minute) {
+            bail!("public_per_minute must be 1 to 10000");
+        }
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            bail!("public_url must start with http:// or https://");
+        }
         self.mailer().map_err(anyhow::Error::msg)?;
+        self.instruments()?;
         Ok(())
+    }
+
+    /// The shipped instruments and every `*.toml` file in
+    /// `<data_dir>/instruments`, validated (a broken file stops start-up with
+    /// the file and the reason).
+    pub fn instruments(&self) -> anyhow::Result<domain::instruments::Registry> {
+        let dir = self.data_dir.join("instruments");
+        let mut extra = Vec::new();
+        if dir.is_dir() {
+            let mut paths: Vec<_> = std::fs::read_dir(&dir)
+                .with_context(|| format!("reading {}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            paths.sort();
+            for p in paths {
+                let text = std::fs::read_to_string(&p)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                extra.push((p.display().to_string(), text));
+            }
+        }
+        Ok(domain::instruments::Registry::load(&extra)?)
     }
 
     /// The database URL to open: PostgreSQL if set, else SQLite in the data folder.
@@ -325,6 +371,8 @@ impl Config {
             lockout: Duration::from_secs(self.lockout_minutes * 60),
             body_limit: self.body_limit_kib * 1024,
             auth_cache_ttl: Duration::from_millis(self.auth_cache_ms),
+            public_url: self.public_url.clone(),
+            public_per_minute: self.public_per_minute,
         }
     }
 }

@@ -42,7 +42,9 @@ impl Running {
 /// Binds and serves in the background.
 pub async fn start(store: Store, cfg: &Config) -> anyhow::Result<Running> {
     let mailer = cfg.mailer().map_err(anyhow::Error::msg)?;
-    let state = web::AppState::new(store, cfg.web()).with_mailer(mailer);
+    let state = web::AppState::new(store, cfg.web())
+        .with_mailer(mailer)
+        .with_instruments(cfg.instruments()?);
     let listener = TcpListener::bind(&cfg.bind)
         .await
         .with_context(|| format!("binding {}", cfg.bind))?;

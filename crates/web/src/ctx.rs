@@ -137,3 +137,19 @@ pub async fn not_found(req: Request) -> Response {
         PageError(WebError::NotFound).into_response()
     }
 }
+
+/// Handlers that need who-asked-from-where without a signed-in caller (the
+/// public pages) take the request's metadata directly.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestMeta {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<RequestMeta>()
+            .cloned()
+            .unwrap_or_default())
+    }
+}

@@ -33,6 +33,8 @@ use crate::AppState;
 
 type PageResult = Result<Response, PageError>;
 
+mod front;
+mod measures;
 mod schedule;
 mod schedule_admin;
 
@@ -74,6 +76,8 @@ pub fn routes() -> Router<AppState> {
         .route("/account/totp", post(account_totp_confirm))
         .merge(schedule::routes())
         .merge(schedule_admin::routes())
+        .merge(front::routes())
+        .merge(measures::routes())
 }
 
 fn render<T: Template>(t: &T) -> PageResult {

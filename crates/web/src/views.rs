@@ -39,6 +39,20 @@ impl Layout {
                 active: active == "patients",
             });
         }
+        if any(Permission::LeadRead) {
+            nav.push(NavItem {
+                href: "/leads",
+                label: "Leads",
+                active: active == "leads",
+            });
+        }
+        if any(Permission::MeasureRead) {
+            nav.push(NavItem {
+                href: "/tasks",
+                label: "Tasks",
+                active: active == "tasks",
+            });
+        }
         if any(Permission::ScheduleRead) {
             nav.push(NavItem {
                 href: "/schedule",
