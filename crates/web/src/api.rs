@@ -20,6 +20,7 @@ use crate::error::{ApiError, WebError};
 use crate::patients;
 use crate::AppState;
 
+mod measures;
 mod scheduling;
 pub(crate) use scheduling::parse_start;
 
@@ -32,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/patients/{id}", get(read).patch(update))
         .route("/audit-events", get(audit_events))
         .merge(scheduling::routes())
+        .merge(measures::routes())
         .fallback(|| async { ApiError(WebError::NotFound) })
 }
 
