@@ -139,7 +139,10 @@ pub async fn record(
     ev.object_type = Some("questionnaire_response".into());
     ev.object_id = Some(id.to_string());
     ev.detail = Some(format!("{} v{}", inst.id, inst.version));
-    state.store.insert_response(&r, task.as_ref(), vec![ev]).await?;
+    state
+        .store
+        .insert_response(&r, task.as_ref(), vec![ev])
+        .await?;
     Ok(Recorded {
         id,
         scored,
@@ -244,7 +247,10 @@ pub async fn send_link(
     if inst.rater != domain::instruments::Rater::Patient {
         return Err(WebError::Invalid(vec![domain::FieldError::new(
             "instrument",
-            format!("{} is rated by a clinician, not answered by the patient", inst.short_name),
+            format!(
+                "{} is rated by a clinician, not answered by the patient",
+                inst.short_name
+            ),
         )]));
     }
     if !(1..=24 * 30).contains(&valid_hours) {
@@ -254,7 +260,11 @@ pub async fn send_link(
         )]));
     }
     let reason = reason.trim();
-    let reason = if reason.is_empty() { "Sent by your care team" } else { reason };
+    let reason = if reason.is_empty() {
+        "Sent by your care team"
+    } else {
+        reason
+    };
     if reason.chars().count() > 200 {
         return Err(WebError::Invalid(vec![domain::FieldError::new(
             "reason",
@@ -273,7 +283,10 @@ pub async fn send_link(
         Some(c),
     )
     .await?;
-    Ok((link.ok_or(WebError::Conflict("already sent".into()))?, token))
+    Ok((
+        link.ok_or(WebError::Conflict("already sent".into()))?,
+        token,
+    ))
 }
 
 /// Creates a link and its e-mail; `None` when `rule_key` was used already.
@@ -442,7 +455,11 @@ pub async fn answer_link(
     ev.object_id = Some(id.to_string());
     ev.source_ip = meta.source_ip.clone();
     ev.request_id = Some(meta.request_id.clone());
-    match state.store.insert_response(&r, task.as_ref(), vec![ev]).await {
+    match state
+        .store
+        .insert_response(&r, task.as_ref(), vec![ev])
+        .await
+    {
         Ok(()) => Ok(Ok((scored, inst))),
         // Two submissions of one link at once: the second finds it used.
         Err(store::StoreError::Domain(domain::DomainError::Conflict(_))) => {

@@ -35,7 +35,12 @@ pub fn limit(state: &AppState, meta: &RequestMeta) -> Result<(), WebError> {
         .map_err(|_| WebError::TooManyRequests)
 }
 
-fn public_event(meta: &RequestMeta, action: Action, clinic: &Clinic, lead: LeadId) -> NewAuditEvent {
+fn public_event(
+    meta: &RequestMeta,
+    action: Action,
+    clinic: &Clinic,
+    lead: LeadId,
+) -> NewAuditEvent {
     let mut e = NewAuditEvent::new(action, "public");
     e.org_id = Some(clinic.org_id.to_string());
     e.clinic_id = Some(clinic.id.to_string());
@@ -76,7 +81,11 @@ pub async fn submit(
     input: &AssessmentInput,
 ) -> Result<Submitted, WebError> {
     limit(state, meta)?;
-    if input.website.as_deref().is_some_and(|w| !w.trim().is_empty()) {
+    if input
+        .website
+        .as_deref()
+        .is_some_and(|w| !w.trim().is_empty())
+    {
         return Err(WebError::bad(
             "This form could not be accepted. If you are a person, clear the hidden \"website\" field and try again.",
             Some("website"),
@@ -105,7 +114,11 @@ pub async fn submit(
         task,
     };
     let mut ev = public_event(meta, Action::LeadCreate, clinic, id);
-    ev.detail = Some(format!("outcome={} safety={}", a.outcome.as_str(), a.safety));
+    ev.detail = Some(format!(
+        "outcome={} safety={}",
+        a.outcome.as_str(),
+        a.safety
+    ));
     state.store.insert_lead(&lead, ev).await?;
     Ok(Submitted {
         token,
@@ -134,7 +147,9 @@ pub async fn public_type(state: &AppState, clinic: ClinicId) -> Result<Appointme
         .await?
         .into_iter()
         .find(|t| t.public)
-        .ok_or_else(|| WebError::Conflict("This clinic does not take bookings online; please call.".into()))
+        .ok_or_else(|| {
+            WebError::Conflict("This clinic does not take bookings online; please call.".into())
+        })
 }
 
 /// Free consultation start times over the next three weeks.
@@ -145,7 +160,9 @@ pub async fn public_slots(
 ) -> Result<(AppointmentType, Vec<i64>), WebError> {
     let ty = public_type(state, clinic.id).await?;
     let today = clinic_today(clinic);
-    let to = today.checked_add(jiff::Span::new().days(21)).unwrap_or(today);
+    let to = today
+        .checked_add(jiff::Span::new().days(21))
+        .unwrap_or(today);
     let slots = crate::scheduling::free_starts(state, clinic.id, &ty, today, to, limit).await?;
     Ok((ty, slots))
 }
@@ -232,7 +249,10 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<Lead>, WebError> {
     let clinics = c.require_any(Permission::LeadRead)?;
-    let leads = state.store.leads(&clinics, status, limit.clamp(1, 500)).await?;
+    let leads = state
+        .store
+        .leads(&clinics, status, limit.clamp(1, 500))
+        .await?;
     let mut ev = c.event(Action::LeadRead);
     ev.object_type = Some("lead_queue".into());
     ev.detail = Some(format!("{} leads", leads.len()));
@@ -261,7 +281,12 @@ pub async fn read(state: &AppState, c: &Caller, id: LeadId) -> Result<LeadView, 
     let tasks = state.store.lead_tasks(id).await?;
     state
         .store
-        .audit(vec![lead_event(c, Action::LeadRead, Permission::LeadRead, &lead)])
+        .audit(vec![lead_event(
+            c,
+            Action::LeadRead,
+            Permission::LeadRead,
+            &lead,
+        )])
         .await?;
     Ok(LeadView {
         lead,

@@ -98,9 +98,9 @@ impl AppState {
             .unwrap_or(std::num::NonZeroU32::MIN);
         AppState {
             instruments: Arc::new(domain::instruments::Registry::builtin()),
-            public_limiter: Arc::new(governor::RateLimiter::keyed(
-                governor::Quota::per_minute(per_minute),
-            )),
+            public_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
+                per_minute,
+            ))),
             store,
             cfg: Arc::new(cfg),
             metrics: metrics::Metrics::new(),

@@ -455,8 +455,7 @@ async fn confirmation(state: &AppState, job: &Job) -> Result<String, String> {
 }
 
 async fn questionnaire(state: &AppState, job: &Job) -> Result<String, String> {
-    let p: LinkPayload =
-        serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
+    let p: LinkPayload = serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
     if p.expires_at <= domain::time::now_micros() {
         return Ok("skipped: link expired before it was sent".into());
     }

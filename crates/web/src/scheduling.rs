@@ -212,7 +212,12 @@ pub async fn free_starts(
     let tz = clinic_tz(state, clinic).await?;
     let cal = state
         .store
-        .calendar(clinic, micros_of(&tz, from), micros_of(&tz, to) + 2 * DAY, None)
+        .calendar(
+            clinic,
+            micros_of(&tz, from),
+            micros_of(&tz, to) + 2 * DAY,
+            None,
+        )
         .await?;
     let (slots, _) = cal.find_slots(
         &cal.occupancy,

@@ -206,7 +206,8 @@ async fn create_response(
         .into_response())
 }
 
-const CRISIS: &str = "Call or text 988 (Suicide & Crisis Lifeline) any time; call 911 in an emergency.";
+const CRISIS: &str =
+    "Call or text 988 (Suicide & Crisis Lifeline) any time; call 911 in an emergency.";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

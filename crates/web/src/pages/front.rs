@@ -84,7 +84,10 @@ pub fn item_views(
             let name = format!("{prefix}.{}", it.id);
             let note = match &it.show_if {
                 Some(domain::instruments::Cond::Item { item, .. }) => {
-                    format!("Answer only if you said yes to question {}.", position(i, item))
+                    format!(
+                        "Answer only if you said yes to question {}.",
+                        position(i, item)
+                    )
                 }
                 Some(_) => "Answer only if it applies.".into(),
                 None if !it.required => "Optional.".into(),
@@ -97,7 +100,13 @@ pub fn item_views(
                 choices: i
                     .choices(it)
                     .iter()
-                    .map(|c| (c.value, c.label.clone(), answers.get(&it.id) == Some(&c.value)))
+                    .map(|c| {
+                        (
+                            c.value,
+                            c.label.clone(),
+                            answers.get(&it.id) == Some(&c.value),
+                        )
+                    })
                     .collect(),
                 error: errors
                     .iter()
@@ -110,7 +119,11 @@ pub fn item_views(
 }
 
 fn position(i: &Instrument, item: &str) -> usize {
-    i.items.iter().position(|x| x.id == item).map(|p| p + 1).unwrap_or(0)
+    i.items
+        .iter()
+        .position(|x| x.id == item)
+        .map(|p| p + 1)
+        .unwrap_or(0)
 }
 
 /// Reads `prefix.item` answers from a form; text that is not a number is an error.
@@ -154,7 +167,7 @@ async fn clinic_page(State(state): State<AppState>, Path(slug): Path<String>) ->
         frame: PublicFrame::new(s.name.clone(), &c),
         address,
         hours: summarize_hours(&s.hours),
-        })
+    })
 }
 
 // ---- Assessment -----------------------------------------------------------
@@ -230,7 +243,12 @@ fn assessment_page(
 
 async fn assessment_form(State(state): State<AppState>, Path(slug): Path<String>) -> PageResult {
     let c = crate::leads::public_clinic(&state, &slug).await?;
-    render(&assessment_page(&state, &c, &AssessmentInput::default(), vec![])?)
+    render(&assessment_page(
+        &state,
+        &c,
+        &AssessmentInput::default(),
+        vec![],
+    )?)
 }
 
 fn input_from(form: &Posted, errors: &mut Vec<FieldError>) -> AssessmentInput {
@@ -322,8 +340,8 @@ async fn result_view(
             .map(|a| format!("{}: {}", a.type_name, when(a.starts_at))),
         None => None,
     };
-    let fresh = domain::time::now_micros() - lead.created_at
-        < crate::leads::BOOKING_DAYS * 86_400_000_000;
+    let fresh =
+        domain::time::now_micros() - lead.created_at < crate::leads::BOOKING_DAYS * 86_400_000_000;
     let can_book = booked.is_none() && fresh && outcome != Outcome::NotRight;
     let (mut days, mut type_name) = (vec![], String::new());
     if can_book {
@@ -353,7 +371,11 @@ async fn result_view(
     let detail = &lead.detail;
     let reasons = detail["reasons"]
         .as_array()
-        .map(|r| r.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+        .map(|r| {
+            r.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let band = state
         .instruments
@@ -502,7 +524,10 @@ async fn link_submit(
     };
     match result {
         Ok(Ok((scored, inst))) => {
-            let link = state.store.link_by_hash(&crate::auth::secret_hash(&token)).await?;
+            let link = state
+                .store
+                .link_by_hash(&crate::auth::secret_hash(&token))
+                .await?;
             let c = match link {
                 Some(l) => link_clinic(&state, l.clinic_id).await?,
                 None => return problem_page(LinkProblem::Invalid),

@@ -102,7 +102,13 @@ async fn leads_page(
     let leads = crate::leads::list(&state, &c, status, 200).await?;
     let clinics = c.clinics_with(Permission::LeadRead);
     let counts = state.store.lead_counts(&clinics).await?;
-    let count = |s: &str| counts.iter().find(|(k, _)| k == s).map(|x| x.1).unwrap_or(0);
+    let count = |s: &str| {
+        counts
+            .iter()
+            .find(|(k, _)| k == s)
+            .map(|x| x.1)
+            .unwrap_or(0)
+    };
     let mut tabs = vec![(
         String::new(),
         "All".to_string(),
@@ -233,7 +239,10 @@ async fn lead_view(
     let tz = zone_of(state, l.clinic_id).await?;
     let mut answers = vec![];
     for r in &v.responses {
-        let Some(inst) = state.instruments.get(&r.instrument_id, r.instrument_version) else {
+        let Some(inst) = state
+            .instruments
+            .get(&r.instrument_id, r.instrument_version)
+        else {
             continue;
         };
         let items = inst
@@ -260,8 +269,12 @@ async fn lead_view(
     let treatments: Vec<(&str, &str)> = TREATMENTS.iter().map(|t| (t.0, t.1)).collect();
     let exclusions: Vec<(&str, &str)> = EXCLUSIONS.iter().map(|t| (t.0, t.1)).collect();
     let page = LeadPage {
-        layout: Layout::new(c, format!("Lead: {} {}", l.given_name, l.family_name), "leads")
-            .with_flash(flash),
+        layout: Layout::new(
+            c,
+            format!("Lead: {} {}", l.given_name, l.family_name),
+            "leads",
+        )
+        .with_flash(flash),
         id: l.id.to_string(),
         name: format!("{} {}", l.given_name, l.family_name),
         contact: vec![
@@ -276,7 +289,11 @@ async fn lead_view(
         status_label: status_label(&l.status),
         reasons: l.detail["reasons"]
             .as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default(),
         conditions: labels(&l.detail["conditions"], &CONDITIONS),
         treatments: labels(&l.detail["treatments"], &treatments),
@@ -317,7 +334,14 @@ async fn lead_status(
     match crate::leads::set_status(&state, &f.caller, lid, &status, note.as_deref()).await {
         Ok(()) => lead_view(&state, &f.caller, &id, None, Some("Saved.".into())).await,
         Err(e) => {
-            lead_view(&state, &f.caller, &id, Some(super::schedule::fixable(e)?), None).await
+            lead_view(
+                &state,
+                &f.caller,
+                &id,
+                Some(super::schedule::fixable(e)?),
+                None,
+            )
+            .await
         }
     }
 }
@@ -331,7 +355,14 @@ async fn lead_convert(
     match crate::leads::convert(&state, &f.caller, lid).await {
         Ok(p) => Ok(see_other(&format!("/patients/{p}"))),
         Err(e) => {
-            lead_view(&state, &f.caller, &id, Some(super::schedule::fixable(e)?), None).await
+            lead_view(
+                &state,
+                &f.caller,
+                &id,
+                Some(super::schedule::fixable(e)?),
+                None,
+            )
+            .await
         }
     }
 }
@@ -384,7 +415,10 @@ async fn task_close(
 ) -> PageResult {
     let tid: TaskId = page_id(&id)?;
     let note = f.form.get("note").unwrap_or_default();
-    let back = f.form.get("back").filter(|b| b.starts_with('/') && !b.starts_with("//"));
+    let back = f
+        .form
+        .get("back")
+        .filter(|b| b.starts_with('/') && !b.starts_with("//"));
     match crate::instruments::close_task(&state, &f.caller, tid, &note).await {
         Ok(_) => match back {
             Some(b) => Ok(see_other(&b)),
@@ -486,7 +520,13 @@ pub fn chart(v: &TrendView, tz: &str) -> Chart {
         .join(" ");
     let dots = pts
         .iter()
-        .map(|p| (x(p.at), y(p.total), format!("{}: {}", when(p.at, tz), p.total)))
+        .map(|p| {
+            (
+                x(p.at),
+                y(p.total),
+                format!("{}: {}", when(p.at, tz), p.total),
+            )
+        })
         .collect();
     let doses = v
         .doses
@@ -502,7 +542,9 @@ pub fn chart(v: &TrendView, tz: &str) -> Chart {
             (
                 when(p.at, tz),
                 p.total,
-                inst.band_of(p.total).map(|b| b.label.clone()).unwrap_or_default(),
+                inst.band_of(p.total)
+                    .map(|b| b.label.clone())
+                    .unwrap_or_default(),
             )
         })
         .collect();
@@ -611,7 +653,12 @@ async fn measures_view(
                 None if l.expires_at <= domain::time::now_micros() => "expired".into(),
                 None => format!("open until {}", when(l.expires_at, &tz)),
             };
-            (when(l.created_at, &tz), l.instrument_id.to_uppercase(), l.reason, status)
+            (
+                when(l.created_at, &tz),
+                l.instrument_id.to_uppercase(),
+                l.reason,
+                status,
+            )
         })
         .collect();
     let list = |rater: Rater| {
@@ -624,8 +671,12 @@ async fn measures_view(
             .collect::<Vec<_>>()
     };
     render(&MeasuresPage {
-        layout: Layout::new(c, format!("Measures: {}", p.details.display_name()), "patients")
-            .with_flash(flash),
+        layout: Layout::new(
+            c,
+            format!("Measures: {}", p.details.display_name()),
+            "patients",
+        )
+        .with_flash(flash),
         id: pid.to_string(),
         name: p.details.display_name(),
         charts,
@@ -663,8 +714,7 @@ async fn link_send(
         .map(|d| d * 24)
         .unwrap_or(0);
     let reason = f.form.get("reason").unwrap_or_default();
-    match crate::instruments::send_link(&state, &f.caller, pid, &instrument, hours, &reason).await
-    {
+    match crate::instruments::send_link(&state, &f.caller, pid, &instrument, hours, &reason).await {
         Ok((link, _token)) => {
             let msg = format!(
                 "{} sent: the patient gets an e-mail with a link that works once.",
@@ -728,12 +778,16 @@ async fn entry_page(
     let pid: PatientId = page_id(&id)?;
     let p = crate::patients::read(&state, &c, pid).await?;
     c.require(Permission::MeasureRecord, p.clinic_id)?;
-    let inst = crate::instruments::instrument(
-        &state,
-        q.instrument.as_deref().unwrap_or("hama"),
-        None,
-    )?;
-    render(&entry(&c, pid, p.details.display_name(), &inst, &BTreeMap::new(), vec![]))
+    let inst =
+        crate::instruments::instrument(&state, q.instrument.as_deref().unwrap_or("hama"), None)?;
+    render(&entry(
+        &c,
+        pid,
+        p.details.display_name(),
+        &inst,
+        &BTreeMap::new(),
+        vec![],
+    ))
 }
 
 async fn entry_submit(

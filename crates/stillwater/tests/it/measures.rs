@@ -1,0 +1,817 @@
+//! The front door and measurement-based care over HTTP: the public
+//! self-assessment to a lead, a booked consultation and a patient; safety
+//! answers on every path open a task that only a clinician's note closes;
+//! questionnaire links are single-use and expire; bad input and bots leave
+//! nothing behind; the public pages reveal nothing about existing patients.
+
+use serde_json::{json, Value};
+
+use crate::api::Api;
+use crate::both;
+use crate::helpers::*;
+
+const SLUG: &str = "stillwater-glendale";
+
+async fn api<'a>(app: &'a TestApp, user: &str) -> Api<'a> {
+    Api {
+        app,
+        c: reqwest::Client::new(),
+        token: app.user_token(user).await,
+    }
+}
+
+/// A complete assessment form: GAD-7 answers summing to `gad`, PHQ-2 items
+/// 1 and 2 at 1, item 9 at `nine`, one medicine and one therapy tried.
+fn form(gad: i32, nine: i32, email: &str) -> Vec<(String, String)> {
+    let mut f = vec![];
+    let mut left = gad;
+    for i in 1..=7 {
+        let v = left.min(3);
+        left -= v;
+        f.push((format!("gad7.{i}"), v.to_string()));
+    }
+    f.push(("phq2.1".into(), "1".into()));
+    f.push(("phq2.2".into(), "1".into()));
+    f.push(("phq2.9".into(), nine.to_string()));
+    for (k, v) in [
+        ("conditions", "gad"),
+        ("conditions", "panic"),
+        ("treatments", "ssri_snri"),
+        ("treatments", "cbt"),
+        ("no_exclusions", "on"),
+        ("given_name", "Imogen"),
+        ("family_name", "Thackeray"),
+        ("email", email),
+        ("date_of_birth", "1988-06-14"),
+        ("consent_to_contact", "on"),
+        ("website", ""),
+    ] {
+        f.push((k.into(), v.into()));
+    }
+    f
+}
+
+fn without(f: &[(String, String)], key: &str) -> Vec<(String, String)> {
+    f.iter().filter(|(k, _)| k != key).cloned().collect()
+}
+
+fn with(f: &[(String, String)], key: &str, value: &str) -> Vec<(String, String)> {
+    let mut out = without(f, key);
+    out.push((key.into(), value.into()));
+    out
+}
+
+async fn submit(app: &TestApp, f: &[(String, String)]) -> (u16, String, String) {
+    let r = app
+        .client()
+        .post(app.url(&format!("/c/{SLUG}/assessment")))
+        .form(f)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let loc = r
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, loc, r.text().await.unwrap())
+}
+
+async fn page(app: &TestApp, path: &str) -> (u16, String) {
+    let r = app.client().get(app.url(path)).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn lead_count(app: &TestApp) -> usize {
+    app.store
+        .leads(&[app.glendale, app.denver], None, 10_000)
+        .await
+        .unwrap()
+        .len()
+}
+
+fn first_slot(html: &str) -> String {
+    let needle = "name=\"start\" value=\"";
+    let i = html
+        .find(needle)
+        .expect("a free consultation time is offered");
+    let rest = &html[i + needle.len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+async fn mailer_state(app: &TestApp, sink: &SmtpSink) -> web::AppState {
+    web::AppState::new(app.store.clone(), web::WebConfig::default()).with_mailer(
+        web::outbox::Mailer::from_url(
+            &format!("smtp://{}", sink.addr),
+            "Stillwater Glendale <desk@stillwater.example>",
+        )
+        .unwrap(),
+    )
+}
+
+/// Take the assessment, see the result, book the free consultation, get the
+/// confirmation; the front desk finds the lead and makes it a patient, whose
+/// chart then holds the assessment's scores.
+async fn assessment_to_consultation_to_patient(app: &TestApp) {
+    let (s, body) = page(app, &format!("/c/{SLUG}")).await;
+    assert_eq!(s, 200);
+    assert!(body.contains("Take the two-minute self-assessment"));
+    assert!(body.contains("988"), "crisis numbers on every public page");
+    let (s, body) = page(app, &format!("/c/{SLUG}/assessment")).await;
+    assert_eq!(s, 200);
+    assert!(body.contains("Feeling nervous, anxious, or on edge"));
+    assert!(body.contains("I am pregnant or breastfeeding"));
+
+    let (s, loc, _) = submit(app, &form(14, 0, "imogen@example.org")).await;
+    assert_eq!(s, 303);
+    assert!(loc.starts_with(&format!("/c/{SLUG}/result/")), "{loc}");
+    let (s, result) = page(app, &loc).await;
+    assert_eq!(s, 200);
+    assert!(result.contains("likely suitable"), "{result}");
+    assert!(result.contains("14 of 21"));
+    assert!(!result.contains("You do not have to face this alone"));
+    let start = first_slot(&result);
+
+    let r = app
+        .client()
+        .post(app.url(&loc))
+        .form(&[("start", start.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let (_, after) = page(app, &loc).await;
+    assert!(
+        after.contains("Your free consultation is booked"),
+        "{after}"
+    );
+    assert!(
+        !after.contains("name=\"start\""),
+        "no second booking offered"
+    );
+    // Booking again from the same result page is refused with a reason.
+    let r = app
+        .client()
+        .post(app.url(&loc))
+        .form(&[("start", start.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+
+    let leads = app.store.leads(&[app.glendale], None, 10).await.unwrap();
+    assert_eq!(leads.len(), 1);
+    let lead = &leads[0];
+    assert_eq!(lead.status, "consultation_booked");
+    assert_eq!(lead.outcome, "likely");
+    let appt = app
+        .store
+        .appointment(lead.appointment_id.unwrap(), &[app.glendale])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(appt.starts_at, start.parse::<i64>().unwrap());
+    assert_eq!(Some(appt.patient_id), lead.patient_id);
+
+    // The confirmation goes by e-mail, with nothing about the person in the subject.
+    let sink = SmtpSink::start().await;
+    let state = mailer_state(app, &sink).await;
+    web::outbox::drain(&state, domain::time::now_micros())
+        .await
+        .unwrap();
+    let mail = sink.all();
+    let m = mail
+        .iter()
+        .find(|m| m.contains("imogen@example.org"))
+        .expect("confirmation sent");
+    let subject = m.lines().find(|l| l.starts_with("Subject:")).unwrap();
+    assert_eq!(
+        subject,
+        "Subject: Your appointment at Stillwater Glendale is confirmed"
+    );
+    assert!(m.contains("Hello Imogen"));
+
+    // The front desk finds the lead and makes it a patient.
+    let desk = app.login("dana.frontdesk").await;
+    let queue = desk.get("/leads").await.text().await.unwrap();
+    assert!(queue.contains("Imogen Thackeray"), "{queue}");
+    assert!(queue.contains("Likely suitable"));
+    let lead_page = desk
+        .get(&format!("/leads/{}", lead.id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(lead_page.contains("Panic attacks"));
+    assert!(lead_page.contains("Feeling nervous"));
+    let r = desk
+        .post_form(&format!("/leads/{}/convert", lead.id), &[])
+        .await;
+    assert_eq!(r.status().as_u16(), 303);
+    let pid = lead.patient_id.unwrap();
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        format!("/patients/{pid}")
+    );
+    let lead = app
+        .store
+        .lead(lead.id, &[app.glendale])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lead.status, "became_patient");
+    // The assessment's scores are in the chart, with the instrument version.
+    let rs = app.store.responses(pid, None).await.unwrap();
+    let gad = rs.iter().find(|r| r.instrument_id == "gad7").unwrap();
+    assert_eq!(gad.total, Some(14));
+    assert_eq!(gad.instrument_version, 1);
+    assert_eq!(gad.instrument_hash.len(), 64);
+    let nurse = app.login("nina.nurse").await;
+    let chart = nurse
+        .get(&format!("/patients/{pid}/measures"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(chart.contains("<svg class=\"trend\""), "{chart}");
+    assert!(chart.contains("GAD-7 (0-21)"));
+    // Converting twice is refused.
+    let (s, _) = api(app, "dana.frontdesk")
+        .await
+        .post(&format!("/api/v1/leads/{}/convert", lead.id), &json!({}))
+        .await;
+    assert_eq!(s, 409);
+}
+both!(assessment_to_consultation_to_patient);
+
+/// PHQ-9 item 9 above 0 on the public page, through a link, and in staff
+/// entry: crisis resources shown, and a task that stays open until a
+/// clinician closes it with a note.
+async fn item_nine_opens_a_task_on_every_path(app: &TestApp) {
+    // Public page: the crisis section comes before the result.
+    let (s, loc, _) = submit(app, &form(3, 1, "someone@example.org")).await;
+    assert_eq!(s, 303);
+    let (_, result) = page(app, &loc).await;
+    let crisis = result
+        .find("You do not have to face this alone")
+        .expect("crisis resources shown");
+    let outcome = result.find("Ketamine-assisted treatment").unwrap();
+    assert!(crisis < outcome, "crisis resources first");
+    assert!(result.contains("href=\"tel:988\""));
+    let nurse = api(app, "nina.nurse").await;
+    let (s, t) = nurse.get("/api/v1/tasks").await;
+    assert_eq!(s, 200);
+    assert_eq!(t["tasks"].as_array().unwrap().len(), 1, "{t}");
+    assert!(t["tasks"][0]["title"]
+        .as_str()
+        .unwrap()
+        .contains("self-assessment"));
+
+    // Staff entry: PHQ-9 with item 9 at 2.
+    let pid = app.patient_ids().await.0;
+    let mut answers = serde_json::Map::new();
+    for i in 1..=9 {
+        answers.insert(i.to_string(), json!(if i == 9 { 2 } else { 0 }));
+    }
+    let (s, r) = nurse
+        .post(
+            "/api/v1/questionnaire-responses",
+            &json!({"patient_id": pid, "instrument": "phq9", "answers": answers}),
+        )
+        .await;
+    assert_eq!(s, 201, "{r}");
+    assert_eq!(r["safety"], true);
+    assert_eq!(r["total"], 2);
+    assert!(r["crisis_resources"].as_str().unwrap().contains("988"));
+    let task = r["task_id"].as_str().unwrap().to_string();
+
+    // Through a link.
+    let (s, _) = nurse
+        .post(
+            "/api/v1/questionnaire-links",
+            &json!({"patient_id": pid, "instrument": "phq9"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let token = latest_link_token(app).await;
+    let mut f: Vec<(String, String)> = (1..=8).map(|i| (format!("a.{i}"), "1".into())).collect();
+    f.push(("a.9".into(), "1".into()));
+    let r = app
+        .client()
+        .post(app.url(&format!("/q/{token}")))
+        .form(&f)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let done = r.text().await.unwrap();
+    assert!(
+        done.contains("You do not have to face this alone"),
+        "{done}"
+    );
+    assert!(done.contains("tel:988"));
+    let (_, t) = nurse.get("/api/v1/tasks").await;
+    assert_eq!(t["tasks"].as_array().unwrap().len(), 3, "{t}");
+
+    // Closing: the front desk may not; a note is required; once only.
+    let desk = api(app, "dana.frontdesk").await;
+    let (s, _) = desk
+        .post(
+            &format!("/api/v1/tasks/{task}/close"),
+            &json!({"note": "called"}),
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, e) = nurse
+        .post(
+            &format!("/api/v1/tasks/{task}/close"),
+            &json!({"note": "   "}),
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert_eq!(e["errors"][0]["field"], "note");
+    let (_, t) = nurse.get("/api/v1/tasks").await;
+    assert_eq!(t["tasks"].as_array().unwrap().len(), 3, "still open");
+    let (s, closed) = nurse
+        .post(
+            &format!("/api/v1/tasks/{task}/close"),
+            &json!({"note": "Called the patient; safety plan reviewed, no intent; seen tomorrow."}),
+        )
+        .await;
+    assert_eq!(s, 200, "{closed}");
+    assert_eq!(closed["status"], "closed");
+    assert_eq!(closed["closed_by"], "nina.nurse");
+    let (s, _) = nurse
+        .post(
+            &format!("/api/v1/tasks/{task}/close"),
+            &json!({"note": "again"}),
+        )
+        .await;
+    assert_eq!(s, 409);
+    let (_, t) = nurse.get("/api/v1/tasks").await;
+    assert_eq!(t["tasks"].as_array().unwrap().len(), 2);
+
+    // The task page shows open tasks with a close form; the chart shows them.
+    let s = app.login("paul.prescriber").await;
+    let html = s.get("/tasks").await.text().await.unwrap();
+    assert!(html.contains("What was done (required to close)"));
+}
+both!(item_nine_opens_a_task_on_every_path);
+
+/// The newest link's token, read from its e-mail job (the only place it lives).
+async fn latest_link_token(app: &TestApp) -> String {
+    let sink = SmtpSink::start().await;
+    let state = mailer_state(app, &sink).await;
+    web::outbox::drain(&state, domain::time::now_micros())
+        .await
+        .unwrap();
+    let mail = sink.all();
+    let m = mail
+        .iter()
+        .rev()
+        .find(|m| m.contains("/q/"))
+        .expect("link e-mail sent");
+    let subject = m.lines().find(|l| l.starts_with("Subject:")).unwrap();
+    assert_eq!(
+        subject,
+        "Subject: A short questionnaire from Stillwater Glendale"
+    );
+    let body = m.replace("=\n", "");
+    let i = body.find("/q/").unwrap();
+    body[i + 3..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+/// Links work once, until they expire; forged and tampered ones get a clear page.
+async fn questionnaire_links_are_single_use(app: &TestApp) {
+    let nurse = api(app, "nina.nurse").await;
+    let pid = app.patient_ids().await.0;
+    let (s, link) = nurse
+        .post(
+            "/api/v1/questionnaire-links",
+            &json!({"patient_id": pid, "instrument": "gad7", "valid_hours": 48, "reason": "before infusion"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{link}");
+    assert!(link.get("token").is_none(), "the token is never returned");
+    let token = latest_link_token(app).await;
+    let (s, html) = page(app, &format!("/q/{token}")).await;
+    assert_eq!(s, 200);
+    assert!(html.contains("Generalized Anxiety Disorder 7-item scale"));
+
+    // Incomplete: the missing item is named, nothing stored, link still open.
+    let mut f: Vec<(String, String)> = (1..=6).map(|i| (format!("a.{i}"), "2".into())).collect();
+    f.push(("started".into(), hidden(&html, "started")));
+    let r = app
+        .client()
+        .post(app.url(&format!("/q/{token}")))
+        .form(&f)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    assert!(r.text().await.unwrap().contains("Question 7"));
+    assert_eq!(
+        app.store
+            .responses(pid.parse().unwrap(), Some("gad7"))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    // Out of range.
+    f.push(("a.7".into(), "9".into()));
+    let r = app
+        .client()
+        .post(app.url(&format!("/q/{token}")))
+        .form(&f)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    assert!(r.text().await.unwrap().contains("9 is not an answer"));
+    let f = with(&f, "a.7", "3");
+    let r = app
+        .client()
+        .post(app.url(&format!("/q/{token}")))
+        .form(&f)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let rs = app
+        .store
+        .responses(pid.parse().unwrap(), Some("gad7"))
+        .await
+        .unwrap();
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].total, Some(15));
+    assert_eq!(rs[0].source, "link");
+    assert!(rs[0].started_at.is_some());
+
+    // Replayed.
+    let r = app
+        .client()
+        .post(app.url(&format!("/q/{token}")))
+        .form(&f)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    assert!(r.text().await.unwrap().contains("already been answered"));
+    assert_eq!(
+        app.store
+            .responses(pid.parse().unwrap(), Some("gad7"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Forged and tampered.
+    let (s, html) = page(app, "/q/not-a-real-token").await;
+    assert_eq!(s, 404);
+    assert!(html.contains("This link is not valid"));
+    let mut t = token.clone().into_bytes();
+    t[0] = if t[0] == b'A' { b'B' } else { b'A' };
+    let (s, _) = page(app, &format!("/q/{}", String::from_utf8(t).unwrap())).await;
+    assert_eq!(s, 404);
+    // Expired.
+    let inst = domain::instruments::Registry::builtin()
+        .current("gad7")
+        .unwrap()
+        .clone();
+    let clinic = app.glendale;
+    let expired_token = "expired-token-for-test-0123456789";
+    app.store
+        .insert_link(
+            &store::instruments::NewLink {
+                id: domain::ids::LinkId::new(),
+                clinic,
+                patient: pid.parse().unwrap(),
+                instrument_id: inst.id.clone(),
+                instrument_version: inst.version,
+                token_hash: web::auth::secret_hash(expired_token),
+                reason: "test".into(),
+                rule_key: None,
+                expires_at: domain::time::now_micros() - 1,
+                created_by: None,
+            },
+            ev(),
+            &[],
+        )
+        .await
+        .unwrap();
+    let (s, html) = page(app, &format!("/q/{expired_token}")).await;
+    assert_eq!(s, 410);
+    assert!(html.contains("This link has expired"));
+    let r = app
+        .client()
+        .post(app.url(&format!("/q/{expired_token}")))
+        .form(&f)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 410);
+    assert_eq!(
+        app.store
+            .responses(pid.parse().unwrap(), Some("gad7"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A clinician-rated scale cannot be sent as a link.
+    let (s, e) = nurse
+        .post(
+            "/api/v1/questionnaire-links",
+            &json!({"patient_id": pid, "instrument": "hama"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{e}");
+}
+both!(questionnaire_links_are_single_use);
+
+/// Missing and out-of-range answers, honeypot, rate limit: a clear response
+/// and no lead, response or task written.
+async fn bad_public_input_leaves_nothing(app: &TestApp) {
+    let good = form(12, 0, "x@example.org");
+    let (s, _, body) = submit(app, &without(&good, "gad7.3")).await;
+    assert_eq!(s, 422);
+    assert!(
+        body.contains("Feelings, question 3"),
+        "the missing answer is named"
+    );
+    let (s, _, body) = submit(app, &with(&good, "gad7.1", "4")).await;
+    assert_eq!(s, 422);
+    assert!(body.contains("4 is not an answer"));
+    let (s, _, body) = submit(app, &with(&good, "gad7.1", "lots")).await;
+    assert_eq!(s, 422);
+    assert!(body.contains("must be one of the choices"));
+    let (s, _, body) = submit(app, &without(&good, "no_exclusions")).await;
+    assert_eq!(s, 422);
+    assert!(body.contains("None of these apply to me"));
+    let (s, _, body) = submit(app, &with(&good, "date_of_birth", "2099-01-01")).await;
+    assert_eq!(s, 422);
+    assert!(body.contains("must not be in the future"));
+    let (s, _, body) = submit(app, &with(&good, "website", "http://spam.example")).await;
+    assert_eq!(s, 400);
+    assert!(body.contains("could not be accepted"));
+    // Answers from another instrument version through the API.
+    let nurse = api(app, "nina.nurse").await;
+    let pid = app.patient_ids().await.0;
+    let answers: serde_json::Map<String, Value> =
+        (1..=7).map(|i| (i.to_string(), json!(1))).collect();
+    let (s, e) = nurse
+        .post(
+            "/api/v1/questionnaire-responses",
+            &json!({"patient_id": pid, "instrument": "gad7", "instrument_version": 2, "answers": answers}),
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert_eq!(e["errors"][0]["field"], "instrument_version");
+    let mut wrong = answers.clone();
+    wrong.insert("8".into(), json!(1));
+    let (s, e) = nurse
+        .post(
+            "/api/v1/questionnaire-responses",
+            &json!({"patient_id": pid, "instrument": "gad7", "answers": wrong}),
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert_eq!(e["errors"][0]["field"], "answers.8");
+    let (s, e) = nurse
+        .post(
+            "/api/v1/public/clinics/stillwater-glendale/assessments",
+            &json!({"gad7": {"1": 1}, "surprise": true}),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(e["errors"][0]["field"], "surprise");
+    assert_eq!(lead_count(app).await, 0);
+    assert!(app
+        .store
+        .responses(pid.parse().unwrap(), None)
+        .await
+        .unwrap()
+        .is_empty());
+    let (_, t) = nurse.get("/api/v1/tasks").await;
+    assert!(t["tasks"].as_array().unwrap().is_empty());
+    // Unknown clinic.
+    let (s, _) = page(app, "/c/no-such-clinic/assessment").await;
+    assert_eq!(s, 404);
+}
+both!(bad_public_input_leaves_nothing);
+
+/// Ten submissions a minute from one address by default; the next gets 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_pages_are_rate_limited() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.public_per_minute = 3)
+        .await
+        .unwrap();
+    let bad = without(&form(12, 0, "x@example.org"), "gad7.1");
+    for _ in 0..3 {
+        let (s, _, _) = submit(&app, &bad).await;
+        assert_eq!(s, 422);
+    }
+    let (s, _, body) = submit(&app, &form(12, 0, "x@example.org")).await;
+    assert_eq!(s, 429);
+    assert!(body.contains("Slow down"));
+    assert_eq!(lead_count(&app).await, 0);
+    app.finish().await;
+}
+
+/// Booking with the e-mail of an existing patient looks exactly like booking
+/// with a new one: nothing on the public side depends on who exists.
+async fn known_email_looks_the_same(app: &TestApp) {
+    let known = app
+        .store
+        .search_patients(&[app.glendale], "", 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .find_map(|p| p.details.email)
+        .expect("a demo patient with an e-mail");
+    let strip = |html: &str| {
+        // Tokens and form actions differ by design; everything else must match.
+        html.lines()
+            .filter(|l| !l.contains("/result/"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut seen = vec![];
+    for email in [known.as_str(), "brand.new.person@example.org"] {
+        let (s, loc, _) = submit(app, &form(14, 0, email)).await;
+        assert_eq!(s, 303);
+        let (s, result) = page(app, &loc).await;
+        assert_eq!(s, 200);
+        let start = first_slot(&result);
+        let r = app
+            .client()
+            .post(app.url(&loc))
+            .form(&[("start", start.as_str())])
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let (_, after) = page(app, &loc).await;
+        let after = strip(&after);
+        // The booked time may differ (the first booking took the first slot).
+        let generic: String = after
+            .lines()
+            .filter(|l| !l.contains("<strong>"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        seen.push((status, strip(&result).lines().count(), generic));
+    }
+    assert_eq!(seen[0].0, seen[1].0);
+    assert_eq!(seen[0].2, seen[1].2);
+}
+both!(known_email_looks_the_same);
+
+/// Instruments over the API; clinician ratings entered by staff; who may
+/// read and record.
+async fn instruments_api_and_permissions(app: &TestApp) {
+    let nurse = api(app, "nina.nurse").await;
+    let (s, all) = nurse.get("/api/v1/instruments").await;
+    assert_eq!(s, 200);
+    let ids: Vec<&str> = all["instruments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    for want in [
+        "gad7", "phq9", "pcl5", "hama", "cssrs", "cadss6", "moaas", "aldrete",
+    ] {
+        assert!(ids.contains(&want), "{want}");
+    }
+    let (s, g) = nurse.get("/api/v1/instruments/gad7").await;
+    assert_eq!(s, 200);
+    assert_eq!(g["loinc_total"], "70274-6");
+    let (s, _) = nurse.get("/api/v1/instruments/ybocs").await;
+    assert_eq!(s, 404);
+
+    // HAM-A entered by a clinician: subscales and band.
+    let pid = app.patient_ids().await.0;
+    let answers: serde_json::Map<String, Value> = (1..=14)
+        .map(|i| (i.to_string(), json!(if i <= 7 { 2 } else { 1 })))
+        .collect();
+    let (s, r) = nurse
+        .post(
+            "/api/v1/questionnaire-responses",
+            &json!({"patient_id": pid, "instrument": "hama", "answers": answers}),
+        )
+        .await;
+    assert_eq!(s, 201, "{r}");
+    assert_eq!(r["total"], 21);
+    assert_eq!(r["band"]["level"], "moderate");
+    assert_eq!(r["subscales"]["psychic"], 13);
+
+    // Staff entry through the page.
+    let s = app.login("mona.monitor").await;
+    let html = s
+        .get(&format!("/patients/{pid}/measures/new?instrument=moaas"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("responds readily"));
+    let r = s
+        .post_form(
+            &format!("/patients/{pid}/measures/new"),
+            &[("instrument", "moaas"), ("version", "1"), ("a.score", "3")],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().await.unwrap().contains("Moderate sedation"));
+
+    // Front desk: no clinical scores; auditor: reads, cannot record.
+    let desk = api(app, "dana.frontdesk").await;
+    let (s, _) = desk
+        .get(&format!("/api/v1/questionnaire-responses?patient_id={pid}"))
+        .await;
+    assert_eq!(s, 403);
+    let auditor = api(app, "audrey.auditor").await;
+    let (s, list) = auditor
+        .get(&format!("/api/v1/questionnaire-responses?patient_id={pid}"))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(list["responses"].as_array().unwrap().len(), 2);
+    let (s, _) = auditor
+        .post(
+            "/api/v1/questionnaire-responses",
+            &json!({"patient_id": pid, "instrument": "hama", "answers": answers}),
+        )
+        .await;
+    assert_eq!(s, 403);
+    // Another clinic's patient is not found, and the miss is audited.
+    let denver_nurse = api(app, "nate.nurse").await;
+    let (s, _) = denver_nurse
+        .get(&format!("/api/v1/questionnaire-responses?patient_id={pid}"))
+        .await;
+    assert_eq!(s, 404);
+}
+both!(instruments_api_and_permissions);
+
+/// A patient with months of scores: the chart shows the trend in words and
+/// as a picture, with dosing visits marked and a table for screen readers.
+async fn trend_chart_with_doses(app: &TestApp) {
+    let pid: domain::ids::PatientId = app.patient_ids().await.0.parse().unwrap();
+    let inst = domain::instruments::Registry::builtin()
+        .current("gad7")
+        .unwrap()
+        .clone();
+    let week = 7 * 86_400_000_000i64;
+    let t0 = domain::time::now_micros() - 10 * week;
+    for (n, total) in [17, 16, 12, 9, 7, 6].into_iter().enumerate() {
+        let mut a = std::collections::BTreeMap::new();
+        let mut left = total;
+        for i in 1..=7 {
+            let v = left.min(3);
+            left -= v;
+            a.insert(i.to_string(), v);
+        }
+        let scored = inst.score(&a).unwrap();
+        app.store
+            .insert_response(
+                &store::instruments::NewResponse {
+                    id: domain::ids::ResponseId::new(),
+                    clinic: app.glendale,
+                    patient: Some(pid),
+                    lead: None,
+                    scored: &scored,
+                    instrument_hash: &inst.hash,
+                    source: store::instruments::Source::Staff,
+                    link: None,
+                    appointment: None,
+                    entered_by: None,
+                    started_at: None,
+                    submitted_at: t0 + n as i64 * week,
+                },
+                None,
+                vec![],
+            )
+            .await
+            .unwrap();
+    }
+    let nurse = app.login("nina.nurse").await;
+    let html = nurse
+        .get(&format!("/patients/{pid}/measures"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Response: now 6, from a baseline of 17"),
+        "{html}"
+    );
+    assert!(html.contains("class=\"baseline\""));
+    assert!(html.contains("class=\"remission\""));
+    assert_eq!(html.matches("class=\"dot\"").count(), 6);
+    assert!(html.contains("<caption class=\"visually-hidden\">GAD-7 scores over time"));
+}
+both!(trend_chart_with_doses);
