@@ -174,7 +174,7 @@ impl Store {
                 out.push(lead_from(r)?);
             }
         }
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        out.sort_by_key(|l| std::cmp::Reverse(l.created_at));
         out.truncate(usize::try_from(limit).unwrap_or(0));
         Ok(out)
     }

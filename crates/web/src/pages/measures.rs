@@ -172,7 +172,7 @@ struct LeadPage {
     conditions: Vec<&'static str>,
     treatments: Vec<&'static str>,
     exclusions: Vec<&'static str>,
-    answers: Vec<(String, String, Vec<(String, String)>)>,
+    answers: Vec<AnswerSet>,
     tasks: Vec<TaskRow>,
     statuses: Vec<(&'static str, &'static str)>,
     note: String,
@@ -182,6 +182,9 @@ struct LeadPage {
     can_close: bool,
     error: Option<String>,
 }
+
+/// One instrument's answers on a lead's page: name, score, (question, answer).
+type AnswerSet = (String, String, Vec<(String, String)>);
 
 fn labels(keys: &serde_json::Value, all: &[(&'static str, &'static str)]) -> Vec<&'static str> {
     keys.as_array()
