@@ -174,3 +174,94 @@ test("a nurse sees the week of a chair and the printable day sheet", async () =>
   assert.deepEqual(errors, [], "no script or CSP errors in the console");
   await context.close();
 });
+
+test("on a phone: take the self-assessment, see the result, book a free consultation; the front desk finds the lead", async () => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("console", (m) => { if (m.type() === "error" && !m.text().includes("status of 422")) errors.push(m.text()); });
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(`${BASE}/c/stillwater-glendale`);
+  await shot(page, "20-phone-clinic");
+  await page.getByRole("link", { name: "Take the two-minute self-assessment" }).click();
+  await page.waitForURL(/\/assessment$/);
+
+  // Sending it half-done names what is missing, and keeps what was given.
+  await page.getByRole("group", { name: "1. Feeling nervous, anxious, or on edge" }).getByLabel("Nearly every day").check();
+  await page.getByRole("button", { name: "See my result" }).click();
+  assert.ok(await page.getByText(/Please check \d+ answers/).isVisible());
+  assert.ok(await page.getByRole("group", { name: "1. Feeling nervous, anxious, or on edge" }).getByLabel("Nearly every day").isChecked());
+  await shot(page, "21-phone-assessment-errors");
+
+  const answers = ["Nearly every day", "More than half the days", "Nearly every day", "More than half the days", "Several days", "More than half the days", "Several days"];
+  const groups = page.locator("fieldset.q");
+  for (let i = 0; i < 7; i++) {
+    await groups.nth(i).getByLabel(answers[i], { exact: true }).check();
+  }
+  await groups.nth(7).getByLabel("Several days", { exact: true }).check();
+  await groups.nth(8).getByLabel("More than half the days", { exact: true }).check();
+  await groups.nth(9).getByLabel("Not at all", { exact: true }).check();
+  await page.getByLabel("Generalised anxiety (worry most days)").check();
+  await page.getByLabel(/An antidepressant for anxiety/).check();
+  await page.getByLabel(/Cognitive behavioural therapy/).check();
+  await page.getByLabel("None of these apply to me").check();
+  const family = `Lark${Date.now() % 100000}`;
+  await page.getByLabel("First name").fill("Wren");
+  await page.getByLabel("Last name").fill(family);
+  await page.getByLabel("E-mail").fill(`wren.${family.toLowerCase()}@example.org`);
+  await page.getByLabel("Date of birth").fill("1991-05-20");
+  await page.getByLabel(/may contact me about my result/).check();
+  await shot(page, "22-phone-assessment-filled");
+  await page.getByRole("button", { name: "See my result" }).click();
+  await page.waitForURL(/\/result\//);
+  assert.ok(await page.getByRole("heading", { name: /likely suitable/ }).isVisible());
+  assert.ok(await page.getByText("14 of 21", { exact: true }).isVisible());
+  await shot(page, "23-phone-result");
+
+  // Book the first free time.
+  const first = page.locator("input[name=start]").first();
+  await first.check();
+  await page.getByRole("button", { name: "Book this time" }).click();
+  await page.waitForURL(/\/result\//);
+  assert.ok(await page.getByRole("heading", { name: "Your free consultation is booked" }).isVisible());
+  await shot(page, "24-phone-booked");
+  assert.deepEqual(errors, [], "no script or CSP errors on the public pages");
+  await context.close();
+
+  // The front desk finds the lead, marked as booked, and opens it.
+  const desk = await signIn("dana.frontdesk");
+  await desk.page.getByRole("link", { name: "Leads" }).click();
+  await desk.page.getByRole("link", { name: /Consultation booked/ }).click();
+  const lead = desk.page.getByRole("link", { name: `Wren ${family}` });
+  await lead.waitFor();
+  await shot(desk.page, "25-leads");
+  await lead.click();
+  assert.ok(await desk.page.getByRole("heading", { name: `Wren ${family}` }).isVisible());
+  assert.ok(await desk.page.getByText("Likely suitable").first().isVisible());
+  await shot(desk.page, "26-lead");
+  assert.deepEqual(desk.errors, []);
+  await desk.context.close();
+});
+
+test("a clinician sees score trends with doses, and closes a safety task with a note", async () => {
+  const { context, page, errors } = await signIn("nina.nurse");
+  await page.getByRole("link", { name: "Tasks" }).click();
+  const close = page.getByRole("button", { name: "Close task" }).first();
+  await close.waitFor();
+  await shot(page, "27-tasks");
+  // The patient behind the task: their measures page.
+  await page.locator("ul.tasks li.task.open a").first().click();
+  await page.waitForURL(/\/measures$/);
+  assert.ok(await page.locator("svg.trend").first().isVisible());
+  assert.ok(await page.getByText(/GAD-7 \(0-21\)/).isVisible());
+  await shot(page, "28-measures");
+  // Closing without a note is refused; with one it closes.
+  await page.getByRole("button", { name: "Close task" }).first().click();
+  assert.ok(await page.getByRole("button", { name: "Close task" }).first().isVisible(), "still open without a note");
+  await page.getByLabel("What was done (required to close)").first().fill("Called the patient: no plan or intent; safety plan reviewed; seen tomorrow.");
+  await page.getByRole("button", { name: "Close task" }).first().click();
+  await page.waitForURL(/\/measures$/);
+  assert.ok(await page.getByText(/Closed:/).first().isVisible());
+  assert.deepEqual(errors, []);
+  await context.close();
+});

@@ -5,4 +5,5 @@ pub mod bench;
 pub mod bench_schedule;
 pub mod config;
 pub mod demo;
+pub mod demo_measures;
 pub mod server;

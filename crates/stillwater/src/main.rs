@@ -324,6 +324,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             let fresh = demo::load(&store, &hash).await?;
             if fresh {
                 demo::load_calendar(&store).await?;
+                stillwater::demo_measures::load(&store, &cfg.instruments()?).await?;
             }
             let running = server::start(store.clone(), &cfg).await?;
             println!();
@@ -339,6 +340,10 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 } else {
                     "existing demo reused"
                 }
+            );
+            println!(
+                "  Public self-assessment (no sign-in): http://{}/c/stillwater-glendale",
+                running.addr
             );
             println!("  Every account's password is: {}", demo::DEMO_PASSWORD);
             println!();

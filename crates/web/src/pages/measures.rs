@@ -664,12 +664,17 @@ async fn measures_view(
             )
         })
         .collect();
+    // The outcome measures first, then the rest by name.
     let list = |rater: Rater| {
-        state
+        let mut v: Vec<_> = state
             .instruments
             .all_current()
             .into_iter()
             .filter(|i| i.rater == rater)
+            .collect();
+        let rank = |id: &str| ["gad7", "phq9", "hama", "cssrs"].iter().position(|x| *x == id);
+        v.sort_by_key(|i| (rank(&i.id).unwrap_or(9), i.short_name.clone()));
+        v.into_iter()
             .map(|i| (i.id.clone(), format!("{}: {}", i.short_name, i.name)))
             .collect::<Vec<_>>()
     };
