@@ -70,6 +70,8 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<()> {
     };
     let result = if a.only.as_deref() == Some("schedule") {
         schedule_on(a, &url).await
+    } else if a.only.as_deref() == Some("measures") {
+        measures_on(a, &url).await
     } else {
         bench_on(a, &url, &dir).await
     };
@@ -95,6 +97,25 @@ async fn schedule_on(a: &BenchArgs, url: &str) -> anyhow::Result<()> {
             .unwrap_or(1)
     );
     let r = crate::bench_schedule::run(&store, a.seconds).await;
+    store.close().await;
+    r
+}
+
+async fn measures_on(a: &BenchArgs, url: &str) -> anyhow::Result<()> {
+    let store = Store::connect(&StoreConfig {
+        url: url.to_string(),
+        max_connections: 16,
+    })
+    .await?;
+    store.migrate().await?;
+    println!(
+        "Stillwater front door and measures benchmark · {:?} · {} cores",
+        store.backend(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    let r = crate::bench_measures::run(&store, a.seconds).await;
     store.close().await;
     r
 }
