@@ -222,14 +222,15 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
 
     let path = format!("/api/v1/public/clinics/{slug}/assessments");
     let leads_before = store.leads(&[clinic], None, 1_000_000).await?.len();
-    let submit = drive(addr, 200, seconds, move |k| {
+    let submit_req = move |k| {
         Request::post(path.as_str())
             .header("host", "bench")
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(assessment(k))))
             .unwrap_or_default()
-    })
-    .await?;
+    };
+    let submit_one = drive(addr, 1, seconds, submit_req.clone()).await?;
+    let submit = drive(addr, 200, seconds, submit_req).await?;
     let leads_after = store.leads(&[clinic], None, 1_000_000).await?.len();
     let tasks = store.open_tasks(&[clinic]).await?.len();
 
@@ -252,9 +253,22 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
         "scenario", "requests", "errors", "req/s", "p50 ms", "p99 ms"
     );
     for (name, l) in [
-        ("POST public assessment, submit and score (200 clients)", &submit),
-        ("GET measures page, 200+200 responses, SVG (1 client)", &chart_one),
-        ("GET measures page, 200+200 responses, SVG (16 clients)", &chart),
+        (
+            "POST public assessment, submit and score (1 client)",
+            &submit_one,
+        ),
+        (
+            "POST public assessment, submit and score (200 clients)",
+            &submit,
+        ),
+        (
+            "GET measures page, 200+200 responses, SVG (1 client)",
+            &chart_one,
+        ),
+        (
+            "GET measures page, 200+200 responses, SVG (16 clients)",
+            &chart,
+        ),
     ] {
         println!(
             "{:<58} {:>8} {:>7} {:>9.0} {:>8.2} {:>8.2}",
@@ -273,7 +287,7 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
     println!(
         "check: {} leads stored (warm-up included) for {} measured submissions; {} safety tasks open",
         leads_after - leads_before,
-        submit.ok,
+        submit.ok + submit_one.ok,
         tasks
     );
     Ok(())

@@ -20,7 +20,13 @@ use store::Store;
 const DAY: i64 = 86_400_000_000;
 const WEEK: i64 = 7 * DAY;
 
-fn event(clinic: ClinicId, patient: PatientId, a: Action, kind: &str, obj: String) -> NewAuditEvent {
+fn event(
+    clinic: ClinicId,
+    patient: PatientId,
+    a: Action,
+    kind: &str,
+    obj: String,
+) -> NewAuditEvent {
     let mut e = NewAuditEvent::new(a, "demo-loader");
     e.clinic_id = Some(clinic.to_string());
     e.patient_id = Some(patient.to_string());
@@ -86,9 +92,7 @@ pub async fn load(store: &Store, registry: &Registry) -> anyhow::Result<(usize, 
         let today = jiff::Timestamp::now()
             .to_zoned(jiff::tz::TimeZone::get(&clinic.settings.time_zone)?)
             .date();
-        let cal = store
-            .calendar(clinic.id, now, now + 40 * DAY, None)
-            .await?;
+        let cal = store.calendar(clinic.id, now, now + 40 * DAY, None).await?;
         let (templates, _) = cal.find_slots(
             &cal.occupancy,
             iv,
@@ -174,7 +178,10 @@ pub async fn load(store: &Store, registry: &Registry) -> anyhow::Result<(usize, 
                     let id = ResponseId::new();
                     let task = scored.safety.then(|| NewTask {
                         id: TaskId::new(),
-                        title: format!("{} answered through a link: thoughts of death or self-harm (item 9)", inst.short_name),
+                        title: format!(
+                            "{} answered through a link: thoughts of death or self-harm (item 9)",
+                            inst.short_name
+                        ),
                     });
                     let r = NewResponse {
                         id,
@@ -235,18 +242,117 @@ async fn load_leads(
         htmx: false,
     };
     // (clinic, first, last, gad7, phq 1/2/9, treatments, exclusions, what happens next)
-    type LeadSpec = (usize, &'static str, &'static str, i32, [i32; 3], &'static [&'static str], &'static [&'static str], LeadStatus);
+    type LeadSpec = (
+        usize,
+        &'static str,
+        &'static str,
+        i32,
+        [i32; 3],
+        &'static [&'static str],
+        &'static [&'static str],
+        LeadStatus,
+    );
     let specs: [LeadSpec; 10] = [
-        (0, "Hollis", "Brandt", 16, [2, 2, 0], &["ssri_snri", "benzodiazepine", "cbt"], &[], LeadStatus::New),
-        (0, "Mireille", "Okafor", 12, [1, 2, 1], &["ssri_snri"], &[], LeadStatus::New),
-        (0, "Tobias", "Varga", 8, [1, 0, 0], &["cbt"], &["blood_pressure"], LeadStatus::New),
-        (0, "Renata", "Solberg", 18, [2, 2, 0], &["ssri_snri", "buspirone"], &[], LeadStatus::Contacted),
-        (0, "Idris", "Mendoza", 15, [1, 1, 0], &["ssri_snri", "cbt"], &[], LeadStatus::ConsultationBooked),
-        (0, "Clementine", "Auer", 3, [0, 1, 0], &[], &[], LeadStatus::Declined),
-        (0, "Yusuf", "Lindqvist", 19, [2, 3, 0], &["ssri_snri", "other_medication", "other_therapy"], &[], LeadStatus::BecamePatient),
-        (1, "Annika", "Delacroix", 14, [1, 1, 0], &["benzodiazepine", "cbt"], &[], LeadStatus::New),
-        (1, "Marcus", "Whitfield", 17, [2, 1, 0], &["ssri_snri", "cbt"], &["pregnancy"], LeadStatus::Declined),
-        (1, "Priya", "Castellanos", 13, [1, 1, 0], &["ssri_snri", "cbt"], &[], LeadStatus::ConsultationBooked),
+        (
+            0,
+            "Hollis",
+            "Brandt",
+            16,
+            [2, 2, 0],
+            &["ssri_snri", "benzodiazepine", "cbt"],
+            &[],
+            LeadStatus::New,
+        ),
+        (
+            0,
+            "Mireille",
+            "Okafor",
+            12,
+            [1, 2, 1],
+            &["ssri_snri"],
+            &[],
+            LeadStatus::New,
+        ),
+        (
+            0,
+            "Tobias",
+            "Varga",
+            8,
+            [1, 0, 0],
+            &["cbt"],
+            &["blood_pressure"],
+            LeadStatus::New,
+        ),
+        (
+            0,
+            "Renata",
+            "Solberg",
+            18,
+            [2, 2, 0],
+            &["ssri_snri", "buspirone"],
+            &[],
+            LeadStatus::Contacted,
+        ),
+        (
+            0,
+            "Idris",
+            "Mendoza",
+            15,
+            [1, 1, 0],
+            &["ssri_snri", "cbt"],
+            &[],
+            LeadStatus::ConsultationBooked,
+        ),
+        (
+            0,
+            "Clementine",
+            "Auer",
+            3,
+            [0, 1, 0],
+            &[],
+            &[],
+            LeadStatus::Declined,
+        ),
+        (
+            0,
+            "Yusuf",
+            "Lindqvist",
+            19,
+            [2, 3, 0],
+            &["ssri_snri", "other_medication", "other_therapy"],
+            &[],
+            LeadStatus::BecamePatient,
+        ),
+        (
+            1,
+            "Annika",
+            "Delacroix",
+            14,
+            [1, 1, 0],
+            &["benzodiazepine", "cbt"],
+            &[],
+            LeadStatus::New,
+        ),
+        (
+            1,
+            "Marcus",
+            "Whitfield",
+            17,
+            [2, 1, 0],
+            &["ssri_snri", "cbt"],
+            &["pregnancy"],
+            LeadStatus::Declined,
+        ),
+        (
+            1,
+            "Priya",
+            "Castellanos",
+            13,
+            [1, 1, 0],
+            &["ssri_snri", "cbt"],
+            &[],
+            LeadStatus::ConsultationBooked,
+        ),
     ];
     let mut made = 0;
     for (n, (ci, first, last, gad, phq, treat, excl, next)) in specs.into_iter().enumerate() {
@@ -261,13 +367,20 @@ async fn load_leads(
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
-            conditions: vec!["gad".into(), ["panic", "social_anxiety", "ptsd", "depression"][n % 4].into()],
+            conditions: vec![
+                "gad".into(),
+                ["panic", "social_anxiety", "ptsd", "depression"][n % 4].into(),
+            ],
             treatments: treat.iter().map(|s| s.to_string()).collect(),
             exclusions: excl.iter().map(|s| s.to_string()).collect(),
             no_exclusions: excl.is_empty(),
             given_name: Some(first.into()),
             family_name: Some(last.into()),
-            email: Some(format!("{}.{}@example.org", first.to_lowercase(), last.to_lowercase())),
+            email: Some(format!(
+                "{}.{}@example.org",
+                first.to_lowercase(),
+                last.to_lowercase()
+            )),
             phone: Some(format!("(602) 555-{:04}", 3100 + n * 17)),
             date_of_birth: Some(format!("{}-0{}-1{}", 1970 + n * 3, 1 + n % 9, n % 10)),
             consent_to_contact: true,
@@ -321,7 +434,13 @@ async fn load_leads(
                         .await?
                         .ok_or_else(|| anyhow::anyhow!("no front desk user"))?;
                     store
-                        .convert_lead(&lead, clinic.org_id, &details, admin, desk(Action::LeadConvert))
+                        .convert_lead(
+                            &lead,
+                            clinic.org_id,
+                            &details,
+                            admin,
+                            desk(Action::LeadConvert),
+                        )
                         .await?;
                 }
             }

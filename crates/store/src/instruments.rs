@@ -138,6 +138,18 @@ fn response_from(r: ResponseRow) -> Result<Response> {
     })
 }
 
+/// One score over time.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ScorePoint {
+    pub instrument_id: String,
+    pub instrument_version: u32,
+    pub total: Option<i32>,
+    pub band: Option<String>,
+    /// Flags, for instruments without a total (the C-SSRS).
+    pub flags: Vec<FlagHit>,
+    pub submitted_at: i64,
+}
+
 /// A questionnaire link as stored (the token itself is never stored).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Link {
@@ -334,6 +346,33 @@ impl Store {
                 .bind(patient.to_string()).bind(instrument).fetch_all(p).await?
         });
         rows.into_iter().map(response_from).collect()
+    }
+
+    /// A patient's scores only (no answers), oldest first: what trend charts
+    /// need, in a quarter of the columns of [`Store::responses`].
+    pub async fn score_history(&self, patient: PatientId) -> Result<Vec<ScorePoint>> {
+        let rows: Vec<(String, i64, Option<i64>, Option<String>, String, i64)> = on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT instrument_id, instrument_version, total, band, flags, submitted_at \
+                 FROM questionnaire_responses WHERE patient_id = $1 ORDER BY submitted_at, id")
+                .bind(patient.to_string()).fetch_all(p).await?
+        });
+        rows.into_iter()
+            .map(|r| {
+                Ok(ScorePoint {
+                    instrument_id: r.0,
+                    instrument_version: u32::try_from(r.1).map_err(|_| decode("bad version"))?,
+                    total: r.2.map(|t| t as i32),
+                    band: r.3,
+                    // Flags are decoded only where a chart cannot show them.
+                    flags: if r.2.is_none() {
+                        serde_json::from_str(&r.4).map_err(|e| decode(e.to_string()))?
+                    } else {
+                        vec![]
+                    },
+                    submitted_at: r.5,
+                })
+            })
+            .collect()
     }
 
     /// The responses given with a lead's assessment.

@@ -172,6 +172,26 @@ pub async fn responses(
     Ok(out)
 }
 
+/// A patient's scores for charts (no answers); audited as a read of responses.
+pub async fn history(
+    state: &AppState,
+    c: &Caller,
+    patient: PatientId,
+) -> Result<Vec<store::instruments::ScorePoint>, WebError> {
+    let clinic = patient_clinic(state, c, Permission::MeasureRead, patient).await?;
+    c.require(Permission::MeasureRead, clinic)?;
+    let out = state.store.score_history(patient).await?;
+    let mut ev = c.patient_event(
+        Action::ResponseRead,
+        Permission::MeasureRead,
+        clinic,
+        &patient.to_string(),
+    );
+    ev.object_type = Some("questionnaire_response".into());
+    state.store.audit(vec![ev]).await?;
+    Ok(out)
+}
+
 /// One instrument's chart data for a patient.
 pub struct TrendView {
     pub instrument: Arc<Instrument>,
@@ -180,13 +200,13 @@ pub struct TrendView {
     pub doses: Vec<i64>,
 }
 
-/// Trends for every instrument the patient has answered, from responses
-/// already read (so the page reads them once).
+/// Trends for every instrument the patient has answered, from scores
+/// already read, as (instrument, total, when).
 pub async fn trends(
     state: &AppState,
     clinic: ClinicId,
     patient: PatientId,
-    responses: &[Response],
+    points: &[(&str, Option<i32>, i64)],
 ) -> Result<Vec<TrendView>, WebError> {
     let dosing: Vec<String> = state
         .store
@@ -198,12 +218,9 @@ pub async fn trends(
         .collect();
     let doses = state.store.dose_times(patient, &dosing).await?;
     let mut by: BTreeMap<&str, Vec<Point>> = BTreeMap::new();
-    for r in responses {
-        if let Some(t) = r.total {
-            by.entry(r.instrument_id.as_str()).or_default().push(Point {
-                at: r.submitted_at,
-                total: t,
-            });
+    for (id, total, at) in points {
+        if let Some(t) = total {
+            by.entry(id).or_default().push(Point { at: *at, total: *t });
         }
     }
     let mut out = Vec::new();

@@ -145,7 +145,13 @@ async fn responses(
     let rs = crate::instruments::responses(&state, &c, pid, p.get("instrument").as_deref()).await?;
     let clinic = rs.first().map(|r| r.clinic_id);
     let trends = match clinic {
-        Some(k) => crate::instruments::trends(&state, k, pid, &rs).await?,
+        Some(k) => {
+            let points: Vec<_> = rs
+                .iter()
+                .map(|r| (r.instrument_id.as_str(), r.total, r.submitted_at))
+                .collect();
+            crate::instruments::trends(&state, k, pid, &points).await?
+        }
         None => vec![],
     };
     Ok(Json(json!({

@@ -464,7 +464,15 @@ const R: i32 = 16;
 const T: i32 = 12;
 const B: i32 = 30;
 
-pub fn chart(v: &TrendView, tz: &str) -> Chart {
+pub fn chart(v: &TrendView, zone: &str) -> Chart {
+    // The zone is looked up once: a chart formats hundreds of times.
+    let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let when = |m: i64| {
+        domain::time::to_timestamp(m)
+            .to_zoned(tz.clone())
+            .strftime("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    };
     let inst = &v.instrument;
     let (lo, hi) = inst.range;
     let span_y = (hi - lo).max(1);
@@ -504,7 +512,7 @@ pub fn chart(v: &TrendView, tz: &str) -> Chart {
     yticks.dedup();
     let day = |m: i64| {
         domain::time::to_timestamp(m)
-            .to_zoned(jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC))
+            .to_zoned(tz.clone())
             .strftime("%b %-d")
             .to_string()
     };
@@ -523,13 +531,7 @@ pub fn chart(v: &TrendView, tz: &str) -> Chart {
         .join(" ");
     let dots = pts
         .iter()
-        .map(|p| {
-            (
-                x(p.at),
-                y(p.total),
-                format!("{}: {}", when(p.at, tz), p.total),
-            )
-        })
+        .map(|p| (x(p.at), y(p.total), format!("{}: {}", when(p.at), p.total)))
         .collect();
     let doses = v
         .doses
@@ -543,7 +545,7 @@ pub fn chart(v: &TrendView, tz: &str) -> Chart {
         .rev()
         .map(|p| {
             (
-                when(p.at, tz),
+                when(p.at),
                 p.total,
                 inst.band_of(p.total)
                     .map(|b| b.label.clone())
@@ -616,12 +618,16 @@ async fn measures_view(
 ) -> PageResult {
     let pid: PatientId = page_id(id)?;
     let p = crate::patients::read(state, c, pid).await?;
-    let responses = crate::instruments::responses(state, c, pid, None).await?;
+    let history = crate::instruments::history(state, c, pid).await?;
     let tz = zone_of(state, p.clinic_id).await?;
-    let trends = crate::instruments::trends(state, p.clinic_id, pid, &responses).await?;
+    let points: Vec<_> = history
+        .iter()
+        .map(|r| (r.instrument_id.as_str(), r.total, r.submitted_at))
+        .collect();
+    let trends = crate::instruments::trends(state, p.clinic_id, pid, &points).await?;
     let charts = trends.iter().map(|t| chart(t, &tz)).collect();
     // Instruments without a total (the C-SSRS) are listed, newest first.
-    let others = responses
+    let others = history
         .iter()
         .rev()
         .filter(|r| r.total.is_none())
@@ -672,7 +678,11 @@ async fn measures_view(
             .into_iter()
             .filter(|i| i.rater == rater)
             .collect();
-        let rank = |id: &str| ["gad7", "phq9", "hama", "cssrs"].iter().position(|x| *x == id);
+        let rank = |id: &str| {
+            ["gad7", "phq9", "hama", "cssrs"]
+                .iter()
+                .position(|x| *x == id)
+        };
         v.sort_by_key(|i| (rank(&i.id).unwrap_or(9), i.short_name.clone()));
         v.into_iter()
             .map(|i| (i.id.clone(), format!("{}: {}", i.short_name, i.name)))
