@@ -138,6 +138,8 @@ fn response_from(r: ResponseRow) -> Result<Response> {
     })
 }
 
+type ScoreRow = (String, i64, Option<i64>, Option<String>, String, i64);
+
 /// One score over time.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ScorePoint {
@@ -351,7 +353,7 @@ impl Store {
     /// A patient's scores only (no answers), oldest first: what trend charts
     /// need, in a quarter of the columns of [`Store::responses`].
     pub async fn score_history(&self, patient: PatientId) -> Result<Vec<ScorePoint>> {
-        let rows: Vec<(String, i64, Option<i64>, Option<String>, String, i64)> = on_pool!(self.read(), p => {
+        let rows: Vec<ScoreRow> = on_pool!(self.read(), p => {
             sqlx::query_as("SELECT instrument_id, instrument_version, total, band, flags, submitted_at \
                  FROM questionnaire_responses WHERE patient_id = $1 ORDER BY submitted_at, id")
                 .bind(patient.to_string()).fetch_all(p).await?
