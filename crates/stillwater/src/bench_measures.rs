@@ -110,7 +110,7 @@ fn assessment(k: usize) -> String {
             format!("\"{i}\": {v}")
         })
         .collect();
-    let nine = i32::from(k % 10 == 0);
+    let nine = i32::from(k.is_multiple_of(10));
     format!(
         r#"{{"gad7": {{{}}}, "phq2": {{"1": {}, "2": 1, "9": {nine}}}, "conditions": ["gad"],
         "treatments": ["ssri_snri", "cbt"], "no_exclusions": true, "given_name": "Bench",
