@@ -138,6 +138,17 @@ fn response_from(r: ResponseRow) -> Result<Response> {
     })
 }
 
+type DoseRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+    Option<String>,
+);
+
 type ScoreRow = (String, i64, Option<i64>, Option<String>, String, i64);
 
 /// One score over time.
@@ -518,6 +529,37 @@ impl Store {
             tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// Every clinic's dosing visits (by type code) starting in `[from, to)`,
+    /// not cancelled, for the questionnaire rules; a visit in a weekly or
+    /// every-other-week course counts as maintenance.
+    pub async fn dose_visits(
+        &self,
+        from: i64,
+        to: i64,
+        dosing_types: &[String],
+    ) -> Result<Vec<domain::instruments::DoseVisit>> {
+        let rows: Vec<DoseRow> = on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT a.id, a.clinic_id, a.patient_id, a.type_code, a.starts_at, a.ends_at, a.status, s.kind \
+                 FROM appointments a LEFT JOIN series s ON s.id = a.series_id \
+                 WHERE a.starts_at >= $1 AND a.starts_at < $2 AND a.status IN ('booked', 'checked_in', 'completed')")
+                .bind(from).bind(to).fetch_all(p).await?
+        });
+        rows.into_iter()
+            .filter(|r| dosing_types.contains(&r.3))
+            .map(|r| {
+                Ok(domain::instruments::DoseVisit {
+                    id: r.0,
+                    clinic: parse_id(&r.1)?,
+                    patient: parse_id(&r.2)?,
+                    start: r.4,
+                    end: r.5,
+                    completed: r.6 == "completed",
+                    maintenance: matches!(r.7.as_deref(), Some("weekly" | "every_other_week")),
+                })
+            })
+            .collect()
     }
 
     /// Dosing visits (by type code) of a patient: their start times, for

@@ -293,11 +293,11 @@ pub async fn send_link(
         clinic,
         patient,
         &inst,
-        valid_hours,
         reason,
         None,
         c.user_id(),
         Some(c),
+        domain::time::now_micros() + valid_hours * HOUR,
     )
     .await?;
     Ok((
@@ -313,16 +313,15 @@ pub async fn create_link(
     clinic: ClinicId,
     patient: PatientId,
     inst: &Instrument,
-    valid_hours: i64,
     reason: &str,
     rule_key: Option<String>,
     by: Option<domain::ids::UserId>,
     caller: Option<&Caller>,
+    expires_at: i64,
 ) -> Result<(Option<Link>, String), WebError> {
     let token = crate::auth::random_token(24);
     let id = LinkId::new();
     let now = domain::time::now_micros();
-    let expires_at = now + valid_hours * HOUR;
     let new = NewLink {
         id,
         clinic,
@@ -484,6 +483,54 @@ pub async fn answer_link(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+// ---- Rules ----------------------------------------------------------------
+
+/// Sends the questionnaire links the rules call for at `now` (before and
+/// after each dose, weekly in follow-up, monthly in maintenance). Each
+/// occasion has a unique key, so running this again sends nothing twice.
+/// Returns how many links were created.
+pub async fn run_rules(state: &AppState, now: i64) -> Result<usize, WebError> {
+    let mut dosing: Vec<String> = Vec::new();
+    let org = state.store.any_org().await?;
+    let clinics = match org {
+        Some(o) => state.store.clinics_of_org(o).await?,
+        None => vec![],
+    };
+    for k in &clinics {
+        for t in state.store.appointment_types(k.id).await? {
+            if t.dose && !dosing.contains(&t.code) {
+                dosing.push(t.code);
+            }
+        }
+    }
+    let visits = state
+        .store
+        .dose_visits(now - 27 * 7 * 24 * HOUR, now + 60 * 24 * HOUR, &dosing)
+        .await?;
+    let due =
+        domain::instruments::due_links(now, &visits, &domain::instruments::DEFAULT_LINK_RULES);
+    let mut made = 0;
+    for d in due {
+        let Some(inst) = state.instruments.current(d.instrument).cloned() else {
+            continue;
+        };
+        let (link, _) = create_link(
+            state,
+            d.clinic,
+            d.patient,
+            &inst,
+            &d.reason,
+            Some(d.key),
+            None,
+            None,
+            d.expires_at,
+        )
+        .await?;
+        made += usize::from(link.is_some());
+    }
+    Ok(made)
 }
 
 // ---- Tasks ----------------------------------------------------------------

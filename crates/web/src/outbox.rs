@@ -244,7 +244,18 @@ pub fn spawn_worker(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     tokio::spawn(async move {
+        let mut rules_ran: Option<std::time::Instant> = None;
         loop {
+            // Questionnaire rules first (every five minutes at most), so
+            // their e-mails go out in this round.
+            if rules_ran.is_none_or(|t| t.elapsed() >= Duration::from_secs(300)) {
+                rules_ran = Some(std::time::Instant::now());
+                if let Err(e) =
+                    crate::instruments::run_rules(&state, domain::time::now_micros()).await
+                {
+                    tracing::error!(error = ?e, "questionnaire rules");
+                }
+            }
             if let Err(e) = drain(&state, domain::time::now_micros()).await {
                 tracing::error!(error = %e, "outbox worker");
             }

@@ -805,3 +805,181 @@ impl Registry {
         out
     }
 }
+
+/// When a rule sends a questionnaire link by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// This many hours before each dosing visit (the link works until it starts).
+    BeforeDose { hours: i64 },
+    /// This many hours after each completed dosing visit.
+    AfterDose { hours: i64 },
+    /// Weekly in follow-up: a dose in the last 26 weeks, none in the last
+    /// week or the next two, and not in a maintenance course.
+    WeeklyInFollowUp,
+    /// Monthly in maintenance: a weekly or every-other-week course with a
+    /// dose within 45 days either side.
+    MonthlyInMaintenance,
+}
+
+/// A rule: which instrument, when, and how long its link works.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkRule {
+    pub instrument: &'static str,
+    pub trigger: Trigger,
+    pub valid_hours: i64,
+}
+
+/// The default rules (*policy*; a clinic setting in time).
+pub const DEFAULT_LINK_RULES: [LinkRule; 7] = [
+    LinkRule {
+        instrument: "gad7",
+        trigger: Trigger::BeforeDose { hours: 24 },
+        valid_hours: 24,
+    },
+    LinkRule {
+        instrument: "phq9",
+        trigger: Trigger::BeforeDose { hours: 24 },
+        valid_hours: 24,
+    },
+    LinkRule {
+        instrument: "gad7",
+        trigger: Trigger::AfterDose { hours: 24 },
+        valid_hours: 72,
+    },
+    LinkRule {
+        instrument: "gad7",
+        trigger: Trigger::WeeklyInFollowUp,
+        valid_hours: 72,
+    },
+    LinkRule {
+        instrument: "phq9",
+        trigger: Trigger::WeeklyInFollowUp,
+        valid_hours: 72,
+    },
+    LinkRule {
+        instrument: "gad7",
+        trigger: Trigger::MonthlyInMaintenance,
+        valid_hours: 168,
+    },
+    LinkRule {
+        instrument: "phq9",
+        trigger: Trigger::MonthlyInMaintenance,
+        valid_hours: 168,
+    },
+];
+
+/// A dosing visit as the rules see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoseVisit {
+    pub id: String,
+    pub clinic: crate::ids::ClinicId,
+    pub patient: crate::ids::PatientId,
+    pub start: i64,
+    pub end: i64,
+    pub completed: bool,
+    /// Part of a weekly or every-other-week course.
+    pub maintenance: bool,
+}
+
+/// A link a rule wants sent now. `key` is unique per occasion, so a rule
+/// evaluated again sends nothing twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueLink {
+    pub key: String,
+    pub clinic: crate::ids::ClinicId,
+    pub patient: crate::ids::PatientId,
+    pub instrument: &'static str,
+    pub expires_at: i64,
+    pub reason: String,
+}
+
+const RULE_HOUR: i64 = 3_600_000_000;
+const RULE_DAY: i64 = 24 * RULE_HOUR;
+
+/// The links due at `now` given the dosing visits around it (booked,
+/// checked in or completed; cancelled ones are left out by the caller).
+/// Occasions older than a day are not sent late.
+pub fn due_links(now: i64, visits: &[DoseVisit], rules: &[LinkRule]) -> Vec<DueLink> {
+    let mut out = Vec::new();
+    let mut by_patient: BTreeMap<crate::ids::PatientId, Vec<&DoseVisit>> = BTreeMap::new();
+    for v in visits {
+        by_patient.entry(v.patient).or_default().push(v);
+    }
+    for r in rules {
+        match r.trigger {
+            Trigger::BeforeDose { hours } => {
+                for v in visits {
+                    let send_at = v.start - hours * RULE_HOUR;
+                    if send_at <= now && now < v.start && now - send_at < RULE_DAY {
+                        out.push(DueLink {
+                            key: format!("before:{}:{}", v.id, r.instrument),
+                            clinic: v.clinic,
+                            patient: v.patient,
+                            instrument: r.instrument,
+                            expires_at: v.start.min(now + r.valid_hours * RULE_HOUR),
+                            reason: "Before your next dosing session".into(),
+                        });
+                    }
+                }
+            }
+            Trigger::AfterDose { hours } => {
+                for v in visits.iter().filter(|v| v.completed) {
+                    let send_at = v.end + hours * RULE_HOUR;
+                    if send_at <= now && now - send_at < RULE_DAY {
+                        out.push(DueLink {
+                            key: format!("after:{}:{}", v.id, r.instrument),
+                            clinic: v.clinic,
+                            patient: v.patient,
+                            instrument: r.instrument,
+                            expires_at: now + r.valid_hours * RULE_HOUR,
+                            reason: "The day after your dosing session".into(),
+                        });
+                    }
+                }
+            }
+            Trigger::WeeklyInFollowUp => {
+                for (p, vs) in &by_patient {
+                    let last_done = vs.iter().filter(|v| v.completed).map(|v| v.start).max();
+                    let Some(last) = last_done else { continue };
+                    let active = vs
+                        .iter()
+                        .any(|v| v.start > now - 7 * RULE_DAY && v.start < now + 14 * RULE_DAY);
+                    let maintenance = vs.iter().any(|v| v.maintenance);
+                    if active || maintenance || last < now - 26 * 7 * RULE_DAY {
+                        continue;
+                    }
+                    let week = now.div_euclid(7 * RULE_DAY);
+                    out.push(DueLink {
+                        key: format!("week:{p}:{week}:{}", r.instrument),
+                        clinic: vs[0].clinic,
+                        patient: *p,
+                        instrument: r.instrument,
+                        expires_at: now + r.valid_hours * RULE_HOUR,
+                        reason: "Weekly check-in after treatment".into(),
+                    });
+                }
+            }
+            Trigger::MonthlyInMaintenance => {
+                for (p, vs) in &by_patient {
+                    let in_course = vs
+                        .iter()
+                        .any(|v| v.maintenance && (v.start - now).abs() <= 45 * RULE_DAY);
+                    if !in_course {
+                        continue;
+                    }
+                    let month = now.div_euclid(30 * RULE_DAY);
+                    out.push(DueLink {
+                        key: format!("month:{p}:{month}:{}", r.instrument),
+                        clinic: vs[0].clinic,
+                        patient: *p,
+                        instrument: r.instrument,
+                        expires_at: now + r.valid_hours * RULE_HOUR,
+                        reason: "Monthly check-in during maintenance".into(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}

@@ -484,3 +484,66 @@ fn trends_response_remission_relapse() {
     let t = trend(&[p(2, 16)], &[3], &rules);
     assert_eq!(t.status, TrendStatus::Baseline);
 }
+
+#[test]
+fn link_rules_fire_once_per_occasion() {
+    use crate::ids::{ClinicId, PatientId};
+    let h = 3_600_000_000i64;
+    let d = 24 * h;
+    let clinic = ClinicId::new();
+    let (a, b, c) = (PatientId::new(), PatientId::new(), PatientId::new());
+    let now = 1_000 * d;
+    let visit = |id: &str, p, start: i64, completed, maintenance| DoseVisit {
+        id: id.into(),
+        clinic,
+        patient: p,
+        start,
+        end: start + 2 * h,
+        completed,
+        maintenance,
+    };
+    let visits = vec![
+        // a: a dose in 20 hours (before-dose links due), and one that ended 25 h ago.
+        visit("v1", a, now + 20 * h, false, false),
+        visit("v0", a, now - 27 * h, true, false),
+        // b: last dose 3 weeks ago, nothing booked: weekly follow-up.
+        visit("v2", b, now - 21 * d, true, false),
+        // c: a weekly maintenance course: monthly.
+        visit("v3", c, now - 10 * d, true, true),
+        visit("v4", c, now + 4 * d, false, true),
+    ];
+    let due = due_links(now, &visits, &DEFAULT_LINK_RULES);
+    let keys: Vec<&str> = due.iter().map(|x| x.key.as_str()).collect();
+    assert!(
+        keys.contains(&"before:v1:gad7") && keys.contains(&"before:v1:phq9"),
+        "{keys:?}"
+    );
+    assert!(keys.contains(&"after:v0:gad7"), "{keys:?}");
+    assert!(due
+        .iter()
+        .any(|x| x.patient == b && x.key.starts_with("week:")));
+    assert!(due
+        .iter()
+        .any(|x| x.patient == c && x.key.starts_with("month:")));
+    // a is in an active course: no weekly follow-up; c is in maintenance: no weekly.
+    assert!(!due
+        .iter()
+        .any(|x| x.patient == a && x.key.starts_with("week:")));
+    assert!(!due
+        .iter()
+        .any(|x| x.patient == c && x.key.starts_with("week:")));
+    // The before-dose link stops working when the visit starts.
+    let before = due.iter().find(|x| x.key == "before:v1:gad7").unwrap();
+    assert_eq!(before.expires_at, now + 20 * h);
+    // Evaluated an hour later, the same occasions give the same keys.
+    let later: Vec<String> = due_links(now + h, &visits, &DEFAULT_LINK_RULES)
+        .into_iter()
+        .map(|x| x.key)
+        .collect();
+    for k in ["before:v1:gad7", "after:v0:gad7"] {
+        assert!(later.iter().any(|x| x == k));
+    }
+    // Two days later the after-dose occasion has passed: not sent late.
+    let much_later = due_links(now + 2 * d, &visits, &DEFAULT_LINK_RULES);
+    assert!(!much_later.iter().any(|x| x.key == "after:v0:gad7"));
+}

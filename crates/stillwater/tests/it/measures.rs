@@ -4,6 +4,8 @@
 //! questionnaire links are single-use and expire; bad input and bots leave
 //! nothing behind; the public pages reveal nothing about existing patients.
 
+use std::str::FromStr;
+
 use serde_json::{json, Value};
 
 use crate::api::Api;
@@ -815,3 +817,83 @@ async fn trend_chart_with_doses(app: &TestApp) {
     assert!(html.contains("<caption class=\"visually-hidden\">GAD-7 scores over time"));
 }
 both!(trend_chart_with_doses);
+
+/// Rules send GAD-7 and PHQ-9 the day before each dose and GAD-7 the day
+/// after, once per occasion, by e-mail with a working link.
+async fn rules_send_links_around_doses(app: &TestApp) {
+    let desk = api(app, "dana.frontdesk").await;
+    let (s, p) = desk
+        .post("/api/v1/patients", &json!({"clinic_id": app.glendale, "given_name": "Odalys", "family_name": "Brennan", "date_of_birth": "1983-09-30", "email": "odalys@example.org"}))
+        .await;
+    assert_eq!(s, 201, "{p}");
+    let tz = jiff::tz::TimeZone::get("America/Phoenix").unwrap();
+    let mut monday = jiff::Timestamp::now().to_zoned(tz).date() + jiff::Span::new().days(35);
+    while monday.weekday() != jiff::civil::Weekday::Monday {
+        monday = monday.tomorrow().unwrap();
+    }
+    let (s, a) = desk
+        .post("/api/v1/appointments", &json!({"clinic_id": app.glendale, "patient_id": p["id"], "type": "iv_infusion", "starts_at": format!("{monday}T09:00")}))
+        .await;
+    assert_eq!(s, 201, "{a}");
+    let start = jiff::Timestamp::from_str(a["starts_at"].as_str().unwrap())
+        .unwrap()
+        .as_microsecond();
+    let end = jiff::Timestamp::from_str(a["ends_at"].as_str().unwrap())
+        .unwrap()
+        .as_microsecond();
+    let hour = 3_600_000_000i64;
+    let state = web::AppState::new(app.store.clone(), web::WebConfig::default());
+    let pid: domain::ids::PatientId = p["id"].as_str().unwrap().parse().unwrap();
+    // Two days before: nothing yet.
+    assert_eq!(
+        web::instruments::run_rules(&state, start - 48 * hour)
+            .await
+            .unwrap(),
+        0
+    );
+    // The day before: GAD-7 and PHQ-9, once.
+    assert_eq!(
+        web::instruments::run_rules(&state, start - 20 * hour)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        web::instruments::run_rules(&state, start - 19 * hour)
+            .await
+            .unwrap(),
+        0
+    );
+    let links = app.store.links(pid).await.unwrap();
+    assert_eq!(links.len(), 2);
+    assert!(
+        links.iter().all(|l| l.expires_at == start),
+        "links stop at the visit"
+    );
+    // After the dose, once it is completed: GAD-7 the next day.
+    let id: domain::ids::AppointmentId = a["id"].as_str().unwrap().parse().unwrap();
+    app.store
+        .set_visit_status(id, store::scheduling::Status::Completed, None, false, ev())
+        .await
+        .unwrap();
+    assert_eq!(
+        web::instruments::run_rules(&state, end + 25 * hour)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        web::instruments::run_rules(&state, end + 26 * hour)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(app.store.links(pid).await.unwrap().len(), 3);
+    let audit = app
+        .store
+        .count_audit(domain::audit::Action::LinkCreate.as_str())
+        .await
+        .unwrap();
+    assert!(audit >= 3);
+}
+both!(rules_send_links_around_doses);
