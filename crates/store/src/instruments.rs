@@ -479,6 +479,19 @@ impl Store {
         Ok(out)
     }
 
+    /// How many tasks are open in these clinics (no names: for the Today page).
+    pub async fn count_open_tasks(&self, clinics: &[ClinicId]) -> Result<i64> {
+        let mut n = 0;
+        for c in clinics {
+            let (k,): (i64,) = on_pool!(self.read(), p => {
+                sqlx::query_as("SELECT COUNT(*) FROM tasks WHERE clinic_id = $1 AND status = 'open'")
+                    .bind(c.to_string()).fetch_one(p).await?
+            });
+            n += k;
+        }
+        Ok(n)
+    }
+
     /// A patient's tasks, open first.
     pub async fn patient_tasks(&self, patient: PatientId) -> Result<Vec<Task>> {
         let rows: Vec<TaskRow> = on_pool!(self.read(), p => {

@@ -546,7 +546,13 @@ pub async fn open_tasks(state: &AppState, c: &Caller) -> Result<Vec<Task>, WebEr
     if clinics.is_empty() {
         return Err(WebError::Forbidden);
     }
-    Ok(state.store.open_tasks(&clinics).await?)
+    let tasks = state.store.open_tasks(&clinics).await?;
+    // The list names patients: reading it is recorded like any other read.
+    let mut ev = c.event(Action::ResponseRead);
+    ev.object_type = Some("task_list".into());
+    ev.detail = Some(format!("{} open tasks", tasks.len()));
+    state.store.audit(vec![ev]).await?;
+    Ok(tasks)
 }
 
 /// Closes a task with a clinician's note; the note is required.

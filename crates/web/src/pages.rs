@@ -316,8 +316,29 @@ async fn home(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
             .collect();
         clinics.push(clinic_card(&k, roles.join(", "), patients, &closures));
     }
+    let measure_clinics = c.clinics_with(Permission::MeasureRead);
+    let open_tasks = if measure_clinics.is_empty() {
+        -1
+    } else {
+        state.store.count_open_tasks(&measure_clinics).await?
+    };
+    let lead_clinics = c.clinics_with(Permission::LeadRead);
+    let new_leads = if lead_clinics.is_empty() {
+        -1
+    } else {
+        state
+            .store
+            .lead_counts(&lead_clinics)
+            .await?
+            .into_iter()
+            .find(|(s, _)| s == "new")
+            .map(|x| x.1)
+            .unwrap_or(0)
+    };
     let page = HomePage {
         layout: Layout::new(&c, "Today", "home"),
+        open_tasks,
+        new_leads,
         clinics,
         can_search: !c.clinics_with(Permission::PatientRead).is_empty(),
     };

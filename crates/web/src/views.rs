@@ -234,6 +234,10 @@ pub struct HomePage {
     pub layout: Layout,
     pub clinics: Vec<ClinicCard>,
     pub can_search: bool,
+    /// Open safety tasks in the caller's clinics (-1: not theirs to see).
+    pub open_tasks: i64,
+    /// Leads not yet contacted (-1: not theirs to see).
+    pub new_leads: i64,
 }
 
 pub struct PatientRow {
