@@ -143,23 +143,8 @@ async fn bench_on(a: &BenchArgs, url: &str, dir: &std::path::Path) -> anyhow::Re
     let t = Instant::now();
     let org = store.create_org("Bench Health").await?;
     let clinic = store.create_clinic(org, &crate::demo::glendale()).await?;
-    let hash = web::passwords::hash_blocking("bench-password-123").map_err(anyhow::Error::msg)?;
+    let (nurse, cookie) = seed_nurse(&store, org, clinic).await?;
     let ev = || NewAuditEvent::new(Action::UserCreate, "bench");
-    let nurse = store
-        .create_user(
-            &store::auth::NewUser {
-                org_id: org,
-                username: "bench.nurse",
-                display_name: "Bench Nurse",
-                email: None,
-                password_hash: &hash,
-            },
-            ev(),
-        )
-        .await?;
-    store
-        .grant_role(nurse, clinic, Role::Nurse, None, ev())
-        .await?;
     let token = format!("sw_{}", web::auth::random_token(32));
     store
         .create_token(
@@ -167,17 +152,6 @@ async fn bench_on(a: &BenchArgs, url: &str, dir: &std::path::Path) -> anyhow::Re
             Some(nurse),
             None,
             &web::auth::secret_hash(&token),
-            None,
-            ev(),
-        )
-        .await?;
-    let cookie = web::auth::random_token(32);
-    store
-        .create_session(
-            nurse,
-            &web::auth::secret_hash(&cookie),
-            "csrf",
-            domain::time::now_micros() + 3_600_000_000,
             None,
             ev(),
         )
@@ -310,6 +284,44 @@ async fn bench_on(a: &BenchArgs, url: &str, dir: &std::path::Path) -> anyhow::Re
         startup(url, dir).await?;
     }
     Ok(())
+}
+
+/// A nurse of `clinic` with a signed-in browser session; returns the user
+/// and the session cookie's value.
+pub(crate) async fn seed_nurse(
+    store: &Store,
+    org: domain::ids::OrgId,
+    clinic: domain::ids::ClinicId,
+) -> anyhow::Result<(domain::ids::UserId, String)> {
+    let hash = web::passwords::hash_blocking("bench-password-123").map_err(anyhow::Error::msg)?;
+    let ev = || NewAuditEvent::new(Action::UserCreate, "bench");
+    let nurse = store
+        .create_user(
+            &store::auth::NewUser {
+                org_id: org,
+                username: "bench.nurse",
+                display_name: "Bench Nurse",
+                email: None,
+                password_hash: &hash,
+            },
+            ev(),
+        )
+        .await?;
+    store
+        .grant_role(nurse, clinic, Role::Nurse, None, ev())
+        .await?;
+    let cookie = web::auth::random_token(32);
+    store
+        .create_session(
+            nurse,
+            &web::auth::secret_hash(&cookie),
+            "csrf",
+            domain::time::now_micros() + 3_600_000_000,
+            None,
+            ev(),
+        )
+        .await?;
+    Ok((nurse, cookie))
 }
 
 /// Runs one scenario: `clients` connections, each sending requests back to back.

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use domain::audit::Action;
-use domain::auth::Role;
 use domain::patients::PatientDetails;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -127,34 +126,7 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
     let org = store.create_org("Bench Measures").await?;
     let clinic = store.create_clinic(org, &crate::demo::glendale()).await?;
     let slug = store.clinic(clinic).await?.slug;
-    let ev = || NewAuditEvent::new(Action::UserCreate, "bench");
-    let hash = web::passwords::hash_blocking("bench-password-123").map_err(anyhow::Error::msg)?;
-    let nurse = store
-        .create_user(
-            &store::auth::NewUser {
-                org_id: org,
-                username: "bench.nurse",
-                display_name: "Bench Nurse",
-                email: None,
-                password_hash: &hash,
-            },
-            ev(),
-        )
-        .await?;
-    store
-        .grant_role(nurse, clinic, Role::Nurse, None, ev())
-        .await?;
-    let cookie = web::auth::random_token(32);
-    store
-        .create_session(
-            nurse,
-            &web::auth::secret_hash(&cookie),
-            "csrf",
-            domain::time::now_micros() + 3_600_000_000,
-            None,
-            ev(),
-        )
-        .await?;
+    let (_, cookie) = crate::bench::seed_nurse(store, org, clinic).await?;
     // One patient with 200 GAD-7 and 200 PHQ-9 responses, weekly.
     let today = jiff::civil::date(2026, 11, 23);
     let details = PatientDetails::validate(&crate::demo::patient(1, false), today)

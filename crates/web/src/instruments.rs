@@ -158,9 +158,14 @@ pub async fn responses(
     patient: PatientId,
     instrument: Option<&str>,
 ) -> Result<Vec<Response>, WebError> {
+    audited_read(state, c, patient).await?;
+    Ok(state.store.responses(patient, instrument).await?)
+}
+
+/// Checks that the caller may read the patient's scores, and records the read.
+async fn audited_read(state: &AppState, c: &Caller, patient: PatientId) -> Result<(), WebError> {
     let clinic = patient_clinic(state, c, Permission::MeasureRead, patient).await?;
     c.require(Permission::MeasureRead, clinic)?;
-    let out = state.store.responses(patient, instrument).await?;
     let mut ev = c.patient_event(
         Action::ResponseRead,
         Permission::MeasureRead,
@@ -169,7 +174,7 @@ pub async fn responses(
     );
     ev.object_type = Some("questionnaire_response".into());
     state.store.audit(vec![ev]).await?;
-    Ok(out)
+    Ok(())
 }
 
 /// A patient's scores for charts (no answers); audited as a read of responses.
@@ -178,18 +183,8 @@ pub async fn history(
     c: &Caller,
     patient: PatientId,
 ) -> Result<Vec<store::instruments::ScorePoint>, WebError> {
-    let clinic = patient_clinic(state, c, Permission::MeasureRead, patient).await?;
-    c.require(Permission::MeasureRead, clinic)?;
-    let out = state.store.score_history(patient).await?;
-    let mut ev = c.patient_event(
-        Action::ResponseRead,
-        Permission::MeasureRead,
-        clinic,
-        &patient.to_string(),
-    );
-    ev.object_type = Some("questionnaire_response".into());
-    state.store.audit(vec![ev]).await?;
-    Ok(out)
+    audited_read(state, c, patient).await?;
+    Ok(state.store.score_history(patient).await?)
 }
 
 /// One instrument's chart data for a patient.

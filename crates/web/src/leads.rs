@@ -167,6 +167,19 @@ pub async fn public_slots(
     Ok((ty, slots))
 }
 
+/// The patient record a lead becomes: the details it gave, nothing retyped.
+fn patient_details(lead: &Lead, clinic: &Clinic) -> Result<PatientDetails, WebError> {
+    let input = PatientInput {
+        given_name: Some(lead.given_name.clone()),
+        family_name: Some(lead.family_name.clone()),
+        date_of_birth: Some(lead.date_of_birth.clone()),
+        email: lead.email.clone(),
+        phone: lead.phone.clone(),
+        ..Default::default()
+    };
+    Ok(PatientDetails::validate(&input, clinic_today(clinic))?)
+}
+
 /// Books the free consultation from a result page: registers the person and
 /// books the visit in one transaction, and queues the confirmation e-mail.
 pub async fn book(
@@ -190,15 +203,7 @@ pub async fn book(
         )));
     }
     let ty = public_type(state, clinic.id).await?;
-    let input = PatientInput {
-        given_name: Some(lead.given_name.clone()),
-        family_name: Some(lead.family_name.clone()),
-        date_of_birth: Some(lead.date_of_birth.clone()),
-        email: lead.email.clone(),
-        phone: lead.phone.clone(),
-        ..Default::default()
-    };
-    let details = PatientDetails::validate(&input, clinic_today(clinic))?;
+    let details = patient_details(&lead, clinic)?;
     let booking = LeadBooking {
         lead: lead.id,
         org: clinic.org_id,
@@ -342,15 +347,7 @@ pub async fn convert(state: &AppState, c: &Caller, id: LeadId) -> Result<Patient
     let lead = managed(state, c, id).await?;
     c.require(Permission::PatientCreate, lead.clinic_id)?;
     let clinic = state.store.clinic(lead.clinic_id).await?;
-    let input = PatientInput {
-        given_name: Some(lead.given_name.clone()),
-        family_name: Some(lead.family_name.clone()),
-        date_of_birth: Some(lead.date_of_birth.clone()),
-        email: lead.email.clone(),
-        phone: lead.phone.clone(),
-        ..Default::default()
-    };
-    let details = PatientDetails::validate(&input, clinic_today(&clinic))?;
+    let details = patient_details(&lead, &clinic)?;
     let user = c.user_id().ok_or(WebError::Forbidden)?;
     let ev = lead_event(c, Action::LeadConvert, Permission::LeadManage, &lead);
     Ok(state

@@ -299,13 +299,7 @@ async fn item_nine_opens_a_task_on_every_path(app: &TestApp) {
     let token = latest_link_token(app).await;
     let mut f: Vec<(String, String)> = (1..=8).map(|i| (format!("a.{i}"), "1".into())).collect();
     f.push(("a.9".into(), "1".into()));
-    let r = app
-        .client()
-        .post(app.url(&format!("/q/{token}")))
-        .form(&f)
-        .send()
-        .await
-        .unwrap();
+    let r = answer(app, &token, &f).await;
     assert_eq!(r.status().as_u16(), 200);
     let done = r.text().await.unwrap();
     assert!(
@@ -387,6 +381,15 @@ async fn latest_link_token(app: &TestApp) -> String {
         .collect()
 }
 
+async fn answer(app: &TestApp, token: &str, f: &[(String, String)]) -> reqwest::Response {
+    app.client()
+        .post(app.url(&format!("/q/{token}")))
+        .form(f)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Links work once, until they expire; forged and tampered ones get a clear page.
 async fn questionnaire_links_are_single_use(app: &TestApp) {
     let nurse = api(app, "nina.nurse").await;
@@ -407,13 +410,7 @@ async fn questionnaire_links_are_single_use(app: &TestApp) {
     // Incomplete: the missing item is named, nothing stored, link still open.
     let mut f: Vec<(String, String)> = (1..=6).map(|i| (format!("a.{i}"), "2".into())).collect();
     f.push(("started".into(), hidden(&html, "started")));
-    let r = app
-        .client()
-        .post(app.url(&format!("/q/{token}")))
-        .form(&f)
-        .send()
-        .await
-        .unwrap();
+    let r = answer(app, &token, &f).await;
     assert_eq!(r.status().as_u16(), 422);
     assert!(r.text().await.unwrap().contains("Question 7"));
     assert_eq!(
@@ -426,23 +423,11 @@ async fn questionnaire_links_are_single_use(app: &TestApp) {
     );
     // Out of range.
     f.push(("a.7".into(), "9".into()));
-    let r = app
-        .client()
-        .post(app.url(&format!("/q/{token}")))
-        .form(&f)
-        .send()
-        .await
-        .unwrap();
+    let r = answer(app, &token, &f).await;
     assert_eq!(r.status().as_u16(), 422);
     assert!(r.text().await.unwrap().contains("9 is not an answer"));
     let f = with(&f, "a.7", "3");
-    let r = app
-        .client()
-        .post(app.url(&format!("/q/{token}")))
-        .form(&f)
-        .send()
-        .await
-        .unwrap();
+    let r = answer(app, &token, &f).await;
     assert_eq!(r.status().as_u16(), 200);
     let rs = app
         .store
@@ -455,13 +440,7 @@ async fn questionnaire_links_are_single_use(app: &TestApp) {
     assert!(rs[0].started_at.is_some());
 
     // Replayed.
-    let r = app
-        .client()
-        .post(app.url(&format!("/q/{token}")))
-        .form(&f)
-        .send()
-        .await
-        .unwrap();
+    let r = answer(app, &token, &f).await;
     assert_eq!(r.status().as_u16(), 409);
     assert!(r.text().await.unwrap().contains("already been answered"));
     assert_eq!(
@@ -509,13 +488,7 @@ async fn questionnaire_links_are_single_use(app: &TestApp) {
     let (s, html) = page(app, &format!("/q/{expired_token}")).await;
     assert_eq!(s, 410);
     assert!(html.contains("This link has expired"));
-    let r = app
-        .client()
-        .post(app.url(&format!("/q/{expired_token}")))
-        .form(&f)
-        .send()
-        .await
-        .unwrap();
+    let r = answer(app, expired_token, &f).await;
     assert_eq!(r.status().as_u16(), 410);
     assert_eq!(
         app.store

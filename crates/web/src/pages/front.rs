@@ -496,15 +496,27 @@ async fn link_page(State(state): State<AppState>, Path(token): Path<String>) -> 
         Err(p) => return problem_page(p),
     };
     let c = link_clinic(&state, link.clinic_id).await?;
-    render(&LinkPage {
-        frame: PublicFrame::new(inst.short_name.clone(), &c),
+    let page = link_form(&c, &inst, &token, &BTreeMap::new(), vec![], None);
+    render(&page)
+}
+
+fn link_form(
+    c: &Clinic,
+    inst: &Instrument,
+    token: &str,
+    answers: &BTreeMap<String, i32>,
+    errors: Vec<FieldError>,
+    started: Option<i64>,
+) -> LinkPage {
+    LinkPage {
+        frame: PublicFrame::new(inst.short_name.clone(), c),
         name: inst.name.clone(),
         prompt: inst.prompt.clone(),
-        items: item_views(&inst, "a", &BTreeMap::new(), &[]),
-        errors: vec![],
-        started: domain::time::now_micros(),
+        items: item_views(inst, "a", answers, &errors),
+        errors,
+        started: started.unwrap_or_else(domain::time::now_micros),
         action: format!("/q/{token}"),
-    })
+    }
 }
 
 async fn link_submit(
@@ -553,15 +565,7 @@ async fn link_submit(
                 .into_iter()
                 .map(|e| FieldError::new(e.field.replacen("answers.", "a.", 1), e.message))
                 .collect();
-            let page = LinkPage {
-                frame: PublicFrame::new(inst.short_name.clone(), &c),
-                name: inst.name.clone(),
-                prompt: inst.prompt.clone(),
-                items: item_views(&inst, "a", &answers, &errs),
-                errors: errs,
-                started: started.unwrap_or_else(domain::time::now_micros),
-                action: format!("/q/{token}"),
-            };
+            let page = link_form(&c, &inst, &token, &answers, errs, started);
             Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
         }
         Err(e) => Err(e.into()),
