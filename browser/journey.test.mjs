@@ -230,7 +230,7 @@ test("on a phone: take the self-assessment, see the result, book a free consulta
 
   // The front desk finds the lead, marked as booked, and opens it.
   const desk = await signIn("dana.frontdesk");
-  await desk.page.getByRole("link", { name: "Leads" }).click();
+  await desk.page.getByRole("link", { name: "Leads", exact: true }).click();
   await desk.page.getByRole("link", { name: /Consultation booked/ }).click();
   const lead = desk.page.getByRole("link", { name: `Wren ${family}` });
   await lead.waitFor();
@@ -245,7 +245,7 @@ test("on a phone: take the self-assessment, see the result, book a free consulta
 
 test("a clinician sees score trends with doses, and closes a safety task with a note", async () => {
   const { context, page, errors } = await signIn("nina.nurse");
-  await page.getByRole("link", { name: "Tasks" }).click();
+  await page.getByRole("link", { name: "Tasks", exact: true }).click();
   const close = page.getByRole("button", { name: "Close task" }).first();
   await close.waitFor();
   await shot(page, "27-tasks");
