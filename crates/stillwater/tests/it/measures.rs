@@ -870,3 +870,152 @@ async fn rules_send_links_around_doses(app: &TestApp) {
     assert!(audit >= 3);
 }
 both!(rules_send_links_around_doses);
+
+/// The public API: assess, see free times, book; the same rules as the pages.
+async fn public_api_assess_and_book(app: &TestApp) {
+    let c = reqwest::Client::new();
+    let base = format!("/api/v1/public/clinics/{SLUG}");
+    let body = json!({
+        "gad7": {"1": 3, "2": 3, "3": 2, "4": 2, "5": 1, "6": 1, "7": 1},
+        "phq2": {"1": 1, "2": 1, "9": 0},
+        "conditions": ["gad", "social_anxiety"],
+        "treatments": ["ssri_snri", "buspirone"],
+        "no_exclusions": true,
+        "given_name": "Sabine", "family_name": "Moreau",
+        "phone": "(602) 555-0199", "date_of_birth": "1979-12-01",
+        "consent_to_contact": true
+    });
+    let r = c
+        .post(app.url(&format!("{base}/assessments")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let res: Value = r.json().await.unwrap();
+    assert_eq!(res["outcome"], "likely");
+    assert_eq!(res["gad7"]["total"], 13);
+    assert!(res["crisis_resources"].as_str().unwrap().contains("988"));
+    let token = res["token"].as_str().unwrap().to_string();
+    let slots: Value = c
+        .get(app.url(&format!("{base}/consultation-slots")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(slots["time_zone"], "America/Phoenix");
+    let first = slots["starts"][0].as_str().unwrap().to_string();
+    // A bad time is named; a forged token is not found (nothing written);
+    // then the real booking registers the person with the visit.
+    let before = app.count_patients().await;
+    let r = c
+        .post(app.url(&format!("{base}/assessments/{token}/booking")))
+        .json(&json!({"starts_at": "soon"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let r = c
+        .post(app.url(&format!("{base}/assessments/forged/booking")))
+        .json(&json!({"starts_at": first}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(app.count_patients().await, before);
+    let r = c
+        .post(app.url(&format!("{base}/assessments/{token}/booking")))
+        .json(&json!({"starts_at": first}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+    assert_eq!(app.count_patients().await, before + 1);
+    // The lead is in the queue as booked, through the staff API.
+    let desk = api(app, "dana.frontdesk").await;
+    let (s, leads) = desk.get("/api/v1/leads?status=consultation_booked").await;
+    assert_eq!(s, 200);
+    assert_eq!(leads["leads"][0]["family_name"], "Moreau");
+    let id = leads["leads"][0]["id"].as_str().unwrap();
+    let (s, l) = desk
+        .patch(
+            &format!("/api/v1/leads/{id}"),
+            &json!({"status": "became_patient"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{l}");
+    let (s, l) = desk
+        .patch(
+            &format!("/api/v1/leads/{id}"),
+            &json!({"status": "contacted", "note": "Confirmed by phone"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{l}");
+    assert_eq!(l["note"], "Confirmed by phone");
+}
+both!(public_api_assess_and_book);
+
+/// A clinic adds an instrument by dropping a file in its data folder; a
+/// broken file stops start-up with the file and the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clinic_adds_an_instrument_by_file() {
+    let dir = std::env::temp_dir().join(format!("sw-inst-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(dir.join("instruments")).unwrap();
+    let file = r#"
+id = "calm-check"
+version = 1
+name = "Calm check (clinic's own)"
+short_name = "Calm"
+rater = "self"
+licence = "Written by the clinic"
+prompt = "Today:"
+[scales]
+yn = [{ value = 0, label = "No" }, { value = 1, label = "Yes" }]
+[[items]]
+id = "1"
+text = "I felt calm today"
+scale = "yn"
+[[items]]
+id = "2"
+text = "I slept well"
+scale = "yn"
+"#;
+    std::fs::write(dir.join("instruments/calm.toml"), file).unwrap();
+    let d = dir.clone();
+    let app = TestApp::spawn_with(Backend::Sqlite, move |c| c.data_dir = d)
+        .await
+        .unwrap();
+    let nurse = api(&app, "nina.nurse").await;
+    let (s, i) = nurse.get("/api/v1/instruments/calm-check").await;
+    assert_eq!(s, 200, "{i}");
+    assert_eq!(i["range"], json!([0, 2]));
+    let pid = app.patient_ids().await.0;
+    let (s, r) = nurse
+        .post(
+            "/api/v1/questionnaire-responses",
+            &json!({"patient_id": pid, "instrument": "calm-check", "answers": {"1": 1, "2": 1}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{r}");
+    assert_eq!(r["total"], 2);
+    app.finish().await;
+
+    std::fs::write(
+        dir.join("instruments/broken.toml"),
+        file.replace("calm-check", "broken")
+            .replace("scale = \"yn\"\n[[items]]", "scale = \"nope\"\n[[items]]"),
+    )
+    .unwrap();
+    let cfg = stillwater::config::Config {
+        data_dir: dir.clone(),
+        ..Default::default()
+    };
+    let err = cfg.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("broken.toml") && err.contains("not defined"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
