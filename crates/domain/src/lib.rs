@@ -9,6 +9,7 @@ pub mod ids;
 pub mod instruments;
 pub mod leads;
 pub mod patients;
+pub mod protocols;
 pub mod scheduling;
 pub mod time;
 

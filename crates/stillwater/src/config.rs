@@ -101,7 +101,8 @@ mail_from = "Stillwater <no-reply@stillwater.invalid>"
 outbox_interval_secs = 30               # how often reminders and other queued work run
 public_url = "http://127.0.0.1:8080"    # where patients reach this server (questionnaire links in e-mails)
 public_per_minute = 10                  # self-assessments, bookings and link answers per minute from one address
-# Instruments: every *.toml file in <data_dir>/instruments is loaded beside the shipped ones.
+# Instruments and protocols: every *.toml file in <data_dir>/instruments and
+# <data_dir>/protocols is loaded beside the shipped ones (validated at start).
 "#;
 
 const KEYS: [&str; 21] = [
@@ -317,6 +318,7 @@ impl Config {
         }
         self.mailer().map_err(anyhow::Error::msg)?;
         self.instruments()?;
+        self.protocols()?;
         Ok(())
     }
 
@@ -324,8 +326,22 @@ impl Config {
     /// `<data_dir>/instruments`, validated (a broken file stops start-up with
     /// the file and the reason).
     pub fn instruments(&self) -> anyhow::Result<domain::instruments::Registry> {
-        let dir = self.data_dir.join("instruments");
-        let mut extra = Vec::new();
+        Ok(domain::instruments::Registry::load(
+            &self.files("instruments")?,
+        )?)
+    }
+
+    /// The shipped protocols and every `*.toml` file in `<data_dir>/protocols`.
+    pub fn protocols(&self) -> anyhow::Result<domain::protocols::Protocols> {
+        Ok(domain::protocols::Protocols::load(
+            &self.files("protocols")?,
+        )?)
+    }
+
+    /// The `*.toml` files of a folder under the data folder, by name.
+    fn files(&self, folder: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let dir = self.data_dir.join(folder);
+        let mut out = Vec::new();
         if dir.is_dir() {
             let mut paths: Vec<_> = std::fs::read_dir(&dir)
                 .with_context(|| format!("reading {}", dir.display()))?
@@ -336,10 +352,10 @@ impl Config {
             for p in paths {
                 let text = std::fs::read_to_string(&p)
                     .with_context(|| format!("reading {}", p.display()))?;
-                extra.push((p.display().to_string(), text));
+                out.push((p.display().to_string(), text));
             }
         }
-        Ok(domain::instruments::Registry::load(&extra)?)
+        Ok(out)
     }
 
     /// The database URL to open: PostgreSQL if set, else SQLite in the data folder.

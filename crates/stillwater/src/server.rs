@@ -44,7 +44,8 @@ pub async fn start(store: Store, cfg: &Config) -> anyhow::Result<Running> {
     let mailer = cfg.mailer().map_err(anyhow::Error::msg)?;
     let state = web::AppState::new(store, cfg.web())
         .with_mailer(mailer)
-        .with_instruments(cfg.instruments()?);
+        .with_instruments(cfg.instruments()?)
+        .with_protocols(cfg.protocols()?);
     let listener = TcpListener::bind(&cfg.bind)
         .await
         .with_context(|| format!("binding {}", cfg.bind))?;

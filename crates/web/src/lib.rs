@@ -78,6 +78,8 @@ pub struct AppState {
     pub mailer: outbox::Mailer,
     /// Every loaded instrument version (shipped and the clinic's own files).
     pub instruments: Arc<domain::instruments::Registry>,
+    /// Every loaded protocol version (shipped and the clinic's own files).
+    pub protocols: Arc<domain::protocols::Protocols>,
     /// Limits submissions to the public pages per source address.
     pub public_limiter: Arc<governor::DefaultKeyedRateLimiter<String>>,
 }
@@ -85,6 +87,11 @@ pub struct AppState {
 impl AppState {
     pub fn with_mailer(mut self, m: outbox::Mailer) -> Self {
         self.mailer = m;
+        self
+    }
+
+    pub fn with_protocols(mut self, p: domain::protocols::Protocols) -> Self {
+        self.protocols = Arc::new(p);
         self
     }
 
@@ -98,6 +105,7 @@ impl AppState {
             .unwrap_or(std::num::NonZeroU32::MIN);
         AppState {
             instruments: Arc::new(domain::instruments::Registry::builtin()),
+            protocols: Arc::new(domain::protocols::Protocols::builtin()),
             public_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
                 per_minute,
             ))),

@@ -957,10 +957,11 @@ async fn public_api_assess_and_book(app: &TestApp) {
 }
 both!(public_api_assess_and_book);
 
-/// A clinic adds an instrument by dropping a file in its data folder; a
+/// A clinic adds an instrument or a protocol version by dropping a file in its
+/// data folder; a
 /// broken file stops start-up with the file and the reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_clinic_adds_an_instrument_by_file() {
+async fn a_clinic_adds_instruments_and_protocols_by_file() {
     let dir = std::env::temp_dir().join(format!("sw-inst-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(dir.join("instruments")).unwrap();
     let file = r#"
@@ -983,6 +984,16 @@ text = "I slept well"
 scale = "yn"
 "#;
     std::fs::write(dir.join("instruments/calm.toml"), file).unwrap();
+    // A new version of the IV protocol, as a clinic would add it.
+    std::fs::create_dir_all(dir.join("protocols")).unwrap();
+    let iv = domain::protocols::BUILTIN
+        .iter()
+        .find(|(f, _)| *f == "iv.toml")
+        .unwrap()
+        .1
+        .replace("version = 1", "version = 2")
+        .replace("start = 0.5", "start = 0.4");
+    std::fs::write(dir.join("protocols/iv-v2.toml"), &iv).unwrap();
     let d = dir.clone();
     let app = TestApp::spawn_with(Backend::Sqlite, move |c| c.data_dir = d)
         .await
@@ -1000,6 +1011,20 @@ scale = "yn"
         .await;
     assert_eq!(s, 201, "{r}");
     assert_eq!(r["total"], 2);
+    let (s, all) = nurse.get("/api/v1/protocols").await;
+    assert_eq!(s, 200);
+    assert_eq!(all["protocols"].as_array().unwrap().len(), 5);
+    let (s, p) = nurse.get("/api/v1/protocols/iv-infusion").await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(p["version"], 2);
+    assert_eq!(p["dose"]["start"], 0.4);
+    assert_eq!(p["versions"].as_array().unwrap().len(), 2);
+    let (s, p1) = nurse.get("/api/v1/protocols/iv-infusion?version=1").await;
+    assert_eq!(s, 200);
+    assert_eq!(p1["dose"]["start"], 0.5);
+    assert_eq!(p1["limits"]["sbp_max"], 180);
+    let (s, _) = nurse.get("/api/v1/protocols/iv-infusion?version=9").await;
+    assert_eq!(s, 404);
     app.finish().await;
 
     std::fs::write(
@@ -1015,6 +1040,18 @@ scale = "yn"
     let err = cfg.validate().unwrap_err().to_string();
     assert!(
         err.contains("broken.toml") && err.contains("not defined"),
+        "{err}"
+    );
+    std::fs::remove_file(dir.join("instruments/broken.toml")).unwrap();
+    std::fs::write(
+        dir.join("protocols/iv-v3.toml"),
+        iv.replace("version = 2", "version = 3")
+            .replace("max = 0.75", "max = 2.0"),
+    )
+    .unwrap();
+    let err = cfg.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("iv-v3.toml") && err.contains("dose.max"),
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -27,6 +27,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/instruments", get(instruments))
         .route("/instruments/{id}", get(instrument))
+        .route("/protocols", get(protocols))
+        .route("/protocols/{id}", get(protocol))
         .route(
             "/questionnaire-responses",
             get(responses).post(create_response),
@@ -107,6 +109,44 @@ async fn instrument(
         other => other,
     })?;
     Ok(Json(instrument_json(&i)).into_response())
+}
+
+async fn protocols(State(state): State<AppState>, ApiCaller(_c): ApiCaller) -> ApiResult {
+    let all: Vec<Value> = state
+        .protocols
+        .all_current()
+        .into_iter()
+        .map(|p| json!(p.as_ref()))
+        .collect();
+    Ok(Json(json!({ "protocols": all })).into_response())
+}
+
+/// One protocol: the current version, or `?version=N`; with the versions there are.
+async fn protocol(
+    State(state): State<AppState>,
+    ApiCaller(_c): ApiCaller,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult {
+    let p = Params::parse(&req, &["version"])?;
+    let found = match p.get("version") {
+        Some(v) => {
+            let v = v
+                .parse::<u32>()
+                .map_err(|_| WebError::bad("version must be a whole number", Some("version")))?;
+            state.protocols.get(&id, v)
+        }
+        None => state.protocols.current(&id),
+    };
+    let found = found.ok_or(WebError::NotFound)?;
+    let mut out = json!(found.as_ref());
+    out["versions"] = json!(state
+        .protocols
+        .versions_of(&id)
+        .iter()
+        .map(|v| json!({"version": v.version, "hash": v.hash}))
+        .collect::<Vec<_>>());
+    Ok(Json(out).into_response())
 }
 
 fn response_json(r: &Stored) -> Value {

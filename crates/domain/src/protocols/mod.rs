@@ -1,0 +1,551 @@
+//! Treatment protocols as versioned data: one TOML file per protocol names
+//! the route, the dose range and starting dose, titration, infusion length,
+//! the monitoring interval, pre-dose and in-session alert limits, the
+//! checklist that must be complete before a dose, discharge criteria and the
+//! course shapes it allows. Files are validated when loaded (every problem
+//! names its field) and hashed; records keep the version they were made under.
+//! The shipped defaults follow `DOMAIN.md`; every number in them is a clinic
+//! policy except the safe maxima below, which no file can exceed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::scheduling::CourseKind;
+use crate::FieldError;
+
+#[cfg(test)]
+mod tests;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    Iv,
+    Im,
+    Sc,
+    Intranasal,
+    Sublingual,
+    Oral,
+}
+
+impl Route {
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Iv => "IV infusion",
+            Route::Im => "IM injection",
+            Route::Sc => "SC injection",
+            Route::Intranasal => "Intranasal",
+            Route::Sublingual => "Sublingual",
+            Route::Oral => "Oral",
+        }
+    }
+
+    /// The dose no protocol may allow for this route, whatever a clinic
+    /// writes: above the highest doses studied for psychiatric use in
+    /// `DOMAIN.md` (IV 0.75 mg/kg, IM and SC 1 mg/kg, intranasal 100 mg,
+    /// sublingual 300 mg, oral 2.5 mg/kg), with a small margin.
+    pub fn safe_max(self) -> (DoseUnit, f64) {
+        match self {
+            Route::Iv => (DoseUnit::MgPerKg, 1.0),
+            Route::Im | Route::Sc => (DoseUnit::MgPerKg, 1.0),
+            Route::Intranasal => (DoseUnit::Mg, 112.0),
+            Route::Sublingual => (DoseUnit::Mg, 300.0),
+            Route::Oral => (DoseUnit::MgPerKg, 3.0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoseUnit {
+    MgPerKg,
+    Mg,
+}
+
+impl DoseUnit {
+    pub fn label(self) -> &'static str {
+        match self {
+            DoseUnit::MgPerKg => "mg/kg",
+            DoseUnit::Mg => "mg",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dose {
+    pub unit: DoseUnit,
+    pub min: f64,
+    pub max: f64,
+    pub start: f64,
+    /// One titration step up or down.
+    pub step: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Titration {
+    /// When to step up, in words for the prescriber.
+    pub up_when: String,
+    /// When to step down.
+    pub down_when: String,
+    /// Doses between changes, at least.
+    pub doses_between_changes: u32,
+}
+
+/// Blood pressure and heart rate that must hold before a dose.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreDose {
+    /// Proceed only below these (mmHg); at or above, defer or treat.
+    pub sbp_below: u32,
+    pub dbp_below: u32,
+    pub hr_min: u32,
+    pub hr_max: u32,
+    pub spo2_min: u32,
+    /// Hours of fasting from solids.
+    pub fasting_solids_hours: u32,
+}
+
+/// In-session limits: a reading outside them pauses the dose and raises an
+/// alert; the stop limits end it and escalate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub sbp_max: u32,
+    pub dbp_max: u32,
+    pub hr_min: u32,
+    pub hr_max: u32,
+    pub spo2_min: u32,
+    pub rr_min: u32,
+    pub rr_max: u32,
+    /// Pause at this MOAA/S or below.
+    pub moaas_pause_at: u32,
+    /// Stop and escalate at this MOAA/S or below.
+    pub moaas_stop_at: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Monitoring {
+    /// Minutes between blood pressure readings during the dose.
+    pub interval_minutes: u32,
+    /// Pulse oximetry throughout.
+    pub continuous_spo2: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Discharge {
+    pub aldrete_min: u32,
+    pub recovery_minutes_min: u32,
+    pub escort_required: bool,
+}
+
+/// Checklist items a protocol may require before a dose.
+pub const CHECKLIST: [(&str, &str); 8] = [
+    ("eligibility", "Approved eligibility decision"),
+    ("consent", "Signed consent of the current version"),
+    ("weight_today", "Weight measured today"),
+    ("vitals", "Pre-dose vitals within limits"),
+    (
+        "fasting",
+        "Fasting confirmed (no solids 6 h, clear liquids until 2 h)",
+    ),
+    ("escort", "Escort named and present for discharge"),
+    ("no_alcohol", "No alcohol in the last 24 h"),
+    (
+        "medications",
+        "Current medications reviewed for interactions",
+    ),
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSpec {
+    id: String,
+    version: u32,
+    name: String,
+    route: Route,
+    #[serde(default)]
+    description: String,
+    dose: Dose,
+    titration: Titration,
+    /// Minutes over which the dose is given (infusions); 0 for a bolus or spray.
+    #[serde(default)]
+    administration_minutes: u32,
+    monitoring: Monitoring,
+    pre_dose: PreDose,
+    limits: Limits,
+    checklist: Vec<String>,
+    discharge: Discharge,
+    courses: Vec<CourseKind>,
+    /// Doses may be taken at home between clinic sessions (sublingual).
+    #[serde(default)]
+    home_use: bool,
+}
+
+/// A loaded, validated protocol.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Protocol {
+    pub id: String,
+    pub version: u32,
+    pub name: String,
+    pub route: Route,
+    pub description: String,
+    pub dose: Dose,
+    pub titration: Titration,
+    pub administration_minutes: u32,
+    pub monitoring: Monitoring,
+    pub pre_dose: PreDose,
+    pub limits: Limits,
+    pub checklist: Vec<String>,
+    pub discharge: Discharge,
+    pub courses: Vec<CourseKind>,
+    pub home_use: bool,
+    /// SHA-256 of the file as loaded.
+    pub hash: String,
+}
+
+/// Every problem with a protocol file, each naming its field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("protocol {file}: {}", errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+pub struct ProtocolError {
+    pub file: String,
+    pub errors: Vec<FieldError>,
+}
+
+fn lt(e: &mut Vec<FieldError>, lo: (&str, u32), hi: (&str, u32)) {
+    if lo.1 >= hi.1 {
+        e.push(FieldError::new(
+            lo.0,
+            format!("({}) must be below {} ({})", lo.1, hi.0, hi.1),
+        ));
+    }
+}
+
+fn within(e: &mut Vec<FieldError>, field: &str, v: u32, lo: u32, hi: u32) {
+    if v < lo || v > hi {
+        e.push(FieldError::new(
+            field,
+            format!("{v} is outside {lo} to {hi}"),
+        ));
+    }
+}
+
+impl Protocol {
+    pub fn parse(file: &str, text: &str) -> Result<Protocol, ProtocolError> {
+        let fail = |errors: Vec<FieldError>| ProtocolError {
+            file: file.to_string(),
+            errors,
+        };
+        let spec: FileSpec = toml::from_str(text).map_err(|e| {
+            // toml names the key it could not take; keep its words.
+            let msg = e.message().to_string();
+            let field = msg
+                .split('`')
+                .nth(1)
+                .filter(|_| msg.starts_with("unknown field") || msg.starts_with("missing field"))
+                .unwrap_or("file")
+                .to_string();
+            fail(vec![FieldError::new(field, msg)])
+        })?;
+        let mut e = Vec::new();
+        if spec.id.is_empty()
+            || !spec
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            e.push(FieldError::new(
+                "id",
+                "use lower-case letters, digits and '-'",
+            ));
+        }
+        if spec.version == 0 {
+            e.push(FieldError::new("version", "must be 1 or more"));
+        }
+        let d = &spec.dose;
+        let (unit, safe) = spec.route.safe_max();
+        if d.unit != unit {
+            e.push(FieldError::new(
+                "dose.unit",
+                format!(
+                    "{} doses are written in {}",
+                    spec.route.label(),
+                    unit.label()
+                ),
+            ));
+        }
+        for (f, v) in [
+            ("dose.min", d.min),
+            ("dose.max", d.max),
+            ("dose.start", d.start),
+            ("dose.step", d.step),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                e.push(FieldError::new(f, "must be a number above 0"));
+            }
+        }
+        if d.max > safe {
+            e.push(FieldError::new(
+                "dose.max",
+                format!(
+                    "{} {} is above the safe maximum for {} ({} {})",
+                    d.max,
+                    d.unit.label(),
+                    spec.route.label(),
+                    safe,
+                    unit.label()
+                ),
+            ));
+        }
+        if d.min > d.max {
+            e.push(FieldError::new("dose.min", "must not be above dose.max"));
+        }
+        if d.start < d.min || d.start > d.max {
+            e.push(FieldError::new(
+                "dose.start",
+                format!("{} is outside the range {}-{}", d.start, d.min, d.max),
+            ));
+        }
+        if d.step > d.max - d.min && d.max > d.min {
+            e.push(FieldError::new(
+                "dose.step",
+                "is larger than the whole range",
+            ));
+        }
+        if spec.route == Route::Iv && spec.administration_minutes == 0 {
+            e.push(FieldError::new(
+                "administration_minutes",
+                "an infusion needs its length in minutes",
+            ));
+        }
+        within(
+            &mut e,
+            "administration_minutes",
+            spec.administration_minutes,
+            0,
+            240,
+        );
+        within(
+            &mut e,
+            "monitoring.interval_minutes",
+            spec.monitoring.interval_minutes,
+            1,
+            60,
+        );
+        let p = &spec.pre_dose;
+        within(&mut e, "pre_dose.sbp_below", p.sbp_below, 90, 200);
+        within(&mut e, "pre_dose.dbp_below", p.dbp_below, 50, 130);
+        lt(
+            &mut e,
+            ("pre_dose.hr_min", p.hr_min),
+            ("pre_dose.hr_max", p.hr_max),
+        );
+        within(&mut e, "pre_dose.spo2_min", p.spo2_min, 80, 100);
+        within(
+            &mut e,
+            "pre_dose.fasting_solids_hours",
+            p.fasting_solids_hours,
+            0,
+            12,
+        );
+        let l = &spec.limits;
+        lt(
+            &mut e,
+            ("limits.hr_min", l.hr_min),
+            ("limits.hr_max", l.hr_max),
+        );
+        lt(
+            &mut e,
+            ("limits.rr_min", l.rr_min),
+            ("limits.rr_max", l.rr_max),
+        );
+        lt(
+            &mut e,
+            ("limits.dbp_max", l.dbp_max),
+            ("limits.sbp_max", l.sbp_max),
+        );
+        within(&mut e, "limits.spo2_min", l.spo2_min, 80, 100);
+        within(&mut e, "limits.moaas_pause_at", l.moaas_pause_at, 0, 5);
+        lt(
+            &mut e,
+            ("limits.moaas_stop_at", l.moaas_stop_at),
+            ("limits.moaas_pause_at", l.moaas_pause_at),
+        );
+        // In-session limits must not be tighter than the pre-dose gate, or a
+        // patient let in would alarm at once.
+        if l.sbp_max < p.sbp_below {
+            e.push(FieldError::new(
+                "limits.sbp_max",
+                format!(
+                    "({}) is below pre_dose.sbp_below ({})",
+                    l.sbp_max, p.sbp_below
+                ),
+            ));
+        }
+        if l.spo2_min > p.spo2_min {
+            e.push(FieldError::new(
+                "limits.spo2_min",
+                format!(
+                    "({}) is above pre_dose.spo2_min ({})",
+                    l.spo2_min, p.spo2_min
+                ),
+            ));
+        }
+        for (n, c) in spec.checklist.iter().enumerate() {
+            if !CHECKLIST.iter().any(|x| x.0 == c) {
+                e.push(FieldError::new(
+                    format!("checklist[{n}]"),
+                    format!(
+                        "{c:?} is not a checklist item; known: {}",
+                        CHECKLIST.map(|x| x.0).join(", ")
+                    ),
+                ));
+            }
+        }
+        for must in ["eligibility", "consent"] {
+            if !spec.checklist.iter().any(|c| c == must) {
+                e.push(FieldError::new(
+                    "checklist",
+                    format!("must include {must:?}: no dose without it"),
+                ));
+            }
+        }
+        within(
+            &mut e,
+            "discharge.aldrete_min",
+            spec.discharge.aldrete_min,
+            0,
+            10,
+        );
+        within(
+            &mut e,
+            "discharge.recovery_minutes_min",
+            spec.discharge.recovery_minutes_min,
+            0,
+            480,
+        );
+        if spec.courses.is_empty() {
+            e.push(FieldError::new("courses", "name at least one course shape"));
+        }
+        if spec.home_use && spec.route != Route::Sublingual && spec.route != Route::Oral {
+            e.push(FieldError::new(
+                "home_use",
+                format!("{} is given in the clinic only", spec.route.label()),
+            ));
+        }
+        if !e.is_empty() {
+            return Err(fail(e));
+        }
+        Ok(Protocol {
+            id: spec.id,
+            version: spec.version,
+            name: spec.name,
+            route: spec.route,
+            description: spec.description,
+            dose: spec.dose,
+            titration: spec.titration,
+            administration_minutes: spec.administration_minutes,
+            monitoring: spec.monitoring,
+            pre_dose: spec.pre_dose,
+            limits: spec.limits,
+            checklist: spec.checklist,
+            discharge: spec.discharge,
+            courses: spec.courses,
+            home_use: spec.home_use,
+            hash: hex::encode(Sha256::digest(text.as_bytes())),
+        })
+    }
+}
+
+/// The protocols this build ships, as (file name, text).
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("iv.toml", include_str!("../../protocols/iv.toml")),
+    ("im.toml", include_str!("../../protocols/im.toml")),
+    ("sc.toml", include_str!("../../protocols/sc.toml")),
+    (
+        "intranasal.toml",
+        include_str!("../../protocols/intranasal.toml"),
+    ),
+    (
+        "sublingual.toml",
+        include_str!("../../protocols/sublingual.toml"),
+    ),
+];
+
+/// Every loaded protocol version; the highest version of each is current.
+#[derive(Debug, Clone, Default)]
+pub struct Protocols {
+    versions: BTreeMap<(String, u32), Arc<Protocol>>,
+}
+
+impl Protocols {
+    /// The shipped protocols plus `extra` files (a clinic's own). A version
+    /// already loaded with other content is refused: versions never change.
+    pub fn load(extra: &[(String, String)]) -> Result<Protocols, ProtocolError> {
+        let mut r = Protocols::default();
+        let builtin = BUILTIN.iter().map(|(f, t)| (f.to_string(), t.to_string()));
+        for (file, text) in builtin.chain(extra.iter().cloned()) {
+            let p = Protocol::parse(&file, &text)?;
+            let key = (p.id.clone(), p.version);
+            if let Some(old) = r.versions.get(&key) {
+                if old.hash != p.hash {
+                    return Err(ProtocolError {
+                        file,
+                        errors: vec![FieldError::new(
+                            "version",
+                            format!(
+                                "{} version {} is already loaded with other content; give the changed file a new version",
+                                p.id, p.version
+                            ),
+                        )],
+                    });
+                }
+                continue;
+            }
+            r.versions.insert(key, Arc::new(p));
+        }
+        Ok(r)
+    }
+
+    pub fn builtin() -> Protocols {
+        Protocols::load(&[]).unwrap_or_default()
+    }
+
+    pub fn get(&self, id: &str, version: u32) -> Option<&Arc<Protocol>> {
+        self.versions.get(&(id.to_string(), version))
+    }
+
+    pub fn current(&self, id: &str) -> Option<&Arc<Protocol>> {
+        self.versions
+            .range((id.to_string(), 0)..=(id.to_string(), u32::MAX))
+            .next_back()
+            .map(|(_, v)| v)
+    }
+
+    pub fn all_current(&self) -> Vec<&Arc<Protocol>> {
+        let mut out: Vec<&Arc<Protocol>> = Vec::new();
+        for ((id, _), p) in &self.versions {
+            match out.last() {
+                Some(last) if &last.id == id => {
+                    let n = out.len();
+                    out[n - 1] = p;
+                }
+                _ => out.push(p),
+            }
+        }
+        out
+    }
+
+    /// Every version of one protocol, oldest first.
+    pub fn versions_of(&self, id: &str) -> Vec<&Arc<Protocol>> {
+        self.versions
+            .range((id.to_string(), 0)..=(id.to_string(), u32::MAX))
+            .map(|(_, v)| v)
+            .collect()
+    }
+}
