@@ -958,8 +958,7 @@ async fn public_api_assess_and_book(app: &TestApp) {
 both!(public_api_assess_and_book);
 
 /// A clinic adds an instrument or a protocol version by dropping a file in its
-/// data folder; a
-/// broken file stops start-up with the file and the reason.
+/// data folder; a broken file stops start-up with the file and the reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clinic_adds_instruments_and_protocols_by_file() {
     let dir = std::env::temp_dir().join(format!("sw-inst-{}", uuid::Uuid::now_v7().simple()));
