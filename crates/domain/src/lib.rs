@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod clinics;
+pub mod eligibility;
 pub mod error;
 pub mod ids;
 pub mod instruments;
