@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
+use crate::eligibility::{Condition, Policy};
 use crate::error::Errors;
 use crate::instruments::{Registry, Scored};
 use crate::patients::{email, optional, phone, required};
@@ -58,52 +59,63 @@ pub const TREATMENTS: [(&str, &str, bool); 6] = [
     ),
 ];
 
-/// The exclusion screen of DOMAIN.md in plain words: (key, words, absolute).
-/// Absolute answers mean "probably not right for you"; relative ones mean a
-/// doctor must look first ("let's talk").
-pub const EXCLUSIONS: [(&str, &str, bool); 10] = [
+/// The exclusion screen of DOMAIN.md in plain words: (key, words, the
+/// condition of the eligibility policy it screens for; `None` for a high
+/// benzodiazepine dose, which the policy treats as relative). Whether an
+/// answer is absolute ("probably not right for you") or relative (a doctor
+/// must look first: "let's talk") comes from the policy, the same one the
+/// eligibility engine applies.
+pub const EXCLUSIONS: [(&str, &str, Option<Condition>); 10] = [
     (
         "psychosis_mania",
         "I am hearing or seeing things others do not, or have episodes of mania, right now",
-        true,
+        Some(Condition::ActivePsychosisOrMania),
     ),
     (
         "psychotic_history",
         "I have been diagnosed with schizophrenia or another psychotic disorder",
-        false,
+        Some(Condition::PsychoticDisorderHistory),
     ),
     (
         "blood_pressure",
         "I have high blood pressure that is not under control",
-        false,
+        Some(Condition::UncontrolledHypertension),
     ),
     (
         "heart",
         "I have a heart rhythm problem or heart disease, or have had a stroke",
-        false,
+        Some(Condition::ArrhythmiaOrUnstableCardiac),
     ),
     (
         "substance",
         "I currently misuse ketamine or PCP, or need detox from alcohol or drugs",
-        true,
+        Some(Condition::KetamineOrPcpMisuse),
     ),
     (
         "bladder",
         "I have had bladder problems from ketamine use",
-        true,
+        Some(Condition::KetamineCystitis),
     ),
-    ("pregnancy", "I am pregnant or breastfeeding", true),
+    (
+        "pregnancy",
+        "I am pregnant or breastfeeding",
+        Some(Condition::PregnancyOrBreastfeeding),
+    ),
     (
         "head_pressure",
         "I have raised pressure in the head (for example after a serious head injury)",
-        true,
+        Some(Condition::RaisedIntracranialPressure),
     ),
     (
         "benzodiazepines",
         "I take a high daily dose of a benzodiazepine (more than 3 mg of lorazepam or its equal)",
-        false,
+        None,
     ),
-    ("allergy", "I am allergic to ketamine", true),
+    (
+        "allergy",
+        "I am allergic to ketamine",
+        Some(Condition::KetamineAllergy),
+    ),
 ];
 
 /// The raw answers of the public assessment, as a form or JSON body gives them.
@@ -211,12 +223,23 @@ fn listed(e: &mut Errors, field: &str, values: &[String], allowed: &[&str]) -> V
     out
 }
 
-/// Validates the answers and works out the result. `today` is the clinic's
-/// local date (age check). The honeypot is checked by the caller first.
+/// Validates the answers and works out the result under the default policy.
+/// `today` is the clinic's local date (age check). The honeypot is checked by
+/// the caller first.
 pub fn assess(
     input: &AssessmentInput,
     instruments: &Registry,
     today: Date,
+) -> Result<Assessment, DomainError> {
+    assess_with(input, instruments, today, &Policy::default())
+}
+
+/// [`assess`] under a clinic's own exclusion policy.
+pub fn assess_with(
+    input: &AssessmentInput,
+    instruments: &Registry,
+    today: Date,
+    policy: &Policy,
 ) -> Result<Assessment, DomainError> {
     let mut e = Errors::new();
     let (Some(gad), Some(phq)) = (instruments.current("gad7"), instruments.current("phq2")) else {
@@ -305,7 +328,15 @@ pub fn assess(
         phone: tel.flatten(),
         date_of_birth: dob,
     };
-    let (outcome, reasons) = judge(&contact, &gad7, &phq2, &treatments, &exclusions, today);
+    let (outcome, reasons) = judge(
+        &contact,
+        &gad7,
+        &phq2,
+        &treatments,
+        &exclusions,
+        today,
+        policy,
+    );
     let safety = gad7.safety || phq2.safety;
     Ok(Assessment {
         contact,
@@ -327,6 +358,7 @@ fn judge(
     treatments: &[String],
     exclusions: &[String],
     today: Date,
+    policy: &Policy,
 ) -> (Outcome, Vec<String>) {
     let d = c.date_of_birth;
     let birthday_passed = (today.month(), today.day()) >= (d.month(), d.day());
@@ -346,7 +378,11 @@ fn judge(
     };
     let absolute: Vec<String> = exclusions
         .iter()
-        .filter(|k| EXCLUSIONS.iter().any(|x| x.0 == k.as_str() && x.2))
+        .filter(|k| {
+            EXCLUSIONS
+                .iter()
+                .any(|x| x.0 == k.as_str() && x.2.is_some_and(|c| policy.absolute.contains(&c)))
+        })
         .map(|k| {
             format!(
                 "You said: \"{}\". Ketamine is not safe or not advised with this.",
@@ -550,6 +586,25 @@ mod tests {
         assert!(a.safety);
         let a = run(&input(18, [3, 3, 3])).unwrap();
         assert!(a.safety);
+    }
+
+    #[test]
+    fn the_policy_decides_absolute_or_relative() {
+        let mut i = input(18, [1, 1, 0]);
+        i.no_exclusions = false;
+        i.exclusions = vec!["psychotic_history".into()];
+        assert_eq!(run(&i).unwrap().outcome, Outcome::Maybe);
+        let mut strict = Policy::default();
+        strict.absolute.push(Condition::PsychoticDisorderHistory);
+        let a = assess_with(&i, &Registry::builtin(), today(), &strict).unwrap();
+        assert_eq!(a.outcome, Outcome::NotRight);
+        // Every screen statement that names a condition maps to the policy's lists.
+        let p = Policy::default();
+        for (key, _, cond) in EXCLUSIONS {
+            if let Some(c) = cond {
+                assert!(p.absolute.contains(&c) || p.relative.contains(&c), "{key}");
+            }
+        }
     }
 
     #[test]
