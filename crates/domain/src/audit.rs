@@ -41,10 +41,13 @@ pub enum Action {
     ResponseRead,
     LinkCreate,
     TaskClose,
+    EligibilityRead,
+    EligibilityDecide,
+    EligibilitySignOff,
 }
 
 impl Action {
-    pub const ALL: [Action; 34] = [
+    pub const ALL: [Action; 37] = [
         Action::LoginSuccess,
         Action::LoginFailure,
         Action::Logout,
@@ -79,6 +82,9 @@ impl Action {
         Action::ResponseRead,
         Action::LinkCreate,
         Action::TaskClose,
+        Action::EligibilityRead,
+        Action::EligibilityDecide,
+        Action::EligibilitySignOff,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -117,6 +123,9 @@ impl Action {
             Action::ResponseRead => "questionnaire_response.read",
             Action::LinkCreate => "questionnaire_link.create",
             Action::TaskClose => "task.close",
+            Action::EligibilityRead => "eligibility.read",
+            Action::EligibilityDecide => "eligibility.decide",
+            Action::EligibilitySignOff => "eligibility.sign_off",
         }
     }
 

@@ -78,6 +78,7 @@ impl Role {
                 MeasureRead,
                 MeasureRecord,
                 TaskClose,
+                EligibilitySignOff,
             ],
             Role::Prescriber => &[
                 PatientRead,
@@ -90,6 +91,7 @@ impl Role {
                 MeasureRead,
                 MeasureRecord,
                 TaskClose,
+                EligibilityDecide,
             ],
             Role::MonitoringClinician => &[
                 PatientRead,
@@ -184,6 +186,10 @@ pub enum Permission {
     MeasureRecord,
     /// Close a safety task with a note (clinicians only).
     TaskClose,
+    /// Decide a patient's eligibility (prescribers).
+    EligibilityDecide,
+    /// Sign off the pre-treatment assessment behind a decision (nurses).
+    EligibilitySignOff,
 }
 
 /// Who is acting: a signed-in staff member (browser session or user token) or a device.

@@ -136,6 +136,7 @@ pub fn classify(name: &str) -> (DrugClass, Option<f64>) {
 
 /// A current medicine: its name and total daily milligrams.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Medication {
     pub name: String,
     pub daily_mg: Option<f64>,
@@ -143,6 +144,7 @@ pub struct Medication {
 
 /// A past treatment trial: adequate when at a therapeutic dose for long enough.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Trial {
     pub treatment: String,
     pub adequate_dose: bool,
@@ -151,6 +153,7 @@ pub struct Trial {
 
 /// What the assessment established.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Facts {
     pub conditions: Vec<Condition>,
     /// Conditions the assessment could not settle (records awaited).
@@ -528,5 +531,203 @@ mod tests {
             evaluate(&f, &Policy::default()).suggestion,
             Suggestion::EligibleWithConditions
         );
+    }
+}
+
+/// A prescriber's decision as submitted: the facts it rests on, the decision,
+/// the conditions (for "eligible with conditions") and the rationale.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionInput {
+    pub facts: Facts,
+    pub decision: Suggestion,
+    #[serde(default)]
+    pub conditions: String,
+    pub rationale: String,
+}
+
+/// A decision checked against the engine's findings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub facts: Facts,
+    pub evaluation: Evaluation,
+    pub decision: Suggestion,
+    pub conditions: String,
+    pub rationale: String,
+}
+
+/// Checks a decision: a rationale always; no "eligible" past an absolute
+/// exclusion or with findings still open; conditions named when the decision
+/// carries them. The prescriber may be stricter than the engine, never laxer
+/// than an absolute exclusion.
+pub fn decide(input: DecisionInput, policy: &Policy) -> Result<Decision, crate::DomainError> {
+    let mut e = crate::error::Errors::new();
+    let evaluation = evaluate(&input.facts, policy);
+    let rationale = input.rationale.trim().to_string();
+    if rationale.chars().count() < 10 {
+        e.add("rationale", "is required: say why (at least a sentence)");
+    }
+    if rationale.chars().count() > 4000 {
+        e.add("rationale", "must be at most 4000 characters");
+    }
+    let conditions = input.conditions.trim().to_string();
+    let has = |l: Level| evaluation.findings.iter().any(|f| f.level == l);
+    match input.decision {
+        Suggestion::Eligible | Suggestion::EligibleWithConditions if has(Level::Absolute) => {
+            let which: Vec<&str> = evaluation
+                .findings
+                .iter()
+                .filter(|f| f.level == Level::Absolute)
+                .map(|f| f.explanation.as_str())
+                .collect();
+            e.add(
+                "decision",
+                format!(
+                    "cannot be eligible with an absolute exclusion: {}",
+                    which.join(" ")
+                ),
+            );
+        }
+        Suggestion::Eligible | Suggestion::EligibleWithConditions
+            if evaluation
+                .findings
+                .iter()
+                .any(|f| f.level == Level::Missing && f.rule != "TreatmentResistance") =>
+        {
+            e.add(
+                "decision",
+                "an exclusion question is still open: settle it before deciding eligible",
+            )
+        }
+        Suggestion::Eligible if has(Level::Relative) || has(Level::Interaction) => e.add(
+            "decision",
+            "the findings need conditions: decide \"eligible with conditions\" and name them",
+        ),
+        Suggestion::EligibleWithConditions if conditions.is_empty() => e.add(
+            "conditions",
+            "name the conditions (for example: taper clonazepam first)",
+        ),
+        _ => {}
+    }
+    if matches!(
+        input.decision,
+        Suggestion::Eligible | Suggestion::EligibleWithConditions
+    ) && !evaluation.treatment_resistant
+        && rationale.chars().count() >= 10
+        && !rationale.to_lowercase().contains("resist")
+    {
+        e.add(
+            "rationale",
+            "fewer adequate trials than the policy's treatment-resistance rule: say why treatment is still indicated (mention resistance)",
+        );
+    }
+    e.into_result()?;
+    Ok(Decision {
+        facts: input.facts,
+        evaluation,
+        decision: input.decision,
+        conditions,
+        rationale,
+    })
+}
+
+impl Suggestion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Suggestion::Eligible => "eligible",
+            Suggestion::EligibleWithConditions => "eligible_with_conditions",
+            Suggestion::NotEligible => "not_eligible",
+            Suggestion::NeedsMoreInformation => "needs_more_information",
+        }
+    }
+    /// Whether a dose may go ahead under this decision (the first part of the gate).
+    pub fn approves(self) -> bool {
+        matches!(
+            self,
+            Suggestion::Eligible | Suggestion::EligibleWithConditions
+        )
+    }
+}
+
+#[cfg(test)]
+mod decision_tests {
+    use super::*;
+
+    fn input(decision: Suggestion, conditions: &[Condition]) -> DecisionInput {
+        DecisionInput {
+            facts: Facts {
+                conditions: conditions.to_vec(),
+                trials: (0..2)
+                    .map(|i| Trial {
+                        treatment: format!("t{i}"),
+                        adequate_dose: true,
+                        weeks: 8,
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+            decision,
+            conditions: String::new(),
+            rationale: "Two adequate SSRI trials without remission; no exclusions found.".into(),
+        }
+    }
+
+    fn field(r: Result<Decision, crate::DomainError>) -> Vec<String> {
+        match r {
+            Err(crate::DomainError::Invalid(e)) => e.into_iter().map(|x| x.field).collect(),
+            other => panic!("accepted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_prescriber_cannot_be_laxer_than_an_absolute_exclusion() {
+        let p = Policy::default();
+        assert!(decide(input(Suggestion::Eligible, &[]), &p).is_ok());
+        assert_eq!(
+            field(decide(
+                input(Suggestion::Eligible, &[Condition::KetamineCystitis]),
+                &p
+            )),
+            ["decision"]
+        );
+        assert!(decide(
+            input(Suggestion::NotEligible, &[Condition::KetamineCystitis]),
+            &p
+        )
+        .is_ok());
+        // Relative findings need conditions, named.
+        let rel = [Condition::UncontrolledHypertension];
+        assert_eq!(
+            field(decide(input(Suggestion::Eligible, &rel), &p)),
+            ["decision"]
+        );
+        assert_eq!(
+            field(decide(input(Suggestion::EligibleWithConditions, &rel), &p)),
+            ["conditions"]
+        );
+        let mut ok = input(Suggestion::EligibleWithConditions, &rel);
+        ok.conditions = "BP below 140/90 on two readings before the first dose".into();
+        assert!(decide(ok, &p).is_ok());
+        // Stricter than the engine is always allowed.
+        assert!(decide(input(Suggestion::NeedsMoreInformation, &[]), &p).is_ok());
+        // An unanswered exclusion question blocks "eligible".
+        let mut open = input(Suggestion::Eligible, &[]);
+        open.facts.unknown = vec![Condition::PregnancyOrBreastfeeding];
+        assert_eq!(field(decide(open, &p)), ["decision"]);
+    }
+
+    #[test]
+    fn a_rationale_is_required_and_resistance_must_be_addressed() {
+        let p = Policy::default();
+        let mut i = input(Suggestion::Eligible, &[]);
+        i.rationale = "ok".into();
+        assert_eq!(field(decide(i, &p)), ["rationale"]);
+        let mut i = input(Suggestion::Eligible, &[]);
+        i.facts.trials.truncate(1);
+        i.rationale = "Severe anxiety, patient keen to start.".into();
+        assert_eq!(field(decide(i.clone(), &p)), ["rationale"]);
+        i.rationale = "One adequate trial only, but resistance is clear from a failed second trial stopped for side effects.".into();
+        // Still needs-more-information findings: the engine says so, the prescriber may still decide.
+        assert!(decide(i, &p).is_ok());
     }
 }

@@ -20,6 +20,7 @@ use crate::error::{ApiError, WebError};
 use crate::patients;
 use crate::AppState;
 
+mod eligibility;
 mod measures;
 mod scheduling;
 pub(crate) use scheduling::parse_start;
@@ -34,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/audit-events", get(audit_events))
         .merge(scheduling::routes())
         .merge(measures::routes())
+        .merge(eligibility::routes())
         .fallback(|| async { ApiError(WebError::NotFound) })
 }
 

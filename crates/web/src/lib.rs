@@ -13,6 +13,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod ctx;
+pub mod eligibility;
 pub mod error;
 pub mod feeds;
 pub mod instruments;

@@ -1055,3 +1055,97 @@ scale = "yn"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Eligibility: the prescriber decides with the engine's findings, never past
+/// an absolute exclusion; the nurse signs off; each decision is a new version.
+async fn eligibility_decisions(app: &TestApp) {
+    let pid = app.patient_ids().await.0;
+    let path = format!("/api/v1/patients/{pid}/eligibility");
+    let prescriber = api(app, "paul.prescriber").await;
+    let nurse = api(app, "nina.nurse").await;
+    let facts = json!({
+        "conditions": [],
+        "medications": [{"name": "clonazepam", "daily_mg": 2.0}, {"name": "sertraline", "daily_mg": 150.0}],
+        "trials": [
+            {"treatment": "sertraline", "adequate_dose": true, "weeks": 10},
+            {"treatment": "escitalopram", "adequate_dose": true, "weeks": 8}
+        ],
+        "blood_pressure": [132, 84]
+    });
+    // The nurse may not decide.
+    let (s, _) = nurse
+        .post(&path, &json!({"facts": facts, "decision": "eligible", "rationale": "Looks fine to me overall."}))
+        .await;
+    assert_eq!(s, 403);
+    // Plain "eligible" over a benzodiazepine load is refused: conditions needed.
+    let (s, e) = prescriber
+        .post(&path, &json!({"facts": facts, "decision": "eligible", "rationale": "Two adequate trials, treatment-resistant GAD."}))
+        .await;
+    assert_eq!(s, 422, "{e}");
+    assert_eq!(e["errors"][0]["field"], "decision");
+    let (s, d) = prescriber
+        .post(&path, &json!({"facts": facts, "decision": "eligible_with_conditions",
+            "conditions": "Taper clonazepam to 1 mg/day before the first infusion",
+            "rationale": "Two adequate trials, treatment-resistant GAD; benzodiazepine load blunts response."}))
+        .await;
+    assert_eq!(s, 201, "{d}");
+    assert_eq!(d["version"], 1);
+    assert_eq!(d["suggestion"], "eligible_with_conditions");
+    assert!(
+        d["findings"]
+            .to_string()
+            .contains("4.0 mg/day lorazepam-equivalent"),
+        "{d}"
+    );
+    // An absolute exclusion: eligible is refused whatever the rationale.
+    let mut cystitis = facts.clone();
+    cystitis["conditions"] = json!(["ketamine_cystitis"]);
+    let (s, e) = prescriber
+        .post(&path, &json!({"facts": cystitis, "decision": "eligible_with_conditions", "conditions": "monitor",
+            "rationale": "Treatment-resistant and keen; I accept the risk."}))
+        .await;
+    assert_eq!(s, 422);
+    assert!(
+        e["detail"].as_str().unwrap().contains("absolute exclusion"),
+        "{e}"
+    );
+    // Unknown fields and bad values are named.
+    let (s, e) = prescriber
+        .post(
+            &path,
+            &json!({"facts": {"conditions": ["vibes"]}, "decision": "eligible", "rationale": "x"}),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    // Sign-off by the nurse, once; the prescriber cannot sign off.
+    let (s, _) = prescriber
+        .post(&format!("{path}/1/sign-off"), &json!({}))
+        .await;
+    assert_eq!(s, 403);
+    let (s, _) = nurse.post(&format!("{path}/1/sign-off"), &json!({})).await;
+    assert_eq!(s, 200);
+    let (s, _) = nurse.post(&format!("{path}/1/sign-off"), &json!({})).await;
+    assert_eq!(s, 409);
+    // A second decision is version 2; history newest first; nothing half-written.
+    let (s, d) = prescriber
+        .post(
+            &path,
+            &json!({"facts": cystitis, "decision": "not_eligible",
+            "rationale": "History of ketamine cystitis: refer for other treatment."}),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    assert_eq!(d["version"], 2);
+    let (s, h) = nurse.get(&path).await;
+    assert_eq!(s, 200);
+    assert_eq!(h["decisions"].as_array().unwrap().len(), 2);
+    assert_eq!(h["current"]["version"], 2);
+    assert_eq!(h["current"]["approves"], false);
+    assert_eq!(h["decisions"][1]["signed_off_by"], "nina.nurse");
+    // Version 1 is superseded: it can no longer be signed off; another clinic sees nothing.
+    let (s, _) = nurse.post(&format!("{path}/1/sign-off"), &json!({})).await;
+    assert_eq!(s, 409);
+    let (s, _) = api(app, "nate.nurse").await.get(&path).await;
+    assert_eq!(s, 404);
+}
+both!(eligibility_decisions);
