@@ -72,6 +72,10 @@ impl TestApp {
         let mut cfg = Config {
             bind: "127.0.0.1:0".into(),
             metrics_bind: String::new(),
+            // Tests drain the outbox themselves (with a mailer and a chosen
+            // time); the background worker runs once at start, then not again
+            // within a test.
+            outbox_interval_secs: 3600,
             ..Default::default()
         };
         tweak(&mut cfg);
