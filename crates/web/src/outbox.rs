@@ -246,6 +246,13 @@ pub fn spawn_worker(
     tokio::spawn(async move {
         let mut rules_ran: Option<std::time::Instant> = None;
         loop {
+            // The first round comes one interval after start: start-up stays
+            // quick, and tests (which drain the outbox themselves) set a long
+            // interval to keep the worker out of their way.
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.wait_for(|v| *v) => return,
+            }
             // Questionnaire rules first (every five minutes at most), so
             // their e-mails go out in this round.
             if rules_ran.is_none_or(|t| t.elapsed() >= Duration::from_secs(300)) {
@@ -258,10 +265,6 @@ pub fn spawn_worker(
             }
             if let Err(e) = drain(&state, domain::time::now_micros()).await {
                 tracing::error!(error = %e, "outbox worker");
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = stop.wait_for(|v| *v) => return,
             }
         }
     });

@@ -73,8 +73,7 @@ impl TestApp {
             bind: "127.0.0.1:0".into(),
             metrics_bind: String::new(),
             // Tests drain the outbox themselves (with a mailer and a chosen
-            // time); the background worker runs once at start, then not again
-            // within a test.
+            // time); the background worker's first round is an hour away.
             outbox_interval_secs: 3600,
             ..Default::default()
         };
