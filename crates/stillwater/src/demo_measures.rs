@@ -211,7 +211,103 @@ pub async fn load(store: &Store, registry: &Registry) -> anyhow::Result<(usize, 
         }
     }
     let leads = load_leads(store, registry, &clinics).await?;
+    load_decisions(store, &clinics).await?;
     Ok((responses, doses, leads))
+}
+
+/// Eligibility at each stage in Glendale: eligible and signed off, eligible
+/// with conditions awaiting sign-off, blocked by an exclusion, and waiting for
+/// more information.
+async fn load_decisions(store: &Store, clinics: &[store::org::Clinic]) -> anyhow::Result<()> {
+    use domain::eligibility::{
+        decide, Condition, DecisionInput, Facts, Medication, Policy, Suggestion, Trial,
+    };
+    let Some(clinic) = clinics.iter().find(|c| c.slug == "stillwater-glendale") else {
+        return Ok(());
+    };
+    let (Some(paul), Some(nina)) = (
+        store.user_id_by_username("paul.prescriber").await?,
+        store.user_id_by_username("nina.nurse").await?,
+    ) else {
+        return Ok(());
+    };
+    let patients = store.search_patients(&[clinic.id], "", 200).await?;
+    let trials = |n: usize| -> Vec<Trial> {
+        ["sertraline", "escitalopram", "venlafaxine"]
+            .iter()
+            .take(n)
+            .map(|t| Trial {
+                treatment: t.to_string(),
+                adequate_dose: true,
+                weeks: 10,
+            })
+            .collect()
+    };
+    let cases: Vec<(Facts, Suggestion, &str, &str, bool)> = vec![
+        (
+            Facts { trials: trials(2), blood_pressure: Some((126, 80)), ..Default::default() },
+            Suggestion::Eligible,
+            "",
+            "Two adequate SSRI trials without remission: treatment-resistant GAD; no exclusions.",
+            true,
+        ),
+        (
+            Facts {
+                trials: trials(3),
+                medications: vec![Medication { name: "clonazepam".into(), daily_mg: Some(2.0) }],
+                blood_pressure: Some((134, 86)),
+                ..Default::default()
+            },
+            Suggestion::EligibleWithConditions,
+            "Taper clonazepam to 1 mg/day before the first infusion; no clonazepam on dosing mornings.",
+            "Three adequate trials (treatment-resistant); benzodiazepine load will blunt response.",
+            false,
+        ),
+        (
+            Facts { conditions: vec![Condition::KetamineCystitis], trials: trials(2), ..Default::default() },
+            Suggestion::NotEligible,
+            "",
+            "History of ketamine cystitis: refer back to the GP for other treatment options.",
+            true,
+        ),
+        (
+            Facts { unknown: vec![Condition::PregnancyOrBreastfeeding], trials: trials(1), ..Default::default() },
+            Suggestion::NeedsMoreInformation,
+            "",
+            "Pregnancy test and records of the second medication trial requested.",
+            false,
+        ),
+    ];
+    for (p, (facts, decision, conditions, rationale, sign)) in patients.iter().skip(12).zip(cases) {
+        let d = decide(
+            DecisionInput {
+                facts,
+                decision,
+                conditions: conditions.into(),
+                rationale: rationale.into(),
+            },
+            &Policy::default(),
+        )?;
+        let ev = event(
+            clinic.id,
+            p.id,
+            Action::EligibilityDecide,
+            "eligibility_decision",
+            p.id.to_string(),
+        );
+        let version = store.insert_decision(clinic.id, p.id, &d, paul, ev).await?;
+        if sign {
+            let ev = event(
+                clinic.id,
+                p.id,
+                Action::EligibilitySignOff,
+                "eligibility_decision",
+                p.id.to_string(),
+            );
+            store.sign_off_decision(p.id, version, nina, ev).await?;
+        }
+    }
+    Ok(())
 }
 
 fn shifted(p: &VisitPlan, by: i64) -> VisitPlan {

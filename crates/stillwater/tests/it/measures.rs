@@ -1148,5 +1148,25 @@ async fn eligibility_decisions(app: &TestApp) {
     assert_eq!(s, 409);
     let (s, _) = api(app, "nate.nurse").await.get(&path).await;
     assert_eq!(s, 404);
+    // The chart's Eligibility tab shows the status and the findings in words.
+    let page = app
+        .login("nina.nurse")
+        .await
+        .get(&format!("/patients/{pid}/eligibility"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("pill bad\">Not eligible"), "{page}");
+    assert!(page.contains("History of ketamine cystitis: repeated ketamine damages the bladder"));
+    assert!(page.contains("Earlier decisions"));
+    let desk = app.login("dana.frontdesk").await;
+    assert_eq!(
+        desk.get(&format!("/patients/{pid}/eligibility"))
+            .await
+            .status()
+            .as_u16(),
+        403
+    );
 }
 both!(eligibility_decisions);

@@ -40,6 +40,11 @@ pub fn routes() -> Router<AppState> {
             get(entry_page).post(entry_submit),
         )
         .route("/patients/{id}/measures/link", post(link_send))
+        .route("/patients/{id}/eligibility", get(eligibility_page))
+        .route(
+            "/patients/{id}/eligibility/sign-off",
+            post(eligibility_sign_off),
+        )
 }
 
 fn when(m: i64, tz: &str) -> String {
@@ -864,3 +869,152 @@ async fn entry_submit(
 }
 
 use axum::response::IntoResponse;
+
+// ---- Eligibility -------------------------------------------------------------
+
+pub struct FindingRow {
+    pub level: String,
+    pub text: String,
+}
+
+pub struct DecisionRow {
+    pub version: i64,
+    pub decision: String,
+    pub decision_label: &'static str,
+    pub suggestion_label: &'static str,
+    pub conditions: String,
+    pub rationale: String,
+    pub by: String,
+    pub when: String,
+    pub signed: String,
+    pub findings: Vec<FindingRow>,
+}
+
+#[derive(Template)]
+#[template(path = "eligibility.html")]
+struct EligibilityPage {
+    layout: Layout,
+    id: String,
+    name: String,
+    banner: String,
+    banner_class: &'static str,
+    current: Option<DecisionRow>,
+    older: Vec<DecisionRow>,
+    can_sign: bool,
+    error: Option<String>,
+}
+
+fn decision_label(s: &str) -> &'static str {
+    match s {
+        "eligible" => "Eligible",
+        "eligible_with_conditions" => "Eligible with conditions",
+        "not_eligible" => "Not eligible",
+        _ => "Needs more information",
+    }
+}
+
+async fn eligibility_view(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    error: Option<String>,
+    flash: Option<String>,
+) -> PageResult {
+    let pid: PatientId = page_id(id)?;
+    let p = crate::patients::read(state, c, pid).await?;
+    let tz = zone_of(state, p.clinic_id).await?;
+    let ds = crate::eligibility::history(state, c, pid).await?;
+    let rows: Vec<DecisionRow> = ds
+        .iter()
+        .map(|d| DecisionRow {
+            version: d.version,
+            decision: d.decision.clone(),
+            decision_label: decision_label(&d.decision),
+            suggestion_label: decision_label(&d.suggestion),
+            conditions: d.conditions.clone(),
+            rationale: d.rationale.clone(),
+            by: d.decided_by.clone(),
+            when: when(d.decided_at, &tz),
+            signed: match (&d.signed_off_by, d.signed_off_at) {
+                (Some(u), Some(at)) => format!("signed off by {u}, {}", when(at, &tz)),
+                _ => String::new(),
+            },
+            findings: d
+                .findings
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|f| FindingRow {
+                            level: f["level"].as_str().unwrap_or("").to_string(),
+                            text: f["explanation"].as_str().unwrap_or("").to_string(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .collect();
+    let mut rows = rows.into_iter();
+    let current = rows.next();
+    let (banner, banner_class) = match &current {
+        None => (
+            "Not yet eligible: no eligibility decision".to_string(),
+            "warn",
+        ),
+        Some(d) if d.decision == "not_eligible" => ("Not eligible".to_string(), "bad"),
+        Some(d) if d.decision == "needs_more_information" => (
+            "Not yet eligible: more information needed".to_string(),
+            "warn",
+        ),
+        Some(d) if d.signed.is_empty() => (
+            format!("{}: awaiting the nurse's sign-off", d.decision_label),
+            "warn",
+        ),
+        Some(d) => (d.decision_label.to_string(), "ok"),
+    };
+    let can_sign = current.as_ref().is_some_and(|d| d.signed.is_empty())
+        && c.may(Permission::EligibilitySignOff, p.clinic_id);
+    render(&EligibilityPage {
+        layout: Layout::new(
+            c,
+            format!("Eligibility: {}", p.details.display_name()),
+            "patients",
+        )
+        .with_flash(flash),
+        id: pid.to_string(),
+        name: p.details.display_name(),
+        banner,
+        banner_class,
+        current,
+        older: rows.collect(),
+        can_sign,
+        error,
+    })
+}
+
+async fn eligibility_page(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    Path(id): Path<String>,
+) -> PageResult {
+    eligibility_view(&state, &c, &id, None, None).await
+}
+
+async fn eligibility_sign_off(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    f: StaffForm,
+) -> PageResult {
+    let pid: PatientId = page_id(&id)?;
+    let version = f
+        .form
+        .get("version")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0);
+    match crate::eligibility::sign_off(&state, &f.caller, pid, version).await {
+        Ok(()) => eligibility_view(&state, &f.caller, &id, None, Some("Signed off.".into())).await,
+        Err(e) => {
+            let msg = super::schedule::fixable(e)?;
+            eligibility_view(&state, &f.caller, &id, Some(msg), None).await
+        }
+    }
+}
