@@ -13,5 +13,6 @@ pub mod patients;
 pub mod protocols;
 pub mod scheduling;
 pub mod time;
+pub mod versioned;
 
 pub use error::{DomainError, FieldError};

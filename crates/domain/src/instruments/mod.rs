@@ -7,11 +7,11 @@
 //! folder; no code changes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::versioned::{Versioned, Versions};
 use crate::{DomainError, FieldError};
 
 mod outcome;
@@ -743,8 +743,25 @@ pub const BUILTIN: &[(&str, &str)] = &[
 
 /// Every loaded instrument version, and the current (highest) version of each.
 #[derive(Debug, Clone, Default)]
-pub struct Registry {
-    versions: BTreeMap<(String, u32), Arc<Instrument>>,
+pub struct Registry(Versions<Instrument>);
+
+impl std::ops::Deref for Registry {
+    type Target = Versions<Instrument>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Versioned for Instrument {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn version(&self) -> u32 {
+        self.version
+    }
+    fn hash(&self) -> &str {
+        &self.hash
+    }
 }
 
 impl Registry {
@@ -752,57 +769,18 @@ impl Registry {
     /// validated. A version that repeats one already loaded with different
     /// content is refused: a published version never changes.
     pub fn load(extra: &[(String, String)]) -> Result<Registry, FileError> {
-        let mut r = Registry::default();
+        let mut r = Versions::default();
         let builtin = BUILTIN.iter().map(|(f, t)| (f.to_string(), t.to_string()));
         for (file, text) in builtin.chain(extra.iter().cloned()) {
             let i = Instrument::parse(&file, &text)?;
-            let key = (i.id.clone(), i.version);
-            if let Some(old) = r.versions.get(&key) {
-                if old.hash != i.hash {
-                    return Err(FileError {
-                        file,
-                        message: format!(
-                            "{} version {} is already loaded with different content; give the changed file a new version",
-                            i.id, i.version
-                        ),
-                    });
-                }
-                continue;
-            }
-            r.versions.insert(key, Arc::new(i));
+            r.insert(i).map_err(|message| FileError { file, message })?;
         }
-        Ok(r)
+        Ok(Registry(r))
     }
 
     pub fn builtin() -> Registry {
         // The shipped files are tested; a failure here is a build defect.
         Registry::load(&[]).unwrap_or_default()
-    }
-
-    pub fn get(&self, id: &str, version: u32) -> Option<&Arc<Instrument>> {
-        self.versions.get(&(id.to_string(), version))
-    }
-
-    pub fn current(&self, id: &str) -> Option<&Arc<Instrument>> {
-        self.versions
-            .range((id.to_string(), 0)..=(id.to_string(), u32::MAX))
-            .next_back()
-            .map(|(_, v)| v)
-    }
-
-    /// The current version of every instrument, by id.
-    pub fn all_current(&self) -> Vec<&Arc<Instrument>> {
-        let mut out: Vec<&Arc<Instrument>> = Vec::new();
-        for ((id, _), i) in &self.versions {
-            match out.last() {
-                Some(last) if &last.id == id => {
-                    let n = out.len();
-                    out[n - 1] = i;
-                }
-                _ => out.push(i),
-            }
-        }
-        out
     }
 }
 

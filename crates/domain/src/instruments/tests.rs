@@ -2,6 +2,7 @@
 //! file checks, and totals in range for random answers.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

@@ -7,13 +7,11 @@
 //! The shipped defaults follow `DOMAIN.md`; every number in them is a clinic
 //! policy except the safe maxima below, which no file can exceed.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::scheduling::CourseKind;
+use crate::versioned::{Versioned, Versions};
 use crate::FieldError;
 
 #[cfg(test)]
@@ -479,73 +477,44 @@ pub const BUILTIN: &[(&str, &str)] = &[
 
 /// Every loaded protocol version; the highest version of each is current.
 #[derive(Debug, Clone, Default)]
-pub struct Protocols {
-    versions: BTreeMap<(String, u32), Arc<Protocol>>,
+pub struct Protocols(Versions<Protocol>);
+
+impl std::ops::Deref for Protocols {
+    type Target = Versions<Protocol>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Versioned for Protocol {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn version(&self) -> u32 {
+        self.version
+    }
+    fn hash(&self) -> &str {
+        &self.hash
+    }
 }
 
 impl Protocols {
     /// The shipped protocols plus `extra` files (a clinic's own). A version
     /// already loaded with other content is refused: versions never change.
     pub fn load(extra: &[(String, String)]) -> Result<Protocols, ProtocolError> {
-        let mut r = Protocols::default();
+        let mut r = Versions::default();
         let builtin = BUILTIN.iter().map(|(f, t)| (f.to_string(), t.to_string()));
         for (file, text) in builtin.chain(extra.iter().cloned()) {
             let p = Protocol::parse(&file, &text)?;
-            let key = (p.id.clone(), p.version);
-            if let Some(old) = r.versions.get(&key) {
-                if old.hash != p.hash {
-                    return Err(ProtocolError {
-                        file,
-                        errors: vec![FieldError::new(
-                            "version",
-                            format!(
-                                "{} version {} is already loaded with other content; give the changed file a new version",
-                                p.id, p.version
-                            ),
-                        )],
-                    });
-                }
-                continue;
-            }
-            r.versions.insert(key, Arc::new(p));
+            r.insert(p).map_err(|message| ProtocolError {
+                file,
+                errors: vec![FieldError::new("version", message)],
+            })?;
         }
-        Ok(r)
+        Ok(Protocols(r))
     }
 
     pub fn builtin() -> Protocols {
         Protocols::load(&[]).unwrap_or_default()
-    }
-
-    pub fn get(&self, id: &str, version: u32) -> Option<&Arc<Protocol>> {
-        self.versions.get(&(id.to_string(), version))
-    }
-
-    pub fn current(&self, id: &str) -> Option<&Arc<Protocol>> {
-        self.versions
-            .range((id.to_string(), 0)..=(id.to_string(), u32::MAX))
-            .next_back()
-            .map(|(_, v)| v)
-    }
-
-    pub fn all_current(&self) -> Vec<&Arc<Protocol>> {
-        let mut out: Vec<&Arc<Protocol>> = Vec::new();
-        for ((id, _), p) in &self.versions {
-            match out.last() {
-                Some(last) if &last.id == id => {
-                    let n = out.len();
-                    out[n - 1] = p;
-                }
-                _ => out.push(p),
-            }
-        }
-        out
-    }
-
-    /// Every version of one protocol, oldest first.
-    pub fn versions_of(&self, id: &str) -> Vec<&Arc<Protocol>> {
-        self.versions
-            .range((id.to_string(), 0)..=(id.to_string(), u32::MAX))
-            .map(|(_, v)| v)
-            .collect()
     }
 }
