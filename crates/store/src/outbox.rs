@@ -50,7 +50,20 @@ macro_rules! insert_jobs {
     }};
 }
 
+/// A finished job forgets a payload that carries a secret (the token of a
+/// questionnaire link lives only in its e-mail job until the e-mail is sent).
+const FORGET: &str = "CASE WHEN kind = 'questionnaire_link' THEN '{}' ELSE payload END";
+
 impl Store {
+    /// The payloads of one kind of job, done or not (for operators and tests).
+    pub async fn job_payloads(&self, kind: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT payload FROM outbox WHERE kind = $1 ORDER BY created_at")
+                .bind(kind).fetch_all(p).await?
+        });
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
     /// Claims up to `limit` jobs due at `now` for `lease` microseconds. A
     /// worker that dies leaves its jobs to be claimed again when the lease
     /// ends; PostgreSQL skips rows another instance has locked.
@@ -82,7 +95,8 @@ impl Store {
     /// Marks a job done with what happened ("sent", "skipped: ...").
     pub async fn finish_job(&self, id: &str, outcome: &str) -> Result<()> {
         on_pool!(self.write(), p => {
-            sqlx::query("UPDATE outbox SET done_at = $2, outcome = $3, claimed_until = NULL WHERE id = $1")
+            sqlx::query(&format!("UPDATE outbox SET done_at = $2, outcome = $3, claimed_until = NULL, \
+                 payload = {FORGET} WHERE id = $1"))
                 .bind(id).bind(now_micros()).bind(outcome).execute(p).await?;
         });
         Ok(())
@@ -99,7 +113,8 @@ impl Store {
     ) -> Result<()> {
         on_pool!(self.write(), p => {
             if give_up {
-                sqlx::query("UPDATE outbox SET done_at = $2, outcome = 'failed', last_error = $3, claimed_until = NULL WHERE id = $1")
+                sqlx::query(&format!("UPDATE outbox SET done_at = $2, outcome = 'failed', last_error = $3, \
+                     claimed_until = NULL, payload = {FORGET} WHERE id = $1"))
                     .bind(id).bind(now_micros()).bind(error).execute(p).await?;
             } else {
                 sqlx::query("UPDATE outbox SET run_at = $2, last_error = $3, claimed_until = NULL WHERE id = $1")

@@ -404,6 +404,10 @@ async fn questionnaire_links_are_single_use(app: &TestApp) {
     assert_eq!(s, 201, "{link}");
     assert!(link.get("token").is_none(), "the token is never returned");
     let token = latest_link_token(app).await;
+    // Once the e-mail is sent, the outbox no longer holds the token.
+    let payloads = app.store.job_payloads("questionnaire_link").await.unwrap();
+    assert!(!payloads.is_empty());
+    assert!(payloads.iter().all(|p| !p.contains(&token)), "{payloads:?}");
     let (s, html) = page(app, &format!("/q/{token}")).await;
     assert_eq!(s, 200);
     assert!(html.contains("Generalized Anxiety Disorder 7-item scale"));
