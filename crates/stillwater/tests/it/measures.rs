@@ -1164,6 +1164,64 @@ async fn eligibility_decisions(app: &TestApp) {
     assert!(page.contains("pill bad\">Not eligible"), "{page}");
     assert!(page.contains("History of ketamine cystitis: repeated ketamine damages the bladder"));
     assert!(page.contains("Earlier decisions"));
+    // The prescriber's form on the tab: refused past an absolute exclusion
+    // with the reason on the page, then recorded as version 3.
+    let paul = app.login("paul.prescriber").await;
+    let form_path = format!("/patients/{pid}/eligibility");
+    let r = paul
+        .post_form(
+            &form_path,
+            &[
+                ("conditions", "ketamine_cystitis"),
+                ("medications", "clonazepam 2\nsertraline 150"),
+                (
+                    "trials",
+                    "sertraline, 10, adequate\nescitalopram, 8, adequate",
+                ),
+                ("blood_pressure", "128/82"),
+                ("decision", "eligible"),
+                (
+                    "rationale",
+                    "Treatment-resistant GAD after two adequate trials.",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("cannot be eligible with an absolute exclusion"));
+    let r = paul
+        .post_form(
+            &form_path,
+            &[
+                ("trials", "sertraline, ten, adequate"),
+                ("decision", "not_eligible"),
+                ("rationale", "x"),
+            ],
+        )
+        .await;
+    assert!(r.text().await.unwrap().contains("trials: line 1: write"));
+    let r = paul
+        .post_form(
+            &form_path,
+            &[
+                ("conditions", "ketamine_cystitis"),
+                ("trials", "sertraline, 10, adequate"),
+                ("decision", "not_eligible"),
+                (
+                    "rationale",
+                    "History of ketamine cystitis confirmed by urology letter.",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 303);
+    let (_, h) = nurse.get(&path).await;
+    assert_eq!(h["current"]["version"], 3);
+    assert_eq!(h["decisions"][0]["facts"]["trials"][0]["weeks"], 10);
     let desk = app.login("dana.frontdesk").await;
     assert_eq!(
         desk.get(&format!("/patients/{pid}/eligibility"))

@@ -40,7 +40,10 @@ pub fn routes() -> Router<AppState> {
             get(entry_page).post(entry_submit),
         )
         .route("/patients/{id}/measures/link", post(link_send))
-        .route("/patients/{id}/eligibility", get(eligibility_page))
+        .route(
+            "/patients/{id}/eligibility",
+            get(eligibility_page).post(eligibility_decide),
+        )
         .route(
             "/patients/{id}/eligibility/sign-off",
             post(eligibility_sign_off),
@@ -901,6 +904,9 @@ struct EligibilityPage {
     current: Option<DecisionRow>,
     older: Vec<DecisionRow>,
     can_sign: bool,
+    can_decide: bool,
+    /// The exclusion screen for the decision form: (value, label).
+    screen: Vec<(String, &'static str)>,
     error: Option<String>,
 }
 
@@ -973,6 +979,16 @@ async fn eligibility_view(
     };
     let can_sign = current.as_ref().is_some_and(|d| d.signed.is_empty())
         && c.may(Permission::EligibilitySignOff, p.clinic_id);
+    let screen = domain::eligibility::Condition::ALL
+        .iter()
+        .map(|c| {
+            let v = serde_json::to_value(c)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            (v, c.label())
+        })
+        .collect();
     render(&EligibilityPage {
         layout: Layout::new(
             c,
@@ -987,6 +1003,8 @@ async fn eligibility_view(
         current,
         older: rows.collect(),
         can_sign,
+        can_decide: c.may(Permission::EligibilityDecide, p.clinic_id),
+        screen,
         error,
     })
 }
@@ -1012,6 +1030,134 @@ async fn eligibility_sign_off(
         .unwrap_or(0);
     match crate::eligibility::sign_off(&state, &f.caller, pid, version).await {
         Ok(()) => eligibility_view(&state, &f.caller, &id, None, Some("Signed off.".into())).await,
+        Err(e) => {
+            let msg = super::schedule::fixable(e)?;
+            eligibility_view(&state, &f.caller, &id, Some(msg), None).await
+        }
+    }
+}
+
+/// Reads the decision form: ticked exclusions, those not yet known, one
+/// medicine per line ("clonazepam 2": name, then mg a day), one trial per line
+/// ("sertraline, 10, adequate"), blood pressure as "128/82".
+fn decision_from_form(
+    f: &crate::auth::Posted,
+) -> Result<domain::eligibility::DecisionInput, WebError> {
+    use domain::eligibility::{Condition, DecisionInput, Facts, Medication, Suggestion, Trial};
+    let mut errors = vec![];
+    let cond = |v: &str| -> Option<Condition> { serde_json::from_value(serde_json::json!(v)).ok() };
+    let mut conditions = vec![];
+    for v in f.all("conditions") {
+        match cond(&v) {
+            Some(c) => conditions.push(c),
+            None => errors.push(FieldError::new(
+                "conditions",
+                format!("{v:?} is not on the screen"),
+            )),
+        }
+    }
+    let unknown: Vec<Condition> = f.all("unknown").iter().filter_map(|v| cond(v)).collect();
+    let mut medications = vec![];
+    for (n, line) in f.get("medications").unwrap_or_default().lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut parts: Vec<&str> = line.split_whitespace().collect();
+        let mg = parts
+            .last()
+            .and_then(|x| x.trim_end_matches("mg").parse::<f64>().ok());
+        if mg.is_some() {
+            parts.pop();
+        }
+        if mg.is_some_and(|m| !(m.is_finite() && m > 0.0)) {
+            errors.push(FieldError::new(
+                "medications",
+                format!("line {}: the daily dose must be above 0", n + 1),
+            ));
+        }
+        medications.push(Medication {
+            name: parts.join(" "),
+            daily_mg: mg,
+        });
+    }
+    let mut trials = vec![];
+    for (n, line) in f.get("trials").unwrap_or_default().lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let parts: Vec<&str> = line.split(',').map(str::trim).collect();
+        let weeks = parts.get(1).and_then(|w| w.parse::<u32>().ok());
+        let adequate = parts.get(2).map(|a| a.eq_ignore_ascii_case("adequate"));
+        match (parts.first(), weeks, adequate) {
+            (Some(t), Some(weeks), Some(adequate_dose)) if !t.is_empty() => trials.push(Trial {
+                treatment: t.to_string(),
+                adequate_dose,
+                weeks,
+            }),
+            _ => errors.push(FieldError::new(
+                "trials",
+                format!(
+                    "line {}: write \"treatment, weeks, adequate\" (or \"inadequate\")",
+                    n + 1
+                ),
+            )),
+        }
+    }
+    let bp = match f
+        .get("blood_pressure")
+        .map(|b| b.trim().to_string())
+        .filter(|b| !b.is_empty())
+    {
+        None => None,
+        Some(b) => match b
+            .split_once('/')
+            .and_then(|(s, d)| Some((s.trim().parse().ok()?, d.trim().parse().ok()?)))
+        {
+            Some(v) => Some(v),
+            None => {
+                errors.push(FieldError::new("blood_pressure", "write it as 128/82"));
+                None
+            }
+        },
+    };
+    let decision: Option<Suggestion> =
+        serde_json::from_value(serde_json::json!(f.get("decision").unwrap_or_default())).ok();
+    if decision.is_none() {
+        errors.push(FieldError::new("decision", "choose a decision"));
+    }
+    if !errors.is_empty() {
+        return Err(WebError::Invalid(errors));
+    }
+    Ok(DecisionInput {
+        facts: Facts {
+            conditions,
+            unknown,
+            medications,
+            trials,
+            blood_pressure: bp,
+        },
+        decision: decision.unwrap_or(Suggestion::NeedsMoreInformation),
+        conditions: f.get("decision_conditions").unwrap_or_default(),
+        rationale: f.get("rationale").unwrap_or_default(),
+    })
+}
+
+async fn eligibility_decide(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    f: StaffForm,
+) -> PageResult {
+    let pid: PatientId = page_id(&id)?;
+    let outcome = match decision_from_form(&f.form) {
+        Ok(input) => crate::eligibility::record(&state, &f.caller, pid, input).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok((version, _)) => Ok(see_other(&format!(
+            "/patients/{id}/eligibility?saved={version}"
+        ))),
         Err(e) => {
             let msg = super::schedule::fixable(e)?;
             eligibility_view(&state, &f.caller, &id, Some(msg), None).await
