@@ -959,6 +959,61 @@ async fn public_api_assess_and_book(app: &TestApp) {
         .await;
     assert_eq!(s, 200, "{l}");
     assert_eq!(l["note"], "Confirmed by phone");
+
+    // Who may work the lead: an admin and an auditor read it but cannot
+    // change it; the other clinic's desk does not find it.
+    for user in ["ada.admin", "audrey.auditor"] {
+        let who = api(app, user).await;
+        let (s, _) = who.get(&format!("/api/v1/leads/{id}")).await;
+        assert_eq!(s, 200, "{user} reads");
+        let (s, _) = who
+            .patch(
+                &format!("/api/v1/leads/{id}"),
+                &json!({"status": "declined"}),
+            )
+            .await;
+        assert_eq!(s, 403, "{user} may not change a lead");
+        let (s, _) = who
+            .post(&format!("/api/v1/leads/{id}/convert"), &json!({}))
+            .await;
+        assert_eq!(s, 403, "{user} may not convert a lead");
+    }
+    let denver = api(app, "devon.frontdesk").await;
+    let (s, _) = denver.get(&format!("/api/v1/leads/{id}")).await;
+    assert_eq!(s, 404);
+    let (s, _) = denver
+        .patch(
+            &format!("/api/v1/leads/{id}"),
+            &json!({"status": "declined"}),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (_, leads) = denver.get("/api/v1/leads").await;
+    assert!(!leads.to_string().contains("Moreau"));
+    // A therapist has no lead queue at all.
+    let (s, _) = api(app, "theo.therapist").await.get("/api/v1/leads").await;
+    assert_eq!(s, 403);
+    // A result token works only on its own clinic's pages.
+    let (s, _) = page(app, &format!("/c/stillwater-denver/result/{token}")).await;
+    assert_eq!(s, 404);
+    let (s, _) = page(app, &format!("/c/{SLUG}/result/{token}")).await;
+    assert_eq!(s, 200);
+    // The front desk may not send a questionnaire (clinical); a nurse may.
+    let (s, _) = desk
+        .post(
+            "/api/v1/questionnaire-links",
+            &json!({"patient_id": l["patient_id"], "instrument": "gad7"}),
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, _) = api(app, "nina.nurse")
+        .await
+        .post(
+            "/api/v1/questionnaire-links",
+            &json!({"patient_id": l["patient_id"], "instrument": "gad7"}),
+        )
+        .await;
+    assert_eq!(s, 201);
 }
 both!(public_api_assess_and_book);
 
