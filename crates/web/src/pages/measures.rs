@@ -19,6 +19,7 @@ use serde::Deserialize;
 use store::instruments::{Source, Task};
 
 use super::front::{answers_from, item_views, ItemView};
+use super::schedule::{fixable, notice};
 use super::{page_id, render, see_other, PageResult};
 use crate::auth::{Caller, Staff, StaffForm};
 use crate::error::WebError;
@@ -342,19 +343,9 @@ async fn lead_status(
     let lid: LeadId = page_id(&id)?;
     let status = f.form.get("status").unwrap_or_default();
     let note = f.form.get("note");
-    match crate::leads::set_status(&state, &f.caller, lid, &status, note.as_deref()).await {
-        Ok(()) => lead_view(&state, &f.caller, &id, None, Some("Saved.".into())).await,
-        Err(e) => {
-            lead_view(
-                &state,
-                &f.caller,
-                &id,
-                Some(super::schedule::fixable(e)?),
-                None,
-            )
-            .await
-        }
-    }
+    let r = crate::leads::set_status(&state, &f.caller, lid, &status, note.as_deref()).await;
+    let (error, flash) = notice(r.map(|()| "Saved.".into()))?;
+    lead_view(&state, &f.caller, &id, error, flash).await
 }
 
 async fn lead_convert(
@@ -365,16 +356,7 @@ async fn lead_convert(
     let lid: LeadId = page_id(&id)?;
     match crate::leads::convert(&state, &f.caller, lid).await {
         Ok(p) => Ok(see_other(&format!("/patients/{p}"))),
-        Err(e) => {
-            lead_view(
-                &state,
-                &f.caller,
-                &id,
-                Some(super::schedule::fixable(e)?),
-                None,
-            )
-            .await
-        }
+        Err(e) => lead_view(&state, &f.caller, &id, Some(fixable(e)?), None).await,
     }
 }
 
@@ -430,13 +412,12 @@ async fn task_close(
         .form
         .get("back")
         .filter(|b| b.starts_with('/') && !b.starts_with("//"));
-    match crate::instruments::close_task(&state, &f.caller, tid, &note).await {
-        Ok(_) => match back {
-            Some(b) => Ok(see_other(&b)),
-            None => tasks_view(&state, &f.caller, None, Some("Task closed.".into())).await,
-        },
-        Err(e) => tasks_view(&state, &f.caller, Some(super::schedule::fixable(e)?), None).await,
+    let r = crate::instruments::close_task(&state, &f.caller, tid, &note).await;
+    if let (Ok(_), Some(b)) = (&r, back) {
+        return Ok(see_other(&b));
     }
+    let (error, flash) = notice(r.map(|_| "Task closed.".into()))?;
+    tasks_view(&state, &f.caller, error, flash).await
 }
 
 // ---- A patient's measures ---------------------------------------------------
@@ -740,19 +721,16 @@ async fn link_send(
         .map(|d| d * 24)
         .unwrap_or(0);
     let reason = f.form.get("reason").unwrap_or_default();
-    match crate::instruments::send_link(&state, &f.caller, pid, &instrument, hours, &reason).await {
-        Ok((link, _token)) => {
-            let msg = format!(
+    let r = crate::instruments::send_link(&state, &f.caller, pid, &instrument, hours, &reason)
+        .await
+        .map(|(link, _token)| {
+            format!(
                 "{} sent: the patient gets an e-mail with a link that works once.",
                 link.instrument_id.to_uppercase()
-            );
-            measures_view(&state, &f.caller, &id, None, Some(msg), None).await
-        }
-        Err(e) => {
-            let msg = super::schedule::fixable(e)?;
-            measures_view(&state, &f.caller, &id, Some(msg), None, None).await
-        }
-    }
+            )
+        });
+    let (error, flash) = notice(r)?;
+    measures_view(&state, &f.caller, &id, error, flash, None).await
 }
 
 #[derive(Deserialize)]
@@ -1028,13 +1006,9 @@ async fn eligibility_sign_off(
         .get("version")
         .and_then(|v| v.parse::<i64>().ok())
         .unwrap_or(0);
-    match crate::eligibility::sign_off(&state, &f.caller, pid, version).await {
-        Ok(()) => eligibility_view(&state, &f.caller, &id, None, Some("Signed off.".into())).await,
-        Err(e) => {
-            let msg = super::schedule::fixable(e)?;
-            eligibility_view(&state, &f.caller, &id, Some(msg), None).await
-        }
-    }
+    let r = crate::eligibility::sign_off(&state, &f.caller, pid, version).await;
+    let (error, flash) = notice(r.map(|()| "Signed off.".into()))?;
+    eligibility_view(&state, &f.caller, &id, error, flash).await
 }
 
 /// Reads the decision form: ticked exclusions, those not yet known, one
@@ -1158,9 +1132,6 @@ async fn eligibility_decide(
         Ok((version, _)) => Ok(see_other(&format!(
             "/patients/{id}/eligibility?saved={version}"
         ))),
-        Err(e) => {
-            let msg = super::schedule::fixable(e)?;
-            eligibility_view(&state, &f.caller, &id, Some(msg), None).await
-        }
+        Err(e) => eligibility_view(&state, &f.caller, &id, Some(fixable(e)?), None).await,
     }
 }

@@ -717,6 +717,17 @@ pub(super) fn fixable(e: WebError) -> Result<String, WebError> {
     }
 }
 
+/// A change's outcome as its page shows it: `(error, flash)`. Errors the
+/// user cannot fix on the page pass through to the error page.
+pub(super) fn notice(
+    r: Result<String, WebError>,
+) -> Result<(Option<String>, Option<String>), WebError> {
+    match r {
+        Ok(flash) => Ok((None, Some(flash))),
+        Err(e) => Ok((Some(fixable(e)?), None)),
+    }
+}
+
 /// A change to a visit re-renders its page with a flash or the fixable error.
 async fn visit_outcome(
     state: &AppState,
@@ -724,10 +735,8 @@ async fn visit_outcome(
     id: &str,
     r: Result<String, WebError>,
 ) -> PageResult {
-    match r {
-        Ok(flash) => appointment_view(state, c, id, None, Some(flash)).await,
-        Err(e) => appointment_view(state, c, id, Some(fixable(e)?), None).await,
-    }
+    let (error, flash) = notice(r)?;
+    appointment_view(state, c, id, error, flash).await
 }
 
 async fn appointment_move(
