@@ -44,10 +44,19 @@ pub enum Action {
     EligibilityRead,
     EligibilityDecide,
     EligibilitySignOff,
+    AssessmentRead,
+    AssessmentRecord,
+    ConsentRead,
+    ConsentSign,
+    ConsentWitness,
+    ConsentWithdraw,
+    ConsentPublish,
+    PlanRead,
+    PlanCreate,
 }
 
 impl Action {
-    pub const ALL: [Action; 37] = [
+    pub const ALL: [Action; 46] = [
         Action::LoginSuccess,
         Action::LoginFailure,
         Action::Logout,
@@ -85,6 +94,15 @@ impl Action {
         Action::EligibilityRead,
         Action::EligibilityDecide,
         Action::EligibilitySignOff,
+        Action::AssessmentRead,
+        Action::AssessmentRecord,
+        Action::ConsentRead,
+        Action::ConsentSign,
+        Action::ConsentWitness,
+        Action::ConsentWithdraw,
+        Action::ConsentPublish,
+        Action::PlanRead,
+        Action::PlanCreate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -126,6 +144,15 @@ impl Action {
             Action::EligibilityRead => "eligibility.read",
             Action::EligibilityDecide => "eligibility.decide",
             Action::EligibilitySignOff => "eligibility.sign_off",
+            Action::AssessmentRead => "assessment.read",
+            Action::AssessmentRecord => "assessment.record",
+            Action::ConsentRead => "consent.read",
+            Action::ConsentSign => "consent.sign",
+            Action::ConsentWitness => "consent.witness",
+            Action::ConsentWithdraw => "consent.withdraw",
+            Action::ConsentPublish => "consent.publish",
+            Action::PlanRead => "plan.read",
+            Action::PlanCreate => "plan.create",
         }
     }
 

@@ -79,6 +79,8 @@ impl Role {
                 MeasureRecord,
                 TaskClose,
                 EligibilitySignOff,
+                AssessmentRecord,
+                ConsentRecord,
             ],
             Role::Prescriber => &[
                 PatientRead,
@@ -92,6 +94,9 @@ impl Role {
                 MeasureRecord,
                 TaskClose,
                 EligibilityDecide,
+                AssessmentRecord,
+                ConsentRecord,
+                PlanWrite,
             ],
             Role::MonitoringClinician => &[
                 PatientRead,
@@ -117,6 +122,7 @@ impl Role {
                 ScheduleBook,
                 ScheduleManage,
                 LeadRead,
+                ConsentPublish,
             ],
             Role::Auditor => &[PatientRead, AuditRead, ScheduleRead, LeadRead, MeasureRead],
         }
@@ -190,6 +196,14 @@ pub enum Permission {
     EligibilityDecide,
     /// Sign off the pre-treatment assessment behind a decision (nurses).
     EligibilitySignOff,
+    /// Record the pre-treatment assessment's parts; send its patient link (nurses, prescribers).
+    AssessmentRecord,
+    /// Take a consent signature in the clinic, witness it, send a consent link, record a withdrawal.
+    ConsentRecord,
+    /// Publish a new version of a clinic's consent document (admins).
+    ConsentPublish,
+    /// Write a treatment plan (prescribers).
+    PlanWrite,
 }
 
 /// Who is acting: a signed-in staff member (browser session or user token) or a device.
