@@ -17,6 +17,7 @@ pub mod leads;
 pub mod org;
 pub mod outbox;
 pub mod patients;
+pub mod pretreatment;
 pub mod scheduling;
 
 pub use domain;

@@ -52,7 +52,8 @@ macro_rules! insert_jobs {
 
 /// A finished job forgets a payload that carries a secret (the token of a
 /// questionnaire link lives only in its e-mail job until the e-mail is sent).
-const FORGET: &str = "CASE WHEN kind = 'questionnaire_link' THEN '{}' ELSE payload END";
+const FORGET: &str =
+    "CASE WHEN kind IN ('questionnaire_link', 'patient_link') THEN '{}' ELSE payload END";
 
 impl Store {
     /// The payloads of one kind of job, done or not (for operators and tests).

@@ -21,6 +21,7 @@ use crate::patients;
 use crate::AppState;
 
 mod eligibility;
+mod pretreatment;
 mod measures;
 mod scheduling;
 pub(crate) use scheduling::parse_start;
@@ -36,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .merge(scheduling::routes())
         .merge(measures::routes())
         .merge(eligibility::routes())
+        .merge(pretreatment::routes())
         .fallback(|| async { ApiError(WebError::NotFound) })
 }
 

@@ -23,6 +23,8 @@ pub mod outbox;
 pub mod pages;
 pub mod passwords;
 pub mod patients;
+pub mod pdf;
+pub mod pretreatment;
 pub mod scheduling;
 pub mod views;
 

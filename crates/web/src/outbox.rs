@@ -157,6 +157,47 @@ pub fn link_jobs(
     .collect()
 }
 
+pub const PATIENT_LINK: &str = "patient_link";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct PatientLinkPayload {
+    link_id: String,
+    clinic_id: ClinicId,
+    patient_id: domain::ids::PatientId,
+    purpose: String,
+    /// Lives only until the e-mail is sent, as for questionnaire links.
+    token: String,
+    expires_at: i64,
+}
+
+/// The e-mail carrying a link to the assessment form or to consent.
+pub fn patient_link_jobs(
+    link: &str,
+    clinic: ClinicId,
+    patient: domain::ids::PatientId,
+    purpose: &str,
+    token: &str,
+    expires_at: i64,
+    run_at: i64,
+) -> Vec<NewJob> {
+    serde_json::to_string(&PatientLinkPayload {
+        link_id: link.to_string(),
+        clinic_id: clinic,
+        patient_id: patient,
+        purpose: purpose.to_string(),
+        token: token.to_string(),
+        expires_at,
+    })
+    .map(|payload| NewJob {
+        kind: PATIENT_LINK,
+        dedupe_key: format!("patient_link:{link}"),
+        payload,
+        run_at,
+    })
+    .into_iter()
+    .collect()
+}
+
 /// Where e-mail goes: a real SMTP server, or nowhere (jobs are then finished
 /// as "skipped" so that a clinic without mail does not pile them up).
 #[derive(Clone)]
@@ -276,6 +317,7 @@ async fn run(state: &AppState, job: &Job) -> Result<String, String> {
         WAITLIST_OFFER => offer(state, job).await,
         CONFIRMATION => confirmation(state, job).await,
         QUESTIONNAIRE => questionnaire(state, job).await,
+        PATIENT_LINK => patient_link(state, job).await,
         other => Ok(format!("skipped: unknown job kind {other}")),
     }
 }
@@ -490,5 +532,42 @@ async fn questionnaire(state: &AppState, job: &Job) -> Result<String, String> {
         name = s.name,
     );
     let subject = format!("A short questionnaire from {}", s.name);
+    deliver(state, &to, &subject, body, "sent".into()).await
+}
+
+async fn patient_link(state: &AppState, job: &Job) -> Result<String, String> {
+    let p: PatientLinkPayload =
+        serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
+    if p.expires_at <= domain::time::now_micros() {
+        return Ok("skipped: link expired before it was sent".into());
+    }
+    let to = match addressee(state, p.clinic_id, p.patient_id).await? {
+        Ok(to) => to,
+        Err(skipped) => return Ok(skipped),
+    };
+    let s = &to.clinic.settings;
+    let (ask, path, subject) = match p.purpose.as_str() {
+        "consent" => (
+            "Please read the consent form for your treatment and, when you are ready, sign it \
+             online. Take your time; call us with any question before you sign.",
+            "consent",
+            format!("A consent form from {}", s.name),
+        ),
+        _ => (
+            "Before your first treatment we ask about your health, the treatments you have \
+             tried and what helps you feel calm. The form takes about fifteen minutes.",
+            "forms",
+            format!("Your pre-treatment form from {}", s.name),
+        ),
+    };
+    let body = format!(
+        "Hello {first},\n\n{ask}\n\n{base}/{path}/{token}\n\nThe link works once and until \
+         {until}.\n\nIf you are in crisis, call or text 988, or call 911.\n\n{name}\n",
+        first = to.first,
+        base = state.cfg.public_url.trim_end_matches('/'),
+        token = p.token,
+        until = clinic_time(p.expires_at, &to.clinic)?,
+        name = s.name,
+    );
     deliver(state, &to, &subject, body, "sent".into()).await
 }
