@@ -56,6 +56,37 @@ impl Condition {
         }
     }
 
+    /// The question in plain words, for the patient's own form.
+    pub fn plain(self) -> &'static str {
+        match self {
+            Condition::ActivePsychosisOrMania => {
+                "Are you hearing or seeing things others do not, or having an episode of mania, now?"
+            }
+            Condition::PsychoticDisorderHistory => {
+                "Have you been diagnosed with schizophrenia or another psychotic disorder?"
+            }
+            Condition::UncontrolledHypertension => {
+                "Do you have high blood pressure that is not under control?"
+            }
+            Condition::ArrhythmiaOrUnstableCardiac => {
+                "Do you have a heart rhythm problem or heart disease that is not stable?"
+            }
+            Condition::CerebrovascularDisease => {
+                "Have you had a stroke, a brain aneurysm or bleeding in the brain?"
+            }
+            Condition::KetamineOrPcpMisuse => "Do you currently use ketamine or PCP recreationally?",
+            Condition::SubstanceUseNeedingDetox => {
+                "Do you need help to stop drinking or using drugs (detox)?"
+            }
+            Condition::KetamineCystitis => "Have you had bladder problems from ketamine use?",
+            Condition::PregnancyOrBreastfeeding => "Are you pregnant, or breastfeeding?",
+            Condition::RaisedIntracranialPressure => {
+                "Have you been told you have raised pressure in the skull (for example after a head injury)?"
+            }
+            Condition::KetamineAllergy => "Are you allergic to ketamine?",
+        }
+    }
+
     /// Why it matters, for the explanation.
     pub fn why(self) -> &'static str {
         match self {

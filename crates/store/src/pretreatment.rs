@@ -49,7 +49,8 @@ pub struct ConsentDocument {
     pub published_at: i64,
 }
 
-const DOC_COLUMNS: &str = "d.id, d.clinic_id, d.route, d.version, d.title, d.source, d.body, d.sha256, \
+const DOC_COLUMNS: &str =
+    "d.id, d.clinic_id, d.route, d.version, d.title, d.source, d.body, d.sha256, \
      d.witness_required, u.username AS published_by, d.published_at";
 
 /// A signature (the PDF is fetched on its own).
@@ -143,7 +144,8 @@ pub struct StoredPlan {
     pub created_at: i64,
 }
 
-const PLAN_COLUMNS: &str = "p.id, p.version, p.protocol_id, p.protocol_version, p.route, p.course, p.doses, \
+const PLAN_COLUMNS: &str =
+    "p.id, p.version, p.protocol_id, p.protocol_version, p.route, p.course, p.doses, \
      p.targets, p.goal, p.modality, p.notes, p.reason, p.eligibility_version, p.consent_id, \
      u.username AS created_by, p.created_at";
 
@@ -193,8 +195,12 @@ impl Store {
             Ok(next)
         }.await);
         match r {
-            Err(StoreError::Db(e)) if is_unique_violation(&e, "assessments") || is_unique_violation(&e, "version") => {
-                Err(conflict("the assessment was just changed by someone else; reload and save again"))
+            Err(StoreError::Db(e))
+                if is_unique_violation(&e, "assessments") || is_unique_violation(&e, "version") =>
+            {
+                Err(conflict(
+                    "the assessment was just changed by someone else; reload and save again",
+                ))
             }
             other => other,
         }
@@ -249,8 +255,13 @@ impl Store {
             Ok(next)
         }.await);
         match r {
-            Err(StoreError::Db(e)) if is_unique_violation(&e, "consent_documents") || is_unique_violation(&e, "version") => {
-                Err(conflict("another version was just published; reload and try again"))
+            Err(StoreError::Db(e))
+                if is_unique_violation(&e, "consent_documents")
+                    || is_unique_violation(&e, "version") =>
+            {
+                Err(conflict(
+                    "another version was just published; reload and try again",
+                ))
             }
             other => other,
         }
@@ -463,8 +474,13 @@ impl Store {
             Ok(next)
         }.await);
         match r {
-            Err(StoreError::Db(e)) if is_unique_violation(&e, "treatment_plans") || is_unique_violation(&e, "version") => {
-                Err(conflict("another plan was just saved; reload and try again"))
+            Err(StoreError::Db(e))
+                if is_unique_violation(&e, "treatment_plans")
+                    || is_unique_violation(&e, "version") =>
+            {
+                Err(conflict(
+                    "another plan was just saved; reload and try again",
+                ))
             }
             other => other,
         }

@@ -21,8 +21,8 @@ use crate::patients;
 use crate::AppState;
 
 mod eligibility;
-mod pretreatment;
 mod measures;
+mod pretreatment;
 mod scheduling;
 pub(crate) use scheduling::parse_start;
 

@@ -35,6 +35,7 @@ type PageResult = Result<Response, PageError>;
 
 mod front;
 mod measures;
+mod pretreatment;
 mod schedule;
 mod schedule_admin;
 
@@ -78,6 +79,7 @@ pub fn routes() -> Router<AppState> {
         .merge(schedule_admin::routes())
         .merge(front::routes())
         .merge(measures::routes())
+        .merge(pretreatment::routes())
 }
 
 fn render<T: Template>(t: &T) -> PageResult {

@@ -136,7 +136,9 @@ pub fn render(blocks: &[Block], footer: &str) -> Result<Vec<u8>, String> {
             ops.push(Operation::new("Td", vec![MARGIN.into(), y.into()]));
             ops.push(Operation::new(
                 "Tj",
-                vec![Object::string_literal(Document::encode_text(&WIN_ANSI, &line))],
+                vec![Object::string_literal(Document::encode_text(
+                    &WIN_ANSI, &line,
+                ))],
             ));
             ops.push(Operation::new("ET", vec![]));
         }
@@ -162,10 +164,15 @@ pub fn render(blocks: &[Block], footer: &str) -> Result<Vec<u8>, String> {
         let foot = format!("{footer}    Page {} of {n}", i + 1);
         ops.push(Operation::new("BT", vec![]));
         ops.push(Operation::new("Tf", vec!["F1".into(), 7.5.into()]));
-        ops.push(Operation::new("Td", vec![MARGIN.into(), (MARGIN - 10.0).into()]));
+        ops.push(Operation::new(
+            "Td",
+            vec![MARGIN.into(), (MARGIN - 10.0).into()],
+        ));
         ops.push(Operation::new(
             "Tj",
-            vec![Object::string_literal(Document::encode_text(&WIN_ANSI, &foot))],
+            vec![Object::string_literal(Document::encode_text(
+                &WIN_ANSI, &foot,
+            ))],
         ));
         ops.push(Operation::new("ET", vec![]));
         let content = Content { operations: ops }

@@ -13,10 +13,10 @@ use domain::plans::{EligibilityState, PlanInput};
 use domain::protocols::Route;
 use domain::FieldError;
 use sha2::{Digest, Sha256};
+use store::patients::PatientRecord;
 use store::pretreatment::{
     AssessmentPart, Consent, ConsentDocument, NewConsent, NewPatientLink, PatientLink, StoredPlan,
 };
-use store::patients::PatientRecord;
 
 use crate::auth::{random_token, secret_hash, Caller};
 use crate::ctx::RequestMeta;
@@ -55,7 +55,13 @@ async fn patient_of(
     }
 }
 
-fn event(c: &Caller, a: Action, perm: Permission, p: &PatientRecord, object: &str) -> store::audit::NewAuditEvent {
+fn event(
+    c: &Caller,
+    a: Action,
+    perm: Permission,
+    p: &PatientRecord,
+    object: &str,
+) -> store::audit::NewAuditEvent {
     let mut ev = c.patient_event(a, perm, p.clinic_id, &p.id.to_string());
     ev.object_type = Some(object.into());
     ev
@@ -107,12 +113,29 @@ fn latest_parts(parts: Vec<AssessmentPart>) -> Assessment {
 }
 
 /// The assessment, audited.
-pub async fn assessment(state: &AppState, c: &Caller, pid: PatientId) -> Result<Assessment, WebError> {
-    let p = patient_of(state, c, Permission::MeasureRead, pid, Action::AssessmentRead).await?;
+pub async fn assessment(
+    state: &AppState,
+    c: &Caller,
+    pid: PatientId,
+) -> Result<Assessment, WebError> {
+    let p = patient_of(
+        state,
+        c,
+        Permission::MeasureRead,
+        pid,
+        Action::AssessmentRead,
+    )
+    .await?;
     let parts = state.store.assessment_parts(pid).await?;
     state
         .store
-        .audit(vec![event(c, Action::AssessmentRead, Permission::MeasureRead, &p, "assessment")])
+        .audit(vec![event(
+            c,
+            Action::AssessmentRead,
+            Permission::MeasureRead,
+            &p,
+            "assessment",
+        )])
         .await?;
     Ok(latest_parts(parts))
 }
@@ -125,13 +148,35 @@ pub async fn record_patient_part(
     part: PatientPart,
     source: &'static str,
 ) -> Result<i64, WebError> {
-    let p = patient_of(state, c, Permission::AssessmentRecord, pid, Action::AssessmentRecord).await?;
+    let p = patient_of(
+        state,
+        c,
+        Permission::AssessmentRecord,
+        pid,
+        Action::AssessmentRecord,
+    )
+    .await?;
     part.validate()?;
     let data = serde_json::to_string(&part).map_err(|e| WebError::Internal(e.to_string()))?;
-    let ev = event(c, Action::AssessmentRecord, Permission::AssessmentRecord, &p, "assessment");
+    let ev = event(
+        c,
+        Action::AssessmentRecord,
+        Permission::AssessmentRecord,
+        &p,
+        "assessment",
+    );
     Ok(state
         .store
-        .insert_assessment_part(p.clinic_id, pid, "patient", &data, source, c.user_id(), None, ev)
+        .insert_assessment_part(
+            p.clinic_id,
+            pid,
+            "patient",
+            &data,
+            source,
+            c.user_id(),
+            None,
+            ev,
+        )
         .await?)
 }
 
@@ -143,13 +188,35 @@ pub async fn record_clinical_part(
     part: ClinicalPart,
     source: &'static str,
 ) -> Result<i64, WebError> {
-    let p = patient_of(state, c, Permission::AssessmentRecord, pid, Action::AssessmentRecord).await?;
+    let p = patient_of(
+        state,
+        c,
+        Permission::AssessmentRecord,
+        pid,
+        Action::AssessmentRecord,
+    )
+    .await?;
     part.validate()?;
     let data = serde_json::to_string(&part).map_err(|e| WebError::Internal(e.to_string()))?;
-    let ev = event(c, Action::AssessmentRecord, Permission::AssessmentRecord, &p, "assessment");
+    let ev = event(
+        c,
+        Action::AssessmentRecord,
+        Permission::AssessmentRecord,
+        &p,
+        "assessment",
+    );
     Ok(state
         .store
-        .insert_assessment_part(p.clinic_id, pid, "clinical", &data, source, c.user_id(), None, ev)
+        .insert_assessment_part(
+            p.clinic_id,
+            pid,
+            "clinical",
+            &data,
+            source,
+            c.user_id(),
+            None,
+            ev,
+        )
         .await?)
 }
 
@@ -173,7 +240,10 @@ pub async fn send_link(
     };
     let p = patient_of(state, c, perm, pid, Action::LinkCreate).await?;
     if !(1..=24 * 30).contains(&valid_hours) {
-        return Err(invalid("valid_hours", "must be between 1 and 720 hours (30 days)"));
+        return Err(invalid(
+            "valid_hours",
+            "must be between 1 and 720 hours (30 days)",
+        ));
     }
     if let Some(r) = route {
         if state
@@ -203,7 +273,15 @@ pub async fn send_link(
     let mut ev = event(c, Action::LinkCreate, perm, &p, "patient_link");
     ev.object_id = Some(link.id.clone());
     ev.detail = Some(purpose.into());
-    let jobs = crate::outbox::patient_link_jobs(&link.id, p.clinic_id, pid, purpose, &token, link.expires_at, now);
+    let jobs = crate::outbox::patient_link_jobs(
+        &link.id,
+        p.clinic_id,
+        pid,
+        purpose,
+        &token,
+        link.expires_at,
+        now,
+    );
     state.store.insert_patient_link(&link, ev, &jobs).await?;
     Ok((
         PatientLink {
@@ -230,7 +308,11 @@ pub async fn open_link(
     if token.is_empty() || token.len() > 100 {
         return Ok(Err(LinkProblem::Invalid));
     }
-    let Some(l) = state.store.patient_link_by_hash(&secret_hash(token)).await? else {
+    let Some(l) = state
+        .store
+        .patient_link_by_hash(&secret_hash(token))
+        .await?
+    else {
         return Ok(Err(LinkProblem::Invalid));
     };
     if l.purpose != purpose {
@@ -247,10 +329,18 @@ pub async fn open_link(
 
 fn link_ids(l: &PatientLink) -> Result<(ClinicId, PatientId), WebError> {
     let bad = |_| WebError::Internal("stored link ids".into());
-    Ok((l.clinic_id.parse().map_err(bad)?, l.patient_id.parse().map_err(bad)?))
+    Ok((
+        l.clinic_id.parse().map_err(bad)?,
+        l.patient_id.parse().map_err(bad)?,
+    ))
 }
 
-fn link_event(meta: &RequestMeta, a: Action, l: &PatientLink, object: &str) -> store::audit::NewAuditEvent {
+fn link_event(
+    meta: &RequestMeta,
+    a: Action,
+    l: &PatientLink,
+    object: &str,
+) -> store::audit::NewAuditEvent {
     let mut ev = store::audit::NewAuditEvent::new(a, "patient (link)");
     ev.clinic_id = Some(l.clinic_id.clone());
     ev.patient_id = Some(l.patient_id.clone());
@@ -292,7 +382,11 @@ pub async fn submit_assessment_link(
 // ---- Consent documents ------------------------------------------------------
 
 /// A clinic's consent documents, every version (admins and clinicians).
-pub async fn documents(state: &AppState, c: &Caller, clinic: ClinicId) -> Result<Vec<ConsentDocument>, WebError> {
+pub async fn documents(
+    state: &AppState,
+    c: &Caller,
+    clinic: ClinicId,
+) -> Result<Vec<ConsentDocument>, WebError> {
     if !(c.may(Permission::ConsentPublish, clinic) || c.may(Permission::MeasureRead, clinic)) {
         return Err(WebError::Forbidden);
     }
@@ -350,7 +444,15 @@ pub async fn document_for(
         .store
         .current_consent_document(clinic, &route_key(route))
         .await?
-        .ok_or_else(|| invalid("route", format!("the clinic has no consent document for {} yet", route.label())))
+        .ok_or_else(|| {
+            invalid(
+                "route",
+                format!(
+                    "the clinic has no consent document for {} yet",
+                    route.label()
+                ),
+            )
+        })
 }
 
 // ---- Signatures -------------------------------------------------------------
@@ -365,7 +467,14 @@ pub async fn consent_states(
     let docs = state.store.consent_documents(clinic).await?;
     let now = domain::time::now_micros();
     let mut out = vec![];
-    for r in [Route::Iv, Route::Im, Route::Sc, Route::Intranasal, Route::Sublingual, Route::Oral] {
+    for r in [
+        Route::Iv,
+        Route::Im,
+        Route::Sc,
+        Route::Intranasal,
+        Route::Sublingual,
+        Route::Oral,
+    ] {
         let key = route_key(r);
         let current = docs.iter().find(|d| d.route == key).map(|d| d.version);
         let latest = consents.iter().find(|s| s.route == key);
@@ -379,27 +488,56 @@ pub async fn consent_states(
             witnessed: s.witnessed_at.is_some(),
             withdrawn_at: s.withdrawn_at,
         });
-        out.push((r, consent::state(signed.as_ref(), current, now), latest.cloned()));
+        out.push((
+            r,
+            consent::state(signed.as_ref(), current, now),
+            latest.cloned(),
+        ));
     }
     Ok(out)
 }
 
 /// A patient's signatures, audited.
-pub async fn consents(state: &AppState, c: &Caller, pid: PatientId) -> Result<(PatientRecord, Vec<Consent>), WebError> {
+pub async fn consents(
+    state: &AppState,
+    c: &Caller,
+    pid: PatientId,
+) -> Result<(PatientRecord, Vec<Consent>), WebError> {
     let p = patient_of(state, c, Permission::MeasureRead, pid, Action::ConsentRead).await?;
     let out = state.store.consents(pid).await?;
     state
         .store
-        .audit(vec![event(c, Action::ConsentRead, Permission::MeasureRead, &p, "consent")])
+        .audit(vec![event(
+            c,
+            Action::ConsentRead,
+            Permission::MeasureRead,
+            &p,
+            "consent",
+        )])
         .await?;
     Ok((p, out))
 }
 
 /// The PDF of one signature, audited.
-pub async fn pdf(state: &AppState, c: &Caller, pid: PatientId, id: &str) -> Result<Vec<u8>, WebError> {
+pub async fn pdf(
+    state: &AppState,
+    c: &Caller,
+    pid: PatientId,
+    id: &str,
+) -> Result<Vec<u8>, WebError> {
     let p = patient_of(state, c, Permission::MeasureRead, pid, Action::ConsentRead).await?;
-    let bytes = state.store.consent_pdf(pid, id).await?.ok_or(WebError::NotFound)?;
-    let mut ev = event(c, Action::ConsentRead, Permission::MeasureRead, &p, "consent");
+    let bytes = state
+        .store
+        .consent_pdf(pid, id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let mut ev = event(
+        c,
+        Action::ConsentRead,
+        Permission::MeasureRead,
+        &p,
+        "consent",
+    );
     ev.object_id = Some(id.to_string());
     ev.detail = Some("pdf".into());
     state.store.audit(vec![ev]).await?;
@@ -444,8 +582,11 @@ fn consent_pdf(
         "{}, consent document for {} version {}. SHA-256 of the document text: {}",
         clinic.settings.name, doc.route, doc.version, doc.sha256
     )));
-    crate::pdf::render(&blocks, &format!("{} - {} v{}", clinic.settings.name, doc.route, doc.version))
-        .map_err(WebError::Internal)
+    crate::pdf::render(
+        &blocks,
+        &format!("{} - {} v{}", clinic.settings.name, doc.route, doc.version),
+    )
+    .map_err(WebError::Internal)
 }
 
 struct Signing<'a> {
@@ -460,14 +601,22 @@ struct Signing<'a> {
 }
 
 async fn store_signature(state: &AppState, s: Signing<'_>) -> Result<String, WebError> {
-    consent::check_signature(s.input, &full_name(s.patient), &s.doc.sha256).map_err(WebError::Invalid)?;
+    consent::check_signature(s.input, &full_name(s.patient), &s.doc.sha256)
+        .map_err(WebError::Invalid)?;
     let clinic = state.store.clinic(s.clinic).await?;
     let signed_at = domain::time::now_micros();
     let how = match s.channel {
         "clinic" => "in the clinic",
         _ => "through a secure link",
     };
-    let pdf = consent_pdf(&clinic, s.patient, s.doc, s.input.typed_name.trim(), signed_at, how)?;
+    let pdf = consent_pdf(
+        &clinic,
+        s.patient,
+        s.doc,
+        s.input.typed_name.trim(),
+        signed_at,
+        how,
+    )?;
     let id = uuid::Uuid::now_v7().to_string();
     let mut ev = s.audit;
     ev.object_type = Some("consent".into());
@@ -499,9 +648,22 @@ pub async fn sign_in_clinic(
     input: SignInput,
 ) -> Result<String, WebError> {
     let route = parse_route(route)?;
-    let p = patient_of(state, c, Permission::ConsentRecord, pid, Action::ConsentSign).await?;
+    let p = patient_of(
+        state,
+        c,
+        Permission::ConsentRecord,
+        pid,
+        Action::ConsentSign,
+    )
+    .await?;
     let doc = document_for(state, p.clinic_id, route).await?;
-    let ev = event(c, Action::ConsentSign, Permission::ConsentRecord, &p, "consent");
+    let ev = event(
+        c,
+        Action::ConsentSign,
+        Permission::ConsentRecord,
+        &p,
+        "consent",
+    );
     store_signature(
         state,
         Signing {
@@ -575,10 +737,28 @@ pub async fn sign_through_link(
 }
 
 /// A clinician witnesses a signature that needs it.
-pub async fn witness(state: &AppState, c: &Caller, pid: PatientId, id: &str) -> Result<(), WebError> {
-    let p = patient_of(state, c, Permission::ConsentRecord, pid, Action::ConsentWitness).await?;
+pub async fn witness(
+    state: &AppState,
+    c: &Caller,
+    pid: PatientId,
+    id: &str,
+) -> Result<(), WebError> {
+    let p = patient_of(
+        state,
+        c,
+        Permission::ConsentRecord,
+        pid,
+        Action::ConsentWitness,
+    )
+    .await?;
     let user = c.user_id().ok_or(WebError::Forbidden)?;
-    let mut ev = event(c, Action::ConsentWitness, Permission::ConsentRecord, &p, "consent");
+    let mut ev = event(
+        c,
+        Action::ConsentWitness,
+        Permission::ConsentRecord,
+        &p,
+        "consent",
+    );
     ev.object_id = Some(id.to_string());
     Ok(state.store.witness_consent(pid, id, user, ev).await?)
 }
@@ -591,12 +771,28 @@ pub async fn withdraw(
     id: &str,
     reason: &str,
 ) -> Result<(), WebError> {
-    let p = patient_of(state, c, Permission::ConsentRecord, pid, Action::ConsentWithdraw).await?;
+    let p = patient_of(
+        state,
+        c,
+        Permission::ConsentRecord,
+        pid,
+        Action::ConsentWithdraw,
+    )
+    .await?;
     let reason = consent::check_withdrawal(reason).map_err(|e| WebError::Invalid(vec![e]))?;
     let user = c.user_id().ok_or(WebError::Forbidden)?;
-    let mut ev = event(c, Action::ConsentWithdraw, Permission::ConsentRecord, &p, "consent");
+    let mut ev = event(
+        c,
+        Action::ConsentWithdraw,
+        Permission::ConsentRecord,
+        &p,
+        "consent",
+    );
     ev.object_id = Some(id.to_string());
-    Ok(state.store.withdraw_consent(pid, id, user, &reason, ev).await?)
+    Ok(state
+        .store
+        .withdraw_consent(pid, id, user, &reason, ev)
+        .await?)
 }
 
 // ---- Status, gate and plans -------------------------------------------------
@@ -622,7 +818,11 @@ impl Status {
 }
 
 /// The status without auditing (the caller audits the read it is part of).
-pub async fn status_of(state: &AppState, clinic: ClinicId, pid: PatientId) -> Result<Status, WebError> {
+pub async fn status_of(
+    state: &AppState,
+    clinic: ClinicId,
+    pid: PatientId,
+) -> Result<Status, WebError> {
     let decisions = state.store.decisions(pid).await?;
     let eligibility = EligibilityState::from_latest(
         decisions
@@ -640,7 +840,11 @@ pub async fn status_of(state: &AppState, clinic: ClinicId, pid: PatientId) -> Re
         .or_else(|| signed.first().and_then(|s| parse_route(&s.route).ok()));
     let consent = match route {
         Some(r) => consents.iter().find(|c| c.0 == r).map(|c| c.1.clone()),
-        None => consents.iter().find(|c| c.1.is_valid()).or(consents.first()).map(|c| c.1.clone()),
+        None => consents
+            .iter()
+            .find(|c| c.1.is_valid())
+            .or(consents.first())
+            .map(|c| c.1.clone()),
     }
     .unwrap_or(ConsentState::Missing);
     let (banner, banner_class) = domain::plans::banner(&eligibility, &consent, plan.is_some());
@@ -659,14 +863,25 @@ pub async fn status(state: &AppState, c: &Caller, pid: PatientId) -> Result<Stat
     let s = status_of(state, p.clinic_id, pid).await?;
     state
         .store
-        .audit(vec![event(c, Action::PlanRead, Permission::MeasureRead, &p, "treatment_plan")])
+        .audit(vec![event(
+            c,
+            Action::PlanRead,
+            Permission::MeasureRead,
+            &p,
+            "treatment_plan",
+        )])
         .await?;
     Ok(s)
 }
 
 /// The gate for a route: approved eligibility and valid consent, or the
 /// reasons why not. Dose orders pass through this too.
-pub async fn gate(state: &AppState, clinic: ClinicId, pid: PatientId, route: Route) -> Result<(i64, String), WebError> {
+pub async fn gate(
+    state: &AppState,
+    clinic: ClinicId,
+    pid: PatientId,
+    route: Route,
+) -> Result<(i64, String), WebError> {
     let s = status_of(state, clinic, pid).await?;
     let consent = s.consent(route);
     domain::plans::gate(&s.eligibility, &consent)?;
@@ -694,7 +909,13 @@ pub async fn create_plan(
     let p = patient_of(state, c, Permission::PlanWrite, pid, Action::PlanCreate).await?;
     let first = state.store.plans(pid).await?.is_empty();
     let (plan, _) = domain::plans::check(input, &state.protocols, &state.instruments, first)?;
-    let mut ev = event(c, Action::PlanCreate, Permission::PlanWrite, &p, "treatment_plan");
+    let mut ev = event(
+        c,
+        Action::PlanCreate,
+        Permission::PlanWrite,
+        &p,
+        "treatment_plan",
+    );
     let (eligibility_version, consent_id) = match gate(state, p.clinic_id, pid, plan.route).await {
         Ok(x) => x,
         Err(e) => {
@@ -710,18 +931,36 @@ pub async fn create_plan(
     let user = c.user_id().ok_or(WebError::Forbidden)?;
     let v = state
         .store
-        .insert_plan(p.clinic_id, pid, &plan, eligibility_version, &consent_id, user, ev)
+        .insert_plan(
+            p.clinic_id,
+            pid,
+            &plan,
+            eligibility_version,
+            &consent_id,
+            user,
+            ev,
+        )
         .await?;
     Ok((v, plan))
 }
 
 /// A patient's plans, newest first, audited.
-pub async fn plans(state: &AppState, c: &Caller, pid: PatientId) -> Result<Vec<StoredPlan>, WebError> {
+pub async fn plans(
+    state: &AppState,
+    c: &Caller,
+    pid: PatientId,
+) -> Result<Vec<StoredPlan>, WebError> {
     let p = patient_of(state, c, Permission::MeasureRead, pid, Action::PlanRead).await?;
     let out = state.store.plans(pid).await?;
     state
         .store
-        .audit(vec![event(c, Action::PlanRead, Permission::MeasureRead, &p, "treatment_plan")])
+        .audit(vec![event(
+            c,
+            Action::PlanRead,
+            Permission::MeasureRead,
+            &p,
+            "treatment_plan",
+        )])
         .await?;
     Ok(out)
 }

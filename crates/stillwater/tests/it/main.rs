@@ -10,5 +10,6 @@ mod auth;
 mod measures;
 mod pages;
 mod permissions;
+mod pretreatment;
 mod scheduling;
 mod schema;

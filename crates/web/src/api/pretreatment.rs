@@ -123,8 +123,20 @@ async fn send_link(
 ) -> ApiResult {
     let pid: PatientId = api_id(&id)?;
     let b: LinkBody = typed(Value::Object(body))?;
-    let (link, token) = uc::send_link(&state, &c, pid, &b.purpose, b.route.as_deref(), b.valid_hours).await?;
-    let path = if link.purpose == "consent" { "consent" } else { "forms" };
+    let (link, token) = uc::send_link(
+        &state,
+        &c,
+        pid,
+        &b.purpose,
+        b.route.as_deref(),
+        b.valid_hours,
+    )
+    .await?;
+    let path = if link.purpose == "consent" {
+        "consent"
+    } else {
+        "forms"
+    };
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -304,7 +316,8 @@ async fn publish(
 ) -> ApiResult {
     let clinic: ClinicId = api_id(&id)?;
     let b: PublishBody = typed(Value::Object(body))?;
-    let (version, doc) = uc::publish(&state, &c, clinic, &b.route, &b.body, b.witness_required).await?;
+    let (version, doc) =
+        uc::publish(&state, &c, clinic, &b.route, &b.body, b.witness_required).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "version": version, "title": doc.title, "sha256": doc.hash() })),

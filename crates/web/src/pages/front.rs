@@ -48,6 +48,21 @@ pub struct PublicFrame {
 }
 
 impl PublicFrame {
+    pub(super) fn of(c: &Clinic, title: &str) -> PublicFrame {
+        PublicFrame::new(title, c)
+    }
+
+    /// A page whose clinic is not known (an invalid link).
+    pub(super) fn plain(title: &str) -> PublicFrame {
+        PublicFrame {
+            title: title.into(),
+            clinic: "Stillwater".into(),
+            slug: String::new(),
+            phone: String::new(),
+            css: crate::assets::url("app.css"),
+        }
+    }
+
     fn new(title: impl Into<String>, c: &Clinic) -> PublicFrame {
         PublicFrame {
             title: title.into(),

@@ -888,7 +888,7 @@ struct EligibilityPage {
     error: Option<String>,
 }
 
-fn decision_label(s: &str) -> &'static str {
+pub(super) fn decision_label(s: &str) -> &'static str {
     match s {
         "eligible" => "Eligible",
         "eligible_with_conditions" => "Eligible with conditions",

@@ -1,0 +1,521 @@
+//! Before the first dose over HTTP: the assessment's two parts, consent
+//! documents and signatures (with the PDF's text and hash checked), witness
+//! and withdrawal, and the gate that refuses a plan without approved
+//! eligibility, without consent, with consent of an old version or after
+//! withdrawal, each with its reason.
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::api::Api;
+use crate::both;
+use crate::helpers::*;
+
+async fn api<'a>(app: &'a TestApp, user: &str) -> Api<'a> {
+    Api {
+        app,
+        c: reqwest::Client::new(),
+        token: app.user_token(user).await,
+    }
+}
+
+fn squash(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+pub fn patient_part() -> Value {
+    let screen: serde_json::Map<String, Value> = domain::eligibility::Condition::ALL
+        .iter()
+        .map(|c| (domain::assessment::key(*c), json!("no")))
+        .collect();
+    let history: serde_json::Map<String, Value> = domain::assessment::HISTORY
+        .iter()
+        .map(|(k, _)| {
+            (
+                k.to_string(),
+                json!(if *k == "trauma" { "yes" } else { "no" }),
+            )
+        })
+        .collect();
+    json!({
+        "screen": screen, "history": history,
+        "medications": [{"name": "sertraline", "daily_mg": 150.0}],
+        "treatments": [{"treatment": "sertraline", "dose": "150 mg", "weeks": 12, "response": "partial"}],
+        "anxiety": {"cognitive": 3, "somatic": 2, "behavioural": 1, "triggers": "crowds, deadlines"},
+        "calming": "slow breathing, a blanket", "escort_name": "Sam Quinn", "escort_phone": "602-555-0101"
+    })
+}
+
+pub fn clinical_part() -> Value {
+    let screen: serde_json::Map<String, Value> = domain::eligibility::Condition::ALL
+        .iter()
+        .map(|c| (domain::assessment::key(*c), json!("absent")))
+        .collect();
+    json!({
+        "diagnoses": [{"code": "F41.1", "label": "Generalized anxiety disorder"}],
+        "screen": screen,
+        "trials": [
+            {"treatment": "sertraline", "adequate_dose": true, "weeks": 12},
+            {"treatment": "escitalopram", "adequate_dose": true, "weeks": 8}
+        ],
+        "baseline": {"sbp": 126, "dbp": 80, "hr": 72, "spo2": 98, "weight_kg": 68.5, "height_cm": 170.0},
+        "notes": "Calm, engaged."
+    })
+}
+
+async fn counts(app: &TestApp, pid: &str) -> (usize, usize) {
+    let pid = pid.parse().unwrap();
+    (
+        app.store.consents(pid).await.unwrap().len(),
+        app.store.plans(pid).await.unwrap().len(),
+    )
+}
+
+async fn pdf_bytes(app: &TestApp, token: &str, path: &str) -> (u16, Vec<u8>) {
+    let r = reqwest::Client::new()
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+}
+
+async fn before_the_first_dose(app: &TestApp) {
+    let admin = api(app, "ada.admin").await;
+    let prescriber = api(app, "paul.prescriber").await;
+    let nurse = api(app, "nina.nurse").await;
+    let desk = api(app, "dana.frontdesk").await;
+    let (s, p) = nurse
+        .post("/api/v1/patients", &json!({"clinic_id": app.glendale, "given_name": "Iris", "family_name": "Quinn", "date_of_birth": "1988-04-02", "email": "iris@example.org"}))
+        .await;
+    assert_eq!(s, 201, "{p}");
+    let pid = p["id"].as_str().unwrap().to_string();
+    let base = format!("/api/v1/patients/{pid}");
+    let plan = json!({"protocol": "iv-infusion", "course": "induction", "targets": ["gad7", "phq9"], "goal": "response", "modality": "emdr"});
+
+    // The gate, before anything: every reason at once, nothing written.
+    let (s, e) = prescriber.post(&format!("{base}/plans"), &plan).await;
+    assert_eq!(s, 409, "{e}");
+    let d = e["detail"].as_str().unwrap();
+    assert!(
+        d.contains("no eligibility decision") && d.contains("consent"),
+        "{d}"
+    );
+
+    // Consent documents: bad ones are refused by name, a good one published.
+    let docs_path = format!("/api/v1/clinics/{}/consent-documents", app.glendale);
+    let template = domain::consent::template(domain::protocols::Route::Iv);
+    let cut = template.replace("## [cost] Cost and insurance", "## Cost and insurance");
+    let (s, e) = admin
+        .post(&docs_path, &json!({"route": "iv", "body": cut}))
+        .await;
+    assert_eq!(s, 422, "{e}");
+    assert!(e.to_string().contains("[cost]"), "{e}");
+    let (s, e) = admin
+        .post(&docs_path, &json!({"route": "laser", "body": template}))
+        .await;
+    assert_eq!(s, 422, "{e}");
+    assert_eq!(e["errors"][0]["field"], "route");
+    let (s, e) = admin
+        .post(&docs_path, &json!({"route": "iv", "body": template.replace("Off-label use", "Off-label use \u{2192} why")}))
+        .await;
+    assert_eq!(s, 422, "{e}");
+    assert!(e.to_string().contains("cannot be printed"), "{e}");
+    let (s, _) = admin
+        .post(
+            &docs_path,
+            &json!({"route": "iv", "body": template, "extra": 1}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = nurse
+        .post(&docs_path, &json!({"route": "iv", "body": template}))
+        .await;
+    assert_eq!(s, 403);
+    let body_v = template.replace("Each session is followed", "Every session is followed");
+    let (s, v) = admin
+        .post(&docs_path, &json!({"route": "iv", "body": body_v}))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let iv_version = v["version"].as_i64().unwrap();
+    let (s, _) = admin
+        .post(&docs_path, &json!({"route": "iv", "body": body_v}))
+        .await;
+    assert_eq!(s, 409, "the same text again is not a new version");
+    let (_, docs) = nurse.get(&docs_path).await;
+    let doc = docs["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["route"] == "iv" && d["version"] == iv_version)
+        .unwrap()
+        .clone();
+
+    // Assessment: incomplete parts are refused by field; complete ones stored.
+    let (s, e) = nurse
+        .post(
+            &format!("{base}/assessment/patient"),
+            &json!({"screen": {}}),
+        )
+        .await;
+    assert_eq!(s, 422, "{e}");
+    assert!(e.to_string().contains("screen.ketamine_cystitis"), "{e}");
+    let (s, e) = nurse
+        .post(&format!("{base}/assessment/vibes"), &json!({}))
+        .await;
+    assert_eq!(s, 400, "{e}");
+    let (s, _) = desk
+        .post(&format!("{base}/assessment/patient"), &patient_part())
+        .await;
+    assert_eq!(s, 403);
+    let (s, r) = nurse
+        .post(&format!("{base}/assessment/patient"), &patient_part())
+        .await;
+    assert_eq!((s, r["version"].as_i64()), (201, Some(1)), "{r}");
+    let mut bad = clinical_part();
+    bad["diagnoses"][0]["code"] = json!("GAD");
+    bad["baseline"]["weight_kg"] = json!(3.0);
+    let (s, e) = prescriber
+        .post(&format!("{base}/assessment/clinical"), &bad)
+        .await;
+    assert_eq!(s, 422);
+    let fields: Vec<&str> = e["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["diagnoses[0].code", "baseline.weight_kg"]);
+    let (s, _) = prescriber
+        .post(&format!("{base}/assessment/clinical"), &clinical_part())
+        .await;
+    assert_eq!(s, 201);
+    let (s, a) = nurse.get(&format!("{base}/assessment")).await;
+    assert_eq!(s, 200);
+    assert_eq!(a["evaluation"]["suggestion"], "eligible", "{a}");
+    assert_eq!(a["evaluation"]["treatment_resistant"], true);
+    assert_eq!(a["suggested_modality"]["modality"], "emdr");
+    assert!(a["baseline_instruments"].to_string().contains("pcl5"));
+    let (s, _) = desk.get(&format!("{base}/assessment")).await;
+    assert_eq!(s, 403);
+    let (s, _) = api(app, "nate.nurse")
+        .await
+        .get(&format!("{base}/assessment"))
+        .await;
+    assert_eq!(s, 404);
+
+    // Eligibility from the assessment's facts; the gate still wants the sign-off.
+    let (s, d) = prescriber
+        .post(&format!("{base}/eligibility"), &json!({"facts": a["facts"], "decision": "eligible", "rationale": "Two adequate SSRI trials; treatment-resistant GAD, no exclusions."}))
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let (s, e) = prescriber.post(&format!("{base}/plans"), &plan).await;
+    assert_eq!(s, 409);
+    assert!(e["detail"].as_str().unwrap().contains("sign-off"), "{e}");
+    let (s, _) = nurse
+        .post(&format!("{base}/eligibility/1/sign-off"), &json!({}))
+        .await;
+    assert_eq!(s, 200);
+    let (s, e) = prescriber.post(&format!("{base}/plans"), &plan).await;
+    assert_eq!(s, 409);
+    assert!(
+        e["detail"].as_str().unwrap().contains("consent missing"),
+        "{e}"
+    );
+
+    // Signing: the patient's own name, agreement, and the document shown.
+    let sign = |name: &str, agree: bool, hash: &str| json!({"route": "iv", "typed_name": name, "agree": agree, "document_hash": hash});
+    let hash = doc["sha256"].as_str().unwrap();
+    let (s, e) = nurse
+        .post(&format!("{base}/consents"), &sign("Iris Q", false, "0ld"))
+        .await;
+    assert_eq!(s, 422);
+    let fields: Vec<&str> = e["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["typed_name", "agree", "document_hash"]);
+    let (s, _) = desk
+        .post(&format!("{base}/consents"), &sign("Iris Quinn", true, hash))
+        .await;
+    assert_eq!(s, 403);
+    assert_eq!(
+        counts(app, &pid).await,
+        (0, 0),
+        "refusals leave nothing behind"
+    );
+    let (s, c) = nurse
+        .post(
+            &format!("{base}/consents"),
+            &sign("iris  quinn", true, hash),
+        )
+        .await;
+    assert_eq!(s, 201, "{c}");
+    let cid = c["id"].as_str().unwrap().to_string();
+
+    // The PDF holds exactly the signed text; the hashes match the record.
+    let (s, list) = nurse.get(&format!("{base}/consents")).await;
+    assert_eq!(s, 200);
+    let rec = &list["consents"][0];
+    assert_eq!(rec["document_version"], iv_version);
+    let (s, bytes) = pdf_bytes(app, &nurse.token, &format!("{base}/consents/{cid}/pdf")).await;
+    assert_eq!(s, 200);
+    assert!(bytes.starts_with(b"%PDF-"));
+    assert_eq!(
+        hex::encode(Sha256::digest(&bytes)),
+        rec["pdf_sha256"].as_str().unwrap()
+    );
+    let pdf = lopdf::Document::load_mem(&bytes).unwrap();
+    let pages: Vec<u32> = pdf.get_pages().keys().copied().collect();
+    assert!(pages.len() >= 2, "the document runs over pages");
+    let text = squash(&pdf.extract_text(&pages).unwrap());
+    let signed = doc["body"].as_str().unwrap();
+    assert!(
+        text.contains(&squash(signed)),
+        "PDF text differs from the signed document"
+    );
+    assert_eq!(
+        hex::encode(Sha256::digest(signed.as_bytes())),
+        rec["document_sha256"].as_str().unwrap()
+    );
+    assert!(
+        text.contains("Signed by typing the name: iris quinn"),
+        "{text}"
+    );
+    assert!(text.contains(rec["document_sha256"].as_str().unwrap()));
+    let (s, _) = pdf_bytes(app, &desk.token, &format!("{base}/consents/{cid}/pdf")).await;
+    assert_eq!(s, 403);
+    let (s, _) = pdf_bytes(app, &nurse.token, &format!("{base}/consents/nope/pdf")).await;
+    assert_eq!(s, 404);
+
+    // The plan: checked field by field, then written under the protocol version.
+    let (s, e) = prescriber
+        .post(&format!("{base}/plans"), &json!({"protocol": "iv-infusion", "course": "induction", "targets": ["cssrs"], "goal": "response", "modality": "emdr", "doses": 99}))
+        .await;
+    assert_eq!(s, 422, "{e}");
+    let (s, _) = nurse.post(&format!("{base}/plans"), &plan).await;
+    assert_eq!(s, 403);
+    let (s, r) = prescriber.post(&format!("{base}/plans"), &plan).await;
+    assert_eq!(s, 201, "{r}");
+    assert_eq!(
+        (
+            r["version"].as_i64(),
+            r["plan"]["protocol_version"].as_i64()
+        ),
+        (Some(1), Some(1))
+    );
+    let (s, e) = prescriber.post(&format!("{base}/plans"), &plan).await;
+    assert_eq!(s, 422, "a new version needs a reason: {e}");
+    let mut p2 = plan.clone();
+    p2["reason"] = json!("Partial response after four doses: weekly maintenance");
+    p2["course"] = json!("weekly");
+    let (s, r) = prescriber.post(&format!("{base}/plans"), &p2).await;
+    assert_eq!((s, r["version"].as_i64()), (201, Some(2)), "{r}");
+    let (_, st) = nurse.get(&format!("{base}/status")).await;
+    assert_eq!(st["banner"], "Ready for treatment: plan in place", "{st}");
+
+    // A new document version makes the signature outdated.
+    let body_v2 = body_v.replace(
+        "You pay the clinic directly.",
+        "You pay the clinic directly, before each session.",
+    );
+    let (s, _) = admin
+        .post(&docs_path, &json!({"route": "iv", "body": body_v2}))
+        .await;
+    assert_eq!(s, 201);
+    let (s, e) = prescriber.post(&format!("{base}/plans"), &p2).await;
+    assert_eq!(s, 409);
+    assert!(
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("signed under version {iv_version}")),
+        "{e}"
+    );
+    let (_, st) = nurse.get(&format!("{base}/status")).await;
+    assert!(
+        st["banner"]
+            .as_str()
+            .unwrap()
+            .starts_with("Not yet eligible: consent signed under version"),
+        "{st}"
+    );
+    // Signing against the old text is refused; against the new one it holds.
+    let (s, e) = nurse
+        .post(&format!("{base}/consents"), &sign("Iris Quinn", true, hash))
+        .await;
+    assert_eq!(s, 422, "{e}");
+    let (_, docs) = nurse.get(&docs_path).await;
+    let new_hash = docs["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["route"] == "iv" && d["version"] == iv_version + 1)
+        .unwrap()["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, c2) = nurse
+        .post(
+            &format!("{base}/consents"),
+            &sign("Iris Quinn", true, &new_hash),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let c2 = c2["id"].as_str().unwrap().to_string();
+
+    // Withdrawal: a reason is needed; afterwards the gate is shut.
+    let (s, e) = nurse
+        .post(
+            &format!("{base}/consents/{c2}/withdraw"),
+            &json!({"reason": " "}),
+        )
+        .await;
+    assert_eq!(s, 422, "{e}");
+    let (s, _) = nurse
+        .post(
+            &format!("{base}/consents/{c2}/withdraw"),
+            &json!({"reason": "Patient's wish"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = nurse
+        .post(
+            &format!("{base}/consents/{c2}/withdraw"),
+            &json!({"reason": "again"}),
+        )
+        .await;
+    assert_eq!(s, 409);
+    let before = counts(app, &pid).await;
+    let mut p3 = p2.clone();
+    p3["reason"] = json!("Try again after withdrawal");
+    let (s, e) = prescriber.post(&format!("{base}/plans"), &p3).await;
+    assert_eq!(s, 409);
+    assert!(e["detail"].as_str().unwrap().contains("withdrawn"), "{e}");
+    assert_eq!(counts(app, &pid).await, before);
+
+    // A route whose policy asks for a witness: awaiting until a clinician witnesses.
+    let nasal = domain::consent::template(domain::protocols::Route::Intranasal)
+        + "\nWe ask a clinician to witness your signature.";
+    let (s, _) = admin
+        .post(
+            &docs_path,
+            &json!({"route": "intranasal", "body": nasal, "witness_required": true}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (_, docs) = nurse.get(&docs_path).await;
+    let nh = docs["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["route"] == "intranasal")
+        .unwrap()["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, c3) = nurse
+        .post(&format!("{base}/consents"), &json!({"route": "intranasal", "typed_name": "Iris Quinn", "agree": true, "document_hash": nh}))
+        .await;
+    assert_eq!(s, 201);
+    let c3 = c3["id"].as_str().unwrap().to_string();
+    let nasal_plan = json!({"protocol": "intranasal", "course": "induction", "targets": ["gad7"], "goal": "remission", "modality": "cbt", "reason": "Switch to intranasal after withdrawal of IV consent"});
+    let (s, e) = prescriber.post(&format!("{base}/plans"), &nasal_plan).await;
+    assert_eq!(s, 409);
+    assert!(
+        e["detail"].as_str().unwrap().contains("awaits a witness"),
+        "{e}"
+    );
+    let (s, _) = desk
+        .post(&format!("{base}/consents/{c3}/witness"), &json!({}))
+        .await;
+    assert_eq!(s, 403);
+    let (s, _) = nurse
+        .post(&format!("{base}/consents/{c3}/witness"), &json!({}))
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = nurse
+        .post(&format!("{base}/consents/{c3}/witness"), &json!({}))
+        .await;
+    assert_eq!(s, 409);
+    let (s, r) = prescriber.post(&format!("{base}/plans"), &nasal_plan).await;
+    assert_eq!((s, r["version"].as_i64()), (201, Some(3)), "{r}");
+    let (_, pl) = nurse.get(&format!("{base}/plans")).await;
+    assert_eq!(pl["current"]["route"], "intranasal");
+    assert_eq!(pl["plans"].as_array().unwrap().len(), 3);
+
+    // Every step is in the audit trail; refusals too.
+    let rows = app
+        .store
+        .audit_events(&store::audit::AuditFilter {
+            patient_id: Some(pid.clone()),
+            clinics: vec![app.glendale.to_string()],
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let events: Vec<&str> = rows.iter().map(|r| r.action.as_str()).collect();
+    for a in [
+        "assessment.record",
+        "assessment.read",
+        "consent.sign",
+        "consent.read",
+        "consent.withdraw",
+        "consent.witness",
+        "plan.create",
+        "plan.read",
+    ] {
+        assert!(events.contains(&a), "{a} not audited: {events:?}");
+    }
+    assert!(rows
+        .iter()
+        .any(|r| r.action == "plan.create" && r.outcome == "refused"));
+}
+both!(before_the_first_dose);
+
+/// The patient's part and consent through single-use links, by e-mail.
+async fn patient_links(app: &TestApp) {
+    let nurse = api(app, "nina.nurse").await;
+    let pid = app.patient_ids().await.0;
+    let base = format!("/api/v1/patients/{pid}");
+    let (s, e) = nurse
+        .post(
+            &format!("{base}/links"),
+            &json!({"purpose": "consent", "route": "laser"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{e}");
+    let (s, e) = nurse
+        .post(&format!("{base}/links"), &json!({"purpose": "gossip"}))
+        .await;
+    assert_eq!(s, 422, "{e}");
+    let (s, l) = nurse
+        .post(&format!("{base}/links"), &json!({"purpose": "assessment"}))
+        .await;
+    assert_eq!(s, 201, "{l}");
+    let token = l["token"].as_str().unwrap();
+    assert!(l["url"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/forms/{token}")));
+    // The e-mail job carries the token until sent; its subject names only the clinic.
+    let jobs = app.store.job_payloads("patient_link").await.unwrap();
+    assert!(jobs.iter().any(|j| j.contains(token)));
+    // The form page opens for the patient without signing in.
+    let c = reqwest::Client::new();
+    let page = c
+        .get(app.url(&format!("/forms/{token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Before your first treatment"), "{html}");
+    let bad = c.get(app.url("/forms/not-a-token")).send().await.unwrap();
+    assert_eq!(bad.status(), 404);
+}
+both!(patient_links);
