@@ -265,3 +265,92 @@ test("a clinician sees score trends with doses, and closes a safety task with a 
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test("before the first dose: assessment, eligibility, consent signed on a tablet, then the plan", async () => {
+  // A nurse registers the patient and records the clinical part of the assessment.
+  const nurse = await signIn("nina.nurse");
+  let page = nurse.page;
+  const family = `Tablet${Date.now() % 100000}`;
+  await page.goto(`${BASE}/patients/new`);
+  await page.getByLabel("Given name").fill("Rosa");
+  await page.getByLabel("Family name").fill(family);
+  await page.getByLabel("Date of birth").fill("1990-06-15");
+  await page.getByRole("button", { name: "Register patient" }).click();
+  await page.waitForURL(/\/patients\/[0-9a-f-]{36}$/);
+  const chart = page.url();
+  await page.getByRole("link", { name: "Assessment", exact: true }).click();
+  assert.ok(await page.getByText("Not yet eligible: no eligibility decision").isVisible());
+  // Saving with nothing settled names what is missing.
+  await page.getByRole("button", { name: "Save the clinical part" }).click();
+  assert.ok(await page.getByText(/settle as present, absent or not yet known/).first().isVisible());
+  for (const r of await page.locator('input[type=radio][value=absent]').all()) await r.check();
+  await page.getByLabel(/Diagnoses, one per line/).fill("F41.1 Generalized anxiety disorder");
+  await page.getByLabel(/Treatment trials, one per line/).fill("sertraline, 12, adequate\nescitalopram, 8, adequate");
+  await page.getByLabel("Blood pressure (mmHg)").fill("124/80");
+  await page.getByLabel("Heart rate").fill("72");
+  await page.getByLabel("SpO2 (%)").fill("98");
+  await page.getByLabel("Weight (kg)").fill("64.2");
+  await page.getByLabel("Height (cm)").fill("165");
+  await page.getByRole("button", { name: "Save the clinical part" }).click();
+  await page.getByText(/Clinical part saved/).waitFor();
+  assert.ok(await page.getByText("BMI 23.6", { exact: false }).isVisible());
+  await shot(page, "30-assessment");
+
+  // The prescriber decides eligibility; the nurse signs off.
+  const doc = await signIn("paul.prescriber");
+  await doc.page.goto(`${chart}/eligibility`);
+  await doc.page.getByLabel(/Past treatment trials/).fill("sertraline, 12, adequate\nescitalopram, 8, adequate");
+  await doc.page.getByLabel(/Blood pressure at assessment/).fill("124/80");
+  await doc.page.getByLabel("Decision", { exact: true }).selectOption("eligible");
+  await doc.page.getByLabel("Rationale").fill("Two adequate SSRI trials without remission; no exclusions.");
+  await doc.page.getByRole("button", { name: "Record decision" }).click();
+  await doc.page.getByRole("heading", { name: /^Eligible/ }).waitFor();
+  await page.goto(`${chart}/eligibility`);
+  await page.getByRole("button", { name: "Sign off the assessment" }).click();
+  await page.getByText(/signed off by nina.nurse/).waitFor();
+  await shot(page, "31-eligibility");
+  await page.goto(`${chart}/consent`);
+  assert.ok(await page.getByText("Not yet eligible: consent missing").isVisible());
+  await nurse.context.close();
+
+  // On a tablet: the nurse hands the device over; the patient reads and signs.
+  const tablet = await browser.newContext({ viewport: { width: 820, height: 1180 }, isMobile: true, hasTouch: true });
+  page = await tablet.newPage();
+  await page.goto(`${BASE}/login`);
+  await page.getByLabel("Username").fill("nina.nurse");
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(`${BASE}/`);
+  await page.goto(`${chart}/consent`);
+  await page.getByRole("row", { name: /IV infusion/ }).getByRole("link", { name: "Sign on this device" }).click();
+  assert.ok(await page.getByRole("heading", { name: "Off-label use" }).isVisible());
+  await page.getByRole("button", { name: "Sign" }).click();
+  // Without agreement, or with another name, it is refused with the reason.
+  await page.getByLabel(/Type your full name/).fill("R. Somebody");
+  await page.getByRole("button", { name: "Sign" }).click();
+  await page.getByRole("alert").waitFor();
+  assert.match(await page.getByRole("alert").innerText(), /full name as registered/);
+  assert.match(await page.getByRole("alert").innerText(), /tick the box/);
+  await page.getByLabel(/I have read this document/).check();
+  await page.getByLabel(/Type your full name/).fill(`Rosa ${family}`);
+  await shot(page, "32-consent-tablet");
+  await page.getByRole("button", { name: "Sign" }).click();
+  await page.waitForURL(/\/consent\?signed=1$/);
+  assert.ok(await page.getByText(/consent signed \(version \d+\); valid until/).isVisible());
+  await shot(page, "33-consent-signed-tablet");
+  await tablet.close();
+
+  // The prescriber writes the plan; the banner says the patient is ready.
+  await doc.page.goto(`${chart}/plan`);
+  assert.ok(await doc.page.getByText("Eligible and consented: plan to be written").isVisible());
+  await doc.page.getByLabel("Protocol").selectOption("iv-infusion");
+  await doc.page.getByLabel("Course").selectOption("induction");
+  await doc.page.getByLabel("Integration therapy").selectOption("cbt");
+  await doc.page.getByRole("button", { name: "Save the plan" }).click();
+  await doc.page.getByText("Plan version 1 saved.").waitFor();
+  assert.ok(await doc.page.getByText("Ready for treatment: plan in place").isVisible());
+  assert.ok(await doc.page.getByRole("link", { name: "Book this course" }).isVisible());
+  await shot(doc.page, "34-plan");
+  assert.deepEqual(doc.errors, []);
+  await doc.context.close();
+});

@@ -196,7 +196,7 @@ impl PatientPart {
                 );
             }
         }
-        for (k, _) in &self.history {
+        for k in self.history.keys() {
             if !HISTORY.iter().any(|(h, _)| h == k) {
                 e.add(&format!("history.{k}"), "is not a question on the form");
             }

@@ -7,4 +7,5 @@ pub mod bench_schedule;
 pub mod config;
 pub mod demo;
 pub mod demo_measures;
+pub mod demo_pretreatment;
 pub mod server;

@@ -324,7 +324,10 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             let fresh = demo::load(&store, &hash).await?;
             if fresh {
                 demo::load_calendar(&store).await?;
-                stillwater::demo_measures::load(&store, &cfg.instruments()?).await?;
+                let instruments = cfg.instruments()?;
+                stillwater::demo_measures::load(&store, &instruments).await?;
+                stillwater::demo_pretreatment::load(&store, &cfg.protocols()?, &instruments)
+                    .await?;
             }
             let running = server::start(store.clone(), &cfg).await?;
             println!();

@@ -546,8 +546,7 @@ pub async fn pdf(
 
 /// The PDF of a signature: the document exactly as signed, then who signed,
 /// how and when, and the document's SHA-256.
-#[allow(clippy::too_many_arguments)]
-fn consent_pdf(
+pub fn consent_pdf(
     clinic: &store::org::Clinic,
     p: &PatientRecord,
     doc: &ConsentDocument,

@@ -257,7 +257,7 @@ async fn assessment_view(
                 .current(i)
                 .map(|x| x.short_name.clone())
                 .unwrap_or_else(|| i.to_string());
-            match responses.iter().filter(|r| r.instrument_id == i).last() {
+            match responses.iter().rfind(|r| r.instrument_id == i) {
                 Some(r) => row(
                     &name,
                     format!(
