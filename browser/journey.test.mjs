@@ -129,7 +129,7 @@ test("front desk books a six-infusion induction with integration sessions and se
   await page.getByRole("link", { name: "Book a series" }).click();
   // Start the course a week from today so the whole series lies ahead.
   const start = new Date(Date.now() + 7 * 86400e3).toISOString().slice(0, 10);
-  await page.getByLabel("Course").selectOption("induction");
+  await page.getByLabel("Course", { exact: true }).selectOption("induction");
   await page.getByLabel("Dosing visit").selectOption("iv_infusion");
   await page.getByLabel("First dose on or after").fill(start);
   await page.getByRole("button", { name: "Find a series" }).click();
@@ -282,7 +282,7 @@ test("before the first dose: assessment, eligibility, consent signed on a tablet
   assert.ok(await page.getByText("Not yet eligible: no eligibility decision").isVisible());
   // Saving with nothing settled names what is missing.
   await page.getByRole("button", { name: "Save the clinical part" }).click();
-  assert.ok(await page.getByText(/settle as present, absent or not yet known/).first().isVisible());
+  await page.getByText(/settle as present, absent or not yet known/).first().waitFor();
   for (const r of await page.locator('input[type=radio][value=absent]').all()) await r.check();
   await page.getByLabel(/Diagnoses, one per line/).fill("F41.1 Generalized anxiety disorder");
   await page.getByLabel(/Treatment trials, one per line/).fill("sertraline, 12, adequate\nescitalopram, 8, adequate");
@@ -324,17 +324,17 @@ test("before the first dose: assessment, eligibility, consent signed on a tablet
   await page.goto(`${chart}/consent`);
   await page.getByRole("row", { name: /IV infusion/ }).getByRole("link", { name: "Sign on this device" }).click();
   assert.ok(await page.getByRole("heading", { name: "Off-label use" }).isVisible());
-  await page.getByRole("button", { name: "Sign" }).click();
+  await page.getByRole("button", { name: "Sign", exact: true }).click();
   // Without agreement, or with another name, it is refused with the reason.
   await page.getByLabel(/Type your full name/).fill("R. Somebody");
-  await page.getByRole("button", { name: "Sign" }).click();
+  await page.getByRole("button", { name: "Sign", exact: true }).click();
   await page.getByRole("alert").waitFor();
   assert.match(await page.getByRole("alert").innerText(), /full name as registered/);
   assert.match(await page.getByRole("alert").innerText(), /tick the box/);
   await page.getByLabel(/I have read this document/).check();
   await page.getByLabel(/Type your full name/).fill(`Rosa ${family}`);
   await shot(page, "32-consent-tablet");
-  await page.getByRole("button", { name: "Sign" }).click();
+  await page.getByRole("button", { name: "Sign", exact: true }).click();
   await page.waitForURL(/\/consent\?signed=1$/);
   assert.ok(await page.getByText(/consent signed \(version \d+\); valid until/).isVisible());
   await shot(page, "33-consent-signed-tablet");
@@ -343,8 +343,8 @@ test("before the first dose: assessment, eligibility, consent signed on a tablet
   // The prescriber writes the plan; the banner says the patient is ready.
   await doc.page.goto(`${chart}/plan`);
   assert.ok(await doc.page.getByText("Eligible and consented: plan to be written").isVisible());
-  await doc.page.getByLabel("Protocol").selectOption("iv-infusion");
-  await doc.page.getByLabel("Course").selectOption("induction");
+  await doc.page.getByLabel("Protocol", { exact: true }).selectOption("iv-infusion");
+  await doc.page.getByLabel("Course", { exact: true }).selectOption("induction");
   await doc.page.getByLabel("Integration therapy").selectOption("cbt");
   await doc.page.getByRole("button", { name: "Save the plan" }).click();
   await doc.page.getByText("Plan version 1 saved.").waitFor();

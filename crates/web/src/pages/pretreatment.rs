@@ -220,7 +220,8 @@ async fn assessment_view(
             match found {
                 Some(Finding::Present) => "present",
                 Some(Finding::Absent) => "absent",
-                _ => "unknown",
+                Some(Finding::Unknown) => "unknown",
+                None => "",
             },
         ));
     }
@@ -917,8 +918,8 @@ struct PlanPage {
     can_write: bool,
     profile: Vec<(&'static str, u8, u32)>,
     suggestion: String,
-    protocols: Vec<(String, String)>,
-    courses: Vec<(&'static str, &'static str)>,
+    protocols: Vec<(String, String, bool)>,
+    courses: Vec<(&'static str, &'static str, bool)>,
     targets: Vec<(String, String, bool)>,
     modalities: Vec<(String, &'static str, bool)>,
     error: Option<String>,
@@ -1022,11 +1023,23 @@ async fn plan_view(
             .map(|b| vec![b.to_string()])
             .unwrap_or_default(),
     };
-    let mut protocols: Vec<(String, String)> = state
+    let cur_protocol = current_plan
+        .map(|x| x.protocol_id.clone())
+        .unwrap_or_else(|| "iv-infusion".into());
+    let cur_course = current_plan
+        .map(|x| x.course.clone())
+        .unwrap_or_else(|| "induction".into());
+    let mut protocols: Vec<(String, String, bool)> = state
         .protocols
         .all_current()
         .into_iter()
-        .map(|p| (p.id.clone(), format!("{} (version {})", p.name, p.version)))
+        .map(|p| {
+            (
+                p.id.clone(),
+                format!("{} (version {})", p.name, p.version),
+                p.id == cur_protocol,
+            )
+        })
         .collect();
     protocols.sort();
     render(&PlanPage {
@@ -1054,12 +1067,15 @@ async fn plan_view(
         ],
         suggestion: format!("{}: {sugg_why}", sugg_mod.label()),
         protocols,
-        courses: vec![
+        courses: [
             ("induction", "Induction (6 doses over 2-3 weeks)"),
             ("intensive", "Intensive (3-5 a week for 1-2 weeks)"),
             ("weekly", "Weekly"),
             ("every_other_week", "Every other week"),
-        ],
+        ]
+        .into_iter()
+        .map(|(k, l)| (k, l, k == cur_course))
+        .collect(),
         targets: ["gad7", "phq9", "pcl5", "oasis", "hama"]
             .iter()
             .filter_map(|t| state.instruments.current(t))
