@@ -148,36 +148,7 @@ pub async fn record_patient_part(
     part: PatientPart,
     source: &'static str,
 ) -> Result<i64, WebError> {
-    let p = patient_of(
-        state,
-        c,
-        Permission::AssessmentRecord,
-        pid,
-        Action::AssessmentRecord,
-    )
-    .await?;
-    part.validate()?;
-    let data = serde_json::to_string(&part).map_err(|e| WebError::Internal(e.to_string()))?;
-    let ev = event(
-        c,
-        Action::AssessmentRecord,
-        Permission::AssessmentRecord,
-        &p,
-        "assessment",
-    );
-    Ok(state
-        .store
-        .insert_assessment_part(
-            p.clinic_id,
-            pid,
-            "patient",
-            &data,
-            source,
-            c.user_id(),
-            None,
-            ev,
-        )
-        .await?)
+    record_part(state, c, pid, "patient", &part, part.validate(), source).await
 }
 
 /// The nurse's and prescriber's part.
@@ -188,6 +159,20 @@ pub async fn record_clinical_part(
     part: ClinicalPart,
     source: &'static str,
 ) -> Result<i64, WebError> {
+    record_part(state, c, pid, "clinical", &part, part.validate(), source).await
+}
+
+/// Stores a part as its next version, audited; the caller's permission is
+/// checked before the part's own check is reported.
+async fn record_part<T: serde::Serialize>(
+    state: &AppState,
+    c: &Caller,
+    pid: PatientId,
+    name: &'static str,
+    part: &T,
+    checked: Result<(), domain::DomainError>,
+    source: &'static str,
+) -> Result<i64, WebError> {
     let p = patient_of(
         state,
         c,
@@ -196,8 +181,8 @@ pub async fn record_clinical_part(
         Action::AssessmentRecord,
     )
     .await?;
-    part.validate()?;
-    let data = serde_json::to_string(&part).map_err(|e| WebError::Internal(e.to_string()))?;
+    checked?;
+    let data = serde_json::to_string(part).map_err(|e| WebError::Internal(e.to_string()))?;
     let ev = event(
         c,
         Action::AssessmentRecord,
@@ -207,16 +192,7 @@ pub async fn record_clinical_part(
     );
     Ok(state
         .store
-        .insert_assessment_part(
-            p.clinic_id,
-            pid,
-            "clinical",
-            &data,
-            source,
-            c.user_id(),
-            None,
-            ev,
-        )
+        .insert_assessment_part(p.clinic_id, pid, name, &data, source, c.user_id(), None, ev)
         .await?)
 }
 
