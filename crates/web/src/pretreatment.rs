@@ -67,6 +67,23 @@ fn event(
     ev
 }
 
+/// Checks the caller may read the patient's clinical record and audits the
+/// read as `action` on `object`.
+async fn read_checked(
+    state: &AppState,
+    c: &Caller,
+    pid: PatientId,
+    action: Action,
+    object: &str,
+) -> Result<PatientRecord, WebError> {
+    let p = patient_of(state, c, Permission::MeasureRead, pid, action).await?;
+    state
+        .store
+        .audit(vec![event(c, action, Permission::MeasureRead, &p, object)])
+        .await?;
+    Ok(p)
+}
+
 pub fn parse_route(s: &str) -> Result<Route, WebError> {
     serde_json::from_value(serde_json::json!(s)).map_err(|_| {
         invalid(
@@ -96,7 +113,7 @@ pub struct Assessment {
     pub versions: Vec<AssessmentPart>,
 }
 
-fn latest_parts(parts: Vec<AssessmentPart>) -> Assessment {
+pub fn latest_parts(parts: Vec<AssessmentPart>) -> Assessment {
     let patient = parts
         .iter()
         .find(|p| p.part == "patient")
@@ -118,26 +135,8 @@ pub async fn assessment(
     c: &Caller,
     pid: PatientId,
 ) -> Result<Assessment, WebError> {
-    let p = patient_of(
-        state,
-        c,
-        Permission::MeasureRead,
-        pid,
-        Action::AssessmentRead,
-    )
-    .await?;
-    let parts = state.store.assessment_parts(pid).await?;
-    state
-        .store
-        .audit(vec![event(
-            c,
-            Action::AssessmentRead,
-            Permission::MeasureRead,
-            &p,
-            "assessment",
-        )])
-        .await?;
-    Ok(latest_parts(parts))
+    read_checked(state, c, pid, Action::AssessmentRead, "assessment").await?;
+    Ok(latest_parts(state.store.assessment_parts(pid).await?))
 }
 
 /// Staff record the patient's part (with the patient, or from paper).
@@ -479,19 +478,8 @@ pub async fn consents(
     c: &Caller,
     pid: PatientId,
 ) -> Result<(PatientRecord, Vec<Consent>), WebError> {
-    let p = patient_of(state, c, Permission::MeasureRead, pid, Action::ConsentRead).await?;
-    let out = state.store.consents(pid).await?;
-    state
-        .store
-        .audit(vec![event(
-            c,
-            Action::ConsentRead,
-            Permission::MeasureRead,
-            &p,
-            "consent",
-        )])
-        .await?;
-    Ok((p, out))
+    let p = read_checked(state, c, pid, Action::ConsentRead, "consent").await?;
+    Ok((p, state.store.consents(pid).await?))
 }
 
 /// The PDF of one signature, audited.
@@ -775,13 +763,22 @@ pub async fn withdraw(
 /// Where a patient stands before the first dose.
 pub struct Status {
     pub eligibility: EligibilityState,
+    /// The state per route, with the latest signature of each.
     pub consents: Vec<(Route, ConsentState, Option<Consent>)>,
-    pub plan: Option<StoredPlan>,
+    /// Every signature, newest first.
+    pub signed: Vec<Consent>,
+    /// Every plan version, newest first.
+    pub plans: Vec<StoredPlan>,
     pub banner: String,
     pub banner_class: &'static str,
 }
 
 impl Status {
+    /// The current plan.
+    pub fn plan(&self) -> Option<&StoredPlan> {
+        self.plans.first()
+    }
+
     /// The consent state for a route (missing when the route has none).
     pub fn consent(&self, route: Route) -> ConsentState {
         self.consents
@@ -806,11 +803,11 @@ pub async fn status_of(
     );
     let signed = state.store.consents(pid).await?;
     let consents = consent_states(state, clinic, &signed).await?;
-    let plan = state.store.plans(pid).await?.into_iter().next();
+    let plans = state.store.plans(pid).await?;
+    let plan = plans.first();
     // The consent that matters: the plan's route, else the one most recently
     // signed, else whichever the clinic offers first.
     let route = plan
-        .as_ref()
         .and_then(|p| parse_route(&p.route).ok())
         .or_else(|| signed.first().and_then(|s| parse_route(&s.route).ok()));
     let consent = match route {
@@ -826,7 +823,8 @@ pub async fn status_of(
     Ok(Status {
         eligibility,
         consents,
-        plan,
+        signed,
+        plans,
         banner,
         banner_class,
     })
@@ -834,19 +832,23 @@ pub async fn status_of(
 
 /// The status, audited as a read of the chart's pre-treatment record.
 pub async fn status(state: &AppState, c: &Caller, pid: PatientId) -> Result<Status, WebError> {
-    let p = patient_of(state, c, Permission::MeasureRead, pid, Action::PlanRead).await?;
+    Ok(chart(state, c, pid, Action::PlanRead, "treatment_plan")
+        .await?
+        .1)
+}
+
+/// A chart tab's read: the patient and their status, checked and audited
+/// once as `action` on `object`.
+pub async fn chart(
+    state: &AppState,
+    c: &Caller,
+    pid: PatientId,
+    action: Action,
+    object: &str,
+) -> Result<(PatientRecord, Status), WebError> {
+    let p = read_checked(state, c, pid, action, object).await?;
     let s = status_of(state, p.clinic_id, pid).await?;
-    state
-        .store
-        .audit(vec![event(
-            c,
-            Action::PlanRead,
-            Permission::MeasureRead,
-            &p,
-            "treatment_plan",
-        )])
-        .await?;
-    Ok(s)
+    Ok((p, s))
 }
 
 /// The gate for a route: approved eligibility and valid consent, or the
@@ -925,17 +927,6 @@ pub async fn plans(
     c: &Caller,
     pid: PatientId,
 ) -> Result<Vec<StoredPlan>, WebError> {
-    let p = patient_of(state, c, Permission::MeasureRead, pid, Action::PlanRead).await?;
-    let out = state.store.plans(pid).await?;
-    state
-        .store
-        .audit(vec![event(
-            c,
-            Action::PlanRead,
-            Permission::MeasureRead,
-            &p,
-            "treatment_plan",
-        )])
-        .await?;
-    Ok(out)
+    read_checked(state, c, pid, Action::PlanRead, "treatment_plan").await?;
+    Ok(state.store.plans(pid).await?)
 }

@@ -284,7 +284,7 @@ async fn status(
         "banner": s.banner,
         "eligibility": s.eligibility,
         "consents": s.consents.iter().map(|(r, st, _)| json!({"route": r, "status": st, "valid": st.is_valid()})).collect::<Vec<_>>(),
-        "plan_version": s.plan.as_ref().map(|p| p.version),
+        "plan_version": s.plan().map(|p| p.version),
     }))
     .into_response())
 }

@@ -472,11 +472,11 @@ struct LinkPage {
 
 #[derive(Template)]
 #[template(path = "questionnaire_done.html")]
-struct LinkDone {
-    frame: PublicFrame,
-    heading: String,
-    message: String,
-    safety: bool,
+pub(super) struct LinkDone {
+    pub(super) frame: PublicFrame,
+    pub(super) heading: String,
+    pub(super) message: String,
+    pub(super) safety: bool,
 }
 
 async fn link_clinic(state: &AppState, clinic: domain::ids::ClinicId) -> Result<Clinic, WebError> {
@@ -484,15 +484,15 @@ async fn link_clinic(state: &AppState, clinic: domain::ids::ClinicId) -> Result<
 }
 
 fn problem_page(p: LinkProblem) -> Result<Response, PageError> {
-    let (heading, message) = p.words();
+    problem_page_saying(p, p.words().1)
+}
+
+/// The page for a link that cannot be used, with the status that says why
+/// (404 unknown, 410 expired, 409 used) and `message` for what to do.
+pub(super) fn problem_page_saying(p: LinkProblem, message: &str) -> Result<Response, PageError> {
+    let heading = p.words().0;
     let page = LinkDone {
-        frame: PublicFrame {
-            title: heading.into(),
-            clinic: "Stillwater".into(),
-            slug: String::new(),
-            phone: String::new(),
-            css: crate::assets::url("app.css"),
-        },
+        frame: PublicFrame::plain(heading),
         heading: heading.into(),
         message: message.into(),
         safety: false,

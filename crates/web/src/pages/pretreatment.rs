@@ -13,6 +13,7 @@ use domain::assessment::{
     self as a, Answer, AnxietyProfile, ClinicalPart, Diagnosis, Finding, PatientPart,
     PriorTreatment, TreatmentResponse, HISTORY,
 };
+use domain::audit::Action;
 use domain::auth::Permission;
 use domain::consent::SignInput;
 use domain::eligibility::{Condition, Medication, Trial};
@@ -24,7 +25,7 @@ use domain::time::format_in_zone;
 use domain::FieldError;
 use serde::Deserialize;
 
-use super::front::PublicFrame;
+use super::front::{LinkDone, PublicFrame};
 use super::schedule::{fixable, notice};
 use super::{page_id, render, see_other, PageResult};
 use crate::auth::{read_form, Caller, Posted, Staff, StaffForm};
@@ -86,6 +87,8 @@ pub struct ChartHead {
     pub tab: &'static str,
 }
 
+/// The tab's patient and status, read once and audited as the tab's own
+/// action (assessment, consent or plan read).
 async fn head(
     state: &AppState,
     c: &Caller,
@@ -102,8 +105,12 @@ async fn head(
     WebError,
 > {
     let pid: PatientId = page_id(id)?;
-    let p = crate::patients::read(state, c, pid).await?;
-    let s = uc::status(state, c, pid).await?;
+    let (action, object) = match tab {
+        "assessment" => (Action::AssessmentRead, "assessment"),
+        "consent" => (Action::ConsentRead, "consent"),
+        _ => (Action::PlanRead, "treatment_plan"),
+    };
+    let (p, s) = uc::chart(state, c, pid, action, object).await?;
     let tz = state.store.clinic(p.clinic_id).await?.settings.time_zone;
     Ok((
         ChartHead {
@@ -169,7 +176,7 @@ async fn assessment_view(
     flash: Option<String>,
 ) -> PageResult {
     let (h, pid, p, _, tz) = head(state, c, id, "assessment").await?;
-    let asmt = uc::assessment(state, c, pid).await?;
+    let asmt = uc::latest_parts(state.store.assessment_parts(pid).await?);
     let pp = asmt.patient.as_ref().map(|x| &x.0);
     let kp = asmt.clinical.as_ref().map(|x| &x.0);
     let when = |m: &store::pretreatment::AssessmentPart| {
@@ -660,10 +667,9 @@ async fn consent_view(
     error: Option<String>,
     flash: Option<String>,
 ) -> PageResult {
-    let (h, pid, p, _, tz) = head(state, c, id, "consent").await?;
-    let (_, list) = uc::consents(state, c, pid).await?;
-    let states = uc::consent_states(state, p.clinic_id, &list).await?;
-    let routes = states
+    let (h, _, p, s, tz) = head(state, c, id, "consent").await?;
+    let routes = s
+        .consents
         .iter()
         .map(|(r, s, _)| {
             (
@@ -683,7 +689,8 @@ async fn consent_view(
             )
         })
         .collect();
-    let rows = list
+    let rows = s
+        .signed
         .iter()
         .map(|s| ConsentRow {
             id: s.id.clone(),
@@ -940,12 +947,11 @@ async fn plan_view(
     flash: Option<String>,
 ) -> PageResult {
     let (h, pid, p, s, tz) = head(state, c, id, "plan").await?;
-    let plans = uc::plans(state, c, pid).await?;
-    let asmt = uc::assessment(state, c, pid).await?;
+    let plans = &s.plans;
+    // The anxiety profile is shown beside the plan (read under plan.read).
+    let asmt = uc::latest_parts(state.store.assessment_parts(pid).await?);
     let pp = asmt.patient.as_ref().map(|x| &x.0);
-    let anxiety = pp
-        .map(|p| p.anxiety.clone())
-        .unwrap_or_else(AnxietyProfile::default);
+    let anxiety = pp.map(|p| p.anxiety.clone()).unwrap_or_default();
     let (sugg_mod, sugg_why) = pp
         .map(a::suggest_modality)
         .unwrap_or((a::Modality::Cbt, "no patient part yet"));
@@ -1180,31 +1186,14 @@ struct FormPage {
     errors: Vec<FieldError>,
 }
 
-#[derive(Template)]
-#[template(path = "questionnaire_done.html")]
-struct Done {
-    frame: PublicFrame,
-    heading: String,
-    message: String,
-    safety: bool,
-}
-
+/// A link that cannot be used: the questionnaire words, said of a form.
 fn problem(p: LinkProblem) -> PageResult {
-    let (heading, message) = p.words();
-    let status = match p {
-        LinkProblem::Invalid => StatusCode::NOT_FOUND,
-        LinkProblem::Expired => StatusCode::GONE,
-        LinkProblem::Used => StatusCode::CONFLICT,
-    };
-    let page = Done {
-        frame: PublicFrame::plain(heading),
-        heading: heading.into(),
-        message: message
-            .replace("questionnaire", "form")
-            .replace("Questionnaire", "Form"),
-        safety: false,
-    };
-    Ok((status, render(&page)?).into_response())
+    let message = p
+        .words()
+        .1
+        .replace("questionnaire", "form")
+        .replace("Questionnaire", "Form");
+    super::front::problem_page_saying(p, &message)
 }
 
 fn form_of(
@@ -1376,7 +1365,7 @@ async fn form_submit(
         Err(e) => Err(e),
     };
     match r {
-        Ok(Ok(_)) => render(&Done {
+        Ok(Ok(_)) => render(&LinkDone {
             frame: PublicFrame::of(&k, "Thank you"),
             heading: "Thank you: your form was received".into(),
             message: "Your care team will go through it with you at your assessment. You can close this page.".into(),
@@ -1458,7 +1447,7 @@ async fn link_sign_submit(
                 .parse()
                 .map_err(|_| WebError::NotFound)?;
             let k = state.store.clinic(clinic).await?;
-            render(&Done {
+            render(&LinkDone {
                 frame: PublicFrame::of(&k, "Thank you"),
                 heading: "Thank you: your consent was received".into(),
                 message: "A copy of what you signed is kept in your record; ask the clinic for it at any time. You may withdraw your consent whenever you wish.".into(),
