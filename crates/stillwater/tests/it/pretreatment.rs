@@ -517,5 +517,218 @@ async fn patient_links(app: &TestApp) {
     assert!(html.contains("Before your first treatment"), "{html}");
     let bad = c.get(app.url("/forms/not-a-token")).send().await.unwrap();
     assert_eq!(bad.status(), 404);
+    // An assessment link does not open the consent page.
+    let wrong = c
+        .get(app.url(&format!("/consent/{token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 404);
+    // An incomplete form is sent back with what is missing; nothing is stored.
+    let pid_t: domain::ids::PatientId = pid.parse().unwrap();
+    let before = app.store.assessment_parts(pid_t).await.unwrap().len();
+    let r = c
+        .post(app.url(&format!("/forms/{token}")))
+        .form(&[
+            ("screen.ketamine_cystitis", "no"),
+            ("anxiety.cognitive", "9"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("answer yes, no or not sure"), "{html}");
+    assert!(html.contains("choose how much"), "{html}");
+    assert_eq!(
+        app.store.assessment_parts(pid_t).await.unwrap().len(),
+        before
+    );
+    // A complete one is stored as the patient's part, once.
+    let mut f: Vec<(String, String)> = domain::eligibility::Condition::ALL
+        .iter()
+        .map(|k| {
+            (
+                format!("screen.{}", domain::assessment::key(*k)),
+                "no".to_string(),
+            )
+        })
+        .collect();
+    f.extend(
+        domain::assessment::HISTORY
+            .iter()
+            .map(|(k, _)| (format!("history.{k}"), "no".to_string())),
+    );
+    for (k, v) in [
+        ("anxiety.cognitive", "3"),
+        ("anxiety.somatic", "1"),
+        ("anxiety.behavioural", "2"),
+        ("medications", "sertraline 100"),
+        ("treatments", "escitalopram, 20 mg, 10, partial"),
+        ("escort_name", "Sam"),
+    ] {
+        f.push((k.into(), v.into()));
+    }
+    let r = c
+        .post(app.url(&format!("/forms/{token}")))
+        .form(&f)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("your form was received"));
+    let parts = app.store.assessment_parts(pid_t).await.unwrap();
+    assert_eq!(parts.len(), before + 1);
+    assert_eq!(
+        (parts[0].part.as_str(), parts[0].source.as_str()),
+        ("patient", "link")
+    );
+    assert!(parts[0].data.contains("escitalopram"));
+    let again = c
+        .post(app.url(&format!("/forms/{token}")))
+        .form(&f)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409, "a link works once");
+
+    // Who may send links: not the front desk; and only for a route with a document.
+    let desk = api(app, "dana.frontdesk").await;
+    let (s, _) = desk
+        .post(&format!("{base}/links"), &json!({"purpose": "assessment"}))
+        .await;
+    assert_eq!(s, 403);
+    let (s, e) = nurse
+        .post(
+            &format!("{base}/links"),
+            &json!({"purpose": "consent", "route": "sc"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{e}");
+    assert!(e.to_string().contains("no consent document"), "{e}");
+    let (s, _) = nurse
+        .post(
+            &format!("{base}/links"),
+            &json!({"purpose": "assessment", "valid_hours": 0}),
+        )
+        .await;
+    assert_eq!(s, 422);
+
+    // Consent through a link: the patient reads the current document and signs.
+    let admin = api(app, "ada.admin").await;
+    let (s, _) = admin
+        .post(&format!("/api/v1/clinics/{}/consent-documents", app.glendale),
+            &json!({"route": "sublingual", "body": domain::consent::template(domain::protocols::Route::Sublingual)}))
+        .await;
+    assert_eq!(s, 201);
+    let (s, l) = nurse
+        .post(
+            &format!("{base}/links"),
+            &json!({"purpose": "consent", "route": "sublingual"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{l}");
+    let ct = l["token"].as_str().unwrap().to_string();
+    let page = c
+        .get(app.url(&format!("/consent/{ct}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("Off-label use") && html.contains("(sublingual)"),
+        "{html}"
+    );
+    let hash = html
+        .split("name=\"document_hash\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let (_, who) = nurse.get(&base).await;
+    let name = format!(
+        "{} {}",
+        who["given_name"].as_str().unwrap(),
+        who["family_name"].as_str().unwrap()
+    );
+    let r = c
+        .post(app.url(&format!("/consent/{ct}")))
+        .form(&[
+            ("typed_name", "Someone Else"),
+            ("agree", "yes"),
+            ("document_hash", hash.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("full name as registered"));
+    let r = c
+        .post(app.url(&format!("/consent/{ct}")))
+        .form(&[
+            ("typed_name", name.as_str()),
+            ("agree", "yes"),
+            ("document_hash", hash.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("your consent was received"));
+    let (_, list) = nurse.get(&format!("{base}/consents")).await;
+    let rec = &list["consents"][0];
+    assert_eq!(
+        (rec["route"].as_str(), rec["channel"].as_str()),
+        (Some("sublingual"), Some("link"))
+    );
+    assert!(
+        list["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["route"] == "sublingual" && r["valid"] == true),
+        "{list}"
+    );
+    let r = c
+        .post(app.url(&format!("/consent/{ct}")))
+        .form(&[
+            ("typed_name", name.as_str()),
+            ("agree", "yes"),
+            ("document_hash", hash.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "a consent link signs once");
+
+    // The auditor reads consents but cannot sign, withdraw or write a plan; the desk cannot withdraw.
+    let auditor = api(app, "audrey.auditor").await;
+    let (s, _) = auditor.get(&format!("{base}/consents")).await;
+    assert_eq!(s, 200);
+    let cid = rec["id"].as_str().unwrap();
+    for who in [&auditor, &desk] {
+        let (s, _) = who
+            .post(
+                &format!("{base}/consents/{cid}/withdraw"),
+                &json!({"reason": "test"}),
+            )
+            .await;
+        assert_eq!(s, 403);
+        let (s, _) = who
+            .post(&format!("{base}/consents"), &json!({"route": "sublingual", "typed_name": name, "agree": true, "document_hash": hash}))
+            .await;
+        assert_eq!(s, 403);
+    }
+    let (s, _) = auditor
+        .post(&format!("{base}/plans"), &json!({"protocol": "sublingual", "course": "weekly", "targets": ["gad7"], "goal": "response", "modality": "cbt"}))
+        .await;
+    assert_eq!(s, 403);
 }
 both!(patient_links);
