@@ -539,7 +539,14 @@ async fn patient_links(app: &TestApp) {
     assert_eq!(r.status(), 422);
     let html = r.text().await.unwrap();
     assert!(html.contains("answer yes, no or not sure"), "{html}");
-    assert!(html.contains("choose how much"), "{html}");
+    assert!(
+        html.contains("choose how much the body side weighs"),
+        "{html}"
+    );
+    assert!(
+        html.contains("answer yes, no or not sure: Are you allergic to ketamine?"),
+        "the patient is told the question in the words they saw: {html}"
+    );
     assert_eq!(
         app.store.assessment_parts(pid_t).await.unwrap().len(),
         before

@@ -1298,22 +1298,22 @@ fn patient_from_form(f: &Posted) -> Result<PatientPart, WebError> {
             )),
         }
     }
-    let level = |name: &str, errors: &mut Vec<FieldError>| -> u8 {
+    let level = |name: &str, what: &str, errors: &mut Vec<FieldError>| -> u8 {
         match f.get(name).and_then(|v| v.parse::<u8>().ok()) {
             Some(v) if v <= 3 => v,
             _ => {
                 errors.push(FieldError::new(
                     name,
-                    "choose how much, from not at all to a lot",
+                    format!("choose how much {what} weighs, from not at all to a lot"),
                 ));
                 0
             }
         }
     };
     p.anxiety = AnxietyProfile {
-        cognitive: level("anxiety.cognitive", &mut errors),
-        somatic: level("anxiety.somatic", &mut errors),
-        behavioural: level("anxiety.behavioural", &mut errors),
+        cognitive: level("anxiety.cognitive", "worry", &mut errors),
+        somatic: level("anxiety.somatic", "the body side", &mut errors),
+        behavioural: level("anxiety.behavioural", "avoiding things", &mut errors),
         triggers: f
             .get("anxiety.triggers")
             .unwrap_or_default()
@@ -1328,7 +1328,16 @@ fn patient_from_form(f: &Posted) -> Result<PatientPart, WebError> {
     p.escort_name = t("escort_name");
     p.escort_phone = t("escort_phone");
     if let Err(domain::DomainError::Invalid(e)) = p.validate() {
-        errors.extend(e);
+        // The patient saw the screen in plain words: name it so.
+        errors.extend(e.into_iter().map(|mut e| {
+            if let Some(c) = Condition::ALL
+                .iter()
+                .find(|c| e.field == format!("screen.{}", a::key(**c)))
+            {
+                e.message = format!("answer yes, no or not sure: {}", c.plain());
+            }
+            e
+        }));
     }
     if errors.is_empty() {
         Ok(p)
