@@ -16,6 +16,7 @@ pub mod plans;
 pub mod protocols;
 pub mod scheduling;
 pub mod time;
+pub mod treatment;
 pub mod versioned;
 
 pub use error::{DomainError, FieldError};

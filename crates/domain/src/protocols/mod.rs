@@ -123,6 +123,20 @@ pub struct Limits {
     pub moaas_pause_at: u32,
     /// Stop and escalate at this MOAA/S or below.
     pub moaas_stop_at: u32,
+    /// Warn when systolic pressure rises this much (mmHg) above the baseline.
+    #[serde(default = "default_sbp_rise")]
+    pub sbp_rise_max: u32,
+    /// Warn when the heart rate rises this much (bpm) above the baseline.
+    #[serde(default = "default_hr_rise")]
+    pub hr_rise_max: u32,
+}
+
+fn default_sbp_rise() -> u32 {
+    40
+}
+
+fn default_hr_rise() -> u32 {
+    30
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,8 +156,36 @@ pub struct Discharge {
     pub escort_required: bool,
 }
 
-/// Checklist items a protocol may require before a dose.
-pub const CHECKLIST: [(&str, &str); 8] = [
+/// How the dose is drawn up and given: the strength drawn from the vial,
+/// the rounding of the dose in mg, the diluent an infusion is added to, the
+/// size of one spray or troche, and whether a second person checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preparation {
+    /// Strength of the drug as drawn, mg/mL.
+    pub concentration_mg_per_ml: f64,
+    /// The dose in mg is rounded to the nearest multiple of this.
+    pub round_mg: f64,
+    /// Diluent the drug is added to (an infusion bag), mL; 0 when given undiluted.
+    #[serde(default)]
+    pub diluent_ml: f64,
+    /// mg in one spray or troche; such doses are whole numbers of them.
+    #[serde(default)]
+    pub unit_mg: f64,
+    /// A second licensed person checks the maths and the drawn drug.
+    pub second_check: bool,
+}
+
+/// Checklist items a protocol may require before a dose. Identity,
+/// eligibility, consent, vitals and the suicide-risk check are required by
+/// every protocol; weight by every protocol dosed per kg; the escort by every
+/// protocol whose discharge needs one.
+pub const CHECKLIST: [(&str, &str); 11] = [
+    ("identity", "Identity confirmed with two identifiers"),
+    (
+        "pregnancy",
+        "Pregnancy status (test, report or not applicable)",
+    ),
     ("eligibility", "Approved eligibility decision"),
     ("consent", "Signed consent of the current version"),
     ("weight_today", "Weight measured today"),
@@ -158,6 +200,19 @@ pub const CHECKLIST: [(&str, &str); 8] = [
         "medications",
         "Current medications reviewed for interactions",
     ),
+    (
+        "suicide_risk",
+        "Suicide-risk check (C-SSRS screener or PHQ-9 item 9)",
+    ),
+];
+
+/// Items no protocol may leave out.
+pub const ALWAYS_REQUIRED: [&str; 5] = [
+    "identity",
+    "eligibility",
+    "consent",
+    "vitals",
+    "suicide_risk",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -170,6 +225,7 @@ struct FileSpec {
     #[serde(default)]
     description: String,
     dose: Dose,
+    preparation: Preparation,
     titration: Titration,
     /// Minutes over which the dose is given (infusions); 0 for a bolus or spray.
     #[serde(default)]
@@ -194,6 +250,7 @@ pub struct Protocol {
     pub route: Route,
     pub description: String,
     pub dose: Dose,
+    pub preparation: Preparation,
     pub titration: Titration,
     pub administration_minutes: u32,
     pub monitoring: Monitoring,
@@ -405,7 +462,7 @@ impl Protocol {
                 ));
             }
         }
-        for must in ["eligibility", "consent"] {
+        for must in ALWAYS_REQUIRED {
             if !spec.checklist.iter().any(|c| c == must) {
                 e.push(FieldError::new(
                     "checklist",
@@ -413,6 +470,19 @@ impl Protocol {
                 ));
             }
         }
+        if d.unit == DoseUnit::MgPerKg && !spec.checklist.iter().any(|c| c == "weight_today") {
+            e.push(FieldError::new(
+                "checklist",
+                "must include \"weight_today\": the dose is per kg",
+            ));
+        }
+        if spec.discharge.escort_required && !spec.checklist.iter().any(|c| c == "escort") {
+            e.push(FieldError::new(
+                "checklist",
+                "must include \"escort\": discharge needs one",
+            ));
+        }
+        check_preparation(&mut e, &spec);
         within(
             &mut e,
             "discharge.aldrete_min",
@@ -446,6 +516,7 @@ impl Protocol {
             route: spec.route,
             description: spec.description,
             dose: spec.dose,
+            preparation: spec.preparation,
             titration: spec.titration,
             administration_minutes: spec.administration_minutes,
             monitoring: spec.monitoring,
@@ -458,6 +529,74 @@ impl Protocol {
             hash: hex::encode(Sha256::digest(text.as_bytes())),
         })
     }
+}
+
+fn check_preparation(e: &mut Vec<FieldError>, spec: &FileSpec) {
+    let p = &spec.preparation;
+    if !(p.concentration_mg_per_ml.is_finite()
+        && p.concentration_mg_per_ml > 0.0
+        && p.concentration_mg_per_ml <= 500.0)
+    {
+        e.push(FieldError::new(
+            "preparation.concentration_mg_per_ml",
+            "must be above 0 and at most 500",
+        ));
+    }
+    if !(p.round_mg.is_finite() && p.round_mg > 0.0 && p.round_mg <= 50.0) {
+        e.push(FieldError::new(
+            "preparation.round_mg",
+            "must be above 0 and at most 50",
+        ));
+    }
+    if !(p.diluent_ml.is_finite() && (0.0..=1000.0).contains(&p.diluent_ml)) {
+        e.push(FieldError::new(
+            "preparation.diluent_ml",
+            "must be 0 to 1000",
+        ));
+    }
+    if spec.route == Route::Iv && p.diluent_ml <= 0.0 {
+        e.push(FieldError::new(
+            "preparation.diluent_ml",
+            "an infusion needs the volume it is diluted in",
+        ));
+    }
+    let counted = matches!(spec.route, Route::Intranasal | Route::Sublingual);
+    if counted {
+        if !(p.unit_mg.is_finite() && p.unit_mg > 0.0) {
+            e.push(FieldError::new(
+                "preparation.unit_mg",
+                format!(
+                    "{} doses are counted in sprays or troches: give the mg in one",
+                    spec.route.label()
+                ),
+            ));
+        } else {
+            for (f, v) in [
+                ("dose.min", spec.dose.min),
+                ("dose.max", spec.dose.max),
+                ("dose.start", spec.dose.start),
+                ("dose.step", spec.dose.step),
+            ] {
+                if !is_multiple(v, p.unit_mg) {
+                    e.push(FieldError::new(
+                        f,
+                        format!("{v} mg is not a whole number of {} mg units", p.unit_mg),
+                    ));
+                }
+            }
+        }
+    } else if p.unit_mg != 0.0 {
+        e.push(FieldError::new(
+            "preparation.unit_mg",
+            format!("{} doses are not counted in units", spec.route.label()),
+        ));
+    }
+}
+
+/// Whether `v` is a whole multiple of `unit` (to a thousandth).
+pub fn is_multiple(v: f64, unit: f64) -> bool {
+    let n = v / unit;
+    (n - n.round()).abs() < 1e-6 && n.round() >= 1.0
 }
 
 /// The protocols this build ships, as (file name, text).

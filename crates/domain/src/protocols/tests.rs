@@ -47,7 +47,7 @@ fn a_dose_above_the_safe_maximum_is_refused() {
         e[0].message
     );
     // Fixed-mg routes have their own ceiling.
-    let nasal = include_str!("../../protocols/intranasal.toml").replace("max = 84", "max = 200");
+    let nasal = include_str!("../../protocols/intranasal.toml").replace("max = 84", "max = 196");
     assert_eq!(fields(&nasal), ["dose.max"]);
     // And the unit must be the route's.
     assert!(fields(&IV.replace("unit = \"mg_per_kg\"", "unit = \"mg\""))
@@ -103,7 +103,7 @@ fn missing_overlapping_and_negative_values_are_named() {
     assert!(e.iter().any(|x| x.message.contains("\"consent\"")), "{e:?}");
     assert_eq!(
         fields(&IV.replace("\"fasting\"", "\"vibes\"")),
-        ["checklist[4]"]
+        ["checklist[6]"]
     );
     // Home use is for sublingual or oral only.
     assert_eq!(
