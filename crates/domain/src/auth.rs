@@ -81,6 +81,9 @@ impl Role {
                 EligibilitySignOff,
                 AssessmentRecord,
                 ConsentRecord,
+                EncounterRead,
+                EncounterRecord,
+                DoseCheck,
             ],
             Role::Prescriber => &[
                 PatientRead,
@@ -97,6 +100,10 @@ impl Role {
                 AssessmentRecord,
                 ConsentRecord,
                 PlanWrite,
+                EncounterRead,
+                EncounterRecord,
+                DoseOrder,
+                DoseCheck,
             ],
             Role::MonitoringClinician => &[
                 PatientRead,
@@ -104,6 +111,8 @@ impl Role {
                 MeasureRead,
                 MeasureRecord,
                 TaskClose,
+                EncounterRead,
+                EncounterRecord,
             ],
             Role::Therapist => &[
                 PatientRead,
@@ -124,7 +133,14 @@ impl Role {
                 LeadRead,
                 ConsentPublish,
             ],
-            Role::Auditor => &[PatientRead, AuditRead, ScheduleRead, LeadRead, MeasureRead],
+            Role::Auditor => &[
+                PatientRead,
+                AuditRead,
+                ScheduleRead,
+                LeadRead,
+                MeasureRead,
+                EncounterRead,
+            ],
         }
     }
 
@@ -204,6 +220,14 @@ pub enum Permission {
     ConsentPublish,
     /// Write a treatment plan (prescribers).
     PlanWrite,
+    /// See the floor board and a visit's record (clinical staff, auditors).
+    EncounterRead,
+    /// Run a visit: check in, checklist, readings, timeline, alerts, medicines, recovery, discharge.
+    EncounterRecord,
+    /// Order a dose, override a pre-dose item, sign the session note (prescribers).
+    DoseOrder,
+    /// Check a dose order as the second person and record the vial drawn.
+    DoseCheck,
 }
 
 /// Who is acting: a signed-in staff member (browser session or user token) or a device.

@@ -24,6 +24,7 @@ mod eligibility;
 mod measures;
 mod pretreatment;
 mod scheduling;
+mod treatment;
 pub(crate) use scheduling::parse_start;
 
 type ApiResult = Result<Response, ApiError>;
@@ -38,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .merge(measures::routes())
         .merge(eligibility::routes())
         .merge(pretreatment::routes())
+        .merge(treatment::routes())
         .fallback(|| async { ApiError(WebError::NotFound) })
 }
 

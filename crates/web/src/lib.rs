@@ -26,6 +26,7 @@ pub mod patients;
 pub mod pdf;
 pub mod pretreatment;
 pub mod scheduling;
+pub mod treatment;
 pub mod views;
 
 /// Settings the web layer needs; the binary builds them from its configuration.
@@ -85,6 +86,8 @@ pub struct AppState {
     pub protocols: Arc<domain::protocols::Protocols>,
     /// Limits submissions to the public pages per source address.
     pub public_limiter: Arc<governor::DefaultKeyedRateLimiter<String>>,
+    /// Announces treatment-day changes to connected boards and chair views.
+    pub floor: treatment::FloorHub,
 }
 
 impl AppState {
@@ -118,6 +121,7 @@ impl AppState {
             passwords: passwords::Hasher::new(),
             auth_cache: auth::AuthCache::default(),
             mailer: outbox::Mailer::Off,
+            floor: treatment::FloorHub::default(),
         }
     }
 }

@@ -1,0 +1,649 @@
+//! The treatment day's record: encounters opened at check-in, checklist
+//! saves, the dose order and its second check, the administration timeline,
+//! readings (idempotent by source key, stored in multi-row statements so a
+//! gateway streaming every chair at 1 Hz is cheap), alerts and their
+//! responses, medicines, adverse events, recovery scores, discharge, and the
+//! signed note with addenda. Every write commits with its audit record;
+//! sequence numbers and unique keys refuse a second writer of the same step.
+
+use domain::ids::{ClinicId, PatientId, UserId};
+use domain::time::now_micros;
+use domain::DomainError;
+
+use crate::audit::NewAuditEvent;
+use crate::{append_in_tx, is_unique_violation, on_pool, placeholders, Result, Store, StoreError};
+
+fn conflict(m: &str) -> StoreError {
+    DomainError::Conflict(m.into()).into()
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct Encounter {
+    pub id: String,
+    pub clinic_id: String,
+    pub patient_id: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub appointment_id: Option<String>,
+    pub resource_id: Option<String>,
+    pub chair: Option<String>,
+    pub plan_id: String,
+    pub plan_version: i64,
+    pub protocol_id: String,
+    pub protocol_version: i64,
+    pub route: String,
+    pub status: String,
+    pub opened_by: String,
+    pub opened_at: i64,
+    pub discharged_by: Option<String>,
+    pub discharged_at: Option<i64>,
+    pub discharge_note: Option<String>,
+}
+
+const ENCOUNTER_SELECT: &str = "SELECT e.id, e.clinic_id, e.patient_id, p.given_name, p.family_name, \
+     e.appointment_id, e.resource_id, r.name AS chair, e.plan_id, e.plan_version, e.protocol_id, \
+     e.protocol_version, e.route, e.status, o.username AS opened_by, e.opened_at, \
+     d.username AS discharged_by, e.discharged_at, e.discharge_note \
+     FROM encounters e JOIN patients p ON p.id = e.patient_id \
+     JOIN users o ON o.id = e.opened_by LEFT JOIN users d ON d.id = e.discharged_by \
+     LEFT JOIN resources r ON r.id = e.resource_id";
+
+pub struct NewEncounter {
+    pub id: String,
+    pub clinic: ClinicId,
+    pub patient: PatientId,
+    pub appointment_id: Option<String>,
+    pub resource_id: Option<String>,
+    pub plan_id: String,
+    pub plan_version: i64,
+    pub protocol_id: String,
+    pub protocol_version: i64,
+    pub route: String,
+    pub by: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct ChecklistSave {
+    pub version: i64,
+    pub data: String,
+    pub recorded_by: String,
+    pub recorded_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct DoseOrder {
+    pub id: String,
+    pub maths: String,
+    pub mg: f64,
+    pub ordered_by: String,
+    pub ordered_at: i64,
+    pub second_check: bool,
+    pub checked_by: Option<String>,
+    pub checked_at: Option<i64>,
+    pub vial_lot: Option<String>,
+    pub vial_expires: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct AdminRow {
+    pub seq: i64,
+    pub kind: String,
+    pub at: i64,
+    pub rate_ml_h: Option<f64>,
+    pub reason: Option<String>,
+    pub recorded_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct Observation {
+    pub id: String,
+    pub encounter_id: String,
+    pub taken_at: i64,
+    pub hr: Option<i64>,
+    pub sbp: Option<i64>,
+    pub dbp: Option<i64>,
+    pub spo2: Option<i64>,
+    pub rr: Option<i64>,
+    pub temp_c: Option<f64>,
+    pub moaas: Option<i64>,
+    pub cadss6: Option<i64>,
+    pub nausea: Option<i64>,
+    pub distress: Option<i64>,
+    /// Who typed it, or "device" for a monitor.
+    pub source: String,
+}
+
+impl Observation {
+    pub fn vitals(&self) -> domain::treatment::Vitals {
+        domain::treatment::Vitals {
+            hr: self.hr,
+            sbp: self.sbp,
+            dbp: self.dbp,
+            spo2: self.spo2,
+            rr: self.rr,
+            temp_c: self.temp_c,
+            moaas: self.moaas,
+            cadss6: self.cadss6,
+            nausea: self.nausea,
+            distress: self.distress,
+        }
+    }
+}
+
+const OBS_SELECT: &str = "SELECT o.id, o.encounter_id, o.taken_at, o.hr, o.sbp, o.dbp, o.spo2, o.rr, \
+     o.temp_c, o.moaas, o.cadss6, o.nausea, o.distress, COALESCE(u.username, 'device') AS source \
+     FROM observations o LEFT JOIN users u ON u.id = o.recorded_by";
+
+/// A reading to store; `source_key` makes a resend a no-op.
+pub struct NewObservation {
+    pub id: String,
+    pub encounter_id: String,
+    pub source_key: String,
+    pub taken_at: i64,
+    pub v: domain::treatment::Vitals,
+    pub recorded_by: Option<UserId>,
+    pub device_token_id: Option<String>,
+    /// Alerts the reading raises: (parameter, severity, message).
+    pub alerts: Vec<(String, &'static str, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct Alert {
+    pub id: String,
+    pub encounter_id: String,
+    pub observation_id: String,
+    pub parameter: String,
+    pub severity: String,
+    pub message: String,
+    pub raised_at: i64,
+    pub ack_by: Option<String>,
+    pub ack_at: Option<i64>,
+    pub response: Option<String>,
+    pub note: Option<String>,
+}
+
+const ALERT_SELECT: &str = "SELECT a.id, a.encounter_id, a.observation_id, a.parameter, a.severity, \
+     a.message, a.raised_at, u.username AS ack_by, a.ack_at, a.response, a.note \
+     FROM alerts a LEFT JOIN users u ON u.id = a.ack_by";
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct MedicationRow {
+    pub id: String,
+    pub name: String,
+    pub dose: String,
+    pub route: String,
+    pub reason: String,
+    pub given_at: i64,
+    pub given_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct AdverseEventRow {
+    pub id: String,
+    pub kind: String,
+    pub severity: String,
+    pub serious: bool,
+    pub description: String,
+    pub action: String,
+    pub outcome: String,
+    pub follow_up: bool,
+    pub recorded_by: String,
+    pub recorded_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct RecoveryScore {
+    pub aldrete: String,
+    pub total: i64,
+    pub scored_by: String,
+    pub scored_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct SignedText {
+    pub id: String,
+    pub body: String,
+    pub sha256: String,
+    pub signed_by: String,
+    pub signed_at: i64,
+}
+
+/// Everything recorded in one encounter, read together.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Record {
+    pub encounter: Encounter,
+    pub checklist: Option<ChecklistSave>,
+    pub order: Option<DoseOrder>,
+    pub admin: Vec<AdminRow>,
+    pub observations: Vec<Observation>,
+    pub alerts: Vec<Alert>,
+    pub medications: Vec<MedicationRow>,
+    pub adverse_events: Vec<AdverseEventRow>,
+    pub recovery: Option<RecoveryScore>,
+    pub note: Option<SignedText>,
+    pub addenda: Vec<SignedText>,
+}
+
+/// What a single step writes besides its audit record.
+pub enum Step<'a> {
+    Checklist {
+        data: &'a str,
+    },
+    Order {
+        id: &'a str,
+        maths: &'a str,
+        mg: f64,
+        second_check: bool,
+    },
+    Check {
+        vial_lot: &'a str,
+        vial_expires: &'a str,
+    },
+    Admin {
+        seq: i64,
+        kind: &'a str,
+        at: i64,
+        rate_ml_h: Option<f64>,
+        reason: Option<&'a str>,
+    },
+    Ack {
+        alert_id: &'a str,
+        response: &'a str,
+        note: &'a str,
+    },
+    Medication {
+        m: &'a domain::treatment::MedicationGiven,
+        at: i64,
+    },
+    Adverse {
+        patient: &'a str,
+        e: &'a domain::treatment::AdverseEvent,
+    },
+    Recovery {
+        aldrete: &'a str,
+        total: i64,
+    },
+    Discharge {
+        note: &'a str,
+    },
+    Note {
+        body: &'a str,
+        sha256: &'a str,
+    },
+    Addendum {
+        note_id: &'a str,
+        body: &'a str,
+        sha256: &'a str,
+    },
+}
+
+impl Store {
+    /// Opens an encounter. One open encounter per patient and per chair, and
+    /// one per appointment.
+    pub async fn open_encounter(&self, e: &NewEncounter, audit: NewAuditEvent) -> Result<()> {
+        let r: Result<()> = on_pool!(self.write(), p => async {
+            let mut tx = p.begin().await?;
+            let (busy,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM encounters WHERE status = 'open' AND (patient_id = $1 OR resource_id = $2)")
+                .bind(e.patient.to_string()).bind(&e.resource_id).fetch_one(&mut *tx).await?;
+            if busy > 0 {
+                return Err(conflict("the patient or the chair already has an open visit; discharge it first"));
+            }
+            sqlx::query("INSERT INTO encounters (id, clinic_id, patient_id, appointment_id, resource_id, plan_id, \
+                 plan_version, protocol_id, protocol_version, route, status, opened_by, opened_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11, $12)")
+                .bind(&e.id).bind(e.clinic.to_string()).bind(e.patient.to_string()).bind(&e.appointment_id)
+                .bind(&e.resource_id).bind(&e.plan_id).bind(e.plan_version).bind(&e.protocol_id)
+                .bind(e.protocol_version).bind(&e.route).bind(e.by.to_string()).bind(now_micros())
+                .execute(&mut *tx).await?;
+            if let Some(a) = &e.appointment_id {
+                sqlx::query("UPDATE appointments SET status = 'checked_in', updated_at = $2 WHERE id = $1 AND status = 'booked'")
+                    .bind(a).bind(now_micros()).execute(&mut *tx).await?;
+            }
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+            Ok(())
+        }.await);
+        match r {
+            Err(StoreError::Db(e)) if is_unique_violation(&e, "appointment") => {
+                Err(conflict("this visit is already checked in"))
+            }
+            other => other,
+        }
+    }
+
+    pub async fn encounter(&self, id: &str) -> Result<Option<Encounter>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("{ENCOUNTER_SELECT} WHERE e.id = $1")).bind(id).fetch_optional(p).await?
+        }))
+    }
+
+    /// A clinic's encounters still open or opened since `since`, by chair.
+    pub async fn floor(&self, clinic: ClinicId, since: i64) -> Result<Vec<Encounter>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("{ENCOUNTER_SELECT} WHERE e.clinic_id = $1 AND (e.status = 'open' OR e.opened_at >= $2) \
+                 ORDER BY r.name, e.opened_at"))
+                .bind(clinic.to_string()).bind(since).fetch_all(p).await?
+        }))
+    }
+
+    /// A patient's encounters, newest first.
+    pub async fn patient_encounters(&self, patient: PatientId) -> Result<Vec<Encounter>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("{ENCOUNTER_SELECT} WHERE e.patient_id = $1 ORDER BY e.opened_at DESC"))
+                .bind(patient.to_string()).fetch_all(p).await?
+        }))
+    }
+
+    /// The encounter open in a chair, for device readings.
+    pub async fn open_encounters_in(&self, chairs: &[String]) -> Result<Vec<(String, String, String)>> {
+        if chairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT resource_id, id, clinic_id FROM encounters WHERE status = 'open' AND resource_id IN ({})",
+            placeholders(1, chairs.len())
+        );
+        Ok(on_pool!(self.read(), p => {
+            let mut q = sqlx::query_as(&sql);
+            for c in chairs {
+                q = q.bind(c);
+            }
+            q.fetch_all(p).await?
+        }))
+    }
+
+    /// Everything recorded in an encounter.
+    pub async fn record(&self, id: &str) -> Result<Option<Record>> {
+        let Some(encounter) = self.encounter(id).await? else {
+            return Ok(None);
+        };
+        let r = on_pool!(self.read(), p => {
+            let checklist: Option<ChecklistSave> = sqlx::query_as(
+                "SELECT c.version, c.data, u.username AS recorded_by, c.recorded_at FROM encounter_checklists c \
+                 JOIN users u ON u.id = c.recorded_by WHERE c.encounter_id = $1 ORDER BY c.version DESC LIMIT 1")
+                .bind(id).fetch_optional(p).await?;
+            let order: Option<DoseOrder> = sqlx::query_as(
+                "SELECT d.id, d.maths, d.mg, o.username AS ordered_by, d.ordered_at, d.second_check, \
+                 c.username AS checked_by, d.checked_at, d.vial_lot, d.vial_expires FROM dose_orders d \
+                 JOIN users o ON o.id = d.ordered_by LEFT JOIN users c ON c.id = d.checked_by WHERE d.encounter_id = $1")
+                .bind(id).fetch_optional(p).await?;
+            let admin: Vec<AdminRow> = sqlx::query_as(
+                "SELECT a.seq, a.kind, a.at, a.rate_ml_h, a.reason, u.username AS recorded_by FROM administration_events a \
+                 JOIN users u ON u.id = a.recorded_by WHERE a.encounter_id = $1 ORDER BY a.seq")
+                .bind(id).fetch_all(p).await?;
+            let observations: Vec<Observation> = sqlx::query_as(&format!(
+                "{OBS_SELECT} WHERE o.encounter_id = $1 ORDER BY o.taken_at, o.id"))
+                .bind(id).fetch_all(p).await?;
+            let alerts: Vec<Alert> = sqlx::query_as(&format!(
+                "{ALERT_SELECT} WHERE a.encounter_id = $1 ORDER BY a.raised_at, a.id"))
+                .bind(id).fetch_all(p).await?;
+            let medications: Vec<MedicationRow> = sqlx::query_as(
+                "SELECT m.id, m.name, m.dose, m.route, m.reason, m.given_at, u.username AS given_by \
+                 FROM encounter_medications m JOIN users u ON u.id = m.given_by WHERE m.encounter_id = $1 ORDER BY m.given_at")
+                .bind(id).fetch_all(p).await?;
+            let adverse_events: Vec<AdverseEventRow> = sqlx::query_as(
+                "SELECT a.id, a.kind, a.severity, a.serious, a.description, a.action, a.outcome, a.follow_up, \
+                 u.username AS recorded_by, a.recorded_at FROM adverse_events a JOIN users u ON u.id = a.recorded_by \
+                 WHERE a.encounter_id = $1 ORDER BY a.recorded_at")
+                .bind(id).fetch_all(p).await?;
+            let recovery: Option<RecoveryScore> = sqlx::query_as(
+                "SELECT r.aldrete, r.total, u.username AS scored_by, r.scored_at FROM recovery_scores r \
+                 JOIN users u ON u.id = r.scored_by WHERE r.encounter_id = $1 ORDER BY r.scored_at DESC LIMIT 1")
+                .bind(id).fetch_optional(p).await?;
+            let note: Option<SignedText> = sqlx::query_as(
+                "SELECT n.id, n.body, n.sha256, u.username AS signed_by, n.signed_at FROM session_notes n \
+                 JOIN users u ON u.id = n.signed_by WHERE n.encounter_id = $1")
+                .bind(id).fetch_optional(p).await?;
+            let addenda: Vec<SignedText> = match &note {
+                None => Vec::new(),
+                Some(n) => sqlx::query_as(
+                    "SELECT a.id, a.body, a.sha256, u.username AS signed_by, a.signed_at FROM note_addenda a \
+                     JOIN users u ON u.id = a.signed_by WHERE a.note_id = $1 ORDER BY a.signed_at")
+                    .bind(&n.id).fetch_all(p).await?,
+            };
+            Record { encounter, checklist, order, admin, observations, alerts, medications, adverse_events, recovery, note, addenda }
+        });
+        Ok(Some(r))
+    }
+
+    /// For the floor board: each encounter's readings since `since`, oldest
+    /// first, and its open alerts.
+    pub async fn floor_readings(
+        &self,
+        ids: &[String],
+        since: i64,
+    ) -> Result<(Vec<Observation>, Vec<Alert>, Vec<(String, i64, String, Option<f64>)>)> {
+        if ids.is_empty() {
+            return Ok((Vec::new(), Vec::new(), Vec::new()));
+        }
+        let obs_sql = format!(
+            "{OBS_SELECT} WHERE o.taken_at >= $1 AND o.encounter_id IN ({}) ORDER BY o.taken_at",
+            placeholders(2, ids.len())
+        );
+        let alert_sql = format!(
+            "{ALERT_SELECT} WHERE a.ack_at IS NULL AND a.encounter_id IN ({})",
+            placeholders(1, ids.len())
+        );
+        let admin_sql = format!(
+            "SELECT encounter_id, at, kind, rate_ml_h FROM administration_events WHERE encounter_id IN ({}) ORDER BY encounter_id, seq",
+            placeholders(1, ids.len())
+        );
+        Ok(on_pool!(self.read(), p => {
+            let mut q = sqlx::query_as(&obs_sql).bind(since);
+            for i in ids { q = q.bind(i); }
+            let obs: Vec<Observation> = q.fetch_all(p).await?;
+            let mut q = sqlx::query_as(&alert_sql);
+            for i in ids { q = q.bind(i); }
+            let alerts: Vec<Alert> = q.fetch_all(p).await?;
+            let mut q = sqlx::query_as(&admin_sql);
+            for i in ids { q = q.bind(i); }
+            let admin: Vec<(String, i64, String, Option<f64>)> = q.fetch_all(p).await?;
+            (obs, alerts, admin)
+        }))
+    }
+
+    /// The baseline of an encounter: the last reading before the dose
+    /// started (or the last so far), merged over earlier ones so a reading
+    /// of one value does not hide the others.
+    pub async fn baseline(&self, encounter: &str) -> Result<Option<domain::treatment::Vitals>> {
+        let rows: Vec<Observation> = on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("{OBS_SELECT} WHERE o.encounter_id = $1 AND o.taken_at < COALESCE( \
+                 (SELECT MIN(at) FROM administration_events WHERE encounter_id = $1), $2) ORDER BY o.taken_at"))
+                .bind(encounter).bind(i64::MAX).fetch_all(p).await?
+        });
+        Ok(rows
+            .iter()
+            .map(Observation::vitals)
+            .reduce(|a, b| a.merged_with(&b)))
+    }
+
+    /// Stores readings (several encounters at once) with the alerts they
+    /// raise and one audit record per encounter, in one transaction. A
+    /// reading whose source key is already stored is skipped with its
+    /// alerts. Returns the source keys stored.
+    pub async fn insert_observations(
+        &self,
+        obs: &[NewObservation],
+        audit: Vec<NewAuditEvent>,
+    ) -> Result<Vec<String>> {
+        const CHUNK: usize = 400;
+        let now = now_micros();
+        let stored: Vec<String> = on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            let mut stored: Vec<String> = Vec::with_capacity(obs.len());
+            for chunk in obs.chunks(CHUNK) {
+                let rows = (0..chunk.len())
+                    .map(|i| format!("({})", placeholders(i * 17 + 1, 17)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "INSERT INTO observations (id, encounter_id, source_key, taken_at, hr, sbp, dbp, spo2, rr, temp_c, \
+                     moaas, cadss6, nausea, distress, recorded_by, device_token_id, created_at) VALUES {rows} \
+                     ON CONFLICT (source_key) DO NOTHING RETURNING source_key");
+                let mut q = sqlx::query_as::<_, (String,)>(&sql);
+                for o in chunk {
+                    q = q.bind(&o.id).bind(&o.encounter_id).bind(&o.source_key).bind(o.taken_at)
+                        .bind(o.v.hr).bind(o.v.sbp).bind(o.v.dbp).bind(o.v.spo2).bind(o.v.rr).bind(o.v.temp_c)
+                        .bind(o.v.moaas).bind(o.v.cadss6).bind(o.v.nausea).bind(o.v.distress)
+                        .bind(o.recorded_by.map(|u| u.to_string())).bind(&o.device_token_id).bind(now);
+                }
+                let keys = q.fetch_all(&mut *tx).await?;
+                let keys: std::collections::HashSet<String> = keys.into_iter().map(|k| k.0).collect();
+                let alerts: Vec<(&NewObservation, &(String, &'static str, String))> = chunk
+                    .iter()
+                    .filter(|o| keys.contains(&o.source_key))
+                    .flat_map(|o| o.alerts.iter().map(move |a| (o, a)))
+                    .collect();
+                for part in alerts.chunks(CHUNK) {
+                    let rows = (0..part.len())
+                        .map(|i| format!("({})", placeholders(i * 7 + 1, 7)))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sql = format!("INSERT INTO alerts (id, encounter_id, observation_id, parameter, severity, message, raised_at) VALUES {rows}");
+                    let mut q = sqlx::query(&sql);
+                    for (o, a) in part {
+                        q = q.bind(new_id()).bind(&o.encounter_id).bind(&o.id).bind(&a.0).bind(a.1).bind(&a.2).bind(now);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                stored.extend(chunk.iter().filter(|o| keys.contains(&o.source_key)).map(|o| o.source_key.clone()));
+            }
+            append_in_tx!(tx, &audit)?;
+            tx.commit().await?;
+            stored
+        });
+        Ok(stored)
+    }
+
+    /// Writes one step of an encounter with its audit record. The encounter
+    /// must still be open (a signed note and its addenda excepted).
+    pub async fn encounter_step(
+        &self,
+        encounter: &str,
+        by: UserId,
+        step: Step<'_>,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        let now = now_micros();
+        let by = by.to_string();
+        let r: Result<()> = on_pool!(self.write(), p => async {
+            let mut tx = p.begin().await?;
+            let status: Option<(String,)> = sqlx::query_as("SELECT status FROM encounters WHERE id = $1")
+                .bind(encounter).fetch_optional(&mut *tx).await?;
+            let open = match status {
+                None => return Err(DomainError::NotFound.into()),
+                Some((s,)) => s == "open",
+            };
+            if !open && !matches!(step, Step::Note { .. } | Step::Addendum { .. }) {
+                return Err(conflict("the patient has been discharged; this visit is closed"));
+            }
+            match step {
+                Step::Checklist { data } => {
+                    let (next,): (i64,) = sqlx::query_as(
+                        "SELECT COALESCE(MAX(version), 0) + 1 FROM encounter_checklists WHERE encounter_id = $1")
+                        .bind(encounter).fetch_one(&mut *tx).await?;
+                    sqlx::query("INSERT INTO encounter_checklists (encounter_id, version, data, recorded_by, recorded_at) \
+                         VALUES ($1, $2, $3, $4, $5)")
+                        .bind(encounter).bind(next).bind(data).bind(&by).bind(now).execute(&mut *tx).await?;
+                }
+                Step::Order { id, maths, mg, second_check } => {
+                    sqlx::query("INSERT INTO dose_orders (id, encounter_id, maths, mg, ordered_by, ordered_at, second_check) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                        .bind(id).bind(encounter).bind(maths).bind(mg).bind(&by).bind(now).bind(second_check)
+                        .execute(&mut *tx).await?;
+                }
+                Step::Check { vial_lot, vial_expires } => {
+                    let n = sqlx::query("UPDATE dose_orders SET checked_by = $2, checked_at = $3, vial_lot = $4, vial_expires = $5 \
+                         WHERE encounter_id = $1 AND checked_by IS NULL AND ordered_by <> $2")
+                        .bind(encounter).bind(&by).bind(now).bind(vial_lot).bind(vial_expires)
+                        .execute(&mut *tx).await?.rows_affected();
+                    if n == 0 {
+                        return Err(conflict("the order is already checked, or you wrote it: a second person checks"));
+                    }
+                }
+                Step::Admin { seq, kind, at, rate_ml_h, reason } => {
+                    sqlx::query("INSERT INTO administration_events (encounter_id, seq, kind, at, rate_ml_h, reason, recorded_by, recorded_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                        .bind(encounter).bind(seq).bind(kind).bind(at).bind(rate_ml_h).bind(reason).bind(&by).bind(now)
+                        .execute(&mut *tx).await?;
+                }
+                Step::Ack { alert_id, response, note } => {
+                    let n = sqlx::query("UPDATE alerts SET ack_by = $3, ack_at = $4, response = $5, note = $6 \
+                         WHERE id = $1 AND encounter_id = $2 AND ack_at IS NULL")
+                        .bind(alert_id).bind(encounter).bind(&by).bind(now).bind(response).bind(note)
+                        .execute(&mut *tx).await?.rows_affected();
+                    if n == 0 {
+                        return Err(conflict("this alert is already acknowledged"));
+                    }
+                }
+                Step::Medication { m, at } => {
+                    sqlx::query("INSERT INTO encounter_medications (id, encounter_id, name, dose, route, reason, given_at, given_by) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                        .bind(new_id()).bind(encounter).bind(m.name.trim()).bind(m.dose.trim()).bind(m.route.trim())
+                        .bind(m.reason.trim()).bind(at).bind(&by).execute(&mut *tx).await?;
+                }
+                Step::Adverse { patient, e } => {
+                    let severity = match e.severity {
+                        domain::treatment::AeSeverity::Mild => "mild",
+                        domain::treatment::AeSeverity::Moderate => "moderate",
+                        domain::treatment::AeSeverity::Severe => "severe",
+                    };
+                    sqlx::query("INSERT INTO adverse_events (id, encounter_id, patient_id, kind, severity, serious, description, \
+                         action, outcome, follow_up, recorded_by, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+                        .bind(new_id()).bind(encounter).bind(patient).bind(&e.kind).bind(severity).bind(e.serious)
+                        .bind(e.description.trim()).bind(e.action.trim()).bind(e.outcome.trim()).bind(e.follow_up)
+                        .bind(&by).bind(now).execute(&mut *tx).await?;
+                }
+                Step::Recovery { aldrete, total } => {
+                    sqlx::query("INSERT INTO recovery_scores (id, encounter_id, aldrete, total, scored_by, scored_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)")
+                        .bind(new_id()).bind(encounter).bind(aldrete).bind(total).bind(&by).bind(now)
+                        .execute(&mut *tx).await?;
+                }
+                Step::Discharge { note } => {
+                    let (open_alerts,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM alerts WHERE encounter_id = $1 AND ack_at IS NULL")
+                        .bind(encounter).fetch_one(&mut *tx).await?;
+                    if open_alerts > 0 {
+                        return Err(conflict("an alert is still open; acknowledge it first"));
+                    }
+                    sqlx::query("UPDATE encounters SET status = 'discharged', discharged_by = $2, discharged_at = $3, \
+                         discharge_note = $4 WHERE id = $1 AND status = 'open'")
+                        .bind(encounter).bind(&by).bind(now).bind(note).execute(&mut *tx).await?;
+                    sqlx::query("UPDATE appointments SET status = 'completed', updated_at = $2 \
+                         WHERE id = (SELECT appointment_id FROM encounters WHERE id = $1) AND status = 'checked_in'")
+                        .bind(encounter).bind(now).execute(&mut *tx).await?;
+                }
+                Step::Note { body, sha256 } => {
+                    sqlx::query("INSERT INTO session_notes (id, encounter_id, body, sha256, signed_by, signed_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)")
+                        .bind(new_id()).bind(encounter).bind(body).bind(sha256).bind(&by).bind(now)
+                        .execute(&mut *tx).await?;
+                }
+                Step::Addendum { note_id, body, sha256 } => {
+                    sqlx::query("INSERT INTO note_addenda (id, note_id, body, sha256, signed_by, signed_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)")
+                        .bind(new_id()).bind(note_id).bind(body).bind(sha256).bind(&by).bind(now)
+                        .execute(&mut *tx).await?;
+                }
+            }
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+            Ok(())
+        }.await);
+        match r {
+            Err(StoreError::Db(e)) if is_unique_violation(&e, "session_notes") || is_unique_violation(&e, "dose_orders") => {
+                Err(conflict("already recorded for this visit (a signed note never changes: add an addendum)"))
+            }
+            Err(StoreError::Db(e)) if is_unique_violation(&e, "administration_events") || is_unique_violation(&e, "encounter_checklists") || is_unique_violation(&e, "seq") || is_unique_violation(&e, "version") => {
+                Err(conflict("someone else recorded a step at the same moment; reload and try again"))
+            }
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,1357 @@
+//! The treatment day as use cases: check-in opens an encounter from the
+//! patient's plan; the checklist, the dose order and its second check, the
+//! administration timeline, readings typed or streamed from monitors, alerts
+//! and their responses, medicines, adverse events, recovery, discharge, and
+//! the signed note. Every step is checked against the rules in
+//! `domain::treatment`, audited, and announced on the floor hub so the board
+//! and the chair view update within a second.
+
+use std::sync::Arc;
+
+use domain::audit::Action;
+use domain::auth::Permission;
+use domain::ids::{ClinicId, PatientId};
+use domain::protocols::Protocol;
+use domain::time::now_micros;
+use domain::treatment::{
+    self as tx, AdminEvent, AdminKind, Aldrete, Checklist, DoseMaths, Item, Known, Phase, Vitals,
+};
+use domain::FieldError;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use store::audit::NewAuditEvent;
+use store::treatment::{Encounter, NewEncounter, NewObservation, Record, Step};
+use tokio::sync::broadcast;
+
+use crate::auth::Caller;
+use crate::error::WebError;
+use crate::AppState;
+
+const MINUTE: i64 = 60_000_000;
+
+fn invalid(field: &str, m: impl Into<String>) -> WebError {
+    WebError::Invalid(vec![FieldError::new(field, m)])
+}
+
+// ---- Floor hub --------------------------------------------------------------
+
+/// Something changed on the floor: a reading, an alert, a step.
+#[derive(Debug, Clone, Serialize)]
+pub struct FloorEvent {
+    pub clinic: String,
+    pub encounter: String,
+    pub kind: &'static str,
+}
+
+/// Fans changes out to every connected board and chair view on this
+/// instance (server-sent events).
+#[derive(Clone)]
+pub struct FloorHub(Arc<broadcast::Sender<FloorEvent>>);
+
+impl Default for FloorHub {
+    fn default() -> Self {
+        FloorHub(Arc::new(broadcast::channel(4096).0))
+    }
+}
+
+impl FloorHub {
+    pub fn send(&self, clinic: &str, encounter: &str, kind: &'static str) {
+        // No receiver is fine: nobody is watching.
+        let _ = self.0.send(FloorEvent {
+            clinic: clinic.to_string(),
+            encounter: encounter.to_string(),
+            kind,
+        });
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<FloorEvent> {
+        self.0.subscribe()
+    }
+}
+
+// ---- Access -----------------------------------------------------------------
+
+/// The encounter, when the caller may act in its clinic with `perm`; one out
+/// of reach is "not found" and the attempt is audited.
+async fn encounter_of(
+    state: &AppState,
+    c: &Caller,
+    perm: Permission,
+    id: &str,
+    action: Action,
+) -> Result<Encounter, WebError> {
+    let clinics = c.require_any(perm)?;
+    let found = match uuid::Uuid::parse_str(id) {
+        Ok(_) => state.store.encounter(id).await?,
+        Err(_) => None,
+    };
+    match found {
+        Some(e) if clinics.iter().any(|k| k.to_string() == e.clinic_id) => Ok(e),
+        _ => {
+            let mut ev = c.event(action);
+            ev.outcome = "not_found";
+            ev.object_type = Some("encounter".into());
+            ev.object_id = Some(id.chars().take(64).collect());
+            state.store.audit(vec![ev]).await?;
+            Err(WebError::NotFound)
+        }
+    }
+}
+
+fn clinic_of(e: &Encounter) -> ClinicId {
+    e.clinic_id.parse().unwrap_or_default()
+}
+
+fn event(c: &Caller, a: Action, perm: Permission, e: &Encounter) -> NewAuditEvent {
+    let mut ev = c.patient_event(a, perm, clinic_of(e), &e.patient_id);
+    ev.object_type = Some("encounter".into());
+    ev.object_id = Some(e.id.clone());
+    ev
+}
+
+fn protocol_of(state: &AppState, e: &Encounter) -> Result<Arc<Protocol>, WebError> {
+    state
+        .protocols
+        .get(&e.protocol_id, e.protocol_version as u32)
+        .cloned()
+        .ok_or_else(|| {
+            WebError::Conflict(format!(
+                "protocol {} version {} is not loaded on this server",
+                e.protocol_id, e.protocol_version
+            ))
+        })
+}
+
+async fn zone_of(state: &AppState, clinic: ClinicId) -> Result<jiff::tz::TimeZone, WebError> {
+    let c = state.store.clinic(clinic).await?;
+    Ok(jiff::tz::TimeZone::get(&c.settings.time_zone).unwrap_or(jiff::tz::TimeZone::UTC))
+}
+
+fn local_date(m: i64, tz: &jiff::tz::TimeZone) -> jiff::civil::Date {
+    domain::time::to_timestamp(m).to_zoned(tz.clone()).date()
+}
+
+/// Midnight today in the clinic's zone, as microseconds.
+pub async fn start_of_today(state: &AppState, clinic: ClinicId) -> Result<i64, WebError> {
+    let tz = zone_of(state, clinic).await?;
+    let today = local_date(now_micros(), &tz);
+    Ok(today
+        .to_zoned(tz)
+        .map(|z| z.timestamp().as_microsecond())
+        .unwrap_or_default())
+}
+
+// ---- Check-in ---------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckIn {
+    pub patient_id: String,
+    pub appointment_id: Option<String>,
+    pub chair_id: Option<String>,
+}
+
+/// Opens the visit from the patient's current plan, in a chair able to
+/// take the plan's route.
+pub async fn check_in(state: &AppState, c: &Caller, input: CheckIn) -> Result<String, WebError> {
+    let pid: PatientId = input
+        .patient_id
+        .parse()
+        .map_err(|_| invalid("patient_id", "is not a valid identifier"))?;
+    let clinics = c.require_any(Permission::EncounterRecord)?;
+    let Some(p) = state.store.patient(pid, &clinics).await? else {
+        return Err(WebError::NotFound);
+    };
+    c.require(Permission::EncounterRecord, p.clinic_id)?;
+    let plan = state
+        .store
+        .plans(pid)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| WebError::Conflict("no treatment plan yet: the prescriber writes one first".into()))?;
+    let protocol = state
+        .protocols
+        .get(&plan.protocol_id, plan.protocol_version as u32)
+        .cloned()
+        .ok_or_else(|| WebError::Conflict(format!("protocol {} version {} is not loaded", plan.protocol_id, plan.protocol_version)))?;
+    let mut chair = input.chair_id.clone().filter(|s| !s.is_empty());
+    let mut appointment = None;
+    if let Some(a) = input.appointment_id.as_deref().filter(|s| !s.is_empty()) {
+        let aid = a
+            .parse()
+            .map_err(|_| invalid("appointment_id", "is not a valid identifier"))?;
+        let appt = state
+            .store
+            .appointment(aid, &[p.clinic_id])
+            .await?
+            .filter(|x| x.patient_id == pid)
+            .ok_or_else(|| invalid("appointment_id", "is not a visit of this patient"))?;
+        if !matches!(appt.status, store::scheduling::Status::Booked) {
+            return Err(WebError::Conflict("this visit is not booked (checked in, completed or cancelled)".into()));
+        }
+        chair = chair.or(appt.resource_id.map(|r| r.to_string()));
+        appointment = Some(a.to_string());
+    }
+    let chair = chair.ok_or_else(|| invalid("chair_id", "choose the chair the patient sits in"))?;
+    let resources = state.store.resources(p.clinic_id).await?;
+    let r = resources
+        .iter()
+        .find(|r| r.resource.id.to_string() == chair && r.active)
+        .ok_or_else(|| invalid("chair_id", "is not an active chair of this clinic"))?;
+    if !matches!(r.resource.kind, domain::scheduling::ResourceKind::Chair) {
+        return Err(invalid("chair_id", format!("{} is not a treatment chair", r.resource.name)));
+    }
+    if protocol.route == domain::protocols::Route::Iv && !r.resource.caps.iv {
+        return Err(invalid("chair_id", format!("{} cannot take an IV infusion", r.resource.name)));
+    }
+    let id = store::treatment::new_id();
+    let e = NewEncounter {
+        id: id.clone(),
+        clinic: p.clinic_id,
+        patient: pid,
+        appointment_id: appointment,
+        resource_id: Some(chair),
+        plan_id: plan.id.clone(),
+        plan_version: plan.version,
+        protocol_id: plan.protocol_id.clone(),
+        protocol_version: plan.protocol_version,
+        route: plan.route.clone(),
+        by: c.user_id().ok_or(WebError::Forbidden)?,
+    };
+    let mut ev = c.patient_event(Action::EncounterOpen, Permission::EncounterRecord, p.clinic_id, &pid.to_string());
+    ev.object_type = Some("encounter".into());
+    ev.object_id = Some(id.clone());
+    ev.detail = Some(format!("{} v{}", plan.protocol_id, plan.protocol_version));
+    state.store.open_encounter(&e, ev).await?;
+    state.floor.send(&p.clinic_id.to_string(), &id, "open");
+    Ok(id)
+}
+
+// ---- The visit as one view --------------------------------------------------
+
+/// Everything the chair view, the API and the note need about one visit.
+#[derive(Debug, Clone)]
+pub struct Visit {
+    pub record: Record,
+    pub protocol: Arc<Protocol>,
+    pub checklist: Checklist,
+    pub items: Vec<Item>,
+    pub ready_to_dose: bool,
+    pub order: Option<DoseMaths>,
+    pub events: Vec<AdminEvent>,
+    pub delivered_mg: f64,
+    pub baseline: Option<Vitals>,
+    pub latest: Option<Vitals>,
+    pub phase: Phase,
+    pub discharge_blockers: Vec<String>,
+    pub aldrete: Option<Aldrete>,
+    /// When the next timed reading is due (microseconds), while monitored.
+    pub next_due: Option<i64>,
+    pub now: i64,
+}
+
+impl Visit {
+    pub fn open_alerts(&self) -> usize {
+        self.record.alerts.iter().filter(|a| a.ack_at.is_none()).count()
+    }
+
+    /// The visit for the API: the record, and what the rules say about it.
+    pub fn to_json(&self) -> serde_json::Value {
+        let r = &self.record;
+        serde_json::json!({
+            "encounter": r.encounter,
+            "protocol": {"id": self.protocol.id, "version": self.protocol.version, "name": self.protocol.name},
+            "phase": self.phase,
+            "checklist": self.checklist,
+            "items": self.items,
+            "ready_to_dose": self.ready_to_dose,
+            "dose_order": r.order.as_ref().map(|o| serde_json::json!({
+                "id": o.id, "ordered_by": o.ordered_by, "ordered_at": o.ordered_at,
+                "second_check": o.second_check, "checked_by": o.checked_by, "checked_at": o.checked_at,
+                "vial_lot": o.vial_lot, "vial_expires": o.vial_expires, "maths": self.order,
+            })),
+            "administration_events": r.admin,
+            "delivered_mg": self.delivered_mg,
+            "baseline": self.baseline,
+            "observations": r.observations,
+            "alerts": r.alerts,
+            "medications": r.medications,
+            "adverse_events": r.adverse_events,
+            "recovery": r.recovery.as_ref().map(|x| serde_json::json!({"aldrete": self.aldrete, "total": x.total, "scored_by": x.scored_by, "scored_at": x.scored_at})),
+            "discharge_blockers": self.discharge_blockers,
+            "next_reading_due": self.next_due,
+            "note": r.note,
+            "addenda": r.addenda,
+        })
+    }
+}
+
+fn events_of(r: &Record) -> Vec<AdminEvent> {
+    r.admin
+        .iter()
+        .filter_map(|a| {
+            Some(AdminEvent {
+                kind: serde_json::from_value(serde_json::json!(a.kind)).ok()?,
+                at: a.at,
+                rate_ml_h: a.rate_ml_h,
+                reason: a.reason.clone(),
+            })
+        })
+        .collect()
+}
+
+/// What the system knows for the checklist: the gate, the baseline, the weight's day.
+async fn known(
+    state: &AppState,
+    e: &Encounter,
+    p: &Protocol,
+    c: &Checklist,
+    baseline: Option<Vitals>,
+) -> Result<Known, WebError> {
+    let clinic = clinic_of(e);
+    let pid: PatientId = e.patient_id.parse().unwrap_or_default();
+    let status = crate::pretreatment::status_of(state, clinic, pid).await?;
+    let consent = status.consent(p.route);
+    let tz = zone_of(state, clinic).await?;
+    let weight_today = c
+        .weight_measured_at
+        .is_some_and(|m| local_date(m, &tz) == local_date(now_micros(), &tz));
+    Ok(Known {
+        eligibility: status.eligibility.reason().map(String::from),
+        consent: (!consent.is_valid()).then(|| consent.reason()),
+        baseline,
+        weight_today,
+    })
+}
+
+async fn visit_of(state: &AppState, e: &Encounter) -> Result<Visit, WebError> {
+    let record = state.store.record(&e.id).await?.ok_or(WebError::NotFound)?;
+    let protocol = protocol_of(state, e)?;
+    let checklist: Checklist = record
+        .checklist
+        .as_ref()
+        .and_then(|c| serde_json::from_str(&c.data).ok())
+        .unwrap_or_default();
+    let events = events_of(&record);
+    let started = events.first().map(|e| e.at);
+    let before: Vec<Vitals> = record
+        .observations
+        .iter()
+        .filter(|o| started.is_none_or(|s| o.taken_at < s))
+        .map(|o| o.vitals())
+        .collect();
+    let baseline = before.iter().copied().reduce(|a, b| a.merged_with(&b));
+    let latest = record
+        .observations
+        .iter()
+        .map(|o| o.vitals())
+        .reduce(|a, b| a.merged_with(&b));
+    let k = known(state, e, &protocol, &checklist, baseline).await?;
+    let items = tx::evaluate(&protocol, &checklist, &k);
+    let ready_to_dose = tx::incomplete(&items).is_empty();
+    let order: Option<DoseMaths> = record
+        .order
+        .as_ref()
+        .and_then(|o| serde_json::from_str(&o.maths).ok());
+    let now = now_micros();
+    let delivered_mg = order
+        .as_ref()
+        .map(|o| tx::delivered_mg(o, &events, now))
+        .unwrap_or_default();
+    let aldrete: Option<Aldrete> = record
+        .recovery
+        .as_ref()
+        .and_then(|r| serde_json::from_str(&r.aldrete).ok());
+    let facts = tx::DischargeFacts {
+        dose_ended_at: tx::dose_ended_at(&events),
+        now,
+        aldrete: aldrete.map(|a| a.total()),
+        escort_named: checklist
+            .escort_name
+            .as_deref()
+            .is_some_and(|s| !s.trim().is_empty()),
+        open_alerts: record.alerts.iter().filter(|a| a.ack_at.is_none()).count(),
+    };
+    let discharge_blockers = tx::discharge_blockers(&protocol, &facts);
+    let phase = tx::phase(e.status == "discharged", &events, &discharge_blockers);
+    let next_due = match phase {
+        Phase::Dosing | Phase::Recovery => {
+            let last_bp = record
+                .observations
+                .iter()
+                .rev()
+                .find(|o| o.sbp.is_some())
+                .map(|o| o.taken_at)
+                .or(started);
+            last_bp.map(|t| t + protocol.monitoring.interval_minutes as i64 * MINUTE)
+        }
+        _ => None,
+    };
+    Ok(Visit {
+        record,
+        protocol,
+        checklist,
+        items,
+        ready_to_dose,
+        order,
+        events,
+        delivered_mg,
+        baseline,
+        latest,
+        phase,
+        discharge_blockers,
+        aldrete,
+        next_due,
+        now,
+    })
+}
+
+/// The visit, audited as a read.
+pub async fn visit(state: &AppState, c: &Caller, id: &str) -> Result<Visit, WebError> {
+    let e = encounter_of(state, c, Permission::EncounterRead, id, Action::EncounterRead).await?;
+    state
+        .store
+        .audit(vec![event(c, Action::EncounterRead, Permission::EncounterRead, &e)])
+        .await?;
+    visit_of(state, &e).await
+}
+
+/// A patient's visits, newest first (the chart's list), audited.
+pub async fn patient_visits(state: &AppState, c: &Caller, pid: PatientId) -> Result<Vec<Encounter>, WebError> {
+    let clinics = c.require_any(Permission::EncounterRead)?;
+    let Some(p) = state.store.patient(pid, &clinics).await? else {
+        return Err(WebError::NotFound);
+    };
+    c.require(Permission::EncounterRead, p.clinic_id)?;
+    let mut ev = c.patient_event(Action::EncounterRead, Permission::EncounterRead, p.clinic_id, &pid.to_string());
+    ev.object_type = Some("encounters".into());
+    state.store.audit(vec![ev]).await?;
+    Ok(state.store.patient_encounters(pid).await?)
+}
+
+async fn write(
+    state: &AppState,
+    c: &Caller,
+    e: &Encounter,
+    step: Step<'_>,
+    action: Action,
+    perm: Permission,
+    detail: Option<String>,
+    kind: &'static str,
+) -> Result<(), WebError> {
+    let mut ev = event(c, action, perm, e);
+    ev.detail = detail;
+    let by = c.user_id().ok_or(WebError::Forbidden)?;
+    state.store.encounter_step(&e.id, by, step, ev).await?;
+    state.floor.send(&e.clinic_id, &e.id, kind);
+    Ok(())
+}
+
+// ---- Checklist --------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChecklistInput {
+    #[serde(flatten)]
+    pub values: ChecklistValues,
+    /// When the weight was measured (RFC 3339); now when absent.
+    pub weight_measured_at: Option<String>,
+    /// A prescriber's reason to go ahead despite the baseline vitals.
+    pub vitals_override_reason: Option<String>,
+    /// A prescriber's reason to go ahead after a positive suicide-risk screen.
+    pub suicide_risk_override_reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ChecklistValues {
+    pub identity_confirmed: Option<bool>,
+    pub weight_kg: Option<f64>,
+    pub pregnancy: Option<tx::Pregnancy>,
+    pub fasting_confirmed: Option<bool>,
+    pub escort_name: Option<String>,
+    pub escort_phone: Option<String>,
+    pub no_alcohol: Option<bool>,
+    pub medications_reviewed: Option<bool>,
+    pub medication_changes: Option<String>,
+    pub suicide_risk: Option<tx::RiskScreen>,
+}
+
+fn parse_time(field: &str, s: &str) -> Result<i64, WebError> {
+    s.trim()
+        .parse::<jiff::Timestamp>()
+        .map(|t| t.as_microsecond())
+        .map_err(|_| invalid(field, format!("{s:?} is not a time (RFC 3339, e.g. 2026-11-24T09:30:00-07:00)")))
+}
+
+/// Saves what the nurse confirmed; overrides need a prescriber.
+pub async fn save_checklist(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    input: ChecklistInput,
+) -> Result<Visit, WebError> {
+    let e = encounter_of(state, c, Permission::EncounterRecord, id, Action::ChecklistRecord).await?;
+    c.require(Permission::EncounterRecord, clinic_of(&e))?;
+    let now = now_micros();
+    let v = input.values;
+    let overriding =
+        input.vitals_override_reason.is_some() || input.suicide_risk_override_reason.is_some();
+    if overriding {
+        c.require(Permission::DoseOrder, clinic_of(&e))?;
+    }
+    let who = c.label();
+    let ov = |r: Option<String>| {
+        r.filter(|s| !s.trim().is_empty()).map(|reason| tx::Override {
+            reason: reason.trim().to_string(),
+            by: who.clone(),
+            at: now,
+        })
+    };
+    let weight_measured_at = match (&v.weight_kg, input.weight_measured_at.as_deref()) {
+        (Some(_), Some(s)) => {
+            let t = parse_time("weight_measured_at", s)?;
+            if t > now + MINUTE {
+                return Err(invalid("weight_measured_at", "is in the future"));
+            }
+            Some(t)
+        }
+        (Some(_), None) => Some(now),
+        (None, Some(_)) => return Err(invalid("weight_measured_at", "give the weight with it")),
+        (None, None) => None,
+    };
+    let given = Checklist {
+        identity_confirmed: v.identity_confirmed,
+        weight_kg: v.weight_kg,
+        weight_measured_at,
+        pregnancy: v.pregnancy,
+        fasting_confirmed: v.fasting_confirmed,
+        escort_name: v.escort_name.map(|s| s.trim().to_string()),
+        escort_phone: v.escort_phone.map(|s| s.trim().to_string()),
+        no_alcohol: v.no_alcohol,
+        medications_reviewed: v.medications_reviewed,
+        medication_changes: v.medication_changes.map(|s| s.trim().to_string()),
+        suicide_risk: v.suicide_risk,
+        vitals_override: ov(input.vitals_override_reason),
+        suicide_risk_override: ov(input.suicide_risk_override_reason),
+    };
+    let errs = given.validate();
+    if !errs.is_empty() {
+        return Err(WebError::Invalid(errs));
+    }
+    for (f, s, max) in [
+        ("escort_name", &given.escort_name, 120),
+        ("escort_phone", &given.escort_phone, 40),
+        ("medication_changes", &given.medication_changes, 2000),
+    ] {
+        if s.as_ref().is_some_and(|s| s.len() > max) {
+            return Err(invalid(f, format!("at most {max} characters")));
+        }
+    }
+    if given == Checklist::default() {
+        return Err(WebError::bad("the body confirms nothing", None));
+    }
+    let record = state.store.record(&e.id).await?.ok_or(WebError::NotFound)?;
+    if !record.admin.is_empty() {
+        return Err(WebError::Conflict("the dose has started; the checklist is closed".into()));
+    }
+    let before: Checklist = record
+        .checklist
+        .as_ref()
+        .and_then(|c| serde_json::from_str(&c.data).ok())
+        .unwrap_or_default();
+    let merged = before.merged_with(&given);
+    let data = serde_json::to_string(&merged).map_err(|e| WebError::Internal(e.to_string()))?;
+    let detail = Some(if overriding { "with prescriber override" } else { "saved" }.to_string());
+    write(state, c, &e, Step::Checklist { data: &data }, Action::ChecklistRecord, Permission::EncounterRecord, detail, "step").await?;
+    visit_of(state, &e).await
+}
+
+// ---- Dose order, check, timeline --------------------------------------------
+
+/// The prescriber's order, refused until the checklist is complete.
+pub async fn order_dose(state: &AppState, c: &Caller, id: &str, dose: f64) -> Result<Visit, WebError> {
+    let e = encounter_of(state, c, Permission::DoseOrder, id, Action::DoseOrder).await?;
+    c.require(Permission::DoseOrder, clinic_of(&e))?;
+    let v = visit_of(state, &e).await?;
+    if v.order.is_some() {
+        return Err(WebError::Conflict("a dose is already ordered for this visit".into()));
+    }
+    let missing = tx::incomplete(&v.items);
+    if !missing.is_empty() {
+        return Err(WebError::Conflict(format!("the checklist is not complete: {}", missing.join("; "))));
+    }
+    let m = tx::order(&v.protocol, dose, v.checklist.weight_kg).map_err(WebError::Invalid)?;
+    let maths = serde_json::to_string(&m).map_err(|e| WebError::Internal(e.to_string()))?;
+    let oid = store::treatment::new_id();
+    write(
+        state,
+        c,
+        &e,
+        Step::Order { id: &oid, maths: &maths, mg: m.mg, second_check: m.second_check },
+        Action::DoseOrder,
+        Permission::DoseOrder,
+        Some(m.summary()),
+        "step",
+    )
+    .await?;
+    visit_of(state, &e).await
+}
+
+/// A second person checks the order and records the vial drawn.
+pub async fn check_dose(state: &AppState, c: &Caller, id: &str, lot: &str, expires: &str) -> Result<Visit, WebError> {
+    let e = encounter_of(state, c, Permission::DoseCheck, id, Action::DoseCheck).await?;
+    c.require(Permission::DoseCheck, clinic_of(&e))?;
+    let lot = lot.trim();
+    if lot.is_empty() || lot.len() > 40 {
+        return Err(invalid("vial_lot", "give the vial's lot number (at most 40 characters)"));
+    }
+    let exp: jiff::civil::Date = expires
+        .trim()
+        .parse()
+        .map_err(|_| invalid("vial_expires", "give the vial's expiry date (YYYY-MM-DD)"))?;
+    let tz = zone_of(state, clinic_of(&e)).await?;
+    if exp < local_date(now_micros(), &tz) {
+        return Err(invalid("vial_expires", format!("the vial expired on {exp}: draw another")));
+    }
+    let v = visit_of(state, &e).await?;
+    let Some(o) = &v.record.order else {
+        return Err(WebError::Conflict("no dose is ordered yet".into()));
+    };
+    if Some(o.ordered_by.as_str()) == c.user.as_ref().map(|u| u.username.as_str()) {
+        return Err(WebError::Conflict("you wrote the order: a second person checks it".into()));
+    }
+    let exp = exp.to_string();
+    write(state, c, &e, Step::Check { vial_lot: lot, vial_expires: &exp }, Action::DoseCheck, Permission::DoseCheck, Some(format!("lot {lot}")), "step").await?;
+    visit_of(state, &e).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminInput {
+    pub kind: AdminKind,
+    /// RFC 3339; now when absent.
+    pub at: Option<String>,
+    pub rate_ml_h: Option<f64>,
+    pub reason: Option<String>,
+}
+
+/// One step of the administration timeline.
+pub async fn administer(state: &AppState, c: &Caller, id: &str, input: AdminInput) -> Result<Visit, WebError> {
+    let e = encounter_of(state, c, Permission::EncounterRecord, id, Action::DoseAdminister).await?;
+    c.require(Permission::EncounterRecord, clinic_of(&e))?;
+    let v = visit_of(state, &e).await?;
+    let (Some(order), Some(stored)) = (&v.order, &v.record.order) else {
+        return Err(WebError::Conflict("no dose is ordered yet".into()));
+    };
+    let now = now_micros();
+    let at = match input.at.as_deref() {
+        Some(s) => parse_time("at", s)?,
+        None => now,
+    };
+    if at > now + MINUTE {
+        return Err(invalid("at", "is in the future"));
+    }
+    if at < v.record.encounter.opened_at {
+        return Err(invalid("at", "is before the patient was checked in"));
+    }
+    if matches!(input.kind, AdminKind::Start | AdminKind::Given) {
+        // Checked again at the moment of the dose: consent can be withdrawn meanwhile.
+        let missing = tx::incomplete(&v.items);
+        if !missing.is_empty() {
+            return Err(WebError::Conflict(format!("the checklist is not complete: {}", missing.join("; "))));
+        }
+        if stored.second_check && stored.checked_by.is_none() {
+            return Err(WebError::Conflict("the protocol asks for a second person to check the dose first".into()));
+        }
+    }
+    if let Some(r) = &input.reason {
+        if r.len() > 500 {
+            return Err(invalid("reason", "at most 500 characters"));
+        }
+    }
+    let ev = tx::next_event(
+        order,
+        &v.events,
+        AdminEvent { kind: input.kind, at, rate_ml_h: input.rate_ml_h, reason: input.reason.map(|r| r.trim().to_string()) },
+    )
+    .map_err(|e| WebError::Invalid(vec![e]))?;
+    let kind = serde_json::to_value(ev.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    write(
+        state,
+        c,
+        &e,
+        Step::Admin {
+            seq: v.events.len() as i64 + 1,
+            kind: &kind,
+            at: ev.at,
+            rate_ml_h: ev.rate_ml_h,
+            reason: ev.reason.as_deref(),
+        },
+        Action::DoseAdminister,
+        Permission::EncounterRecord,
+        Some(kind.clone()),
+        "step",
+    )
+    .await?;
+    visit_of(state, &e).await
+}
+
+// ---- Readings ---------------------------------------------------------------
+
+fn alerts_for(p: &Protocol, started: bool, baseline: Option<&Vitals>, v: &Vitals) -> Vec<(String, &'static str, String)> {
+    if !started {
+        // Before the dose the pre-dose limits gate the start instead.
+        return Vec::new();
+    }
+    tx::check(&p.limits, baseline, v)
+        .into_iter()
+        .map(|f| (f.parameter.to_string(), f.severity.key(), f.message))
+        .collect()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadingInput {
+    #[serde(flatten)]
+    pub values: Vitals,
+    /// RFC 3339; now when absent.
+    pub taken_at: Option<String>,
+}
+
+/// A reading typed at the chair.
+pub async fn record_reading(state: &AppState, c: &Caller, id: &str, input: ReadingInput) -> Result<Visit, WebError> {
+    let e = encounter_of(state, c, Permission::EncounterRecord, id, Action::ObservationRecord).await?;
+    c.require(Permission::EncounterRecord, clinic_of(&e))?;
+    if e.status != "open" {
+        return Err(WebError::Conflict("the patient has been discharged; this visit is closed".into()));
+    }
+    let errs = input.values.validate("");
+    if !errs.is_empty() {
+        return Err(WebError::Invalid(errs));
+    }
+    let now = now_micros();
+    let taken_at = match input.taken_at.as_deref() {
+        Some(s) => parse_time("taken_at", s)?,
+        None => now,
+    };
+    check_time(taken_at, now, e.opened_at).map_err(|m| invalid("taken_at", m))?;
+    let p = protocol_of(state, &e)?;
+    let started = !state.store.record(&e.id).await?.map(|r| r.admin.is_empty()).unwrap_or(true);
+    let baseline = state.store.baseline(&e.id).await?;
+    let oid = store::treatment::new_id();
+    let alerts = alerts_for(&p, started, baseline.as_ref(), &input.values);
+    let kind = if alerts.is_empty() { "reading" } else { "alert" };
+    let obs = NewObservation {
+        source_key: format!("manual:{oid}"),
+        id: oid,
+        encounter_id: e.id.clone(),
+        taken_at,
+        v: input.values,
+        recorded_by: c.user_id(),
+        device_token_id: None,
+        alerts,
+    };
+    state
+        .store
+        .insert_observations(std::slice::from_ref(&obs), vec![event(c, Action::ObservationRecord, Permission::EncounterRecord, &e)])
+        .await?;
+    state.floor.send(&e.clinic_id, &e.id, kind);
+    visit_of(state, &e).await
+}
+
+/// A reading's time must be within the visit and not ahead of the clock.
+fn check_time(taken_at: i64, now: i64, opened_at: i64) -> Result<(), String> {
+    if taken_at > now + MINUTE {
+        return Err("is in the future".into());
+    }
+    // A baseline may be taken at the door a little before check-in.
+    if taken_at < opened_at - 30 * MINUTE {
+        return Err("is before the visit".into());
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceReading {
+    /// The device's own id for the reading; a resend with the same id is a no-op.
+    pub reading_id: String,
+    /// The chair the monitor is at.
+    pub chair_id: String,
+    /// RFC 3339.
+    pub taken_at: String,
+    #[serde(flatten)]
+    pub values: Vitals,
+}
+
+/// What happened to each reading of a batch.
+#[derive(Debug, Default, Serialize)]
+pub struct IngestOutcome {
+    pub stored: usize,
+    pub duplicates: usize,
+    pub alerts: usize,
+    pub rejected: Vec<serde_json::Value>,
+}
+
+/// A batch from a monitor gateway. Each reading is checked on its own; the
+/// good ones are stored (once, whatever is resent) and checked for alerts.
+pub async fn ingest(state: &AppState, c: &Caller, items: Vec<serde_json::Value>) -> Result<IngestOutcome, WebError> {
+    let clinics = c.require_any(Permission::DeviceIngest)?;
+    let token_id = match &c.principal {
+        domain::auth::Principal::Device { token_id, .. } => token_id.to_string(),
+        _ => return Err(WebError::Forbidden),
+    };
+    if items.is_empty() {
+        return Err(WebError::bad("the batch holds no readings", Some("readings")));
+    }
+    if items.len() > 5000 {
+        return Err(WebError::bad("at most 5000 readings per batch", Some("readings")));
+    }
+    let now = now_micros();
+    let mut out = IngestOutcome::default();
+    let mut parsed: Vec<(usize, DeviceReading, i64)> = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let rid = item.get("reading_id").and_then(|v| v.as_str()).map(String::from);
+        let reject = |out: &mut IngestOutcome, errors: Vec<FieldError>| {
+            out.rejected.push(serde_json::json!({
+                "index": i,
+                "reading_id": rid,
+                "errors": errors.iter().map(|e| serde_json::json!({"field": e.field, "message": e.message})).collect::<Vec<_>>(),
+            }));
+        };
+        let r: DeviceReading = match serde_path_to_error::deserialize(item) {
+            Ok(r) => r,
+            Err(e) => {
+                let path = e.path().to_string();
+                let msg = e.into_inner().to_string();
+                reject(&mut out, vec![FieldError::new(path, msg.split(" at line").next().unwrap_or(&msg))]);
+                continue;
+            }
+        };
+        let mut errs = r.values.validate("");
+        if r.reading_id.is_empty() || r.reading_id.len() > 100 {
+            errs.push(FieldError::new("reading_id", "1 to 100 characters"));
+        }
+        let at = match r.taken_at.trim().parse::<jiff::Timestamp>() {
+            Ok(t) => t.as_microsecond(),
+            Err(_) => {
+                errs.push(FieldError::new("taken_at", format!("{:?} is not a time (RFC 3339)", r.taken_at)));
+                0
+            }
+        };
+        if !errs.is_empty() {
+            reject(&mut out, errs);
+            continue;
+        }
+        parsed.push((i, r, at));
+    }
+    let mut chairs: Vec<String> = parsed.iter().map(|p| p.1.chair_id.clone()).collect();
+    chairs.sort();
+    chairs.dedup();
+    let open = state.store.open_encounters_in(&chairs).await?;
+    let mut context: std::collections::HashMap<String, (Encounter, Arc<Protocol>, bool, Option<Vitals>)> = Default::default();
+    for (chair, eid, clinic) in &open {
+        if !clinics.iter().any(|k| &k.to_string() == clinic) {
+            continue;
+        }
+        let Some(rec) = state.store.record(eid).await? else { continue };
+        let Ok(p) = protocol_of(state, &rec.encounter) else { continue };
+        let baseline = state.store.baseline(eid).await?;
+        context.insert(chair.clone(), (rec.encounter.clone(), p, !rec.admin.is_empty(), baseline));
+    }
+    let mut obs = Vec::with_capacity(parsed.len());
+    let mut touched: std::collections::BTreeMap<String, (Encounter, usize)> = Default::default();
+    for (i, r, at) in parsed {
+        let Some((e, p, started, baseline)) = context.get(&r.chair_id) else {
+            out.rejected.push(serde_json::json!({
+                "index": i, "reading_id": r.reading_id,
+                "errors": [{"field": "chair_id", "message": "no open visit in this chair (unknown chair, or nobody checked in)"}],
+            }));
+            continue;
+        };
+        if let Err(m) = check_time(at, now, e.opened_at) {
+            out.rejected.push(serde_json::json!({
+                "index": i, "reading_id": r.reading_id, "errors": [{"field": "taken_at", "message": m}],
+            }));
+            continue;
+        }
+        let alerts = alerts_for(p, *started, baseline.as_ref(), &r.values);
+        touched.entry(e.id.clone()).or_insert_with(|| (e.clone(), 0)).1 += 1;
+        obs.push(NewObservation {
+            id: store::treatment::new_id(),
+            encounter_id: e.id.clone(),
+            source_key: format!("device:{token_id}:{}", r.reading_id),
+            taken_at: at,
+            v: r.values,
+            recorded_by: None,
+            device_token_id: Some(token_id.clone()),
+            alerts,
+        });
+    }
+    if obs.is_empty() {
+        return Ok(out);
+    }
+    let audit = touched
+        .values()
+        .map(|(e, n)| {
+            let mut ev = event(c, Action::ObservationIngest, Permission::DeviceIngest, e);
+            ev.detail = Some(format!("{n} readings"));
+            ev
+        })
+        .collect();
+    let stored = state.store.insert_observations(&obs, audit).await?;
+    let stored: std::collections::HashSet<String> = stored.into_iter().collect();
+    out.stored = stored.len();
+    out.duplicates = obs.len() - stored.len();
+    let mut alerting = std::collections::HashSet::new();
+    for o in &obs {
+        if stored.contains(&o.source_key) && !o.alerts.is_empty() {
+            out.alerts += o.alerts.len();
+            alerting.insert(o.encounter_id.clone());
+        }
+    }
+    for (eid, (e, _)) in &touched {
+        let kind = if alerting.contains(eid) { "alert" } else { "reading" };
+        state.floor.send(&e.clinic_id, eid, kind);
+    }
+    Ok(out)
+}
+
+// ---- Alerts, medicines, adverse events -----------------------------------------
+
+pub async fn acknowledge(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    alert_id: &str,
+    response: Option<&str>,
+    note: &str,
+) -> Result<Visit, WebError> {
+    let e = encounter_of(state, c, Permission::EncounterRecord, id, Action::AlertAcknowledge).await?;
+    c.require(Permission::EncounterRecord, clinic_of(&e))?;
+    let record = state.store.record(&e.id).await?.ok_or(WebError::NotFound)?;
+    let a = record
+        .alerts
+        .iter()
+        .find(|a| a.id == alert_id)
+        .ok_or(WebError::NotFound)?;
+    let severity = match a.severity.as_str() {
+        "stop" => tx::Severity::Stop,
+        "pause" => tx::Severity::Pause,
+        _ => tx::Severity::Warn,
+    };
+    let r = tx::check_acknowledgement(severity, response, note).map_err(|e| WebError::Invalid(vec![e]))?;
+    write(
+        state,
+        c,
+        &e,
+        Step::Ack { alert_id, response: r.key(), note: note.trim() },
+        Action::AlertAcknowledge,
+        Permission::EncounterRecord,
+        Some(format!("{}: {}", a.parameter, r.key())),
+        "step",
+    )
+    .await?;
+    visit_of(state, &e).await
+}
+
+pub async fn give_medication(state: &AppState, c: &Caller, id: &str, m: tx::MedicationGiven) -> Result<Visit, WebError> {
+    let e = encounter_of(state, c, Permission::EncounterRecord, id, Action::MedicationRecord).await?;
+    c.require(Permission::EncounterRecord, clinic_of(&e))?;
+    let errs = m.validate();
+    if !errs.is_empty() {
+        return Err(WebError::Invalid(errs));
+    }
+    let now = now_micros();
+    let at = m.at.unwrap_or(now);
+    check_time(at, now, e.opened_at).map_err(|msg| invalid("at", msg))?;
+    write(state, c, &e, Step::Medication { m: &m, at }, Action::MedicationRecord, Permission::EncounterRecord, Some(m.name.trim().to_string()), "step").await?;
+    visit_of(state, &e).await
+}
+
+pub async fn adverse_event(state: &AppState, c: &Caller, id: &str, ae: tx::AdverseEvent) -> Result<Visit, WebError> {
+    let e = encounter_of(state, c, Permission::EncounterRecord, id, Action::AdverseEventRecord).await?;
+    c.require(Permission::EncounterRecord, clinic_of(&e))?;
+    let errs = ae.validate();
+    if !errs.is_empty() {
+        return Err(WebError::Invalid(errs));
+    }
+    let pid = e.patient_id.clone();
+    write(state, c, &e, Step::Adverse { patient: &pid, e: &ae }, Action::AdverseEventRecord, Permission::EncounterRecord, Some(ae.kind.clone()), "step").await?;
+    visit_of(state, &e).await
+}
+
+// ---- Recovery and discharge ---------------------------------------------------
+
+pub async fn score_recovery(state: &AppState, c: &Caller, id: &str, a: Aldrete) -> Result<Visit, WebError> {
+    let e = encounter_of(state, c, Permission::EncounterRecord, id, Action::RecoveryScore).await?;
+    c.require(Permission::EncounterRecord, clinic_of(&e))?;
+    let errs = a.validate();
+    if !errs.is_empty() {
+        return Err(WebError::Invalid(errs));
+    }
+    let v = visit_of(state, &e).await?;
+    if tx::dose_ended_at(&v.events).is_none() {
+        return Err(WebError::Conflict("recovery is scored after the dose has ended".into()));
+    }
+    let json = serde_json::to_string(&a).map_err(|e| WebError::Internal(e.to_string()))?;
+    write(state, c, &e, Step::Recovery { aldrete: &json, total: a.total() as i64 }, Action::RecoveryScore, Permission::EncounterRecord, Some(format!("Aldrete {}", a.total())), "step").await?;
+    visit_of(state, &e).await
+}
+
+/// Discharge, only when the protocol's criteria are met and an escort is named.
+pub async fn discharge(state: &AppState, c: &Caller, id: &str, note: &str) -> Result<Visit, WebError> {
+    let e = encounter_of(state, c, Permission::EncounterRecord, id, Action::EncounterDischarge).await?;
+    c.require(Permission::EncounterRecord, clinic_of(&e))?;
+    if note.len() > 2000 {
+        return Err(invalid("note", "at most 2000 characters"));
+    }
+    let v = visit_of(state, &e).await?;
+    if e.status != "open" {
+        return Err(WebError::Conflict("the patient has already been discharged".into()));
+    }
+    if !v.discharge_blockers.is_empty() {
+        return Err(WebError::Conflict(format!("not ready for discharge: {}", v.discharge_blockers.join("; "))));
+    }
+    write(state, c, &e, Step::Discharge { note: note.trim() }, Action::EncounterDischarge, Permission::EncounterRecord, None, "step").await?;
+    visit_of(state, &e).await
+}
+
+// ---- The session note -------------------------------------------------------------
+
+fn hm(m: i64, zone: &str) -> String {
+    let s = domain::time::format_in_zone(m, zone);
+    s.split(' ').nth(1).unwrap_or(&s).to_string()
+}
+
+/// The note assembled from the record, as plain text (what is signed).
+pub fn note_text(v: &Visit, zone: &str) -> String {
+    let r = &v.record;
+    let e = &r.encounter;
+    let mut s = String::new();
+    let date = domain::time::format_in_zone(e.opened_at, zone);
+    s += &format!("Ketamine session, {}\n", date.split(' ').next().unwrap_or(&date));
+    s += &format!("Patient: {} {}\n", e.given_name, e.family_name);
+    s += &format!(
+        "Protocol: {} (version {}); chair {}\n",
+        v.protocol.name,
+        e.protocol_version,
+        e.chair.as_deref().unwrap_or("-")
+    );
+    s += "\nBefore the dose\n";
+    for i in &v.items {
+        let st = match &i.state {
+            tx::ItemState::Done => "done".to_string(),
+            tx::ItemState::Overridden => "prescriber override".to_string(),
+            tx::ItemState::Missing(w) | tx::ItemState::Blocked(w) => format!("not done: {w}"),
+        };
+        s += &format!("- {}: {st}\n", i.label);
+    }
+    for (what, o) in [("Vitals", &v.checklist.vitals_override), ("Suicide-risk screen", &v.checklist.suicide_risk_override)] {
+        if let Some(o) = o {
+            s += &format!("- {what} override by {}: {}\n", o.by, o.reason);
+        }
+    }
+    if let Some(w) = v.checklist.weight_kg {
+        s += &format!("- Weight today: {w} kg\n");
+    }
+    if let Some(m) = v.checklist.medication_changes.as_deref().filter(|m| !m.is_empty()) {
+        s += &format!("- Medication changes: {m}\n");
+    }
+    if let Some(b) = &v.baseline {
+        s += &format!("- Baseline: {}\n", b.short());
+    }
+    s += "\nDose\n";
+    match (&v.order, &r.order) {
+        (Some(m), Some(o)) => {
+            s += &format!("- Ordered by {}: {}\n", o.ordered_by, m.summary());
+            if let Some(by) = &o.checked_by {
+                s += &format!(
+                    "- Checked by {by}; vial lot {} (expires {})\n",
+                    o.vial_lot.as_deref().unwrap_or("-"),
+                    o.vial_expires.as_deref().unwrap_or("-")
+                );
+            }
+            for a in &r.admin {
+                s += &format!(
+                    "- {} {}{}{} ({})\n",
+                    hm(a.at, zone),
+                    a.kind.replace('_', " "),
+                    a.rate_ml_h.map(|x| format!(" at {x} mL/h")).unwrap_or_default(),
+                    a.reason.as_deref().map(|x| format!(": {x}")).unwrap_or_default(),
+                    a.recorded_by
+                );
+            }
+            s += &format!("- Delivered: {} mg of {} mg ordered\n", v.delivered_mg, m.mg);
+        }
+        _ => s += "- No dose ordered\n",
+    }
+    s += &format!("\nMonitoring ({} readings)\n", r.observations.len());
+    let range = |f: fn(&store::treatment::Observation) -> Option<i64>| {
+        let vals: Vec<i64> = r.observations.iter().filter_map(f).collect();
+        Some((*vals.iter().min()?, *vals.iter().max()?))
+    };
+    for (label, f) in [
+        ("SBP", (|o: &store::treatment::Observation| o.sbp) as fn(&store::treatment::Observation) -> Option<i64>),
+        ("DBP", |o| o.dbp),
+        ("HR", |o| o.hr),
+        ("SpO2", |o| o.spo2),
+        ("RR", |o| o.rr),
+        ("MOAA/S", |o| o.moaas),
+        ("CADSS-6", |o| o.cadss6),
+    ] {
+        if let Some((lo, hi)) = range(f) {
+            s += &format!("- {label} {lo}-{hi}\n");
+        }
+    }
+    if !r.alerts.is_empty() {
+        s += "\nAlerts\n";
+        for a in &r.alerts {
+            s += &format!(
+                "- {} {}: {}; {}\n",
+                hm(a.raised_at, zone),
+                a.severity,
+                a.message,
+                match (&a.response, &a.ack_by) {
+                    (Some(resp), Some(by)) => format!(
+                        "response {} by {by}{}",
+                        resp.replace('_', " "),
+                        a.note.as_deref().filter(|n| !n.is_empty()).map(|n| format!(" ({n})")).unwrap_or_default()
+                    ),
+                    _ => "open".into(),
+                }
+            );
+        }
+    }
+    if !r.medications.is_empty() {
+        s += "\nMedicines given\n";
+        for m in &r.medications {
+            s += &format!("- {} {} {} {} for {} ({})\n", hm(m.given_at, zone), m.name, m.dose, m.route, m.reason, m.given_by);
+        }
+    }
+    if !r.adverse_events.is_empty() {
+        s += "\nAdverse events\n";
+        for a in &r.adverse_events {
+            s += &format!(
+                "- {} ({}{}): {} Action: {}. Outcome: {}.{}\n",
+                tx::ADVERSE_EVENTS.iter().find(|x| x.0 == a.kind).map(|x| x.1).unwrap_or("Other"),
+                a.severity,
+                if a.serious { ", serious" } else { "" },
+                a.description,
+                a.action,
+                a.outcome,
+                if a.follow_up { " Follow up." } else { "" }
+            );
+        }
+    }
+    s += "\nRecovery and discharge\n";
+    match (&v.aldrete, &r.recovery) {
+        (Some(a), Some(rs)) => s += &format!("- Modified Aldrete {} ({} at {})\n", a.total(), rs.scored_by, hm(rs.scored_at, zone)),
+        _ => s += "- Not scored\n",
+    }
+    if let Some(n) = v.checklist.escort_name.as_deref() {
+        s += &format!("- Escort: {n}\n");
+    }
+    match (&e.discharged_at, &e.discharged_by) {
+        (Some(at), Some(by)) => s += &format!("- Discharged {} by {by}\n", hm(*at, zone)),
+        _ => s += "- Not yet discharged\n",
+    }
+    s
+}
+
+/// The prescriber signs the note once the dose has ended; it never changes.
+pub async fn sign_note(state: &AppState, c: &Caller, id: &str) -> Result<Visit, WebError> {
+    let e = encounter_of(state, c, Permission::DoseOrder, id, Action::NoteSign).await?;
+    c.require(Permission::DoseOrder, clinic_of(&e))?;
+    let v = visit_of(state, &e).await?;
+    if v.record.note.is_some() {
+        return Err(WebError::Conflict("the note is signed and never changes: add an addendum".into()));
+    }
+    if tx::dose_ended_at(&v.events).is_none() && v.record.order.is_some() {
+        return Err(WebError::Conflict("the dose has not ended yet".into()));
+    }
+    let zone = state.store.clinic(clinic_of(&e)).await?.settings.time_zone;
+    let body = note_text(&v, &zone);
+    let sha = hex::encode(Sha256::digest(body.as_bytes()));
+    write(state, c, &e, Step::Note { body: &body, sha256: &sha }, Action::NoteSign, Permission::DoseOrder, None, "step").await?;
+    visit_of(state, &e).await
+}
+
+pub async fn add_addendum(state: &AppState, c: &Caller, id: &str, text: &str) -> Result<Visit, WebError> {
+    let e = encounter_of(state, c, Permission::EncounterRecord, id, Action::NoteAddendum).await?;
+    c.require(Permission::EncounterRecord, clinic_of(&e))?;
+    let text = text.trim();
+    if text.len() < 3 || text.len() > 4000 {
+        return Err(invalid("text", "write the addendum (3 to 4000 characters)"));
+    }
+    if let Some(ch) = crate::pdf::unprintable(text) {
+        return Err(invalid("text", format!("the character {ch:?} cannot be printed")));
+    }
+    let record = state.store.record(&e.id).await?.ok_or(WebError::NotFound)?;
+    let Some(note) = record.note else {
+        return Err(WebError::Conflict("there is no signed note yet to add to".into()));
+    };
+    let sha = hex::encode(Sha256::digest(text.as_bytes()));
+    write(state, c, &e, Step::Addendum { note_id: &note.id, body: text, sha256: &sha }, Action::NoteAddendum, Permission::EncounterRecord, None, "step").await?;
+    visit_of(state, &e).await
+}
+
+/// The signed note and its addenda as a PDF, audited as an export.
+pub async fn note_pdf(state: &AppState, c: &Caller, id: &str) -> Result<Vec<u8>, WebError> {
+    use crate::pdf::Block;
+    let e = encounter_of(state, c, Permission::EncounterRead, id, Action::NoteExport).await?;
+    let record = state.store.record(&e.id).await?.ok_or(WebError::NotFound)?;
+    let Some(note) = &record.note else {
+        return Err(WebError::NotFound);
+    };
+    state
+        .store
+        .audit(vec![event(c, Action::NoteExport, Permission::EncounterRead, &e)])
+        .await?;
+    let zone = state.store.clinic(clinic_of(&e)).await?.settings.time_zone;
+    let mut blocks = Vec::new();
+    let mut lines = note.body.lines();
+    if let Some(t) = lines.next() {
+        blocks.push(Block::title(t));
+    }
+    for l in lines {
+        if l.is_empty() {
+            continue;
+        }
+        if l.starts_with("- ") || l.starts_with("Patient:") || l.starts_with("Protocol:") {
+            blocks.push(Block::body(&printable(l)));
+        } else {
+            blocks.push(Block::heading(&printable(l)));
+        }
+    }
+    blocks.push(Block::small(&format!(
+        "Signed by {} at {}. SHA-256 {}",
+        note.signed_by,
+        domain::time::format_in_zone(note.signed_at, &zone),
+        note.sha256
+    )));
+    for a in &record.addenda {
+        blocks.push(Block::heading(&format!(
+            "Addendum by {}, {}",
+            a.signed_by,
+            domain::time::format_in_zone(a.signed_at, &zone)
+        )));
+        blocks.push(Block::body(&printable(&a.body)));
+    }
+    crate::pdf::render(&blocks, "Stillwater session note").map_err(WebError::Internal)
+}
+
+/// Replaces what Helvetica cannot print (the note's own symbols) with ASCII.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| match crate::pdf::unprintable(&c.to_string()) {
+            None => c,
+            Some(_) => '?',
+        })
+        .collect()
+}
+
+// ---- The floor board ----------------------------------------------------------------
+
+/// One chair on the board.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChairCard {
+    pub encounter_id: String,
+    pub chair: String,
+    pub initials: String,
+    pub route: String,
+    pub phase: Phase,
+    pub since: i64,
+    /// Minutes left of the infusion or of minimum recovery.
+    pub remaining_min: Option<i64>,
+    pub latest: Option<Vitals>,
+    /// Systolic pressure and SpO2 over the last hour, for the sparkline.
+    pub sbp: Vec<(i64, i64)>,
+    pub spo2: Vec<(i64, i64)>,
+    pub next_due: Option<i64>,
+    pub open_alerts: Vec<(String, String)>,
+}
+
+/// Every chair of the day in a clinic, audited as one read of the floor.
+pub async fn floor(state: &AppState, c: &Caller, clinic: ClinicId) -> Result<Vec<ChairCard>, WebError> {
+    c.require(Permission::EncounterRead, clinic)?;
+    let since = start_of_today(state, clinic).await?;
+    let encounters = state.store.floor(clinic, since).await?;
+    let mut ev = c.event(Action::FloorRead);
+    ev.clinic_id = Some(clinic.to_string());
+    ev.actor_role = c.principal.acting_role(Permission::EncounterRead, clinic).map(|r| r.as_str().to_string());
+    ev.detail = Some(format!("{} visits", encounters.len()));
+    state.store.audit(vec![ev]).await?;
+    let ids: Vec<String> = encounters.iter().map(|e| e.id.clone()).collect();
+    let now = now_micros();
+    let (obs, alerts, admin) = state.store.floor_readings(&ids, now - 60 * MINUTE).await?;
+    let mut cards = Vec::new();
+    for e in encounters {
+        let Ok(p) = protocol_of(state, &e) else { continue };
+        let events: Vec<AdminEvent> = admin
+            .iter()
+            .filter(|a| a.0 == e.id)
+            .filter_map(|a| {
+                Some(AdminEvent {
+                    kind: serde_json::from_value(serde_json::json!(a.2)).ok()?,
+                    at: a.1,
+                    rate_ml_h: a.3,
+                    reason: None,
+                })
+            })
+            .collect();
+        let mine: Vec<&store::treatment::Observation> = obs.iter().filter(|o| o.encounter_id == e.id).collect();
+        let open: Vec<(String, String)> = alerts
+            .iter()
+            .filter(|a| a.encounter_id == e.id)
+            .map(|a| (a.severity.clone(), a.message.clone()))
+            .collect();
+        // The board's phase needs no Aldrete: "ready" is confirmed on the chair view.
+        let ended = tx::dose_ended_at(&events);
+        let phase = if e.status == "discharged" {
+            Phase::Discharged
+        } else {
+            match tx::dose_state(&events) {
+                tx::DoseState::NotStarted => Phase::PreDose,
+                tx::DoseState::Running { .. } | tx::DoseState::Paused => Phase::Dosing,
+                tx::DoseState::Done => {
+                    let rec_ok = ended.is_some_and(|t| now - t >= p.discharge.recovery_minutes_min as i64 * MINUTE);
+                    if rec_ok && open.is_empty() { Phase::ReadyForDischarge } else { Phase::Recovery }
+                }
+            }
+        };
+        let started = events.first().map(|x| x.at);
+        let remaining_min = match phase {
+            Phase::Dosing => started.map(|s| (s + p.administration_minutes as i64 * MINUTE - now) / MINUTE),
+            Phase::Recovery => ended.map(|t| (t + p.discharge.recovery_minutes_min as i64 * MINUTE - now) / MINUTE),
+            _ => None,
+        }
+        .map(|m| m.max(0));
+        let latest = mine.iter().map(|o| o.vitals()).reduce(|a, b| a.merged_with(&b));
+        let last_bp = mine.iter().rev().find(|o| o.sbp.is_some()).map(|o| o.taken_at).or(started);
+        let next_due = matches!(phase, Phase::Dosing | Phase::Recovery)
+            .then(|| last_bp.map(|t| t + p.monitoring.interval_minutes as i64 * MINUTE))
+            .flatten();
+        let initials = format!(
+            "{}{}",
+            e.given_name.chars().next().unwrap_or('?'),
+            e.family_name.chars().next().unwrap_or('?')
+        );
+        cards.push(ChairCard {
+            encounter_id: e.id.clone(),
+            chair: e.chair.clone().unwrap_or_else(|| "-".into()),
+            initials,
+            route: e.route.clone(),
+            phase,
+            since: started.unwrap_or(e.opened_at),
+            remaining_min,
+            latest,
+            sbp: mine.iter().filter_map(|o| Some((o.taken_at, o.sbp?))).collect(),
+            spo2: mine.iter().filter_map(|o| Some((o.taken_at, o.spo2?))).collect(),
+            next_due,
+            open_alerts: open,
+        });
+    }
+    Ok(cards)
+}
