@@ -44,7 +44,8 @@ pub struct Encounter {
     pub discharge_note: Option<String>,
 }
 
-const ENCOUNTER_SELECT: &str = "SELECT e.id, e.clinic_id, e.patient_id, p.given_name, p.family_name, \
+const ENCOUNTER_SELECT: &str =
+    "SELECT e.id, e.clinic_id, e.patient_id, p.given_name, p.family_name, \
      e.appointment_id, e.resource_id, r.name AS chair, e.plan_id, e.plan_version, e.protocol_id, \
      e.protocol_version, e.route, e.status, o.username AS opened_by, e.opened_at, \
      d.username AS discharged_by, e.discharged_at, e.discharge_note \
@@ -134,7 +135,8 @@ impl Observation {
     }
 }
 
-const OBS_SELECT: &str = "SELECT o.id, o.encounter_id, o.taken_at, o.hr, o.sbp, o.dbp, o.spo2, o.rr, \
+const OBS_SELECT: &str =
+    "SELECT o.id, o.encounter_id, o.taken_at, o.hr, o.sbp, o.dbp, o.spo2, o.rr, \
      o.temp_c, o.moaas, o.cadss6, o.nausea, o.distress, COALESCE(u.username, 'device') AS source \
      FROM observations o LEFT JOIN users u ON u.id = o.recorded_by";
 
@@ -166,7 +168,8 @@ pub struct Alert {
     pub note: Option<String>,
 }
 
-const ALERT_SELECT: &str = "SELECT a.id, a.encounter_id, a.observation_id, a.parameter, a.severity, \
+const ALERT_SELECT: &str =
+    "SELECT a.id, a.encounter_id, a.observation_id, a.parameter, a.severity, \
      a.message, a.raised_at, u.username AS ack_by, a.ack_at, a.response, a.note \
      FROM alerts a LEFT JOIN users u ON u.id = a.ack_by";
 
@@ -340,7 +343,10 @@ impl Store {
     }
 
     /// The encounter open in a chair, for device readings.
-    pub async fn open_encounters_in(&self, chairs: &[String]) -> Result<Vec<(String, String, String)>> {
+    pub async fn open_encounters_in(
+        &self,
+        chairs: &[String],
+    ) -> Result<Vec<(String, String, String)>> {
         if chairs.is_empty() {
             return Ok(Vec::new());
         }
@@ -417,7 +423,11 @@ impl Store {
         &self,
         ids: &[String],
         since: i64,
-    ) -> Result<(Vec<Observation>, Vec<Alert>, Vec<(String, i64, String, Option<f64>)>)> {
+    ) -> Result<(
+        Vec<Observation>,
+        Vec<Alert>,
+        Vec<(String, i64, String, Option<f64>)>,
+    )> {
         if ids.is_empty() {
             return Ok((Vec::new(), Vec::new(), Vec::new()));
         }

@@ -169,12 +169,19 @@ pub async fn check_in(state: &AppState, c: &Caller, input: CheckIn) -> Result<St
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| WebError::Conflict("no treatment plan yet: the prescriber writes one first".into()))?;
+        .ok_or_else(|| {
+            WebError::Conflict("no treatment plan yet: the prescriber writes one first".into())
+        })?;
     let protocol = state
         .protocols
         .get(&plan.protocol_id, plan.protocol_version as u32)
         .cloned()
-        .ok_or_else(|| WebError::Conflict(format!("protocol {} version {} is not loaded", plan.protocol_id, plan.protocol_version)))?;
+        .ok_or_else(|| {
+            WebError::Conflict(format!(
+                "protocol {} version {} is not loaded",
+                plan.protocol_id, plan.protocol_version
+            ))
+        })?;
     let mut chair = input.chair_id.clone().filter(|s| !s.is_empty());
     let mut appointment = None;
     if let Some(a) = input.appointment_id.as_deref().filter(|s| !s.is_empty()) {
@@ -188,7 +195,9 @@ pub async fn check_in(state: &AppState, c: &Caller, input: CheckIn) -> Result<St
             .filter(|x| x.patient_id == pid)
             .ok_or_else(|| invalid("appointment_id", "is not a visit of this patient"))?;
         if !matches!(appt.status, store::scheduling::Status::Booked) {
-            return Err(WebError::Conflict("this visit is not booked (checked in, completed or cancelled)".into()));
+            return Err(WebError::Conflict(
+                "this visit is not booked (checked in, completed or cancelled)".into(),
+            ));
         }
         chair = chair.or(appt.resource_id.map(|r| r.to_string()));
         appointment = Some(a.to_string());
@@ -200,10 +209,16 @@ pub async fn check_in(state: &AppState, c: &Caller, input: CheckIn) -> Result<St
         .find(|r| r.resource.id.to_string() == chair && r.active)
         .ok_or_else(|| invalid("chair_id", "is not an active chair of this clinic"))?;
     if !matches!(r.resource.kind, domain::scheduling::ResourceKind::Chair) {
-        return Err(invalid("chair_id", format!("{} is not a treatment chair", r.resource.name)));
+        return Err(invalid(
+            "chair_id",
+            format!("{} is not a treatment chair", r.resource.name),
+        ));
     }
     if protocol.route == domain::protocols::Route::Iv && !r.resource.caps.iv {
-        return Err(invalid("chair_id", format!("{} cannot take an IV infusion", r.resource.name)));
+        return Err(invalid(
+            "chair_id",
+            format!("{} cannot take an IV infusion", r.resource.name),
+        ));
     }
     let id = store::treatment::new_id();
     let e = NewEncounter {
@@ -219,7 +234,12 @@ pub async fn check_in(state: &AppState, c: &Caller, input: CheckIn) -> Result<St
         route: plan.route.clone(),
         by: c.user_id().ok_or(WebError::Forbidden)?,
     };
-    let mut ev = c.patient_event(Action::EncounterOpen, Permission::EncounterRecord, p.clinic_id, &pid.to_string());
+    let mut ev = c.patient_event(
+        Action::EncounterOpen,
+        Permission::EncounterRecord,
+        p.clinic_id,
+        &pid.to_string(),
+    );
     ev.object_type = Some("encounter".into());
     ev.object_id = Some(id.clone());
     ev.detail = Some(format!("{} v{}", plan.protocol_id, plan.protocol_version));
@@ -253,7 +273,11 @@ pub struct Visit {
 
 impl Visit {
     pub fn open_alerts(&self) -> usize {
-        self.record.alerts.iter().filter(|a| a.ack_at.is_none()).count()
+        self.record
+            .alerts
+            .iter()
+            .filter(|a| a.ack_at.is_none())
+            .count()
     }
 
     /// The visit for the API: the record, and what the rules say about it.
@@ -374,7 +398,11 @@ async fn visit_of(state: &AppState, e: &Encounter) -> Result<Visit, WebError> {
         open_alerts: record.alerts.iter().filter(|a| a.ack_at.is_none()).count(),
     };
     let discharge_blockers = tx::discharge_blockers(&protocol, &facts);
-    let phase = tx::phase(e.status == "discharged", &events, &discharge_blockers);
+    let phase = tx::phase(
+        record.encounter.status == "discharged",
+        &events,
+        &discharge_blockers,
+    );
     let next_due = match phase {
         Phase::Dosing | Phase::Recovery => {
             let last_bp = record
@@ -409,22 +437,43 @@ async fn visit_of(state: &AppState, e: &Encounter) -> Result<Visit, WebError> {
 
 /// The visit, audited as a read.
 pub async fn visit(state: &AppState, c: &Caller, id: &str) -> Result<Visit, WebError> {
-    let e = encounter_of(state, c, Permission::EncounterRead, id, Action::EncounterRead).await?;
+    let e = encounter_of(
+        state,
+        c,
+        Permission::EncounterRead,
+        id,
+        Action::EncounterRead,
+    )
+    .await?;
     state
         .store
-        .audit(vec![event(c, Action::EncounterRead, Permission::EncounterRead, &e)])
+        .audit(vec![event(
+            c,
+            Action::EncounterRead,
+            Permission::EncounterRead,
+            &e,
+        )])
         .await?;
     visit_of(state, &e).await
 }
 
 /// A patient's visits, newest first (the chart's list), audited.
-pub async fn patient_visits(state: &AppState, c: &Caller, pid: PatientId) -> Result<Vec<Encounter>, WebError> {
+pub async fn patient_visits(
+    state: &AppState,
+    c: &Caller,
+    pid: PatientId,
+) -> Result<Vec<Encounter>, WebError> {
     let clinics = c.require_any(Permission::EncounterRead)?;
     let Some(p) = state.store.patient(pid, &clinics).await? else {
         return Err(WebError::NotFound);
     };
     c.require(Permission::EncounterRead, p.clinic_id)?;
-    let mut ev = c.patient_event(Action::EncounterRead, Permission::EncounterRead, p.clinic_id, &pid.to_string());
+    let mut ev = c.patient_event(
+        Action::EncounterRead,
+        Permission::EncounterRead,
+        p.clinic_id,
+        &pid.to_string(),
+    );
     ev.object_type = Some("encounters".into());
     state.store.audit(vec![ev]).await?;
     Ok(state.store.patient_encounters(pid).await?)
@@ -438,13 +487,12 @@ async fn write(
     action: Action,
     perm: Permission,
     detail: Option<String>,
-    kind: &'static str,
 ) -> Result<(), WebError> {
     let mut ev = event(c, action, perm, e);
     ev.detail = detail;
     let by = c.user_id().ok_or(WebError::Forbidden)?;
     state.store.encounter_step(&e.id, by, step, ev).await?;
-    state.floor.send(&e.clinic_id, &e.id, kind);
+    state.floor.send(&e.clinic_id, &e.id, "step");
     Ok(())
 }
 
@@ -453,18 +501,6 @@ async fn write(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChecklistInput {
-    #[serde(flatten)]
-    pub values: ChecklistValues,
-    /// When the weight was measured (RFC 3339); now when absent.
-    pub weight_measured_at: Option<String>,
-    /// A prescriber's reason to go ahead despite the baseline vitals.
-    pub vitals_override_reason: Option<String>,
-    /// A prescriber's reason to go ahead after a positive suicide-risk screen.
-    pub suicide_risk_override_reason: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct ChecklistValues {
     pub identity_confirmed: Option<bool>,
     pub weight_kg: Option<f64>,
     pub pregnancy: Option<tx::Pregnancy>,
@@ -475,13 +511,24 @@ pub struct ChecklistValues {
     pub medications_reviewed: Option<bool>,
     pub medication_changes: Option<String>,
     pub suicide_risk: Option<tx::RiskScreen>,
+    /// When the weight was measured (RFC 3339); now when absent.
+    pub weight_measured_at: Option<String>,
+    /// A prescriber's reason to go ahead despite the baseline vitals.
+    pub vitals_override_reason: Option<String>,
+    /// A prescriber's reason to go ahead after a positive suicide-risk screen.
+    pub suicide_risk_override_reason: Option<String>,
 }
 
 fn parse_time(field: &str, s: &str) -> Result<i64, WebError> {
     s.trim()
         .parse::<jiff::Timestamp>()
         .map(|t| t.as_microsecond())
-        .map_err(|_| invalid(field, format!("{s:?} is not a time (RFC 3339, e.g. 2026-11-24T09:30:00-07:00)")))
+        .map_err(|_| {
+            invalid(
+                field,
+                format!("{s:?} is not a time (RFC 3339, e.g. 2026-11-24T09:30:00-07:00)"),
+            )
+        })
 }
 
 /// Saves what the nurse confirmed; overrides need a prescriber.
@@ -491,10 +538,17 @@ pub async fn save_checklist(
     id: &str,
     input: ChecklistInput,
 ) -> Result<Visit, WebError> {
-    let e = encounter_of(state, c, Permission::EncounterRecord, id, Action::ChecklistRecord).await?;
+    let e = encounter_of(
+        state,
+        c,
+        Permission::EncounterRecord,
+        id,
+        Action::ChecklistRecord,
+    )
+    .await?;
     c.require(Permission::EncounterRecord, clinic_of(&e))?;
     let now = now_micros();
-    let v = input.values;
+    let v = &input;
     let overriding =
         input.vitals_override_reason.is_some() || input.suicide_risk_override_reason.is_some();
     if overriding {
@@ -502,11 +556,12 @@ pub async fn save_checklist(
     }
     let who = c.label();
     let ov = |r: Option<String>| {
-        r.filter(|s| !s.trim().is_empty()).map(|reason| tx::Override {
-            reason: reason.trim().to_string(),
-            by: who.clone(),
-            at: now,
-        })
+        r.filter(|s| !s.trim().is_empty())
+            .map(|reason| tx::Override {
+                reason: reason.trim().to_string(),
+                by: who.clone(),
+                at: now,
+            })
     };
     let weight_measured_at = match (&v.weight_kg, input.weight_measured_at.as_deref()) {
         (Some(_), Some(s)) => {
@@ -526,14 +581,14 @@ pub async fn save_checklist(
         weight_measured_at,
         pregnancy: v.pregnancy,
         fasting_confirmed: v.fasting_confirmed,
-        escort_name: v.escort_name.map(|s| s.trim().to_string()),
-        escort_phone: v.escort_phone.map(|s| s.trim().to_string()),
+        escort_name: v.escort_name.as_ref().map(|s| s.trim().to_string()),
+        escort_phone: v.escort_phone.as_ref().map(|s| s.trim().to_string()),
         no_alcohol: v.no_alcohol,
         medications_reviewed: v.medications_reviewed,
-        medication_changes: v.medication_changes.map(|s| s.trim().to_string()),
+        medication_changes: v.medication_changes.as_ref().map(|s| s.trim().to_string()),
         suicide_risk: v.suicide_risk,
-        vitals_override: ov(input.vitals_override_reason),
-        suicide_risk_override: ov(input.suicide_risk_override_reason),
+        vitals_override: ov(input.vitals_override_reason.clone()),
+        suicide_risk_override: ov(input.suicide_risk_override_reason.clone()),
     };
     let errs = given.validate();
     if !errs.is_empty() {
@@ -553,7 +608,9 @@ pub async fn save_checklist(
     }
     let record = state.store.record(&e.id).await?.ok_or(WebError::NotFound)?;
     if !record.admin.is_empty() {
-        return Err(WebError::Conflict("the dose has started; the checklist is closed".into()));
+        return Err(WebError::Conflict(
+            "the dose has started; the checklist is closed".into(),
+        ));
     }
     let before: Checklist = record
         .checklist
@@ -562,24 +619,50 @@ pub async fn save_checklist(
         .unwrap_or_default();
     let merged = before.merged_with(&given);
     let data = serde_json::to_string(&merged).map_err(|e| WebError::Internal(e.to_string()))?;
-    let detail = Some(if overriding { "with prescriber override" } else { "saved" }.to_string());
-    write(state, c, &e, Step::Checklist { data: &data }, Action::ChecklistRecord, Permission::EncounterRecord, detail, "step").await?;
+    let detail = Some(
+        if overriding {
+            "with prescriber override"
+        } else {
+            "saved"
+        }
+        .to_string(),
+    );
+    write(
+        state,
+        c,
+        &e,
+        Step::Checklist { data: &data },
+        Action::ChecklistRecord,
+        Permission::EncounterRecord,
+        detail,
+    )
+    .await?;
     visit_of(state, &e).await
 }
 
 // ---- Dose order, check, timeline --------------------------------------------
 
 /// The prescriber's order, refused until the checklist is complete.
-pub async fn order_dose(state: &AppState, c: &Caller, id: &str, dose: f64) -> Result<Visit, WebError> {
+pub async fn order_dose(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    dose: f64,
+) -> Result<Visit, WebError> {
     let e = encounter_of(state, c, Permission::DoseOrder, id, Action::DoseOrder).await?;
     c.require(Permission::DoseOrder, clinic_of(&e))?;
     let v = visit_of(state, &e).await?;
     if v.order.is_some() {
-        return Err(WebError::Conflict("a dose is already ordered for this visit".into()));
+        return Err(WebError::Conflict(
+            "a dose is already ordered for this visit".into(),
+        ));
     }
     let missing = tx::incomplete(&v.items);
     if !missing.is_empty() {
-        return Err(WebError::Conflict(format!("the checklist is not complete: {}", missing.join("; "))));
+        return Err(WebError::Conflict(format!(
+            "the checklist is not complete: {}",
+            missing.join("; ")
+        )));
     }
     let m = tx::order(&v.protocol, dose, v.checklist.weight_kg).map_err(WebError::Invalid)?;
     let maths = serde_json::to_string(&m).map_err(|e| WebError::Internal(e.to_string()))?;
@@ -588,23 +671,36 @@ pub async fn order_dose(state: &AppState, c: &Caller, id: &str, dose: f64) -> Re
         state,
         c,
         &e,
-        Step::Order { id: &oid, maths: &maths, mg: m.mg, second_check: m.second_check },
+        Step::Order {
+            id: &oid,
+            maths: &maths,
+            mg: m.mg,
+            second_check: m.second_check,
+        },
         Action::DoseOrder,
         Permission::DoseOrder,
         Some(m.summary()),
-        "step",
     )
     .await?;
     visit_of(state, &e).await
 }
 
 /// A second person checks the order and records the vial drawn.
-pub async fn check_dose(state: &AppState, c: &Caller, id: &str, lot: &str, expires: &str) -> Result<Visit, WebError> {
+pub async fn check_dose(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    lot: &str,
+    expires: &str,
+) -> Result<Visit, WebError> {
     let e = encounter_of(state, c, Permission::DoseCheck, id, Action::DoseCheck).await?;
     c.require(Permission::DoseCheck, clinic_of(&e))?;
     let lot = lot.trim();
     if lot.is_empty() || lot.len() > 40 {
-        return Err(invalid("vial_lot", "give the vial's lot number (at most 40 characters)"));
+        return Err(invalid(
+            "vial_lot",
+            "give the vial's lot number (at most 40 characters)",
+        ));
     }
     let exp: jiff::civil::Date = expires
         .trim()
@@ -612,17 +708,34 @@ pub async fn check_dose(state: &AppState, c: &Caller, id: &str, lot: &str, expir
         .map_err(|_| invalid("vial_expires", "give the vial's expiry date (YYYY-MM-DD)"))?;
     let tz = zone_of(state, clinic_of(&e)).await?;
     if exp < local_date(now_micros(), &tz) {
-        return Err(invalid("vial_expires", format!("the vial expired on {exp}: draw another")));
+        return Err(invalid(
+            "vial_expires",
+            format!("the vial expired on {exp}: draw another"),
+        ));
     }
     let v = visit_of(state, &e).await?;
     let Some(o) = &v.record.order else {
         return Err(WebError::Conflict("no dose is ordered yet".into()));
     };
     if Some(o.ordered_by.as_str()) == c.user.as_ref().map(|u| u.username.as_str()) {
-        return Err(WebError::Conflict("you wrote the order: a second person checks it".into()));
+        return Err(WebError::Conflict(
+            "you wrote the order: a second person checks it".into(),
+        ));
     }
     let exp = exp.to_string();
-    write(state, c, &e, Step::Check { vial_lot: lot, vial_expires: &exp }, Action::DoseCheck, Permission::DoseCheck, Some(format!("lot {lot}")), "step").await?;
+    write(
+        state,
+        c,
+        &e,
+        Step::Check {
+            vial_lot: lot,
+            vial_expires: &exp,
+        },
+        Action::DoseCheck,
+        Permission::DoseCheck,
+        Some(format!("lot {lot}")),
+    )
+    .await?;
     visit_of(state, &e).await
 }
 
@@ -637,8 +750,20 @@ pub struct AdminInput {
 }
 
 /// One step of the administration timeline.
-pub async fn administer(state: &AppState, c: &Caller, id: &str, input: AdminInput) -> Result<Visit, WebError> {
-    let e = encounter_of(state, c, Permission::EncounterRecord, id, Action::DoseAdminister).await?;
+pub async fn administer(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    input: AdminInput,
+) -> Result<Visit, WebError> {
+    let e = encounter_of(
+        state,
+        c,
+        Permission::EncounterRecord,
+        id,
+        Action::DoseAdminister,
+    )
+    .await?;
     c.require(Permission::EncounterRecord, clinic_of(&e))?;
     let v = visit_of(state, &e).await?;
     let (Some(order), Some(stored)) = (&v.order, &v.record.order) else {
@@ -659,10 +784,15 @@ pub async fn administer(state: &AppState, c: &Caller, id: &str, input: AdminInpu
         // Checked again at the moment of the dose: consent can be withdrawn meanwhile.
         let missing = tx::incomplete(&v.items);
         if !missing.is_empty() {
-            return Err(WebError::Conflict(format!("the checklist is not complete: {}", missing.join("; "))));
+            return Err(WebError::Conflict(format!(
+                "the checklist is not complete: {}",
+                missing.join("; ")
+            )));
         }
         if stored.second_check && stored.checked_by.is_none() {
-            return Err(WebError::Conflict("the protocol asks for a second person to check the dose first".into()));
+            return Err(WebError::Conflict(
+                "the protocol asks for a second person to check the dose first".into(),
+            ));
         }
     }
     if let Some(r) = &input.reason {
@@ -673,10 +803,18 @@ pub async fn administer(state: &AppState, c: &Caller, id: &str, input: AdminInpu
     let ev = tx::next_event(
         order,
         &v.events,
-        AdminEvent { kind: input.kind, at, rate_ml_h: input.rate_ml_h, reason: input.reason.map(|r| r.trim().to_string()) },
+        AdminEvent {
+            kind: input.kind,
+            at,
+            rate_ml_h: input.rate_ml_h,
+            reason: input.reason.map(|r| r.trim().to_string()),
+        },
     )
     .map_err(|e| WebError::Invalid(vec![e]))?;
-    let kind = serde_json::to_value(ev.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    let kind = serde_json::to_value(ev.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default();
     write(
         state,
         c,
@@ -691,7 +829,6 @@ pub async fn administer(state: &AppState, c: &Caller, id: &str, input: AdminInpu
         Action::DoseAdminister,
         Permission::EncounterRecord,
         Some(kind.clone()),
-        "step",
     )
     .await?;
     visit_of(state, &e).await
@@ -699,7 +836,12 @@ pub async fn administer(state: &AppState, c: &Caller, id: &str, input: AdminInpu
 
 // ---- Readings ---------------------------------------------------------------
 
-fn alerts_for(p: &Protocol, started: bool, baseline: Option<&Vitals>, v: &Vitals) -> Vec<(String, &'static str, String)> {
+fn alerts_for(
+    p: &Protocol,
+    started: bool,
+    baseline: Option<&Vitals>,
+    v: &Vitals,
+) -> Vec<(String, &'static str, String)> {
     if !started {
         // Before the dose the pre-dose limits gate the start instead.
         return Vec::new();
@@ -710,21 +852,54 @@ fn alerts_for(p: &Protocol, started: bool, baseline: Option<&Vitals>, v: &Vitals
         .collect()
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct ReadingInput {
-    #[serde(flatten)]
     pub values: Vitals,
     /// RFC 3339; now when absent.
     pub taken_at: Option<String>,
 }
 
+/// Splits a reading's JSON into its values and the named fields around
+/// them, each error naming its field.
+pub fn split_reading(
+    mut o: serde_json::Map<String, serde_json::Value>,
+    names: &[&str],
+) -> Result<(Vitals, Vec<Option<serde_json::Value>>), FieldError> {
+    let named = names.iter().map(|n| o.remove(*n)).collect();
+    let v: Vitals =
+        serde_path_to_error::deserialize(serde_json::Value::Object(o)).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            match inner.strip_prefix("unknown field `") {
+                Some(rest) => {
+                    FieldError::new(rest.split('`').next().unwrap_or(""), "is not a known field")
+                }
+                None => FieldError::new(path, inner.split(" at line").next().unwrap_or(&inner)),
+            }
+        })?;
+    Ok((v, named))
+}
+
 /// A reading typed at the chair.
-pub async fn record_reading(state: &AppState, c: &Caller, id: &str, input: ReadingInput) -> Result<Visit, WebError> {
-    let e = encounter_of(state, c, Permission::EncounterRecord, id, Action::ObservationRecord).await?;
+pub async fn record_reading(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    input: ReadingInput,
+) -> Result<Visit, WebError> {
+    let e = encounter_of(
+        state,
+        c,
+        Permission::EncounterRecord,
+        id,
+        Action::ObservationRecord,
+    )
+    .await?;
     c.require(Permission::EncounterRecord, clinic_of(&e))?;
     if e.status != "open" {
-        return Err(WebError::Conflict("the patient has been discharged; this visit is closed".into()));
+        return Err(WebError::Conflict(
+            "the patient has been discharged; this visit is closed".into(),
+        ));
     }
     let errs = input.values.validate("");
     if !errs.is_empty() {
@@ -737,11 +912,20 @@ pub async fn record_reading(state: &AppState, c: &Caller, id: &str, input: Readi
     };
     check_time(taken_at, now, e.opened_at).map_err(|m| invalid("taken_at", m))?;
     let p = protocol_of(state, &e)?;
-    let started = !state.store.record(&e.id).await?.map(|r| r.admin.is_empty()).unwrap_or(true);
+    let started = !state
+        .store
+        .record(&e.id)
+        .await?
+        .map(|r| r.admin.is_empty())
+        .unwrap_or(true);
     let baseline = state.store.baseline(&e.id).await?;
     let oid = store::treatment::new_id();
     let alerts = alerts_for(&p, started, baseline.as_ref(), &input.values);
-    let kind = if alerts.is_empty() { "reading" } else { "alert" };
+    let kind = if alerts.is_empty() {
+        "reading"
+    } else {
+        "alert"
+    };
     let obs = NewObservation {
         source_key: format!("manual:{oid}"),
         id: oid,
@@ -754,7 +938,15 @@ pub async fn record_reading(state: &AppState, c: &Caller, id: &str, input: Readi
     };
     state
         .store
-        .insert_observations(std::slice::from_ref(&obs), vec![event(c, Action::ObservationRecord, Permission::EncounterRecord, &e)])
+        .insert_observations(
+            std::slice::from_ref(&obs),
+            vec![event(
+                c,
+                Action::ObservationRecord,
+                Permission::EncounterRecord,
+                &e,
+            )],
+        )
         .await?;
     state.floor.send(&e.clinic_id, &e.id, kind);
     visit_of(state, &e).await
@@ -772,8 +964,8 @@ fn check_time(taken_at: i64, now: i64, opened_at: i64) -> Result<(), String> {
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One reading from a monitor gateway.
+#[derive(Debug)]
 pub struct DeviceReading {
     /// The device's own id for the reading; a resend with the same id is a no-op.
     pub reading_id: String,
@@ -781,8 +973,39 @@ pub struct DeviceReading {
     pub chair_id: String,
     /// RFC 3339.
     pub taken_at: String,
-    #[serde(flatten)]
     pub values: Vitals,
+}
+
+fn device_reading(item: serde_json::Value) -> Result<DeviceReading, Vec<FieldError>> {
+    let serde_json::Value::Object(o) = item else {
+        return Err(vec![FieldError::new("", "a reading must be a JSON object")]);
+    };
+    let (values, named) =
+        split_reading(o, &["reading_id", "chair_id", "taken_at"]).map_err(|e| vec![e])?;
+    let mut e = Vec::new();
+    let mut text = |i: usize, name: &str| match &named[i] {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(_) => {
+            e.push(FieldError::new(name, "must be a string"));
+            String::new()
+        }
+        None => {
+            e.push(FieldError::new(name, "is required"));
+            String::new()
+        }
+    };
+    let reading_id = text(0, "reading_id");
+    let chair_id = text(1, "chair_id");
+    let taken_at = text(2, "taken_at");
+    if !e.is_empty() {
+        return Err(e);
+    }
+    Ok(DeviceReading {
+        reading_id,
+        chair_id,
+        taken_at,
+        values,
+    })
 }
 
 /// What happened to each reading of a batch.
@@ -796,23 +1019,36 @@ pub struct IngestOutcome {
 
 /// A batch from a monitor gateway. Each reading is checked on its own; the
 /// good ones are stored (once, whatever is resent) and checked for alerts.
-pub async fn ingest(state: &AppState, c: &Caller, items: Vec<serde_json::Value>) -> Result<IngestOutcome, WebError> {
+pub async fn ingest(
+    state: &AppState,
+    c: &Caller,
+    items: Vec<serde_json::Value>,
+) -> Result<IngestOutcome, WebError> {
     let clinics = c.require_any(Permission::DeviceIngest)?;
     let token_id = match &c.principal {
         domain::auth::Principal::Device { token_id, .. } => token_id.to_string(),
         _ => return Err(WebError::Forbidden),
     };
     if items.is_empty() {
-        return Err(WebError::bad("the batch holds no readings", Some("readings")));
+        return Err(WebError::bad(
+            "the batch holds no readings",
+            Some("readings"),
+        ));
     }
     if items.len() > 5000 {
-        return Err(WebError::bad("at most 5000 readings per batch", Some("readings")));
+        return Err(WebError::bad(
+            "at most 5000 readings per batch",
+            Some("readings"),
+        ));
     }
     let now = now_micros();
     let mut out = IngestOutcome::default();
     let mut parsed: Vec<(usize, DeviceReading, i64)> = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        let rid = item.get("reading_id").and_then(|v| v.as_str()).map(String::from);
+        let rid = item
+            .get("reading_id")
+            .and_then(|v| v.as_str())
+            .map(String::from);
         let reject = |out: &mut IngestOutcome, errors: Vec<FieldError>| {
             out.rejected.push(serde_json::json!({
                 "index": i,
@@ -820,12 +1056,10 @@ pub async fn ingest(state: &AppState, c: &Caller, items: Vec<serde_json::Value>)
                 "errors": errors.iter().map(|e| serde_json::json!({"field": e.field, "message": e.message})).collect::<Vec<_>>(),
             }));
         };
-        let r: DeviceReading = match serde_path_to_error::deserialize(item) {
+        let r = match device_reading(item) {
             Ok(r) => r,
-            Err(e) => {
-                let path = e.path().to_string();
-                let msg = e.into_inner().to_string();
-                reject(&mut out, vec![FieldError::new(path, msg.split(" at line").next().unwrap_or(&msg))]);
+            Err(errors) => {
+                reject(&mut out, errors);
                 continue;
             }
         };
@@ -836,7 +1070,10 @@ pub async fn ingest(state: &AppState, c: &Caller, items: Vec<serde_json::Value>)
         let at = match r.taken_at.trim().parse::<jiff::Timestamp>() {
             Ok(t) => t.as_microsecond(),
             Err(_) => {
-                errs.push(FieldError::new("taken_at", format!("{:?} is not a time (RFC 3339)", r.taken_at)));
+                errs.push(FieldError::new(
+                    "taken_at",
+                    format!("{:?} is not a time (RFC 3339)", r.taken_at),
+                ));
                 0
             }
         };
@@ -850,15 +1087,25 @@ pub async fn ingest(state: &AppState, c: &Caller, items: Vec<serde_json::Value>)
     chairs.sort();
     chairs.dedup();
     let open = state.store.open_encounters_in(&chairs).await?;
-    let mut context: std::collections::HashMap<String, (Encounter, Arc<Protocol>, bool, Option<Vitals>)> = Default::default();
+    let mut context: std::collections::HashMap<
+        String,
+        (Encounter, Arc<Protocol>, bool, Option<Vitals>),
+    > = Default::default();
     for (chair, eid, clinic) in &open {
         if !clinics.iter().any(|k| &k.to_string() == clinic) {
             continue;
         }
-        let Some(rec) = state.store.record(eid).await? else { continue };
-        let Ok(p) = protocol_of(state, &rec.encounter) else { continue };
+        let Some(rec) = state.store.record(eid).await? else {
+            continue;
+        };
+        let Ok(p) = protocol_of(state, &rec.encounter) else {
+            continue;
+        };
         let baseline = state.store.baseline(eid).await?;
-        context.insert(chair.clone(), (rec.encounter.clone(), p, !rec.admin.is_empty(), baseline));
+        context.insert(
+            chair.clone(),
+            (rec.encounter.clone(), p, !rec.admin.is_empty(), baseline),
+        );
     }
     let mut obs = Vec::with_capacity(parsed.len());
     let mut touched: std::collections::BTreeMap<String, (Encounter, usize)> = Default::default();
@@ -877,7 +1124,10 @@ pub async fn ingest(state: &AppState, c: &Caller, items: Vec<serde_json::Value>)
             continue;
         }
         let alerts = alerts_for(p, *started, baseline.as_ref(), &r.values);
-        touched.entry(e.id.clone()).or_insert_with(|| (e.clone(), 0)).1 += 1;
+        touched
+            .entry(e.id.clone())
+            .or_insert_with(|| (e.clone(), 0))
+            .1 += 1;
         obs.push(NewObservation {
             id: store::treatment::new_id(),
             encounter_id: e.id.clone(),
@@ -889,6 +1139,7 @@ pub async fn ingest(state: &AppState, c: &Caller, items: Vec<serde_json::Value>)
             alerts,
         });
     }
+    out.rejected.sort_by_key(|r| r["index"].as_u64());
     if obs.is_empty() {
         return Ok(out);
     }
@@ -912,7 +1163,11 @@ pub async fn ingest(state: &AppState, c: &Caller, items: Vec<serde_json::Value>)
         }
     }
     for (eid, (e, _)) in &touched {
-        let kind = if alerting.contains(eid) { "alert" } else { "reading" };
+        let kind = if alerting.contains(eid) {
+            "alert"
+        } else {
+            "reading"
+        };
         state.floor.send(&e.clinic_id, eid, kind);
     }
     Ok(out)
@@ -928,7 +1183,14 @@ pub async fn acknowledge(
     response: Option<&str>,
     note: &str,
 ) -> Result<Visit, WebError> {
-    let e = encounter_of(state, c, Permission::EncounterRecord, id, Action::AlertAcknowledge).await?;
+    let e = encounter_of(
+        state,
+        c,
+        Permission::EncounterRecord,
+        id,
+        Action::AlertAcknowledge,
+    )
+    .await?;
     c.require(Permission::EncounterRecord, clinic_of(&e))?;
     let record = state.store.record(&e.id).await?.ok_or(WebError::NotFound)?;
     let a = record
@@ -941,23 +1203,39 @@ pub async fn acknowledge(
         "pause" => tx::Severity::Pause,
         _ => tx::Severity::Warn,
     };
-    let r = tx::check_acknowledgement(severity, response, note).map_err(|e| WebError::Invalid(vec![e]))?;
+    let r = tx::check_acknowledgement(severity, response, note)
+        .map_err(|e| WebError::Invalid(vec![e]))?;
     write(
         state,
         c,
         &e,
-        Step::Ack { alert_id, response: r.key(), note: note.trim() },
+        Step::Ack {
+            alert_id,
+            response: r.key(),
+            note: note.trim(),
+        },
         Action::AlertAcknowledge,
         Permission::EncounterRecord,
         Some(format!("{}: {}", a.parameter, r.key())),
-        "step",
     )
     .await?;
     visit_of(state, &e).await
 }
 
-pub async fn give_medication(state: &AppState, c: &Caller, id: &str, m: tx::MedicationGiven) -> Result<Visit, WebError> {
-    let e = encounter_of(state, c, Permission::EncounterRecord, id, Action::MedicationRecord).await?;
+pub async fn give_medication(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    m: tx::MedicationGiven,
+) -> Result<Visit, WebError> {
+    let e = encounter_of(
+        state,
+        c,
+        Permission::EncounterRecord,
+        id,
+        Action::MedicationRecord,
+    )
+    .await?;
     c.require(Permission::EncounterRecord, clinic_of(&e))?;
     let errs = m.validate();
     if !errs.is_empty() {
@@ -966,26 +1244,71 @@ pub async fn give_medication(state: &AppState, c: &Caller, id: &str, m: tx::Medi
     let now = now_micros();
     let at = m.at.unwrap_or(now);
     check_time(at, now, e.opened_at).map_err(|msg| invalid("at", msg))?;
-    write(state, c, &e, Step::Medication { m: &m, at }, Action::MedicationRecord, Permission::EncounterRecord, Some(m.name.trim().to_string()), "step").await?;
+    write(
+        state,
+        c,
+        &e,
+        Step::Medication { m: &m, at },
+        Action::MedicationRecord,
+        Permission::EncounterRecord,
+        Some(m.name.trim().to_string()),
+    )
+    .await?;
     visit_of(state, &e).await
 }
 
-pub async fn adverse_event(state: &AppState, c: &Caller, id: &str, ae: tx::AdverseEvent) -> Result<Visit, WebError> {
-    let e = encounter_of(state, c, Permission::EncounterRecord, id, Action::AdverseEventRecord).await?;
+pub async fn adverse_event(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    ae: tx::AdverseEvent,
+) -> Result<Visit, WebError> {
+    let e = encounter_of(
+        state,
+        c,
+        Permission::EncounterRecord,
+        id,
+        Action::AdverseEventRecord,
+    )
+    .await?;
     c.require(Permission::EncounterRecord, clinic_of(&e))?;
     let errs = ae.validate();
     if !errs.is_empty() {
         return Err(WebError::Invalid(errs));
     }
     let pid = e.patient_id.clone();
-    write(state, c, &e, Step::Adverse { patient: &pid, e: &ae }, Action::AdverseEventRecord, Permission::EncounterRecord, Some(ae.kind.clone()), "step").await?;
+    write(
+        state,
+        c,
+        &e,
+        Step::Adverse {
+            patient: &pid,
+            e: &ae,
+        },
+        Action::AdverseEventRecord,
+        Permission::EncounterRecord,
+        Some(ae.kind.clone()),
+    )
+    .await?;
     visit_of(state, &e).await
 }
 
 // ---- Recovery and discharge ---------------------------------------------------
 
-pub async fn score_recovery(state: &AppState, c: &Caller, id: &str, a: Aldrete) -> Result<Visit, WebError> {
-    let e = encounter_of(state, c, Permission::EncounterRecord, id, Action::RecoveryScore).await?;
+pub async fn score_recovery(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    a: Aldrete,
+) -> Result<Visit, WebError> {
+    let e = encounter_of(
+        state,
+        c,
+        Permission::EncounterRecord,
+        id,
+        Action::RecoveryScore,
+    )
+    .await?;
     c.require(Permission::EncounterRecord, clinic_of(&e))?;
     let errs = a.validate();
     if !errs.is_empty() {
@@ -993,28 +1316,68 @@ pub async fn score_recovery(state: &AppState, c: &Caller, id: &str, a: Aldrete) 
     }
     let v = visit_of(state, &e).await?;
     if tx::dose_ended_at(&v.events).is_none() {
-        return Err(WebError::Conflict("recovery is scored after the dose has ended".into()));
+        return Err(WebError::Conflict(
+            "recovery is scored after the dose has ended".into(),
+        ));
     }
     let json = serde_json::to_string(&a).map_err(|e| WebError::Internal(e.to_string()))?;
-    write(state, c, &e, Step::Recovery { aldrete: &json, total: a.total() as i64 }, Action::RecoveryScore, Permission::EncounterRecord, Some(format!("Aldrete {}", a.total())), "step").await?;
+    write(
+        state,
+        c,
+        &e,
+        Step::Recovery {
+            aldrete: &json,
+            total: a.total() as i64,
+        },
+        Action::RecoveryScore,
+        Permission::EncounterRecord,
+        Some(format!("Aldrete {}", a.total())),
+    )
+    .await?;
     visit_of(state, &e).await
 }
 
 /// Discharge, only when the protocol's criteria are met and an escort is named.
-pub async fn discharge(state: &AppState, c: &Caller, id: &str, note: &str) -> Result<Visit, WebError> {
-    let e = encounter_of(state, c, Permission::EncounterRecord, id, Action::EncounterDischarge).await?;
+pub async fn discharge(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    note: &str,
+) -> Result<Visit, WebError> {
+    let e = encounter_of(
+        state,
+        c,
+        Permission::EncounterRecord,
+        id,
+        Action::EncounterDischarge,
+    )
+    .await?;
     c.require(Permission::EncounterRecord, clinic_of(&e))?;
     if note.len() > 2000 {
         return Err(invalid("note", "at most 2000 characters"));
     }
     let v = visit_of(state, &e).await?;
     if e.status != "open" {
-        return Err(WebError::Conflict("the patient has already been discharged".into()));
+        return Err(WebError::Conflict(
+            "the patient has already been discharged".into(),
+        ));
     }
     if !v.discharge_blockers.is_empty() {
-        return Err(WebError::Conflict(format!("not ready for discharge: {}", v.discharge_blockers.join("; "))));
+        return Err(WebError::Conflict(format!(
+            "not ready for discharge: {}",
+            v.discharge_blockers.join("; ")
+        )));
     }
-    write(state, c, &e, Step::Discharge { note: note.trim() }, Action::EncounterDischarge, Permission::EncounterRecord, None, "step").await?;
+    write(
+        state,
+        c,
+        &e,
+        Step::Discharge { note: note.trim() },
+        Action::EncounterDischarge,
+        Permission::EncounterRecord,
+        None,
+    )
+    .await?;
     visit_of(state, &e).await
 }
 
@@ -1031,7 +1394,10 @@ pub fn note_text(v: &Visit, zone: &str) -> String {
     let e = &r.encounter;
     let mut s = String::new();
     let date = domain::time::format_in_zone(e.opened_at, zone);
-    s += &format!("Ketamine session, {}\n", date.split(' ').next().unwrap_or(&date));
+    s += &format!(
+        "Ketamine session, {}\n",
+        date.split(' ').next().unwrap_or(&date)
+    );
     s += &format!("Patient: {} {}\n", e.given_name, e.family_name);
     s += &format!(
         "Protocol: {} (version {}); chair {}\n",
@@ -1048,7 +1414,10 @@ pub fn note_text(v: &Visit, zone: &str) -> String {
         };
         s += &format!("- {}: {st}\n", i.label);
     }
-    for (what, o) in [("Vitals", &v.checklist.vitals_override), ("Suicide-risk screen", &v.checklist.suicide_risk_override)] {
+    for (what, o) in [
+        ("Vitals", &v.checklist.vitals_override),
+        ("Suicide-risk screen", &v.checklist.suicide_risk_override),
+    ] {
         if let Some(o) = o {
             s += &format!("- {what} override by {}: {}\n", o.by, o.reason);
         }
@@ -1056,7 +1425,12 @@ pub fn note_text(v: &Visit, zone: &str) -> String {
     if let Some(w) = v.checklist.weight_kg {
         s += &format!("- Weight today: {w} kg\n");
     }
-    if let Some(m) = v.checklist.medication_changes.as_deref().filter(|m| !m.is_empty()) {
+    if let Some(m) = v
+        .checklist
+        .medication_changes
+        .as_deref()
+        .filter(|m| !m.is_empty())
+    {
         s += &format!("- Medication changes: {m}\n");
     }
     if let Some(b) = &v.baseline {
@@ -1078,12 +1452,20 @@ pub fn note_text(v: &Visit, zone: &str) -> String {
                     "- {} {}{}{} ({})\n",
                     hm(a.at, zone),
                     a.kind.replace('_', " "),
-                    a.rate_ml_h.map(|x| format!(" at {x} mL/h")).unwrap_or_default(),
-                    a.reason.as_deref().map(|x| format!(": {x}")).unwrap_or_default(),
+                    a.rate_ml_h
+                        .map(|x| format!(" at {x} mL/h"))
+                        .unwrap_or_default(),
+                    a.reason
+                        .as_deref()
+                        .map(|x| format!(": {x}"))
+                        .unwrap_or_default(),
                     a.recorded_by
                 );
             }
-            s += &format!("- Delivered: {} mg of {} mg ordered\n", v.delivered_mg, m.mg);
+            s += &format!(
+                "- Delivered: {} mg of {} mg ordered\n",
+                v.delivered_mg, m.mg
+            );
         }
         _ => s += "- No dose ordered\n",
     }
@@ -1093,7 +1475,11 @@ pub fn note_text(v: &Visit, zone: &str) -> String {
         Some((*vals.iter().min()?, *vals.iter().max()?))
     };
     for (label, f) in [
-        ("SBP", (|o: &store::treatment::Observation| o.sbp) as fn(&store::treatment::Observation) -> Option<i64>),
+        (
+            "SBP",
+            (|o: &store::treatment::Observation| o.sbp)
+                as fn(&store::treatment::Observation) -> Option<i64>,
+        ),
         ("DBP", |o| o.dbp),
         ("HR", |o| o.hr),
         ("SpO2", |o| o.spo2),
@@ -1117,7 +1503,11 @@ pub fn note_text(v: &Visit, zone: &str) -> String {
                     (Some(resp), Some(by)) => format!(
                         "response {} by {by}{}",
                         resp.replace('_', " "),
-                        a.note.as_deref().filter(|n| !n.is_empty()).map(|n| format!(" ({n})")).unwrap_or_default()
+                        a.note
+                            .as_deref()
+                            .filter(|n| !n.is_empty())
+                            .map(|n| format!(" ({n})"))
+                            .unwrap_or_default()
                     ),
                     _ => "open".into(),
                 }
@@ -1127,7 +1517,15 @@ pub fn note_text(v: &Visit, zone: &str) -> String {
     if !r.medications.is_empty() {
         s += "\nMedicines given\n";
         for m in &r.medications {
-            s += &format!("- {} {} {} {} for {} ({})\n", hm(m.given_at, zone), m.name, m.dose, m.route, m.reason, m.given_by);
+            s += &format!(
+                "- {} {} {} {} for {} ({})\n",
+                hm(m.given_at, zone),
+                m.name,
+                m.dose,
+                m.route,
+                m.reason,
+                m.given_by
+            );
         }
     }
     if !r.adverse_events.is_empty() {
@@ -1135,7 +1533,11 @@ pub fn note_text(v: &Visit, zone: &str) -> String {
         for a in &r.adverse_events {
             s += &format!(
                 "- {} ({}{}): {} Action: {}. Outcome: {}.{}\n",
-                tx::ADVERSE_EVENTS.iter().find(|x| x.0 == a.kind).map(|x| x.1).unwrap_or("Other"),
+                tx::ADVERSE_EVENTS
+                    .iter()
+                    .find(|x| x.0 == a.kind)
+                    .map(|x| x.1)
+                    .unwrap_or("Other"),
                 a.severity,
                 if a.serious { ", serious" } else { "" },
                 a.description,
@@ -1147,7 +1549,14 @@ pub fn note_text(v: &Visit, zone: &str) -> String {
     }
     s += "\nRecovery and discharge\n";
     match (&v.aldrete, &r.recovery) {
-        (Some(a), Some(rs)) => s += &format!("- Modified Aldrete {} ({} at {})\n", a.total(), rs.scored_by, hm(rs.scored_at, zone)),
+        (Some(a), Some(rs)) => {
+            s += &format!(
+                "- Modified Aldrete {} ({} at {})\n",
+                a.total(),
+                rs.scored_by,
+                hm(rs.scored_at, zone)
+            )
+        }
         _ => s += "- Not scored\n",
     }
     if let Some(n) = v.checklist.escort_name.as_deref() {
@@ -1166,7 +1575,9 @@ pub async fn sign_note(state: &AppState, c: &Caller, id: &str) -> Result<Visit, 
     c.require(Permission::DoseOrder, clinic_of(&e))?;
     let v = visit_of(state, &e).await?;
     if v.record.note.is_some() {
-        return Err(WebError::Conflict("the note is signed and never changes: add an addendum".into()));
+        return Err(WebError::Conflict(
+            "the note is signed and never changes: add an addendum".into(),
+        ));
     }
     if tx::dose_ended_at(&v.events).is_none() && v.record.order.is_some() {
         return Err(WebError::Conflict("the dose has not ended yet".into()));
@@ -1174,26 +1585,68 @@ pub async fn sign_note(state: &AppState, c: &Caller, id: &str) -> Result<Visit, 
     let zone = state.store.clinic(clinic_of(&e)).await?.settings.time_zone;
     let body = note_text(&v, &zone);
     let sha = hex::encode(Sha256::digest(body.as_bytes()));
-    write(state, c, &e, Step::Note { body: &body, sha256: &sha }, Action::NoteSign, Permission::DoseOrder, None, "step").await?;
+    write(
+        state,
+        c,
+        &e,
+        Step::Note {
+            body: &body,
+            sha256: &sha,
+        },
+        Action::NoteSign,
+        Permission::DoseOrder,
+        None,
+    )
+    .await?;
     visit_of(state, &e).await
 }
 
-pub async fn add_addendum(state: &AppState, c: &Caller, id: &str, text: &str) -> Result<Visit, WebError> {
-    let e = encounter_of(state, c, Permission::EncounterRecord, id, Action::NoteAddendum).await?;
+pub async fn add_addendum(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    text: &str,
+) -> Result<Visit, WebError> {
+    let e = encounter_of(
+        state,
+        c,
+        Permission::EncounterRecord,
+        id,
+        Action::NoteAddendum,
+    )
+    .await?;
     c.require(Permission::EncounterRecord, clinic_of(&e))?;
     let text = text.trim();
     if text.len() < 3 || text.len() > 4000 {
         return Err(invalid("text", "write the addendum (3 to 4000 characters)"));
     }
     if let Some(ch) = crate::pdf::unprintable(text) {
-        return Err(invalid("text", format!("the character {ch:?} cannot be printed")));
+        return Err(invalid(
+            "text",
+            format!("the character {ch:?} cannot be printed"),
+        ));
     }
     let record = state.store.record(&e.id).await?.ok_or(WebError::NotFound)?;
     let Some(note) = record.note else {
-        return Err(WebError::Conflict("there is no signed note yet to add to".into()));
+        return Err(WebError::Conflict(
+            "there is no signed note yet to add to".into(),
+        ));
     };
     let sha = hex::encode(Sha256::digest(text.as_bytes()));
-    write(state, c, &e, Step::Addendum { note_id: &note.id, body: text, sha256: &sha }, Action::NoteAddendum, Permission::EncounterRecord, None, "step").await?;
+    write(
+        state,
+        c,
+        &e,
+        Step::Addendum {
+            note_id: &note.id,
+            body: text,
+            sha256: &sha,
+        },
+        Action::NoteAddendum,
+        Permission::EncounterRecord,
+        None,
+    )
+    .await?;
     visit_of(state, &e).await
 }
 
@@ -1207,7 +1660,12 @@ pub async fn note_pdf(state: &AppState, c: &Caller, id: &str) -> Result<Vec<u8>,
     };
     state
         .store
-        .audit(vec![event(c, Action::NoteExport, Permission::EncounterRead, &e)])
+        .audit(vec![event(
+            c,
+            Action::NoteExport,
+            Permission::EncounterRead,
+            &e,
+        )])
         .await?;
     let zone = state.store.clinic(clinic_of(&e)).await?.settings.time_zone;
     let mut blocks = Vec::new();
@@ -1274,13 +1732,20 @@ pub struct ChairCard {
 }
 
 /// Every chair of the day in a clinic, audited as one read of the floor.
-pub async fn floor(state: &AppState, c: &Caller, clinic: ClinicId) -> Result<Vec<ChairCard>, WebError> {
+pub async fn floor(
+    state: &AppState,
+    c: &Caller,
+    clinic: ClinicId,
+) -> Result<Vec<ChairCard>, WebError> {
     c.require(Permission::EncounterRead, clinic)?;
     let since = start_of_today(state, clinic).await?;
     let encounters = state.store.floor(clinic, since).await?;
     let mut ev = c.event(Action::FloorRead);
     ev.clinic_id = Some(clinic.to_string());
-    ev.actor_role = c.principal.acting_role(Permission::EncounterRead, clinic).map(|r| r.as_str().to_string());
+    ev.actor_role = c
+        .principal
+        .acting_role(Permission::EncounterRead, clinic)
+        .map(|r| r.as_str().to_string());
     ev.detail = Some(format!("{} visits", encounters.len()));
     state.store.audit(vec![ev]).await?;
     let ids: Vec<String> = encounters.iter().map(|e| e.id.clone()).collect();
@@ -1288,7 +1753,9 @@ pub async fn floor(state: &AppState, c: &Caller, clinic: ClinicId) -> Result<Vec
     let (obs, alerts, admin) = state.store.floor_readings(&ids, now - 60 * MINUTE).await?;
     let mut cards = Vec::new();
     for e in encounters {
-        let Ok(p) = protocol_of(state, &e) else { continue };
+        let Ok(p) = protocol_of(state, &e) else {
+            continue;
+        };
         let events: Vec<AdminEvent> = admin
             .iter()
             .filter(|a| a.0 == e.id)
@@ -1301,7 +1768,8 @@ pub async fn floor(state: &AppState, c: &Caller, clinic: ClinicId) -> Result<Vec
                 })
             })
             .collect();
-        let mine: Vec<&store::treatment::Observation> = obs.iter().filter(|o| o.encounter_id == e.id).collect();
+        let mine: Vec<&store::treatment::Observation> =
+            obs.iter().filter(|o| o.encounter_id == e.id).collect();
         let open: Vec<(String, String)> = alerts
             .iter()
             .filter(|a| a.encounter_id == e.id)
@@ -1316,20 +1784,38 @@ pub async fn floor(state: &AppState, c: &Caller, clinic: ClinicId) -> Result<Vec
                 tx::DoseState::NotStarted => Phase::PreDose,
                 tx::DoseState::Running { .. } | tx::DoseState::Paused => Phase::Dosing,
                 tx::DoseState::Done => {
-                    let rec_ok = ended.is_some_and(|t| now - t >= p.discharge.recovery_minutes_min as i64 * MINUTE);
-                    if rec_ok && open.is_empty() { Phase::ReadyForDischarge } else { Phase::Recovery }
+                    let rec_ok = ended.is_some_and(|t| {
+                        now - t >= p.discharge.recovery_minutes_min as i64 * MINUTE
+                    });
+                    if rec_ok && open.is_empty() {
+                        Phase::ReadyForDischarge
+                    } else {
+                        Phase::Recovery
+                    }
                 }
             }
         };
         let started = events.first().map(|x| x.at);
         let remaining_min = match phase {
-            Phase::Dosing => started.map(|s| (s + p.administration_minutes as i64 * MINUTE - now) / MINUTE),
-            Phase::Recovery => ended.map(|t| (t + p.discharge.recovery_minutes_min as i64 * MINUTE - now) / MINUTE),
+            Phase::Dosing => {
+                started.map(|s| (s + p.administration_minutes as i64 * MINUTE - now) / MINUTE)
+            }
+            Phase::Recovery => {
+                ended.map(|t| (t + p.discharge.recovery_minutes_min as i64 * MINUTE - now) / MINUTE)
+            }
             _ => None,
         }
         .map(|m| m.max(0));
-        let latest = mine.iter().map(|o| o.vitals()).reduce(|a, b| a.merged_with(&b));
-        let last_bp = mine.iter().rev().find(|o| o.sbp.is_some()).map(|o| o.taken_at).or(started);
+        let latest = mine
+            .iter()
+            .map(|o| o.vitals())
+            .reduce(|a, b| a.merged_with(&b));
+        let last_bp = mine
+            .iter()
+            .rev()
+            .find(|o| o.sbp.is_some())
+            .map(|o| o.taken_at)
+            .or(started);
         let next_due = matches!(phase, Phase::Dosing | Phase::Recovery)
             .then(|| last_bp.map(|t| t + p.monitoring.interval_minutes as i64 * MINUTE))
             .flatten();
@@ -1347,8 +1833,14 @@ pub async fn floor(state: &AppState, c: &Caller, clinic: ClinicId) -> Result<Vec
             since: started.unwrap_or(e.opened_at),
             remaining_min,
             latest,
-            sbp: mine.iter().filter_map(|o| Some((o.taken_at, o.sbp?))).collect(),
-            spo2: mine.iter().filter_map(|o| Some((o.taken_at, o.spo2?))).collect(),
+            sbp: mine
+                .iter()
+                .filter_map(|o| Some((o.taken_at, o.sbp?)))
+                .collect(),
+            spo2: mine
+                .iter()
+                .filter_map(|o| Some((o.taken_at, o.spo2?)))
+                .collect(),
             next_due,
             open_alerts: open,
         });

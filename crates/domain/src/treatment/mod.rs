@@ -164,6 +164,7 @@ pub enum ItemState {
 pub struct Item {
     pub key: &'static str,
     pub label: &'static str,
+    #[serde(flatten)]
     pub state: ItemState,
 }
 

@@ -13,3 +13,4 @@ mod permissions;
 mod pretreatment;
 mod scheduling;
 mod schema;
+mod treatment;

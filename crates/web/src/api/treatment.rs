@@ -34,7 +34,10 @@ pub fn routes() -> Router<AppState> {
         .route("/encounters/{id}/administration-events", post(administer))
         .route("/encounters/{id}/observations", post(observe))
         .route("/encounters/{id}/alerts", get(alerts))
-        .route("/encounters/{id}/alerts/{aid}/acknowledge", post(acknowledge))
+        .route(
+            "/encounters/{id}/alerts/{aid}/acknowledge",
+            post(acknowledge),
+        )
         .route("/encounters/{id}/medications", post(medication))
         .route("/encounters/{id}/adverse-events", post(adverse))
         .route("/encounters/{id}/recovery", post(recovery))
@@ -51,18 +54,36 @@ fn visit(v: uc::Visit) -> ApiResult {
     Ok(Json(v.to_json()).into_response())
 }
 
-async fn check_in(State(state): State<AppState>, ApiCaller(c): ApiCaller, JsonObject(body): JsonObject) -> ApiResult {
+async fn check_in(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
     let input: uc::CheckIn = typed(Value::Object(body))?;
     let id = uc::check_in(&state, &c, input).await?;
     let v = uc::visit(&state, &c, &id).await?;
-    Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/v1/encounters/{id}"))], Json(v.to_json())).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/api/v1/encounters/{id}"))],
+        Json(v.to_json()),
+    )
+        .into_response())
 }
 
-async fn read(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(id): Path<String>) -> ApiResult {
+async fn read(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
     visit(uc::visit(&state, &c, &id).await?)
 }
 
-async fn checklist(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(id): Path<String>, JsonObject(body): JsonObject) -> ApiResult {
+async fn checklist(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
     let input: uc::ChecklistInput = typed(Value::Object(body))?;
     visit(uc::save_checklist(&state, &c, &id, input).await?)
 }
@@ -74,7 +95,12 @@ struct OrderBody {
     dose: f64,
 }
 
-async fn order(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(id): Path<String>, JsonObject(body): JsonObject) -> ApiResult {
+async fn order(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
     let b: OrderBody = typed(Value::Object(body))?;
     let v = uc::order_dose(&state, &c, &id, b.dose).await?;
     Ok((StatusCode::CREATED, Json(v.to_json())).into_response())
@@ -87,24 +113,56 @@ struct CheckBody {
     vial_expires: String,
 }
 
-async fn check(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(id): Path<String>, JsonObject(body): JsonObject) -> ApiResult {
+async fn check(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
     let b: CheckBody = typed(Value::Object(body))?;
     visit(uc::check_dose(&state, &c, &id, &b.vial_lot, &b.vial_expires).await?)
 }
 
-async fn administer(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(id): Path<String>, JsonObject(body): JsonObject) -> ApiResult {
+async fn administer(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
     let input: uc::AdminInput = typed(Value::Object(body))?;
     let v = uc::administer(&state, &c, &id, input).await?;
     Ok((StatusCode::CREATED, Json(v.to_json())).into_response())
 }
 
-async fn observe(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(id): Path<String>, JsonObject(body): JsonObject) -> ApiResult {
-    let input: uc::ReadingInput = typed(Value::Object(body))?;
+async fn observe(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let (values, named) =
+        uc::split_reading(body, &["taken_at"]).map_err(|e| WebError::Invalid(vec![e]))?;
+    let taken_at = match named.into_iter().next().flatten() {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => {
+            return Err(WebError::Invalid(vec![domain::FieldError::new(
+                "taken_at",
+                "must be a time (RFC 3339)",
+            )])
+            .into())
+        }
+    };
+    let input = uc::ReadingInput { values, taken_at };
     let v = uc::record_reading(&state, &c, &id, input).await?;
     Ok((StatusCode::CREATED, Json(v.to_json())).into_response())
 }
 
-async fn alerts(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(id): Path<String>) -> ApiResult {
+async fn alerts(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
     let v = uc::visit(&state, &c, &id).await?;
     Ok(Json(json!({ "alerts": v.record.alerts })).into_response())
 }
@@ -127,19 +185,34 @@ async fn acknowledge(
     visit(uc::acknowledge(&state, &c, &id, &aid, b.response.as_deref(), &b.note).await?)
 }
 
-async fn medication(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(id): Path<String>, JsonObject(body): JsonObject) -> ApiResult {
+async fn medication(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
     let m: MedicationGiven = typed(Value::Object(body))?;
     let v = uc::give_medication(&state, &c, &id, m).await?;
     Ok((StatusCode::CREATED, Json(v.to_json())).into_response())
 }
 
-async fn adverse(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(id): Path<String>, JsonObject(body): JsonObject) -> ApiResult {
+async fn adverse(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
     let e: AdverseEvent = typed(Value::Object(body))?;
     let v = uc::adverse_event(&state, &c, &id, e).await?;
     Ok((StatusCode::CREATED, Json(v.to_json())).into_response())
 }
 
-async fn recovery(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(id): Path<String>, JsonObject(body): JsonObject) -> ApiResult {
+async fn recovery(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
     let a: Aldrete = typed(Value::Object(body))?;
     let v = uc::score_recovery(&state, &c, &id, a).await?;
     Ok((StatusCode::CREATED, Json(v.to_json())).into_response())
@@ -152,12 +225,21 @@ struct NoteBody {
     note: String,
 }
 
-async fn discharge(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(id): Path<String>, JsonObject(body): JsonObject) -> ApiResult {
+async fn discharge(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
     let b: NoteBody = typed(Value::Object(body))?;
     visit(uc::discharge(&state, &c, &id, &b.note).await?)
 }
 
-async fn sign_note(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(id): Path<String>) -> ApiResult {
+async fn sign_note(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
     let v = uc::sign_note(&state, &c, &id).await?;
     Ok((StatusCode::CREATED, Json(v.to_json())).into_response())
 }
@@ -168,32 +250,74 @@ struct AddendumBody {
     text: String,
 }
 
-async fn addendum(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(id): Path<String>, JsonObject(body): JsonObject) -> ApiResult {
+async fn addendum(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
     let b: AddendumBody = typed(Value::Object(body))?;
     let v = uc::add_addendum(&state, &c, &id, &b.text).await?;
     Ok((StatusCode::CREATED, Json(v.to_json())).into_response())
 }
 
-async fn note_pdf(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(id): Path<String>) -> ApiResult {
+async fn note_pdf(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
     let pdf = uc::note_pdf(&state, &c, &id).await?;
     Ok(([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response())
 }
 
-async fn ingest(State(state): State<AppState>, ApiCaller(c): ApiCaller, JsonObject(mut body): JsonObject) -> ApiResult {
+async fn ingest(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    JsonObject(mut body): JsonObject,
+) -> ApiResult {
     let readings = match body.remove("readings") {
         Some(Value::Array(a)) => a,
         Some(_) => return Err(WebError::bad("readings must be an array", Some("readings")).into()),
-        None => return Err(WebError::bad("the body needs \"readings\": [ ... ]", Some("readings")).into()),
+        None => {
+            return Err(
+                WebError::bad("the body needs \"readings\": [ ... ]", Some("readings")).into(),
+            )
+        }
     };
     if let Some(k) = body.keys().next() {
         return Err(WebError::bad(format!("{k} is not a known field"), Some(k)).into());
     }
     let out = uc::ingest(&state, &c, readings).await?;
-    let status = if out.stored + out.duplicates == 0 { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-    Ok((status, Json(json!(out))).into_response())
+    if out.stored + out.duplicates == 0 {
+        // Nothing taken: a problem naming each reading's fields.
+        let errors = out
+            .rejected
+            .iter()
+            .flat_map(|r| {
+                let i = r["index"].as_u64().unwrap_or_default();
+                r["errors"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |e| {
+                        domain::FieldError::new(
+                            format!("readings[{i}].{}", e["field"].as_str().unwrap_or("")),
+                            e["message"].as_str().unwrap_or(""),
+                        )
+                    })
+            })
+            .collect();
+        return Err(WebError::Invalid(errors).into());
+    }
+    Ok(Json(json!(out)).into_response())
 }
 
-async fn floor(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(id): Path<String>) -> ApiResult {
+async fn floor(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
     let clinic: ClinicId = api_id(&id)?;
     let cards = uc::floor(&state, &c, clinic).await?;
     Ok(Json(json!({ "chairs": cards })).into_response())
@@ -201,7 +325,11 @@ async fn floor(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(id):
 
 /// Server-sent events: one `floor` event per change in the clinic, naming
 /// the encounter and what changed (never patient data).
-async fn events(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(id): Path<String>) -> ApiResult {
+async fn events(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
     let clinic: ClinicId = api_id(&id)?;
     c.require(Permission::EncounterRead, clinic)?;
     let key = clinic.to_string();
@@ -209,12 +337,16 @@ async fn events(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(id)
         let ev = match m {
             Ok(ev) if ev.clinic == key => ev,
             // Lagged behind: tell the page to reload everything.
-            Err(_) => uc::FloorEvent { clinic: key.clone(), encounter: String::new(), kind: "resync" },
+            Err(_) => uc::FloorEvent {
+                clinic: key.clone(),
+                encounter: String::new(),
+                kind: "resync",
+            },
             _ => return None,
         };
-        Some(Ok::<_, Infallible>(
-            Event::default().event("floor").data(json!({"encounter": ev.encounter, "kind": ev.kind}).to_string()),
-        ))
+        Some(Ok::<_, Infallible>(Event::default().event("floor").data(
+            json!({"encounter": ev.encounter, "kind": ev.kind}).to_string(),
+        )))
     });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))

@@ -1,0 +1,894 @@
+//! The treatment day over HTTP, trying to break each safety rule: no dose
+//! without the checklist, on a stale weight, out of range or unchecked; an
+//! alert that stays until answered with a response; readings no patient can
+//! have, from the future, unknown chairs or sent twice, refused or skipped
+//! with nothing stored twice; discharge only when the criteria are met; a
+//! signed note that never changes. And a reading reaches the floor's event
+//! stream within a second.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::api::Api;
+use crate::both;
+use crate::helpers::*;
+use crate::pretreatment::{clinical_part, patient_part};
+
+async fn api<'a>(app: &'a TestApp, user: &str) -> Api<'a> {
+    Api {
+        app,
+        c: reqwest::Client::new(),
+        token: app.user_token(user).await,
+    }
+}
+
+/// A Glendale patient with approved eligibility, signed IV consent and an
+/// IV plan: ready to be checked in.
+pub async fn ready_patient(app: &TestApp, given: &str) -> String {
+    let admin = api(app, "ada.admin").await;
+    let prescriber = api(app, "paul.prescriber").await;
+    let nurse = api(app, "nina.nurse").await;
+    let (s, p) = nurse
+        .post("/api/v1/patients", &json!({"clinic_id": app.glendale, "given_name": given, "family_name": "Rowe", "date_of_birth": "1985-06-01"}))
+        .await;
+    assert_eq!(s, 201, "{p}");
+    let pid = p["id"].as_str().unwrap().to_string();
+    let base = format!("/api/v1/patients/{pid}");
+    let docs = format!("/api/v1/clinics/{}/consent-documents", app.glendale);
+    let template = domain::consent::template(domain::protocols::Route::Iv);
+    // Published once per app; the second patient finds it there.
+    let _ = admin
+        .post(&docs, &json!({"route": "iv", "body": template}))
+        .await;
+    let (_, list) = nurse.get(&docs).await;
+    let doc = list["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["route"] == "iv")
+        .unwrap()
+        .clone();
+    for (part, body) in [("patient", patient_part()), ("clinical", clinical_part())] {
+        let (s, e) = nurse
+            .post(&format!("{base}/assessment/{part}"), &body)
+            .await;
+        assert_eq!(s, 201, "{e}");
+    }
+    let (_, a) = nurse.get(&format!("{base}/assessment")).await;
+    let (s, d) = prescriber
+        .post(&format!("{base}/eligibility"), &json!({"facts": a["facts"], "decision": "eligible", "rationale": "Treatment-resistant GAD; no exclusions."}))
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let (s, _) = nurse
+        .post(&format!("{base}/eligibility/1/sign-off"), &json!({}))
+        .await;
+    assert_eq!(s, 200);
+    let (s, c) = nurse
+        .post(&format!("{base}/consents"), &json!({"route": "iv", "typed_name": format!("{given} Rowe"), "agree": true, "document_hash": doc["sha256"]}))
+        .await;
+    assert_eq!(s, 201, "{c}");
+    let (s, p) = prescriber
+        .post(&format!("{base}/plans"), &json!({"protocol": "iv-infusion", "course": "induction", "targets": ["gad7"], "goal": "response", "modality": "cbt"}))
+        .await;
+    assert_eq!(s, 201, "{p}");
+    pid
+}
+
+pub async fn chair(app: &TestApp, name: &str) -> String {
+    app.store
+        .resources(app.glendale)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.resource.name == name)
+        .unwrap()
+        .resource
+        .id
+        .to_string()
+}
+
+fn rfc(minutes_ago: i64) -> String {
+    let t = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(minutes_ago);
+    t.to_string()
+}
+
+fn fields(e: &Value) -> Vec<String> {
+    e["errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x["field"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Moves a visit's check-in back in time, as if it had begun earlier today.
+async fn backdate(app: &TestApp, eid: &str, minutes: i64) {
+    let sql = format!(
+        "UPDATE encounters SET opened_at = opened_at - {} WHERE id = $1",
+        minutes * 60_000_000
+    );
+    store::on_pool!(app.store.raw_pool(), p => {
+        sqlx::query(&sql).bind(eid).execute(p).await.unwrap();
+    });
+}
+
+async fn count(app: &TestApp, table: &str, eid: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM {table} WHERE encounter_id = $1");
+    store::on_pool!(app.store.raw_pool(), p => {
+        let (n,): (i64,) = sqlx::query_as(&sql).bind(eid).fetch_one(p).await.unwrap();
+        n
+    })
+}
+
+async fn a_full_iv_session(app: &TestApp) {
+    let pid = ready_patient(app, "Lena").await;
+    let nurse = api(app, "nina.nurse").await;
+    let prescriber = api(app, "paul.prescriber").await;
+    let desk = api(app, "dana.frontdesk").await;
+    let monitor = api(app, "mona.monitor").await;
+    let chair1 = chair(app, "Chair 1").await;
+    let recliner = chair(app, "Recliner 5").await;
+
+    // Check-in: the desk may not; a chair without IV cannot take an infusion.
+    let (s, _) = desk
+        .post(
+            "/api/v1/encounters",
+            &json!({"patient_id": pid, "chair_id": chair1}),
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, e) = nurse
+        .post(
+            "/api/v1/encounters",
+            &json!({"patient_id": pid, "chair_id": recliner}),
+        )
+        .await;
+    assert_eq!((s, fields(&e)), (422, vec!["chair_id".to_string()]), "{e}");
+    let (s, v) = nurse
+        .post(
+            "/api/v1/encounters",
+            &json!({"patient_id": pid, "chair_id": chair1}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let eid = v["encounter"]["id"].as_str().unwrap().to_string();
+    let base = format!("/api/v1/encounters/{eid}");
+    assert_eq!(v["phase"], "pre_dose");
+    assert_eq!(v["ready_to_dose"], false);
+    let (s, _) = nurse
+        .post(
+            "/api/v1/encounters",
+            &json!({"patient_id": pid, "chair_id": chair1}),
+        )
+        .await;
+    assert_eq!(s, 409, "one open visit per patient and chair");
+    backdate(app, &eid, 120).await;
+
+    // No dose before the checklist is complete; nothing is written.
+    let (s, e) = prescriber
+        .post(&format!("{base}/dose-orders"), &json!({"dose": 0.5}))
+        .await;
+    assert_eq!(s, 409, "{e}");
+    assert!(
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .contains("checklist is not complete"),
+        "{e}"
+    );
+    assert_eq!(count(app, "dose_orders", &eid).await, 0);
+
+    // Bad checklist values are named.
+    let (s, e) = nurse
+        .post(
+            &format!("{base}/checklist"),
+            &json!({"weight_kg": 7.0, "escort_phone": "12"}),
+        )
+        .await;
+    assert_eq!(
+        (s, fields(&e)),
+        (
+            422,
+            vec!["weight_kg".to_string(), "escort_phone".to_string()]
+        ),
+        "{e}"
+    );
+    let (s, e) = nurse
+        .post(&format!("{base}/checklist"), &json!({"pregnancy": "maybe"}))
+        .await;
+    assert_eq!((s, fields(&e)), (400, vec!["pregnancy".to_string()]), "{e}");
+    // A nurse cannot override; that is the prescriber's decision.
+    let (s, _) = nurse
+        .post(
+            &format!("{base}/checklist"),
+            &json!({"vitals_override_reason": "fine"}),
+        )
+        .await;
+    assert_eq!(s, 403);
+
+    // Everything but a weight from today: the weight was taken yesterday.
+    let yesterday = rfc(30 * 60);
+    let (s, v) = nurse
+        .post(
+            &format!("{base}/checklist"),
+            &json!({
+                "identity_confirmed": true, "weight_kg": 70.0, "weight_measured_at": yesterday,
+                "pregnancy": "negative_test", "fasting_confirmed": true, "escort_name": "Sam Rowe",
+                "escort_phone": "602-555-0190", "no_alcohol": true, "medications_reviewed": true,
+                "medication_changes": "none", "suicide_risk": "negative"
+            }),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    // Baseline readings: impossible values and future times are refused by name.
+    let (s, e) = nurse
+        .post(
+            &format!("{base}/observations"),
+            &json!({"sbp": 400, "dbp": 80, "spo2": 120, "hr": -3}),
+        )
+        .await;
+    assert_eq!(
+        (s, fields(&e)),
+        (
+            422,
+            vec!["hr".to_string(), "sbp".to_string(), "spo2".to_string()]
+        ),
+        "{e}"
+    );
+    let (s, e) = nurse
+        .post(
+            &format!("{base}/observations"),
+            &json!({"sbp": 120, "dbp": 80, "taken_at": rfc(-10)}),
+        )
+        .await;
+    assert_eq!((s, fields(&e)), (422, vec!["taken_at".to_string()]), "{e}");
+    let (s, e) = nurse
+        .post(
+            &format!("{base}/observations"),
+            &json!({"sbp": 120, "dbp": 80, "taken_at": rfc(60 * 5)}),
+        )
+        .await;
+    assert_eq!(
+        (s, fields(&e)),
+        (422, vec!["taken_at".to_string()]),
+        "before the visit: {e}"
+    );
+    let (s, e) = nurse
+        .post(
+            &format!("{base}/observations"),
+            &json!({"sbp": 120, "dbp": 70, "mood": "ok"}),
+        )
+        .await;
+    assert_eq!(
+        (s, fields(&e)),
+        (422, vec!["mood".to_string()]),
+        "unknown field: {e}"
+    );
+    assert_eq!(
+        count(app, "observations", &eid).await,
+        0,
+        "refused readings leave nothing"
+    );
+    let (s, v) = nurse
+        .post(
+            &format!("{base}/observations"),
+            &json!({"sbp": 128, "dbp": 82, "hr": 72, "spo2": 98, "rr": 14, "taken_at": rfc(100)}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let left: Vec<&Value> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["state"] != "done")
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["key"], "weight_today");
+    let (s, e) = prescriber
+        .post(&format!("{base}/dose-orders"), &json!({"dose": 0.5}))
+        .await;
+    assert_eq!(s, 409, "stale weight: {e}");
+    assert!(
+        e["detail"].as_str().unwrap().contains("not from today"),
+        "{e}"
+    );
+    let (s, v) = nurse
+        .post(&format!("{base}/checklist"), &json!({"weight_kg": 70.0}))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["ready_to_dose"], true, "{}", v["items"]);
+
+    // The order: only a prescriber, only in range, maths by code.
+    let (s, _) = nurse
+        .post(&format!("{base}/dose-orders"), &json!({"dose": 0.5}))
+        .await;
+    assert_eq!(s, 403);
+    let (s, e) = prescriber
+        .post(&format!("{base}/dose-orders"), &json!({"dose": 0.9}))
+        .await;
+    assert_eq!((s, fields(&e)), (422, vec!["dose".to_string()]), "{e}");
+    let (s, e) = prescriber
+        .post(&format!("{base}/dose-orders"), &json!({"dose": "lots"}))
+        .await;
+    assert_eq!((s, fields(&e)), (400, vec!["dose".to_string()]), "{e}");
+    let (s, v) = prescriber
+        .post(&format!("{base}/dose-orders"), &json!({"dose": 0.5}))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let m = &v["dose_order"]["maths"];
+    assert_eq!(
+        (
+            m["mg"].as_f64(),
+            m["total_ml"].as_f64(),
+            m["rate_ml_h"].as_f64()
+        ),
+        (Some(35.0), Some(103.5), Some(155.3))
+    );
+    let (s, _) = prescriber
+        .post(&format!("{base}/dose-orders"), &json!({"dose": 0.4}))
+        .await;
+    assert_eq!(s, 409, "one order per visit");
+
+    // The second check: not by the prescriber who wrote it, not with an expired vial.
+    let (s, e) = nurse
+        .post(
+            &format!("{base}/administration-events"),
+            &json!({"kind": "start", "at": rfc(90)}),
+        )
+        .await;
+    assert_eq!(s, 409, "unchecked: {e}");
+    assert!(
+        e["detail"].as_str().unwrap().contains("second person"),
+        "{e}"
+    );
+    let (s, e) = prescriber
+        .post(
+            &format!("{base}/dose-orders/check"),
+            &json!({"vial_lot": "KX2291", "vial_expires": "2030-01-31"}),
+        )
+        .await;
+    assert_eq!(s, 409, "{e}");
+    let (s, e) = nurse
+        .post(
+            &format!("{base}/dose-orders/check"),
+            &json!({"vial_lot": "KX2291", "vial_expires": "2020-01-31"}),
+        )
+        .await;
+    assert_eq!(
+        (s, fields(&e)),
+        (422, vec!["vial_expires".to_string()]),
+        "{e}"
+    );
+    let (s, v) = nurse
+        .post(
+            &format!("{base}/dose-orders/check"),
+            &json!({"vial_lot": "KX2291", "vial_expires": "2030-01-31"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["dose_order"]["checked_by"], "nina.nurse");
+
+    // The timeline: start at the ordered rate; a faster rate is refused.
+    let (s, e) = nurse
+        .post(
+            &format!("{base}/administration-events"),
+            &json!({"kind": "start", "at": rfc(90), "rate_ml_h": 900.0}),
+        )
+        .await;
+    assert_eq!((s, fields(&e)), (422, vec!["rate_ml_h".to_string()]), "{e}");
+    let (s, v) = nurse
+        .post(
+            &format!("{base}/administration-events"),
+            &json!({"kind": "start", "at": rfc(90)}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["phase"], "dosing");
+    let (s, e) = nurse
+        .post(&format!("{base}/checklist"), &json!({"no_alcohol": true}))
+        .await;
+    assert_eq!(s, 409, "the checklist closes when the dose starts: {e}");
+
+    // A reading out of range raises an alert; it stays until answered with a response.
+    let (s, v) = monitor
+        .post(
+            &format!("{base}/observations"),
+            &json!({"sbp": 186, "dbp": 112, "hr": 96, "spo2": 97, "taken_at": rfc(80)}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let alerts = v["alerts"].as_array().unwrap().clone();
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert!(alerts
+        .iter()
+        .all(|a| a["severity"] == "pause" && a["ack_at"].is_null()));
+    let aid = alerts[0]["id"].as_str().unwrap();
+    let (s, e) = nurse
+        .post(&format!("{base}/alerts/{aid}/acknowledge"), &json!({}))
+        .await;
+    assert_eq!((s, fields(&e)), (422, vec!["response".to_string()]), "{e}");
+    let (s, _) = desk
+        .post(
+            &format!("{base}/alerts/{aid}/acknowledge"),
+            &json!({"response": "pause"}),
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, v) = nurse
+        .post(
+            &format!("{base}/alerts/{aid}/acknowledge"),
+            &json!({"response": "pause", "note": "labetalol ordered"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, _) = nurse
+        .post(
+            &format!("{base}/alerts/{aid}/acknowledge"),
+            &json!({"response": "pause"}),
+        )
+        .await;
+    assert_eq!(s, 409, "once only");
+    let (s, e) = nurse
+        .post(
+            &format!("{base}/administration-events"),
+            &json!({"kind": "pause", "at": rfc(79)}),
+        )
+        .await;
+    assert_eq!((s, fields(&e)), (422, vec!["reason".to_string()]), "{e}");
+    let (s, _) = nurse
+        .post(
+            &format!("{base}/administration-events"),
+            &json!({"kind": "pause", "at": rfc(79), "reason": "SBP 186"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = nurse
+        .post(
+            &format!("{base}/medications"),
+            &json!({"name": "labetalol", "dose": "5 mg", "route": "IV", "reason": "SBP 186/112"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, e) = nurse
+        .post(
+            &format!("{base}/medications"),
+            &json!({"name": "ketamine", "dose": "10 mg", "route": "IV", "reason": "top up"}),
+        )
+        .await;
+    assert_eq!((s, fields(&e)), (422, vec!["name".to_string()]), "{e}");
+    let (s, _) = nurse
+        .post(
+            &format!("{base}/administration-events"),
+            &json!({"kind": "resume", "at": rfc(75)}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, e) = nurse
+        .post(
+            &format!("{base}/administration-events"),
+            &json!({"kind": "resume", "at": rfc(74)}),
+        )
+        .await;
+    assert_eq!(
+        (s, fields(&e)),
+        (422, vec!["kind".to_string()]),
+        "already running: {e}"
+    );
+    let (s, e) = nurse
+        .post(
+            &format!("{base}/administration-events"),
+            &json!({"kind": "stop", "at": rfc(95)}),
+        )
+        .await;
+    assert_eq!(
+        (s, fields(&e)),
+        (422, vec!["at".to_string()]),
+        "back in time: {e}"
+    );
+    let (s, v) = nurse
+        .post(
+            &format!("{base}/administration-events"),
+            &json!({"kind": "stop", "at": rfc(44)}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        v["delivered_mg"].as_f64(),
+        Some(35.0),
+        "the pump ran 42 of 46 minutes at the ordered rate: {}",
+        v["delivered_mg"]
+    );
+    let (s, _) = nurse
+        .post(&format!("{base}/adverse-events"), &json!({"kind": "hypertension", "severity": "moderate", "serious": false, "description": "SBP 186/112 at 10 min", "action": "paused, labetalol 5 mg", "outcome": "resolved in 5 min"}))
+        .await;
+    assert_eq!(s, 201);
+    let (s, e) = nurse
+        .post(&format!("{base}/adverse-events"), &json!({"kind": "gremlins", "severity": "mild", "serious": false, "description": "", "action": "", "outcome": "x"}))
+        .await;
+    assert_eq!(
+        (s, fields(&e)),
+        (422, vec!["kind".to_string(), "action".to_string()]),
+        "{e}"
+    );
+
+    // Discharge waits for the second alert, the Aldrete and its minimum.
+    let (s, e) = nurse.post(&format!("{base}/discharge"), &json!({})).await;
+    assert_eq!(s, 409, "{e}");
+    let d = e["detail"].as_str().unwrap();
+    assert!(d.contains("Aldrete") && d.contains("open alert"), "{d}");
+    let aid2 = alerts[1]["id"].as_str().unwrap();
+    let (s, _) = nurse
+        .post(
+            &format!("{base}/alerts/{aid2}/acknowledge"),
+            &json!({"response": "observe"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, e) = nurse.post(&format!("{base}/recovery"), &json!({"activity": 2, "respiration": 2, "circulation": 2, "consciousness": 3, "spo2": 2})).await;
+    assert_eq!(
+        (s, fields(&e)),
+        (422, vec!["consciousness".to_string()]),
+        "{e}"
+    );
+    let (s, _) = nurse.post(&format!("{base}/recovery"), &json!({"activity": 2, "respiration": 2, "circulation": 1, "consciousness": 1, "spo2": 2})).await;
+    assert_eq!(s, 201);
+    let (s, e) = nurse.post(&format!("{base}/discharge"), &json!({})).await;
+    assert_eq!(s, 409);
+    assert!(
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Aldrete 8 is below 9"),
+        "{e}"
+    );
+    let (s, v) = nurse.post(&format!("{base}/recovery"), &json!({"activity": 2, "respiration": 2, "circulation": 2, "consciousness": 2, "spo2": 2})).await;
+    assert_eq!(s, 201);
+    assert_eq!(
+        v["phase"], "ready_for_discharge",
+        "{}",
+        v["discharge_blockers"]
+    );
+    let (s, v) = nurse
+        .post(
+            &format!("{base}/discharge"),
+            &json!({"note": "Left with Sam, instructions given"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["phase"], "discharged");
+    let (s, _) = nurse
+        .post(&format!("{base}/observations"), &json!({"hr": 70}))
+        .await;
+    assert_eq!(s, 409, "the visit is closed");
+
+    // The note: signed by the prescriber, never changed, addenda only.
+    let (s, _) = nurse.post(&format!("{base}/note"), &json!({})).await;
+    assert_eq!(s, 403);
+    let (s, v) = prescriber.post(&format!("{base}/note"), &json!({})).await;
+    assert_eq!(s, 201, "{v}");
+    let body = v["note"]["body"].as_str().unwrap().to_string();
+    for want in [
+        "0.5 mg/kg x 70 kg = 35 mg",
+        "Checked by nina.nurse; vial lot KX2291",
+        "SBP 186 above 180",
+        "response pause by nina.nurse",
+        "labetalol 5 mg",
+        "Modified Aldrete 10",
+        "Escort: Sam Rowe",
+        "Delivered: 35 mg of 35 mg",
+    ] {
+        assert!(body.contains(want), "{want} missing from:\n{body}");
+    }
+    let (s, _) = prescriber.post(&format!("{base}/note"), &json!({})).await;
+    assert_eq!(s, 409, "signed once");
+    let tampered = store::on_pool!(app.store.raw_pool(), p => {
+        sqlx::query("UPDATE session_notes SET body = 'nothing happened' WHERE encounter_id = $1").bind(&eid).execute(p).await.is_err()
+    });
+    assert!(tampered, "the database refuses to change a signed note");
+    let deleted = store::on_pool!(app.store.raw_pool(), p => {
+        sqlx::query("DELETE FROM session_notes WHERE encounter_id = $1").bind(&eid).execute(p).await.is_err()
+    });
+    assert!(deleted, "nor delete it");
+    let (s, v) = nurse
+        .post(
+            &format!("{base}/note/addenda"),
+            &json!({"text": "Patient called at 18:00: feeling well."}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["addenda"].as_array().unwrap().len(), 1);
+    assert_eq!(v["note"]["body"].as_str().unwrap(), body);
+    let r = reqwest::Client::new()
+        .get(app.url(&format!("{base}/note.pdf")))
+        .bearer_auth(&prescriber.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap().starts_with(b"%PDF"));
+
+    // Outsiders: another clinic's nurse sees nothing; every step was audited.
+    let (s, _) = api(app, "nate.nurse").await.get(&base).await;
+    assert_eq!(s, 404);
+    let (s, _) = desk.get(&base).await;
+    assert_eq!(s, 403);
+    for action in [
+        "encounter.open",
+        "checklist.record",
+        "dose.order",
+        "dose.check",
+        "dose.administer",
+        "observation.record",
+        "alert.acknowledge",
+        "encounter.discharge",
+        "note.sign",
+        "note.addendum",
+        "note.export",
+    ] {
+        assert!(
+            app.store.count_audit(action).await.unwrap() > 0,
+            "{action} not audited"
+        );
+    }
+}
+
+both!(a_full_iv_session);
+
+/// Monitor batches: bad readings are named one by one, good ones stored
+/// once however often they are sent, and each reaches the floor's event
+/// stream within a second.
+async fn monitors_stream_to_the_floor(app: &TestApp) {
+    let pid = ready_patient(app, "Mara").await;
+    let nurse = api(app, "nina.nurse").await;
+    let chair2 = chair(app, "Chair 2").await;
+    let (s, v) = nurse
+        .post(
+            "/api/v1/encounters",
+            &json!({"patient_id": pid, "chair_id": chair2}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let eid = v["encounter"]["id"].as_str().unwrap().to_string();
+    let device = Api {
+        app,
+        c: reqwest::Client::new(),
+        token: app.device_token(app.glendale, "gateway").await,
+    };
+    let other = Api {
+        app,
+        c: reqwest::Client::new(),
+        token: app.device_token(app.denver, "elsewhere").await,
+    };
+
+    // A device may not read the chart or act as staff.
+    let (s, _) = device.get(&format!("/api/v1/encounters/{eid}")).await;
+    assert_eq!(s, 403);
+    let (s, _) = nurse
+        .post("/api/v1/observations", &json!({"readings": []}))
+        .await;
+    assert_eq!(s, 403);
+    let (s, e) = device
+        .post("/api/v1/observations", &json!({"readings": []}))
+        .await;
+    assert_eq!(s, 400, "{e}");
+    let (s, e) = device
+        .post("/api/v1/observations", &json!({"readings": "all of them"}))
+        .await;
+    assert_eq!(s, 400, "{e}");
+
+    // The stream, opened by a staff session on the API.
+    let stream_url = app.url(&format!("/api/v1/clinics/{}/floor/events", app.glendale));
+    let mut sse = reqwest::Client::new()
+        .get(&stream_url)
+        .bearer_auth(&nurse.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), 200);
+    assert!(sse.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+
+    let r = |id: &str, chair: &str, at: String, v: Value| {
+        let mut o = json!({"reading_id": id, "chair_id": chair, "taken_at": at});
+        o.as_object_mut()
+            .unwrap()
+            .extend(v.as_object().unwrap().clone());
+        o
+    };
+    let batch = json!({"readings": [
+        r("r1", &chair2, rfc(0), json!({"hr": 74, "spo2": 98})),
+        r("r2", &chair2, rfc(0), json!({"sbp": 400, "dbp": 80})),
+        r("r3", &chair2, rfc(-30), json!({"hr": 70})),
+        r("r4", &chair(app, "Chair 4").await, rfc(0), json!({"hr": 70})),
+        r("r1", &chair2, rfc(0), json!({"hr": 74, "spo2": 98})),
+        {"reading_id": "r6", "chair_id": chair2, "taken_at": "yesterday", "hr": 70},
+        {"reading_id": "r7", "chair_id": chair2, "taken_at": rfc(0), "hr": "fast"},
+        r("r8", &chair2, rfc(0), json!({"spo2": 97, "rr": 15})),
+    ]});
+    let sent = Instant::now();
+    let (s, out) = device.post("/api/v1/observations", &batch).await;
+    assert_eq!(s, 200, "{out}");
+    assert_eq!(
+        (out["stored"].as_u64(), out["duplicates"].as_u64()),
+        (Some(2), Some(1)),
+        "{out}"
+    );
+    let rejected: Vec<(u64, String)> = out["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["index"].as_u64().unwrap(),
+                x["errors"][0]["field"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            (1, "sbp".into()),
+            (2, "taken_at".into()),
+            (3, "chair_id".into()),
+            (5, "taken_at".into()),
+            (6, "hr".into())
+        ],
+        "{out}"
+    );
+    // The event arrives within a second of the post.
+    let got = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut buf = String::new();
+        while let Some(chunk) = sse.chunk().await.unwrap() {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            if buf.contains(&eid) {
+                return buf;
+            }
+        }
+        buf
+    })
+    .await
+    .expect("no floor event within a second");
+    assert!(
+        got.contains("event: floor") && got.contains("\"reading\""),
+        "{got}"
+    );
+    assert!(sent.elapsed() < Duration::from_secs(1));
+    // The event names the visit and the kind, never the patient.
+    assert!(!got.contains("Mara"));
+
+    // Sent again: nothing stored twice.
+    let (s, out) = device.post("/api/v1/observations", &batch).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (out["stored"].as_u64(), out["duplicates"].as_u64()),
+        (Some(0), Some(3)),
+        "{out}"
+    );
+    assert_eq!(count(app, "observations", &eid).await, 2);
+    // Another clinic's device cannot write to this chair.
+    let (s, out) = other
+        .post(
+            "/api/v1/observations",
+            &json!({"readings": [r("x1", &chair2, rfc(0), json!({"hr": 70}))]}),
+        )
+        .await;
+    assert_eq!(
+        (s, fields(&out)),
+        (422, vec!["readings[0].chair_id".to_string()]),
+        "{out}"
+    );
+    assert_eq!(count(app, "observations", &eid).await, 2);
+
+    // After the dose starts, a device reading out of range raises an alert on the stream.
+    let prescriber = api(app, "paul.prescriber").await;
+    let base = format!("/api/v1/encounters/{eid}");
+    let (s, v) = nurse
+        .post(&format!("{base}/checklist"), &json!({
+            "identity_confirmed": true, "weight_kg": 82.0, "pregnancy": "not_applicable", "fasting_confirmed": true,
+            "escort_name": "Jo", "escort_phone": "602 555 0111", "no_alcohol": true, "medications_reviewed": true, "suicide_risk": "positive"
+        }))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        v["ready_to_dose"], false,
+        "a positive screen holds the dose"
+    );
+    let (s, _) = nurse
+        .post(
+            &format!("{base}/observations"),
+            &json!({"sbp": 164, "dbp": 96}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (_, v) = nurse.get(&base).await;
+    let left: Vec<String> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["state"] != "done" && i["state"] != "overridden")
+        .map(|i| i["key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left, ["vitals", "suicide_risk"]);
+    let (s, v) = prescriber
+        .post(&format!("{base}/checklist"), &json!({"vitals_override_reason": "Rechecked seated: 154/94; known white-coat rise", "suicide_risk_override_reason": "Passive thoughts only, no plan; safety plan reviewed"}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["ready_to_dose"], true, "{}", v["items"]);
+    let (s, _) = prescriber
+        .post(&format!("{base}/dose-orders"), &json!({"dose": 0.4}))
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = nurse
+        .post(
+            &format!("{base}/dose-orders/check"),
+            &json!({"vial_lot": "L1", "vial_expires": "2031-05-01"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = nurse
+        .post(
+            &format!("{base}/administration-events"),
+            &json!({"kind": "start"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, out) = device
+        .post(
+            "/api/v1/observations",
+            &json!({"readings": [r("a1", &chair2, rfc(0), json!({"spo2": 88, "moaas": 1}))]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{out}");
+    assert_eq!(out["alerts"].as_u64(), Some(2));
+    let got = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut buf = String::new();
+        while let Some(chunk) = sse.chunk().await.unwrap() {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            if buf.contains("\"alert\"") {
+                return buf;
+            }
+        }
+        buf
+    })
+    .await
+    .expect("no alert event within a second");
+    assert!(got.contains(&eid));
+    // A stop alert is not closed by watching.
+    let (_, v) = nurse.get(&format!("{base}/alerts")).await;
+    let stop = v["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["severity"] == "stop")
+        .unwrap()
+        .clone();
+    let (s, e) = nurse
+        .post(
+            &format!("{base}/alerts/{}/acknowledge", stop["id"].as_str().unwrap()),
+            &json!({"response": "observe"}),
+        )
+        .await;
+    assert_eq!((s, fields(&e)), (422, vec!["response".to_string()]), "{e}");
+    // The board shows the chair dosing with its alerts.
+    let (s, f) = nurse
+        .get(&format!("/api/v1/clinics/{}/floor", app.glendale))
+        .await;
+    assert_eq!(s, 200);
+    let card = f["chairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["encounter_id"] == eid.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(card["phase"], "dosing");
+    assert_eq!(card["initials"], "MR");
+    assert_eq!(card["open_alerts"].as_array().unwrap().len(), 2);
+}
+
+both!(monitors_stream_to_the_floor);
