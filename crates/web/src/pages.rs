@@ -38,6 +38,7 @@ mod measures;
 mod pretreatment;
 mod schedule;
 mod schedule_admin;
+mod treatment;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -80,6 +81,7 @@ pub fn routes() -> Router<AppState> {
         .merge(front::routes())
         .merge(measures::routes())
         .merge(pretreatment::routes())
+        .merge(treatment::routes())
 }
 
 fn render<T: Template>(t: &T) -> PageResult {

@@ -53,6 +53,13 @@ impl Layout {
                 active: active == "tasks",
             });
         }
+        if any(Permission::EncounterRead) {
+            nav.push(NavItem {
+                href: "/floor",
+                label: "Floor",
+                active: active == "floor",
+            });
+        }
         if any(Permission::ScheduleRead) {
             nav.push(NavItem {
                 href: "/schedule",

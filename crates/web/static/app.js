@@ -6,3 +6,63 @@ document.addEventListener("submit", function (ev) {
     ev.preventDefault();
   }
 });
+
+// The floor board and the chair view stay live over server-sent events:
+// the board reloads its cards on any change, the chair view reloads itself
+// when its own visit changes (unless a form is being filled in). An alert
+// also sounds a short tone and marks the tab's title.
+(function () {
+  function tone() {
+    try {
+      var C = window.AudioContext || window.webkitAudioContext;
+      var ctx = new C();
+      var o = ctx.createOscillator();
+      var g = ctx.createGain();
+      o.frequency.value = 880;
+      g.gain.value = 0.15;
+      o.connect(g);
+      g.connect(ctx.destination);
+      o.start();
+      o.stop(ctx.currentTime + 0.35);
+    } catch (e) { /* no audio: the board still shows it */ }
+  }
+  function listen(url, onEvent) {
+    var state = document.getElementById("live-state");
+    var es = new EventSource(url);
+    es.addEventListener("floor", function (m) {
+      var d = {};
+      try { d = JSON.parse(m.data); } catch (e) { return; }
+      if (d.kind === "alert") {
+        tone();
+        if (document.title.indexOf("(!) ") !== 0) document.title = "(!) " + document.title;
+      }
+      onEvent(d);
+    });
+    es.onerror = function () { if (state) { state.textContent = "Reconnecting…"; state.className = "small live-state off"; } };
+    es.onopen = function () { if (state) { state.textContent = "Live"; state.className = "small live-state"; } };
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var board = document.querySelector("[data-floor-events]");
+    if (board) {
+      var partial = board.getAttribute("data-floor-partial");
+      var reload = function () {
+        fetch(partial, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.text() : null; })
+          .then(function (html) { if (html) board.innerHTML = html; });
+      };
+      listen(board.getAttribute("data-floor-events"), reload);
+      // Timers and due readings move on without events.
+      setInterval(reload, 30000);
+    }
+    var chair = document.querySelector("[data-chair-events]");
+    if (chair) {
+      var id = chair.getAttribute("data-chair-events");
+      listen("/api/v1/clinics/" + chair.getAttribute("data-clinic") + "/floor/events", function (d) {
+        if (d.encounter !== id) return;
+        var busy = Array.prototype.some.call(document.querySelectorAll("main input:not([type=hidden]), main textarea"), function (el) {
+          return el.type !== "checkbox" && el.type !== "radio" && el.value !== "" && el.defaultValue !== el.value;
+        });
+        if (!busy) window.location.reload();
+      });
+    }
+  });
+})();

@@ -889,6 +889,61 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
     assert_eq!(card["phase"], "dosing");
     assert_eq!(card["initials"], "MR");
     assert_eq!(card["open_alerts"].as_array().unwrap().len(), 2);
+
+    // The pages: the board shows the chair; the chair view answers the alert.
+    let web = app.login("nina.nurse").await;
+    let r = web.get("/floor").await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("Chair 2") && html.contains("Dosing") && html.contains("MR"),
+        "{html}"
+    );
+    let r = web
+        .get(&format!("/floor?clinic={}&partial=1", app.glendale))
+        .await;
+    let part = r.text().await.unwrap();
+    assert!(
+        part.starts_with("<div class=\"floor\"") && part.contains("SpO2 88 % below 92 %"),
+        "{part}"
+    );
+    let r = web.get(&format!("/encounters/{eid}")).await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("MOAA/S 1: at or below 1, stop and escalate") && html.contains("Acknowledge"),
+        "{html}"
+    );
+    let r = web
+        .post_form(
+            &format!("/encounters/{eid}/ack"),
+            &[("alert_id", stop["id"].as_str().unwrap()), ("response", "")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("record the response taken"));
+    let r = web
+        .post_form(
+            &format!("/encounters/{eid}/ack"),
+            &[
+                ("alert_id", stop["id"].as_str().unwrap()),
+                ("response", "stop"),
+                ("note", "airway support, MOAA/S 3 after 2 min"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Alert acknowledged."));
+    let r = web
+        .post_form(&format!("/encounters/{eid}/reading"), &[("sbp", "abc")])
+        .await;
+    assert!(r.text().await.unwrap().contains("is not a number"));
+    let r = web.get("/encounters/not-an-id").await;
+    assert_eq!(r.status(), 404);
 }
 
 both!(monitors_stream_to_the_floor);
