@@ -198,6 +198,26 @@ pub struct AdverseEventRow {
     pub recorded_at: i64,
 }
 
+impl AdverseEventRow {
+    /// "Raised blood pressure (moderate): ... Action: ... Outcome: ...", for the note and the chair view.
+    pub fn line(&self) -> String {
+        let label = domain::treatment::ADVERSE_EVENTS
+            .iter()
+            .find(|x| x.0 == self.kind)
+            .map(|x| x.1)
+            .unwrap_or("Other");
+        format!(
+            "{label} ({}{}): {} Action: {}. Outcome: {}.{}",
+            self.severity,
+            if self.serious { ", serious" } else { "" },
+            self.description,
+            self.action,
+            self.outcome,
+            if self.follow_up { " Follow up." } else { "" }
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
 pub struct RecoveryScore {
     pub aldrete: String,
@@ -455,6 +475,16 @@ impl Store {
             let admin: Vec<(String, i64, String, Option<f64>)> = q.fetch_all(p).await?;
             (obs, alerts, admin)
         }))
+    }
+
+    /// Whether the dose has started (any administration event), without
+    /// reading the whole record: the reading paths ask this per reading.
+    pub async fn dose_started(&self, encounter: &str) -> Result<bool> {
+        let (n,): (i64,) = on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT COUNT(*) FROM administration_events WHERE encounter_id = $1")
+                .bind(encounter).fetch_one(p).await?
+        });
+        Ok(n > 0)
     }
 
     /// The baseline of an encounter: the last reading before the dose

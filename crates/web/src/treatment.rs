@@ -912,12 +912,7 @@ pub async fn record_reading(
     };
     check_time(taken_at, now, e.opened_at).map_err(|m| invalid("taken_at", m))?;
     let p = protocol_of(state, &e)?;
-    let started = !state
-        .store
-        .record(&e.id)
-        .await?
-        .map(|r| r.admin.is_empty())
-        .unwrap_or(true);
+    let started = state.store.dose_started(&e.id).await?;
     let baseline = state.store.baseline(&e.id).await?;
     let oid = store::treatment::new_id();
     let alerts = alerts_for(&p, started, baseline.as_ref(), &input.values);
@@ -1095,17 +1090,16 @@ pub async fn ingest(
         if !clinics.iter().any(|k| &k.to_string() == clinic) {
             continue;
         }
-        let Some(rec) = state.store.record(eid).await? else {
+        // The encounter row alone: the full record grows with every reading.
+        let Some(enc) = state.store.encounter(eid).await? else {
             continue;
         };
-        let Ok(p) = protocol_of(state, &rec.encounter) else {
+        let Ok(p) = protocol_of(state, &enc) else {
             continue;
         };
+        let started = state.store.dose_started(eid).await?;
         let baseline = state.store.baseline(eid).await?;
-        context.insert(
-            chair.clone(),
-            (rec.encounter.clone(), p, !rec.admin.is_empty(), baseline),
-        );
+        context.insert(chair.clone(), (enc, p, started, baseline));
     }
     let mut obs = Vec::with_capacity(parsed.len());
     let mut touched: std::collections::BTreeMap<String, (Encounter, usize)> = Default::default();
@@ -1531,20 +1525,7 @@ pub fn note_text(v: &Visit, zone: &str) -> String {
     if !r.adverse_events.is_empty() {
         s += "\nAdverse events\n";
         for a in &r.adverse_events {
-            s += &format!(
-                "- {} ({}{}): {} Action: {}. Outcome: {}.{}\n",
-                tx::ADVERSE_EVENTS
-                    .iter()
-                    .find(|x| x.0 == a.kind)
-                    .map(|x| x.1)
-                    .unwrap_or("Other"),
-                a.severity,
-                if a.serious { ", serious" } else { "" },
-                a.description,
-                a.action,
-                a.outcome,
-                if a.follow_up { " Follow up." } else { "" }
-            );
+            s += &format!("- {}\n", a.line());
         }
     }
     s += "\nRecovery and discharge\n";

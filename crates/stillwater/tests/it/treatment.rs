@@ -615,6 +615,24 @@ async fn a_full_iv_session(app: &TestApp) {
     assert_eq!(s, 404);
     let (s, _) = desk.get(&base).await;
     assert_eq!(s, 403);
+    // The auditor reads the visit but records nothing in it.
+    let auditor = api(app, "audrey.auditor").await;
+    let (s, _) = auditor.get(&base).await;
+    assert_eq!(s, 200);
+    let (s, _) = auditor
+        .post(
+            &format!("{base}/note/addenda"),
+            &json!({"text": "looks fine"}),
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, _) = auditor
+        .post(
+            "/api/v1/encounters",
+            &json!({"patient_id": pid, "chair_id": chair1}),
+        )
+        .await;
+    assert_eq!(s, 403);
     for action in [
         "encounter.open",
         "checklist.record",

@@ -528,19 +528,7 @@ async fn chair_view(
             .iter()
             .map(|a| Row {
                 when: when(a.recorded_at),
-                what: format!(
-                    "{} ({}{}): {} Action: {}. Outcome: {}.",
-                    tx::ADVERSE_EVENTS
-                        .iter()
-                        .find(|x| x.0 == a.kind)
-                        .map(|x| x.1)
-                        .unwrap_or("Other"),
-                    a.severity,
-                    if a.serious { ", serious" } else { "" },
-                    a.description,
-                    a.action,
-                    a.outcome
-                ),
+                what: a.line(),
                 who: a.recorded_by.clone(),
             })
             .collect(),
