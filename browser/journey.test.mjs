@@ -354,3 +354,156 @@ test("before the first dose: assessment, eligibility, consent signed on a tablet
   assert.deepEqual(doc.errors, []);
   await doc.context.close();
 });
+
+// A time some minutes ago as a datetime-local value in Glendale's zone.
+const glendale = (minutesAgo) =>
+  new Date(Date.now() - minutesAgo * 60000)
+    .toLocaleString("sv-SE", { timeZone: "America/Phoenix", hour12: false })
+    .slice(0, 16).replace(" ", "T");
+
+test("treatment day on a tablet: a full IV session with an alert answered, from check-in to discharge", async () => {
+  const tablet = await browser.newContext({ viewport: { width: 1180, height: 820 }, hasTouch: true });
+  const page = await tablet.newPage();
+  const errors = [];
+  page.on("console", (m) => { if (m.type() === "error" && !m.text().includes("status of 422") && !m.text().includes("status of 409")) errors.push(m.text()); });
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(`${BASE}/login`);
+  await page.getByLabel("Username").fill("nina.nurse");
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(`${BASE}/`);
+
+  // The demo's floor: a chair in every phase, the running infusion alerting.
+  await page.getByRole("link", { name: "Floor", exact: true }).click();
+  for (const phase of ["Pre-dose", "Dosing", "Recovery", "Ready for discharge", "Discharged"]) {
+    await page.locator(".chair-phase", { hasText: phase }).first().waitFor();
+  }
+  assert.ok(await page.locator("a.chair.alerting .chair-alert").first().isVisible());
+  await shot(page, "40-floor-tablet");
+
+  // The patient ready for discharge goes home, which frees Chair 2.
+  await page.locator("a.chair.fl-ready").first().click();
+  await page.getByLabel("Discharge note").fill("Steady on standing; left with escort.");
+  await page.getByRole("button", { name: "Discharge", exact: true }).click();
+  await page.locator(".chair-top .pill.phase", { hasText: "Discharged" }).waitFor();
+
+  // Idris, ready with a plan, is checked in from the chart (arrived 100 minutes ago).
+  await page.goto(`${BASE}/patients`);
+  await page.getByLabel("Find a patient").pressSequentially("idris", { delay: 20 });
+  await page.getByRole("link", { name: /Idris/ }).first().click();
+  await page.getByRole("heading", { name: "Treatment sessions" }).waitFor();
+  await page.getByLabel(/Check in now, without a booking/).selectOption({ label: "Chair 2" });
+  await page.getByText("Arrived earlier?").click();
+  await page.getByLabel("Arrived at").fill(glendale(100));
+  await page.getByRole("button", { name: "Check in", exact: true }).click();
+  await page.waitForURL(/\/encounters\/[0-9a-f-]{36}$/);
+  const visit = page.url();
+  await page.locator(".chair-top .pill.phase", { hasText: "Pre-dose" }).waitFor();
+
+  // The checklist, with a weight typed wrong first: the error names the field.
+  await page.getByLabel("Weight today (kg)").fill("7");
+  await page.getByRole("button", { name: "Save checklist" }).click();
+  await page.getByRole("alert").filter({ hasText: /weight/i }).first().waitFor();
+  await page.getByLabel(/Identity confirmed/).check();
+  await page.getByLabel("Weight today (kg)").fill("72.4");
+  await page.getByLabel("Pregnancy status").selectOption("not_applicable");
+  await page.getByLabel(/Fasting confirmed/).check();
+  await page.getByLabel("Escort name").fill("Mara Haddad");
+  await page.getByLabel("Escort phone").fill("602-555-0142");
+  await page.getByLabel(/No alcohol/).check();
+  await page.getByLabel(/Medicines reviewed/).check();
+  await page.getByLabel(/Medicine changes/).fill("none");
+  await page.getByLabel("Suicide-risk screen").selectOption("negative");
+  await page.getByRole("button", { name: "Save checklist" }).click();
+  await page.getByText("Checklist saved.").waitFor();
+
+  // Baseline vitals, taken on arrival.
+  const reading = async (v, minutesAgo) => {
+    for (const [k, x] of Object.entries(v)) await page.locator(`.reading-form input[name=${k}]`).fill(String(x));
+    await page.locator(".reading-form summary").click();
+    await page.getByLabel("Taken at").fill(glendale(minutesAgo));
+    await page.getByRole("button", { name: "Record reading" }).click();
+    await page.getByText("Reading recorded.").waitFor();
+  };
+  await reading({ sbp: 124, dbp: 78, hr: 70, spo2: 98, rr: 14 }, 95);
+  assert.ok(await page.locator(".checklist li.it-done", { hasText: "Pre-dose vitals within limits" }).isVisible());
+  await shot(page, "41-chair-checklist");
+
+  // The prescriber orders on their own device; the nurse does the second check.
+  const doc = await signIn("paul.prescriber");
+  await doc.page.goto(visit);
+  await doc.page.getByLabel(/Dose \(/).fill("0.5");
+  await doc.page.getByRole("button", { name: "Order", exact: true }).click();
+  await doc.page.getByText("Dose ordered.").waitFor();
+  assert.ok(await doc.page.getByText(/0\.5 mg\/kg x 72\.4 kg = 36 mg/).isVisible());
+  await page.reload();
+  await page.getByLabel("Vial lot").fill("KT24310");
+  await page.getByLabel("Expires").fill("2027-09-30");
+  await page.getByRole("button", { name: "Second check done" }).click();
+  await page.getByText("Dose checked.").waitFor();
+
+  // Start 80 minutes ago; a reading out of range raises an alert.
+  const timeline = async (kind, minutesAgo, reason) => {
+    await page.locator("form[action$='/admin'] summary").click();
+    await page.getByLabel("At", { exact: true }).fill(glendale(minutesAgo));
+    if (reason) await page.getByLabel("Reason", { exact: true }).first().fill(reason);
+    await page.getByRole("button", { name: kind, exact: true }).click();
+    await page.getByText("Timeline updated.").waitFor();
+  };
+  await timeline("Start", 80);
+  await page.locator(".chair-top .pill.phase", { hasText: "Dosing" }).waitFor();
+  await reading({ sbp: 132, dbp: 82, hr: 76, spo2: 98, rr: 14 }, 70);
+  await page.locator("form.moaas").getByRole("button", { name: "4", exact: true }).click();
+  await page.getByText("Reading recorded.").waitFor();
+  await reading({ sbp: 188, dbp: 104, hr: 88, spo2: 97, rr: 15 }, 62);
+  const alert = page.locator("section.alert-card");
+  await alert.waitFor();
+  assert.match(await alert.innerText(), /SBP 188 above 180/);
+  await shot(page, "42-chair-alert");
+  // Acknowledging without a response is refused.
+  await alert.getByRole("button", { name: "Acknowledge" }).click();
+  await page.getByRole("alert").filter({ hasText: /response/i }).first().waitFor();
+  await page.locator("section.alert-card select").selectOption("pause");
+  await page.locator("section.alert-card input[name=note]").fill("Paused; BP 150/90 after 5 minutes");
+  await page.locator("section.alert-card").getByRole("button", { name: "Acknowledge" }).click();
+  await page.getByText("Alert acknowledged.").waitFor();
+  assert.equal(await page.locator("section.alert-card").count(), 0);
+  await timeline("Pause", 61, "SBP 188");
+  await timeline("Resume", 56, "BP 150/90");
+  await reading({ sbp: 142, dbp: 88, hr: 78, spo2: 98, rr: 14 }, 50);
+  await timeline("Stop", 38, "Infusion complete");
+  await page.locator(".chair-top .pill.phase", { hasText: "Recovery" }).waitFor();
+
+  // Recovery: readings, Aldrete, discharge, and the signed note.
+  await reading({ sbp: 126, dbp: 80, hr: 72, spo2: 98, rr: 14 }, 20);
+  await page.getByRole("button", { name: "Score recovery" }).click();
+  await page.getByText(/Aldrete 10/).first().waitFor();
+  await page.getByLabel("Discharge note").fill("Alert, steady on standing, left with Mara.");
+  await shot(page, "43-chair-recovery");
+  await page.getByRole("button", { name: "Discharge", exact: true }).click();
+  await page.locator(".chair-top .pill.phase", { hasText: "Discharged" }).waitFor();
+  await doc.page.goto(visit);
+  await doc.page.getByRole("button", { name: "Sign the note" }).click();
+  await doc.page.locator("pre.note").waitFor();
+  assert.match(await doc.page.locator("pre.note").innerText(), /SBP 188 above 180/);
+  await shot(doc.page, "44-session-note");
+
+  // Back on the floor: Chair 2 shows the visit as discharged.
+  await page.goto(`${BASE}/floor`);
+  await page.locator("a.chair.fl-discharged", { hasText: "Chair 2" }).first().waitFor();
+  await shot(page, "45-floor-after");
+  const wall = await browser.newContext({ viewport: { width: 1600, height: 900 } });
+  const w = await wall.newPage();
+  await w.goto(`${BASE}/login`);
+  await w.getByLabel("Username").fill("mona.monitor");
+  await w.getByLabel("Password").fill(PASSWORD);
+  await w.getByRole("button", { name: "Sign in" }).click();
+  await w.waitForURL(`${BASE}/`);
+  await w.goto(`${BASE}/floor`);
+  await shot(w, "46-floor-wall-screen");
+  await wall.close();
+  assert.deepEqual(errors, []);
+  assert.deepEqual(doc.errors, []);
+  await doc.context.close();
+  await tablet.close();
+});

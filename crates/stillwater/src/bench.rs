@@ -41,7 +41,8 @@ pub struct BenchArgs {
     /// Skip the start-up and idle-memory measurement of the real binary.
     #[arg(long)]
     pub no_startup: bool,
-    /// Run only scenarios whose name contains this text (for profiling one path).
+    /// Run only scenarios whose name contains this text (for profiling one
+    /// path), or one of the other benchmarks: `schedule`, `measures`, `ingest`.
     #[arg(long)]
     pub only: Option<String>,
 }
@@ -72,6 +73,8 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<()> {
         schedule_on(a, &url).await
     } else if a.only.as_deref() == Some("measures") {
         measures_on(a, &url).await
+    } else if a.only.as_deref() == Some("ingest") {
+        ingest_on(a, &url).await
     } else {
         bench_on(a, &url, &dir).await
     };
@@ -82,7 +85,8 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<()> {
     result
 }
 
-async fn schedule_on(a: &BenchArgs, url: &str) -> anyhow::Result<()> {
+/// Opens and migrates the benchmark's database and prints what runs on what.
+async fn open(url: &str, title: &str) -> anyhow::Result<Store> {
     let store = Store::connect(&StoreConfig {
         url: url.to_string(),
         max_connections: 16,
@@ -90,32 +94,32 @@ async fn schedule_on(a: &BenchArgs, url: &str) -> anyhow::Result<()> {
     .await?;
     store.migrate().await?;
     println!(
-        "Stillwater scheduling benchmark · {:?} · {} cores",
+        "Stillwater {title} benchmark · {:?} · {} cores",
         store.backend(),
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     );
+    Ok(store)
+}
+
+async fn schedule_on(a: &BenchArgs, url: &str) -> anyhow::Result<()> {
+    let store = open(url, "scheduling").await?;
     let r = crate::bench_schedule::run(&store, a.seconds).await;
     store.close().await;
     r
 }
 
 async fn measures_on(a: &BenchArgs, url: &str) -> anyhow::Result<()> {
-    let store = Store::connect(&StoreConfig {
-        url: url.to_string(),
-        max_connections: 16,
-    })
-    .await?;
-    store.migrate().await?;
-    println!(
-        "Stillwater front door and measures benchmark · {:?} · {} cores",
-        store.backend(),
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    );
+    let store = open(url, "front door and measures").await?;
     let r = crate::bench_measures::run(&store, a.seconds).await;
+    store.close().await;
+    r
+}
+
+async fn ingest_on(a: &BenchArgs, url: &str) -> anyhow::Result<()> {
+    let store = open(url, "monitor ingestion").await?;
+    let r = crate::bench_treatment::run(&store, a.seconds).await;
     store.close().await;
     r
 }

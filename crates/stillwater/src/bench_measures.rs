@@ -26,14 +26,14 @@ use store::Store;
 
 const WEEK: i64 = 7 * 86_400_000_000;
 
-struct Load {
-    ok: usize,
-    errors: usize,
-    statuses: Vec<u16>,
-    lat_ms: Vec<f64>,
+pub(crate) struct Load {
+    pub ok: usize,
+    pub errors: usize,
+    pub statuses: Vec<u16>,
+    pub lat_ms: Vec<f64>,
 }
 
-fn pct(v: &[f64], p: f64) -> f64 {
+pub(crate) fn pct(v: &[f64], p: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
@@ -42,7 +42,12 @@ fn pct(v: &[f64], p: f64) -> f64 {
 
 /// `clients` connections sending requests back to back for `seconds` after
 /// one second of warm-up.
-async fn drive<F>(addr: SocketAddr, clients: usize, seconds: u64, make: F) -> anyhow::Result<Load>
+pub(crate) async fn drive<F>(
+    addr: SocketAddr,
+    clients: usize,
+    seconds: u64,
+    make: F,
+) -> anyhow::Result<Load>
 where
     F: Fn(usize) -> Request<Full<Bytes>> + Send + Sync + Clone + 'static,
 {

@@ -463,3 +463,81 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
         .await?;
     Ok(())
 }
+
+/// Takes a Glendale patient through the whole pre-treatment path (assessment,
+/// eligibility signed off, IV consent, an induction plan), as the treatment
+/// day's demo patients have done.
+pub(crate) async fn make_ready(
+    store: &Store,
+    protocols: &Protocols,
+    registry: &Registry,
+    clinic: &store::org::Clinic,
+    p: &PatientRecord,
+    staff: (UserId, UserId),
+    days_ago: i64,
+) -> anyhow::Result<()> {
+    let (nina, paul) = staff;
+    let cx = Ctx {
+        store,
+        clinic,
+        nina,
+    };
+    let kp = clinical_part(&[], &[], 118 + (days_ago as u32 % 20));
+    cx.parts(
+        p,
+        Some(patient_part(&[], &[], false, vec![])),
+        Some(kp.clone()),
+    )
+    .await?;
+    let d = decide(
+        DecisionInput {
+            facts: a::facts(None, Some(&kp)),
+            decision: Suggestion::Eligible,
+            conditions: String::new(),
+            rationale: "GAD after two adequate SSRI trials and CBT; no exclusions.".into(),
+        },
+        &Policy::default(),
+    )?;
+    let e = |a: Action, kind: &str| ev(clinic.id, Some(p.id), a, kind);
+    let v = store
+        .insert_decision(
+            clinic.id,
+            p.id,
+            &d,
+            paul,
+            e(Action::EligibilityDecide, "eligibility_decision"),
+        )
+        .await?;
+    store
+        .sign_off_decision(
+            p.id,
+            v,
+            nina,
+            e(Action::EligibilitySignOff, "eligibility_decision"),
+        )
+        .await?;
+    let consent = cx.sign(p, Route::Iv, days_ago).await?;
+    let input = PlanInput {
+        protocol: "iv-infusion".into(),
+        course: CourseKind::Induction,
+        doses: None,
+        targets: vec!["gad7".into(), "phq9".into()],
+        goal: Goal::Response,
+        modality: a::Modality::Cbt,
+        notes: "Integration session within 72 hours of each infusion.".into(),
+        reason: String::new(),
+    };
+    let (plan, _) = domain::plans::check(input, protocols, registry, true)?;
+    store
+        .insert_plan(
+            clinic.id,
+            p.id,
+            &plan,
+            v,
+            &consent,
+            paul,
+            e(Action::PlanCreate, "treatment_plan"),
+        )
+        .await?;
+    Ok(())
+}

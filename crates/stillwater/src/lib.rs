@@ -4,8 +4,10 @@
 pub mod bench;
 pub mod bench_measures;
 pub mod bench_schedule;
+pub mod bench_treatment;
 pub mod config;
 pub mod demo;
 pub mod demo_measures;
 pub mod demo_pretreatment;
+pub mod demo_treatment;
 pub mod server;

@@ -326,8 +326,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 demo::load_calendar(&store).await?;
                 let instruments = cfg.instruments()?;
                 stillwater::demo_measures::load(&store, &instruments).await?;
-                stillwater::demo_pretreatment::load(&store, &cfg.protocols()?, &instruments)
-                    .await?;
+                let protocols = cfg.protocols()?;
+                stillwater::demo_pretreatment::load(&store, &protocols, &instruments).await?;
+                stillwater::demo_treatment::load(&store, &protocols, &instruments).await?;
             }
             let running = server::start(store.clone(), &cfg).await?;
             println!();

@@ -65,6 +65,9 @@ pub struct NewEncounter {
     pub protocol_version: i64,
     pub route: String,
     pub by: UserId,
+    /// When the patient was checked in (now, or a little earlier when the
+    /// nurse records it afterwards).
+    pub opened_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
@@ -321,7 +324,7 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11, $12)")
                 .bind(&e.id).bind(e.clinic.to_string()).bind(e.patient.to_string()).bind(&e.appointment_id)
                 .bind(&e.resource_id).bind(&e.plan_id).bind(e.plan_version).bind(&e.protocol_id)
-                .bind(e.protocol_version).bind(&e.route).bind(e.by.to_string()).bind(now_micros())
+                .bind(e.protocol_version).bind(&e.route).bind(e.by.to_string()).bind(e.opened_at)
                 .execute(&mut *tx).await?;
             if let Some(a) = &e.appointment_id {
                 sqlx::query("UPDATE appointments SET status = 'checked_in', updated_at = $2 WHERE id = $1 AND status = 'booked'")

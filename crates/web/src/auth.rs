@@ -70,6 +70,40 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// A staff member acting from the command line or a loader (the demo's
+    /// treatment day), with the roles they hold now. Audited like any other
+    /// caller, with `source` as the address.
+    pub async fn of_user(
+        store: &store::Store,
+        user: UserId,
+        source: &str,
+    ) -> Result<Self, WebError> {
+        let u = store.user_summary(user).await?;
+        if u.disabled {
+            return Err(WebError::Forbidden);
+        }
+        let s = SessionInfo {
+            user_id: user,
+            org_id: store.user_org(user).await?,
+            username: u.username,
+            display_name: u.display_name,
+            csrf_token: String::new(),
+            last_seen_at: now_micros(),
+            grants: u.grants,
+        };
+        Ok(Caller {
+            principal: s.principal(),
+            org_id: s.org_id,
+            user: Some(s),
+            session_hash: None,
+            meta: RequestMeta {
+                request_id: uuid::Uuid::now_v7().to_string(),
+                source_ip: Some(source.to_string()),
+                htmx: false,
+            },
+        })
+    }
+
     pub fn user_id(&self) -> Option<UserId> {
         self.user.as_ref().map(|u| u.user_id)
     }

@@ -800,6 +800,9 @@ async fn chart_common(
         } else {
             vec![]
         },
+        sessions: vec![],
+        check_in_chairs: vec![],
+        clinic_id: k.id.to_string(),
         sections: vec![
             (
                 "Personal details",
@@ -868,7 +871,51 @@ async fn chart(
     Staff(c): Staff,
     Path(id): Path<String>,
 ) -> PageResult {
-    render(&chart_common(&state, &c, &id, "overview").await?.0)
+    let (mut page, k) = chart_common(&state, &c, &id, "overview").await?;
+    if !c.may(Permission::EncounterRead, k.id) {
+        return render(&page);
+    }
+    let pid = page_id(&id)?;
+    let sessions = crate::treatment::patient_visits(&state, &c, pid).await?;
+    let open = sessions.iter().any(|e| e.status == "open");
+    page.sessions = sessions
+        .iter()
+        .map(|e| {
+            (
+                e.id.clone(),
+                format_in_zone(e.opened_at, &k.settings.time_zone),
+                e.chair.clone().unwrap_or_default(),
+                if e.status == "open" {
+                    "in the clinic"
+                } else {
+                    "discharged"
+                },
+            )
+        })
+        .collect();
+    let plan = state.store.plans(pid).await?.into_iter().next();
+    if let Some(plan) = plan.filter(|_| !open && c.may(Permission::EncounterRecord, k.id)) {
+        let chairs: Vec<_> = state
+            .store
+            .resources(k.id)
+            .await?
+            .into_iter()
+            .filter(|r| {
+                r.active
+                    && matches!(r.resource.kind, domain::scheduling::ResourceKind::Chair)
+                    && (plan.route != "iv" || r.resource.caps.iv)
+            })
+            .collect();
+        let ids: Vec<String> = chairs.iter().map(|r| r.resource.id.to_string()).collect();
+        let busy = state.store.open_encounters_in(&ids).await?;
+        for r in chairs {
+            let id = r.resource.id.to_string();
+            if !busy.iter().any(|b| b.0 == id) {
+                page.check_in_chairs.push((id, r.resource.name.clone()));
+            }
+        }
+    }
+    render(&page)
 }
 
 async fn chart_access(

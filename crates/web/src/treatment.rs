@@ -149,7 +149,13 @@ pub struct CheckIn {
     pub patient_id: String,
     pub appointment_id: Option<String>,
     pub chair_id: Option<String>,
+    /// When the patient arrived (RFC 3339), if recorded afterwards; now when
+    /// absent. At most twelve hours back, never ahead.
+    pub at: Option<String>,
 }
+
+/// How far back a check-in may be recorded after the fact.
+const LATE_ENTRY_HOURS: i64 = 12;
 
 /// Opens the visit from the patient's current plan, in a chair able to
 /// take the plan's route.
@@ -203,6 +209,23 @@ pub async fn check_in(state: &AppState, c: &Caller, input: CheckIn) -> Result<St
         appointment = Some(a.to_string());
     }
     let chair = chair.ok_or_else(|| invalid("chair_id", "choose the chair the patient sits in"))?;
+    let now = domain::time::now_micros();
+    let opened_at = match input.at.as_deref().filter(|s| !s.trim().is_empty()) {
+        None => now,
+        Some(s) => {
+            let t = parse_time("at", s)?;
+            if t > now + 60_000_000 {
+                return Err(invalid("at", "is in the future"));
+            }
+            if t < now - LATE_ENTRY_HOURS * 3_600_000_000 {
+                return Err(invalid(
+                    "at",
+                    format!("is more than {LATE_ENTRY_HOURS} hours ago"),
+                ));
+            }
+            t
+        }
+    };
     let resources = state.store.resources(p.clinic_id).await?;
     let r = resources
         .iter()
@@ -233,6 +256,7 @@ pub async fn check_in(state: &AppState, c: &Caller, input: CheckIn) -> Result<St
         protocol_version: plan.protocol_version,
         route: plan.route.clone(),
         by: c.user_id().ok_or(WebError::Forbidden)?,
+        opened_at,
     };
     let mut ev = c.patient_event(
         Action::EncounterOpen,

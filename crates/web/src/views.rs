@@ -323,6 +323,12 @@ pub struct ChartPage {
     pub visits: Vec<(String, String, String, String, &'static str)>,
     pub sections: Vec<(&'static str, Vec<InfoItem>)>,
     pub access: Vec<AccessRow>,
+    /// Treatment sessions: (encounter id, checked in, chair, status).
+    pub sessions: Vec<(String, String, String, &'static str)>,
+    /// Chairs to check the patient into without a booking; empty when the
+    /// caller may not, there is no plan, or a visit is open.
+    pub check_in_chairs: Vec<(String, String)>,
+    pub clinic_id: String,
 }
 
 pub struct ClinicListItem {

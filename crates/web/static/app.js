@@ -56,12 +56,18 @@ document.addEventListener("submit", function (ev) {
     var chair = document.querySelector("[data-chair-events]");
     if (chair) {
       var id = chair.getAttribute("data-chair-events");
+      // A form on its way answers with the fresh page itself; a reload now
+      // would cancel it.
+      var submitting = false;
+      document.addEventListener("submit", function () { submitting = true; });
       listen("/api/v1/clinics/" + chair.getAttribute("data-clinic") + "/floor/events", function (d) {
-        if (d.encounter !== id) return;
+        if (d.encounter !== id || submitting) return;
         var busy = Array.prototype.some.call(document.querySelectorAll("main input:not([type=hidden]), main textarea"), function (el) {
           return el.type !== "checkbox" && el.type !== "radio" && el.value !== "" && el.defaultValue !== el.value;
         });
-        if (!busy) window.location.reload();
+        // A fresh GET of the visit: reloading a page that answered a form
+        // would post the form again.
+        if (!busy) window.location.assign(window.location.pathname + window.location.search);
       });
     }
   });

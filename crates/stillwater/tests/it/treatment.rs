@@ -104,17 +104,6 @@ fn fields(e: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Moves a visit's check-in back in time, as if it had begun earlier today.
-async fn backdate(app: &TestApp, eid: &str, minutes: i64) {
-    let sql = format!(
-        "UPDATE encounters SET opened_at = opened_at - {} WHERE id = $1",
-        minutes * 60_000_000
-    );
-    store::on_pool!(app.store.raw_pool(), p => {
-        sqlx::query(&sql).bind(eid).execute(p).await.unwrap();
-    });
-}
-
 async fn count(app: &TestApp, table: &str, eid: &str) -> i64 {
     let sql = format!("SELECT COUNT(*) FROM {table} WHERE encounter_id = $1");
     store::on_pool!(app.store.raw_pool(), p => {
@@ -147,10 +136,21 @@ async fn a_full_iv_session(app: &TestApp) {
         )
         .await;
     assert_eq!((s, fields(&e)), (422, vec!["chair_id".to_string()]), "{e}");
+    // A check-in recorded afterwards: not in the future, not from yesterday.
+    for at in [rfc(-10), rfc(13 * 60), "at noon".to_string()] {
+        let (s, e) = nurse
+            .post(
+                "/api/v1/encounters",
+                &json!({"patient_id": pid, "chair_id": chair1, "at": at}),
+            )
+            .await;
+        assert_eq!((s, fields(&e)), (422, vec!["at".to_string()]), "{at}: {e}");
+    }
+    // The patient arrived two hours ago; the nurse records it now.
     let (s, v) = nurse
         .post(
             "/api/v1/encounters",
-            &json!({"patient_id": pid, "chair_id": chair1}),
+            &json!({"patient_id": pid, "chair_id": chair1, "at": rfc(120)}),
         )
         .await;
     assert_eq!(s, 201, "{v}");
@@ -165,7 +165,9 @@ async fn a_full_iv_session(app: &TestApp) {
         )
         .await;
     assert_eq!(s, 409, "one open visit per patient and chair");
-    backdate(app, &eid, 120).await;
+    let two_hours_ago = jiff::Timestamp::now().as_microsecond() - 120 * 60_000_000;
+    let opened = v["encounter"]["opened_at"].as_i64().unwrap();
+    assert!((opened - two_hours_ago).abs() < 60_000_000, "{v}");
 
     // No dose before the checklist is complete; nothing is written.
     let (s, e) = prescriber
@@ -954,14 +956,70 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
             ],
         )
         .await;
-    assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("Alert acknowledged."));
+    // Answered by a redirect, so a reload never posts the step again.
+    assert_eq!(r.status(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(to, format!("/encounters/{eid}?done=ack"));
+    assert!(web
+        .get(&to)
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("Alert acknowledged."));
     let r = web
         .post_form(&format!("/encounters/{eid}/reading"), &[("sbp", "abc")])
         .await;
     assert!(r.text().await.unwrap().contains("is not a number"));
     let r = web.get("/encounters/not-an-id").await;
     assert_eq!(r.status(), 404);
+
+    // A patient nobody booked today is checked in from the chart, into a
+    // free IV chair (Chair 2 is taken; recliners take no infusion).
+    let walk_in = ready_patient(app, "Wren").await;
+    let html = web
+        .get(&format!("/patients/{walk_in}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let form = &html[html
+        .find("Check in now, without a booking")
+        .expect("check-in form")..];
+    let options = &form[..form.find("</select>").unwrap()];
+    assert!(
+        options.contains(">Chair 3<")
+            && !options.contains(">Chair 2<")
+            && !options.contains("Recliner"),
+        "{options}"
+    );
+    let r = web
+        .post_form(
+            "/floor/check-in",
+            &[
+                ("clinic", &app.glendale.to_string()),
+                ("patient_id", &walk_in),
+                ("chair_id", &chair(app, "Chair 3").await),
+                ("at", ""),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/encounters/"));
+    let html = web
+        .get(&format!("/patients/{walk_in}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Treatment sessions") && html.contains("in the clinic"),
+        "{html}"
+    );
+    assert!(!html.contains("Check in now, without a booking"));
 }
 
 both!(monitors_stream_to_the_floor);

@@ -202,6 +202,27 @@ async fn floor_view(
 async fn check_in_submit(State(state): State<AppState>, f: StaffForm) -> PageResult {
     let clinic = f.form.get("clinic").unwrap_or_default();
     let appointment = f.form.get("appointment_id").unwrap_or_default();
+    // From a patient's chart: a visit nobody booked (a walk-in, or a visit
+    // booked elsewhere).
+    if let Some(pid) = f.form.get("patient_id").filter(|s| !s.is_empty()) {
+        let input = uc::CheckIn {
+            patient_id: pid.clone(),
+            appointment_id: None,
+            chair_id: f.form.get("chair_id").filter(|s| !s.is_empty()),
+            at: late_entry(&state, Some(&clinic), &f.form).await?,
+        };
+        return match uc::check_in(&state, &f.caller, input).await {
+            Ok(id) => Ok(see_other(&format!("/encounters/{id}"))),
+            Err(WebError::Invalid(e)) => Err(WebError::Conflict(
+                e.iter()
+                    .map(|x| x.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+            .into()),
+            Err(e) => Err(e.into()),
+        };
+    }
     let Some(aid) = appointment.parse().ok() else {
         return floor_view(
             &state,
@@ -223,6 +244,7 @@ async fn check_in_submit(State(state): State<AppState>, f: StaffForm) -> PageRes
         patient_id: pid,
         appointment_id: Some(appointment),
         chair_id: f.form.get("chair_id").filter(|s| !s.is_empty()),
+        at: None,
     };
     match uc::check_in(&state, &f.caller, input).await {
         Ok(id) => Ok(see_other(&format!("/encounters/{id}"))),
@@ -268,6 +290,9 @@ struct ChairPage {
     ready: bool,
     checklist_open: bool,
     c: tx::Checklist,
+    /// The saved choices, so the form shows them.
+    pregnancy_key: String,
+    risk_key: String,
     order: Option<String>,
     order_by: String,
     needs_check: bool,
@@ -432,6 +457,8 @@ async fn chair_view(
         ready: v.ready_to_dose,
         checklist_open: open && v.events.is_empty(),
         c: v.checklist.clone(),
+        pregnancy_key: key_of(&v.checklist.pregnancy),
+        risk_key: key_of(&v.checklist.suicide_risk),
         order,
         order_by: stored.map(|o| o.ordered_by.clone()).unwrap_or_default(),
         needs_check: stored.is_some_and(|o| o.second_check && o.checked_by.is_none()),
@@ -574,12 +601,19 @@ async fn chair_view(
     render(&page)
 }
 
+#[derive(Deserialize)]
+struct Done {
+    done: Option<String>,
+}
+
 async fn chair_page(
     State(state): State<AppState>,
     Staff(c): Staff,
     Path(id): Path<String>,
+    Query(q): Query<Done>,
 ) -> PageResult {
-    chair_view(&state, &c, &id, None, None).await
+    let flash = q.done.as_deref().and_then(done_message);
+    chair_view(&state, &c, &id, None, flash).await
 }
 
 async fn note_pdf(
@@ -599,6 +633,14 @@ async fn note_pdf(
         pdf,
     )
         .into_response())
+}
+
+/// An optional choice's key as the forms send it ("" when not chosen).
+fn key_of<T: serde::Serialize>(v: &Option<T>) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|x| x.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 fn opt_num<T: std::str::FromStr>(
@@ -668,15 +710,43 @@ fn vitals_of(f: &Posted) -> Result<Vitals, WebError> {
     }
 }
 
+/// "When, if not now": a local date and time typed for an entry recorded
+/// afterwards, read in the clinic's zone and handed on as RFC 3339.
+async fn late_entry(
+    state: &AppState,
+    clinic: Option<&str>,
+    f: &Posted,
+) -> Result<Option<String>, WebError> {
+    let Some(v) = text(f, "at") else {
+        return Ok(None);
+    };
+    let clinic: ClinicId = clinic
+        .and_then(|k| k.parse().ok())
+        .ok_or(WebError::NotFound)?;
+    let tz = crate::scheduling::clinic_tz(state, clinic).await?;
+    let at = crate::api::parse_start(&v, None, &tz)
+        .map_err(|_| WebError::Invalid(vec![FieldError::new("at", "must be a date and time")]))?;
+    Ok(jiff::Timestamp::from_microsecond(at)
+        .ok()
+        .map(|t| t.to_string()))
+}
+
 async fn step(
     state: &AppState,
     c: &Caller,
     id: &str,
     step: &str,
     f: &Posted,
-) -> Result<String, WebError> {
+) -> Result<(), WebError> {
     let mut e = Vec::new();
-    let msg = match step {
+    let at = match text(f, "at") {
+        Some(_) => {
+            let clinic = state.store.encounter(id).await?.map(|x| x.clinic_id);
+            late_entry(state, clinic.as_deref(), f).await?
+        }
+        None => None,
+    };
+    match step {
         "checklist" => {
             let input = uc::ChecklistInput {
                 identity_confirmed: ticked(f, "identity_confirmed"),
@@ -697,7 +767,6 @@ async fn step(
                 return Err(WebError::Invalid(e));
             }
             uc::save_checklist(state, c, id, input).await?;
-            "Checklist saved."
         }
         "reading" => {
             uc::record_reading(
@@ -706,11 +775,10 @@ async fn step(
                 id,
                 uc::ReadingInput {
                     values: vitals_of(f)?,
-                    taken_at: None,
+                    taken_at: at,
                 },
             )
             .await?;
-            "Reading recorded."
         }
         "order" => {
             let dose: f64 = opt_num(f, "dose", &mut e).ok_or_else(|| {
@@ -721,7 +789,6 @@ async fn step(
                 })
             })?;
             uc::order_dose(state, c, id, dose).await?;
-            "Dose ordered."
         }
         "check" => {
             uc::check_dose(
@@ -732,7 +799,6 @@ async fn step(
                 &f.get("vial_expires").unwrap_or_default(),
             )
             .await?;
-            "Dose checked."
         }
         "admin" => {
             let kind = choice(f, "kind", &mut e).ok_or_else(|| {
@@ -740,7 +806,7 @@ async fn step(
             })?;
             let input = uc::AdminInput {
                 kind,
-                at: None,
+                at,
                 rate_ml_h: opt_num(f, "rate_ml_h", &mut e),
                 reason: text(f, "reason"),
             };
@@ -748,7 +814,6 @@ async fn step(
                 return Err(WebError::Invalid(e));
             }
             uc::administer(state, c, id, input).await?;
-            "Timeline updated."
         }
         "ack" => {
             let aid = f.get("alert_id").unwrap_or_default();
@@ -761,7 +826,6 @@ async fn step(
                 &f.get("note").unwrap_or_default(),
             )
             .await?;
-            "Alert acknowledged."
         }
         "medication" => {
             let m = tx::MedicationGiven {
@@ -772,7 +836,6 @@ async fn step(
                 at: None,
             };
             uc::give_medication(state, c, id, m).await?;
-            "Medicine recorded."
         }
         "adverse" => {
             let severity = choice(f, "severity", &mut e).unwrap_or(tx::AeSeverity::Mild);
@@ -789,7 +852,6 @@ async fn step(
                 follow_up: ticked(f, "follow_up").unwrap_or(false),
             };
             uc::adverse_event(state, c, id, ae).await?;
-            "Adverse event recorded."
         }
         "recovery" => {
             let mut score = |n: &str| -> u8 { opt_num(f, n, &mut e).unwrap_or(0) };
@@ -804,31 +866,54 @@ async fn step(
                 return Err(WebError::Invalid(e));
             }
             uc::score_recovery(state, c, id, a).await?;
-            "Recovery scored."
         }
         "discharge" => {
             uc::discharge(state, c, id, &f.get("note").unwrap_or_default()).await?;
-            "Discharged."
         }
         "note" => {
             uc::sign_note(state, c, id).await?;
-            "Note signed."
         }
         "addendum" => {
             uc::add_addendum(state, c, id, &f.get("text").unwrap_or_default()).await?;
-            "Addendum added."
         }
         _ => return Err(WebError::NotFound),
-    };
-    Ok(msg.to_string())
+    }
+    Ok(())
 }
 
+/// A step done is answered with a redirect to the chair view (so reloading
+/// the page, by hand or on a live update, never posts the step again); a
+/// step refused shows the chair view with the reason.
 async fn step_submit(
     State(state): State<AppState>,
     Path((id, name)): Path<(String, String)>,
     f: StaffForm,
 ) -> PageResult {
-    let r = step(&state, &f.caller, &id, &name, &f.form).await;
-    let (error, flash) = notice(r)?;
-    chair_view(&state, &f.caller, &id, error, flash).await
+    match step(&state, &f.caller, &id, &name, &f.form).await {
+        Ok(()) => Ok(see_other(&format!("/encounters/{id}?done={name}"))),
+        Err(e) => {
+            let (error, _) = notice(Err(e))?;
+            chair_view(&state, &f.caller, &id, error, None).await
+        }
+    }
+}
+
+/// What the chair view says after a step, by the step's name.
+fn done_message(step: &str) -> Option<String> {
+    let m = match step {
+        "checklist" => "Checklist saved.",
+        "reading" => "Reading recorded.",
+        "order" => "Dose ordered.",
+        "check" => "Dose checked.",
+        "admin" => "Timeline updated.",
+        "ack" => "Alert acknowledged.",
+        "medication" => "Medicine recorded.",
+        "adverse" => "Adverse event recorded.",
+        "recovery" => "Recovery scored.",
+        "discharge" => "Discharged.",
+        "note" => "Note signed.",
+        "addendum" => "Addendum added.",
+        _ => return None,
+    };
+    Some(m.to_string())
 }

@@ -1,0 +1,350 @@
+//! The demo's treatment day: Glendale's floor with a chair in every phase,
+//! each visit run through the same use cases the chair view calls (check-in,
+//! checklist, order and second check, infusion timeline, readings, alerts
+//! answered, Aldrete, discharge and a signed note), backdated to look like a
+//! morning in progress.
+
+use domain::ids::UserId;
+use domain::instruments::Registry;
+use domain::protocols::Protocols;
+use domain::treatment::{self as tx, AdminKind, Aldrete, Vitals};
+use store::Store;
+use web::auth::Caller;
+use web::treatment::{self as uc, AdminInput, ChecklistInput, ReadingInput};
+use web::AppState;
+
+const MINUTE: i64 = 60_000_000;
+
+fn rfc(at: i64) -> String {
+    jiff::Timestamp::from_microsecond(at)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// How far each visit has come.
+#[derive(Clone, Copy, PartialEq, PartialOrd)]
+pub(crate) enum Stage {
+    PreDose,
+    Dosing,
+    Recovery,
+    Ready,
+    Discharged,
+}
+
+/// A nurse and a prescriber at work on the floor.
+pub(crate) struct Chairside<'a> {
+    state: &'a AppState,
+    nurse: Caller,
+    prescriber: Caller,
+}
+
+impl<'a> Chairside<'a> {
+    pub(crate) async fn new(
+        state: &'a AppState,
+        nurse: UserId,
+        prescriber: UserId,
+    ) -> anyhow::Result<Self> {
+        let caller = |u: UserId| Caller::of_user(&state.store, u, "demo-loader");
+        let err = |e: web::error::WebError| anyhow::anyhow!("demo staff: {e:?}");
+        Ok(Chairside {
+            state,
+            nurse: caller(nurse).await.map_err(err)?,
+            prescriber: caller(prescriber).await.map_err(err)?,
+        })
+    }
+
+    /// One visit: checked in `minutes_ago`, taken as far as `stage`, with a
+    /// reading every five minutes from check-in until now.
+    pub(crate) async fn visit(
+        &self,
+        patient: &str,
+        chair: &str,
+        minutes_ago: i64,
+        stage: Stage,
+        k: i64,
+    ) -> anyhow::Result<String> {
+        let err = |e: web::error::WebError| anyhow::anyhow!("demo treatment day: {e:?}");
+        let now = domain::time::now_micros();
+        let opened = now - minutes_ago * MINUTE;
+        let id = uc::check_in(
+            self.state,
+            &self.nurse,
+            uc::CheckIn {
+                patient_id: patient.into(),
+                appointment_id: None,
+                chair_id: Some(chair.into()),
+                at: Some(rfc(opened)),
+            },
+        )
+        .await
+        .map_err(err)?;
+        let reading = |at: i64, v: Vitals| ReadingInput {
+            values: v,
+            taken_at: Some(rfc(at)),
+        };
+        let calm = |i: i64| Vitals {
+            hr: Some(68 + (i * 7 + k) % 9),
+            sbp: Some(118 + (i * 5 + k * 3) % 12),
+            dbp: Some(74 + (i * 3 + k) % 8),
+            spo2: Some(97 + (i + k) % 3),
+            rr: Some(13 + (i + k) % 4),
+            ..Vitals::default()
+        };
+        uc::record_reading(
+            self.state,
+            &self.nurse,
+            &id,
+            reading(opened + 4 * MINUTE, calm(0)),
+        )
+        .await
+        .map_err(err)?;
+        let checklist = ChecklistInput {
+            identity_confirmed: Some(true),
+            weight_kg: Some(58.0 + (k * 9 % 40) as f64),
+            weight_measured_at: Some(rfc(opened + 3 * MINUTE)),
+            pregnancy: Some(if k % 2 == 0 {
+                tx::Pregnancy::NegativeTest
+            } else {
+                tx::Pregnancy::NotApplicable
+            }),
+            fasting_confirmed: Some(true),
+            escort_name: Some(
+                ["Sam Ortiz", "Lee Park", "Ana Silva", "Joe Hart", "Kim Wu"][k as usize % 5].into(),
+            ),
+            escort_phone: Some(format!("602-555-01{:02}", 10 + k)),
+            no_alcohol: Some(true),
+            medications_reviewed: Some(true),
+            medication_changes: Some("none".into()),
+            suicide_risk: Some(tx::RiskScreen::Negative),
+            ..Default::default()
+        };
+        if stage == Stage::PreDose {
+            // The nurse is part-way through: identity, weight and escort so far.
+            let partial = ChecklistInput {
+                identity_confirmed: Some(true),
+                weight_kg: checklist.weight_kg,
+                weight_measured_at: checklist.weight_measured_at.clone(),
+                escort_name: checklist.escort_name.clone(),
+                escort_phone: checklist.escort_phone.clone(),
+                ..Default::default()
+            };
+            uc::save_checklist(self.state, &self.nurse, &id, partial)
+                .await
+                .map_err(err)?;
+            return Ok(id);
+        }
+        uc::save_checklist(self.state, &self.nurse, &id, checklist)
+            .await
+            .map_err(err)?;
+        uc::order_dose(self.state, &self.prescriber, &id, 0.5)
+            .await
+            .map_err(err)?;
+        uc::check_dose(
+            self.state,
+            &self.nurse,
+            &id,
+            &format!("KT24{:03}", 310 + k % 2),
+            "2027-09-30",
+        )
+        .await
+        .map_err(err)?;
+        let start = opened + 15 * MINUTE;
+        let admin = |kind, at: i64, reason: Option<&str>| AdminInput {
+            kind,
+            at: Some(rfc(at)),
+            rate_ml_h: None,
+            reason: reason.map(String::from),
+        };
+        uc::administer(
+            self.state,
+            &self.nurse,
+            &id,
+            admin(AdminKind::Start, start, None),
+        )
+        .await
+        .map_err(err)?;
+        let stop = start + 40 * MINUTE;
+        let end = if stage == Stage::Dosing { now } else { stop };
+        // Readings every five minutes while dosing, with sedation scored.
+        let mut at = start + 5 * MINUTE;
+        let mut i = 1;
+        while at <= end.min(now) {
+            let mut v = calm(i);
+            v.moaas = Some(if i % 3 == 0 { 4 } else { 5 });
+            v.sbp = v.sbp.map(|s| s + 4 * i.min(5));
+            if stage == Stage::Dosing && at + 5 * MINUTE > now {
+                // The latest reading of the running infusion is too high.
+                v.sbp = Some(186);
+                v.dbp = Some(104);
+            }
+            if stage == Stage::Recovery && i == 4 {
+                v.sbp = Some(184);
+            }
+            let visit = uc::record_reading(self.state, &self.nurse, &id, reading(at, v))
+                .await
+                .map_err(err)?;
+            if stage != Stage::Dosing {
+                for a in visit.record.alerts.iter().filter(|a| a.ack_at.is_none()) {
+                    uc::acknowledge(
+                        self.state,
+                        &self.prescriber,
+                        &id,
+                        &a.id,
+                        Some("pause"),
+                        "Paused 5 minutes; BP settled to 150/90, resumed at the same rate.",
+                    )
+                    .await
+                    .map_err(err)?;
+                    uc::administer(
+                        self.state,
+                        &self.nurse,
+                        &id,
+                        admin(
+                            AdminKind::Pause,
+                            at + MINUTE,
+                            Some("Blood pressure 184 systolic"),
+                        ),
+                    )
+                    .await
+                    .map_err(err)?;
+                    uc::administer(
+                        self.state,
+                        &self.nurse,
+                        &id,
+                        admin(AdminKind::Resume, at + 6 * MINUTE, Some("BP 150/90")),
+                    )
+                    .await
+                    .map_err(err)?;
+                }
+            }
+            at += 5 * MINUTE;
+            i += 1;
+        }
+        if stage == Stage::Dosing {
+            return Ok(id);
+        }
+        uc::administer(
+            self.state,
+            &self.nurse,
+            &id,
+            admin(AdminKind::Stop, stop, Some("Infusion complete")),
+        )
+        .await
+        .map_err(err)?;
+        if k % 2 == 1 {
+            uc::give_medication(
+                self.state,
+                &self.nurse,
+                &id,
+                tx::MedicationGiven {
+                    name: "ondansetron".into(),
+                    dose: "4 mg".into(),
+                    route: "IV".into(),
+                    reason: "Nausea 5/10 after the infusion".into(),
+                    at: Some(stop + 5 * MINUTE),
+                },
+            )
+            .await
+            .map_err(err)?;
+        }
+        // Recovery readings every ten minutes.
+        let mut at = stop + 10 * MINUTE;
+        while at <= now {
+            uc::record_reading(self.state, &self.nurse, &id, reading(at, calm(i)))
+                .await
+                .map_err(err)?;
+            at += 10 * MINUTE;
+            i += 1;
+        }
+        if stage == Stage::Recovery {
+            return Ok(id);
+        }
+        uc::score_recovery(
+            self.state,
+            &self.nurse,
+            &id,
+            Aldrete {
+                activity: 2,
+                respiration: 2,
+                circulation: 2,
+                consciousness: 2,
+                spo2: 2,
+            },
+        )
+        .await
+        .map_err(err)?;
+        if stage == Stage::Ready {
+            return Ok(id);
+        }
+        uc::discharge(
+            self.state,
+            &self.nurse,
+            &id,
+            "Alert and steady on standing; left with escort; instructions given.",
+        )
+        .await
+        .map_err(err)?;
+        uc::sign_note(self.state, &self.prescriber, &id)
+            .await
+            .map_err(err)?;
+        Ok(id)
+    }
+}
+
+/// Loads Glendale's floor: five patients made ready for infusions, then one
+/// visit each in pre-dose, dosing (with an alert still open), recovery, ready
+/// for discharge, and discharged with a signed note.
+pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> anyhow::Result<()> {
+    let (Some(nina), Some(paul)) = (
+        store.user_id_by_username("nina.nurse").await?,
+        store.user_id_by_username("paul.prescriber").await?,
+    ) else {
+        return Ok(());
+    };
+    let Some(org) = store.any_org().await? else {
+        return Ok(());
+    };
+    let clinics = store.clinics_of_org(org).await?;
+    let Some(clinic) = clinics.iter().find(|c| c.slug == "stillwater-glendale") else {
+        return Ok(());
+    };
+    let state = AppState::new(store.clone(), web::WebConfig::default())
+        .with_protocols(protocols.clone())
+        .with_instruments(registry.clone());
+    let side = Chairside::new(&state, nina, paul).await?;
+    let resources = store.resources(clinic.id).await?;
+    let chair = |name: &str| {
+        resources
+            .iter()
+            .find(|r| r.resource.name == name)
+            .map(|r| r.resource.id.to_string())
+    };
+    // Patients after those the pre-treatment demo uses (12 to 16).
+    let patients = store.search_patients(&[clinic.id], "", 200).await?;
+    let plan = [
+        ("Chair 1", 170, Stage::Discharged),
+        ("Chair 2", 120, Stage::Ready),
+        ("Chair 3", 70, Stage::Recovery),
+        ("Chair 4", 40, Stage::Dosing),
+        // Chair 1's first patient has gone home; the next is being prepared.
+        ("Chair 1", 8, Stage::PreDose),
+    ];
+    for (k, (p, (name, minutes, stage))) in patients.iter().skip(17).zip(plan).enumerate() {
+        let Some(chair) = chair(name) else {
+            continue;
+        };
+        crate::demo_pretreatment::make_ready(
+            store,
+            protocols,
+            registry,
+            clinic,
+            p,
+            (nina, paul),
+            3 + k as i64,
+        )
+        .await?;
+        side.visit(&p.id.to_string(), &chair, minutes, stage, k as i64)
+            .await?;
+    }
+    Ok(())
+}
