@@ -377,6 +377,7 @@ where
                 }
                 let req = req.body(Empty::new())?;
                 let t = Instant::now();
+                sender.ready().await?;
                 let resp = sender.send_request(req).await?;
                 let ok = resp.status().is_success();
                 resp.into_body().collect().await?;

@@ -69,6 +69,7 @@ where
                 let req = make(k);
                 k += 1;
                 let t = Instant::now();
+                sender.ready().await?;
                 let resp = sender.send_request(req).await?;
                 let status = resp.status();
                 resp.into_body().collect().await?;

@@ -5,7 +5,7 @@
 //! the real use cases: readiness, check-in, checklist, order, second check,
 //! start). A nurse's browser keeps the floor's event stream open. Then:
 //!
-//! 1. Batches: gateways POST batches of `BATCH` readings (1 Hz per chair, six
+//! 1. Batches: `GATEWAYS` gateways POST batches of `BATCH` readings (1 Hz per chair, six
 //!    parameters each: HR, SBP, DBP, SpO2, RR, temperature), one in 500 out of
 //!    range so alerts are raised and fanned out. Each response comes after the
 //!    readings, their alerts and the audit rows are durably committed.
@@ -35,11 +35,10 @@ use crate::demo_treatment::{Chairside, Stage};
 
 const CHAIRS: usize = 48;
 const BATCH: usize = 200;
+const GATEWAYS: usize = 2;
 
-fn reading(chairs: &[String], n: u64) -> String {
+fn reading(chairs: &[String], n: u64, at: &str) -> String {
     let chair = &chairs[n as usize % chairs.len()];
-    // Taken a moment ago; each id is new, so nothing is a duplicate.
-    let at = jiff::Timestamp::now() - jiff::SignedDuration::from_millis(500);
     let high = n.is_multiple_of(500);
     format!(
         r#"{{"reading_id":"r{n}","chair_id":"{chair}","taken_at":"{at}","hr":{},"sbp":{},"dbp":{},"spo2":{},"rr":{},"temp_c":36.{}}}"#,
@@ -53,8 +52,10 @@ fn reading(chairs: &[String], n: u64) -> String {
 }
 
 fn batch(chairs: &[String], first: u64, size: usize) -> String {
+    // Taken a moment ago; each id is new, so nothing is a duplicate.
+    let at = (jiff::Timestamp::now() - jiff::SignedDuration::from_millis(500)).to_string();
     let items: Vec<String> = (0..size as u64)
-        .map(|i| reading(chairs, first + i))
+        .map(|i| reading(chairs, first + i, &at))
         .collect();
     format!(r#"{{"readings":[{}]}}"#, items.join(","))
 }
@@ -78,6 +79,7 @@ async fn listen(
     let stream = tokio::net::TcpStream::connect(addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
+    sender.ready().await?;
     let resp = sender
         .send_request(
             Request::get(path.as_str())
@@ -161,7 +163,7 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
         .await?
         .context("prescriber")?;
     let state = web::AppState::new(store.clone(), web::WebConfig::default());
-    let side = Chairside::new(&state, nina, paul).await?;
+    let side = Chairside::new(&state, clinic.id, nina, paul).await?;
     for (k, (p, chair)) in patients.iter().zip(&chairs).enumerate() {
         crate::demo_pretreatment::make_ready(
             store,
@@ -236,11 +238,28 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
                 .unwrap_or_default()
         }
     };
+    {
+        // One batch first: the answer says whether the setup is right.
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        sender.ready().await?;
+        let resp = sender.send_request(post(BATCH)).await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        let text = String::from_utf8_lossy(&body);
+        anyhow::ensure!(
+            status.is_success() && text.contains(&format!("\"stored\":{BATCH}")),
+            "a first batch was answered {status}: {}",
+            text.chars().take(400).collect::<String>()
+        );
+    }
     let obs_before = count_rows(store, "observations").await?;
     let events_before = seen.load(Ordering::Relaxed);
     let batched = {
         let post = post.clone();
-        drive(addr, 4, seconds, move |_| post(BATCH)).await?
+        drive(addr, GATEWAYS, seconds, move |_| post(BATCH)).await?
     };
     let events_batched = seen.load(Ordering::Relaxed) - events_before;
     let single = {
@@ -261,6 +280,7 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
         tokio::pin!(notified);
         notified.as_mut().enable();
         let t = Instant::now();
+        sender.ready().await?;
         let resp = sender.send_request(post(1)).await?;
         let ok = resp.status().is_success();
         resp.into_body().collect().await?;
@@ -298,7 +318,7 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
         }
     };
     row(
-        &format!("POST observations, batches of {BATCH} (4 gateways)"),
+        &format!("POST observations, batches of {BATCH} ({GATEWAYS} gateways)"),
         &batched,
         BATCH,
     );

@@ -36,11 +36,14 @@ pub(crate) struct Chairside<'a> {
     state: &'a AppState,
     nurse: Caller,
     prescriber: Caller,
+    /// Midnight in the clinic's zone.
+    day_start: i64,
 }
 
 impl<'a> Chairside<'a> {
     pub(crate) async fn new(
         state: &'a AppState,
+        clinic: domain::ids::ClinicId,
         nurse: UserId,
         prescriber: UserId,
     ) -> anyhow::Result<Self> {
@@ -50,6 +53,7 @@ impl<'a> Chairside<'a> {
             state,
             nurse: caller(nurse).await.map_err(err)?,
             prescriber: caller(prescriber).await.map_err(err)?,
+            day_start: uc::start_of_today(state, clinic).await.map_err(err)?,
         })
     }
 
@@ -101,7 +105,9 @@ impl<'a> Chairside<'a> {
         let checklist = ChecklistInput {
             identity_confirmed: Some(true),
             weight_kg: Some(58.0 + (k * 9 % 40) as f64),
-            weight_measured_at: Some(rfc(opened + 3 * MINUTE)),
+            // Weighed on arrival, or now when arrival was before midnight
+            // (the dose needs a weight from the clinic's today).
+            weight_measured_at: Some(rfc((opened + 3 * MINUTE).max(self.day_start))),
             pregnancy: Some(if k % 2 == 0 {
                 tx::Pregnancy::NegativeTest
             } else {
@@ -311,7 +317,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
     let state = AppState::new(store.clone(), web::WebConfig::default())
         .with_protocols(protocols.clone())
         .with_instruments(registry.clone());
-    let side = Chairside::new(&state, nina, paul).await?;
+    let side = Chairside::new(&state, clinic.id, nina, paul).await?;
     let resources = store.resources(clinic.id).await?;
     let chair = |name: &str| {
         resources

@@ -143,6 +143,26 @@ const OBS_SELECT: &str =
      o.temp_c, o.moaas, o.cadss6, o.nausea, o.distress, COALESCE(u.username, 'device') AS source \
      FROM observations o LEFT JOIN users u ON u.id = o.recorded_by";
 
+/// Readings are inserted CHUNK rows per statement, the rest one by one.
+const CHUNK: usize = 32;
+
+fn insert_observations_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO observations (id, encounter_id, source_key, taken_at, hr, sbp, dbp, spo2, rr, temp_c, \
+         moaas, cadss6, nausea, distress, recorded_by, device_token_id, created_at) VALUES {} \
+         ON CONFLICT (source_key) DO NOTHING RETURNING source_key",
+        (0..rows)
+            .map(|i| format!("({})", placeholders(i * 17 + 1, 17)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+static INSERT_CHUNK: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| insert_observations_sql(CHUNK));
+static INSERT_ONE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| insert_observations_sql(1));
+
 /// A reading to store; `source_key` makes a resend a no-op.
 pub struct NewObservation {
     pub id: String,
@@ -482,27 +502,83 @@ impl Store {
 
     /// Whether the dose has started (any administration event), without
     /// reading the whole record: the reading paths ask this per reading.
-    pub async fn dose_started(&self, encounter: &str) -> Result<bool> {
-        let (n,): (i64,) = on_pool!(self.read(), p => {
-            sqlx::query_as("SELECT COUNT(*) FROM administration_events WHERE encounter_id = $1")
-                .bind(encounter).fetch_one(p).await?
-        });
-        Ok(n > 0)
+    /// The open visits in these chairs, whole rows (monitor ingestion).
+    pub async fn open_encounters_by_chair(&self, chairs: &[String]) -> Result<Vec<Encounter>> {
+        if chairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "{ENCOUNTER_SELECT} WHERE e.status = 'open' AND e.resource_id IN ({})",
+            placeholders(1, chairs.len())
+        );
+        Ok(on_pool!(self.read(), p => {
+            let mut q = sqlx::query_as(&sql);
+            for c in chairs {
+                q = q.bind(c);
+            }
+            q.fetch_all(p).await?
+        }))
     }
 
-    /// The baseline of an encounter: the last reading before the dose
-    /// started (or the last so far), merged over earlier ones so a reading
-    /// of one value does not hide the others.
-    pub async fn baseline(&self, encounter: &str) -> Result<Option<domain::treatment::Vitals>> {
+    /// What checking a reading needs, per visit: whether the dose has
+    /// started, and the baseline (the readings before it, merged). Two
+    /// queries for any number of visits.
+    pub async fn monitoring_context(
+        &self,
+        encounters: &[String],
+    ) -> Result<std::collections::HashMap<String, (bool, Option<domain::treatment::Vitals>)>> {
+        let mut out: std::collections::HashMap<String, (bool, Option<domain::treatment::Vitals>)> =
+            encounters
+                .iter()
+                .map(|e| (e.clone(), (false, None)))
+                .collect();
+        if encounters.is_empty() {
+            return Ok(out);
+        }
+        let started_sql = format!(
+            "SELECT encounter_id, MIN(at) FROM administration_events WHERE encounter_id IN ({}) \
+             GROUP BY encounter_id",
+            placeholders(1, encounters.len())
+        );
+        // Each visit's readings before its start: a range on the
+        // (encounter, time) index per visit, however many readings follow.
+        let base_sql = format!(
+            "{OBS_SELECT} WHERE {} ORDER BY o.encounter_id, o.taken_at",
+            (0..encounters.len())
+                .map(|i| format!(
+                    "(o.encounter_id = ${} AND o.taken_at < ${})",
+                    2 * i + 1,
+                    2 * i + 2
+                ))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        );
         let rows: Vec<Observation> = on_pool!(self.read(), p => {
-            sqlx::query_as(&format!("{OBS_SELECT} WHERE o.encounter_id = $1 AND o.taken_at < COALESCE( \
-                 (SELECT MIN(at) FROM administration_events WHERE encounter_id = $1), $2) ORDER BY o.taken_at"))
-                .bind(encounter).bind(i64::MAX).fetch_all(p).await?
+            let mut q = sqlx::query_as::<_, (String, i64)>(&started_sql);
+            for e in encounters {
+                q = q.bind(e);
+            }
+            let started: std::collections::HashMap<String, i64> =
+                q.fetch_all(p).await?.into_iter().collect();
+            for (e, x) in out.iter_mut() {
+                x.0 = started.contains_key(e);
+            }
+            let mut q = sqlx::query_as(&base_sql);
+            for e in encounters {
+                q = q.bind(e).bind(started.get(e).copied().unwrap_or(i64::MAX));
+            }
+            q.fetch_all(p).await?
         });
-        Ok(rows
-            .iter()
-            .map(Observation::vitals)
-            .reduce(|a, b| a.merged_with(&b)))
+        for o in &rows {
+            if let Some(x) = out.get_mut(&o.encounter_id) {
+                let v = o.vitals();
+                x.1 = Some(match &x.1 {
+                    Some(b) => b.merged_with(&v),
+                    None => v,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Stores readings (several encounters at once) with the alerts they
@@ -514,47 +590,37 @@ impl Store {
         obs: &[NewObservation],
         audit: Vec<NewAuditEvent>,
     ) -> Result<Vec<String>> {
-        const CHUNK: usize = 400;
         let now = now_micros();
+        let (chunk_sql, single_sql) = (&*INSERT_CHUNK, &*INSERT_ONE);
         let stored: Vec<String> = on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             let mut stored: Vec<String> = Vec::with_capacity(obs.len());
-            for chunk in obs.chunks(CHUNK) {
-                let rows = (0..chunk.len())
-                    .map(|i| format!("({})", placeholders(i * 17 + 1, 17)))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql = format!(
-                    "INSERT INTO observations (id, encounter_id, source_key, taken_at, hr, sbp, dbp, spo2, rr, temp_c, \
-                     moaas, cadss6, nausea, distress, recorded_by, device_token_id, created_at) VALUES {rows} \
-                     ON CONFLICT (source_key) DO NOTHING RETURNING source_key");
-                let mut q = sqlx::query_as::<_, (String,)>(&sql);
+            // Two statement shapes whatever the batch: full chunks of
+            // CHUNK rows and single rows. Each is parsed once per connection
+            // and reused; statements sized to the batch would be parsed anew.
+            let full = obs.len() / CHUNK * CHUNK;
+            let (chunks, singles) = obs.split_at(full);
+            let groups = chunks.chunks(CHUNK).chain(singles.chunks(1));
+            for chunk in groups {
+                let sql = if chunk.len() == CHUNK { chunk_sql } else { single_sql };
+                let mut q = sqlx::query_as::<_, (String,)>(sql);
                 for o in chunk {
                     q = q.bind(&o.id).bind(&o.encounter_id).bind(&o.source_key).bind(o.taken_at)
                         .bind(o.v.hr).bind(o.v.sbp).bind(o.v.dbp).bind(o.v.spo2).bind(o.v.rr).bind(o.v.temp_c)
                         .bind(o.v.moaas).bind(o.v.cadss6).bind(o.v.nausea).bind(o.v.distress)
                         .bind(o.recorded_by.map(|u| u.to_string())).bind(&o.device_token_id).bind(now);
                 }
-                let keys = q.fetch_all(&mut *tx).await?;
-                let keys: std::collections::HashSet<String> = keys.into_iter().map(|k| k.0).collect();
-                let alerts: Vec<(&NewObservation, &(String, &'static str, String))> = chunk
-                    .iter()
-                    .filter(|o| keys.contains(&o.source_key))
-                    .flat_map(|o| o.alerts.iter().map(move |a| (o, a)))
-                    .collect();
-                for part in alerts.chunks(CHUNK) {
-                    let rows = (0..part.len())
-                        .map(|i| format!("({})", placeholders(i * 7 + 1, 7)))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    let sql = format!("INSERT INTO alerts (id, encounter_id, observation_id, parameter, severity, message, raised_at) VALUES {rows}");
-                    let mut q = sqlx::query(&sql);
-                    for (o, a) in part {
-                        q = q.bind(new_id()).bind(&o.encounter_id).bind(&o.id).bind(&a.0).bind(a.1).bind(&a.2).bind(now);
+                let keys: std::collections::HashSet<String> =
+                    q.fetch_all(&mut *tx).await?.into_iter().map(|k| k.0).collect();
+                for o in chunk.iter().filter(|o| keys.contains(&o.source_key)) {
+                    for a in &o.alerts {
+                        sqlx::query("INSERT INTO alerts (id, encounter_id, observation_id, parameter, severity, message, raised_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                            .bind(new_id()).bind(&o.encounter_id).bind(&o.id).bind(&a.0).bind(a.1).bind(&a.2).bind(now)
+                            .execute(&mut *tx).await?;
                     }
-                    q.execute(&mut *tx).await?;
+                    stored.push(o.source_key.clone());
                 }
-                stored.extend(chunk.iter().filter(|o| keys.contains(&o.source_key)).map(|o| o.source_key.clone()));
             }
             append_in_tx!(tx, &audit)?;
             tx.commit().await?;

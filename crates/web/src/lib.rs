@@ -88,6 +88,8 @@ pub struct AppState {
     pub public_limiter: Arc<governor::DefaultKeyedRateLimiter<String>>,
     /// Announces treatment-day changes to connected boards and chair views.
     pub floor: treatment::FloorHub,
+    /// Stores monitor readings of concurrent requests in one transaction.
+    pub ingest: treatment::IngestQueue,
 }
 
 impl AppState {
@@ -122,6 +124,7 @@ impl AppState {
             auth_cache: auth::AuthCache::default(),
             mailer: outbox::Mailer::Off,
             floor: treatment::FloorHub::default(),
+            ingest: treatment::IngestQueue::default(),
         }
     }
 }

@@ -69,6 +69,103 @@ impl FloorHub {
     }
 }
 
+// ---- Group commit of readings -------------------------------------------------
+
+/// Readings to store, with their audit records; answered with the readings
+/// and the source keys that were new.
+struct IngestJob {
+    obs: Vec<NewObservation>,
+    audit: Vec<store::audit::NewAuditEvent>,
+    reply: tokio::sync::oneshot::Sender<Result<Stored, String>>,
+}
+
+/// The readings handed in, and the source keys of those that were new.
+type Stored = (Vec<NewObservation>, Vec<String>);
+
+/// Most readings written in one transaction.
+const GROUP_MAX: usize = 4000;
+
+/// Stores readings from concurrent requests together: whatever has queued
+/// while the last transaction committed goes into the next one (group
+/// commit), and each request is answered once its readings are durable.
+/// Many monitors each sending one reading then cost one commit, not one each.
+#[derive(Clone, Default)]
+pub struct IngestQueue(Arc<tokio::sync::OnceCell<tokio::sync::mpsc::Sender<IngestJob>>>);
+
+impl IngestQueue {
+    async fn store(
+        &self,
+        store: &store::Store,
+        obs: Vec<NewObservation>,
+        audit: Vec<store::audit::NewAuditEvent>,
+    ) -> Result<Stored, WebError> {
+        let tx = self
+            .0
+            .get_or_init(|| async {
+                let (tx, rx) = tokio::sync::mpsc::channel(1024);
+                tokio::spawn(run_ingest(store.clone(), rx));
+                tx
+            })
+            .await;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        tx.send(IngestJob { obs, audit, reply })
+            .await
+            .map_err(|_| WebError::Internal("the reading writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| WebError::Internal("the reading writer has stopped".into()))?
+            .map_err(WebError::Internal)
+    }
+}
+
+async fn run_ingest(store: store::Store, mut rx: tokio::sync::mpsc::Receiver<IngestJob>) {
+    while let Some(first) = rx.recv().await {
+        let mut n = first.obs.len();
+        let mut jobs = vec![first];
+        while n < GROUP_MAX {
+            match rx.try_recv() {
+                Ok(j) => {
+                    n += j.obs.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut obs = Vec::with_capacity(n);
+        let mut audit = Vec::new();
+        let mut sizes = Vec::with_capacity(jobs.len());
+        for j in &mut jobs {
+            sizes.push(j.obs.len());
+            obs.append(&mut j.obs);
+            audit.append(&mut j.audit);
+        }
+        let outcome = store.insert_observations(&obs, audit).await;
+        let mut rest = obs.into_iter();
+        match outcome {
+            Ok(keys) => {
+                // A key sent twice in one group is new for the first sender only.
+                let mut fresh: std::collections::HashSet<String> = keys.into_iter().collect();
+                for (j, size) in jobs.into_iter().zip(sizes) {
+                    let mine: Vec<NewObservation> = rest.by_ref().take(size).collect();
+                    let stored = mine
+                        .iter()
+                        .filter(|o| fresh.remove(&o.source_key))
+                        .map(|o| o.source_key.clone())
+                        .collect();
+                    let _ = j.reply.send(Ok((mine, stored)));
+                }
+            }
+            Err(e) => {
+                let cause = e.to_string();
+                tracing::error!(%cause, readings = n, "storing readings failed");
+                for j in jobs {
+                    let _ = j.reply.send(Err(cause.clone()));
+                }
+            }
+        }
+    }
+}
+
 // ---- Access -----------------------------------------------------------------
 
 /// The encounter, when the caller may act in its clinic with `perm`; one out
@@ -936,8 +1033,12 @@ pub async fn record_reading(
     };
     check_time(taken_at, now, e.opened_at).map_err(|m| invalid("taken_at", m))?;
     let p = protocol_of(state, &e)?;
-    let started = state.store.dose_started(&e.id).await?;
-    let baseline = state.store.baseline(&e.id).await?;
+    let (started, baseline) = state
+        .store
+        .monitoring_context(std::slice::from_ref(&e.id))
+        .await?
+        .remove(&e.id)
+        .unwrap_or_default();
     let oid = store::treatment::new_id();
     let alerts = alerts_for(&p, started, baseline.as_ref(), &input.values);
     let kind = if alerts.is_empty() {
@@ -1105,25 +1206,28 @@ pub async fn ingest(
     let mut chairs: Vec<String> = parsed.iter().map(|p| p.1.chair_id.clone()).collect();
     chairs.sort();
     chairs.dedup();
-    let open = state.store.open_encounters_in(&chairs).await?;
+    // The encounter rows alone (the full record grows with every reading),
+    // then whether each dose started and its baseline: three queries for
+    // any number of chairs.
+    let open: Vec<Encounter> = state
+        .store
+        .open_encounters_by_chair(&chairs)
+        .await?
+        .into_iter()
+        .filter(|e| clinics.iter().any(|k| k.to_string() == e.clinic_id))
+        .collect();
+    let ids: Vec<String> = open.iter().map(|e| e.id.clone()).collect();
+    let mut monitoring = state.store.monitoring_context(&ids).await?;
     let mut context: std::collections::HashMap<
         String,
         (Encounter, Arc<Protocol>, bool, Option<Vitals>),
     > = Default::default();
-    for (chair, eid, clinic) in &open {
-        if !clinics.iter().any(|k| &k.to_string() == clinic) {
-            continue;
-        }
-        // The encounter row alone: the full record grows with every reading.
-        let Some(enc) = state.store.encounter(eid).await? else {
+    for enc in open {
+        let (Some(chair), Ok(p)) = (enc.resource_id.clone(), protocol_of(state, &enc)) else {
             continue;
         };
-        let Ok(p) = protocol_of(state, &enc) else {
-            continue;
-        };
-        let started = state.store.dose_started(eid).await?;
-        let baseline = state.store.baseline(eid).await?;
-        context.insert(chair.clone(), (enc, p, started, baseline));
+        let (started, baseline) = monitoring.remove(&enc.id).unwrap_or_default();
+        context.insert(chair, (enc, p, started, baseline));
     }
     let mut obs = Vec::with_capacity(parsed.len());
     let mut touched: std::collections::BTreeMap<String, (Encounter, usize)> = Default::default();
@@ -1169,7 +1273,7 @@ pub async fn ingest(
             ev
         })
         .collect();
-    let stored = state.store.insert_observations(&obs, audit).await?;
+    let (obs, stored) = state.ingest.store(&state.store, obs, audit).await?;
     let stored: std::collections::HashSet<String> = stored.into_iter().collect();
     out.stored = stored.len();
     out.duplicates = obs.len() - stored.len();
@@ -1743,7 +1847,11 @@ pub async fn floor(
     clinic: ClinicId,
 ) -> Result<Vec<ChairCard>, WebError> {
     c.require(Permission::EncounterRead, clinic)?;
-    let since = start_of_today(state, clinic).await?;
+    // The day's visits, and after midnight still the evening's: a board
+    // does not go blank at 00:00 while a late patient is recovering.
+    let since = start_of_today(state, clinic)
+        .await?
+        .min(now_micros() - 6 * 60 * MINUTE);
     let encounters = state.store.floor(clinic, since).await?;
     let mut ev = c.event(Action::FloorRead);
     ev.clinic_id = Some(clinic.to_string());

@@ -653,6 +653,36 @@ async fn a_full_iv_session(app: &TestApp) {
             "{action} not audited"
         );
     }
+    // The API document describes every treatment-day endpoint.
+    let doc: Value = reqwest::get(app.url("/api/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for p in [
+        "/api/v1/encounters",
+        "/api/v1/encounters/{id}",
+        "/api/v1/encounters/{id}/checklist",
+        "/api/v1/encounters/{id}/dose-orders",
+        "/api/v1/encounters/{id}/dose-orders/check",
+        "/api/v1/encounters/{id}/administration-events",
+        "/api/v1/encounters/{id}/observations",
+        "/api/v1/observations",
+        "/api/v1/encounters/{id}/alerts",
+        "/api/v1/encounters/{id}/alerts/{aid}/acknowledge",
+        "/api/v1/encounters/{id}/medications",
+        "/api/v1/encounters/{id}/adverse-events",
+        "/api/v1/encounters/{id}/recovery",
+        "/api/v1/encounters/{id}/discharge",
+        "/api/v1/encounters/{id}/note",
+        "/api/v1/encounters/{id}/note/addenda",
+        "/api/v1/encounters/{id}/note.pdf",
+        "/api/v1/clinics/{id}/floor",
+        "/api/v1/clinics/{id}/floor/events",
+    ] {
+        assert!(doc["paths"][p].is_object(), "{p} is documented");
+    }
 }
 
 both!(a_full_iv_session);
@@ -790,6 +820,19 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
         "{out}"
     );
     assert_eq!(count(app, "observations", &eid).await, 2);
+    // Gateways racing with the same readings (written together in one
+    // transaction): each reading is new for exactly one of them.
+    let racing = json!({"readings": (0..20).map(|i| r(&format!("race{i}"), &chair2, rfc(0), json!({"hr": 70 + i}))).collect::<Vec<_>>()});
+    let send = || device.post("/api/v1/observations", &racing);
+    let (a, b, c, d) = tokio::join!(send(), send(), send(), send());
+    let (mut stored, mut dupes) = (0, 0);
+    for (s, out) in [a, b, c, d] {
+        assert_eq!(s, 200, "{out}");
+        stored += out["stored"].as_u64().unwrap();
+        dupes += out["duplicates"].as_u64().unwrap();
+    }
+    assert_eq!((stored, dupes), (20, 60));
+    assert_eq!(count(app, "observations", &eid).await, 22);
     // Another clinic's device cannot write to this chair.
     let (s, out) = other
         .post(
@@ -802,7 +845,7 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
         (422, vec!["readings[0].chair_id".to_string()]),
         "{out}"
     );
-    assert_eq!(count(app, "observations", &eid).await, 2);
+    assert_eq!(count(app, "observations", &eid).await, 22);
 
     // After the dose starts, a device reading out of range raises an alert on the stream.
     let prescriber = api(app, "paul.prescriber").await;
