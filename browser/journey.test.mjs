@@ -482,6 +482,8 @@ test("treatment day on a tablet: a full IV session with an alert answered, from 
   await shot(page, "43-chair-recovery");
   await page.getByRole("button", { name: "Discharge", exact: true }).click();
   await page.locator(".chair-top .pill.phase", { hasText: "Discharged" }).waitFor();
+  // Integration within days of the dose: booked, or bookable from here.
+  assert.ok(await page.getByText(/No integration session is booked yet|Next integration session/).isVisible());
   await doc.page.goto(visit);
   await doc.page.getByRole("button", { name: "Sign the note" }).click();
   await doc.page.locator("pre.note").waitFor();

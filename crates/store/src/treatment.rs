@@ -315,6 +315,8 @@ pub enum Step<'a> {
     },
     Discharge {
         note: &'a str,
+        /// The e-mail to the patient, committed with the discharge.
+        jobs: &'a [crate::outbox::NewJob],
     },
     Note {
         body: &'a str,
@@ -714,7 +716,7 @@ impl Store {
                         .bind(new_id()).bind(encounter).bind(aldrete).bind(total).bind(&by).bind(now)
                         .execute(&mut *tx).await?;
                 }
-                Step::Discharge { note } => {
+                Step::Discharge { note, jobs } => {
                     let (open_alerts,): (i64,) = sqlx::query_as(
                         "SELECT COUNT(*) FROM alerts WHERE encounter_id = $1 AND ack_at IS NULL")
                         .bind(encounter).fetch_one(&mut *tx).await?;
@@ -727,6 +729,7 @@ impl Store {
                     sqlx::query("UPDATE appointments SET status = 'completed', updated_at = $2 \
                          WHERE id = (SELECT appointment_id FROM encounters WHERE id = $1) AND status = 'checked_in'")
                         .bind(encounter).bind(now).execute(&mut *tx).await?;
+                    crate::insert_jobs!(tx, jobs)?;
                 }
                 Step::Note { body, sha256 } => {
                     sqlx::query("INSERT INTO session_notes (id, encounter_id, body, sha256, signed_by, signed_at) \

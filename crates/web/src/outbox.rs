@@ -119,6 +119,35 @@ pub fn confirmation_jobs(id: AppointmentId, clinic: ClinicId) -> Vec<NewJob> {
 }
 
 pub const QUESTIONNAIRE: &str = "questionnaire_link";
+pub const DISCHARGE: &str = "discharge_instructions";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DischargePayload {
+    encounter_id: String,
+    clinic_id: ClinicId,
+    patient_id: domain::ids::PatientId,
+}
+
+/// The going-home e-mail of a visit: the instructions and the next visit.
+pub fn discharge_jobs(
+    encounter: &str,
+    clinic: ClinicId,
+    patient: domain::ids::PatientId,
+) -> Vec<NewJob> {
+    serde_json::to_string(&DischargePayload {
+        encounter_id: encounter.to_string(),
+        clinic_id: clinic,
+        patient_id: patient,
+    })
+    .map(|payload| NewJob {
+        kind: DISCHARGE,
+        dedupe_key: format!("discharge:{encounter}"),
+        payload,
+        run_at: domain::time::now_micros(),
+    })
+    .into_iter()
+    .collect()
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct LinkPayload {
@@ -318,6 +347,7 @@ async fn run(state: &AppState, job: &Job) -> Result<String, String> {
         CONFIRMATION => confirmation(state, job).await,
         QUESTIONNAIRE => questionnaire(state, job).await,
         PATIENT_LINK => patient_link(state, job).await,
+        DISCHARGE => discharge(state, job).await,
         other => Ok(format!("skipped: unknown job kind {other}")),
     }
 }
@@ -445,6 +475,61 @@ async fn reminder(state: &AppState, job: &Job) -> Result<String, String> {
         format!("sent ({} h before)", p.hours_before),
     )
     .await
+}
+
+/// The patient's next booked integration session, if any.
+pub async fn next_integration(
+    state: &AppState,
+    clinic: ClinicId,
+    patient: domain::ids::PatientId,
+) -> Result<Option<store::scheduling::Appointment>, store::StoreError> {
+    let now = domain::time::now_micros();
+    Ok(state
+        .store
+        .patient_appointments(patient, &[clinic])
+        .await?
+        .into_iter()
+        .filter(|a| a.status == Status::Booked && a.starts_at > now && a.type_code == "integration")
+        .min_by_key(|a| a.starts_at))
+}
+
+async fn discharge(state: &AppState, job: &Job) -> Result<String, String> {
+    let p: DischargePayload =
+        serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
+    let to = match addressee(state, p.clinic_id, p.patient_id).await? {
+        Ok(to) => to,
+        Err(skipped) => return Ok(skipped),
+    };
+    let s = &to.clinic.settings;
+    let next = match next_integration(state, p.clinic_id, p.patient_id)
+        .await
+        .map_err(db)?
+    {
+        Some(a) => format!(
+            "Your next integration session is on {}.",
+            clinic_time(a.starts_at, &to.clinic)?
+        ),
+        None => format!(
+            "You have no integration session booked yet. It helps most within a few days of \
+             today's session: call us on {} to book one.",
+            s.phone
+        ),
+    };
+    let instructions = domain::treatment::DISCHARGE_INSTRUCTIONS
+        .iter()
+        .map(|i| format!("- {i}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let body = format!(
+        "Hello {first},\n\nThank you for coming in today. For the rest of today, please:\n\n\
+         {instructions}\n\n{next}\n\nIf anything worries you, call us on {phone}.\n\n{name}\n",
+        first = to.first,
+        phone = s.phone,
+        name = s.name,
+    );
+    // The subject says nothing about the person or the treatment.
+    let subject = format!("After your visit today at {}", s.name);
+    deliver(state, &to, &subject, body, "sent".into()).await
 }
 
 async fn offer(state: &AppState, job: &Job) -> Result<String, String> {

@@ -199,6 +199,63 @@ fn clinic_of(e: &Encounter) -> ClinicId {
     e.clinic_id.parse().unwrap_or_default()
 }
 
+fn patient_of(e: &Encounter) -> Result<PatientId, WebError> {
+    e.patient_id
+        .parse()
+        .map_err(|_| WebError::Internal("a visit's patient id is unreadable".into()))
+}
+
+/// How long the post-session questionnaires stay open.
+const POST_SESSION_HOURS: i64 = 72;
+
+/// After discharge, the plan's patient-answered target measures (GAD-7,
+/// PHQ-9, ...) go out as single-use links, once per visit. A link that
+/// cannot be made is logged; the discharge stands.
+async fn send_post_session(state: &AppState, c: &Caller, e: &Encounter) -> usize {
+    let Ok(pid) = patient_of(e) else {
+        return 0;
+    };
+    let plan = match state.store.plans(pid).await {
+        Ok(p) => p.into_iter().find(|p| p.id == e.plan_id),
+        Err(err) => {
+            tracing::warn!(encounter = %e.id, error = %err, "post-session measures: no plan");
+            return 0;
+        }
+    };
+    let targets: Vec<String> = plan
+        .and_then(|p| serde_json::from_str(&p.targets).ok())
+        .unwrap_or_default();
+    let mut sent = 0;
+    for id in targets {
+        let Some(inst) = state.instruments.current(&id) else {
+            continue;
+        };
+        if inst.rater != domain::instruments::Rater::Patient {
+            continue;
+        }
+        let made = crate::instruments::create_link(
+            state,
+            clinic_of(e),
+            pid,
+            inst,
+            "How you are after your session",
+            Some(format!("post-session:{}:{}", e.id, inst.id)),
+            c.user_id(),
+            Some(c),
+            now_micros() + POST_SESSION_HOURS * 3_600_000_000,
+        )
+        .await;
+        match made {
+            Ok((Some(_), _)) => sent += 1,
+            Ok((None, _)) => {}
+            Err(err) => {
+                tracing::warn!(encounter = %e.id, instrument = %inst.id, error = ?err, "post-session link")
+            }
+        }
+    }
+    sent
+}
+
 fn event(c: &Caller, a: Action, perm: Permission, e: &Encounter) -> NewAuditEvent {
     let mut ev = c.patient_event(a, perm, clinic_of(e), &e.patient_id);
     ev.object_type = Some("encounter".into());
@@ -1494,12 +1551,16 @@ pub async fn discharge(
         state,
         c,
         &e,
-        Step::Discharge { note: note.trim() },
+        Step::Discharge {
+            note: note.trim(),
+            jobs: &crate::outbox::discharge_jobs(&e.id, clinic_of(&e), patient_of(&e)?),
+        },
         Action::EncounterDischarge,
         Permission::EncounterRecord,
         None,
     )
     .await?;
+    send_post_session(state, c, &e).await;
     visit_of(state, &e).await
 }
 

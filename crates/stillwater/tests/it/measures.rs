@@ -102,7 +102,7 @@ fn first_slot(html: &str) -> String {
     rest[..rest.find('"').unwrap()].to_string()
 }
 
-async fn mailer_state(app: &TestApp, sink: &SmtpSink) -> web::AppState {
+pub async fn mailer_state(app: &TestApp, sink: &SmtpSink) -> web::AppState {
     web::AppState::new(app.store.clone(), web::WebConfig::default()).with_mailer(
         web::outbox::Mailer::from_url(
             &format!("smtp://{}", sink.addr),

@@ -30,7 +30,7 @@ pub async fn ready_patient(app: &TestApp, given: &str) -> String {
     let prescriber = api(app, "paul.prescriber").await;
     let nurse = api(app, "nina.nurse").await;
     let (s, p) = nurse
-        .post("/api/v1/patients", &json!({"clinic_id": app.glendale, "given_name": given, "family_name": "Rowe", "date_of_birth": "1985-06-01"}))
+        .post("/api/v1/patients", &json!({"clinic_id": app.glendale, "given_name": given, "family_name": "Rowe", "date_of_birth": "1985-06-01", "email": format!("{}.rowe@example.org", given.to_lowercase())}))
         .await;
     assert_eq!(s, 201, "{p}");
     let pid = p["id"].as_str().unwrap().to_string();
@@ -565,6 +565,49 @@ async fn a_full_iv_session(app: &TestApp) {
         .post(&format!("{base}/observations"), &json!({"hr": 70}))
         .await;
     assert_eq!(s, 409, "the visit is closed");
+    // The patient gets the instructions and the plan's questionnaire by
+    // e-mail, with nothing about them or the treatment in the subjects.
+    let sink = SmtpSink::start().await;
+    let state = crate::measures::mailer_state(app, &sink).await;
+    web::outbox::drain(&state, domain::time::now_micros())
+        .await
+        .unwrap();
+    let mail: Vec<String> = sink
+        .all()
+        .into_iter()
+        .filter(|m| m.contains("lena.rowe@example.org"))
+        .collect();
+    let home = mail
+        .iter()
+        .find(|m| m.contains("Subject: After your visit today at Stillwater Glendale"))
+        .expect("going-home e-mail");
+    assert!(
+        home.contains("Do not drive") && home.contains("no integration session booked"),
+        "{home}"
+    );
+    assert!(
+        mail.iter().any(|m| m.contains("/q/")),
+        "a post-session questionnaire link: {mail:?}"
+    );
+    for m in &mail {
+        let subject = m.lines().find(|l| l.starts_with("Subject:")).unwrap();
+        assert!(
+            !subject.contains("Lena") && !subject.to_lowercase().contains("ketamine"),
+            "{subject}"
+        );
+    }
+    // Discharging again sends nothing more.
+    let (s, _) = nurse
+        .post(&format!("{base}/discharge"), &json!({"note": "again"}))
+        .await;
+    assert_eq!(s, 409);
+    assert_eq!(
+        app.store
+            .count_jobs(web::outbox::DISCHARGE, Some("sent"))
+            .await
+            .unwrap(),
+        1
+    );
 
     // The note: signed by the prescriber, never changed, addenda only.
     let (s, _) = nurse.post(&format!("{base}/note"), &json!({})).await;

@@ -315,6 +315,10 @@ struct ChairPage {
     aldrete: String,
     blockers: Vec<String>,
     instructions: Vec<&'static str>,
+    /// The next integration session booked, in words; empty when none.
+    next_session: String,
+    /// Where to book one (when the caller may book).
+    book_href: String,
     next_due: String,
     overdue: bool,
     note: Option<String>,
@@ -403,6 +407,19 @@ async fn chair_view(
     let clinic: ClinicId = e.clinic_id.parse().unwrap_or_default();
     let zone = state.store.clinic(clinic).await?.settings.time_zone;
     let when = |m: i64| clock(m, &zone);
+    // Integration within a few days of the dose: the next one booked, or a
+    // way to book it before the patient leaves.
+    let (mut next_session, mut book_href) = (String::new(), String::new());
+    if c.may(Permission::ScheduleRead, clinic) {
+        let pid = e.patient_id.parse().map_err(|_| WebError::NotFound)?;
+        match crate::outbox::next_integration(state, clinic, pid).await? {
+            Some(a) => next_session = format_in_zone(a.starts_at, &zone),
+            None if c.may(Permission::ScheduleBook, clinic) => {
+                book_href = format!("/patients/{}/book", e.patient_id)
+            }
+            None => {}
+        }
+    }
     let items = v
         .items
         .iter()
@@ -567,6 +584,8 @@ async fn chair_view(
             .unwrap_or_default(),
         blockers: v.discharge_blockers.clone(),
         instructions: tx::DISCHARGE_INSTRUCTIONS.to_vec(),
+        next_session,
+        book_href,
         next_due: v.next_due.map(when).unwrap_or_default(),
         overdue: v.next_due.is_some_and(|d| d < v.now),
         note: v.record.note.as_ref().map(|n| n.body.clone()),
