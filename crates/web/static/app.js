@@ -26,6 +26,17 @@ document.addEventListener("submit", function (ev) {
       o.stop(ctx.currentTime + 0.35);
     } catch (e) { /* no audio: the board still shows it */ }
   }
+  // fn at most once per `gap` ms: calls in between fold into one; `now`
+  // runs it at once (an alert does not wait behind routine readings).
+  function throttled(fn, gap) {
+    var last = 0, timer = null;
+    return function (now) {
+      if (timer && !now) return;
+      if (timer) clearTimeout(timer);
+      var wait = now ? 0 : Math.max(0, gap - (Date.now() - last));
+      timer = setTimeout(function () { timer = null; last = Date.now(); fn(); }, wait);
+    };
+  }
   function listen(url, onEvent) {
     var state = document.getElementById("live-state");
     var es = new EventSource(url);
@@ -45,13 +56,15 @@ document.addEventListener("submit", function (ev) {
     var board = document.querySelector("[data-floor-events]");
     if (board) {
       var partial = board.getAttribute("data-floor-partial");
-      var reload = function () {
+      // Monitors send every second per chair: the board redraws at most once
+      // a second, and at once for an alert.
+      var reload = throttled(function () {
         fetch(partial, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.text() : null; })
           .then(function (html) { if (html) board.innerHTML = html; });
-      };
-      listen(board.getAttribute("data-floor-events"), reload);
+      }, 1000);
+      listen(board.getAttribute("data-floor-events"), function (d) { reload(d.kind === "alert"); });
       // Timers and due readings move on without events.
-      setInterval(reload, 30000);
+      setInterval(function () { reload(false); }, 30000);
     }
     var chair = document.querySelector("[data-chair-events]");
     if (chair) {
@@ -60,14 +73,19 @@ document.addEventListener("submit", function (ev) {
       // would cancel it.
       var submitting = false;
       document.addEventListener("submit", function () { submitting = true; });
-      listen("/api/v1/clinics/" + chair.getAttribute("data-clinic") + "/floor/events", function (d) {
-        if (d.encounter !== id || submitting) return;
-        var busy = Array.prototype.some.call(document.querySelectorAll("main input:not([type=hidden]), main textarea"), function (el) {
+      var refresh = throttled(function () {
+        var busy = submitting || Array.prototype.some.call(document.querySelectorAll("main input:not([type=hidden]), main textarea"), function (el) {
           return el.type !== "checkbox" && el.type !== "radio" && el.value !== "" && el.defaultValue !== el.value;
         });
         // A fresh GET of the visit: reloading a page that answered a form
         // would post the form again.
         if (!busy) window.location.assign(window.location.pathname + window.location.search);
+      }, 15000);
+      // A monitor's routine readings redraw the view every 15 s at most;
+      // alerts and steps by others at once.
+      listen("/api/v1/clinics/" + chair.getAttribute("data-clinic") + "/floor/events", function (d) {
+        if (d.encounter !== id || submitting) return;
+        refresh(d.kind !== "reading");
       });
     }
   });
