@@ -155,20 +155,20 @@ impl<'a> Chairside<'a> {
         .await
         .map_err(err)?;
         let start = opened + 15 * MINUTE;
-        let admin = |kind, at: i64, reason: Option<&str>| AdminInput {
-            kind,
-            at: Some(rfc(at)),
-            rate_ml_h: None,
-            reason: reason.map(String::from),
+        let timeline = |kind, at: i64, reason: Option<&str>| {
+            uc::administer(
+                self.state,
+                &self.nurse,
+                &id,
+                AdminInput {
+                    kind,
+                    at: Some(rfc(at)),
+                    rate_ml_h: None,
+                    reason: reason.map(String::from),
+                },
+            )
         };
-        uc::administer(
-            self.state,
-            &self.nurse,
-            &id,
-            admin(AdminKind::Start, start, None),
-        )
-        .await
-        .map_err(err)?;
+        timeline(AdminKind::Start, start, None).await.map_err(err)?;
         let stop = start + 40 * MINUTE;
         let end = if stage == Stage::Dosing { now } else { stop };
         // Readings every five minutes while dosing, with sedation scored.
@@ -201,26 +201,16 @@ impl<'a> Chairside<'a> {
                     )
                     .await
                     .map_err(err)?;
-                    uc::administer(
-                        self.state,
-                        &self.nurse,
-                        &id,
-                        admin(
-                            AdminKind::Pause,
-                            at + MINUTE,
-                            Some("Blood pressure 184 systolic"),
-                        ),
+                    timeline(
+                        AdminKind::Pause,
+                        at + MINUTE,
+                        Some("Blood pressure 184 systolic"),
                     )
                     .await
                     .map_err(err)?;
-                    uc::administer(
-                        self.state,
-                        &self.nurse,
-                        &id,
-                        admin(AdminKind::Resume, at + 6 * MINUTE, Some("BP 150/90")),
-                    )
-                    .await
-                    .map_err(err)?;
+                    timeline(AdminKind::Resume, at + 6 * MINUTE, Some("BP 150/90"))
+                        .await
+                        .map_err(err)?;
                 }
             }
             at += 5 * MINUTE;
@@ -229,14 +219,9 @@ impl<'a> Chairside<'a> {
         if stage == Stage::Dosing {
             return Ok(id);
         }
-        uc::administer(
-            self.state,
-            &self.nurse,
-            &id,
-            admin(AdminKind::Stop, stop, Some("Infusion complete")),
-        )
-        .await
-        .map_err(err)?;
+        timeline(AdminKind::Stop, stop, Some("Infusion complete"))
+            .await
+            .map_err(err)?;
         if k % 2 == 1 {
             uc::give_medication(
                 self.state,

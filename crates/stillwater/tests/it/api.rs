@@ -103,12 +103,7 @@ async fn patient_crud(app: &TestApp) {
     assert_eq!(s, 200);
     assert_eq!(p3, p2);
     // The OpenAPI document describes these paths.
-    let doc: Value = reqwest::get(app.url("/api/openapi.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.api_doc().await;
     for path in [
         "/api/v1/me",
         "/api/v1/patients",

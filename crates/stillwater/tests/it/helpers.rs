@@ -30,6 +30,16 @@ pub fn pg_admin_url() -> Option<String> {
 }
 
 impl TestApp {
+    /// The served OpenAPI document.
+    pub async fn api_doc(&self) -> serde_json::Value {
+        reqwest::get(self.url("/api/openapi.json"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn spawn(b: Backend) -> Option<TestApp> {
         Self::spawn_with(b, |_| {}).await
     }
@@ -280,6 +290,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// A page's HTML.
+    pub async fn html(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{}", self.base, path))

@@ -208,12 +208,7 @@ async fn induction_series(app: &TestApp) {
         .await;
     assert_eq!(s, 409, "{again}");
     // The API document describes the scheduling endpoints.
-    let doc: Value = reqwest::get(app.url("/api/openapi.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.api_doc().await;
     for p in [
         "/api/v1/appointment-types",
         "/api/v1/resources",

@@ -697,12 +697,7 @@ async fn a_full_iv_session(app: &TestApp) {
         );
     }
     // The API document describes every treatment-day endpoint.
-    let doc: Value = reqwest::get(app.url("/api/openapi.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.api_doc().await;
     for p in [
         "/api/v1/encounters",
         "/api/v1/encounters/{id}",
@@ -1063,12 +1058,7 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
     // A patient nobody booked today is checked in from the chart, into a
     // free IV chair (Chair 2 is taken; recliners take no infusion).
     let walk_in = ready_patient(app, "Wren").await;
-    let html = web
-        .get(&format!("/patients/{walk_in}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = web.html(&format!("/patients/{walk_in}")).await;
     let form = &html[html
         .find("Check in now, without a booking")
         .expect("check-in form")..];
@@ -1095,12 +1085,7 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
         .to_str()
         .unwrap()
         .starts_with("/encounters/"));
-    let html = web
-        .get(&format!("/patients/{walk_in}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = web.html(&format!("/patients/{walk_in}")).await;
     assert!(
         html.contains("Treatment sessions") && html.contains("in the clinic"),
         "{html}"
