@@ -20,12 +20,14 @@ before(async () => {
 });
 after(async () => { await browser?.close(); });
 
-async function signIn(username) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+// `device`: the browser context (a tablet, a wall screen); `refused`: the
+// statuses a form may answer with on purpose in this journey.
+async function signIn(username, { device = { viewport: { width: 1280, height: 900 } }, refused = [422] } = {}) {
+  const context = await browser.newContext(device);
   const page = await context.newPage();
   const errors = [];
-  // A form answered 422 with its errors is expected; anything else is a fault.
-  page.on("console", (m) => { if (m.type() === "error" && !m.text().includes("status of 422")) errors.push(m.text()); });
+  // A form answered with its errors is expected; anything else is a fault.
+  page.on("console", (m) => { if (m.type() === "error" && !refused.some((s) => m.text().includes(`status of ${s}`))) errors.push(m.text()); });
   page.on("pageerror", (e) => errors.push(String(e)));
   page.on("response", (r) => { if (r.status() === 404) errors.push(`404 ${r.url()}`); });
   await page.goto(`${BASE}/login`);
@@ -362,16 +364,9 @@ const glendale = (minutesAgo) =>
     .slice(0, 16).replace(" ", "T");
 
 test("treatment day on a tablet: a full IV session with an alert answered, from check-in to discharge", async () => {
-  const tablet = await browser.newContext({ viewport: { width: 1180, height: 820 }, hasTouch: true });
-  const page = await tablet.newPage();
-  const errors = [];
-  page.on("console", (m) => { if (m.type() === "error" && !m.text().includes("status of 422") && !m.text().includes("status of 409")) errors.push(m.text()); });
-  page.on("pageerror", (e) => errors.push(String(e)));
-  await page.goto(`${BASE}/login`);
-  await page.getByLabel("Username").fill("nina.nurse");
-  await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.waitForURL(`${BASE}/`);
+  const { context: tablet, page, errors } = await signIn("nina.nurse", {
+    device: { viewport: { width: 1180, height: 820 }, hasTouch: true }, refused: [422, 409],
+  });
 
   // The demo's floor: a chair in every phase, the running infusion alerting.
   await page.getByRole("link", { name: "Floor", exact: true }).click();
@@ -494,13 +489,7 @@ test("treatment day on a tablet: a full IV session with an alert answered, from 
   await page.goto(`${BASE}/floor`);
   await page.locator("a.chair.fl-discharged", { hasText: "Chair 2" }).first().waitFor();
   await shot(page, "45-floor-after");
-  const wall = await browser.newContext({ viewport: { width: 1600, height: 900 } });
-  const w = await wall.newPage();
-  await w.goto(`${BASE}/login`);
-  await w.getByLabel("Username").fill("mona.monitor");
-  await w.getByLabel("Password").fill(PASSWORD);
-  await w.getByRole("button", { name: "Sign in" }).click();
-  await w.waitForURL(`${BASE}/`);
+  const { context: wall, page: w } = await signIn("mona.monitor", { device: { viewport: { width: 1600, height: 900 } } });
   await w.goto(`${BASE}/floor`);
   await shot(w, "46-floor-wall-screen");
   await wall.close();

@@ -182,12 +182,7 @@ async fn bench_on(a: &BenchArgs, url: &str, dir: &std::path::Path) -> anyhow::Re
     }
     println!("seeded in {:.1} s", t.elapsed().as_secs_f64());
 
-    let cfg = crate::config::Config {
-        bind: "127.0.0.1:0".into(),
-        metrics_bind: String::new(),
-        ..Default::default()
-    };
-    let running = crate::server::start(store.clone(), &cfg).await?;
+    let running = crate::server::start(store.clone(), &server_config()).await?;
     let addr = running.addr;
     let bearer = format!("Bearer {token}");
     let cookie_header = format!("{}={cookie}", web::auth::SESSION_COOKIE);
@@ -288,6 +283,16 @@ async fn bench_on(a: &BenchArgs, url: &str, dir: &std::path::Path) -> anyhow::Re
         startup(url, dir).await?;
     }
     Ok(())
+}
+
+/// The in-process server every benchmark drives: any free port, no metrics
+/// listener.
+pub(crate) fn server_config() -> crate::config::Config {
+    crate::config::Config {
+        bind: "127.0.0.1:0".into(),
+        metrics_bind: String::new(),
+        ..Default::default()
+    }
 }
 
 /// A nurse of `clinic` with a signed-in browser session; returns the user

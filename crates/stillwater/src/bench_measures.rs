@@ -189,11 +189,9 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
     println!("seeded in {:.1} s", t.elapsed().as_secs_f64());
 
     let cfg = crate::config::Config {
-        bind: "127.0.0.1:0".into(),
-        metrics_bind: String::new(),
         // Every bench client shares one address; the limit is per address.
         public_per_minute: 1_000_000,
-        ..Default::default()
+        ..crate::bench::server_config()
     };
     let running = crate::server::start(store.clone(), &cfg).await?;
     let addr = running.addr;

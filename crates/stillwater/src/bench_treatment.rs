@@ -205,12 +205,7 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    let cfg = crate::config::Config {
-        bind: "127.0.0.1:0".into(),
-        metrics_bind: String::new(),
-        ..Default::default()
-    };
-    let running = crate::server::start(store.clone(), &cfg).await?;
+    let running = crate::server::start(store.clone(), &crate::bench::server_config()).await?;
     let addr = running.addr;
     let seen = Arc::new(AtomicU64::new(0));
     let tick = Arc::new(tokio::sync::Notify::new());

@@ -387,7 +387,6 @@ impl Store {
         }))
     }
 
-    /// The encounter open in a chair, for device readings.
     pub async fn open_encounters_in(
         &self,
         chairs: &[String],

@@ -907,10 +907,10 @@ async fn chart(
             })
             .collect();
         let ids: Vec<String> = chairs.iter().map(|r| r.resource.id.to_string()).collect();
-        let busy = state.store.open_encounters_in(&ids).await?;
+        let busy = state.store.open_encounters_by_chair(&ids).await?;
         for r in chairs {
             let id = r.resource.id.to_string();
-            if !busy.iter().any(|b| b.0 == id) {
+            if !busy.iter().any(|b| b.resource_id.as_deref() == Some(&id)) {
                 page.check_in_chairs.push((id, r.resource.name.clone()));
             }
         }

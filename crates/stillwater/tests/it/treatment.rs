@@ -1058,6 +1058,21 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
     // A patient nobody booked today is checked in from the chart, into a
     // free IV chair (Chair 2 is taken; recliners take no infusion).
     let walk_in = ready_patient(app, "Wren").await;
+    // The front desk sees the chart but may not seat anyone.
+    let desk = app.login("dana.frontdesk").await;
+    let html = desk.html(&format!("/patients/{walk_in}")).await;
+    assert!(!html.contains("Check in now, without a booking"));
+    let r = desk
+        .post_form(
+            "/floor/check-in",
+            &[
+                ("clinic", &app.glendale.to_string()),
+                ("patient_id", &walk_in),
+                ("chair_id", &chair(app, "Chair 3").await),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
     let html = web.html(&format!("/patients/{walk_in}")).await;
     let form = &html[html
         .find("Check in now, without a booking")
