@@ -70,10 +70,20 @@ pub enum Action {
     NoteSign,
     NoteAddendum,
     NoteExport,
+    CsRead,
+    CsReport,
+    CsSettings,
+    CsMovement,
+    CsWitnessRefused,
+    CsCount,
+    CsInventory,
+    CsCaseOpen,
+    CsCaseResolve,
+    CsCaseFiling,
 }
 
 impl Action {
-    pub const ALL: [Action; 63] = [
+    pub const ALL: [Action; 73] = [
         Action::LoginSuccess,
         Action::LoginFailure,
         Action::Logout,
@@ -137,6 +147,16 @@ impl Action {
         Action::NoteSign,
         Action::NoteAddendum,
         Action::NoteExport,
+        Action::CsRead,
+        Action::CsReport,
+        Action::CsSettings,
+        Action::CsMovement,
+        Action::CsWitnessRefused,
+        Action::CsCount,
+        Action::CsInventory,
+        Action::CsCaseOpen,
+        Action::CsCaseResolve,
+        Action::CsCaseFiling,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -204,6 +224,16 @@ impl Action {
             Action::NoteSign => "note.sign",
             Action::NoteAddendum => "note.addendum",
             Action::NoteExport => "note.export",
+            Action::CsRead => "cs.read",
+            Action::CsReport => "cs.report",
+            Action::CsSettings => "cs.settings",
+            Action::CsMovement => "cs.movement",
+            Action::CsWitnessRefused => "cs.witness_refused",
+            Action::CsCount => "cs.count",
+            Action::CsInventory => "cs.inventory",
+            Action::CsCaseOpen => "cs.case_open",
+            Action::CsCaseResolve => "cs.case_resolve",
+            Action::CsCaseFiling => "cs.case_filing",
         }
     }
 
@@ -242,14 +272,8 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// The hash of a record given the hash before it. Every field is length-
 /// prefixed so that no two different records encode to the same bytes.
 pub fn chain_hash(prev_hash: &str, r: &AuditRecord) -> String {
-    let mut h = Sha256::new();
-    let mut put = |s: Option<&str>| match s {
-        None => h.update(b"\xff"),
-        Some(s) => {
-            h.update((s.len() as u64).to_be_bytes());
-            h.update(s.as_bytes());
-        }
-    };
+    let mut h = FieldHasher::default();
+    let mut put = |s: Option<&str>| h.put(s);
     put(Some(prev_hash));
     put(Some(&r.seq.to_string()));
     put(Some(&r.id));
@@ -267,7 +291,29 @@ pub fn chain_hash(prev_hash: &str, r: &AuditRecord) -> String {
     put(r.source_ip.as_deref());
     put(r.request_id.as_deref());
     put(r.detail.as_deref());
-    hex::encode(h.finalize())
+    h.finish()
+}
+
+/// SHA-256 over a sequence of optional text fields, each length-prefixed (an
+/// absent field is one 0xff byte), so no two different sequences encode to the
+/// same bytes. Shared by every hash-chained ledger.
+#[derive(Default)]
+pub struct FieldHasher(Sha256);
+
+impl FieldHasher {
+    pub fn put(&mut self, s: Option<&str>) {
+        match s {
+            None => self.0.update(b"\xff"),
+            Some(s) => {
+                self.0.update((s.len() as u64).to_be_bytes());
+                self.0.update(s.as_bytes());
+            }
+        }
+    }
+
+    pub fn finish(self) -> String {
+        hex::encode(self.0.finalize())
+    }
 }
 
 /// The first break in a chain of records in `seq` order, if any.

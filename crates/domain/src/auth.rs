@@ -84,6 +84,9 @@ impl Role {
                 EncounterRead,
                 EncounterRecord,
                 DoseCheck,
+                CsRead,
+                CsHandle,
+                CsWitness,
             ],
             Role::Prescriber => &[
                 PatientRead,
@@ -104,6 +107,10 @@ impl Role {
                 EncounterRecord,
                 DoseOrder,
                 DoseCheck,
+                CsRead,
+                CsHandle,
+                CsWitness,
+                CsManage,
             ],
             Role::MonitoringClinician => &[
                 PatientRead,
@@ -113,6 +120,7 @@ impl Role {
                 TaskClose,
                 EncounterRead,
                 EncounterRecord,
+                CsWitness,
             ],
             Role::Therapist => &[
                 PatientRead,
@@ -132,6 +140,8 @@ impl Role {
                 ScheduleManage,
                 LeadRead,
                 ConsentPublish,
+                CsRead,
+                CsManage,
             ],
             Role::Auditor => &[
                 PatientRead,
@@ -140,6 +150,7 @@ impl Role {
                 LeadRead,
                 MeasureRead,
                 EncounterRead,
+                CsRead,
             ],
         }
     }
@@ -228,6 +239,15 @@ pub enum Permission {
     DoseOrder,
     /// Check a dose order as the second person and record the vial drawn.
     DoseCheck,
+    /// See the Schedule III record: stock, ledger, counts, inventories, cases, reports.
+    CsRead,
+    /// Receive stock, draw for a dose, record what was given and wasted, move,
+    /// count and take inventories (nurses, prescribers).
+    CsHandle,
+    /// Witness a waste or a destruction as the second licensed person.
+    CsWitness,
+    /// DEA registrations, storage places, products, adjustments, case resolutions.
+    CsManage,
 }
 
 /// Who is acting: a signed-in staff member (browser session or user token) or a device.

@@ -15,6 +15,7 @@ pub mod patients;
 pub mod plans;
 pub mod protocols;
 pub mod scheduling;
+pub mod substances;
 pub mod time;
 pub mod treatment;
 pub mod versioned;

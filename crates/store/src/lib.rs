@@ -19,6 +19,7 @@ pub mod outbox;
 pub mod patients;
 pub mod pretreatment;
 pub mod scheduling;
+pub mod substances;
 pub mod treatment;
 
 pub use domain;

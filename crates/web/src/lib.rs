@@ -26,6 +26,7 @@ pub mod patients;
 pub mod pdf;
 pub mod pretreatment;
 pub mod scheduling;
+pub mod substances;
 pub mod treatment;
 pub mod views;
 

@@ -1,0 +1,175 @@
+use super::*;
+use proptest::prelude::*;
+use std::collections::HashMap;
+
+#[test]
+fn quantities_parse_in_ml_or_mg() {
+    assert_eq!(parse_quantity("q", "2.5 mL", 50), Ok(2500));
+    assert_eq!(parse_quantity("q", "2.5", 50), Ok(2500));
+    assert_eq!(parse_quantity("q", " 0.125ml ", 50), Ok(125));
+    assert_eq!(parse_quantity("q", "125 mg", 50), Ok(2500));
+    assert_eq!(parse_quantity("q", "35 mg", 100), Ok(350));
+    assert_eq!(parse_quantity("q", "10 mL", 100), Ok(10_000));
+}
+
+#[test]
+fn bad_quantities_are_named() {
+    let msg = |t: &str| parse_quantity("quantity", t, 50).unwrap_err().message;
+    assert!(msg("2 g").contains("mL or mg"), "{}", msg("2 g"));
+    assert!(msg("3 tablets").contains("mL or mg"));
+    assert!(msg("-1 mL").contains("more than zero"));
+    assert!(msg("0").contains("more than zero"));
+    assert!(msg("").contains("give a quantity"));
+    assert!(msg("abc").contains("mL or mg") || msg("abc").contains("not a number"));
+    assert!(msg("1.2.3").contains("not a number"));
+    assert!(msg("0.0001 mL").contains("three decimals"));
+    assert!(msg("20000 mL").contains("more than any one movement"));
+    // 0.01 mg at 50 mg/mL is 0.2 µL: not a whole µL.
+    assert!(msg("0.01 mg").contains("whole number of µL"));
+    assert_eq!(
+        parse_quantity("quantity", "2 g", 50).unwrap_err().field,
+        "quantity"
+    );
+}
+
+#[test]
+fn amounts_print_without_trailing_zeros() {
+    assert_eq!(fmt_ml(2500), "2.5 mL");
+    assert_eq!(fmt_ml(10_000), "10 mL");
+    assert_eq!(fmt_ml(125), "0.125 mL");
+    assert_eq!(fmt_ml(-1000), "-1 mL");
+    assert_eq!(fmt_mg(2500, 50), "125 mg");
+    assert_eq!(fmt_mg(350, 100), "35 mg");
+}
+
+#[test]
+fn ndc_and_dea_numbers_are_checked() {
+    assert!(check_ndc("0409-2051-05").is_ok());
+    assert!(check_ndc("42023-113-10").is_ok());
+    assert!(check_ndc("0409205105").is_err());
+    assert!(check_ndc("0409-2051-0X").is_err());
+    // AB1234563: 1+3+5 + 2*(2+4+6) = 33 -> check digit 3.
+    assert_eq!(check_dea("dea", "ab1234563"), Ok("AB1234563".into()));
+    assert!(check_dea("dea", "AB1234564")
+        .unwrap_err()
+        .message
+        .contains("check digit"));
+    assert!(check_dea("dea", "A1234563").is_err());
+}
+
+#[test]
+fn the_loss_clock_skips_the_weekend() {
+    let fri: Date = "2026-11-27".parse().unwrap();
+    let c = loss_clock(fri);
+    assert_eq!(c.notify_by.to_string(), "2026-11-30");
+    assert_eq!(c.form106_by.to_string(), "2027-01-11");
+    let tue: Date = "2026-11-24".parse().unwrap();
+    assert_eq!(loss_clock(tue).notify_by.to_string(), "2026-11-25");
+    let sat: Date = "2026-11-28".parse().unwrap();
+    assert_eq!(loss_clock(sat).notify_by.to_string(), "2026-11-30");
+}
+
+#[test]
+fn balances_never_go_negative() {
+    assert_eq!(apply(1000, -1000, 50), Ok(0));
+    let e = apply(1000, -1001, 50).unwrap_err();
+    assert_eq!(e.field, "quantity");
+    assert!(e.message.contains("1 mL (50 mg)"), "{}", e.message);
+    assert_eq!(stock_change(EntryKind::Waste, 500, true), 0);
+    assert_eq!(stock_change(EntryKind::Waste, 500, false), -500);
+    assert_eq!(stock_change(EntryKind::Administered, 500, true), 0);
+    assert_eq!(stock_change(EntryKind::Receipt, 500, false), 500);
+    assert_eq!(stock_change(EntryKind::Adjustment, -500, false), -500);
+}
+
+fn entry(seq: i64, prev: &str, lot: &str, change: i64, after: i64) -> LedgerEntry {
+    let mut e = LedgerEntry {
+        seq,
+        id: format!("e{seq}"),
+        at: seq,
+        recorded_at: seq,
+        clinic_id: "c1".into(),
+        lot_id: lot.into(),
+        kind: if change >= 0 { "receipt" } else { "draw" }.into(),
+        change_ul: change,
+        quantity_ul: change.abs(),
+        balance_after_ul: after,
+        draw_id: None,
+        dose_order_id: None,
+        patient_id: None,
+        actor_user_id: "u1".into(),
+        witness_user_id: None,
+        witness2_user_id: None,
+        counterparty: None,
+        reason: None,
+        reference_id: None,
+        prev_hash: prev.into(),
+        hash: String::new(),
+    };
+    e.hash = entry_hash(prev, &e);
+    e
+}
+
+/// Appends movements the way the store does: refuse what `apply` refuses,
+/// chain what it accepts.
+fn run(ops: &[(u8, i64)]) -> Vec<LedgerEntry> {
+    let mut out: Vec<LedgerEntry> = Vec::new();
+    let mut bal: HashMap<String, i64> = HashMap::new();
+    for (lot, change) in ops {
+        let lot = format!("lot{lot}");
+        let b = *bal.get(&lot).unwrap_or(&0);
+        let Ok(after) = apply(b, *change, 50) else {
+            continue;
+        };
+        bal.insert(lot.clone(), after);
+        let prev = out
+            .last()
+            .map(|e| e.hash.clone())
+            .unwrap_or_else(|| crate::audit::GENESIS.into());
+        out.push(entry(out.len() as i64 + 1, &prev, &lot, *change, after));
+    }
+    out
+}
+
+proptest! {
+    #[test]
+    fn any_sequence_keeps_balances_equal_to_the_ledger(
+        ops in proptest::collection::vec((0u8..3, -20_000i64..20_000), 0..200)
+    ) {
+        let entries = run(&ops);
+        let mut sums = HashMap::new();
+        let tip = verify_ledger((0, crate::audit::GENESIS.into()), &mut sums, &entries);
+        prop_assert!(tip.is_ok(), "{tip:?}");
+        for (_, b) in sums {
+            prop_assert!(b >= 0);
+        }
+    }
+}
+
+#[test]
+fn verify_finds_edits_gaps_and_false_balances() {
+    let entries = run(&[(0, 5000), (0, -1000), (1, 2000), (0, -500)]);
+    let fresh = || (0, crate::audit::GENESIS.to_string());
+    assert!(verify_ledger(fresh(), &mut HashMap::new(), &entries).is_ok());
+
+    let mut t = entries.clone();
+    t[1].change_ul = -900;
+    assert_eq!(
+        verify_ledger(fresh(), &mut HashMap::new(), &t),
+        Err(LedgerBreak::Altered { seq: 2 })
+    );
+
+    let mut t = entries.clone();
+    t.remove(1);
+    assert_eq!(
+        verify_ledger(fresh(), &mut HashMap::new(), &t),
+        Err(LedgerBreak::Gap { after: 1, next: 3 })
+    );
+
+    // A forged entry re-hashed to look whole still breaks the balance chain.
+    let mut t = entries.clone();
+    let prev = t[0].hash.clone();
+    t[1] = entry(2, &prev, "lot0", -900, 4000);
+    let r = verify_ledger(fresh(), &mut HashMap::new(), &t);
+    assert!(r.is_err(), "{r:?}");
+}

@@ -1,0 +1,1126 @@
+//! The Schedule III record's storage. Every movement goes through
+//! [`cs_append_in_tx!`]: it locks the ledger's head, reads the lot's balance at
+//! the location, refuses a negative result, writes the chained entry, and
+//! keeps the balance and the draw it belongs to in the same transaction, so
+//! the ledger, the balances and the audit trail commit or fail together.
+
+use std::collections::HashMap;
+
+use domain::audit::GENESIS;
+use domain::substances::{verify_ledger, EntryKind, LedgerBreak, LedgerEntry};
+
+use crate::audit::NewAuditEvent;
+use crate::{append_in_tx, is_unique_violation, on_pool, Result, Store, StoreError};
+
+fn conflict(m: impl Into<String>) -> StoreError {
+    StoreError::Domain(domain::DomainError::Conflict(m.into()))
+}
+
+fn invalid(field: &str, m: impl Into<String>) -> StoreError {
+    StoreError::Domain(domain::DomainError::field(field, m))
+}
+
+/// One movement to append. `change_ul` is the signed change to the lot's
+/// stock here (see `domain::substances::stock_change`).
+#[derive(Debug, Clone)]
+pub struct Movement {
+    pub id: String,
+    pub at: i64,
+    pub clinic_id: String,
+    pub lot_id: String,
+    pub kind: EntryKind,
+    pub quantity_ul: i64,
+    pub change_ul: i64,
+    /// The product's strength, for the words of a refusal.
+    pub strength: i64,
+    /// For a draw, its own id; for what is given or wasted out of a draw, that draw.
+    pub draw_id: Option<String>,
+    pub dose_order_id: Option<String>,
+    pub patient_id: Option<String>,
+    pub actor_user_id: String,
+    pub witness_user_id: Option<String>,
+    pub witness2_user_id: Option<String>,
+    /// JSON: supplier, distributor or other location, invoice, containers.
+    pub counterparty: Option<String>,
+    pub reason: Option<String>,
+    /// A case, count or transfer this entry belongs to.
+    pub reference_id: Option<String>,
+    /// Where a receipt is put away.
+    pub storage_id: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Product {
+    pub id: String,
+    pub name: String,
+    pub ndc: String,
+    pub form: String,
+    pub strength_mg_per_ml: i64,
+    pub container_ul: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Lot {
+    pub id: String,
+    pub product_id: String,
+    pub lot_number: String,
+    pub expires_on: String,
+    pub product_name: String,
+    pub ndc: String,
+    pub strength_mg_per_ml: i64,
+    pub container_ul: i64,
+    pub org_id: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Balance {
+    pub clinic_id: String,
+    pub lot_id: String,
+    pub lot_number: String,
+    pub expires_on: String,
+    pub product_name: String,
+    pub ndc: String,
+    pub strength_mg_per_ml: i64,
+    pub container_ul: i64,
+    pub balance_ul: i64,
+    pub storage: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Registration {
+    pub clinic_id: String,
+    pub dea_number: String,
+    pub expires_on: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Storage {
+    pub id: String,
+    pub clinic_id: String,
+    pub name: String,
+}
+
+/// A ledger entry with the names a report shows.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LedgerRow {
+    pub seq: i64,
+    pub id: String,
+    pub at: i64,
+    pub clinic_id: String,
+    pub lot_id: String,
+    pub kind: String,
+    pub change_ul: i64,
+    pub quantity_ul: i64,
+    pub balance_after_ul: i64,
+    pub draw_id: Option<String>,
+    pub dose_order_id: Option<String>,
+    pub patient_id: Option<String>,
+    pub counterparty: Option<String>,
+    pub reason: Option<String>,
+    pub reference_id: Option<String>,
+    pub lot_number: String,
+    pub product_name: String,
+    pub ndc: String,
+    pub strength_mg_per_ml: i64,
+    pub actor: String,
+    pub witness: Option<String>,
+    pub witness2: Option<String>,
+    pub patient_name: Option<String>,
+    pub patient_address: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Draw {
+    pub id: String,
+    pub clinic_id: String,
+    pub lot_id: String,
+    pub lot_number: String,
+    pub strength_mg_per_ml: i64,
+    pub dose_order_id: String,
+    pub encounter_id: String,
+    pub patient_id: String,
+    pub patient_name: String,
+    pub drawn_ul: i64,
+    pub administered_ul: i64,
+    pub wasted_ul: i64,
+    pub drawn_by: String,
+    pub drawn_at: i64,
+    pub closed_at: Option<i64>,
+}
+
+impl Draw {
+    pub fn remaining_ul(&self) -> i64 {
+        domain::substances::draw_remaining(self.drawn_ul, self.administered_ul, self.wasted_ul)
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Count {
+    pub id: String,
+    pub clinic_id: String,
+    pub counted_at: i64,
+    pub counted_by: String,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CountLine {
+    pub count_id: String,
+    pub lot_id: String,
+    pub lot_number: String,
+    pub product_name: String,
+    pub strength_mg_per_ml: i64,
+    pub expected_ul: i64,
+    pub counted_ul: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Inventory {
+    pub id: String,
+    pub clinic_id: String,
+    pub kind: String,
+    pub taken_on: String,
+    pub business: String,
+    pub taken_by: String,
+    pub taken_at: i64,
+    pub lines: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Case {
+    pub id: String,
+    pub clinic_id: String,
+    pub kind: String,
+    pub status: String,
+    pub opened_by: String,
+    pub opened_at: i64,
+    pub discovered_on: String,
+    pub count_id: Option<String>,
+    pub lot_id: Option<String>,
+    pub lot_number: Option<String>,
+    pub strength_mg_per_ml: Option<i64>,
+    pub difference_ul: i64,
+    pub description: String,
+    pub resolution: Option<String>,
+    pub resolution_note: Option<String>,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<i64>,
+    pub dea_notified_on: Option<String>,
+    pub form106_filed_on: Option<String>,
+    pub form106: Option<String>,
+}
+
+/// A case to open with a count or on its own.
+#[derive(Debug, Clone)]
+pub struct NewCase {
+    pub id: String,
+    pub clinic_id: String,
+    pub kind: &'static str,
+    pub opened_by: String,
+    pub opened_at: i64,
+    pub discovered_on: String,
+    pub lot_id: Option<String>,
+    pub difference_ul: i64,
+    pub description: String,
+}
+
+/// What a case's resolution writes.
+#[derive(Debug, Clone)]
+pub struct CaseResolution {
+    pub resolution: &'static str,
+    pub note: String,
+    pub by: String,
+    pub at: i64,
+    /// The adjustment a loss or theft writes to the ledger.
+    pub adjustment: Option<Movement>,
+    /// A theft or significant loss becomes a loss case with the DEA clocks.
+    pub kind: Option<&'static str>,
+}
+
+/// Whether the ledger, its chain and the balances agree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerCheck {
+    Intact {
+        entries: i64,
+    },
+    Broken(LedgerBreak),
+    /// The chain is whole but a stored balance differs from its ledger.
+    BalanceDiffers {
+        clinic_id: String,
+        lot_id: String,
+        ledger_ul: i64,
+        stored_ul: i64,
+    },
+    /// The head row does not name the last entry.
+    HeadDiffers,
+}
+
+const LEDGER_COLUMNS: &str = "seq, id, at, recorded_at, clinic_id, lot_id, kind, change_ul, quantity_ul, \
+     balance_after_ul, draw_id, dose_order_id, patient_id, actor_user_id, witness_user_id, witness2_user_id, \
+     counterparty, reason, reference_id, prev_hash, hash";
+
+const LEDGER_SELECT: &str = "SELECT l.seq, l.id, l.at, l.clinic_id, l.lot_id, l.kind, l.change_ul, l.quantity_ul, \
+     l.balance_after_ul, l.draw_id, l.dose_order_id, l.patient_id, l.counterparty, l.reason, l.reference_id, \
+     t.lot_number, pr.name AS product_name, pr.ndc, pr.strength_mg_per_ml, a.username AS actor, \
+     w.username AS witness, w2.username AS witness2, \
+     CASE WHEN pa.id IS NULL THEN NULL ELSE pa.given_name || ' ' || pa.family_name END AS patient_name, \
+     CASE WHEN pa.id IS NULL THEN NULL ELSE COALESCE(pa.address_line1, '') || ', ' || COALESCE(pa.city, '') || ' ' \
+       || COALESCE(pa.region, '') || ' ' || COALESCE(pa.postal_code, '') END AS patient_address \
+     FROM cs_ledger l JOIN cs_lots t ON t.id = l.lot_id JOIN cs_products pr ON pr.id = t.product_id \
+     JOIN users a ON a.id = l.actor_user_id LEFT JOIN users w ON w.id = l.witness_user_id \
+     LEFT JOIN users w2 ON w2.id = l.witness2_user_id LEFT JOIN patients pa ON pa.id = l.patient_id";
+
+const LOT_SELECT: &str = "SELECT t.id, t.product_id, t.lot_number, t.expires_on, p.name AS product_name, p.ndc, \
+     p.strength_mg_per_ml, p.container_ul, p.org_id FROM cs_lots t JOIN cs_products p ON p.id = t.product_id";
+
+const DRAW_SELECT: &str = "SELECT d.id, d.clinic_id, d.lot_id, t.lot_number, p.strength_mg_per_ml, d.dose_order_id, \
+     o.encounter_id, d.patient_id, pa.given_name || ' ' || pa.family_name AS patient_name, d.drawn_ul, \
+     d.administered_ul, d.wasted_ul, u.username AS drawn_by, d.drawn_at, d.closed_at FROM cs_draws d \
+     JOIN cs_lots t ON t.id = d.lot_id JOIN cs_products p ON p.id = t.product_id \
+     JOIN dose_orders o ON o.id = d.dose_order_id JOIN patients pa ON pa.id = d.patient_id \
+     JOIN users u ON u.id = d.drawn_by";
+
+const CASE_SELECT: &str = "SELECT c.id, c.clinic_id, c.kind, c.status, u.username AS opened_by, c.opened_at, \
+     c.discovered_on, c.count_id, c.lot_id, t.lot_number, p.strength_mg_per_ml, c.difference_ul, c.description, \
+     c.resolution, c.resolution_note, r.username AS resolved_by, c.resolved_at, c.dea_notified_on, \
+     c.form106_filed_on, c.form106 FROM cs_cases c JOIN users u ON u.id = c.opened_by \
+     LEFT JOIN users r ON r.id = c.resolved_by LEFT JOIN cs_lots t ON t.id = c.lot_id \
+     LEFT JOIN cs_products p ON p.id = t.product_id";
+
+/// Appends movements to the ledger inside an open transaction `$tx` and
+/// returns the entries written. Locks the head first so concurrent appenders
+/// queue; a movement that would make a balance negative, or take more out of
+/// a draw than is left in it, fails the whole transaction.
+#[macro_export]
+macro_rules! cs_append_in_tx {
+    ($tx:expr, $moves:expr) => {{
+        let moves: &[$crate::substances::Movement] = $moves;
+        let result: $crate::Result<Vec<domain::substances::LedgerEntry>> = async {
+            let mut out = Vec::with_capacity(moves.len());
+            if moves.is_empty() {
+                return Ok(out);
+            }
+            sqlx::query("UPDATE cs_head SET seq = seq WHERE id = 1")
+                .execute(&mut *$tx)
+                .await?;
+            let (mut seq, mut hash): (i64, String) =
+                sqlx::query_as("SELECT seq, hash FROM cs_head WHERE id = 1")
+                    .fetch_one(&mut *$tx)
+                    .await?;
+            let now = domain::time::now_micros();
+            for m in moves {
+                let bal: Option<(i64,)> = sqlx::query_as(
+                    "SELECT balance_ul FROM cs_balances WHERE clinic_id = $1 AND lot_id = $2",
+                )
+                .bind(&m.clinic_id)
+                .bind(&m.lot_id)
+                .fetch_optional(&mut *$tx)
+                .await?;
+                let before = bal.map(|b| b.0).unwrap_or(0);
+                let after = domain::substances::apply(before, m.change_ul, m.strength)
+                    .map_err(|e| $crate::StoreError::Domain(domain::DomainError::Invalid(vec![e])))?;
+                $crate::cs_draw_effect!($tx, m, now);
+                seq += 1;
+                let mut e = domain::substances::LedgerEntry {
+                    seq,
+                    id: m.id.clone(),
+                    at: m.at,
+                    recorded_at: now,
+                    clinic_id: m.clinic_id.clone(),
+                    lot_id: m.lot_id.clone(),
+                    kind: m.kind.as_str().to_string(),
+                    change_ul: m.change_ul,
+                    quantity_ul: m.quantity_ul,
+                    balance_after_ul: after,
+                    draw_id: m.draw_id.clone(),
+                    dose_order_id: m.dose_order_id.clone(),
+                    patient_id: m.patient_id.clone(),
+                    actor_user_id: m.actor_user_id.clone(),
+                    witness_user_id: m.witness_user_id.clone(),
+                    witness2_user_id: m.witness2_user_id.clone(),
+                    counterparty: m.counterparty.clone(),
+                    reason: m.reason.clone(),
+                    reference_id: m.reference_id.clone(),
+                    prev_hash: hash.clone(),
+                    hash: String::new(),
+                };
+                e.hash = domain::substances::entry_hash(&hash, &e);
+                hash = e.hash.clone();
+                $crate::cs_insert_entry!($tx, &e);
+                if bal.is_some() {
+                    sqlx::query(
+                        "UPDATE cs_balances SET balance_ul = $3, last_seq = $4, \
+                         storage_id = COALESCE($5, storage_id) WHERE clinic_id = $1 AND lot_id = $2",
+                    )
+                    .bind(&m.clinic_id)
+                    .bind(&m.lot_id)
+                    .bind(after)
+                    .bind(seq)
+                    .bind(&m.storage_id)
+                    .execute(&mut *$tx)
+                    .await?;
+                } else {
+                    sqlx::query(
+                        "INSERT INTO cs_balances (clinic_id, lot_id, balance_ul, storage_id, last_seq) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&m.clinic_id)
+                    .bind(&m.lot_id)
+                    .bind(after)
+                    .bind(&m.storage_id)
+                    .bind(seq)
+                    .execute(&mut *$tx)
+                    .await?;
+                }
+                out.push(e);
+            }
+            sqlx::query("UPDATE cs_head SET seq = $1, hash = $2 WHERE id = 1")
+                .bind(seq)
+                .bind(&hash)
+                .execute(&mut *$tx)
+                .await?;
+            Ok(out)
+        }
+        .await;
+        result
+    }};
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! cs_insert_entry {
+    ($tx:expr, $e:expr) => {{
+        let e: &domain::substances::LedgerEntry = $e;
+        sqlx::query($crate::substances::INSERT_ENTRY)
+            .bind(e.seq)
+            .bind(&e.id)
+            .bind(e.at)
+            .bind(e.recorded_at)
+            .bind(&e.clinic_id)
+            .bind(&e.lot_id)
+            .bind(&e.kind)
+            .bind(e.change_ul)
+            .bind(e.quantity_ul)
+            .bind(e.balance_after_ul)
+            .bind(&e.draw_id)
+            .bind(&e.dose_order_id)
+            .bind(&e.patient_id)
+            .bind(&e.actor_user_id)
+            .bind(&e.witness_user_id)
+            .bind(&e.witness2_user_id)
+            .bind(&e.counterparty)
+            .bind(&e.reason)
+            .bind(&e.reference_id)
+            .bind(&e.prev_hash)
+            .bind(&e.hash)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
+/// A draw opens its syringe record; what is given or wasted out of a draw
+/// closes part of it, never more than is left.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! cs_draw_effect {
+    ($tx:expr, $m:expr, $now:expr) => {{
+        let m: &$crate::substances::Movement = $m;
+        match (m.kind, &m.draw_id) {
+            (domain::substances::EntryKind::Draw, _) => {
+                let (Some(order), Some(patient)) = (&m.dose_order_id, &m.patient_id) else {
+                    return Err($crate::StoreError::Domain(domain::DomainError::field(
+                        "dose_order_id",
+                        "a draw belongs to a dose order",
+                    )));
+                };
+                sqlx::query(
+                    "INSERT INTO cs_draws (id, clinic_id, lot_id, dose_order_id, patient_id, drawn_ul, \
+                     administered_ul, wasted_ul, drawn_by, drawn_at) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $8)",
+                )
+                .bind(&m.id)
+                .bind(&m.clinic_id)
+                .bind(&m.lot_id)
+                .bind(order)
+                .bind(patient)
+                .bind(m.quantity_ul)
+                .bind(&m.actor_user_id)
+                .bind(m.at)
+                .execute(&mut *$tx)
+                .await?;
+            }
+            (
+                k @ (domain::substances::EntryKind::Administered
+                | domain::substances::EntryKind::Waste),
+                Some(draw),
+            ) => {
+                let row: Option<(i64, i64, i64, String, String)> = sqlx::query_as(
+                    "SELECT drawn_ul, administered_ul, wasted_ul, lot_id, clinic_id FROM cs_draws WHERE id = $1",
+                )
+                .bind(draw)
+                .fetch_optional(&mut *$tx)
+                .await?;
+                let Some((drawn, given, wasted, lot, clinic)) = row else {
+                    return Err($crate::StoreError::Domain(domain::DomainError::field(
+                        "draw_id",
+                        "no such draw",
+                    )));
+                };
+                if lot != m.lot_id || clinic != m.clinic_id {
+                    return Err($crate::StoreError::Domain(domain::DomainError::field(
+                        "draw_id",
+                        "the draw was from another lot or location",
+                    )));
+                }
+                let left = domain::substances::draw_remaining(drawn, given, wasted);
+                if m.quantity_ul > left {
+                    return Err($crate::StoreError::Domain(domain::DomainError::field(
+                        "quantity",
+                        format!(
+                            "only {} of this draw is left to account for",
+                            domain::substances::fmt_ml(left)
+                        ),
+                    )));
+                }
+                let (g, w) = if k == domain::substances::EntryKind::Administered {
+                    (m.quantity_ul, 0)
+                } else {
+                    (0, m.quantity_ul)
+                };
+                let closed = if m.quantity_ul == left { Some($now) } else { None };
+                sqlx::query(
+                    "UPDATE cs_draws SET administered_ul = administered_ul + $2, wasted_ul = wasted_ul + $3, \
+                     closed_at = COALESCE($4, closed_at) WHERE id = $1",
+                )
+                .bind(draw)
+                .bind(g)
+                .bind(w)
+                .bind(closed)
+                .execute(&mut *$tx)
+                .await?;
+            }
+            (domain::substances::EntryKind::Administered, None) => {
+                return Err($crate::StoreError::Domain(domain::DomainError::field(
+                    "draw_id",
+                    "what is administered comes out of a draw",
+                )));
+            }
+            _ => {}
+        }
+    }};
+}
+
+#[doc(hidden)]
+pub const INSERT_ENTRY: &str = "INSERT INTO cs_ledger (seq, id, at, recorded_at, clinic_id, lot_id, kind, \
+     change_ul, quantity_ul, balance_after_ul, draw_id, dose_order_id, patient_id, actor_user_id, \
+     witness_user_id, witness2_user_id, counterparty, reason, reference_id, prev_hash, hash) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
+
+/// Filters for ledger reads and reports.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerFilter {
+    pub clinics: Vec<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub lot_id: Option<String>,
+    pub patient_id: Option<String>,
+    pub kinds: Vec<&'static str>,
+    pub limit: Option<i64>,
+    /// Newest first when set (screens); oldest first otherwise (reports).
+    pub newest_first: bool,
+}
+
+impl Store {
+    pub async fn cs_registrations(&self) -> Result<Vec<Registration>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT clinic_id, dea_number, expires_on FROM cs_registrations ORDER BY clinic_id")
+                .fetch_all(p).await?
+        }))
+    }
+
+    pub async fn cs_set_registration(
+        &self,
+        clinic: &str,
+        dea: &str,
+        expires_on: &str,
+        by: &str,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("DELETE FROM cs_registrations WHERE clinic_id = $1").bind(clinic).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO cs_registrations (clinic_id, dea_number, expires_on, updated_by, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5)")
+                .bind(clinic).bind(dea).bind(expires_on).bind(by).bind(domain::time::now_micros())
+                .execute(&mut *tx).await?;
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn cs_storage(&self, clinics: &[String]) -> Result<Vec<Storage>> {
+        let all = on_pool!(self.read(), p => {
+            sqlx::query_as::<_, Storage>("SELECT id, clinic_id, name FROM cs_storage ORDER BY name").fetch_all(p).await?
+        });
+        Ok(all
+            .into_iter()
+            .filter(|s| clinics.contains(&s.clinic_id))
+            .collect())
+    }
+
+    pub async fn cs_add_storage(&self, s: &Storage, audit: NewAuditEvent) -> Result<()> {
+        let r: Result<()> = on_pool!(self.write(), p => async {
+            let mut tx = p.begin().await?;
+            sqlx::query("INSERT INTO cs_storage (id, clinic_id, name) VALUES ($1, $2, $3)")
+                .bind(&s.id).bind(&s.clinic_id).bind(&s.name).execute(&mut *tx).await?;
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+            Ok(())
+        }.await);
+        match r {
+            Err(StoreError::Db(e)) if is_unique_violation(&e, "cs_storage") => Err(invalid(
+                "name",
+                "this location already has a storage place of that name",
+            )),
+            other => other,
+        }
+    }
+
+    pub async fn cs_products(&self, org: &str) -> Result<Vec<Product>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT id, name, ndc, form, strength_mg_per_ml, container_ul FROM cs_products \
+                 WHERE org_id = $1 ORDER BY name, strength_mg_per_ml")
+                .bind(org).fetch_all(p).await?
+        }))
+    }
+
+    pub async fn cs_add_product(
+        &self,
+        org: &str,
+        pr: &Product,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        let r: Result<()> = on_pool!(self.write(), p => async {
+            let mut tx = p.begin().await?;
+            sqlx::query("INSERT INTO cs_products (id, org_id, name, ndc, form, strength_mg_per_ml, container_ul, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(&pr.id).bind(org).bind(&pr.name).bind(&pr.ndc).bind(&pr.form).bind(pr.strength_mg_per_ml)
+                .bind(pr.container_ul).bind(domain::time::now_micros()).execute(&mut *tx).await?;
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+            Ok(())
+        }.await);
+        match r {
+            Err(StoreError::Db(e)) if is_unique_violation(&e, "ndc") => {
+                Err(invalid("ndc", "a product with this NDC is already on file"))
+            }
+            other => other,
+        }
+    }
+
+    pub async fn cs_lots(&self, org: &str) -> Result<Vec<Lot>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("{LOT_SELECT} WHERE p.org_id = $1 ORDER BY t.expires_on, t.lot_number"))
+                .bind(org).fetch_all(p).await?
+        }))
+    }
+
+    pub async fn cs_lot(&self, id: &str) -> Result<Option<Lot>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("{LOT_SELECT} WHERE t.id = $1")).bind(id).fetch_optional(p).await?
+        }))
+    }
+
+    /// The lot of a product with this number, created if new; refuses a known
+    /// lot number whose expiry differs from the one given.
+    pub async fn cs_find_or_add_lot(
+        &self,
+        product_id: &str,
+        lot_number: &str,
+        expires_on: &str,
+    ) -> Result<String> {
+        on_pool!(self.write(), p => {
+            let found: Option<(String, String)> = sqlx::query_as(
+                "SELECT id, expires_on FROM cs_lots WHERE product_id = $1 AND lot_number = $2")
+                .bind(product_id).bind(lot_number).fetch_optional(p).await?;
+            if let Some((id, exp)) = found {
+                if exp != expires_on {
+                    return Err(invalid("expires_on", format!("lot {lot_number} is on file with expiry {exp}")));
+                }
+                return Ok(id);
+            }
+            let id = uuid::Uuid::now_v7().to_string();
+            sqlx::query("INSERT INTO cs_lots (id, product_id, lot_number, expires_on, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&id).bind(product_id).bind(lot_number).bind(expires_on).bind(domain::time::now_micros())
+                .execute(p).await?;
+            Ok(id)
+        })
+    }
+
+    /// Balances at these locations, lots in stock first by expiry.
+    pub async fn cs_balances(&self, clinics: &[String]) -> Result<Vec<Balance>> {
+        if clinics.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT b.clinic_id, b.lot_id, t.lot_number, t.expires_on, p.name AS product_name, p.ndc, \
+             p.strength_mg_per_ml, p.container_ul, b.balance_ul, s.name AS storage FROM cs_balances b \
+             JOIN cs_lots t ON t.id = b.lot_id JOIN cs_products p ON p.id = t.product_id \
+             LEFT JOIN cs_storage s ON s.id = b.storage_id WHERE b.clinic_id IN ({}) \
+             ORDER BY b.clinic_id, b.balance_ul = 0, t.expires_on, t.lot_number",
+            crate::placeholders(1, clinics.len())
+        );
+        Ok(on_pool!(self.read(), p => {
+            let mut q = sqlx::query_as(&sql);
+            for c in clinics {
+                q = q.bind(c);
+            }
+            q.fetch_all(p).await?
+        }))
+    }
+
+    /// Appends movements with their audit events in one transaction.
+    pub async fn cs_append(
+        &self,
+        moves: &[Movement],
+        audit: Vec<NewAuditEvent>,
+    ) -> Result<Vec<LedgerEntry>> {
+        on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            let out = cs_append_in_tx!(tx, moves)?;
+            append_in_tx!(tx, &audit)?;
+            tx.commit().await?;
+            Ok(out)
+        })
+    }
+
+    pub async fn cs_ledger(&self, f: &LedgerFilter) -> Result<Vec<LedgerRow>> {
+        if f.clinics.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = format!(
+            "{LEDGER_SELECT} WHERE l.clinic_id IN ({})",
+            crate::placeholders(1, f.clinics.len())
+        );
+        let mut n = f.clinics.len();
+        let mut next = || {
+            n += 1;
+            n
+        };
+        if f.from.is_some() {
+            sql.push_str(&format!(" AND l.at >= ${}", next()));
+        }
+        if f.to.is_some() {
+            sql.push_str(&format!(" AND l.at < ${}", next()));
+        }
+        if f.lot_id.is_some() {
+            sql.push_str(&format!(" AND l.lot_id = ${}", next()));
+        }
+        if f.patient_id.is_some() {
+            sql.push_str(&format!(" AND l.patient_id = ${}", next()));
+        }
+        if !f.kinds.is_empty() {
+            let first = next();
+            for _ in 1..f.kinds.len() {
+                next();
+            }
+            sql.push_str(&format!(
+                " AND l.kind IN ({})",
+                crate::placeholders(first, f.kinds.len())
+            ));
+        }
+        sql.push_str(if f.newest_first {
+            " ORDER BY l.at DESC, l.seq DESC"
+        } else {
+            " ORDER BY l.at, l.seq"
+        });
+        if f.limit.is_some() {
+            sql.push_str(&format!(" LIMIT ${}", next()));
+        }
+        Ok(on_pool!(self.read(), p => {
+            let mut q = sqlx::query_as(&sql);
+            for c in &f.clinics {
+                q = q.bind(c);
+            }
+            if let Some(v) = f.from { q = q.bind(v); }
+            if let Some(v) = f.to { q = q.bind(v); }
+            if let Some(v) = &f.lot_id { q = q.bind(v); }
+            if let Some(v) = &f.patient_id { q = q.bind(v); }
+            for k in &f.kinds { q = q.bind(*k); }
+            if let Some(v) = f.limit { q = q.bind(v); }
+            q.fetch_all(p).await?
+        }))
+    }
+
+    pub async fn cs_draw(&self, id: &str) -> Result<Option<Draw>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("{DRAW_SELECT} WHERE d.id = $1")).bind(id).fetch_optional(p).await?
+        }))
+    }
+
+    /// Draws at these locations not yet accounted for by what was given and wasted.
+    pub async fn cs_open_draws(&self, clinics: &[String]) -> Result<Vec<Draw>> {
+        if clinics.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "{DRAW_SELECT} WHERE d.closed_at IS NULL AND d.clinic_id IN ({}) ORDER BY d.drawn_at",
+            crate::placeholders(1, clinics.len())
+        );
+        Ok(on_pool!(self.read(), p => {
+            let mut q = sqlx::query_as(&sql);
+            for c in clinics {
+                q = q.bind(c);
+            }
+            q.fetch_all(p).await?
+        }))
+    }
+
+    pub async fn cs_draws_for_order(&self, dose_order_id: &str) -> Result<Vec<Draw>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("{DRAW_SELECT} WHERE d.dose_order_id = $1 ORDER BY d.drawn_at"))
+                .bind(dose_order_id).fetch_all(p).await?
+        }))
+    }
+
+    /// Records a blind count: the expected amounts are read inside the same
+    /// transaction as the counted ones are written, and every line that differs
+    /// opens a discrepancy case.
+    pub async fn cs_record_count(
+        &self,
+        count: &Count,
+        counted: &[(String, i64)],
+        discovered_on: &str,
+        audit: NewAuditEvent,
+    ) -> Result<(Vec<CountLine>, Vec<String>)> {
+        let id = count.id.clone();
+        let cases = on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("UPDATE cs_head SET seq = seq WHERE id = 1").execute(&mut *tx).await?;
+            let (head,): (i64,) = sqlx::query_as("SELECT seq FROM cs_head WHERE id = 1").fetch_one(&mut *tx).await?;
+            sqlx::query("INSERT INTO cs_counts (id, clinic_id, counted_at, counted_by, ledger_seq, note) \
+                 VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(&count.id).bind(&count.clinic_id).bind(count.counted_at).bind(&count.counted_by)
+                .bind(head).bind(&count.note).execute(&mut *tx).await?;
+            let expected: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT lot_id, balance_ul FROM cs_balances WHERE clinic_id = $1")
+                .bind(&count.clinic_id).fetch_all(&mut *tx).await?;
+            let expected: HashMap<String, i64> = expected.into_iter().collect();
+            let mut cases = Vec::new();
+            for (lot, got) in counted {
+                let Some(want) = expected.get(lot) else {
+                    return Err(invalid("lot_id", "a counted lot is not held at this location"));
+                };
+                sqlx::query("INSERT INTO cs_count_lines (count_id, lot_id, expected_ul, counted_ul) VALUES ($1, $2, $3, $4)")
+                    .bind(&count.id).bind(lot).bind(want).bind(got).execute(&mut *tx).await?;
+                if got != want {
+                    let case = uuid::Uuid::now_v7().to_string();
+                    sqlx::query("INSERT INTO cs_cases (id, clinic_id, kind, status, opened_by, opened_at, discovered_on, \
+                         count_id, lot_id, difference_ul, description) VALUES ($1, $2, 'discrepancy', 'open', $3, $4, $5, $6, $7, $8, $9)")
+                        .bind(&case).bind(&count.clinic_id).bind(&count.counted_by).bind(count.counted_at)
+                        .bind(discovered_on).bind(&count.id).bind(lot).bind(got - want)
+                        .bind("the end-of-day count differs from the ledger").execute(&mut *tx).await?;
+                    cases.push(case);
+                }
+            }
+            for lot in expected.keys() {
+                if !counted.iter().any(|(l, _)| l == lot) && expected[lot] > 0 {
+                    return Err(invalid("lines", "count every lot held at this location"));
+                }
+            }
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+            cases
+        });
+        Ok((self.cs_count_lines(&id).await?, cases))
+    }
+
+    pub async fn cs_counts(&self, clinics: &[String], limit: i64) -> Result<Vec<Count>> {
+        let all = on_pool!(self.read(), p => {
+            sqlx::query_as::<_, Count>("SELECT c.id, c.clinic_id, c.counted_at, u.username AS counted_by, c.note \
+                 FROM cs_counts c JOIN users u ON u.id = c.counted_by ORDER BY c.counted_at DESC LIMIT $1")
+                .bind(limit * 4).fetch_all(p).await?
+        });
+        Ok(all
+            .into_iter()
+            .filter(|c| clinics.contains(&c.clinic_id))
+            .take(limit as usize)
+            .collect())
+    }
+
+    pub async fn cs_count(&self, id: &str) -> Result<Option<Count>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT c.id, c.clinic_id, c.counted_at, u.username AS counted_by, c.note \
+                 FROM cs_counts c JOIN users u ON u.id = c.counted_by WHERE c.id = $1")
+                .bind(id).fetch_optional(p).await?
+        }))
+    }
+
+    pub async fn cs_count_lines(&self, count: &str) -> Result<Vec<CountLine>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT l.count_id, l.lot_id, t.lot_number, p.name AS product_name, p.strength_mg_per_ml, \
+                 l.expected_ul, l.counted_ul FROM cs_count_lines l JOIN cs_lots t ON t.id = l.lot_id \
+                 JOIN cs_products p ON p.id = t.product_id WHERE l.count_id = $1 ORDER BY t.lot_number")
+                .bind(count).fetch_all(p).await?
+        }))
+    }
+
+    pub async fn cs_add_inventory(&self, inv: &Inventory, audit: NewAuditEvent) -> Result<()> {
+        on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            let (head,): (i64,) = sqlx::query_as("SELECT seq FROM cs_head WHERE id = 1").fetch_one(&mut *tx).await?;
+            sqlx::query("INSERT INTO cs_inventories (id, clinic_id, kind, taken_on, business, taken_by, taken_at, \
+                 ledger_seq, lines, sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+                .bind(&inv.id).bind(&inv.clinic_id).bind(&inv.kind).bind(&inv.taken_on).bind(&inv.business)
+                .bind(&inv.taken_by).bind(inv.taken_at).bind(head).bind(&inv.lines).bind(&inv.sha256)
+                .execute(&mut *tx).await?;
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn cs_inventories(&self, clinics: &[String]) -> Result<Vec<Inventory>> {
+        let all = on_pool!(self.read(), p => {
+            sqlx::query_as::<_, Inventory>("SELECT i.id, i.clinic_id, i.kind, i.taken_on, i.business, u.username AS taken_by, \
+                 i.taken_at, i.lines, i.sha256 FROM cs_inventories i JOIN users u ON u.id = i.taken_by \
+                 ORDER BY i.taken_on DESC, i.taken_at DESC")
+                .fetch_all(p).await?
+        });
+        Ok(all
+            .into_iter()
+            .filter(|i| clinics.contains(&i.clinic_id))
+            .collect())
+    }
+
+    pub async fn cs_open_case(&self, c: &NewCase, audit: NewAuditEvent) -> Result<()> {
+        on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("INSERT INTO cs_cases (id, clinic_id, kind, status, opened_by, opened_at, discovered_on, \
+                 lot_id, difference_ul, description) VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9)")
+                .bind(&c.id).bind(&c.clinic_id).bind(c.kind).bind(&c.opened_by).bind(c.opened_at)
+                .bind(&c.discovered_on).bind(&c.lot_id).bind(c.difference_ul).bind(&c.description)
+                .execute(&mut *tx).await?;
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn cs_cases(&self, clinics: &[String]) -> Result<Vec<Case>> {
+        let all = on_pool!(self.read(), p => {
+            sqlx::query_as::<_, Case>(&format!("{CASE_SELECT} ORDER BY c.status = 'resolved', c.opened_at DESC"))
+                .fetch_all(p).await?
+        });
+        Ok(all
+            .into_iter()
+            .filter(|c| clinics.contains(&c.clinic_id))
+            .collect())
+    }
+
+    pub async fn cs_case(&self, id: &str) -> Result<Option<Case>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("{CASE_SELECT} WHERE c.id = $1")).bind(id).fetch_optional(p).await?
+        }))
+    }
+
+    /// Resolves an open case, writing its adjustment (if any) to the ledger in
+    /// the same transaction.
+    pub async fn cs_resolve_case(
+        &self,
+        id: &str,
+        r: &CaseResolution,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            let moves: Vec<Movement> = r.adjustment.iter().cloned().collect();
+            cs_append_in_tx!(tx, &moves)?;
+            let done = sqlx::query("UPDATE cs_cases SET status = 'resolved', resolution = $2, resolution_note = $3, \
+                 resolved_by = $4, resolved_at = $5, kind = COALESCE($6, kind) WHERE id = $1 AND status = 'open'")
+                .bind(id).bind(r.resolution).bind(&r.note).bind(&r.by).bind(r.at).bind(r.kind)
+                .execute(&mut *tx).await?;
+            if done.rows_affected() == 0 {
+                return Err(conflict("this case is already resolved"));
+            }
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Records the DEA notice and the Form 106 filing of a loss or theft.
+    pub async fn cs_case_filing(
+        &self,
+        id: &str,
+        notified_on: Option<&str>,
+        filed_on: Option<&str>,
+        form106: Option<&str>,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("UPDATE cs_cases SET dea_notified_on = COALESCE($2, dea_notified_on), \
+                 form106_filed_on = COALESCE($3, form106_filed_on), form106 = COALESCE($4, form106) WHERE id = $1")
+                .bind(id).bind(notified_on).bind(filed_on).bind(form106).execute(&mut *tx).await?;
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Walks the whole ledger in order: chain, hashes, running balances, then
+    /// the balances table and the head against what the ledger gives.
+    pub async fn cs_verify(&self) -> Result<LedgerCheck> {
+        const PAGE: i64 = 5000;
+        let mut tip = (0i64, GENESIS.to_string());
+        let mut sums: HashMap<(String, String), i64> = HashMap::new();
+        loop {
+            let page: Vec<LedgerEntry> = on_pool!(self.read(), p => {
+                let rows: Vec<EntryRow> = sqlx::query_as(&format!(
+                    "SELECT {LEDGER_COLUMNS} FROM cs_ledger WHERE seq > $1 ORDER BY seq LIMIT $2"))
+                    .bind(tip.0).bind(PAGE).fetch_all(p).await?;
+                rows.into_iter().map(EntryRow::into_entry).collect()
+            });
+            if page.is_empty() {
+                break;
+            }
+            match verify_ledger(tip.clone(), &mut sums, &page) {
+                Ok(t) => tip = t,
+                Err(b) => return Ok(LedgerCheck::Broken(b)),
+            }
+        }
+        let (head_seq, head_hash): (i64, String) = on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT seq, hash FROM cs_head WHERE id = 1").fetch_one(p).await?
+        });
+        if head_seq != tip.0 || head_hash != tip.1 {
+            return Ok(LedgerCheck::HeadDiffers);
+        }
+        let stored: Vec<(String, String, i64)> = on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT clinic_id, lot_id, balance_ul FROM cs_balances").fetch_all(p).await?
+        });
+        for (clinic_id, lot_id, stored_ul) in stored {
+            let ledger_ul = sums
+                .remove(&(clinic_id.clone(), lot_id.clone()))
+                .unwrap_or(0);
+            if ledger_ul != stored_ul {
+                return Ok(LedgerCheck::BalanceDiffers {
+                    clinic_id,
+                    lot_id,
+                    ledger_ul,
+                    stored_ul,
+                });
+            }
+        }
+        if let Some(((clinic_id, lot_id), ledger_ul)) = sums.into_iter().find(|(_, v)| *v != 0) {
+            return Ok(LedgerCheck::BalanceDiffers {
+                clinic_id,
+                lot_id,
+                ledger_ul,
+                stored_ul: 0,
+            });
+        }
+        Ok(LedgerCheck::Intact { entries: tip.0 })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    seq: i64,
+    id: String,
+    at: i64,
+    recorded_at: i64,
+    clinic_id: String,
+    lot_id: String,
+    kind: String,
+    change_ul: i64,
+    quantity_ul: i64,
+    balance_after_ul: i64,
+    draw_id: Option<String>,
+    dose_order_id: Option<String>,
+    patient_id: Option<String>,
+    actor_user_id: String,
+    witness_user_id: Option<String>,
+    witness2_user_id: Option<String>,
+    counterparty: Option<String>,
+    reason: Option<String>,
+    reference_id: Option<String>,
+    prev_hash: String,
+    hash: String,
+}
+
+impl EntryRow {
+    fn into_entry(self) -> LedgerEntry {
+        LedgerEntry {
+            seq: self.seq,
+            id: self.id,
+            at: self.at,
+            recorded_at: self.recorded_at,
+            clinic_id: self.clinic_id,
+            lot_id: self.lot_id,
+            kind: self.kind,
+            change_ul: self.change_ul,
+            quantity_ul: self.quantity_ul,
+            balance_after_ul: self.balance_after_ul,
+            draw_id: self.draw_id,
+            dose_order_id: self.dose_order_id,
+            patient_id: self.patient_id,
+            actor_user_id: self.actor_user_id,
+            witness_user_id: self.witness_user_id,
+            witness2_user_id: self.witness2_user_id,
+            counterparty: self.counterparty,
+            reason: self.reason,
+            reference_id: self.reference_id,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        }
+    }
+}
+
+/// What a draw needs to know about the dose order it is for.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderContext {
+    pub dose_order_id: String,
+    pub encounter_id: String,
+    pub clinic_id: String,
+    pub patient_id: String,
+    pub status: String,
+    pub mg: f64,
+    pub second_check: bool,
+    pub checked_by: Option<String>,
+}
+
+impl Store {
+    pub async fn cs_order_context(&self, dose_order_id: &str) -> Result<Option<OrderContext>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT o.id AS dose_order_id, e.id AS encounter_id, e.clinic_id, e.patient_id, e.status, \
+                 o.mg, o.second_check, o.checked_by FROM dose_orders o JOIN encounters e ON e.id = o.encounter_id \
+                 WHERE o.id = $1")
+                .bind(dose_order_id).fetch_optional(p).await?
+        }))
+    }
+
+    /// Dose orders of visits open at these locations, for the draw form.
+    pub async fn cs_open_orders(
+        &self,
+        clinics: &[String],
+    ) -> Result<Vec<(String, String, String, f64)>> {
+        if clinics.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT o.id, e.clinic_id, pa.given_name || ' ' || pa.family_name, o.mg FROM dose_orders o \
+             JOIN encounters e ON e.id = o.encounter_id JOIN patients pa ON pa.id = e.patient_id \
+             WHERE e.status = 'open' AND e.clinic_id IN ({}) ORDER BY o.ordered_at",
+            crate::placeholders(1, clinics.len())
+        );
+        Ok(on_pool!(self.read(), p => {
+            let mut q = sqlx::query_as(&sql);
+            for c in clinics {
+                q = q.bind(c);
+            }
+            q.fetch_all(p).await?
+        }))
+    }
+}

@@ -1,0 +1,1963 @@
+//! The Schedule III record's use cases, shared by the pages and the API:
+//! receipts, draws for a dose order, what was given and wasted (witnessed by a
+//! second licensed person who signs in at that moment), transfers, breakage,
+//! returns, destruction, adjustments; blind counts that open discrepancy
+//! cases; inventories; loss and theft cases with their DEA clocks; the
+//! dispensing log; and the alerts a clinic must act on.
+
+use std::collections::HashMap;
+
+use domain::audit::Action;
+use domain::auth::Permission;
+use domain::ids::ClinicId;
+use domain::substances::{self as cs, EntryKind, LedgerEntry, Resolution};
+use domain::time::now_micros;
+use domain::FieldError;
+use jiff::civil::Date;
+use serde::Deserialize;
+use serde_json::json;
+use store::audit::NewAuditEvent;
+use store::substances::{
+    Balance, Case, CaseResolution, Count, Draw, Inventory, LedgerFilter, LedgerRow, Lot, Movement,
+    NewCase, Product, Registration, Storage,
+};
+
+use crate::auth::Caller;
+use crate::error::WebError;
+use crate::AppState;
+
+const DAY: i64 = 86_400_000_000;
+/// Lots expiring within this many days are flagged.
+pub const EXPIRY_WARN_DAYS: i64 = 90;
+/// How far back a movement may be recorded.
+const LATE_DAYS: i64 = 7;
+
+fn invalid(field: &str, m: impl Into<String>) -> WebError {
+    WebError::Invalid(vec![FieldError::new(field, m)])
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// A registered location: a clinic of the organisation with its zone and DEA registration.
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub id: ClinicId,
+    pub name: String,
+    pub zone: String,
+    pub registration: Option<Registration>,
+}
+
+impl Location {
+    pub fn tz(&self) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::get(&self.zone).unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+    pub fn today(&self) -> Date {
+        domain::time::to_timestamp(now_micros())
+            .to_zoned(self.tz())
+            .date()
+    }
+    /// Midnight of `d` here, in micros.
+    pub fn start_of(&self, d: Date) -> i64 {
+        d.to_zoned(self.tz())
+            .map(|z| z.timestamp().as_microsecond())
+            .unwrap_or_default()
+    }
+    pub fn when(&self, m: i64) -> String {
+        domain::time::format_in_zone(m, &self.zone)
+    }
+}
+
+/// The locations where the caller holds `p`.
+pub async fn locations(
+    state: &AppState,
+    c: &Caller,
+    p: Permission,
+) -> Result<Vec<Location>, WebError> {
+    let mine = c.require_any(p)?;
+    let regs: HashMap<String, Registration> = state
+        .store
+        .cs_registrations()
+        .await?
+        .into_iter()
+        .map(|r| (r.clinic_id.clone(), r))
+        .collect();
+    Ok(state
+        .store
+        .clinics_of_org(c.org_id)
+        .await?
+        .into_iter()
+        .filter(|k| mine.contains(&k.id))
+        .map(|k| Location {
+            registration: regs.get(&k.id.to_string()).cloned(),
+            id: k.id,
+            name: k.settings.name,
+            zone: k.settings.time_zone,
+        })
+        .collect())
+}
+
+/// The location named by `id` where the caller holds `p`; otherwise "not found".
+async fn location(
+    state: &AppState,
+    c: &Caller,
+    p: Permission,
+    id: &str,
+    field: &str,
+) -> Result<Location, WebError> {
+    let id = id.trim();
+    if id.is_empty() {
+        return Err(invalid(field, "choose a location"));
+    }
+    let all = locations(state, c, p).await?;
+    all.into_iter()
+        .find(|l| l.id.to_string() == id)
+        .ok_or_else(|| {
+            if c.clinics_with(Permission::CsRead)
+                .iter()
+                .any(|k| k.to_string() == id)
+            {
+                WebError::Forbidden
+            } else {
+                invalid(field, "no such location among yours")
+            }
+        })
+}
+
+/// An audit event about the record at one location, with the acting role.
+fn event(c: &Caller, a: Action, p: Permission, clinic: ClinicId) -> NewAuditEvent {
+    let mut e = c.event(a);
+    e.actor_role = c
+        .principal
+        .acting_role(p, clinic)
+        .map(|r| r.as_str().to_string());
+    e.clinic_id = Some(clinic.to_string());
+    e.object_type = Some("cs_ledger".into());
+    e
+}
+
+fn user_of(c: &Caller) -> Result<String, WebError> {
+    c.user_id()
+        .map(|u| u.to_string())
+        .ok_or(WebError::Forbidden)
+}
+
+fn parse_date(field: &str, s: &str) -> Result<Date, WebError> {
+    s.trim()
+        .parse()
+        .map_err(|_| invalid(field, "must be a date as YYYY-MM-DD"))
+}
+
+fn required(field: &str, v: &Option<String>, max: usize) -> Result<String, WebError> {
+    let t = v.as_deref().unwrap_or("").trim();
+    if t.is_empty() {
+        return Err(invalid(field, "is required"));
+    }
+    if t.chars().count() > max {
+        return Err(invalid(field, format!("must be at most {max} characters")));
+    }
+    Ok(t.to_string())
+}
+
+fn optional(field: &str, v: &Option<String>, max: usize) -> Result<Option<String>, WebError> {
+    match v.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(_) => required(field, v, max).map(Some),
+    }
+}
+
+/// When a movement happened: now, or up to a week back, never ahead.
+fn happened_at(at: &Option<String>, loc: &Location) -> Result<i64, WebError> {
+    let now = now_micros();
+    let Some(s) = at.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(now);
+    };
+    let m = match s.parse::<jiff::Timestamp>() {
+        Ok(t) => t.as_microsecond(),
+        Err(_) => s
+            .parse::<jiff::civil::DateTime>()
+            .ok()
+            .and_then(|d| d.to_zoned(loc.tz()).ok())
+            .map(|z| z.timestamp().as_microsecond())
+            .ok_or_else(|| {
+                invalid(
+                    "at",
+                    format!("{s:?} is not a time (e.g. 2026-11-24T09:30:00-07:00)"),
+                )
+            })?,
+    };
+    if m > now + 60_000_000 {
+        return Err(invalid("at", "is in the future"));
+    }
+    if m < now - LATE_DAYS * DAY {
+        return Err(invalid(
+            "at",
+            format!("is more than {LATE_DAYS} days ago: record a correction as an adjustment"),
+        ));
+    }
+    Ok(m)
+}
+
+// ---- Overview ---------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct CsAlert {
+    pub clinic_id: String,
+    /// `stop` for what must be acted on now, `warn` for what comes soon.
+    pub level: &'static str,
+    pub text: String,
+}
+
+pub struct Overview {
+    pub locations: Vec<Location>,
+    pub balances: Vec<Balance>,
+    pub open_draws: Vec<Draw>,
+    pub cases: Vec<Case>,
+    pub alerts: Vec<CsAlert>,
+    pub products: Vec<Product>,
+    pub storage: Vec<Storage>,
+    /// Open dose orders: (order id, clinic id, patient name, mg).
+    pub orders: Vec<(String, String, String, f64)>,
+}
+
+pub async fn overview(state: &AppState, c: &Caller) -> Result<Overview, WebError> {
+    let locs = locations(state, c, Permission::CsRead).await?;
+    let ids: Vec<String> = locs.iter().map(|l| l.id.to_string()).collect();
+    let balances = state.store.cs_balances(&ids).await?;
+    let open_draws = state.store.cs_open_draws(&ids).await?;
+    let cases = state.store.cs_cases(&ids).await?;
+    let alerts = alerts(&locs, &balances, &open_draws, &cases);
+    let orders = state.store.cs_open_orders(&ids).await?;
+    let ev: Vec<NewAuditEvent> = locs
+        .iter()
+        .map(|l| {
+            let mut e = event(c, Action::CsRead, Permission::CsRead, l.id);
+            e.detail = Some("stock".into());
+            e
+        })
+        .collect();
+    state.store.audit(ev).await?;
+    Ok(Overview {
+        balances,
+        open_draws,
+        cases,
+        alerts,
+        products: state.store.cs_products(&c.org_id.to_string()).await?,
+        storage: state.store.cs_storage(&ids).await?,
+        orders,
+        locations: locs,
+    })
+}
+
+/// Lots near or past expiry, registrations near or past expiry, draws left
+/// open past the end of their day, and loss clocks running out.
+pub fn alerts(
+    locs: &[Location],
+    balances: &[Balance],
+    draws: &[Draw],
+    cases: &[Case],
+) -> Vec<CsAlert> {
+    let mut out = Vec::new();
+    for l in locs {
+        let today = l.today();
+        let here = l.id.to_string();
+        let days_until = |s: &str| -> Option<i64> {
+            let d: Date = s.parse().ok()?;
+            today
+                .until(d)
+                .ok()
+                .map(|span| span.total(jiff::Unit::Day).unwrap_or(0.0) as i64)
+        };
+        match &l.registration {
+            None => out.push(CsAlert {
+                clinic_id: here.clone(),
+                level: "stop",
+                text: format!("{}: no DEA registration on file", l.name),
+            }),
+            Some(r) => match days_until(&r.expires_on) {
+                Some(d) if d < 0 => out.push(CsAlert {
+                    clinic_id: here.clone(),
+                    level: "stop",
+                    text: format!(
+                        "{}: DEA registration {} expired on {}",
+                        l.name, r.dea_number, r.expires_on
+                    ),
+                }),
+                Some(d) if d <= 60 => out.push(CsAlert {
+                    clinic_id: here.clone(),
+                    level: "warn",
+                    text: format!(
+                        "{}: DEA registration {} expires on {} ({d} days)",
+                        l.name, r.dea_number, r.expires_on
+                    ),
+                }),
+                _ => {}
+            },
+        }
+        for b in balances
+            .iter()
+            .filter(|b| b.clinic_id == here && b.balance_ul > 0)
+        {
+            match days_until(&b.expires_on) {
+                Some(d) if d < 0 => out.push(CsAlert {
+                    clinic_id: here.clone(),
+                    level: "stop",
+                    text: format!(
+                        "{}: lot {} ({}) expired on {} with {} on hand: return or destroy it",
+                        l.name,
+                        b.lot_number,
+                        b.product_name,
+                        b.expires_on,
+                        cs::fmt_ml(b.balance_ul)
+                    ),
+                }),
+                Some(d) if d <= EXPIRY_WARN_DAYS => out.push(CsAlert {
+                    clinic_id: here.clone(),
+                    level: "warn",
+                    text: format!(
+                        "{}: lot {} ({}) expires on {} ({d} days) with {} on hand",
+                        l.name,
+                        b.lot_number,
+                        b.product_name,
+                        b.expires_on,
+                        cs::fmt_ml(b.balance_ul)
+                    ),
+                }),
+                _ => {}
+            }
+        }
+        let midnight = l.start_of(today);
+        for d in draws
+            .iter()
+            .filter(|d| d.clinic_id == here && d.drawn_at < midnight)
+        {
+            out.push(CsAlert {
+                clinic_id: here.clone(),
+                level: "stop",
+                text: format!(
+                    "{}: a draw of {} from lot {} on {} by {} was never closed by an administration or a waste",
+                    l.name,
+                    cs::fmt_ml(d.drawn_ul),
+                    d.lot_number,
+                    l.when(d.drawn_at),
+                    d.drawn_by
+                ),
+            });
+        }
+        for k in cases
+            .iter()
+            .filter(|k| k.clinic_id == here && k.status == "open")
+        {
+            let Ok(found) = k.discovered_on.parse::<Date>() else {
+                continue;
+            };
+            let clock = cs::loss_clock(found);
+            let kind = if k.kind == "discrepancy" {
+                "count discrepancy"
+            } else {
+                k.kind.as_str()
+            };
+            if k.kind == "theft" || k.kind == "loss" {
+                if k.dea_notified_on.is_none() {
+                    out.push(CsAlert {
+                        clinic_id: here.clone(),
+                        level: "stop",
+                        text: format!(
+                            "{}: {kind} found on {found}: notify the DEA field office by {}",
+                            l.name, clock.notify_by
+                        ),
+                    });
+                }
+                if k.form106_filed_on.is_none() {
+                    out.push(CsAlert {
+                        clinic_id: here.clone(),
+                        level: if today > clock.form106_by {
+                            "stop"
+                        } else {
+                            "warn"
+                        },
+                        text: format!(
+                            "{}: DEA Form 106 for the {kind} of {found} is due by {}",
+                            l.name, clock.form106_by
+                        ),
+                    });
+                }
+            } else {
+                out.push(CsAlert {
+                    clinic_id: here.clone(),
+                    level: "warn",
+                    text: format!("{}: an open {kind} from {found} needs resolving", l.name),
+                });
+            }
+        }
+    }
+    out
+}
+
+// ---- Witnesses --------------------------------------------------------------
+
+/// The second licensed person signs in at that moment: their username and
+/// password, a different user from the one recording, holding the witness
+/// permission here. Every refusal is audited (never with the password).
+async fn witness(
+    state: &AppState,
+    c: &Caller,
+    loc: &Location,
+    field: &str,
+    username: &Option<String>,
+    password: &Option<String>,
+) -> Result<String, WebError> {
+    let name = username.as_deref().unwrap_or("").trim().to_string();
+    let pw = password.clone().unwrap_or_default();
+    let shown: String = name.chars().take(64).collect();
+    let refuse = |why: &'static str, msg: String| {
+        let shown = shown.clone();
+        async move {
+            let mut e = event(c, Action::CsWitnessRefused, Permission::CsHandle, loc.id);
+            e.outcome = "refused";
+            e.object_type = Some("cs_witness".into());
+            e.detail = Some(format!("{field}: {why} ({shown})"));
+            state.store.audit(vec![e]).await?;
+            Err::<String, WebError>(invalid(field, msg))
+        }
+    };
+    if name.is_empty() || pw.is_empty() {
+        return refuse(
+            "missing",
+            "a second licensed person gives their username and password".into(),
+        )
+        .await;
+    }
+    if c.user.as_ref().is_some_and(|u| u.username == name) {
+        return refuse(
+            "same user",
+            "the witness must be someone other than you".into(),
+        )
+        .await;
+    }
+    let cand = state.store.login_candidate(&name).await?;
+    let ok = state
+        .passwords
+        .verify(pw, cand.as_ref().map(|u| u.password_hash.clone()))
+        .await;
+    let Some(u) = cand.filter(|_| ok) else {
+        return refuse(
+            "wrong credentials",
+            "the witness's username or password is wrong".into(),
+        )
+        .await;
+    };
+    if u.disabled || u.org_id != c.org_id {
+        return refuse(
+            "not active",
+            "the witness's username or password is wrong".into(),
+        )
+        .await;
+    }
+    let grants = state.store.grants_of(u.id).await?;
+    let licensed = grants
+        .iter()
+        .any(|(k, r)| *k == loc.id && r.grants(Permission::CsWitness));
+    if !licensed {
+        return refuse(
+            "not licensed",
+            format!(
+                "{name} is not a licensed clinician at {}: a nurse or prescriber witnesses",
+                loc.name
+            ),
+        )
+        .await;
+    }
+    Ok(u.id.to_string())
+}
+
+// ---- Movements --------------------------------------------------------------
+
+/// One movement as entered on a form or sent to the API. Which fields are
+/// needed depends on `kind`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MovementInput {
+    pub kind: String,
+    pub clinic_id: String,
+    pub lot_id: Option<String>,
+    /// For a receipt of a new lot: the product, lot number and expiry.
+    pub product_id: Option<String>,
+    pub lot_number: Option<String>,
+    pub expires_on: Option<String>,
+    /// `2.5 mL`, `2.5` (mL) or `125 mg`. A receipt may give containers instead.
+    pub quantity: Option<String>,
+    pub containers: Option<i64>,
+    /// RFC 3339, or a local date-time at the location; now when absent.
+    pub at: Option<String>,
+    pub dose_order_id: Option<String>,
+    pub draw_id: Option<String>,
+    pub reason: Option<String>,
+    pub storage_id: Option<String>,
+    pub supplier_name: Option<String>,
+    pub supplier_address: Option<String>,
+    pub supplier_dea: Option<String>,
+    pub invoice: Option<String>,
+    pub to_clinic_id: Option<String>,
+    /// For an adjustment: `increase` or `decrease`.
+    pub direction: Option<String>,
+    /// For a destruction: how and where (DEA Form 41).
+    pub method: Option<String>,
+    pub witness_username: Option<String>,
+    pub witness_password: Option<String>,
+    pub witness2_username: Option<String>,
+    pub witness2_password: Option<String>,
+}
+
+/// Records one movement (two for a transfer). Returns the entries written.
+pub async fn record_movement(
+    state: &AppState,
+    c: &Caller,
+    input: MovementInput,
+) -> Result<Vec<LedgerEntry>, WebError> {
+    let kind = EntryKind::parse(input.kind.trim()).map_err(|e| WebError::Invalid(vec![e]))?;
+    let perm = match kind {
+        EntryKind::Adjustment => Permission::CsManage,
+        EntryKind::TransferIn => {
+            return Err(invalid(
+                "kind",
+                "a transfer in is written with its transfer out: record transfer_out at the sending location",
+            ))
+        }
+        _ => Permission::CsHandle,
+    };
+    let loc = location(state, c, perm, &input.clinic_id, "clinic_id").await?;
+    let me = user_of(c)?;
+    let at = happened_at(&input.at, &loc)?;
+    let today = loc.today();
+
+    // The lot: named, or for a receipt found or added by number.
+    let lot: Lot = if kind == EntryKind::Receipt && input.lot_id.as_deref().unwrap_or("").is_empty()
+    {
+        let product = required("product_id", &input.product_id, 64)?;
+        let known = state.store.cs_products(&c.org_id.to_string()).await?;
+        if !known.iter().any(|p| p.id == product) {
+            return Err(invalid("product_id", "no such product on file"));
+        }
+        let number = required("lot_number", &input.lot_number, 40)?;
+        let exp = parse_date("expires_on", input.expires_on.as_deref().unwrap_or(""))?;
+        let id = state
+            .store
+            .cs_find_or_add_lot(&product, &number, &exp.to_string())
+            .await?;
+        state.store.cs_lot(&id).await?.ok_or(WebError::NotFound)?
+    } else {
+        let id = required("lot_id", &input.lot_id, 64)?;
+        match state.store.cs_lot(&id).await? {
+            Some(l) if l.org_id == c.org_id.to_string() => l,
+            _ => return Err(invalid("lot_id", "no such lot")),
+        }
+    };
+    let strength = lot.strength_mg_per_ml;
+    let expires: Option<Date> = lot.expires_on.parse().ok();
+    let expired = expires.is_some_and(|e| e < today);
+
+    // The quantity, in µL.
+    let qty = |field: &str| -> Result<i64, WebError> {
+        cs::parse_quantity(field, input.quantity.as_deref().unwrap_or(""), strength)
+            .map_err(|e| WebError::Invalid(vec![e]))
+    };
+    let mut m = Movement {
+        id: new_id(),
+        at,
+        clinic_id: loc.id.to_string(),
+        lot_id: lot.id.clone(),
+        kind,
+        quantity_ul: 0,
+        change_ul: 0,
+        strength,
+        draw_id: None,
+        dose_order_id: None,
+        patient_id: None,
+        actor_user_id: me.clone(),
+        witness_user_id: None,
+        witness2_user_id: None,
+        counterparty: None,
+        reason: optional("reason", &input.reason, 500)?,
+        reference_id: None,
+        storage_id: None,
+    };
+    let mut extra: Vec<Movement> = Vec::new();
+    let mut patient: Option<String> = None;
+
+    match kind {
+        EntryKind::Receipt => {
+            if expired {
+                return Err(invalid(
+                    "expires_on",
+                    format!(
+                        "lot {} expired on {}: do not receive it",
+                        lot.lot_number, lot.expires_on
+                    ),
+                ));
+            }
+            let by_count = match input.containers {
+                Some(n) if (1..=1000).contains(&n) => Some(n * lot.container_ul),
+                Some(_) => return Err(invalid("containers", "must be between 1 and 1000")),
+                None => None,
+            };
+            m.quantity_ul = match (
+                by_count,
+                input
+                    .quantity
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty()),
+            ) {
+                (Some(v), None) => v,
+                (None, Some(_)) => qty("quantity")?,
+                (Some(v), Some(_)) => {
+                    let q = qty("quantity")?;
+                    if q != v {
+                        return Err(invalid(
+                            "quantity",
+                            format!(
+                                "{} containers of {} make {}, not {}",
+                                input.containers.unwrap_or(0),
+                                cs::fmt_ml(lot.container_ul),
+                                cs::fmt_ml(v),
+                                cs::fmt_ml(q)
+                            ),
+                        ));
+                    }
+                    v
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        "containers",
+                        "give the number of containers received",
+                    ))
+                }
+            };
+            let supplier_dea =
+                cs::check_dea("supplier_dea", input.supplier_dea.as_deref().unwrap_or(""))
+                    .map_err(|e| WebError::Invalid(vec![e]))?;
+            m.counterparty = Some(
+                json!({
+                    "supplier_name": required("supplier_name", &input.supplier_name, 200)?,
+                    "supplier_address": required("supplier_address", &input.supplier_address, 300)?,
+                    "supplier_dea": supplier_dea,
+                    "invoice": required("invoice", &input.invoice, 60)?,
+                    "containers": m.quantity_ul / lot.container_ul.max(1),
+                })
+                .to_string(),
+            );
+            if let Some(s) = optional("storage_id", &input.storage_id, 64)? {
+                let places = state.store.cs_storage(&[loc.id.to_string()]).await?;
+                if !places.iter().any(|p| p.id == s) {
+                    return Err(invalid(
+                        "storage_id",
+                        "no such storage place at this location",
+                    ));
+                }
+                m.storage_id = Some(s);
+            }
+        }
+        EntryKind::Draw => {
+            if expired {
+                return Err(invalid(
+                    "lot_id",
+                    format!(
+                        "lot {} expired on {}: draw from another lot",
+                        lot.lot_number, lot.expires_on
+                    ),
+                ));
+            }
+            let order_id = required("dose_order_id", &input.dose_order_id, 64)?;
+            let Some(o) = state.store.cs_order_context(&order_id).await? else {
+                return Err(invalid("dose_order_id", "no such dose order"));
+            };
+            if o.clinic_id != loc.id.to_string() {
+                return Err(invalid(
+                    "dose_order_id",
+                    "the dose order is for a visit at another location",
+                ));
+            }
+            if o.status != "open" {
+                return Err(invalid(
+                    "dose_order_id",
+                    "the visit of this dose order is discharged",
+                ));
+            }
+            m.quantity_ul = qty("quantity")?;
+            m.draw_id = Some(m.id.clone());
+            m.dose_order_id = Some(o.dose_order_id);
+            m.patient_id = Some(o.patient_id.clone());
+            m.reference_id = Some(o.encounter_id);
+            patient = Some(o.patient_id);
+        }
+        EntryKind::Administered | EntryKind::Waste => {
+            let draw_id = optional("draw_id", &input.draw_id, 64)?;
+            m.quantity_ul = qty("quantity")?;
+            if let Some(d) = &draw_id {
+                let Some(draw) = state.store.cs_draw(d).await? else {
+                    return Err(invalid("draw_id", "no such draw"));
+                };
+                if draw.clinic_id != loc.id.to_string() || draw.lot_id != lot.id {
+                    return Err(invalid(
+                        "draw_id",
+                        "the draw was from another lot or location",
+                    ));
+                }
+                m.draw_id = Some(draw.id.clone());
+                m.dose_order_id = Some(draw.dose_order_id.clone());
+                m.patient_id = Some(draw.patient_id.clone());
+                m.reference_id = Some(draw.encounter_id.clone());
+                patient = Some(draw.patient_id.clone());
+            } else if kind == EntryKind::Administered {
+                return Err(invalid(
+                    "draw_id",
+                    "what is administered comes out of a draw",
+                ));
+            }
+            if kind == EntryKind::Waste {
+                if m.reason.is_none() {
+                    return Err(invalid(
+                        "reason",
+                        "say why it was wasted (e.g. remainder of the draw)",
+                    ));
+                }
+                m.witness_user_id = Some(
+                    witness(
+                        state,
+                        c,
+                        &loc,
+                        "witness",
+                        &input.witness_username,
+                        &input.witness_password,
+                    )
+                    .await?,
+                );
+            }
+        }
+        EntryKind::TransferOut => {
+            let to = required("to_clinic_id", &input.to_clinic_id, 64)?;
+            if to == loc.id.to_string() {
+                return Err(invalid("to_clinic_id", "choose another location"));
+            }
+            let other = state
+                .store
+                .clinics_of_org(c.org_id)
+                .await?
+                .into_iter()
+                .find(|k| k.id.to_string() == to)
+                .ok_or_else(|| invalid("to_clinic_id", "no such location"))?;
+            let regs = state.store.cs_registrations().await?;
+            let Some(reg) = regs.iter().find(|r| r.clinic_id == to) else {
+                return Err(invalid(
+                    "to_clinic_id",
+                    format!("{} has no DEA registration on file", other.settings.name),
+                ));
+            };
+            if expired {
+                return Err(invalid(
+                    "lot_id",
+                    format!(
+                        "lot {} expired on {}: return or destroy it instead",
+                        lot.lot_number, lot.expires_on
+                    ),
+                ));
+            }
+            m.quantity_ul = qty("quantity")?;
+            let transfer = new_id();
+            m.reference_id = Some(transfer.clone());
+            m.counterparty = Some(
+                json!({"to_clinic": other.settings.name, "to_dea": reg.dea_number}).to_string(),
+            );
+            let from_dea = loc
+                .registration
+                .as_ref()
+                .map(|r| r.dea_number.clone())
+                .unwrap_or_default();
+            extra.push(Movement {
+                id: new_id(),
+                clinic_id: to,
+                kind: EntryKind::TransferIn,
+                change_ul: m.quantity_ul,
+                quantity_ul: m.quantity_ul,
+                counterparty: Some(
+                    json!({"from_clinic": loc.name, "from_dea": from_dea}).to_string(),
+                ),
+                storage_id: None,
+                ..m.clone()
+            });
+        }
+        EntryKind::Breakage => {
+            m.quantity_ul = qty("quantity")?;
+            if m.reason.is_none() {
+                return Err(invalid("reason", "say what broke or spilled and how"));
+            }
+            m.witness_user_id = Some(
+                witness(
+                    state,
+                    c,
+                    &loc,
+                    "witness",
+                    &input.witness_username,
+                    &input.witness_password,
+                )
+                .await?,
+            );
+        }
+        EntryKind::Return => {
+            m.quantity_ul = qty("quantity")?;
+            let dea = cs::check_dea("supplier_dea", input.supplier_dea.as_deref().unwrap_or(""))
+                .map_err(|e| WebError::Invalid(vec![e]))?;
+            m.counterparty = Some(
+                json!({
+                    "distributor_name": required("supplier_name", &input.supplier_name, 200)?,
+                    "distributor_address": required("supplier_address", &input.supplier_address, 300)?,
+                    "distributor_dea": dea,
+                    "invoice": optional("invoice", &input.invoice, 60)?,
+                })
+                .to_string(),
+            );
+        }
+        EntryKind::Destruction => {
+            m.quantity_ul = qty("quantity")?;
+            let method = required("method", &input.method, 300)?;
+            m.counterparty = Some(json!({"form": "DEA Form 41", "method": method}).to_string());
+            if m.reason.is_none() {
+                m.reason = Some("on-site destruction".into());
+            }
+            let w1 = witness(
+                state,
+                c,
+                &loc,
+                "witness",
+                &input.witness_username,
+                &input.witness_password,
+            )
+            .await?;
+            let w2 = witness(
+                state,
+                c,
+                &loc,
+                "witness2",
+                &input.witness2_username,
+                &input.witness2_password,
+            )
+            .await?;
+            if w1 == w2 {
+                return Err(invalid(
+                    "witness2",
+                    "two different witnesses sign a destruction",
+                ));
+            }
+            m.witness_user_id = Some(w1);
+            m.witness2_user_id = Some(w2);
+        }
+        EntryKind::Adjustment => {
+            m.quantity_ul = qty("quantity")?;
+            if m.reason.is_none() {
+                return Err(invalid("reason", "an adjustment needs its reason"));
+            }
+            m.change_ul = match input.direction.as_deref().map(str::trim) {
+                Some("increase") => m.quantity_ul,
+                Some("decrease") => -m.quantity_ul,
+                _ => return Err(invalid("direction", "must be increase or decrease")),
+            };
+        }
+        EntryKind::TransferIn => unreachable!("refused above"),
+    }
+    if kind != EntryKind::Adjustment {
+        m.change_ul = cs::stock_change(
+            kind,
+            m.quantity_ul,
+            m.draw_id.is_some() && kind != EntryKind::Draw,
+        );
+    }
+
+    let mut ev = match &patient {
+        Some(p) => {
+            let mut e = c.patient_event(Action::CsMovement, perm, loc.id, p);
+            e.object_type = Some("cs_ledger".into());
+            e
+        }
+        None => event(c, Action::CsMovement, perm, loc.id),
+    };
+    ev.object_id = Some(m.id.clone());
+    ev.detail = Some(format!(
+        "{} {} lot {}",
+        kind.as_str(),
+        cs::fmt_ml(m.quantity_ul),
+        lot.lot_number
+    ));
+    let mut moves = vec![m];
+    moves.extend(extra);
+    Ok(state.store.cs_append(&moves, vec![ev]).await?)
+}
+
+// ---- Ledger and reports -----------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerQuery {
+    #[serde(default)]
+    pub clinic_id: String,
+    /// First day (YYYY-MM-DD, at the location).
+    #[serde(default)]
+    pub from: String,
+    /// Last day, included.
+    #[serde(default)]
+    pub to: String,
+    #[serde(default)]
+    pub lot_id: String,
+    #[serde(default)]
+    pub patient_id: String,
+    #[serde(default)]
+    pub kind: String,
+    pub limit: Option<i64>,
+    #[serde(default)]
+    pub format: String,
+}
+
+pub struct LedgerView {
+    pub location: Location,
+    pub rows: Vec<LedgerRow>,
+    pub from: Option<Date>,
+    pub to: Option<Date>,
+}
+
+/// Ledger entries at one location, filtered; audited as a read (or a report
+/// when `report` is set), naming the patient when filtered by one.
+pub async fn ledger(
+    state: &AppState,
+    c: &Caller,
+    q: &LedgerQuery,
+    report: bool,
+) -> Result<LedgerView, WebError> {
+    let locs = locations(state, c, Permission::CsRead).await?;
+    let loc = if q.clinic_id.trim().is_empty() {
+        locs.first().cloned().ok_or(WebError::Forbidden)?
+    } else {
+        location(state, c, Permission::CsRead, &q.clinic_id, "clinic_id").await?
+    };
+    let mut errs = Vec::new();
+    let day = |s: &str, f: &'static str, errs: &mut Vec<FieldError>| -> Option<Date> {
+        let s = s.trim();
+        if s.is_empty() {
+            return None;
+        }
+        match s.parse::<Date>() {
+            Ok(d) => Some(d),
+            Err(_) => {
+                errs.push(FieldError::new(f, "must be a date as YYYY-MM-DD"));
+                None
+            }
+        }
+    };
+    let from = day(&q.from, "from", &mut errs);
+    let to = day(&q.to, "to", &mut errs);
+    if let (Some(a), Some(b)) = (from, to) {
+        if b < a {
+            errs.push(FieldError::new("to", "is before from"));
+        }
+    }
+    let kinds: Vec<&'static str> = if q.kind.trim().is_empty() {
+        Vec::new()
+    } else {
+        match EntryKind::parse(q.kind.trim()) {
+            Ok(k) => vec![k.as_str()],
+            Err(e) => {
+                errs.push(e);
+                Vec::new()
+            }
+        }
+    };
+    if let Some(l) = q.limit {
+        if !(1..=100_000).contains(&l) {
+            errs.push(FieldError::new("limit", "must be between 1 and 100000"));
+        }
+    }
+    let pid = q.patient_id.trim();
+    if !pid.is_empty() && pid.parse::<domain::ids::PatientId>().is_err() {
+        errs.push(FieldError::new("patient_id", "is not a valid identifier"));
+    }
+    let lot = q.lot_id.trim();
+    if !lot.is_empty() && uuid::Uuid::parse_str(lot).is_err() {
+        errs.push(FieldError::new("lot_id", "is not a valid identifier"));
+    }
+    if !errs.is_empty() {
+        return Err(WebError::Invalid(errs));
+    }
+    let f = LedgerFilter {
+        clinics: vec![loc.id.to_string()],
+        from: from.map(|d| loc.start_of(d)),
+        to: to.and_then(|d| d.tomorrow().ok()).map(|d| loc.start_of(d)),
+        lot_id: (!lot.is_empty()).then(|| lot.to_string()),
+        patient_id: (!pid.is_empty()).then(|| pid.to_string()),
+        kinds,
+        limit: q.limit.or(if report { None } else { Some(500) }),
+        newest_first: !report,
+    };
+    let rows = state.store.cs_ledger(&f).await?;
+    let mut ev = if pid.is_empty() {
+        event(
+            c,
+            if report {
+                Action::CsReport
+            } else {
+                Action::CsRead
+            },
+            Permission::CsRead,
+            loc.id,
+        )
+    } else {
+        c.patient_event(
+            if report {
+                Action::CsReport
+            } else {
+                Action::CsRead
+            },
+            Permission::CsRead,
+            loc.id,
+            pid,
+        )
+    };
+    ev.detail = Some(format!(
+        "ledger {}..{} rows {}",
+        from.map(|d| d.to_string()).unwrap_or_default(),
+        to.map(|d| d.to_string()).unwrap_or_default(),
+        rows.len()
+    ));
+    state.store.audit(vec![ev]).await?;
+    Ok(LedgerView {
+        location: loc,
+        rows,
+        from,
+        to,
+    })
+}
+
+fn counterparty_text(s: &Option<String>) -> String {
+    let Some(v) = s
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+    else {
+        return String::new();
+    };
+    let Some(o) = v.as_object() else {
+        return String::new();
+    };
+    o.iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| {
+            let v = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            format!("{}: {v}", k.replace('_', " "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+pub fn kind_label(k: &str) -> &'static str {
+    EntryKind::parse(k).map(|k| k.label()).unwrap_or("Entry")
+}
+
+/// The dispensing log as CSV: every movement with what the DEA asks of each.
+pub fn dispensing_csv(v: &LedgerView) -> Result<Vec<u8>, WebError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let head = [
+        "seq",
+        "time",
+        "location",
+        "movement",
+        "product",
+        "ndc",
+        "lot",
+        "quantity_ml",
+        "quantity_mg",
+        "change_ml",
+        "balance_after_ml",
+        "patient",
+        "patient_address",
+        "by",
+        "witness",
+        "witness_2",
+        "counterparty",
+        "reason",
+        "dose_order_id",
+    ];
+    let err = |e: csv::Error| WebError::Internal(format!("csv: {e}"));
+    w.write_record(head).map_err(err)?;
+    for r in &v.rows {
+        w.write_record([
+            r.seq.to_string(),
+            v.location.when(r.at),
+            v.location.name.clone(),
+            kind_label(&r.kind).to_string(),
+            r.product_name.clone(),
+            r.ndc.clone(),
+            r.lot_number.clone(),
+            cs::fmt_ml(r.quantity_ul)
+                .trim_end_matches(" mL")
+                .to_string(),
+            cs::fmt_mg(r.quantity_ul, r.strength_mg_per_ml)
+                .trim_end_matches(" mg")
+                .to_string(),
+            cs::fmt_ml(r.change_ul).trim_end_matches(" mL").to_string(),
+            cs::fmt_ml(r.balance_after_ul)
+                .trim_end_matches(" mL")
+                .to_string(),
+            r.patient_name.clone().unwrap_or_default(),
+            r.patient_address.clone().unwrap_or_default(),
+            r.actor.clone(),
+            r.witness.clone().unwrap_or_default(),
+            r.witness2.clone().unwrap_or_default(),
+            counterparty_text(&r.counterparty),
+            r.reason.clone().unwrap_or_default(),
+            r.dose_order_id.clone().unwrap_or_default(),
+        ])
+        .map_err(err)?;
+    }
+    w.into_inner()
+        .map_err(|e| WebError::Internal(format!("csv: {e}")))
+}
+
+/// The dispensing log as a printable PDF.
+pub fn dispensing_pdf(v: &LedgerView) -> Result<Vec<u8>, WebError> {
+    use crate::pdf::{render, Block};
+    let reg = v
+        .location
+        .registration
+        .as_ref()
+        .map(|r| format!("DEA {}", r.dea_number))
+        .unwrap_or_else(|| "no DEA registration on file".into());
+    let period = format!(
+        "{} to {}",
+        v.from
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "the first entry".into()),
+        v.to.map(|d| d.to_string())
+            .unwrap_or_else(|| "today".into())
+    );
+    let mut blocks = vec![
+        Block::title("Schedule III dispensing log"),
+        Block::body(&format!("{} ({reg})", printable(&v.location.name))),
+        Block::body(&format!("Period: {period}. {} movements.", v.rows.len())),
+    ];
+    for r in &v.rows {
+        let mut line = format!(
+            "#{} {}  {}  {} lot {}  {} ({})  balance {}  by {}",
+            r.seq,
+            v.location.when(r.at),
+            kind_label(&r.kind),
+            r.product_name,
+            r.lot_number,
+            cs::fmt_ml(r.change_ul.abs().max(r.quantity_ul)),
+            cs::fmt_mg(r.quantity_ul, r.strength_mg_per_ml),
+            cs::fmt_ml(r.balance_after_ul),
+            r.actor
+        );
+        if let Some(w) = &r.witness {
+            line.push_str(&format!(", witness {w}"));
+        }
+        if let Some(w) = &r.witness2 {
+            line.push_str(&format!(" and {w}"));
+        }
+        blocks.push(Block::small(&printable(&line)));
+        let mut detail = Vec::new();
+        if let Some(p) = &r.patient_name {
+            detail.push(format!(
+                "patient {p}, {}",
+                r.patient_address.clone().unwrap_or_default()
+            ));
+        }
+        let cp = counterparty_text(&r.counterparty);
+        if !cp.is_empty() {
+            detail.push(cp);
+        }
+        if let Some(reason) = &r.reason {
+            detail.push(format!("reason: {reason}"));
+        }
+        if !detail.is_empty() {
+            blocks.push(Block::small(&printable(&format!(
+                "    {}",
+                detail.join("; ")
+            ))));
+        }
+    }
+    render(&blocks, "Stillwater - Schedule III record").map_err(WebError::Internal)
+}
+
+/// Text the PDF's standard fonts can show.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|ch| match ch {
+            'µ' => 'u',
+            c if crate::pdf::unprintable(&c.to_string()).is_some() => '?',
+            c => c,
+        })
+        .collect()
+}
+
+// ---- Counts -----------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountInput {
+    pub clinic_id: String,
+    pub lines: Vec<CountLineInput>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountLineInput {
+    pub lot_id: String,
+    /// What the counter sees, as `9.5 mL` or `475 mg`; `0` for an empty lot.
+    pub counted: String,
+}
+
+pub struct CountOutcome {
+    pub count: Count,
+    pub lines: Vec<store::substances::CountLine>,
+    pub cases: Vec<String>,
+}
+
+/// A blind count: the counter enters what they see; the system compares it
+/// with the ledger and opens a case for every lot that differs.
+pub async fn record_count(
+    state: &AppState,
+    c: &Caller,
+    input: CountInput,
+) -> Result<CountOutcome, WebError> {
+    let loc = location(
+        state,
+        c,
+        Permission::CsHandle,
+        &input.clinic_id,
+        "clinic_id",
+    )
+    .await?;
+    let me = user_of(c)?;
+    let lots: HashMap<String, Lot> = state
+        .store
+        .cs_lots(&c.org_id.to_string())
+        .await?
+        .into_iter()
+        .map(|l| (l.id.clone(), l))
+        .collect();
+    if input.lines.is_empty() {
+        return Err(invalid("lines", "count at least one lot"));
+    }
+    let mut errs = Vec::new();
+    let mut counted = Vec::new();
+    for (i, l) in input.lines.iter().enumerate() {
+        let field = format!("lines[{i}].counted");
+        let Some(lot) = lots.get(l.lot_id.trim()) else {
+            errs.push(FieldError::new(format!("lines[{i}].lot_id"), "no such lot"));
+            continue;
+        };
+        if counted.iter().any(|(id, _)| id == &lot.id) {
+            errs.push(FieldError::new(
+                format!("lines[{i}].lot_id"),
+                "is counted twice",
+            ));
+            continue;
+        }
+        let t = l.counted.trim();
+        let v = if t == "0" || t == "0 mL" || t == "0 mg" {
+            Ok(0)
+        } else {
+            cs::parse_quantity(&field, t, lot.strength_mg_per_ml)
+        };
+        match v {
+            Ok(v) => counted.push((lot.id.clone(), v)),
+            Err(e) => errs.push(e),
+        }
+    }
+    if !errs.is_empty() {
+        return Err(WebError::Invalid(errs));
+    }
+    let count = Count {
+        id: new_id(),
+        clinic_id: loc.id.to_string(),
+        counted_at: now_micros(),
+        counted_by: me,
+        note: optional("note", &input.note, 500)?,
+    };
+    let mut ev = event(c, Action::CsCount, Permission::CsHandle, loc.id);
+    ev.object_type = Some("cs_count".into());
+    ev.object_id = Some(count.id.clone());
+    let (lines, cases) = state
+        .store
+        .cs_record_count(&count, &counted, &loc.today().to_string(), ev)
+        .await?;
+    let count = state
+        .store
+        .cs_count(&count.id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    Ok(CountOutcome {
+        count,
+        lines,
+        cases,
+    })
+}
+
+// ---- Cases ------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseInput {
+    pub clinic_id: String,
+    /// `loss` or `theft`.
+    pub kind: String,
+    pub lot_id: Option<String>,
+    pub quantity: Option<String>,
+    pub discovered_on: Option<String>,
+    pub description: String,
+}
+
+/// Opens a loss or theft case found outside a count.
+pub async fn open_case(state: &AppState, c: &Caller, input: CaseInput) -> Result<String, WebError> {
+    let loc = location(
+        state,
+        c,
+        Permission::CsHandle,
+        &input.clinic_id,
+        "clinic_id",
+    )
+    .await?;
+    let kind = match input.kind.trim() {
+        "loss" => "loss",
+        "theft" => "theft",
+        _ => return Err(invalid("kind", "must be loss or theft")),
+    };
+    let description = required("description", &Some(input.description.clone()), 2000)?;
+    let discovered = match input
+        .discovered_on
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(s) => parse_date("discovered_on", s)?,
+        None => loc.today(),
+    };
+    if discovered > loc.today() {
+        return Err(invalid("discovered_on", "is in the future"));
+    }
+    let (lot_id, diff) = match optional("lot_id", &input.lot_id, 64)? {
+        Some(id) => {
+            let lot = state
+                .store
+                .cs_lot(&id)
+                .await?
+                .filter(|l| l.org_id == c.org_id.to_string());
+            let Some(lot) = lot else {
+                return Err(invalid("lot_id", "no such lot"));
+            };
+            let q = cs::parse_quantity(
+                "quantity",
+                input.quantity.as_deref().unwrap_or(""),
+                lot.strength_mg_per_ml,
+            )
+            .map_err(|e| WebError::Invalid(vec![e]))?;
+            (Some(id), -q)
+        }
+        None => (None, 0),
+    };
+    let id = new_id();
+    let mut ev = event(c, Action::CsCaseOpen, Permission::CsHandle, loc.id);
+    ev.object_type = Some("cs_case".into());
+    ev.object_id = Some(id.clone());
+    state
+        .store
+        .cs_open_case(
+            &NewCase {
+                id: id.clone(),
+                clinic_id: loc.id.to_string(),
+                kind,
+                opened_by: user_of(c)?,
+                opened_at: now_micros(),
+                discovered_on: discovered.to_string(),
+                lot_id,
+                difference_ul: diff,
+                description,
+            },
+            ev,
+        )
+        .await?;
+    Ok(id)
+}
+
+async fn case_of(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    p: Permission,
+) -> Result<(Case, Location), WebError> {
+    let k = match uuid::Uuid::parse_str(id.trim()) {
+        Ok(_) => state.store.cs_case(id.trim()).await?,
+        Err(_) => None,
+    };
+    let Some(k) = k else {
+        return Err(WebError::NotFound);
+    };
+    let locs = locations(state, c, p).await?;
+    let loc = locs
+        .into_iter()
+        .find(|l| l.id.to_string() == k.clinic_id)
+        .ok_or(WebError::NotFound)?;
+    Ok((k, loc))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveInput {
+    /// `found`, `documented_loss` or `theft`.
+    pub resolution: String,
+    pub note: String,
+}
+
+/// Resolves a case. A loss or theft writes the missing amount off the ledger
+/// as an adjustment; a theft or significant loss starts the DEA clocks.
+pub async fn resolve_case(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    input: ResolveInput,
+) -> Result<Case, WebError> {
+    let (k, loc) = case_of(state, c, id, Permission::CsManage).await?;
+    if k.status != "open" {
+        return Err(WebError::Conflict("this case is already resolved".into()));
+    }
+    let res = Resolution::parse(input.resolution.trim()).map_err(|e| WebError::Invalid(vec![e]))?;
+    let note = required("note", &Some(input.note.clone()), 2000)?;
+    let me = user_of(c)?;
+    let adjustment = match (res, k.difference_ul, &k.lot_id) {
+        (Resolution::Found, _, _) => None,
+        (_, d, _) if d > 0 => {
+            return Err(invalid(
+                "resolution",
+                "the count found more than the ledger: a surplus is not a loss; recount (found) or record an adjustment with its reason",
+            ))
+        }
+        (_, d, Some(lot)) if d < 0 => Some(Movement {
+            id: new_id(),
+            at: now_micros(),
+            clinic_id: loc.id.to_string(),
+            lot_id: lot.clone(),
+            kind: EntryKind::Adjustment,
+            quantity_ul: -d,
+            change_ul: d,
+            strength: k.strength_mg_per_ml.unwrap_or(1),
+            draw_id: None,
+            dose_order_id: None,
+            patient_id: None,
+            actor_user_id: me.clone(),
+            witness_user_id: None,
+            witness2_user_id: None,
+            counterparty: None,
+            reason: Some(format!("{}: {note}", res.label())),
+            reference_id: Some(k.id.clone()),
+            storage_id: None,
+        }),
+        _ => None,
+    };
+    let mut ev = event(c, Action::CsCaseResolve, Permission::CsManage, loc.id);
+    ev.object_type = Some("cs_case".into());
+    ev.object_id = Some(k.id.clone());
+    ev.detail = Some(res.as_str().into());
+    // A discrepancy found to be a theft becomes a theft case with its clocks.
+    let kind = (res == Resolution::Theft).then_some("theft");
+    state
+        .store
+        .cs_resolve_case(
+            &k.id,
+            &CaseResolution {
+                resolution: res.as_str(),
+                note,
+                by: me,
+                at: now_micros(),
+                adjustment,
+                kind,
+            },
+            ev,
+        )
+        .await?;
+    state.store.cs_case(&k.id).await?.ok_or(WebError::NotFound)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilingInput {
+    pub dea_notified_on: Option<String>,
+    pub form106_filed_on: Option<String>,
+    /// The facts Form 106 asks for: type of loss, circumstances, police report.
+    pub loss_type: Option<String>,
+    pub circumstances: Option<String>,
+    pub police_report: Option<String>,
+}
+
+/// Records the DEA notice and the Form 106 filing of a loss or theft case.
+pub async fn case_filing(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    input: FilingInput,
+) -> Result<Case, WebError> {
+    let (k, loc) = case_of(state, c, id, Permission::CsManage).await?;
+    if k.kind == "discrepancy" {
+        return Err(WebError::Conflict(
+            "a count discrepancy is not reported to the DEA unless it is resolved as a theft or significant loss".into(),
+        ));
+    }
+    let date = |f: &str, v: &Option<String>| -> Result<Option<String>, WebError> {
+        match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) => {
+                let d = parse_date(f, s)?;
+                if d > loc.today() {
+                    return Err(invalid(f, "is in the future"));
+                }
+                Ok(Some(d.to_string()))
+            }
+        }
+    };
+    let notified = date("dea_notified_on", &input.dea_notified_on)?;
+    let filed = date("form106_filed_on", &input.form106_filed_on)?;
+    let form = json!({
+        "loss_type": optional("loss_type", &input.loss_type, 100)?,
+        "circumstances": optional("circumstances", &input.circumstances, 2000)?,
+        "police_report": optional("police_report", &input.police_report, 200)?,
+    });
+    if notified.is_none()
+        && filed.is_none()
+        && form
+            .as_object()
+            .is_some_and(|o| o.values().all(|v| v.is_null()))
+    {
+        return Err(invalid(
+            "dea_notified_on",
+            "give the notice date, the filing date or the Form 106 facts",
+        ));
+    }
+    let mut ev = event(c, Action::CsCaseFiling, Permission::CsManage, loc.id);
+    ev.object_type = Some("cs_case".into());
+    ev.object_id = Some(k.id.clone());
+    state
+        .store
+        .cs_case_filing(
+            &k.id,
+            notified.as_deref(),
+            filed.as_deref(),
+            Some(&form.to_string()),
+            ev,
+        )
+        .await?;
+    state.store.cs_case(&k.id).await?.ok_or(WebError::NotFound)
+}
+
+// ---- Inventories ------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryInput {
+    pub clinic_id: String,
+    /// `initial` or `biennial`.
+    pub kind: String,
+    /// `opening` or `close` of business.
+    pub business: String,
+    pub taken_on: Option<String>,
+    pub lines: Vec<InventoryLineInput>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryLineInput {
+    pub lot_id: String,
+    /// Unopened containers.
+    pub sealed: i64,
+    /// What is left in an opened container (`0` when none is open).
+    pub open: Option<String>,
+    /// `exact` or `estimated` for the opened container's contents.
+    pub measure: Option<String>,
+}
+
+/// Takes an inventory: every lot held, with sealed containers and the
+/// measured or estimated contents of an opened one, beside the ledger.
+pub async fn take_inventory(
+    state: &AppState,
+    c: &Caller,
+    input: InventoryInput,
+) -> Result<Inventory, WebError> {
+    let loc = location(
+        state,
+        c,
+        Permission::CsHandle,
+        &input.clinic_id,
+        "clinic_id",
+    )
+    .await?;
+    let kind = match input.kind.trim() {
+        k @ ("initial" | "biennial") => k.to_string(),
+        _ => return Err(invalid("kind", "must be initial or biennial")),
+    };
+    let business = match input.business.trim() {
+        b @ ("opening" | "close") => b.to_string(),
+        _ => {
+            return Err(invalid(
+                "business",
+                "must be opening or close (of business)",
+            ))
+        }
+    };
+    let taken_on = match input
+        .taken_on
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(s) => parse_date("taken_on", s)?,
+        None => loc.today(),
+    };
+    if taken_on > loc.today() {
+        return Err(invalid("taken_on", "is in the future"));
+    }
+    let balances = state.store.cs_balances(&[loc.id.to_string()]).await?;
+    let mut errs = Vec::new();
+    let mut lines = Vec::new();
+    for (i, l) in input.lines.iter().enumerate() {
+        let Some(b) = balances.iter().find(|b| b.lot_id == l.lot_id.trim()) else {
+            errs.push(FieldError::new(
+                format!("lines[{i}].lot_id"),
+                "is not held at this location",
+            ));
+            continue;
+        };
+        if !(0..=1000).contains(&l.sealed) {
+            errs.push(FieldError::new(
+                format!("lines[{i}].sealed"),
+                "must be between 0 and 1000",
+            ));
+            continue;
+        }
+        let open_txt = l.open.as_deref().unwrap_or("0").trim();
+        let open = if open_txt.is_empty() || open_txt == "0" {
+            0
+        } else {
+            match cs::parse_quantity(&format!("lines[{i}].open"), open_txt, b.strength_mg_per_ml) {
+                Ok(v) if v < b.container_ul => v,
+                Ok(_) => {
+                    errs.push(FieldError::new(
+                        format!("lines[{i}].open"),
+                        "an opened container holds less than a full one",
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    errs.push(e);
+                    continue;
+                }
+            }
+        };
+        let measure = match l.measure.as_deref().map(str::trim).unwrap_or("exact") {
+            m @ ("exact" | "estimated") => m,
+            _ => {
+                errs.push(FieldError::new(
+                    format!("lines[{i}].measure"),
+                    "must be exact or estimated",
+                ));
+                continue;
+            }
+        };
+        let on_hand = l.sealed * b.container_ul + open;
+        lines.push(json!({
+            "lot_id": b.lot_id, "lot_number": b.lot_number, "product": b.product_name, "ndc": b.ndc,
+            "strength_mg_per_ml": b.strength_mg_per_ml, "container_ul": b.container_ul,
+            "sealed": l.sealed, "open_ul": open, "measure": measure,
+            "on_hand_ul": on_hand, "ledger_ul": b.balance_ul,
+        }));
+    }
+    for b in balances.iter().filter(|b| b.balance_ul > 0) {
+        if !input.lines.iter().any(|l| l.lot_id.trim() == b.lot_id) {
+            errs.push(FieldError::new(
+                "lines",
+                format!("lot {} is held here: count it too", b.lot_number),
+            ));
+        }
+    }
+    if !errs.is_empty() {
+        return Err(WebError::Invalid(errs));
+    }
+    let body = serde_json::Value::Array(lines).to_string();
+    let inv = Inventory {
+        id: new_id(),
+        clinic_id: loc.id.to_string(),
+        kind,
+        taken_on: taken_on.to_string(),
+        business,
+        taken_by: user_of(c)?,
+        taken_at: now_micros(),
+        sha256: {
+            use sha2::{Digest, Sha256};
+            hex::encode(Sha256::digest(body.as_bytes()))
+        },
+        lines: body,
+    };
+    let mut ev = event(c, Action::CsInventory, Permission::CsHandle, loc.id);
+    ev.object_type = Some("cs_inventory".into());
+    ev.object_id = Some(inv.id.clone());
+    state.store.cs_add_inventory(&inv, ev).await?;
+    state
+        .store
+        .cs_inventories(&[loc.id.to_string()])
+        .await?
+        .into_iter()
+        .find(|i| i.id == inv.id)
+        .ok_or(WebError::NotFound)
+}
+
+/// An inventory as a printable PDF; the print is audited.
+pub async fn inventory_pdf(state: &AppState, c: &Caller, id: &str) -> Result<Vec<u8>, WebError> {
+    use crate::pdf::{render, Block};
+    let locs = locations(state, c, Permission::CsRead).await?;
+    let ids: Vec<String> = locs.iter().map(|l| l.id.to_string()).collect();
+    let inv = state
+        .store
+        .cs_inventories(&ids)
+        .await?
+        .into_iter()
+        .find(|i| i.id == id)
+        .ok_or(WebError::NotFound)?;
+    let loc = locs
+        .iter()
+        .find(|l| l.id.to_string() == inv.clinic_id)
+        .ok_or(WebError::NotFound)?;
+    let lines: Vec<serde_json::Value> = serde_json::from_str(&inv.lines).unwrap_or_default();
+    let reg = loc
+        .registration
+        .as_ref()
+        .map(|r| format!("DEA registration {}", r.dea_number))
+        .unwrap_or_else(|| "no DEA registration on file".into());
+    let mut blocks = vec![
+        Block::title(&format!(
+            "{} inventory of controlled substances",
+            if inv.kind == "initial" {
+                "Initial"
+            } else {
+                "Biennial"
+            }
+        )),
+        Block::body(&printable(&format!("{} ({reg})", loc.name))),
+        Block::body(&format!(
+            "Taken on {} at the {} of business by {}.",
+            inv.taken_on,
+            if inv.business == "opening" {
+                "opening"
+            } else {
+                "close"
+            },
+            inv.taken_by
+        )),
+        Block::heading("Schedule III"),
+    ];
+    for l in &lines {
+        let g = |k: &str| l.get(k).and_then(|v| v.as_i64()).unwrap_or(0);
+        let s = |k: &str| l.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let strength = g("strength_mg_per_ml");
+        blocks.push(Block::body(&printable(&format!(
+            "{} {} mg/mL, {} container, NDC {}, lot {}: {} sealed; opened container {} ({}). On hand {} ({}); ledger {}.",
+            s("product"),
+            strength,
+            cs::fmt_ml(g("container_ul")),
+            s("ndc"),
+            s("lot_number"),
+            g("sealed"),
+            cs::fmt_ml(g("open_ul")),
+            s("measure"),
+            cs::fmt_ml(g("on_hand_ul")),
+            cs::fmt_mg(g("on_hand_ul"), strength),
+            cs::fmt_ml(g("ledger_ul")),
+        ))));
+    }
+    if lines.is_empty() {
+        blocks.push(Block::body("No controlled substances on hand."));
+    }
+    blocks.push(Block::small(&format!("Record sha256 {}", inv.sha256)));
+    blocks.push(Block::body("Signature: ______________________________"));
+    let mut ev = event(c, Action::CsReport, Permission::CsRead, loc.id);
+    ev.object_type = Some("cs_inventory".into());
+    ev.object_id = Some(inv.id.clone());
+    state.store.audit(vec![ev]).await?;
+    render(&blocks, "Stillwater - Schedule III inventory").map_err(WebError::Internal)
+}
+
+// ---- Setup ------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductInput {
+    pub name: String,
+    pub ndc: String,
+    pub form: String,
+    pub strength_mg_per_ml: i64,
+    /// The container's volume, such as `10 mL`.
+    pub container: String,
+}
+
+pub async fn add_product(
+    state: &AppState,
+    c: &Caller,
+    input: ProductInput,
+) -> Result<Product, WebError> {
+    let clinics = c.require_any(Permission::CsManage)?;
+    let mut errs = Vec::new();
+    let name = input.name.trim().to_string();
+    if name.is_empty() || name.len() > 120 {
+        errs.push(FieldError::new(
+            "name",
+            "give the product's name (at most 120 characters)",
+        ));
+    }
+    let ndc = cs::check_ndc(&input.ndc).map_err(|e| errs.push(e)).ok();
+    let form = input.form.trim().to_string();
+    if form.is_empty() || form.len() > 60 {
+        errs.push(FieldError::new(
+            "form",
+            "give the dosage form, such as injection solution",
+        ));
+    }
+    if !(1..=1000).contains(&input.strength_mg_per_ml) {
+        errs.push(FieldError::new(
+            "strength_mg_per_ml",
+            "must be between 1 and 1000 mg/mL",
+        ));
+    }
+    let container = cs::parse_quantity("container", &input.container, 1)
+        .map_err(|e| errs.push(e))
+        .ok();
+    if container.is_some() && input.container.to_ascii_lowercase().contains("mg") {
+        errs.push(FieldError::new(
+            "container",
+            "give the container's volume in mL",
+        ));
+    }
+    if !errs.is_empty() {
+        return Err(WebError::Invalid(errs));
+    }
+    let p = Product {
+        id: new_id(),
+        name,
+        ndc: ndc.unwrap_or_default(),
+        form,
+        strength_mg_per_ml: input.strength_mg_per_ml,
+        container_ul: container.unwrap_or_default(),
+    };
+    let mut ev = event(c, Action::CsSettings, Permission::CsManage, clinics[0]);
+    ev.object_type = Some("cs_product".into());
+    ev.object_id = Some(p.id.clone());
+    state
+        .store
+        .cs_add_product(&c.org_id.to_string(), &p, ev)
+        .await?;
+    Ok(p)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationInput {
+    pub clinic_id: String,
+    pub dea_number: String,
+    pub expires_on: String,
+}
+
+pub async fn set_registration(
+    state: &AppState,
+    c: &Caller,
+    input: RegistrationInput,
+) -> Result<(), WebError> {
+    let loc = location(
+        state,
+        c,
+        Permission::CsManage,
+        &input.clinic_id,
+        "clinic_id",
+    )
+    .await?;
+    let dea =
+        cs::check_dea("dea_number", &input.dea_number).map_err(|e| WebError::Invalid(vec![e]))?;
+    let exp = parse_date("expires_on", &input.expires_on)?;
+    let mut ev = event(c, Action::CsSettings, Permission::CsManage, loc.id);
+    ev.object_type = Some("cs_registration".into());
+    ev.detail = Some(format!("DEA {dea} until {exp}"));
+    state
+        .store
+        .cs_set_registration(
+            &loc.id.to_string(),
+            &dea,
+            &exp.to_string(),
+            &user_of(c)?,
+            ev,
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn add_storage(
+    state: &AppState,
+    c: &Caller,
+    clinic_id: &str,
+    name: &str,
+) -> Result<Storage, WebError> {
+    let loc = location(state, c, Permission::CsManage, clinic_id, "clinic_id").await?;
+    let name = name.trim();
+    if name.is_empty() || name.len() > 80 {
+        return Err(invalid(
+            "name",
+            "give the storage place's name (e.g. Safe, locked cabinet 2)",
+        ));
+    }
+    let s = Storage {
+        id: new_id(),
+        clinic_id: loc.id.to_string(),
+        name: name.to_string(),
+    };
+    let mut ev = event(c, Action::CsSettings, Permission::CsManage, loc.id);
+    ev.object_type = Some("cs_storage".into());
+    ev.object_id = Some(s.id.clone());
+    state.store.cs_add_storage(&s, ev).await?;
+    Ok(s)
+}
+
+/// Lots of the organisation with their balance at each location the caller reads.
+pub async fn lots(state: &AppState, c: &Caller) -> Result<(Vec<Lot>, Vec<Balance>), WebError> {
+    let locs = locations(state, c, Permission::CsRead).await?;
+    let ids: Vec<String> = locs.iter().map(|l| l.id.to_string()).collect();
+    let mut ev = event(c, Action::CsRead, Permission::CsRead, locs[0].id);
+    ev.detail = Some("lots".into());
+    state.store.audit(vec![ev]).await?;
+    Ok((
+        state.store.cs_lots(&c.org_id.to_string()).await?,
+        state.store.cs_balances(&ids).await?,
+    ))
+}
+
+/// Counts at the caller's locations, newest first, with their lines.
+pub async fn counts(
+    state: &AppState,
+    c: &Caller,
+) -> Result<Vec<(Count, Vec<store::substances::CountLine>)>, WebError> {
+    let locs = locations(state, c, Permission::CsRead).await?;
+    let ids: Vec<String> = locs.iter().map(|l| l.id.to_string()).collect();
+    let mut out = Vec::new();
+    for k in state.store.cs_counts(&ids, 30).await? {
+        let lines = state.store.cs_count_lines(&k.id).await?;
+        out.push((k, lines));
+    }
+    let mut ev = event(c, Action::CsRead, Permission::CsRead, locs[0].id);
+    ev.detail = Some("counts".into());
+    state.store.audit(vec![ev]).await?;
+    Ok(out)
+}
