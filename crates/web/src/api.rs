@@ -24,6 +24,7 @@ mod eligibility;
 mod measures;
 mod pretreatment;
 mod scheduling;
+mod substances;
 mod treatment;
 pub(crate) use scheduling::parse_start;
 
@@ -40,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .merge(eligibility::routes())
         .merge(pretreatment::routes())
         .merge(treatment::routes())
+        .merge(substances::routes())
         .fallback(|| async { ApiError(WebError::NotFound) })
 }
 

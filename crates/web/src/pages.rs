@@ -38,6 +38,7 @@ mod measures;
 mod pretreatment;
 mod schedule;
 mod schedule_admin;
+mod substances;
 mod treatment;
 
 pub fn routes() -> Router<AppState> {
@@ -82,6 +83,7 @@ pub fn routes() -> Router<AppState> {
         .merge(measures::routes())
         .merge(pretreatment::routes())
         .merge(treatment::routes())
+        .merge(substances::routes())
 }
 
 fn render<T: Template>(t: &T) -> PageResult {

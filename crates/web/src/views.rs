@@ -60,6 +60,13 @@ impl Layout {
                 active: active == "floor",
             });
         }
+        if any(Permission::CsRead) {
+            nav.push(NavItem {
+                href: "/substances",
+                label: "Substances",
+                active: active == "substances",
+            });
+        }
         if any(Permission::ScheduleRead) {
             nav.push(NavItem {
                 href: "/schedule",
