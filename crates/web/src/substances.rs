@@ -264,10 +264,7 @@ pub fn alerts(
         let here = l.id.to_string();
         let days_until = |s: &str| -> Option<i64> {
             let d: Date = s.parse().ok()?;
-            today
-                .until(d)
-                .ok()
-                .map(|span| span.total(jiff::Unit::Day).unwrap_or(0.0) as i64)
+            Some(cs::days_until(today, d))
         };
         match &l.registration {
             None => out.push(CsAlert {

@@ -325,6 +325,11 @@ pub fn loss_clock(discovered: Date) -> LossClock {
     }
 }
 
+/// Whole days from `from` to `to` (negative when `to` is earlier).
+pub fn days_until(from: Date, to: Date) -> i64 {
+    from.until(to).map(|s| s.get_days() as i64).unwrap_or(0)
+}
+
 /// How a discrepancy or loss case ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

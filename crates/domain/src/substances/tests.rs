@@ -70,6 +70,15 @@ fn the_loss_clock_skips_the_weekend() {
 }
 
 #[test]
+fn days_count_both_ways() {
+    let a: Date = "2026-11-28".parse().unwrap();
+    let b: Date = "2027-02-26".parse().unwrap();
+    assert_eq!(days_until(a, b), 90);
+    assert_eq!(days_until(b, a), -90);
+    assert_eq!(days_until(a, a), 0);
+}
+
+#[test]
 fn balances_never_go_negative() {
     assert_eq!(apply(1000, -1000, 50), Ok(0));
     let e = apply(1000, -1001, 50).unwrap_err();

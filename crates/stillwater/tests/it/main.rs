@@ -13,4 +13,5 @@ mod permissions;
 mod pretreatment;
 mod scheduling;
 mod schema;
+mod substances;
 mod treatment;

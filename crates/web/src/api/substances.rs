@@ -75,7 +75,7 @@ async fn lots(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResu
             json!({
                 "id": l.id, "product_id": l.product_id, "product": l.product_name, "ndc": l.ndc,
                 "lot_number": l.lot_number, "expires_on": l.expires_on,
-                "strength_mg_per_ml": l.strength_mg_per_ml, "balances": here,
+                "strength_mg_per_ml": l.strength_mg_per_ml, "container_ul": l.container_ul, "balances": here,
             })
         })
         .collect();

@@ -139,6 +139,7 @@ struct SubstancesPage {
     draws: Vec<DrawRow>,
     orders: Vec<(String, String)>,
     lots_in_stock: Vec<(String, String)>,
+    drawable: Vec<(String, String)>,
     products: Vec<(String, String)>,
     storage: Vec<(String, String)>,
     entries: Vec<EntryRow>,
@@ -203,11 +204,9 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>) -> Page
         .iter()
         .map(|b| {
             let exp: Option<jiff::civil::Date> = b.expires_on.parse().ok();
-            let days = exp.map(|e| (e - today).get_days() as i64).unwrap_or(9999);
             let days = exp
-                .and_then(|e| today.until(e).ok())
-                .map(|s| s.total(jiff::Unit::Day).unwrap_or(0.0) as i64)
-                .unwrap_or(days);
+                .map(|e| domain::substances::days_until(today, e))
+                .unwrap_or(i64::MAX);
             let full = b.balance_ul / b.container_ul.max(1);
             let part = b.balance_ul % b.container_ul.max(1);
             BalanceRow {
@@ -227,6 +226,8 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>) -> Page
                 mg: fmt_mg(b.balance_ul, b.strength_mg_per_ml),
                 containers: if part == 0 {
                     format!("{full} × {}", fmt_ml(b.container_ul))
+                } else if full == 0 {
+                    format!("{} open", fmt_ml(part))
                 } else {
                     format!(
                         "{full} × {} + {} open",
@@ -261,6 +262,24 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>) -> Page
             by: d.drawn_by.clone(),
             at: loc.when(d.drawn_at),
             stale: d.drawn_at < midnight,
+        })
+        .collect();
+    let today_text = today.to_string();
+    let drawable = balances_here
+        .iter()
+        .filter(|b| b.balance_ul > 0 && b.expires_on >= today_text)
+        .map(|b| {
+            (
+                b.lot_id.clone(),
+                format!(
+                    "{} {} mg/mL lot {} (exp {}), {} on hand",
+                    b.product_name,
+                    b.strength_mg_per_ml,
+                    b.lot_number,
+                    b.expires_on,
+                    fmt_ml(b.balance_ul)
+                ),
+            )
         })
         .collect();
     let lots_in_stock = balances_here
@@ -539,6 +558,7 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>) -> Page
             .map(|x| (x.0.clone(), format!("{} — {:.1} mg ordered", x.2, x.3)))
             .collect(),
         lots_in_stock,
+        drawable,
         products: o
             .products
             .iter()
