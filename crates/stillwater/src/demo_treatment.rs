@@ -38,6 +38,9 @@ pub(crate) struct Chairside<'a> {
     prescriber: Caller,
     /// Midnight in the clinic's zone.
     day_start: i64,
+    clinic: domain::ids::ClinicId,
+    /// The 50 mg/mL lot doses are drawn from: (lot id, number, expiry).
+    stock: Option<(String, String, String)>,
 }
 
 impl<'a> Chairside<'a> {
@@ -49,12 +52,56 @@ impl<'a> Chairside<'a> {
     ) -> anyhow::Result<Self> {
         let caller = |u: UserId| Caller::of_user(&state.store, u, "demo-loader");
         let err = |e: web::error::WebError| anyhow::anyhow!("demo staff: {e:?}");
+        let today = jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()
+            .to_string();
+        let stock = state
+            .store
+            .cs_balances(&[clinic.to_string()])
+            .await?
+            .into_iter()
+            .find(|b| b.balance_ul > 0 && b.strength_mg_per_ml == 50 && b.expires_on > today)
+            .map(|b| (b.lot_id, b.lot_number, b.expires_on));
         Ok(Chairside {
             state,
             nurse: caller(nurse).await.map_err(err)?,
             prescriber: caller(prescriber).await.map_err(err)?,
             day_start: uc::start_of_today(state, clinic).await.map_err(err)?,
+            clinic,
+            stock,
         })
+    }
+
+    /// A controlled-substance movement through the same use case as the page.
+    async fn cs(
+        &self,
+        kind: &str,
+        quantity_ul: i64,
+        at: i64,
+        link: (&str, &str),
+    ) -> anyhow::Result<Option<String>> {
+        let Some((lot, _, _)) = &self.stock else {
+            return Ok(None);
+        };
+        let waste = kind == "waste";
+        let input = web::substances::MovementInput {
+            kind: kind.into(),
+            clinic_id: self.clinic.to_string(),
+            lot_id: Some(lot.clone()),
+            quantity: Some(domain::substances::fmt_ml(quantity_ul)),
+            at: Some(rfc(at)),
+            dose_order_id: (!link.0.is_empty()).then(|| link.0.to_string()),
+            draw_id: (!link.1.is_empty()).then(|| link.1.to_string()),
+            reason: waste.then(|| "remainder of the draw".to_string()),
+            witness_username: waste.then(|| "nora.nurse".to_string()),
+            witness_password: waste.then(|| crate::demo::DEMO_PASSWORD.to_string()),
+            ..Default::default()
+        };
+        let entries = web::substances::record_movement(self.state, &self.nurse, input)
+            .await
+            .map_err(|e| anyhow::anyhow!("demo draw: {e:?}"))?;
+        Ok(entries.first().and_then(|e| e.draw_id.clone()))
     }
 
     /// One visit: checked in `minutes_ago`, taken as far as `stage`, with a
@@ -142,19 +189,35 @@ impl<'a> Chairside<'a> {
         uc::save_checklist(self.state, &self.nurse, &id, checklist)
             .await
             .map_err(err)?;
-        uc::order_dose(self.state, &self.prescriber, &id, 0.5)
+        let ordered = uc::order_dose(self.state, &self.prescriber, &id, 0.5)
             .await
             .map_err(err)?;
-        uc::check_dose(
-            self.state,
-            &self.nurse,
-            &id,
-            &format!("KT24{:03}", 310 + k % 2),
-            "2027-09-30",
-        )
-        .await
-        .map_err(err)?;
+        let (lot, expires) = match &self.stock {
+            Some((_, n, e)) => (n.clone(), e.clone()),
+            None => (format!("KT24{:03}", 310 + k % 2), "2027-09-30".to_string()),
+        };
+        uc::check_dose(self.state, &self.nurse, &id, &lot, &expires)
+            .await
+            .map_err(err)?;
         let start = opened + 15 * MINUTE;
+        // Drawn to the next 0.1 mL above the dose; what is left is wasted
+        // before a witness once the infusion stops.
+        let order_id = ordered
+            .record
+            .order
+            .as_ref()
+            .map(|o| o.id.clone())
+            .unwrap_or_default();
+        let given = ordered
+            .order
+            .as_ref()
+            .map(|m| (m.mg * 1000.0 / 50.0).round() as i64)
+            .unwrap_or(0);
+        let drawn = (given / 100 + 1) * 100;
+        let draw_id = self
+            .cs("draw", drawn, start - 5 * MINUTE, (&order_id, ""))
+            .await?
+            .unwrap_or_default();
         let timeline = |kind, at: i64, reason: Option<&str>| {
             uc::administer(
                 self.state,
@@ -222,6 +285,11 @@ impl<'a> Chairside<'a> {
         timeline(AdminKind::Stop, stop, Some("Infusion complete"))
             .await
             .map_err(err)?;
+        if !draw_id.is_empty() {
+            self.cs("administered", given, stop, ("", &draw_id)).await?;
+            self.cs("waste", drawn - given, stop + MINUTE, ("", &draw_id))
+                .await?;
+        }
         if k % 2 == 1 {
             uc::give_medication(
                 self.state,

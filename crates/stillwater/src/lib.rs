@@ -9,5 +9,6 @@ pub mod config;
 pub mod demo;
 pub mod demo_measures;
 pub mod demo_pretreatment;
+pub mod demo_substances;
 pub mod demo_treatment;
 pub mod server;

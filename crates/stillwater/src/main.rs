@@ -328,6 +328,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 stillwater::demo_measures::load(&store, &instruments).await?;
                 let protocols = cfg.protocols()?;
                 stillwater::demo_pretreatment::load(&store, &protocols, &instruments).await?;
+                stillwater::demo_substances::load(&store, &protocols, &instruments).await?;
                 stillwater::demo_treatment::load(&store, &protocols, &instruments).await?;
             }
             let running = server::start(store.clone(), &cfg).await?;

@@ -758,3 +758,56 @@ impl Store {
         }
     }
 }
+
+/// A completed visit from the past, written whole by a loader (the demo's
+/// history; an import of paper flowsheets): checked in, ordered and checked,
+/// infused, discharged, each at its own time.
+pub struct PastVisit<'a> {
+    pub encounter: NewEncounter,
+    pub order_id: &'a str,
+    pub maths: &'a str,
+    pub mg: f64,
+    pub second_check: bool,
+    pub ordered_by: UserId,
+    pub checked_by: UserId,
+    pub vial_lot: &'a str,
+    pub vial_expires: &'a str,
+    pub started_at: i64,
+    pub stopped_at: i64,
+    pub discharged_at: i64,
+    pub discharge_note: &'a str,
+}
+
+impl Store {
+    /// Writes a completed past visit in one transaction with its audit records.
+    pub async fn backfill_visit(&self, v: &PastVisit<'_>, audit: Vec<NewAuditEvent>) -> Result<()> {
+        let e = &v.encounter;
+        let nurse = e.by.to_string();
+        on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("INSERT INTO encounters (id, clinic_id, patient_id, appointment_id, resource_id, plan_id, \
+                 plan_version, protocol_id, protocol_version, route, status, opened_by, opened_at, discharged_by, \
+                 discharged_at, discharge_note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'discharged', $11, $12, $11, $13, $14)")
+                .bind(&e.id).bind(e.clinic.to_string()).bind(e.patient.to_string()).bind(&e.appointment_id)
+                .bind(&e.resource_id).bind(&e.plan_id).bind(e.plan_version).bind(&e.protocol_id)
+                .bind(e.protocol_version).bind(&e.route).bind(&nurse).bind(e.opened_at)
+                .bind(v.discharged_at).bind(v.discharge_note)
+                .execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO dose_orders (id, encounter_id, maths, mg, ordered_by, ordered_at, second_check, \
+                 checked_by, checked_at, vial_lot, vial_expires) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+                .bind(v.order_id).bind(&e.id).bind(v.maths).bind(v.mg).bind(v.ordered_by.to_string())
+                .bind(e.opened_at + 600_000_000).bind(v.second_check).bind(v.checked_by.to_string())
+                .bind(e.opened_at + 900_000_000).bind(v.vial_lot).bind(v.vial_expires)
+                .execute(&mut *tx).await?;
+            for (seq, kind, at) in [(1i64, "start", v.started_at), (2, "stop", v.stopped_at)] {
+                sqlx::query("INSERT INTO administration_events (encounter_id, seq, kind, at, rate_ml_h, reason, recorded_by, recorded_at) \
+                     VALUES ($1, $2, $3, $4, NULL, NULL, $5, $4)")
+                    .bind(&e.id).bind(seq).bind(kind).bind(at).bind(&nurse)
+                    .execute(&mut *tx).await?;
+            }
+            append_in_tx!(tx, &audit)?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}

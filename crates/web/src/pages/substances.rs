@@ -191,6 +191,15 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>) -> Page
     };
     let today = loc.today();
     let mut error = error;
+    // The ledger shows a week unless the filter says otherwise.
+    let from = if q.from.is_empty() && q.to.is_empty() {
+        today
+            .checked_sub(jiff::Span::new().days(7))
+            .map(|d| d.to_string())
+            .unwrap_or_default()
+    } else {
+        q.from.clone()
+    };
 
     let balances_here: Vec<&store::substances::Balance> =
         o.balances.iter().filter(|b| b.clinic_id == here).collect();
@@ -306,14 +315,14 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>) -> Page
     if tab == "ledger" {
         let lq = uc::LedgerQuery {
             clinic_id: here.clone(),
-            from: q.from.clone(),
+            from: from.clone(),
             to: q.to.clone(),
             lot_id: q.lot_id.clone(),
             kind: q.kind.clone(),
             ..Default::default()
         };
         for (k, v) in [
-            ("from", &q.from),
+            ("from", &from),
             ("to", &q.to),
             ("lot_id", &q.lot_id),
             ("kind", &q.kind),
@@ -593,7 +602,7 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>) -> Page
                 )
             })
             .collect(),
-        filter_from: q.from.clone(),
+        filter_from: from,
         filter_to: q.to.clone(),
         filter_lot: q.lot_id.clone(),
         export_query,
