@@ -498,3 +498,117 @@ test("treatment day on a tablet: a full IV session with an alert answered, from 
   await doc.context.close();
   await tablet.close();
 });
+
+test("the Schedule III record: receive vials, draw for a dose, give and waste before a witness, a blind count 1 mL short, the case resolved, the dispensing log printed", async () => {
+  const { context, page, errors } = await signIn("nina.nurse", { refused: [422] });
+  await page.getByRole("link", { name: "Substances" }).click();
+  await page.getByRole("heading", { name: "On hand" }).waitFor();
+  // A lot near expiry is flagged; the month of the demo is in stock.
+  assert.ok(await page.getByText(/KT2411C .* expires on/).isVisible());
+  await shot(page, "50-cs-stock");
+
+  // Receive two vials of a new lot; a wrong supplier DEA number is named.
+  const receive = page.locator("section", { has: page.getByRole("heading", { name: "Receive stock" }) });
+  await pick(receive.getByLabel("Product"), /50 mg\/mL/);
+  await receive.getByLabel("Lot number").fill("KT2412D");
+  await receive.getByLabel("Expires").fill("2028-10-31");
+  await receive.getByLabel("Containers").fill("2");
+  await receive.getByLabel("Supplier", { exact: true }).fill("Cardinal Health 411");
+  await receive.getByLabel("Supplier address").fill("7000 Cardinal Pl, Dublin OH 43017");
+  await receive.getByLabel("Supplier DEA number").fill("RC0193840");
+  await receive.getByLabel("Invoice").fill("CAH-55902");
+  await receive.getByRole("button", { name: "Record receipt" }).click();
+  await page.getByRole("alert").filter({ hasText: /DEA number/ }).waitFor();
+  const again = page.locator("section", { has: page.getByRole("heading", { name: "Receive stock" }) });
+  await pick(again.getByLabel("Product"), /50 mg\/mL/);
+  await again.getByLabel("Lot number").fill("KT2412D");
+  await again.getByLabel("Expires").fill("2028-10-31");
+  await again.getByLabel("Containers").fill("2");
+  await again.getByLabel("Supplier", { exact: true }).fill("Cardinal Health 411");
+  await again.getByLabel("Supplier address").fill("7000 Cardinal Pl, Dublin OH 43017");
+  await again.getByLabel("Supplier DEA number").fill("RC0193843");
+  await again.getByLabel("Invoice").fill("CAH-55902");
+  await again.getByRole("button", { name: "Record receipt" }).click();
+  await page.getByText("Recorded in the ledger.").waitFor();
+  await page.locator("td", { hasText: "KT2412D" }).first().waitFor();
+
+  // Draw for an open dose order from the new lot.
+  const draw = page.locator("section", { has: page.getByRole("heading", { name: "Draw for a dose" }) });
+  await pick(draw.getByLabel("Lot"), /KT2412D/);
+  await draw.getByLabel("Quantity").fill("0.8 mL");
+  await draw.getByRole("button", { name: "Record draw" }).click();
+  await page.getByText("Recorded in the ledger.").waitFor();
+
+  // Close it: 35 mg given, the rest wasted; the witness must be someone else.
+  const mine = page.locator(".cs-draw", { hasText: "KT2412D" }).first();
+  await mine.getByLabel("Given (mL)").fill("35 mg");
+  await mine.getByRole("button", { name: "Record given" }).click();
+  await page.getByText("Recorded in the ledger.").waitFor();
+  const left = page.locator(".cs-draw", { hasText: "KT2412D" }).first();
+  await left.getByLabel("Witness", { exact: true }).fill("nina.nurse");
+  await left.getByLabel("Witness password").fill(PASSWORD);
+  await left.getByRole("button", { name: "Waste with witness" }).click();
+  await page.getByRole("alert").filter({ hasText: /someone other than you/ }).waitFor();
+  await shot(page, "51-cs-witness-refused");
+  const retry = page.locator(".cs-draw", { hasText: "KT2412D" }).first();
+  await retry.getByLabel("Witness", { exact: true }).fill("nora.nurse");
+  await retry.getByLabel("Witness password").fill(PASSWORD);
+  await retry.getByRole("button", { name: "Waste with witness" }).click();
+  await page.getByText("Recorded in the ledger.").waitFor();
+  assert.equal(await page.locator(".cs-draw", { hasText: "KT2412D" }).count(), 0, "the draw is closed");
+
+  // The end-of-day count is blind: read the stock first, then count 1 mL short on KT2412D.
+  const onHand = {};
+  for (const row of await page.locator("table.list tbody tr").all()) {
+    const cells = await row.locator("td").allInnerTexts();
+    const ml = parseFloat(cells[4]);
+    if (ml > 0) onHand[cells[1]] = ml;
+  }
+  await page.getByRole("link", { name: "Counts" }).click();
+  for (const [lot, ml] of Object.entries(onHand)) {
+    const seen = lot === "KT2412D" ? ml - 1 : ml;
+    await page.getByLabel(new RegExp(`lot ${lot}$`)).fill(`${Math.round(seen * 1000) / 1000} mL`);
+  }
+  await page.getByLabel("Note").fill("End of day");
+  await page.getByRole("button", { name: "Record count" }).click();
+  await page.getByText(/differs from the ledger, and a case is open/).waitFor();
+  assert.ok(await page.locator(".pill.bad", { hasText: "-1 mL" }).first().isVisible());
+  await shot(page, "52-cs-count-short");
+  await context.close();
+
+  // The prescriber resolves it; the ledger gets the adjustment; the log prints.
+  const doc = await signIn("paul.prescriber");
+  await doc.page.goto(`${BASE}/substances?tab=cases&clinic=${await glendaleId(doc.page)}`);
+  const open = doc.page.locator(".cs-case.open", { hasText: "KT2412D" });
+  await open.getByLabel("Resolution").selectOption("documented_loss");
+  await open.getByLabel("What happened").fill("Vial cracked when dropped in the safe; contents lost. Reported and re-trained.");
+  await open.getByRole("button", { name: "Resolve" }).click();
+  await doc.page.getByText("Case updated.").waitFor();
+  await shot(doc.page, "53-cs-case-resolved");
+  await doc.page.getByRole("link", { name: "Ledger" }).click();
+  await doc.page.locator("td", { hasText: "Adjustment" }).first().waitFor();
+  await shot(doc.page, "54-cs-ledger");
+  const pdfHref = await doc.page.getByRole("link", { name: "PDF" }).getAttribute("href");
+  const pdf = await doc.page.request.get(`${BASE}${pdfHref}`);
+  assert.equal(pdf.status(), 200);
+  assert.equal(pdf.headers()["content-type"], "application/pdf");
+  assert.ok((await pdf.body()).subarray(0, 4).toString() === "%PDF");
+  assert.deepEqual(errors, []);
+  assert.deepEqual(doc.errors, []);
+  await doc.context.close();
+});
+
+/** Chooses the option of `select` whose text matches `re`. */
+async function pick(select, re) {
+  for (const o of await select.locator("option").all()) {
+    if (re.test(await o.innerText())) return select.selectOption(await o.getAttribute("value"));
+  }
+  throw new Error(`no option matches ${re}`);
+}
+
+/** Glendale's clinic id, read off the location picker. */
+async function glendaleId(page) {
+  await page.goto(`${BASE}/substances`);
+  const opt = page.locator("#clinic option", { hasText: "Glendale" });
+  return opt.getAttribute("value");
+}

@@ -89,6 +89,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: AuditCmd,
     },
+    /// The Schedule III record.
+    Cs {
+        #[command(subcommand)]
+        cmd: CsCmd,
+    },
     /// Online backup of the SQLite database to FILE (VACUUM INTO).
     Backup { file: PathBuf },
     /// Print the default configuration file.
@@ -156,6 +161,12 @@ enum TokenCmd {
         id: String,
     },
     List,
+}
+
+#[derive(Subcommand)]
+enum CsCmd {
+    /// Check the ledger's hash chain and that every balance equals its ledger.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -441,6 +452,15 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     println!("AUDIT CHAIN TRUNCATED: head says {head_seq} events, rows end at {last_seq}");
                     3
                 }
+            }
+        }
+        Cmd::Cs { cmd: CsCmd::Verify } => {
+            let check = store.cs_verify().await?;
+            println!("{check}");
+            if matches!(check, store::substances::LedgerCheck::Intact { .. }) {
+                0
+            } else {
+                3
             }
         }
         Cmd::Backup { file } => {

@@ -256,6 +256,34 @@ pub enum LedgerCheck {
     HeadDiffers,
 }
 
+impl std::fmt::Display for LedgerCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use domain::substances::fmt_ml;
+        match self {
+            LedgerCheck::Intact { entries } => write!(
+                f,
+                "controlled-substance ledger intact: {entries} entries verified, every balance equals its ledger"
+            ),
+            LedgerCheck::Broken(b) => write!(f, "CONTROLLED-SUBSTANCE LEDGER BROKEN: {b}"),
+            LedgerCheck::BalanceDiffers {
+                clinic_id,
+                lot_id,
+                ledger_ul,
+                stored_ul,
+            } => write!(
+                f,
+                "CONTROLLED-SUBSTANCE LEDGER BROKEN: the balance of lot {lot_id} at {clinic_id} is {} where the ledger gives {}",
+                fmt_ml(*stored_ul),
+                fmt_ml(*ledger_ul)
+            ),
+            LedgerCheck::HeadDiffers => write!(
+                f,
+                "CONTROLLED-SUBSTANCE LEDGER BROKEN: the head does not name the last entry (entries removed from the end)"
+            ),
+        }
+    }
+}
+
 const LEDGER_COLUMNS: &str = "seq, id, at, recorded_at, clinic_id, lot_id, kind, change_ul, quantity_ul, \
      balance_after_ul, draw_id, dose_order_id, patient_id, actor_user_id, witness_user_id, witness2_user_id, \
      counterparty, reason, reference_id, prev_hash, hash";

@@ -1941,6 +1941,31 @@ pub async fn lots(state: &AppState, c: &Caller) -> Result<(Vec<Lot>, Vec<Balance
     ))
 }
 
+/// Inventories at the caller's locations (all, or one), newest first; audited.
+pub async fn inventories(
+    state: &AppState,
+    c: &Caller,
+    only: Option<ClinicId>,
+) -> Result<Vec<Inventory>, WebError> {
+    let locs = locations(state, c, Permission::CsRead).await?;
+    let ids: Vec<String> = locs
+        .iter()
+        .filter(|l| only.is_none_or(|o| o == l.id))
+        .map(|l| l.id.to_string())
+        .collect();
+    let ev: Vec<NewAuditEvent> = locs
+        .iter()
+        .filter(|l| ids.contains(&l.id.to_string()))
+        .map(|l| {
+            let mut e = event(c, Action::CsRead, Permission::CsRead, l.id);
+            e.detail = Some("inventories".into());
+            e
+        })
+        .collect();
+    state.store.audit(ev).await?;
+    Ok(state.store.cs_inventories(&ids).await?)
+}
+
 /// Counts at the caller's locations, newest first, with their lines.
 pub async fn counts(
     state: &AppState,

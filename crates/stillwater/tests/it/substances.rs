@@ -667,6 +667,27 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
 }
 both!(a_day_of_the_schedule_iii_record);
 
+async fn the_api_is_documented(app: &TestApp) {
+    let doc = app.api_doc().await;
+    for p in [
+        "/api/v1/cs/products",
+        "/api/v1/cs/lots",
+        "/api/v1/cs/ledger",
+        "/api/v1/cs/draws",
+        "/api/v1/cs/counts",
+        "/api/v1/cs/inventories",
+        "/api/v1/cs/inventories/{id}/pdf",
+        "/api/v1/cs/cases",
+        "/api/v1/cs/cases/{id}/resolve",
+        "/api/v1/cs/cases/{id}/filing",
+        "/api/v1/cs/registrations",
+        "/api/v1/cs/storage",
+    ] {
+        assert!(doc["paths"][p].is_object(), "{p} is documented");
+    }
+}
+both!(the_api_is_documented);
+
 /// Random movements through the store, valid and not: every accepted one
 /// keeps balances equal to the ledger; every refused one leaves no trace.
 async fn random_movements_keep_balances_equal_to_the_ledger(app: &TestApp) {

@@ -235,9 +235,7 @@ fn inventory_json(i: &store::substances::Inventory) -> Value {
 }
 
 async fn inventories(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResult {
-    let locs = uc::locations(&state, &c, domain::auth::Permission::CsRead).await?;
-    let ids: Vec<String> = locs.iter().map(|l| l.id.to_string()).collect();
-    let list = state.store.cs_inventories(&ids).await?;
+    let list = uc::inventories(&state, &c, None).await?;
     Ok(
         Json(json!({"inventories": list.iter().map(inventory_json).collect::<Vec<_>>()}))
             .into_response(),

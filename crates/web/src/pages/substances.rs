@@ -476,9 +476,7 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>) -> Page
         .collect();
     let open_cases = cases.iter().filter(|k| k.open).count();
     let inventories = if tab == "inventories" {
-        state
-            .store
-            .cs_inventories(std::slice::from_ref(&here))
+        uc::inventories(state, c, Some(loc.id))
             .await?
             .into_iter()
             .map(|i| InventoryRow {
