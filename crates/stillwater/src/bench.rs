@@ -42,9 +42,13 @@ pub struct BenchArgs {
     #[arg(long)]
     pub no_startup: bool,
     /// Run only scenarios whose name contains this text (for profiling one
-    /// path), or one of the other benchmarks: `schedule`, `measures`, `ingest`.
+    /// path), or one of the other benchmarks: `schedule`, `measures`,
+    /// `ingest`, `cs`.
     #[arg(long)]
     pub only: Option<String>,
+    /// Ledger entries the `cs` benchmark writes before it measures.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub cs_entries: u64,
 }
 
 struct Outcome {
@@ -75,6 +79,11 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<()> {
         measures_on(a, &url).await
     } else if a.only.as_deref() == Some("ingest") {
         ingest_on(a, &url).await
+    } else if a.only.as_deref() == Some("cs") {
+        let store = open(&url, "Schedule III record").await?;
+        let r = crate::bench_substances::run(&store, a.cs_entries).await;
+        store.close().await;
+        r
     } else {
         bench_on(a, &url, &dir).await
     };

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod bench_measures;
 pub mod bench_schedule;
+pub mod bench_substances;
 pub mod bench_treatment;
 pub mod config;
 pub mod demo;
