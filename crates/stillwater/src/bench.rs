@@ -6,6 +6,7 @@
 //! asserted; `BENCHMARKS.md` keeps the latest.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -49,6 +50,13 @@ pub struct BenchArgs {
     /// Ledger entries the `cs` benchmark writes before it measures.
     #[arg(long, default_value_t = 1_000_000)]
     pub cs_entries: u64,
+    /// Keep the benchmark's SQLite folder (its path is printed).
+    #[arg(long)]
+    pub keep: bool,
+    /// Measure the `cs` benchmark against a folder kept by an earlier run
+    /// (`--keep`) instead of writing the ledger again.
+    #[arg(long)]
+    pub reuse: Option<PathBuf>,
 }
 
 struct Outcome {
@@ -69,6 +77,7 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<()> {
     ));
     std::fs::create_dir_all(&dir)?;
     let pg_name = format!("sw_bench_{}", uuid::Uuid::now_v7().simple());
+    let dir = a.reuse.clone().unwrap_or(dir);
     let url = match &a.postgres {
         Some(admin) => store::provision::create_pg_database(admin, &pg_name).await?,
         None => format!("sqlite://{}", dir.join("stillwater.db").display()),
@@ -81,7 +90,7 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<()> {
         ingest_on(a, &url).await
     } else if a.only.as_deref() == Some("cs") {
         let store = open(&url, "Schedule III record").await?;
-        let r = crate::bench_substances::run(&store, a.cs_entries).await;
+        let r = crate::bench_substances::run(&store, a.cs_entries, a.reuse.is_none()).await;
         store.close().await;
         r
     } else {
@@ -90,7 +99,11 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<()> {
     if let Some(admin) = &a.postgres {
         store::provision::drop_pg_database(admin, &pg_name).await?;
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if a.keep || a.reuse.is_some() {
+        println!("kept the benchmark's data in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     result
 }
 

@@ -89,6 +89,9 @@ pub struct Store {
     write: Pool,
     backend: Backend,
     audit: audit::AuditSink,
+    /// The SQLite file, for long reads done with rusqlite on a blocking
+    /// thread (sqlx hands every row across threads one by one).
+    sqlite_file: Option<std::sync::Arc<std::path::PathBuf>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -160,8 +163,10 @@ impl Store {
         backend: Backend,
         sqlite_file: Option<std::path::PathBuf>,
     ) -> Store {
+        let file = sqlite_file.clone().map(std::sync::Arc::new);
         let audit = audit::AuditSink::start(write.clone(), sqlite_file);
         Store {
+            sqlite_file: file,
             read,
             write,
             backend,

@@ -101,7 +101,7 @@ pub struct Storage {
 }
 
 /// A ledger entry with the names a report shows.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct LedgerRow {
     pub seq: i64,
     pub id: String,
@@ -288,16 +288,74 @@ const LEDGER_COLUMNS: &str = "seq, id, at, recorded_at, clinic_id, lot_id, kind,
      balance_after_ul, draw_id, dose_order_id, patient_id, actor_user_id, witness_user_id, witness2_user_id, \
      counterparty, reason, reference_id, prev_hash, hash";
 
-const LEDGER_SELECT: &str = "SELECT l.seq, l.id, l.at, l.clinic_id, l.lot_id, l.kind, l.change_ul, l.quantity_ul, \
-     l.balance_after_ul, l.draw_id, l.dose_order_id, l.patient_id, l.counterparty, l.reason, l.reference_id, \
-     t.lot_number, pr.name AS product_name, pr.ndc, pr.strength_mg_per_ml, a.username AS actor, \
-     w.username AS witness, w2.username AS witness2, \
-     CASE WHEN pa.id IS NULL THEN NULL ELSE pa.given_name || ' ' || pa.family_name END AS patient_name, \
-     CASE WHEN pa.id IS NULL THEN NULL ELSE COALESCE(pa.address_line1, '') || ', ' || COALESCE(pa.city, '') || ' ' \
-       || COALESCE(pa.region, '') || ' ' || COALESCE(pa.postal_code, '') END AS patient_address \
-     FROM cs_ledger l JOIN cs_lots t ON t.id = l.lot_id JOIN cs_products pr ON pr.id = t.product_id \
-     JOIN users a ON a.id = l.actor_user_id LEFT JOIN users w ON w.id = l.witness_user_id \
-     LEFT JOIN users w2 ON w2.id = l.witness2_user_id LEFT JOIN patients pa ON pa.id = l.patient_id";
+/// The ledger's own columns a report reads; names come from small lookups
+/// (lots, staff) and one query for the patients in the rows, so a long report
+/// costs one index range scan rather than six joins per row.
+const LEDGER_READ: &str = "SELECT l.seq, l.id, l.at, l.clinic_id, l.lot_id, l.kind, l.change_ul, l.quantity_ul, \
+     l.balance_after_ul, l.draw_id, l.dose_order_id, l.patient_id, l.actor_user_id, l.witness_user_id, \
+     l.witness2_user_id, l.counterparty, l.reason, l.reference_id FROM cs_ledger l";
+
+/// Reads ledger rows on SQLite with rusqlite: one connection for the read,
+/// every row decoded on this thread.
+fn read_ledger_sqlite(
+    file: &std::path::Path,
+    sql: &str,
+    args: Vec<rusqlite::types::Value>,
+) -> rusqlite::Result<Vec<LedgerLean>> {
+    use rusqlite::OpenFlags;
+    let c = rusqlite::Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    c.pragma_update(None, "mmap_size", 1_073_741_824i64)?;
+    let mut st = c.prepare(sql)?;
+    let rows = st.query_map(rusqlite::params_from_iter(args), |r| {
+        Ok(LedgerLean {
+            seq: r.get(0)?,
+            id: r.get(1)?,
+            at: r.get(2)?,
+            clinic_id: r.get(3)?,
+            lot_id: r.get(4)?,
+            kind: r.get(5)?,
+            change_ul: r.get(6)?,
+            quantity_ul: r.get(7)?,
+            balance_after_ul: r.get(8)?,
+            draw_id: r.get(9)?,
+            dose_order_id: r.get(10)?,
+            patient_id: r.get(11)?,
+            actor_user_id: r.get(12)?,
+            witness_user_id: r.get(13)?,
+            witness2_user_id: r.get(14)?,
+            counterparty: r.get(15)?,
+            reason: r.get(16)?,
+            reference_id: r.get(17)?,
+        })
+    })?;
+    rows.collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct LedgerLean {
+    seq: i64,
+    id: String,
+    at: i64,
+    clinic_id: String,
+    lot_id: String,
+    kind: String,
+    change_ul: i64,
+    quantity_ul: i64,
+    balance_after_ul: i64,
+    draw_id: Option<String>,
+    dose_order_id: Option<String>,
+    patient_id: Option<String>,
+    actor_user_id: String,
+    witness_user_id: Option<String>,
+    witness2_user_id: Option<String>,
+    counterparty: Option<String>,
+    reason: Option<String>,
+    reference_id: Option<String>,
+}
 
 const LOT_SELECT: &str = "SELECT t.id, t.product_id, t.lot_number, t.expires_on, p.name AS product_name, p.ndc, \
      p.strength_mg_per_ml, p.container_ul, p.org_id FROM cs_lots t JOIN cs_products p ON p.id = t.product_id";
@@ -728,7 +786,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut sql = format!(
-            "{LEDGER_SELECT} WHERE l.clinic_id IN ({})",
+            "{LEDGER_READ} WHERE l.clinic_id IN ({})",
             crate::placeholders(1, f.clinics.len())
         );
         let mut n = f.clinics.len();
@@ -766,7 +824,22 @@ impl Store {
         if f.limit.is_some() {
             sql.push_str(&format!(" LIMIT ${}", next()));
         }
-        Ok(on_pool!(self.read(), p => {
+        let lean: Vec<LedgerLean> = if let Some(file) = &self.sqlite_file {
+            let file = file.clone();
+            let mut args: Vec<rusqlite::types::Value> = Vec::new();
+            args.extend(f.clinics.iter().map(|c| c.clone().into()));
+            args.extend(f.from.map(Into::into));
+            args.extend(f.to.map(Into::into));
+            args.extend(f.lot_id.clone().map(Into::into));
+            args.extend(f.patient_id.clone().map(Into::into));
+            args.extend(f.kinds.iter().map(|k| k.to_string().into()));
+            args.extend(f.limit.map(Into::into));
+            tokio::task::spawn_blocking(move || read_ledger_sqlite(&file, &sql, args))
+                .await
+                .map_err(|e| StoreError::Db(sqlx::Error::Protocol(e.to_string())))?
+                .map_err(|e| StoreError::Db(sqlx::Error::Protocol(format!("ledger read: {e}"))))?
+        } else {
+            on_pool!(self.read(), p => {
             let mut q = sqlx::query_as(&sql);
             for c in &f.clinics {
                 q = q.bind(c);
@@ -778,7 +851,77 @@ impl Store {
             for k in &f.kinds { q = q.bind(*k); }
             if let Some(v) = f.limit { q = q.bind(v); }
             q.fetch_all(p).await?
-        }))
+            })
+        };
+        if lean.is_empty() {
+            return Ok(Vec::new());
+        }
+        type LotName = (String, String, String, String, i64);
+        let (lots, users): (Vec<LotName>, Vec<(String, String)>) = on_pool!(self.read(), p => {
+            (
+                sqlx::query_as("SELECT t.id, t.lot_number, p.name, p.ndc, p.strength_mg_per_ml FROM cs_lots t \
+                     JOIN cs_products p ON p.id = t.product_id").fetch_all(p).await?,
+                sqlx::query_as("SELECT id, username FROM users").fetch_all(p).await?,
+            )
+        });
+        let lots: HashMap<String, LotName> = lots.into_iter().map(|l| (l.0.clone(), l)).collect();
+        let users: HashMap<String, String> = users.into_iter().collect();
+        let mut ids: Vec<&str> = lean
+            .iter()
+            .filter_map(|r| r.patient_id.as_deref())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut patients: HashMap<String, (String, String)> = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT id, given_name || ' ' || family_name, COALESCE(address_line1, '') || ', ' || COALESCE(city, '') \
+                 || ' ' || COALESCE(region, '') || ' ' || COALESCE(postal_code, '') FROM patients WHERE id IN ({})",
+                crate::placeholders(1, chunk.len())
+            );
+            let found: Vec<(String, String, String)> = on_pool!(self.read(), p => {
+                let mut q = sqlx::query_as(&sql);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.fetch_all(p).await?
+            });
+            patients.extend(found.into_iter().map(|(id, n, a)| (id, (n, a))));
+        }
+        let name = |id: &Option<String>| id.as_ref().and_then(|u| users.get(u).cloned());
+        Ok(lean
+            .into_iter()
+            .map(|r| {
+                let lot = lots.get(&r.lot_id);
+                let patient = r.patient_id.as_ref().and_then(|p| patients.get(p));
+                LedgerRow {
+                    lot_number: lot.map(|l| l.1.clone()).unwrap_or_default(),
+                    product_name: lot.map(|l| l.2.clone()).unwrap_or_default(),
+                    ndc: lot.map(|l| l.3.clone()).unwrap_or_default(),
+                    strength_mg_per_ml: lot.map(|l| l.4).unwrap_or(1),
+                    actor: users.get(&r.actor_user_id).cloned().unwrap_or_default(),
+                    witness: name(&r.witness_user_id),
+                    witness2: name(&r.witness2_user_id),
+                    patient_name: patient.map(|p| p.0.clone()),
+                    patient_address: patient.map(|p| p.1.clone()),
+                    seq: r.seq,
+                    id: r.id,
+                    at: r.at,
+                    clinic_id: r.clinic_id,
+                    lot_id: r.lot_id,
+                    kind: r.kind,
+                    change_ul: r.change_ul,
+                    quantity_ul: r.quantity_ul,
+                    balance_after_ul: r.balance_after_ul,
+                    draw_id: r.draw_id,
+                    dose_order_id: r.dose_order_id,
+                    patient_id: r.patient_id,
+                    counterparty: r.counterparty,
+                    reason: r.reason,
+                    reference_id: r.reference_id,
+                }
+            })
+            .collect())
     }
 
     pub async fn cs_draw(&self, id: &str) -> Result<Option<Draw>> {

@@ -47,11 +47,13 @@ pub struct Location {
     pub name: String,
     pub zone: String,
     pub registration: Option<Registration>,
+    /// The zone, looked up once: a report formats every row's time in it.
+    tz: jiff::tz::TimeZone,
 }
 
 impl Location {
     pub fn tz(&self) -> jiff::tz::TimeZone {
-        jiff::tz::TimeZone::get(&self.zone).unwrap_or(jiff::tz::TimeZone::UTC)
+        self.tz.clone()
     }
     pub fn today(&self) -> Date {
         domain::time::to_timestamp(now_micros())
@@ -64,8 +66,20 @@ impl Location {
             .map(|z| z.timestamp().as_microsecond())
             .unwrap_or_default()
     }
+    /// "2026-11-23 07:15 MST", as `domain::time::format_in_zone` writes it.
     pub fn when(&self, m: i64) -> String {
-        domain::time::format_in_zone(m, &self.zone)
+        let ts = domain::time::to_timestamp(m);
+        let info = self.tz.to_offset_info(ts);
+        let d = info.offset().to_datetime(ts);
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02} {}",
+            d.year(),
+            d.month(),
+            d.day(),
+            d.hour(),
+            d.minute(),
+            info.abbreviation()
+        )
     }
 }
 
@@ -93,6 +107,7 @@ pub async fn locations(
             registration: regs.get(&k.id.to_string()).cloned(),
             id: k.id,
             name: k.settings.name,
+            tz: jiff::tz::TimeZone::get(&k.settings.time_zone).unwrap_or(jiff::tz::TimeZone::UTC),
             zone: k.settings.time_zone,
         })
         .collect())
@@ -1087,37 +1102,46 @@ pub fn dispensing_csv(v: &LedgerView) -> Result<Vec<u8>, WebError> {
     let err = |e: csv::Error| WebError::Internal(format!("csv: {e}"));
     w.write_record(head).map_err(err)?;
     for r in &v.rows {
-        w.write_record([
+        let (seq, when, cp) = (
             r.seq.to_string(),
             v.location.when(r.at),
-            v.location.name.clone(),
-            kind_label(&r.kind).to_string(),
-            r.product_name.clone(),
-            r.ndc.clone(),
-            r.lot_number.clone(),
-            cs::fmt_ml(r.quantity_ul)
-                .trim_end_matches(" mL")
-                .to_string(),
-            cs::fmt_mg(r.quantity_ul, r.strength_mg_per_ml)
-                .trim_end_matches(" mg")
-                .to_string(),
-            cs::fmt_ml(r.change_ul).trim_end_matches(" mL").to_string(),
-            cs::fmt_ml(r.balance_after_ul)
-                .trim_end_matches(" mL")
-                .to_string(),
-            r.patient_name.clone().unwrap_or_default(),
-            r.patient_address.clone().unwrap_or_default(),
-            r.actor.clone(),
-            r.witness.clone().unwrap_or_default(),
-            r.witness2.clone().unwrap_or_default(),
             counterparty_text(&r.counterparty),
-            r.reason.clone().unwrap_or_default(),
-            r.dose_order_id.clone().unwrap_or_default(),
+        );
+        let (q, mg, ch, bal) = (
+            cs::fmt_milli(r.quantity_ul),
+            cs::fmt_milli(r.quantity_ul * r.strength_mg_per_ml),
+            cs::fmt_milli(r.change_ul),
+            cs::fmt_milli(r.balance_after_ul),
+        );
+        w.write_record([
+            seq.as_str(),
+            &when,
+            &v.location.name,
+            kind_label(&r.kind),
+            &r.product_name,
+            &r.ndc,
+            &r.lot_number,
+            &q,
+            &mg,
+            &ch,
+            &bal,
+            o(&r.patient_name),
+            o(&r.patient_address),
+            &r.actor,
+            o(&r.witness),
+            o(&r.witness2),
+            &cp,
+            o(&r.reason),
+            o(&r.dose_order_id),
         ])
         .map_err(err)?;
     }
     w.into_inner()
         .map_err(|e| WebError::Internal(format!("csv: {e}")))
+}
+
+fn o(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("")
 }
 
 /// The dispensing log as a printable PDF.

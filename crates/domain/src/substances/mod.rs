@@ -237,7 +237,8 @@ pub fn fmt_mg(ul: i64, strength: i64) -> String {
     format!("{} mg", fmt_milli(ul * strength))
 }
 
-fn fmt_milli(v: i64) -> String {
+/// Thousandths as a plain number: 2500 -> "2.5", 10000 -> "10", -125 -> "-0.125".
+pub fn fmt_milli(v: i64) -> String {
     let sign = if v < 0 { "-" } else { "" };
     let a = v.unsigned_abs();
     let (i, f) = (a / 1000, a % 1000);

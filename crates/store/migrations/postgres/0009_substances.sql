@@ -66,9 +66,10 @@ CREATE TABLE cs_ledger (
     hash TEXT NOT NULL,
     CHECK (witness_user_id IS NULL OR witness_user_id <> actor_user_id)
 );
-CREATE INDEX cs_ledger_clinic_time ON cs_ledger (clinic_id, at);
+-- (at, seq) is the order every report reads in: no sort of wide rows.
+CREATE INDEX cs_ledger_clinic_time ON cs_ledger (clinic_id, at, seq);
 CREATE INDEX cs_ledger_lot ON cs_ledger (lot_id, seq);
-CREATE INDEX cs_ledger_patient ON cs_ledger (patient_id, at);
+CREATE INDEX cs_ledger_patient ON cs_ledger (patient_id, at, seq);
 CREATE INDEX cs_ledger_draw ON cs_ledger (draw_id);
 
 CREATE TABLE cs_head (
