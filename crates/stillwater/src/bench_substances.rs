@@ -171,24 +171,8 @@ pub async fn run(store: &Store, entries: u64, seed: bool) -> anyhow::Result<()> 
     let mut written = 0u64;
     let mut batch: Vec<Movement> = Vec::with_capacity(3000);
     let base = |clinic: &str, lot: &str, kind: EntryKind, at: i64, ul: i64, change: i64| Movement {
-        id: uuid::Uuid::now_v7().to_string(),
-        at,
-        clinic_id: clinic.to_string(),
-        lot_id: lot.to_string(),
-        kind,
-        quantity_ul: ul,
         change_ul: change,
-        strength: 50,
-        draw_id: None,
-        dose_order_id: None,
-        patient_id: None,
-        actor_user_id: nina.clone(),
-        witness_user_id: None,
-        witness2_user_id: None,
-        counterparty: None,
-        reason: None,
-        reference_id: None,
-        storage_id: None,
+        ..Movement::new(kind, clinic, lot, at, ul, 50, &nina)
     };
     for (li, c) in clinics.iter().enumerate().filter(|_| seed) {
         let clinic = c.id.to_string();

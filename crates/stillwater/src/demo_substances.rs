@@ -100,26 +100,7 @@ fn movement(
     ul: i64,
     by: UserId,
 ) -> Movement {
-    Movement {
-        id: id(),
-        at,
-        clinic_id: clinic.to_string(),
-        lot_id: lot.to_string(),
-        kind,
-        quantity_ul: ul,
-        change_ul: domain::substances::stock_change(kind, ul, false),
-        strength: 50,
-        draw_id: None,
-        dose_order_id: None,
-        patient_id: None,
-        actor_user_id: by.to_string(),
-        witness_user_id: None,
-        witness2_user_id: None,
-        counterparty: None,
-        reason: None,
-        reference_id: None,
-        storage_id: None,
-    }
+    Movement::new(kind, &clinic.to_string(), lot, at, ul, 50, &by.to_string())
 }
 
 pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> anyhow::Result<()> {

@@ -49,6 +49,42 @@ pub struct Movement {
     pub storage_id: Option<String>,
 }
 
+impl Movement {
+    /// `quantity_ul` of a lot at a location, by `actor`, at `at`, with the
+    /// change to stock its kind makes (out of stock, not out of a draw);
+    /// links, witnesses, counterparty and reason are set on the result.
+    pub fn new(
+        kind: EntryKind,
+        clinic_id: &str,
+        lot_id: &str,
+        at: i64,
+        quantity_ul: i64,
+        strength: i64,
+        actor: &str,
+    ) -> Movement {
+        Movement {
+            id: uuid::Uuid::now_v7().to_string(),
+            at,
+            clinic_id: clinic_id.to_string(),
+            lot_id: lot_id.to_string(),
+            kind,
+            quantity_ul,
+            change_ul: domain::substances::stock_change(kind, quantity_ul, false),
+            strength,
+            draw_id: None,
+            dose_order_id: None,
+            patient_id: None,
+            actor_user_id: actor.to_string(),
+            witness_user_id: None,
+            witness2_user_id: None,
+            counterparty: None,
+            reason: None,
+            reference_id: None,
+            storage_id: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Product {
     pub id: String,

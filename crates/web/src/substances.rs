@@ -576,24 +576,8 @@ pub async fn record_movement(
             .map_err(|e| WebError::Invalid(vec![e]))
     };
     let mut m = Movement {
-        id: new_id(),
-        at,
-        clinic_id: loc.id.to_string(),
-        lot_id: lot.id.clone(),
-        kind,
-        quantity_ul: 0,
-        change_ul: 0,
-        strength,
-        draw_id: None,
-        dose_order_id: None,
-        patient_id: None,
-        actor_user_id: me.clone(),
-        witness_user_id: None,
-        witness2_user_id: None,
-        counterparty: None,
         reason: optional("reason", &input.reason, 500)?,
-        reference_id: None,
-        storage_id: None,
+        ..Movement::new(kind, &loc.id.to_string(), &lot.id, at, 0, strength, &me)
     };
     let mut extra: Vec<Movement> = Vec::new();
     let mut patient: Option<String> = None;
@@ -1465,24 +1449,18 @@ pub async fn resolve_case(
             ))
         }
         (_, d, Some(lot)) if d < 0 => Some(Movement {
-            id: new_id(),
-            at: now_micros(),
-            clinic_id: loc.id.to_string(),
-            lot_id: lot.clone(),
-            kind: EntryKind::Adjustment,
-            quantity_ul: -d,
             change_ul: d,
-            strength: k.strength_mg_per_ml.unwrap_or(1),
-            draw_id: None,
-            dose_order_id: None,
-            patient_id: None,
-            actor_user_id: me.clone(),
-            witness_user_id: None,
-            witness2_user_id: None,
-            counterparty: None,
             reason: Some(format!("{}: {note}", res.label())),
             reference_id: Some(k.id.clone()),
-            storage_id: None,
+            ..Movement::new(
+                EntryKind::Adjustment,
+                &loc.id.to_string(),
+                lot,
+                now_micros(),
+                -d,
+                k.strength_mg_per_ml.unwrap_or(1),
+                &me,
+            )
         }),
         _ => None,
     };

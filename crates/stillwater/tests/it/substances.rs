@@ -190,24 +190,16 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
     app.store
         .cs_append(
             &[Movement {
-                id: uuid::Uuid::now_v7().to_string(),
-                at: domain::time::now_micros(),
-                clinic_id: g.clone(),
-                lot_id: expired_lot.clone(),
-                kind: domain::substances::EntryKind::Receipt,
-                quantity_ul: 10_000,
-                change_ul: 10_000,
-                strength: 50,
-                draw_id: None,
-                dose_order_id: None,
-                patient_id: None,
-                actor_user_id: nina.clone(),
-                witness_user_id: None,
-                witness2_user_id: None,
-                counterparty: None,
                 reason: Some("received before it expired".into()),
-                reference_id: None,
-                storage_id: None,
+                ..Movement::new(
+                    domain::substances::EntryKind::Receipt,
+                    &g,
+                    &expired_lot,
+                    domain::time::now_micros(),
+                    10_000,
+                    50,
+                    &nina,
+                )
             }],
             vec![],
         )
@@ -740,24 +732,17 @@ async fn random_movements_keep_balances_equal_to_the_ledger(app: &TestApp) {
             _ => -q,
         };
         let base = Movement {
-            id: uuid::Uuid::now_v7().to_string(),
-            at: domain::time::now_micros(),
-            clinic_id: clinic.clone(),
-            lot_id: lot.clone(),
-            kind,
-            quantity_ul: q,
             change_ul: change,
-            strength: 100,
-            draw_id: None,
-            dose_order_id: None,
-            patient_id: None,
-            actor_user_id: user.clone(),
-            witness_user_id: None,
-            witness2_user_id: None,
-            counterparty: None,
             reason: Some("random".into()),
-            reference_id: None,
-            storage_id: None,
+            ..Movement::new(
+                kind,
+                &clinic,
+                &lot,
+                domain::time::now_micros(),
+                q,
+                100,
+                &user,
+            )
         };
         let mut moves = vec![base.clone()];
         if kind == K::TransferOut {
@@ -807,53 +792,24 @@ async fn random_movements_keep_balances_equal_to_the_ledger(app: &TestApp) {
     // Concurrent appenders queue on the head: the chain stays whole.
     let s1 = app.store.clone();
     let s2 = app.store.clone();
-    let mk = |clinic: &str| Movement {
-        id: uuid::Uuid::now_v7().to_string(),
-        at: domain::time::now_micros(),
-        clinic_id: clinic.to_string(),
-        lot_id: lots[0].clone(),
-        kind: K::Receipt,
-        quantity_ul: 1000,
-        change_ul: 1000,
-        strength: 100,
-        draw_id: None,
-        dose_order_id: None,
-        patient_id: None,
-        actor_user_id: user.clone(),
-        witness_user_id: None,
-        witness2_user_id: None,
-        counterparty: None,
-        reason: None,
-        reference_id: None,
-        storage_id: None,
+    let appender = |s: store::Store, clinic: String, lot: String, user: String| {
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                let m = Movement::new(
+                    K::Receipt,
+                    &clinic,
+                    &lot,
+                    domain::time::now_micros(),
+                    1000,
+                    100,
+                    &user,
+                );
+                s.cs_append(&[m], vec![]).await.unwrap();
+            }
+        })
     };
-    let (a, b) = (mk(&clinics[0]), mk(&clinics[1]));
-    let t1 = tokio::spawn(async move {
-        for _ in 0..20 {
-            s1.cs_append(
-                &[Movement {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    ..a.clone()
-                }],
-                vec![],
-            )
-            .await
-            .unwrap();
-        }
-    });
-    let t2 = tokio::spawn(async move {
-        for _ in 0..20 {
-            s2.cs_append(
-                &[Movement {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    ..b.clone()
-                }],
-                vec![],
-            )
-            .await
-            .unwrap();
-        }
-    });
+    let t1 = appender(s1, clinics[0].clone(), lots[0].clone(), user.clone());
+    let t2 = appender(s2, clinics[1].clone(), lots[0].clone(), user.clone());
     t1.await.unwrap();
     t2.await.unwrap();
     assert!(matches!(

@@ -273,41 +273,27 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>) -> Page
             stale: d.drawn_at < midnight,
         })
         .collect();
+    // Lots with stock, for the forms; expired ones are never drawn from.
     let today_text = today.to_string();
-    let drawable = balances_here
-        .iter()
-        .filter(|b| b.balance_ul > 0 && b.expires_on >= today_text)
-        .map(|b| {
-            (
-                b.lot_id.clone(),
-                format!(
-                    "{} {} mg/mL lot {} (exp {}), {} on hand",
-                    b.product_name,
-                    b.strength_mg_per_ml,
-                    b.lot_number,
-                    b.expires_on,
-                    fmt_ml(b.balance_ul)
-                ),
-            )
-        })
+    let option = |b: &&store::substances::Balance| {
+        (
+            b.lot_id.clone(),
+            format!(
+                "{} {} mg/mL lot {} (exp {}), {} on hand",
+                b.product_name,
+                b.strength_mg_per_ml,
+                b.lot_number,
+                b.expires_on,
+                fmt_ml(b.balance_ul)
+            ),
+        )
+    };
+    let in_stock = || balances_here.iter().filter(|b| b.balance_ul > 0);
+    let drawable = in_stock()
+        .filter(|b| b.expires_on >= today_text)
+        .map(option)
         .collect();
-    let lots_in_stock = balances_here
-        .iter()
-        .filter(|b| b.balance_ul > 0)
-        .map(|b| {
-            (
-                b.lot_id.clone(),
-                format!(
-                    "{} {} mg/mL lot {} (exp {}), {} on hand",
-                    b.product_name,
-                    b.strength_mg_per_ml,
-                    b.lot_number,
-                    b.expires_on,
-                    fmt_ml(b.balance_ul)
-                ),
-            )
-        })
-        .collect();
+    let lots_in_stock = in_stock().map(option).collect();
 
     // The ledger tab reads entries (audited) only when shown.
     let mut entries = Vec::new();
