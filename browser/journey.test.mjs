@@ -532,16 +532,24 @@ test("the Schedule III record: receive vials, draw for a dose, give and waste be
   await page.getByText("Recorded in the ledger.").waitFor();
   await page.locator("td", { hasText: "KT2412D" }).first().waitFor();
 
-  // Draw for an open dose order from the new lot.
-  const draw = page.locator("section", { has: page.getByRole("heading", { name: "Draw for a dose" }) });
-  await pick(draw.getByLabel("Lot"), /KT2412D/);
-  await draw.getByLabel("Quantity").fill("0.8 mL");
-  await draw.getByRole("button", { name: "Record draw" }).click();
+  // Samuel's 34 mg order already has 35 mg drawn: a second full syringe is
+  // refused by name; a few drops to complete it are not.
+  const drawFor = async (quantity) => {
+    const draw = page.locator("section", { has: page.getByRole("heading", { name: "Draw for a dose" }) });
+    await pick(draw.getByLabel("Dose order"), /O'Neil/);
+    await pick(draw.getByLabel("Lot"), /KT2412D/);
+    await draw.getByLabel("Quantity").fill(quantity);
+    await draw.getByRole("button", { name: "Record draw" }).click();
+  };
+  await drawFor("0.7 mL");
+  await page.getByRole("alert").filter({ hasText: /at most 39 mg is drawn/ }).waitFor();
+  await shot(page, "51-cs-draw-over-order");
+  await drawFor("0.08 mL");
   await page.getByText("Recorded in the ledger.").waitFor();
 
-  // Close it: 35 mg given, the rest wasted; the witness must be someone else.
+  // Close it: 2.5 mg given, the rest wasted; the witness must be someone else.
   const mine = page.locator(".cs-draw", { hasText: "KT2412D" }).first();
-  await mine.getByLabel("Given (mL)").fill("35 mg");
+  await mine.getByLabel("Given (mL)").fill("2.5 mg");
   await mine.getByRole("button", { name: "Record given" }).click();
   await page.getByText("Recorded in the ledger.").waitFor();
   const left = page.locator(".cs-draw", { hasText: "KT2412D" }).first();
@@ -549,7 +557,7 @@ test("the Schedule III record: receive vials, draw for a dose, give and waste be
   await left.getByLabel("Witness password").fill(PASSWORD);
   await left.getByRole("button", { name: "Waste with witness" }).click();
   await page.getByRole("alert").filter({ hasText: /someone other than you/ }).waitFor();
-  await shot(page, "51-cs-witness-refused");
+  await shot(page, "52-cs-witness-refused");
   const retry = page.locator(".cs-draw", { hasText: "KT2412D" }).first();
   await retry.getByLabel("Witness", { exact: true }).fill("nora.nurse");
   await retry.getByLabel("Witness password").fill(PASSWORD);
@@ -573,7 +581,7 @@ test("the Schedule III record: receive vials, draw for a dose, give and waste be
   await page.getByRole("button", { name: "Record count" }).click();
   await page.getByText(/differs from the ledger, and a case is open/).waitFor();
   assert.ok(await page.locator(".pill.bad", { hasText: "-1 mL" }).first().isVisible());
-  await shot(page, "52-cs-count-short");
+  await shot(page, "53-cs-count-short");
   await context.close();
 
   // The prescriber resolves it; the ledger gets the adjustment; the log prints.
@@ -584,10 +592,10 @@ test("the Schedule III record: receive vials, draw for a dose, give and waste be
   await open.getByLabel("What happened").fill("Vial cracked when dropped in the safe; contents lost. Reported and re-trained.");
   await open.getByRole("button", { name: "Resolve" }).click();
   await doc.page.getByText("Case updated.").waitFor();
-  await shot(doc.page, "53-cs-case-resolved");
+  await shot(doc.page, "54-cs-case-resolved");
   await doc.page.getByRole("link", { name: "Ledger" }).click();
   await doc.page.locator("td", { hasText: "Adjustment" }).first().waitFor();
-  await shot(doc.page, "54-cs-ledger");
+  await shot(doc.page, "55-cs-ledger");
   const pdfHref = await doc.page.getByRole("link", { name: "PDF" }).getAttribute("href");
   const pdf = await doc.page.request.get(`${BASE}${pdfHref}`);
   assert.equal(pdf.status(), 200);

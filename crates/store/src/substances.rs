@@ -1308,16 +1308,19 @@ impl Store {
         }))
     }
 
-    /// Dose orders of visits open at these locations, for the draw form.
+    /// Dose orders of visits open at these locations, for the draw form:
+    /// (order, clinic, patient, mg ordered, µg drawn for it so far).
     pub async fn cs_open_orders(
         &self,
         clinics: &[String],
-    ) -> Result<Vec<(String, String, String, f64)>> {
+    ) -> Result<Vec<(String, String, String, f64, i64)>> {
         if clinics.is_empty() {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT o.id, e.clinic_id, pa.given_name || ' ' || pa.family_name, o.mg FROM dose_orders o \
+            "SELECT o.id, e.clinic_id, pa.given_name || ' ' || pa.family_name, o.mg, \
+             CAST(COALESCE((SELECT SUM(d.drawn_ul * p.strength_mg_per_ml) FROM cs_draws d JOIN cs_lots t ON t.id = d.lot_id \
+               JOIN cs_products p ON p.id = t.product_id WHERE d.dose_order_id = o.id), 0) AS BIGINT) FROM dose_orders o \
              JOIN encounters e ON e.id = o.encounter_id JOIN patients pa ON pa.id = e.patient_id \
              WHERE e.status = 'open' AND e.clinic_id IN ({}) ORDER BY o.ordered_at",
             crate::placeholders(1, clinics.len())

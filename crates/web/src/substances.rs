@@ -232,8 +232,8 @@ pub struct Overview {
     pub alerts: Vec<CsAlert>,
     pub products: Vec<Product>,
     pub storage: Vec<Storage>,
-    /// Open dose orders: (order id, clinic id, patient name, mg).
-    pub orders: Vec<(String, String, String, f64)>,
+    /// Open dose orders: (order id, clinic id, patient name, mg, µg drawn).
+    pub orders: Vec<(String, String, String, f64, i64)>,
 }
 
 pub async fn overview(state: &AppState, c: &Caller) -> Result<Overview, WebError> {
@@ -682,6 +682,37 @@ pub async fn record_movement(
                 ));
             }
             m.quantity_ul = qty("quantity")?;
+            // What is drawn for a dose is the ordered mass and a little
+            // over for the syringe, never a multiple of it: a volume read at
+            // the wrong concentration is caught here.
+            let before: i64 = state
+                .store
+                .cs_draws_for_order(&o.dose_order_id)
+                .await?
+                .iter()
+                .map(|d| d.drawn_ul * d.strength_mg_per_ml)
+                .sum();
+            let ordered_ug = (o.mg * 1000.0).round() as i64;
+            let limit_ug = cs::draw_limit_ug(ordered_ug);
+            let total_ug = before + m.quantity_ul * strength;
+            if total_ug > limit_ug {
+                return Err(invalid(
+                    "quantity",
+                    format!(
+                        "{} of {} mg/mL is {}{}; the order is {} mg, so at most {} mg is drawn for it",
+                        cs::fmt_ml(m.quantity_ul),
+                        strength,
+                        cs::fmt_mg(m.quantity_ul, strength),
+                        if before > 0 {
+                            format!(" on top of {} mg already drawn", cs::fmt_milli(before))
+                        } else {
+                            String::new()
+                        },
+                        cs::fmt_milli(ordered_ug),
+                        cs::fmt_milli(limit_ug)
+                    ),
+                ));
+            }
             m.draw_id = Some(m.id.clone());
             m.dose_order_id = Some(o.dose_order_id);
             m.patient_id = Some(o.patient_id.clone());

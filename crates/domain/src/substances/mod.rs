@@ -147,6 +147,14 @@ pub fn apply(balance_ul: i64, change_ul: i64, strength: i64) -> Result<i64, Fiel
     Ok(after)
 }
 
+/// The most that may be drawn for an order of `ordered_ug` micrograms: the
+/// order plus 10 % or 5 mg for the syringe's dead space and rounding to the
+/// next graduation, whichever is more. Anything above is a wrong volume or a
+/// wrong concentration, not an overfill.
+pub fn draw_limit_ug(ordered_ug: i64) -> i64 {
+    ordered_ug + (ordered_ug / 10).max(5_000)
+}
+
 /// What is left to account for in a draw: drawn minus given minus wasted.
 pub fn draw_remaining(drawn: i64, administered: i64, wasted: i64) -> i64 {
     drawn - administered - wasted

@@ -70,6 +70,15 @@ fn the_loss_clock_skips_the_weekend() {
 }
 
 #[test]
+fn a_draw_is_the_order_and_a_little_over() {
+    assert_eq!(draw_limit_ug(35_000), 40_000);
+    assert_eq!(draw_limit_ug(100_000), 110_000);
+    // 4.3 mL of a 50 mg/mL vial for a 43 mg order (read at 10 mg/mL) is 215 mg.
+    assert!(4_300 * 50 > draw_limit_ug(43_000));
+    assert!(900 * 50 <= draw_limit_ug(43_000));
+}
+
+#[test]
 fn days_count_both_ways() {
     let a: Date = "2026-11-28".parse().unwrap();
     let b: Date = "2027-02-26".parse().unwrap();

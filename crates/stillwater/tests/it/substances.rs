@@ -207,7 +207,7 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
         .unwrap();
 
     // Three sessions, drawing from two lots.
-    let (o1, _) = ordered(app, "Ines", "Chair 1").await;
+    let (o1, e1) = ordered(app, "Ines", "Chair 1").await;
     let (o2, _) = ordered(app, "Joel", "Chair 2").await;
     let (o3, _) = ordered(app, "Kira", "Chair 3").await;
     let draw = |order: &str, lot: &str, q: &str| json!({"kind": "draw", "clinic_id": g, "lot_id": lot, "dose_order_id": order, "quantity": q});
@@ -253,9 +253,14 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
         (422, vec!["dose_order_id".to_string()]),
         "{e}"
     );
-    // Lot B holds 10 mL: 11 mL would make it negative.
+    // Lot B holds 10 mL: returning 11 mL would make it negative.
     let (s, e) = nurse
-        .post("/api/v1/cs/ledger", &draw(&o1, &lot_b, "11 mL"))
+        .post(
+            "/api/v1/cs/ledger",
+            &json!({"kind": "return", "clinic_id": g, "lot_id": lot_b, "quantity": "11 mL",
+                    "supplier_name": "Pharma Returns Inc", "supplier_address": "1 Dock St, Tempe AZ",
+                    "supplier_dea": "AB1234563"}),
+        )
         .await;
     assert_eq!((s, fields(&e)), (422, vec!["quantity".to_string()]), "{e}");
     assert!(e["detail"].as_str().unwrap().contains("negative"), "{e}");
@@ -358,8 +363,17 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
         )
         .await;
     assert_eq!(s, 201, "{r}");
+    // The order is 35 mg: 4.3 mL (read at the bag's 10 mg/mL) is 215 mg of this vial.
+    let (s, e) = prescriber
+        .post("/api/v1/cs/ledger", &draw(&o3, &lot_b, "4.3 mL"))
+        .await;
+    assert_eq!((s, fields(&e)), (422, vec!["quantity".to_string()]), "{e}");
+    assert!(
+        e["detail"].as_str().unwrap().contains("at most 40 mg"),
+        "{e}"
+    );
     let (s, d3) = prescriber
-        .post("/api/v1/cs/ledger", &draw(&o3, &lot_b, "1 mL"))
+        .post("/api/v1/cs/ledger", &draw(&o3, &lot_b, "0.8 mL"))
         .await;
     assert_eq!(s, 201, "{d3}");
     let d3 = d3["entries"][0]["draw_id"].as_str().unwrap().to_string();
@@ -374,7 +388,7 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
         .filter(|d| d["id"] == d3.as_str())
         .collect();
     assert_eq!(mine.len(), 1, "{open}");
-    assert_eq!(mine[0]["remaining"]["ml"], "1 mL");
+    assert_eq!(mine[0]["remaining"]["ml"], "0.8 mL");
     let (s, r) = prescriber
         .post("/api/v1/cs/ledger", &given(&d3, &lot_b, "0.7 mL"))
         .await;
@@ -382,12 +396,12 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
     let (s, r) = prescriber
         .post(
             "/api/v1/cs/ledger",
-            &waste(&d3, &lot_b, "0.3 mL", "mona.monitor", witness_pw),
+            &waste(&d3, &lot_b, "0.1 mL", "mona.monitor", witness_pw),
         )
         .await;
     assert_eq!(s, 201, "{r}");
 
-    // Balances: A 50 - 0.8 - 0.5 = 48.7 mL; B 10 - 0.3 - 1 = 8.7 mL.
+    // Balances: A 50 - 0.8 - 0.5 = 48.7 mL; B 10 - 0.3 - 0.8 = 8.9 mL.
     let (s, lots) = auditor.get("/api/v1/cs/lots").await;
     assert_eq!(s, 200, "{lots}");
     let bal = |lot: &str| -> i64 {
@@ -405,7 +419,7 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
             .as_i64()
             .unwrap()
     };
-    assert_eq!((bal(&lot_a), bal(&lot_b)), (48_700, 8_700));
+    assert_eq!((bal(&lot_a), bal(&lot_b)), (48_700, 8_900));
     let (s, _) = desk.get("/api/v1/cs/lots").await;
     assert_eq!(s, 403, "the front desk does not see the record");
 
@@ -578,6 +592,13 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
 
     // The page's waste form refuses a wrong witness with the reason in words.
     let nurse_web = app.login("nina.nurse").await;
+    // The visit's chair view shows its draw with what was given and wasted.
+    let chair_view = nurse_web.html(&format!("/encounters/{e1}")).await;
+    assert!(
+        chair_view.contains("0.8 mL drawn from lot T-A by nina.nurse")
+            && chair_view.contains("0.7 mL given, 0.1 mL wasted"),
+        "{chair_view}"
+    );
     let stock = nurse_web.html(&format!("/substances?clinic={g}")).await;
     assert!(
         stock.contains("On hand") && stock.contains("T-A"),

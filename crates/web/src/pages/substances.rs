@@ -548,7 +548,17 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>) -> Page
             .orders
             .iter()
             .filter(|x| x.1 == here)
-            .map(|x| (x.0.clone(), format!("{} — {:.1} mg ordered", x.2, x.3)))
+            .map(|x| {
+                let drawn = if x.4 == 0 {
+                    "nothing drawn yet".to_string()
+                } else {
+                    format!("{} mg drawn", domain::substances::fmt_milli(x.4))
+                };
+                (
+                    x.0.clone(),
+                    format!("{} — {:.1} mg ordered, {drawn}", x.2, x.3),
+                )
+            })
             .collect(),
         lots_in_stock,
         drawable,

@@ -319,6 +319,10 @@ struct ChairPage {
     next_session: String,
     /// Where to book one (when the caller may book).
     book_href: String,
+    /// The Schedule III draws for this dose, in words, and where to record
+    /// what was given and wasted (when the caller handles the stock).
+    draws: Vec<String>,
+    substances_href: String,
     next_due: String,
     overdue: bool,
     note: Option<String>,
@@ -420,6 +424,33 @@ async fn chair_view(
             None => {}
         }
     }
+    // The controlled-substance record of this dose: each draw with what was
+    // given and wasted out of it.
+    let mut draws = Vec::new();
+    if let Some(o) = &v.record.order {
+        for d in state.store.cs_draws_for_order(&o.id).await? {
+            let ml = domain::substances::fmt_ml;
+            draws.push(format!(
+                "{} drawn from lot {} by {} at {}: {} given, {} wasted{}",
+                ml(d.drawn_ul),
+                d.lot_number,
+                d.drawn_by,
+                when(d.drawn_at),
+                ml(d.administered_ul),
+                ml(d.wasted_ul),
+                if d.remaining_ul() > 0 {
+                    format!(", {} still to account for", ml(d.remaining_ul()))
+                } else {
+                    String::new()
+                }
+            ));
+        }
+    }
+    let substances_href = if c.may(Permission::CsHandle, clinic) {
+        format!("/substances?clinic={clinic}")
+    } else {
+        String::new()
+    };
     let items = v
         .items
         .iter()
@@ -586,6 +617,8 @@ async fn chair_view(
         instructions: tx::DISCHARGE_INSTRUCTIONS.to_vec(),
         next_session,
         book_href,
+        draws,
+        substances_href,
         next_due: v.next_due.map(when).unwrap_or_default(),
         overdue: v.next_due.is_some_and(|d| d < v.now),
         note: v.record.note.as_ref().map(|n| n.body.clone()),
