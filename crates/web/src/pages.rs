@@ -803,6 +803,7 @@ async fn chart_common(
             vec![]
         },
         sessions: vec![],
+        administrations: vec![],
         check_in_chairs: vec![],
         clinic_id: k.id.to_string(),
         sections: vec![
@@ -895,6 +896,34 @@ async fn chart(
             )
         })
         .collect();
+    if c.may(Permission::CsRead, k.id) {
+        // The patient's administrations at this clinic, from the Schedule III
+        // record (the read is audited against the patient).
+        let q = crate::substances::LedgerQuery {
+            clinic_id: k.id.to_string(),
+            patient_id: pid.to_string(),
+            kind: "administered".into(),
+            limit: Some(50),
+            ..Default::default()
+        };
+        let v = crate::substances::ledger(&state, &c, &q, false).await?;
+        page.administrations = v
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    v.location.when(r.at),
+                    format!(
+                        "{} ({})",
+                        domain::substances::fmt_mg(r.quantity_ul, r.strength_mg_per_ml),
+                        domain::substances::fmt_ml(r.quantity_ul)
+                    ),
+                    format!("{} {}", r.product_name, r.lot_number),
+                    r.actor.clone(),
+                )
+            })
+            .collect();
+    }
     let plan = state.store.plans(pid).await?.into_iter().next();
     if let Some(plan) = plan.filter(|_| !open && c.may(Permission::EncounterRecord, k.id)) {
         let chairs: Vec<_> = state

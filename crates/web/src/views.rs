@@ -332,6 +332,8 @@ pub struct ChartPage {
     pub access: Vec<AccessRow>,
     /// Treatment sessions: (encounter id, checked in, chair, status).
     pub sessions: Vec<(String, String, String, &'static str)>,
+    /// Ketamine given, from the Schedule III record: (when, amount, lot, by).
+    pub administrations: Vec<(String, String, String, String)>,
     /// Chairs to check the patient into without a booking; empty when the
     /// caller may not, there is no plan, or a visit is open.
     pub check_in_chairs: Vec<(String, String)>,

@@ -43,7 +43,7 @@ async fn ledger_rows(app: &TestApp) -> i64 {
 }
 
 /// A patient checked into `chair` with a 0.5 mg/kg IV order (35 mg at 70 kg).
-async fn ordered(app: &TestApp, given: &str, chair_name: &str) -> (String, String) {
+async fn ordered(app: &TestApp, given: &str, chair_name: &str) -> (String, String, String) {
     let pid = ready_patient(app, given).await;
     let nurse = api(app, "nina.nurse").await;
     let prescriber = api(app, "paul.prescriber").await;
@@ -79,7 +79,11 @@ async fn ordered(app: &TestApp, given: &str, chair_name: &str) -> (String, Strin
         .post(&format!("{base}/dose-orders"), &json!({"dose": 0.5}))
         .await;
     assert_eq!(s, 201, "{v}");
-    (v["dose_order"]["id"].as_str().unwrap().to_string(), eid)
+    (
+        v["dose_order"]["id"].as_str().unwrap().to_string(),
+        eid,
+        pid,
+    )
 }
 
 async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
@@ -207,9 +211,9 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
         .unwrap();
 
     // Three sessions, drawing from two lots.
-    let (o1, e1) = ordered(app, "Ines", "Chair 1").await;
-    let (o2, _) = ordered(app, "Joel", "Chair 2").await;
-    let (o3, _) = ordered(app, "Kira", "Chair 3").await;
+    let (o1, e1, p1) = ordered(app, "Ines", "Chair 1").await;
+    let (o2, _, _) = ordered(app, "Joel", "Chair 2").await;
+    let (o3, _, _) = ordered(app, "Kira", "Chair 3").await;
     let draw = |order: &str, lot: &str, q: &str| json!({"kind": "draw", "clinic_id": g, "lot_id": lot, "dose_order_id": order, "quantity": q});
     let before = ledger_rows(app).await;
     for (q, field) in [
@@ -599,6 +603,14 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
             && chair_view.contains("0.7 mL given, 0.1 mL wasted"),
         "{chair_view}"
     );
+    // The chart lists what the patient was given, audited as a read of them.
+    let reads = app.store.count_audit("cs.read").await.unwrap();
+    let chart = nurse_web.html(&format!("/patients/{p1}")).await;
+    assert!(
+        chart.contains("Ketamine administered") && chart.contains("35 mg (0.7 mL)"),
+        "{chart}"
+    );
+    assert!(app.store.count_audit("cs.read").await.unwrap() > reads);
     let stock = nurse_web.html(&format!("/substances?clinic={g}")).await;
     assert!(
         stock.contains("On hand") && stock.contains("T-A"),
