@@ -423,17 +423,21 @@ async fn witness(
     let name = username.as_deref().unwrap_or("").trim().to_string();
     let pw = password.clone().unwrap_or_default();
     let shown: String = name.chars().take(64).collect();
+    let refused = |why: &'static str| {
+        let mut e = event(c, Action::CsWitnessRefused, Permission::CsHandle, loc.id);
+        e.outcome = "refused";
+        e.object_type = Some("cs_witness".into());
+        e.detail = Some(format!("{field}: {why} ({shown})"));
+        e
+    };
     let refuse = |why: &'static str, msg: String| {
-        let shown = shown.clone();
+        let e = refused(why);
         async move {
-            let mut e = event(c, Action::CsWitnessRefused, Permission::CsHandle, loc.id);
-            e.outcome = "refused";
-            e.object_type = Some("cs_witness".into());
-            e.detail = Some(format!("{field}: {why} ({shown})"));
             state.store.audit(vec![e]).await?;
             Err::<String, WebError>(invalid(field, msg))
         }
     };
+    let wrong = "the witness's username or password is wrong";
     if name.is_empty() || pw.is_empty() {
         return refuse(
             "missing",
@@ -453,19 +457,29 @@ async fn witness(
         .passwords
         .verify(pw, cand.as_ref().map(|u| u.password_hash.clone()))
         .await;
-    let Some(u) = cand.filter(|_| ok) else {
-        return refuse(
-            "wrong credentials",
-            "the witness's username or password is wrong".into(),
-        )
-        .await;
+    let Some(u) = cand else {
+        return refuse("unknown username", wrong.into()).await;
     };
+    // The witness's password is a sign-in: a wrong one counts towards the
+    // lockout like a failed login, and a locked account cannot witness, so
+    // the form is no way around the limit on guessing.
+    if u.locked_until.is_some_and(|t| t > now_micros()) {
+        return refuse("locked", wrong.into()).await;
+    }
+    if !ok {
+        state
+            .store
+            .record_login_failure(
+                u.id,
+                state.cfg.max_failed_logins,
+                state.cfg.lockout.as_micros() as i64,
+                refused("wrong password"),
+            )
+            .await?;
+        return Err(invalid(field, wrong));
+    }
     if u.disabled || u.org_id != c.org_id {
-        return refuse(
-            "not active",
-            "the witness's username or password is wrong".into(),
-        )
-        .await;
+        return refuse("not active", wrong.into()).await;
     }
     let grants = state.store.grants_of(u.id).await?;
     let licensed = grants

@@ -649,6 +649,27 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
     assert_eq!(resp.status(), 200);
     assert!(resp.bytes().await.unwrap().starts_with(b"%PDF"));
 
+    // A witness's wrong password counts towards the lockout: after five, even
+    // the right one is refused (the witness field is no way to guess freely).
+    let breakage = |pw: &str| {
+        json!({"kind": "breakage", "clinic_id": g, "lot_id": lot_a, "quantity": "0.1 mL",
+               "reason": "vial cracked", "witness_username": "nora.nurse", "witness_password": pw})
+    };
+    for _ in 0..5 {
+        let (s, e) = nurse
+            .post("/api/v1/cs/ledger", &breakage("guess-123456"))
+            .await;
+        assert_eq!((s, fields(&e)), (422, vec!["witness".to_string()]), "{e}");
+    }
+    let (s, e) = nurse.post("/api/v1/cs/ledger", &breakage(PW)).await;
+    assert_eq!(
+        (s, fields(&e)),
+        (422, vec!["witness".to_string()]),
+        "locked: {e}"
+    );
+    let (status, _) = app.failed_login("nora.nurse", PW).await;
+    assert_ne!(status, 303, "the witness's own sign-in is locked too");
+
     // The ledger cannot be changed, and verify finds a row changed behind its back.
     assert_eq!(
         app.store.cs_verify().await.unwrap(),
