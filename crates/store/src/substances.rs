@@ -1043,17 +1043,25 @@ impl Store {
         Ok((self.cs_count_lines(&id).await?, cases))
     }
 
+    /// The newest counts at these locations.
     pub async fn cs_counts(&self, clinics: &[String], limit: i64) -> Result<Vec<Count>> {
-        let all = on_pool!(self.read(), p => {
-            sqlx::query_as::<_, Count>("SELECT c.id, c.clinic_id, c.counted_at, u.username AS counted_by, c.note \
-                 FROM cs_counts c JOIN users u ON u.id = c.counted_by ORDER BY c.counted_at DESC LIMIT $1")
-                .bind(limit * 4).fetch_all(p).await?
-        });
-        Ok(all
-            .into_iter()
-            .filter(|c| clinics.contains(&c.clinic_id))
-            .take(limit as usize)
-            .collect())
+        if clinics.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT c.id, c.clinic_id, c.counted_at, u.username AS counted_by, c.note \
+             FROM cs_counts c JOIN users u ON u.id = c.counted_by WHERE c.clinic_id IN ({}) \
+             ORDER BY c.counted_at DESC LIMIT ${}",
+            crate::placeholders(1, clinics.len()),
+            clinics.len() + 1
+        );
+        Ok(on_pool!(self.read(), p => {
+            let mut q = sqlx::query_as(&sql);
+            for c in clinics {
+                q = q.bind(c);
+            }
+            q.bind(limit).fetch_all(p).await?
+        }))
     }
 
     pub async fn cs_count(&self, id: &str) -> Result<Option<Count>> {

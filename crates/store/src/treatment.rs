@@ -387,26 +387,6 @@ impl Store {
         }))
     }
 
-    pub async fn open_encounters_in(
-        &self,
-        chairs: &[String],
-    ) -> Result<Vec<(String, String, String)>> {
-        if chairs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT resource_id, id, clinic_id FROM encounters WHERE status = 'open' AND resource_id IN ({})",
-            placeholders(1, chairs.len())
-        );
-        Ok(on_pool!(self.read(), p => {
-            let mut q = sqlx::query_as(&sql);
-            for c in chairs {
-                q = q.bind(c);
-            }
-            q.fetch_all(p).await?
-        }))
-    }
-
     /// Everything recorded in an encounter.
     pub async fn record(&self, id: &str) -> Result<Option<Record>> {
         let Some(encounter) = self.encounter(id).await? else {
@@ -501,8 +481,6 @@ impl Store {
         }))
     }
 
-    /// Whether the dose has started (any administration event), without
-    /// reading the whole record: the reading paths ask this per reading.
     /// The open visits in these chairs, whole rows (monitor ingestion).
     pub async fn open_encounters_by_chair(&self, chairs: &[String]) -> Result<Vec<Encounter>> {
         if chairs.is_empty() {

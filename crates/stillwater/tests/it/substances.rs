@@ -276,6 +276,15 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
         .post("/api/v1/cs/ledger", &draw(&o1, &lot_a, "1 mL"))
         .await;
     assert_eq!(s, 403, "auditors read only");
+    // An adjustment is the prescriber's or admin's, never the nurse's.
+    let adjust = json!({"kind": "adjustment", "clinic_id": g, "lot_id": lot_a, "quantity": "1 mL",
+                        "direction": "increase", "reason": "found a vial"});
+    let (s, _) = nurse.post("/api/v1/cs/ledger", &adjust).await;
+    assert_eq!(s, 403, "nurses do not adjust");
+    let mut no_reason = adjust.clone();
+    no_reason.as_object_mut().unwrap().remove("reason");
+    let (s, e) = prescriber.post("/api/v1/cs/ledger", &no_reason).await;
+    assert_eq!((s, fields(&e)), (422, vec!["reason".to_string()]), "{e}");
     assert_eq!(ledger_rows(app).await, before, "refusals write nothing");
 
     // Session 1: 0.8 mL (40 mg) from lot A; 0.7 mL given, 0.1 mL wasted.
