@@ -4,6 +4,7 @@
 pub mod assessment;
 pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod clinics;
 pub mod consent;
 pub mod eligibility;
