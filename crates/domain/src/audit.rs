@@ -80,10 +80,19 @@ pub enum Action {
     CsCaseOpen,
     CsCaseResolve,
     CsCaseFiling,
+    BillRead,
+    BillSettings,
+    BillInvoice,
+    BillPayment,
+    BillRefund,
+    BillCredit,
+    BillPackage,
+    BillEstimate,
+    BillPrint,
 }
 
 impl Action {
-    pub const ALL: [Action; 73] = [
+    pub const ALL: [Action; 82] = [
         Action::LoginSuccess,
         Action::LoginFailure,
         Action::Logout,
@@ -157,6 +166,15 @@ impl Action {
         Action::CsCaseOpen,
         Action::CsCaseResolve,
         Action::CsCaseFiling,
+        Action::BillRead,
+        Action::BillSettings,
+        Action::BillInvoice,
+        Action::BillPayment,
+        Action::BillRefund,
+        Action::BillCredit,
+        Action::BillPackage,
+        Action::BillEstimate,
+        Action::BillPrint,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -234,6 +252,15 @@ impl Action {
             Action::CsCaseOpen => "cs.case_open",
             Action::CsCaseResolve => "cs.case_resolve",
             Action::CsCaseFiling => "cs.case_filing",
+            Action::BillRead => "bill.read",
+            Action::BillSettings => "bill.settings",
+            Action::BillInvoice => "bill.invoice",
+            Action::BillPayment => "bill.payment",
+            Action::BillRefund => "bill.refund",
+            Action::BillCredit => "bill.credit",
+            Action::BillPackage => "bill.package",
+            Action::BillEstimate => "bill.estimate",
+            Action::BillPrint => "bill.print",
         }
     }
 

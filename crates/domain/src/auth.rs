@@ -66,6 +66,8 @@ impl Role {
                 ScheduleBook,
                 LeadRead,
                 LeadManage,
+                BillRead,
+                BillCharge,
             ],
             Role::Nurse => &[
                 PatientRead,
@@ -142,6 +144,9 @@ impl Role {
                 ConsentPublish,
                 CsRead,
                 CsManage,
+                BillRead,
+                BillCharge,
+                BillManage,
             ],
             Role::Auditor => &[
                 PatientRead,
@@ -151,6 +156,7 @@ impl Role {
                 MeasureRead,
                 EncounterRead,
                 CsRead,
+                BillRead,
             ],
         }
     }
@@ -248,6 +254,12 @@ pub enum Permission {
     CsWitness,
     /// DEA registrations, storage places, products, adjustments, case resolutions.
     CsManage,
+    /// See invoices, payments, packages, estimates and billing reports.
+    BillRead,
+    /// Invoice visits, take payments, sell packages, give estimates, print superbills (front desk, admins).
+    BillCharge,
+    /// Price lists, offers, package products, billing identity, refunds and credit notes (admins).
+    BillManage,
 }
 
 /// Who is acting: a signed-in staff member (browser session or user token) or a device.

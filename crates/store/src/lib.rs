@@ -11,6 +11,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod eligibility;
 pub mod instruments;
 pub mod leads;

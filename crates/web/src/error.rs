@@ -99,6 +99,12 @@ impl WebError {
     }
 }
 
+impl From<FieldError> for WebError {
+    fn from(e: FieldError) -> Self {
+        WebError::Invalid(vec![e])
+    }
+}
+
 impl From<DomainError> for WebError {
     fn from(e: DomainError) -> Self {
         match e {

@@ -12,6 +12,7 @@ use store::Store;
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod billing;
 pub mod ctx;
 pub mod eligibility;
 pub mod error;

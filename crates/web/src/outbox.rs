@@ -348,6 +348,8 @@ async fn run(state: &AppState, job: &Job) -> Result<String, String> {
         QUESTIONNAIRE => questionnaire(state, job).await,
         PATIENT_LINK => patient_link(state, job).await,
         DISCHARGE => discharge(state, job).await,
+        RECEIPT => receipt(state, job).await,
+        STATEMENT => statement(state, job).await,
         other => Ok(format!("skipped: unknown job kind {other}")),
     }
 }
@@ -491,6 +493,145 @@ pub async fn next_integration(
         .into_iter()
         .filter(|a| a.status == Status::Booked && a.starts_at > now && a.type_code == "integration")
         .min_by_key(|a| a.starts_at))
+}
+
+pub const RECEIPT: &str = "billing_receipt";
+pub const STATEMENT: &str = "billing_statement";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ReceiptPayload {
+    invoice_id: String,
+    entry_id: String,
+    clinic_id: ClinicId,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StatementPayload {
+    patient_id: String,
+    clinic_id: ClinicId,
+}
+
+/// The receipt e-mail of one payment.
+pub fn receipt_jobs(invoice: &str, entry: &str, clinic: ClinicId) -> Vec<NewJob> {
+    serde_json::to_string(&ReceiptPayload {
+        invoice_id: invoice.to_string(),
+        entry_id: entry.to_string(),
+        clinic_id: clinic,
+    })
+    .map(|payload| NewJob {
+        kind: RECEIPT,
+        dedupe_key: format!("receipt:{entry}"),
+        payload,
+        run_at: domain::time::now_micros(),
+    })
+    .into_iter()
+    .collect()
+}
+
+/// A statement of the patient's open invoices, as of when it is sent.
+pub fn statement_jobs(patient: &str, clinic: ClinicId) -> Vec<NewJob> {
+    let now = domain::time::now_micros();
+    serde_json::to_string(&StatementPayload {
+        patient_id: patient.to_string(),
+        clinic_id: clinic,
+    })
+    .map(|payload| NewJob {
+        kind: STATEMENT,
+        dedupe_key: format!("statement:{patient}:{now}"),
+        payload,
+        run_at: now,
+    })
+    .into_iter()
+    .collect()
+}
+
+/// An invoice's lines and balance as plain text for an e-mail.
+fn invoice_text(inv: &store::billing::Invoice, lines: &[store::billing::InvoiceLine], balance: i64) -> String {
+    use domain::billing::fmt_money;
+    let mut t = format!("Invoice {} for {}\n", inv.number, inv.service_date);
+    for l in lines {
+        let amount = if l.kind == "discount" { -l.amount_minor } else { l.amount_minor };
+        t.push_str(&format!("  {}  {}\n", l.description, fmt_money(amount, &inv.currency)));
+    }
+    t.push_str(&format!("  Balance due: {}\n", fmt_money(balance, &inv.currency)));
+    t
+}
+
+async fn receipt(state: &AppState, job: &Job) -> Result<String, String> {
+    let p: ReceiptPayload = serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
+    let Some(inv) = state.store.invoice(&p.invoice_id).await.map_err(db)? else {
+        return Ok("skipped: invoice not found".into());
+    };
+    let pid: domain::ids::PatientId = inv.patient_id.parse().map_err(|_| "bad patient id".to_string())?;
+    let to = match addressee(state, p.clinic_id, pid).await? {
+        Ok(to) => to,
+        Err(skipped) => return Ok(skipped),
+    };
+    let ids = vec![inv.id.clone()];
+    let lines = state.store.invoice_lines(&ids).await.map_err(db)?;
+    let entries = state.store.billing_entries(&ids).await.map_err(db)?;
+    let Some(paid) = entries.iter().find(|e| e.id == p.entry_id) else {
+        return Ok("skipped: payment not found".into());
+    };
+    let (account, _) = store::billing::account_of(&lines, &entries, &inv.currency).map_err(|e| e.to_string())?;
+    let s = &to.clinic.settings;
+    let method = domain::billing::Method::parse("m", paid.method.as_deref().unwrap_or(""))
+        .map(|m| m.label())
+        .unwrap_or("Payment");
+    let body = format!(
+        "Hello {first},\n\nThank you. We received {amount} ({method}) on {when}.\n\n{inv}\n{name}\n{phone}\n",
+        first = to.first,
+        amount = domain::billing::fmt_money(paid.amount_minor, &paid.currency),
+        when = clinic_time(paid.at, &to.clinic)?,
+        inv = invoice_text(&inv, &lines, account.balance()),
+        name = s.name,
+        phone = s.phone,
+    );
+    // The subject says nothing about the person or the treatment.
+    let subject = format!("Your receipt from {}", s.name);
+    deliver(state, &to, &subject, body, "sent".into()).await
+}
+
+async fn statement(state: &AppState, job: &Job) -> Result<String, String> {
+    let p: StatementPayload = serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
+    let pid: domain::ids::PatientId = p.patient_id.parse().map_err(|_| "bad patient id".to_string())?;
+    let to = match addressee(state, p.clinic_id, pid).await? {
+        Ok(to) => to,
+        Err(skipped) => return Ok(skipped),
+    };
+    let invs = state.store.invoices_of_patient(&p.patient_id).await.map_err(db)?;
+    let ids: Vec<String> = invs.iter().map(|i| i.id.clone()).collect();
+    let lines = state.store.invoice_lines(&ids).await.map_err(db)?;
+    let entries = state.store.billing_entries(&ids).await.map_err(db)?;
+    let mut open = String::new();
+    let mut total = 0;
+    let mut currency = String::from("USD");
+    for inv in &invs {
+        let l: Vec<_> = lines.iter().filter(|l| l.invoice_id == inv.id).cloned().collect();
+        let e: Vec<_> = entries.iter().filter(|e| e.invoice_id == inv.id).cloned().collect();
+        let (a, _) = store::billing::account_of(&l, &e, &inv.currency).map_err(|e| e.to_string())?;
+        if a.balance() > 0 {
+            open.push_str(&invoice_text(inv, &l, a.balance()));
+            open.push('\n');
+            total += a.balance();
+            currency = inv.currency.clone();
+        }
+    }
+    let s = &to.clinic.settings;
+    let body = if total == 0 {
+        format!("Hello {},\n\nYour account with us is settled: nothing is owed.\n\n{}\n", to.first, s.name)
+    } else {
+        format!(
+            "Hello {first},\n\nThis is a statement of your account.\n\n{open}Total due: {total}\n\n\
+             To pay, call us on {phone} or pay at your next visit.\n\n{name}\n",
+            first = to.first,
+            total = domain::billing::fmt_money(total, &currency),
+            phone = s.phone,
+            name = s.name,
+        )
+    };
+    let subject = format!("Your statement from {}", s.name);
+    deliver(state, &to, &subject, body, "sent".into()).await
 }
 
 async fn discharge(state: &AppState, job: &Job) -> Result<String, String> {

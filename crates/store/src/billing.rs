@@ -1,0 +1,740 @@
+//! Cash-pay billing's storage: billing identity, price lists, offers,
+//! package products and packages, invoices with lines that never change, and
+//! the append-only entries (payments, refunds, credit notes) whose every
+//! write first rebuilds the invoice's account from what is stored, under a
+//! lock on the invoice, so a balance can never be driven below what the
+//! rules allow by two desks at once.
+
+use domain::billing::{Account, Entry, EntryKind};
+use domain::DomainError;
+
+use crate::audit::NewAuditEvent;
+use crate::{append_in_tx, on_pool, Result, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct BillingSettings {
+    pub clinic_id: String,
+    pub legal_name: String,
+    pub npi: String,
+    pub tax_id: String,
+    pub currency: String,
+    pub refund_fee_minor: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct StoredPriceList {
+    pub id: String,
+    pub clinic_id: String,
+    pub effective_from: String,
+    pub currency: String,
+    /// JSON: service code to minor units.
+    pub prices: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct StoredOffer {
+    pub id: String,
+    pub clinic_id: String,
+    pub name: String,
+    /// JSON: the rules.
+    pub rules: String,
+    pub valid_from: String,
+    pub valid_to: Option<String>,
+    pub new_patients_only: bool,
+    pub first_n: Option<i64>,
+    pub stackable: bool,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct PackageProduct {
+    pub id: String,
+    pub clinic_id: String,
+    pub name: String,
+    pub service: String,
+    pub sessions: i64,
+    pub price_minor: i64,
+    pub currency: String,
+    pub valid_days: Option<i64>,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct Invoice {
+    pub id: String,
+    pub number: String,
+    pub clinic_id: String,
+    pub patient_id: String,
+    pub patient_name: String,
+    pub appointment_id: Option<String>,
+    pub kind: String,
+    pub currency: String,
+    pub service_date: String,
+    pub issued_by: String,
+    pub issued_at: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct InvoiceLine {
+    pub invoice_id: String,
+    pub seq: i64,
+    pub kind: String,
+    pub service: String,
+    pub description: String,
+    /// JSON: the superbill codes of a charge.
+    pub codes: String,
+    pub amount_minor: i64,
+    pub offer_id: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct BillingEntry {
+    pub seq: i64,
+    pub id: String,
+    pub clinic_id: String,
+    pub patient_id: String,
+    pub invoice_id: String,
+    pub kind: String,
+    pub method: Option<String>,
+    pub reference: Option<String>,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub refund_of: Option<String>,
+    pub package_id: Option<String>,
+    pub reason: Option<String>,
+    pub at: i64,
+    pub recorded_by: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct Package {
+    pub id: String,
+    pub clinic_id: String,
+    pub patient_id: String,
+    pub product_id: String,
+    pub name: String,
+    pub service: String,
+    pub sessions: i64,
+    pub price_minor: i64,
+    pub currency: String,
+    pub invoice_id: String,
+    pub purchased_at: i64,
+    pub expires_on: Option<String>,
+    pub refunded_at: Option<i64>,
+    /// Sessions used (package-credit payments less their refunds).
+    pub used: i64,
+}
+
+impl Package {
+    pub fn left(&self) -> i64 {
+        if self.refunded_at.is_some() {
+            0
+        } else {
+            (self.sessions - self.used).max(0)
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct StoredEstimate {
+    pub id: String,
+    pub clinic_id: String,
+    pub patient_id: String,
+    pub input: String,
+    pub estimate: String,
+    pub total_minor: i64,
+    pub currency: String,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+/// What a visit's invoice is made from.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VisitForBilling {
+    pub appointment_id: String,
+    pub clinic_id: String,
+    pub patient_id: String,
+    pub type_code: String,
+    pub type_name: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub status: String,
+    pub late_cancel: bool,
+    pub encounter_id: Option<String>,
+}
+
+/// What happened in the visit's encounter that billing reads.
+#[derive(Debug, Clone, Default)]
+pub struct EncounterFacts {
+    pub infusion_minutes: Option<i64>,
+    /// NDC and mg administered, from the Schedule III record.
+    pub drug: Option<(String, f64)>,
+    /// Medicines given besides ketamine: name and dose.
+    pub medications: Vec<(String, String)>,
+}
+
+pub struct NewInvoice {
+    pub id: String,
+    pub clinic_id: String,
+    pub patient_id: String,
+    pub appointment_id: Option<String>,
+    pub kind: &'static str,
+    pub currency: String,
+    pub service_date: String,
+    pub issued_by: String,
+    pub lines: Vec<NewLine>,
+    /// The package a package invoice sells.
+    pub package: Option<NewPackage>,
+}
+
+pub struct NewLine {
+    pub kind: EntryKind,
+    pub service: String,
+    pub description: String,
+    pub codes: String,
+    pub minor: i64,
+    pub offer_id: Option<String>,
+}
+
+pub struct NewPackage {
+    pub id: String,
+    pub product_id: String,
+    pub name: String,
+    pub service: String,
+    pub sessions: i64,
+    pub price_minor: i64,
+    pub expires_on: Option<String>,
+}
+
+pub struct NewEntry {
+    pub id: String,
+    pub invoice_id: String,
+    pub kind: EntryKind,
+    pub method: Option<String>,
+    pub reference: Option<String>,
+    pub minor: i64,
+    pub currency: String,
+    pub refund_of: Option<String>,
+    pub package_id: Option<String>,
+    pub reason: Option<String>,
+    pub at: i64,
+    pub recorded_by: String,
+}
+
+const INVOICE_COLS: &str = "i.id, i.number, i.clinic_id, i.patient_id, \
+    p.given_name || ' ' || p.family_name AS patient_name, i.appointment_id, i.kind, i.currency, \
+    i.service_date, u.username AS issued_by, i.issued_at \
+    FROM invoices i JOIN patients p ON p.id = i.patient_id JOIN users u ON u.id = i.issued_by";
+
+const ENTRY_COLS: &str = "e.seq, e.id, e.clinic_id, e.patient_id, e.invoice_id, e.kind, e.method, \
+    e.reference, e.amount_minor, e.currency, e.refund_of, e.package_id, e.reason, e.at, \
+    u.username AS recorded_by FROM billing_entries e JOIN users u ON u.id = e.recorded_by";
+
+const PACKAGE_COLS: &str = "k.id, k.clinic_id, k.patient_id, k.product_id, k.name, k.service, \
+    k.sessions, k.price_minor, k.currency, k.invoice_id, k.purchased_at, k.expires_on, k.refunded_at, \
+    (SELECT COUNT(*) FROM billing_entries e WHERE e.package_id = k.id AND e.method = 'package_credit' AND e.kind = 'payment') \
+    - (SELECT COUNT(*) FROM billing_entries e WHERE e.package_id = k.id AND e.method = 'package_credit' AND e.kind = 'refund') AS used \
+    FROM packages k";
+
+/// Rebuilds an invoice's account from its lines and entries; returns it with
+/// each entry's position by id (the handle refunds name).
+pub fn account_of(
+    lines: &[InvoiceLine],
+    entries: &[BillingEntry],
+    currency: &str,
+) -> Result<(Account, Vec<(String, usize)>), DomainError> {
+    let mut a = Account::default();
+    for l in lines {
+        let kind = if l.kind == "discount" {
+            EntryKind::Discount
+        } else {
+            EntryKind::Charge
+        };
+        if l.amount_minor > 0 {
+            a.apply(&Entry {
+                kind,
+                minor: l.amount_minor,
+                currency: currency.to_string(),
+                refund_of: None,
+            })?;
+        }
+    }
+    let mut pos: Vec<(String, usize)> = vec![];
+    for e in entries {
+        let kind = match e.kind.as_str() {
+            "payment" => EntryKind::Payment,
+            "refund" => EntryKind::Refund,
+            _ => EntryKind::Credit,
+        };
+        let refund_of = e
+            .refund_of
+            .as_ref()
+            .and_then(|r| pos.iter().find(|(id, _)| id == r).map(|(_, p)| *p));
+        let p = a.apply(&Entry {
+            kind,
+            minor: e.amount_minor,
+            currency: e.currency.clone(),
+            refund_of,
+        })?;
+        pos.push((e.id.clone(), p));
+    }
+    Ok((a, pos))
+}
+
+impl Store {
+    pub async fn billing_settings(&self, clinic: &str) -> Result<Option<BillingSettings>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT clinic_id, legal_name, npi, tax_id, currency, refund_fee_minor \
+                 FROM billing_settings WHERE clinic_id = $1")
+                .bind(clinic).fetch_optional(p).await?
+        }))
+    }
+
+    pub async fn set_billing_settings(
+        &self,
+        s: &BillingSettings,
+        by: &str,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("DELETE FROM billing_settings WHERE clinic_id = $1").bind(&s.clinic_id).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO billing_settings (clinic_id, legal_name, npi, tax_id, currency, refund_fee_minor, \
+                 updated_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(&s.clinic_id).bind(&s.legal_name).bind(&s.npi).bind(&s.tax_id).bind(&s.currency)
+                .bind(s.refund_fee_minor).bind(by).bind(domain::time::now_micros())
+                .execute(&mut *tx).await?;
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn price_lists(&self, clinic: &str) -> Result<Vec<StoredPriceList>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT id, clinic_id, effective_from, currency, prices, created_at FROM price_lists \
+                 WHERE clinic_id = $1 ORDER BY effective_from DESC")
+                .bind(clinic).fetch_all(p).await?
+        }))
+    }
+
+    /// Adds a price list; a list for the same date is refused (lists are kept as history).
+    pub async fn insert_price_list(
+        &self,
+        l: &StoredPriceList,
+        by: &str,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            let taken: Option<(String,)> = sqlx::query_as("SELECT id FROM price_lists WHERE clinic_id = $1 AND effective_from = $2")
+                .bind(&l.clinic_id).bind(&l.effective_from).fetch_optional(&mut *tx).await?;
+            if taken.is_some() {
+                return Err(DomainError::field(
+                    "effective_from",
+                    format!("a price list already starts on {}; choose another date", l.effective_from),
+                ).into());
+            }
+            sqlx::query("INSERT INTO price_lists (id, clinic_id, effective_from, currency, prices, created_by, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(&l.id).bind(&l.clinic_id).bind(&l.effective_from).bind(&l.currency).bind(&l.prices)
+                .bind(by).bind(l.created_at).execute(&mut *tx).await?;
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn offers(&self, clinic: &str) -> Result<Vec<StoredOffer>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT id, clinic_id, name, rules, valid_from, valid_to, new_patients_only, first_n, \
+                 stackable, active FROM offers WHERE clinic_id = $1 ORDER BY valid_from DESC, name")
+                .bind(clinic).fetch_all(p).await?
+        }))
+    }
+
+    pub async fn insert_offer(&self, o: &StoredOffer, by: &str, audit: NewAuditEvent) -> Result<()> {
+        on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("INSERT INTO offers (id, clinic_id, name, rules, valid_from, valid_to, new_patients_only, \
+                 first_n, stackable, active, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+                .bind(&o.id).bind(&o.clinic_id).bind(&o.name).bind(&o.rules).bind(&o.valid_from).bind(&o.valid_to)
+                .bind(o.new_patients_only).bind(o.first_n).bind(o.stackable).bind(o.active).bind(by)
+                .bind(domain::time::now_micros()).execute(&mut *tx).await?;
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Ends or resumes an offer (offers already used stay on their invoices).
+    pub async fn set_offer_active(&self, clinic: &str, id: &str, active: bool, audit: NewAuditEvent) -> Result<bool> {
+        Ok(on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query("UPDATE offers SET active = $3 WHERE id = $1 AND clinic_id = $2")
+                .bind(id).bind(clinic).bind(active).execute(&mut *tx).await?.rows_affected();
+            if n == 1 {
+                append_in_tx!(tx, &[audit])?;
+            }
+            tx.commit().await?;
+            n == 1
+        }))
+    }
+
+    pub async fn package_products(&self, clinic: &str) -> Result<Vec<PackageProduct>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT id, clinic_id, name, service, sessions, price_minor, currency, valid_days, active \
+                 FROM package_products WHERE clinic_id = $1 ORDER BY name")
+                .bind(clinic).fetch_all(p).await?
+        }))
+    }
+
+    pub async fn insert_package_product(&self, k: &PackageProduct, audit: NewAuditEvent) -> Result<()> {
+        on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            let taken: Option<(String,)> = sqlx::query_as("SELECT id FROM package_products WHERE clinic_id = $1 AND name = $2")
+                .bind(&k.clinic_id).bind(&k.name).fetch_optional(&mut *tx).await?;
+            if taken.is_some() {
+                return Err(DomainError::field("name", "a package of this name exists").into());
+            }
+            sqlx::query("INSERT INTO package_products (id, clinic_id, name, service, sessions, price_minor, currency, \
+                 valid_days, active, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+                .bind(&k.id).bind(&k.clinic_id).bind(&k.name).bind(&k.service).bind(k.sessions).bind(k.price_minor)
+                .bind(&k.currency).bind(k.valid_days).bind(k.active).bind(domain::time::now_micros())
+                .execute(&mut *tx).await?;
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The appointment as billing needs it, with its encounter if one was opened.
+    pub async fn visit_for_billing(&self, appointment: &str) -> Result<Option<VisitForBilling>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT a.id AS appointment_id, a.clinic_id, a.patient_id, a.type_code, a.type_name, \
+                 a.starts_at, a.ends_at, a.status, a.late_cancel, e.id AS encounter_id \
+                 FROM appointments a LEFT JOIN encounters e ON e.appointment_id = a.id WHERE a.id = $1")
+                .bind(appointment).fetch_optional(p).await?
+        }))
+    }
+
+    /// Visits at a clinic in [from, to) that can be invoiced (attended, late
+    /// cancelled or missed) and have no invoice yet.
+    pub async fn visits_to_invoice(&self, clinic: &str, from: i64, to: i64) -> Result<Vec<VisitForBilling>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT a.id AS appointment_id, a.clinic_id, a.patient_id, a.type_code, a.type_name, \
+                 a.starts_at, a.ends_at, a.status, a.late_cancel, e.id AS encounter_id \
+                 FROM appointments a LEFT JOIN encounters e ON e.appointment_id = a.id \
+                 WHERE a.clinic_id = $1 AND a.starts_at >= $2 AND a.starts_at < $3 \
+                 AND (a.status IN ('completed', 'no_show') OR (a.status = 'cancelled' AND a.late_cancel)) \
+                 AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.appointment_id = a.id) \
+                 ORDER BY a.starts_at")
+                .bind(clinic).bind(from).bind(to).fetch_all(p).await?
+        }))
+    }
+
+    /// The infusion's running time, the ketamine given (from the Schedule III
+    /// record) and the other medicines of an encounter.
+    pub async fn encounter_facts(&self, encounter: &str) -> Result<EncounterFacts> {
+        let (events, drug, meds): (Vec<(String, i64)>, Vec<(String, i64)>, Vec<(String, String)>) = on_pool!(self.read(), p => {
+            let ev = sqlx::query_as("SELECT kind, at FROM administration_events WHERE encounter_id = $1 ORDER BY seq")
+                .bind(encounter).fetch_all(p).await?;
+            let drug = sqlx::query_as("SELECT pr.ndc, CAST(SUM(d.administered_ul * pr.strength_mg_per_ml) AS BIGINT) FROM cs_draws d \
+                 JOIN cs_lots l ON l.id = d.lot_id JOIN cs_products pr ON pr.id = l.product_id \
+                 WHERE d.encounter_id = $1 AND d.administered_ul > 0 GROUP BY pr.ndc ORDER BY pr.ndc")
+                .bind(encounter).fetch_all(p).await?;
+            let meds = sqlx::query_as("SELECT name, dose FROM encounter_medications WHERE encounter_id = $1 ORDER BY given_at")
+                .bind(encounter).fetch_all(p).await?;
+            (ev, drug, meds)
+        });
+        let start = events.iter().find(|(k, _)| k == "start").map(|(_, at)| *at);
+        let stop = events.iter().rev().find(|(k, _)| k == "stop").map(|(_, at)| *at);
+        let infusion_minutes = match (start, stop) {
+            (Some(a), Some(b)) if b > a => Some((b - a) / 60_000_000),
+            _ => None,
+        };
+        // µL × mg/mL is µg; the superbill states mg.
+        let drug = drug.into_iter().next().map(|(ndc, ug)| (ndc, ug as f64 / 1000.0));
+        Ok(EncounterFacts {
+            infusion_minutes,
+            drug,
+            medications: meds,
+        })
+    }
+
+    /// Issues an invoice: the next number of its clinic, its lines, the
+    /// package it sells, and the audit row, in one transaction. A visit is
+    /// invoiced once (a second attempt is a conflict naming the invoice).
+    pub async fn insert_invoice(&self, inv: &NewInvoice, audit: NewAuditEvent) -> Result<String> {
+        let now = domain::time::now_micros();
+        Ok(on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            if let Some(a) = &inv.appointment_id {
+                let had: Option<(String,)> = sqlx::query_as("SELECT number FROM invoices WHERE appointment_id = $1")
+                    .bind(a).fetch_optional(&mut *tx).await?;
+                if let Some((n,)) = had {
+                    return Err(DomainError::Conflict(format!("this visit is already on invoice {n}")).into());
+                }
+            }
+            let (last,): (i64,) = sqlx::query_as("INSERT INTO invoice_counters (clinic_id, last) VALUES ($1, 1) \
+                 ON CONFLICT (clinic_id) DO UPDATE SET last = invoice_counters.last + 1 RETURNING last")
+                .bind(&inv.clinic_id).fetch_one(&mut *tx).await?;
+            let (clinic_name,): (String,) = sqlx::query_as("SELECT name FROM clinics WHERE id = $1")
+                .bind(&inv.clinic_id).fetch_one(&mut *tx).await?;
+            let prefix: String = clinic_name.chars().filter(|c| c.is_ascii_alphabetic()).take(3).collect::<String>().to_ascii_uppercase();
+            let number = format!("{prefix}-{last:05}");
+            sqlx::query("INSERT INTO invoices (id, number, clinic_id, patient_id, appointment_id, kind, currency, \
+                 service_date, issued_by, issued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+                .bind(&inv.id).bind(&number).bind(&inv.clinic_id).bind(&inv.patient_id).bind(&inv.appointment_id)
+                .bind(inv.kind).bind(&inv.currency).bind(&inv.service_date).bind(&inv.issued_by).bind(now)
+                .execute(&mut *tx).await?;
+            for (i, l) in inv.lines.iter().enumerate() {
+                sqlx::query("INSERT INTO invoice_lines (invoice_id, seq, kind, service, description, codes, amount_minor, offer_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                    .bind(&inv.id).bind(i as i64 + 1).bind(l.kind.as_str()).bind(&l.service).bind(&l.description)
+                    .bind(&l.codes).bind(l.minor).bind(&l.offer_id).execute(&mut *tx).await?;
+            }
+            if let Some(k) = &inv.package {
+                sqlx::query("INSERT INTO packages (id, clinic_id, patient_id, product_id, name, service, sessions, price_minor, \
+                     currency, invoice_id, purchased_at, expires_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+                    .bind(&k.id).bind(&inv.clinic_id).bind(&inv.patient_id).bind(&k.product_id).bind(&k.name).bind(&k.service)
+                    .bind(k.sessions).bind(k.price_minor).bind(&inv.currency).bind(&inv.id).bind(now).bind(&k.expires_on)
+                    .execute(&mut *tx).await?;
+            }
+            let mut audit = audit;
+            audit.object_id = Some(inv.id.clone());
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+            number
+        }))
+    }
+
+    pub async fn invoice(&self, id: &str) -> Result<Option<Invoice>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("SELECT {INVOICE_COLS} WHERE i.id = $1")).bind(id).fetch_optional(p).await?
+        }))
+    }
+
+    /// A patient's invoices at the given clinics, newest first.
+    pub async fn invoices_of_patient(&self, patient: &str) -> Result<Vec<Invoice>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("SELECT {INVOICE_COLS} WHERE i.patient_id = $1 ORDER BY i.issued_at DESC"))
+                .bind(patient).fetch_all(p).await?
+        }))
+    }
+
+    /// A clinic's invoices issued in [from, to), newest first.
+    pub async fn invoices_of_clinic(&self, clinic: &str, from: i64, to: i64) -> Result<Vec<Invoice>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("SELECT {INVOICE_COLS} WHERE i.clinic_id = $1 AND i.issued_at >= $2 AND i.issued_at < $3 \
+                 ORDER BY i.issued_at DESC"))
+                .bind(clinic).bind(from).bind(to).fetch_all(p).await?
+        }))
+    }
+
+    /// The lines of the given invoices, in order.
+    pub async fn invoice_lines(&self, invoices: &[String]) -> Result<Vec<InvoiceLine>> {
+        let mut out = vec![];
+        for chunk in invoices.chunks(200) {
+            let marks = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let sql = format!("SELECT invoice_id, seq, kind, service, description, codes, amount_minor, offer_id \
+                 FROM invoice_lines WHERE invoice_id IN ({marks}) ORDER BY invoice_id, seq");
+            let rows: Vec<InvoiceLine> = on_pool!(self.read(), p => {
+                let mut q = sqlx::query_as(&sql);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.fetch_all(p).await?
+            });
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
+    /// The entries of the given invoices, in the order they were written.
+    pub async fn billing_entries(&self, invoices: &[String]) -> Result<Vec<BillingEntry>> {
+        let mut out = vec![];
+        for chunk in invoices.chunks(200) {
+            let marks = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let sql = format!("SELECT {ENTRY_COLS} WHERE e.invoice_id IN ({marks}) ORDER BY e.seq");
+            let rows: Vec<BillingEntry> = on_pool!(self.read(), p => {
+                let mut q = sqlx::query_as(&sql);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.fetch_all(p).await?
+            });
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
+    /// A clinic's entries recorded in [from, to), in order (the day close).
+    pub async fn billing_entries_of_clinic(&self, clinic: &str, from: i64, to: i64) -> Result<Vec<BillingEntry>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("SELECT {ENTRY_COLS} WHERE e.clinic_id = $1 AND e.at >= $2 AND e.at < $3 ORDER BY e.seq"))
+                .bind(clinic).bind(from).bind(to).fetch_all(p).await?
+        }))
+    }
+
+    /// How often each offer discounted each service for a patient at a
+    /// clinic, and the day of their first charge there.
+    pub async fn offer_history(&self, clinic: &str, patient: &str) -> Result<(Vec<(String, String, i64)>, Option<String>)> {
+        Ok(on_pool!(self.read(), p => {
+            let uses = sqlx::query_as("SELECT l.offer_id, l.service, COUNT(*) FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id \
+                 WHERE i.clinic_id = $1 AND i.patient_id = $2 AND l.kind = 'discount' AND l.offer_id IS NOT NULL \
+                 GROUP BY l.offer_id, l.service")
+                .bind(clinic).bind(patient).fetch_all(p).await?;
+            let first: Option<(Option<String>,)> = sqlx::query_as("SELECT MIN(service_date) FROM invoices WHERE clinic_id = $1 AND patient_id = $2 AND kind = 'visit'")
+                .bind(clinic).bind(patient).fetch_optional(p).await?;
+            (uses, first.and_then(|f| f.0))
+        }))
+    }
+
+    /// Records a payment, refund or credit note. Under a lock on the invoice
+    /// the account is rebuilt from what is stored and the entry applied to it
+    /// first: a refund above what was paid, a payment above what is owed, a
+    /// second currency, or a session from a package that has none left is
+    /// refused and nothing is written.
+    pub async fn record_billing_entry(
+        &self,
+        e: &NewEntry,
+        jobs: &[crate::outbox::NewJob],
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query("UPDATE invoices SET issued_at = issued_at WHERE id = $1")
+                .bind(&e.invoice_id).execute(&mut *tx).await?.rows_affected();
+            if n != 1 {
+                return Err(DomainError::NotFound.into());
+            }
+            let (clinic, patient, currency): (String, String, String) = sqlx::query_as("SELECT clinic_id, patient_id, currency FROM invoices WHERE id = $1")
+                .bind(&e.invoice_id).fetch_one(&mut *tx).await?;
+            let lines: Vec<InvoiceLine> = sqlx::query_as("SELECT invoice_id, seq, kind, service, description, codes, amount_minor, offer_id \
+                 FROM invoice_lines WHERE invoice_id = $1 ORDER BY seq")
+                .bind(&e.invoice_id).fetch_all(&mut *tx).await?;
+            let entries: Vec<BillingEntry> = sqlx::query_as(&format!("SELECT {ENTRY_COLS} WHERE e.invoice_id = $1 ORDER BY e.seq"))
+                .bind(&e.invoice_id).fetch_all(&mut *tx).await?;
+            let (mut account, pos) = account_of(&lines, &entries, &currency)?;
+            let refund_of = match &e.refund_of {
+                Some(r) => Some(pos.iter().find(|(id, _)| id == r).map(|(_, p)| *p)
+                    .ok_or_else(|| DomainError::field("payment", "no such payment on this invoice"))?),
+                None => None,
+            };
+            if e.currency != currency {
+                return Err(DomainError::field("currency", format!(
+                    "this invoice is in {currency}; an amount in {} cannot be mixed into it", e.currency)).into());
+            }
+            account.apply(&Entry { kind: e.kind, minor: e.minor, currency: e.currency.clone(), refund_of })?;
+            if e.kind == EntryKind::Payment && e.method.as_deref() == Some("package_credit") {
+                let k = e.package_id.as_deref().ok_or_else(|| DomainError::field("package", "choose the package to use"))?;
+                let pk: Option<Package> = sqlx::query_as(&format!("SELECT {PACKAGE_COLS} WHERE k.id = $1"))
+                    .bind(k).fetch_optional(&mut *tx).await?;
+                let pk = pk.filter(|pk| pk.patient_id == patient && pk.clinic_id == clinic)
+                    .ok_or_else(|| DomainError::field("package", "not a package of this patient at this clinic"))?;
+                if pk.left() < 1 {
+                    return Err(DomainError::field("package", format!("{} has no sessions left", pk.name)).into());
+                }
+                let today = domain::time::to_timestamp(e.at).to_zoned(jiff::tz::TimeZone::UTC).date().to_string();
+                if pk.expires_on.as_deref().is_some_and(|x| x < today.as_str()) {
+                    return Err(DomainError::field("package", format!("{} expired on {}", pk.name, pk.expires_on.clone().unwrap_or_default())).into());
+                }
+                let covers = lines.iter().any(|l| l.kind == "charge" && l.service == pk.service);
+                if !covers {
+                    return Err(DomainError::field("package", format!("{} does not cover any service on this invoice", pk.name)).into());
+                }
+            }
+            sqlx::query("INSERT INTO billing_entries (id, clinic_id, patient_id, invoice_id, kind, method, reference, amount_minor, \
+                 currency, refund_of, package_id, reason, at, recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)")
+                .bind(&e.id).bind(&clinic).bind(&patient).bind(&e.invoice_id).bind(e.kind.as_str()).bind(&e.method)
+                .bind(&e.reference).bind(e.minor).bind(&e.currency).bind(&e.refund_of).bind(&e.package_id).bind(&e.reason)
+                .bind(e.at).bind(&e.recorded_by).execute(&mut *tx).await?;
+            crate::insert_jobs!(tx, jobs)?;
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Queues e-mails (a statement) with the audit row that says so.
+    pub async fn enqueue_jobs(&self, jobs: &[crate::outbox::NewJob], audit: NewAuditEvent) -> Result<()> {
+        on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            crate::insert_jobs!(tx, jobs)?;
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn packages_of_patient(&self, patient: &str) -> Result<Vec<Package>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("SELECT {PACKAGE_COLS} WHERE k.patient_id = $1 ORDER BY k.purchased_at DESC"))
+                .bind(patient).fetch_all(p).await?
+        }))
+    }
+
+    pub async fn packages_of_clinic(&self, clinic: &str) -> Result<Vec<Package>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("SELECT {PACKAGE_COLS} WHERE k.clinic_id = $1 ORDER BY k.purchased_at DESC"))
+                .bind(clinic).fetch_all(p).await?
+        }))
+    }
+
+    pub async fn package(&self, id: &str) -> Result<Option<Package>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("SELECT {PACKAGE_COLS} WHERE k.id = $1")).bind(id).fetch_optional(p).await?
+        }))
+    }
+
+    /// Closes a package: the refund entries (if any money goes back) and
+    /// the package marked refunded, in one transaction; a package refunded
+    /// before is a conflict.
+    pub async fn refund_package(&self, package: &str, refunds: &[NewEntry], audit: NewAuditEvent) -> Result<()> {
+        let now = domain::time::now_micros();
+        on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query("UPDATE packages SET refunded_at = $2 WHERE id = $1 AND refunded_at IS NULL")
+                .bind(package).bind(now).execute(&mut *tx).await?.rows_affected();
+            if n != 1 {
+                return Err(DomainError::Conflict("this package was refunded already".into()).into());
+            }
+            for e in refunds {
+                let (clinic, patient): (String, String) = sqlx::query_as("SELECT clinic_id, patient_id FROM invoices WHERE id = $1")
+                    .bind(&e.invoice_id).fetch_one(&mut *tx).await?;
+                sqlx::query("INSERT INTO billing_entries (id, clinic_id, patient_id, invoice_id, kind, method, reference, amount_minor, \
+                     currency, refund_of, package_id, reason, at, recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)")
+                    .bind(&e.id).bind(&clinic).bind(&patient).bind(&e.invoice_id).bind(e.kind.as_str()).bind(&e.method)
+                    .bind(&e.reference).bind(e.minor).bind(&e.currency).bind(&e.refund_of).bind(&e.package_id).bind(&e.reason)
+                    .bind(e.at).bind(&e.recorded_by).execute(&mut *tx).await?;
+            }
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn insert_estimate(&self, e: &StoredEstimate, audit: NewAuditEvent) -> Result<()> {
+        on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("INSERT INTO estimates (id, clinic_id, patient_id, input, estimate, total_minor, currency, created_by, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+                .bind(&e.id).bind(&e.clinic_id).bind(&e.patient_id).bind(&e.input).bind(&e.estimate).bind(e.total_minor)
+                .bind(&e.currency).bind(&e.created_by).bind(e.created_at).execute(&mut *tx).await?;
+            append_in_tx!(tx, &[audit])?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn estimates_of_patient(&self, patient: &str) -> Result<Vec<StoredEstimate>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT e.id, e.clinic_id, e.patient_id, e.input, e.estimate, e.total_minor, e.currency, \
+                 u.username AS created_by, e.created_at FROM estimates e JOIN users u ON u.id = e.created_by \
+                 WHERE e.patient_id = $1 ORDER BY e.created_at DESC")
+                .bind(patient).fetch_all(p).await?
+        }))
+    }
+}

@@ -1,0 +1,1475 @@
+//! Cash-pay billing's use cases, shared by the pages and the API: the
+//! clinic's billing identity, price lists and offers; invoices made from an
+//! attended visit (its route's codes, the drug given with its NDC from the
+//! Schedule III record, rescue medicines, and the offers' savings computed
+//! from the rules), late-cancel and no-show fees; packages sold and used up
+//! by attended sessions; payments, refunds and credit notes (append-only,
+//! balances derived); superbills as PDF; good-faith estimates; receipts by
+//! e-mail; the day close and the reports.
+
+use std::collections::BTreeMap;
+
+use domain::audit::Action;
+use domain::auth::Permission;
+use domain::billing::{
+    self as bill, fmt_money, EntryKind, Estimate, EstimateInput, Method, Offer, PatientHistory,
+    PriceList, Rule, Service, VisitFacts,
+};
+use domain::ids::{ClinicId, PatientId};
+use domain::time::now_micros;
+use domain::FieldError;
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use store::audit::NewAuditEvent;
+use store::billing::{
+    account_of, BillingEntry, BillingSettings, Invoice, InvoiceLine, NewEntry, NewInvoice,
+    NewLine, NewPackage, Package, PackageProduct, StoredEstimate, StoredOffer, StoredPriceList,
+};
+
+use crate::auth::Caller;
+use crate::error::WebError;
+use crate::AppState;
+
+fn invalid(field: &str, m: impl Into<String>) -> WebError {
+    WebError::Invalid(vec![FieldError::new(field, m)])
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn date(field: &str, s: &str) -> Result<Date, WebError> {
+    s.trim()
+        .parse()
+        .map_err(|_| invalid(field, format!("{:?} is not a date (YYYY-MM-DD)", s.trim())))
+}
+
+fn text(field: &str, s: &str, max: usize, required: bool) -> Result<String, WebError> {
+    let t = s.trim();
+    if required && t.is_empty() {
+        return Err(invalid(field, "is required"));
+    }
+    if t.chars().count() > max {
+        return Err(invalid(field, format!("must be at most {max} characters")));
+    }
+    if let Some(ch) = crate::pdf::unprintable(t) {
+        return Err(invalid(
+            field,
+            format!("contains {ch:?}, which a printed invoice cannot show"),
+        ));
+    }
+    Ok(t.to_string())
+}
+
+/// A clinic where the caller holds a billing permission, with its zone.
+#[derive(Debug, Clone)]
+pub struct Place {
+    pub id: ClinicId,
+    pub name: String,
+    pub tz: jiff::tz::TimeZone,
+    pub clinic: store::org::Clinic,
+}
+
+impl Place {
+    pub fn today(&self) -> Date {
+        domain::time::to_timestamp(now_micros())
+            .to_zoned(self.tz.clone())
+            .date()
+    }
+    pub fn start_of(&self, d: Date) -> i64 {
+        d.to_zoned(self.tz.clone())
+            .map(|z| z.timestamp().as_microsecond())
+            .unwrap_or_default()
+    }
+    pub fn date_of(&self, m: i64) -> Date {
+        domain::time::to_timestamp(m)
+            .to_zoned(self.tz.clone())
+            .date()
+    }
+    pub fn when(&self, m: i64) -> String {
+        domain::time::to_timestamp(m)
+            .to_zoned(self.tz.clone())
+            .strftime("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    }
+}
+
+/// The clinics where the caller holds `p`.
+pub async fn places(state: &AppState, c: &Caller, p: Permission) -> Result<Vec<Place>, WebError> {
+    let mine = c.require_any(p)?;
+    Ok(state
+        .store
+        .clinics_of_org(c.org_id)
+        .await?
+        .into_iter()
+        .filter(|k| mine.contains(&k.id))
+        .map(|k| Place {
+            id: k.id,
+            name: k.settings.name.clone(),
+            tz: jiff::tz::TimeZone::get(&k.settings.time_zone).unwrap_or(jiff::tz::TimeZone::UTC),
+            clinic: k,
+        })
+        .collect())
+}
+
+/// The clinic named `id` where the caller holds `p`.
+pub async fn place(
+    state: &AppState,
+    c: &Caller,
+    p: Permission,
+    id: &str,
+) -> Result<Place, WebError> {
+    let id = id.trim();
+    if id.is_empty() {
+        return Err(invalid("clinic_id", "choose a clinic"));
+    }
+    let all = places(state, c, p).await?;
+    all.into_iter()
+        .find(|l| l.id.to_string() == id)
+        .ok_or_else(|| {
+            if c.clinics_with(Permission::BillRead)
+                .iter()
+                .any(|k| k.to_string() == id)
+            {
+                WebError::Forbidden
+            } else {
+                invalid("clinic_id", "no such clinic among yours")
+            }
+        })
+}
+
+fn event(c: &Caller, a: Action, p: Permission, clinic: ClinicId) -> NewAuditEvent {
+    let mut e = c.event(a);
+    e.clinic_id = Some(clinic.to_string());
+    e.actor_role = c
+        .principal
+        .acting_role(p, clinic)
+        .map(|r| r.as_str().to_string());
+    e
+}
+
+fn patient_event(c: &Caller, a: Action, p: Permission, clinic: ClinicId, patient: &str) -> NewAuditEvent {
+    c.patient_event(a, p, clinic, patient)
+}
+
+// ---- Setup -------------------------------------------------------------------
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SettingsInput {
+    pub clinic_id: String,
+    pub legal_name: String,
+    pub npi: String,
+    pub tax_id: String,
+    pub currency: String,
+    #[serde(default)]
+    pub refund_fee: String,
+}
+
+/// A National Provider Identifier: ten digits whose last is the Luhn check
+/// digit over the prefix 80840 and the first nine.
+pub fn check_npi(s: &str) -> Result<String, FieldError> {
+    let t = s.trim();
+    let bad = |m: &str| FieldError::new("npi", m);
+    if t.len() != 10 || !t.chars().all(|c| c.is_ascii_digit()) {
+        return Err(bad("an NPI is ten digits"));
+    }
+    let digits: Vec<u32> = format!("80840{}", &t[..9])
+        .chars()
+        .filter_map(|c| c.to_digit(10))
+        .collect();
+    let mut sum = 0;
+    for (i, d) in digits.iter().rev().enumerate() {
+        let v = if i % 2 == 0 { d * 2 } else { *d };
+        sum += if v > 9 { v - 9 } else { v };
+    }
+    let check = (10 - sum % 10) % 10;
+    if t.chars().last().and_then(|c| c.to_digit(10)) != Some(check) {
+        return Err(bad("this NPI's check digit is wrong; check it against the NPPES record"));
+    }
+    Ok(t.to_string())
+}
+
+/// An employer identification number, `12-3456789`.
+pub fn check_tax_id(s: &str) -> Result<String, FieldError> {
+    let t = s.trim();
+    let ok = t.len() == 10
+        && t.chars()
+            .enumerate()
+            .all(|(i, c)| if i == 2 { c == '-' } else { c.is_ascii_digit() });
+    if ok {
+        Ok(t.to_string())
+    } else {
+        Err(FieldError::new("tax_id", "write the tax id (EIN) as 12-3456789"))
+    }
+}
+
+pub async fn set_settings(state: &AppState, c: &Caller, i: SettingsInput) -> Result<(), WebError> {
+    let p = place(state, c, Permission::BillManage, &i.clinic_id).await?;
+    let mut e = domain::error::Errors::new();
+    let npi = e.check(check_npi(&i.npi));
+    let tax = e.check(check_tax_id(&i.tax_id));
+    let cur = e.check(bill::check_currency("currency", &i.currency));
+    let fee = if i.refund_fee.trim().is_empty() {
+        Some(0)
+    } else {
+        e.check(bill::parse_amount("refund_fee", &i.refund_fee))
+    };
+    let name = text("legal_name", &i.legal_name, 200, true);
+    if let Err(WebError::Invalid(v)) = &name {
+        for f in v {
+            e.add(&f.field, f.message.clone());
+        }
+    }
+    e.into_result()?;
+    let s = BillingSettings {
+        clinic_id: p.id.to_string(),
+        legal_name: name?,
+        npi: npi.unwrap_or_default(),
+        tax_id: tax.unwrap_or_default(),
+        currency: cur.unwrap_or_default(),
+        refund_fee_minor: fee.unwrap_or_default(),
+    };
+    let by = c.user_id().ok_or(WebError::Forbidden)?.to_string();
+    let ev = event(c, Action::BillSettings, Permission::BillManage, p.id);
+    state.store.set_billing_settings(&s, &by, ev).await?;
+    Ok(())
+}
+
+/// A clinic's price lists as the rules read them, newest first.
+pub async fn price_lists_of(state: &AppState, clinic: &str) -> Result<Vec<PriceList>, WebError> {
+    state
+        .store
+        .price_lists(clinic)
+        .await?
+        .into_iter()
+        .map(|l| {
+            Ok(PriceList {
+                effective_from: l
+                    .effective_from
+                    .parse()
+                    .map_err(|_| WebError::Internal("a stored price list has a bad date".into()))?,
+                currency: l.currency,
+                prices: serde_json::from_str(&l.prices)
+                    .map_err(|_| WebError::Internal("a stored price list is unreadable".into()))?,
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PricesInput {
+    pub clinic_id: String,
+    pub effective_from: String,
+    pub currency: String,
+    /// Service code to amount text ("275.00"); blank amounts leave a service unpriced.
+    pub prices: BTreeMap<String, String>,
+}
+
+/// Publishes a price list from a date on (today or later; earlier lists stay as history).
+pub async fn set_prices(state: &AppState, c: &Caller, i: PricesInput) -> Result<(), WebError> {
+    let p = place(state, c, Permission::BillManage, &i.clinic_id).await?;
+    let mut e = domain::error::Errors::new();
+    let from = e.check(date("effective_from", &i.effective_from).map_err(to_field));
+    if let Some(d) = &from {
+        if *d < p.today() {
+            e.add("effective_from", "a price list starts today or later; past invoices keep their prices");
+        }
+    }
+    let mut prices = BTreeMap::new();
+    for (k, v) in &i.prices {
+        if v.trim().is_empty() {
+            continue;
+        }
+        match (Service::parse(k, k), bill::parse_amount(k, v)) {
+            (Ok(s), Ok(a)) => {
+                prices.insert(s, a);
+            }
+            (Err(f), _) | (_, Err(f)) => e.add(&f.field, f.message),
+        }
+    }
+    let list = PriceList {
+        effective_from: from.unwrap_or_default(),
+        currency: i.currency.trim().to_ascii_uppercase(),
+        prices,
+    };
+    if let Err(domain::DomainError::Invalid(v)) = list.check() {
+        for f in v {
+            e.add(&f.field, f.message);
+        }
+    }
+    if let Some(s) = state.store.billing_settings(&p.id.to_string()).await? {
+        if s.currency != list.currency {
+            e.add("currency", format!("this clinic bills in {}; a list in {} would mix currencies", s.currency, list.currency));
+        }
+    }
+    e.into_result()?;
+    let by = c.user_id().ok_or(WebError::Forbidden)?.to_string();
+    let stored = StoredPriceList {
+        id: new_id(),
+        clinic_id: p.id.to_string(),
+        effective_from: list.effective_from.to_string(),
+        currency: list.currency.clone(),
+        prices: serde_json::to_string(&list.prices).map_err(|e| WebError::Internal(e.to_string()))?,
+        created_at: now_micros(),
+    };
+    let mut ev = event(c, Action::BillSettings, Permission::BillManage, p.id);
+    ev.object_type = Some("price_list".into());
+    ev.object_id = Some(stored.id.clone());
+    state.store.insert_price_list(&stored, &by, ev).await?;
+    Ok(())
+}
+
+pub fn offer_of(o: &StoredOffer) -> Result<Offer, WebError> {
+    Ok(Offer {
+        id: o.id.clone(),
+        name: o.name.clone(),
+        rules: serde_json::from_str(&o.rules).map_err(|_| WebError::Internal("a stored offer is unreadable".into()))?,
+        valid_from: o.valid_from.parse().map_err(|_| WebError::Internal("a stored offer has a bad date".into()))?,
+        valid_to: o.valid_to.as_deref().and_then(|d| d.parse().ok()),
+        new_patients_only: o.new_patients_only,
+        first_n: o.first_n.map(|n| n as u32),
+        stackable: o.stackable,
+    })
+}
+
+/// The clinic's offers that are switched on.
+pub async fn active_offers(state: &AppState, clinic: &str) -> Result<Vec<Offer>, WebError> {
+    state
+        .store
+        .offers(clinic)
+        .await?
+        .iter()
+        .filter(|o| o.active)
+        .map(offer_of)
+        .collect()
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OfferInput {
+    pub clinic_id: String,
+    pub name: String,
+    pub valid_from: String,
+    #[serde(default)]
+    pub valid_to: String,
+    #[serde(default)]
+    pub new_patients_only: bool,
+    #[serde(default)]
+    pub first_n: Option<u32>,
+    #[serde(default)]
+    pub stackable: bool,
+    /// Rules: `{"kind": "waive", "service": "intake"}`,
+    /// `{"kind": "fixed_price", "service": "iv_infusion", "price": "275.00"}`,
+    /// `{"kind": "percent_off", "service": "iv_infusion", "percent": 10}`.
+    pub rules: Vec<RuleInput>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RuleInput {
+    pub kind: String,
+    pub service: String,
+    #[serde(default)]
+    pub price: String,
+    #[serde(default)]
+    pub percent: Option<u8>,
+}
+
+pub async fn add_offer(state: &AppState, c: &Caller, i: OfferInput) -> Result<String, WebError> {
+    let p = place(state, c, Permission::BillManage, &i.clinic_id).await?;
+    let mut e = domain::error::Errors::new();
+    let mut rules = vec![];
+    for r in &i.rules {
+        let Some(service) = e.check(Service::parse("rules", &r.service)) else {
+            continue;
+        };
+        match r.kind.trim() {
+            "waive" => rules.push(Rule::Waive { service }),
+            "fixed_price" => {
+                if let Some(minor) = e.check(bill::parse_amount("rules", &r.price)) {
+                    rules.push(Rule::FixedPrice { service, minor });
+                }
+            }
+            "percent_off" => rules.push(Rule::PercentOff {
+                service,
+                percent: r.percent.unwrap_or(0),
+            }),
+            other => e.add(
+                "rules",
+                format!("{other:?} is not a rule (waive, fixed_price or percent_off)"),
+            ),
+        }
+    }
+    let from = e.check(date("valid_from", &i.valid_from).map_err(to_field));
+    let to = if i.valid_to.trim().is_empty() {
+        None
+    } else {
+        e.check(date("valid_to", &i.valid_to).map_err(to_field))
+    };
+    let offer = Offer {
+        id: new_id(),
+        name: i.name.trim().to_string(),
+        rules,
+        valid_from: from.unwrap_or_default(),
+        valid_to: to,
+        new_patients_only: i.new_patients_only,
+        first_n: i.first_n,
+        stackable: i.stackable,
+    };
+    if let Some(ch) = crate::pdf::unprintable(&offer.name) {
+        e.add("name", format!("contains {ch:?}, which a printed invoice cannot show"));
+    }
+    if from.is_some() {
+        if let Err(domain::DomainError::Invalid(v)) = offer.check() {
+            for f in v {
+                e.add(&f.field, f.message);
+            }
+        }
+    }
+    e.into_result()?;
+    // A fixed price above the list price would be a surcharge, not an offer.
+    let lists = price_lists_of(state, &p.id.to_string()).await?;
+    for r in &offer.rules {
+        if let Rule::FixedPrice { service, minor } = r {
+            if let Ok((list, cur)) = bill::price_on(&lists, *service, offer.valid_from.max(p.today())) {
+                if *minor > list {
+                    return Err(invalid(
+                        "rules",
+                        format!(
+                            "{} at {} is above its list price of {}",
+                            service.label(),
+                            fmt_money(*minor, &cur),
+                            fmt_money(list, &cur)
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let stored = StoredOffer {
+        id: offer.id.clone(),
+        clinic_id: p.id.to_string(),
+        name: offer.name.clone(),
+        rules: serde_json::to_string(&offer.rules).map_err(|e| WebError::Internal(e.to_string()))?,
+        valid_from: offer.valid_from.to_string(),
+        valid_to: offer.valid_to.map(|d| d.to_string()),
+        new_patients_only: offer.new_patients_only,
+        first_n: offer.first_n.map(i64::from),
+        stackable: offer.stackable,
+        active: true,
+    };
+    let by = c.user_id().ok_or(WebError::Forbidden)?.to_string();
+    let mut ev = event(c, Action::BillSettings, Permission::BillManage, p.id);
+    ev.object_type = Some("offer".into());
+    ev.object_id = Some(stored.id.clone());
+    state.store.insert_offer(&stored, &by, ev).await?;
+    Ok(stored.id)
+}
+
+fn to_field(e: WebError) -> FieldError {
+    match e {
+        WebError::Invalid(mut v) if !v.is_empty() => v.remove(0),
+        other => FieldError::new("input", format!("{other:?}")),
+    }
+}
+
+pub async fn set_offer_active(state: &AppState, c: &Caller, clinic: &str, id: &str, active: bool) -> Result<(), WebError> {
+    let p = place(state, c, Permission::BillManage, clinic).await?;
+    let mut ev = event(c, Action::BillSettings, Permission::BillManage, p.id);
+    ev.object_type = Some("offer".into());
+    ev.object_id = Some(id.to_string());
+    ev.detail = Some(if active { "resumed" } else { "ended" }.into());
+    if !state.store.set_offer_active(&p.id.to_string(), id, active, ev).await? {
+        return Err(WebError::NotFound);
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PackageProductInput {
+    pub clinic_id: String,
+    pub name: String,
+    pub service: String,
+    pub sessions: u32,
+    pub price: String,
+    #[serde(default)]
+    pub valid_days: Option<u32>,
+}
+
+pub async fn add_package_product(state: &AppState, c: &Caller, i: PackageProductInput) -> Result<String, WebError> {
+    let p = place(state, c, Permission::BillManage, &i.clinic_id).await?;
+    let mut e = domain::error::Errors::new();
+    let name = e.check(text("name", &i.name, 120, true).map_err(to_field));
+    let service = e.check(Service::parse("service", &i.service));
+    if service.is_some_and(|s| s.is_fee()) {
+        e.add("service", "a package covers care, not fees");
+    }
+    if !(1..=104).contains(&i.sessions) {
+        e.add("sessions", "a package holds between 1 and 104 sessions");
+    }
+    let price = e.check(bill::parse_amount("price", &i.price));
+    if i.valid_days.is_some_and(|d| !(1..=1100).contains(&d)) {
+        e.add("valid_days", "a package is valid for 1 to 1100 days, or leave it empty");
+    }
+    let settings = state.store.billing_settings(&p.id.to_string()).await?;
+    if settings.is_none() {
+        e.add("clinic_id", "set the clinic's billing details (currency, NPI, tax id) first");
+    }
+    e.into_result()?;
+    let k = PackageProduct {
+        id: new_id(),
+        clinic_id: p.id.to_string(),
+        name: name.unwrap_or_default(),
+        service: service.map(|s| s.as_str().to_string()).unwrap_or_default(),
+        sessions: i64::from(i.sessions),
+        price_minor: price.unwrap_or_default(),
+        currency: settings.map(|s| s.currency).unwrap_or_default(),
+        valid_days: i.valid_days.map(i64::from),
+        active: true,
+    };
+    let mut ev = event(c, Action::BillSettings, Permission::BillManage, p.id);
+    ev.object_type = Some("package_product".into());
+    ev.object_id = Some(k.id.clone());
+    state.store.insert_package_product(&k, ev).await?;
+    Ok(k.id)
+}
+
+// ---- Invoices ----------------------------------------------------------------
+
+async fn history(state: &AppState, clinic: &str, patient: &str) -> Result<PatientHistory, WebError> {
+    let (uses, first) = state.store.offer_history(clinic, patient).await?;
+    let mut h = PatientHistory {
+        first_charge: first.and_then(|d| d.parse().ok()),
+        ..Default::default()
+    };
+    for (offer, service, n) in uses {
+        if let Ok(s) = Service::parse("service", &service) {
+            h.uses.insert((offer, s), n as u32);
+        }
+    }
+    Ok(h)
+}
+
+/// Charge and discount lines for one service on `date`.
+fn priced(
+    lists: &[PriceList],
+    offers: &[Offer],
+    service: Service,
+    words: String,
+    codes: &[bill::Code],
+    day: Date,
+    h: &mut PatientHistory,
+    out: &mut Vec<NewLine>,
+) -> Result<String, WebError> {
+    let (price, cur) = bill::price_on(lists, service, day)?;
+    out.push(NewLine {
+        kind: EntryKind::Charge,
+        service: service.as_str().into(),
+        description: words,
+        codes: serde_json::to_string(codes).map_err(|e| WebError::Internal(e.to_string()))?,
+        minor: price,
+        offer_id: None,
+    });
+    for d in bill::discounts(offers, service, price, &cur, day, h) {
+        out.push(NewLine {
+            kind: EntryKind::Discount,
+            service: service.as_str().into(),
+            description: d.words,
+            codes: "[]".into(),
+            minor: d.minor,
+            offer_id: Some(d.offer_id),
+        });
+    }
+    Ok(cur)
+}
+
+/// Invoices one visit: an attended visit at its service's price with its
+/// codes, the drug given and each rescue medicine; a late cancellation or a
+/// no-show at the fee; the offers' savings as lines of their own. A free
+/// service with nothing else is not invoiced.
+pub async fn invoice_visit(state: &AppState, c: &Caller, appointment: &str) -> Result<String, WebError> {
+    let v = state
+        .store
+        .visit_for_billing(appointment.trim())
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let clinic: ClinicId = v.clinic_id.parse().map_err(|_| WebError::NotFound)?;
+    if !c.may(Permission::BillCharge, clinic) {
+        return Err(if c.may(Permission::BillRead, clinic) {
+            WebError::Forbidden
+        } else {
+            WebError::NotFound
+        });
+    }
+    let p = place(state, c, Permission::BillCharge, &v.clinic_id).await?;
+    let lists = price_lists_of(state, &v.clinic_id).await?;
+    let offers = active_offers(state, &v.clinic_id).await?;
+    let mut h = history(state, &v.clinic_id, &v.patient_id).await?;
+    let day = p.date_of(v.starts_at);
+    let mut lines = vec![];
+    let attended = v.status == "completed";
+    let currency;
+    if attended {
+        let service = Service::of_appointment(&v.type_code).ok_or_else(|| {
+            WebError::Conflict(format!("{} visits are not billed", v.type_name))
+        })?;
+        let facts = match &v.encounter_id {
+            Some(e) => state.store.encounter_facts(e).await?,
+            None => Default::default(),
+        };
+        let vf = VisitFacts {
+            infusion_minutes: facts.infusion_minutes,
+            minutes: (v.ends_at - v.starts_at) / 60_000_000,
+            drug: facts.drug.clone(),
+        };
+        currency = priced(&lists, &offers, service, v.type_name.clone(), &bill::codes(service, &vf), day, &mut h, &mut lines)?;
+        for (name, dose) in &facts.medications {
+            priced(
+                &lists,
+                &offers,
+                Service::RescueMedication,
+                format!("Rescue medication: {name} {dose}"),
+                &bill::codes(Service::RescueMedication, &vf),
+                day,
+                &mut h,
+                &mut lines,
+            )?;
+        }
+    } else {
+        let fee = if v.status == "no_show" {
+            Service::NoShowFee
+        } else if v.status == "cancelled" && v.late_cancel {
+            Service::LateCancelFee
+        } else {
+            return Err(WebError::Conflict(
+                "only an attended, late-cancelled or missed visit is invoiced".into(),
+            ));
+        };
+        currency = priced(&lists, &offers, fee, format!("{} ({})", fee.label(), v.type_name), &[], day, &mut h, &mut lines)?;
+    }
+    let total: i64 = lines
+        .iter()
+        .map(|l| if l.kind == EntryKind::Charge { l.minor } else { -l.minor })
+        .sum();
+    if total == 0 && lines.iter().all(|l| l.kind != EntryKind::Charge || l.minor == 0) {
+        return Err(WebError::Conflict(format!("{} is free: nothing to invoice", v.type_name)));
+    }
+    let by = c.user_id().ok_or(WebError::Forbidden)?.to_string();
+    let inv = NewInvoice {
+        id: new_id(),
+        clinic_id: v.clinic_id.clone(),
+        patient_id: v.patient_id.clone(),
+        appointment_id: Some(v.appointment_id.clone()),
+        kind: if attended { "visit" } else { "fee" },
+        currency,
+        service_date: day.to_string(),
+        issued_by: by,
+        lines,
+        package: None,
+    };
+    let ev = patient_event(c, Action::BillInvoice, Permission::BillCharge, clinic, &v.patient_id);
+    state.store.insert_invoice(&inv, ev).await.map_err(WebError::from)?;
+    Ok(inv.id)
+}
+
+/// Sells a package: its invoice (paid like any other) and the package itself.
+pub async fn sell_package(state: &AppState, c: &Caller, patient: &str, product: &str) -> Result<String, WebError> {
+    let pid: PatientId = patient.parse().map_err(|_| WebError::NotFound)?;
+    let clinics = c.require_any(Permission::BillCharge)?;
+    let rec = state.store.patient(pid, &clinics).await?.ok_or(WebError::NotFound)?;
+    let k = state
+        .store
+        .package_products(&rec.clinic_id.to_string())
+        .await?
+        .into_iter()
+        .find(|k| k.id == product.trim() && k.active)
+        .ok_or_else(|| invalid("product_id", "choose a package this clinic sells"))?;
+    let p = place(state, c, Permission::BillCharge, &rec.clinic_id.to_string()).await?;
+    let today = p.today();
+    let expires = k
+        .valid_days
+        .and_then(|d| today.checked_add(jiff::Span::new().days(d)).ok())
+        .map(|d| d.to_string());
+    let by = c.user_id().ok_or(WebError::Forbidden)?.to_string();
+    let service = Service::parse("service", &k.service)?;
+    let inv = NewInvoice {
+        id: new_id(),
+        clinic_id: k.clinic_id.clone(),
+        patient_id: patient.to_string(),
+        appointment_id: None,
+        kind: "package",
+        currency: k.currency.clone(),
+        service_date: today.to_string(),
+        issued_by: by,
+        lines: vec![NewLine {
+            kind: EntryKind::Charge,
+            service: k.service.clone(),
+            description: format!("{}: {} × {}", k.name, k.sessions, service.label()),
+            codes: "[]".into(),
+            minor: k.price_minor,
+            offer_id: None,
+        }],
+        package: Some(NewPackage {
+            id: new_id(),
+            product_id: k.id.clone(),
+            name: k.name.clone(),
+            service: k.service.clone(),
+            sessions: k.sessions,
+            price_minor: k.price_minor,
+            expires_on: expires,
+        }),
+    };
+    let mut ev = patient_event(c, Action::BillPackage, Permission::BillCharge, rec.clinic_id, patient);
+    ev.detail = Some(format!("sold {}", k.name));
+    state.store.insert_invoice(&inv, ev).await?;
+    Ok(inv.id)
+}
+
+/// An invoice with everything shown about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvoiceView {
+    pub invoice: Invoice,
+    pub lines: Vec<InvoiceLine>,
+    pub entries: Vec<BillingEntry>,
+    pub charged: i64,
+    pub discounted: i64,
+    pub credited: i64,
+    pub paid: i64,
+    pub refunded: i64,
+    pub balance: i64,
+    /// Each payment's id and what can still be refunded of it.
+    pub refundable: Vec<(String, i64)>,
+}
+
+fn view_of(invoice: Invoice, lines: Vec<InvoiceLine>, entries: Vec<BillingEntry>) -> Result<InvoiceView, WebError> {
+    let (a, pos) = account_of(&lines, &entries, &invoice.currency)?;
+    let refundable = entries
+        .iter()
+        .filter(|e| e.kind == "payment")
+        .filter_map(|e| pos.iter().find(|(id, _)| *id == e.id).map(|(id, p)| (id.clone(), a.refundable(*p))))
+        .collect();
+    Ok(InvoiceView {
+        charged: a.charged,
+        discounted: a.discounted,
+        credited: a.credited,
+        paid: a.paid,
+        refunded: a.refunded,
+        balance: a.balance(),
+        refundable,
+        invoice,
+        lines,
+        entries,
+    })
+}
+
+/// Reads an invoice the caller may see (billing readers of its clinic), audited.
+pub async fn invoice(state: &AppState, c: &Caller, id: &str) -> Result<InvoiceView, WebError> {
+    let inv = state.store.invoice(id.trim()).await?.ok_or(WebError::NotFound)?;
+    let clinic: ClinicId = inv.clinic_id.parse().map_err(|_| WebError::NotFound)?;
+    if !c.may(Permission::BillRead, clinic) {
+        return Err(WebError::NotFound);
+    }
+    let ids = vec![inv.id.clone()];
+    let lines = state.store.invoice_lines(&ids).await?;
+    let entries = state.store.billing_entries(&ids).await?;
+    let mut ev = patient_event(c, Action::BillRead, Permission::BillRead, clinic, &inv.patient_id);
+    ev.object_type = Some("invoice".into());
+    ev.object_id = Some(inv.id.clone());
+    state.store.audit(vec![ev]).await?;
+    view_of(inv, lines, entries)
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PaymentInput {
+    pub method: String,
+    /// Blank for a package credit: the covered service's amount is used.
+    #[serde(default)]
+    pub amount: String,
+    #[serde(default)]
+    pub reference: String,
+    #[serde(default)]
+    pub package_id: String,
+    /// Send the receipt to the patient's e-mail.
+    #[serde(default)]
+    pub email_receipt: bool,
+}
+
+/// Takes a payment against an invoice.
+pub async fn pay(state: &AppState, c: &Caller, invoice_id: &str, i: PaymentInput) -> Result<(), WebError> {
+    let v = invoice(state, c, invoice_id).await?;
+    let clinic: ClinicId = v.invoice.clinic_id.parse().map_err(|_| WebError::NotFound)?;
+    c.require(Permission::BillCharge, clinic)?;
+    let method = Method::parse("method", &i.method)?;
+    let reference = text("reference", &i.reference, 80, method.needs_reference())?;
+    let (minor, package_id) = if method == Method::PackageCredit {
+        let k = state
+            .store
+            .package(i.package_id.trim())
+            .await?
+            .filter(|k| k.patient_id == v.invoice.patient_id)
+            .ok_or_else(|| invalid("package_id", "choose one of the patient's packages"))?;
+        // One session covers the package's service on this invoice, net of its discounts.
+        let covered: i64 = v
+            .lines
+            .iter()
+            .filter(|l| l.service == k.service)
+            .map(|l| if l.kind == "charge" { l.amount_minor } else { -l.amount_minor })
+            .sum();
+        let amount = if i.amount.trim().is_empty() {
+            covered.min(v.balance)
+        } else {
+            bill::parse_amount("amount", &i.amount)?
+        };
+        if amount > covered {
+            return Err(invalid(
+                "amount",
+                format!("one session of {} covers at most {}", k.name, fmt_money(covered, &v.invoice.currency)),
+            ));
+        }
+        (amount, Some(k.id))
+    } else {
+        (bill::parse_amount("amount", &i.amount)?, None)
+    };
+    let e = NewEntry {
+        id: new_id(),
+        invoice_id: v.invoice.id.clone(),
+        kind: EntryKind::Payment,
+        method: Some(method.as_str().into()),
+        reference: (!reference.is_empty()).then_some(reference),
+        minor,
+        currency: v.invoice.currency.clone(),
+        refund_of: None,
+        package_id,
+        reason: None,
+        at: now_micros(),
+        recorded_by: c.user_id().ok_or(WebError::Forbidden)?.to_string(),
+    };
+    let mut ev = patient_event(c, Action::BillPayment, Permission::BillCharge, clinic, &v.invoice.patient_id);
+    ev.object_type = Some("invoice".into());
+    ev.object_id = Some(v.invoice.id.clone());
+    ev.detail = Some(format!("{} {}", method.as_str(), fmt_money(minor, &v.invoice.currency)));
+    let jobs = if i.email_receipt {
+        crate::outbox::receipt_jobs(&v.invoice.id, &e.id, clinic)
+    } else {
+        vec![]
+    };
+    state.store.record_billing_entry(&e, &jobs, ev).await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RefundInput {
+    pub payment_id: String,
+    pub amount: String,
+    pub reason: String,
+}
+
+/// Returns money from one payment (never more than it still holds).
+pub async fn refund(state: &AppState, c: &Caller, invoice_id: &str, i: RefundInput) -> Result<(), WebError> {
+    let v = invoice(state, c, invoice_id).await?;
+    let clinic: ClinicId = v.invoice.clinic_id.parse().map_err(|_| WebError::NotFound)?;
+    c.require(Permission::BillManage, clinic)?;
+    let pay = v
+        .entries
+        .iter()
+        .find(|e| e.id == i.payment_id.trim() && e.kind == "payment")
+        .ok_or_else(|| invalid("payment_id", "choose a payment of this invoice"))?;
+    let minor = bill::parse_amount("amount", &i.amount)?;
+    let reason = text("reason", &i.reason, 500, true)?;
+    let e = NewEntry {
+        id: new_id(),
+        invoice_id: v.invoice.id.clone(),
+        kind: EntryKind::Refund,
+        method: pay.method.clone(),
+        reference: pay.reference.clone(),
+        minor,
+        currency: v.invoice.currency.clone(),
+        refund_of: Some(pay.id.clone()),
+        package_id: pay.package_id.clone(),
+        reason: Some(reason),
+        at: now_micros(),
+        recorded_by: c.user_id().ok_or(WebError::Forbidden)?.to_string(),
+    };
+    let mut ev = patient_event(c, Action::BillRefund, Permission::BillManage, clinic, &v.invoice.patient_id);
+    ev.object_type = Some("invoice".into());
+    ev.object_id = Some(v.invoice.id.clone());
+    state.store.record_billing_entry(&e, &[], ev).await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CreditInput {
+    pub amount: String,
+    pub reason: String,
+}
+
+/// A credit note: lowers what is owed (never below what was paid).
+pub async fn credit(state: &AppState, c: &Caller, invoice_id: &str, i: CreditInput) -> Result<(), WebError> {
+    let v = invoice(state, c, invoice_id).await?;
+    let clinic: ClinicId = v.invoice.clinic_id.parse().map_err(|_| WebError::NotFound)?;
+    c.require(Permission::BillManage, clinic)?;
+    let minor = bill::parse_amount("amount", &i.amount)?;
+    let reason = text("reason", &i.reason, 500, true)?;
+    let e = NewEntry {
+        id: new_id(),
+        invoice_id: v.invoice.id.clone(),
+        kind: EntryKind::Credit,
+        method: None,
+        reference: None,
+        minor,
+        currency: v.invoice.currency.clone(),
+        refund_of: None,
+        package_id: None,
+        reason: Some(reason),
+        at: now_micros(),
+        recorded_by: c.user_id().ok_or(WebError::Forbidden)?.to_string(),
+    };
+    let mut ev = patient_event(c, Action::BillCredit, Permission::BillManage, clinic, &v.invoice.patient_id);
+    ev.object_type = Some("invoice".into());
+    ev.object_id = Some(v.invoice.id.clone());
+    state.store.record_billing_entry(&e, &[], ev).await?;
+    Ok(())
+}
+
+/// Closes a package under the clinic's policy: the unused sessions at the
+/// price per session paid, less the clinic's refund fee, returned against
+/// the package's payments (newest first); never more than was paid.
+pub async fn refund_package(state: &AppState, c: &Caller, package_id: &str, reason: &str) -> Result<i64, WebError> {
+    let k = state.store.package(package_id.trim()).await?.ok_or(WebError::NotFound)?;
+    let clinic: ClinicId = k.clinic_id.parse().map_err(|_| WebError::NotFound)?;
+    if !c.may(Permission::BillRead, clinic) {
+        return Err(WebError::NotFound);
+    }
+    c.require(Permission::BillManage, clinic)?;
+    let reason = text("reason", reason, 500, true)?;
+    if k.refunded_at.is_some() {
+        return Err(WebError::Conflict("this package was refunded already".into()));
+    }
+    let fee = state
+        .store
+        .billing_settings(&k.clinic_id)
+        .await?
+        .map(|s| s.refund_fee_minor)
+        .unwrap_or(0);
+    let due = bill::package_refund(k.price_minor, k.sessions as u32, k.used.max(0) as u32, fee);
+    let v = invoice(state, c, &k.invoice_id).await?;
+    let mut left = due;
+    let mut refunds = vec![];
+    let by = c.user_id().ok_or(WebError::Forbidden)?.to_string();
+    for (pay_id, can) in v.refundable.iter().rev() {
+        if left == 0 {
+            break;
+        }
+        let take = left.min(*can);
+        if take <= 0 {
+            continue;
+        }
+        let pay = v.entries.iter().find(|e| e.id == *pay_id);
+        refunds.push(NewEntry {
+            id: new_id(),
+            invoice_id: k.invoice_id.clone(),
+            kind: EntryKind::Refund,
+            method: pay.and_then(|p| p.method.clone()),
+            reference: pay.and_then(|p| p.reference.clone()),
+            minor: take,
+            currency: k.currency.clone(),
+            refund_of: Some(pay_id.clone()),
+            package_id: Some(k.id.clone()),
+            reason: Some(reason.clone()),
+            at: now_micros(),
+            recorded_by: by.clone(),
+        });
+        left -= take;
+    }
+    let mut ev = patient_event(c, Action::BillRefund, Permission::BillManage, clinic, &k.patient_id);
+    ev.object_type = Some("package".into());
+    ev.object_id = Some(k.id.clone());
+    ev.detail = Some(format!("{} of {} unused; refunded {}", k.sessions - k.used, k.sessions, fmt_money(due - left, &k.currency)));
+    state.store.refund_package(&k.id, &refunds, ev).await?;
+    Ok(due - left)
+}
+
+// ---- A patient's account -----------------------------------------------------
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PatientAccount {
+    pub clinic_id: String,
+    pub invoices: Vec<InvoiceView>,
+    pub packages: Vec<Package>,
+    pub estimates: Vec<StoredEstimate>,
+    pub balance: i64,
+    pub currency: String,
+    /// Visits that can be invoiced and are not yet.
+    pub uninvoiced: Vec<(String, String, String)>,
+}
+
+/// A patient's invoices, packages and estimates, audited as one read.
+pub async fn account(state: &AppState, c: &Caller, patient: &str) -> Result<PatientAccount, WebError> {
+    let pid: PatientId = patient.trim().parse().map_err(|_| WebError::NotFound)?;
+    let clinics = c.require_any(Permission::BillRead)?;
+    let rec = state.store.patient(pid, &clinics).await?.ok_or(WebError::NotFound)?;
+    let p = place(state, c, Permission::BillRead, &rec.clinic_id.to_string()).await?;
+    let invs = state.store.invoices_of_patient(patient.trim()).await?;
+    let ids: Vec<String> = invs.iter().map(|i| i.id.clone()).collect();
+    let mut lines: BTreeMap<String, Vec<InvoiceLine>> = BTreeMap::new();
+    for l in state.store.invoice_lines(&ids).await? {
+        lines.entry(l.invoice_id.clone()).or_default().push(l);
+    }
+    let mut entries: BTreeMap<String, Vec<BillingEntry>> = BTreeMap::new();
+    for e in state.store.billing_entries(&ids).await? {
+        entries.entry(e.invoice_id.clone()).or_default().push(e);
+    }
+    let invoices = invs
+        .into_iter()
+        .map(|i| {
+            let l = lines.remove(&i.id).unwrap_or_default();
+            let e = entries.remove(&i.id).unwrap_or_default();
+            view_of(i, l, e)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let currency = state
+        .store
+        .billing_settings(&rec.clinic_id.to_string())
+        .await?
+        .map(|s| s.currency)
+        .unwrap_or_else(|| "USD".into());
+    let balance = invoices.iter().filter(|v| v.invoice.currency == currency).map(|v| v.balance).sum();
+    let uninvoiced = state
+        .store
+        .visits_to_invoice(&rec.clinic_id.to_string(), 0, i64::MAX)
+        .await?
+        .into_iter()
+        .filter(|v| v.patient_id == patient.trim())
+        .filter(|v| v.status != "completed" || Service::of_appointment(&v.type_code).is_some_and(|s| s != Service::Consultation))
+        .map(|v| {
+            let what = match v.status.as_str() {
+                "no_show" => "missed",
+                "cancelled" => "cancelled late",
+                _ => "attended",
+            };
+            (v.appointment_id, p.when(v.starts_at), format!("{} ({what})", v.type_name))
+        })
+        .collect();
+    let packages = state.store.packages_of_patient(patient.trim()).await?;
+    let estimates = state.store.estimates_of_patient(patient.trim()).await?;
+    let mut ev = patient_event(c, Action::BillRead, Permission::BillRead, rec.clinic_id, patient.trim());
+    ev.detail = Some("account".into());
+    state.store.audit(vec![ev]).await?;
+    Ok(PatientAccount {
+        clinic_id: rec.clinic_id.to_string(),
+        invoices,
+        packages,
+        estimates,
+        balance,
+        currency,
+        uninvoiced,
+    })
+}
+
+// ---- Estimates ---------------------------------------------------------------
+
+/// Prices a proposed course for a patient at today's prices and the offers
+/// they would get, and keeps it (the patient sees it before consenting).
+pub async fn make_estimate(state: &AppState, c: &Caller, patient: &str, i: EstimateInput) -> Result<StoredEstimate, WebError> {
+    let pid: PatientId = patient.trim().parse().map_err(|_| WebError::NotFound)?;
+    let clinics = c.require_any(Permission::BillCharge)?;
+    let rec = state.store.patient(pid, &clinics).await?.ok_or(WebError::NotFound)?;
+    let clinic = rec.clinic_id.to_string();
+    let p = place(state, c, Permission::BillCharge, &clinic).await?;
+    let lists = price_lists_of(state, &clinic).await?;
+    let offers = active_offers(state, &clinic).await?;
+    let h = history(state, &clinic, patient.trim()).await?;
+    let est = bill::estimate(&i, &lists, &offers, p.today(), &h)?;
+    let s = StoredEstimate {
+        id: new_id(),
+        clinic_id: clinic,
+        patient_id: patient.trim().to_string(),
+        input: serde_json::to_string(&i).map_err(|e| WebError::Internal(e.to_string()))?,
+        estimate: serde_json::to_string(&est).map_err(|e| WebError::Internal(e.to_string()))?,
+        total_minor: est.total,
+        currency: est.currency.clone(),
+        created_by: c.user_id().ok_or(WebError::Forbidden)?.to_string(),
+        created_at: now_micros(),
+    };
+    let mut ev = patient_event(c, Action::BillEstimate, Permission::BillCharge, rec.clinic_id, patient.trim());
+    ev.object_type = Some("estimate".into());
+    ev.object_id = Some(s.id.clone());
+    state.store.insert_estimate(&s, ev).await?;
+    Ok(s)
+}
+
+/// A stored estimate read back.
+pub fn estimate_of(s: &StoredEstimate) -> Option<(EstimateInput, Estimate)> {
+    let i = serde_json::from_str(&s.input).ok()?;
+    let e: EstimateJson = serde_json::from_str(&s.estimate).ok()?;
+    Some((i, e.into()))
+}
+
+/// An estimate as stored (the domain type serializes only).
+#[derive(Deserialize)]
+struct EstimateJson {
+    currency: String,
+    lines: Vec<LineJson>,
+    list_total: i64,
+    savings: Vec<LineJson>,
+    total: i64,
+}
+
+#[derive(Deserialize)]
+struct LineJson {
+    words: String,
+    quantity: u32,
+    unit_minor: i64,
+    minor: i64,
+}
+
+impl From<EstimateJson> for Estimate {
+    fn from(e: EstimateJson) -> Estimate {
+        let l = |v: Vec<LineJson>| {
+            v.into_iter()
+                .map(|l| bill::EstimateLine {
+                    words: l.words,
+                    quantity: l.quantity,
+                    unit_minor: l.unit_minor,
+                    minor: l.minor,
+                })
+                .collect()
+        };
+        Estimate {
+            currency: e.currency,
+            lines: l(e.lines),
+            list_total: e.list_total,
+            savings: l(e.savings),
+            total: e.total,
+        }
+    }
+}
+
+// ---- Superbills --------------------------------------------------------------
+
+/// A superbill for a patient's visits in [from, to] (their clinic's
+/// invoices of care; fees and packages are not claimable): practice
+/// details, patient, dates of service, codes with units and charges, the
+/// diagnoses from the assessment, and what was paid.
+pub async fn superbill(state: &AppState, c: &Caller, patient: &str, from: &str, to: &str) -> Result<Vec<u8>, WebError> {
+    let a = account(state, c, patient).await?;
+    let clinic: ClinicId = a.clinic_id.parse().map_err(|_| WebError::NotFound)?;
+    let from = if from.trim().is_empty() { None } else { Some(date("from", from)?) };
+    let to = if to.trim().is_empty() { None } else { Some(date("to", to)?) };
+    if let (Some(f), Some(t)) = (from, to) {
+        if t < f {
+            return Err(invalid("to", "the period ends before it starts"));
+        }
+    }
+    let settings = state.store.billing_settings(&a.clinic_id).await?.ok_or_else(|| {
+        WebError::Conflict("the clinic's billing details (NPI, tax id) are not set; an admin sets them under Billing".into())
+    })?;
+    let pid: PatientId = patient.trim().parse().map_err(|_| WebError::NotFound)?;
+    let rec = state.store.patient(pid, &[clinic]).await?.ok_or(WebError::NotFound)?;
+    let clinic_row = state.store.clinic(clinic).await?;
+    let visits: Vec<&InvoiceView> = a
+        .invoices
+        .iter()
+        .filter(|v| v.invoice.kind == "visit")
+        .filter(|v| {
+            let d: Option<Date> = v.invoice.service_date.parse().ok();
+            d.is_some_and(|d| from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t))
+        })
+        .collect();
+    if visits.is_empty() {
+        return Err(invalid("from", "no visits were invoiced in this period"));
+    }
+    let diagnoses = diagnoses_of(state, pid).await?;
+    let mut ev = patient_event(c, Action::BillPrint, Permission::BillRead, clinic, patient.trim());
+    ev.detail = Some(format!("superbill of {} visits", visits.len()));
+    state.store.audit(vec![ev]).await?;
+    superbill_pdf(&settings, &clinic_row, &rec, &visits, &diagnoses)
+}
+
+/// The diagnoses of the patient's latest clinical assessment.
+async fn diagnoses_of(state: &AppState, pid: PatientId) -> Result<Vec<(String, String)>, WebError> {
+    let parts = state.store.assessment_parts(pid).await?;
+    Ok(parts
+        .iter()
+        .filter(|p| p.part == "clinical")
+        .max_by_key(|p| p.version)
+        .and_then(|p| serde_json::from_str::<domain::assessment::ClinicalPart>(&p.data).ok())
+        .map(|c| c.diagnoses.into_iter().map(|d| (d.code, d.label)).collect())
+        .unwrap_or_default())
+}
+
+fn superbill_pdf(
+    s: &BillingSettings,
+    clinic: &store::org::Clinic,
+    rec: &store::patients::PatientRecord,
+    visits: &[&InvoiceView],
+    diagnoses: &[(String, String)],
+) -> Result<Vec<u8>, WebError> {
+    use crate::pdf::Block;
+    let k = &clinic.settings;
+    let d = &rec.details;
+    let cur = visits.first().map(|v| v.invoice.currency.clone()).unwrap_or_default();
+    let mut b = vec![
+        Block::title("Superbill"),
+        Block::small("A statement of services for the patient to claim from their insurer out of network. Codes are CPT and HCPCS Level II; diagnoses are ICD-10-CM."),
+        Block::heading("Practice"),
+        Block::body(&format!(
+            "{}\n{}, {}, {} {}\nPhone {}\nNPI {}   Tax id (EIN) {}",
+            s.legal_name, k.address_line1, k.city, k.region, k.postal_code, k.phone, s.npi, s.tax_id
+        )),
+        Block::heading("Patient"),
+        Block::body(&format!(
+            "{} {}   Date of birth {}   MRN {}\n{}",
+            d.given_name,
+            d.family_name,
+            d.date_of_birth,
+            rec.mrn,
+            [d.address_line1.clone(), d.city.clone(), d.region.clone(), d.postal_code.clone()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Block::heading("Diagnoses (ICD-10-CM)"),
+    ];
+    if diagnoses.is_empty() {
+        b.push(Block::body("None recorded in the assessment."));
+    }
+    for (i, (code, label)) in diagnoses.iter().enumerate() {
+        b.push(Block::body(&format!("{}. {code}  {label}", (b'A' + i as u8) as char)));
+    }
+    b.push(Block::heading("Services"));
+    b.push(Block::small("Date of service | Code | Units | NDC | Description | Charge"));
+    let mut total_charged = 0;
+    let mut total_paid = 0;
+    let dx: String = (0..diagnoses.len().min(4)).map(|i| (b'A' + i as u8) as char).collect();
+    for v in visits {
+        for l in v.lines.iter().filter(|l| l.kind == "charge") {
+            let codes: Vec<bill::Code> = serde_json::from_str(&l.codes).unwrap_or_default();
+            for (i, code) in codes.iter().enumerate() {
+                let charge = if i == 0 { l.amount_minor } else { 0 };
+                b.push(Block::body(&format!(
+                    "{} | {} | {} | {} | {} | {}{}",
+                    v.invoice.service_date,
+                    code.code,
+                    code.units,
+                    code.ndc.clone().unwrap_or_else(|| "-".into()),
+                    code.words,
+                    if i == 0 { fmt_money(charge, &cur) } else { "included".into() },
+                    if dx.is_empty() { String::new() } else { format!(" | Dx {dx}") }
+                )));
+            }
+        }
+        total_charged += v.charged - v.discounted - v.credited;
+        total_paid += v.paid - v.refunded;
+    }
+    let discounts: i64 = visits.iter().map(|v| v.discounted + v.credited).sum();
+    b.push(Block::heading("Totals"));
+    b.push(Block::body(&format!(
+        "Charges {}   Discounts and credits {}   Net charges {}\nAmount paid {}   Balance due {}",
+        fmt_money(total_charged + discounts, &cur),
+        fmt_money(-discounts, &cur),
+        fmt_money(total_charged, &cur),
+        fmt_money(total_paid, &cur),
+        fmt_money(total_charged - total_paid, &cur),
+    )));
+    b.push(Block::small(
+        "The patient paid the practice directly. Ketamine for anxiety is off-label; coverage is decided by the insurer.",
+    ));
+    for bl in &b {
+        if let Some(ch) = crate::pdf::unprintable(&bl.text) {
+            return Err(WebError::Conflict(format!(
+                "the superbill cannot print {ch:?} (in the patient's or practice's details)"
+            )));
+        }
+    }
+    crate::pdf::render(&b, &format!("Superbill, {} {}", s.legal_name, d.family_name))
+        .map_err(WebError::Internal)
+}
+
+// ---- Day close and reports ----------------------------------------------------
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DayClose {
+    pub date: String,
+    pub currency: String,
+    /// Method, payments, refunds, net, count of payments.
+    pub methods: Vec<(String, i64, i64, i64, i64)>,
+    pub total: i64,
+    pub credits: i64,
+}
+
+/// Takings of a day at a clinic by payment method (refunds netted).
+pub async fn day_close(state: &AppState, c: &Caller, clinic: &str, day: &str) -> Result<DayClose, WebError> {
+    let p = place(state, c, Permission::BillRead, clinic).await?;
+    let d = if day.trim().is_empty() { p.today() } else { date("date", day)? };
+    let from = p.start_of(d);
+    let to = p.start_of(d.tomorrow().map_err(|_| invalid("date", "out of range"))?);
+    let entries = state.store.billing_entries_of_clinic(&p.id.to_string(), from, to).await?;
+    let mut by: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
+    let mut credits = 0;
+    for e in &entries {
+        let m = e.method.clone().unwrap_or_default();
+        match e.kind.as_str() {
+            "payment" => {
+                let x = by.entry(m).or_default();
+                x.0 += e.amount_minor;
+                x.2 += 1;
+            }
+            "refund" => by.entry(m).or_default().1 += e.amount_minor,
+            _ => credits += e.amount_minor,
+        }
+    }
+    let methods: Vec<_> = by
+        .into_iter()
+        .map(|(m, (pay, refund, n))| {
+            let label = Method::parse("m", &m).map(|m| m.label().to_string()).unwrap_or(m);
+            (label, pay, refund, pay - refund, n)
+        })
+        .collect();
+    let total = methods.iter().map(|m| m.3).sum();
+    let currency = entries.first().map(|e| e.currency.clone()).unwrap_or_else(|| "USD".into());
+    let mut ev = event(c, Action::BillRead, Permission::BillRead, p.id);
+    ev.detail = Some(format!("day close {d}"));
+    state.store.audit(vec![ev]).await?;
+    Ok(DayClose {
+        date: d.to_string(),
+        currency,
+        methods,
+        total,
+        credits,
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reports {
+    pub from: String,
+    pub to: String,
+    pub currency: String,
+    /// Service label, count, charged, discounts.
+    pub revenue: Vec<(String, i64, i64, i64)>,
+    /// Offer name, uses, cost.
+    pub offers: Vec<(String, i64, i64)>,
+    /// Unused sessions across live packages and their value.
+    pub package_sessions: i64,
+    pub package_liability: i64,
+    /// Ageing buckets of what is owed: 0-30, 31-60, 61-90, over 90 days.
+    pub ageing: [i64; 4],
+    pub outstanding: Vec<(String, String, String, i64, i64)>,
+}
+
+/// Revenue by service, the cost of offers, the outstanding package
+/// liability, and receivables by age, for invoices issued in [from, to].
+pub async fn reports(state: &AppState, c: &Caller, clinic: &str, from: &str, to: &str) -> Result<Reports, WebError> {
+    let p = place(state, c, Permission::BillRead, clinic).await?;
+    let today = p.today();
+    let to_d = if to.trim().is_empty() { today } else { date("to", to)? };
+    let from_d = if from.trim().is_empty() {
+        to_d.checked_sub(jiff::Span::new().days(30)).unwrap_or(to_d)
+    } else {
+        date("from", from)?
+    };
+    if to_d < from_d {
+        return Err(invalid("to", "the period ends before it starts"));
+    }
+    let here = p.id.to_string();
+    let start = p.start_of(from_d);
+    let end = p.start_of(to_d.tomorrow().map_err(|_| invalid("to", "out of range"))?);
+    let invs = state.store.invoices_of_clinic(&here, start, end).await?;
+    let all = state.store.invoices_of_clinic(&here, 0, i64::MAX).await?;
+    let ids: Vec<String> = all.iter().map(|i| i.id.clone()).collect();
+    let mut lines: BTreeMap<String, Vec<InvoiceLine>> = BTreeMap::new();
+    for l in state.store.invoice_lines(&ids).await? {
+        lines.entry(l.invoice_id.clone()).or_default().push(l);
+    }
+    let mut entries: BTreeMap<String, Vec<BillingEntry>> = BTreeMap::new();
+    for e in state.store.billing_entries(&ids).await? {
+        entries.entry(e.invoice_id.clone()).or_default().push(e);
+    }
+    let in_period: std::collections::BTreeSet<&str> = invs.iter().map(|i| i.id.as_str()).collect();
+    let offers: BTreeMap<String, String> = state
+        .store
+        .offers(&here)
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o.name))
+        .collect();
+    let mut revenue: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
+    let mut offer_cost: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut ageing = [0i64; 4];
+    let mut outstanding = vec![];
+    let mut currency = String::from("USD");
+    for inv in &all {
+        let l = lines.get(&inv.id).cloned().unwrap_or_default();
+        let e = entries.get(&inv.id).cloned().unwrap_or_default();
+        currency = inv.currency.clone();
+        if in_period.contains(inv.id.as_str()) {
+            for line in &l {
+                let label = Service::parse("s", &line.service).map(|s| s.label().to_string()).unwrap_or(line.service.clone());
+                let label = if inv.kind == "package" { format!("Packages ({label})") } else { label };
+                let r = revenue.entry(label).or_default();
+                if line.kind == "charge" {
+                    r.0 += 1;
+                    r.1 += line.amount_minor;
+                } else {
+                    r.2 += line.amount_minor;
+                    let name = line.offer_id.as_ref().and_then(|o| offers.get(o)).cloned().unwrap_or_else(|| "Other".into());
+                    let o = offer_cost.entry(name).or_default();
+                    o.0 += 1;
+                    o.1 += line.amount_minor;
+                }
+            }
+        }
+        let v = view_of(inv.clone(), l, e)?;
+        if v.balance > 0 {
+            let issued = p.date_of(inv.issued_at);
+            let age = bill_days(issued, today);
+            let bucket = match age {
+                ..=30 => 0,
+                31..=60 => 1,
+                61..=90 => 2,
+                _ => 3,
+            };
+            ageing[bucket] += v.balance;
+            outstanding.push((inv.id.clone(), inv.number.clone(), inv.patient_name.clone(), age, v.balance));
+        }
+    }
+    outstanding.sort_by(|a, b| b.3.cmp(&a.3));
+    let mut package_sessions = 0;
+    let mut package_liability = 0;
+    for k in state.store.packages_of_clinic(&here).await? {
+        let expired = k.expires_on.as_deref().is_some_and(|x| x < today.to_string().as_str());
+        if k.refunded_at.is_none() && !expired && k.left() > 0 {
+            package_sessions += k.left();
+            package_liability += k.price_minor * k.left() / k.sessions.max(1);
+        }
+    }
+    let mut ev = event(c, Action::BillRead, Permission::BillRead, p.id);
+    ev.detail = Some(format!("reports {from_d} to {to_d}"));
+    state.store.audit(vec![ev]).await?;
+    Ok(Reports {
+        from: from_d.to_string(),
+        to: to_d.to_string(),
+        currency,
+        revenue: revenue.into_iter().map(|(k, (n, c, d))| (k, n, c, d)).collect(),
+        offers: offer_cost.into_iter().map(|(k, (n, c))| (k, n, c)).collect(),
+        package_sessions,
+        package_liability,
+        ageing,
+        outstanding,
+    })
+}
+
+fn bill_days(from: Date, to: Date) -> i64 {
+    (to - from).get_days().into()
+}
+
+/// Sends the patient a statement of their open invoices by e-mail.
+pub async fn send_statement(state: &AppState, c: &Caller, patient: &str) -> Result<(), WebError> {
+    let a = account(state, c, patient).await?;
+    let clinic: ClinicId = a.clinic_id.parse().map_err(|_| WebError::NotFound)?;
+    c.require(Permission::BillCharge, clinic)?;
+    let mut ev = patient_event(c, Action::BillPrint, Permission::BillCharge, clinic, patient.trim());
+    ev.detail = Some("statement e-mailed".into());
+    let jobs = crate::outbox::statement_jobs(patient.trim(), clinic);
+    state.store.enqueue_jobs(&jobs, ev).await?;
+    Ok(())
+}
