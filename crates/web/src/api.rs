@@ -24,6 +24,7 @@ mod eligibility;
 mod measures;
 mod pretreatment;
 mod scheduling;
+mod billing;
 mod substances;
 mod treatment;
 pub(crate) use scheduling::parse_start;
@@ -42,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .merge(pretreatment::routes())
         .merge(treatment::routes())
         .merge(substances::routes())
+        .merge(billing::routes())
         .fallback(|| async { ApiError(WebError::NotFound) })
 }
 

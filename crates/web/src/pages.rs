@@ -38,6 +38,7 @@ mod measures;
 mod pretreatment;
 mod schedule;
 mod schedule_admin;
+mod billing;
 mod substances;
 mod treatment;
 
@@ -84,6 +85,7 @@ pub fn routes() -> Router<AppState> {
         .merge(pretreatment::routes())
         .merge(treatment::routes())
         .merge(substances::routes())
+        .merge(billing::routes())
 }
 
 fn render<T: Template>(t: &T) -> PageResult {

@@ -67,6 +67,13 @@ impl Layout {
                 active: active == "substances",
             });
         }
+        if any(Permission::BillRead) {
+            nav.push(NavItem {
+                href: "/billing",
+                label: "Billing",
+                active: active == "billing",
+            });
+        }
         if any(Permission::ScheduleRead) {
             nav.push(NavItem {
                 href: "/schedule",

@@ -858,14 +858,19 @@ pub fn package_refund(price: i64, sessions: u32, used: u32, fee: i64) -> i64 {
 pub struct EstimateInput {
     pub service: Service,
     /// Induction doses (0 when the estimate is maintenance only).
+    #[serde(default)]
     pub induction: u32,
     /// Weeks between maintenance doses (0: no maintenance).
+    #[serde(default)]
     pub every_weeks: u32,
     /// Months of maintenance.
+    #[serde(default)]
     pub months: u32,
     /// Integration sessions across the course.
+    #[serde(default)]
     pub integration: u32,
     /// Include the intake fee.
+    #[serde(default)]
     pub intake: bool,
 }
 
