@@ -392,7 +392,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
                                 id: eid.clone(),
                                 clinic: site.clinic,
                                 patient: p.id,
-                                appointment_id: None,
+                                appointment_id: Some(id()),
                                 resource_id: chairs.get(slot as usize).cloned(),
                                 plan_id: plan.id.clone(),
                                 plan_version: plan.version,
@@ -414,6 +414,12 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
                             stopped_at: stopped,
                             discharged_at: stopped + 45 * MINUTE,
                             discharge_note: "Aldrete 10; escort present; instructions given.",
+                            appointment: Some((
+                                "iv_infusion",
+                                "IV infusion",
+                                opened,
+                                opened + 120 * MINUTE,
+                            )),
                         },
                         vec![audit],
                     )

@@ -8,6 +8,7 @@ pub mod bench_substances;
 pub mod bench_treatment;
 pub mod config;
 pub mod demo;
+pub mod demo_billing;
 pub mod demo_measures;
 pub mod demo_pretreatment;
 pub mod demo_substances;

@@ -341,6 +341,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 stillwater::demo_pretreatment::load(&store, &protocols, &instruments).await?;
                 stillwater::demo_substances::load(&store, &protocols, &instruments).await?;
                 stillwater::demo_treatment::load(&store, &protocols, &instruments).await?;
+                stillwater::demo_billing::load(&store).await?;
             }
             let running = server::start(store.clone(), &cfg).await?;
             println!();

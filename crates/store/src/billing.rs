@@ -183,6 +183,7 @@ pub struct NewInvoice {
     pub currency: String,
     pub service_date: String,
     pub issued_by: String,
+    pub issued_at: i64,
     pub lines: Vec<NewLine>,
     /// The package a package invoice sells.
     pub package: Option<NewPackage>,
@@ -354,7 +355,12 @@ impl Store {
         }))
     }
 
-    pub async fn insert_offer(&self, o: &StoredOffer, by: &str, audit: NewAuditEvent) -> Result<()> {
+    pub async fn insert_offer(
+        &self,
+        o: &StoredOffer,
+        by: &str,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             sqlx::query("INSERT INTO offers (id, clinic_id, name, rules, valid_from, valid_to, new_patients_only, \
@@ -369,7 +375,13 @@ impl Store {
     }
 
     /// Ends or resumes an offer (offers already used stay on their invoices).
-    pub async fn set_offer_active(&self, clinic: &str, id: &str, active: bool, audit: NewAuditEvent) -> Result<bool> {
+    pub async fn set_offer_active(
+        &self,
+        clinic: &str,
+        id: &str,
+        active: bool,
+        audit: NewAuditEvent,
+    ) -> Result<bool> {
         Ok(on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query("UPDATE offers SET active = $3 WHERE id = $1 AND clinic_id = $2")
@@ -390,7 +402,11 @@ impl Store {
         }))
     }
 
-    pub async fn insert_package_product(&self, k: &PackageProduct, audit: NewAuditEvent) -> Result<()> {
+    pub async fn insert_package_product(
+        &self,
+        k: &PackageProduct,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             let taken: Option<(String,)> = sqlx::query_as("SELECT id FROM package_products WHERE clinic_id = $1 AND name = $2")
@@ -421,7 +437,12 @@ impl Store {
 
     /// Visits at a clinic in [from, to) that can be invoiced (attended, late
     /// cancelled or missed) and have no invoice yet.
-    pub async fn visits_to_invoice(&self, clinic: &str, from: i64, to: i64) -> Result<Vec<VisitForBilling>> {
+    pub async fn visits_to_invoice(
+        &self,
+        clinic: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<VisitForBilling>> {
         Ok(on_pool!(self.read(), p => {
             sqlx::query_as("SELECT a.id AS appointment_id, a.clinic_id, a.patient_id, a.type_code, a.type_name, \
                  a.starts_at, a.ends_at, a.status, a.late_cancel, e.id AS encounter_id \
@@ -437,25 +458,37 @@ impl Store {
     /// The infusion's running time, the ketamine given (from the Schedule III
     /// record) and the other medicines of an encounter.
     pub async fn encounter_facts(&self, encounter: &str) -> Result<EncounterFacts> {
-        let (events, drug, meds): (Vec<(String, i64)>, Vec<(String, i64)>, Vec<(String, String)>) = on_pool!(self.read(), p => {
+        let (events, drug, meds): (
+            Vec<(String, i64)>,
+            Vec<(String, i64)>,
+            Vec<(String, String)>,
+        ) = on_pool!(self.read(), p => {
             let ev = sqlx::query_as("SELECT kind, at FROM administration_events WHERE encounter_id = $1 ORDER BY seq")
                 .bind(encounter).fetch_all(p).await?;
             let drug = sqlx::query_as("SELECT pr.ndc, CAST(SUM(d.administered_ul * pr.strength_mg_per_ml) AS BIGINT) FROM cs_draws d \
                  JOIN cs_lots l ON l.id = d.lot_id JOIN cs_products pr ON pr.id = l.product_id \
-                 WHERE d.encounter_id = $1 AND d.administered_ul > 0 GROUP BY pr.ndc ORDER BY pr.ndc")
+                 JOIN dose_orders o ON o.id = d.dose_order_id \
+                 WHERE o.encounter_id = $1 AND d.administered_ul > 0 GROUP BY pr.ndc ORDER BY pr.ndc")
                 .bind(encounter).fetch_all(p).await?;
             let meds = sqlx::query_as("SELECT name, dose FROM encounter_medications WHERE encounter_id = $1 ORDER BY given_at")
                 .bind(encounter).fetch_all(p).await?;
             (ev, drug, meds)
         });
         let start = events.iter().find(|(k, _)| k == "start").map(|(_, at)| *at);
-        let stop = events.iter().rev().find(|(k, _)| k == "stop").map(|(_, at)| *at);
+        let stop = events
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "stop")
+            .map(|(_, at)| *at);
         let infusion_minutes = match (start, stop) {
             (Some(a), Some(b)) if b > a => Some((b - a) / 60_000_000),
             _ => None,
         };
         // µL × mg/mL is µg; the superbill states mg.
-        let drug = drug.into_iter().next().map(|(ndc, ug)| (ndc, ug as f64 / 1000.0));
+        let drug = drug
+            .into_iter()
+            .next()
+            .map(|(ndc, ug)| (ndc, ug as f64 / 1000.0));
         Ok(EncounterFacts {
             infusion_minutes,
             drug,
@@ -467,7 +500,7 @@ impl Store {
     /// package it sells, and the audit row, in one transaction. A visit is
     /// invoiced once (a second attempt is a conflict naming the invoice).
     pub async fn insert_invoice(&self, inv: &NewInvoice, audit: NewAuditEvent) -> Result<String> {
-        let now = domain::time::now_micros();
+        let now = inv.issued_at;
         Ok(on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             if let Some(a) = &inv.appointment_id {
@@ -525,7 +558,12 @@ impl Store {
     }
 
     /// A clinic's invoices issued in [from, to), newest first.
-    pub async fn invoices_of_clinic(&self, clinic: &str, from: i64, to: i64) -> Result<Vec<Invoice>> {
+    pub async fn invoices_of_clinic(
+        &self,
+        clinic: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Invoice>> {
         Ok(on_pool!(self.read(), p => {
             sqlx::query_as(&format!("SELECT {INVOICE_COLS} WHERE i.clinic_id = $1 AND i.issued_at >= $2 AND i.issued_at < $3 \
                  ORDER BY i.issued_at DESC"))
@@ -537,7 +575,10 @@ impl Store {
     pub async fn invoice_lines(&self, invoices: &[String]) -> Result<Vec<InvoiceLine>> {
         let mut out = vec![];
         for chunk in invoices.chunks(200) {
-            let marks = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let marks = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
             let sql = format!("SELECT invoice_id, seq, kind, service, description, codes, amount_minor, offer_id \
                  FROM invoice_lines WHERE invoice_id IN ({marks}) ORDER BY invoice_id, seq");
             let rows: Vec<InvoiceLine> = on_pool!(self.read(), p => {
@@ -556,7 +597,10 @@ impl Store {
     pub async fn billing_entries(&self, invoices: &[String]) -> Result<Vec<BillingEntry>> {
         let mut out = vec![];
         for chunk in invoices.chunks(200) {
-            let marks = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let marks = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
             let sql = format!("SELECT {ENTRY_COLS} WHERE e.invoice_id IN ({marks}) ORDER BY e.seq");
             let rows: Vec<BillingEntry> = on_pool!(self.read(), p => {
                 let mut q = sqlx::query_as(&sql);
@@ -571,7 +615,12 @@ impl Store {
     }
 
     /// A clinic's entries recorded in [from, to), in order (the day close).
-    pub async fn billing_entries_of_clinic(&self, clinic: &str, from: i64, to: i64) -> Result<Vec<BillingEntry>> {
+    pub async fn billing_entries_of_clinic(
+        &self,
+        clinic: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<BillingEntry>> {
         Ok(on_pool!(self.read(), p => {
             sqlx::query_as(&format!("SELECT {ENTRY_COLS} WHERE e.clinic_id = $1 AND e.at >= $2 AND e.at < $3 ORDER BY e.seq"))
                 .bind(clinic).bind(from).bind(to).fetch_all(p).await?
@@ -580,7 +629,11 @@ impl Store {
 
     /// How often each offer discounted each service for a patient at a
     /// clinic, and the day of their first charge there.
-    pub async fn offer_history(&self, clinic: &str, patient: &str) -> Result<(Vec<(String, String, i64)>, Option<String>)> {
+    pub async fn offer_history(
+        &self,
+        clinic: &str,
+        patient: &str,
+    ) -> Result<(Vec<(String, String, i64)>, Option<String>)> {
         Ok(on_pool!(self.read(), p => {
             let uses = sqlx::query_as("SELECT l.offer_id, l.service, COUNT(*) FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id \
                  WHERE i.clinic_id = $1 AND i.patient_id = $2 AND l.kind = 'discount' AND l.offer_id IS NOT NULL \
@@ -659,7 +712,11 @@ impl Store {
     }
 
     /// Queues e-mails (a statement) with the audit row that says so.
-    pub async fn enqueue_jobs(&self, jobs: &[crate::outbox::NewJob], audit: NewAuditEvent) -> Result<()> {
+    pub async fn enqueue_jobs(
+        &self,
+        jobs: &[crate::outbox::NewJob],
+        audit: NewAuditEvent,
+    ) -> Result<()> {
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             crate::insert_jobs!(tx, jobs)?;
@@ -692,7 +749,12 @@ impl Store {
     /// Closes a package: the refund entries (if any money goes back) and
     /// the package marked refunded, in one transaction; a package refunded
     /// before is a conflict.
-    pub async fn refund_package(&self, package: &str, refunds: &[NewEntry], audit: NewAuditEvent) -> Result<()> {
+    pub async fn refund_package(
+        &self,
+        package: &str,
+        refunds: &[NewEntry],
+        audit: NewAuditEvent,
+    ) -> Result<()> {
         let now = domain::time::now_micros();
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;

@@ -754,6 +754,9 @@ pub struct PastVisit<'a> {
     pub stopped_at: i64,
     pub discharged_at: i64,
     pub discharge_note: &'a str,
+    /// The booked visit it was: type code and name, start and end (written
+    /// as completed).
+    pub appointment: Option<(&'a str, &'a str, i64, i64)>,
 }
 
 impl Store {
@@ -763,6 +766,14 @@ impl Store {
         let nurse = e.by.to_string();
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
+            if let (Some(id), Some((code, name, start, end))) = (&e.appointment_id, v.appointment) {
+                let plan = serde_json::json!({"type_code": code, "start": start, "end": end, "phases": [], "buffer_after_min": 0});
+                sqlx::query("INSERT INTO appointments (id, clinic_id, patient_id, type_code, type_name, starts_at, ends_at, status, \
+                     resource_id, plan, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'completed', $8, $9, $6, $7)")
+                    .bind(id).bind(e.clinic.to_string()).bind(e.patient.to_string()).bind(code).bind(name)
+                    .bind(start).bind(end).bind(&e.resource_id).bind(plan.to_string())
+                    .execute(&mut *tx).await?;
+            }
             sqlx::query("INSERT INTO encounters (id, clinic_id, patient_id, appointment_id, resource_id, plan_id, \
                  plan_version, protocol_id, protocol_version, route, status, opened_by, opened_at, discharged_by, \
                  discharged_at, discharge_note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'discharged', $11, $12, $11, $13, $14)")

@@ -20,11 +20,11 @@ use crate::error::{ApiError, WebError};
 use crate::patients;
 use crate::AppState;
 
+mod billing;
 mod eligibility;
 mod measures;
 mod pretreatment;
 mod scheduling;
-mod billing;
 mod substances;
 mod treatment;
 pub(crate) use scheduling::parse_start;

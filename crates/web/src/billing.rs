@@ -22,8 +22,8 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use store::audit::NewAuditEvent;
 use store::billing::{
-    account_of, BillingEntry, BillingSettings, Invoice, InvoiceLine, NewEntry, NewInvoice,
-    NewLine, NewPackage, Package, PackageProduct, StoredEstimate, StoredOffer, StoredPriceList,
+    account_of, BillingEntry, BillingSettings, Invoice, InvoiceLine, NewEntry, NewInvoice, NewLine,
+    NewPackage, Package, PackageProduct, StoredEstimate, StoredOffer, StoredPriceList,
 };
 
 use crate::auth::Caller;
@@ -148,7 +148,13 @@ fn event(c: &Caller, a: Action, p: Permission, clinic: ClinicId) -> NewAuditEven
     e
 }
 
-fn patient_event(c: &Caller, a: Action, p: Permission, clinic: ClinicId, patient: &str) -> NewAuditEvent {
+fn patient_event(
+    c: &Caller,
+    a: Action,
+    p: Permission,
+    clinic: ClinicId,
+    patient: &str,
+) -> NewAuditEvent {
     c.patient_event(a, p, clinic, patient)
 }
 
@@ -184,7 +190,9 @@ pub fn check_npi(s: &str) -> Result<String, FieldError> {
     }
     let check = (10 - sum % 10) % 10;
     if t.chars().last().and_then(|c| c.to_digit(10)) != Some(check) {
-        return Err(bad("this NPI's check digit is wrong; check it against the NPPES record"));
+        return Err(bad(
+            "this NPI's check digit is wrong; check it against the NPPES record",
+        ));
     }
     Ok(t.to_string())
 }
@@ -199,7 +207,10 @@ pub fn check_tax_id(s: &str) -> Result<String, FieldError> {
     if ok {
         Ok(t.to_string())
     } else {
-        Err(FieldError::new("tax_id", "write the tax id (EIN) as 12-3456789"))
+        Err(FieldError::new(
+            "tax_id",
+            "write the tax id (EIN) as 12-3456789",
+        ))
     }
 }
 
@@ -272,7 +283,10 @@ pub async fn set_prices(state: &AppState, c: &Caller, i: PricesInput) -> Result<
     let from = e.check(date("effective_from", &i.effective_from).map_err(to_field));
     if let Some(d) = &from {
         if *d < p.today() {
-            e.add("effective_from", "a price list starts today or later; past invoices keep their prices");
+            e.add(
+                "effective_from",
+                "a price list starts today or later; past invoices keep their prices",
+            );
         }
     }
     let mut prices = BTreeMap::new();
@@ -299,7 +313,13 @@ pub async fn set_prices(state: &AppState, c: &Caller, i: PricesInput) -> Result<
     }
     if let Some(s) = state.store.billing_settings(&p.id.to_string()).await? {
         if s.currency != list.currency {
-            e.add("currency", format!("this clinic bills in {}; a list in {} would mix currencies", s.currency, list.currency));
+            e.add(
+                "currency",
+                format!(
+                    "this clinic bills in {}; a list in {} would mix currencies",
+                    s.currency, list.currency
+                ),
+            );
         }
     }
     e.into_result()?;
@@ -309,7 +329,8 @@ pub async fn set_prices(state: &AppState, c: &Caller, i: PricesInput) -> Result<
         clinic_id: p.id.to_string(),
         effective_from: list.effective_from.to_string(),
         currency: list.currency.clone(),
-        prices: serde_json::to_string(&list.prices).map_err(|e| WebError::Internal(e.to_string()))?,
+        prices: serde_json::to_string(&list.prices)
+            .map_err(|e| WebError::Internal(e.to_string()))?,
         created_at: now_micros(),
     };
     let mut ev = event(c, Action::BillSettings, Permission::BillManage, p.id);
@@ -323,8 +344,12 @@ pub fn offer_of(o: &StoredOffer) -> Result<Offer, WebError> {
     Ok(Offer {
         id: o.id.clone(),
         name: o.name.clone(),
-        rules: serde_json::from_str(&o.rules).map_err(|_| WebError::Internal("a stored offer is unreadable".into()))?,
-        valid_from: o.valid_from.parse().map_err(|_| WebError::Internal("a stored offer has a bad date".into()))?,
+        rules: serde_json::from_str(&o.rules)
+            .map_err(|_| WebError::Internal("a stored offer is unreadable".into()))?,
+        valid_from: o
+            .valid_from
+            .parse()
+            .map_err(|_| WebError::Internal("a stored offer has a bad date".into()))?,
         valid_to: o.valid_to.as_deref().and_then(|d| d.parse().ok()),
         new_patients_only: o.new_patients_only,
         first_n: o.first_n.map(|n| n as u32),
@@ -415,7 +440,10 @@ pub async fn add_offer(state: &AppState, c: &Caller, i: OfferInput) -> Result<St
         stackable: i.stackable,
     };
     if let Some(ch) = crate::pdf::unprintable(&offer.name) {
-        e.add("name", format!("contains {ch:?}, which a printed invoice cannot show"));
+        e.add(
+            "name",
+            format!("contains {ch:?}, which a printed invoice cannot show"),
+        );
     }
     if from.is_some() {
         if let Err(domain::DomainError::Invalid(v)) = offer.check() {
@@ -429,7 +457,9 @@ pub async fn add_offer(state: &AppState, c: &Caller, i: OfferInput) -> Result<St
     let lists = price_lists_of(state, &p.id.to_string()).await?;
     for r in &offer.rules {
         if let Rule::FixedPrice { service, minor } = r {
-            if let Ok((list, cur)) = bill::price_on(&lists, *service, offer.valid_from.max(p.today())) {
+            if let Ok((list, cur)) =
+                bill::price_on(&lists, *service, offer.valid_from.max(p.today()))
+            {
                 if *minor > list {
                     return Err(invalid(
                         "rules",
@@ -448,7 +478,8 @@ pub async fn add_offer(state: &AppState, c: &Caller, i: OfferInput) -> Result<St
         id: offer.id.clone(),
         clinic_id: p.id.to_string(),
         name: offer.name.clone(),
-        rules: serde_json::to_string(&offer.rules).map_err(|e| WebError::Internal(e.to_string()))?,
+        rules: serde_json::to_string(&offer.rules)
+            .map_err(|e| WebError::Internal(e.to_string()))?,
         valid_from: offer.valid_from.to_string(),
         valid_to: offer.valid_to.map(|d| d.to_string()),
         new_patients_only: offer.new_patients_only,
@@ -471,13 +502,23 @@ fn to_field(e: WebError) -> FieldError {
     }
 }
 
-pub async fn set_offer_active(state: &AppState, c: &Caller, clinic: &str, id: &str, active: bool) -> Result<(), WebError> {
+pub async fn set_offer_active(
+    state: &AppState,
+    c: &Caller,
+    clinic: &str,
+    id: &str,
+    active: bool,
+) -> Result<(), WebError> {
     let p = place(state, c, Permission::BillManage, clinic).await?;
     let mut ev = event(c, Action::BillSettings, Permission::BillManage, p.id);
     ev.object_type = Some("offer".into());
     ev.object_id = Some(id.to_string());
     ev.detail = Some(if active { "resumed" } else { "ended" }.into());
-    if !state.store.set_offer_active(&p.id.to_string(), id, active, ev).await? {
+    if !state
+        .store
+        .set_offer_active(&p.id.to_string(), id, active, ev)
+        .await?
+    {
         return Err(WebError::NotFound);
     }
     Ok(())
@@ -494,7 +535,11 @@ pub struct PackageProductInput {
     pub valid_days: Option<u32>,
 }
 
-pub async fn add_package_product(state: &AppState, c: &Caller, i: PackageProductInput) -> Result<String, WebError> {
+pub async fn add_package_product(
+    state: &AppState,
+    c: &Caller,
+    i: PackageProductInput,
+) -> Result<String, WebError> {
     let p = place(state, c, Permission::BillManage, &i.clinic_id).await?;
     let mut e = domain::error::Errors::new();
     let name = e.check(text("name", &i.name, 120, true).map_err(to_field));
@@ -507,11 +552,17 @@ pub async fn add_package_product(state: &AppState, c: &Caller, i: PackageProduct
     }
     let price = e.check(bill::parse_amount("price", &i.price));
     if i.valid_days.is_some_and(|d| !(1..=1100).contains(&d)) {
-        e.add("valid_days", "a package is valid for 1 to 1100 days, or leave it empty");
+        e.add(
+            "valid_days",
+            "a package is valid for 1 to 1100 days, or leave it empty",
+        );
     }
     let settings = state.store.billing_settings(&p.id.to_string()).await?;
     if settings.is_none() {
-        e.add("clinic_id", "set the clinic's billing details (currency, NPI, tax id) first");
+        e.add(
+            "clinic_id",
+            "set the clinic's billing details (currency, NPI, tax id) first",
+        );
     }
     e.into_result()?;
     let k = PackageProduct {
@@ -534,7 +585,11 @@ pub async fn add_package_product(state: &AppState, c: &Caller, i: PackageProduct
 
 // ---- Invoices ----------------------------------------------------------------
 
-async fn history(state: &AppState, clinic: &str, patient: &str) -> Result<PatientHistory, WebError> {
+async fn history(
+    state: &AppState,
+    clinic: &str,
+    patient: &str,
+) -> Result<PatientHistory, WebError> {
     let (uses, first) = state.store.offer_history(clinic, patient).await?;
     let mut h = PatientHistory {
         first_charge: first.and_then(|d| d.parse().ok()),
@@ -585,7 +640,25 @@ fn priced(
 /// codes, the drug given and each rescue medicine; a late cancellation or a
 /// no-show at the fee; the offers' savings as lines of their own. A free
 /// service with nothing else is not invoiced.
-pub async fn invoice_visit(state: &AppState, c: &Caller, appointment: &str) -> Result<String, WebError> {
+pub async fn invoice_visit(
+    state: &AppState,
+    c: &Caller,
+    appointment: &str,
+) -> Result<String, WebError> {
+    invoice_visit_at(state, c, appointment, None, now_micros()).await
+}
+
+/// [`invoice_visit`] issued at `at` (the demo's month of history); `offer`
+/// names an offer the patient asks for: if it does not apply (ended,
+/// outside its dates, not a new patient, used up) the answer says why and
+/// nothing is invoiced.
+pub async fn invoice_visit_at(
+    state: &AppState,
+    c: &Caller,
+    appointment: &str,
+    offer: Option<&str>,
+    at: i64,
+) -> Result<String, WebError> {
     let v = state
         .store
         .visit_for_billing(appointment.trim())
@@ -593,11 +666,14 @@ pub async fn invoice_visit(state: &AppState, c: &Caller, appointment: &str) -> R
         .ok_or(WebError::NotFound)?;
     let clinic: ClinicId = v.clinic_id.parse().map_err(|_| WebError::NotFound)?;
     if !c.may(Permission::BillCharge, clinic) {
-        return Err(if c.may(Permission::BillRead, clinic) {
-            WebError::Forbidden
-        } else {
-            WebError::NotFound
-        });
+        // Staff of the clinic are told no; anyone else learns nothing.
+        return Err(
+            if c.may(Permission::BillRead, clinic) || c.may(Permission::PatientRead, clinic) {
+                WebError::Forbidden
+            } else {
+                WebError::NotFound
+            },
+        );
     }
     let p = place(state, c, Permission::BillCharge, &v.clinic_id).await?;
     let lists = price_lists_of(state, &v.clinic_id).await?;
@@ -608,9 +684,32 @@ pub async fn invoice_visit(state: &AppState, c: &Caller, appointment: &str) -> R
     let attended = v.status == "completed";
     let currency;
     if attended {
-        let service = Service::of_appointment(&v.type_code).ok_or_else(|| {
-            WebError::Conflict(format!("{} visits are not billed", v.type_name))
-        })?;
+        let service = Service::of_appointment(&v.type_code)
+            .ok_or_else(|| WebError::Conflict(format!("{} visits are not billed", v.type_name)))?;
+        if let Some(id) = offer.map(str::trim).filter(|s| !s.is_empty()) {
+            let all = state.store.offers(&v.clinic_id).await?;
+            let o = all
+                .iter()
+                .find(|o| o.id == id)
+                .ok_or_else(|| invalid("offer_id", "no such offer at this clinic"))?;
+            if !o.active {
+                return Err(invalid("offer_id", format!("{} has ended", o.name)));
+            }
+            let o = offer_of(o)?;
+            if let Some(why) = o.refusal(day, &h, service) {
+                return Err(invalid("offer_id", why));
+            }
+            if !o.rules.iter().any(|r| r.service() == service) {
+                return Err(invalid(
+                    "offer_id",
+                    format!(
+                        "{} has no rule for {}",
+                        o.name,
+                        service.label().to_lowercase()
+                    ),
+                ));
+            }
+        }
         let facts = match &v.encounter_id {
             Some(e) => state.store.encounter_facts(e).await?,
             None => Default::default(),
@@ -620,7 +719,16 @@ pub async fn invoice_visit(state: &AppState, c: &Caller, appointment: &str) -> R
             minutes: (v.ends_at - v.starts_at) / 60_000_000,
             drug: facts.drug.clone(),
         };
-        currency = priced(&lists, &offers, service, v.type_name.clone(), &bill::codes(service, &vf), day, &mut h, &mut lines)?;
+        currency = priced(
+            &lists,
+            &offers,
+            service,
+            v.type_name.clone(),
+            &bill::codes(service, &vf),
+            day,
+            &mut h,
+            &mut lines,
+        )?;
         for (name, dose) in &facts.medications {
             priced(
                 &lists,
@@ -643,14 +751,36 @@ pub async fn invoice_visit(state: &AppState, c: &Caller, appointment: &str) -> R
                 "only an attended, late-cancelled or missed visit is invoiced".into(),
             ));
         };
-        currency = priced(&lists, &offers, fee, format!("{} ({})", fee.label(), v.type_name), &[], day, &mut h, &mut lines)?;
+        currency = priced(
+            &lists,
+            &offers,
+            fee,
+            format!("{} ({})", fee.label(), v.type_name),
+            &[],
+            day,
+            &mut h,
+            &mut lines,
+        )?;
     }
     let total: i64 = lines
         .iter()
-        .map(|l| if l.kind == EntryKind::Charge { l.minor } else { -l.minor })
+        .map(|l| {
+            if l.kind == EntryKind::Charge {
+                l.minor
+            } else {
+                -l.minor
+            }
+        })
         .sum();
-    if total == 0 && lines.iter().all(|l| l.kind != EntryKind::Charge || l.minor == 0) {
-        return Err(WebError::Conflict(format!("{} is free: nothing to invoice", v.type_name)));
+    if total == 0
+        && lines
+            .iter()
+            .all(|l| l.kind != EntryKind::Charge || l.minor == 0)
+    {
+        return Err(WebError::Conflict(format!(
+            "{} is free: nothing to invoice",
+            v.type_name
+        )));
     }
     let by = c.user_id().ok_or(WebError::Forbidden)?.to_string();
     let inv = NewInvoice {
@@ -662,19 +792,50 @@ pub async fn invoice_visit(state: &AppState, c: &Caller, appointment: &str) -> R
         currency,
         service_date: day.to_string(),
         issued_by: by,
+        issued_at: at,
         lines,
         package: None,
     };
-    let ev = patient_event(c, Action::BillInvoice, Permission::BillCharge, clinic, &v.patient_id);
-    state.store.insert_invoice(&inv, ev).await.map_err(WebError::from)?;
+    let ev = patient_event(
+        c,
+        Action::BillInvoice,
+        Permission::BillCharge,
+        clinic,
+        &v.patient_id,
+    );
+    state
+        .store
+        .insert_invoice(&inv, ev)
+        .await
+        .map_err(WebError::from)?;
     Ok(inv.id)
 }
 
 /// Sells a package: its invoice (paid like any other) and the package itself.
-pub async fn sell_package(state: &AppState, c: &Caller, patient: &str, product: &str) -> Result<String, WebError> {
+pub async fn sell_package(
+    state: &AppState,
+    c: &Caller,
+    patient: &str,
+    product: &str,
+) -> Result<String, WebError> {
+    sell_package_at(state, c, patient, product, now_micros()).await
+}
+
+/// [`sell_package`] sold at `at` (the demo's history).
+pub async fn sell_package_at(
+    state: &AppState,
+    c: &Caller,
+    patient: &str,
+    product: &str,
+    at: i64,
+) -> Result<String, WebError> {
     let pid: PatientId = patient.parse().map_err(|_| WebError::NotFound)?;
     let clinics = c.require_any(Permission::BillCharge)?;
-    let rec = state.store.patient(pid, &clinics).await?.ok_or(WebError::NotFound)?;
+    let rec = state
+        .store
+        .patient(pid, &clinics)
+        .await?
+        .ok_or(WebError::NotFound)?;
     let k = state
         .store
         .package_products(&rec.clinic_id.to_string())
@@ -683,7 +844,7 @@ pub async fn sell_package(state: &AppState, c: &Caller, patient: &str, product: 
         .find(|k| k.id == product.trim() && k.active)
         .ok_or_else(|| invalid("product_id", "choose a package this clinic sells"))?;
     let p = place(state, c, Permission::BillCharge, &rec.clinic_id.to_string()).await?;
-    let today = p.today();
+    let today = p.date_of(at);
     let expires = k
         .valid_days
         .and_then(|d| today.checked_add(jiff::Span::new().days(d)).ok())
@@ -699,6 +860,7 @@ pub async fn sell_package(state: &AppState, c: &Caller, patient: &str, product: 
         currency: k.currency.clone(),
         service_date: today.to_string(),
         issued_by: by,
+        issued_at: at,
         lines: vec![NewLine {
             kind: EntryKind::Charge,
             service: k.service.clone(),
@@ -717,7 +879,13 @@ pub async fn sell_package(state: &AppState, c: &Caller, patient: &str, product: 
             expires_on: expires,
         }),
     };
-    let mut ev = patient_event(c, Action::BillPackage, Permission::BillCharge, rec.clinic_id, patient);
+    let mut ev = patient_event(
+        c,
+        Action::BillPackage,
+        Permission::BillCharge,
+        rec.clinic_id,
+        patient,
+    );
     ev.detail = Some(format!("sold {}", k.name));
     state.store.insert_invoice(&inv, ev).await?;
     Ok(inv.id)
@@ -739,12 +907,20 @@ pub struct InvoiceView {
     pub refundable: Vec<(String, i64)>,
 }
 
-fn view_of(invoice: Invoice, lines: Vec<InvoiceLine>, entries: Vec<BillingEntry>) -> Result<InvoiceView, WebError> {
+fn view_of(
+    invoice: Invoice,
+    lines: Vec<InvoiceLine>,
+    entries: Vec<BillingEntry>,
+) -> Result<InvoiceView, WebError> {
     let (a, pos) = account_of(&lines, &entries, &invoice.currency)?;
     let refundable = entries
         .iter()
         .filter(|e| e.kind == "payment")
-        .filter_map(|e| pos.iter().find(|(id, _)| *id == e.id).map(|(id, p)| (id.clone(), a.refundable(*p))))
+        .filter_map(|e| {
+            pos.iter()
+                .find(|(id, _)| *id == e.id)
+                .map(|(id, p)| (id.clone(), a.refundable(*p)))
+        })
         .collect();
     Ok(InvoiceView {
         charged: a.charged,
@@ -762,7 +938,11 @@ fn view_of(invoice: Invoice, lines: Vec<InvoiceLine>, entries: Vec<BillingEntry>
 
 /// Reads an invoice the caller may see (billing readers of its clinic), audited.
 pub async fn invoice(state: &AppState, c: &Caller, id: &str) -> Result<InvoiceView, WebError> {
-    let inv = state.store.invoice(id.trim()).await?.ok_or(WebError::NotFound)?;
+    let inv = state
+        .store
+        .invoice(id.trim())
+        .await?
+        .ok_or(WebError::NotFound)?;
     let clinic: ClinicId = inv.clinic_id.parse().map_err(|_| WebError::NotFound)?;
     if !c.may(Permission::BillRead, clinic) {
         return Err(WebError::NotFound);
@@ -770,7 +950,13 @@ pub async fn invoice(state: &AppState, c: &Caller, id: &str) -> Result<InvoiceVi
     let ids = vec![inv.id.clone()];
     let lines = state.store.invoice_lines(&ids).await?;
     let entries = state.store.billing_entries(&ids).await?;
-    let mut ev = patient_event(c, Action::BillRead, Permission::BillRead, clinic, &inv.patient_id);
+    let mut ev = patient_event(
+        c,
+        Action::BillRead,
+        Permission::BillRead,
+        clinic,
+        &inv.patient_id,
+    );
     ev.object_type = Some("invoice".into());
     ev.object_id = Some(inv.id.clone());
     state.store.audit(vec![ev]).await?;
@@ -790,12 +976,24 @@ pub struct PaymentInput {
     /// Send the receipt to the patient's e-mail.
     #[serde(default)]
     pub email_receipt: bool,
+    /// When it was taken, if not now (the demo's history; never from a request).
+    #[serde(skip)]
+    pub at: Option<i64>,
 }
 
 /// Takes a payment against an invoice.
-pub async fn pay(state: &AppState, c: &Caller, invoice_id: &str, i: PaymentInput) -> Result<(), WebError> {
+pub async fn pay(
+    state: &AppState,
+    c: &Caller,
+    invoice_id: &str,
+    i: PaymentInput,
+) -> Result<(), WebError> {
     let v = invoice(state, c, invoice_id).await?;
-    let clinic: ClinicId = v.invoice.clinic_id.parse().map_err(|_| WebError::NotFound)?;
+    let clinic: ClinicId = v
+        .invoice
+        .clinic_id
+        .parse()
+        .map_err(|_| WebError::NotFound)?;
     c.require(Permission::BillCharge, clinic)?;
     let method = Method::parse("method", &i.method)?;
     let reference = text("reference", &i.reference, 80, method.needs_reference())?;
@@ -811,7 +1009,13 @@ pub async fn pay(state: &AppState, c: &Caller, invoice_id: &str, i: PaymentInput
             .lines
             .iter()
             .filter(|l| l.service == k.service)
-            .map(|l| if l.kind == "charge" { l.amount_minor } else { -l.amount_minor })
+            .map(|l| {
+                if l.kind == "charge" {
+                    l.amount_minor
+                } else {
+                    -l.amount_minor
+                }
+            })
             .sum();
         let amount = if i.amount.trim().is_empty() {
             covered.min(v.balance)
@@ -821,7 +1025,11 @@ pub async fn pay(state: &AppState, c: &Caller, invoice_id: &str, i: PaymentInput
         if amount > covered {
             return Err(invalid(
                 "amount",
-                format!("one session of {} covers at most {}", k.name, fmt_money(covered, &v.invoice.currency)),
+                format!(
+                    "one session of {} covers at most {}",
+                    k.name,
+                    fmt_money(covered, &v.invoice.currency)
+                ),
             ));
         }
         (amount, Some(k.id))
@@ -839,13 +1047,23 @@ pub async fn pay(state: &AppState, c: &Caller, invoice_id: &str, i: PaymentInput
         refund_of: None,
         package_id,
         reason: None,
-        at: now_micros(),
+        at: i.at.unwrap_or_else(now_micros),
         recorded_by: c.user_id().ok_or(WebError::Forbidden)?.to_string(),
     };
-    let mut ev = patient_event(c, Action::BillPayment, Permission::BillCharge, clinic, &v.invoice.patient_id);
+    let mut ev = patient_event(
+        c,
+        Action::BillPayment,
+        Permission::BillCharge,
+        clinic,
+        &v.invoice.patient_id,
+    );
     ev.object_type = Some("invoice".into());
     ev.object_id = Some(v.invoice.id.clone());
-    ev.detail = Some(format!("{} {}", method.as_str(), fmt_money(minor, &v.invoice.currency)));
+    ev.detail = Some(format!(
+        "{} {}",
+        method.as_str(),
+        fmt_money(minor, &v.invoice.currency)
+    ));
     let jobs = if i.email_receipt {
         crate::outbox::receipt_jobs(&v.invoice.id, &e.id, clinic)
     } else {
@@ -863,9 +1081,18 @@ pub struct RefundInput {
 }
 
 /// Returns money from one payment (never more than it still holds).
-pub async fn refund(state: &AppState, c: &Caller, invoice_id: &str, i: RefundInput) -> Result<(), WebError> {
+pub async fn refund(
+    state: &AppState,
+    c: &Caller,
+    invoice_id: &str,
+    i: RefundInput,
+) -> Result<(), WebError> {
     let v = invoice(state, c, invoice_id).await?;
-    let clinic: ClinicId = v.invoice.clinic_id.parse().map_err(|_| WebError::NotFound)?;
+    let clinic: ClinicId = v
+        .invoice
+        .clinic_id
+        .parse()
+        .map_err(|_| WebError::NotFound)?;
     c.require(Permission::BillManage, clinic)?;
     let pay = v
         .entries
@@ -888,7 +1115,13 @@ pub async fn refund(state: &AppState, c: &Caller, invoice_id: &str, i: RefundInp
         at: now_micros(),
         recorded_by: c.user_id().ok_or(WebError::Forbidden)?.to_string(),
     };
-    let mut ev = patient_event(c, Action::BillRefund, Permission::BillManage, clinic, &v.invoice.patient_id);
+    let mut ev = patient_event(
+        c,
+        Action::BillRefund,
+        Permission::BillManage,
+        clinic,
+        &v.invoice.patient_id,
+    );
     ev.object_type = Some("invoice".into());
     ev.object_id = Some(v.invoice.id.clone());
     state.store.record_billing_entry(&e, &[], ev).await?;
@@ -902,9 +1135,18 @@ pub struct CreditInput {
 }
 
 /// A credit note: lowers what is owed (never below what was paid).
-pub async fn credit(state: &AppState, c: &Caller, invoice_id: &str, i: CreditInput) -> Result<(), WebError> {
+pub async fn credit(
+    state: &AppState,
+    c: &Caller,
+    invoice_id: &str,
+    i: CreditInput,
+) -> Result<(), WebError> {
     let v = invoice(state, c, invoice_id).await?;
-    let clinic: ClinicId = v.invoice.clinic_id.parse().map_err(|_| WebError::NotFound)?;
+    let clinic: ClinicId = v
+        .invoice
+        .clinic_id
+        .parse()
+        .map_err(|_| WebError::NotFound)?;
     c.require(Permission::BillManage, clinic)?;
     let minor = bill::parse_amount("amount", &i.amount)?;
     let reason = text("reason", &i.reason, 500, true)?;
@@ -922,7 +1164,13 @@ pub async fn credit(state: &AppState, c: &Caller, invoice_id: &str, i: CreditInp
         at: now_micros(),
         recorded_by: c.user_id().ok_or(WebError::Forbidden)?.to_string(),
     };
-    let mut ev = patient_event(c, Action::BillCredit, Permission::BillManage, clinic, &v.invoice.patient_id);
+    let mut ev = patient_event(
+        c,
+        Action::BillCredit,
+        Permission::BillManage,
+        clinic,
+        &v.invoice.patient_id,
+    );
     ev.object_type = Some("invoice".into());
     ev.object_id = Some(v.invoice.id.clone());
     state.store.record_billing_entry(&e, &[], ev).await?;
@@ -932,8 +1180,17 @@ pub async fn credit(state: &AppState, c: &Caller, invoice_id: &str, i: CreditInp
 /// Closes a package under the clinic's policy: the unused sessions at the
 /// price per session paid, less the clinic's refund fee, returned against
 /// the package's payments (newest first); never more than was paid.
-pub async fn refund_package(state: &AppState, c: &Caller, package_id: &str, reason: &str) -> Result<i64, WebError> {
-    let k = state.store.package(package_id.trim()).await?.ok_or(WebError::NotFound)?;
+pub async fn refund_package(
+    state: &AppState,
+    c: &Caller,
+    package_id: &str,
+    reason: &str,
+) -> Result<i64, WebError> {
+    let k = state
+        .store
+        .package(package_id.trim())
+        .await?
+        .ok_or(WebError::NotFound)?;
     let clinic: ClinicId = k.clinic_id.parse().map_err(|_| WebError::NotFound)?;
     if !c.may(Permission::BillRead, clinic) {
         return Err(WebError::NotFound);
@@ -941,7 +1198,9 @@ pub async fn refund_package(state: &AppState, c: &Caller, package_id: &str, reas
     c.require(Permission::BillManage, clinic)?;
     let reason = text("reason", reason, 500, true)?;
     if k.refunded_at.is_some() {
-        return Err(WebError::Conflict("this package was refunded already".into()));
+        return Err(WebError::Conflict(
+            "this package was refunded already".into(),
+        ));
     }
     let fee = state
         .store
@@ -979,10 +1238,21 @@ pub async fn refund_package(state: &AppState, c: &Caller, package_id: &str, reas
         });
         left -= take;
     }
-    let mut ev = patient_event(c, Action::BillRefund, Permission::BillManage, clinic, &k.patient_id);
+    let mut ev = patient_event(
+        c,
+        Action::BillRefund,
+        Permission::BillManage,
+        clinic,
+        &k.patient_id,
+    );
     ev.object_type = Some("package".into());
     ev.object_id = Some(k.id.clone());
-    ev.detail = Some(format!("{} of {} unused; refunded {}", k.sessions - k.used, k.sessions, fmt_money(due - left, &k.currency)));
+    ev.detail = Some(format!(
+        "{} of {} unused; refunded {}",
+        k.sessions - k.used,
+        k.sessions,
+        fmt_money(due - left, &k.currency)
+    ));
     state.store.refund_package(&k.id, &refunds, ev).await?;
     Ok(due - left)
 }
@@ -1002,10 +1272,18 @@ pub struct PatientAccount {
 }
 
 /// A patient's invoices, packages and estimates, audited as one read.
-pub async fn account(state: &AppState, c: &Caller, patient: &str) -> Result<PatientAccount, WebError> {
+pub async fn account(
+    state: &AppState,
+    c: &Caller,
+    patient: &str,
+) -> Result<PatientAccount, WebError> {
     let pid: PatientId = patient.trim().parse().map_err(|_| WebError::NotFound)?;
     let clinics = c.require_any(Permission::BillRead)?;
-    let rec = state.store.patient(pid, &clinics).await?.ok_or(WebError::NotFound)?;
+    let rec = state
+        .store
+        .patient(pid, &clinics)
+        .await?
+        .ok_or(WebError::NotFound)?;
     let p = place(state, c, Permission::BillRead, &rec.clinic_id.to_string()).await?;
     let invs = state.store.invoices_of_patient(patient.trim()).await?;
     let ids: Vec<String> = invs.iter().map(|i| i.id.clone()).collect();
@@ -1031,26 +1309,43 @@ pub async fn account(state: &AppState, c: &Caller, patient: &str) -> Result<Pati
         .await?
         .map(|s| s.currency)
         .unwrap_or_else(|| "USD".into());
-    let balance = invoices.iter().filter(|v| v.invoice.currency == currency).map(|v| v.balance).sum();
+    let balance = invoices
+        .iter()
+        .filter(|v| v.invoice.currency == currency)
+        .map(|v| v.balance)
+        .sum();
     let uninvoiced = state
         .store
         .visits_to_invoice(&rec.clinic_id.to_string(), 0, i64::MAX)
         .await?
         .into_iter()
         .filter(|v| v.patient_id == patient.trim())
-        .filter(|v| v.status != "completed" || Service::of_appointment(&v.type_code).is_some_and(|s| s != Service::Consultation))
+        .filter(|v| {
+            v.status != "completed"
+                || Service::of_appointment(&v.type_code).is_some_and(|s| s != Service::Consultation)
+        })
         .map(|v| {
             let what = match v.status.as_str() {
                 "no_show" => "missed",
                 "cancelled" => "cancelled late",
                 _ => "attended",
             };
-            (v.appointment_id, p.when(v.starts_at), format!("{} ({what})", v.type_name))
+            (
+                v.appointment_id,
+                p.when(v.starts_at),
+                format!("{} ({what})", v.type_name),
+            )
         })
         .collect();
     let packages = state.store.packages_of_patient(patient.trim()).await?;
     let estimates = state.store.estimates_of_patient(patient.trim()).await?;
-    let mut ev = patient_event(c, Action::BillRead, Permission::BillRead, rec.clinic_id, patient.trim());
+    let mut ev = patient_event(
+        c,
+        Action::BillRead,
+        Permission::BillRead,
+        rec.clinic_id,
+        patient.trim(),
+    );
     ev.detail = Some("account".into());
     state.store.audit(vec![ev]).await?;
     Ok(PatientAccount {
@@ -1068,10 +1363,19 @@ pub async fn account(state: &AppState, c: &Caller, patient: &str) -> Result<Pati
 
 /// Prices a proposed course for a patient at today's prices and the offers
 /// they would get, and keeps it (the patient sees it before consenting).
-pub async fn make_estimate(state: &AppState, c: &Caller, patient: &str, i: EstimateInput) -> Result<StoredEstimate, WebError> {
+pub async fn make_estimate(
+    state: &AppState,
+    c: &Caller,
+    patient: &str,
+    i: EstimateInput,
+) -> Result<StoredEstimate, WebError> {
     let pid: PatientId = patient.trim().parse().map_err(|_| WebError::NotFound)?;
     let clinics = c.require_any(Permission::BillCharge)?;
-    let rec = state.store.patient(pid, &clinics).await?.ok_or(WebError::NotFound)?;
+    let rec = state
+        .store
+        .patient(pid, &clinics)
+        .await?
+        .ok_or(WebError::NotFound)?;
     let clinic = rec.clinic_id.to_string();
     let p = place(state, c, Permission::BillCharge, &clinic).await?;
     let lists = price_lists_of(state, &clinic).await?;
@@ -1089,7 +1393,13 @@ pub async fn make_estimate(state: &AppState, c: &Caller, patient: &str, i: Estim
         created_by: c.user_id().ok_or(WebError::Forbidden)?.to_string(),
         created_at: now_micros(),
     };
-    let mut ev = patient_event(c, Action::BillEstimate, Permission::BillCharge, rec.clinic_id, patient.trim());
+    let mut ev = patient_event(
+        c,
+        Action::BillEstimate,
+        Permission::BillCharge,
+        rec.clinic_id,
+        patient.trim(),
+    );
     ev.object_type = Some("estimate".into());
     ev.object_id = Some(s.id.clone());
     state.store.insert_estimate(&s, ev).await?;
@@ -1149,11 +1459,25 @@ impl From<EstimateJson> for Estimate {
 /// invoices of care; fees and packages are not claimable): practice
 /// details, patient, dates of service, codes with units and charges, the
 /// diagnoses from the assessment, and what was paid.
-pub async fn superbill(state: &AppState, c: &Caller, patient: &str, from: &str, to: &str) -> Result<Vec<u8>, WebError> {
+pub async fn superbill(
+    state: &AppState,
+    c: &Caller,
+    patient: &str,
+    from: &str,
+    to: &str,
+) -> Result<Vec<u8>, WebError> {
     let a = account(state, c, patient).await?;
     let clinic: ClinicId = a.clinic_id.parse().map_err(|_| WebError::NotFound)?;
-    let from = if from.trim().is_empty() { None } else { Some(date("from", from)?) };
-    let to = if to.trim().is_empty() { None } else { Some(date("to", to)?) };
+    let from = if from.trim().is_empty() {
+        None
+    } else {
+        Some(date("from", from)?)
+    };
+    let to = if to.trim().is_empty() {
+        None
+    } else {
+        Some(date("to", to)?)
+    };
     if let (Some(f), Some(t)) = (from, to) {
         if t < f {
             return Err(invalid("to", "the period ends before it starts"));
@@ -1163,7 +1487,11 @@ pub async fn superbill(state: &AppState, c: &Caller, patient: &str, from: &str, 
         WebError::Conflict("the clinic's billing details (NPI, tax id) are not set; an admin sets them under Billing".into())
     })?;
     let pid: PatientId = patient.trim().parse().map_err(|_| WebError::NotFound)?;
-    let rec = state.store.patient(pid, &[clinic]).await?.ok_or(WebError::NotFound)?;
+    let rec = state
+        .store
+        .patient(pid, &[clinic])
+        .await?
+        .ok_or(WebError::NotFound)?;
     let clinic_row = state.store.clinic(clinic).await?;
     let visits: Vec<&InvoiceView> = a
         .invoices
@@ -1178,7 +1506,13 @@ pub async fn superbill(state: &AppState, c: &Caller, patient: &str, from: &str, 
         return Err(invalid("from", "no visits were invoiced in this period"));
     }
     let diagnoses = diagnoses_of(state, pid).await?;
-    let mut ev = patient_event(c, Action::BillPrint, Permission::BillRead, clinic, patient.trim());
+    let mut ev = patient_event(
+        c,
+        Action::BillPrint,
+        Permission::BillRead,
+        clinic,
+        patient.trim(),
+    );
     ev.detail = Some(format!("superbill of {} visits", visits.len()));
     state.store.audit(vec![ev]).await?;
     superbill_pdf(&settings, &clinic_row, &rec, &visits, &diagnoses)
@@ -1206,7 +1540,10 @@ fn superbill_pdf(
     use crate::pdf::Block;
     let k = &clinic.settings;
     let d = &rec.details;
-    let cur = visits.first().map(|v| v.invoice.currency.clone()).unwrap_or_default();
+    let cur = visits
+        .first()
+        .map(|v| v.invoice.currency.clone())
+        .unwrap_or_default();
     let mut b = vec![
         Block::title("Superbill"),
         Block::small("A statement of services for the patient to claim from their insurer out of network. Codes are CPT and HCPCS Level II; diagnoses are ICD-10-CM."),
@@ -1234,13 +1571,20 @@ fn superbill_pdf(
         b.push(Block::body("None recorded in the assessment."));
     }
     for (i, (code, label)) in diagnoses.iter().enumerate() {
-        b.push(Block::body(&format!("{}. {code}  {label}", (b'A' + i as u8) as char)));
+        b.push(Block::body(&format!(
+            "{}. {code}  {label}",
+            (b'A' + i as u8) as char
+        )));
     }
     b.push(Block::heading("Services"));
-    b.push(Block::small("Date of service | Code | Units | NDC | Description | Charge"));
+    b.push(Block::small(
+        "Date of service | Code | Units | NDC | Description | Charge",
+    ));
     let mut total_charged = 0;
     let mut total_paid = 0;
-    let dx: String = (0..diagnoses.len().min(4)).map(|i| (b'A' + i as u8) as char).collect();
+    let dx: String = (0..diagnoses.len().min(4))
+        .map(|i| (b'A' + i as u8) as char)
+        .collect();
     for v in visits {
         for l in v.lines.iter().filter(|l| l.kind == "charge") {
             let codes: Vec<bill::Code> = serde_json::from_str(&l.codes).unwrap_or_default();
@@ -1253,8 +1597,16 @@ fn superbill_pdf(
                     code.units,
                     code.ndc.clone().unwrap_or_else(|| "-".into()),
                     code.words,
-                    if i == 0 { fmt_money(charge, &cur) } else { "included".into() },
-                    if dx.is_empty() { String::new() } else { format!(" | Dx {dx}") }
+                    if i == 0 {
+                        fmt_money(charge, &cur)
+                    } else {
+                        "included".into()
+                    },
+                    if dx.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" | Dx {dx}")
+                    }
                 )));
             }
         }
@@ -1281,8 +1633,11 @@ fn superbill_pdf(
             )));
         }
     }
-    crate::pdf::render(&b, &format!("Superbill, {} {}", s.legal_name, d.family_name))
-        .map_err(WebError::Internal)
+    crate::pdf::render(
+        &b,
+        &format!("Superbill, {} {}", s.legal_name, d.family_name),
+    )
+    .map_err(WebError::Internal)
 }
 
 // ---- Day close and reports ----------------------------------------------------
@@ -1298,12 +1653,24 @@ pub struct DayClose {
 }
 
 /// Takings of a day at a clinic by payment method (refunds netted).
-pub async fn day_close(state: &AppState, c: &Caller, clinic: &str, day: &str) -> Result<DayClose, WebError> {
+pub async fn day_close(
+    state: &AppState,
+    c: &Caller,
+    clinic: &str,
+    day: &str,
+) -> Result<DayClose, WebError> {
     let p = place(state, c, Permission::BillRead, clinic).await?;
-    let d = if day.trim().is_empty() { p.today() } else { date("date", day)? };
+    let d = if day.trim().is_empty() {
+        p.today()
+    } else {
+        date("date", day)?
+    };
     let from = p.start_of(d);
     let to = p.start_of(d.tomorrow().map_err(|_| invalid("date", "out of range"))?);
-    let entries = state.store.billing_entries_of_clinic(&p.id.to_string(), from, to).await?;
+    let entries = state
+        .store
+        .billing_entries_of_clinic(&p.id.to_string(), from, to)
+        .await?;
     let mut by: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
     let mut credits = 0;
     for e in &entries {
@@ -1321,12 +1688,17 @@ pub async fn day_close(state: &AppState, c: &Caller, clinic: &str, day: &str) ->
     let methods: Vec<_> = by
         .into_iter()
         .map(|(m, (pay, refund, n))| {
-            let label = Method::parse("m", &m).map(|m| m.label().to_string()).unwrap_or(m);
+            let label = Method::parse("m", &m)
+                .map(|m| m.label().to_string())
+                .unwrap_or(m);
             (label, pay, refund, pay - refund, n)
         })
         .collect();
     let total = methods.iter().map(|m| m.3).sum();
-    let currency = entries.first().map(|e| e.currency.clone()).unwrap_or_else(|| "USD".into());
+    let currency = entries
+        .first()
+        .map(|e| e.currency.clone())
+        .unwrap_or_else(|| "USD".into());
     let mut ev = event(c, Action::BillRead, Permission::BillRead, p.id);
     ev.detail = Some(format!("day close {d}"));
     state.store.audit(vec![ev]).await?;
@@ -1358,10 +1730,20 @@ pub struct Reports {
 
 /// Revenue by service, the cost of offers, the outstanding package
 /// liability, and receivables by age, for invoices issued in [from, to].
-pub async fn reports(state: &AppState, c: &Caller, clinic: &str, from: &str, to: &str) -> Result<Reports, WebError> {
+pub async fn reports(
+    state: &AppState,
+    c: &Caller,
+    clinic: &str,
+    from: &str,
+    to: &str,
+) -> Result<Reports, WebError> {
     let p = place(state, c, Permission::BillRead, clinic).await?;
     let today = p.today();
-    let to_d = if to.trim().is_empty() { today } else { date("to", to)? };
+    let to_d = if to.trim().is_empty() {
+        today
+    } else {
+        date("to", to)?
+    };
     let from_d = if from.trim().is_empty() {
         to_d.checked_sub(jiff::Span::new().days(30)).unwrap_or(to_d)
     } else {
@@ -1403,15 +1785,26 @@ pub async fn reports(state: &AppState, c: &Caller, clinic: &str, from: &str, to:
         currency = inv.currency.clone();
         if in_period.contains(inv.id.as_str()) {
             for line in &l {
-                let label = Service::parse("s", &line.service).map(|s| s.label().to_string()).unwrap_or(line.service.clone());
-                let label = if inv.kind == "package" { format!("Packages ({label})") } else { label };
+                let label = Service::parse("s", &line.service)
+                    .map(|s| s.label().to_string())
+                    .unwrap_or(line.service.clone());
+                let label = if inv.kind == "package" {
+                    format!("Packages ({label})")
+                } else {
+                    label
+                };
                 let r = revenue.entry(label).or_default();
                 if line.kind == "charge" {
                     r.0 += 1;
                     r.1 += line.amount_minor;
                 } else {
                     r.2 += line.amount_minor;
-                    let name = line.offer_id.as_ref().and_then(|o| offers.get(o)).cloned().unwrap_or_else(|| "Other".into());
+                    let name = line
+                        .offer_id
+                        .as_ref()
+                        .and_then(|o| offers.get(o))
+                        .cloned()
+                        .unwrap_or_else(|| "Other".into());
                     let o = offer_cost.entry(name).or_default();
                     o.0 += 1;
                     o.1 += line.amount_minor;
@@ -1429,14 +1822,23 @@ pub async fn reports(state: &AppState, c: &Caller, clinic: &str, from: &str, to:
                 _ => 3,
             };
             ageing[bucket] += v.balance;
-            outstanding.push((inv.id.clone(), inv.number.clone(), inv.patient_name.clone(), age, v.balance));
+            outstanding.push((
+                inv.id.clone(),
+                inv.number.clone(),
+                inv.patient_name.clone(),
+                age,
+                v.balance,
+            ));
         }
     }
     outstanding.sort_by(|a, b| b.3.cmp(&a.3));
     let mut package_sessions = 0;
     let mut package_liability = 0;
     for k in state.store.packages_of_clinic(&here).await? {
-        let expired = k.expires_on.as_deref().is_some_and(|x| x < today.to_string().as_str());
+        let expired = k
+            .expires_on
+            .as_deref()
+            .is_some_and(|x| x < today.to_string().as_str());
         if k.refunded_at.is_none() && !expired && k.left() > 0 {
             package_sessions += k.left();
             package_liability += k.price_minor * k.left() / k.sessions.max(1);
@@ -1449,8 +1851,14 @@ pub async fn reports(state: &AppState, c: &Caller, clinic: &str, from: &str, to:
         from: from_d.to_string(),
         to: to_d.to_string(),
         currency,
-        revenue: revenue.into_iter().map(|(k, (n, c, d))| (k, n, c, d)).collect(),
-        offers: offer_cost.into_iter().map(|(k, (n, c))| (k, n, c)).collect(),
+        revenue: revenue
+            .into_iter()
+            .map(|(k, (n, c, d))| (k, n, c, d))
+            .collect(),
+        offers: offer_cost
+            .into_iter()
+            .map(|(k, (n, c))| (k, n, c))
+            .collect(),
         package_sessions,
         package_liability,
         ageing,
@@ -1467,7 +1875,13 @@ pub async fn send_statement(state: &AppState, c: &Caller, patient: &str) -> Resu
     let a = account(state, c, patient).await?;
     let clinic: ClinicId = a.clinic_id.parse().map_err(|_| WebError::NotFound)?;
     c.require(Permission::BillCharge, clinic)?;
-    let mut ev = patient_event(c, Action::BillPrint, Permission::BillCharge, clinic, patient.trim());
+    let mut ev = patient_event(
+        c,
+        Action::BillPrint,
+        Permission::BillCharge,
+        clinic,
+        patient.trim(),
+    );
     ev.detail = Some("statement e-mailed".into());
     let jobs = crate::outbox::statement_jobs(patient.trim(), clinic);
     state.store.enqueue_jobs(&jobs, ev).await?;

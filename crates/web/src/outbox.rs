@@ -546,23 +546,42 @@ pub fn statement_jobs(patient: &str, clinic: ClinicId) -> Vec<NewJob> {
 }
 
 /// An invoice's lines and balance as plain text for an e-mail.
-fn invoice_text(inv: &store::billing::Invoice, lines: &[store::billing::InvoiceLine], balance: i64) -> String {
+fn invoice_text(
+    inv: &store::billing::Invoice,
+    lines: &[store::billing::InvoiceLine],
+    balance: i64,
+) -> String {
     use domain::billing::fmt_money;
     let mut t = format!("Invoice {} for {}\n", inv.number, inv.service_date);
     for l in lines {
-        let amount = if l.kind == "discount" { -l.amount_minor } else { l.amount_minor };
-        t.push_str(&format!("  {}  {}\n", l.description, fmt_money(amount, &inv.currency)));
+        let amount = if l.kind == "discount" {
+            -l.amount_minor
+        } else {
+            l.amount_minor
+        };
+        t.push_str(&format!(
+            "  {}  {}\n",
+            l.description,
+            fmt_money(amount, &inv.currency)
+        ));
     }
-    t.push_str(&format!("  Balance due: {}\n", fmt_money(balance, &inv.currency)));
+    t.push_str(&format!(
+        "  Balance due: {}\n",
+        fmt_money(balance, &inv.currency)
+    ));
     t
 }
 
 async fn receipt(state: &AppState, job: &Job) -> Result<String, String> {
-    let p: ReceiptPayload = serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
+    let p: ReceiptPayload =
+        serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
     let Some(inv) = state.store.invoice(&p.invoice_id).await.map_err(db)? else {
         return Ok("skipped: invoice not found".into());
     };
-    let pid: domain::ids::PatientId = inv.patient_id.parse().map_err(|_| "bad patient id".to_string())?;
+    let pid: domain::ids::PatientId = inv
+        .patient_id
+        .parse()
+        .map_err(|_| "bad patient id".to_string())?;
     let to = match addressee(state, p.clinic_id, pid).await? {
         Ok(to) => to,
         Err(skipped) => return Ok(skipped),
@@ -573,7 +592,8 @@ async fn receipt(state: &AppState, job: &Job) -> Result<String, String> {
     let Some(paid) = entries.iter().find(|e| e.id == p.entry_id) else {
         return Ok("skipped: payment not found".into());
     };
-    let (account, _) = store::billing::account_of(&lines, &entries, &inv.currency).map_err(|e| e.to_string())?;
+    let (account, _) =
+        store::billing::account_of(&lines, &entries, &inv.currency).map_err(|e| e.to_string())?;
     let s = &to.clinic.settings;
     let method = domain::billing::Method::parse("m", paid.method.as_deref().unwrap_or(""))
         .map(|m| m.label())
@@ -593,13 +613,21 @@ async fn receipt(state: &AppState, job: &Job) -> Result<String, String> {
 }
 
 async fn statement(state: &AppState, job: &Job) -> Result<String, String> {
-    let p: StatementPayload = serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
-    let pid: domain::ids::PatientId = p.patient_id.parse().map_err(|_| "bad patient id".to_string())?;
+    let p: StatementPayload =
+        serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
+    let pid: domain::ids::PatientId = p
+        .patient_id
+        .parse()
+        .map_err(|_| "bad patient id".to_string())?;
     let to = match addressee(state, p.clinic_id, pid).await? {
         Ok(to) => to,
         Err(skipped) => return Ok(skipped),
     };
-    let invs = state.store.invoices_of_patient(&p.patient_id).await.map_err(db)?;
+    let invs = state
+        .store
+        .invoices_of_patient(&p.patient_id)
+        .await
+        .map_err(db)?;
     let ids: Vec<String> = invs.iter().map(|i| i.id.clone()).collect();
     let lines = state.store.invoice_lines(&ids).await.map_err(db)?;
     let entries = state.store.billing_entries(&ids).await.map_err(db)?;
@@ -607,9 +635,18 @@ async fn statement(state: &AppState, job: &Job) -> Result<String, String> {
     let mut total = 0;
     let mut currency = String::from("USD");
     for inv in &invs {
-        let l: Vec<_> = lines.iter().filter(|l| l.invoice_id == inv.id).cloned().collect();
-        let e: Vec<_> = entries.iter().filter(|e| e.invoice_id == inv.id).cloned().collect();
-        let (a, _) = store::billing::account_of(&l, &e, &inv.currency).map_err(|e| e.to_string())?;
+        let l: Vec<_> = lines
+            .iter()
+            .filter(|l| l.invoice_id == inv.id)
+            .cloned()
+            .collect();
+        let e: Vec<_> = entries
+            .iter()
+            .filter(|e| e.invoice_id == inv.id)
+            .cloned()
+            .collect();
+        let (a, _) =
+            store::billing::account_of(&l, &e, &inv.currency).map_err(|e| e.to_string())?;
         if a.balance() > 0 {
             open.push_str(&invoice_text(inv, &l, a.balance()));
             open.push('\n');
@@ -619,7 +656,10 @@ async fn statement(state: &AppState, job: &Job) -> Result<String, String> {
     }
     let s = &to.clinic.settings;
     let body = if total == 0 {
-        format!("Hello {},\n\nYour account with us is settled: nothing is owed.\n\n{}\n", to.first, s.name)
+        format!(
+            "Hello {},\n\nYour account with us is settled: nothing is owed.\n\n{}\n",
+            to.first, s.name
+        )
     } else {
         format!(
             "Hello {first},\n\nThis is a statement of your account.\n\n{open}Total due: {total}\n\n\

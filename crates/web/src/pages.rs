@@ -33,12 +33,12 @@ use crate::AppState;
 
 type PageResult = Result<Response, PageError>;
 
+mod billing;
 mod front;
 mod measures;
 mod pretreatment;
 mod schedule;
 mod schedule_admin;
-mod billing;
 mod substances;
 mod treatment;
 

@@ -7,6 +7,7 @@ mod helpers;
 mod api;
 mod audit;
 mod auth;
+mod billing;
 mod measures;
 mod pages;
 mod permissions;

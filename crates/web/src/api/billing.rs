@@ -62,7 +62,11 @@ struct ClinicQ {
     date: String,
 }
 
-async fn prices(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: axum::extract::Request) -> ApiResult {
+async fn prices(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    req: axum::extract::Request,
+) -> ApiResult {
     let q: ClinicQ = query(&req)?;
     let p = uc::place(&state, &c, Permission::BillRead, &q.clinic_id).await?;
     let lists = uc::price_lists_of(&state, &p.id.to_string()).await?;
@@ -80,13 +84,21 @@ async fn prices(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: axu
     Ok(Json(json!({"clinic_id": p.id.to_string(), "price_lists": out})).into_response())
 }
 
-async fn set_prices(State(state): State<AppState>, ApiCaller(c): ApiCaller, JsonObject(body): JsonObject) -> ApiResult {
+async fn set_prices(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
     let i: uc::PricesInput = typed(Value::Object(body))?;
     uc::set_prices(&state, &c, i).await?;
     Ok(StatusCode::CREATED.into_response())
 }
 
-async fn offers(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: axum::extract::Request) -> ApiResult {
+async fn offers(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    req: axum::extract::Request,
+) -> ApiResult {
     let q: ClinicQ = query(&req)?;
     let p = uc::place(&state, &c, Permission::BillRead, &q.clinic_id).await?;
     let list = state.store.offers(&p.id.to_string()).await?;
@@ -103,7 +115,11 @@ async fn offers(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: axu
     Ok(Json(json!({"offers": out})).into_response())
 }
 
-async fn add_offer(State(state): State<AppState>, ApiCaller(c): ApiCaller, JsonObject(body): JsonObject) -> ApiResult {
+async fn add_offer(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
     let i: uc::OfferInput = typed(Value::Object(body))?;
     let id = uc::add_offer(&state, &c, i).await?;
     Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
@@ -117,7 +133,11 @@ fn package_json(k: &store::billing::Package) -> Value {
     })
 }
 
-async fn packages(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: axum::extract::Request) -> ApiResult {
+async fn packages(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    req: axum::extract::Request,
+) -> ApiResult {
     let q: ClinicQ = query(&req)?;
     if q.patient_id.trim().is_empty() {
         let p = uc::place(&state, &c, Permission::BillRead, &q.clinic_id).await?;
@@ -130,7 +150,10 @@ async fn packages(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: a
         return Ok(Json(json!({"products": out})).into_response());
     }
     let a = uc::account(&state, &c, &q.patient_id).await?;
-    Ok(Json(json!({"packages": a.packages.iter().map(package_json).collect::<Vec<_>>()})).into_response())
+    Ok(
+        Json(json!({"packages": a.packages.iter().map(package_json).collect::<Vec<_>>()}))
+            .into_response(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -140,13 +163,21 @@ struct SellInput {
     product_id: String,
 }
 
-async fn sell_package(State(state): State<AppState>, ApiCaller(c): ApiCaller, JsonObject(body): JsonObject) -> ApiResult {
+async fn sell_package(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
     let i: SellInput = typed(Value::Object(body))?;
     let id = uc::sell_package(&state, &c, &i.patient_id, &i.product_id).await?;
     Ok((StatusCode::CREATED, Json(json!({"invoice_id": id}))).into_response())
 }
 
-async fn add_product(State(state): State<AppState>, ApiCaller(c): ApiCaller, JsonObject(body): JsonObject) -> ApiResult {
+async fn add_product(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
     let i: uc::PackageProductInput = typed(Value::Object(body))?;
     let id = uc::add_package_product(&state, &c, i).await?;
     Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
@@ -193,7 +224,11 @@ fn invoice_json(v: &uc::InvoiceView) -> Value {
     })
 }
 
-async fn invoices(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: axum::extract::Request) -> ApiResult {
+async fn invoices(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    req: axum::extract::Request,
+) -> ApiResult {
     let q: ClinicQ = query(&req)?;
     if !q.patient_id.trim().is_empty() {
         let a = uc::account(&state, &c, &q.patient_id).await?;
@@ -221,16 +256,33 @@ async fn invoices(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: a
 #[serde(deny_unknown_fields)]
 struct VisitInput {
     appointment_id: String,
+    #[serde(default)]
+    offer_id: Option<String>,
 }
 
-async fn invoice_visit(State(state): State<AppState>, ApiCaller(c): ApiCaller, JsonObject(body): JsonObject) -> ApiResult {
+async fn invoice_visit(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
     let i: VisitInput = typed(Value::Object(body))?;
-    let id = uc::invoice_visit(&state, &c, &i.appointment_id).await?;
+    let id = uc::invoice_visit_at(
+        &state,
+        &c,
+        &i.appointment_id,
+        i.offer_id.as_deref(),
+        domain::time::now_micros(),
+    )
+    .await?;
     let v = uc::invoice(&state, &c, &id).await?;
     Ok((StatusCode::CREATED, Json(invoice_json(&v))).into_response())
 }
 
-async fn invoice(State(state): State<AppState>, ApiCaller(c): ApiCaller, Path(id): Path<String>) -> ApiResult {
+async fn invoice(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
     let v = uc::invoice(&state, &c, &id).await?;
     Ok(Json(invoice_json(&v)).into_response())
 }
@@ -259,7 +311,11 @@ async fn credit(
     Ok((StatusCode::CREATED, Json(invoice_json(&v))).into_response())
 }
 
-async fn payments(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: axum::extract::Request) -> ApiResult {
+async fn payments(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    req: axum::extract::Request,
+) -> ApiResult {
     let q: ClinicQ = query(&req)?;
     let d = uc::day_close(&state, &c, &q.clinic_id, &q.date).await?;
     Ok(Json(json!({
@@ -285,7 +341,11 @@ struct PayInput {
     email_receipt: bool,
 }
 
-async fn pay(State(state): State<AppState>, ApiCaller(c): ApiCaller, JsonObject(body): JsonObject) -> ApiResult {
+async fn pay(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
     let i: PayInput = typed(Value::Object(body))?;
     uc::pay(
         &state,
@@ -297,6 +357,7 @@ async fn pay(State(state): State<AppState>, ApiCaller(c): ApiCaller, JsonObject(
             reference: i.reference,
             package_id: i.package_id,
             email_receipt: i.email_receipt,
+            at: None,
         },
     )
     .await?;
@@ -304,13 +365,20 @@ async fn pay(State(state): State<AppState>, ApiCaller(c): ApiCaller, JsonObject(
     Ok((StatusCode::CREATED, Json(invoice_json(&v))).into_response())
 }
 
-async fn superbill(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: axum::extract::Request) -> ApiResult {
+async fn superbill(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    req: axum::extract::Request,
+) -> ApiResult {
     let q: ClinicQ = query(&req)?;
     let pdf = uc::superbill(&state, &c, &q.patient_id, &q.from, &q.to).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/pdf"),
-            (header::CONTENT_DISPOSITION, "inline; filename=\"superbill.pdf\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "inline; filename=\"superbill.pdf\"",
+            ),
         ],
         pdf,
     )
@@ -322,9 +390,7 @@ fn estimate_json(s: &store::billing::StoredEstimate) -> Value {
         Some(x) => x,
         None => return json!({"id": s.id}),
     };
-    let line = |l: &domain::billing::EstimateLine| {
-        json!({"words": l.words, "quantity": l.quantity, "unit": money(l.unit_minor, &e.currency), "amount": money(l.minor, &e.currency)})
-    };
+    let line = |l: &domain::billing::EstimateLine| json!({"words": l.words, "quantity": l.quantity, "unit": money(l.unit_minor, &e.currency), "amount": money(l.minor, &e.currency)});
     json!({
         "id": s.id, "patient_id": s.patient_id, "created_by": s.created_by,
         "input": serde_json::to_value(&i).unwrap_or(Value::Null),
@@ -335,10 +401,17 @@ fn estimate_json(s: &store::billing::StoredEstimate) -> Value {
     })
 }
 
-async fn estimates(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: axum::extract::Request) -> ApiResult {
+async fn estimates(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    req: axum::extract::Request,
+) -> ApiResult {
     let q: ClinicQ = query(&req)?;
     let a = uc::account(&state, &c, &q.patient_id).await?;
-    Ok(Json(json!({"estimates": a.estimates.iter().map(estimate_json).collect::<Vec<_>>()})).into_response())
+    Ok(
+        Json(json!({"estimates": a.estimates.iter().map(estimate_json).collect::<Vec<_>>()}))
+            .into_response(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -348,7 +421,11 @@ struct EstimateBody {
     input: domain::billing::EstimateInput,
 }
 
-async fn estimate(State(state): State<AppState>, ApiCaller(c): ApiCaller, JsonObject(body): JsonObject) -> ApiResult {
+async fn estimate(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
     let i: EstimateBody = typed(Value::Object(body))?;
     let s = uc::make_estimate(&state, &c, &i.patient_id, i.input).await?;
     Ok((StatusCode::CREATED, Json(estimate_json(&s))).into_response())

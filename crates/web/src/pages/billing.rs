@@ -112,17 +112,30 @@ struct BillingPage {
     today: String,
 }
 
-async fn page(State(state): State<AppState>, Staff(c): Staff, PageQuery(q): PageQuery<Q>) -> PageResult {
+async fn page(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    PageQuery(q): PageQuery<Q>,
+) -> PageResult {
     let done = (!q.done.is_empty()).then(|| "Saved.".to_string());
     view(&state, &c, q, None, done).await
 }
 
-async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>, flash: Option<String>) -> PageResult {
+async fn view(
+    state: &AppState,
+    c: &Caller,
+    q: Q,
+    error: Option<String>,
+    flash: Option<String>,
+) -> PageResult {
     let places = uc::places(state, c, Permission::BillRead).await?;
     let p = if q.clinic.is_empty() {
         places.first().cloned()
     } else {
-        places.iter().find(|l| l.id.to_string() == q.clinic).cloned()
+        places
+            .iter()
+            .find(|l| l.id.to_string() == q.clinic)
+            .cloned()
     }
     .ok_or(WebError::NotFound)?;
     let here = p.id.to_string();
@@ -132,12 +145,18 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>, flash: 
     };
     let mut error = error;
     let settings = state.store.billing_settings(&here).await?;
-    let currency = settings.as_ref().map(|s| s.currency.clone()).unwrap_or_else(|| "USD".into());
+    let currency = settings
+        .as_ref()
+        .map(|s| s.currency.clone())
+        .unwrap_or_else(|| "USD".into());
     let mut page = BillingPage {
         layout: Layout::new(c, "Billing", "billing").with_flash(flash),
         tab: tab.clone(),
         clinic: here.clone(),
-        clinics: places.iter().map(|l| (l.id.to_string(), l.name.clone(), l.id == p.id)).collect(),
+        clinics: places
+            .iter()
+            .map(|l| (l.id.to_string(), l.name.clone(), l.id == p.id))
+            .collect(),
         error: None,
         can_charge: c.may(Permission::BillCharge, p.id),
         can_manage: c.may(Permission::BillManage, p.id),
@@ -162,7 +181,10 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>, flash: 
         price_lists: vec![],
         offers: vec![],
         products: vec![],
-        services: Service::ALL.iter().map(|s| (s.as_str().to_string(), s.label().to_string())).collect(),
+        services: Service::ALL
+            .iter()
+            .map(|s| (s.as_str().to_string(), s.label().to_string()))
+            .collect(),
         today: p.today().to_string(),
     };
     match tab.as_str() {
@@ -170,31 +192,56 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>, flash: 
             match uc::day_close(state, c, &here, &q.date).await {
                 Ok(d) => {
                     page.date = d.date.clone();
-                    page.day_bars = bars(&d.methods.iter().map(|m| (m.0.clone(), m.3)).collect::<Vec<_>>(), &d.currency);
+                    page.day_bars = bars(
+                        &d.methods
+                            .iter()
+                            .map(|m| (m.0.clone(), m.3))
+                            .collect::<Vec<_>>(),
+                        &d.currency,
+                    );
                     page.day_rows = d
                         .methods
                         .iter()
-                        .map(|m| (m.0.clone(), fmt_money(m.1, &d.currency), fmt_money(m.2, &d.currency), fmt_money(m.3, &d.currency), m.4))
+                        .map(|m| {
+                            (
+                                m.0.clone(),
+                                fmt_money(m.1, &d.currency),
+                                fmt_money(m.2, &d.currency),
+                                fmt_money(m.3, &d.currency),
+                                m.4,
+                            )
+                        })
                         .collect();
                     page.day_total = fmt_money(d.total, &d.currency);
                 }
                 Err(e) => error = Some(super::schedule::fixable(e)?),
             }
-            let from = p.start_of(p.today().checked_sub(jiff::Span::new().days(30)).unwrap_or(p.today()));
+            let from = p.start_of(
+                p.today()
+                    .checked_sub(jiff::Span::new().days(30))
+                    .unwrap_or(p.today()),
+            );
             let pending = state.store.visits_to_invoice(&here, from, i64::MAX).await?;
             let mut names = std::collections::HashMap::new();
             for v in &pending {
                 if !names.contains_key(&v.patient_id) {
                     if let Ok(pid) = v.patient_id.parse() {
                         if let Some(r) = state.store.patient(pid, &[p.id]).await? {
-                            names.insert(v.patient_id.clone(), format!("{} {}", r.details.given_name, r.details.family_name));
+                            names.insert(
+                                v.patient_id.clone(),
+                                format!("{} {}", r.details.given_name, r.details.family_name),
+                            );
                         }
                     }
                 }
             }
             page.to_invoice = pending
                 .iter()
-                .filter(|v| v.status != "completed" || Service::of_appointment(&v.type_code).is_some_and(|s| s != Service::Consultation))
+                .filter(|v| {
+                    v.status != "completed"
+                        || Service::of_appointment(&v.type_code)
+                            .is_some_and(|s| s != Service::Consultation)
+                })
                 .map(|v| {
                     (
                         v.appointment_id.clone(),
@@ -215,14 +262,29 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>, flash: 
                 ev.detail = Some(format!("visits to invoice: {}", page.to_invoice.len()));
                 state.store.audit(vec![ev]).await?;
             }
-            let week = p.start_of(p.today().checked_sub(jiff::Span::new().days(7)).unwrap_or(p.today()));
-            let invs = state.store.invoices_of_clinic(&here, week, i64::MAX).await?;
+            let week = p.start_of(
+                p.today()
+                    .checked_sub(jiff::Span::new().days(7))
+                    .unwrap_or(p.today()),
+            );
+            let invs = state
+                .store
+                .invoices_of_clinic(&here, week, i64::MAX)
+                .await?;
             let ids: Vec<String> = invs.iter().map(|i| i.id.clone()).collect();
             let lines = state.store.invoice_lines(&ids).await?;
             let entries = state.store.billing_entries(&ids).await?;
             for inv in invs.iter().take(40) {
-                let l: Vec<_> = lines.iter().filter(|l| l.invoice_id == inv.id).cloned().collect();
-                let e: Vec<_> = entries.iter().filter(|e| e.invoice_id == inv.id).cloned().collect();
+                let l: Vec<_> = lines
+                    .iter()
+                    .filter(|l| l.invoice_id == inv.id)
+                    .cloned()
+                    .collect();
+                let e: Vec<_> = entries
+                    .iter()
+                    .filter(|e| e.invoice_id == inv.id)
+                    .cloned()
+                    .collect();
                 let (a, _) = store::billing::account_of(&l, &e, &inv.currency)?;
                 page.recent.push((
                     inv.id.clone(),
@@ -239,13 +301,30 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>, flash: 
             Ok(r) => {
                 page.from = r.from.clone();
                 page.to = r.to.clone();
-                page.revenue_bars = bars(&r.revenue.iter().map(|x| (x.0.clone(), x.2 - x.3)).collect::<Vec<_>>(), &r.currency);
+                page.revenue_bars = bars(
+                    &r.revenue
+                        .iter()
+                        .map(|x| (x.0.clone(), x.2 - x.3))
+                        .collect::<Vec<_>>(),
+                    &r.currency,
+                );
                 page.revenue = r
                     .revenue
                     .iter()
-                    .map(|x| (x.0.clone(), x.1, fmt_money(x.2, &r.currency), fmt_money(x.2 - x.3, &r.currency)))
+                    .map(|x| {
+                        (
+                            x.0.clone(),
+                            x.1,
+                            fmt_money(x.2, &r.currency),
+                            fmt_money(x.2 - x.3, &r.currency),
+                        )
+                    })
                     .collect();
-                page.offer_rows = r.offers.iter().map(|o| (o.0.clone(), o.1, fmt_money(o.2, &r.currency))).collect();
+                page.offer_rows = r
+                    .offers
+                    .iter()
+                    .map(|o| (o.0.clone(), o.1, fmt_money(o.2, &r.currency)))
+                    .collect();
                 page.liability = fmt_money(r.package_liability, &r.currency);
                 page.liability_sessions = r.package_sessions;
                 page.ageing_bars = bars(
@@ -260,15 +339,29 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>, flash: 
                     .outstanding
                     .iter()
                     .take(50)
-                    .map(|o| (o.0.clone(), o.1.clone(), o.2.clone(), o.3, fmt_money(o.4, &r.currency)))
+                    .map(|o| {
+                        (
+                            o.0.clone(),
+                            o.1.clone(),
+                            o.2.clone(),
+                            o.3,
+                            fmt_money(o.4, &r.currency),
+                        )
+                    })
                     .collect();
             }
             Err(e) => error = Some(super::schedule::fixable(e)?),
         },
         _ => {
             let lists = uc::price_lists_of(state, &here).await?;
-            let current = lists.iter().find(|l| l.effective_from <= p.today()).or(lists.last());
-            page.price_lists = lists.iter().map(|l| format!("{} ({})", l.effective_from, l.currency)).collect();
+            let current = lists
+                .iter()
+                .find(|l| l.effective_from <= p.today())
+                .or(lists.last());
+            page.price_lists = lists
+                .iter()
+                .map(|l| format!("{} ({})", l.effective_from, l.currency))
+                .collect();
             page.price_from = p.today().to_string();
             page.prices = Service::ALL
                 .iter()
@@ -282,14 +375,26 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>, flash: 
                 .collect();
             for o in state.store.offers(&here).await? {
                 let rules = uc::offer_of(&o)
-                    .map(|x| x.rules.iter().map(|r| r.describe(&currency)).collect::<Vec<_>>().join("; "))
+                    .map(|x| {
+                        x.rules
+                            .iter()
+                            .map(|r| r.describe(&currency))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    })
                     .unwrap_or_default();
                 let when = format!(
                     "{} to {}{}{}",
                     o.valid_from,
                     o.valid_to.clone().unwrap_or_else(|| "open".into()),
-                    if o.new_patients_only { ", new patients" } else { "" },
-                    o.first_n.map(|n| format!(", first {n}")).unwrap_or_default()
+                    if o.new_patients_only {
+                        ", new patients"
+                    } else {
+                        ""
+                    },
+                    o.first_n
+                        .map(|n| format!(", first {n}"))
+                        .unwrap_or_default()
                 );
                 page.offers.push((o.id, o.name, rules, when, o.active));
             }
@@ -304,9 +409,13 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>, flash: 
                         format!(
                             "{} × {} for {}{}",
                             k.sessions,
-                            Service::parse("s", &k.service).map(|s| s.label()).unwrap_or("?"),
+                            Service::parse("s", &k.service)
+                                .map(|s| s.label())
+                                .unwrap_or("?"),
                             fmt_money(k.price_minor, &k.currency),
-                            k.valid_days.map(|d| format!(", valid {d} days")).unwrap_or_default()
+                            k.valid_days
+                                .map(|d| format!(", valid {d} days"))
+                                .unwrap_or_default()
                         ),
                     )
                 })
@@ -317,7 +426,11 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>, flash: 
     Ok(axum::response::Html(page.render()?).into_response())
 }
 
-async fn submit(State(state): State<AppState>, Path(action): Path<String>, f: StaffForm) -> PageResult {
+async fn submit(
+    State(state): State<AppState>,
+    Path(action): Path<String>,
+    f: StaffForm,
+) -> PageResult {
     let c = &f.caller;
     let clinic = f.form.get("clinic_id").unwrap_or_default();
     let g = |k: &str| f.form.get(k).unwrap_or_default();
@@ -373,7 +486,18 @@ async fn submit(State(state): State<AppState>, Path(action): Path<String>, f: St
                 let first_n = if first_n.trim().is_empty() {
                     None
                 } else {
-                    Some(first_n.trim().parse().map_err(|_| WebError::from(domain::FieldError::new("first_n", "give a whole number"))).and_then(|n: u32| Ok(n))?)
+                    Some(
+                        first_n
+                            .trim()
+                            .parse()
+                            .map_err(|_| {
+                                WebError::from(domain::FieldError::new(
+                                    "first_n",
+                                    "give a whole number",
+                                ))
+                            })
+                            .and_then(|n: u32| Ok(n))?,
+                    )
                 };
                 uc::add_offer(
                     &state,
@@ -392,9 +516,11 @@ async fn submit(State(state): State<AppState>, Path(action): Path<String>, f: St
                 .await
                 .map(|_| "setup".into())
             }
-            "offer-end" | "offer-resume" => uc::set_offer_active(&state, c, &clinic, &g("offer_id"), action == "offer-resume")
-                .await
-                .map(|_| "setup".into()),
+            "offer-end" | "offer-resume" => {
+                uc::set_offer_active(&state, c, &clinic, &g("offer_id"), action == "offer-resume")
+                    .await
+                    .map(|_| "setup".into())
+            }
             "product" => uc::add_package_product(
                 &state,
                 c,
@@ -409,19 +535,44 @@ async fn submit(State(state): State<AppState>, Path(action): Path<String>, f: St
             )
             .await
             .map(|_| "setup".into()),
-            "invoice" => uc::invoice_visit(&state, c, &g("appointment_id")).await.map(|id| format!("invoice:{id}")),
+            "invoice" => uc::invoice_visit(&state, c, &g("appointment_id"))
+                .await
+                .map(|id| format!("invoice:{id}")),
             _ => Err(WebError::NotFound),
         }
     }
     .await;
     match r {
-        Ok(t) if t.starts_with("invoice:") => Ok(see_other(&format!("/billing/invoices/{}", t.trim_start_matches("invoice:")))),
-        Ok(t) => Ok(see_other(&format!("/billing?clinic={}&tab={t}&done=1", enc(&clinic)))),
-        Err(WebError::NotFound) if !matches!(action.as_str(), "invoice") => Err(WebError::NotFound.into()),
+        Ok(t) if t.starts_with("invoice:") => Ok(see_other(&format!(
+            "/billing/invoices/{}",
+            t.trim_start_matches("invoice:")
+        ))),
+        Ok(t) => Ok(see_other(&format!(
+            "/billing?clinic={}&tab={t}&done=1",
+            enc(&clinic)
+        ))),
+        Err(WebError::NotFound) if !matches!(action.as_str(), "invoice") => {
+            Err(WebError::NotFound.into())
+        }
         Err(e) => {
             let (error, _) = notice(Err(e))?;
-            let tab = if action == "invoice" { "today" } else { "setup" };
-            view(&state, c, Q { tab: tab.into(), clinic, ..Default::default() }, error, None).await
+            let tab = if action == "invoice" {
+                "today"
+            } else {
+                "setup"
+            };
+            view(
+                &state,
+                c,
+                Q {
+                    tab: tab.into(),
+                    clinic,
+                    ..Default::default()
+                },
+                error,
+                None,
+            )
+            .await
         }
     }
 }
@@ -456,25 +607,51 @@ struct InvoicePage {
     savings: String,
 }
 
-async fn invoice_page(State(state): State<AppState>, Staff(c): Staff, Path(id): Path<String>, PageQuery(q): PageQuery<Q>) -> PageResult {
+async fn invoice_page(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    Path(id): Path<String>,
+    PageQuery(q): PageQuery<Q>,
+) -> PageResult {
     let flash = (!q.done.is_empty()).then(|| q.done.replace('-', " "));
     invoice_view(&state, &c, &id, None, flash).await
 }
 
-async fn invoice_view(state: &AppState, c: &Caller, id: &str, error: Option<String>, flash: Option<String>) -> PageResult {
+async fn invoice_view(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    error: Option<String>,
+    flash: Option<String>,
+) -> PageResult {
     let v = uc::invoice(state, c, id).await?;
     let cur = v.invoice.currency.clone();
-    let clinic: domain::ids::ClinicId = v.invoice.clinic_id.parse().map_err(|_| WebError::NotFound)?;
+    let clinic: domain::ids::ClinicId = v
+        .invoice
+        .clinic_id
+        .parse()
+        .map_err(|_| WebError::NotFound)?;
     let packages = state
         .store
         .packages_of_patient(&v.invoice.patient_id)
         .await?
         .into_iter()
-        .filter(|k| k.left() > 0 && v.lines.iter().any(|l| l.kind == "charge" && l.service == k.service))
-        .map(|k| (k.id.clone(), format!("{} ({} of {} left)", k.name, k.left(), k.sessions)))
+        .filter(|k| {
+            k.left() > 0
+                && v.lines
+                    .iter()
+                    .any(|l| l.kind == "charge" && l.service == k.service)
+        })
+        .map(|k| {
+            (
+                k.id.clone(),
+                format!("{} ({} of {} left)", k.name, k.left(), k.sessions),
+            )
+        })
         .collect();
     let page = InvoicePage {
-        layout: Layout::new(c, format!("Invoice {}", v.invoice.number), "billing").with_flash(flash),
+        layout: Layout::new(c, format!("Invoice {}", v.invoice.number), "billing")
+            .with_flash(flash),
         error,
         id: v.invoice.id.clone(),
         number: v.invoice.number.clone(),
@@ -486,18 +663,32 @@ async fn invoice_view(state: &AppState, c: &Caller, id: &str, error: Option<Stri
             .lines
             .iter()
             .map(|l| {
-                let codes: Vec<domain::billing::Code> = serde_json::from_str(&l.codes).unwrap_or_default();
+                let codes: Vec<domain::billing::Code> =
+                    serde_json::from_str(&l.codes).unwrap_or_default();
                 let codes = codes
                     .iter()
                     .map(|c| {
-                        let units = if c.units > 1 { format!(" ×{}", c.units) } else { String::new() };
-                        let ndc = c.ndc.as_ref().map(|n| format!(" (NDC {n})")).unwrap_or_default();
+                        let units = if c.units > 1 {
+                            format!(" ×{}", c.units)
+                        } else {
+                            String::new()
+                        };
+                        let ndc = c
+                            .ndc
+                            .as_ref()
+                            .map(|n| format!(" (NDC {n})"))
+                            .unwrap_or_default();
                         format!("{}{units}{ndc}", c.code)
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
                 let d = l.kind == "discount";
-                (l.description.clone(), codes, fmt_money(if d { -l.amount_minor } else { l.amount_minor }, &cur), d)
+                (
+                    l.description.clone(),
+                    codes,
+                    fmt_money(if d { -l.amount_minor } else { l.amount_minor }, &cur),
+                    d,
+                )
             })
             .collect(),
         entries: v
@@ -505,15 +696,28 @@ async fn invoice_view(state: &AppState, c: &Caller, id: &str, error: Option<Stri
             .iter()
             .map(|e| {
                 let what = match e.kind.as_str() {
-                    "payment" => format!("Payment, {}", Method::parse("m", e.method.as_deref().unwrap_or("")).map(|m| m.label()).unwrap_or("")),
+                    "payment" => format!(
+                        "Payment, {}",
+                        Method::parse("m", e.method.as_deref().unwrap_or(""))
+                            .map(|m| m.label())
+                            .unwrap_or("")
+                    ),
                     "refund" => "Refund".to_string(),
                     _ => "Credit note".to_string(),
                 };
-                let amount = if e.kind == "payment" || e.kind == "credit" { -e.amount_minor } else { e.amount_minor };
+                let amount = if e.kind == "payment" || e.kind == "credit" {
+                    -e.amount_minor
+                } else {
+                    e.amount_minor
+                };
                 (
                     domain::time::format_in_zone(e.at, "UTC"),
                     what,
-                    [e.reference.clone(), e.reason.clone()].into_iter().flatten().collect::<Vec<_>>().join(" · "),
+                    [e.reference.clone(), e.reason.clone()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" · "),
                     fmt_money(amount, &e.currency),
                     e.recorded_by.clone(),
                 )
@@ -534,7 +738,15 @@ async fn invoice_view(state: &AppState, c: &Caller, id: &str, error: Option<Stri
             .filter(|r| r.1 > 0)
             .filter_map(|(pid, can)| {
                 v.entries.iter().find(|e| e.id == *pid).map(|e| {
-                    (pid.clone(), format!("{} {} (up to {})", e.method.clone().unwrap_or_default(), e.reference.clone().unwrap_or_default(), fmt_money(*can, &cur)))
+                    (
+                        pid.clone(),
+                        format!(
+                            "{} {} (up to {})",
+                            e.method.clone().unwrap_or_default(),
+                            e.reference.clone().unwrap_or_default(),
+                            fmt_money(*can, &cur)
+                        ),
+                    )
                 })
             })
             .collect(),
@@ -545,12 +757,20 @@ async fn invoice_view(state: &AppState, c: &Caller, id: &str, error: Option<Stri
             .filter(|m| **m != Method::PackageCredit)
             .map(|m| (m.as_str().to_string(), m.label().to_string()))
             .collect(),
-        savings: if v.discounted > 0 { fmt_money(v.discounted, &cur) } else { String::new() },
+        savings: if v.discounted > 0 {
+            fmt_money(v.discounted, &cur)
+        } else {
+            String::new()
+        },
     };
     Ok(axum::response::Html(page.render()?).into_response())
 }
 
-async fn invoice_submit(State(state): State<AppState>, Path((id, action)): Path<(String, String)>, f: StaffForm) -> PageResult {
+async fn invoice_submit(
+    State(state): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    f: StaffForm,
+) -> PageResult {
     let c = &f.caller;
     let g = |k: &str| f.form.get(k).unwrap_or_default();
     let r: Result<&str, WebError> = match action.as_str() {
@@ -559,21 +779,43 @@ async fn invoice_submit(State(state): State<AppState>, Path((id, action)): Path<
             c,
             &id,
             uc::PaymentInput {
-                method: if action == "package" { "package_credit".into() } else { g("method") },
+                method: if action == "package" {
+                    "package_credit".into()
+                } else {
+                    g("method")
+                },
                 amount: g("amount"),
                 reference: g("reference"),
                 package_id: g("package_id"),
                 email_receipt: f.form.get("email_receipt").is_some(),
+                at: None,
             },
         )
         .await
         .map(|_| "payment-recorded"),
-        "refund" => uc::refund(&state, c, &id, uc::RefundInput { payment_id: g("payment_id"), amount: g("amount"), reason: g("reason") })
-            .await
-            .map(|_| "refund-recorded"),
-        "credit" => uc::credit(&state, c, &id, uc::CreditInput { amount: g("amount"), reason: g("reason") })
-            .await
-            .map(|_| "credit-note-issued"),
+        "refund" => uc::refund(
+            &state,
+            c,
+            &id,
+            uc::RefundInput {
+                payment_id: g("payment_id"),
+                amount: g("amount"),
+                reason: g("reason"),
+            },
+        )
+        .await
+        .map(|_| "refund-recorded"),
+        "credit" => uc::credit(
+            &state,
+            c,
+            &id,
+            uc::CreditInput {
+                amount: g("amount"),
+                reason: g("reason"),
+            },
+        )
+        .await
+        .map(|_| "credit-note-issued"),
         _ => return Err(WebError::NotFound.into()),
     };
     match r {
@@ -615,16 +857,31 @@ struct EstimateView {
     total: String,
 }
 
-async fn account_page(State(state): State<AppState>, Staff(c): Staff, Path(id): Path<String>, PageQuery(q): PageQuery<Q>) -> PageResult {
+async fn account_page(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    Path(id): Path<String>,
+    PageQuery(q): PageQuery<Q>,
+) -> PageResult {
     let flash = (!q.done.is_empty()).then(|| q.done.replace('-', " "));
     account_view(&state, &c, &id, None, flash).await
 }
 
-async fn account_view(state: &AppState, c: &Caller, id: &str, error: Option<String>, flash: Option<String>) -> PageResult {
+async fn account_view(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    error: Option<String>,
+    flash: Option<String>,
+) -> PageResult {
     let a = uc::account(state, c, id).await?;
     let clinic: domain::ids::ClinicId = a.clinic_id.parse().map_err(|_| WebError::NotFound)?;
     let pid: domain::ids::PatientId = id.parse().map_err(|_| WebError::NotFound)?;
-    let rec = state.store.patient(pid, &[clinic]).await?.ok_or(WebError::NotFound)?;
+    let rec = state
+        .store
+        .patient(pid, &[clinic])
+        .await?
+        .ok_or(WebError::NotFound)?;
     let p = uc::place(state, c, Permission::BillRead, &a.clinic_id).await?;
     let products = state
         .store
@@ -632,9 +889,20 @@ async fn account_view(state: &AppState, c: &Caller, id: &str, error: Option<Stri
         .await?
         .into_iter()
         .filter(|k| k.active)
-        .map(|k| (k.id.clone(), format!("{} ({})", k.name, fmt_money(k.price_minor, &k.currency))))
+        .map(|k| {
+            (
+                k.id.clone(),
+                format!("{} ({})", k.name, fmt_money(k.price_minor, &k.currency)),
+            )
+        })
         .collect();
-    let first_visit = a.invoices.iter().filter(|v| v.invoice.kind == "visit").map(|v| v.invoice.service_date.clone()).min().unwrap_or_default();
+    let first_visit = a
+        .invoices
+        .iter()
+        .filter(|v| v.invoice.kind == "visit")
+        .map(|v| v.invoice.service_date.clone())
+        .min()
+        .unwrap_or_default();
     let page = AccountPage {
         layout: Layout::new(c, "Billing", "patients").with_flash(flash),
         error,
@@ -646,7 +914,12 @@ async fn account_view(state: &AppState, c: &Caller, id: &str, error: Option<Stri
             .invoices
             .iter()
             .map(|v| {
-                let what = v.lines.iter().find(|l| l.kind == "charge").map(|l| l.description.clone()).unwrap_or_default();
+                let what = v
+                    .lines
+                    .iter()
+                    .find(|l| l.kind == "charge")
+                    .map(|l| l.description.clone())
+                    .unwrap_or_default();
                 (
                     v.invoice.id.clone(),
                     v.invoice.number.clone(),
@@ -669,7 +942,10 @@ async fn account_view(state: &AppState, c: &Caller, id: &str, error: Option<Stri
                     k.used,
                     k.sessions,
                     fmt_money(k.price_minor, &k.currency),
-                    k.expires_on.clone().map(|e| format!("valid to {e}")).unwrap_or_default(),
+                    k.expires_on
+                        .clone()
+                        .map(|e| format!("valid to {e}"))
+                        .unwrap_or_default(),
                     k.refunded_at.is_some(),
                 )
             })
@@ -683,8 +959,28 @@ async fn account_view(state: &AppState, c: &Caller, id: &str, error: Option<Stri
                 Some(EstimateView {
                     when: p.when(s.created_at),
                     by: s.created_by.clone(),
-                    lines: e.lines.iter().map(|l| (l.words.clone(), l.quantity, fmt_money(l.unit_minor, &e.currency), fmt_money(l.minor, &e.currency))).collect(),
-                    savings: e.savings.iter().map(|l| (format!("{} (×{})", l.words, l.quantity), fmt_money(-l.minor, &e.currency))).collect(),
+                    lines: e
+                        .lines
+                        .iter()
+                        .map(|l| {
+                            (
+                                l.words.clone(),
+                                l.quantity,
+                                fmt_money(l.unit_minor, &e.currency),
+                                fmt_money(l.minor, &e.currency),
+                            )
+                        })
+                        .collect(),
+                    savings: e
+                        .savings
+                        .iter()
+                        .map(|l| {
+                            (
+                                format!("{} (×{})", l.words, l.quantity),
+                                fmt_money(-l.minor, &e.currency),
+                            )
+                        })
+                        .collect(),
                     list_total: fmt_money(e.list_total, &e.currency),
                     total: fmt_money(e.total, &e.currency),
                 })
@@ -692,14 +988,22 @@ async fn account_view(state: &AppState, c: &Caller, id: &str, error: Option<Stri
             .collect(),
         can_charge: c.may(Permission::BillCharge, clinic),
         can_manage: c.may(Permission::BillManage, clinic),
-        dose_services: Service::ALL.iter().filter(|s| s.is_dose()).map(|s| (s.as_str().to_string(), s.label().to_string())).collect(),
+        dose_services: Service::ALL
+            .iter()
+            .filter(|s| s.is_dose())
+            .map(|s| (s.as_str().to_string(), s.label().to_string()))
+            .collect(),
         first_visit,
         today: p.today().to_string(),
     };
     Ok(axum::response::Html(page.render()?).into_response())
 }
 
-async fn account_submit(State(state): State<AppState>, Path((id, action)): Path<(String, String)>, f: StaffForm) -> PageResult {
+async fn account_submit(
+    State(state): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    f: StaffForm,
+) -> PageResult {
     let c = &f.caller;
     let g = |k: &str| f.form.get(k).unwrap_or_default();
     let num = |k: &str| -> Result<u32, WebError> {
@@ -707,14 +1011,24 @@ async fn account_submit(State(state): State<AppState>, Path((id, action)): Path<
         if v.trim().is_empty() {
             return Ok(0);
         }
-        v.trim().parse().map_err(|_| WebError::from(domain::FieldError::new(k, "give a whole number")))
+        v.trim()
+            .parse()
+            .map_err(|_| WebError::from(domain::FieldError::new(k, "give a whole number")))
     };
     let r: Result<String, WebError> = async {
         match action.as_str() {
-            "invoice" => uc::invoice_visit(&state, c, &g("appointment_id")).await.map(|inv| format!("/billing/invoices/{inv}?done=invoice-issued")),
-            "package" => uc::sell_package(&state, c, &id, &g("product_id")).await.map(|inv| format!("/billing/invoices/{inv}?done=package-sold")),
-            "package-refund" => uc::refund_package(&state, c, &g("package_id"), &g("reason")).await.map(|_| format!("/patients/{id}/billing?done=package-refunded")),
-            "statement" => uc::send_statement(&state, c, &id).await.map(|_| format!("/patients/{id}/billing?done=statement-queued")),
+            "invoice" => uc::invoice_visit(&state, c, &g("appointment_id"))
+                .await
+                .map(|inv| format!("/billing/invoices/{inv}?done=invoice-issued")),
+            "package" => uc::sell_package(&state, c, &id, &g("product_id"))
+                .await
+                .map(|inv| format!("/billing/invoices/{inv}?done=package-sold")),
+            "package-refund" => uc::refund_package(&state, c, &g("package_id"), &g("reason"))
+                .await
+                .map(|_| format!("/patients/{id}/billing?done=package-refunded")),
+            "statement" => uc::send_statement(&state, c, &id)
+                .await
+                .map(|_| format!("/patients/{id}/billing?done=statement-queued")),
             "estimate" => {
                 let input = domain::billing::EstimateInput {
                     service: Service::parse("service", &g("service"))?,
@@ -724,7 +1038,9 @@ async fn account_submit(State(state): State<AppState>, Path((id, action)): Path<
                     integration: num("integration")?,
                     intake: f.form.get("intake").is_some(),
                 };
-                uc::make_estimate(&state, c, &id, input).await.map(|_| format!("/patients/{id}/billing?done=estimate-saved"))
+                uc::make_estimate(&state, c, &id, input)
+                    .await
+                    .map(|_| format!("/patients/{id}/billing?done=estimate-saved"))
             }
             _ => Err(WebError::NotFound),
         }
@@ -748,12 +1064,20 @@ struct PeriodQ {
     to: String,
 }
 
-async fn superbill(State(state): State<AppState>, Staff(c): Staff, Path(id): Path<String>, PageQuery(q): PageQuery<PeriodQ>) -> PageResult {
+async fn superbill(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    Path(id): Path<String>,
+    PageQuery(q): PageQuery<PeriodQ>,
+) -> PageResult {
     let pdf = uc::superbill(&state, &c, &id, &q.from, &q.to).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/pdf"),
-            (header::CONTENT_DISPOSITION, "inline; filename=\"superbill.pdf\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "inline; filename=\"superbill.pdf\"",
+            ),
         ],
         pdf,
     )

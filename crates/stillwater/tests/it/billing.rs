@@ -1,0 +1,553 @@
+//! Cash-pay billing over HTTP on both backends, trying to break it: bad
+//! NPIs and tax ids, negative prices, a list in a second currency, an offer
+//! outside its dates, payments above what is owed, refunds above what was
+//! paid, a package with no sessions left, a second invoice for one visit,
+//! and the database refusing to change an entry. A month of infusions (the
+//! Schedule III demo's visits, with their draws) is billed: the visit's
+//! codes carry the infusion time and the drug's NDC, a package pays one
+//! session and a card the rest, the superbill PDF holds the codes,
+//! diagnoses and totals, and the seeds' numbers come out of the estimate.
+
+use serde_json::{json, Value};
+
+use crate::api::Api;
+use crate::both;
+use crate::helpers::*;
+
+async fn api<'a>(app: &'a TestApp, user: &str) -> Api<'a> {
+    Api {
+        app,
+        c: reqwest::Client::new(),
+        token: app.user_token(user).await,
+    }
+}
+
+fn fields(e: &Value) -> Vec<String> {
+    e["errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x["field"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn minor(v: &Value) -> i64 {
+    v["minor"].as_i64().unwrap_or(i64::MIN)
+}
+
+/// The Schedule III demo: a month of attended IV infusions with their draws.
+async fn month_of_visits(app: &TestApp) {
+    let dir = std::env::temp_dir().join(format!("sw-bill-{}", uuid::Uuid::now_v7().simple()));
+    let cfg = stillwater::config::Config {
+        data_dir: dir,
+        ..Default::default()
+    };
+    let (protocols, instruments) = (cfg.protocols().unwrap(), cfg.instruments().unwrap());
+    stillwater::demo_pretreatment::load(&app.store, &protocols, &instruments)
+        .await
+        .unwrap();
+    stillwater::demo_substances::load(&app.store, &protocols, &instruments)
+        .await
+        .unwrap();
+}
+
+async fn a_month_of_cash_pay_billing(app: &TestApp) {
+    month_of_visits(app).await;
+    let g = app.glendale.to_string();
+    let admin = api(app, "ada.admin").await;
+    let desk = api(app, "dana.frontdesk").await;
+    let nurse = api(app, "nina.nurse").await;
+    let auditor = api(app, "audrey.auditor").await;
+    let today = jiff::Zoned::now()
+        .with_time_zone(jiff::tz::TimeZone::get("America/Phoenix").unwrap())
+        .date();
+
+    // Billing details: a wrong NPI check digit and a malformed EIN are named.
+    let (s, e) = desk
+        .post("/api/v1/prices", &json!({"clinic_id": g, "effective_from": today.to_string(), "currency": "USD", "prices": {"iv_infusion": "300"}}))
+        .await;
+    assert_eq!(s, 403, "the front desk does not set prices: {e}");
+    let state = web::AppState::new(app.store.clone(), web::WebConfig::default());
+    let ada = app
+        .store
+        .user_id_by_username("ada.admin")
+        .await
+        .unwrap()
+        .unwrap();
+    let admin_caller = web::auth::Caller::of_user(&app.store, ada, "test")
+        .await
+        .unwrap();
+    let bad = web::billing::set_settings(
+        &state,
+        &admin_caller,
+        web::billing::SettingsInput {
+            clinic_id: g.clone(),
+            legal_name: "Stillwater Glendale PLLC".into(),
+            npi: "1452763894".into(),
+            tax_id: "862718345".into(),
+            currency: "USD".into(),
+            refund_fee: "25".into(),
+        },
+    )
+    .await;
+    match bad {
+        Err(web::error::WebError::Invalid(v)) => {
+            let f: Vec<_> = v.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(f, vec!["npi", "tax_id"], "{v:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    web::billing::set_settings(
+        &state,
+        &admin_caller,
+        web::billing::SettingsInput {
+            clinic_id: g.clone(),
+            legal_name: "Stillwater Glendale PLLC".into(),
+            npi: "1452763893".into(),
+            tax_id: "86-2718345".into(),
+            currency: "USD".into(),
+            refund_fee: "25".into(),
+        },
+    )
+    .await
+    .unwrap();
+
+    // Prices: negative, a second currency and a past start are refused.
+    let (s, e) = admin
+        .post("/api/v1/prices", &json!({"clinic_id": g, "effective_from": today.to_string(), "currency": "EUR", "prices": {"iv_infusion": "-300", "intake": "175"}}))
+        .await;
+    assert_eq!(s, 422, "{e}");
+    let f = fields(&e);
+    assert!(
+        f.contains(&"iv_infusion".to_string()) && f.contains(&"currency".to_string()),
+        "{e}"
+    );
+    let (s, e) = admin
+        .post("/api/v1/prices", &json!({"clinic_id": g, "effective_from": "2020-01-01", "currency": "USD", "prices": {"iv_infusion": "300"}}))
+        .await;
+    assert_eq!(
+        (s, fields(&e)),
+        (422, vec!["effective_from".to_string()]),
+        "{e}"
+    );
+    // The month's visits are priced by a list written for them (a list
+    // through the API starts today at the earliest).
+    let mut ev = store::audit::NewAuditEvent::new(domain::audit::Action::BillSettings, "test");
+    ev.org_id = Some(app.store.any_org().await.unwrap().unwrap().to_string());
+    app.store
+        .insert_price_list(
+            &store::billing::StoredPriceList {
+                id: uuid::Uuid::now_v7().to_string(),
+                clinic_id: g.clone(),
+                effective_from: (today - jiff::Span::new().days(60)).to_string(),
+                currency: "USD".into(),
+                prices: json!({"intake": 17500, "iv_infusion": 30000, "integration": 15000, "rescue_medication": 3500, "no_show_fee": 15000, "late_cancel_fee": 10000, "consultation": 0}).to_string(),
+                created_at: domain::time::now_micros(),
+            },
+            &ada.to_string(),
+            ev,
+        )
+        .await
+        .unwrap();
+    let (s, _) = admin
+        .post("/api/v1/prices", &json!({"clinic_id": g, "effective_from": (today + jiff::Span::new().days(30)).to_string(), "currency": "USD", "prices": {"iv_infusion": "325", "intake": "175"}}))
+        .await;
+    assert_eq!(s, 201);
+    let (s, v) = desk.get(&format!("/api/v1/prices?clinic_id={g}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["price_lists"].as_array().unwrap().len(), 2, "{v}");
+
+    // Offers: the new-patient special, and one that ended last year.
+    let (s, e) = admin
+        .post("/api/v1/offers", &json!({"clinic_id": g, "name": "Bad", "valid_from": "2026-02-01", "valid_to": "2026-01-01", "rules": [{"kind": "fixed_price", "service": "iv_infusion", "price": "350"}]}))
+        .await;
+    assert_eq!(s, 422, "{e}");
+    let f = fields(&e);
+    assert!(f.contains(&"valid_to".to_string()), "{e}");
+    let (s, special) = admin
+        .post("/api/v1/offers", &json!({"clinic_id": g, "name": "New Patient Special", "valid_from": (today - jiff::Span::new().days(60)).to_string(), "valid_to": (today + jiff::Span::new().days(60)).to_string(), "new_patients_only": true, "first_n": 6,
+            "rules": [{"kind": "waive", "service": "intake"}, {"kind": "fixed_price", "service": "iv_infusion", "price": "275"}]}))
+        .await;
+    assert_eq!(s, 201, "{special}");
+    let (s, old) = admin
+        .post("/api/v1/offers", &json!({"clinic_id": g, "name": "Spring 2025", "valid_from": "2025-03-01", "valid_to": "2025-05-31",
+            "rules": [{"kind": "percent_off", "service": "iv_infusion", "percent": 20}]}))
+        .await;
+    assert_eq!(s, 201, "{old}");
+
+    // The seeds' numbers: the special on a six-infusion induction saves $325.
+    let patients = app
+        .store
+        .search_patients(&[app.glendale], "", 200)
+        .await
+        .unwrap();
+    let fresh = patients.first().unwrap().id.to_string();
+    let (s, est) = desk
+        .post(
+            "/api/v1/estimates",
+            &json!({"patient_id": fresh, "service": "iv_infusion", "induction": 6, "intake": true}),
+        )
+        .await;
+    assert_eq!(s, 201, "{est}");
+    let saved: i64 = est["savings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| minor(&l["amount"]))
+        .sum();
+    assert_eq!(saved, 325_00, "{est}");
+    assert_eq!(minor(&est["total"]), 1650_00, "{est}");
+    let (s, e) = desk
+        .post(
+            "/api/v1/estimates",
+            &json!({"patient_id": fresh, "service": "late_cancel_fee", "induction": 99}),
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert_eq!(fields(&e), vec!["service", "induction"], "{e}");
+
+    // The month's visits: the first attended infusion of a patient.
+    let (s, acct) = desk
+        .get(&format!(
+            "/api/v1/invoices?patient_id={}",
+            chosen(app).await
+        ))
+        .await;
+    assert_eq!(s, 200, "{acct}");
+    let visits = acct["uninvoiced_visits"].as_array().unwrap().clone();
+    assert!(visits.len() >= 3, "{acct}");
+    let pid = chosen(app).await;
+    let first = visits[0]["appointment_id"].as_str().unwrap().to_string();
+    let second = visits[1]["appointment_id"].as_str().unwrap().to_string();
+    let third = visits[2]["appointment_id"].as_str().unwrap().to_string();
+
+    // An offer outside its dates is refused with why; nothing is invoiced.
+    let (s, e) = desk
+        .post(
+            "/api/v1/invoices",
+            &json!({"appointment_id": first, "offer_id": old["id"]}),
+        )
+        .await;
+    assert_eq!((s, fields(&e)), (422, vec!["offer_id".to_string()]), "{e}");
+    assert!(
+        e.to_string().contains("runs from 2025-03-01 to 2025-05-31"),
+        "{e}"
+    );
+    let (s, e) = nurse
+        .post("/api/v1/invoices", &json!({"appointment_id": first}))
+        .await;
+    assert_eq!(s, 403, "nurses do not invoice: {e}");
+    let (s, inv) = desk
+        .post("/api/v1/invoices", &json!({"appointment_id": first}))
+        .await;
+    assert_eq!(s, 201, "{inv}");
+    let (s, e) = desk
+        .post("/api/v1/invoices", &json!({"appointment_id": first}))
+        .await;
+    assert_eq!(s, 409, "a visit is invoiced once: {e}");
+    let lines = inv["lines"].as_array().unwrap();
+    let codes: Vec<String> = lines[0]["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        codes,
+        vec!["96365", "J3490"],
+        "40 minutes: no 96366; the drug rides along: {inv}"
+    );
+    let drug = &lines[0]["codes"][1];
+    assert_eq!(
+        drug["ndc"].as_str().map(|n| n.len() >= 10),
+        Some(true),
+        "{drug}"
+    );
+    assert_eq!(minor(&lines[0]["amount"]), 300_00);
+    // The special applies (a new patient): $25 off, from the rule.
+    assert_eq!(minor(&lines[1]["amount"]), -25_00, "{inv}");
+    assert!(lines[1]["description"]
+        .as_str()
+        .unwrap()
+        .contains("IV infusion at $275.00"));
+    assert_eq!(minor(&inv["balance"]), 275_00);
+    let inv_id = inv["id"].as_str().unwrap().to_string();
+
+    // Payments: more than owed, no card reference, a bad amount.
+    for (body, field) in [
+        (
+            json!({"invoice_id": inv_id, "method": "cash", "amount": "275.01"}),
+            "amount",
+        ),
+        (
+            json!({"invoice_id": inv_id, "method": "card", "amount": "100"}),
+            "reference",
+        ),
+        (
+            json!({"invoice_id": inv_id, "method": "cash", "amount": "12.345"}),
+            "amount",
+        ),
+        (
+            json!({"invoice_id": inv_id, "method": "bitcoin", "amount": "1"}),
+            "method",
+        ),
+    ] {
+        let (s, e) = desk.post("/api/v1/payments", &body).await;
+        assert_eq!(
+            (s, fields(&e)),
+            (422, vec![field.to_string()]),
+            "{body}: {e}"
+        );
+    }
+    let (s, v) = desk
+        .post("/api/v1/payments", &json!({"invoice_id": inv_id, "method": "card", "amount": "200", "reference": "AUTH 118822", "email_receipt": true}))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let pay_id = v["entries"][0]["id"].as_str().unwrap().to_string();
+    let (s, v) = desk
+        .post(
+            "/api/v1/payments",
+            &json!({"invoice_id": inv_id, "method": "cash", "amount": "75"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(minor(&v["balance"]), 0);
+    // Refunds: the desk may not; more than the payment holds is refused.
+    let (s, _) = desk
+        .post(
+            &format!("/api/v1/invoices/{inv_id}/refunds"),
+            &json!({"payment_id": pay_id, "amount": "10", "reason": "goodwill"}),
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, e) = admin
+        .post(
+            &format!("/api/v1/invoices/{inv_id}/refunds"),
+            &json!({"payment_id": pay_id, "amount": "200.01", "reason": "goodwill"}),
+        )
+        .await;
+    assert_eq!((s, fields(&e)), (422, vec!["amount".to_string()]), "{e}");
+    assert!(
+        e.to_string().contains("$200.00 paid and not yet refunded"),
+        "{e}"
+    );
+    let (s, v) = admin
+        .post(&format!("/api/v1/invoices/{inv_id}/refunds"), &json!({"payment_id": pay_id, "amount": "50", "reason": "Waited an hour past the booked time"}))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(minor(&v["balance"]), 50_00);
+    // A credit note settles it, and cannot exceed what is owed.
+    let (s, e) = admin
+        .post(
+            &format!("/api/v1/invoices/{inv_id}/credits"),
+            &json!({"amount": "50.01", "reason": "x"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{e}");
+    let (s, v) = admin
+        .post(
+            &format!("/api/v1/invoices/{inv_id}/credits"),
+            &json!({"amount": "50", "reason": "Goodwill for the wait"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(minor(&v["balance"]), 0);
+
+    // A package: sold, paid by card, one session pays the next visit.
+    let (s, e) = admin
+        .post("/api/v1/packages/products", &json!({"clinic_id": g, "name": "Induction series", "service": "iv_infusion", "sessions": 0, "price": "-1"}))
+        .await;
+    assert_eq!(s, 422);
+    assert_eq!(fields(&e), vec!["sessions", "price"], "{e}");
+    let (s, prod) = admin
+        .post("/api/v1/packages/products", &json!({"clinic_id": g, "name": "Two infusions", "service": "iv_infusion", "sessions": 2, "price": "500", "valid_days": 90}))
+        .await;
+    assert_eq!(s, 201, "{prod}");
+    let (s, sold) = desk
+        .post(
+            "/api/v1/packages",
+            &json!({"patient_id": pid, "product_id": prod["id"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{sold}");
+    let pkg_inv = sold["invoice_id"].as_str().unwrap();
+    let (s, _) = desk
+        .post("/api/v1/payments", &json!({"invoice_id": pkg_inv, "method": "card", "amount": "500", "reference": "AUTH 220033"}))
+        .await;
+    assert_eq!(s, 201);
+    let (_, pk) = desk
+        .get(&format!("/api/v1/packages?patient_id={pid}"))
+        .await;
+    let pkg = pk["packages"][0]["id"].as_str().unwrap().to_string();
+    let mut ids = vec![];
+    for appt in [&second, &third] {
+        let (s, inv) = desk
+            .post("/api/v1/invoices", &json!({"appointment_id": appt}))
+            .await;
+        assert_eq!(s, 201, "{inv}");
+        let id = inv["id"].as_str().unwrap().to_string();
+        let (s, v) = desk
+            .post(
+                "/api/v1/payments",
+                &json!({"invoice_id": id, "method": "package_credit", "package_id": pkg}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        assert_eq!(
+            minor(&v["balance"]),
+            0,
+            "the session covers the discounted infusion: {v}"
+        );
+        ids.push(id);
+    }
+    let (_, pk) = desk
+        .get(&format!("/api/v1/packages?patient_id={pid}"))
+        .await;
+    assert_eq!(pk["packages"][0]["left"], 0, "{pk}");
+    // No session left: refused, naming the package.
+    if let Some(fourth) = visits.get(3).and_then(|v| v["appointment_id"].as_str()) {
+        let (s, inv) = desk
+            .post("/api/v1/invoices", &json!({"appointment_id": fourth}))
+            .await;
+        assert_eq!(s, 201, "{inv}");
+        let (s, e) = desk
+            .post(
+                "/api/v1/payments",
+                &json!({"invoice_id": inv["id"], "method": "package_credit", "package_id": pkg}),
+            )
+            .await;
+        assert_eq!((s, fields(&e)), (422, vec!["package".to_string()]), "{e}");
+        assert!(e.to_string().contains("no sessions left"), "{e}");
+    }
+
+    // The database refuses to change a payment or an invoice line.
+    store::on_pool!(app.store.raw_pool(), p => {
+        assert!(sqlx::query("UPDATE billing_entries SET amount_minor = 1").execute(p).await.is_err());
+        assert!(sqlx::query("DELETE FROM billing_entries").execute(p).await.is_err());
+        assert!(sqlx::query("UPDATE invoice_lines SET amount_minor = 0").execute(p).await.is_err());
+    });
+
+    // The superbill: practice, codes, the NDC, diagnoses and totals.
+    let web = app.login("dana.frontdesk").await;
+    let r = web.get(&format!("/patients/{pid}/superbill.pdf")).await;
+    assert_eq!(r.status(), 200);
+    let bytes = r.bytes().await.unwrap();
+    let doc = lopdf::Document::load_mem(&bytes).unwrap();
+    let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
+    let text = doc.extract_text(&pages).unwrap().replace('\n', " ");
+    for needle in [
+        "Superbill",
+        "NPI 1452763893",
+        "86-2718345",
+        "96365",
+        "J3490",
+        "F41.1",
+        &format!(
+            "Net charges {}",
+            domain::billing::fmt_money(225_00 + 275_00 * (visits.len().min(4) as i64 - 1), "USD")
+        ),
+    ] {
+        assert!(text.contains(needle), "{needle} missing from: {text}");
+    }
+    let r = web
+        .get(&format!(
+            "/patients/{pid}/superbill.pdf?from=2020-01-01&to=2020-02-01"
+        ))
+        .await;
+    assert_eq!(r.status(), 422, "a period with no visits is named");
+
+    // The day close and the reports add up; the auditor reads them.
+    let (s, d) = auditor
+        .get(&format!("/api/v1/payments?clinic_id={g}"))
+        .await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(
+        minor(&d["total"]),
+        200_00 + 75_00 - 50_00 + 500_00 + 2 * 275_00,
+        "{d}"
+    );
+    let (s, r) = auditor
+        .get(&format!("/api/v1/invoices?clinic_id={g}"))
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let cost: i64 = r["offer_cost"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| minor(&o["cost"]))
+        .sum();
+    assert_eq!(
+        cost,
+        3 * 25_00 + if visits.len() > 3 { 25_00 } else { 0 },
+        "{r}"
+    );
+    assert_eq!(r["package_liability"]["sessions"], 0, "{r}");
+    let (s, _) = nurse.get(&format!("/api/v1/invoices?clinic_id={g}")).await;
+    assert_eq!(s, 403, "nurses do not read billing");
+
+    // The receipt went by e-mail, with nothing about the patient in the subject.
+    let sink = SmtpSink::start().await;
+    let mailer = crate::measures::mailer_state(app, &sink).await;
+    web::outbox::drain(&mailer, domain::time::now_micros())
+        .await
+        .unwrap();
+    let mail = sink.all();
+    let m = mail
+        .iter()
+        .find(|m| m.contains("Subject: Your receipt from"))
+        .expect("receipt sent");
+    assert!(m.contains("$200.00") && m.contains("Card"), "{m}");
+
+    // Every read and change above is in the audit trail against the patient.
+    for a in [
+        "bill.invoice",
+        "bill.payment",
+        "bill.refund",
+        "bill.credit",
+        "bill.print",
+        "bill.estimate",
+        "bill.package",
+    ] {
+        assert!(app.store.count_audit(a).await.unwrap() > 0, "{a}");
+    }
+}
+both!(a_month_of_cash_pay_billing);
+
+/// The Glendale patient the Schedule III demo gave a month of infusions.
+async fn chosen(app: &TestApp) -> String {
+    let (n,): (String,) = store::on_pool!(app.store.raw_pool(), p => {
+        sqlx::query_as("SELECT a.patient_id FROM appointments a WHERE a.clinic_id = $1 AND a.status = 'completed' \
+             GROUP BY a.patient_id ORDER BY COUNT(*) DESC, a.patient_id LIMIT 1")
+            .bind(app.glendale.to_string()).fetch_one(p).await.unwrap()
+    });
+    n
+}
+
+/// The demo's month of billing loads on both backends and adds up: every
+/// invoice's balance is its lines less its entries, and none is negative.
+async fn the_demo_month_of_billing_adds_up(app: &TestApp) {
+    month_of_visits(app).await;
+    stillwater::demo_billing::load(&app.store).await.unwrap();
+    let (n, neg): (i64, i64) = store::on_pool!(app.store.raw_pool(), p => {
+        sqlx::query_as("SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN b < 0 THEN 1 ELSE 0 END), 0) AS BIGINT) FROM ( \
+             SELECT i.id, \
+               CAST((SELECT COALESCE(SUM(CASE WHEN kind = 'charge' THEN amount_minor ELSE -amount_minor END), 0) FROM invoice_lines l WHERE l.invoice_id = i.id) AS BIGINT) \
+             - CAST((SELECT COALESCE(SUM(CASE WHEN kind = 'refund' THEN -amount_minor ELSE amount_minor END), 0) FROM billing_entries e WHERE e.invoice_id = i.id) AS BIGINT) AS b \
+             FROM invoices i) x")
+            .fetch_one(p).await.unwrap()
+    });
+    assert!(n >= 20, "a month of invoices: {n}");
+    assert_eq!(neg, 0);
+    let desk = api(app, "dana.frontdesk").await;
+    let (s, r) = desk
+        .get(&format!(
+            "/api/v1/invoices?clinic_id={}&from={}",
+            app.glendale, "2020-01-01"
+        ))
+        .await;
+    assert_eq!(s, 200);
+    assert!(!r["revenue"].as_array().unwrap().is_empty(), "{r}");
+}
+both!(the_demo_month_of_billing_adds_up);
