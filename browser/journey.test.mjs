@@ -614,6 +614,59 @@ test("the Schedule III record: receive vials, draw for a dose, give and waste be
   await doc.context.close();
 });
 
+test("check-out after a session: the visit invoiced with its codes, a package sold and paid by card, a session of it pays the visit, the superbill printed", async () => {
+  const { context, page, errors } = await signIn("dana.frontdesk");
+  await page.getByRole("link", { name: "Billing" }).click();
+  await shot(page, "60-billing-day");
+  // The newest attended infusion waiting at the desk.
+  const row = page.locator("tr", { hasText: "IV infusion" }).filter({ hasText: "attended" }).last();
+  const who = (await row.locator("td").nth(1).innerText()).trim();
+  await row.getByRole("button", { name: "Invoice" }).click();
+  await page.getByRole("heading", { name: /^Invoice / }).waitFor();
+  const visitUrl = page.url();
+  assert.ok(await page.locator("#lines", { hasText: "96365" }).isVisible());
+  // A card payment above what is owed is refused with the amount owed.
+  await page.getByLabel("Method").selectOption("card");
+  await page.getByLabel("Amount", { exact: true }).fill("9999");
+  await page.getByLabel("Card terminal or transfer reference").fill("AUTH 771234");
+  await page.getByRole("button", { name: "Record payment" }).click();
+  await page.locator("#errors", { hasText: "still owed" }).waitFor();
+  await shot(page, "61-invoice-overpaid-refused");
+
+  // The patient buys the induction series, paid by card.
+  await page.getByRole("link", { name: `${who}'s account` }).click();
+  await page.getByLabel("Sell").selectOption({ label: "Induction series ($1,650.00)" });
+  await page.getByRole("button", { name: "Sell package" }).click();
+  await page.getByText("package sold").waitFor();
+  await page.getByLabel("Method").selectOption("card");
+  await page.getByLabel("Card terminal or transfer reference").fill("AUTH 771235");
+  await page.getByRole("button", { name: "Record payment" }).click();
+  await page.getByText("payment recorded").waitFor();
+  assert.ok(await page.locator("#entries", { hasText: "AUTH 771235" }).isVisible());
+
+  // Back at the visit: one session of the package pays it.
+  await page.goto(visitUrl);
+  await page.getByLabel("Use a session of a package").selectOption({ index: 0 });
+  await page.getByRole("button", { name: "Use package credit" }).click();
+  await page.getByText("payment recorded").waitFor();
+  assert.equal((await page.locator("#balance").innerText()).trim(), "$0.00");
+  await shot(page, "62-invoice-paid-by-package");
+  const href = await page.locator("#superbill").getAttribute("href");
+  const pdf = await page.request.get(`${BASE}${href}`);
+  assert.equal(pdf.status(), 200);
+  assert.equal(pdf.headers()["content-type"], "application/pdf");
+  assert.ok((await pdf.body()).subarray(0, 4).toString() === "%PDF");
+
+  // The account shows the package with a session used.
+  await page.getByRole("link", { name: `${who}'s account` }).click();
+  assert.ok(await page.locator(".bill-package", { hasText: "Induction series" }).getByText("1 of 6 used").isVisible());
+  await shot(page, "63-account");
+  await page.goto(`${BASE}/billing?tab=reports`);
+  await shot(page, "64-billing-reports");
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 /** Chooses the option of `select` whose text matches `re`. */
 async function pick(select, re) {
   for (const o of await select.locator("option").all()) {

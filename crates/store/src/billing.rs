@@ -458,11 +458,8 @@ impl Store {
     /// The infusion's running time, the ketamine given (from the Schedule III
     /// record) and the other medicines of an encounter.
     pub async fn encounter_facts(&self, encounter: &str) -> Result<EncounterFacts> {
-        let (events, drug, meds): (
-            Vec<(String, i64)>,
-            Vec<(String, i64)>,
-            Vec<(String, String)>,
-        ) = on_pool!(self.read(), p => {
+        type Pairs = Vec<(String, i64)>;
+        let (events, drug, meds): (Pairs, Pairs, Vec<(String, String)>) = on_pool!(self.read(), p => {
             let ev = sqlx::query_as("SELECT kind, at FROM administration_events WHERE encounter_id = $1 ORDER BY seq")
                 .bind(encounter).fetch_all(p).await?;
             let drug = sqlx::query_as("SELECT pr.ndc, CAST(SUM(d.administered_ul * pr.strength_mg_per_ml) AS BIGINT) FROM cs_draws d \
@@ -515,7 +512,13 @@ impl Store {
                 .bind(&inv.clinic_id).fetch_one(&mut *tx).await?;
             let (clinic_name,): (String,) = sqlx::query_as("SELECT name FROM clinics WHERE id = $1")
                 .bind(&inv.clinic_id).fetch_one(&mut *tx).await?;
-            let prefix: String = clinic_name.chars().filter(|c| c.is_ascii_alphabetic()).take(3).collect::<String>().to_ascii_uppercase();
+            // The clinic's initials ("Stillwater Glendale" is SG).
+            let prefix: String = clinic_name
+                .split_whitespace()
+                .filter_map(|w| w.chars().find(|c| c.is_ascii_alphabetic()))
+                .take(3)
+                .collect::<String>()
+                .to_ascii_uppercase();
             let number = format!("{prefix}-{last:05}");
             sqlx::query("INSERT INTO invoices (id, number, clinic_id, patient_id, appointment_id, kind, currency, \
                  service_date, issued_by, issued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")

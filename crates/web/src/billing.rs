@@ -604,16 +604,22 @@ async fn history(
 }
 
 /// Charge and discount lines for one service on `date`.
+/// What prices a visit's lines: the clinic's lists and offers on its day.
+struct Pricer<'a> {
+    lists: &'a [PriceList],
+    offers: &'a [Offer],
+    day: Date,
+}
+
 fn priced(
-    lists: &[PriceList],
-    offers: &[Offer],
+    pr: &Pricer,
     service: Service,
     words: String,
     codes: &[bill::Code],
-    day: Date,
     h: &mut PatientHistory,
     out: &mut Vec<NewLine>,
 ) -> Result<String, WebError> {
+    let (lists, offers, day) = (pr.lists, pr.offers, pr.day);
     let (price, cur) = bill::price_on(lists, service, day)?;
     out.push(NewLine {
         kind: EntryKind::Charge,
@@ -680,6 +686,11 @@ pub async fn invoice_visit_at(
     let offers = active_offers(state, &v.clinic_id).await?;
     let mut h = history(state, &v.clinic_id, &v.patient_id).await?;
     let day = p.date_of(v.starts_at);
+    let pr = Pricer {
+        lists: &lists,
+        offers: &offers,
+        day,
+    };
     let mut lines = vec![];
     let attended = v.status == "completed";
     let currency;
@@ -720,23 +731,19 @@ pub async fn invoice_visit_at(
             drug: facts.drug.clone(),
         };
         currency = priced(
-            &lists,
-            &offers,
+            &pr,
             service,
             v.type_name.clone(),
             &bill::codes(service, &vf),
-            day,
             &mut h,
             &mut lines,
         )?;
         for (name, dose) in &facts.medications {
             priced(
-                &lists,
-                &offers,
+                &pr,
                 Service::RescueMedication,
                 format!("Rescue medication: {name} {dose}"),
                 &bill::codes(Service::RescueMedication, &vf),
-                day,
                 &mut h,
                 &mut lines,
             )?;
@@ -752,12 +759,10 @@ pub async fn invoice_visit_at(
             ));
         };
         currency = priced(
-            &lists,
-            &offers,
+            &pr,
             fee,
             format!("{} ({})", fee.label(), v.type_name),
             &[],
-            day,
             &mut h,
             &mut lines,
         )?;
@@ -1314,9 +1319,17 @@ pub async fn account(
         .filter(|v| v.invoice.currency == currency)
         .map(|v| v.balance)
         .sum();
+    // Visits before the clinic's first price list were billed elsewhere.
+    let since = price_lists_of(state, &rec.clinic_id.to_string())
+        .await?
+        .iter()
+        .map(|l| l.effective_from)
+        .min()
+        .map(|d| p.start_of(d))
+        .unwrap_or(i64::MAX);
     let uninvoiced = state
         .store
-        .visits_to_invoice(&rec.clinic_id.to_string(), 0, i64::MAX)
+        .visits_to_invoice(&rec.clinic_id.to_string(), since, i64::MAX)
         .await?
         .into_iter()
         .filter(|v| v.patient_id == patient.trim())
@@ -1831,7 +1844,7 @@ pub async fn reports(
             ));
         }
     }
-    outstanding.sort_by(|a, b| b.3.cmp(&a.3));
+    outstanding.sort_by_key(|o| std::cmp::Reverse(o.3));
     let mut package_sessions = 0;
     let mut package_liability = 0;
     for k in state.store.packages_of_clinic(&here).await? {
@@ -1886,4 +1899,49 @@ pub async fn send_statement(state: &AppState, c: &Caller, patient: &str) -> Resu
     let jobs = crate::outbox::statement_jobs(patient.trim(), clinic);
     state.store.enqueue_jobs(&jobs, ev).await?;
     Ok(())
+}
+
+/// A patient's latest good-faith estimate as they read it before signing.
+pub struct EstimateBox {
+    pub when: String,
+    pub lines: Vec<(String, u32, String)>,
+    pub savings: Vec<(String, String)>,
+    pub total: String,
+}
+
+/// The newest estimate of a patient, for the consent pages (the caller has
+/// already established who may see the patient: staff with the chart, or
+/// the patient through their link).
+pub async fn latest_estimate(
+    state: &AppState,
+    patient: &str,
+) -> Result<Option<EstimateBox>, WebError> {
+    let Some(s) = state
+        .store
+        .estimates_of_patient(patient)
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    let Some((_, e)) = estimate_of(&s) else {
+        return Ok(None);
+    };
+    Ok(Some(EstimateBox {
+        when: domain::time::to_timestamp(s.created_at)
+            .strftime("%B %-d, %Y")
+            .to_string(),
+        lines: e
+            .lines
+            .iter()
+            .map(|l| (l.words.clone(), l.quantity, fmt_money(l.minor, &e.currency)))
+            .collect(),
+        savings: e
+            .savings
+            .iter()
+            .map(|l| (l.words.clone(), fmt_money(-l.minor, &e.currency)))
+            .collect(),
+        total: fmt_money(e.total, &e.currency),
+    }))
 }

@@ -332,6 +332,7 @@ pub struct ChartPage {
     pub escort: String,
     pub can_edit: bool,
     pub can_audit: bool,
+    pub can_bill: bool,
     pub can_book: bool,
     /// Visits: (id, when, what, status, status class); covered by the chart's audit record.
     pub visits: Vec<(String, String, String, String, &'static str)>,

@@ -1,3 +1,6 @@
+// Money is written as dollars_cents (275_00 is $275.00).
+#![allow(clippy::inconsistent_digit_grouping)]
+
 use super::*;
 use proptest::prelude::*;
 
@@ -134,7 +137,7 @@ fn an_offer_outside_its_dates_or_used_up_or_for_new_patients_is_refused_with_why
     let mut h = PatientHistory::default();
     for _ in 0..6 {
         let ds = discounts(
-            &[o.clone()],
+            std::slice::from_ref(&o),
             Service::IvInfusion,
             300_00,
             "USD",
@@ -145,7 +148,7 @@ fn an_offer_outside_its_dates_or_used_up_or_for_new_patients_is_refused_with_why
         assert_eq!(ds[0].minor, 25_00);
     }
     assert!(discounts(
-        &[o.clone()],
+        std::slice::from_ref(&o),
         Service::IvInfusion,
         300_00,
         "USD",

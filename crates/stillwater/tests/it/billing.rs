@@ -8,6 +8,9 @@
 //! session and a card the rest, the superbill PDF holds the codes,
 //! diagnoses and totals, and the seeds' numbers come out of the estimate.
 
+// Money is written as dollars_cents (275_00 is $275.00).
+#![allow(clippy::inconsistent_digit_grouping)]
+
 use serde_json::{json, Value};
 
 use crate::api::Api;
@@ -499,6 +502,21 @@ async fn a_month_of_cash_pay_billing(app: &TestApp) {
         .find(|m| m.contains("Subject: Your receipt from"))
         .expect("receipt sent");
     assert!(m.contains("$200.00") && m.contains("Card"), "{m}");
+
+    // The API is documented.
+    let doc = app.api_doc().await;
+    for p in [
+        "/api/v1/prices",
+        "/api/v1/offers",
+        "/api/v1/packages",
+        "/api/v1/invoices",
+        "/api/v1/invoices/{id}",
+        "/api/v1/payments",
+        "/api/v1/superbills",
+        "/api/v1/estimates",
+    ] {
+        assert!(doc["paths"][p].is_object(), "{p} is documented");
+    }
 
     // Every read and change above is in the audit trail against the patient.
     for a in [

@@ -486,18 +486,9 @@ async fn submit(
                 let first_n = if first_n.trim().is_empty() {
                     None
                 } else {
-                    Some(
-                        first_n
-                            .trim()
-                            .parse()
-                            .map_err(|_| {
-                                WebError::from(domain::FieldError::new(
-                                    "first_n",
-                                    "give a whole number",
-                                ))
-                            })
-                            .and_then(|n: u32| Ok(n))?,
-                    )
+                    Some(first_n.trim().parse::<u32>().map_err(|_| {
+                        WebError::from(domain::FieldError::new("first_n", "give a whole number"))
+                    })?)
                 };
                 uc::add_offer(
                     &state,
@@ -577,6 +568,14 @@ async fn submit(
     }
 }
 
+/// The flash for a `done` marker: "payment-recorded" reads "Payment recorded."
+fn done_text(done: &str) -> Option<String> {
+    let t = done.replace('-', " ");
+    let mut c = t.chars();
+    let first = c.next()?;
+    Some(format!("{}{}.", first.to_uppercase(), c.as_str()))
+}
+
 #[derive(Template)]
 #[template(path = "invoice.html")]
 struct InvoicePage {
@@ -613,8 +612,7 @@ async fn invoice_page(
     Path(id): Path<String>,
     PageQuery(q): PageQuery<Q>,
 ) -> PageResult {
-    let flash = (!q.done.is_empty()).then(|| q.done.replace('-', " "));
-    invoice_view(&state, &c, &id, None, flash).await
+    invoice_view(&state, &c, &id, None, done_text(&q.done)).await
 }
 
 async fn invoice_view(
@@ -631,6 +629,7 @@ async fn invoice_view(
         .clinic_id
         .parse()
         .map_err(|_| WebError::NotFound)?;
+    let zone = state.store.clinic(clinic).await?.settings.time_zone;
     let packages = state
         .store
         .packages_of_patient(&v.invoice.patient_id)
@@ -711,7 +710,7 @@ async fn invoice_view(
                     e.amount_minor
                 };
                 (
-                    domain::time::format_in_zone(e.at, "UTC"),
+                    domain::time::format_in_zone(e.at, &zone),
                     what,
                     [e.reference.clone(), e.reason.clone()]
                         .into_iter()
@@ -863,8 +862,7 @@ async fn account_page(
     Path(id): Path<String>,
     PageQuery(q): PageQuery<Q>,
 ) -> PageResult {
-    let flash = (!q.done.is_empty()).then(|| q.done.replace('-', " "));
-    account_view(&state, &c, &id, None, flash).await
+    account_view(&state, &c, &id, None, done_text(&q.done)).await
 }
 
 async fn account_view(

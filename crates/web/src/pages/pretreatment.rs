@@ -761,6 +761,7 @@ struct SignPage {
     doc: DocView,
     typed: String,
     error: Option<String>,
+    estimate: Option<crate::billing::EstimateBox>,
 }
 
 pub struct DocView {
@@ -816,6 +817,7 @@ async fn sign_view(
         doc: doc_view(&d),
         typed,
         error,
+        estimate: crate::billing::latest_estimate(state, &pid.to_string()).await?,
     })
 }
 
@@ -1398,6 +1400,7 @@ struct LinkSignPage {
     doc: DocView,
     typed: String,
     error: Option<String>,
+    estimate: Option<crate::billing::EstimateBox>,
 }
 
 async fn link_sign_view(
@@ -1426,6 +1429,7 @@ async fn link_sign_view(
             doc: doc_view(&d),
             typed,
             error,
+            estimate: crate::billing::latest_estimate(state, &l.patient_id).await?,
         })?,
     )
         .into_response())
