@@ -44,7 +44,7 @@ pub struct BenchArgs {
     pub no_startup: bool,
     /// Run only scenarios whose name contains this text (for profiling one
     /// path), or one of the other benchmarks: `schedule`, `measures`,
-    /// `ingest`, `cs`.
+    /// `ingest`, `cs`, `billing`.
     #[arg(long)]
     pub only: Option<String>,
     /// Ledger entries the `cs` benchmark writes before it measures.
@@ -88,6 +88,11 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<()> {
         measures_on(a, &url).await
     } else if a.only.as_deref() == Some("ingest") {
         ingest_on(a, &url).await
+    } else if a.only.as_deref() == Some("billing") {
+        let store = open(&url, "billing").await?;
+        let r = crate::bench_billing::run(&store).await;
+        store.close().await;
+        r
     } else if a.only.as_deref() == Some("cs") {
         let store = open(&url, "Schedule III record").await?;
         let r = crate::bench_substances::run(&store, a.cs_entries, a.reuse.is_none()).await;

@@ -2,6 +2,7 @@
 //! demo clinic, the benchmark and database helpers for tests and tools.
 
 pub mod bench;
+pub mod bench_billing;
 pub mod bench_measures;
 pub mod bench_schedule;
 pub mod bench_substances;

@@ -596,6 +596,44 @@ impl Store {
         Ok(out)
     }
 
+    /// Lines of the invoices a clinic issued in [from, to), summed by invoice
+    /// kind, service, line kind and offer: (invoice kind, service, line kind,
+    /// offer, count, amount).
+    pub async fn billing_line_sums(
+        &self,
+        clinic: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, String, String, Option<String>, i64, i64)>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT i.kind, l.service, l.kind, l.offer_id, COUNT(*), CAST(SUM(l.amount_minor) AS BIGINT) \
+                 FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id \
+                 WHERE i.clinic_id = $1 AND i.issued_at >= $2 AND i.issued_at < $3 \
+                 GROUP BY i.kind, l.service, l.kind, l.offer_id ORDER BY l.service")
+                .bind(clinic).bind(from).bind(to).fetch_all(p).await?
+        }))
+    }
+
+    /// A clinic's invoices with something still owed: (id, number, patient,
+    /// issued at, balance). The balance is the lines less the entries, as
+    /// [`account_of`] derives it.
+    pub async fn billing_open_invoices(
+        &self,
+        clinic: &str,
+    ) -> Result<Vec<(String, String, String, i64, i64)>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT id, number, patient_name, issued_at, balance FROM ( \
+                 SELECT i.id, i.number, pa.given_name || ' ' || pa.family_name AS patient_name, i.issued_at, \
+                   CAST((SELECT COALESCE(SUM(CASE WHEN l.kind = 'charge' THEN l.amount_minor ELSE -l.amount_minor END), 0) \
+                         FROM invoice_lines l WHERE l.invoice_id = i.id) AS BIGINT) \
+                 - CAST((SELECT COALESCE(SUM(CASE WHEN e.kind = 'refund' THEN -e.amount_minor ELSE e.amount_minor END), 0) \
+                         FROM billing_entries e WHERE e.invoice_id = i.id) AS BIGINT) AS balance \
+                 FROM invoices i JOIN patients pa ON pa.id = i.patient_id WHERE i.clinic_id = $1) x \
+                 WHERE balance > 0 ORDER BY issued_at")
+                .bind(clinic).fetch_all(p).await?
+        }))
+    }
+
     /// The entries of the given invoices, in the order they were written.
     pub async fn billing_entries(&self, invoices: &[String]) -> Result<Vec<BillingEntry>> {
         let mut out = vec![];

@@ -1768,18 +1768,8 @@ pub async fn reports(
     let here = p.id.to_string();
     let start = p.start_of(from_d);
     let end = p.start_of(to_d.tomorrow().map_err(|_| invalid("to", "out of range"))?);
-    let invs = state.store.invoices_of_clinic(&here, start, end).await?;
-    let all = state.store.invoices_of_clinic(&here, 0, i64::MAX).await?;
-    let ids: Vec<String> = all.iter().map(|i| i.id.clone()).collect();
-    let mut lines: BTreeMap<String, Vec<InvoiceLine>> = BTreeMap::new();
-    for l in state.store.invoice_lines(&ids).await? {
-        lines.entry(l.invoice_id.clone()).or_default().push(l);
-    }
-    let mut entries: BTreeMap<String, Vec<BillingEntry>> = BTreeMap::new();
-    for e in state.store.billing_entries(&ids).await? {
-        entries.entry(e.invoice_id.clone()).or_default().push(e);
-    }
-    let in_period: std::collections::BTreeSet<&str> = invs.iter().map(|i| i.id.as_str()).collect();
+    // Sums and open balances come from the database: a year of invoices is
+    // thousands of rows, the report a few dozen.
     let offers: BTreeMap<String, String> = state
         .store
         .offers(&here)
@@ -1787,62 +1777,55 @@ pub async fn reports(
         .into_iter()
         .map(|o| (o.id, o.name))
         .collect();
+    let currency = state
+        .store
+        .billing_settings(&here)
+        .await?
+        .map(|s| s.currency)
+        .unwrap_or_else(|| "USD".into());
     let mut revenue: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
     let mut offer_cost: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for (inv_kind, service, kind, offer, n, sum) in
+        state.store.billing_line_sums(&here, start, end).await?
+    {
+        let label = Service::parse("s", &service)
+            .map(|s| s.label().to_string())
+            .unwrap_or(service.clone());
+        let label = if inv_kind == "package" {
+            format!("Packages ({label})")
+        } else {
+            label
+        };
+        let r = revenue.entry(label).or_default();
+        if kind == "charge" {
+            r.0 += n;
+            r.1 += sum;
+        } else {
+            r.2 += sum;
+            let name = offer
+                .as_ref()
+                .and_then(|o| offers.get(o))
+                .cloned()
+                .unwrap_or_else(|| "Other".into());
+            let o = offer_cost.entry(name).or_default();
+            o.0 += n;
+            o.1 += sum;
+        }
+    }
     let mut ageing = [0i64; 4];
     let mut outstanding = vec![];
-    let mut currency = String::from("USD");
-    for inv in &all {
-        let l = lines.get(&inv.id).cloned().unwrap_or_default();
-        let e = entries.get(&inv.id).cloned().unwrap_or_default();
-        currency = inv.currency.clone();
-        if in_period.contains(inv.id.as_str()) {
-            for line in &l {
-                let label = Service::parse("s", &line.service)
-                    .map(|s| s.label().to_string())
-                    .unwrap_or(line.service.clone());
-                let label = if inv.kind == "package" {
-                    format!("Packages ({label})")
-                } else {
-                    label
-                };
-                let r = revenue.entry(label).or_default();
-                if line.kind == "charge" {
-                    r.0 += 1;
-                    r.1 += line.amount_minor;
-                } else {
-                    r.2 += line.amount_minor;
-                    let name = line
-                        .offer_id
-                        .as_ref()
-                        .and_then(|o| offers.get(o))
-                        .cloned()
-                        .unwrap_or_else(|| "Other".into());
-                    let o = offer_cost.entry(name).or_default();
-                    o.0 += 1;
-                    o.1 += line.amount_minor;
-                }
-            }
-        }
-        let v = view_of(inv.clone(), l, e)?;
-        if v.balance > 0 {
-            let issued = p.date_of(inv.issued_at);
-            let age = bill_days(issued, today);
-            let bucket = match age {
-                ..=30 => 0,
-                31..=60 => 1,
-                61..=90 => 2,
-                _ => 3,
-            };
-            ageing[bucket] += v.balance;
-            outstanding.push((
-                inv.id.clone(),
-                inv.number.clone(),
-                inv.patient_name.clone(),
-                age,
-                v.balance,
-            ));
-        }
+    for (id, number, patient, issued_at, balance) in
+        state.store.billing_open_invoices(&here).await?
+    {
+        let age = bill_days(p.date_of(issued_at), today);
+        let bucket = match age {
+            ..=30 => 0,
+            31..=60 => 1,
+            61..=90 => 2,
+            _ => 3,
+        };
+        ageing[bucket] += balance;
+        outstanding.push((id, number, patient, age, balance));
     }
     outstanding.sort_by_key(|o| std::cmp::Reverse(o.3));
     let mut package_sessions = 0;

@@ -425,6 +425,49 @@ async fn a_month_of_cash_pay_billing(app: &TestApp) {
         assert!(e.to_string().contains("no sessions left"), "{e}");
     }
 
+    // A package refunded unused: the price less the clinic's $25 fee; once.
+    let (s, sold) = desk
+        .post(
+            "/api/v1/packages",
+            &json!({"patient_id": pid, "product_id": prod["id"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{sold}");
+    let (s, _) = desk
+        .post(
+            "/api/v1/payments",
+            &json!({"invoice_id": sold["invoice_id"], "method": "cash", "amount": "500"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (_, pk) = desk
+        .get(&format!("/api/v1/packages?patient_id={pid}"))
+        .await;
+    let unused = pk["packages"][0]["id"].as_str().unwrap().to_string();
+    assert_ne!(unused, pkg, "newest first: {pk}");
+    let (s, _) = desk
+        .post(
+            &format!("/api/v1/packages/{unused}/refund"),
+            &json!({"reason": "Moving away"}),
+        )
+        .await;
+    assert_eq!(s, 403, "refunds are the admin's");
+    let (s, v) = admin
+        .post(
+            &format!("/api/v1/packages/{unused}/refund"),
+            &json!({"reason": "Moving away"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(minor(&v["refunded"]), 475_00, "{v}");
+    let (s, _) = admin
+        .post(
+            &format!("/api/v1/packages/{unused}/refund"),
+            &json!({"reason": "again"}),
+        )
+        .await;
+    assert_eq!(s, 409);
+
     // The database refuses to change a payment or an invoice line.
     store::on_pool!(app.store.raw_pool(), p => {
         assert!(sqlx::query("UPDATE billing_entries SET amount_minor = 1").execute(p).await.is_err());
@@ -468,7 +511,7 @@ async fn a_month_of_cash_pay_billing(app: &TestApp) {
     assert_eq!(s, 200, "{d}");
     assert_eq!(
         minor(&d["total"]),
-        200_00 + 75_00 - 50_00 + 500_00 + 2 * 275_00,
+        200_00 + 75_00 - 50_00 + 500_00 + 2 * 275_00 + 500_00 - 475_00,
         "{d}"
     );
     let (s, r) = auditor
