@@ -283,6 +283,44 @@ pub fn account_of(
     Ok((a, pos))
 }
 
+/// Appends one entry inside an open transaction (the only INSERT into
+/// `billing_entries`; callers have checked it against the account).
+macro_rules! insert_entry {
+    ($tx:expr, $e:expr, $clinic:expr, $patient:expr) => {{
+        let e: &NewEntry = $e;
+        sqlx::query("INSERT INTO billing_entries (id, clinic_id, patient_id, invoice_id, kind, method, reference, amount_minor, \
+             currency, refund_of, package_id, reason, at, recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)")
+            .bind(&e.id).bind($clinic).bind($patient).bind(&e.invoice_id).bind(e.kind.as_str()).bind(&e.method)
+            .bind(&e.reference).bind(e.minor).bind(&e.currency).bind(&e.refund_of).bind(&e.package_id).bind(&e.reason)
+            .bind(e.at).bind(&e.recorded_by).execute(&mut *$tx).await?;
+    }};
+}
+
+/// Rows of type `$ty` for many invoices: `$select` filtered by `$col IN
+/// (...)`, 200 ids a query (PostgreSQL and SQLite both take that many
+/// parameters comfortably), each chunk in `$order`.
+macro_rules! for_invoices {
+    ($store:expr, $ids:expr, $select:expr, $col:expr, $order:expr, $ty:ty) => {{
+        let mut out: Vec<$ty> = vec![];
+        for chunk in $ids.chunks(200) {
+            let marks = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("{} WHERE {} IN ({marks}) ORDER BY {}", $select, $col, $order);
+            let rows: Vec<$ty> = on_pool!($store.read(), p => {
+                let mut q = sqlx::query_as(&sql);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.fetch_all(p).await?
+            });
+            out.extend(rows);
+        }
+        out
+    }};
+}
+
 impl Store {
     pub async fn billing_settings(&self, clinic: &str) -> Result<Option<BillingSettings>> {
         Ok(on_pool!(self.read(), p => {
@@ -576,24 +614,14 @@ impl Store {
 
     /// The lines of the given invoices, in order.
     pub async fn invoice_lines(&self, invoices: &[String]) -> Result<Vec<InvoiceLine>> {
-        let mut out = vec![];
-        for chunk in invoices.chunks(200) {
-            let marks = (1..=chunk.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!("SELECT invoice_id, seq, kind, service, description, codes, amount_minor, offer_id \
-                 FROM invoice_lines WHERE invoice_id IN ({marks}) ORDER BY invoice_id, seq");
-            let rows: Vec<InvoiceLine> = on_pool!(self.read(), p => {
-                let mut q = sqlx::query_as(&sql);
-                for id in chunk {
-                    q = q.bind(id);
-                }
-                q.fetch_all(p).await?
-            });
-            out.extend(rows);
-        }
-        Ok(out)
+        Ok(for_invoices!(
+            self,
+            invoices,
+            "SELECT invoice_id, seq, kind, service, description, codes, amount_minor, offer_id FROM invoice_lines",
+            "invoice_id",
+            "invoice_id, seq",
+            InvoiceLine
+        ))
     }
 
     /// Lines of the invoices a clinic issued in [from, to), summed by invoice
@@ -636,23 +664,14 @@ impl Store {
 
     /// The entries of the given invoices, in the order they were written.
     pub async fn billing_entries(&self, invoices: &[String]) -> Result<Vec<BillingEntry>> {
-        let mut out = vec![];
-        for chunk in invoices.chunks(200) {
-            let marks = (1..=chunk.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!("SELECT {ENTRY_COLS} WHERE e.invoice_id IN ({marks}) ORDER BY e.seq");
-            let rows: Vec<BillingEntry> = on_pool!(self.read(), p => {
-                let mut q = sqlx::query_as(&sql);
-                for id in chunk {
-                    q = q.bind(id);
-                }
-                q.fetch_all(p).await?
-            });
-            out.extend(rows);
-        }
-        Ok(out)
+        Ok(for_invoices!(
+            self,
+            invoices,
+            format!("SELECT {ENTRY_COLS}"),
+            "e.invoice_id",
+            "e.seq",
+            BillingEntry
+        ))
     }
 
     /// A clinic's entries recorded in [from, to), in order (the day close).
@@ -724,6 +743,8 @@ impl Store {
             account.apply(&Entry { kind: e.kind, minor: e.minor, currency: e.currency.clone(), refund_of })?;
             if e.kind == EntryKind::Payment && e.method.as_deref() == Some("package_credit") {
                 let k = e.package_id.as_deref().ok_or_else(|| DomainError::field("package", "choose the package to use"))?;
+                // Lock the package too: two desks cannot spend its last session twice.
+                sqlx::query("UPDATE packages SET refunded_at = refunded_at WHERE id = $1").bind(k).execute(&mut *tx).await?;
                 let pk: Option<Package> = sqlx::query_as(&format!("SELECT {PACKAGE_COLS} WHERE k.id = $1"))
                     .bind(k).fetch_optional(&mut *tx).await?;
                 let pk = pk.filter(|pk| pk.patient_id == patient && pk.clinic_id == clinic)
@@ -740,11 +761,7 @@ impl Store {
                     return Err(DomainError::field("package", format!("{} does not cover any service on this invoice", pk.name)).into());
                 }
             }
-            sqlx::query("INSERT INTO billing_entries (id, clinic_id, patient_id, invoice_id, kind, method, reference, amount_minor, \
-                 currency, refund_of, package_id, reason, at, recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)")
-                .bind(&e.id).bind(&clinic).bind(&patient).bind(&e.invoice_id).bind(e.kind.as_str()).bind(&e.method)
-                .bind(&e.reference).bind(e.minor).bind(&e.currency).bind(&e.refund_of).bind(&e.package_id).bind(&e.reason)
-                .bind(e.at).bind(&e.recorded_by).execute(&mut *tx).await?;
+            insert_entry!(tx, e, &clinic, &patient);
             crate::insert_jobs!(tx, jobs)?;
             append_in_tx!(tx, &[audit])?;
             tx.commit().await?;
@@ -793,6 +810,7 @@ impl Store {
     pub async fn refund_package(
         &self,
         package: &str,
+        used: i64,
         refunds: &[NewEntry],
         audit: NewAuditEvent,
     ) -> Result<()> {
@@ -804,14 +822,16 @@ impl Store {
             if n != 1 {
                 return Err(DomainError::Conflict("this package was refunded already".into()).into());
             }
+            // The refund was worked out from `used` sessions; one used since changes it.
+            let now_used: Option<Package> = sqlx::query_as(&format!("SELECT {PACKAGE_COLS} WHERE k.id = $1"))
+                .bind(package).fetch_optional(&mut *tx).await?;
+            if now_used.is_some_and(|k| k.used != used) {
+                return Err(DomainError::Conflict("a session of this package was used meanwhile: open it again".into()).into());
+            }
             for e in refunds {
                 let (clinic, patient): (String, String) = sqlx::query_as("SELECT clinic_id, patient_id FROM invoices WHERE id = $1")
                     .bind(&e.invoice_id).fetch_one(&mut *tx).await?;
-                sqlx::query("INSERT INTO billing_entries (id, clinic_id, patient_id, invoice_id, kind, method, reference, amount_minor, \
-                     currency, refund_of, package_id, reason, at, recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)")
-                    .bind(&e.id).bind(&clinic).bind(&patient).bind(&e.invoice_id).bind(e.kind.as_str()).bind(&e.method)
-                    .bind(&e.reference).bind(e.minor).bind(&e.currency).bind(&e.refund_of).bind(&e.package_id).bind(&e.reason)
-                    .bind(e.at).bind(&e.recorded_by).execute(&mut *tx).await?;
+                insert_entry!(tx, e, &clinic, &patient);
             }
             append_in_tx!(tx, &[audit])?;
             tx.commit().await?;

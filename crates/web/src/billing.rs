@@ -1000,6 +1000,12 @@ pub async fn pay(
         .parse()
         .map_err(|_| WebError::NotFound)?;
     c.require(Permission::BillCharge, clinic)?;
+    if v.balance <= 0 {
+        return Err(WebError::Conflict(format!(
+            "nothing is owed on invoice {}",
+            v.invoice.number
+        )));
+    }
     let method = Method::parse("method", &i.method)?;
     let reference = text("reference", &i.reference, 80, method.needs_reference())?;
     let (minor, package_id) = if method == Method::PackageCredit {
@@ -1258,7 +1264,10 @@ pub async fn refund_package(
         k.sessions,
         fmt_money(due - left, &k.currency)
     ));
-    state.store.refund_package(&k.id, &refunds, ev).await?;
+    state
+        .store
+        .refund_package(&k.id, k.used, &refunds, ev)
+        .await?;
     Ok(due - left)
 }
 

@@ -317,6 +317,13 @@ async fn a_month_of_cash_pay_billing(app: &TestApp) {
         .await;
     assert_eq!(s, 201);
     assert_eq!(minor(&v["balance"]), 0);
+    let (s, e) = desk
+        .post(
+            "/api/v1/payments",
+            &json!({"invoice_id": inv_id, "method": "cash", "amount": "1"}),
+        )
+        .await;
+    assert_eq!(s, 409, "nothing is owed: {e}");
     // Refunds: the desk may not; more than the payment holds is refused.
     let (s, _) = desk
         .post(
