@@ -419,6 +419,7 @@ async fn witness(
     field: &str,
     username: &Option<String>,
     password: &Option<String>,
+    code: &Option<String>,
 ) -> Result<String, WebError> {
     let name = username.as_deref().unwrap_or("").trim().to_string();
     let pw = password.clone().unwrap_or_default();
@@ -481,6 +482,34 @@ async fn witness(
     if u.disabled || u.org_id != c.org_id {
         return refuse("not active", wrong.into()).await;
     }
+    // A witness who signs in with a two-step code witnesses with it too: the
+    // password alone is not their signature. A wrong code counts like a
+    // wrong password.
+    if let Some(secret) = &u.totp_secret {
+        let code = code.as_deref().unwrap_or("").trim();
+        if code.is_empty() {
+            return refuse(
+                "code missing",
+                format!("{name} uses a two-step code: they give the code from their app too"),
+            )
+            .await;
+        }
+        if !crate::auth::totp_ok(secret, code) {
+            state
+                .store
+                .record_login_failure(
+                    u.id,
+                    state.cfg.max_failed_logins,
+                    state.cfg.lockout.as_micros() as i64,
+                    refused("wrong code"),
+                )
+                .await?;
+            return Err(invalid(
+                field,
+                "the witness's two-step code is wrong or has expired",
+            ));
+        }
+    }
     let grants = state.store.grants_of(u.id).await?;
     let licensed = grants
         .iter()
@@ -532,8 +561,11 @@ pub struct MovementInput {
     pub method: Option<String>,
     pub witness_username: Option<String>,
     pub witness_password: Option<String>,
+    /// The witness's current two-step code, when their account uses one.
+    pub witness_code: Option<String>,
     pub witness2_username: Option<String>,
     pub witness2_password: Option<String>,
+    pub witness2_code: Option<String>,
 }
 
 /// Records one movement (two for a transfer). Returns the entries written.
@@ -772,6 +804,7 @@ pub async fn record_movement(
                         "witness",
                         &input.witness_username,
                         &input.witness_password,
+                        &input.witness_code,
                     )
                     .await?,
                 );
@@ -842,6 +875,7 @@ pub async fn record_movement(
                     "witness",
                     &input.witness_username,
                     &input.witness_password,
+                    &input.witness_code,
                 )
                 .await?,
             );
@@ -874,6 +908,7 @@ pub async fn record_movement(
                 "witness",
                 &input.witness_username,
                 &input.witness_password,
+                &input.witness_code,
             )
             .await?;
             let w2 = witness(
@@ -883,6 +918,7 @@ pub async fn record_movement(
                 "witness2",
                 &input.witness2_username,
                 &input.witness2_password,
+                &input.witness2_code,
             )
             .await?;
             if w1 == w2 {

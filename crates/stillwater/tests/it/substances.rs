@@ -658,6 +658,42 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
     assert_eq!(resp.status(), 200);
     assert!(resp.bytes().await.unwrap().starts_with(b"%PDF"));
 
+    // A witness who signs in with a two-step code witnesses with it too.
+    let paul = app
+        .store
+        .user_id_by_username("paul.prescriber")
+        .await
+        .unwrap()
+        .unwrap();
+    let (secret, _) = web::auth::new_totp("paul.prescriber");
+    app.store
+        .set_totp_secret(paul, Some(&secret), ev())
+        .await
+        .unwrap();
+    let coded = |code: &str| {
+        json!({"kind": "breakage", "clinic_id": g, "lot_id": lot_a, "quantity": "0.1 mL", "reason": "vial cracked",
+               "witness_username": "paul.prescriber", "witness_password": PW, "witness_code": code})
+    };
+    let (s, e) = nurse.post("/api/v1/cs/ledger", &coded("")).await;
+    assert_eq!((s, fields(&e)), (422, vec!["witness".to_string()]), "{e}");
+    assert!(e.to_string().contains("two-step code"), "{e}");
+    let right = web::auth::totp_now(&secret).unwrap();
+    let wrong: String = right
+        .chars()
+        .map(|c| {
+            if c == '9' {
+                '0'
+            } else {
+                char::from(c as u8 + 1)
+            }
+        })
+        .collect();
+    let (s, e) = nurse.post("/api/v1/cs/ledger", &coded(&wrong)).await;
+    assert_eq!((s, fields(&e)), (422, vec!["witness".to_string()]), "{e}");
+    let (s, e) = nurse.post("/api/v1/cs/ledger", &coded(&right)).await;
+    assert_eq!(s, 201, "the right code: {e}");
+    app.store.set_totp_secret(paul, None, ev()).await.unwrap();
+
     // A witness's wrong password counts towards the lockout: after five, even
     // the right one is refused (the witness field is no way to guess freely).
     let breakage = |pw: &str| {

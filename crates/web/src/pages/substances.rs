@@ -649,8 +649,10 @@ fn movement_of(f: &Posted) -> uc::MovementInput {
         method: g("method"),
         witness_username: g("witness_username"),
         witness_password: f.get("witness_password").filter(|v| !v.is_empty()),
+        witness_code: f.get("witness_code").filter(|v| !v.is_empty()),
         witness2_username: g("witness2_username"),
         witness2_password: f.get("witness2_password").filter(|v| !v.is_empty()),
+        witness2_code: f.get("witness2_code").filter(|v| !v.is_empty()),
     }
 }
 
