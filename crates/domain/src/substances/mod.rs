@@ -309,20 +309,56 @@ pub fn check_dea(field: &str, s: &str) -> Result<String, FieldError> {
 }
 
 /// The deadlines after a theft or significant loss is discovered: notice to
-/// the DEA within one business day (the end of the next weekday; public
-/// holidays are not known here, so a clinic closed on one acts the day
-/// before), and DEA Form 106 within 45 days.
+/// the DEA within one business day (the next day that is neither a weekend
+/// nor a US federal holiday as observed), and DEA Form 106 within 45 days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct LossClock {
     pub notify_by: Date,
     pub form106_by: Date,
 }
 
+/// The US federal holidays of `year` as observed: one on a Saturday is
+/// kept the Friday before, one on a Sunday the Monday after (5 U.S.C. 6103).
+pub fn federal_holidays(year: i16) -> Vec<Date> {
+    let day = |m: i8, d: i8| Date::new(year, m, d).ok();
+    let nth =
+        |m: i8, n: i8, wd: Weekday| day(m, 1).and_then(|f| f.nth_weekday_of_month(n, wd).ok());
+    let observed = |d: Date| match d.weekday() {
+        Weekday::Saturday => d.yesterday().unwrap_or(d),
+        Weekday::Sunday => d.tomorrow().unwrap_or(d),
+        _ => d,
+    };
+    let fixed = [day(1, 1), day(6, 19), day(7, 4), day(11, 11), day(12, 25)];
+    let moving = [
+        nth(1, 3, Weekday::Monday),    // Martin Luther King Jr. Day
+        nth(2, 3, Weekday::Monday),    // Washington's Birthday
+        nth(5, -1, Weekday::Monday),   // Memorial Day
+        nth(9, 1, Weekday::Monday),    // Labor Day
+        nth(10, 2, Weekday::Monday),   // Columbus Day
+        nth(11, 4, Weekday::Thursday), // Thanksgiving Day
+    ];
+    fixed
+        .into_iter()
+        .flatten()
+        .map(observed)
+        .chain(moving.into_iter().flatten())
+        .collect()
+}
+
+/// A weekday that is not a federal holiday (as observed).
+pub fn is_business_day(d: Date) -> bool {
+    !matches!(d.weekday(), Weekday::Saturday | Weekday::Sunday)
+        // New Year's Day on a Saturday is observed on December 31.
+        && ![d.year(), d.year().saturating_add(1)]
+            .iter()
+            .any(|y| federal_holidays(*y).contains(&d))
+}
+
 pub fn loss_clock(discovered: Date) -> LossClock {
     let mut d = discovered;
     loop {
         d = d.tomorrow().unwrap_or(d);
-        if !matches!(d.weekday(), Weekday::Saturday | Weekday::Sunday) {
+        if is_business_day(d) {
             break;
         }
     }

@@ -191,3 +191,33 @@ fn verify_finds_edits_gaps_and_false_balances() {
     let r = verify_ledger(fresh(), &mut HashMap::new(), &t);
     assert!(r.is_err(), "{r:?}");
 }
+
+#[test]
+fn the_loss_clock_skips_federal_holidays_as_observed() {
+    let d = |s: &str| -> Date { s.parse().unwrap() };
+    // The day before Thanksgiving: Friday.
+    assert_eq!(loss_clock(d("2026-11-25")).notify_by, d("2026-11-27"));
+    // Christmas Eve on a Thursday: Christmas, then the weekend.
+    assert_eq!(loss_clock(d("2026-12-24")).notify_by, d("2026-12-28"));
+    // July 4, 2027 is a Sunday, kept on Monday the 5th.
+    assert_eq!(loss_clock(d("2027-07-02")).notify_by, d("2027-07-06"));
+    // New Year's Day 2028 is a Saturday, kept on Friday, December 31, 2027.
+    assert_eq!(loss_clock(d("2027-12-30")).notify_by, d("2028-01-03"));
+    let h = federal_holidays(2026);
+    assert_eq!(h.len(), 11);
+    for x in [
+        "2026-01-19",
+        "2026-02-16",
+        "2026-05-25",
+        "2026-06-19",
+        "2026-07-03",
+        "2026-09-07",
+        "2026-10-12",
+        "2026-11-11",
+        "2026-11-26",
+        "2026-12-25",
+    ] {
+        assert!(h.contains(&d(x)), "{x}");
+    }
+    assert!(is_business_day(d("2026-11-30")));
+}
