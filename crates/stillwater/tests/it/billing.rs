@@ -250,6 +250,16 @@ async fn a_month_of_cash_pay_billing(app: &TestApp) {
         .post("/api/v1/invoices", &json!({"appointment_id": first}))
         .await;
     assert_eq!(s, 409, "a visit is invoiced once: {e}");
+    // Outside the invoice's clinic it does not exist; without a billing role there is no account.
+    let denver_nurse = api(app, "nate.nurse").await;
+    let (s, _) = denver_nurse
+        .get(&format!("/api/v1/invoices/{}", inv["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = denver_nurse
+        .get(&format!("/api/v1/invoices?patient_id={pid}"))
+        .await;
+    assert_eq!(s, 403);
     let lines = inv["lines"].as_array().unwrap();
     let codes: Vec<String> = lines[0]["codes"]
         .as_array()
