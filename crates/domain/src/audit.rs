@@ -89,10 +89,13 @@ pub enum Action {
     BillPackage,
     BillEstimate,
     BillPrint,
+    PortalLink,
+    PortalSignIn,
+    PortalSignOut,
 }
 
 impl Action {
-    pub const ALL: [Action; 82] = [
+    pub const ALL: [Action; 85] = [
         Action::LoginSuccess,
         Action::LoginFailure,
         Action::Logout,
@@ -175,6 +178,9 @@ impl Action {
         Action::BillPackage,
         Action::BillEstimate,
         Action::BillPrint,
+        Action::PortalLink,
+        Action::PortalSignIn,
+        Action::PortalSignOut,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -261,6 +267,9 @@ impl Action {
             Action::BillPackage => "bill.package",
             Action::BillEstimate => "bill.estimate",
             Action::BillPrint => "bill.print",
+            Action::PortalLink => "portal.link",
+            Action::PortalSignIn => "portal.sign_in",
+            Action::PortalSignOut => "portal.sign_out",
         }
     }
 

@@ -18,6 +18,7 @@ pub mod leads;
 pub mod org;
 pub mod outbox;
 pub mod patients;
+pub mod portal;
 pub mod pretreatment;
 pub mod scheduling;
 pub mod substances;

@@ -90,6 +90,8 @@ pub struct Appointment {
     pub sequence: i32,
     pub cancel_reason: Option<String>,
     pub late_cancel: bool,
+    /// The patient booked it in the portal.
+    pub self_booked: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -127,6 +129,7 @@ struct AppointmentRow {
     sequence: i32,
     cancel_reason: Option<String>,
     late_cancel: bool,
+    self_booked: bool,
     created_at: i64,
     updated_at: i64,
 }
@@ -134,7 +137,7 @@ struct AppointmentRow {
 const APPT_COLUMNS: &str =
     "a.id, a.clinic_id, a.patient_id, p.given_name, p.family_name, a.type_code, \
      a.type_name, a.series_id, a.series_index, a.series_role, a.starts_at, a.ends_at, a.status, \
-     a.resource_id, a.plan, a.sequence, a.cancel_reason, a.late_cancel, a.created_at, a.updated_at";
+     a.resource_id, a.plan, a.sequence, a.cancel_reason, a.late_cancel, a.self_booked, a.created_at, a.updated_at";
 
 impl AppointmentRow {
     fn into_appointment(self) -> Result<Appointment> {
@@ -160,6 +163,7 @@ impl AppointmentRow {
             sequence: self.sequence,
             cancel_reason: self.cancel_reason,
             late_cancel: self.late_cancel,
+            self_booked: self.self_booked,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -197,6 +201,15 @@ pub struct Feed {
 
 fn decode(msg: String) -> crate::StoreError {
     crate::StoreError::Db(sqlx::Error::Decode(msg.into()))
+}
+
+/// Who other than staff made a booking.
+#[derive(Clone, Copy)]
+enum Booked<'a> {
+    /// A lead booking its consultation from the public pages.
+    Lead(&'a crate::leads::LeadBooking),
+    /// A signed-in patient in the portal.
+    Portal,
 }
 
 /// The conflict a booking meets when another transaction took a seat first.
@@ -665,6 +678,28 @@ impl Store {
             .await
     }
 
+    /// Books a visit the patient chose in the portal, marked as self-booked.
+    pub async fn insert_portal_visit(
+        &self,
+        clinic: ClinicId,
+        patient: PatientId,
+        visit: &NewVisit,
+        audit: Vec<NewAuditEvent>,
+        jobs: &[crate::outbox::NewJob],
+    ) -> Result<()> {
+        self.insert_visits_with(
+            clinic,
+            patient,
+            None,
+            std::slice::from_ref(visit),
+            None,
+            audit,
+            jobs,
+            Some(Booked::Portal),
+        )
+        .await
+    }
+
     /// Books a lead's consultation: the patient record, the visit and the
     /// lead's update in one transaction (a lost race leaves no patient behind).
     pub async fn book_lead_visit(
@@ -685,7 +720,7 @@ impl Store {
                     None,
                     audit.clone(),
                     jobs,
-                    Some(booking),
+                    Some(Booked::Lead(booking)),
                 )
                 .await;
             match r {
@@ -706,8 +741,13 @@ impl Store {
         by: Option<UserId>,
         audit: Vec<NewAuditEvent>,
         jobs: &[crate::outbox::NewJob],
-        lead: Option<&crate::leads::LeadBooking>,
+        how: Option<Booked<'_>>,
     ) -> Result<()> {
+        let lead = match how {
+            Some(Booked::Lead(b)) => Some(b),
+            _ => None,
+        };
+        let self_booked = matches!(how, Some(Booked::Portal));
         let now = now_micros();
         let mrn = domain::patients::mrn_from_bits(crate::patients::rand_bits());
         let r: Result<()> = on_pool!(self.write(), p => async {
@@ -729,14 +769,14 @@ impl Store {
                 let plan = serde_json::to_string(&v.plan).map_err(|e| decode(e.to_string()))?;
                 sqlx::query("INSERT INTO appointments (id, clinic_id, patient_id, type_code, type_name, series_id, \
                      series_index, series_role, starts_at, ends_at, status, resource_id, plan, sequence, late_cancel, \
-                     created_at, updated_at, created_by) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'booked', $11, $12, 0, FALSE, $13, $13, $14)")
+                     created_at, updated_at, created_by, self_booked) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'booked', $11, $12, 0, FALSE, $13, $13, $14, $15)")
                     .bind(v.id.to_string()).bind(clinic.to_string()).bind(patient.to_string())
                     .bind(&v.plan.type_code).bind(&v.type_name)
                     .bind(series.map(|s| s.id.to_string())).bind(v.series_index).bind(v.series_role)
                     .bind(v.plan.start).bind(v.plan.end)
                     .bind(v.plan.resource().map(|r| r.to_string())).bind(plan).bind(now)
-                    .bind(by.map(|u| u.to_string()))
+                    .bind(by.map(|u| u.to_string())).bind(self_booked)
                     .execute(&mut *tx).await?;
                 for u in v.plan.people() {
                     sqlx::query("INSERT INTO appointment_staff (appointment_id, user_id) VALUES ($1, $2)")

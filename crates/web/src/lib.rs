@@ -25,6 +25,7 @@ pub mod pages;
 pub mod passwords;
 pub mod patients;
 pub mod pdf;
+pub mod portal;
 pub mod pretreatment;
 pub mod scheduling;
 pub mod substances;

@@ -761,11 +761,30 @@ async fn confirmation(state: &AppState, job: &Job) -> Result<String, String> {
         Err(skipped) => return Ok(skipped),
     };
     let s = &to.clinic.settings;
+    let ty = state
+        .store
+        .appointment_types(a.clinic_id)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .find(|t| t.code == a.type_code);
+    let about = match &ty {
+        Some(t) if t.public => "It is free and there is no obligation: we will talk about how \
+             you are feeling, what you have tried, and whether ketamine-assisted treatment could \
+             help."
+            .to_string(),
+        Some(t) if !t.instructions.is_empty() => format!("Before your visit: {}", t.instructions),
+        _ => String::new(),
+    };
+    let change = if a.self_booked {
+        "To cancel, sign in to your patient portal or call us"
+    } else {
+        "To move or cancel, call us"
+    };
     let body = format!(
-        "Hello {first},\n\nThank you for booking a {what} on {when}. It is free and there is no \
-         obligation: we will talk about how you are feeling, what you have tried, and whether \
-         ketamine-assisted treatment could help.\n\nTo move or cancel, call us on {phone}.\n\n\
-         If you are in crisis, call or text 988 (Suicide & Crisis Lifeline), or call 911.\n\n{name}\n",
+        "Hello {first},\n\nThank you for booking a {what} on {when}. {about}\n\n{change} on \
+         {phone}.\n\nIf you are in crisis, call or text 988 (Suicide & Crisis Lifeline), or call \
+         911.\n\n{name}\n",
         first = to.first,
         what = a.type_name.to_lowercase(),
         when = clinic_time(a.starts_at, &to.clinic)?,
@@ -813,6 +832,13 @@ async fn patient_link(state: &AppState, job: &Job) -> Result<String, String> {
     };
     let s = &to.clinic.settings;
     let (ask, path, subject) = match p.purpose.as_str() {
+        "portal" => (
+            "Here is your link to sign in to your patient portal, where you can see your \
+             visits, book a follow-up and cancel a visit you booked. If you did not ask for it, \
+             you can ignore this e-mail.",
+            "portal/in",
+            format!("Your sign-in link for {}", s.name),
+        ),
         "consent" => (
             "Please read the consent form for your treatment and, when you are ready, sign it \
              online. Take your time; call us with any question before you sign.",

@@ -36,6 +36,7 @@ type PageResult = Result<Response, PageError>;
 mod billing;
 mod front;
 mod measures;
+mod portal;
 mod pretreatment;
 mod schedule;
 mod schedule_admin;
@@ -81,6 +82,7 @@ pub fn routes() -> Router<AppState> {
         .merge(schedule::routes())
         .merge(schedule_admin::routes())
         .merge(front::routes())
+        .merge(portal::routes())
         .merge(measures::routes())
         .merge(pretreatment::routes())
         .merge(treatment::routes())
@@ -791,7 +793,11 @@ async fn chart_common(
                     (
                         a.id.to_string(),
                         format_in_zone(a.starts_at, &k.settings.time_zone),
-                        a.type_name.clone(),
+                        if a.self_booked {
+                            format!("{} (booked by the patient)", a.type_name)
+                        } else {
+                            a.type_name.clone()
+                        },
                         a.status.label().to_string(),
                         match a.status {
                             store::scheduling::Status::Cancelled
@@ -872,12 +878,25 @@ async fn chart_common(
     Ok((page, k))
 }
 
+#[derive(serde::Deserialize)]
+struct ChartQuery {
+    portal: Option<String>,
+}
+
 async fn chart(
     State(state): State<AppState>,
     Staff(c): Staff,
     Path(id): Path<String>,
+    PageQuery(q): PageQuery<ChartQuery>,
 ) -> PageResult {
     let (mut page, k) = chart_common(&state, &c, &id, "overview").await?;
+    page.layout.flash = match q.portal.as_deref() {
+        Some("sent") => Some("A portal sign-in link is on its way to the patient's e-mail.".into()),
+        Some("no-email") => {
+            Some("No e-mail address is on file: add one before sending a portal link.".into())
+        }
+        _ => None,
+    };
     if !c.may(Permission::EncounterRead, k.id) {
         return render(&page);
     }

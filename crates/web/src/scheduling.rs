@@ -122,7 +122,7 @@ pub fn check_range(tz: &TimeZone, from: Date, to: Date, max_days: i64) -> Result
     Ok(())
 }
 
-fn micros_of(tz: &TimeZone, d: Date) -> i64 {
+pub fn micros_of(tz: &TimeZone, d: Date) -> i64 {
     domain::scheduling::local_to_micros(tz, d, 0).unwrap_or(0)
 }
 
@@ -337,6 +337,8 @@ pub async fn book(
 pub enum Booker<'a> {
     Staff(Option<domain::ids::UserId>),
     Lead(&'a store::leads::LeadBooking),
+    /// The patient, signed in to the portal.
+    Portal,
 }
 
 /// Places and inserts one visit at `start`, retrying a lost race against a
@@ -392,6 +394,13 @@ pub async fn book_core(
                 state
                     .store
                     .book_lead_visit(b, clinic, &visit, vec![ev], &jobs)
+                    .await
+            }
+            Booker::Portal => {
+                jobs.extend(crate::outbox::confirmation_jobs(id, clinic));
+                state
+                    .store
+                    .insert_portal_visit(clinic, patient, &visit, vec![ev], &jobs)
                     .await
             }
         };
@@ -749,7 +758,15 @@ pub async fn cancel(
         .set_visit_status(id, Status::Cancelled, Some(reason), late, ev)
         .await?;
     // The freed time goes to the first suitable patient on the waitlist.
-    offer_freed(state, caller, &a).await?;
+    let event = |p: &str| {
+        caller.patient_event(
+            Action::AppointmentUpdate,
+            Permission::ScheduleBook,
+            a.clinic_id,
+            p,
+        )
+    };
+    offer_freed(state, &a, &event).await?;
     state
         .store
         .appointment(id, &clinics)
@@ -906,8 +923,8 @@ pub async fn add_to_waitlist(
 /// entry offered, if any.
 pub async fn offer_freed(
     state: &AppState,
-    caller: &Caller,
     freed: &Appointment,
+    event: &(dyn Fn(&str) -> store::audit::NewAuditEvent + Sync),
 ) -> Result<Option<String>, WebError> {
     if freed.starts_at <= domain::time::now_micros() {
         return Ok(None);
@@ -949,12 +966,7 @@ pub async fn offer_freed(
         {
             continue;
         }
-        let mut ev = caller.patient_event(
-            Action::AppointmentUpdate,
-            Permission::ScheduleBook,
-            freed.clinic_id,
-            &w.patient_id.to_string(),
-        );
+        let mut ev = event(&w.patient_id.to_string());
         ev.object_type = Some("waitlist".into());
         ev.object_id = Some(w.id.clone());
         ev.detail = Some("offered a freed time".into());

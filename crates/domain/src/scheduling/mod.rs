@@ -10,6 +10,7 @@
 //! unique index that stops a double-booked chair also stops a fourth chair for
 //! a nurse whose ratio is 1:3.
 
+pub mod portal;
 mod search;
 mod series;
 

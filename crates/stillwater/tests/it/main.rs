@@ -11,6 +11,7 @@ mod billing;
 mod measures;
 mod pages;
 mod permissions;
+mod portal;
 mod pretreatment;
 mod scheduling;
 mod schema;
