@@ -667,6 +667,69 @@ test("check-out after a session: the visit invoiced with its codes, a package so
   await context.close();
 });
 
+test("the patient portal on a clinic tablet: a patient already seen books a follow-up, cancels it, and signs out", async () => {
+  const tablet = { viewport: { width: 820, height: 1180 }, isMobile: true, hasTouch: true };
+  const { context, page, errors } = await signIn("dana.frontdesk", { device: tablet, refused: [409] });
+  // A patient who attended a visit this week, found through the desk's list.
+  await page.getByRole("link", { name: "Billing" }).click();
+  const row = page.locator("tr", { hasText: "attended" }).first();
+  const visit = await row.locator("input[name=appointment_id]").getAttribute("value");
+  await page.goto(`${BASE}/appointments/${visit}`);
+  await page.locator("h1 a[href^='/patients/']").click();
+  await page.waitForURL(/\/patients\/[0-9a-f-]{36}$/);
+  const chart = page.url();
+  await page.getByRole("button", { name: "Open the portal here for the patient" }).click();
+  await page.getByRole("heading", { name: "Sign in to your patient portal" }).waitFor();
+  await page.getByRole("button", { name: "Continue to my portal" }).click();
+  await page.waitForURL(`${BASE}/portal`);
+  await page.getByRole("heading", { name: /^Hello, / }).waitFor();
+  // Treatment visits are not self-booked; follow-ups are.
+  assert.ok(await page.getByText("Treatment visits (infusions and other doses) are booked with the clinic").isVisible());
+  await shot(page, "70-portal-home");
+
+  const followUp = page.locator(".portal-types li", { hasText: "Follow-up" });
+  await followUp.getByRole("link", { name: "See free times" }).click();
+  await page.getByRole("heading", { name: "Book: Follow-up" }).waitFor();
+  // Submitting without a time is stopped by the form; keyboard: choose a time and book.
+  const first = page.locator("input[name=start]").first();
+  await first.focus();
+  await page.keyboard.press("Space");
+  assert.ok(await first.isChecked());
+  await shot(page, "71-portal-times");
+  await page.getByRole("button", { name: "Book this time" }).click();
+  await page.getByText("Your visit is booked").waitFor();
+  const booked = page.locator(".portal-visit", { hasText: "Follow-up" }).filter({ has: page.getByRole("button", { name: /^Cancel/ }) });
+  assert.equal(await booked.count(), 1);
+  await shot(page, "72-portal-booked");
+
+  // The desk sees who booked it.
+  await page.goto(chart);
+  assert.ok(await page.getByText("Follow-up (booked by the patient)").isVisible());
+  await page.goto(`${BASE}/portal`);
+  await booked.getByRole("button", { name: /^Cancel/ }).click();
+  await page.getByText("Your visit is cancelled").waitFor();
+  assert.equal(await page.locator(".portal-visit", { hasText: "Follow-up" }).filter({ has: page.getByRole("button", { name: /^Cancel/ }) }).count(), 0);
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("heading", { name: "You are signed out of the portal" }).waitFor();
+  await shot(page, "73-portal-signed-out");
+  // The session is over: the portal sends the patient to sign in again.
+  await page.goto(`${BASE}/portal`);
+  await page.getByRole("heading", { name: "You are signed out of the portal" }).waitFor();
+  assert.deepEqual(errors, []);
+  await context.close();
+
+  // On a phone, a patient asks for a sign-in link on the clinic's page.
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const p = await phone.newPage();
+  await p.goto(`${BASE}/c/stillwater-glendale`);
+  await p.getByRole("link", { name: "Sign in to your portal" }).click();
+  await p.getByLabel("Your e-mail address").fill("someone@example.org");
+  await p.getByRole("button", { name: "E-mail me a sign-in link" }).click();
+  await p.getByRole("heading", { name: "Check your e-mail" }).waitFor();
+  await shot(p, "74-portal-link-asked");
+  await phone.close();
+});
+
 /** Chooses the option of `select` whose text matches `re`. */
 async function pick(select, re) {
   for (const o of await select.locator("option").all()) {

@@ -112,7 +112,8 @@ async fn create_link(
     patient: PatientId,
     by: Option<domain::ids::UserId>,
     audit: NewAuditEvent,
-) -> Result<(), WebError> {
+    email: bool,
+) -> Result<String, WebError> {
     let token = random_token(32);
     let id = uuid::Uuid::now_v7().to_string();
     let expires_at = domain::time::now_micros() + LINK_MINUTES * MINUTE;
@@ -124,20 +125,24 @@ async fn create_link(
         created_by: by,
         expires_at,
     };
-    let jobs = crate::outbox::patient_link_jobs(
-        &id,
-        clinic,
-        patient,
-        "portal",
-        &token,
-        expires_at,
-        domain::time::now_micros(),
-    );
+    let jobs = if email {
+        crate::outbox::patient_link_jobs(
+            &id,
+            clinic,
+            patient,
+            "portal",
+            &token,
+            expires_at,
+            domain::time::now_micros(),
+        )
+    } else {
+        vec![]
+    };
     state
         .store
         .insert_portal_link(&link, &jobs, vec![audit])
         .await?;
-    Ok(())
+    Ok(token)
 }
 
 /// Someone asks for a sign-in link on the clinic's page. The answer is the
@@ -168,16 +173,23 @@ pub async fn request_link(
         e.object_type = Some("patient".into());
         e.object_id = Some(p.to_string());
         e.detail = Some("sign-in link asked for on the clinic's page".into());
-        create_link(state, clinic.id, p, None, e).await?;
+        create_link(state, clinic.id, p, None, e, true).await?;
     }
     Ok(())
 }
 
-/// The front desk e-mails a patient a sign-in link.
-pub async fn send_link(state: &AppState, c: &Caller, patient: PatientId) -> Result<(), WebError> {
+/// The front desk e-mails a patient a sign-in link, or (`here`) opens the
+/// portal on this device for the patient at the desk (a clinic tablet); the
+/// token is then returned instead of sent.
+pub async fn send_link(
+    state: &AppState,
+    c: &Caller,
+    patient: PatientId,
+    here: bool,
+) -> Result<Option<String>, WebError> {
     let p = crate::patients::read(state, c, patient).await?;
     c.require(Permission::ScheduleBook, p.clinic_id)?;
-    if p.details.email.is_none() {
+    if !here && p.details.email.is_none() {
         return Err(WebError::Invalid(vec![FieldError::new(
             "email",
             "is not on file for this patient; add it to their details first",
@@ -189,8 +201,16 @@ pub async fn send_link(state: &AppState, c: &Caller, patient: PatientId) -> Resu
         p.clinic_id,
         &patient.to_string(),
     );
-    e.detail = Some("sign-in link sent by the clinic".into());
-    create_link(state, p.clinic_id, patient, c.user_id(), e).await
+    e.detail = Some(
+        if here {
+            "portal opened on a clinic device"
+        } else {
+            "sign-in link sent by the clinic"
+        }
+        .into(),
+    );
+    let token = create_link(state, p.clinic_id, patient, c.user_id(), e, !here).await?;
+    Ok(here.then_some(token))
 }
 
 /// Whether a sign-in link can still be used (for the page that asks the
@@ -244,6 +264,7 @@ fn own(a: &Appointment) -> OwnVisit {
         booked: a.status == Status::Booked,
         completed: a.status == Status::Completed,
         self_booked: a.self_booked,
+        in_series: a.series_id.is_some(),
     }
 }
 

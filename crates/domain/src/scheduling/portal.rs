@@ -23,6 +23,8 @@ pub struct OwnVisit {
     pub booked: bool,
     pub completed: bool,
     pub self_booked: bool,
+    /// Part of a treatment series (its spacing rules tie it to the doses).
+    pub in_series: bool,
 }
 
 /// Why the patient may not book a visit of this type themselves, or `None`.
@@ -87,9 +89,10 @@ pub fn booking_refusal(
 }
 
 /// Why the patient may not cancel this visit themselves, or `None`: only
-/// visits of a type they could book online, still booked, and not inside the
-/// clinic's late-cancellation window (a late cancellation may carry a fee,
-/// so it goes through a person).
+/// visits of a type they could book online, not part of a treatment series
+/// (an integration session is tied to its dose), still booked, and not inside
+/// the clinic's late-cancellation window (a late cancellation may carry a
+/// fee, so it goes through a person).
 pub fn cancel_refusal(
     ty: Option<&AppointmentType>,
     visit: &OwnVisit,
@@ -102,6 +105,9 @@ pub fn cancel_refusal(
     match ty {
         Some(t) if t.portal && !t.dose => {}
         _ => return Some("please call us to change a treatment visit".into()),
+    }
+    if visit.in_series {
+        return Some("it is part of your treatment series; please call us".into());
     }
     if visit.starts_at - now < i64::from(late_cancel_hours) * 3_600_000_000 {
         return Some(format!(
@@ -132,6 +138,7 @@ mod tests {
             booked,
             completed,
             self_booked: own,
+            in_series: false,
         }
     }
 
@@ -221,5 +228,15 @@ mod tests {
         assert!(cancel_refusal(Some(&fu), &gone, NOW, 24).is_some());
         let past = visit("follow_up", NOW - H, true, false, true);
         assert!(cancel_refusal(Some(&fu), &past, NOW, 24).is_some());
+        // An integration session of a series goes with its dose.
+        let mut tied = visit("integration", NOW + 96 * H, true, false, false);
+        tied.in_series = true;
+        assert!(cancel_refusal(Some(&ty("integration")), &tied, NOW, 24)
+            .is_some_and(|m| m.contains("treatment series")));
+        tied.in_series = false;
+        assert_eq!(
+            cancel_refusal(Some(&ty("integration")), &tied, NOW, 24),
+            None
+        );
     }
 }

@@ -460,7 +460,7 @@ async fn portal_for_established_patient(app: &TestApp) {
         .into_iter()
         .find(|a| a.type_code == "iv_infusion")
         .unwrap();
-    assert!(home.contains("To change it: please call us to change a treatment visit"));
+    assert!(home.contains("Not online: please call us to change a treatment visit"));
     let (s, _, body) = post(
         &c,
         app,
@@ -652,5 +652,15 @@ async fn portal_for_a_new_patient(app: &TestApp) {
         r.headers()["location"],
         format!("/patients/{olwen}?portal=no-email").as_str()
     );
+    // She can still use the portal at the desk, on the clinic's tablet.
+    let r = desk
+        .post_form(&format!("/patients/{olwen}/portal-link"), &[("here", "1")])
+        .await;
+    assert_eq!(r.status(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    let token = to.strip_prefix("/portal/in/").expect("the sign-in page");
+    let (c, _) = sign_in(app, token).await;
+    let (_, home) = get(&c, app, "/portal").await;
+    assert!(home.contains("Hello, Olwen"), "{home}");
 }
 both!(portal_for_a_new_patient);

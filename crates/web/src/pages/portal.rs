@@ -481,8 +481,10 @@ async fn staff_send(
     f: StaffForm,
 ) -> PageResult {
     let pid: PatientId = page_id(&id)?;
-    match uc::send_link(&state, &f.caller, pid).await {
-        Ok(()) => Ok(see_other(&format!("/patients/{id}?portal=sent"))),
+    let here = f.form.get("here").is_some_and(|v| v == "1");
+    match uc::send_link(&state, &f.caller, pid, here).await {
+        Ok(Some(token)) => Ok(see_other(&format!("/portal/in/{token}"))),
+        Ok(None) => Ok(see_other(&format!("/patients/{id}?portal=sent"))),
         Err(WebError::Invalid(_)) => Ok(see_other(&format!("/patients/{id}?portal=no-email"))),
         Err(e) => Err(e.into()),
     }
