@@ -88,6 +88,7 @@ async fn checkout(
             },
         ],
         package: None,
+        membership: None,
     };
     let mut ev = NewAuditEvent::new(Action::BillInvoice, "bench");
     ev.clinic_id = Some(clinic.to_string());

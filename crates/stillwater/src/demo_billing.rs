@@ -183,6 +183,7 @@ pub async fn load(store: &Store) -> anyhow::Result<()> {
                     sessions: 6,
                     price: "1650.00".into(),
                     valid_days: Some(120),
+                    monthly: false,
                 }
             } else {
                 uc::PackageProductInput {
@@ -192,7 +193,24 @@ pub async fn load(store: &Store) -> anyhow::Result<()> {
                     sessions: 26,
                     price: "13500.00".into(),
                     valid_days: Some(365),
+                    monthly: false,
                 }
+            },
+        )
+        .await
+        .map_err(err)?;
+        // A maintenance membership: one infusion a month for a monthly fee.
+        let membership = uc::add_package_product(
+            &state,
+            &admin,
+            uc::PackageProductInput {
+                clinic_id: here.clone(),
+                name: "Maintenance membership".into(),
+                service: "iv_infusion".into(),
+                sessions: 1,
+                price: if glendale { "525.00" } else { "550.00" }.into(),
+                valid_days: None,
+                monthly: true,
             },
         )
         .await
@@ -292,7 +310,39 @@ pub async fn load(store: &Store) -> anyhow::Result<()> {
                 }
             }
         }
+        // Patients in maintenance joined the membership about six weeks ago
+        // and paid the first month by card; the renewals below bill the rest.
+        let mut members: Vec<&str> = vec![];
+        for v in visits.iter().rev() {
+            if v.type_code == "iv_infusion"
+                && !packages.contains_key(&v.patient_id)
+                && !members.contains(&v.patient_id.as_str())
+            {
+                members.push(&v.patient_id);
+            }
+        }
+        for (k, m) in members
+            .into_iter()
+            .take(if glendale { 2 } else { 1 })
+            .enumerate()
+        {
+            let at = now - 44 * DAY + k as i64 * DAY;
+            let inv = uc::start_membership_at(&state, desk, m, &membership, at)
+                .await
+                .map_err(err)?;
+            pay(
+                &state,
+                desk,
+                &inv,
+                "card",
+                "",
+                &format!("AUTH {:06}", 515_100 + k),
+                at + MINUTE,
+            )
+            .await?;
+        }
     }
+    uc::renew_memberships(&state, now).await.map_err(err)?;
     // A prospective patient at Glendale gets a good-faith estimate of an
     // induction under the new-patient special.
     if let Some(g) = clinics.iter().find(|c| c.slug == "stillwater-glendale") {

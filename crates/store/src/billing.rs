@@ -58,6 +58,8 @@ pub struct PackageProduct {
     pub currency: String,
     pub valid_days: Option<i64>,
     pub active: bool,
+    /// Renews every month: a membership, not a one-off package.
+    pub monthly: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
@@ -187,7 +189,51 @@ pub struct NewInvoice {
     pub lines: Vec<NewLine>,
     /// The package a package invoice sells.
     pub package: Option<NewPackage>,
+    /// The membership this invoice starts or renews.
+    pub membership: Option<MembershipStep>,
 }
+
+/// What a membership invoice does to its membership, in the same transaction.
+pub enum MembershipStep {
+    /// Enrols the patient; the invoice bills the first month.
+    Start(NewMembership),
+    /// Bills the next month of a membership that has billed `billed` months;
+    /// refused (nothing written) if another run billed it first or it was
+    /// cancelled meanwhile.
+    Renew { id: String, billed: i64 },
+}
+
+pub struct NewMembership {
+    pub id: String,
+    pub product_id: String,
+    pub started_on: String,
+    pub created_by: String,
+}
+
+/// A patient's membership.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct Membership {
+    pub id: String,
+    pub clinic_id: String,
+    pub patient_id: String,
+    pub product_id: String,
+    pub product_name: String,
+    pub service: String,
+    pub price_minor: i64,
+    pub currency: String,
+    pub sessions: i64,
+    pub started_on: String,
+    /// Months billed so far.
+    pub periods: i64,
+    pub status: String,
+    pub cancelled_on: Option<String>,
+    pub cancel_reason: Option<String>,
+    pub created_by: String,
+}
+
+const MEMBERSHIP_COLS: &str = "m.id, m.clinic_id, m.patient_id, m.product_id, k.name AS product_name, \
+     k.service, k.price_minor, k.currency, k.sessions, m.started_on, m.periods, m.status, m.cancelled_on, m.cancel_reason, \
+     m.created_by FROM memberships m JOIN package_products k ON k.id = m.product_id";
 
 pub struct NewLine {
     pub kind: EntryKind,
@@ -434,8 +480,8 @@ impl Store {
 
     pub async fn package_products(&self, clinic: &str) -> Result<Vec<PackageProduct>> {
         Ok(on_pool!(self.read(), p => {
-            sqlx::query_as("SELECT id, clinic_id, name, service, sessions, price_minor, currency, valid_days, active \
-                 FROM package_products WHERE clinic_id = $1 ORDER BY name")
+            sqlx::query_as("SELECT id, clinic_id, name, service, sessions, price_minor, currency, valid_days, active, \
+                 monthly FROM package_products WHERE clinic_id = $1 ORDER BY name")
                 .bind(clinic).fetch_all(p).await?
         }))
     }
@@ -453,9 +499,9 @@ impl Store {
                 return Err(DomainError::field("name", "a package of this name exists").into());
             }
             sqlx::query("INSERT INTO package_products (id, clinic_id, name, service, sessions, price_minor, currency, \
-                 valid_days, active, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+                 valid_days, active, created_at, monthly) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
                 .bind(&k.id).bind(&k.clinic_id).bind(&k.name).bind(&k.service).bind(k.sessions).bind(k.price_minor)
-                .bind(&k.currency).bind(k.valid_days).bind(k.active).bind(domain::time::now_micros())
+                .bind(&k.currency).bind(k.valid_days).bind(k.active).bind(domain::time::now_micros()).bind(k.monthly)
                 .execute(&mut *tx).await?;
             append_in_tx!(tx, &[audit])?;
             tx.commit().await?;
@@ -569,11 +615,41 @@ impl Store {
                     .bind(&inv.id).bind(i as i64 + 1).bind(l.kind.as_str()).bind(&l.service).bind(&l.description)
                     .bind(&l.codes).bind(l.minor).bind(&l.offer_id).execute(&mut *tx).await?;
             }
+            // The membership first: the package refers to it.
+            let membership = match &inv.membership {
+                None => None,
+                Some(MembershipStep::Start(m)) => {
+                    let r = sqlx::query("INSERT INTO memberships (id, clinic_id, patient_id, product_id, started_on, periods, \
+                         status, created_by, created_at) VALUES ($1, $2, $3, $4, $5, 1, 'active', $6, $7)")
+                        .bind(&m.id).bind(&inv.clinic_id).bind(&inv.patient_id).bind(&m.product_id).bind(&m.started_on)
+                        .bind(&m.created_by).bind(now).execute(&mut *tx).await;
+                    match r {
+                        Err(e) if crate::is_unique_violation(&e, "memberships") => {
+                            return Err(DomainError::Conflict(
+                                "the patient already has this membership; cancel it before starting it again".into(),
+                            ).into());
+                        }
+                        r => { r?; }
+                    }
+                    Some(m.id.clone())
+                }
+                Some(MembershipStep::Renew { id, billed }) => {
+                    let n = sqlx::query("UPDATE memberships SET periods = periods + 1 WHERE id = $1 AND periods = $2 \
+                         AND status = 'active'")
+                        .bind(id).bind(billed).execute(&mut *tx).await?.rows_affected();
+                    if n != 1 {
+                        return Err(DomainError::Conflict("this month of the membership is billed already".into()).into());
+                    }
+                    Some(id.clone())
+                }
+            };
             if let Some(k) = &inv.package {
                 sqlx::query("INSERT INTO packages (id, clinic_id, patient_id, product_id, name, service, sessions, price_minor, \
-                     currency, invoice_id, purchased_at, expires_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+                     currency, invoice_id, purchased_at, expires_on, membership_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
                     .bind(&k.id).bind(&inv.clinic_id).bind(&inv.patient_id).bind(&k.product_id).bind(&k.name).bind(&k.service)
                     .bind(k.sessions).bind(k.price_minor).bind(&inv.currency).bind(&inv.id).bind(now).bind(&k.expires_on)
+                    .bind(&membership)
                     .execute(&mut *tx).await?;
             }
             let mut audit = audit;
@@ -581,6 +657,52 @@ impl Store {
             append_in_tx!(tx, &[audit])?;
             tx.commit().await?;
             number
+        }))
+    }
+
+    /// A patient's memberships, newest first.
+    pub async fn memberships_of_patient(&self, patient: &str) -> Result<Vec<Membership>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("SELECT {MEMBERSHIP_COLS} WHERE m.patient_id = $1 ORDER BY m.created_at DESC"))
+                .bind(patient).fetch_all(p).await?
+        }))
+    }
+
+    /// Every running membership (the renewal run reads them all; a clinic has
+    /// hundreds at most).
+    pub async fn active_memberships(&self) -> Result<Vec<Membership>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("SELECT {MEMBERSHIP_COLS} WHERE m.status = 'active' ORDER BY m.id"))
+                .fetch_all(p).await?
+        }))
+    }
+
+    pub async fn membership(&self, id: &str) -> Result<Option<Membership>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("SELECT {MEMBERSHIP_COLS} WHERE m.id = $1"))
+                .bind(id).fetch_optional(p).await?
+        }))
+    }
+
+    /// Ends a membership: no further months are billed; the month paid for
+    /// keeps its sessions until it ends. `false` if it was not running.
+    pub async fn cancel_membership(
+        &self,
+        id: &str,
+        on: &str,
+        reason: &str,
+        audit: NewAuditEvent,
+    ) -> Result<bool> {
+        Ok(on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query("UPDATE memberships SET status = 'cancelled', cancelled_on = $2, cancel_reason = $3 \
+                 WHERE id = $1 AND status = 'active'")
+                .bind(id).bind(on).bind(reason).execute(&mut *tx).await?.rows_affected();
+            if n == 1 {
+                append_in_tx!(tx, &[audit])?;
+            }
+            tx.commit().await?;
+            n == 1
         }))
     }
 

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use domain::audit::Action;
 use domain::auth::Permission;
 use domain::billing::{
-    self as bill, fmt_money, EntryKind, Estimate, EstimateInput, Method, Offer, PatientHistory,
-    PriceList, Rule, Service, VisitFacts,
+    self as bill, fmt_money, membership, EntryKind, Estimate, EstimateInput, Method, Offer,
+    PatientHistory, PriceList, Rule, Service, VisitFacts,
 };
 use domain::ids::{ClinicId, PatientId};
 use domain::time::now_micros;
@@ -22,8 +22,9 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use store::audit::NewAuditEvent;
 use store::billing::{
-    account_of, BillingEntry, BillingSettings, Invoice, InvoiceLine, NewEntry, NewInvoice, NewLine,
-    NewPackage, Package, PackageProduct, StoredEstimate, StoredOffer, StoredPriceList,
+    account_of, BillingEntry, BillingSettings, Invoice, InvoiceLine, Membership, MembershipStep,
+    NewEntry, NewInvoice, NewLine, NewMembership, NewPackage, Package, PackageProduct,
+    StoredEstimate, StoredOffer, StoredPriceList,
 };
 
 use crate::auth::Caller;
@@ -533,6 +534,10 @@ pub struct PackageProductInput {
     pub price: String,
     #[serde(default)]
     pub valid_days: Option<u32>,
+    /// Renews every month (a maintenance membership): `sessions` is then per
+    /// month and `price` the monthly fee.
+    #[serde(default)]
+    pub monthly: bool,
 }
 
 pub async fn add_package_product(
@@ -551,7 +556,12 @@ pub async fn add_package_product(
         e.add("sessions", "a package holds between 1 and 104 sessions");
     }
     let price = e.check(bill::parse_amount("price", &i.price));
-    if i.valid_days.is_some_and(|d| !(1..=1100).contains(&d)) {
+    if i.monthly && i.valid_days.is_some() {
+        e.add(
+            "valid_days",
+            "a membership's sessions last for their month; leave it empty",
+        );
+    } else if i.valid_days.is_some_and(|d| !(1..=1100).contains(&d)) {
         e.add(
             "valid_days",
             "a package is valid for 1 to 1100 days, or leave it empty",
@@ -575,6 +585,7 @@ pub async fn add_package_product(
         currency: settings.map(|s| s.currency).unwrap_or_default(),
         valid_days: i.valid_days.map(i64::from),
         active: true,
+        monthly: i.monthly,
     };
     let mut ev = event(c, Action::BillSettings, Permission::BillManage, p.id);
     ev.object_type = Some("package_product".into());
@@ -800,6 +811,7 @@ pub async fn invoice_visit_at(
         issued_at: at,
         lines,
         package: None,
+        membership: None,
     };
     let ev = patient_event(
         c,
@@ -848,6 +860,12 @@ pub async fn sell_package_at(
         .into_iter()
         .find(|k| k.id == product.trim() && k.active)
         .ok_or_else(|| invalid("product_id", "choose a package this clinic sells"))?;
+    if k.monthly {
+        return Err(invalid(
+            "product_id",
+            format!("{} renews monthly: start it as a membership", k.name),
+        ));
+    }
     let p = place(state, c, Permission::BillCharge, &rec.clinic_id.to_string()).await?;
     let today = p.date_of(at);
     let expires = k
@@ -883,6 +901,7 @@ pub async fn sell_package_at(
             price_minor: k.price_minor,
             expires_on: expires,
         }),
+        membership: None,
     };
     let mut ev = patient_event(
         c,
@@ -894,6 +913,279 @@ pub async fn sell_package_at(
     ev.detail = Some(format!("sold {}", k.name));
     state.store.insert_invoice(&inv, ev).await?;
     Ok(inv.id)
+}
+
+// ---- Memberships --------------------------------------------------------------
+
+/// The invoice billing month `period` (from 0) of a membership begun on
+/// `start`: the monthly fee, selling that month's sessions as a package that
+/// ends with the month.
+#[allow(clippy::too_many_arguments)]
+fn membership_invoice(
+    m: &Membership,
+    start: Date,
+    period: i64,
+    by: &str,
+    at: i64,
+    step: MembershipStep,
+) -> Result<NewInvoice, WebError> {
+    let (from, to) = membership::period(start, period)
+        .ok_or_else(|| invalid("started_on", "is too far in the future"))?;
+    let service = Service::parse("service", &m.service)?;
+    Ok(NewInvoice {
+        id: new_id(),
+        clinic_id: m.clinic_id.clone(),
+        patient_id: m.patient_id.clone(),
+        appointment_id: None,
+        kind: "package",
+        currency: m.currency.clone(),
+        service_date: from.to_string(),
+        issued_by: by.to_string(),
+        issued_at: at,
+        lines: vec![NewLine {
+            kind: EntryKind::Charge,
+            service: m.service.clone(),
+            description: format!(
+                "{}, {} to {}: {} × {}",
+                m.product_name,
+                from.strftime("%b %-d"),
+                to.strftime("%b %-d, %Y"),
+                m.sessions,
+                service.label()
+            ),
+            codes: "[]".into(),
+            minor: m.price_minor,
+            offer_id: None,
+        }],
+        package: Some(NewPackage {
+            id: new_id(),
+            product_id: m.product_id.clone(),
+            name: format!("{} ({})", m.product_name, from.strftime("%B %Y")),
+            service: m.service.clone(),
+            sessions: m.sessions,
+            price_minor: m.price_minor,
+            expires_on: Some(to.to_string()),
+        }),
+        membership: Some(step),
+    })
+}
+
+/// Enrols a patient in a membership product; the first month is invoiced now.
+/// Returns the invoice id.
+pub async fn start_membership(
+    state: &AppState,
+    c: &Caller,
+    patient: &str,
+    product: &str,
+) -> Result<String, WebError> {
+    start_membership_at(state, c, patient, product, now_micros()).await
+}
+
+/// [`start_membership`] at `at` (the demo's history).
+pub async fn start_membership_at(
+    state: &AppState,
+    c: &Caller,
+    patient: &str,
+    product: &str,
+    at: i64,
+) -> Result<String, WebError> {
+    let pid: PatientId = patient.parse().map_err(|_| WebError::NotFound)?;
+    let clinics = c.require_any(Permission::BillCharge)?;
+    let rec = state
+        .store
+        .patient(pid, &clinics)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let k = state
+        .store
+        .package_products(&rec.clinic_id.to_string())
+        .await?
+        .into_iter()
+        .find(|k| k.id == product.trim() && k.active && k.monthly)
+        .ok_or_else(|| invalid("product_id", "choose a membership this clinic offers"))?;
+    let p = place(state, c, Permission::BillCharge, &rec.clinic_id.to_string()).await?;
+    let start = p.date_of(at);
+    let by = c.user_id().ok_or(WebError::Forbidden)?.to_string();
+    let m = Membership {
+        id: new_id(),
+        clinic_id: k.clinic_id.clone(),
+        patient_id: patient.to_string(),
+        product_id: k.id.clone(),
+        product_name: k.name.clone(),
+        service: k.service.clone(),
+        price_minor: k.price_minor,
+        currency: k.currency.clone(),
+        sessions: k.sessions,
+        started_on: start.to_string(),
+        periods: 0,
+        status: "active".into(),
+        cancelled_on: None,
+        cancel_reason: None,
+        created_by: by.clone(),
+    };
+    let step = MembershipStep::Start(NewMembership {
+        id: m.id.clone(),
+        product_id: k.id.clone(),
+        started_on: start.to_string(),
+        created_by: by.clone(),
+    });
+    let inv = membership_invoice(&m, start, 0, &by, at, step)?;
+    let mut ev = patient_event(
+        c,
+        Action::BillPackage,
+        Permission::BillCharge,
+        rec.clinic_id,
+        patient,
+    );
+    ev.detail = Some(format!("started membership {}", k.name));
+    state.store.insert_invoice(&inv, ev).await?;
+    Ok(inv.id)
+}
+
+/// Bills every running membership whose next month has begun by `now` (in
+/// its clinic's zone): one invoice per month, at the product's price then,
+/// issued in the name of whoever enrolled the patient. Safe to run from
+/// several workers at once: each month is billed once. Returns the invoices
+/// made.
+pub async fn renew_memberships(state: &AppState, now: i64) -> Result<usize, WebError> {
+    let mut made = 0;
+    let mut zones: BTreeMap<String, (jiff::tz::TimeZone, String)> = BTreeMap::new();
+    for m in state.store.active_memberships().await? {
+        if !zones.contains_key(&m.clinic_id) {
+            let id: ClinicId = m
+                .clinic_id
+                .parse()
+                .map_err(|_| WebError::Internal("stored clinic id".into()))?;
+            let k = state.store.clinic(id).await?;
+            let tz = jiff::tz::TimeZone::get(&k.settings.time_zone)
+                .map_err(|_| WebError::Internal("clinic zone".into()))?;
+            zones.insert(m.clinic_id.clone(), (tz, k.org_id.to_string()));
+        }
+        let Some((tz, org)) = zones.get(&m.clinic_id) else {
+            continue;
+        };
+        let today = domain::time::to_timestamp(now).to_zoned(tz.clone()).date();
+        let Ok(start) = m.started_on.parse::<Date>() else {
+            continue;
+        };
+        for k in membership::due(start, m.periods, today) {
+            let Some((from, _)) = membership::period(start, k) else {
+                break;
+            };
+            // Dated the morning its month begins (or now, if that is earlier).
+            let at = from
+                .to_datetime(jiff::civil::time(9, 0, 0, 0))
+                .to_zoned(tz.clone())
+                .map(|z| z.timestamp().as_microsecond())
+                .unwrap_or(now)
+                .min(now);
+            let step = MembershipStep::Renew {
+                id: m.id.clone(),
+                billed: k,
+            };
+            let inv = membership_invoice(&m, start, k, &m.created_by, at, step)?;
+            let mut ev = NewAuditEvent::new(Action::BillPackage, "system (membership renewal)");
+            ev.org_id = Some(org.clone());
+            ev.clinic_id = Some(m.clinic_id.clone());
+            ev.patient_id = Some(m.patient_id.clone());
+            ev.object_type = Some("invoice".into());
+            ev.detail = Some(format!("renewed {}, month {}", m.product_name, k + 1));
+            match state.store.insert_invoice(&inv, ev).await {
+                Ok(_) => made += 1,
+                // Billed by another run meanwhile, or cancelled: nothing to do.
+                Err(store::StoreError::Domain(domain::DomainError::Conflict(_))) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(made)
+}
+
+/// A membership as the account shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MembershipView {
+    #[serde(flatten)]
+    pub membership: Membership,
+    /// The day the next month is billed; none once cancelled.
+    pub next_renewal: Option<String>,
+    pub price: String,
+}
+
+pub async fn memberships(
+    state: &AppState,
+    c: &Caller,
+    patient: &str,
+) -> Result<Vec<MembershipView>, WebError> {
+    let pid: PatientId = patient.parse().map_err(|_| WebError::NotFound)?;
+    let clinics = c.require_any(Permission::BillRead)?;
+    let rec = state
+        .store
+        .patient(pid, &clinics)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    c.require(Permission::BillRead, rec.clinic_id)?;
+    let ms = state.store.memberships_of_patient(patient).await?;
+    Ok(ms
+        .into_iter()
+        .map(|m| {
+            let next = (m.status == "active")
+                .then(|| m.started_on.parse::<Date>().ok())
+                .flatten()
+                .and_then(|s| membership::period(s, m.periods))
+                .map(|(from, _)| from.to_string());
+            MembershipView {
+                price: format!("{} a month", fmt_money(m.price_minor, &m.currency)),
+                next_renewal: next,
+                membership: m,
+            }
+        })
+        .collect())
+}
+
+/// Ends a membership at the front desk, with a reason: no further months are
+/// billed; the sessions of the month paid for stay usable until it ends.
+pub async fn cancel_membership(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    reason: &str,
+) -> Result<Membership, WebError> {
+    let m = state
+        .store
+        .membership(id.trim())
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let clinic: ClinicId = m.clinic_id.parse().map_err(|_| WebError::NotFound)?;
+    if !c.may(Permission::BillRead, clinic) {
+        return Err(WebError::NotFound);
+    }
+    c.require(Permission::BillCharge, clinic)?;
+    let reason = text("reason", reason, 200, true)?;
+    let p = place(state, c, Permission::BillCharge, &m.clinic_id).await?;
+    let mut ev = patient_event(
+        c,
+        Action::BillPackage,
+        Permission::BillCharge,
+        clinic,
+        &m.patient_id,
+    );
+    ev.object_type = Some("membership".into());
+    ev.object_id = Some(m.id.clone());
+    ev.detail = Some(format!("cancelled membership {}", m.product_name));
+    if !state
+        .store
+        .cancel_membership(&m.id, &p.today().to_string(), &reason, ev)
+        .await?
+    {
+        return Err(WebError::Conflict(
+            "this membership has already ended".into(),
+        ));
+    }
+    state
+        .store
+        .membership(&m.id)
+        .await?
+        .ok_or(WebError::NotFound)
 }
 
 /// An invoice with everything shown about it.

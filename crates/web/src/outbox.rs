@@ -332,6 +332,12 @@ pub fn spawn_worker(
                 {
                     tracing::error!(error = ?e, "questionnaire rules");
                 }
+                // Memberships whose next month has begun are billed.
+                if let Err(e) =
+                    crate::billing::renew_memberships(&state, domain::time::now_micros()).await
+                {
+                    tracing::error!(error = ?e, "membership renewals");
+                }
             }
             if let Err(e) = drain(&state, domain::time::now_micros()).await {
                 tracing::error!(error = %e, "outbox worker");

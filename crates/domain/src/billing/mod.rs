@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Errors;
 use crate::{DomainError, FieldError};
 
+pub mod membership;
+
 #[cfg(test)]
 mod tests;
 

@@ -629,3 +629,207 @@ async fn the_demo_month_of_billing_adds_up(app: &TestApp) {
     assert!(!r["revenue"].as_array().unwrap().is_empty(), "{r}");
 }
 both!(the_demo_month_of_billing_adds_up);
+
+/// Maintenance memberships: the first month invoiced at the start, each later
+/// month on the same day of the month, once however many renewal runs race,
+/// none after a cancellation; the month's sessions end with the month.
+async fn memberships_bill_each_month(app: &TestApp) {
+    month_of_visits(app).await;
+    stillwater::demo_billing::load(&app.store).await.unwrap();
+    let g = app.glendale.to_string();
+    let desk = api(app, "dana.frontdesk").await;
+    let state = web::AppState::new(app.store.clone(), web::WebConfig::default());
+    let day = 86_400_000_000i64;
+    let now = domain::time::now_micros();
+
+    // The demo's members joined about six weeks ago: two months are billed.
+    let (s, r) = desk.get(&format!("/api/v1/packages?clinic_id={g}")).await;
+    assert_eq!(s, 200, "{r}");
+    let products = r["products"].as_array().unwrap();
+    let monthly = products
+        .iter()
+        .find(|k| k["monthly"] == true)
+        .expect("a membership product")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let series = products.iter().find(|k| k["monthly"] == false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let members = app.store.active_memberships().await.unwrap();
+    assert_eq!(members.len(), 3, "two at Glendale, one at Denver");
+    for m in &members {
+        assert_eq!(m.periods, 2, "{m:?}");
+    }
+    // Running the renewals again bills nothing more.
+    assert_eq!(
+        web::billing::renew_memberships(&state, now).await.unwrap(),
+        0
+    );
+
+    // A new member.
+    let (s, p) = desk
+        .post("/api/v1/patients", &json!({"clinic_id": g, "given_name": "Tamsin", "family_name": "Lowry", "date_of_birth": "1981-06-30"}))
+        .await;
+    assert_eq!(s, 201, "{p}");
+    let pid = p["id"].as_str().unwrap().to_string();
+    // Wrong kinds of product are named.
+    let (s, e) = desk
+        .post(
+            "/api/v1/packages",
+            &json!({"patient_id": pid, "product_id": monthly}),
+        )
+        .await;
+    assert_eq!(
+        (s, fields(&e)),
+        (422, vec!["product_id".to_string()]),
+        "{e}"
+    );
+    assert!(e.to_string().contains("start it as a membership"), "{e}");
+    let (s, e) = desk
+        .post(
+            "/api/v1/memberships",
+            &json!({"patient_id": pid, "product_id": series}),
+        )
+        .await;
+    assert_eq!(
+        (s, fields(&e)),
+        (422, vec!["product_id".to_string()]),
+        "{e}"
+    );
+    let auditor = api(app, "audrey.auditor").await;
+    let (s, _) = auditor
+        .post(
+            "/api/v1/memberships",
+            &json!({"patient_id": pid, "product_id": monthly}),
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, r) = desk
+        .post(
+            "/api/v1/memberships",
+            &json!({"patient_id": pid, "product_id": monthly}),
+        )
+        .await;
+    assert_eq!(s, 201, "{r}");
+    let first = r["invoice_id"].as_str().unwrap().to_string();
+    let (s, e) = desk
+        .post(
+            "/api/v1/memberships",
+            &json!({"patient_id": pid, "product_id": monthly}),
+        )
+        .await;
+    assert_eq!(s, 409, "one running membership of a kind: {e}");
+    let (_, inv) = desk.get(&format!("/api/v1/invoices/{first}")).await;
+    assert_eq!(minor(&inv["balance"]), 525_00, "{inv}");
+    // The month's session, ending with the month.
+    let (_, r) = desk
+        .get(&format!("/api/v1/memberships?patient_id={pid}"))
+        .await;
+    let m = &r["memberships"][0];
+    assert_eq!(m["months_billed"], 1, "{r}");
+    let started: jiff::civil::Date = m["started_on"].as_str().unwrap().parse().unwrap();
+    let next: jiff::civil::Date = m["next_renewal"].as_str().unwrap().parse().unwrap();
+    assert_eq!(next, started + jiff::Span::new().months(1));
+    let (_, r) = desk
+        .get(&format!("/api/v1/packages?patient_id={pid}"))
+        .await;
+    let pk = &r["packages"][0];
+    assert_eq!(pk["sessions"], 1, "{r}");
+    assert_eq!(
+        pk["expires_on"].as_str().unwrap(),
+        next.yesterday().unwrap().to_string(),
+        "{r}"
+    );
+
+    // The day before the renewal: nothing. On it: two runs at once bill it once.
+    let tz = jiff::tz::TimeZone::get("America/Phoenix").unwrap();
+    let noon = |d: jiff::civil::Date| {
+        d.to_datetime(jiff::civil::time(12, 0, 0, 0))
+            .to_zoned(tz.clone())
+            .unwrap()
+            .timestamp()
+            .as_microsecond()
+    };
+    let count = |r: &Value| r["invoices"].as_array().map(|a| a.len()).unwrap_or(0);
+    web::billing::renew_memberships(&state, noon(next.yesterday().unwrap()))
+        .await
+        .unwrap();
+    let (_, r) = desk
+        .get(&format!("/api/v1/invoices?patient_id={pid}"))
+        .await;
+    assert_eq!(count(&r), 1, "{r}");
+    let at = noon(next);
+    let (a, b) = tokio::join!(
+        web::billing::renew_memberships(&state, at),
+        web::billing::renew_memberships(&state, at)
+    );
+    let made = a.unwrap() + b.unwrap();
+    // Each running membership has billed every month begun by then, once.
+    let today = next;
+    let mut due = 0;
+    for m in app.store.active_memberships().await.unwrap() {
+        let start: jiff::civil::Date = m.started_on.parse().unwrap();
+        let begun = (0..)
+            .take_while(|k| start + jiff::Span::new().months(*k) <= today)
+            .count() as i64;
+        assert_eq!(m.periods, begun, "{m:?}");
+        due += 1;
+    }
+    assert!(made >= 1 && made <= due as usize, "{made} of {due}");
+    let (_, r) = desk
+        .get(&format!("/api/v1/invoices?patient_id={pid}"))
+        .await;
+    let invoices = r["invoices"].as_array().unwrap();
+    assert_eq!(invoices.len(), 2, "{r}");
+    assert!(
+        invoices
+            .iter()
+            .any(|i| i["service_date"] == next.to_string().as_str()),
+        "{r}"
+    );
+
+    // Cancelled: a reason is required, it happens once, and no month follows.
+    let id = m["id"].as_str().unwrap().to_string();
+    let (s, e) = desk
+        .post(
+            &format!("/api/v1/memberships/{id}/cancel"),
+            &json!({"reason": "  "}),
+        )
+        .await;
+    assert_eq!((s, fields(&e)), (422, vec!["reason".to_string()]), "{e}");
+    let (s, r) = desk
+        .post(
+            &format!("/api/v1/memberships/{id}/cancel"),
+            &json!({"reason": "moving away"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["status"], "cancelled");
+    let (s, _) = desk
+        .post(
+            &format!("/api/v1/memberships/{id}/cancel"),
+            &json!({"reason": "again"}),
+        )
+        .await;
+    assert_eq!(s, 409);
+    assert!(
+        web::billing::renew_memberships(&state, now + 100 * day)
+            .await
+            .unwrap()
+            >= 1,
+        "the demo members renew"
+    );
+    let (_, r) = desk
+        .get(&format!("/api/v1/invoices?patient_id={pid}"))
+        .await;
+    assert_eq!(r["invoices"].as_array().unwrap().len(), 2, "{r}");
+    // Denver's staff do not see a Glendale membership.
+    let denver = api(app, "nate.nurse").await;
+    let (s, _) = denver
+        .get(&format!("/api/v1/memberships?patient_id={pid}"))
+        .await;
+    assert!(s == 403 || s == 404, "{s}");
+}
+both!(memberships_bill_each_month);

@@ -26,6 +26,8 @@ pub fn routes() -> Router<AppState> {
         .route("/packages", get(packages).post(sell_package))
         .route("/packages/products", post(add_product))
         .route("/packages/{id}/refund", post(refund_package))
+        .route("/memberships", get(memberships).post(start_membership))
+        .route("/memberships/{id}/cancel", post(cancel_membership))
         .route("/invoices", get(invoices).post(invoice_visit))
         .route("/invoices/{id}", get(invoice))
         .route("/invoices/{id}/refunds", post(refund))
@@ -145,7 +147,8 @@ async fn packages(
         let out: Vec<Value> = products
             .iter()
             .map(|k| json!({"id": k.id, "name": k.name, "service": k.service, "sessions": k.sessions,
-                "price": money(k.price_minor, &k.currency), "valid_days": k.valid_days, "active": k.active}))
+                "price": money(k.price_minor, &k.currency), "valid_days": k.valid_days, "active": k.active,
+                "monthly": k.monthly}))
             .collect();
         return Ok(Json(json!({"products": out})).into_response());
     }
@@ -200,6 +203,59 @@ async fn refund_package(
     let minor = uc::refund_package(&state, &c, &id, &i.reason).await?;
     let cur = k.map(|k| k.currency).unwrap_or_default();
     Ok(Json(json!({"refunded": money(minor, &cur)})).into_response())
+}
+
+fn membership_json(v: &uc::MembershipView) -> Value {
+    let m = &v.membership;
+    json!({
+        "id": m.id, "clinic_id": m.clinic_id, "patient_id": m.patient_id, "product_id": m.product_id,
+        "name": m.product_name, "service": m.service, "sessions_per_month": m.sessions,
+        "price_per_month": money(m.price_minor, &m.currency), "started_on": m.started_on,
+        "months_billed": m.periods, "status": m.status, "next_renewal": v.next_renewal,
+        "cancelled_on": m.cancelled_on, "cancel_reason": m.cancel_reason,
+    })
+}
+
+async fn memberships(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    req: axum::extract::Request,
+) -> ApiResult {
+    let q: ClinicQ = query(&req)?;
+    if q.patient_id.trim().is_empty() {
+        return Err(
+            WebError::Invalid(vec![domain::FieldError::new("patient_id", "is required")]).into(),
+        );
+    }
+    let ms = uc::memberships(&state, &c, q.patient_id.trim()).await?;
+    Ok(
+        Json(json!({"memberships": ms.iter().map(membership_json).collect::<Vec<_>>()}))
+            .into_response(),
+    )
+}
+
+async fn start_membership(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let i: SellInput = typed(Value::Object(body))?;
+    let id = uc::start_membership(&state, &c, &i.patient_id, &i.product_id).await?;
+    Ok((StatusCode::CREATED, Json(json!({"invoice_id": id}))).into_response())
+}
+
+async fn cancel_membership(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let i: ReasonInput = typed(Value::Object(body))?;
+    let m = uc::cancel_membership(&state, &c, &id, &i.reason).await?;
+    Ok(
+        Json(json!({"id": m.id, "status": m.status, "cancelled_on": m.cancelled_on}))
+            .into_response(),
+    )
 }
 
 fn invoice_json(v: &uc::InvoiceView) -> Value {

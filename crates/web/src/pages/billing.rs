@@ -413,9 +413,13 @@ async fn view(
                                 .map(|s| s.label())
                                 .unwrap_or("?"),
                             fmt_money(k.price_minor, &k.currency),
-                            k.valid_days
-                                .map(|d| format!(", valid {d} days"))
-                                .unwrap_or_default()
+                            if k.monthly {
+                                " a month, renewing monthly (a membership)".to_string()
+                            } else {
+                                k.valid_days
+                                    .map(|d| format!(", valid {d} days"))
+                                    .unwrap_or_default()
+                            }
                         ),
                     )
                 })
@@ -522,6 +526,7 @@ async fn submit(
                     sessions: g("sessions").trim().parse().unwrap_or(0),
                     price: g("price"),
                     valid_days: g("valid_days").trim().parse().ok(),
+                    monthly: f.form.get("monthly").is_some(),
                 },
             )
             .await
@@ -839,12 +844,22 @@ struct AccountPage {
     uninvoiced: Vec<(String, String, String)>,
     packages: Vec<(String, String, i64, i64, String, String, bool)>,
     products: Vec<(String, String)>,
+    membership_products: Vec<(String, String)>,
+    memberships: Vec<MembershipRow>,
     estimates: Vec<EstimateView>,
     can_charge: bool,
     can_manage: bool,
     dose_services: Vec<(String, String)>,
     first_visit: String,
     today: String,
+}
+
+struct MembershipRow {
+    id: String,
+    name: String,
+    detail: String,
+    status: String,
+    active: bool,
 }
 
 struct EstimateView {
@@ -881,17 +896,68 @@ async fn account_view(
         .await?
         .ok_or(WebError::NotFound)?;
     let p = uc::place(state, c, Permission::BillRead, &a.clinic_id).await?;
-    let products = state
+    let (monthly, one_off): (Vec<_>, Vec<_>) = state
         .store
         .package_products(&a.clinic_id)
         .await?
         .into_iter()
         .filter(|k| k.active)
+        .partition(|k| k.monthly);
+    let products = one_off
+        .iter()
         .map(|k| {
             (
                 k.id.clone(),
                 format!("{} ({})", k.name, fmt_money(k.price_minor, &k.currency)),
             )
+        })
+        .collect();
+    let membership_products = monthly
+        .iter()
+        .map(|k| {
+            (
+                k.id.clone(),
+                format!(
+                    "{} ({} a month)",
+                    k.name,
+                    fmt_money(k.price_minor, &k.currency)
+                ),
+            )
+        })
+        .collect();
+    let memberships = uc::memberships(state, c, id)
+        .await?
+        .into_iter()
+        .map(|v| {
+            let m = v.membership;
+            MembershipRow {
+                status: if m.status == "active" {
+                    format!("renews on {}", v.next_renewal.clone().unwrap_or_default())
+                } else {
+                    format!(
+                        "cancelled on {}{}",
+                        m.cancelled_on.clone().unwrap_or_default(),
+                        m.cancel_reason
+                            .as_ref()
+                            .map(|r| format!(": {r}"))
+                            .unwrap_or_default()
+                    )
+                },
+                active: m.status == "active",
+                detail: format!(
+                    "{}, {} × {} a month, since {}; {} month{} billed",
+                    v.price,
+                    m.sessions,
+                    Service::parse("s", &m.service)
+                        .map(|s| s.label())
+                        .unwrap_or("?"),
+                    m.started_on,
+                    m.periods,
+                    if m.periods == 1 { "" } else { "s" }
+                ),
+                name: m.product_name,
+                id: m.id,
+            }
         })
         .collect();
     let first_visit = a
@@ -949,6 +1015,8 @@ async fn account_view(
             })
             .collect(),
         products,
+        membership_products,
+        memberships,
         estimates: a
             .estimates
             .iter()
@@ -1021,6 +1089,14 @@ async fn account_submit(
             "package" => uc::sell_package(&state, c, &id, &g("product_id"))
                 .await
                 .map(|inv| format!("/billing/invoices/{inv}?done=package-sold")),
+            "membership" => uc::start_membership(&state, c, &id, &g("product_id"))
+                .await
+                .map(|inv| format!("/billing/invoices/{inv}?done=membership-started")),
+            "membership-cancel" => {
+                uc::cancel_membership(&state, c, &g("membership_id"), &g("reason"))
+                    .await
+                    .map(|_| format!("/patients/{id}/billing?done=membership-cancelled"))
+            }
             "package-refund" => uc::refund_package(&state, c, &g("package_id"), &g("reason"))
                 .await
                 .map(|_| format!("/patients/{id}/billing?done=package-refunded")),
