@@ -661,6 +661,14 @@ test("check-out after a session: the visit invoiced with its codes, a package so
   await page.getByRole("link", { name: `${who}'s account` }).click();
   assert.ok(await page.locator(".bill-package", { hasText: "Induction series" }).getByText("1 of 6 used").isVisible());
   await shot(page, "63-account");
+  // Then into maintenance: the membership's first month is invoiced now.
+  await page.getByLabel("Membership", { exact: true }).selectOption({ label: "Maintenance membership ($525.00 a month)" });
+  await page.getByRole("button", { name: "Start membership" }).click();
+  await page.getByText("Membership started").waitFor();
+  assert.ok(await page.locator("#lines", { hasText: "Maintenance membership" }).isVisible());
+  await page.getByRole("link", { name: `${who}'s account` }).click();
+  assert.ok(await page.locator(".bill-package", { hasText: "Maintenance membership" }).getByText(/renews on \d{4}-\d{2}-\d{2}/).isVisible());
+  await shot(page, "65-membership");
   await page.goto(`${BASE}/billing?tab=reports`);
   await shot(page, "64-billing-reports");
   assert.deepEqual(errors, []);

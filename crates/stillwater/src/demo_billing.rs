@@ -312,10 +312,18 @@ pub async fn load(store: &Store) -> anyhow::Result<()> {
         }
         // Patients in maintenance joined the membership about six weeks ago
         // and paid the first month by card; the renewals below bill the rest.
+        // (Not the patients whose visits wait at the desk: the check-out
+        // journey starts from those.)
+        let at_desk: Vec<&str> = visits
+            .iter()
+            .filter(|v| waiting.contains(&v.appointment_id))
+            .map(|v| v.patient_id.as_str())
+            .collect();
         let mut members: Vec<&str> = vec![];
         for v in visits.iter().rev() {
             if v.type_code == "iv_infusion"
                 && !packages.contains_key(&v.patient_id)
+                && !at_desk.contains(&v.patient_id.as_str())
                 && !members.contains(&v.patient_id.as_str())
             {
                 members.push(&v.patient_id);
