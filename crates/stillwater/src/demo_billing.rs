@@ -319,16 +319,25 @@ pub async fn load(store: &Store) -> anyhow::Result<()> {
             .filter(|v| waiting.contains(&v.appointment_id))
             .map(|v| v.patient_id.as_str())
             .collect();
-        let mut members: Vec<&str> = vec![];
-        for v in visits.iter().rev() {
-            if v.type_code == "iv_infusion"
-                && !packages.contains_key(&v.patient_id)
-                && !at_desk.contains(&v.patient_id.as_str())
-                && !members.contains(&v.patient_id.as_str())
-            {
-                members.push(&v.patient_id);
-            }
-        }
+        let registry: Vec<String> = store
+            .search_patients(&[clinic.id], "", 100)
+            .await?
+            .into_iter()
+            .map(|p| p.id.to_string())
+            .collect();
+        let members: Vec<&String> = visits
+            .iter()
+            .rev()
+            .filter(|v| v.status == "completed")
+            .map(|v| &v.patient_id)
+            .chain(registry.iter())
+            .filter(|p| !packages.contains_key(*p) && !at_desk.contains(&p.as_str()))
+            .fold(vec![], |mut seen, p| {
+                if !seen.contains(&p) {
+                    seen.push(p);
+                }
+                seen
+            });
         for (k, m) in members
             .into_iter()
             .take(if glendale { 2 } else { 1 })

@@ -951,8 +951,25 @@ impl Store {
                 return Err(DomainError::Conflict("a session of this package was used meanwhile: open it again".into()).into());
             }
             for e in refunds {
-                let (clinic, patient): (String, String) = sqlx::query_as("SELECT clinic_id, patient_id FROM invoices WHERE id = $1")
+                // Under the invoice's lock, the account as it stands now takes
+                // each refund (a payment refunded meanwhile cannot be refunded
+                // twice), as for any other entry.
+                sqlx::query("UPDATE invoices SET issued_at = issued_at WHERE id = $1")
+                    .bind(&e.invoice_id).execute(&mut *tx).await?;
+                let (clinic, patient, currency): (String, String, String) = sqlx::query_as(
+                    "SELECT clinic_id, patient_id, currency FROM invoices WHERE id = $1")
                     .bind(&e.invoice_id).fetch_one(&mut *tx).await?;
+                let lines: Vec<InvoiceLine> = sqlx::query_as("SELECT invoice_id, seq, kind, service, description, codes, \
+                     amount_minor, offer_id FROM invoice_lines WHERE invoice_id = $1 ORDER BY seq")
+                    .bind(&e.invoice_id).fetch_all(&mut *tx).await?;
+                let entries: Vec<BillingEntry> = sqlx::query_as(&format!("SELECT {ENTRY_COLS} WHERE e.invoice_id = $1 ORDER BY e.seq"))
+                    .bind(&e.invoice_id).fetch_all(&mut *tx).await?;
+                let (mut account, pos) = account_of(&lines, &entries, &currency)?;
+                let refund_of = e.refund_of.as_ref().and_then(|r| pos.iter().find(|(id, _)| id == r).map(|(_, p)| *p));
+                if e.refund_of.is_some() && refund_of.is_none() {
+                    return Err(DomainError::field("payment", "no such payment on this invoice").into());
+                }
+                account.apply(&Entry { kind: e.kind, minor: e.minor, currency: e.currency.clone(), refund_of })?;
                 insert_entry!(tx, e, &clinic, &patient);
             }
             append_in_tx!(tx, &[audit])?;
