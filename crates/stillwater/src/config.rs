@@ -332,10 +332,24 @@ impl Config {
     }
 
     /// The shipped protocols and every `*.toml` file in `<data_dir>/protocols`.
+    /// Every protocol's pre-session instruments are checked against the
+    /// loaded instruments: a protocol naming one that does not exist stops
+    /// start-up rather than blocking every dose on the day.
     pub fn protocols(&self) -> anyhow::Result<domain::protocols::Protocols> {
-        Ok(domain::protocols::Protocols::load(
-            &self.files("protocols")?,
-        )?)
+        let p = domain::protocols::Protocols::load(&self.files("protocols")?)?;
+        let instruments = self.instruments()?;
+        for proto in p.all_current() {
+            for i in &proto.pre_session_instruments {
+                if instruments.current(i).is_none() {
+                    bail!(
+                        "protocol {} version {}: pre_session_instruments names {i:?}, which is not a loaded instrument",
+                        proto.id,
+                        proto.version
+                    );
+                }
+            }
+        }
+        Ok(p)
     }
 
     /// The `*.toml` files of a folder under the data folder, by name.

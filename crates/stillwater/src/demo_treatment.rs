@@ -189,6 +189,24 @@ impl<'a> Chairside<'a> {
         uc::save_checklist(self.state, &self.nurse, &id, checklist)
             .await
             .map_err(err)?;
+        // The pre-session GAD-7, answered on the tablet in the chair.
+        let answers: std::collections::BTreeMap<String, i32> = (1..=7)
+            .map(|i: i64| (i.to_string(), ((i + k) % 3 + i64::from(k % 4 == 0)) as i32))
+            .collect();
+        let pid: domain::ids::PatientId =
+            patient.parse().map_err(|_| anyhow::anyhow!("patient id"))?;
+        web::instruments::record(
+            self.state,
+            &self.nurse,
+            pid,
+            "gad7",
+            None,
+            &answers,
+            None,
+            store::instruments::Source::Staff,
+        )
+        .await
+        .map_err(err)?;
         let ordered = uc::order_dose(self.state, &self.prescriber, &id, 0.5)
             .await
             .map_err(err)?;

@@ -347,6 +347,19 @@ impl Store {
         Ok(())
     }
 
+    /// When the patient last answered an instrument, if ever.
+    pub async fn last_response_at(
+        &self,
+        patient: PatientId,
+        instrument: &str,
+    ) -> Result<Option<i64>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_scalar("SELECT MAX(submitted_at) FROM questionnaire_responses \
+                 WHERE patient_id = $1 AND instrument_id = $2")
+                .bind(patient.to_string()).bind(instrument).fetch_one(p).await?
+        }))
+    }
+
     /// A patient's responses, oldest first; one instrument or all.
     pub async fn responses(
         &self,

@@ -516,14 +516,29 @@ async fn known(
     let status = crate::pretreatment::status_of(state, clinic, pid).await?;
     let consent = status.consent(p.route);
     let tz = zone_of(state, clinic).await?;
+    let today = local_date(now_micros(), &tz);
     let weight_today = c
         .weight_measured_at
-        .is_some_and(|m| local_date(m, &tz) == local_date(now_micros(), &tz));
+        .is_some_and(|m| local_date(m, &tz) == today);
+    let mut instruments_due = vec![];
+    for id in &p.pre_session_instruments {
+        let last = state.store.last_response_at(pid, id).await?;
+        if last.is_none_or(|m| local_date(m, &tz) != today) {
+            instruments_due.push(
+                state
+                    .instruments
+                    .current(id)
+                    .map(|i| i.short_name.clone())
+                    .unwrap_or_else(|| id.clone()),
+            );
+        }
+    }
     Ok(Known {
         eligibility: status.eligibility.reason().map(String::from),
         consent: (!consent.is_valid()).then(|| consent.reason()),
         baseline,
         weight_today,
+        instruments_due,
     })
 }
 

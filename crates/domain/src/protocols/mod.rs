@@ -180,7 +180,7 @@ pub struct Preparation {
 /// eligibility, consent, vitals and the suicide-risk check are required by
 /// every protocol; weight by every protocol dosed per kg; the escort by every
 /// protocol whose discharge needs one.
-pub const CHECKLIST: [(&str, &str); 11] = [
+pub const CHECKLIST: [(&str, &str); 12] = [
     ("identity", "Identity confirmed with two identifiers"),
     (
         "pregnancy",
@@ -203,6 +203,10 @@ pub const CHECKLIST: [(&str, &str); 11] = [
     (
         "suicide_risk",
         "Suicide-risk check (C-SSRS screener or PHQ-9 item 9)",
+    ),
+    (
+        "pre_session_instruments",
+        "Pre-session questionnaires answered today",
     ),
 ];
 
@@ -234,6 +238,10 @@ struct FileSpec {
     pre_dose: PreDose,
     limits: Limits,
     checklist: Vec<String>,
+    /// Instruments (by id) the patient answers on the day before a dose; the
+    /// checklist item `pre_session_instruments` checks them.
+    #[serde(default)]
+    pre_session_instruments: Vec<String>,
     discharge: Discharge,
     courses: Vec<CourseKind>,
     /// Doses may be taken at home between clinic sessions (sublingual).
@@ -257,6 +265,8 @@ pub struct Protocol {
     pub pre_dose: PreDose,
     pub limits: Limits,
     pub checklist: Vec<String>,
+    /// Instruments answered on the day before a dose (ids).
+    pub pre_session_instruments: Vec<String>,
     pub discharge: Discharge,
     pub courses: Vec<CourseKind>,
     pub home_use: bool,
@@ -462,6 +472,34 @@ impl Protocol {
                 ));
             }
         }
+        let asks = spec
+            .checklist
+            .iter()
+            .any(|c| c == "pre_session_instruments");
+        if asks && spec.pre_session_instruments.is_empty() {
+            e.push(FieldError::new(
+                "pre_session_instruments",
+                "name the instruments (e.g. [\"gad7\"]) the checklist item asks for",
+            ));
+        }
+        if !asks && !spec.pre_session_instruments.is_empty() {
+            e.push(FieldError::new(
+                "checklist",
+                "must include \"pre_session_instruments\" to check the instruments named",
+            ));
+        }
+        for (n, i) in spec.pre_session_instruments.iter().enumerate() {
+            let ok = !i.is_empty()
+                && i.len() <= 40
+                && i.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+            if !ok {
+                e.push(FieldError::new(
+                    format!("pre_session_instruments[{n}]"),
+                    format!("{i:?} is not an instrument id"),
+                ));
+            }
+        }
         for must in ALWAYS_REQUIRED {
             if !spec.checklist.iter().any(|c| c == must) {
                 e.push(FieldError::new(
@@ -523,6 +561,7 @@ impl Protocol {
             pre_dose: spec.pre_dose,
             limits: spec.limits,
             checklist: spec.checklist,
+            pre_session_instruments: spec.pre_session_instruments,
             discharge: spec.discharge,
             courses: spec.courses,
             home_use: spec.home_use,
@@ -602,6 +641,7 @@ pub fn is_multiple(v: f64, unit: f64) -> bool {
 /// The protocols this build ships, as (file name, text).
 pub const BUILTIN: &[(&str, &str)] = &[
     ("iv.toml", include_str!("../../protocols/iv.toml")),
+    ("iv-v2.toml", include_str!("../../protocols/iv-v2.toml")),
     ("im.toml", include_str!("../../protocols/im.toml")),
     ("sc.toml", include_str!("../../protocols/sc.toml")),
     (

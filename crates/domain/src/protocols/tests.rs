@@ -122,13 +122,24 @@ fn every_problem_at_once_and_versions_never_change() {
         fields(&bad),
         ["dose.start", "limits.hr_min", "discharge.aldrete_min"]
     );
-    let v2 = IV
-        .replace("version = 1", "version = 2")
+    let v3 = IV
+        .replace("version = 1", "version = 3")
         .replace("start = 0.5", "start = 0.4");
-    let p = Protocols::load(&[("iv2.toml".into(), v2)]).unwrap();
-    assert_eq!(p.current("iv-infusion").unwrap().version, 2);
+    let p = Protocols::load(&[("iv3.toml".into(), v3)]).unwrap();
+    assert_eq!(p.current("iv-infusion").unwrap().version, 3);
     assert_eq!(p.get("iv-infusion", 1).unwrap().dose.start, 0.5);
-    assert_eq!(p.versions_of("iv-infusion").len(), 2);
+    assert_eq!(p.versions_of("iv-infusion").len(), 3);
+    // The pre-session instruments and their checklist item go together.
+    let asks = IV.replace(
+        "\"suicide_risk\"]",
+        "\"suicide_risk\", \"pre_session_instruments\"]",
+    );
+    assert_eq!(fields(&asks), ["pre_session_instruments"]);
+    let names = IV.replace(
+        "courses =",
+        "pre_session_instruments = [\"GAD 7\"]\ncourses =",
+    );
+    assert_eq!(fields(&names), ["checklist", "pre_session_instruments[0]"]);
     let changed = IV.replace("start = 0.5", "start = 0.4");
     let err = Protocols::load(&[("iv.toml".into(), changed)]).unwrap_err();
     assert!(err.to_string().contains("new version"), "{err}");

@@ -147,6 +147,8 @@ pub struct Known {
     pub baseline: Option<Vitals>,
     /// Whether the weight was measured today, in the clinic's calendar.
     pub weight_today: bool,
+    /// The protocol's pre-session instruments not answered today (names).
+    pub instruments_due: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -233,6 +235,16 @@ pub fn evaluate(p: &Protocol, c: &Checklist, k: &Known) -> Vec<Item> {
                     Done
                 } else {
                     Missing("name and phone of who takes the patient home".into())
+                }
+            }
+            "pre_session_instruments" => {
+                if k.instruments_due.is_empty() {
+                    Done
+                } else {
+                    Missing(format!(
+                        "the patient answers {} today (the link sent before the visit, or here on the tablet)",
+                        k.instruments_due.join(" and ")
+                    ))
                 }
             }
             "no_alcohol" => yes(c.no_alcohol, "confirm no alcohol in 24 h"),

@@ -136,6 +136,7 @@ fn known_ok() -> Known {
             ..Vitals::default()
         }),
         weight_today: true,
+        instruments_due: vec![],
     }
 }
 
@@ -161,8 +162,23 @@ fn full() -> Checklist {
 fn the_checklist_is_complete_only_with_every_item() {
     let p = protocol("iv-infusion");
     let items = evaluate(&p, &full(), &known_ok());
-    assert_eq!(items.len(), 11);
+    assert_eq!(items.len(), 12);
     assert!(incomplete(&items).is_empty(), "{:?}", incomplete(&items));
+    // The GAD-7 not answered today keeps it from starting, and says what to do.
+    let due = Known {
+        instruments_due: vec!["GAD-7".into()],
+        ..known_ok()
+    };
+    let left = incomplete(&evaluate(&p, &full(), &due));
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].contains("answers GAD-7 today"), "{left:?}");
+    // Version 1 of the protocol (records made under it) did not ask.
+    let v1 = Protocols::builtin()
+        .get("iv-infusion", 1)
+        .unwrap()
+        .as_ref()
+        .clone();
+    assert!(incomplete(&evaluate(&v1, &full(), &due)).is_empty());
     // Each missing item alone keeps the dose from starting.
     let cases: Vec<(&str, Checklist, Known)> = vec![
         (
@@ -186,6 +202,7 @@ fn the_checklist_is_complete_only_with_every_item() {
             full(),
             Known {
                 weight_today: false,
+                instruments_due: vec![],
                 ..known_ok()
             },
         ),

@@ -397,3 +397,19 @@ impl SmtpSink {
         self.messages.lock().unwrap().clone()
     }
 }
+
+/// The patient answers the GAD-7 today (entered by a nurse at the chair): the
+/// IV protocol's pre-session questionnaire.
+pub async fn answer_gad7(app: &TestApp, patient: &str) {
+    let r = reqwest::Client::new()
+        .post(app.url("/api/v1/questionnaire-responses"))
+        .bearer_auth(app.user_token("nina.nurse").await)
+        .json(
+            &serde_json::json!({"patient_id": patient, "instrument": "gad7",
+            "answers": {"1": 2, "2": 1, "3": 2, "4": 1, "5": 1, "6": 2, "7": 1}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+}

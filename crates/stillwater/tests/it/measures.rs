@@ -1050,9 +1050,9 @@ scale = "yn"
         .find(|(f, _)| *f == "iv.toml")
         .unwrap()
         .1
-        .replace("version = 1", "version = 2")
+        .replace("version = 1", "version = 3")
         .replace("start = 0.5", "start = 0.4");
-    std::fs::write(dir.join("protocols/iv-v2.toml"), &iv).unwrap();
+    std::fs::write(dir.join("protocols/iv-v3.toml"), &iv).unwrap();
     let d = dir.clone();
     let app = TestApp::spawn_with(Backend::Sqlite, move |c| c.data_dir = d)
         .await
@@ -1075,9 +1075,9 @@ scale = "yn"
     assert_eq!(all["protocols"].as_array().unwrap().len(), 5);
     let (s, p) = nurse.get("/api/v1/protocols/iv-infusion").await;
     assert_eq!(s, 200, "{p}");
-    assert_eq!(p["version"], 2);
+    assert_eq!(p["version"], 3);
     assert_eq!(p["dose"]["start"], 0.4);
-    assert_eq!(p["versions"].as_array().unwrap().len(), 2);
+    assert_eq!(p["versions"].as_array().unwrap().len(), 3);
     let (s, p1) = nurse.get("/api/v1/protocols/iv-infusion?version=1").await;
     assert_eq!(s, 200);
     assert_eq!(p1["dose"]["start"], 0.5);
@@ -1103,14 +1103,33 @@ scale = "yn"
     );
     std::fs::remove_file(dir.join("instruments/broken.toml")).unwrap();
     std::fs::write(
-        dir.join("protocols/iv-v3.toml"),
-        iv.replace("version = 2", "version = 3")
+        dir.join("protocols/iv-v4.toml"),
+        iv.replace("version = 3", "version = 4")
             .replace("max = 0.75", "max = 2.0"),
     )
     .unwrap();
     let err = cfg.validate().unwrap_err().to_string();
     assert!(
-        err.contains("iv-v3.toml") && err.contains("dose.max"),
+        err.contains("iv-v4.toml") && err.contains("dose.max"),
+        "{err}"
+    );
+    // A protocol asking for an instrument that is not loaded stops start-up.
+    std::fs::write(
+        dir.join("protocols/iv-v4.toml"),
+        iv.replace("version = 3", "version = 4")
+            .replace(
+                "\"suicide_risk\"]",
+                "\"suicide_risk\", \"pre_session_instruments\"]",
+            )
+            .replace(
+                "courses =",
+                "pre_session_instruments = [\"calm-chek\"]\ncourses =",
+            ),
+    )
+    .unwrap();
+    let err = cfg.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("calm-chek") && err.contains("not a loaded instrument"),
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -305,7 +305,8 @@ async fn before_the_first_dose(app: &TestApp) {
             r["version"].as_i64(),
             r["plan"]["protocol_version"].as_i64()
         ),
-        (Some(1), Some(1))
+        (Some(1), Some(2)),
+        "the current IV protocol"
     );
     let (s, e) = prescriber.post(&format!("{base}/plans"), &plan).await;
     assert_eq!(s, 422, "a new version needs a reason: {e}");

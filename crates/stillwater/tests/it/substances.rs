@@ -45,6 +45,7 @@ async fn ledger_rows(app: &TestApp) -> i64 {
 /// A patient checked into `chair` with a 0.5 mg/kg IV order (35 mg at 70 kg).
 async fn ordered(app: &TestApp, given: &str, chair_name: &str) -> (String, String, String) {
     let pid = ready_patient(app, given).await;
+    crate::helpers::answer_gad7(app, &pid).await;
     let nurse = api(app, "nina.nurse").await;
     let prescriber = api(app, "paul.prescriber").await;
     let (s, v) = nurse

@@ -287,8 +287,20 @@ async fn a_full_iv_session(app: &TestApp) {
         .iter()
         .filter(|i| i["state"] != "done")
         .collect();
-    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left.len(), 2, "{left:?}");
     assert_eq!(left[0]["key"], "weight_today");
+    // The IV protocol's pre-session GAD-7 has not been answered today.
+    assert_eq!(left[1]["key"], "pre_session_instruments");
+    assert!(
+        left[1]["why"].as_str().unwrap().contains("GAD-7"),
+        "{left:?}"
+    );
+    let (s, e) = prescriber
+        .post(&format!("{base}/dose-orders"), &json!({"dose": 0.5}))
+        .await;
+    assert_eq!(s, 409, "no GAD-7 today: {e}");
+    assert!(e["detail"].as_str().unwrap().contains("GAD-7"), "{e}");
+    crate::helpers::answer_gad7(app, &pid).await;
     let (s, e) = prescriber
         .post(&format!("{base}/dose-orders"), &json!({"dose": 0.5}))
         .await;
@@ -914,7 +926,8 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
         .filter(|i| i["state"] != "done" && i["state"] != "overridden")
         .map(|i| i["key"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(left, ["vitals", "suicide_risk"]);
+    assert_eq!(left, ["vitals", "suicide_risk", "pre_session_instruments"]);
+    crate::helpers::answer_gad7(app, &pid).await;
     let (s, v) = prescriber
         .post(&format!("{base}/checklist"), &json!({"vitals_override_reason": "Rechecked seated: 154/94; known white-coat rise", "suicide_risk_override_reason": "Passive thoughts only, no plan; safety plan reviewed"}))
         .await;

@@ -279,6 +279,8 @@ struct ChairPage {
     id: String,
     clinic_id: String,
     patient_href: String,
+    /// Where staff fill in the first pre-session instrument with the patient.
+    pre_session_href: String,
     name: String,
     chair: String,
     protocol: String,
@@ -494,6 +496,12 @@ async fn chair_view(
         id: e.id.clone(),
         clinic_id: e.clinic_id.clone(),
         patient_href: format!("/patients/{}", e.patient_id),
+        pre_session_href: v
+            .protocol
+            .pre_session_instruments
+            .first()
+            .map(|i| format!("/patients/{}/measures/new?instrument={i}", e.patient_id))
+            .unwrap_or_default(),
         name: format!("{} {}", e.given_name, e.family_name),
         chair: e.chair.clone().unwrap_or_default(),
         protocol: format!("{} (v{})", v.protocol.name, v.protocol.version),
