@@ -113,9 +113,31 @@ test("admin and auditor pages render", async () => {
   await shot(admin.page, "06b-schedule-settings");
   await admin.page.getByRole("link", { name: "Staff", exact: true }).click();
   await shot(admin.page, "07-staff");
+  // Protocols: a file imported for the next IV version, checked, its changes shown.
+  await admin.page.getByRole("link", { name: "Clinics" }).click();
+  await admin.page.getByRole("link", { name: "Protocols" }).click();
+  await admin.page.getByRole("link", { name: "IV ketamine infusion for anxiety" }).click();
+  const draft = await admin.page.getByLabel("Protocol file (TOML)").inputValue();
+  assert.match(draft, /^version = 3$/m);
+  await admin.page.getByLabel("Import a file (.toml)").setInputFiles({
+    name: "iv-v3.toml", mimeType: "text/plain", buffer: Buffer.from(draft.replace("interval_minutes = 10", "interval_minutes = 5")),
+  });
+  await admin.page.waitForFunction(() => document.getElementById("text").value.includes("interval_minutes = 5"));
+  await admin.page.getByRole("button", { name: "Check and show the changes" }).click();
+  await admin.page.getByRole("heading", { name: "iv-infusion version 3: the changes from version 2" }).waitFor();
+  assert.ok(await admin.page.locator("#preview .add", { hasText: "interval_minutes = 5" }).isVisible());
+  await shot(admin.page, "09-protocol-check");
   await admin.context.close();
   const auditor = await signIn("audrey.auditor");
+  // The auditor opens a chart (read-only), then finds that read in the trail.
+  await auditor.page.getByRole("link", { name: "Patients" }).click();
+  await auditor.page.getByLabel("Find a patient").pressSequentially("idris", { delay: 20 });
+  await auditor.page.getByRole("link", { name: /Idris/ }).first().click();
+  await auditor.page.waitForURL(/\/patients\/[0-9a-f-]{36}$/);
   await auditor.page.getByRole("link", { name: "Audit log" }).click();
+  // Who opened which chart: the trail filtered to chart reads.
+  await auditor.page.getByLabel("Action").selectOption("patient.read");
+  await auditor.page.getByRole("button", { name: "Filter" }).click();
   assert.ok(await auditor.page.getByRole("cell", { name: "patient.read" }).first().isVisible());
   await shot(auditor.page, "08-audit");
   await auditor.context.close();

@@ -92,10 +92,11 @@ pub enum Action {
     PortalLink,
     PortalSignIn,
     PortalSignOut,
+    ProtocolCreate,
 }
 
 impl Action {
-    pub const ALL: [Action; 85] = [
+    pub const ALL: [Action; 86] = [
         Action::LoginSuccess,
         Action::LoginFailure,
         Action::Logout,
@@ -181,6 +182,7 @@ impl Action {
         Action::PortalLink,
         Action::PortalSignIn,
         Action::PortalSignOut,
+        Action::ProtocolCreate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -270,6 +272,7 @@ impl Action {
             Action::PortalLink => "portal.link",
             Action::PortalSignIn => "portal.sign_in",
             Action::PortalSignOut => "portal.sign_out",
+            Action::ProtocolCreate => "protocol.create",
         }
     }
 

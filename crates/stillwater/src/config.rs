@@ -352,6 +352,11 @@ impl Config {
         Ok(p)
     }
 
+    /// The clinic's own protocol files (`<data_dir>/protocols/*.toml`).
+    pub fn protocol_files(&self) -> anyhow::Result<Vec<(String, String)>> {
+        self.files("protocols")
+    }
+
     /// The `*.toml` files of a folder under the data folder, by name.
     fn files(&self, folder: &str) -> anyhow::Result<Vec<(String, String)>> {
         let dir = self.data_dir.join(folder);

@@ -386,7 +386,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
         return Ok(());
     };
     let state = AppState::new(store.clone(), web::WebConfig::default())
-        .with_protocols(protocols.clone())
+        .with_protocols(protocols.clone(), vec![])
         .with_instruments(registry.clone());
     let side = Chairside::new(&state, clinic.id, nina, paul).await?;
     let resources = store.resources(clinic.id).await?;

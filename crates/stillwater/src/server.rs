@@ -45,7 +45,11 @@ pub async fn start(store: Store, cfg: &Config) -> anyhow::Result<Running> {
     let state = web::AppState::new(store, cfg.web())
         .with_mailer(mailer)
         .with_instruments(cfg.instruments()?)
-        .with_protocols(cfg.protocols()?);
+        .with_protocols(cfg.protocols()?, cfg.protocol_files()?);
+    // Versions added by admins (stored in the database) join the files.
+    web::protocols::reload(&state)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the stored protocol versions: {e:?}"))?;
     let listener = TcpListener::bind(&cfg.bind)
         .await
         .with_context(|| format!("binding {}", cfg.bind))?;

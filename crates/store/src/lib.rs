@@ -20,6 +20,7 @@ pub mod outbox;
 pub mod patients;
 pub mod portal;
 pub mod pretreatment;
+pub mod protocols;
 pub mod scheduling;
 pub mod substances;
 pub mod treatment;

@@ -27,6 +27,7 @@ pub mod patients;
 pub mod pdf;
 pub mod portal;
 pub mod pretreatment;
+pub mod protocols;
 pub mod scheduling;
 pub mod substances;
 pub mod treatment;
@@ -85,8 +86,9 @@ pub struct AppState {
     pub mailer: outbox::Mailer,
     /// Every loaded instrument version (shipped and the clinic's own files).
     pub instruments: Arc<domain::instruments::Registry>,
-    /// Every loaded protocol version (shipped and the clinic's own files).
-    pub protocols: Arc<domain::protocols::Protocols>,
+    /// Every loaded protocol version (shipped, the clinic's files, and the
+    /// versions admins added); see [`AppState::protocols`].
+    pub protocol_set: protocols::ProtocolSet,
     /// Limits submissions to the public pages per source address.
     pub public_limiter: Arc<governor::DefaultKeyedRateLimiter<String>>,
     /// Announces treatment-day changes to connected boards and chair views.
@@ -101,9 +103,20 @@ impl AppState {
         self
     }
 
-    pub fn with_protocols(mut self, p: domain::protocols::Protocols) -> Self {
-        self.protocols = Arc::new(p);
+    /// The shipped protocols plus the clinic's `files` (validated by the
+    /// caller); versions stored in the database join them on [`protocols::reload`].
+    pub fn with_protocols(
+        mut self,
+        p: domain::protocols::Protocols,
+        files: Vec<(String, String)>,
+    ) -> Self {
+        self.protocol_set = protocols::ProtocolSet::new(p, files);
         self
+    }
+
+    /// The protocol versions loaded now.
+    pub fn protocols(&self) -> Arc<domain::protocols::Protocols> {
+        self.protocol_set.get()
     }
 
     pub fn with_instruments(mut self, r: domain::instruments::Registry) -> Self {
@@ -116,7 +129,10 @@ impl AppState {
             .unwrap_or(std::num::NonZeroU32::MIN);
         AppState {
             instruments: Arc::new(domain::instruments::Registry::builtin()),
-            protocols: Arc::new(domain::protocols::Protocols::builtin()),
+            protocol_set: protocols::ProtocolSet::new(
+                domain::protocols::Protocols::builtin(),
+                vec![],
+            ),
             public_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
                 per_minute,
             ))),

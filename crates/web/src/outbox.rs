@@ -339,6 +339,11 @@ pub fn spawn_worker(
                     tracing::error!(error = ?e, "membership renewals");
                 }
             }
+            // Protocol versions another instance added are loaded (a count
+            // compared each round).
+            if let Err(e) = crate::protocols::refresh(&state).await {
+                tracing::error!(error = ?e, "protocol versions");
+            }
             if let Err(e) = drain(&state, domain::time::now_micros()).await {
                 tracing::error!(error = %e, "outbox worker");
             }

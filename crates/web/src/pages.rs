@@ -38,6 +38,7 @@ mod front;
 mod measures;
 mod portal;
 mod pretreatment;
+mod protocols;
 mod schedule;
 mod schedule_admin;
 mod substances;
@@ -83,6 +84,7 @@ pub fn routes() -> Router<AppState> {
         .merge(schedule_admin::routes())
         .merge(front::routes())
         .merge(portal::routes())
+        .merge(protocols::routes())
         .merge(measures::routes())
         .merge(pretreatment::routes())
         .merge(treatment::routes())

@@ -265,7 +265,7 @@ fn event(c: &Caller, a: Action, perm: Permission, e: &Encounter) -> NewAuditEven
 
 fn protocol_of(state: &AppState, e: &Encounter) -> Result<Arc<Protocol>, WebError> {
     state
-        .protocols
+        .protocols()
         .get(&e.protocol_id, e.protocol_version as u32)
         .cloned()
         .ok_or_else(|| {
@@ -333,7 +333,7 @@ pub async fn check_in(state: &AppState, c: &Caller, input: CheckIn) -> Result<St
             WebError::Conflict("no treatment plan yet: the prescriber writes one first".into())
         })?;
     let protocol = state
-        .protocols
+        .protocols()
         .get(&plan.protocol_id, plan.protocol_version as u32)
         .cloned()
         .ok_or_else(|| {

@@ -90,3 +90,15 @@ document.addEventListener("submit", function (ev) {
     }
   });
 })();
+
+// A file input marked data-load-into="<textarea id>" reads the chosen text
+// file into that textarea (importing a protocol file); without script, the
+// text is pasted instead.
+document.addEventListener("change", function (ev) {
+  var input = ev.target;
+  var into = input && input.getAttribute && input.getAttribute("data-load-into");
+  if (!into || !input.files || !input.files[0]) return;
+  var area = document.getElementById(into);
+  if (!area) return;
+  input.files[0].text().then(function (t) { area.value = t; area.focus(); });
+});

@@ -272,6 +272,13 @@ pub struct Protocol {
     pub home_use: bool,
     /// SHA-256 of the file as loaded.
     pub hash: String,
+    /// The file's text, as loaded (what a new version is compared with).
+    #[serde(skip)]
+    pub source: String,
+    /// Where it came from: the shipped or clinic file's name, or the name
+    /// a version added in the admin pages or the API was stored under.
+    #[serde(skip)]
+    pub file: String,
 }
 
 /// Every problem with a protocol file, each naming its field.
@@ -566,6 +573,8 @@ impl Protocol {
             courses: spec.courses,
             home_use: spec.home_use,
             hash: hex::encode(Sha256::digest(text.as_bytes())),
+            source: text.to_string(),
+            file: file.to_string(),
         })
     }
 }

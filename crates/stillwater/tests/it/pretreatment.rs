@@ -740,3 +740,180 @@ async fn patient_links(app: &TestApp) {
     assert_eq!(s, 403);
 }
 both!(patient_links);
+
+fn error_fields(e: &Value) -> Vec<String> {
+    e["errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x["field"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An admin adds a protocol version through the API and the admin page:
+/// checked like a file (each problem named), shown as changes against the
+/// version before, stored, loaded on this instance at once and on another at
+/// its next round and after a restart; new plans take it, old ones keep theirs.
+async fn protocol_versions_added_by_an_admin(app: &TestApp) {
+    let admin = api(app, "ada.admin").await;
+    let nurse = api(app, "nina.nurse").await;
+    // Another instance, started before the change.
+    let other = web::AppState::new(app.store.clone(), web::WebConfig::default());
+    web::protocols::reload(&other).await.unwrap();
+    let before = crate::treatment::ready_patient(app, "Orla").await;
+    let (_, cur) = admin.get("/api/v1/protocols/iv-infusion").await;
+    assert_eq!(cur["version"], 2);
+    let v2 = domain::protocols::BUILTIN
+        .iter()
+        .find(|(f, _)| *f == "iv-v2.toml")
+        .unwrap()
+        .1;
+    let v3 = v2
+        .replace("version = 2", "version = 3")
+        .replace("start = 0.5", "start = 0.4");
+
+    // Checked, with the changes, and nothing stored.
+    let (s, r) = admin
+        .post("/api/v1/protocols", &json!({"text": v3, "dry_run": true}))
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["previous_version"], 2);
+    assert_eq!(
+        r["changes"],
+        json!([
+            "- version = 2",
+            "+ version = 3",
+            "- start = 0.5",
+            "+ start = 0.4"
+        ]),
+        "{r}"
+    );
+    // Each kind of mistake is named by its field.
+    for (bad, field) in [
+        (v2.replace("start = 0.5", "start = 0.4"), "version"),
+        (v3.replace("max = 0.75", "max = 2.0"), "dose.max"),
+        (v3.replace("route = \"iv\"", "route = \"im\""), "route"),
+        (
+            v3.replace(
+                "pre_session_instruments = [\"gad7\"]",
+                "pre_session_instruments = [\"gad9\"]",
+            ),
+            "pre_session_instruments[0]",
+        ),
+        (format!("{v3}\nbolus = true\n"), "bolus"),
+        (String::new(), "text"),
+    ] {
+        let (s, e) = admin.post("/api/v1/protocols", &json!({"text": bad})).await;
+        assert_eq!(s, 422, "{field}: {e}");
+        assert!(
+            error_fields(&e).contains(&field.to_string()),
+            "{field}: {e}"
+        );
+    }
+    let (s, _) = nurse.post("/api/v1/protocols", &json!({"text": v3})).await;
+    assert_eq!(s, 403, "only clinic admins add protocol versions");
+    let (_, cur) = admin.get("/api/v1/protocols/iv-infusion").await;
+    assert_eq!(cur["version"], 2, "nothing stored yet");
+
+    // Saved: current here at once.
+    let (s, p) = admin.post("/api/v1/protocols", &json!({"text": v3})).await;
+    assert_eq!(s, 201, "{p}");
+    assert_eq!(p["version"], 3);
+    let (_, cur) = nurse.get("/api/v1/protocols/iv-infusion").await;
+    assert_eq!(cur["version"], 3);
+    assert_eq!(cur["dose"]["start"], 0.4);
+    assert_eq!(cur["versions"].as_array().unwrap().len(), 3);
+    let (s, _) = admin.post("/api/v1/protocols", &json!({"text": v3})).await;
+    assert_eq!(s, 422, "a version is never stored twice");
+    assert_eq!(app.store.count_audit("protocol.create").await.unwrap(), 1);
+    // The other instance sees it at its next round; a restart loads it too.
+    assert_eq!(other.protocols().current("iv-infusion").unwrap().version, 2);
+    assert!(web::protocols::refresh(&other).await.unwrap());
+    assert!(!web::protocols::refresh(&other).await.unwrap());
+    assert_eq!(other.protocols().current("iv-infusion").unwrap().version, 3);
+    let restarted = web::AppState::new(app.store.clone(), web::WebConfig::default());
+    web::protocols::reload(&restarted).await.unwrap();
+    assert_eq!(
+        restarted
+            .protocols()
+            .get("iv-infusion", 3)
+            .unwrap()
+            .dose
+            .start,
+        0.4
+    );
+    // Plans made before keep version 2; a new plan takes version 3.
+    let (_, plans) = nurse.get(&format!("/api/v1/patients/{before}/plans")).await;
+    assert_eq!(plans["current"]["protocol_version"], 2, "{plans}");
+    let after = crate::treatment::ready_patient(app, "Pia").await;
+    let (_, plans) = nurse.get(&format!("/api/v1/patients/{after}/plans")).await;
+    assert_eq!(plans["current"]["protocol_version"], 3, "{plans}");
+
+    // The admin page: versions with who added them, a check, a save.
+    let s = app.login("ada.admin").await;
+    let html = s.html("/admin/protocols?protocol=iv-infusion").await;
+    assert!(
+        html.contains("Version 3") && html.contains("added by ada.admin"),
+        "{html}"
+    );
+    assert!(html.contains("shipped with Stillwater"));
+    assert!(
+        html.contains("version = 4"),
+        "the draft is the next version"
+    );
+    let v4 = v3
+        .replace("version = 3", "version = 4")
+        .replace("interval_minutes = 10", "interval_minutes = 5");
+    let r = s
+        .post_form(
+            "/admin/protocols",
+            &[
+                ("protocol", "iv-infusion"),
+                (
+                    "text",
+                    &v4.replace("interval_minutes = 5", "interval_minutes = -5"),
+                ),
+                ("action", "check"),
+            ],
+        )
+        .await;
+    let body = r.text().await.unwrap();
+    assert!(body.contains("interval_minutes"), "{body}");
+    let r = s
+        .post_form(
+            "/admin/protocols",
+            &[
+                ("protocol", "iv-infusion"),
+                ("text", &v4),
+                ("action", "check"),
+            ],
+        )
+        .await;
+    let body = r.text().await.unwrap();
+    assert!(body.contains("the changes from version 3"), "{body}");
+    assert!(body.contains("+ interval_minutes = 5"), "{body}");
+    let (_, cur) = nurse.get("/api/v1/protocols/iv-infusion").await;
+    assert_eq!(cur["version"], 3, "a check stores nothing");
+    let r = s
+        .post_form(
+            "/admin/protocols",
+            &[
+                ("protocol", "iv-infusion"),
+                ("text", &v4),
+                ("action", "save"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/admin/protocols?protocol=iv-infusion&done=4"
+    );
+    let (_, cur) = nurse.get("/api/v1/protocols/iv-infusion").await;
+    assert_eq!(cur["monitoring"]["interval_minutes"], 5);
+    let nurse_page = app.login("nina.nurse").await;
+    assert_eq!(nurse_page.get("/admin/protocols").await.status(), 403);
+}
+both!(protocol_versions_added_by_an_admin);

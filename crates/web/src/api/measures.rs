@@ -27,7 +27,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/instruments", get(instruments))
         .route("/instruments/{id}", get(instrument))
-        .route("/protocols", get(protocols))
+        .route("/protocols", get(protocols).post(add_protocol))
         .route("/protocols/{id}", get(protocol))
         .route(
             "/questionnaire-responses",
@@ -113,12 +113,48 @@ async fn instrument(
 
 async fn protocols(State(state): State<AppState>, ApiCaller(_c): ApiCaller) -> ApiResult {
     let all: Vec<Value> = state
-        .protocols
+        .protocols()
         .all_current()
         .into_iter()
         .map(|p| json!(p.as_ref()))
         .collect();
     Ok(Json(json!({ "protocols": all })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewProtocol {
+    /// The protocol file's text (TOML).
+    text: String,
+    /// Only check it and return the changes; store nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Adds a protocol version (a clinic admin): validated like a file, numbered
+/// after the current version; with `dry_run`, the changes are returned and
+/// nothing is stored.
+async fn add_protocol(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let i: NewProtocol = typed(Value::Object(body))?;
+    let diff = |d: &[(&str, String)]| {
+        d.iter()
+            .map(|(k, l)| format!("{k} {l}"))
+            .collect::<Vec<_>>()
+    };
+    if i.dry_run {
+        let k = crate::protocols::check(&state, &c, &i.text)?;
+        return Ok(Json(json!({
+            "id": k.protocol.id, "version": k.protocol.version, "hash": k.protocol.hash,
+            "previous_version": k.previous.as_ref().map(|p| p.version), "changes": diff(&k.diff),
+        }))
+        .into_response());
+    }
+    let p = crate::protocols::add(&state, &c, &i.text).await?;
+    Ok((StatusCode::CREATED, Json(json!(p.as_ref()))).into_response())
 }
 
 /// One protocol: the current version, or `?version=N`; with the versions there are.
@@ -134,14 +170,14 @@ async fn protocol(
             let v = v
                 .parse::<u32>()
                 .map_err(|_| WebError::bad("version must be a whole number", Some("version")))?;
-            state.protocols.get(&id, v)
+            state.protocols().get(&id, v).cloned()
         }
-        None => state.protocols.current(&id),
+        None => state.protocols().current(&id).cloned(),
     };
     let found = found.ok_or(WebError::NotFound)?;
     let mut out = json!(found.as_ref());
     out["versions"] = json!(state
-        .protocols
+        .protocols()
         .versions_of(&id)
         .iter()
         .map(|v| json!({"version": v.version, "hash": v.hash}))

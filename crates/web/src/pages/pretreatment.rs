@@ -957,12 +957,11 @@ async fn plan_view(
     let (sugg_mod, sugg_why) = pp
         .map(a::suggest_modality)
         .unwrap_or((a::Modality::Cbt, "no patient part yet"));
+    let set = state.protocols();
     let rows: Vec<PlanRow> = plans
         .iter()
         .map(|x| {
-            let proto = state
-                .protocols
-                .get(&x.protocol_id, x.protocol_version as u32);
+            let proto = set.get(&x.protocol_id, x.protocol_version as u32);
             let targets: Vec<String> = serde_json::from_str(&x.targets).unwrap_or_default();
             let course = CourseKind::parse(&x.course).ok();
             PlanRow {
@@ -1038,7 +1037,7 @@ async fn plan_view(
         .map(|x| x.course.clone())
         .unwrap_or_else(|| "induction".into());
     let mut protocols: Vec<(String, String, bool)> = state
-        .protocols
+        .protocols()
         .all_current()
         .into_iter()
         .map(|p| {
@@ -1507,16 +1506,7 @@ struct DocsQ {
     route: Option<String>,
 }
 
-fn line_diff(old: &str, new: &str) -> Vec<(&'static str, String)> {
-    similar::TextDiff::from_lines(old, new)
-        .iter_all_changes()
-        .filter_map(|c| match c.tag() {
-            similar::ChangeTag::Delete => Some(("-", c.value().trim_end().to_string())),
-            similar::ChangeTag::Insert => Some(("+", c.value().trim_end().to_string())),
-            similar::ChangeTag::Equal => None,
-        })
-        .collect()
-}
+use crate::protocols::line_diff;
 
 async fn docs_view(
     state: &AppState,

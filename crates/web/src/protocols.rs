@@ -1,0 +1,237 @@
+//! Protocol versions as data an admin can add: written (or imported from a
+//! file) in the admin pages or sent to the API, validated like a file in the
+//! data folder (every problem named by its field), compared line by line with
+//! the version before, and stored in the database. The set every request sees
+//! is swapped whole when a version is added; other app instances pick it up
+//! on their next worker round. Records keep the version they were made under.
+
+use std::sync::{Arc, RwLock};
+
+use domain::audit::Action;
+use domain::auth::Permission;
+use domain::protocols::{Protocol, Protocols};
+use domain::FieldError;
+use store::protocols::NewProtocolVersion;
+
+use crate::auth::Caller;
+use crate::error::WebError;
+use crate::AppState;
+
+/// The loaded protocol versions, replaced whole when one is added.
+#[derive(Clone)]
+pub struct ProtocolSet {
+    /// The clinic's files from the data folder (the shipped ones are built in).
+    files: Arc<Vec<(String, String)>>,
+    /// The set, and how many database versions it holds.
+    now: Arc<RwLock<(Arc<Protocols>, i64)>>,
+}
+
+impl ProtocolSet {
+    pub fn new(p: Protocols, files: Vec<(String, String)>) -> ProtocolSet {
+        ProtocolSet {
+            files: Arc::new(files),
+            now: Arc::new(RwLock::new((Arc::new(p), 0))),
+        }
+    }
+
+    pub fn get(&self) -> Arc<Protocols> {
+        match self.now.read() {
+            Ok(g) => g.0.clone(),
+            Err(poisoned) => poisoned.into_inner().0.clone(),
+        }
+    }
+
+    fn stored(&self) -> i64 {
+        match self.now.read() {
+            Ok(g) => g.1,
+            Err(poisoned) => poisoned.into_inner().1,
+        }
+    }
+
+    fn set(&self, p: Protocols, stored: i64) {
+        let mut g = match self.now.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *g = (Arc::new(p), stored);
+    }
+}
+
+/// The file name a stored version is loaded under.
+fn stored_name(id: &str, version: i64) -> String {
+    format!("{id}-v{version} (added in Stillwater)")
+}
+
+/// Loads the shipped protocols, the clinic's files and every stored version.
+/// A stored version that no longer loads (a later build tightened a rule)
+/// is reported, not silently dropped.
+pub async fn reload(state: &AppState) -> Result<(), WebError> {
+    let rows = state.store.protocol_versions().await?;
+    let n = rows.len() as i64;
+    let mut extra: Vec<(String, String)> = state.protocol_set.files.as_ref().clone();
+    extra.extend(
+        rows.into_iter()
+            .map(|r| (stored_name(&r.protocol_id, r.version), r.body)),
+    );
+    let p = Protocols::load(&extra)
+        .map_err(|e| WebError::Internal(format!("stored protocol {}: {e}", e.file)))?;
+    state.protocol_set.set(p, n);
+    Ok(())
+}
+
+/// Reloads when another instance has added a version since the last load.
+pub async fn refresh(state: &AppState) -> Result<bool, WebError> {
+    let n = state.store.count_protocol_versions().await?;
+    if n == state.protocol_set.stored() {
+        return Ok(false);
+    }
+    reload(state).await?;
+    Ok(true)
+}
+
+/// A proposed version checked as it would be stored: the file's rules, the
+/// instruments it names, and its number after the current one.
+pub struct Checked {
+    pub protocol: Protocol,
+    /// The version it follows, if any.
+    pub previous: Option<Arc<Protocol>>,
+    /// Lines removed ("-") and added ("+") against the previous version.
+    pub diff: Vec<(&'static str, String)>,
+}
+
+fn may_manage(c: &Caller) -> Result<(), WebError> {
+    c.require_any(Permission::ClinicSettings).map(|_| ())
+}
+
+pub fn line_diff(old: &str, new: &str) -> Vec<(&'static str, String)> {
+    similar::TextDiff::from_lines(old, new)
+        .iter_all_changes()
+        .filter_map(|c| match c.tag() {
+            similar::ChangeTag::Delete => Some(("-", c.value().trim_end().to_string())),
+            similar::ChangeTag::Insert => Some(("+", c.value().trim_end().to_string())),
+            similar::ChangeTag::Equal => None,
+        })
+        .collect()
+}
+
+/// Validates a proposed version without storing it.
+pub fn check(state: &AppState, c: &Caller, text: &str) -> Result<Checked, WebError> {
+    may_manage(c)?;
+    let text = text.replace("\r\n", "\n");
+    if text.trim().is_empty() {
+        return Err(WebError::Invalid(vec![FieldError::new(
+            "text",
+            "paste or import the protocol file",
+        )]));
+    }
+    if text.len() > 64 * 1024 {
+        return Err(WebError::Invalid(vec![FieldError::new(
+            "text",
+            "is longer than 64 KB; a protocol file is a few KB",
+        )]));
+    }
+    let p = Protocol::parse("new version", &text).map_err(|e| WebError::Invalid(e.errors))?;
+    let mut errors = vec![];
+    for (n, i) in p.pre_session_instruments.iter().enumerate() {
+        if state.instruments.current(i).is_none() {
+            errors.push(FieldError::new(
+                format!("pre_session_instruments[{n}]"),
+                format!("{i:?} is not an instrument loaded here"),
+            ));
+        }
+    }
+    let set = state.protocols();
+    let previous = set.current(&p.id).cloned();
+    if let Some(prev) = &previous {
+        if p.version <= prev.version {
+            errors.push(FieldError::new(
+                "version",
+                format!(
+                    "{} is at version {}: a new version is {} or more (versions never change)",
+                    p.id,
+                    prev.version,
+                    prev.version + 1
+                ),
+            ));
+        }
+        if p.route != prev.route {
+            errors.push(FieldError::new(
+                "route",
+                format!(
+                    "{} is a {} protocol; a new route is a new protocol id",
+                    p.id,
+                    prev.route.label()
+                ),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(WebError::Invalid(errors));
+    }
+    let diff = previous
+        .as_ref()
+        .map(|prev| line_diff(&prev.source, &text))
+        .unwrap_or_else(|| text.lines().map(|l| ("+", l.to_string())).collect());
+    Ok(Checked {
+        protocol: p,
+        previous,
+        diff,
+    })
+}
+
+/// Validates and stores a new version, then loads it on this instance.
+pub async fn add(state: &AppState, c: &Caller, text: &str) -> Result<Arc<Protocol>, WebError> {
+    let checked = check(state, c, text)?;
+    let p = &checked.protocol;
+    let by = c.user_id().ok_or(WebError::Forbidden)?;
+    let mut ev = c.event(Action::ProtocolCreate);
+    ev.org_id = Some(c.org_id.to_string());
+    ev.object_type = Some("protocol".into());
+    ev.object_id = Some(format!("{}@{}", p.id, p.version));
+    ev.detail = Some(format!(
+        "{} version {} ({})",
+        p.name,
+        p.version,
+        &p.hash[..12]
+    ));
+    state
+        .store
+        .insert_protocol_version(
+            &NewProtocolVersion {
+                id: uuid::Uuid::now_v7().to_string(),
+                protocol_id: p.id.clone(),
+                version: i64::from(p.version),
+                file_name: stored_name(&p.id, i64::from(p.version)),
+                body: p.source.clone(),
+                sha256: p.hash.clone(),
+                created_by: by.to_string(),
+            },
+            ev,
+        )
+        .await?;
+    reload(state).await?;
+    state
+        .protocols()
+        .get(&p.id, p.version)
+        .cloned()
+        .ok_or_else(|| WebError::Internal("a stored protocol did not load".into()))
+}
+
+/// Who added each stored version and when: (protocol id, version) to
+/// (username, instant).
+pub async fn origins(
+    state: &AppState,
+) -> Result<std::collections::BTreeMap<(String, u32), (String, i64)>, WebError> {
+    Ok(state
+        .store
+        .protocol_versions()
+        .await?
+        .into_iter()
+        .map(|r| {
+            (
+                (r.protocol_id, r.version as u32),
+                (r.created_by, r.created_at),
+            )
+        })
+        .collect())
+}
