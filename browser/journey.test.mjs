@@ -631,6 +631,12 @@ test("the Schedule III record: receive vials, draw for a dose, give and waste be
   assert.equal(pdf.status(), 200);
   assert.equal(pdf.headers()["content-type"], "application/pdf");
   assert.ok((await pdf.body()).subarray(0, 4).toString() === "%PDF");
+  // The month reconciled: every lot adds up and the closing stock is what is on hand.
+  await doc.page.getByRole("link", { name: "Reconciliation" }).click();
+  await doc.page.locator("#reconciliation").waitFor();
+  assert.equal(await doc.page.locator("#reconciliation .pill.bad").count(), 0);
+  assert.ok(await doc.page.locator("#recon-note", { hasText: "equal the stock on hand" }).isVisible());
+  await shot(doc.page, "56-cs-reconciliation");
   assert.deepEqual(errors, []);
   assert.deepEqual(doc.errors, []);
   await doc.context.close();

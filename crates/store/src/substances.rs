@@ -190,6 +190,17 @@ impl Draw {
     }
 }
 
+/// One lot's entries of one kind in a period, summed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReconRow {
+    pub lot_id: String,
+    pub kind: String,
+    pub from_draw: i64,
+    pub change_ul: i64,
+    pub quantity_ul: i64,
+    pub entries: i64,
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Count {
     pub id: String,
@@ -958,6 +969,30 @@ impl Store {
                 }
             })
             .collect())
+    }
+
+    /// A location's ledger summed for a reconciliation: each lot's stock
+    /// before `from`, and each lot's entries in `[from, to)` summed by kind
+    /// and by whether they belong to a draw. Two grouped index scans.
+    pub async fn cs_reconciliation_sums(
+        &self,
+        clinic: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<(Vec<(String, i64)>, Vec<ReconRow>)> {
+        let opening: Vec<(String, i64)> = on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT lot_id, CAST(SUM(change_ul) AS BIGINT) FROM cs_ledger \
+                 WHERE clinic_id = $1 AND at < $2 GROUP BY lot_id")
+                .bind(clinic).bind(from).fetch_all(p).await?
+        });
+        let rows: Vec<ReconRow> = on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT lot_id, kind, CAST(CASE WHEN draw_id IS NULL THEN 0 ELSE 1 END AS BIGINT) AS from_draw, \
+                 CAST(SUM(change_ul) AS BIGINT) AS change_ul, CAST(SUM(quantity_ul) AS BIGINT) AS quantity_ul, \
+                 COUNT(*) AS entries FROM cs_ledger WHERE clinic_id = $1 AND at >= $2 AND at < $3 \
+                 GROUP BY lot_id, kind, CASE WHEN draw_id IS NULL THEN 0 ELSE 1 END")
+                .bind(clinic).bind(from).bind(to).fetch_all(p).await?
+        });
+        Ok((opening, rows))
     }
 
     pub async fn cs_draw(&self, id: &str) -> Result<Option<Draw>> {

@@ -1286,6 +1286,232 @@ fn printable(s: &str) -> String {
         .collect()
 }
 
+// ---- Reconciliation -----------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconQuery {
+    #[serde(default)]
+    pub clinic_id: String,
+    /// First day (YYYY-MM-DD at the location); the default is 30 days back.
+    #[serde(default)]
+    pub from: String,
+    /// Last day, included; the default is today.
+    #[serde(default)]
+    pub to: String,
+    #[serde(default)]
+    pub format: String,
+}
+
+/// One lot of the reconciliation, with what names it.
+pub struct ReconLot {
+    pub lot: Option<Lot>,
+    pub r: cs::LotReconciliation,
+}
+
+pub struct ReconView {
+    pub location: Location,
+    pub from: Date,
+    pub to: Date,
+    pub lots: Vec<ReconLot>,
+    /// The blind counts of the period with their lines.
+    pub counts: Vec<(store::substances::Count, Vec<store::substances::CountLine>)>,
+    /// Whether the closing balances equal the stock held now (when the
+    /// period runs to today).
+    pub matches_stock: Option<bool>,
+}
+
+/// A location's stock over a period, lot by lot, from the ledger's own sums;
+/// audited as a report.
+pub async fn reconciliation(
+    state: &AppState,
+    c: &Caller,
+    q: &ReconQuery,
+) -> Result<ReconView, WebError> {
+    let locs = locations(state, c, Permission::CsRead).await?;
+    let loc = if q.clinic_id.trim().is_empty() {
+        locs.first().cloned().ok_or(WebError::Forbidden)?
+    } else {
+        location(state, c, Permission::CsRead, &q.clinic_id, "clinic_id").await?
+    };
+    let today = loc.today();
+    let mut errs = Vec::new();
+    let day = |s: &str, f: &'static str, dflt: Date, errs: &mut Vec<FieldError>| -> Date {
+        let s = s.trim();
+        if s.is_empty() {
+            return dflt;
+        }
+        s.parse::<Date>().unwrap_or_else(|_| {
+            errs.push(FieldError::new(f, "must be a date as YYYY-MM-DD"));
+            dflt
+        })
+    };
+    let month_ago = today
+        .checked_sub(jiff::Span::new().days(30))
+        .unwrap_or(today);
+    let from = day(&q.from, "from", month_ago, &mut errs);
+    let to = day(&q.to, "to", today, &mut errs);
+    if to < from {
+        errs.push(FieldError::new("to", "is before from"));
+    }
+    if !q.format.is_empty() && q.format != "csv" && q.format != "json" {
+        errs.push(FieldError::new("format", "must be json or csv"));
+    }
+    if !errs.is_empty() {
+        return Err(WebError::Invalid(errs));
+    }
+    let (start, end) = (
+        loc.start_of(from),
+        to.tomorrow().map(|d| loc.start_of(d)).unwrap_or(i64::MAX),
+    );
+    let here = loc.id.to_string();
+    let (opening, rows) = state
+        .store
+        .cs_reconciliation_sums(&here, start, end)
+        .await?;
+    let opening = opening.into_iter().collect();
+    let moves: Vec<cs::Movements> = rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(cs::Movements {
+                kind: EntryKind::parse(&r.kind).ok()?,
+                lot_id: r.lot_id,
+                from_draw: r.from_draw != 0,
+                change_ul: r.change_ul,
+                quantity_ul: r.quantity_ul,
+                entries: r.entries,
+            })
+        })
+        .collect();
+    let lots: HashMap<String, Lot> = state
+        .store
+        .cs_lots(&c.org_id.to_string())
+        .await?
+        .into_iter()
+        .map(|l| (l.id.clone(), l))
+        .collect();
+    let recon = cs::reconcile(&opening, &moves);
+    let matches_stock = if to >= today {
+        let now: HashMap<String, i64> = state
+            .store
+            .cs_balances(std::slice::from_ref(&here))
+            .await?
+            .into_iter()
+            .map(|b| (b.lot_id, b.balance_ul))
+            .collect();
+        Some(
+            recon
+                .iter()
+                .all(|r| now.get(&r.lot_id).copied().unwrap_or(0) == r.closing_ul)
+                && now
+                    .iter()
+                    .all(|(lot, ul)| *ul == 0 || recon.iter().any(|r| &r.lot_id == lot)),
+        )
+    } else {
+        None
+    };
+    let mut counts = vec![];
+    for k in state
+        .store
+        .cs_counts(std::slice::from_ref(&here), 1000)
+        .await?
+        .into_iter()
+        .filter(|k| k.counted_at >= start && k.counted_at < end)
+    {
+        let lines = state.store.cs_count_lines(&k.id).await?;
+        counts.push((k, lines));
+    }
+    counts.sort_by_key(|(k, _)| k.counted_at);
+    let mut ev = event(c, Action::CsReport, Permission::CsRead, loc.id);
+    ev.detail = Some(format!("reconciliation {from}..{to}, {} lots", recon.len()));
+    state.store.audit(vec![ev]).await?;
+    Ok(ReconView {
+        lots: recon
+            .into_iter()
+            .map(|r| ReconLot {
+                lot: lots.get(&r.lot_id).cloned(),
+                r,
+            })
+            .collect(),
+        location: loc,
+        from,
+        to,
+        counts,
+        matches_stock,
+    })
+}
+
+/// The reconciliation as CSV: one row per lot, quantities in mL.
+pub fn reconciliation_csv(v: &ReconView) -> Result<Vec<u8>, WebError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let err = |e: csv::Error| WebError::Internal(format!("csv: {e}"));
+    w.write_record([
+        "location",
+        "from",
+        "to",
+        "product",
+        "ndc",
+        "lot",
+        "opening_ml",
+        "received_ml",
+        "drawn_ml",
+        "administered_ml",
+        "wasted_from_draws_ml",
+        "wasted_from_stock_ml",
+        "transferred_out_ml",
+        "breakage_ml",
+        "returned_ml",
+        "destroyed_ml",
+        "adjusted_ml",
+        "closing_ml",
+        "drawn_not_accounted_ml",
+        "entries",
+    ])
+    .map_err(err)?;
+    let (from, to) = (v.from.to_string(), v.to.to_string());
+    for l in &v.lots {
+        let r = &l.r;
+        let (product, ndc, lot) = match &l.lot {
+            Some(x) => (
+                format!("{} {} mg/mL", x.product_name, x.strength_mg_per_ml),
+                x.ndc.clone(),
+                x.lot_number.clone(),
+            ),
+            None => (String::new(), String::new(), r.lot_id.clone()),
+        };
+        let mut rec = vec![
+            v.location.name.clone(),
+            from.clone(),
+            to.clone(),
+            product,
+            ndc,
+            lot,
+        ];
+        rec.extend(
+            [
+                r.opening_ul,
+                r.received_ul,
+                r.drawn_ul,
+                r.administered_ul,
+                r.wasted_from_draws_ul,
+                r.wasted_from_stock_ul,
+                r.transferred_out_ul,
+                r.breakage_ul,
+                r.returned_ul,
+                r.destroyed_ul,
+                r.adjusted_ul,
+                r.closing_ul,
+                r.unaccounted_draw_ul,
+            ]
+            .map(cs::fmt_milli),
+        );
+        rec.push(r.entries.to_string());
+        w.write_record(&rec).map_err(err)?;
+    }
+    w.into_inner()
+        .map_err(|e| WebError::Internal(format!("csv: {e}")))
+}
+
 // ---- Counts -----------------------------------------------------------------
 
 #[derive(Debug, Default, Deserialize)]

@@ -550,5 +550,8 @@ pub fn verify_ledger<'a>(
     Ok((last_seq, last_hash))
 }
 
+mod reconcile;
+pub use reconcile::*;
+
 #[cfg(test)]
 mod tests;

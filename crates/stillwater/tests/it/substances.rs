@@ -529,6 +529,88 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
         .unwrap();
     assert_eq!(after, 47_700);
 
+    // The day reconciled: each lot adds up from the ledger's own entries,
+    // the closing balances are the stock on hand, the count shows the 1 mL.
+    let (s, r) = auditor
+        .get(&format!("/api/v1/cs/reconciliation?clinic_id={g}"))
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["matches_stock"], true, "{r}");
+    let recon = r["lots"].as_array().unwrap();
+    assert!(recon.iter().all(|l| l["balances"] == true), "{r}");
+    let a = recon
+        .iter()
+        .find(|l| l["lot_id"] == lot_a.as_str())
+        .unwrap();
+    assert_eq!(a["closing_ul"], 47_700, "{a}");
+    assert_eq!(a["adjusted_ul"], -1_000, "the documented loss: {a}");
+    assert!(a["received_ul"].as_i64().unwrap() > 0, "{a}");
+    assert!(a["administered_ul"].as_i64().unwrap() > 0, "{a}");
+    let received: i64 = recon
+        .iter()
+        .map(|l| l["received_ul"].as_i64().unwrap())
+        .sum();
+    let (_, receipts) = auditor
+        .get(&format!(
+            "/api/v1/cs/ledger?clinic_id={g}&kind=receipt&limit=1000"
+        ))
+        .await;
+    let receipts: i64 = receipts["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["quantity"]["ul"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(received, receipts);
+    let count = &r["counts"].as_array().unwrap()[0];
+    assert!(count["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["lot_id"] == lot_a.as_str() && l["difference_ul"] == -1000));
+    let csv = reqwest::Client::new()
+        .get(app.url(&format!(
+            "/api/v1/cs/reconciliation?clinic_id={g}&format=csv"
+        )))
+        .bearer_auth(&auditor.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    let text = csv.text().await.unwrap();
+    assert!(
+        text.starts_with("location,from,to,product,ndc,lot,opening_ml"),
+        "{text}"
+    );
+    assert!(text.contains("47.7"), "{text}");
+    for (q, field) in [
+        ("from=yesterday", "from"),
+        ("from=2026-02-10&to=2026-02-01", "to"),
+        ("format=xml", "format"),
+    ] {
+        let (s, e) = auditor
+            .get(&format!("/api/v1/cs/reconciliation?clinic_id={g}&{q}"))
+            .await;
+        assert_eq!((s, fields(&e)), (422, vec![field.to_string()]), "{q}: {e}");
+    }
+    let (s, e) = api(app, "nate.nurse")
+        .await
+        .get(&format!("/api/v1/cs/reconciliation?clinic_id={g}"))
+        .await;
+    assert_eq!(
+        (s, fields(&e)),
+        (422, vec!["clinic_id".to_string()]),
+        "not a location of a Denver nurse: {e}"
+    );
+    // A period before anything happened: nothing to reconcile.
+    let (_, r) = auditor
+        .get(&format!(
+            "/api/v1/cs/reconciliation?clinic_id={g}&from=2020-01-01&to=2020-01-31"
+        ))
+        .await;
+    assert_eq!(r["lots"], json!([]));
+    assert!(r["matches_stock"].is_null());
+
     // A theft found outside a count starts the DEA clocks.
     let (s, t) = nurse
         .post("/api/v1/cs/cases", &json!({"clinic_id": g, "kind": "theft", "lot_id": lot_b, "quantity": "1 mL", "description": "Vial missing from the safe after the weekend."}))

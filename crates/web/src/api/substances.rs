@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/cs/lots", get(lots))
         .route("/cs/ledger", get(ledger).post(movement))
         .route("/cs/draws", get(open_draws))
+        .route("/cs/reconciliation", get(reconciliation))
         .route("/cs/counts", get(counts).post(count))
         .route("/cs/inventories", get(inventories).post(inventory))
         .route("/cs/inventories/{id}/pdf", get(inventory_pdf))
@@ -93,6 +94,56 @@ fn entry_json(r: &store::substances::LedgerRow) -> Value {
         "counterparty": r.counterparty.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok()),
         "reason": r.reason, "reference_id": r.reference_id,
     })
+}
+
+/// A location's stock over a period, lot by lot (JSON, or `format=csv`).
+async fn reconciliation(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    req: axum::extract::Request,
+) -> ApiResult {
+    let q: uc::ReconQuery =
+        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
+            ApiError(WebError::bad(
+                format!("the query string has a bad parameter: {e}"),
+                None,
+            ))
+        })?;
+    let v = uc::reconciliation(&state, &c, &q).await?;
+    if q.format == "csv" {
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"reconciliation.csv\"",
+                ),
+            ],
+            uc::reconciliation_csv(&v)?,
+        )
+            .into_response());
+    }
+    Ok(Json(json!({
+        "clinic_id": v.location.id.to_string(),
+        "from": v.from.to_string(),
+        "to": v.to.to_string(),
+        "matches_stock": v.matches_stock,
+        "lots": v.lots.iter().map(|l| {
+            let mut o = json!(l.r);
+            o["lot_number"] = json!(l.lot.as_ref().map(|x| x.lot_number.clone()));
+            o["product"] = json!(l.lot.as_ref().map(|x| x.product_name.clone()));
+            o["ndc"] = json!(l.lot.as_ref().map(|x| x.ndc.clone()));
+            o["balances"] = json!(l.r.balances());
+            o
+        }).collect::<Vec<_>>(),
+        "counts": v.counts.iter().map(|(k, lines)| json!({
+            "id": k.id, "counted_at": domain::time::to_timestamp(k.counted_at).to_string(), "by": k.counted_by,
+            "lines": lines.iter().map(|l| json!({"lot_id": l.lot_id, "lot_number": l.lot_number,
+                "expected_ul": l.expected_ul, "counted_ul": l.counted_ul,
+                "difference_ul": l.counted_ul - l.expected_ul})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    }))
+    .into_response())
 }
 
 async fn ledger(

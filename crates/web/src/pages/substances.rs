@@ -94,6 +94,26 @@ struct EntryRow {
     detail: String,
 }
 
+/// One lot of the reconciliation, in mL.
+struct ReconRow {
+    product: String,
+    lot: String,
+    opening: String,
+    received: String,
+    drawn: String,
+    given: String,
+    wasted: String,
+    other_out: String,
+    adjusted: String,
+    closing: String,
+    open_draws: String,
+    open_draw: bool,
+    adds_up: bool,
+    /// Shares of the opening plus received stock, for the bar: given,
+    /// wasted, other, on hand (percent).
+    bar: (i64, i64, i64, i64),
+}
+
 struct CountRow {
     at: String,
     by: String,
@@ -149,6 +169,12 @@ struct SubstancesPage {
     filter_lot: String,
     export_query: String,
     counts: Vec<CountRow>,
+    recon: Vec<ReconRow>,
+    recon_counts: Vec<CountRow>,
+    recon_from: String,
+    recon_to: String,
+    recon_note: String,
+    recon_query: String,
     cases: Vec<CaseRow>,
     inventories: Vec<InventoryRow>,
     can_handle: bool,
@@ -186,7 +212,9 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>) -> Page
     .ok_or(WebError::NotFound)?;
     let here = loc.id.to_string();
     let tab = match q.tab.as_str() {
-        t @ ("ledger" | "counts" | "cases" | "inventories" | "setup") => t.to_string(),
+        t @ ("ledger" | "counts" | "reconciliation" | "cases" | "inventories" | "setup") => {
+            t.to_string()
+        }
         _ => "stock".to_string(),
     };
     let today = loc.today();
@@ -371,36 +399,116 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>) -> Page
             Err(e) => error = Some(notice(Err(e))?.0.unwrap_or_default()),
         }
     }
+    let count_row =
+        |k: store::substances::Count, lines: Vec<store::substances::CountLine>| CountRow {
+            at: loc.when(k.counted_at),
+            by: k.counted_by,
+            lines: lines
+                .iter()
+                .map(|l| {
+                    let d = l.counted_ul - l.expected_ul;
+                    (
+                        format!("{} lot {}", l.product_name, l.lot_number),
+                        fmt_ml(l.expected_ul),
+                        fmt_ml(l.counted_ul),
+                        if d == 0 {
+                            "matches".into()
+                        } else {
+                            format!("{}{}", if d > 0 { "+" } else { "" }, fmt_ml(d))
+                        },
+                        d != 0,
+                    )
+                })
+                .collect(),
+        };
     let counts = if tab == "counts" {
         uc::counts(state, c)
             .await?
             .into_iter()
             .filter(|(k, _)| k.clinic_id == here)
-            .map(|(k, lines)| CountRow {
-                at: loc.when(k.counted_at),
-                by: k.counted_by,
-                lines: lines
-                    .iter()
-                    .map(|l| {
-                        let d = l.counted_ul - l.expected_ul;
-                        (
-                            format!("{} lot {}", l.product_name, l.lot_number),
-                            fmt_ml(l.expected_ul),
-                            fmt_ml(l.counted_ul),
-                            if d == 0 {
-                                "matches".into()
-                            } else {
-                                format!("{}{}", if d > 0 { "+" } else { "" }, fmt_ml(d))
-                            },
-                            d != 0,
-                        )
-                    })
-                    .collect(),
-            })
+            .map(|(k, lines)| count_row(k, lines))
             .collect()
     } else {
         Vec::new()
     };
+    let (mut recon, mut recon_counts) = (Vec::new(), Vec::new());
+    let (mut recon_from, mut recon_to, mut recon_note) =
+        (q.from.clone(), q.to.clone(), String::new());
+    let mut recon_query = format!("clinic_id={here}");
+    if tab == "reconciliation" {
+        let rq = uc::ReconQuery {
+            clinic_id: here.clone(),
+            from: q.from.clone(),
+            to: q.to.clone(),
+            format: String::new(),
+        };
+        match uc::reconciliation(state, c, &rq).await {
+            Ok(v) => {
+                recon_from = v.from.to_string();
+                recon_to = v.to.to_string();
+                recon_query.push_str(&format!("&from={recon_from}&to={recon_to}"));
+                recon_note = match v.matches_stock {
+                    Some(true) => "The closing balances equal the stock on hand now.".into(),
+                    Some(false) => "The closing balances differ from the stock on hand: entries dated after the period were recorded late, or the record needs a look.".into(),
+                    None => String::new(),
+                };
+                recon = v
+                    .lots
+                    .iter()
+                    .map(|l| {
+                        let r = &l.r;
+                        let strength = l.lot.as_ref().map(|x| x.strength_mg_per_ml).unwrap_or(0);
+                        let other =
+                            r.transferred_out_ul + r.breakage_ul + r.returned_ul + r.destroyed_ul;
+                        let wasted = r.wasted_from_draws_ul + r.wasted_from_stock_ul;
+                        let total = (r.opening_ul + r.received_ul).max(1);
+                        let pct = |x: i64| (x.max(0) * 100 / total).min(100);
+                        ReconRow {
+                            product: l
+                                .lot
+                                .as_ref()
+                                .map(|x| {
+                                    format!("{} {} mg/mL", x.product_name, x.strength_mg_per_ml)
+                                })
+                                .unwrap_or_default(),
+                            lot: l
+                                .lot
+                                .as_ref()
+                                .map(|x| x.lot_number.clone())
+                                .unwrap_or(r.lot_id.clone()),
+                            opening: fmt_ml(r.opening_ul),
+                            received: fmt_ml(r.received_ul),
+                            drawn: fmt_ml(r.drawn_ul),
+                            given: format!(
+                                "{} ({})",
+                                fmt_ml(r.administered_ul),
+                                fmt_mg(r.administered_ul, strength)
+                            ),
+                            wasted: fmt_ml(wasted),
+                            other_out: fmt_ml(other),
+                            adjusted: fmt_ml(r.adjusted_ul),
+                            closing: fmt_ml(r.closing_ul),
+                            open_draws: fmt_ml(r.unaccounted_draw_ul),
+                            open_draw: r.unaccounted_draw_ul > 0,
+                            adds_up: r.balances(),
+                            bar: (
+                                pct(r.administered_ul),
+                                pct(wasted),
+                                pct(other),
+                                pct(r.closing_ul),
+                            ),
+                        }
+                    })
+                    .collect();
+                recon_counts = v
+                    .counts
+                    .into_iter()
+                    .map(|(k, lines)| count_row(k, lines))
+                    .collect();
+            }
+            Err(e) => error = Some(notice(Err(e))?.0.unwrap_or_default()),
+        }
+    }
     let cases: Vec<CaseRow> = o
         .cases
         .iter()
@@ -601,6 +709,12 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>) -> Page
         filter_lot: q.lot_id.clone(),
         export_query,
         counts,
+        recon,
+        recon_counts,
+        recon_from,
+        recon_to,
+        recon_note,
+        recon_query,
         cases,
         inventories,
         can_handle: c.may(Permission::CsHandle, loc.id),
