@@ -305,6 +305,13 @@ pub async fn run(store: &Store, entries: u64, seed: bool) -> anyhow::Result<()> 
         .count()
         .saturating_sub(1);
     println!("report    two-year dispensing log, CSV       p50 {p50:6.1} ms  p99 {p99:6.1} ms  ({rows} movements, {size} bytes)");
+    let recon = format!("/api/v1/cs/reconciliation?clinic_id={glendale}&from={from}&to={today}");
+    let (p50, p99, size) = auditor.time(20, "GET", &recon, |_| None).await?;
+    println!("report    two-year reconciliation, JSON      p50 {p50:6.1} ms  p99 {p99:6.1} ms  ({size} bytes)");
+    let month = today.checked_sub(jiff::Span::new().days(30))?;
+    let recon = format!("/api/v1/cs/reconciliation?clinic_id={glendale}&from={month}&to={today}");
+    let (p50, p99, _) = auditor.time(20, "GET", &recon, |_| None).await?;
+    println!("report    last month's reconciliation        p50 {p50:6.1} ms  p99 {p99:6.1} ms");
     let s = Instant::now();
     let lots = store.cs_lots(&org.to_string()).await?;
     let lot = lots
