@@ -693,13 +693,20 @@ impl Store {
     }
 
     pub async fn cs_storage(&self, clinics: &[String]) -> Result<Vec<Storage>> {
-        let all = on_pool!(self.read(), p => {
-            sqlx::query_as::<_, Storage>("SELECT id, clinic_id, name FROM cs_storage ORDER BY name").fetch_all(p).await?
-        });
-        Ok(all
-            .into_iter()
-            .filter(|s| clinics.contains(&s.clinic_id))
-            .collect())
+        if clinics.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT id, clinic_id, name FROM cs_storage WHERE clinic_id IN ({}) ORDER BY name",
+            crate::placeholders(1, clinics.len())
+        );
+        Ok(on_pool!(self.read(), p => {
+            let mut q = sqlx::query_as::<_, Storage>(&sql);
+            for c in clinics {
+                q = q.bind(c);
+            }
+            q.fetch_all(p).await?
+        }))
     }
 
     pub async fn cs_add_storage(&self, s: &Storage, audit: NewAuditEvent) -> Result<()> {
@@ -1132,16 +1139,22 @@ impl Store {
     }
 
     pub async fn cs_inventories(&self, clinics: &[String]) -> Result<Vec<Inventory>> {
-        let all = on_pool!(self.read(), p => {
-            sqlx::query_as::<_, Inventory>("SELECT i.id, i.clinic_id, i.kind, i.taken_on, i.business, u.username AS taken_by, \
-                 i.taken_at, i.lines, i.sha256 FROM cs_inventories i JOIN users u ON u.id = i.taken_by \
-                 ORDER BY i.taken_on DESC, i.taken_at DESC")
-                .fetch_all(p).await?
-        });
-        Ok(all
-            .into_iter()
-            .filter(|i| clinics.contains(&i.clinic_id))
-            .collect())
+        if clinics.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT i.id, i.clinic_id, i.kind, i.taken_on, i.business, u.username AS taken_by, \
+             i.taken_at, i.lines, i.sha256 FROM cs_inventories i JOIN users u ON u.id = i.taken_by \
+             WHERE i.clinic_id IN ({}) ORDER BY i.taken_on DESC, i.taken_at DESC",
+            crate::placeholders(1, clinics.len())
+        );
+        Ok(on_pool!(self.read(), p => {
+            let mut q = sqlx::query_as::<_, Inventory>(&sql);
+            for c in clinics {
+                q = q.bind(c);
+            }
+            q.fetch_all(p).await?
+        }))
     }
 
     pub async fn cs_open_case(&self, c: &NewCase, audit: NewAuditEvent) -> Result<()> {
@@ -1159,14 +1172,20 @@ impl Store {
     }
 
     pub async fn cs_cases(&self, clinics: &[String]) -> Result<Vec<Case>> {
-        let all = on_pool!(self.read(), p => {
-            sqlx::query_as::<_, Case>(&format!("{CASE_SELECT} ORDER BY c.status = 'resolved', c.opened_at DESC"))
-                .fetch_all(p).await?
-        });
-        Ok(all
-            .into_iter()
-            .filter(|c| clinics.contains(&c.clinic_id))
-            .collect())
+        if clinics.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "{CASE_SELECT} WHERE c.clinic_id IN ({}) ORDER BY c.status = 'resolved', c.opened_at DESC",
+            crate::placeholders(1, clinics.len())
+        );
+        Ok(on_pool!(self.read(), p => {
+            let mut q = sqlx::query_as::<_, Case>(&sql);
+            for c in clinics {
+                q = q.bind(c);
+            }
+            q.fetch_all(p).await?
+        }))
     }
 
     pub async fn cs_case(&self, id: &str) -> Result<Option<Case>> {

@@ -244,15 +244,7 @@ pub async fn overview(state: &AppState, c: &Caller) -> Result<Overview, WebError
     let cases = state.store.cs_cases(&ids).await?;
     let alerts = alerts(&locs, &balances, &open_draws, &cases);
     let orders = state.store.cs_open_orders(&ids).await?;
-    let ev: Vec<NewAuditEvent> = locs
-        .iter()
-        .map(|l| {
-            let mut e = event(c, Action::CsRead, Permission::CsRead, l.id);
-            e.detail = Some("stock".into());
-            e
-        })
-        .collect();
-    state.store.audit(ev).await?;
+    state.store.audit(read_events(c, &locs, "stock")).await?;
     Ok(Overview {
         balances,
         open_draws,
@@ -263,6 +255,45 @@ pub async fn overview(state: &AppState, c: &Caller) -> Result<Overview, WebError
         orders,
         locations: locs,
     })
+}
+
+/// One read audit record per location the caller reads, saying what.
+fn read_events(c: &Caller, locs: &[Location], what: &str) -> Vec<NewAuditEvent> {
+    locs.iter()
+        .map(|l| {
+            let mut e = event(c, Action::CsRead, Permission::CsRead, l.id);
+            e.detail = Some(what.into());
+            e
+        })
+        .collect()
+}
+
+/// The open draws and the alerts, without the rest of the overview (what the
+/// draws endpoint answers).
+pub async fn draws_and_alerts(
+    state: &AppState,
+    c: &Caller,
+) -> Result<(Vec<Draw>, Vec<CsAlert>), WebError> {
+    let locs = locations(state, c, Permission::CsRead).await?;
+    let ids: Vec<String> = locs.iter().map(|l| l.id.to_string()).collect();
+    let balances = state.store.cs_balances(&ids).await?;
+    let open_draws = state.store.cs_open_draws(&ids).await?;
+    let cases = state.store.cs_cases(&ids).await?;
+    let alerts = alerts(&locs, &balances, &open_draws, &cases);
+    state
+        .store
+        .audit(read_events(c, &locs, "open draws"))
+        .await?;
+    Ok((open_draws, alerts))
+}
+
+/// The loss and theft cases of the caller's locations.
+pub async fn cases(state: &AppState, c: &Caller) -> Result<Vec<Case>, WebError> {
+    let locs = locations(state, c, Permission::CsRead).await?;
+    let ids: Vec<String> = locs.iter().map(|l| l.id.to_string()).collect();
+    let cases = state.store.cs_cases(&ids).await?;
+    state.store.audit(read_events(c, &locs, "cases")).await?;
+    Ok(cases)
 }
 
 /// Lots near or past expiry, registrations near or past expiry, draws left

@@ -211,9 +211,8 @@ async fn movement(
 }
 
 async fn open_draws(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResult {
-    let o = uc::overview(&state, &c).await?;
-    let draws: Vec<Value> = o
-        .open_draws
+    let (open_draws, alerts) = uc::draws_and_alerts(&state, &c).await?;
+    let draws: Vec<Value> = open_draws
         .iter()
         .map(|d| {
             json!({
@@ -227,8 +226,7 @@ async fn open_draws(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> A
             })
         })
         .collect();
-    let alerts: Vec<Value> = o
-        .alerts
+    let alerts: Vec<Value> = alerts
         .iter()
         .map(|a| json!({"clinic_id": a.clinic_id, "level": a.level, "text": a.text}))
         .collect();
@@ -328,8 +326,8 @@ pub(crate) fn case_json(k: &store::substances::Case) -> Value {
 }
 
 async fn cases(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResult {
-    let o = uc::overview(&state, &c).await?;
-    Ok(Json(json!({"cases": o.cases.iter().map(case_json).collect::<Vec<_>>()})).into_response())
+    let cases = uc::cases(&state, &c).await?;
+    Ok(Json(json!({"cases": cases.iter().map(case_json).collect::<Vec<_>>()})).into_response())
 }
 
 async fn open_case(
