@@ -80,6 +80,8 @@ pub async fn start(store: Store, cfg: &Config) -> anyhow::Result<Running> {
         });
         Some(maddr)
     };
+    // Several instances on PostgreSQL: floor events travel between them.
+    web::treatment::start_fanout(&state, stop.subscribe());
     web::outbox::spawn_worker(
         state.clone(),
         std::time::Duration::from_secs(cfg.outbox_interval_secs),

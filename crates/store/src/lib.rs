@@ -13,6 +13,7 @@ pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod eligibility;
+pub mod fanout;
 pub mod instruments;
 pub mod leads;
 pub mod org;

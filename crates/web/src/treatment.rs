@@ -44,29 +44,140 @@ pub struct FloorEvent {
 }
 
 /// Fans changes out to every connected board and chair view on this
-/// instance (server-sent events).
+/// instance (server-sent events) and, on PostgreSQL, to the other instances
+/// (NOTIFY; see [`start_fanout`]).
 #[derive(Clone)]
-pub struct FloorHub(Arc<broadcast::Sender<FloorEvent>>);
+pub struct FloorHub {
+    local: Arc<broadcast::Sender<FloorEvent>>,
+    /// This instance's name in the events it sends, to skip its own echoes.
+    instance: Arc<str>,
+    /// The queue of events for the other instances, once fan-out runs.
+    out: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<FloorEvent>>>,
+}
 
 impl Default for FloorHub {
     fn default() -> Self {
-        FloorHub(Arc::new(broadcast::channel(4096).0))
+        FloorHub {
+            local: Arc::new(broadcast::channel(4096).0),
+            instance: uuid::Uuid::now_v7().simple().to_string().into(),
+            out: Arc::new(std::sync::OnceLock::new()),
+        }
     }
+}
+
+/// The kinds of floor event, as the other instances name them.
+const FLOOR_KINDS: [&str; 4] = ["open", "step", "reading", "alert"];
+
+#[derive(Serialize, serde::Deserialize)]
+struct Wire {
+    i: String,
+    c: String,
+    e: String,
+    k: String,
 }
 
 impl FloorHub {
     pub fn send(&self, clinic: &str, encounter: &str, kind: &'static str) {
-        // No receiver is fine: nobody is watching.
-        let _ = self.0.send(FloorEvent {
+        let ev = FloorEvent {
             clinic: clinic.to_string(),
             encounter: encounter.to_string(),
             kind,
-        });
+        };
+        if let Some(out) = self.out.get() {
+            let _ = out.send(ev.clone());
+        }
+        // No receiver is fine: nobody is watching.
+        let _ = self.local.send(ev);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<FloorEvent> {
-        self.0.subscribe()
+        self.local.subscribe()
     }
+
+    /// An event from another instance, passed to this one's viewers (never
+    /// sent on again). Its own echoes and anything malformed are dropped.
+    fn receive(&self, payload: &str) {
+        let Ok(w) = serde_json::from_str::<Wire>(payload) else {
+            return;
+        };
+        if *w.i == *self.instance {
+            return;
+        }
+        let Some(kind) = FLOOR_KINDS.iter().find(|k| **k == w.k) else {
+            return;
+        };
+        let _ = self.local.send(FloorEvent {
+            clinic: w.c,
+            encounter: w.e,
+            kind,
+        });
+    }
+}
+
+/// On PostgreSQL, carries floor events between app instances: this
+/// instance's events go out by NOTIFY (batched as they queue up), the
+/// others' come in by LISTEN and reach this instance's boards and chair views.
+/// On SQLite (one instance) it does nothing. Call once, at start; both tasks
+/// end (and the listening connection closes) when `stop` turns true.
+pub fn start_fanout(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) {
+    if !state.store.fans_out() {
+        return;
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<FloorEvent>();
+    if state.floor.out.set(tx).is_err() {
+        return;
+    }
+    let (store, hub) = (state.store.clone(), state.floor.clone());
+    let mut stop1 = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            let first = tokio::select! {
+                ev = rx.recv() => match ev { Some(ev) => ev, None => return },
+                _ = stop1.wait_for(|v| *v) => return,
+            };
+            let mut batch = vec![first];
+            while let Ok(ev) = rx.try_recv() {
+                batch.push(ev);
+            }
+            let payloads: Vec<String> = batch
+                .into_iter()
+                .filter_map(|ev| {
+                    serde_json::to_string(&Wire {
+                        i: hub.instance.to_string(),
+                        c: ev.clinic,
+                        e: ev.encounter,
+                        k: ev.kind.to_string(),
+                    })
+                    .ok()
+                })
+                .collect();
+            if let Err(e) = store.notify_floor(&payloads).await {
+                tracing::warn!(error = %e, "floor events not sent to other instances");
+            }
+        }
+    });
+    let (store, hub) = (state.store.clone(), state.floor.clone());
+    let mut stop2 = stop;
+    tokio::spawn(async move {
+        loop {
+            let listen = store.listen_floor(|payload| {
+                hub.receive(payload);
+                true
+            });
+            tokio::select! {
+                r = listen => {
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "listening for floor events; retrying");
+                    }
+                }
+                _ = stop2.wait_for(|v| *v) => return,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = stop2.wait_for(|v| *v) => return,
+            }
+        }
+    });
 }
 
 // ---- Group commit of readings -------------------------------------------------

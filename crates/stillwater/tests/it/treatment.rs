@@ -800,6 +800,15 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
             .extend(v.as_object().unwrap().clone());
         o
     };
+    // A second app instance on the same database, with its own viewers: on
+    // PostgreSQL the event reaches it too (NOTIFY/LISTEN); on SQLite there is
+    // only ever one instance.
+    let second = web::AppState::new(app.store.clone(), web::WebConfig::default());
+    let (stop_second, stopped) = tokio::sync::watch::channel(false);
+    web::treatment::start_fanout(&second, stopped);
+    let mut second_board = second.floor.subscribe();
+    // The listener is connected before anything is sent.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let batch = json!({"readings": [
         r("r1", &chair2, rfc(0), json!({"hr": 74, "spo2": 98})),
         r("r2", &chair2, rfc(0), json!({"sbp": 400, "dbp": 80})),
@@ -840,6 +849,32 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
         ],
         "{out}"
     );
+    if app.store.fans_out() {
+        let ev = tokio::time::timeout(Duration::from_secs(1), async {
+            loop {
+                let ev = second_board.recv().await.unwrap();
+                if ev.encounter == eid {
+                    return ev;
+                }
+            }
+        })
+        .await
+        .expect("the other instance hears of the reading within a second");
+        assert_eq!(ev.clinic, app.glendale.to_string());
+        // Its own events are not echoed back to it.
+        second.floor.send("a-clinic", "an-encounter", "step");
+        let own = second_board.recv().await.unwrap();
+        assert_eq!(own.encounter, "an-encounter");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), second_board.recv())
+                .await
+                .is_err(),
+            "an instance's own event arrives once"
+        );
+    } else {
+        assert!(second_board.try_recv().is_err(), "SQLite: one instance");
+    }
+    let _ = stop_second.send(true);
     // The event arrives within a second of the post.
     let got = tokio::time::timeout(Duration::from_secs(1), async {
         let mut buf = String::new();
