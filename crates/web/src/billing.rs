@@ -838,14 +838,15 @@ pub async fn sell_package(
     sell_package_at(state, c, patient, product, now_micros()).await
 }
 
-/// [`sell_package`] sold at `at` (the demo's history).
-pub async fn sell_package_at(
+/// The patient, at a clinic where the caller charges, and an active product
+/// of that clinic; `Ok` also names the clinic as a [`Place`].
+async fn patient_product(
     state: &AppState,
     c: &Caller,
     patient: &str,
     product: &str,
-    at: i64,
-) -> Result<String, WebError> {
+    missing: &str,
+) -> Result<(store::patients::PatientRecord, PackageProduct, Place), WebError> {
     let pid: PatientId = patient.parse().map_err(|_| WebError::NotFound)?;
     let clinics = c.require_any(Permission::BillCharge)?;
     let rec = state
@@ -859,14 +860,33 @@ pub async fn sell_package_at(
         .await?
         .into_iter()
         .find(|k| k.id == product.trim() && k.active)
-        .ok_or_else(|| invalid("product_id", "choose a package this clinic sells"))?;
+        .ok_or_else(|| invalid("product_id", missing))?;
+    let p = place(state, c, Permission::BillCharge, &rec.clinic_id.to_string()).await?;
+    Ok((rec, k, p))
+}
+
+/// [`sell_package`] sold at `at` (the demo's history).
+pub async fn sell_package_at(
+    state: &AppState,
+    c: &Caller,
+    patient: &str,
+    product: &str,
+    at: i64,
+) -> Result<String, WebError> {
+    let (rec, k, p) = patient_product(
+        state,
+        c,
+        patient,
+        product,
+        "choose a package this clinic sells",
+    )
+    .await?;
     if k.monthly {
         return Err(invalid(
             "product_id",
             format!("{} renews monthly: start it as a membership", k.name),
         ));
     }
-    let p = place(state, c, Permission::BillCharge, &rec.clinic_id.to_string()).await?;
     let today = p.date_of(at);
     let expires = k
         .valid_days
@@ -989,21 +1009,11 @@ pub async fn start_membership_at(
     product: &str,
     at: i64,
 ) -> Result<String, WebError> {
-    let pid: PatientId = patient.parse().map_err(|_| WebError::NotFound)?;
-    let clinics = c.require_any(Permission::BillCharge)?;
-    let rec = state
-        .store
-        .patient(pid, &clinics)
-        .await?
-        .ok_or(WebError::NotFound)?;
-    let k = state
-        .store
-        .package_products(&rec.clinic_id.to_string())
-        .await?
-        .into_iter()
-        .find(|k| k.id == product.trim() && k.active && k.monthly)
-        .ok_or_else(|| invalid("product_id", "choose a membership this clinic offers"))?;
-    let p = place(state, c, Permission::BillCharge, &rec.clinic_id.to_string()).await?;
+    const MISSING: &str = "choose a membership this clinic offers";
+    let (rec, k, p) = patient_product(state, c, patient, product, MISSING).await?;
+    if !k.monthly {
+        return Err(invalid("product_id", MISSING));
+    }
     let start = p.date_of(at);
     let by = c.user_id().ok_or(WebError::Forbidden)?.to_string();
     let m = Membership {

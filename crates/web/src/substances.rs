@@ -140,6 +140,18 @@ async fn location(
         })
 }
 
+/// The location a report names, or the first the caller may read.
+async fn report_location(state: &AppState, c: &Caller, id: &str) -> Result<Location, WebError> {
+    if id.trim().is_empty() {
+        return locations(state, c, Permission::CsRead)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(WebError::Forbidden);
+    }
+    location(state, c, Permission::CsRead, id, "clinic_id").await
+}
+
 /// An audit event about the record at one location, with the acting role.
 fn event(c: &Caller, a: Action, p: Permission, clinic: ClinicId) -> NewAuditEvent {
     let mut e = c.event(a);
@@ -1041,12 +1053,7 @@ pub async fn ledger(
     q: &LedgerQuery,
     report: bool,
 ) -> Result<LedgerView, WebError> {
-    let locs = locations(state, c, Permission::CsRead).await?;
-    let loc = if q.clinic_id.trim().is_empty() {
-        locs.first().cloned().ok_or(WebError::Forbidden)?
-    } else {
-        location(state, c, Permission::CsRead, &q.clinic_id, "clinic_id").await?
-    };
+    let loc = report_location(state, c, &q.clinic_id).await?;
     let mut errs = Vec::new();
     let day = |s: &str, f: &'static str, errs: &mut Vec<FieldError>| -> Option<Date> {
         let s = s.trim();
@@ -1359,12 +1366,7 @@ pub async fn reconciliation(
     c: &Caller,
     q: &ReconQuery,
 ) -> Result<ReconView, WebError> {
-    let locs = locations(state, c, Permission::CsRead).await?;
-    let loc = if q.clinic_id.trim().is_empty() {
-        locs.first().cloned().ok_or(WebError::Forbidden)?
-    } else {
-        location(state, c, Permission::CsRead, &q.clinic_id, "clinic_id").await?
-    };
+    let loc = report_location(state, c, &q.clinic_id).await?;
     let today = loc.today();
     let mut errs = Vec::new();
     let day = |s: &str, f: &'static str, dflt: Date, errs: &mut Vec<FieldError>| -> Date {

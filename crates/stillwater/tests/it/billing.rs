@@ -25,17 +25,6 @@ async fn api<'a>(app: &'a TestApp, user: &str) -> Api<'a> {
     }
 }
 
-fn fields(e: &Value) -> Vec<String> {
-    e["errors"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|x| x["field"].as_str().unwrap_or("").to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn minor(v: &Value) -> i64 {
     v["minor"].as_i64().unwrap_or(i64::MIN)
 }

@@ -413,3 +413,15 @@ pub async fn answer_gad7(app: &TestApp, patient: &str) {
         .unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
 }
+
+/// The fields a problem document names, in order.
+pub fn fields(e: &serde_json::Value) -> Vec<String> {
+    e["errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x["field"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -741,17 +741,6 @@ async fn patient_links(app: &TestApp) {
 }
 both!(patient_links);
 
-fn error_fields(e: &Value) -> Vec<String> {
-    e["errors"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|x| x["field"].as_str().unwrap_or("").to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// An admin adds a protocol version through the API and the admin page:
 /// checked like a file (each problem named), shown as changes against the
 /// version before, stored, loaded on this instance at once and on another at
@@ -807,10 +796,7 @@ async fn protocol_versions_added_by_an_admin(app: &TestApp) {
     ] {
         let (s, e) = admin.post("/api/v1/protocols", &json!({"text": bad})).await;
         assert_eq!(s, 422, "{field}: {e}");
-        assert!(
-            error_fields(&e).contains(&field.to_string()),
-            "{field}: {e}"
-        );
+        assert!(fields(&e).contains(&field.to_string()), "{field}: {e}");
     }
     let (s, _) = nurse.post("/api/v1/protocols", &json!({"text": v3})).await;
     assert_eq!(s, 403, "only clinic admins add protocol versions");

@@ -24,17 +24,6 @@ async fn api<'a>(app: &'a TestApp, user: &str) -> Api<'a> {
     }
 }
 
-fn fields(e: &Value) -> Vec<String> {
-    e["errors"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|x| x["field"].as_str().unwrap_or("").to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 async fn ledger_rows(app: &TestApp) -> i64 {
     store::on_pool!(app.store.raw_pool(), p => {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM cs_ledger").fetch_one(p).await.unwrap();

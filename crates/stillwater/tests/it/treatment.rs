@@ -93,17 +93,6 @@ fn rfc(minutes_ago: i64) -> String {
     t.to_string()
 }
 
-fn fields(e: &Value) -> Vec<String> {
-    e["errors"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|x| x["field"].as_str().unwrap_or("").to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 async fn count(app: &TestApp, table: &str, eid: &str) -> i64 {
     let sql = format!("SELECT COUNT(*) FROM {table} WHERE encounter_id = $1");
     store::on_pool!(app.store.raw_pool(), p => {
