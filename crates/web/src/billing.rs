@@ -1587,6 +1587,29 @@ pub struct PatientAccount {
     pub uninvoiced: Vec<(String, String, String)>,
 }
 
+/// A patient's invoices with their lines, entries and balances, newest
+/// first. No permission check and no audit: the caller (the account page, the
+/// patient's portal) has done both.
+pub async fn invoices_of(state: &AppState, patient: &str) -> Result<Vec<InvoiceView>, WebError> {
+    let invs = state.store.invoices_of_patient(patient).await?;
+    let ids: Vec<String> = invs.iter().map(|i| i.id.clone()).collect();
+    let mut lines: BTreeMap<String, Vec<InvoiceLine>> = BTreeMap::new();
+    for l in state.store.invoice_lines(&ids).await? {
+        lines.entry(l.invoice_id.clone()).or_default().push(l);
+    }
+    let mut entries: BTreeMap<String, Vec<BillingEntry>> = BTreeMap::new();
+    for e in state.store.billing_entries(&ids).await? {
+        entries.entry(e.invoice_id.clone()).or_default().push(e);
+    }
+    invs.into_iter()
+        .map(|i| {
+            let l = lines.remove(&i.id).unwrap_or_default();
+            let e = entries.remove(&i.id).unwrap_or_default();
+            view_of(i, l, e)
+        })
+        .collect()
+}
+
 /// A patient's invoices, packages and estimates, audited as one read.
 pub async fn account(
     state: &AppState,
@@ -1601,24 +1624,7 @@ pub async fn account(
         .await?
         .ok_or(WebError::NotFound)?;
     let p = place(state, c, Permission::BillRead, &rec.clinic_id.to_string()).await?;
-    let invs = state.store.invoices_of_patient(patient.trim()).await?;
-    let ids: Vec<String> = invs.iter().map(|i| i.id.clone()).collect();
-    let mut lines: BTreeMap<String, Vec<InvoiceLine>> = BTreeMap::new();
-    for l in state.store.invoice_lines(&ids).await? {
-        lines.entry(l.invoice_id.clone()).or_default().push(l);
-    }
-    let mut entries: BTreeMap<String, Vec<BillingEntry>> = BTreeMap::new();
-    for e in state.store.billing_entries(&ids).await? {
-        entries.entry(e.invoice_id.clone()).or_default().push(e);
-    }
-    let invoices = invs
-        .into_iter()
-        .map(|i| {
-            let l = lines.remove(&i.id).unwrap_or_default();
-            let e = entries.remove(&i.id).unwrap_or_default();
-            view_of(i, l, e)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let invoices = invoices_of(state, patient.trim()).await?;
     let currency = state
         .store
         .billing_settings(&rec.clinic_id.to_string())

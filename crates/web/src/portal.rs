@@ -279,6 +279,8 @@ pub struct Home {
     pub past: Vec<Appointment>,
     /// Types the patient could book, each with why not (now), if so.
     pub bookable: Vec<(AppointmentType, Option<String>)>,
+    /// Their invoices, newest first.
+    pub invoices: Vec<crate::billing::InvoiceView>,
 }
 
 /// The patient's own visits and what they may book; the read is audited.
@@ -321,9 +323,14 @@ pub async fn home(state: &AppState, p: &Portal) -> Result<Home, WebError> {
         // someone already seen (the refusal says why if they try).
         .filter(|(t, why)| !(t.public && why.is_some()))
         .collect();
-    let ev = p.event(Action::AppointmentRead);
-    state.store.audit(vec![ev]).await?;
+    let invoices = crate::billing::invoices_of(state, &p.patient().to_string()).await?;
+    let mut events = vec![p.event(Action::AppointmentRead)];
+    if !invoices.is_empty() {
+        events.push(p.event(Action::BillRead));
+    }
+    state.store.audit(events).await?;
     Ok(Home {
+        invoices,
         name: me
             .details
             .preferred_name

@@ -235,6 +235,48 @@ async fn portal_for_established_patient(app: &TestApp) {
         .unwrap_or(patient.details.given_name.clone());
     assert!(home.contains(&format!("Hello, {first}")), "{home}");
     assert!(home.contains("Past visits"));
+    assert!(!home.contains("Your invoices"), "no invoices yet");
+    // The intake is invoiced: the patient sees it, and what is due.
+    let dana = app
+        .store
+        .user_id_by_username("dana.frontdesk")
+        .await
+        .unwrap()
+        .unwrap();
+    let number = app
+        .store
+        .insert_invoice(
+            &store::billing::NewInvoice {
+                id: uuid::Uuid::now_v7().to_string(),
+                clinic_id: app.glendale.to_string(),
+                patient_id: pid.clone(),
+                appointment_id: None,
+                kind: "fee",
+                currency: "USD".into(),
+                service_date: "2026-11-20".into(),
+                issued_by: dana.to_string(),
+                issued_at: now,
+                lines: vec![store::billing::NewLine {
+                    kind: domain::billing::EntryKind::Charge,
+                    service: "intake".into(),
+                    description: "Intake assessment".into(),
+                    codes: "[]".into(),
+                    minor: 17_500,
+                    offer_id: None,
+                }],
+                package: None,
+                membership: None,
+            },
+            crate::helpers::ev(),
+        )
+        .await
+        .unwrap();
+    let (_, home) = get(&c, app, "/portal").await;
+    assert!(
+        home.contains("Your invoices") && home.contains(&number),
+        "{home}"
+    );
+    assert!(home.contains("$175.00 due"), "{home}");
     // Follow-ups and integration sessions are offered; the free consultation
     // (for people new to the clinic) and treatment visits are not.
     assert!(home.contains("/portal/book?type=follow_up"), "{home}");
@@ -491,6 +533,10 @@ async fn portal_for_established_patient(app: &TestApp) {
     };
     assert_eq!(by_patient("portal.sign_in"), 1);
     assert!(by_patient("appointment.read") >= 3);
+    assert!(
+        by_patient("bill.read") >= 1,
+        "reading their invoices is audited"
+    );
     assert_eq!(by_patient("appointment.create"), 2);
     assert_eq!(by_patient("appointment.update"), 1);
     assert!(rows

@@ -247,6 +247,10 @@ struct HomePage {
     past: Vec<VisitRow>,
     /// (type code, name, minutes, instructions, why not bookable now)
     bookable: Vec<(String, String, u32, String, String)>,
+    /// (number, date, what, amount, balance, owing)
+    invoices: Vec<(String, String, String, String, String, bool)>,
+    /// What is owed in all, when anything is.
+    owed: Option<String>,
 }
 
 fn row(tz: &TimeZone, a: &store::scheduling::Appointment, why: Option<String>) -> VisitRow {
@@ -275,7 +279,39 @@ async fn home_view(
 ) -> Result<HomePage, WebError> {
     let h = uc::home(state, p).await?;
     let tz = zone(&h.clinic)?;
+    let money = |m: i64, cur: &str| domain::billing::fmt_money(m, cur);
+    let invoices = h
+        .invoices
+        .iter()
+        .map(|v| {
+            let cur = &v.invoice.currency;
+            (
+                v.invoice.number.clone(),
+                v.invoice.service_date.clone(),
+                v.lines
+                    .iter()
+                    .find(|l| l.kind == "charge")
+                    .map(|l| l.description.clone())
+                    .unwrap_or_default(),
+                money(v.charged - v.discounted - v.credited, cur),
+                money(v.balance, cur),
+                v.balance > 0,
+            )
+        })
+        .collect();
+    let owing: i64 = h.invoices.iter().map(|v| v.balance.max(0)).sum();
+    let owed = (owing > 0).then(|| {
+        money(
+            owing,
+            h.invoices
+                .first()
+                .map(|v| v.invoice.currency.as_str())
+                .unwrap_or("USD"),
+        )
+    });
     Ok(HomePage {
+        invoices,
+        owed,
         frame: PublicFrame::of(&h.clinic, "Your visits"),
         csrf: p.session.csrf_token.clone(),
         name: h.name,
