@@ -281,6 +281,8 @@ pub struct Home {
     pub bookable: Vec<(AppointmentType, Option<String>)>,
     /// Their invoices, newest first.
     pub invoices: Vec<crate::billing::InvoiceView>,
+    /// Their scores over time, per instrument with a total, with the doses.
+    pub trends: Vec<crate::instruments::TrendView>,
 }
 
 /// The patient's own visits and what they may book; the read is audited.
@@ -324,13 +326,23 @@ pub async fn home(state: &AppState, p: &Portal) -> Result<Home, WebError> {
         .filter(|(t, why)| !(t.public && why.is_some()))
         .collect();
     let invoices = crate::billing::invoices_of(state, &p.patient().to_string()).await?;
+    let scores = state.store.score_history(p.patient()).await?;
+    let points: Vec<_> = scores
+        .iter()
+        .map(|s| (s.instrument_id.as_str(), s.total, s.submitted_at))
+        .collect();
+    let trends = crate::instruments::trends(state, p.clinic(), p.patient(), &points).await?;
     let mut events = vec![p.event(Action::AppointmentRead)];
     if !invoices.is_empty() {
         events.push(p.event(Action::BillRead));
     }
+    if !scores.is_empty() {
+        events.push(p.event(Action::ResponseRead));
+    }
     state.store.audit(events).await?;
     Ok(Home {
         invoices,
+        trends,
         name: me
             .details
             .preferred_name

@@ -236,6 +236,14 @@ async fn portal_for_established_patient(app: &TestApp) {
     assert!(home.contains(&format!("Hello, {first}")), "{home}");
     assert!(home.contains("Past visits"));
     assert!(!home.contains("Your invoices"), "no invoices yet");
+    assert!(!home.contains("Your progress"), "no scores yet");
+    // A GAD-7 answered: the patient sees their score over time.
+    crate::helpers::answer_gad7(app, &pid).await;
+    let (_, home) = get(&c, app, "/portal").await;
+    assert!(
+        home.contains("Your progress") && home.contains("GAD-7"),
+        "{home}"
+    );
     // The intake is invoiced: the patient sees it, and what is due.
     let dana = app
         .store
@@ -536,6 +544,10 @@ async fn portal_for_established_patient(app: &TestApp) {
     assert!(
         by_patient("bill.read") >= 1,
         "reading their invoices is audited"
+    );
+    assert!(
+        by_patient("questionnaire_response.read") >= 1,
+        "and their scores"
     );
     assert_eq!(by_patient("appointment.create"), 2);
     assert_eq!(by_patient("appointment.update"), 1);

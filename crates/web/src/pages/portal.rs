@@ -251,6 +251,8 @@ struct HomePage {
     invoices: Vec<(String, String, String, String, String, bool)>,
     /// What is owed in all, when anything is.
     owed: Option<String>,
+    /// Their scores over time (the staff's charts, read-only).
+    charts: Vec<super::measures::Chart>,
 }
 
 fn row(tz: &TimeZone, a: &store::scheduling::Appointment, why: Option<String>) -> VisitRow {
@@ -309,9 +311,15 @@ async fn home_view(
                 .unwrap_or("USD"),
         )
     });
+    let charts = h
+        .trends
+        .iter()
+        .map(|t| super::measures::chart(t, &h.clinic.settings.time_zone))
+        .collect();
     Ok(HomePage {
         invoices,
         owed,
+        charts,
         frame: PublicFrame::of(&h.clinic, "Your visits"),
         csrf: p.session.csrf_token.clone(),
         name: h.name,
