@@ -626,7 +626,7 @@ test("the Schedule III record: receive vials, draw for a dose, give and waste be
   await doc.page.getByRole("link", { name: "Ledger" }).click();
   await doc.page.locator("td", { hasText: "Adjustment" }).first().waitFor();
   await shot(doc.page, "55-cs-ledger");
-  const pdfHref = await doc.page.getByRole("link", { name: "PDF" }).getAttribute("href");
+  const pdfHref = await doc.page.getByRole("link", { name: "PDF", exact: true }).getAttribute("href");
   const pdf = await doc.page.request.get(`${BASE}${pdfHref}`);
   assert.equal(pdf.status(), 200);
   assert.equal(pdf.headers()["content-type"], "application/pdf");

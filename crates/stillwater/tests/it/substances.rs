@@ -675,6 +675,69 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
         .await;
     assert!(page.contains("Dispensing log"), "{page}");
 
+    // An on-site destruction needs two different witnesses; the Form 41
+    // record lists it with the method and both names.
+    let destroy = |w2: &str| {
+        json!({"kind": "destruction", "clinic_id": g, "lot_id": lot_a, "quantity": "1 mL",
+               "method": "Rendered non-retrievable in a chemical digestion pouch",
+               "witness_username": "nora.nurse", "witness_password": PW,
+               "witness2_username": w2, "witness2_password": PW})
+    };
+    let (s, e) = nurse
+        .post("/api/v1/cs/ledger", &destroy("nora.nurse"))
+        .await;
+    assert_eq!((s, fields(&e)), (422, vec!["witness2".to_string()]), "{e}");
+    let (s, e) = nurse
+        .post("/api/v1/cs/ledger", &destroy("paul.prescriber"))
+        .await;
+    assert_eq!(s, 201, "{e}");
+    let f41 = reqwest::Client::new()
+        .get(app.url(&format!("/api/v1/cs/form41?clinic_id={g}")))
+        .bearer_auth(&auditor.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(f41.status(), 200);
+    assert_eq!(f41.headers()["content-type"], "application/pdf");
+    let bytes = f41.bytes().await.unwrap();
+    let doc = lopdf::Document::load_mem(&bytes).unwrap();
+    let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
+    let text = doc
+        .extract_text(&pages)
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for needle in [
+        "DEA Form 41",
+        "T-A",
+        "1 mL",
+        "chemical digestion pouch",
+        "nora.nurse",
+        "paul.prescriber",
+        "1 destruction.",
+    ] {
+        assert!(
+            text.contains(needle),
+            "{needle} missing from the Form 41 record: {text}"
+        );
+    }
+    let page = web
+        .get(&format!(
+            "/substances/form41.pdf?clinic_id={g}&from=2020-01-01&to=2020-01-31"
+        ))
+        .await;
+    assert_eq!(
+        page.status(),
+        200,
+        "an empty period prints a record saying so"
+    );
+    let (s, _) = api(app, "nate.nurse")
+        .await
+        .get(&format!("/api/v1/cs/form41?clinic_id={g}"))
+        .await;
+    assert_eq!(s, 422, "not a Denver nurse's location");
+
     // The page's waste form refuses a wrong witness with the reason in words.
     let nurse_web = app.login("nina.nurse").await;
     // The visit's chair view shows its draw with what was given and wasted.

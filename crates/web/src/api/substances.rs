@@ -23,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/cs/ledger", get(ledger).post(movement))
         .route("/cs/draws", get(open_draws))
         .route("/cs/reconciliation", get(reconciliation))
+        .route("/cs/form41", get(form41))
         .route("/cs/counts", get(counts).post(count))
         .route("/cs/inventories", get(inventories).post(inventory))
         .route("/cs/inventories/{id}/pdf", get(inventory_pdf))
@@ -94,6 +95,23 @@ fn entry_json(r: &store::substances::LedgerRow) -> Value {
         "counterparty": r.counterparty.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok()),
         "reason": r.reason, "reference_id": r.reference_id,
     })
+}
+
+/// The period's on-site destructions as the record DEA Form 41 asks for (PDF).
+async fn form41(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    req: axum::extract::Request,
+) -> ApiResult {
+    let q: uc::LedgerQuery =
+        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
+            ApiError(WebError::bad(
+                format!("the query string has a bad parameter: {e}"),
+                None,
+            ))
+        })?;
+    let pdf = uc::form41_pdf(&state, &c, &q).await?;
+    Ok(([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response())
 }
 
 /// A location's stock over a period, lot by lot (JSON, or `format=csv`).

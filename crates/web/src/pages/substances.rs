@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/substances", get(page))
         .route("/substances/ledger.csv", get(ledger_csv))
         .route("/substances/ledger.pdf", get(ledger_pdf))
+        .route("/substances/form41.pdf", get(form41_pdf))
         .route("/substances/inventories/{id}/pdf", get(inventory_pdf))
         .route("/substances/{action}", post(submit))
         .route("/substances/cases/{id}/{action}", post(case_submit))
@@ -1061,6 +1062,25 @@ async fn ledger_pdf(
     PageQuery(q): PageQuery<uc::LedgerQuery>,
 ) -> PageResult {
     export(&state, &c, q, true).await
+}
+
+async fn form41_pdf(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    PageQuery(q): PageQuery<uc::LedgerQuery>,
+) -> PageResult {
+    let pdf = uc::form41_pdf(&state, &c, &q).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf"),
+            (
+                header::CONTENT_DISPOSITION,
+                "inline; filename=\"form-41-record.pdf\"",
+            ),
+        ],
+        pdf,
+    )
+        .into_response())
 }
 
 async fn inventory_pdf(
