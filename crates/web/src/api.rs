@@ -92,6 +92,16 @@ impl FromRequest<AppState> for JsonObject {
 }
 
 /// Parses a JSON value into `T`, naming the field at fault.
+/// A request's query string read into `T`; a bad one answers 400 naming it.
+fn query<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
+        ApiError(WebError::bad(
+            format!("the query string has a bad parameter: {e}"),
+            None,
+        ))
+    })
+}
+
 fn typed<T: DeserializeOwned>(v: Value) -> Result<T, WebError> {
     serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
         let path = e.path().to_string();

@@ -1038,6 +1038,30 @@ pub struct LedgerQuery {
     pub format: String,
 }
 
+impl LedgerView {
+    /// "DEA registration AB1234563", or that none is on file.
+    pub fn registration_text(&self) -> String {
+        self.location
+            .registration
+            .as_ref()
+            .map(|r| format!("DEA registration {}", r.dea_number))
+            .unwrap_or_else(|| "no DEA registration on file".into())
+    }
+
+    /// "2026-11-01 to 2026-11-28", with the open ends said in words.
+    pub fn period_text(&self) -> String {
+        format!(
+            "{} to {}",
+            self.from
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "the first entry".into()),
+            self.to
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "today".into())
+        )
+    }
+}
+
 pub struct LedgerView {
     pub location: Location,
     pub rows: Vec<LedgerRow>,
@@ -1250,20 +1274,7 @@ fn o(s: &Option<String>) -> &str {
 /// The dispensing log as a printable PDF.
 pub fn dispensing_pdf(v: &LedgerView) -> Result<Vec<u8>, WebError> {
     use crate::pdf::{render, Block};
-    let reg = v
-        .location
-        .registration
-        .as_ref()
-        .map(|r| format!("DEA {}", r.dea_number))
-        .unwrap_or_else(|| "no DEA registration on file".into());
-    let period = format!(
-        "{} to {}",
-        v.from
-            .map(|d| d.to_string())
-            .unwrap_or_else(|| "the first entry".into()),
-        v.to.map(|d| d.to_string())
-            .unwrap_or_else(|| "today".into())
-    );
+    let (reg, period) = (v.registration_text(), v.period_text());
     let mut blocks = vec![
         Block::title("Schedule III dispensing log"),
         Block::body(&format!("{} ({reg})", printable(&v.location.name))),
@@ -1331,20 +1342,7 @@ pub async fn form41_pdf(
         ..Default::default()
     };
     let v = ledger(state, c, &q, true).await?;
-    let reg = v
-        .location
-        .registration
-        .as_ref()
-        .map(|r| format!("DEA registration {}", r.dea_number))
-        .unwrap_or_else(|| "no DEA registration on file".into());
-    let period = format!(
-        "{} to {}",
-        v.from
-            .map(|d| d.to_string())
-            .unwrap_or_else(|| "the first entry".into()),
-        v.to.map(|d| d.to_string())
-            .unwrap_or_else(|| "today".into())
-    );
+    let (reg, period) = (v.registration_text(), v.period_text());
     let mut blocks = vec![
         Block::title("Controlled substances destroyed (record for DEA Form 41)"),
         Block::body(&printable(&format!(

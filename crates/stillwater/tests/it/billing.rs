@@ -788,6 +788,13 @@ async fn memberships_bill_each_month(app: &TestApp) {
         )
         .await;
     assert_eq!((s, fields(&e)), (422, vec!["reason".to_string()]), "{e}");
+    let (s, _) = auditor
+        .post(
+            &format!("/api/v1/memberships/{id}/cancel"),
+            &json!({"reason": "moving away"}),
+        )
+        .await;
+    assert_eq!(s, 403, "the auditor reads memberships but does not end them");
     let (s, r) = desk
         .post(
             &format!("/api/v1/memberships/{id}/cancel"),

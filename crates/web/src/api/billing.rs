@@ -9,14 +9,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::auth::Permission;
 use domain::billing::fmt_money;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{typed, ApiResult, JsonObject};
+use super::{query, typed, ApiResult, JsonObject};
 use crate::auth::ApiCaller;
 use crate::billing as uc;
-use crate::error::{ApiError, WebError};
+use crate::error::WebError;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -35,15 +34,6 @@ pub fn routes() -> Router<AppState> {
         .route("/payments", get(payments).post(pay))
         .route("/superbills", get(superbill))
         .route("/estimates", get(estimates).post(estimate))
-}
-
-fn query<T: DeserializeOwned>(req: &axum::extract::Request) -> Result<T, ApiError> {
-    serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
-        ApiError(WebError::bad(
-            format!("the query string has a bad parameter: {e}"),
-            None,
-        ))
-    })
 }
 
 fn money(minor: i64, currency: &str) -> Value {

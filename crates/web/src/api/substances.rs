@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use domain::substances::{fmt_mg, fmt_ml, loss_clock};
 use serde_json::{json, Value};
 
-use super::{typed, ApiResult, JsonObject};
+use super::{query, typed, ApiResult, JsonObject};
 use crate::auth::ApiCaller;
 use crate::error::{ApiError, WebError};
 use crate::substances as uc;
@@ -103,13 +103,7 @@ async fn form41(
     ApiCaller(c): ApiCaller,
     req: axum::extract::Request,
 ) -> ApiResult {
-    let q: uc::LedgerQuery =
-        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
-            ApiError(WebError::bad(
-                format!("the query string has a bad parameter: {e}"),
-                None,
-            ))
-        })?;
+    let q: uc::LedgerQuery = query(&req)?;
     let pdf = uc::form41_pdf(&state, &c, &q).await?;
     Ok(([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response())
 }
@@ -120,13 +114,7 @@ async fn reconciliation(
     ApiCaller(c): ApiCaller,
     req: axum::extract::Request,
 ) -> ApiResult {
-    let q: uc::ReconQuery =
-        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
-            ApiError(WebError::bad(
-                format!("the query string has a bad parameter: {e}"),
-                None,
-            ))
-        })?;
+    let q: uc::ReconQuery = query(&req)?;
     let v = uc::reconciliation(&state, &c, &q).await?;
     if q.format == "csv" {
         return Ok((
@@ -169,13 +157,7 @@ async fn ledger(
     ApiCaller(c): ApiCaller,
     req: axum::extract::Request,
 ) -> ApiResult {
-    let q: uc::LedgerQuery =
-        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
-            ApiError(WebError::bad(
-                format!("the query string has a bad parameter: {e}"),
-                None,
-            ))
-        })?;
+    let q: uc::LedgerQuery = query(&req)?;
     let csv = match q.format.as_str() {
         "" | "json" => false,
         "csv" => true,
