@@ -794,7 +794,10 @@ async fn memberships_bill_each_month(app: &TestApp) {
             &json!({"reason": "moving away"}),
         )
         .await;
-    assert_eq!(s, 403, "the auditor reads memberships but does not end them");
+    assert_eq!(
+        s, 403,
+        "the auditor reads memberships but does not end them"
+    );
     let (s, r) = desk
         .post(
             &format!("/api/v1/memberships/{id}/cancel"),
