@@ -571,7 +571,7 @@ impl Store {
 /// The SQLite writer: one OS thread owning one connection. A batch is a single
 /// `BEGIN IMMEDIATE` transaction run without leaving the thread, so its cost is
 /// SQLite's work and one fsync, not a hand-off per statement.
-mod sqlite_writer {
+pub(crate) mod sqlite_writer {
     use super::*;
     use rusqlite::{params, Connection, TransactionBehavior};
 
@@ -581,7 +581,7 @@ mod sqlite_writer {
          request_id, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
          ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 
-    fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
+    pub(crate) fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
         let c = Connection::open(path)?;
         c.busy_timeout(std::time::Duration::from_secs(5))?;
         c.pragma_update(None, "journal_mode", "WAL")?;
@@ -627,6 +627,16 @@ mod sqlite_writer {
     fn commit(conn: &mut Connection, events: &[NewAuditEvent]) -> rusqlite::Result<()> {
         // IMMEDIATE takes the write lock first, so the head read below stays true.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        append(&tx, events)?;
+        tx.commit()
+    }
+
+    /// Appends events to the chain inside a rusqlite transaction that holds
+    /// the write lock (begun IMMEDIATE), so they commit with its other writes.
+    pub(crate) fn append(
+        tx: &rusqlite::Transaction,
+        events: &[NewAuditEvent],
+    ) -> rusqlite::Result<()> {
         let (seq, hash) =
             tx.query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
@@ -664,6 +674,6 @@ mod sqlite_writer {
                 ])?;
             }
         }
-        tx.commit()
+        Ok(())
     }
 }

@@ -96,6 +96,10 @@ pub struct Store {
     /// The SQLite file, for long reads done with rusqlite on a blocking
     /// thread (sqlx hands every row across threads one by one).
     sqlite_file: Option<std::sync::Arc<std::path::PathBuf>>,
+    /// SQLite only: a connection for hot bulk writes (monitor readings) run
+    /// with rusqlite on a blocking thread, one transaction per batch with no
+    /// hand-off per statement. Opened at first use.
+    sqlite_bulk: Option<std::sync::Arc<std::sync::Mutex<Option<rusqlite::Connection>>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -168,9 +172,13 @@ impl Store {
         sqlite_file: Option<std::path::PathBuf>,
     ) -> Store {
         let file = sqlite_file.clone().map(std::sync::Arc::new);
+        let sqlite_bulk = file
+            .as_ref()
+            .map(|_| std::sync::Arc::new(std::sync::Mutex::new(None)));
         let audit = audit::AuditSink::start(write.clone(), sqlite_file);
         Store {
             sqlite_file: file,
+            sqlite_bulk,
             read,
             write,
             backend,
@@ -196,6 +204,43 @@ impl Store {
 
     pub(crate) fn write(&self) -> &Pool {
         &self.write
+    }
+
+    /// Whether [`Store::on_sqlite_bulk`] is available (SQLite).
+    pub(crate) fn has_sqlite_bulk(&self) -> bool {
+        self.sqlite_bulk.is_some() && self.sqlite_file.is_some()
+    }
+
+    /// Runs `f` on the SQLite bulk-write connection on a blocking thread.
+    /// `f` begins and commits its own transaction.
+    pub(crate) async fn on_sqlite_bulk<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let (Some(slot), Some(file)) = (self.sqlite_bulk.clone(), self.sqlite_file.clone()) else {
+            return Err(StoreError::Db(sqlx::Error::Protocol(
+                "the bulk writer needs SQLite".into(),
+            )));
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+            if guard.is_none() {
+                *guard = Some(audit::sqlite_writer::open(&file)?);
+            }
+            match guard.as_mut() {
+                Some(c) => f(c),
+                None => Err(rusqlite::Error::InvalidQuery),
+            }
+        })
+        .await;
+        match joined {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(StoreError::Db(sqlx::Error::Protocol(format!(
+                "sqlite: {e}"
+            )))),
+            Err(e) => Err(StoreError::Db(sqlx::Error::Protocol(e.to_string()))),
+        }
     }
 
     /// The writer pool, for tests and tools that must reach below the API

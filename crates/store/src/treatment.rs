@@ -163,6 +163,64 @@ static INSERT_CHUNK: std::sync::LazyLock<String> =
 static INSERT_ONE: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| insert_observations_sql(1));
 
+const INSERT_ALERT: &str =
+    "INSERT INTO alerts (id, encounter_id, observation_id, parameter, severity, \
+     message, raised_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Stores readings, their alerts and the audit records in one rusqlite
+/// transaction: a prepared single-row INSERT per reading (rusqlite binds by
+/// position, so no statement shaped to the batch is needed); a reading whose
+/// key is stored already returns no row and is skipped with its alerts.
+fn insert_observations_sqlite(
+    c: &mut rusqlite::Connection,
+    obs: &[NewObservation],
+    audit: &[NewAuditEvent],
+    now: i64,
+) -> rusqlite::Result<Vec<String>> {
+    use rusqlite::params;
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut stored = Vec::with_capacity(obs.len());
+    {
+        let mut insert = tx.prepare_cached(&INSERT_ONE)?;
+        let mut alert = tx.prepare_cached(INSERT_ALERT)?;
+        for o in obs {
+            let v = &o.v;
+            let fresh = insert
+                .query(params![
+                    o.id,
+                    o.encounter_id,
+                    o.source_key,
+                    o.taken_at,
+                    v.hr,
+                    v.sbp,
+                    v.dbp,
+                    v.spo2,
+                    v.rr,
+                    v.temp_c,
+                    v.moaas,
+                    v.cadss6,
+                    v.nausea,
+                    v.distress,
+                    o.recorded_by.map(|u| u.to_string()),
+                    o.device_token_id,
+                    now
+                ])?
+                .next()?
+                .is_some();
+            if !fresh {
+                continue;
+            }
+            for a in &o.alerts {
+                alert.execute(params![new_id(), o.encounter_id, o.id, a.0, a.1, a.2, now])?;
+            }
+            stored.push(o.source_key.clone());
+        }
+    }
+    crate::audit::sqlite_writer::append(&tx, audit)?;
+    tx.commit()?;
+    Ok(stored)
+}
+
 /// A reading to store; `source_key` makes a resend a no-op.
 pub struct NewObservation {
     pub id: String,
@@ -564,12 +622,23 @@ impl Store {
     /// raise and one audit record per encounter, in one transaction. A
     /// reading whose source key is already stored is skipped with its
     /// alerts. Returns the source keys stored.
+    /// The readings are handed back with the keys.
     pub async fn insert_observations(
         &self,
-        obs: &[NewObservation],
+        obs: Vec<NewObservation>,
         audit: Vec<NewAuditEvent>,
-    ) -> Result<Vec<String>> {
+    ) -> Result<(Vec<NewObservation>, Vec<String>)> {
         let now = now_micros();
+        // SQLite: one rusqlite transaction on a blocking thread. Through sqlx
+        // every statement is a hand-off to its worker thread and back.
+        if self.has_sqlite_bulk() {
+            return self
+                .on_sqlite_bulk(move |c| {
+                    let stored = insert_observations_sqlite(c, &obs, &audit, now)?;
+                    Ok((obs, stored))
+                })
+                .await;
+        }
         let (chunk_sql, single_sql) = (&*INSERT_CHUNK, &*INSERT_ONE);
         let stored: Vec<String> = on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
@@ -593,8 +662,7 @@ impl Store {
                     q.fetch_all(&mut *tx).await?.into_iter().map(|k| k.0).collect();
                 for o in chunk.iter().filter(|o| keys.contains(&o.source_key)) {
                     for a in &o.alerts {
-                        sqlx::query("INSERT INTO alerts (id, encounter_id, observation_id, parameter, severity, message, raised_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                        sqlx::query(INSERT_ALERT)
                             .bind(new_id()).bind(&o.encounter_id).bind(&o.id).bind(&a.0).bind(a.1).bind(&a.2).bind(now)
                             .execute(&mut *tx).await?;
                     }
@@ -605,7 +673,7 @@ impl Store {
             tx.commit().await?;
             stored
         });
-        Ok(stored)
+        Ok((obs, stored))
     }
 
     /// Writes one step of an encounter with its audit record. The encounter

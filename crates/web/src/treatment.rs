@@ -250,10 +250,9 @@ async fn run_ingest(store: store::Store, mut rx: tokio::sync::mpsc::Receiver<Ing
             obs.append(&mut j.obs);
             audit.append(&mut j.audit);
         }
-        let outcome = store.insert_observations(&obs, audit).await;
-        let mut rest = obs.into_iter();
-        match outcome {
-            Ok(keys) => {
+        match store.insert_observations(obs, audit).await {
+            Ok((obs, keys)) => {
+                let mut rest = obs.into_iter();
                 // A key sent twice in one group is new for the first sender only.
                 let mut fresh: std::collections::HashSet<String> = keys.into_iter().collect();
                 for (j, size) in jobs.into_iter().zip(sizes) {
@@ -1242,7 +1241,7 @@ pub async fn record_reading(
     state
         .store
         .insert_observations(
-            std::slice::from_ref(&obs),
+            vec![obs],
             vec![event(
                 c,
                 Action::ObservationRecord,
