@@ -342,13 +342,14 @@ const LEDGER_READ: &str = "SELECT l.seq, l.id, l.at, l.clinic_id, l.lot_id, l.ki
      l.balance_after_ul, l.draw_id, l.dose_order_id, l.patient_id, l.actor_user_id, l.witness_user_id, \
      l.witness2_user_id, l.counterparty, l.reason, l.reference_id FROM cs_ledger l";
 
-/// Reads ledger rows on SQLite with rusqlite: one connection for the read,
-/// every row decoded on this thread.
+/// Reads ledger rows on SQLite with rusqlite, with the names they need: one
+/// connection for the whole read, every row decoded on this thread (through
+/// sqlx each row, the patients' included, crosses threads one by one).
 fn read_ledger_sqlite(
     file: &std::path::Path,
     sql: &str,
     args: Vec<rusqlite::types::Value>,
-) -> rusqlite::Result<Vec<LedgerLean>> {
+) -> rusqlite::Result<Vec<LedgerRow>> {
     use rusqlite::OpenFlags;
     let c = rusqlite::Connection::open_with_flags(
         file,
@@ -379,7 +380,112 @@ fn read_ledger_sqlite(
             reference_id: r.get(17)?,
         })
     })?;
-    rows.collect()
+    let lean: Vec<LedgerLean> = rows.collect::<rusqlite::Result<_>>()?;
+    drop(st);
+    if lean.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut names = Names::default();
+    let mut st = c.prepare(LOT_NAMES)?;
+    for l in st.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })? {
+        let l: LotName = l?;
+        names.lots.insert(l.0.clone(), l);
+    }
+    let mut st = c.prepare(USER_NAMES)?;
+    for u in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+        let (id, name): (String, String) = u?;
+        names.users.insert(id, name);
+    }
+    for chunk in patient_ids(&lean).chunks(PATIENT_CHUNK) {
+        let mut st = c.prepare_cached(&patient_names_sql(chunk.len()))?;
+        let found = st.query_map(rusqlite::params_from_iter(chunk.iter()), |r| {
+            Ok((r.get(0)?, (r.get(1)?, r.get(2)?)))
+        })?;
+        for f in found {
+            let (id, n): (String, (String, String)) = f?;
+            names.patients.insert(id, n);
+        }
+    }
+    Ok(assemble(lean, &names))
+}
+
+/// A lot's names: id, lot number, product, NDC, strength in mg/mL.
+type LotName = (String, String, String, String, i64);
+
+const LOT_NAMES: &str =
+    "SELECT t.id, t.lot_number, p.name, p.ndc, p.strength_mg_per_ml FROM cs_lots t \
+     JOIN cs_products p ON p.id = t.product_id";
+const USER_NAMES: &str = "SELECT id, username FROM users";
+const PATIENT_CHUNK: usize = 500;
+
+fn patient_names_sql(n: usize) -> String {
+    format!(
+        "SELECT id, given_name || ' ' || family_name, COALESCE(address_line1, '') || ', ' || COALESCE(city, '') \
+         || ' ' || COALESCE(region, '') || ' ' || COALESCE(postal_code, '') FROM patients WHERE id IN ({})",
+        crate::placeholders(1, n)
+    )
+}
+
+/// The names a report shows beside the ledger's ids.
+#[derive(Default)]
+struct Names {
+    lots: HashMap<String, LotName>,
+    users: HashMap<String, String>,
+    /// Patient id to (name, address).
+    patients: HashMap<String, (String, String)>,
+}
+
+/// The distinct patients named in the rows.
+fn patient_ids(lean: &[LedgerLean]) -> Vec<&str> {
+    let mut ids: Vec<&str> = lean
+        .iter()
+        .filter_map(|r| r.patient_id.as_deref())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+fn assemble(lean: Vec<LedgerLean>, names: &Names) -> Vec<LedgerRow> {
+    let name = |id: &Option<String>| id.as_ref().and_then(|u| names.users.get(u).cloned());
+    lean.into_iter()
+        .map(|r| {
+            let lot = names.lots.get(&r.lot_id);
+            let patient = r.patient_id.as_ref().and_then(|p| names.patients.get(p));
+            LedgerRow {
+                lot_number: lot.map(|l| l.1.clone()).unwrap_or_default(),
+                product_name: lot.map(|l| l.2.clone()).unwrap_or_default(),
+                ndc: lot.map(|l| l.3.clone()).unwrap_or_default(),
+                strength_mg_per_ml: lot.map(|l| l.4).unwrap_or(1),
+                actor: names
+                    .users
+                    .get(&r.actor_user_id)
+                    .cloned()
+                    .unwrap_or_default(),
+                witness: name(&r.witness_user_id),
+                witness2: name(&r.witness2_user_id),
+                patient_name: patient.map(|p| p.0.clone()),
+                patient_address: patient.map(|p| p.1.clone()),
+                seq: r.seq,
+                id: r.id,
+                at: r.at,
+                clinic_id: r.clinic_id,
+                lot_id: r.lot_id,
+                kind: r.kind,
+                change_ul: r.change_ul,
+                quantity_ul: r.quantity_ul,
+                balance_after_ul: r.balance_after_ul,
+                draw_id: r.draw_id,
+                dose_order_id: r.dose_order_id,
+                patient_id: r.patient_id,
+                counterparty: r.counterparty,
+                reason: r.reason,
+                reference_id: r.reference_id,
+            }
+        })
+        .collect()
 }
 
 #[derive(sqlx::FromRow)]
@@ -878,7 +984,7 @@ impl Store {
         if f.limit.is_some() {
             sql.push_str(&format!(" LIMIT ${}", next()));
         }
-        let lean: Vec<LedgerLean> = if let Some(file) = &self.sqlite_file {
+        if let Some(file) = &self.sqlite_file {
             let file = file.clone();
             let mut args: Vec<rusqlite::types::Value> = Vec::new();
             args.extend(f.clinics.iter().map(|c| c.clone().into()));
@@ -888,12 +994,12 @@ impl Store {
             args.extend(f.patient_id.clone().map(Into::into));
             args.extend(f.kinds.iter().map(|k| k.to_string().into()));
             args.extend(f.limit.map(Into::into));
-            tokio::task::spawn_blocking(move || read_ledger_sqlite(&file, &sql, args))
+            return tokio::task::spawn_blocking(move || read_ledger_sqlite(&file, &sql, args))
                 .await
                 .map_err(|e| StoreError::Db(sqlx::Error::Protocol(e.to_string())))?
-                .map_err(|e| StoreError::Db(sqlx::Error::Protocol(format!("ledger read: {e}"))))?
-        } else {
-            on_pool!(self.read(), p => {
+                .map_err(|e| StoreError::Db(sqlx::Error::Protocol(format!("ledger read: {e}"))));
+        }
+        let lean: Vec<LedgerLean> = on_pool!(self.read(), p => {
             let mut q = sqlx::query_as(&sql);
             for c in &f.clinics {
                 q = q.bind(c);
@@ -905,34 +1011,23 @@ impl Store {
             for k in &f.kinds { q = q.bind(*k); }
             if let Some(v) = f.limit { q = q.bind(v); }
             q.fetch_all(p).await?
-            })
-        };
+        });
         if lean.is_empty() {
             return Ok(Vec::new());
         }
-        type LotName = (String, String, String, String, i64);
         let (lots, users): (Vec<LotName>, Vec<(String, String)>) = on_pool!(self.read(), p => {
             (
-                sqlx::query_as("SELECT t.id, t.lot_number, p.name, p.ndc, p.strength_mg_per_ml FROM cs_lots t \
-                     JOIN cs_products p ON p.id = t.product_id").fetch_all(p).await?,
-                sqlx::query_as("SELECT id, username FROM users").fetch_all(p).await?,
+                sqlx::query_as(LOT_NAMES).fetch_all(p).await?,
+                sqlx::query_as(USER_NAMES).fetch_all(p).await?,
             )
         });
-        let lots: HashMap<String, LotName> = lots.into_iter().map(|l| (l.0.clone(), l)).collect();
-        let users: HashMap<String, String> = users.into_iter().collect();
-        let mut ids: Vec<&str> = lean
-            .iter()
-            .filter_map(|r| r.patient_id.as_deref())
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut patients: HashMap<String, (String, String)> = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            let sql = format!(
-                "SELECT id, given_name || ' ' || family_name, COALESCE(address_line1, '') || ', ' || COALESCE(city, '') \
-                 || ' ' || COALESCE(region, '') || ' ' || COALESCE(postal_code, '') FROM patients WHERE id IN ({})",
-                crate::placeholders(1, chunk.len())
-            );
+        let mut names = Names {
+            lots: lots.into_iter().map(|l| (l.0.clone(), l)).collect(),
+            users: users.into_iter().collect(),
+            patients: HashMap::new(),
+        };
+        for chunk in patient_ids(&lean).chunks(PATIENT_CHUNK) {
+            let sql = patient_names_sql(chunk.len());
             let found: Vec<(String, String, String)> = on_pool!(self.read(), p => {
                 let mut q = sqlx::query_as(&sql);
                 for id in chunk {
@@ -940,42 +1035,11 @@ impl Store {
                 }
                 q.fetch_all(p).await?
             });
-            patients.extend(found.into_iter().map(|(id, n, a)| (id, (n, a))));
+            names
+                .patients
+                .extend(found.into_iter().map(|(id, n, a)| (id, (n, a))));
         }
-        let name = |id: &Option<String>| id.as_ref().and_then(|u| users.get(u).cloned());
-        Ok(lean
-            .into_iter()
-            .map(|r| {
-                let lot = lots.get(&r.lot_id);
-                let patient = r.patient_id.as_ref().and_then(|p| patients.get(p));
-                LedgerRow {
-                    lot_number: lot.map(|l| l.1.clone()).unwrap_or_default(),
-                    product_name: lot.map(|l| l.2.clone()).unwrap_or_default(),
-                    ndc: lot.map(|l| l.3.clone()).unwrap_or_default(),
-                    strength_mg_per_ml: lot.map(|l| l.4).unwrap_or(1),
-                    actor: users.get(&r.actor_user_id).cloned().unwrap_or_default(),
-                    witness: name(&r.witness_user_id),
-                    witness2: name(&r.witness2_user_id),
-                    patient_name: patient.map(|p| p.0.clone()),
-                    patient_address: patient.map(|p| p.1.clone()),
-                    seq: r.seq,
-                    id: r.id,
-                    at: r.at,
-                    clinic_id: r.clinic_id,
-                    lot_id: r.lot_id,
-                    kind: r.kind,
-                    change_ul: r.change_ul,
-                    quantity_ul: r.quantity_ul,
-                    balance_after_ul: r.balance_after_ul,
-                    draw_id: r.draw_id,
-                    dose_order_id: r.dose_order_id,
-                    patient_id: r.patient_id,
-                    counterparty: r.counterparty,
-                    reason: r.reason,
-                    reference_id: r.reference_id,
-                }
-            })
-            .collect())
+        Ok(assemble(lean, &names))
     }
 
     /// A location's ledger summed for a reconciliation: each lot's stock
