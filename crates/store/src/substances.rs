@@ -165,6 +165,55 @@ pub struct LedgerRow {
     pub patient_address: Option<String>,
 }
 
+/// A ledger row with its names, borrowed: what a long report writes from,
+/// so that on SQLite it can be written straight from the cursor.
+#[derive(Debug, Clone, Copy)]
+pub struct LedgerRowRef<'a> {
+    pub seq: i64,
+    pub at: i64,
+    pub kind: &'a str,
+    pub change_ul: i64,
+    pub quantity_ul: i64,
+    pub balance_after_ul: i64,
+    pub dose_order_id: Option<&'a str>,
+    pub counterparty: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub lot_number: &'a str,
+    pub product_name: &'a str,
+    pub ndc: &'a str,
+    pub strength_mg_per_ml: i64,
+    pub actor: &'a str,
+    pub witness: Option<&'a str>,
+    pub witness2: Option<&'a str>,
+    pub patient_name: Option<&'a str>,
+    pub patient_address: Option<&'a str>,
+}
+
+impl LedgerRow {
+    pub fn as_ref(&self) -> LedgerRowRef<'_> {
+        LedgerRowRef {
+            seq: self.seq,
+            at: self.at,
+            kind: &self.kind,
+            change_ul: self.change_ul,
+            quantity_ul: self.quantity_ul,
+            balance_after_ul: self.balance_after_ul,
+            dose_order_id: self.dose_order_id.as_deref(),
+            counterparty: self.counterparty.as_deref(),
+            reason: self.reason.as_deref(),
+            lot_number: &self.lot_number,
+            product_name: &self.product_name,
+            ndc: &self.ndc,
+            strength_mg_per_ml: self.strength_mg_per_ml,
+            actor: &self.actor,
+            witness: self.witness.as_deref(),
+            witness2: self.witness2.as_deref(),
+            patient_name: self.patient_name.as_deref(),
+            patient_address: self.patient_address.as_deref(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Draw {
     pub id: String,
@@ -409,6 +458,155 @@ fn read_ledger_sqlite(
         }
     }
     Ok(assemble(lean, &names))
+}
+
+/// The ledger query for a filter, with `$n` placeholders in the order
+/// [`ledger_args`] gives the values.
+fn ledger_sql(f: &LedgerFilter) -> String {
+    let mut sql = format!(
+        "{LEDGER_READ} WHERE l.clinic_id IN ({})",
+        crate::placeholders(1, f.clinics.len())
+    );
+    let mut n = f.clinics.len();
+    let mut next = || {
+        n += 1;
+        n
+    };
+    if f.from.is_some() {
+        sql.push_str(&format!(" AND l.at >= ${}", next()));
+    }
+    if f.to.is_some() {
+        sql.push_str(&format!(" AND l.at < ${}", next()));
+    }
+    if f.lot_id.is_some() {
+        sql.push_str(&format!(" AND l.lot_id = ${}", next()));
+    }
+    if f.patient_id.is_some() {
+        sql.push_str(&format!(" AND l.patient_id = ${}", next()));
+    }
+    if !f.kinds.is_empty() {
+        let first = next();
+        for _ in 1..f.kinds.len() {
+            next();
+        }
+        sql.push_str(&format!(
+            " AND l.kind IN ({})",
+            crate::placeholders(first, f.kinds.len())
+        ));
+    }
+    sql.push_str(if f.newest_first {
+        " ORDER BY l.at DESC, l.seq DESC"
+    } else {
+        " ORDER BY l.at, l.seq"
+    });
+    if f.limit.is_some() {
+        sql.push_str(&format!(" LIMIT ${}", next()));
+    }
+    sql
+}
+
+/// The filter's values for [`ledger_sql`], for rusqlite.
+fn ledger_args(f: &LedgerFilter) -> Vec<rusqlite::types::Value> {
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    args.extend(f.clinics.iter().map(|c| c.clone().into()));
+    args.extend(f.from.map(Into::into));
+    args.extend(f.to.map(Into::into));
+    args.extend(f.lot_id.clone().map(Into::into));
+    args.extend(f.patient_id.clone().map(Into::into));
+    args.extend(f.kinds.iter().map(|k| k.to_string().into()));
+    args.extend(f.limit.map(Into::into));
+    args
+}
+
+/// Visits ledger rows on SQLite straight from the cursor: nothing is
+/// copied but the names of patients met for the first time. Returns the
+/// state and the number of rows.
+fn visit_ledger_sqlite<S, V>(
+    file: &std::path::Path,
+    sql: &str,
+    args: Vec<rusqlite::types::Value>,
+    mut state: S,
+    mut visit: V,
+) -> rusqlite::Result<std::result::Result<(S, usize), String>>
+where
+    V: FnMut(&mut S, &LedgerRowRef<'_>) -> std::result::Result<(), String>,
+{
+    use rusqlite::OpenFlags;
+    let c = rusqlite::Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    c.pragma_update(None, "mmap_size", 1_073_741_824i64)?;
+    // One read transaction: the names and the rows are of the same moment.
+    c.execute_batch("BEGIN")?;
+    let mut lots: HashMap<String, LotName> = HashMap::new();
+    let mut st = c.prepare(LOT_NAMES)?;
+    for l in st.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })? {
+        let l: LotName = l?;
+        lots.insert(l.0.clone(), l);
+    }
+    let mut users: HashMap<String, String> = HashMap::new();
+    let mut st = c.prepare(USER_NAMES)?;
+    for u in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+        let (id, name): (String, String) = u?;
+        users.insert(id, name);
+    }
+    let mut patients: HashMap<String, (String, String)> = HashMap::new();
+    let mut patient = c.prepare(&patient_names_sql(1))?;
+    let mut st = c.prepare(sql)?;
+    let mut rows = st.query(rusqlite::params_from_iter(args))?;
+    let mut n = 0usize;
+    fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
+        match r.get_ref(i)? {
+            rusqlite::types::ValueRef::Null => Ok(None),
+            v => v.as_str().map(Some).map_err(Into::into),
+        }
+    }
+    fn name<'u>(users: &'u HashMap<String, String>, id: Option<&str>) -> Option<&'u str> {
+        id.and_then(|u| users.get(u)).map(String::as_str)
+    }
+    while let Some(r) = rows.next()? {
+        // Columns as LEDGER_READ names them.
+        let patient_id = text(r, 11)?;
+        if let Some(pid) = patient_id {
+            if !patients.contains_key(pid) {
+                let found = patient
+                    .query_row([pid], |p| Ok((p.get(1)?, p.get(2)?)))
+                    .ok();
+                patients.insert(pid.to_string(), found.unwrap_or_default());
+            }
+        }
+        let lot = lots.get(text(r, 4)?.unwrap_or_default());
+        let p = patient_id.and_then(|pid| patients.get(pid));
+        let row = LedgerRowRef {
+            seq: r.get(0)?,
+            at: r.get(2)?,
+            kind: text(r, 5)?.unwrap_or_default(),
+            change_ul: r.get(6)?,
+            quantity_ul: r.get(7)?,
+            balance_after_ul: r.get(8)?,
+            dose_order_id: text(r, 10)?,
+            counterparty: text(r, 15)?,
+            reason: text(r, 16)?,
+            lot_number: lot.map(|l| l.1.as_str()).unwrap_or_default(),
+            product_name: lot.map(|l| l.2.as_str()).unwrap_or_default(),
+            ndc: lot.map(|l| l.3.as_str()).unwrap_or_default(),
+            strength_mg_per_ml: lot.map(|l| l.4).unwrap_or(1),
+            actor: name(&users, text(r, 12)?).unwrap_or_default(),
+            witness: name(&users, text(r, 13)?),
+            witness2: name(&users, text(r, 14)?),
+            patient_name: p.map(|p| p.0.as_str()),
+            patient_address: p.map(|p| p.1.as_str()),
+        };
+        if let Err(e) = visit(&mut state, &row) {
+            return Ok(Err(e));
+        }
+        n += 1;
+    }
+    Ok(Ok((state, n)))
 }
 
 /// A lot's names: id, lot number, product, NDC, strength in mg/mL.
@@ -941,59 +1139,47 @@ impl Store {
         })
     }
 
+    /// Passes each ledger row of the filter to `visit` with `state`, oldest
+    /// first unless the filter says otherwise, and returns the state with the
+    /// number of rows: a long report is written without holding every row.
+    /// On SQLite the rows come straight from the cursor on a blocking thread.
+    /// A visitor's error stops the visit and is returned as an internal error.
+    pub async fn cs_ledger_visit<S, V>(
+        &self,
+        f: &LedgerFilter,
+        mut state: S,
+        mut visit: V,
+    ) -> Result<(S, usize)>
+    where
+        S: Send + 'static,
+        V: FnMut(&mut S, &LedgerRowRef<'_>) -> std::result::Result<(), String> + Send + 'static,
+    {
+        let failed =
+            |e: String| StoreError::Db(sqlx::Error::Protocol(format!("ledger report: {e}")));
+        if let (Some(file), false) = (&self.sqlite_file, f.clinics.is_empty()) {
+            let (file, sql, args) = (file.clone(), ledger_sql(f), ledger_args(f));
+            return tokio::task::spawn_blocking(move || {
+                visit_ledger_sqlite(&file, &sql, args, state, visit)
+            })
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(failed);
+        }
+        let rows = self.cs_ledger(f).await?;
+        for r in &rows {
+            visit(&mut state, &r.as_ref()).map_err(failed)?;
+        }
+        Ok((state, rows.len()))
+    }
+
     pub async fn cs_ledger(&self, f: &LedgerFilter) -> Result<Vec<LedgerRow>> {
         if f.clinics.is_empty() {
             return Ok(Vec::new());
         }
-        let mut sql = format!(
-            "{LEDGER_READ} WHERE l.clinic_id IN ({})",
-            crate::placeholders(1, f.clinics.len())
-        );
-        let mut n = f.clinics.len();
-        let mut next = || {
-            n += 1;
-            n
-        };
-        if f.from.is_some() {
-            sql.push_str(&format!(" AND l.at >= ${}", next()));
-        }
-        if f.to.is_some() {
-            sql.push_str(&format!(" AND l.at < ${}", next()));
-        }
-        if f.lot_id.is_some() {
-            sql.push_str(&format!(" AND l.lot_id = ${}", next()));
-        }
-        if f.patient_id.is_some() {
-            sql.push_str(&format!(" AND l.patient_id = ${}", next()));
-        }
-        if !f.kinds.is_empty() {
-            let first = next();
-            for _ in 1..f.kinds.len() {
-                next();
-            }
-            sql.push_str(&format!(
-                " AND l.kind IN ({})",
-                crate::placeholders(first, f.kinds.len())
-            ));
-        }
-        sql.push_str(if f.newest_first {
-            " ORDER BY l.at DESC, l.seq DESC"
-        } else {
-            " ORDER BY l.at, l.seq"
-        });
-        if f.limit.is_some() {
-            sql.push_str(&format!(" LIMIT ${}", next()));
-        }
+        let sql = ledger_sql(f);
         if let Some(file) = &self.sqlite_file {
-            let file = file.clone();
-            let mut args: Vec<rusqlite::types::Value> = Vec::new();
-            args.extend(f.clinics.iter().map(|c| c.clone().into()));
-            args.extend(f.from.map(Into::into));
-            args.extend(f.to.map(Into::into));
-            args.extend(f.lot_id.clone().map(Into::into));
-            args.extend(f.patient_id.clone().map(Into::into));
-            args.extend(f.kinds.iter().map(|k| k.to_string().into()));
-            args.extend(f.limit.map(Into::into));
+            let (file, args) = (file.clone(), ledger_args(f));
             return tokio::task::spawn_blocking(move || read_ledger_sqlite(&file, &sql, args))
                 .await
                 .map_err(|e| StoreError::Db(sqlx::Error::Protocol(e.to_string())))?

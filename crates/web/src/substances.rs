@@ -18,8 +18,8 @@ use serde::Deserialize;
 use serde_json::json;
 use store::audit::NewAuditEvent;
 use store::substances::{
-    Balance, Case, CaseResolution, Count, Draw, Inventory, LedgerFilter, LedgerRow, Lot, Movement,
-    NewCase, Product, Registration, Storage,
+    Balance, Case, CaseResolution, Count, Draw, Inventory, LedgerFilter, LedgerRow, LedgerRowRef,
+    Lot, Movement, NewCase, Product, Registration, Storage,
 };
 
 use crate::auth::Caller;
@@ -68,19 +68,28 @@ impl Location {
     }
     /// "2026-11-23 07:15 MST", as `domain::time::format_in_zone` writes it.
     pub fn when(&self, m: i64) -> String {
-        let ts = domain::time::to_timestamp(m);
-        let info = self.tz.to_offset_info(ts);
-        let d = info.offset().to_datetime(ts);
-        format!(
-            "{:04}-{:02}-{:02} {:02}:{:02} {}",
-            d.year(),
-            d.month(),
-            d.day(),
-            d.hour(),
-            d.minute(),
-            info.abbreviation()
-        )
+        let mut s = String::with_capacity(24);
+        write_when(&self.tz, &mut s, m);
+        s
     }
+}
+
+/// A time at a location as "2026-11-28 09:15 MST", appended to `out`.
+fn write_when(tz: &jiff::tz::TimeZone, out: &mut String, m: i64) {
+    use std::fmt::Write;
+    let ts = domain::time::to_timestamp(m);
+    let info = tz.to_offset_info(ts);
+    let d = info.offset().to_datetime(ts);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02} {:02}:{:02} {}",
+        d.year(),
+        d.month(),
+        d.day(),
+        d.hour(),
+        d.minute(),
+        info.abbreviation()
+    );
 }
 
 /// The locations where the caller holds `p`.
@@ -1077,6 +1086,60 @@ pub async fn ledger(
     q: &LedgerQuery,
     report: bool,
 ) -> Result<LedgerView, WebError> {
+    let (loc, f, from, to) = ledger_filter(state, c, q, report).await?;
+    let rows = state.store.cs_ledger(&f).await?;
+    state
+        .store
+        .audit(vec![ledger_event(
+            c,
+            &loc,
+            q,
+            report,
+            (from, to),
+            rows.len(),
+        )])
+        .await?;
+    Ok(LedgerView {
+        location: loc,
+        rows,
+        from,
+        to,
+    })
+}
+
+/// The dispensing log of a query as CSV, written row by row as the ledger
+/// is read (a busy location's two years are tens of thousands of rows) and
+/// audited as a report.
+pub async fn dispensing_log_csv(
+    state: &AppState,
+    c: &Caller,
+    q: &LedgerQuery,
+) -> Result<Vec<u8>, WebError> {
+    let (loc, f, from, to) = ledger_filter(state, c, q, true).await?;
+    let (name, tz) = (loc.name.clone(), loc.tz.clone());
+    let mut out = CsvLog::new(name, tz);
+    out.head()
+        .map_err(|e| WebError::Internal(format!("csv: {e}")))?;
+    let (out, n) = state
+        .store
+        .cs_ledger_visit(&f, out, |out, r| out.row(r).map_err(|e| e.to_string()))
+        .await?;
+    let body = out.finish()?;
+    state
+        .store
+        .audit(vec![ledger_event(c, &loc, q, true, (from, to), n)])
+        .await?;
+    Ok(body)
+}
+
+/// Checks a ledger query and turns it into the store's filter at the
+/// caller's location, with the days asked for.
+async fn ledger_filter(
+    state: &AppState,
+    c: &Caller,
+    q: &LedgerQuery,
+    report: bool,
+) -> Result<(Location, LedgerFilter, Option<Date>, Option<Date>), WebError> {
     let loc = report_location(state, c, &q.clinic_id).await?;
     let mut errs = Vec::new();
     let day = |s: &str, f: &'static str, errs: &mut Vec<FieldError>| -> Option<Date> {
@@ -1136,7 +1199,20 @@ pub async fn ledger(
         limit: q.limit.or(if report { None } else { Some(500) }),
         newest_first: !report,
     };
-    let rows = state.store.cs_ledger(&f).await?;
+    Ok((loc, f, from, to))
+}
+
+/// The audit record of a ledger read or report: the location, the patient
+/// when the query names one, the days and the number of rows.
+fn ledger_event(
+    c: &Caller,
+    loc: &Location,
+    q: &LedgerQuery,
+    report: bool,
+    (from, to): (Option<Date>, Option<Date>),
+    rows: usize,
+) -> NewAuditEvent {
+    let pid = q.patient_id.trim();
     let mut ev = if pid.is_empty() {
         event(
             c,
@@ -1161,25 +1237,15 @@ pub async fn ledger(
         )
     };
     ev.detail = Some(format!(
-        "ledger {}..{} rows {}",
+        "ledger {}..{} rows {rows}",
         from.map(|d| d.to_string()).unwrap_or_default(),
         to.map(|d| d.to_string()).unwrap_or_default(),
-        rows.len()
     ));
-    state.store.audit(vec![ev]).await?;
-    Ok(LedgerView {
-        location: loc,
-        rows,
-        from,
-        to,
-    })
+    ev
 }
 
-fn counterparty_text(s: &Option<String>) -> String {
-    let Some(v) = s
-        .as_deref()
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-    else {
+fn counterparty_text(s: Option<&str>) -> String {
+    let Some(v) = s.and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) else {
         return String::new();
     };
     let Some(o) = v.as_object() else {
@@ -1202,74 +1268,96 @@ pub fn kind_label(k: &str) -> &'static str {
     EntryKind::parse(k).map(|k| k.label()).unwrap_or("Entry")
 }
 
-/// The dispensing log as CSV: every movement with what the DEA asks of each.
-pub fn dispensing_csv(v: &LedgerView) -> Result<Vec<u8>, WebError> {
-    // About 240 bytes a movement: one allocation for a long log.
-    let mut w = csv::Writer::from_writer(Vec::with_capacity(v.rows.len() * 240 + 256));
-    let head = [
-        "seq",
-        "time",
-        "location",
-        "movement",
-        "product",
-        "ndc",
-        "lot",
-        "quantity_ml",
-        "quantity_mg",
-        "change_ml",
-        "balance_after_ml",
-        "patient",
-        "patient_address",
-        "by",
-        "witness",
-        "witness_2",
-        "counterparty",
-        "reason",
-        "dose_order_id",
-    ];
-    let err = |e: csv::Error| WebError::Internal(format!("csv: {e}"));
-    w.write_record(head).map_err(err)?;
-    for r in &v.rows {
-        let (seq, when, cp) = (
-            r.seq.to_string(),
-            v.location.when(r.at),
-            counterparty_text(&r.counterparty),
-        );
-        let (q, mg, ch, bal) = (
-            cs::fmt_milli(r.quantity_ul),
-            cs::fmt_milli(r.quantity_ul * r.strength_mg_per_ml),
-            cs::fmt_milli(r.change_ul),
-            cs::fmt_milli(r.balance_after_ul),
-        );
-        w.write_record([
-            seq.as_str(),
-            &when,
-            &v.location.name,
-            kind_label(&r.kind),
-            &r.product_name,
-            &r.ndc,
-            &r.lot_number,
-            &q,
-            &mg,
-            &ch,
-            &bal,
-            o(&r.patient_name),
-            o(&r.patient_address),
-            &r.actor,
-            o(&r.witness),
-            o(&r.witness2),
-            &cp,
-            o(&r.reason),
-            o(&r.dose_order_id),
-        ])
-        .map_err(err)?;
-    }
-    w.into_inner()
-        .map_err(|e| WebError::Internal(format!("csv: {e}")))
+/// Writes the dispensing log's CSV, every movement with what the DEA asks of
+/// each, one movement at a time, reusing one buffer per computed field (a
+/// two-year log has tens of thousands of rows).
+struct CsvLog {
+    w: csv::Writer<Vec<u8>>,
+    location: String,
+    tz: jiff::tz::TimeZone,
+    bufs: [String; 6],
 }
 
-fn o(s: &Option<String>) -> &str {
-    s.as_deref().unwrap_or("")
+impl CsvLog {
+    fn new(location: String, tz: jiff::tz::TimeZone) -> CsvLog {
+        CsvLog {
+            w: csv::Writer::from_writer(Vec::with_capacity(1 << 20)),
+            location,
+            tz,
+            bufs: Default::default(),
+        }
+    }
+
+    fn head(&mut self) -> Result<(), csv::Error> {
+        self.w.write_record([
+            "seq",
+            "time",
+            "location",
+            "movement",
+            "product",
+            "ndc",
+            "lot",
+            "quantity_ml",
+            "quantity_mg",
+            "change_ml",
+            "balance_after_ml",
+            "patient",
+            "patient_address",
+            "by",
+            "witness",
+            "witness_2",
+            "counterparty",
+            "reason",
+            "dose_order_id",
+        ])
+    }
+
+    fn row(&mut self, r: &LedgerRowRef<'_>) -> Result<(), csv::Error> {
+        use std::fmt::Write;
+        let [seq, when, q, mg, ch, bal] = &mut self.bufs;
+        for b in [
+            &mut *seq, &mut *when, &mut *q, &mut *mg, &mut *ch, &mut *bal,
+        ] {
+            b.clear();
+        }
+        let _ = write!(seq, "{}", r.seq);
+        write_when(&self.tz, when, r.at);
+        cs::write_milli(q, r.quantity_ul);
+        cs::write_milli(mg, r.quantity_ul * r.strength_mg_per_ml);
+        cs::write_milli(ch, r.change_ul);
+        cs::write_milli(bal, r.balance_after_ul);
+        let cp = counterparty_text(r.counterparty);
+        fn o(s: Option<&str>) -> &str {
+            s.unwrap_or("")
+        }
+        self.w.write_record([
+            seq.as_str(),
+            when,
+            &self.location,
+            kind_label(r.kind),
+            r.product_name,
+            r.ndc,
+            r.lot_number,
+            q,
+            mg,
+            ch,
+            bal,
+            o(r.patient_name),
+            o(r.patient_address),
+            r.actor,
+            o(r.witness),
+            o(r.witness2),
+            &cp,
+            o(r.reason),
+            o(r.dose_order_id),
+        ])
+    }
+
+    fn finish(self) -> Result<Vec<u8>, WebError> {
+        self.w
+            .into_inner()
+            .map_err(|e| WebError::Internal(format!("csv: {e}")))
+    }
 }
 
 /// The dispensing log as a printable PDF.
@@ -1308,7 +1396,7 @@ pub fn dispensing_pdf(v: &LedgerView) -> Result<Vec<u8>, WebError> {
                 r.patient_address.clone().unwrap_or_default()
             ));
         }
-        let cp = counterparty_text(&r.counterparty);
+        let cp = counterparty_text(r.counterparty.as_deref());
         if !cp.is_empty() {
             detail.push(cp);
         }

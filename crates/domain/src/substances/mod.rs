@@ -247,14 +247,27 @@ pub fn fmt_mg(ul: i64, strength: i64) -> String {
 
 /// Thousandths as a plain number: 2500 -> "2.5", 10000 -> "10", -125 -> "-0.125".
 pub fn fmt_milli(v: i64) -> String {
-    let sign = if v < 0 { "-" } else { "" };
+    let mut s = String::new();
+    write_milli(&mut s, v);
+    s
+}
+
+/// [`fmt_milli`] appended to `out`, for reports that reuse one buffer.
+pub fn write_milli(out: &mut String, v: i64) {
+    use std::fmt::Write;
+    if v < 0 {
+        out.push('-');
+    }
     let a = v.unsigned_abs();
-    let (i, f) = (a / 1000, a % 1000);
-    if f == 0 {
-        format!("{sign}{i}")
-    } else {
-        let f = format!("{f:03}");
-        format!("{sign}{i}.{}", f.trim_end_matches('0'))
+    let (i, mut f) = (a / 1000, a % 1000);
+    let _ = write!(out, "{i}");
+    if f != 0 {
+        let mut width = 3;
+        while f % 10 == 0 {
+            f /= 10;
+            width -= 1;
+        }
+        let _ = write!(out, ".{f:0width$}");
     }
 }
 

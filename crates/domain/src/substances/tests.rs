@@ -40,6 +40,22 @@ fn amounts_print_without_trailing_zeros() {
     assert_eq!(fmt_ml(-1000), "-1 mL");
     assert_eq!(fmt_mg(2500, 50), "125 mg");
     assert_eq!(fmt_mg(350, 100), "35 mg");
+    for (v, s) in [
+        (0, "0"),
+        (7, "0.007"),
+        (50, "0.05"),
+        (1050, "1.05"),
+        (1005, "1.005"),
+        (-250, "-0.25"),
+        (-3000, "-3"),
+        (123_456, "123.456"),
+        (i64::MIN, "-9223372036854775.808"),
+    ] {
+        assert_eq!(fmt_milli(v), s);
+        let mut buf = String::from("x");
+        write_milli(&mut buf, v);
+        assert_eq!(buf, format!("x{s}"), "appends");
+    }
 }
 
 #[test]

@@ -648,6 +648,22 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
         csv.contains("Ines Rowe") && csv.contains("nora.nurse"),
         "{csv}"
     );
+    // The CSV is written from the ledger as it is read (on SQLite straight
+    // from the cursor): one line per movement of the same days, in order.
+    let (_, same_days) = auditor
+        .get(&format!(
+            "/api/v1/cs/ledger?{}",
+            q.replace("format=csv", "limit=100000")
+        ))
+        .await;
+    let entries = same_days["entries"].as_array().unwrap();
+    assert_eq!(csv.lines().count() - 1, entries.len(), "{csv}");
+    let seqs: Vec<i64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     let (s, e) = auditor.get("/api/v1/cs/ledger?from=yesterday").await;
     assert_eq!((s, fields(&e)), (422, vec!["from".to_string()]), "{e}");
 

@@ -168,9 +168,8 @@ async fn ledger(
             )))
         }
     };
-    let v = uc::ledger(&state, &c, &q, csv).await.map_err(ApiError)?;
     if csv {
-        let body = uc::dispensing_csv(&v)?;
+        let body = uc::dispensing_log_csv(&state, &c, &q).await?;
         return Ok((
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -183,6 +182,7 @@ async fn ledger(
         )
             .into_response());
     }
+    let v = uc::ledger(&state, &c, &q, false).await.map_err(ApiError)?;
     Ok(Json(json!({
         "clinic_id": v.location.id.to_string(),
         "entries": v.rows.iter().map(entry_json).collect::<Vec<_>>(),

@@ -1020,8 +1020,8 @@ async fn case_submit(
 }
 
 async fn export(state: &AppState, c: &Caller, q: uc::LedgerQuery, pdf: bool) -> PageResult {
-    let v = uc::ledger(state, c, &q, true).await?;
     Ok(if pdf {
+        let v = uc::ledger(state, c, &q, true).await?;
         (
             [
                 (header::CONTENT_TYPE, "application/pdf"),
@@ -1042,7 +1042,7 @@ async fn export(state: &AppState, c: &Caller, q: uc::LedgerQuery, pdf: bool) -> 
                     "attachment; filename=\"dispensing-log.csv\"",
                 ),
             ],
-            uc::dispensing_csv(&v)?,
+            uc::dispensing_log_csv(state, c, &q).await?,
         )
             .into_response()
     })
