@@ -391,6 +391,36 @@ const LEDGER_READ: &str = "SELECT l.seq, l.id, l.at, l.clinic_id, l.lot_id, l.ki
      l.balance_after_ul, l.draw_id, l.dose_order_id, l.patient_id, l.actor_user_id, l.witness_user_id, \
      l.witness2_user_id, l.counterparty, l.reason, l.reference_id FROM cs_ledger l";
 
+/// A read-only rusqlite connection for a long report, the file mapped.
+fn open_report_reader(file: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let c = rusqlite::Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    c.pragma_update(None, "mmap_size", 1_073_741_824i64)?;
+    Ok(c)
+}
+
+/// Every lot's and every user's names (both small tables), patients left empty.
+fn staff_and_lot_names(c: &rusqlite::Connection) -> rusqlite::Result<Names> {
+    let mut names = Names::default();
+    let mut st = c.prepare(LOT_NAMES)?;
+    for l in st.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })? {
+        let l: LotName = l?;
+        names.lots.insert(l.0.clone(), l);
+    }
+    let mut st = c.prepare(USER_NAMES)?;
+    for u in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+        let (id, name): (String, String) = u?;
+        names.users.insert(id, name);
+    }
+    Ok(names)
+}
+
 /// Reads ledger rows on SQLite with rusqlite, with the names they need: one
 /// connection for the whole read, every row decoded on this thread (through
 /// sqlx each row, the patients' included, crosses threads one by one).
@@ -399,13 +429,7 @@ fn read_ledger_sqlite(
     sql: &str,
     args: Vec<rusqlite::types::Value>,
 ) -> rusqlite::Result<Vec<LedgerRow>> {
-    use rusqlite::OpenFlags;
-    let c = rusqlite::Connection::open_with_flags(
-        file,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    c.busy_timeout(std::time::Duration::from_secs(5))?;
-    c.pragma_update(None, "mmap_size", 1_073_741_824i64)?;
+    let c = open_report_reader(file)?;
     let mut st = c.prepare(sql)?;
     let rows = st.query_map(rusqlite::params_from_iter(args), |r| {
         Ok(LedgerLean {
@@ -434,19 +458,7 @@ fn read_ledger_sqlite(
     if lean.is_empty() {
         return Ok(Vec::new());
     }
-    let mut names = Names::default();
-    let mut st = c.prepare(LOT_NAMES)?;
-    for l in st.query_map([], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-    })? {
-        let l: LotName = l?;
-        names.lots.insert(l.0.clone(), l);
-    }
-    let mut st = c.prepare(USER_NAMES)?;
-    for u in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
-        let (id, name): (String, String) = u?;
-        names.users.insert(id, name);
-    }
+    let mut names = staff_and_lot_names(&c)?;
     for chunk in patient_ids(&lean).chunks(PATIENT_CHUNK) {
         let mut st = c.prepare_cached(&patient_names_sql(chunk.len()))?;
         let found = st.query_map(rusqlite::params_from_iter(chunk.iter()), |r| {
@@ -531,29 +543,10 @@ fn visit_ledger_sqlite<S, V>(
 where
     V: FnMut(&mut S, &LedgerRowRef<'_>) -> std::result::Result<(), String>,
 {
-    use rusqlite::OpenFlags;
-    let c = rusqlite::Connection::open_with_flags(
-        file,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    c.busy_timeout(std::time::Duration::from_secs(5))?;
-    c.pragma_update(None, "mmap_size", 1_073_741_824i64)?;
+    let c = open_report_reader(file)?;
     // One read transaction: the names and the rows are of the same moment.
     c.execute_batch("BEGIN")?;
-    let mut lots: HashMap<String, LotName> = HashMap::new();
-    let mut st = c.prepare(LOT_NAMES)?;
-    for l in st.query_map([], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-    })? {
-        let l: LotName = l?;
-        lots.insert(l.0.clone(), l);
-    }
-    let mut users: HashMap<String, String> = HashMap::new();
-    let mut st = c.prepare(USER_NAMES)?;
-    for u in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
-        let (id, name): (String, String) = u?;
-        users.insert(id, name);
-    }
+    let Names { lots, users, .. } = staff_and_lot_names(&c)?;
     let mut patients: HashMap<String, (String, String)> = HashMap::new();
     let mut patient = c.prepare(&patient_names_sql(1))?;
     let mut st = c.prepare(sql)?;
