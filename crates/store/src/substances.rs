@@ -566,10 +566,13 @@ where
         let patient_id = text(r, 11)?;
         if let Some(pid) = patient_id {
             if !patients.contains_key(pid) {
-                let found = patient
-                    .query_row([pid], |p| Ok((p.get(1)?, p.get(2)?)))
-                    .ok();
-                patients.insert(pid.to_string(), found.unwrap_or_default());
+                // A patient row cannot be missing (the ledger's key refers
+                // to it); any other failure ends the report, not a blank name.
+                let found = match patient.query_row([pid], |p| Ok((p.get(1)?, p.get(2)?))) {
+                    Err(rusqlite::Error::QueryReturnedNoRows) => Default::default(),
+                    other => other?,
+                };
+                patients.insert(pid.to_string(), found);
             }
         }
         let lot = lots.get(text(r, 4)?.unwrap_or_default());
