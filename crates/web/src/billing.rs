@@ -838,6 +838,23 @@ pub async fn sell_package(
     sell_package_at(state, c, patient, product, now_micros()).await
 }
 
+/// The patient, at a clinic where the caller holds `perm`; any other id,
+/// malformed or out of reach, is "not found".
+async fn patient_in_reach(
+    state: &AppState,
+    c: &Caller,
+    patient: &str,
+    perm: Permission,
+) -> Result<store::patients::PatientRecord, WebError> {
+    let pid: PatientId = patient.trim().parse().map_err(|_| WebError::NotFound)?;
+    let clinics = c.require_any(perm)?;
+    state
+        .store
+        .patient(pid, &clinics)
+        .await?
+        .ok_or(WebError::NotFound)
+}
+
 /// The patient, at a clinic where the caller charges, and an active product
 /// of that clinic; `Ok` also names the clinic as a [`Place`].
 async fn patient_product(
@@ -847,13 +864,7 @@ async fn patient_product(
     product: &str,
     missing: &str,
 ) -> Result<(store::patients::PatientRecord, PackageProduct, Place), WebError> {
-    let pid: PatientId = patient.parse().map_err(|_| WebError::NotFound)?;
-    let clinics = c.require_any(Permission::BillCharge)?;
-    let rec = state
-        .store
-        .patient(pid, &clinics)
-        .await?
-        .ok_or(WebError::NotFound)?;
+    let rec = patient_in_reach(state, c, patient, Permission::BillCharge).await?;
     let k = state
         .store
         .package_products(&rec.clinic_id.to_string())
@@ -1616,13 +1627,7 @@ pub async fn account(
     c: &Caller,
     patient: &str,
 ) -> Result<PatientAccount, WebError> {
-    let pid: PatientId = patient.trim().parse().map_err(|_| WebError::NotFound)?;
-    let clinics = c.require_any(Permission::BillRead)?;
-    let rec = state
-        .store
-        .patient(pid, &clinics)
-        .await?
-        .ok_or(WebError::NotFound)?;
+    let rec = patient_in_reach(state, c, patient, Permission::BillRead).await?;
     let p = place(state, c, Permission::BillRead, &rec.clinic_id.to_string()).await?;
     let invoices = invoices_of(state, patient.trim()).await?;
     let currency = state
@@ -1699,13 +1704,7 @@ pub async fn make_estimate(
     patient: &str,
     i: EstimateInput,
 ) -> Result<StoredEstimate, WebError> {
-    let pid: PatientId = patient.trim().parse().map_err(|_| WebError::NotFound)?;
-    let clinics = c.require_any(Permission::BillCharge)?;
-    let rec = state
-        .store
-        .patient(pid, &clinics)
-        .await?
-        .ok_or(WebError::NotFound)?;
+    let rec = patient_in_reach(state, c, patient, Permission::BillCharge).await?;
     let clinic = rec.clinic_id.to_string();
     let p = place(state, c, Permission::BillCharge, &clinic).await?;
     let lists = price_lists_of(state, &clinic).await?;
