@@ -620,6 +620,7 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
         "clinic_id={g}&from={}&to={today}&format=csv",
         today.checked_sub(jiff::Span::new().days(1)).unwrap()
     );
+    let reports = app.store.count_audit("cs.report").await.unwrap();
     let resp = reqwest::Client::new()
         .get(app.url(&format!("/api/v1/cs/ledger?{q}")))
         .bearer_auth(&auditor.token)
@@ -628,6 +629,11 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let csv = resp.text().await.unwrap();
+    // The CSV written as the ledger is read is still audited as a report.
+    assert_eq!(
+        app.store.count_audit("cs.report").await.unwrap(),
+        reports + 1
+    );
     let (_, json_log) = auditor
         .get(&format!("/api/v1/cs/ledger?clinic_id={g}&limit=100000"))
         .await;
