@@ -478,7 +478,11 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     .to_str()
                     .context("the backup path must be valid UTF-8")?;
                 store.backup_to(path).await?;
-                println!("backed up to {}", file.display());
+                println!(
+                    "backed up to {} and its audit trail to {}",
+                    file.display(),
+                    store::audit::trail_file(&file).display()
+                );
                 0
             }
         }

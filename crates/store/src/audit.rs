@@ -2,9 +2,18 @@
 //!
 //! Reads are audited through [`AuditSink`], a single writer task that commits
 //! whatever events have queued up in one transaction (group commit) and only
-//! then lets each waiting request answer. Writes to patient data append their
-//! audit rows inside their own transaction with [`append_in_tx!`], so data
+//! then lets each waiting request answer. Writes to patient data record their
+//! audit events inside their own transaction with [`append_in_tx!`], so data
 //! and its audit record commit or fail together.
+//!
+//! On SQLite the chain lives in a file of its own ([`trail_file`]), written
+//! only by the writer thread: a commit there leaves the data file, and so
+//! every reader's page cache and memory map of it, untouched. A write
+//! transaction on the data file cannot also commit to the trail file
+//! atomically (SQLite's multi-file commit is not atomic in WAL mode), so it
+//! puts its events in the data file's `audit_outbox`; the writer moves them
+//! into the chain within a quarter of a second, and at once whenever the
+//! trail is read ([`Store::audit_events`], [`Store::audit_verify`]).
 
 use domain::audit::{chain_hash, verify_chain, Action, AuditRecord, ChainBreak, GENESIS};
 use tokio::sync::{mpsc, oneshot};
@@ -58,41 +67,60 @@ const NCOLS: usize = 18;
 /// Rows per INSERT statement; bounds the number of distinct prepared statements.
 const CHUNK: usize = 32;
 
+/// The file that holds the audit trail of the SQLite database at `data`:
+/// `clinic.db` keeps its trail in `clinic-audit.db`.
+pub fn trail_file(data: &std::path::Path) -> std::path::PathBuf {
+    let stem = data
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match data.extension() {
+        Some(ext) => format!("{stem}-audit.{}", ext.to_string_lossy()),
+        None => format!("{stem}-audit"),
+    };
+    data.with_file_name(name)
+}
+
 /// Gives each event its place in the chain after (`seq`, `hash`).
-pub(crate) fn chain_records(
-    mut seq: i64,
-    mut hash: String,
-    events: &[NewAuditEvent],
-) -> Vec<AuditRecord> {
-    events
-        .iter()
-        .map(|e| {
-            seq += 1;
-            let mut r = AuditRecord {
-                seq,
-                id: domain::ids::EventId::new().to_string(),
-                at: e.at,
-                org_id: e.org_id.clone(),
-                actor_user_id: e.actor_user_id.clone(),
-                actor_label: e.actor_label.clone(),
-                actor_role: e.actor_role.clone(),
-                clinic_id: e.clinic_id.clone(),
-                patient_id: e.patient_id.clone(),
-                action: e.action.as_str().to_string(),
-                object_type: e.object_type.clone(),
-                object_id: e.object_id.clone(),
-                outcome: e.outcome.to_string(),
-                source_ip: e.source_ip.clone(),
-                request_id: e.request_id.clone(),
-                detail: e.detail.clone(),
-                prev_hash: hash.clone(),
-                hash: String::new(),
-            };
-            r.hash = chain_hash(&hash, &r);
-            hash = r.hash.clone();
-            r
-        })
-        .collect()
+pub(crate) fn chain_records(seq: i64, hash: String, events: &[NewAuditEvent]) -> Vec<AuditRecord> {
+    let mut records: Vec<AuditRecord> = events.iter().map(unlinked).collect();
+    link(seq, hash, &mut records);
+    records
+}
+
+/// Places records, in order, in the chain after (`seq`, `hash`).
+fn link(mut seq: i64, mut hash: String, records: &mut [AuditRecord]) {
+    for r in records {
+        seq += 1;
+        r.seq = seq;
+        r.prev_hash = hash;
+        r.hash = chain_hash(&r.prev_hash, r);
+        hash = r.hash.clone();
+    }
+}
+
+/// An event as a record without its place in the chain.
+fn unlinked(e: &NewAuditEvent) -> AuditRecord {
+    AuditRecord {
+        seq: 0,
+        id: domain::ids::EventId::new().to_string(),
+        at: e.at,
+        org_id: e.org_id.clone(),
+        actor_user_id: e.actor_user_id.clone(),
+        actor_label: e.actor_label.clone(),
+        actor_role: e.actor_role.clone(),
+        clinic_id: e.clinic_id.clone(),
+        patient_id: e.patient_id.clone(),
+        action: e.action.as_str().to_string(),
+        object_type: e.object_type.clone(),
+        object_id: e.object_id.clone(),
+        outcome: e.outcome.to_string(),
+        source_ip: e.source_ip.clone(),
+        request_id: e.request_id.clone(),
+        detail: e.detail.clone(),
+        prev_hash: String::new(),
+        hash: String::new(),
+    }
 }
 
 pub(crate) fn insert_sql(rows: usize) -> String {
@@ -137,15 +165,75 @@ macro_rules! insert_records {
     };
 }
 
-/// Appends events to the chain inside an open transaction `$tx` (a
-/// `sqlx::Transaction` of either backend). Locks the chain head first, so
+/// Which backend a connection talks to, for the SQL that differs.
+pub trait Dialect {
+    const SQLITE: bool;
+}
+
+impl Dialect for sqlx::SqliteConnection {
+    const SQLITE: bool = true;
+}
+
+impl Dialect for sqlx::PgConnection {
+    const SQLITE: bool = false;
+}
+
+#[doc(hidden)]
+pub fn is_sqlite<C: Dialect>(_: &C) -> bool {
+    C::SQLITE
+}
+
+const OUTBOX_COLUMNS: &str = "at, org_id, actor_user_id, actor_label, actor_role, clinic_id, \
+     patient_id, action, object_type, object_id, outcome, source_ip, request_id, detail";
+const OUTBOX_NCOLS: usize = 14;
+
+#[doc(hidden)]
+pub fn outbox_insert_sql(rows: usize) -> String {
+    let values = (0..rows)
+        .map(|r| format!("({})", placeholders(r * OUTBOX_NCOLS + 1, OUTBOX_NCOLS)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("INSERT INTO audit_outbox ({OUTBOX_COLUMNS}) VALUES {values}")
+}
+
+/// Records events inside an open transaction `$tx` (a `sqlx::Transaction` of
+/// either backend), so they commit or roll back with it.
+///
+/// PostgreSQL: appends them to the chain, locking the chain head first, so
 /// concurrent appenders (other instances, the CLI) queue rather than fork it.
+/// SQLite: puts them in the data file's outbox, from which the audit writer
+/// moves them into the chain in the trail file.
 #[macro_export]
 macro_rules! append_in_tx {
     ($tx:expr, $events:expr) => {{
         let events: &[$crate::audit::NewAuditEvent] = $events;
         let result: $crate::Result<()> = async {
             if events.is_empty() {
+                return Ok(());
+            }
+            if $crate::audit::is_sqlite(&*$tx) {
+                for chunk in events.chunks($crate::audit::chunk_size()) {
+                    let sql = $crate::audit::outbox_insert_sql(chunk.len());
+                    let mut q = sqlx::query(&sql);
+                    for e in chunk {
+                        q = q
+                            .bind(e.at)
+                            .bind(&e.org_id)
+                            .bind(&e.actor_user_id)
+                            .bind(&e.actor_label)
+                            .bind(&e.actor_role)
+                            .bind(&e.clinic_id)
+                            .bind(&e.patient_id)
+                            .bind(e.action.as_str())
+                            .bind(&e.object_type)
+                            .bind(&e.object_id)
+                            .bind(e.outcome)
+                            .bind(&e.source_ip)
+                            .bind(&e.request_id)
+                            .bind(&e.detail);
+                    }
+                    q.execute(&mut *$tx).await?;
+                }
                 return Ok(());
             }
             sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
@@ -180,8 +268,15 @@ type Reply = oneshot::Sender<std::result::Result<(), String>>;
 
 enum Msg {
     Append(Vec<NewAuditEvent>, Reply),
+    /// Answers once everything sent before it is in the chain, including the
+    /// outbox (SQLite) as committed at that moment.
     Flush(oneshot::Sender<()>),
+    /// Time to move the outbox into the chain (SQLite).
+    Tick,
 }
+
+/// How often the SQLite writer looks for outbox events to move.
+const OUTBOX_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Handle to the single chain-writer task.
 #[derive(Clone)]
@@ -202,20 +297,36 @@ const MAX_BATCH: usize = 1024;
 
 impl AuditSink {
     /// Starts the writer: on SQLite a dedicated thread with its own
-    /// connection to `sqlite_file`, elsewhere a task on the runtime.
+    /// connections to the data file `sqlite_file` and its trail file,
+    /// elsewhere a task on the runtime.
     pub(crate) fn start(pool: Pool, sqlite_file: Option<std::path::PathBuf>) -> AuditSink {
         let (tx, rx) = mpsc::channel(4096);
         let stats = std::sync::Arc::new(WriterStats::default());
         match sqlite_file {
             Some(path) => {
                 let st = stats.clone();
+                let cleaner = sqlite_writer::OutboxCleaner::new(pool);
                 let spawned = std::thread::Builder::new()
                     .name("audit-writer".into())
-                    .spawn(move || sqlite_writer::run(path, rx, st));
+                    .spawn(move || sqlite_writer::run(path, rx, st, cleaner));
                 if let Err(e) = spawned {
                     // Without a writer every audited request fails (503): nothing is
                     // shown unaudited.
                     tracing::error!(cause = %e, "cannot start the audit writer thread");
+                }
+                // The ticker holds only a weak handle, so dropping the last
+                // sink still ends the writer, and the ticker after it.
+                let weak = tx.downgrade();
+                let ticker = std::thread::Builder::new()
+                    .name("audit-outbox".into())
+                    .spawn(move || loop {
+                        std::thread::sleep(OUTBOX_EVERY);
+                        let Some(tx) = weak.upgrade() else { break };
+                        // A full queue means the writer is busy; the next tick comes soon.
+                        let _ = tx.try_send(Msg::Tick);
+                    });
+                if let Err(e) = ticker {
+                    tracing::error!(cause = %e, "cannot start the audit outbox ticker");
                 }
             }
             None => {
@@ -260,6 +371,8 @@ struct Batch {
     events: Vec<NewAuditEvent>,
     replies: Vec<Reply>,
     flushes: Vec<oneshot::Sender<()>>,
+    /// A tick or a flush asked for the outbox to be moved.
+    outbox: bool,
 }
 
 impl Batch {
@@ -269,7 +382,11 @@ impl Batch {
                 self.events.append(&mut e);
                 self.replies.push(r);
             }
-            Msg::Flush(r) => self.flushes.push(r),
+            Msg::Flush(r) => {
+                self.flushes.push(r);
+                self.outbox = true;
+            }
+            Msg::Tick => self.outbox = true,
         }
     }
 
@@ -477,6 +594,12 @@ impl Store {
         self.audit.record(events).await
     }
 
+    /// Waits until every event recorded so far, including those of committed
+    /// write transactions, is in the chain.
+    pub async fn audit_flush(&self) {
+        self.audit.flush().await
+    }
+
     pub async fn audit_events(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>> {
         let mut sql = format!("SELECT {COLUMNS} FROM audit_events WHERE 1 = 1");
         let mut n = 0;
@@ -517,7 +640,9 @@ impl Store {
             sql += &format!(" AND {scope}");
         }
         sql += &format!(" ORDER BY seq DESC LIMIT {}", next());
-        let rows: Vec<Row> = on_pool!(self.read(), p => {
+        // Events of writes committed so far are in the chain before it is read.
+        self.audit.flush().await;
+        let rows: Vec<Row> = on_pool!(self.trail(), p => {
             let mut q = sqlx::query_as::<_, Row>(&sql);
             if let Some(v) = &f.org_id { q = q.bind(v); }
             if let Some(v) = &f.patient_id { q = q.bind(v); }
@@ -542,7 +667,7 @@ impl Store {
             let sql = format!(
                 "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT 5000"
             );
-            let rows: Vec<Row> = on_pool!(self.read(), p => {
+            let rows: Vec<Row> = on_pool!(self.trail(), p => {
                 sqlx::query_as::<_, Row>(&sql).bind(tip.0).fetch_all(p).await?
             });
             if rows.is_empty() {
@@ -555,7 +680,7 @@ impl Store {
                 Err(b) => return Ok(VerifyOutcome::Broken(b)),
             }
         }
-        let (head_seq, head_hash): (i64, String) = on_pool!(self.read(), p => {
+        let (head_seq, head_hash): (i64, String) = on_pool!(self.trail(), p => {
             sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(p).await?
         });
         if head_seq != tip.0 || head_hash != tip.1 {
@@ -568,9 +693,11 @@ impl Store {
     }
 }
 
-/// The SQLite writer: one OS thread owning one connection. A batch is a single
-/// `BEGIN IMMEDIATE` transaction run without leaving the thread, so its cost is
-/// SQLite's work and one fsync, not a hand-off per statement.
+/// The SQLite writer: one OS thread owning a connection to the trail file
+/// and one to the data file (for the outbox). A batch is a single
+/// `BEGIN IMMEDIATE` transaction on the trail file run without leaving the
+/// thread, so its cost is SQLite's work and one fsync, not a hand-off per
+/// statement.
 pub(crate) mod sqlite_writer {
     use super::*;
     use rusqlite::{params, Connection, TransactionBehavior};
@@ -581,6 +708,14 @@ pub(crate) mod sqlite_writer {
          request_id, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
          ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 
+    const INSERT_OUTBOX: &str = "INSERT INTO audit_outbox (at, org_id, actor_user_id, \
+         actor_label, actor_role, clinic_id, patient_id, action, object_type, object_id, outcome, \
+         source_ip, request_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+         ?12, ?13, ?14)";
+
+    /// Outbox events moved per trail transaction.
+    const MOVE_CHUNK: i64 = 512;
+
     pub(crate) fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
         let c = Connection::open(path)?;
         c.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -590,14 +725,57 @@ pub(crate) mod sqlite_writer {
         Ok(c)
     }
 
+    /// Deletes moved events from the outbox through the store's one writer
+    /// connection to the data file. The writer thread itself only reads the
+    /// data file: a second writer there would make a write transaction that
+    /// read first fail with "database is locked" when it tries to write
+    /// after the other's commit (SQLite cannot upgrade a stale snapshot, and
+    /// waiting does not help).
+    pub(super) struct OutboxCleaner {
+        runtime: Option<tokio::runtime::Handle>,
+        pool: Pool,
+    }
+
+    impl OutboxCleaner {
+        pub(super) fn new(pool: Pool) -> Self {
+            OutboxCleaner {
+                runtime: tokio::runtime::Handle::try_current().ok(),
+                pool,
+            }
+        }
+
+        /// Deletes the outbox rows up to `oid` without waiting for it; rows
+        /// a failed delete leaves are deleted next time.
+        fn delete_up_to(&self, oid: i64) {
+            let (Some(rt), Pool::Sqlite(p)) = (&self.runtime, &self.pool) else {
+                return;
+            };
+            let p = p.clone();
+            rt.spawn(async move {
+                let done = sqlx::query("DELETE FROM audit_outbox WHERE oid <= $1")
+                    .bind(oid)
+                    .execute(&p)
+                    .await;
+                // A closed store leaves them for its next start.
+                if let Err(e) =
+                    done.map_err(|e| (!matches!(e, sqlx::Error::PoolClosed)).then_some(e))
+                {
+                    let Some(e) = e else { return };
+                    tracing::warn!(cause = %e, "clearing the audit outbox failed; retried later");
+                }
+            });
+        }
+    }
+
     pub(super) fn run(
-        path: std::path::PathBuf,
+        data: std::path::PathBuf,
         mut rx: mpsc::Receiver<Msg>,
         stats: std::sync::Arc<WriterStats>,
+        cleaner: OutboxCleaner,
     ) {
-        let mut conn = match open(&path) {
-            Ok(c) => Some(c),
-            Err(e) => {
+        let mut conns = match (open(&trail_file(&data)), open(&data)) {
+            (Ok(t), Ok(d)) => Some((t, d)),
+            (Err(e), _) | (_, Err(e)) => {
                 tracing::error!(cause = %e, "the audit writer cannot open the database");
                 None
             }
@@ -612,36 +790,46 @@ pub(crate) mod sqlite_writer {
                 batch.drain(&mut rx);
             }
             last_batch = batch.events.len();
-            let outcome = match (&mut conn, batch.events.is_empty()) {
+            if let (Some((trail, data)), true) = (&mut conns, batch.outbox) {
+                if let Err(e) = move_outbox(trail, data, &cleaner) {
+                    // Before the data file is migrated there is no outbox yet.
+                    if e.to_string().contains("no such table") {
+                        tracing::debug!(cause = %e, "no audit outbox yet");
+                    } else {
+                        tracing::error!(cause = %e, "moving the audit outbox failed");
+                    }
+                }
+            }
+            let outcome = match (&mut conns, batch.events.is_empty()) {
                 (_, true) => Ok(()),
                 (None, false) => Err("the audit writer has no database connection".to_string()),
-                (Some(c), false) => {
+                (Some((trail, _)), false) => {
                     batch.count(&stats);
-                    commit(c, &batch.events).map_err(|e| e.to_string())
+                    commit(trail, &batch.events).map_err(|e| e.to_string())
                 }
             };
             batch.answer(outcome);
         }
     }
 
-    fn commit(conn: &mut Connection, events: &[NewAuditEvent]) -> rusqlite::Result<()> {
+    fn commit(trail: &mut Connection, events: &[NewAuditEvent]) -> rusqlite::Result<()> {
         // IMMEDIATE takes the write lock first, so the head read below stays true.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        append(&tx, events)?;
+        let tx = trail.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (seq, hash) = head(&tx)?;
+        let records = chain_records(seq, hash, events);
+        insert_chained(&tx, &records)?;
         tx.commit()
     }
 
-    /// Appends events to the chain inside a rusqlite transaction that holds
-    /// the write lock (begun IMMEDIATE), so they commit with its other writes.
-    pub(crate) fn append(
-        tx: &rusqlite::Transaction,
-        events: &[NewAuditEvent],
-    ) -> rusqlite::Result<()> {
-        let (seq, hash) =
-            tx.query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-            })?;
-        let records = chain_records(seq, hash, events);
+    /// The chain's tip in the trail file.
+    fn head(tx: &rusqlite::Transaction) -> rusqlite::Result<(i64, String)> {
+        tx.query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+    }
+
+    /// Inserts linked records and moves the head to the last of them.
+    fn insert_chained(tx: &rusqlite::Transaction, records: &[AuditRecord]) -> rusqlite::Result<()> {
         let Some(last) = records.last() else {
             return Ok(());
         };
@@ -649,31 +837,224 @@ pub(crate) mod sqlite_writer {
             "UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1",
             params![last.seq, last.hash],
         )?;
-        {
-            let mut stmt = tx.prepare_cached(INSERT)?;
-            for r in &records {
-                stmt.execute(params![
-                    r.seq,
-                    r.id,
-                    r.at,
-                    r.org_id,
-                    r.actor_user_id,
-                    r.actor_label,
-                    r.actor_role,
-                    r.clinic_id,
-                    r.patient_id,
-                    r.action,
-                    r.object_type,
-                    r.object_id,
-                    r.outcome,
-                    r.source_ip,
-                    r.request_id,
-                    r.detail,
-                    r.prev_hash,
-                    r.hash
-                ])?;
-            }
+        let mut stmt = tx.prepare_cached(INSERT)?;
+        for r in records {
+            stmt.execute(params![
+                r.seq,
+                r.id,
+                r.at,
+                r.org_id,
+                r.actor_user_id,
+                r.actor_label,
+                r.actor_role,
+                r.clinic_id,
+                r.patient_id,
+                r.action,
+                r.object_type,
+                r.object_id,
+                r.outcome,
+                r.source_ip,
+                r.request_id,
+                r.detail,
+                r.prev_hash,
+                r.hash
+            ])?;
         }
         Ok(())
+    }
+
+    /// Moves every committed outbox event of the data file into the chain,
+    /// oldest first. Each chunk commits in the trail file together with how
+    /// far the outbox has been moved, so the events are appended exactly
+    /// once; only then are they deleted from the outbox (a failed delete is
+    /// retried later and never appends twice).
+    fn move_outbox(
+        trail: &mut Connection,
+        data: &Connection,
+        cleaner: &OutboxCleaner,
+    ) -> rusqlite::Result<()> {
+        loop {
+            let tx = trail.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let moved: i64 =
+                tx.query_row("SELECT oid FROM audit_outbox_moved WHERE id = 1", [], |r| {
+                    r.get(0)
+                })?;
+            let mut records = Vec::new();
+            let mut last_oid = moved;
+            {
+                let mut stmt = data.prepare_cached(
+                    "SELECT oid, at, org_id, actor_user_id, actor_label, actor_role, clinic_id, \
+                     patient_id, action, object_type, object_id, outcome, source_ip, request_id, \
+                     detail FROM audit_outbox WHERE oid > ?1 ORDER BY oid LIMIT ?2",
+                )?;
+                let mut rows = stmt.query(params![moved, MOVE_CHUNK])?;
+                while let Some(r) = rows.next()? {
+                    last_oid = r.get(0)?;
+                    records.push(AuditRecord {
+                        seq: 0,
+                        id: domain::ids::EventId::new().to_string(),
+                        at: r.get(1)?,
+                        org_id: r.get(2)?,
+                        actor_user_id: r.get(3)?,
+                        actor_label: r.get(4)?,
+                        actor_role: r.get(5)?,
+                        clinic_id: r.get(6)?,
+                        patient_id: r.get(7)?,
+                        action: r.get(8)?,
+                        object_type: r.get(9)?,
+                        object_id: r.get(10)?,
+                        outcome: r.get(11)?,
+                        source_ip: r.get(12)?,
+                        request_id: r.get(13)?,
+                        detail: r.get(14)?,
+                        prev_hash: String::new(),
+                        hash: String::new(),
+                    });
+                }
+            }
+            if records.is_empty() {
+                drop(tx);
+                // Rows an earlier failed delete left behind.
+                let oldest: Option<i64> =
+                    data.query_row("SELECT MIN(oid) FROM audit_outbox", [], |r| r.get(0))?;
+                if oldest.is_some_and(|o| o <= moved) {
+                    cleaner.delete_up_to(moved);
+                }
+                return Ok(());
+            }
+            let n = records.len() as i64;
+            let (seq, hash) = head(&tx)?;
+            link(seq, hash, &mut records);
+            insert_chained(&tx, &records)?;
+            tx.execute(
+                "UPDATE audit_outbox_moved SET oid = ?1 WHERE id = 1",
+                [last_oid],
+            )?;
+            tx.commit()?;
+            if n < MOVE_CHUNK {
+                cleaner.delete_up_to(last_oid);
+                return Ok(());
+            }
+        }
+    }
+
+    /// Records events in the data file's outbox inside a rusqlite
+    /// transaction on it, so they commit with its other writes.
+    pub(crate) fn append(
+        tx: &rusqlite::Transaction,
+        events: &[NewAuditEvent],
+    ) -> rusqlite::Result<()> {
+        let mut stmt = tx.prepare_cached(INSERT_OUTBOX)?;
+        for e in events {
+            stmt.execute(params![
+                e.at,
+                e.org_id,
+                e.actor_user_id,
+                e.actor_label,
+                e.actor_role,
+                e.clinic_id,
+                e.patient_id,
+                e.action.as_str(),
+                e.object_type,
+                e.object_id,
+                e.outcome,
+                e.source_ip,
+                e.request_id,
+                e.detail
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Makes the next outbox `oid` of the data file higher than any the trail
+    /// has moved. They agree unless the files were restored from a backup
+    /// (the data file is copied before the trail file, so the trail may have
+    /// moved events the data copy never numbered); without this, new events
+    /// would get numbers the writer takes for already moved.
+    pub(crate) fn align_outbox(data: &std::path::Path) -> crate::Result<()> {
+        let c = open(data)?;
+        c.execute(
+            "ATTACH DATABASE ?1 AS trail",
+            [trail_file(data).to_string_lossy().as_ref()],
+        )?;
+        let moved: i64 = c.query_row(
+            "SELECT oid FROM trail.audit_outbox_moved WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )?;
+        let numbered: Option<i64> = c.query_row(
+            "SELECT MAX(seq) FROM main.sqlite_sequence WHERE name = 'audit_outbox'",
+            [],
+            |r| r.get(0),
+        )?;
+        if numbered.unwrap_or(0) < moved {
+            c.execute(
+                "DELETE FROM main.sqlite_sequence WHERE name = 'audit_outbox'",
+                [],
+            )?;
+            c.execute(
+                "INSERT INTO main.sqlite_sequence (name, seq) VALUES ('audit_outbox', ?1)",
+                [moved],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Copies an audit trail kept in the data file (before the trail had a
+    /// file of its own) into the trail file. Returns an error, and so stops
+    /// the migration that drops the old tables, unless the trail file then
+    /// holds the same chain.
+    pub(crate) fn carry_trail_over(data: &std::path::Path) -> crate::Result<()> {
+        carry(data)?
+    }
+
+    fn carry(data: &std::path::Path) -> rusqlite::Result<crate::Result<()>> {
+        let c = open(data)?;
+        let old: bool = c.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_head')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !old {
+            return Ok(Ok(()));
+        }
+        let trail = trail_file(data);
+        c.execute(
+            "ATTACH DATABASE ?1 AS trail",
+            [trail.to_string_lossy().as_ref()],
+        )?;
+        let mut c = c;
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tip = |db: &str| {
+            tx.query_row(
+                &format!("SELECT seq, hash FROM {db}.audit_head WHERE id = 1"),
+                [],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+            )
+        };
+        let (old_tip, new_tip) = (tip("main")?, tip("trail")?);
+        if old_tip.0 == 0 || old_tip == new_tip {
+            return Ok(Ok(()));
+        }
+        if new_tip.0 != 0 {
+            return Ok(Err(domain::DomainError::Conflict(format!(
+                "both {} and {} hold an audit trail (up to event {} and {}); not merging them",
+                data.display(),
+                trail.display(),
+                old_tip.0,
+                new_tip.0
+            ))
+            .into()));
+        }
+        tx.execute(
+            &format!("INSERT INTO trail.audit_events ({COLUMNS}) SELECT {COLUMNS} FROM main.audit_events ORDER BY seq"),
+            [],
+        )?;
+        tx.execute(
+            "UPDATE trail.audit_head SET seq = ?1, hash = ?2 WHERE id = 1",
+            params![old_tip.0, old_tip.1],
+        )?;
+        tx.commit()?;
+        Ok(Ok(()))
     }
 }

@@ -68,6 +68,12 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Db(sqlx::Error::Protocol(format!("sqlite: {e}")))
+    }
+}
+
 /// Whether a database error is a unique violation on a constraint whose name
 /// (PostgreSQL) or message (SQLite: "UNIQUE constraint failed: t.col") mentions `needle`.
 pub(crate) fn is_unique_violation(e: &sqlx::Error, needle: &str) -> bool {
@@ -91,6 +97,9 @@ pub struct StoreConfig {
 pub struct Store {
     read: Pool,
     write: Pool,
+    /// Where the audit trail is: the same database on PostgreSQL, the trail
+    /// file ([`audit::trail_file`]) on SQLite.
+    trail: Pool,
     backend: Backend,
     audit: audit::AuditSink,
     /// The SQLite file, for long reads done with rusqlite on a blocking
@@ -112,6 +121,8 @@ impl std::fmt::Debug for Store {
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_TRAIL_MIGRATIONS: sqlx::migrate::Migrator =
+    sqlx::migrate!("./migrations/sqlite_trail");
 
 impl Store {
     /// Opens the database and starts the audit writer. Does not migrate.
@@ -125,7 +136,13 @@ impl Store {
                 .connect_with(opts)
                 .await?;
             let p = Pool::Postgres(pool);
-            Ok(Self::assemble(p.clone(), p, Backend::Postgres, None))
+            Ok(Self::assemble(
+                p.clone(),
+                p.clone(),
+                p,
+                Backend::Postgres,
+                None,
+            ))
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);
             let base = SqliteConnectOptions::new()
@@ -154,11 +171,20 @@ impl Store {
             let read = SqlitePoolOptions::new()
                 .max_connections(cfg.max_connections.clamp(1, 4))
                 .acquire_timeout(Duration::from_secs(10))
-                .connect_with(base.read_only(false))
+                .connect_with(base.clone().read_only(false))
+                .await?;
+            // The trail file: read for the audit pages and `audit verify`,
+            // migrated here; the audit writer thread writes it.
+            let trail_path = audit::trail_file(std::path::Path::new(path));
+            let trail = SqlitePoolOptions::new()
+                .max_connections(2)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(base.filename(&trail_path))
                 .await?;
             Ok(Self::assemble(
                 Pool::Sqlite(read),
                 Pool::Sqlite(write),
+                Pool::Sqlite(trail),
                 Backend::Sqlite,
                 Some(std::path::PathBuf::from(path)),
             ))
@@ -168,6 +194,7 @@ impl Store {
     fn assemble(
         read: Pool,
         write: Pool,
+        trail: Pool,
         backend: Backend,
         sqlite_file: Option<std::path::PathBuf>,
     ) -> Store {
@@ -181,15 +208,33 @@ impl Store {
             sqlite_bulk,
             read,
             write,
+            trail,
             backend,
             audit,
         }
     }
 
     pub async fn migrate(&self) -> Result<()> {
-        match &self.write {
-            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
-            Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
+        match (&self.write, &self.trail, &self.sqlite_file) {
+            (Pool::Sqlite(p), Pool::Sqlite(t), Some(file)) => {
+                SQLITE_TRAIL_MIGRATIONS.run(t).await?;
+                // A data file from before the trail had a file of its own.
+                let data = file.clone();
+                tokio::task::spawn_blocking(move || audit::sqlite_writer::carry_trail_over(&data))
+                    .await
+                    .map_err(|e| StoreError::Db(sqlx::Error::Protocol(e.to_string())))??;
+                SQLITE_MIGRATIONS.run(p).await?;
+                let file = file.clone();
+                tokio::task::spawn_blocking(move || audit::sqlite_writer::align_outbox(&file))
+                    .await
+                    .map_err(|e| StoreError::Db(sqlx::Error::Protocol(e.to_string())))??;
+            }
+            (Pool::Postgres(p), ..) => POSTGRES_MIGRATIONS.run(p).await?,
+            _ => {
+                return Err(StoreError::Db(sqlx::Error::Protocol(
+                    "a SQLite store without its file".into(),
+                )))
+            }
         }
         Ok(())
     }
@@ -249,20 +294,47 @@ impl Store {
         &self.write
     }
 
+    /// The pool of the audit trail's database (the trail file on SQLite,
+    /// the one database on PostgreSQL), for the same tests and tools.
+    pub fn raw_trail_pool(&self) -> &Pool {
+        &self.trail
+    }
+
+    pub(crate) fn trail(&self) -> &Pool {
+        &self.trail
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<()> {
         on_pool!(&self.read, p => { sqlx::query("SELECT 1").execute(p).await?; });
         Ok(())
     }
 
-    /// Online backup of a SQLite database to a new file (`VACUUM INTO`).
+    /// Online backup of a SQLite database to a new file (`VACUUM INTO`),
+    /// and of its audit trail to the new file's trail file. The data file is
+    /// copied first: an outbox event it holds is either still in the outbox
+    /// of the copy or already in the trail copied after it, so none is lost
+    /// and (thanks to the trail's record of how far it moved the outbox)
+    /// none is appended twice after a restore.
     pub async fn backup_to(&self, path: &str) -> Result<()> {
-        match &self.write {
-            Pool::Sqlite(p) => {
+        match (&self.write, &self.trail) {
+            (Pool::Sqlite(p), Pool::Sqlite(t)) => {
+                let trail = audit::trail_file(std::path::Path::new(path));
+                if trail.exists() {
+                    return Err(domain::DomainError::Conflict(format!(
+                        "{} exists already; choose a new file name",
+                        trail.display()
+                    ))
+                    .into());
+                }
                 sqlx::query("VACUUM INTO $1").bind(path).execute(p).await?;
+                sqlx::query("VACUUM INTO $1")
+                    .bind(trail.to_string_lossy().as_ref())
+                    .execute(t)
+                    .await?;
                 Ok(())
             }
-            Pool::Postgres(_) => Err(domain::DomainError::Conflict(
+            _ => Err(domain::DomainError::Conflict(
                 "online backup of PostgreSQL is done with pg_dump".into(),
             )
             .into()),
@@ -275,6 +347,7 @@ impl Store {
         self.audit.flush().await;
         on_pool!(&self.read, p => p.close().await);
         on_pool!(&self.write, p => p.close().await);
+        on_pool!(&self.trail, p => p.close().await);
     }
 }
 
@@ -358,7 +431,7 @@ impl Store {
     /// How many audit events record `action` (benchmarks check every request was audited).
     pub async fn count_audit(&self, action: &str) -> Result<i64> {
         self.audit.flush().await;
-        let (n,): (i64,) = on_pool!(self.read(), p => {
+        let (n,): (i64,) = on_pool!(self.trail(), p => {
             sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE action = $1").bind(action).fetch_one(p).await?
         });
         Ok(n)

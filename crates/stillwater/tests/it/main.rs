@@ -16,4 +16,5 @@ mod pretreatment;
 mod scheduling;
 mod schema;
 mod substances;
+mod trail_file;
 mod treatment;

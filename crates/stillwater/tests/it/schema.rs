@@ -20,15 +20,29 @@ fn family(t: &str) -> &'static str {
     }
 }
 
+/// The data file's tables and the trail file's, less the two tables by which
+/// audit events of writes reach the trail file (`audit_outbox` in the data
+/// file, `audit_outbox_moved` in the trail file), which PostgreSQL, keeping
+/// the trail beside the data, does not need.
 async fn sqlite_schema(store: &Store) -> BTreeSet<(String, String, &'static str, bool)> {
-    let store::Pool::Sqlite(p) = store.raw_pool() else {
-        unreachable!()
-    };
-    let tables: Vec<(String,)> = sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%'")
+    let mut out = BTreeSet::new();
+    for pool in [store.raw_pool(), store.raw_trail_pool()] {
+        let store::Pool::Sqlite(p) = pool else {
+            unreachable!()
+        };
+        sqlite_tables(p, &mut out).await;
+    }
+    out
+}
+
+async fn sqlite_tables(
+    p: &sqlx::SqlitePool,
+    out: &mut BTreeSet<(String, String, &'static str, bool)>,
+) {
+    let tables: Vec<(String,)> = sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%' AND name NOT IN ('audit_outbox', 'audit_outbox_moved')")
         .fetch_all(p)
         .await
         .unwrap();
-    let mut out = BTreeSet::new();
     for (t,) in tables {
         let cols: Vec<(i64, String, String, i64, Option<String>, i64)> =
             sqlx::query_as(&format!("PRAGMA table_info('{t}')"))
@@ -39,7 +53,6 @@ async fn sqlite_schema(store: &Store) -> BTreeSet<(String, String, &'static str,
             out.insert((t.clone(), name, family(&ty), notnull == 1 || pk > 0));
         }
     }
-    out
 }
 
 async fn pg_schema(store: &Store) -> BTreeSet<(String, String, &'static str, bool)> {

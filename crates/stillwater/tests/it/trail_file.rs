@@ -1,0 +1,292 @@
+//! SQLite keeps the audit trail in a file of its own: events of writes pass
+//! through the data file's outbox exactly once; a trail kept in the data file
+//! by an earlier version is carried over; a backup restores both files.
+
+use domain::audit::{chain_hash, Action, AuditRecord, GENESIS};
+use store::audit::{NewAuditEvent, VerifyOutcome};
+use store::{Pool, Store, StoreConfig};
+
+fn scratch() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sw-trail-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn open(file: &std::path::Path) -> Store {
+    let store = Store::connect(&StoreConfig {
+        url: format!("sqlite://{}", file.display()),
+        max_connections: 2,
+    })
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+async fn events(store: &Store) -> i64 {
+    match store.audit_verify().await.unwrap() {
+        VerifyOutcome::Intact { events } => events,
+        other => panic!("the trail is not intact: {other:?}"),
+    }
+}
+
+async fn scalar(pool: &Pool, sql: &str) -> i64 {
+    let Pool::Sqlite(p) = pool else {
+        unreachable!()
+    };
+    let (n,): (i64,) = sqlx::query_as(sql).fetch_one(p).await.unwrap();
+    n
+}
+
+/// Waits (up to 2 s) for the outbox to be emptied: moved into the chain by
+/// the writer's ticker, then deleted through the store's writer connection.
+async fn outbox_empties(store: &Store) {
+    for _ in 0..40 {
+        if scalar(store.raw_pool(), "SELECT COUNT(*) FROM audit_outbox").await == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the audit outbox was not emptied within 2 s");
+}
+
+/// A staff user whose disabling is a write with an audit event.
+async fn some_user(store: &Store) -> domain::ids::UserId {
+    let org = store.create_org("Trail Test").await.unwrap();
+    store
+        .create_user(
+            &store::auth::NewUser {
+                org_id: org,
+                username: "tess.tester",
+                display_name: "Tess Tester",
+                email: None,
+                // Never signs in.
+                password_hash: "not-a-hash",
+            },
+            NewAuditEvent::new(Action::UserCreate, "test"),
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn write_events_reach_the_trail_through_the_outbox_once() {
+    let dir = scratch();
+    let store = open(&dir.join("d.db")).await;
+    let user = some_user(&store).await;
+    for disabled in [true, false, true] {
+        store
+            .set_user_disabled(
+                user,
+                disabled,
+                NewAuditEvent::new(Action::UserDisable, "test"),
+            )
+            .await
+            .unwrap();
+    }
+    // Committed with the data, waiting in the data file until moved.
+    let queued = scalar(store.raw_pool(), "SELECT COUNT(*) FROM audit_outbox").await;
+    assert!(queued <= 4, "{queued} outbox rows");
+    // The trail file's own tables are not in the data file, and the other way round.
+    assert_eq!(
+        scalar(
+            store.raw_pool(),
+            "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('audit_events', 'audit_head')"
+        )
+        .await,
+        0
+    );
+    assert_eq!(events(&store).await, 4);
+    outbox_empties(&store).await;
+    assert_eq!(store.count_audit("user.disable").await.unwrap(), 3);
+    // Reads and writes interleaved still make one chain, each event once.
+    store
+        .audit(vec![NewAuditEvent::new(Action::AuditRead, "test")])
+        .await
+        .unwrap();
+    store
+        .set_user_disabled(user, false, NewAuditEvent::new(Action::UserDisable, "test"))
+        .await
+        .unwrap();
+    assert_eq!(events(&store).await, 6);
+    // Without a flush the ticker moves it within a quarter of a second.
+    store
+        .set_user_disabled(user, true, NewAuditEvent::new(Action::UserDisable, "test"))
+        .await
+        .unwrap();
+    outbox_empties(&store).await;
+    assert_eq!(
+        scalar(store.raw_trail_pool(), "SELECT COUNT(*) FROM audit_events").await,
+        7
+    );
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Chained rows as an earlier version wrote them into the data file.
+fn old_rows(n: i64) -> Vec<AuditRecord> {
+    let mut prev = GENESIS.to_string();
+    (1..=n)
+        .map(|seq| {
+            let mut r = AuditRecord {
+                seq,
+                id: format!("old-{seq}"),
+                at: 1_700_000_000_000_000 + seq,
+                org_id: None,
+                actor_user_id: None,
+                actor_label: "before".into(),
+                actor_role: None,
+                clinic_id: None,
+                patient_id: None,
+                action: "user.login".into(),
+                object_type: None,
+                object_id: None,
+                outcome: "ok".into(),
+                source_ip: Some("10.0.0.1".into()),
+                request_id: None,
+                detail: None,
+                prev_hash: prev.clone(),
+                hash: String::new(),
+            };
+            r.hash = chain_hash(&prev, &r);
+            prev = r.hash.clone();
+            r
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_trail_kept_in_the_data_file_is_carried_into_its_own() {
+    let dir = scratch();
+    let file = dir.join("old.db");
+    {
+        // The schema as it was before the trail had a file of its own.
+        let mut old = sqlx::migrate::Migrator::new(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../store/migrations/sqlite"
+        )))
+        .await
+        .unwrap();
+        old.migrations = old
+            .migrations
+            .iter()
+            .filter(|m| m.version < 14)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        let pool = sqlx::SqlitePool::connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&file)
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap();
+        old.run(&pool).await.unwrap();
+        let rows = old_rows(5);
+        for r in &rows {
+            sqlx::query(
+                "INSERT INTO audit_events (seq, id, at, actor_label, action, outcome, source_ip, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(r.seq)
+            .bind(&r.id)
+            .bind(r.at)
+            .bind(&r.actor_label)
+            .bind(&r.action)
+            .bind(&r.outcome)
+            .bind(&r.source_ip)
+            .bind(&r.prev_hash)
+            .bind(&r.hash)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        let last = rows.last().unwrap();
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(last.seq)
+            .bind(&last.hash)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+    let store = open(&file).await;
+    assert_eq!(events(&store).await, 5);
+    assert_eq!(
+        scalar(
+            store.raw_pool(),
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'audit_events'"
+        )
+        .await,
+        0
+    );
+    let old = store
+        .audit_events(&store::audit::AuditFilter {
+            include_orgwide: true,
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(old.len(), 5);
+    assert!(old.iter().all(|e| e.actor_label == "before"));
+    // The chain goes on from the carried tip; opening again carries nothing twice.
+    store
+        .audit(vec![NewAuditEvent::new(Action::AuditRead, "after")])
+        .await
+        .unwrap();
+    store.close().await;
+    let store = open(&file).await;
+    assert_eq!(events(&store).await, 6);
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_backup_holds_data_and_trail_and_restores_to_one_chain() {
+    let dir = scratch();
+    let store = open(&dir.join("live.db")).await;
+    let user = some_user(&store).await;
+    store
+        .set_user_disabled(user, true, NewAuditEvent::new(Action::UserDisable, "test"))
+        .await
+        .unwrap();
+    let copy = dir.join("copy.db");
+    store.backup_to(copy.to_str().unwrap()).await.unwrap();
+    assert!(copy.exists() && dir.join("copy-audit.db").exists());
+    // A second backup to the same name is refused, not overwritten.
+    std::fs::remove_file(&copy).unwrap();
+    let again = store.backup_to(copy.to_str().unwrap()).await.unwrap_err();
+    assert!(again.to_string().contains("copy-audit.db"), "{again}");
+    let before = events(&store).await;
+    store.close().await;
+    std::fs::remove_file(dir.join("copy-audit.db")).unwrap();
+    let live = open(&dir.join("live.db")).await;
+    live.backup_to(copy.to_str().unwrap()).await.unwrap();
+    live.close().await;
+    {
+        // As if the data file had been copied before its last outbox events
+        // were numbered while the trail copy already holds them moved.
+        let pool = sqlx::SqlitePool::connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new().filename(&copy),
+        )
+        .await
+        .unwrap();
+        sqlx::query("UPDATE sqlite_sequence SET seq = 0 WHERE name = 'audit_outbox'")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+    let restored = open(&copy).await;
+    assert_eq!(events(&restored).await, before);
+    // A change after the restore is audited, not taken for one already moved.
+    restored
+        .set_user_disabled(user, false, NewAuditEvent::new(Action::UserDisable, "test"))
+        .await
+        .unwrap();
+    assert_eq!(events(&restored).await, before + 1);
+    assert_eq!(restored.count_audit("user.disable").await.unwrap(), 2);
+    restored.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
