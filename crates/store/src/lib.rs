@@ -109,7 +109,14 @@ pub struct Store {
     /// with rusqlite on a blocking thread, one transaction per batch with no
     /// hand-off per statement. Opened at first use.
     sqlite_bulk: Option<std::sync::Arc<std::sync::Mutex<Option<rusqlite::Connection>>>>,
+    /// SQLite only: read-only rusqlite connections kept between reads done
+    /// on blocking threads ([`Store::on_sqlite_reader`]); opening one parses
+    /// the whole schema, which costs more than a short read.
+    sqlite_readers: std::sync::Arc<std::sync::Mutex<Vec<rusqlite::Connection>>>,
 }
+
+/// Read connections kept for reuse; more are opened while all are busy.
+const KEPT_SQLITE_READERS: usize = 4;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -206,6 +213,7 @@ impl Store {
         Store {
             sqlite_file: file,
             sqlite_bulk,
+            sqlite_readers: Default::default(),
             read,
             write,
             trail,
@@ -288,6 +296,40 @@ impl Store {
         }
     }
 
+    /// Runs `f` on a read-only rusqlite connection to the SQLite file on a
+    /// blocking thread: for reads with many rows, which through sqlx would
+    /// cross threads one row at a time. The connection is reused afterwards;
+    /// a transaction `f` left open is rolled back first.
+    pub(crate) async fn on_sqlite_reader<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> T + Send + 'static,
+    {
+        let Some(file) = self.sqlite_file.clone() else {
+            return Err(StoreError::Db(sqlx::Error::Protocol(
+                "a rusqlite reader needs SQLite".into(),
+            )));
+        };
+        let kept = self.sqlite_readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let taken = kept.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let c = match taken {
+                Some(c) => c,
+                None => open_sqlite_reader(&file)?,
+            };
+            let out = f(&c);
+            if c.is_autocommit() || c.execute_batch("ROLLBACK").is_ok() {
+                let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+                if kept.len() < KEPT_SQLITE_READERS {
+                    kept.push(c);
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Db(sqlx::Error::Protocol(e.to_string())))?
+    }
+
     /// The writer pool, for tests and tools that must reach below the API
     /// (schema comparison, tamper tests). Never used by request handlers.
     pub fn raw_pool(&self) -> &Pool {
@@ -349,6 +391,18 @@ impl Store {
         on_pool!(&self.write, p => p.close().await);
         on_pool!(&self.trail, p => p.close().await);
     }
+}
+
+/// A read-only rusqlite connection with the file mapped.
+fn open_sqlite_reader(file: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let c = rusqlite::Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    c.pragma_update(None, "mmap_size", 1_073_741_824i64)?;
+    Ok(c)
 }
 
 /// Escapes LIKE wildcards so user text matches literally (`ESCAPE '\'`).

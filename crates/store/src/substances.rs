@@ -391,29 +391,17 @@ const LEDGER_READ: &str = "SELECT l.seq, l.id, l.at, l.clinic_id, l.lot_id, l.ki
      l.balance_after_ul, l.draw_id, l.dose_order_id, l.patient_id, l.actor_user_id, l.witness_user_id, \
      l.witness2_user_id, l.counterparty, l.reason, l.reference_id FROM cs_ledger l";
 
-/// A read-only rusqlite connection for a long report, the file mapped.
-fn open_report_reader(file: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
-    use rusqlite::OpenFlags;
-    let c = rusqlite::Connection::open_with_flags(
-        file,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    c.busy_timeout(std::time::Duration::from_secs(5))?;
-    c.pragma_update(None, "mmap_size", 1_073_741_824i64)?;
-    Ok(c)
-}
-
 /// Every lot's and every user's names (both small tables), patients left empty.
 fn staff_and_lot_names(c: &rusqlite::Connection) -> rusqlite::Result<Names> {
     let mut names = Names::default();
-    let mut st = c.prepare(LOT_NAMES)?;
+    let mut st = c.prepare_cached(LOT_NAMES)?;
     for l in st.query_map([], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
     })? {
         let l: LotName = l?;
         names.lots.insert(l.0.clone(), l);
     }
-    let mut st = c.prepare(USER_NAMES)?;
+    let mut st = c.prepare_cached(USER_NAMES)?;
     for u in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
         let (id, name): (String, String) = u?;
         names.users.insert(id, name);
@@ -425,12 +413,11 @@ fn staff_and_lot_names(c: &rusqlite::Connection) -> rusqlite::Result<Names> {
 /// connection for the whole read, every row decoded on this thread (through
 /// sqlx each row, the patients' included, crosses threads one by one).
 fn read_ledger_sqlite(
-    file: &std::path::Path,
+    c: &rusqlite::Connection,
     sql: &str,
     args: Vec<rusqlite::types::Value>,
 ) -> rusqlite::Result<Vec<LedgerRow>> {
-    let c = open_report_reader(file)?;
-    let mut st = c.prepare(sql)?;
+    let mut st = c.prepare_cached(sql)?;
     let rows = st.query_map(rusqlite::params_from_iter(args), |r| {
         Ok(LedgerLean {
             seq: r.get(0)?,
@@ -458,7 +445,7 @@ fn read_ledger_sqlite(
     if lean.is_empty() {
         return Ok(Vec::new());
     }
-    let mut names = staff_and_lot_names(&c)?;
+    let mut names = staff_and_lot_names(c)?;
     for chunk in patient_ids(&lean).chunks(PATIENT_CHUNK) {
         let mut st = c.prepare_cached(&patient_names_sql(chunk.len()))?;
         let found = st.query_map(rusqlite::params_from_iter(chunk.iter()), |r| {
@@ -534,7 +521,7 @@ fn ledger_args(f: &LedgerFilter) -> Vec<rusqlite::types::Value> {
 /// copied but the names of patients met for the first time. Returns the
 /// state and the number of rows.
 fn visit_ledger_sqlite<S, V>(
-    file: &std::path::Path,
+    c: &rusqlite::Connection,
     sql: &str,
     args: Vec<rusqlite::types::Value>,
     mut state: S,
@@ -543,13 +530,12 @@ fn visit_ledger_sqlite<S, V>(
 where
     V: FnMut(&mut S, &LedgerRowRef<'_>) -> std::result::Result<(), String>,
 {
-    let c = open_report_reader(file)?;
     // One read transaction: the names and the rows are of the same moment.
     c.execute_batch("BEGIN")?;
-    let Names { lots, users, .. } = staff_and_lot_names(&c)?;
+    let Names { lots, users, .. } = staff_and_lot_names(c)?;
     let mut patients: HashMap<String, (String, String)> = HashMap::new();
-    let mut patient = c.prepare(&patient_names_sql(1))?;
-    let mut st = c.prepare(sql)?;
+    let mut patient = c.prepare_cached(&patient_names_sql(1))?;
+    let mut st = c.prepare_cached(sql)?;
     let mut rows = st.query(rusqlite::params_from_iter(args))?;
     let mut n = 0usize;
     fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
@@ -1152,15 +1138,13 @@ impl Store {
     {
         let failed =
             |e: String| StoreError::Db(sqlx::Error::Protocol(format!("ledger report: {e}")));
-        if let (Some(file), false) = (&self.sqlite_file, f.clinics.is_empty()) {
-            let (file, sql, args) = (file.clone(), ledger_sql(f), ledger_args(f));
-            return tokio::task::spawn_blocking(move || {
-                visit_ledger_sqlite(&file, &sql, args, state, visit)
-            })
-            .await
-            .map_err(|e| failed(e.to_string()))?
-            .map_err(|e| failed(e.to_string()))?
-            .map_err(failed);
+        if self.sqlite_file.is_some() && !f.clinics.is_empty() {
+            let (sql, args) = (ledger_sql(f), ledger_args(f));
+            return self
+                .on_sqlite_reader(move |c| visit_ledger_sqlite(c, &sql, args, state, visit))
+                .await?
+                .map_err(|e| failed(e.to_string()))?
+                .map_err(failed);
         }
         let rows = self.cs_ledger(f).await?;
         for r in &rows {
@@ -1174,11 +1158,11 @@ impl Store {
             return Ok(Vec::new());
         }
         let sql = ledger_sql(f);
-        if let Some(file) = &self.sqlite_file {
-            let (file, args) = (file.clone(), ledger_args(f));
-            return tokio::task::spawn_blocking(move || read_ledger_sqlite(&file, &sql, args))
-                .await
-                .map_err(|e| StoreError::Db(sqlx::Error::Protocol(e.to_string())))?
+        if self.sqlite_file.is_some() {
+            let args = ledger_args(f);
+            return self
+                .on_sqlite_reader(move |c| read_ledger_sqlite(c, &sql, args))
+                .await?
                 .map_err(|e| StoreError::Db(sqlx::Error::Protocol(format!("ledger read: {e}"))));
         }
         let lean: Vec<LedgerLean> = on_pool!(self.read(), p => {
