@@ -76,8 +76,23 @@ impl Default for WebConfig {
 }
 
 /// Shared by every request. Holds nothing another app instance would need.
+/// One pointer: axum clones the state for every extractor and middleware
+/// that asks for it, and a clone of the fields themselves was some twenty
+/// reference counts to bump and drop each time.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] points to.
+#[derive(Clone)]
+pub struct Shared {
     pub store: Store,
     pub cfg: Arc<WebConfig>,
     pub metrics: metrics::Metrics,
@@ -99,7 +114,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn with_mailer(mut self, m: outbox::Mailer) -> Self {
-        self.mailer = m;
+        Arc::make_mut(&mut self.0).mailer = m;
         self
     }
 
@@ -110,7 +125,7 @@ impl AppState {
         p: domain::protocols::Protocols,
         files: Vec<(String, String)>,
     ) -> Self {
-        self.protocol_set = protocols::ProtocolSet::new(p, files);
+        Arc::make_mut(&mut self.0).protocol_set = protocols::ProtocolSet::new(p, files);
         self
     }
 
@@ -120,14 +135,14 @@ impl AppState {
     }
 
     pub fn with_instruments(mut self, r: domain::instruments::Registry) -> Self {
-        self.instruments = Arc::new(r);
+        Arc::make_mut(&mut self.0).instruments = Arc::new(r);
         self
     }
 
     pub fn new(store: Store, cfg: WebConfig) -> Self {
         let per_minute = std::num::NonZeroU32::new(cfg.public_per_minute.max(1))
             .unwrap_or(std::num::NonZeroU32::MIN);
-        AppState {
+        AppState(Arc::new(Shared {
             instruments: Arc::new(domain::instruments::Registry::builtin()),
             protocol_set: protocols::ProtocolSet::new(
                 domain::protocols::Protocols::builtin(),
@@ -144,7 +159,7 @@ impl AppState {
             mailer: outbox::Mailer::Off,
             floor: treatment::FloorHub::default(),
             ingest: treatment::IngestQueue::default(),
-        }
+        }))
     }
 }
 
