@@ -143,9 +143,6 @@ const OBS_SELECT: &str =
      o.temp_c, o.moaas, o.cadss6, o.nausea, o.distress, COALESCE(u.username, 'device') AS source \
      FROM observations o LEFT JOIN users u ON u.id = o.recorded_by";
 
-/// Readings are inserted CHUNK rows per statement, the rest one by one.
-const CHUNK: usize = 32;
-
 fn insert_observations_sql(rows: usize) -> String {
     format!(
         "INSERT INTO observations (id, encounter_id, source_key, taken_at, hr, sbp, dbp, spo2, rr, temp_c, \
@@ -158,8 +155,17 @@ fn insert_observations_sql(rows: usize) -> String {
     )
 }
 
-static INSERT_CHUNK: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| insert_observations_sql(CHUNK));
+/// PostgreSQL: a whole batch of readings in one statement, one array per
+/// column, so a batch is one round trip and one parsed statement whatever
+/// its size.
+const INSERT_UNNEST_PG: &str =
+    "INSERT INTO observations (id, encounter_id, source_key, taken_at, hr, sbp, dbp, spo2, rr, \
+     temp_c, moaas, cadss6, nausea, distress, recorded_by, device_token_id, created_at) \
+     SELECT o.*, $17 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], \
+     $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::float8[], $11::int8[], $12::int8[], \
+     $13::int8[], $14::int8[], $15::text[], $16::text[]) AS o \
+     ON CONFLICT (source_key) DO NOTHING RETURNING id";
+
 static INSERT_ONE: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| insert_observations_sql(1));
 
@@ -639,40 +645,73 @@ impl Store {
                 })
                 .await;
         }
-        let (chunk_sql, single_sql) = (&*INSERT_CHUNK, &*INSERT_ONE);
-        let stored: Vec<String> = on_pool!(self.write(), p => {
-            let mut tx = p.begin().await?;
-            let mut stored: Vec<String> = Vec::with_capacity(obs.len());
-            // Two statement shapes whatever the batch: full chunks of
-            // CHUNK rows and single rows. Each is parsed once per connection
-            // and reused; statements sized to the batch would be parsed anew.
-            let full = obs.len() / CHUNK * CHUNK;
-            let (chunks, singles) = obs.split_at(full);
-            let groups = chunks.chunks(CHUNK).chain(singles.chunks(1));
-            for chunk in groups {
-                let sql = if chunk.len() == CHUNK { chunk_sql } else { single_sql };
-                let mut q = sqlx::query_as::<_, (String,)>(sql);
-                for o in chunk {
-                    q = q.bind(&o.id).bind(&o.encounter_id).bind(&o.source_key).bind(o.taken_at)
-                        .bind(o.v.hr).bind(o.v.sbp).bind(o.v.dbp).bind(o.v.spo2).bind(o.v.rr).bind(o.v.temp_c)
-                        .bind(o.v.moaas).bind(o.v.cadss6).bind(o.v.nausea).bind(o.v.distress)
-                        .bind(o.recorded_by.map(|u| u.to_string())).bind(&o.device_token_id).bind(now);
-                }
-                let keys: std::collections::HashSet<String> =
-                    q.fetch_all(&mut *tx).await?.into_iter().map(|k| k.0).collect();
-                for o in chunk.iter().filter(|o| keys.contains(&o.source_key)) {
-                    for a in &o.alerts {
-                        sqlx::query(INSERT_ALERT)
-                            .bind(new_id()).bind(&o.encounter_id).bind(&o.id).bind(&a.0).bind(a.1).bind(&a.2).bind(now)
-                            .execute(&mut *tx).await?;
-                    }
-                    stored.push(o.source_key.clone());
-                }
+        let crate::Pool::Postgres(p) = self.write() else {
+            return Err(StoreError::Db(sqlx::Error::Protocol(
+                "SQLite readings go through the bulk connection".into(),
+            )));
+        };
+        let column = |f: fn(&NewObservation) -> Option<i64>| obs.iter().map(f).collect::<Vec<_>>();
+        let q = sqlx::query_as::<_, (String,)>(INSERT_UNNEST_PG)
+            .bind(obs.iter().map(|o| o.id.as_str()).collect::<Vec<_>>())
+            .bind(
+                obs.iter()
+                    .map(|o| o.encounter_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                obs.iter()
+                    .map(|o| o.source_key.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(obs.iter().map(|o| o.taken_at).collect::<Vec<_>>())
+            .bind(column(|o| o.v.hr))
+            .bind(column(|o| o.v.sbp))
+            .bind(column(|o| o.v.dbp))
+            .bind(column(|o| o.v.spo2))
+            .bind(column(|o| o.v.rr))
+            .bind(obs.iter().map(|o| o.v.temp_c).collect::<Vec<_>>())
+            .bind(column(|o| o.v.moaas))
+            .bind(column(|o| o.v.cadss6))
+            .bind(column(|o| o.v.nausea))
+            .bind(column(|o| o.v.distress))
+            .bind(
+                obs.iter()
+                    .map(|o| o.recorded_by.map(|u| u.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                obs.iter()
+                    .map(|o| o.device_token_id.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(now);
+        let mut tx = p.begin().await?;
+        // The rows stored (a reading already stored, or sent twice in the
+        // batch, is stored once: its first copy).
+        let ids: std::collections::HashSet<String> = q
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|k| k.0)
+            .collect();
+        let mut stored: Vec<String> = Vec::with_capacity(ids.len());
+        for o in obs.iter().filter(|o| ids.contains(&o.id)) {
+            for a in &o.alerts {
+                sqlx::query(INSERT_ALERT)
+                    .bind(new_id())
+                    .bind(&o.encounter_id)
+                    .bind(&o.id)
+                    .bind(&a.0)
+                    .bind(a.1)
+                    .bind(&a.2)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
             }
-            append_in_tx!(tx, &audit)?;
-            tx.commit().await?;
-            stored
-        });
+            stored.push(o.source_key.clone());
+        }
+        append_in_tx!(tx, &audit)?;
+        tx.commit().await?;
         Ok((obs, stored))
     }
 
