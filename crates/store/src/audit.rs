@@ -756,12 +756,12 @@ pub(crate) mod sqlite_writer {
                     .bind(oid)
                     .execute(&p)
                     .await;
-                // A closed store leaves them for its next start.
-                if let Err(e) =
-                    done.map_err(|e| (!matches!(e, sqlx::Error::PoolClosed)).then_some(e))
-                {
-                    let Some(e) = e else { return };
-                    tracing::warn!(cause = %e, "clearing the audit outbox failed; retried later");
+                match done {
+                    // A closed store leaves them for its next start.
+                    Ok(_) | Err(sqlx::Error::PoolClosed) => {}
+                    Err(e) => {
+                        tracing::warn!(cause = %e, "clearing the audit outbox failed; retried later")
+                    }
                 }
             });
         }
@@ -773,7 +773,8 @@ pub(crate) mod sqlite_writer {
         stats: std::sync::Arc<WriterStats>,
         cleaner: OutboxCleaner,
     ) {
-        let mut conns = match (open(&trail_file(&data)), open(&data)) {
+        // Read-only: the outbox is deleted through the store's writer (see OutboxCleaner).
+        let mut conns = match (open(&trail_file(&data)), crate::open_sqlite_reader(&data)) {
             (Ok(t), Ok(d)) => Some((t, d)),
             (Err(e), _) | (_, Err(e)) => {
                 tracing::error!(cause = %e, "the audit writer cannot open the database");
@@ -1005,10 +1006,6 @@ pub(crate) mod sqlite_writer {
     /// the migration that drops the old tables, unless the trail file then
     /// holds the same chain.
     pub(crate) fn carry_trail_over(data: &std::path::Path) -> crate::Result<()> {
-        carry(data)?
-    }
-
-    fn carry(data: &std::path::Path) -> rusqlite::Result<crate::Result<()>> {
         let c = open(data)?;
         let old: bool = c.query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_head')",
@@ -1016,7 +1013,7 @@ pub(crate) mod sqlite_writer {
             |r| r.get(0),
         )?;
         if !old {
-            return Ok(Ok(()));
+            return Ok(());
         }
         let trail = trail_file(data);
         c.execute(
@@ -1034,17 +1031,17 @@ pub(crate) mod sqlite_writer {
         };
         let (old_tip, new_tip) = (tip("main")?, tip("trail")?);
         if old_tip.0 == 0 || old_tip == new_tip {
-            return Ok(Ok(()));
+            return Ok(());
         }
         if new_tip.0 != 0 {
-            return Ok(Err(domain::DomainError::Conflict(format!(
+            return Err(domain::DomainError::Conflict(format!(
                 "both {} and {} hold an audit trail (up to event {} and {}); not merging them",
                 data.display(),
                 trail.display(),
                 old_tip.0,
                 new_tip.0
             ))
-            .into()));
+            .into());
         }
         tx.execute(
             &format!("INSERT INTO trail.audit_events ({COLUMNS}) SELECT {COLUMNS} FROM main.audit_events ORDER BY seq"),
@@ -1055,6 +1052,6 @@ pub(crate) mod sqlite_writer {
             params![old_tip.0, old_tip.1],
         )?;
         tx.commit()?;
-        Ok(Ok(()))
+        Ok(())
     }
 }

@@ -289,9 +289,7 @@ impl Store {
         .await;
         match joined {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError::Db(sqlx::Error::Protocol(format!(
-                "sqlite: {e}"
-            )))),
+            Ok(Err(e)) => Err(e.into()),
             Err(e) => Err(StoreError::Db(sqlx::Error::Protocol(e.to_string()))),
         }
     }
@@ -394,7 +392,7 @@ impl Store {
 }
 
 /// A read-only rusqlite connection with the file mapped.
-fn open_sqlite_reader(file: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+pub(crate) fn open_sqlite_reader(file: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
     use rusqlite::OpenFlags;
     let c = rusqlite::Connection::open_with_flags(
         file,

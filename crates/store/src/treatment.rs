@@ -143,17 +143,12 @@ const OBS_SELECT: &str =
      o.temp_c, o.moaas, o.cadss6, o.nausea, o.distress, COALESCE(u.username, 'device') AS source \
      FROM observations o LEFT JOIN users u ON u.id = o.recorded_by";
 
-fn insert_observations_sql(rows: usize) -> String {
-    format!(
-        "INSERT INTO observations (id, encounter_id, source_key, taken_at, hr, sbp, dbp, spo2, rr, temp_c, \
-         moaas, cadss6, nausea, distress, recorded_by, device_token_id, created_at) VALUES {} \
-         ON CONFLICT (source_key) DO NOTHING RETURNING source_key",
-        (0..rows)
-            .map(|i| format!("({})", placeholders(i * 17 + 1, 17)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
-}
+/// SQLite: one reading; a reading already stored returns no row.
+const INSERT_ONE: &str =
+    "INSERT INTO observations (id, encounter_id, source_key, taken_at, hr, sbp, dbp, spo2, rr, \
+     temp_c, moaas, cadss6, nausea, distress, recorded_by, device_token_id, created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
+     ON CONFLICT (source_key) DO NOTHING RETURNING source_key";
 
 /// PostgreSQL: a whole batch of readings in one statement, one array per
 /// column, so a batch is one round trip and one parsed statement whatever
@@ -165,9 +160,6 @@ const INSERT_UNNEST_PG: &str =
      $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::float8[], $11::int8[], $12::int8[], \
      $13::int8[], $14::int8[], $15::text[], $16::text[]) AS o \
      ON CONFLICT (source_key) DO NOTHING RETURNING id";
-
-static INSERT_ONE: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| insert_observations_sql(1));
 
 const INSERT_ALERT: &str =
     "INSERT INTO alerts (id, encounter_id, observation_id, parameter, severity, \
@@ -187,7 +179,7 @@ fn insert_observations_sqlite(
     let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut stored = Vec::with_capacity(obs.len());
     {
-        let mut insert = tx.prepare_cached(&INSERT_ONE)?;
+        let mut insert = tx.prepare_cached(INSERT_ONE)?;
         let mut alert = tx.prepare_cached(INSERT_ALERT)?;
         for o in obs {
             let v = &o.v;
@@ -650,40 +642,27 @@ impl Store {
                 "SQLite readings go through the bulk connection".into(),
             )));
         };
-        let column = |f: fn(&NewObservation) -> Option<i64>| obs.iter().map(f).collect::<Vec<_>>();
+        // One array per column, in the statement's order.
+        fn col<'a, T>(obs: &'a [NewObservation], f: impl Fn(&'a NewObservation) -> T) -> Vec<T> {
+            obs.iter().map(f).collect()
+        }
         let q = sqlx::query_as::<_, (String,)>(INSERT_UNNEST_PG)
-            .bind(obs.iter().map(|o| o.id.as_str()).collect::<Vec<_>>())
-            .bind(
-                obs.iter()
-                    .map(|o| o.encounter_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                obs.iter()
-                    .map(|o| o.source_key.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(obs.iter().map(|o| o.taken_at).collect::<Vec<_>>())
-            .bind(column(|o| o.v.hr))
-            .bind(column(|o| o.v.sbp))
-            .bind(column(|o| o.v.dbp))
-            .bind(column(|o| o.v.spo2))
-            .bind(column(|o| o.v.rr))
-            .bind(obs.iter().map(|o| o.v.temp_c).collect::<Vec<_>>())
-            .bind(column(|o| o.v.moaas))
-            .bind(column(|o| o.v.cadss6))
-            .bind(column(|o| o.v.nausea))
-            .bind(column(|o| o.v.distress))
-            .bind(
-                obs.iter()
-                    .map(|o| o.recorded_by.map(|u| u.to_string()))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                obs.iter()
-                    .map(|o| o.device_token_id.as_deref())
-                    .collect::<Vec<_>>(),
-            )
+            .bind(col(&obs, |o| o.id.as_str()))
+            .bind(col(&obs, |o| o.encounter_id.as_str()))
+            .bind(col(&obs, |o| o.source_key.as_str()))
+            .bind(col(&obs, |o| o.taken_at))
+            .bind(col(&obs, |o| o.v.hr))
+            .bind(col(&obs, |o| o.v.sbp))
+            .bind(col(&obs, |o| o.v.dbp))
+            .bind(col(&obs, |o| o.v.spo2))
+            .bind(col(&obs, |o| o.v.rr))
+            .bind(col(&obs, |o| o.v.temp_c))
+            .bind(col(&obs, |o| o.v.moaas))
+            .bind(col(&obs, |o| o.v.cadss6))
+            .bind(col(&obs, |o| o.v.nausea))
+            .bind(col(&obs, |o| o.v.distress))
+            .bind(col(&obs, |o| o.recorded_by.map(|u| u.to_string())))
+            .bind(col(&obs, |o| o.device_token_id.as_deref()))
             .bind(now);
         let mut tx = p.begin().await?;
         // The rows stored (a reading already stored, or sent twice in the
