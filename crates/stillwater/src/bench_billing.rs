@@ -208,7 +208,7 @@ pub async fn run(store: &Store) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         v.push(ms(one.elapsed()));
-        rows = r.revenue.iter().map(|x| x.1).sum::<i64>();
+        rows = r.revenue.iter().map(|x| x.count).sum::<i64>();
     }
     println!(
         "reports over a year ({rows} charges): p50 {:.0} ms, p99 {:.0} ms",

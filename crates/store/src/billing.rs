@@ -764,6 +764,26 @@ impl Store {
         }))
     }
 
+    /// Package credit spent on the invoices a clinic issued in [from, to),
+    /// net of its refunds, by the packages' service: (service, amount). The
+    /// package's sale was the revenue; these visits were paid from it.
+    pub async fn billing_package_credit_sums(
+        &self,
+        clinic: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, i64)>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT k.service, \
+                   CAST(SUM(CASE WHEN e.kind = 'refund' THEN -e.amount_minor ELSE e.amount_minor END) AS BIGINT) \
+                 FROM billing_entries e JOIN invoices i ON i.id = e.invoice_id JOIN packages k ON k.id = e.package_id \
+                 WHERE i.clinic_id = $1 AND i.issued_at >= $2 AND i.issued_at < $3 \
+                   AND e.method = 'package_credit' AND e.kind IN ('payment', 'refund') \
+                 GROUP BY k.service ORDER BY k.service")
+                .bind(clinic).bind(from).bind(to).fetch_all(p).await?
+        }))
+    }
+
     /// A clinic's invoices with something still owed: (id, number, patient,
     /// issued at, balance). The balance is the lines less the entries, as
     /// [`account_of`] derives it.

@@ -2045,8 +2045,7 @@ pub struct Reports {
     pub from: String,
     pub to: String,
     pub currency: String,
-    /// Service label, count, charged, discounts.
-    pub revenue: Vec<(String, i64, i64, i64)>,
+    pub revenue: Vec<Revenue>,
     /// Offer name, uses, cost.
     pub offers: Vec<(String, i64, i64)>,
     /// Unused sessions across live packages and their value.
@@ -2055,6 +2054,26 @@ pub struct Reports {
     /// Ageing buckets of what is owed: 0-30, 31-60, 61-90, over 90 days.
     pub ageing: [i64; 4],
     pub outstanding: Vec<(String, String, String, i64, i64)>,
+}
+
+/// One service's line in the revenue report. A visit paid from a package
+/// was revenue when the package was sold, so what package credit paid is
+/// taken off the visit's service: the period's net is then what the clinic
+/// earned, counted once.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Revenue {
+    pub service: String,
+    pub count: i64,
+    /// At list price.
+    pub charged: i64,
+    pub discounts: i64,
+    pub from_packages: i64,
+}
+
+impl Revenue {
+    pub fn net(&self) -> i64 {
+        self.charged - self.discounts - self.from_packages
+    }
 }
 
 /// Revenue by service, the cost of offers, the outstanding package
@@ -2099,25 +2118,31 @@ pub async fn reports(
         .await?
         .map(|s| s.currency)
         .unwrap_or_else(|| "USD".into());
-    let mut revenue: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
+    let mut revenue: BTreeMap<String, Revenue> = BTreeMap::new();
+    let label_of = |service: &str| {
+        Service::parse("s", service)
+            .map(|s| s.label().to_string())
+            .unwrap_or_else(|_| service.to_string())
+    };
     let mut offer_cost: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for (inv_kind, service, kind, offer, n, sum) in
         state.store.billing_line_sums(&here, start, end).await?
     {
-        let label = Service::parse("s", &service)
-            .map(|s| s.label().to_string())
-            .unwrap_or(service.clone());
+        let label = label_of(&service);
         let label = if inv_kind == "package" {
             format!("Packages ({label})")
         } else {
             label
         };
-        let r = revenue.entry(label).or_default();
+        let r = revenue.entry(label.clone()).or_insert_with(|| Revenue {
+            service: label,
+            ..Revenue::default()
+        });
         if kind == "charge" {
-            r.0 += n;
-            r.1 += sum;
+            r.count += n;
+            r.charged += sum;
         } else {
-            r.2 += sum;
+            r.discounts += sum;
             let name = offer
                 .as_ref()
                 .and_then(|o| offers.get(o))
@@ -2127,6 +2152,18 @@ pub async fn reports(
             o.0 += n;
             o.1 += sum;
         }
+    }
+    for (service, sum) in state
+        .store
+        .billing_package_credit_sums(&here, start, end)
+        .await?
+    {
+        let label = label_of(&service);
+        let r = revenue.entry(label.clone()).or_insert_with(|| Revenue {
+            service: label,
+            ..Revenue::default()
+        });
+        r.from_packages += sum;
     }
     let mut ageing = [0i64; 4];
     let mut outstanding = vec![];
@@ -2163,10 +2200,7 @@ pub async fn reports(
         from: from_d.to_string(),
         to: to_d.to_string(),
         currency,
-        revenue: revenue
-            .into_iter()
-            .map(|(k, (n, c, d))| (k, n, c, d))
-            .collect(),
+        revenue: revenue.into_values().collect(),
         offers: offer_cost
             .into_iter()
             .map(|(k, (n, c))| (k, n, c))

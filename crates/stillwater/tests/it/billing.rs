@@ -536,6 +536,25 @@ async fn a_month_of_cash_pay_billing(app: &TestApp) {
         "{r}"
     );
     assert_eq!(r["package_liability"]["sessions"], 0, "{r}");
+    // The package's sale is revenue once: the two visits it paid count
+    // nothing more.
+    let rows = r["revenue"].as_array().unwrap();
+    let from_packages: i64 = rows.iter().map(|x| minor(&x["from_packages"])).sum();
+    assert_eq!(from_packages, 2 * 275_00, "{r}");
+    let packages = rows
+        .iter()
+        .find(|x| x["service"].as_str().unwrap().starts_with("Packages"))
+        .unwrap();
+    // Two sold: the one used and the one refunded unused (refunds are on
+    // the day close).
+    assert_eq!(minor(&packages["charged"]), 2 * 500_00, "{r}");
+    for x in rows {
+        assert_eq!(
+            minor(&x["net"]),
+            minor(&x["charged"]) - minor(&x["discounts"]) - minor(&x["from_packages"]),
+            "{x}"
+        );
+    }
     let (s, _) = nurse.get(&format!("/api/v1/invoices?clinic_id={g}")).await;
     assert_eq!(s, 403, "nurses do not read billing");
 

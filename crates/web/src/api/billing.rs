@@ -288,7 +288,14 @@ async fn invoices(
     let r = uc::reports(&state, &c, &q.clinic_id, &q.from, &q.to).await?;
     Ok(Json(json!({
         "from": r.from, "to": r.to,
-        "revenue": r.revenue.iter().map(|(s, n, c2, d)| json!({"service": s, "count": n, "charged": money(*c2, &r.currency), "discounts": money(*d, &r.currency)})).collect::<Vec<_>>(),
+        "revenue": r.revenue.iter().map(|x| json!({
+            "service": x.service,
+            "count": x.count,
+            "charged": money(x.charged, &r.currency),
+            "discounts": money(x.discounts, &r.currency),
+            "from_packages": money(x.from_packages, &r.currency),
+            "net": money(x.net(), &r.currency),
+        })).collect::<Vec<_>>(),
         "offer_cost": r.offers.iter().map(|(o, n, m)| json!({"offer": o, "uses": n, "cost": money(*m, &r.currency)})).collect::<Vec<_>>(),
         "package_liability": {"sessions": r.package_sessions, "value": money(r.package_liability, &r.currency)},
         "receivables_ageing": {"0_30": money(r.ageing[0], &r.currency), "31_60": money(r.ageing[1], &r.currency),

@@ -69,7 +69,7 @@ fn bars(items: &[(String, i64)], currency: &str) -> Vec<Bar> {
         .map(|(l, v)| Bar {
             label: l.clone(),
             value: fmt_money(*v, currency),
-            pct: v * 100 / top,
+            pct: (v * 100 / top).max(0),
         })
         .collect()
 }
@@ -95,7 +95,9 @@ struct BillingPage {
     from: String,
     to: String,
     revenue_bars: Vec<Bar>,
-    revenue: Vec<(String, i64, String, String)>,
+    /// Service, count, at list price, discounts, paid from packages, net.
+    revenue: Vec<(String, i64, String, String, String, String)>,
+    revenue_total: String,
     offer_rows: Vec<(String, i64, String)>,
     liability: String,
     liability_sessions: i64,
@@ -170,6 +172,7 @@ async fn view(
         to: String::new(),
         revenue_bars: vec![],
         revenue: vec![],
+        revenue_total: String::new(),
         offer_rows: vec![],
         liability: String::new(),
         liability_sessions: 0,
@@ -304,7 +307,7 @@ async fn view(
                 page.revenue_bars = bars(
                     &r.revenue
                         .iter()
-                        .map(|x| (x.0.clone(), x.2 - x.3))
+                        .map(|x| (x.service.clone(), x.net()))
                         .collect::<Vec<_>>(),
                     &r.currency,
                 );
@@ -313,13 +316,17 @@ async fn view(
                     .iter()
                     .map(|x| {
                         (
-                            x.0.clone(),
-                            x.1,
-                            fmt_money(x.2, &r.currency),
-                            fmt_money(x.2 - x.3, &r.currency),
+                            x.service.clone(),
+                            x.count,
+                            fmt_money(x.charged, &r.currency),
+                            fmt_money(x.discounts, &r.currency),
+                            fmt_money(x.from_packages, &r.currency),
+                            fmt_money(x.net(), &r.currency),
                         )
                     })
                     .collect();
+                page.revenue_total =
+                    fmt_money(r.revenue.iter().map(|x| x.net()).sum(), &r.currency);
                 page.offer_rows = r
                     .offers
                     .iter()
