@@ -104,6 +104,35 @@ pub fn insert_sql() -> String {
 }
 
 impl PatientRow {
+    /// The row from a rusqlite read of [`COLUMNS`], in their order.
+    fn from_sqlite(r: &rusqlite::Row) -> rusqlite::Result<PatientRow> {
+        Ok(PatientRow {
+            id: r.get(0)?,
+            clinic_id: r.get(1)?,
+            mrn: r.get(2)?,
+            given_name: r.get(3)?,
+            family_name: r.get(4)?,
+            preferred_name: r.get(5)?,
+            date_of_birth: r.get(6)?,
+            sex_at_birth: r.get(7)?,
+            pronouns: r.get(8)?,
+            phone: r.get(9)?,
+            email: r.get(10)?,
+            address_line1: r.get(11)?,
+            address_line2: r.get(12)?,
+            city: r.get(13)?,
+            region: r.get(14)?,
+            postal_code: r.get(15)?,
+            emergency_contact_name: r.get(16)?,
+            emergency_contact_phone: r.get(17)?,
+            emergency_contact_relation: r.get(18)?,
+            escort_name: r.get(19)?,
+            escort_phone: r.get(20)?,
+            created_at: r.get(21)?,
+            updated_at: r.get(22)?,
+        })
+    }
+
     fn into_record(self) -> Result<PatientRecord> {
         Ok(PatientRecord {
             id: parse_stored(&self.id)?,
@@ -290,11 +319,23 @@ impl Store {
             "SELECT {COLUMNS} FROM patients WHERE id = $1 AND clinic_id IN ({})",
             placeholders(2, clinics.len())
         );
-        let row: Option<PatientRow> = on_pool!(self.read(), p => {
-            let mut q = sqlx::query_as::<_, PatientRow>(&sql).bind(id.to_string());
-            for c in clinics { q = q.bind(c.to_string()); }
-            q.fetch_optional(p).await?
+        let id = id.to_string();
+        let clinics: Vec<String> = clinics.iter().map(|c| c.to_string()).collect();
+        let inline = self.sqlite_point_read(|c| {
+            use rusqlite::OptionalExtension;
+            let mut st = c.prepare_cached(&sql)?;
+            let args = std::iter::once(&id).chain(&clinics);
+            st.query_row(rusqlite::params_from_iter(args), PatientRow::from_sqlite)
+                .optional()
         });
+        let row: Option<PatientRow> = match inline {
+            Some(row) => row?,
+            None => on_pool!(self.read(), p => {
+                let mut q = sqlx::query_as::<_, PatientRow>(&sql).bind(&id);
+                for c in &clinics { q = q.bind(c); }
+                q.fetch_optional(p).await?
+            }),
+        };
         row.map(PatientRow::into_record).transpose()
     }
 
