@@ -731,6 +731,7 @@ pub(crate) mod sqlite_writer {
     /// read first fail with "database is locked" when it tries to write
     /// after the other's commit (SQLite cannot upgrade a stale snapshot, and
     /// waiting does not help).
+    #[derive(Clone)]
     pub(super) struct OutboxCleaner {
         runtime: Option<tokio::runtime::Handle>,
         pool: Pool,
@@ -773,13 +774,22 @@ pub(crate) mod sqlite_writer {
         stats: std::sync::Arc<WriterStats>,
         cleaner: OutboxCleaner,
     ) {
+        let trail = trail_file(&data);
         // Read-only: the outbox is deleted through the store's writer (see OutboxCleaner).
-        let mut conns = match (open(&trail_file(&data)), crate::open_sqlite_reader(&data)) {
+        let mut conns = match (open(&trail), crate::open_sqlite_reader(&data)) {
             (Ok(t), Ok(d)) => Some((t, d)),
             (Err(e), _) | (_, Err(e)) => {
                 tracing::error!(cause = %e, "the audit writer cannot open the database");
                 None
             }
+        };
+        let checkpointer = match &conns {
+            Some((t, _)) => Checkpointer::start(trail.clone(), t),
+            None => None,
+        };
+        let syncer = match &conns {
+            Some((t, _)) => Syncer::start(&trail, t, cleaner.clone()),
+            None => None,
         };
         let mut last_batch = 0usize;
         while let Some(first) = rx.blocking_recv() {
@@ -791,14 +801,15 @@ pub(crate) mod sqlite_writer {
                 batch.drain(&mut rx);
             }
             last_batch = batch.events.len();
+            let mut moved = None;
             if let (Some((trail, data)), true) = (&mut conns, batch.outbox) {
-                if let Err(e) = move_outbox(trail, data, &cleaner) {
+                match move_outbox(trail, data) {
+                    Ok(m) => moved = m,
                     // Before the data file is migrated there is no outbox yet.
-                    if e.to_string().contains("no such table") {
+                    Err(e) if e.to_string().contains("no such table") => {
                         tracing::debug!(cause = %e, "no audit outbox yet");
-                    } else {
-                        tracing::error!(cause = %e, "moving the audit outbox failed");
                     }
+                    Err(e) => tracing::error!(cause = %e, "moving the audit outbox failed"),
                 }
             }
             let outcome = match (&mut conns, batch.events.is_empty()) {
@@ -809,8 +820,227 @@ pub(crate) mod sqlite_writer {
                     commit(trail, &batch.events).map_err(|e| e.to_string())
                 }
             };
-            batch.answer(outcome);
+            let wrote = moved.is_some() || !batch.events.is_empty();
+            let done = Committed {
+                batch,
+                outcome,
+                moved,
+                wrote,
+            };
+            match &syncer {
+                Some(s) => s.send(done),
+                None => done.finish(Ok(()), &cleaner),
+            }
+            if let (Some(cp), Some((trail, _)), true) = (&checkpointer, &conns, wrote) {
+                cp.committed(trail);
+            }
         }
+    }
+
+    /// A commit of the writer and what waits for it to be on disk: the
+    /// answers, and clearing the outbox rows it moved.
+    struct Committed {
+        batch: Batch,
+        outcome: std::result::Result<(), String>,
+        /// Outbox rows up to this id are in the chain.
+        moved: Option<i64>,
+        /// Whether the trail was written (else there is nothing to sync).
+        wrote: bool,
+    }
+
+    impl Committed {
+        fn finish(self, synced: std::result::Result<(), String>, cleaner: &OutboxCleaner) {
+            if let (Ok(()), Some(oid)) = (&synced, self.moved) {
+                cleaner.delete_up_to(oid);
+            }
+            self.batch.answer(self.outcome.and(synced));
+        }
+    }
+
+    /// Makes the writer's commits durable on a thread of its own. The
+    /// writer commits with `synchronous = NORMAL` (no sync in the commit)
+    /// and hands each commit here; this thread syncs the trail's log once for
+    /// everything committed meanwhile and only then answers the requests. So
+    /// the writer builds and commits the next batch while the disk syncs the
+    /// last, and one sync serves several commits. Nothing is answered before
+    /// the log holding it is on disk, as with `synchronous = FULL`.
+    struct Syncer {
+        tx: std::sync::mpsc::Sender<Committed>,
+    }
+
+    impl Syncer {
+        /// Starts the thread; `None` (the writer keeps syncing in its
+        /// commits) if the log is not a write-ahead log or the thread cannot
+        /// start.
+        fn start(
+            trail: &std::path::Path,
+            writer: &Connection,
+            cleaner: OutboxCleaner,
+        ) -> Option<Syncer> {
+            let mode: String = writer
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .ok()?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return None;
+            }
+            let mut wal = WalFile::new(trail);
+            let (tx, rx) = std::sync::mpsc::channel::<Committed>();
+            let spawned = std::thread::Builder::new()
+                .name("audit-sync".into())
+                .spawn(move || {
+                    // Ends when the writer drops its sender, after the rest.
+                    while let Ok(first) = rx.recv() {
+                        let mut group = vec![first];
+                        group.extend(rx.try_iter());
+                        let synced = if group.iter().any(|d| d.wrote) {
+                            wal.sync().map_err(|e| {
+                                tracing::error!(cause = %e, "syncing the audit log failed");
+                                format!("syncing the audit log: {e}")
+                            })
+                        } else {
+                            Ok(())
+                        };
+                        for d in group {
+                            d.finish(synced.clone(), &cleaner);
+                        }
+                    }
+                });
+            match spawned {
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(cause = %e, "no audit sync thread; commits sync themselves");
+                    return None;
+                }
+            }
+            // Only once the thread runs: until then every commit syncs.
+            writer
+                .pragma_update(None, "synchronous", "NORMAL")
+                .map_err(|e| tracing::warn!(cause = %e, "commits keep syncing themselves"))
+                .ok()?;
+            Some(Syncer { tx })
+        }
+
+        fn send(&self, done: Committed) {
+            if let Err(std::sync::mpsc::SendError(done)) = self.tx.send(done) {
+                done.batch
+                    .answer(Err("the audit sync thread has stopped".into()));
+            }
+        }
+    }
+
+    /// The trail's write-ahead log, opened for syncing. SQLite keeps the
+    /// file while a connection is open (the writer's is); should it ever be
+    /// replaced, the new file is opened.
+    struct WalFile {
+        path: std::path::PathBuf,
+        open: Option<(std::fs::File, (u64, u64))>,
+    }
+
+    impl WalFile {
+        fn new(db: &std::path::Path) -> WalFile {
+            let mut name = db.as_os_str().to_owned();
+            name.push("-wal");
+            WalFile {
+                path: name.into(),
+                open: None,
+            }
+        }
+
+        fn sync(&mut self) -> std::io::Result<()> {
+            use std::os::unix::fs::MetadataExt;
+            let now = std::fs::metadata(&self.path)?;
+            let id = (now.dev(), now.ino());
+            if !matches!(&self.open, Some((_, was)) if *was == id) {
+                let f = std::fs::File::open(&self.path)?;
+                let m = f.metadata()?;
+                self.open = Some((f, (m.dev(), m.ino())));
+            }
+            match &self.open {
+                Some((f, _)) => f.sync_data(),
+                None => Ok(()),
+            }
+        }
+    }
+
+    /// How long the checkpointer lets commits gather before copying them.
+    const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(25);
+
+    /// Commits after which the writer checkpoints itself, when the
+    /// checkpointer has not kept up.
+    const SELF_CHECKPOINT_AFTER: u64 = 256;
+
+    /// Copies the trail's write-ahead log back into the file on a thread of
+    /// its own. SQLite's automatic checkpoint runs inside the commit that
+    /// crosses 1,000 log pages; an audit commit touches about 90 (the
+    /// patient index is spread over the file), so every tenth commit copied
+    /// a thousand pages and synced the file, 7 to 30 ms that every request
+    /// in the batch, and every one queued behind it, waited for.
+    struct Checkpointer {
+        nudge: std::sync::mpsc::SyncSender<()>,
+        /// Commits since a checkpoint last copied the whole log.
+        pending: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    }
+
+    impl Checkpointer {
+        /// Starts the thread and turns the writer's automatic checkpoints
+        /// off; `None` (automatic checkpoints kept) if either fails.
+        fn start(path: std::path::PathBuf, writer: &Connection) -> Option<Checkpointer> {
+            use std::sync::atomic::Ordering::Relaxed;
+            let c = open(&path)
+                .map_err(|e| tracing::warn!(cause = %e, "no audit checkpointer"))
+                .ok()?;
+            let (nudge, rx) = std::sync::mpsc::sync_channel::<()>(1);
+            let pending = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let done = pending.clone();
+            std::thread::Builder::new()
+                .name("audit-checkpoint".into())
+                .spawn(move || {
+                    // Ends when the writer drops its sender.
+                    while rx.recv().is_ok() {
+                        std::thread::sleep(CHECKPOINT_EVERY);
+                        let _ = rx.try_recv();
+                        match checkpoint(&c) {
+                            Ok(()) => done.store(0, Relaxed),
+                            Err(e) => tracing::warn!(cause = %e, "audit checkpoint failed"),
+                        }
+                    }
+                })
+                .map_err(|e| tracing::warn!(cause = %e, "no audit checkpointer"))
+                .ok()?;
+            writer
+                .pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(|e| tracing::warn!(cause = %e, "automatic checkpoints stay on"))
+                .ok()?;
+            Some(Checkpointer { nudge, pending })
+        }
+
+        /// After each commit of the writer.
+        fn committed(&self, writer: &Connection) {
+            use std::sync::atomic::Ordering::Relaxed;
+            let _ = self.nudge.try_send(());
+            if self.pending.fetch_add(1, Relaxed) + 1 > SELF_CHECKPOINT_AFTER {
+                match checkpoint(writer) {
+                    Ok(()) => self.pending.store(0, Relaxed),
+                    Err(e) => tracing::warn!(cause = %e, "audit checkpoint failed"),
+                }
+            }
+        }
+    }
+
+    /// Passive checkpoints until the whole log is copied. Commits landing
+    /// meanwhile add pages, so a round may leave a few; the next catches up,
+    /// and the commit after a complete one starts the log afresh.
+    fn checkpoint(c: &Connection) -> rusqlite::Result<()> {
+        for _ in 0..8 {
+            let (busy, log, copied): (i64, i64, i64) =
+                c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            if busy != 0 || copied >= log {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn commit(trail: &mut Connection, events: &[NewAuditEvent]) -> rusqlite::Result<()> {
@@ -869,11 +1099,10 @@ pub(crate) mod sqlite_writer {
     /// far the outbox has been moved, so the events are appended exactly
     /// once; only then are they deleted from the outbox (a failed delete is
     /// retried later and never appends twice).
-    fn move_outbox(
-        trail: &mut Connection,
-        data: &Connection,
-        cleaner: &OutboxCleaner,
-    ) -> rusqlite::Result<()> {
+    /// Moves the outbox into the chain, a chunk per transaction. Returns the
+    /// outbox id up to which rows are in the chain and may be deleted once
+    /// the trail's commits are on disk.
+    fn move_outbox(trail: &mut Connection, data: &Connection) -> rusqlite::Result<Option<i64>> {
         loop {
             let tx = trail.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let moved: i64 =
@@ -918,10 +1147,7 @@ pub(crate) mod sqlite_writer {
                 // Rows an earlier failed delete left behind.
                 let oldest: Option<i64> =
                     data.query_row("SELECT MIN(oid) FROM audit_outbox", [], |r| r.get(0))?;
-                if oldest.is_some_and(|o| o <= moved) {
-                    cleaner.delete_up_to(moved);
-                }
-                return Ok(());
+                return Ok(oldest.is_some_and(|o| o <= moved).then_some(moved));
             }
             let n = records.len() as i64;
             let (seq, hash) = head(&tx)?;
@@ -933,8 +1159,7 @@ pub(crate) mod sqlite_writer {
             )?;
             tx.commit()?;
             if n < MOVE_CHUNK {
-                cleaner.delete_up_to(last_oid);
-                return Ok(());
+                return Ok(Some(last_oid));
             }
         }
     }
