@@ -967,7 +967,7 @@ pub(crate) mod sqlite_writer {
 
     /// Commits after which the writer checkpoints itself, when the
     /// checkpointer has not kept up.
-    const SELF_CHECKPOINT_AFTER: u64 = 256;
+    const SELF_CHECKPOINT_AFTER: u64 = 64;
 
     /// Copies the trail's write-ahead log back into the file on a thread of
     /// its own. SQLite's automatic checkpoint runs inside the commit that

@@ -290,3 +290,49 @@ async fn a_backup_holds_data_and_trail_and_restores_to_one_chain() {
     restored.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Under a steady stream of audited reads the trail's log is checkpointed
+/// by its own thread (the writer's automatic checkpoints are off), so it
+/// stays bounded, and every answered event is in an intact chain.
+#[tokio::test]
+async fn the_trail_log_is_checkpointed_off_the_writer() {
+    let dir = scratch();
+    let file = dir.join("d.db");
+    let store = open(&file).await;
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..500 {
+                let mut ev = NewAuditEvent::new(Action::PatientRead, "test");
+                // Spread over many patients, as the patient index is in use.
+                ev.patient_id = Some(uuid::Uuid::now_v7().to_string());
+                ev.detail = Some(format!("reader {t} read {i}"));
+                s.audit(vec![ev]).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // The answered reads are all in the chain, each once.
+    assert_eq!(
+        scalar(
+            store.raw_trail_pool(),
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'patient.read'"
+        )
+        .await,
+        4000
+    );
+    assert!(events(&store).await >= 4000);
+    // The log file keeps its largest size. Without checkpoints it would
+    // hold every page written since the start: some 30 MB here.
+    let wal = store::audit::trail_file(&file).with_extension("db-wal");
+    let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap();
+    assert!(
+        size < 8 * 1024 * 1024,
+        "the trail's log grew to {size} bytes: checkpoints are not running"
+    );
+    store.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
