@@ -820,13 +820,12 @@ pub(crate) mod sqlite_writer {
                     commit(trail, &batch.events).map_err(|e| e.to_string())
                 }
             };
-            let wrote = moved.is_some() || !batch.events.is_empty();
             let done = Committed {
                 batch,
                 outcome,
                 moved,
-                wrote,
             };
+            let wrote = done.wrote();
             match &syncer {
                 Some(s) => s.send(done),
                 None => done.finish(Ok(()), &cleaner),
@@ -844,11 +843,14 @@ pub(crate) mod sqlite_writer {
         outcome: std::result::Result<(), String>,
         /// Outbox rows up to this id are in the chain.
         moved: Option<i64>,
-        /// Whether the trail was written (else there is nothing to sync).
-        wrote: bool,
     }
 
     impl Committed {
+        /// Whether the trail was written (else there is nothing to sync).
+        fn wrote(&self) -> bool {
+            self.moved.is_some() || !self.batch.events.is_empty()
+        }
+
         fn finish(self, synced: std::result::Result<(), String>, cleaner: &OutboxCleaner) {
             if let (Ok(()), Some(oid)) = (&synced, self.moved) {
                 cleaner.delete_up_to(oid);
@@ -892,7 +894,7 @@ pub(crate) mod sqlite_writer {
                     while let Ok(first) = rx.recv() {
                         let mut group = vec![first];
                         group.extend(rx.try_iter());
-                        let synced = if group.iter().any(|d| d.wrote) {
+                        let synced = if group.iter().any(Committed::wrote) {
                             wal.sync().map_err(|e| {
                                 tracing::error!(cause = %e, "syncing the audit log failed");
                                 format!("syncing the audit log: {e}")

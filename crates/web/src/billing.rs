@@ -2076,6 +2076,14 @@ impl Revenue {
     }
 }
 
+/// The report's row for a service label, started empty.
+fn revenue_row(rows: &mut BTreeMap<String, Revenue>, label: String) -> &mut Revenue {
+    rows.entry(label.clone()).or_insert_with(|| Revenue {
+        service: label,
+        ..Revenue::default()
+    })
+}
+
 /// Revenue by service, the cost of offers, the outstanding package
 /// liability, and receivables by age, for invoices issued in [from, to].
 pub async fn reports(
@@ -2134,10 +2142,7 @@ pub async fn reports(
         } else {
             label
         };
-        let r = revenue.entry(label.clone()).or_insert_with(|| Revenue {
-            service: label,
-            ..Revenue::default()
-        });
+        let r = revenue_row(&mut revenue, label);
         if kind == "charge" {
             r.count += n;
             r.charged += sum;
@@ -2158,12 +2163,7 @@ pub async fn reports(
         .billing_package_credit_sums(&here, start, end)
         .await?
     {
-        let label = label_of(&service);
-        let r = revenue.entry(label.clone()).or_insert_with(|| Revenue {
-            service: label,
-            ..Revenue::default()
-        });
-        r.from_packages += sum;
+        revenue_row(&mut revenue, label_of(&service)).from_packages += sum;
     }
     let mut ageing = [0i64; 4];
     let mut outstanding = vec![];
