@@ -642,27 +642,32 @@ impl Store {
                 "SQLite readings go through the bulk connection".into(),
             )));
         };
-        // One array per column, in the statement's order.
-        fn col<'a, T>(obs: &'a [NewObservation], f: impl Fn(&'a NewObservation) -> T) -> Vec<T> {
-            obs.iter().map(f).collect()
+        // One array per column, in the statement's order, the rows sorted by
+        // source key: two groups written at once then wait for each other's
+        // keys in one order, never in a cycle (a deadlock). The sort is
+        // stable, so of a key sent twice the first copy is still stored.
+        let mut sorted: Vec<&NewObservation> = obs.iter().collect();
+        sorted.sort_by(|a, b| a.source_key.cmp(&b.source_key));
+        fn col<'a, T>(rows: &[&'a NewObservation], f: impl Fn(&'a NewObservation) -> T) -> Vec<T> {
+            rows.iter().map(|o| f(o)).collect()
         }
         let q = sqlx::query_as::<_, (String,)>(INSERT_UNNEST_PG)
-            .bind(col(&obs, |o| o.id.as_str()))
-            .bind(col(&obs, |o| o.encounter_id.as_str()))
-            .bind(col(&obs, |o| o.source_key.as_str()))
-            .bind(col(&obs, |o| o.taken_at))
-            .bind(col(&obs, |o| o.v.hr))
-            .bind(col(&obs, |o| o.v.sbp))
-            .bind(col(&obs, |o| o.v.dbp))
-            .bind(col(&obs, |o| o.v.spo2))
-            .bind(col(&obs, |o| o.v.rr))
-            .bind(col(&obs, |o| o.v.temp_c))
-            .bind(col(&obs, |o| o.v.moaas))
-            .bind(col(&obs, |o| o.v.cadss6))
-            .bind(col(&obs, |o| o.v.nausea))
-            .bind(col(&obs, |o| o.v.distress))
-            .bind(col(&obs, |o| o.recorded_by.map(|u| u.to_string())))
-            .bind(col(&obs, |o| o.device_token_id.as_deref()))
+            .bind(col(&sorted, |o| o.id.as_str()))
+            .bind(col(&sorted, |o| o.encounter_id.as_str()))
+            .bind(col(&sorted, |o| o.source_key.as_str()))
+            .bind(col(&sorted, |o| o.taken_at))
+            .bind(col(&sorted, |o| o.v.hr))
+            .bind(col(&sorted, |o| o.v.sbp))
+            .bind(col(&sorted, |o| o.v.dbp))
+            .bind(col(&sorted, |o| o.v.spo2))
+            .bind(col(&sorted, |o| o.v.rr))
+            .bind(col(&sorted, |o| o.v.temp_c))
+            .bind(col(&sorted, |o| o.v.moaas))
+            .bind(col(&sorted, |o| o.v.cadss6))
+            .bind(col(&sorted, |o| o.v.nausea))
+            .bind(col(&sorted, |o| o.v.distress))
+            .bind(col(&sorted, |o| o.recorded_by.map(|u| u.to_string())))
+            .bind(col(&sorted, |o| o.device_token_id.as_deref()))
             .bind(now);
         let mut tx = p.begin().await?;
         // The rows stored (a reading already stored, or sent twice in the

@@ -229,8 +229,27 @@ impl IngestQueue {
     }
 }
 
+/// Groups committing at once. PostgreSQL runs a second group's INSERT while
+/// the first commits (and on the other core); they meet only at the audit
+/// chain's head, taken last. SQLite has one writing connection.
+fn ingest_lanes(store: &store::Store) -> usize {
+    match store.backend() {
+        store::Backend::Postgres => 2,
+        store::Backend::Sqlite => 1,
+    }
+}
+
 async fn run_ingest(store: store::Store, mut rx: tokio::sync::mpsc::Receiver<IngestJob>) {
-    while let Some(first) = rx.recv().await {
+    let lanes = Arc::new(tokio::sync::Semaphore::new(ingest_lanes(&store)));
+    loop {
+        // A free lane first: whatever queues while every lane is busy joins
+        // the next group.
+        let Ok(lane) = lanes.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else {
+            return;
+        };
         let mut n = first.obs.len();
         let mut jobs = vec![first];
         while n < GROUP_MAX {
@@ -242,35 +261,44 @@ async fn run_ingest(store: store::Store, mut rx: tokio::sync::mpsc::Receiver<Ing
                 Err(_) => break,
             }
         }
-        let mut obs = Vec::with_capacity(n);
-        let mut audit = Vec::new();
-        let mut sizes = Vec::with_capacity(jobs.len());
-        for j in &mut jobs {
-            sizes.push(j.obs.len());
-            obs.append(&mut j.obs);
-            audit.append(&mut j.audit);
-        }
-        match store.insert_observations(obs, audit).await {
-            Ok((obs, keys)) => {
-                let mut rest = obs.into_iter();
-                // A key sent twice in one group is new for the first sender only.
-                let mut fresh: std::collections::HashSet<String> = keys.into_iter().collect();
-                for (j, size) in jobs.into_iter().zip(sizes) {
-                    let mine: Vec<NewObservation> = rest.by_ref().take(size).collect();
-                    let stored = mine
-                        .iter()
-                        .filter(|o| fresh.remove(&o.source_key))
-                        .map(|o| o.source_key.clone())
-                        .collect();
-                    let _ = j.reply.send(Ok((mine, stored)));
-                }
+        let store = store.clone();
+        tokio::spawn(async move {
+            commit_group(&store, jobs, n).await;
+            drop(lane);
+        });
+    }
+}
+
+/// Stores one group's readings in one transaction and answers each request.
+async fn commit_group(store: &store::Store, mut jobs: Vec<IngestJob>, n: usize) {
+    let mut obs = Vec::with_capacity(n);
+    let mut audit = Vec::new();
+    let mut sizes = Vec::with_capacity(jobs.len());
+    for j in &mut jobs {
+        sizes.push(j.obs.len());
+        obs.append(&mut j.obs);
+        audit.append(&mut j.audit);
+    }
+    match store.insert_observations(obs, audit).await {
+        Ok((obs, keys)) => {
+            let mut rest = obs.into_iter();
+            // A key sent twice in one group is new for the first sender only.
+            let mut fresh: std::collections::HashSet<String> = keys.into_iter().collect();
+            for (j, size) in jobs.into_iter().zip(sizes) {
+                let mine: Vec<NewObservation> = rest.by_ref().take(size).collect();
+                let stored = mine
+                    .iter()
+                    .filter(|o| fresh.remove(&o.source_key))
+                    .map(|o| o.source_key.clone())
+                    .collect();
+                let _ = j.reply.send(Ok((mine, stored)));
             }
-            Err(e) => {
-                let cause = e.to_string();
-                tracing::error!(%cause, readings = n, "storing readings failed");
-                for j in jobs {
-                    let _ = j.reply.send(Err(cause.clone()));
-                }
+        }
+        Err(e) => {
+            let cause = e.to_string();
+            tracing::error!(%cause, readings = n, "storing readings failed");
+            for j in jobs {
+                let _ = j.reply.send(Err(cause.clone()));
             }
         }
     }

@@ -894,11 +894,21 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
         "{out}"
     );
     assert_eq!(count(app, "observations", &eid).await, 2);
-    // Gateways racing with the same readings (written together in one
-    // transaction): each reading is new for exactly one of them.
-    let racing = json!({"readings": (0..20).map(|i| r(&format!("race{i}"), &chair2, rfc(0), json!({"hr": 70 + i}))).collect::<Vec<_>>()});
-    let send = || device.post("/api/v1/observations", &racing);
-    let (a, b, c, d) = tokio::join!(send(), send(), send(), send());
+    // Gateways racing with the same readings, half of them in the reverse
+    // order (written together in one transaction, or on PostgreSQL in two at
+    // once, which must not deadlock): each reading is new for exactly one.
+    let racing: Vec<_> = (0..20)
+        .map(|i| r(&format!("race{i}"), &chair2, rfc(0), json!({"hr": 70 + i})))
+        .collect();
+    let forward = json!({ "readings": racing });
+    let reversed = json!({ "readings": racing.iter().rev().collect::<Vec<_>>() });
+    let path = "/api/v1/observations";
+    let (a, b, c, d) = tokio::join!(
+        device.post(path, &forward),
+        device.post(path, &reversed),
+        device.post(path, &forward),
+        device.post(path, &reversed)
+    );
     let (mut stored, mut dupes) = (0, 0);
     for (s, out) in [a, b, c, d] {
         assert_eq!(s, 200, "{out}");
@@ -1143,6 +1153,40 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
         "{html}"
     );
     assert!(!html.contains("Check in now, without a booking"));
+
+    // Straight to the store, in groups big enough to overlap: the same
+    // readings in opposite orders, written at once, must not deadlock
+    // (PostgreSQL writes two groups at a time), and each is stored once.
+    let now = jiff::Timestamp::now().as_microsecond();
+    for round in 0..3 {
+        let group = |reversed: bool| {
+            let mut g: Vec<store::treatment::NewObservation> = (0..2000)
+                .map(|i| store::treatment::NewObservation {
+                    id: store::treatment::new_id(),
+                    encounter_id: eid.clone(),
+                    source_key: format!("test:{round}:{i:04}"),
+                    taken_at: now - i,
+                    v: domain::treatment::Vitals {
+                        hr: Some(70),
+                        ..Default::default()
+                    },
+                    recorded_by: None,
+                    device_token_id: None,
+                    alerts: Vec::new(),
+                })
+                .collect();
+            if reversed {
+                g.reverse();
+            }
+            g
+        };
+        let (a, b) = tokio::join!(
+            app.store.insert_observations(group(false), Vec::new()),
+            app.store.insert_observations(group(true), Vec::new())
+        );
+        let (a, b) = (a.expect("no deadlock").1, b.expect("no deadlock").1);
+        assert_eq!(a.len() + b.len(), 2000, "round {round}");
+    }
 }
 
 both!(monitors_stream_to_the_floor);
