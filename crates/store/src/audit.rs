@@ -131,13 +131,25 @@ pub(crate) fn insert_sql(rows: usize) -> String {
     format!("INSERT INTO audit_events ({COLUMNS}) VALUES {values}")
 }
 
-/// Inserts chained records in chunks inside an open transaction `$tx`.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! insert_records {
-    ($tx:expr, $records:expr) => {
-        for chunk in $records.chunks($crate::audit::chunk_size()) {
-            let sql = $crate::audit::insert_sql(chunk.len());
+/// Which backend a connection talks to, for the SQL that differs.
+pub trait Dialect {
+    const SQLITE: bool;
+
+    /// Inserts chained records inside the connection's open transaction.
+    fn insert_records<'c>(
+        &'c mut self,
+        records: &'c [AuditRecord],
+    ) -> impl std::future::Future<Output = Result<()>> + Send + 'c;
+}
+
+impl Dialect for sqlx::SqliteConnection {
+    const SQLITE: bool = true;
+
+    /// Multi-row INSERTs of at most [`CHUNK`] rows (SQLite binds by position,
+    /// so each size is its own prepared statement).
+    async fn insert_records(&mut self, records: &[AuditRecord]) -> Result<()> {
+        for chunk in records.chunks(CHUNK) {
+            let sql = insert_sql(chunk.len());
             let mut q = sqlx::query(&sql);
             for r in chunk {
                 q = q
@@ -160,23 +172,56 @@ macro_rules! insert_records {
                     .bind(&r.prev_hash)
                     .bind(&r.hash);
             }
-            q.execute(&mut *$tx).await?;
+            q.execute(&mut *self).await?;
         }
-    };
-}
-
-/// Which backend a connection talks to, for the SQL that differs.
-pub trait Dialect {
-    const SQLITE: bool;
-}
-
-impl Dialect for sqlx::SqliteConnection {
-    const SQLITE: bool = true;
+        Ok(())
+    }
 }
 
 impl Dialect for sqlx::PgConnection {
     const SQLITE: bool = false;
+
+    /// One statement for any number of records: a column per array, so the
+    /// connection prepares it once, whatever the batch's size.
+    async fn insert_records(&mut self, records: &[AuditRecord]) -> Result<()> {
+        fn col<'a, T>(rows: &'a [AuditRecord], f: impl Fn(&'a AuditRecord) -> T) -> Vec<T> {
+            rows.iter().map(f).collect()
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(INSERT_RECORDS_PG)
+            .bind(col(records, |r| r.seq))
+            .bind(col(records, |r| r.id.as_str()))
+            .bind(col(records, |r| r.at))
+            .bind(col(records, |r| r.org_id.as_deref()))
+            .bind(col(records, |r| r.actor_user_id.as_deref()))
+            .bind(col(records, |r| r.actor_label.as_str()))
+            .bind(col(records, |r| r.actor_role.as_deref()))
+            .bind(col(records, |r| r.clinic_id.as_deref()))
+            .bind(col(records, |r| r.patient_id.as_deref()))
+            .bind(col(records, |r| r.action.as_str()))
+            .bind(col(records, |r| r.object_type.as_deref()))
+            .bind(col(records, |r| r.object_id.as_deref()))
+            .bind(col(records, |r| r.outcome.as_str()))
+            .bind(col(records, |r| r.source_ip.as_deref()))
+            .bind(col(records, |r| r.request_id.as_deref()))
+            .bind(col(records, |r| r.detail.as_deref()))
+            .bind(col(records, |r| r.prev_hash.as_str()))
+            .bind(col(records, |r| r.hash.as_str()))
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
 }
+
+const INSERT_RECORDS_PG: &str =
+    "INSERT INTO audit_events (seq, id, at, org_id, actor_user_id, actor_label, actor_role, \
+     clinic_id, patient_id, action, object_type, object_id, outcome, source_ip, request_id, \
+     detail, prev_hash, hash) SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[], \
+     $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+     $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], \
+     $17::text[], $18::text[])";
 
 #[doc(hidden)]
 pub fn is_sqlite<C: Dialect>(_: &C) -> bool {
@@ -236,15 +281,12 @@ macro_rules! append_in_tx {
                 }
                 return Ok(());
             }
-            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-                .execute(&mut *$tx)
-                .await?;
             let (seq, hash): (i64, String) =
-                sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
                     .fetch_one(&mut *$tx)
                     .await?;
             let records = $crate::audit::chain_records(seq, hash, events);
-            $crate::insert_records!($tx, &records);
+            $crate::audit::Dialect::insert_records(&mut *$tx, &records).await?;
             if let Some(last) = records.last() {
                 sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
                     .bind(last.seq)
@@ -479,7 +521,7 @@ async fn write_batch(
                 tx.rollback().await?;
                 return Ok::<bool, crate::StoreError>(false);
             }
-            crate::insert_records!(tx, &records);
+            Dialect::insert_records(&mut *tx, &records).await?;
             tx.commit().await?;
             Ok(true)
         }
