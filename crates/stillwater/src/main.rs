@@ -1,6 +1,6 @@
 //! `stillwater`: the clinic platform in one binary.
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -205,7 +205,12 @@ fn init_logs(cfg: &Config) {
             .with_env_filter(filter)
             .try_init();
     } else {
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+        // Colours only on a terminal: a log file or the journal gets plain
+        // text (and each request's span is formatted without escape codes).
+        let _ = tracing_subscriber::fmt()
+            .with_ansi(std::io::stdout().is_terminal())
+            .with_env_filter(filter)
+            .try_init();
     }
 }
 
