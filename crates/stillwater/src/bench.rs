@@ -489,19 +489,27 @@ async fn startup(url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
     }
     let ready = ready.context("the server did not become ready in 20 s")?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss = child
+    let status = child
         .id()
         .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(|l| l.trim_start_matches("VmRSS:").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
+        .unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| "unknown".into())
+    };
+    // The file part is the executable's pages mapped from the page cache
+    // (clean, shared): how much of it a process maps depends on how the
+    // file sits in the cache (a freshly copied binary maps more).
     println!(
-        "start-up: process start to /readyz 200 in {:.0} ms; idle resident memory {}",
+        "start-up: process start to /readyz 200 in {:.0} ms; idle resident memory {} \
+         (anonymous {}, mapped from files {})",
         ready.as_secs_f64() * 1000.0,
-        rss
+        field("VmRSS:"),
+        field("RssAnon:"),
+        field("RssFile:")
     );
     let _ = child.kill().await;
     Ok(())
