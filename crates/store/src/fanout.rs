@@ -17,16 +17,25 @@ impl Store {
     }
 
     /// Sends each payload on the floor channel (one statement per batch).
+    /// The statement is its own transaction, and it commits without waiting
+    /// for the log to reach the disk: the events are hints for the boards
+    /// (which refresh on their own), they change no data, and the readings
+    /// they announce were committed durably before. So a board on another
+    /// instance hears of a reading without a second disk flush per batch.
     pub async fn notify_floor(&self, payloads: &[String]) -> Result<()> {
         let Pool::Postgres(p) = self.write() else {
             return Ok(());
         };
         for chunk in payloads.chunks(MAX_PAYLOADS) {
-            sqlx::query("SELECT pg_notify($1, x) FROM UNNEST($2::text[]) AS x")
-                .bind(FLOOR_CHANNEL)
-                .bind(chunk)
-                .execute(p)
-                .await?;
+            sqlx::query(
+                "SELECT pg_notify($1, x) FROM \
+                 (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit, \
+                 UNNEST($2::text[]) AS x",
+            )
+            .bind(FLOOR_CHANNEL)
+            .bind(chunk)
+            .execute(p)
+            .await?;
         }
         Ok(())
     }
