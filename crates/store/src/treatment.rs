@@ -562,24 +562,97 @@ impl Store {
         &self,
         encounters: &[String],
     ) -> Result<std::collections::HashMap<String, (bool, Option<domain::treatment::Vitals>)>> {
-        let mut out: std::collections::HashMap<String, (bool, Option<domain::treatment::Vitals>)> =
-            encounters
-                .iter()
-                .map(|e| (e.clone(), (false, None)))
-                .collect();
         if encounters.is_empty() {
-            return Ok(out);
+            return Ok(Default::default());
         }
         let started_sql = format!(
             "SELECT encounter_id, MIN(at) FROM administration_events WHERE encounter_id IN ({}) \
              GROUP BY encounter_id",
             placeholders(1, encounters.len())
         );
-        // Each visit's readings before its start: a range on the
-        // (encounter, time) index per visit, however many readings follow.
+        let started: std::collections::HashMap<String, i64> = on_pool!(self.read(), p => {
+            let mut q = sqlx::query_as::<_, (String, i64)>(&started_sql);
+            for e in encounters {
+                q = q.bind(e);
+            }
+            q.fetch_all(p).await?.into_iter().collect()
+        });
+        let visits: Vec<(String, Option<i64>)> = encounters
+            .iter()
+            .map(|e| (e.clone(), started.get(e).copied()))
+            .collect();
+        self.baselines(&visits).await
+    }
+
+    /// The open visits in these chairs of these clinics (monitor
+    /// ingestion), each with what checking its readings needs, as
+    /// [`Store::monitoring_context`] gives it: two queries for any number of
+    /// chairs, the dose's start read with the visit.
+    pub async fn chair_monitoring(
+        &self,
+        chairs: &[String],
+        clinics: &[String],
+    ) -> Result<Vec<(Encounter, bool, Option<domain::treatment::Vitals>)>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            e: Encounter,
+            started_at: Option<i64>,
+        }
+        if chairs.is_empty() || clinics.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "{} WHERE e.status = 'open' AND e.resource_id IN ({}) AND e.clinic_id IN ({})",
+            ENCOUNTER_SELECT.replacen(
+                " FROM encounters e ",
+                ", (SELECT MIN(a.at) FROM administration_events a WHERE a.encounter_id = e.id) \
+                 AS started_at FROM encounters e ",
+                1
+            ),
+            placeholders(1, chairs.len()),
+            placeholders(chairs.len() + 1, clinics.len())
+        );
+        let rows: Vec<Row> = on_pool!(self.read(), p => {
+            let mut q = sqlx::query_as(&sql);
+            for c in chairs.iter().chain(clinics) {
+                q = q.bind(c);
+            }
+            q.fetch_all(p).await?
+        });
+        let visits: Vec<(String, Option<i64>)> = rows
+            .iter()
+            .map(|r| (r.e.id.clone(), r.started_at))
+            .collect();
+        let mut context = self.baselines(&visits).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let (started, baseline) = context.remove(&r.e.id).unwrap_or_default();
+                (r.e, started, baseline)
+            })
+            .collect())
+    }
+
+    /// Per visit (id, when its dose started): whether it started, and the
+    /// readings before the start merged into a baseline. One query: a range
+    /// on the (encounter, time) index per visit, however many readings
+    /// follow.
+    async fn baselines(
+        &self,
+        visits: &[(String, Option<i64>)],
+    ) -> Result<std::collections::HashMap<String, (bool, Option<domain::treatment::Vitals>)>> {
+        let mut out: std::collections::HashMap<String, (bool, Option<domain::treatment::Vitals>)> =
+            visits
+                .iter()
+                .map(|(e, at)| (e.clone(), (at.is_some(), None)))
+                .collect();
+        if visits.is_empty() {
+            return Ok(out);
+        }
         let base_sql = format!(
             "{OBS_SELECT} WHERE {} ORDER BY o.encounter_id, o.taken_at",
-            (0..encounters.len())
+            (0..visits.len())
                 .map(|i| format!(
                     "(o.encounter_id = ${} AND o.taken_at < ${})",
                     2 * i + 1,
@@ -589,18 +662,9 @@ impl Store {
                 .join(" OR ")
         );
         let rows: Vec<Observation> = on_pool!(self.read(), p => {
-            let mut q = sqlx::query_as::<_, (String, i64)>(&started_sql);
-            for e in encounters {
-                q = q.bind(e);
-            }
-            let started: std::collections::HashMap<String, i64> =
-                q.fetch_all(p).await?.into_iter().collect();
-            for (e, x) in out.iter_mut() {
-                x.0 = started.contains_key(e);
-            }
             let mut q = sqlx::query_as(&base_sql);
-            for e in encounters {
-                q = q.bind(e).bind(started.get(e).copied().unwrap_or(i64::MAX));
+            for (e, at) in visits {
+                q = q.bind(e).bind(at.unwrap_or(i64::MAX));
             }
             q.fetch_all(p).await?
         });

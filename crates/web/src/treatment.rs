@@ -1416,27 +1416,18 @@ pub async fn ingest(
     let mut chairs: Vec<String> = parsed.iter().map(|p| p.1.chair_id.clone()).collect();
     chairs.sort();
     chairs.dedup();
-    // The encounter rows alone (the full record grows with every reading),
-    // then whether each dose started and its baseline: three queries for
-    // any number of chairs.
-    let open: Vec<Encounter> = state
-        .store
-        .open_encounters_by_chair(&chairs)
-        .await?
-        .into_iter()
-        .filter(|e| clinics.iter().any(|k| k.to_string() == e.clinic_id))
-        .collect();
-    let ids: Vec<String> = open.iter().map(|e| e.id.clone()).collect();
-    let mut monitoring = state.store.monitoring_context(&ids).await?;
+    // The encounter rows alone (the full record grows with every reading)
+    // with when each dose started, then the baselines: two queries for any
+    // number of chairs.
+    let clinic_ids: Vec<String> = clinics.iter().map(|k| k.to_string()).collect();
     let mut context: std::collections::HashMap<
         String,
         (Encounter, Arc<Protocol>, bool, Option<Vitals>),
     > = Default::default();
-    for enc in open {
+    for (enc, started, baseline) in state.store.chair_monitoring(&chairs, &clinic_ids).await? {
         let (Some(chair), Ok(p)) = (enc.resource_id.clone(), protocol_of(state, &enc)) else {
             continue;
         };
-        let (started, baseline) = monitoring.remove(&enc.id).unwrap_or_default();
         context.insert(chair, (enc, p, started, baseline));
     }
     let mut obs = Vec::with_capacity(parsed.len());
