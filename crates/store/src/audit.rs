@@ -1141,11 +1141,9 @@ pub(crate) mod sqlite_writer {
     /// Moves every committed outbox event of the data file into the chain,
     /// oldest first. Each chunk commits in the trail file together with how
     /// far the outbox has been moved, so the events are appended exactly
-    /// once; only then are they deleted from the outbox (a failed delete is
-    /// retried later and never appends twice).
-    /// Moves the outbox into the chain, a chunk per transaction. Returns the
-    /// outbox id up to which rows are in the chain and may be deleted once
-    /// the trail's commits are on disk.
+    /// once. Returns the outbox id up to which rows are in the chain: they
+    /// are deleted from the outbox once the trail's commits are on disk (a
+    /// failed delete is retried later and never appends twice).
     fn move_outbox(trail: &mut Connection, data: &Connection) -> rusqlite::Result<Option<i64>> {
         loop {
             let tx = trail.transaction_with_behavior(TransactionBehavior::Immediate)?;

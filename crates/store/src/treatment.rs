@@ -44,14 +44,24 @@ pub struct Encounter {
     pub discharge_note: Option<String>,
 }
 
-const ENCOUNTER_SELECT: &str =
-    "SELECT e.id, e.clinic_id, e.patient_id, p.given_name, p.family_name, \
-     e.appointment_id, e.resource_id, r.name AS chair, e.plan_id, e.plan_version, e.protocol_id, \
-     e.protocol_version, e.route, e.status, o.username AS opened_by, e.opened_at, \
-     d.username AS discharged_by, e.discharged_at, e.discharge_note \
-     FROM encounters e JOIN patients p ON p.id = e.patient_id \
-     JOIN users o ON o.id = e.opened_by LEFT JOIN users d ON d.id = e.discharged_by \
-     LEFT JOIN resources r ON r.id = e.resource_id";
+/// The columns of an [`Encounter`] and the tables they come from, apart so
+/// that a query can add columns of its own between them.
+macro_rules! encounter_columns {
+    () => {
+        "SELECT e.id, e.clinic_id, e.patient_id, p.given_name, p.family_name, \
+         e.appointment_id, e.resource_id, r.name AS chair, e.plan_id, e.plan_version, \
+         e.protocol_id, e.protocol_version, e.route, e.status, o.username AS opened_by, \
+         e.opened_at, d.username AS discharged_by, e.discharged_at, e.discharge_note"
+    };
+}
+macro_rules! encounter_from {
+    () => {
+        " FROM encounters e JOIN patients p ON p.id = e.patient_id \
+         JOIN users o ON o.id = e.opened_by LEFT JOIN users d ON d.id = e.discharged_by \
+         LEFT JOIN resources r ON r.id = e.resource_id"
+    };
+}
+const ENCOUNTER_SELECT: &str = concat!(encounter_columns!(), encounter_from!());
 
 pub struct NewEncounter {
     pub id: String,
@@ -602,14 +612,14 @@ impl Store {
         if chairs.is_empty() || clinics.is_empty() {
             return Ok(Vec::new());
         }
+        const SELECT: &str = concat!(
+            encounter_columns!(),
+            ", (SELECT MIN(a.at) FROM administration_events a WHERE a.encounter_id = e.id) \
+             AS started_at",
+            encounter_from!()
+        );
         let sql = format!(
-            "{} WHERE e.status = 'open' AND e.resource_id IN ({}) AND e.clinic_id IN ({})",
-            ENCOUNTER_SELECT.replacen(
-                " FROM encounters e ",
-                ", (SELECT MIN(a.at) FROM administration_events a WHERE a.encounter_id = e.id) \
-                 AS started_at FROM encounters e ",
-                1
-            ),
+            "{SELECT} WHERE e.status = 'open' AND e.resource_id IN ({}) AND e.clinic_id IN ({})",
             placeholders(1, chairs.len()),
             placeholders(chairs.len() + 1, clinics.len())
         );
