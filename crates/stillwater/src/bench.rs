@@ -44,9 +44,12 @@ pub struct BenchArgs {
     pub no_startup: bool,
     /// Run only scenarios whose name contains this text (for profiling one
     /// path), or one of the other benchmarks: `schedule`, `measures`,
-    /// `ingest`, `cs`, `billing`.
+    /// `ingest`, `cs`, `billing`, `clinic`.
     #[arg(long)]
     pub only: Option<String>,
+    /// Requests per second of the `clinic` benchmark (open loop).
+    #[arg(long, default_value_t = 100)]
+    pub rate: u32,
     /// Ledger entries the `cs` benchmark writes before it measures.
     #[arg(long, default_value_t = 1_000_000)]
     pub cs_entries: u64,
@@ -91,6 +94,18 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<()> {
     } else if a.only.as_deref() == Some("billing") {
         let store = open(&url, "billing").await?;
         let r = crate::bench_billing::run(&store).await;
+        store.close().await;
+        r
+    } else if a.only.as_deref() == Some("clinic") {
+        let store = open(&url, "every page at a clinic's pace").await?;
+        let r = crate::bench_clinic::run(
+            &store,
+            a.rate,
+            a.seconds,
+            &domain::protocols::Protocols::builtin(),
+            &domain::instruments::Registry::builtin(),
+        )
+        .await;
         store.close().await;
         r
     } else if a.only.as_deref() == Some("cs") {

@@ -289,7 +289,30 @@ pub fn patient(i: usize, in_denver: bool) -> PatientInput {
     }
 }
 
-/// Loads the demo organisation if the database has none. Returns whether it loaded.
+/// The whole demo organisation as `stillwater demo` shows it: staff,
+/// patients and resources, the calendar, measures, the pre-treatment
+/// record, the Schedule III record, today's floor and billing. Loads only
+/// into a database without one; returns whether it loaded.
+pub async fn load_all(
+    store: &Store,
+    password_hash: &str,
+    protocols: &domain::protocols::Protocols,
+    instruments: &domain::instruments::Registry,
+) -> anyhow::Result<bool> {
+    if !load(store, password_hash).await? {
+        return Ok(false);
+    }
+    load_calendar(store).await?;
+    crate::demo_measures::load(store, instruments).await?;
+    crate::demo_pretreatment::load(store, protocols, instruments).await?;
+    crate::demo_substances::load(store, protocols, instruments).await?;
+    crate::demo_treatment::load(store, protocols, instruments).await?;
+    crate::demo_billing::load(store).await?;
+    Ok(true)
+}
+
+/// Loads the demo's organisation, staff, patients and resources if the
+/// database has none. Returns whether it loaded.
 pub async fn load(store: &Store, password_hash: &str) -> anyhow::Result<bool> {
     if store.user_id_by_username("ada.admin").await?.is_some() {
         return Ok(false);

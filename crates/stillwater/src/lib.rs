@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_billing;
+pub mod bench_clinic;
 pub mod bench_measures;
 pub mod bench_schedule;
 pub mod bench_substances;

@@ -337,17 +337,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Demo { .. } => {
             let hash =
                 web::passwords::hash_blocking(demo::DEMO_PASSWORD).map_err(anyhow::Error::msg)?;
-            let fresh = demo::load(&store, &hash).await?;
-            if fresh {
-                demo::load_calendar(&store).await?;
-                let instruments = cfg.instruments()?;
-                stillwater::demo_measures::load(&store, &instruments).await?;
-                let protocols = cfg.protocols()?;
-                stillwater::demo_pretreatment::load(&store, &protocols, &instruments).await?;
-                stillwater::demo_substances::load(&store, &protocols, &instruments).await?;
-                stillwater::demo_treatment::load(&store, &protocols, &instruments).await?;
-                stillwater::demo_billing::load(&store).await?;
-            }
+            let fresh =
+                demo::load_all(&store, &hash, &cfg.protocols()?, &cfg.instruments()?).await?;
             let running = server::start(store.clone(), &cfg).await?;
             println!();
             println!(
