@@ -99,7 +99,9 @@ test("keyboard only: skip link, sign in and reach patient search", async () => {
   await page.keyboard.press("Tab");
   assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Skip to content");
   await page.goto(`${BASE}/patients`);
-  assert.equal(await page.evaluate(() => document.activeElement?.id), "q");
+  // Chromium applies autofocus at its next rendering step, which may come
+  // after the load event: wait for it, as for the sign-in form above.
+  await page.waitForFunction(() => document.activeElement?.id === "q");
   await context.close();
 });
 
