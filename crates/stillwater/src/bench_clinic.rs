@@ -10,7 +10,8 @@
 //!    keeps each address that answers 200: the pages that account reaches by
 //!    clicking. At most `PER_KIND` addresses of a kind per account (a kind is
 //!    the path with its ids replaced), so forty charts do not crowd out the
-//!    rest. Event streams, static files and sign-out are left out.
+//!    rest. Event streams, static files and sign-out are left out. Links
+//!    that answer anything else are listed: a dead link is a defect.
 //! 3. The addresses, mixed, are requested in turn at a fixed rate, open loop:
 //!    each request is timed from the moment it was due, so a slow answer
 //!    shows in its own time and in the time of everything queued behind it.
@@ -47,10 +48,10 @@ const PER_ACCOUNT: usize = 150;
 const CONNECTIONS: usize = 32;
 
 /// One address as one account sees it.
-struct Page {
-    cookie: Arc<str>,
-    path: String,
-    kind: String,
+pub struct Page {
+    pub cookie: Arc<str>,
+    pub path: String,
+    pub kind: String,
 }
 
 /// The path with its ids, numbers and dates replaced, and the names (not the
@@ -152,13 +153,17 @@ async fn get(
     Ok((status, ctype, body))
 }
 
-/// The pages one account reaches from its home page by following links.
-async fn crawl(addr: SocketAddr, cookie: Arc<str>) -> anyhow::Result<Vec<Page>> {
+/// The pages one account reaches from its home page by following links, and
+/// the links that answered other than 200: (kind, status).
+pub async fn crawl(
+    addr: SocketAddr,
+    cookie: Arc<str>,
+) -> anyhow::Result<(Vec<Page>, Vec<(String, u16)>)> {
     let mut sender = connect(addr).await?;
     let mut queue = VecDeque::from(["/".to_string()]);
     let mut seen: HashSet<String> = queue.iter().cloned().collect();
     let mut per_kind: HashMap<String, usize> = HashMap::new();
-    let mut pages = vec![];
+    let (mut pages, mut other) = (vec![], vec![]);
     while let Some(path) = queue.pop_front() {
         if pages.len() >= PER_ACCOUNT {
             break;
@@ -170,6 +175,7 @@ async fn crawl(addr: SocketAddr, cookie: Arc<str>) -> anyhow::Result<Vec<Page>> 
         }
         let (status, ctype, body) = get(&mut sender, &cookie, &path).await?;
         if status != 200 {
+            other.push((kind, status));
             continue;
         }
         *n += 1;
@@ -186,7 +192,35 @@ async fn crawl(addr: SocketAddr, cookie: Arc<str>) -> anyhow::Result<Vec<Page>> 
             kind,
         });
     }
-    Ok(pages)
+    Ok((pages, other))
+}
+
+/// A session for each of the demo's staff accounts: (username, the
+/// `Cookie` header that carries it).
+pub async fn sign_in_staff(store: &Store) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let mut cookies = vec![];
+    for s in crate::demo::STAFF {
+        let user = store
+            .user_id_by_username(s.username)
+            .await?
+            .with_context(|| format!("no account {}", s.username))?;
+        let cookie = web::auth::random_token(32);
+        store
+            .create_session(
+                user,
+                &web::auth::secret_hash(&cookie),
+                "csrf",
+                domain::time::now_micros() + 3_600_000_000,
+                None,
+                NewAuditEvent::new(Action::LoginSuccess, "bench"),
+            )
+            .await?;
+        cookies.push((
+            s.username,
+            format!("{}={cookie}", web::auth::SESSION_COOKIE),
+        ));
+    }
+    Ok(cookies)
 }
 
 pub async fn run(
@@ -201,24 +235,7 @@ pub async fn run(
     let hash =
         web::passwords::hash_blocking(crate::demo::DEMO_PASSWORD).map_err(anyhow::Error::msg)?;
     crate::demo::load_all(store, &hash, protocols, instruments).await?;
-    let mut cookies = vec![];
-    for s in crate::demo::STAFF {
-        let Some(user) = store.user_id_by_username(s.username).await? else {
-            continue;
-        };
-        let cookie = web::auth::random_token(32);
-        store
-            .create_session(
-                user,
-                &web::auth::secret_hash(&cookie),
-                "csrf",
-                domain::time::now_micros() + 3_600_000_000,
-                None,
-                NewAuditEvent::new(Action::LoginSuccess, "bench"),
-            )
-            .await?;
-        cookies.push(format!("{}={cookie}", web::auth::SESSION_COOKIE));
-    }
+    let cookies = sign_in_staff(store).await?;
     println!(
         "loaded the demo organisation and signed in {} staff accounts in {:.1} s",
         cookies.len(),
@@ -228,9 +245,17 @@ pub async fn run(
     let running = crate::server::start(store.clone(), &crate::bench::server_config()).await?;
     let addr = running.addr;
     let t = Instant::now();
-    let mut pages = vec![];
-    for cookie in cookies {
-        pages.extend(crawl(addr, cookie.into()).await?);
+    let accounts = cookies.len();
+    let (mut pages, mut other) = (vec![], BTreeMap::<_, Vec<&str>>::new());
+    for (user, cookie) in cookies {
+        let (found, answered) = crawl(addr, cookie.into()).await?;
+        pages.extend(found);
+        for (kind, status) in answered {
+            let users = other.entry((status, kind)).or_default();
+            if !users.contains(&user) {
+                users.push(user);
+            }
+        }
     }
     let kinds: HashSet<&str> = pages.iter().map(|p| p.kind.as_str()).collect();
     println!(
@@ -239,6 +264,15 @@ pub async fn run(
         kinds.len(),
         t.elapsed().as_secs_f64()
     );
+    // A link of our own pages that does not answer 200 is worth a look.
+    for ((status, kind), users) in &other {
+        let who = if users.len() == accounts {
+            "every account".to_string()
+        } else {
+            users.join(", ")
+        };
+        println!("  links answering {status}: {kind} ({who})");
+    }
     anyhow::ensure!(!pages.is_empty(), "the crawl found no pages");
     // Mixed, the same way every run: any stretch of the replay is a bit of
     // every account's day, not one account's pages in a row.

@@ -302,13 +302,25 @@ pub async fn load_all(
     if !load(store, password_hash).await? {
         return Ok(false);
     }
+    load_rest(store, protocols, instruments).await?;
+    Ok(true)
+}
+
+/// What `load_all` adds to the organisation `load` made: the calendar,
+/// measures, the pre-treatment record, the Schedule III record, today's
+/// floor and billing.
+pub async fn load_rest(
+    store: &Store,
+    protocols: &domain::protocols::Protocols,
+    instruments: &domain::instruments::Registry,
+) -> anyhow::Result<()> {
     load_calendar(store).await?;
     crate::demo_measures::load(store, instruments).await?;
     crate::demo_pretreatment::load(store, protocols, instruments).await?;
     crate::demo_substances::load(store, protocols, instruments).await?;
     crate::demo_treatment::load(store, protocols, instruments).await?;
     crate::demo_billing::load(store).await?;
-    Ok(true)
+    Ok(())
 }
 
 /// Loads the demo's organisation, staff, patients and resources if the

@@ -781,9 +781,8 @@ async fn chart_common(
         age: d.age_on(today()),
         clinic: k.settings.name.clone(),
         escort,
+        tabs: ChartTabs::new(c, p.id, p.clinic_id, tab),
         can_edit: c.may(Permission::PatientEdit, p.clinic_id),
-        can_audit: c.may(Permission::AuditRead, p.clinic_id),
-        can_bill: c.may(Permission::BillRead, p.clinic_id),
         can_book: c.may(Permission::ScheduleBook, p.clinic_id),
         visits: if c.may(Permission::ScheduleRead, p.clinic_id) {
             state

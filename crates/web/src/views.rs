@@ -12,6 +12,38 @@ pub struct NavItem {
     pub active: bool,
 }
 
+/// The chart's section tabs (`chart_tabs.html`), each shown only to a caller
+/// who may open it: a tab that answers "not allowed" is a dead end.
+#[derive(Clone)]
+pub struct ChartTabs {
+    pub id: String,
+    /// The tab shown: overview, measures, assessment, eligibility, consent,
+    /// plan or access.
+    pub current: &'static str,
+    /// Measures, assessment, eligibility, consent and plan (all read under
+    /// the permission to read measures).
+    pub clinical: bool,
+    pub billing: bool,
+    pub access: bool,
+}
+
+impl ChartTabs {
+    pub fn new(
+        c: &Caller,
+        patient: impl std::fmt::Display,
+        clinic: domain::ids::ClinicId,
+        current: &'static str,
+    ) -> ChartTabs {
+        ChartTabs {
+            id: patient.to_string(),
+            current,
+            clinical: c.may(Permission::MeasureRead, clinic),
+            billing: c.may(Permission::BillRead, clinic),
+            access: c.may(Permission::AuditRead, clinic),
+        }
+    }
+}
+
 /// What every signed-in page's frame needs.
 pub struct Layout {
     pub title: String,
@@ -330,9 +362,8 @@ pub struct ChartPage {
     pub age: i64,
     pub clinic: String,
     pub escort: String,
+    pub tabs: ChartTabs,
     pub can_edit: bool,
-    pub can_audit: bool,
-    pub can_bill: bool,
     pub can_book: bool,
     /// Visits: (id, when, what, status, status class); covered by the chart's audit record.
     pub visits: Vec<(String, String, String, String, &'static str)>,

@@ -314,3 +314,41 @@ async fn admin_adds_staff_and_grants_roles(app: &TestApp) {
     assert!(app.store.count_audit("role.revoke").await.unwrap() >= 1);
 }
 both!(admin_adds_staff_and_grants_roles);
+
+/// Every link and htmx fragment a member of staff can reach from the home
+/// page, on the whole demo (today's floor, billing, the Schedule III
+/// record ...), opens for them: a tab or link that answers "not allowed" or
+/// "not found" is a dead end (the chart showed clinical tabs to the front
+/// desk, the task list linked therapists to leads they may not read). The
+/// benchmark's crawler follows the links, as `bench --only clinic` does.
+async fn every_link_a_role_sees_opens(app: &TestApp) {
+    stillwater::demo::load_rest(
+        &app.store,
+        &domain::protocols::Protocols::builtin(),
+        &domain::instruments::Registry::builtin(),
+    )
+    .await
+    .unwrap();
+    let staff = stillwater::bench_clinic::sign_in_staff(&app.store)
+        .await
+        .unwrap();
+    let mut opened = 0;
+    let mut dead = vec![];
+    for (user, cookie) in staff {
+        let (pages, other) = stillwater::bench_clinic::crawl(app.addr, cookie.into())
+            .await
+            .unwrap();
+        opened += pages.len();
+        // Redirects are links too (`/schedule` goes to the caller's clinic).
+        dead.extend(
+            other
+                .into_iter()
+                .filter(|(_, status)| !(300..400).contains(status))
+                .map(|(kind, status)| format!("{user}: {status} {kind}")),
+        );
+    }
+    assert!(dead.is_empty(), "links that do not open: {dead:#?}");
+    // The crawl reached the product, not only the home pages.
+    assert!(opened > 500, "only {opened} pages opened");
+}
+both!(every_link_a_role_sees_opens);

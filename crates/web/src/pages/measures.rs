@@ -24,7 +24,7 @@ use super::{page_id, render, see_other, PageResult};
 use crate::auth::{Caller, Staff, StaffForm};
 use crate::error::WebError;
 use crate::instruments::TrendView;
-use crate::views::Layout;
+use crate::views::{ChartTabs, Layout};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -218,14 +218,17 @@ pub struct TaskRow {
     pub note: String,
 }
 
-fn task_row(t: &Task, tz: &str) -> TaskRow {
+/// A task for the list; its subject is a link only for a caller who may open
+/// the page it leads to.
+fn task_row(c: &Caller, t: &Task, tz: &str) -> TaskRow {
+    let may = |p| c.may(p, t.clinic_id);
     TaskRow {
         id: t.id.to_string(),
         title: t.title.clone(),
         who: t.subject_name.clone(),
         href: match (t.patient_id, t.lead_id) {
-            (Some(p), _) => format!("/patients/{p}/measures"),
-            (None, Some(l)) => format!("/leads/{l}"),
+            (Some(p), _) if may(Permission::MeasureRead) => format!("/patients/{p}/measures"),
+            (None, Some(l)) if may(Permission::LeadRead) => format!("/leads/{l}"),
             _ => String::new(),
         },
         opened: when(t.opened_at, tz),
@@ -311,7 +314,7 @@ async fn lead_view(
         treatments: labels(&l.detail["treatments"], &treatments),
         exclusions: labels(&l.detail["exclusions"], &exclusions),
         answers,
-        tasks: v.tasks.iter().map(|t| task_row(t, &tz)).collect(),
+        tasks: v.tasks.iter().map(|t| task_row(c, t, &tz)).collect(),
         statuses: LeadStatus::ALL
             .into_iter()
             .filter(|s| s.settable())
@@ -386,7 +389,7 @@ async fn tasks_view(
                 .get(&t.clinic_id)
                 .map(|k| k.settings.time_zone.clone())
                 .unwrap_or_else(|| "UTC".into());
-            task_row(t, &tz)
+            task_row(c, t, &tz)
         })
         .collect();
     render(&TasksPage {
@@ -584,6 +587,7 @@ pub fn chart(v: &TrendView, zone: &str) -> Chart {
 struct MeasuresPage {
     layout: Layout,
     id: String,
+    tabs: ChartTabs,
     name: String,
     charts: Vec<Chart>,
     others: Vec<(String, String, String, String)>,
@@ -678,6 +682,7 @@ async fn measures_view(
             .collect::<Vec<_>>()
     };
     render(&MeasuresPage {
+        tabs: ChartTabs::new(c, pid, p.clinic_id, "measures"),
         layout: Layout::new(
             c,
             format!("Measures: {}", p.details.display_name()),
@@ -688,7 +693,7 @@ async fn measures_view(
         name: p.details.display_name(),
         charts,
         others,
-        tasks: tasks.iter().map(|t| task_row(t, &tz)).collect(),
+        tasks: tasks.iter().map(|t| task_row(c, t, &tz)).collect(),
         links,
         patient_rated: list(Rater::Patient),
         clinician_rated: list(Rater::Clinician),
@@ -876,6 +881,7 @@ pub struct DecisionRow {
 struct EligibilityPage {
     layout: Layout,
     id: String,
+    tabs: ChartTabs,
     name: String,
     banner: String,
     banner_class: &'static str,
@@ -968,6 +974,7 @@ async fn eligibility_view(
         })
         .collect();
     render(&EligibilityPage {
+        tabs: ChartTabs::new(c, pid, p.clinic_id, "eligibility"),
         layout: Layout::new(
             c,
             format!("Eligibility: {}", p.details.display_name()),

@@ -33,7 +33,7 @@ use crate::ctx::RequestMeta;
 use crate::error::{PageError, WebError};
 use crate::instruments::LinkProblem;
 use crate::pretreatment as uc;
-use crate::views::Layout;
+use crate::views::{ChartTabs, Layout};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -84,7 +84,7 @@ pub struct ChartHead {
     pub name: String,
     pub banner: String,
     pub banner_class: &'static str,
-    pub tab: &'static str,
+    pub tabs: ChartTabs,
 }
 
 /// The tab's patient and status, read once and audited as the tab's own
@@ -118,7 +118,7 @@ async fn head(
             name: p.details.display_name(),
             banner: s.banner.clone(),
             banner_class: s.banner_class,
-            tab,
+            tabs: ChartTabs::new(c, pid, p.clinic_id, tab),
         },
         pid,
         p,
@@ -925,6 +925,8 @@ struct PlanPage {
     older: Vec<PlanRow>,
     blockers: Vec<String>,
     can_write: bool,
+    /// Whether the caller may book the course (its button is shown only then).
+    can_book: bool,
     profile: Vec<(&'static str, u8, u32)>,
     suggestion: String,
     protocols: Vec<(String, String, bool)>,
@@ -1055,6 +1057,7 @@ async fn plan_view(
         older: rows.collect(),
         blockers,
         can_write: c.may(Permission::PlanWrite, p.clinic_id),
+        can_book: c.may(Permission::ScheduleBook, p.clinic_id),
         profile: vec![
             (
                 "Cognitive (worry)",

@@ -500,6 +500,7 @@ async fn chair_view(
             .protocol
             .pre_session_instruments
             .first()
+            .filter(|_| c.may(Permission::MeasureRecord, clinic))
             .map(|i| format!("/patients/{}/measures/new?instrument={i}", e.patient_id))
             .unwrap_or_default(),
         name: format!("{} {}", e.given_name, e.family_name),
