@@ -4,9 +4,10 @@
 //!
 //! 1. The whole demo organisation is loaded, as `stillwater demo` shows it:
 //!    both clinics, schedules, today's floor, measures, the Schedule III
-//!    record and billing. Every staff account gets a signed-in session.
+//!    record and billing. Every staff account gets a signed-in session, and
+//!    a patient of each clinic a portal session.
 //! 2. A crawler follows, for each account, the links and htmx fragments of
-//!    its pages (`href` and `hx-get`), breadth first from the home page, and
+//!    its pages (`href` and `hx-get`), breadth first from its home page, and
 //!    keeps each address that answers 200: the pages that account reaches by
 //!    clicking. At most `PER_KIND` addresses of a kind per account (a kind is
 //!    the path with its ids replaced), so forty charts do not crowd out the
@@ -153,14 +154,25 @@ async fn get(
     Ok((status, ctype, body))
 }
 
+/// Someone signed in: a member of staff, or a patient in the portal.
+pub struct Account {
+    /// A username, or which clinic's portal (no patient data).
+    pub name: String,
+    /// The `Cookie` header carrying the session.
+    pub cookie: String,
+    /// Where their links start.
+    pub home: String,
+}
+
 /// The pages one account reaches from its home page by following links, and
 /// the links that answered other than 200: (kind, status).
 pub async fn crawl(
     addr: SocketAddr,
-    cookie: Arc<str>,
+    account: &Account,
 ) -> anyhow::Result<(Vec<Page>, Vec<(String, u16)>)> {
+    let cookie: Arc<str> = account.cookie.as_str().into();
     let mut sender = connect(addr).await?;
-    let mut queue = VecDeque::from(["/".to_string()]);
+    let mut queue = VecDeque::from([account.home.clone()]);
     let mut seen: HashSet<String> = queue.iter().cloned().collect();
     let mut per_kind: HashMap<String, usize> = HashMap::new();
     let (mut pages, mut other) = (vec![], vec![]);
@@ -195,9 +207,8 @@ pub async fn crawl(
     Ok((pages, other))
 }
 
-/// A session for each of the demo's staff accounts: (username, the
-/// `Cookie` header that carries it).
-pub async fn sign_in_staff(store: &Store) -> anyhow::Result<Vec<(&'static str, String)>> {
+/// A session for each of the demo's staff accounts.
+pub async fn sign_in_staff(store: &Store) -> anyhow::Result<Vec<Account>> {
     let mut cookies = vec![];
     for s in crate::demo::STAFF {
         let user = store
@@ -215,12 +226,65 @@ pub async fn sign_in_staff(store: &Store) -> anyhow::Result<Vec<(&'static str, S
                 NewAuditEvent::new(Action::LoginSuccess, "bench"),
             )
             .await?;
-        cookies.push((
-            s.username,
-            format!("{}={cookie}", web::auth::SESSION_COOKIE),
-        ));
+        cookies.push(Account {
+            name: s.username.into(),
+            cookie: format!("{}={cookie}", web::auth::SESSION_COOKIE),
+            home: "/".into(),
+        });
     }
     Ok(cookies)
+}
+
+/// A portal session, as a used sign-in link opens it, for one patient with
+/// visits at each clinic of the organisation.
+pub async fn sign_in_patients(store: &Store) -> anyhow::Result<Vec<Account>> {
+    let org = store.any_org().await?.context("no organisation")?;
+    let mut out = vec![];
+    for clinic in store.clinics_of_org(org).await? {
+        let mut chosen = None;
+        for p in store.search_patients(&[clinic.id], "", 200).await? {
+            if !store
+                .patient_appointments(p.id, &[clinic.id])
+                .await?
+                .is_empty()
+            {
+                chosen = Some(p.id);
+                break;
+            }
+        }
+        let Some(patient) = chosen else { continue };
+        let token = web::auth::random_token(32);
+        let now = domain::time::now_micros();
+        let link = store::portal::NewPortalLink {
+            id: uuid::Uuid::now_v7().to_string(),
+            clinic: clinic.id,
+            patient,
+            token_hash: web::auth::secret_hash(&token),
+            created_by: None,
+            expires_at: now + 600_000_000,
+        };
+        store.insert_portal_link(&link, &[], vec![]).await?;
+        let secret = web::auth::random_token(32);
+        let session = store::portal::NewPortalSession {
+            id_hash: web::auth::secret_hash(&secret),
+            csrf_token: web::auth::random_token(24),
+            absolute_expires_at: now + 3_600_000_000,
+        };
+        store
+            .use_portal_link(
+                &link.token_hash,
+                &session,
+                NewAuditEvent::new(Action::PortalSignIn, "bench"),
+            )
+            .await?
+            .context("the portal link did not open")?;
+        out.push(Account {
+            name: format!("a patient at {}", clinic.slug),
+            cookie: format!("{}={secret}", web::portal::COOKIE),
+            home: "/portal".into(),
+        });
+    }
+    Ok(out)
 }
 
 pub async fn run(
@@ -235,25 +299,27 @@ pub async fn run(
     let hash =
         web::passwords::hash_blocking(crate::demo::DEMO_PASSWORD).map_err(anyhow::Error::msg)?;
     crate::demo::load_all(store, &hash, protocols, instruments).await?;
-    let cookies = sign_in_staff(store).await?;
+    let staff = sign_in_staff(store).await?;
+    let patients = sign_in_patients(store).await?;
     println!(
-        "loaded the demo organisation and signed in {} staff accounts in {:.1} s",
-        cookies.len(),
+        "loaded the demo organisation and signed in {} staff accounts and {} patients in the portal in {:.1} s",
+        staff.len(),
+        patients.len(),
         t.elapsed().as_secs_f64()
     );
+    let accounts: Vec<Account> = staff.into_iter().chain(patients).collect();
 
     let running = crate::server::start(store.clone(), &crate::bench::server_config()).await?;
     let addr = running.addr;
     let t = Instant::now();
-    let accounts = cookies.len();
     let (mut pages, mut other) = (vec![], BTreeMap::<_, Vec<&str>>::new());
-    for (user, cookie) in cookies {
-        let (found, answered) = crawl(addr, cookie.into()).await?;
+    for a in &accounts {
+        let (found, answered) = crawl(addr, a).await?;
         pages.extend(found);
         for (kind, status) in answered {
             let users = other.entry((status, kind)).or_default();
-            if !users.contains(&user) {
-                users.push(user);
+            if !users.contains(&a.name.as_str()) {
+                users.push(&a.name);
             }
         }
     }
@@ -266,7 +332,7 @@ pub async fn run(
     );
     // A link of our own pages that does not answer 200 is worth a look.
     for ((status, kind), users) in &other {
-        let who = if users.len() == accounts {
+        let who = if users.len() == accounts.len() {
             "every account".to_string()
         } else {
             users.join(", ")

@@ -316,7 +316,7 @@ async fn admin_adds_staff_and_grants_roles(app: &TestApp) {
 both!(admin_adds_staff_and_grants_roles);
 
 /// Every link and htmx fragment a member of staff can reach from the home
-/// page, on the whole demo (today's floor, billing, the Schedule III
+/// page, and a patient from the portal's, on the whole demo (today's floor, billing, the Schedule III
 /// record ...), opens for them: a tab or link that answers "not allowed" or
 /// "not found" is a dead end (the chart showed clinical tabs to the front
 /// desk, the task list linked therapists to leads they may not read). The
@@ -329,16 +329,20 @@ async fn every_link_a_role_sees_opens(app: &TestApp) {
     )
     .await
     .unwrap();
-    let staff = stillwater::bench_clinic::sign_in_staff(&app.store)
+    let mut accounts = stillwater::bench_clinic::sign_in_staff(&app.store)
         .await
         .unwrap();
+    let patients = stillwater::bench_clinic::sign_in_patients(&app.store)
+        .await
+        .unwrap();
+    assert_eq!(patients.len(), 2, "a patient in each clinic's portal");
+    accounts.extend(patients);
     let mut opened = 0;
     let mut dead = vec![];
-    for (user, cookie) in staff {
-        let (pages, other) = stillwater::bench_clinic::crawl(app.addr, cookie.into())
-            .await
-            .unwrap();
+    for a in &accounts {
+        let (pages, other) = stillwater::bench_clinic::crawl(app.addr, a).await.unwrap();
         opened += pages.len();
+        let user = &a.name;
         // Redirects are links too (`/schedule` goes to the caller's clinic).
         dead.extend(
             other
