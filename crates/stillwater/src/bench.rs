@@ -361,18 +361,28 @@ pub(crate) async fn seed_nurse(
     store
         .grant_role(nurse, clinic, Role::Nurse, None, ev())
         .await?;
+    Ok((nurse, session(store, nurse, ev()).await?))
+}
+
+/// A browser session of an hour for `user`, as signing in makes; returns the
+/// cookie's value.
+pub(crate) async fn session(
+    store: &Store,
+    user: domain::ids::UserId,
+    audit: NewAuditEvent,
+) -> anyhow::Result<String> {
     let cookie = web::auth::random_token(32);
     store
         .create_session(
-            nurse,
+            user,
             &web::auth::secret_hash(&cookie),
             "csrf",
             domain::time::now_micros() + 3_600_000_000,
             None,
-            ev(),
+            audit,
         )
         .await?;
-    Ok((nurse, cookie))
+    Ok(cookie)
 }
 
 /// Runs one scenario: `clients` connections, each sending requests back to back.

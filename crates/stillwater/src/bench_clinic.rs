@@ -215,17 +215,12 @@ pub async fn sign_in_staff(store: &Store) -> anyhow::Result<Vec<Account>> {
             .user_id_by_username(s.username)
             .await?
             .with_context(|| format!("no account {}", s.username))?;
-        let cookie = web::auth::random_token(32);
-        store
-            .create_session(
-                user,
-                &web::auth::secret_hash(&cookie),
-                "csrf",
-                domain::time::now_micros() + 3_600_000_000,
-                None,
-                NewAuditEvent::new(Action::LoginSuccess, "bench"),
-            )
-            .await?;
+        let cookie = crate::bench::session(
+            store,
+            user,
+            NewAuditEvent::new(Action::LoginSuccess, "bench"),
+        )
+        .await?;
         cookies.push(Account {
             name: s.username.into(),
             cookie: format!("{}={cookie}", web::auth::SESSION_COOKIE),

@@ -316,11 +316,12 @@ async fn admin_adds_staff_and_grants_roles(app: &TestApp) {
 both!(admin_adds_staff_and_grants_roles);
 
 /// Every link and htmx fragment a member of staff can reach from the home
-/// page, and a patient from the portal's, on the whole demo (today's floor, billing, the Schedule III
-/// record ...), opens for them: a tab or link that answers "not allowed" or
-/// "not found" is a dead end (the chart showed clinical tabs to the front
-/// desk, the task list linked therapists to leads they may not read). The
-/// benchmark's crawler follows the links, as `bench --only clinic` does.
+/// page, and a patient from the portal's, on the whole demo (today's floor,
+/// billing, the Schedule III record ...), opens for them: a tab or link that
+/// answers "not allowed" or "not found" is a dead end (the chart showed
+/// clinical tabs to the front desk, the task list linked therapists to leads
+/// they may not read). The benchmark's crawler follows the links, as
+/// `bench --only clinic` does.
 async fn every_link_a_role_sees_opens(app: &TestApp) {
     stillwater::demo::load_rest(
         &app.store,
