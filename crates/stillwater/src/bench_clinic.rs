@@ -293,7 +293,8 @@ pub async fn run(
     // The demo's own password: its Schedule III record has witnessed entries.
     let hash =
         web::passwords::hash_blocking(crate::demo::DEMO_PASSWORD).map_err(anyhow::Error::msg)?;
-    crate::demo::load_all(store, &hash, protocols, instruments).await?;
+    crate::demo::load(store, &hash).await?;
+    crate::demo::load_rest(store, protocols, instruments).await?;
     let staff = sign_in_staff(store).await?;
     let patients = sign_in_patients(store).await?;
     println!(
@@ -350,15 +351,16 @@ pub async fn run(
 /// other than 2xx.
 type Timing = (usize, Option<f64>);
 
-/// Requests the pages round robin at `rate` per second for `seconds`, each
-/// timed from when it was due.
+/// Requests the pages in turn at `rate` per second for `seconds`, each timed
+/// from when it was due. Workers take the due requests from one queue.
 async fn replay(
     addr: SocketAddr,
     pages: Arc<Vec<Page>>,
     rate: u32,
     seconds: u64,
 ) -> anyhow::Result<Vec<Timing>> {
-    let (tx, rx) = job_queue(CONNECTIONS);
+    let (tx, rx) = tokio::sync::mpsc::channel::<(Instant, usize)>(CONNECTIONS);
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let mut workers = vec![];
     for _ in 0..CONNECTIONS {
         let rx = rx.clone();
@@ -395,18 +397,6 @@ async fn replay(
         all.extend(w.await.context("replay worker")??);
     }
     Ok(all)
-}
-
-/// A queue many workers take from: a tokio channel behind a lock.
-#[allow(clippy::type_complexity)]
-fn job_queue(
-    size: usize,
-) -> (
-    tokio::sync::mpsc::Sender<(Instant, usize)>,
-    Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<(Instant, usize)>>>,
-) {
-    let (tx, rx) = tokio::sync::mpsc::channel(size);
-    (tx, Arc::new(tokio::sync::Mutex::new(rx)))
 }
 
 fn report(pages: &[Page], results: Vec<Timing>, rate: u32, seconds: u64) {

@@ -289,26 +289,9 @@ pub fn patient(i: usize, in_denver: bool) -> PatientInput {
     }
 }
 
-/// The whole demo organisation as `stillwater demo` shows it: staff,
-/// patients and resources, the calendar, measures, the pre-treatment
-/// record, the Schedule III record, today's floor and billing. Loads only
-/// into a database without one; returns whether it loaded.
-pub async fn load_all(
-    store: &Store,
-    password_hash: &str,
-    protocols: &domain::protocols::Protocols,
-    instruments: &domain::instruments::Registry,
-) -> anyhow::Result<bool> {
-    if !load(store, password_hash).await? {
-        return Ok(false);
-    }
-    load_rest(store, protocols, instruments).await?;
-    Ok(true)
-}
-
-/// What `load_all` adds to the organisation `load` made: the calendar,
-/// measures, the pre-treatment record, the Schedule III record, today's
-/// floor and billing.
+/// The rest of the demo as `stillwater demo` shows it, after `load` made
+/// the organisation: the calendar, measures, the pre-treatment record, the
+/// Schedule III record, today's floor and billing.
 pub async fn load_rest(
     store: &Store,
     protocols: &domain::protocols::Protocols,

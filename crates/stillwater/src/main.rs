@@ -337,8 +337,10 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Demo { .. } => {
             let hash =
                 web::passwords::hash_blocking(demo::DEMO_PASSWORD).map_err(anyhow::Error::msg)?;
-            let fresh =
-                demo::load_all(&store, &hash, &cfg.protocols()?, &cfg.instruments()?).await?;
+            let fresh = demo::load(&store, &hash).await?;
+            if fresh {
+                demo::load_rest(&store, &cfg.protocols()?, &cfg.instruments()?).await?;
+            }
             let running = server::start(store.clone(), &cfg).await?;
             println!();
             println!(
