@@ -146,9 +146,9 @@ pub fn iso_weekday(w: Weekday) -> i16 {
     i16::from(w.to_monday_one_offset())
 }
 
-/// The local calendar date in a zone now: clinic-facing "today".
-pub fn today_in(tz: &TimeZone) -> Date {
-    Timestamp::now().to_zoned(tz.clone()).date()
+/// The local calendar date in a zone at `now` (microseconds): clinic-facing "today".
+pub fn today_in(tz: &TimeZone, now: i64) -> Date {
+    crate::time::to_timestamp(now).to_zoned(tz.clone()).date()
 }
 
 #[cfg(test)]

@@ -132,6 +132,7 @@ async fn open(url: &str, title: &str) -> anyhow::Result<Store> {
     let store = Store::connect(&StoreConfig {
         url: url.to_string(),
         max_connections: 16,
+        clock: domain::time::Clock::system(),
     })
     .await?;
     store.migrate().await?;
@@ -170,6 +171,7 @@ async fn bench_on(a: &BenchArgs, url: &str, dir: &std::path::Path) -> anyhow::Re
     let store = Store::connect(&StoreConfig {
         url: url.to_string(),
         max_connections: 16,
+        clock: domain::time::Clock::system(),
     })
     .await?;
     store.migrate().await?;
@@ -377,7 +379,7 @@ pub(crate) async fn session(
             user,
             &web::auth::secret_hash(&cookie),
             "csrf",
-            domain::time::now_micros() + 3_600_000_000,
+            store.now() + 3_600_000_000,
             None,
             audit,
         )

@@ -136,7 +136,7 @@ pub async fn run(store: &Store) -> anyhow::Result<()> {
         .await?
         .context("front desk")?;
     let patients = store.search_patients(&[g], "", 500).await?;
-    let now = domain::time::now_micros();
+    let now = store.now();
     let (clinic, by) = (g.to_string(), dana.to_string());
     let mut lat = Vec::with_capacity(INVOICES);
     let seed = Instant::now();

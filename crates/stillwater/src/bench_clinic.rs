@@ -249,7 +249,7 @@ pub async fn sign_in_patients(store: &Store) -> anyhow::Result<Vec<Account>> {
         }
         let Some(patient) = chosen else { continue };
         let token = web::auth::random_token(32);
-        let now = domain::time::now_micros();
+        let now = store.now();
         let link = store::portal::NewPortalLink {
             id: uuid::Uuid::now_v7().to_string(),
             clinic: clinic.id,

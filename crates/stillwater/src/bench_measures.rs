@@ -148,7 +148,7 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
         .remove(0)
         .id;
     let reg = domain::instruments::Registry::builtin();
-    let now = domain::time::now_micros();
+    let now = store.now();
     for (id, n) in [("gad7", 7usize), ("phq9", 9)] {
         let inst = reg
             .current(id)

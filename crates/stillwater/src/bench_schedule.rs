@@ -123,7 +123,8 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
     store
         .grant_role(desk, clinic, Role::FrontDesk, None, ev())
         .await?;
-    let today = domain::clinics::today_in(&jiff::tz::TimeZone::get(&settings.time_zone)?);
+    let today =
+        domain::clinics::today_in(&jiff::tz::TimeZone::get(&settings.time_zone)?, store.now());
     let details: Vec<domain::patients::PatientDetails> = (0..400)
         .map(|k| domain::patients::PatientDetails::validate(&crate::demo::patient(k, false), today))
         .collect::<Result<_, _>>()
@@ -139,7 +140,7 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
 
     // Three months of bookings: weekly maintenance courses with integration
     // sessions, placed by the search and inserted with their claims.
-    let now = domain::time::now_micros();
+    let now = store.now();
     let horizon = now + 100 * DAY;
     let mut cal = store.calendar(clinic, now, horizon, None).await?;
     let types = store.appointment_types(clinic).await?;

@@ -164,7 +164,7 @@ pub async fn run(store: &Store, entries: u64, seed: bool) -> anyhow::Result<()> 
 
     // The network's six years.
     let t = Instant::now();
-    let now = domain::time::now_micros();
+    let now = store.now();
     let start = now - YEARS * 365 * DAY;
     let per_location = entries / LOCATIONS as u64;
     let step = (now - start - DAY) / per_location as i64;

@@ -498,7 +498,6 @@ pub async fn load_calendar(store: &Store) -> anyhow::Result<usize> {
     use domain::scheduling::{
         find_series, plan_claims, AppointmentType, CourseKind, CourseSpec, Preferences,
     };
-    use domain::time::now_micros;
     use store::scheduling::{NewSeries, NewVisit, Status};
 
     let Some(org) = store.any_org().await? else {
@@ -506,7 +505,7 @@ pub async fn load_calendar(store: &Store) -> anyhow::Result<usize> {
     };
     let clinics = store.clinics_of_org(org).await?;
     let mut booked = 0usize;
-    let now = now_micros();
+    let now = store.now();
     let ev = |clinic: ClinicId, patient: domain::ids::PatientId, a: Action, obj: String| {
         let mut e = NewAuditEvent::new(a, "demo-loader");
         e.org_id = Some(org.to_string());
@@ -519,7 +518,7 @@ pub async fn load_calendar(store: &Store) -> anyhow::Result<usize> {
     };
     for clinic in clinics {
         let tz = jiff::tz::TimeZone::get(&clinic.settings.time_zone)?;
-        let today = jiff::Timestamp::now().to_zoned(tz.clone()).date();
+        let today = domain::time::to_timestamp(now).to_zoned(tz.clone()).date();
         let mut monday = today;
         while monday.weekday() != jiff::civil::Weekday::Monday {
             monday = monday.yesterday()?;

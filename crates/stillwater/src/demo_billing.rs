@@ -49,7 +49,7 @@ pub async fn load(store: &Store) -> anyhow::Result<()> {
     let desk = Caller::of_user(store, dana, "demo-loader")
         .await
         .map_err(err)?;
-    let now = domain::time::now_micros();
+    let now = store.now();
     let clinics = store.clinics_of_org(org).await?;
     for clinic in &clinics {
         let here = clinic.id.to_string();

@@ -11,7 +11,6 @@ use domain::ids::{ClinicId, PatientId, ResponseId, TaskId};
 use domain::instruments::Registry;
 use domain::leads::{AssessmentInput, LeadStatus};
 use domain::scheduling::{plan_claims, Preferences, VisitPlan};
-use domain::time::now_micros;
 use store::audit::NewAuditEvent;
 use store::instruments::{NewResponse, NewTask, Source};
 use store::scheduling::{NewVisit, Status};
@@ -80,7 +79,7 @@ pub async fn load(store: &Store, registry: &Registry) -> anyhow::Result<(usize, 
     let (Some(gad), Some(phq)) = (registry.current("gad7"), registry.current("phq9")) else {
         anyhow::bail!("GAD-7 and PHQ-9 must be loaded");
     };
-    let now = now_micros();
+    let now = store.now();
     let (mut responses, mut doses) = (0, 0);
     for clinic in &clinics {
         let glendale = clinic.slug == "stillwater-glendale";
@@ -89,7 +88,7 @@ pub async fn load(store: &Store, registry: &Registry) -> anyhow::Result<(usize, 
         let Some(iv) = types.iter().find(|t| t.code == "iv_infusion") else {
             continue;
         };
-        let today = jiff::Timestamp::now()
+        let today = domain::time::to_timestamp(now)
             .to_zoned(jiff::tz::TimeZone::get(&clinic.settings.time_zone)?)
             .date();
         let cal = store.calendar(clinic.id, now, now + 40 * DAY, None).await?;

@@ -204,7 +204,7 @@ impl Ctx<'_> {
             .await?
             .ok_or_else(|| anyhow::anyhow!("no consent document for {key}"))?;
         let name = format!("{} {}", p.details.given_name, p.details.family_name);
-        let signed_at = domain::time::now_micros() - days_ago * DAY;
+        let signed_at = self.store.now() - days_ago * DAY;
         let pdf =
             web::pretreatment::consent_pdf(self.clinic, p, &doc, &name, signed_at, "in the clinic")
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;

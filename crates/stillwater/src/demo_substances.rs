@@ -36,9 +36,9 @@ fn id() -> String {
 }
 
 /// A local wall-clock time `days_ago` days back, as micros.
-fn local(zone: &str, days_ago: i64, hour: i8, minute: i8) -> i64 {
+fn local(now: i64, zone: &str, days_ago: i64, hour: i8, minute: i8) -> i64 {
     let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let today = jiff::Timestamp::now().to_zoned(tz.clone()).date();
+    let today = domain::time::to_timestamp(now).to_zoned(tz.clone()).date();
     let day = today
         .checked_sub(jiff::Span::new().days(days_ago))
         .unwrap_or(today);
@@ -48,9 +48,9 @@ fn local(zone: &str, days_ago: i64, hour: i8, minute: i8) -> i64 {
         .unwrap_or_default()
 }
 
-fn weekday(zone: &str, days_ago: i64) -> i8 {
+fn weekday(now: i64, zone: &str, days_ago: i64) -> i8 {
     let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let today = jiff::Timestamp::now().to_zoned(tz).date();
+    let today = domain::time::to_timestamp(now).to_zoned(tz).date();
     today
         .checked_sub(jiff::Span::new().days(days_ago))
         .unwrap_or(today)
@@ -150,7 +150,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
             ev(&admin, Action::CsSettings, g.id, "cs_registration"),
         )
         .await?;
-    let denver_expiry = local(&d.settings.time_zone, -45, 12, 0);
+    let denver_expiry = local(store.now(), &d.settings.time_zone, -45, 12, 0);
     let denver_expiry = jiff::Timestamp::from_microsecond(denver_expiry)?
         .to_zoned(jiff::tz::TimeZone::UTC)
         .date()
@@ -205,7 +205,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
             )
             .await?;
     }
-    let today = jiff::Timestamp::now()
+    let today = domain::time::to_timestamp(store.now())
         .to_zoned(jiff::tz::TimeZone::UTC)
         .date();
     let in_days = |n: i64| {
@@ -226,9 +226,10 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
 
     // Initial inventories (nothing on hand yet), a month and a bit ago.
     for (c, nurse) in [(g, nina), (d, nate)] {
-        let day = jiff::Timestamp::from_microsecond(local(&c.settings.time_zone, 36, 8, 0))?
-            .to_zoned(jiff::tz::TimeZone::get(&c.settings.time_zone)?)
-            .date();
+        let day =
+            jiff::Timestamp::from_microsecond(local(store.now(), &c.settings.time_zone, 36, 8, 0))?
+                .to_zoned(jiff::tz::TimeZone::get(&c.settings.time_zone)?)
+                .date();
         let lines = "[]".to_string();
         let sha = {
             use sha2::{Digest, Sha256};
@@ -246,7 +247,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
                     taken_on: day.to_string(),
                     business: "opening".into(),
                     taken_by: nurse.to_string(),
-                    taken_at: local(&c.settings.time_zone, 36, 8, 0),
+                    taken_at: local(store.now(), &c.settings.time_zone, 36, 8, 0),
                     sha256: sha,
                     lines,
                 },
@@ -272,7 +273,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
             EntryKind::Receipt,
             c.id,
             lot,
-            local(&c.settings.time_zone, days, 8, 15),
+            local(store.now(), &c.settings.time_zone, days, 8, 15),
             ul,
             by,
         );
@@ -355,7 +356,10 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
             .await
             .map_err(err)?;
         for days_ago in (1..=30).rev() {
-            if !site.visit_days.contains(&weekday(&site.zone, days_ago)) {
+            if !site
+                .visit_days
+                .contains(&weekday(store.now(), &site.zone, days_ago))
+            {
                 continue;
             }
             for slot in 0..site.per_day {
@@ -371,7 +375,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
                 let weight = 60.0 + (k * 7 % 30) as f64;
                 let maths = domain::treatment::order(protocol, 0.5, Some(weight))
                     .map_err(|e| anyhow::anyhow!("demo dose: {e:?}"))?;
-                let opened = local(&site.zone, days_ago, 8 + 3 * slot as i8, 30);
+                let opened = local(store.now(), &site.zone, days_ago, 8 + 3 * slot as i8, 30);
                 let eid = id();
                 let oid = id();
                 let started = opened + 25 * MINUTE;
@@ -459,7 +463,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
         // weeks ago was half a mL short, resolved the next morning. Denver's
         // most recent is short a whole vial: that case is still open.
         for days_ago in (1..=30).rev() {
-            if weekday(&site.zone, days_ago) != 4 {
+            if weekday(store.now(), &site.zone, days_ago) != 4 {
                 continue;
             }
             let short = if site.clinic == g.id && (11..=17).contains(&days_ago) {
@@ -471,14 +475,14 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
             };
             let resolve = match &short {
                 Some(_) if site.clinic == g.id => Some((
-                    local(&site.zone, days_ago - 1, 9, 30),
+                    local(store.now(), &site.zone, days_ago - 1, 9, 30),
                     "A drawn syringe was dropped and discarded during the afternoon rush without a witnessed waste; nurse re-trained on the waste procedure.",
                 )),
                 _ => None,
             };
             steps.push(Step::Count {
                 clinic: site.clinic,
-                at: local(&site.zone, days_ago, 16, 45),
+                at: local(store.now(), &site.zone, days_ago, 16, 45),
                 short,
                 by: site.nurse,
                 resolve,

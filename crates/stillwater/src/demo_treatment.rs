@@ -52,7 +52,7 @@ impl<'a> Chairside<'a> {
     ) -> anyhow::Result<Self> {
         let caller = |u: UserId| Caller::of_user(&state.store, u, "demo-loader");
         let err = |e: web::error::WebError| anyhow::anyhow!("demo staff: {e:?}");
-        let today = jiff::Timestamp::now()
+        let today = domain::time::to_timestamp(state.now())
             .to_zoned(jiff::tz::TimeZone::UTC)
             .date()
             .to_string();
@@ -115,7 +115,7 @@ impl<'a> Chairside<'a> {
         k: i64,
     ) -> anyhow::Result<String> {
         let err = |e: web::error::WebError| anyhow::anyhow!("demo treatment day: {e:?}");
-        let now = domain::time::now_micros();
+        let now = self.state.now();
         let opened = now - minutes_ago * MINUTE;
         let id = uc::check_in(
             self.state,

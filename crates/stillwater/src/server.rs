@@ -17,6 +17,7 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(&StoreConfig {
         url: cfg.store_url(),
         max_connections: cfg.max_connections,
+        clock: domain::time::Clock::system(),
     })
     .await
     .context("opening the database")?;

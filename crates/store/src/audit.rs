@@ -42,7 +42,8 @@ pub struct NewAuditEvent {
 impl NewAuditEvent {
     pub fn new(action: Action, actor_label: impl Into<String>) -> Self {
         NewAuditEvent {
-            at: domain::time::now_micros(),
+            // Stamped by the store's clock when recorded (see `stamp`).
+            at: 0,
             org_id: None,
             actor_user_id: None,
             actor_label: actor_label.into(),
@@ -57,6 +58,17 @@ impl NewAuditEvent {
             request_id: None,
             detail: None,
         }
+    }
+}
+
+/// An event's time: its own when it has one (a loader of past records sets
+/// it), otherwise `now` as the store's clock reads when it is recorded.
+#[doc(hidden)]
+pub fn stamp(at: i64, now: i64) -> i64 {
+    if at == 0 {
+        now
+    } else {
+        at
     }
 }
 
@@ -82,8 +94,13 @@ pub fn trail_file(data: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// Gives each event its place in the chain after (`seq`, `hash`).
-pub(crate) fn chain_records(seq: i64, hash: String, events: &[NewAuditEvent]) -> Vec<AuditRecord> {
-    let mut records: Vec<AuditRecord> = events.iter().map(unlinked).collect();
+pub(crate) fn chain_records(
+    seq: i64,
+    hash: String,
+    events: &[NewAuditEvent],
+    now: i64,
+) -> Vec<AuditRecord> {
+    let mut records: Vec<AuditRecord> = events.iter().map(|e| unlinked(e, now)).collect();
     link(seq, hash, &mut records);
     records
 }
@@ -100,11 +117,11 @@ fn link(mut seq: i64, mut hash: String, records: &mut [AuditRecord]) {
 }
 
 /// An event as a record without its place in the chain.
-fn unlinked(e: &NewAuditEvent) -> AuditRecord {
+fn unlinked(e: &NewAuditEvent, now: i64) -> AuditRecord {
     AuditRecord {
         seq: 0,
         id: domain::ids::EventId::new().to_string(),
-        at: e.at,
+        at: stamp(e.at, now),
         org_id: e.org_id.clone(),
         actor_user_id: e.actor_user_id.clone(),
         actor_label: e.actor_label.clone(),
@@ -250,8 +267,9 @@ pub fn outbox_insert_sql(rows: usize) -> String {
 /// moves them into the chain in the trail file.
 #[macro_export]
 macro_rules! append_in_tx {
-    ($tx:expr, $events:expr) => {{
+    ($tx:expr, $events:expr, $now:expr) => {{
         let events: &[$crate::audit::NewAuditEvent] = $events;
+        let now: i64 = $now;
         let result: $crate::Result<()> = async {
             if events.is_empty() {
                 return Ok(());
@@ -262,7 +280,7 @@ macro_rules! append_in_tx {
                     let mut q = sqlx::query(&sql);
                     for e in chunk {
                         q = q
-                            .bind(e.at)
+                            .bind($crate::audit::stamp(e.at, now))
                             .bind(&e.org_id)
                             .bind(&e.actor_user_id)
                             .bind(&e.actor_label)
@@ -285,7 +303,7 @@ macro_rules! append_in_tx {
                 sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
                     .fetch_one(&mut *$tx)
                     .await?;
-            let records = $crate::audit::chain_records(seq, hash, events);
+            let records = $crate::audit::chain_records(seq, hash, events, now);
             $crate::audit::Dialect::insert_records(&mut *$tx, &records).await?;
             if let Some(last) = records.last() {
                 sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
@@ -502,7 +520,8 @@ async fn write_batch(
     head: &mut Option<(i64, String)>,
 ) -> Result<()> {
     if let Some((seq, hash)) = head.clone() {
-        let records = chain_records(seq, hash.clone(), events);
+        // Events reach the writer stamped (`Store::audit`, the outbox).
+        let records = chain_records(seq, hash.clone(), events, 0);
         let Some(last) = records.last() else {
             return Ok(());
         };
@@ -534,7 +553,7 @@ async fn write_batch(
     // The general path: lock the head, read it, append, and remember the new head.
     let tip: (i64, String) = on_pool!(pool, p => async {
         let mut tx = p.begin().await?;
-        append_in_tx!(tx, events)?;
+        append_in_tx!(tx, events, 0)?;
         let tip: (i64, String) = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
             .fetch_one(&mut *tx)
             .await?;
@@ -632,7 +651,11 @@ impl Store {
     }
 
     /// Appends events and waits until they are durably committed.
-    pub async fn audit(&self, events: Vec<NewAuditEvent>) -> Result<()> {
+    pub async fn audit(&self, mut events: Vec<NewAuditEvent>) -> Result<()> {
+        let now = self.now();
+        for e in &mut events {
+            e.at = stamp(e.at, now);
+        }
         self.audit.record(events).await
     }
 
@@ -1091,7 +1114,7 @@ pub(crate) mod sqlite_writer {
         // IMMEDIATE takes the write lock first, so the head read below stays true.
         let tx = trail.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (seq, hash) = head(&tx)?;
-        let records = chain_records(seq, hash, events);
+        let records = chain_records(seq, hash, events, 0);
         insert_chained(&tx, &records)?;
         tx.commit()
     }

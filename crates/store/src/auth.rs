@@ -3,7 +3,6 @@
 
 use domain::auth::{Principal, Role};
 use domain::ids::{ClinicId, OrgId, TokenId, UserId};
-use domain::time::now_micros;
 use domain::DomainError;
 
 use crate::audit::NewAuditEvent;
@@ -85,7 +84,7 @@ pub struct NewUser<'a> {
 impl Store {
     pub async fn create_user(&self, u: &NewUser<'_>, audit: NewAuditEvent) -> Result<UserId> {
         let id = UserId::new();
-        let now = now_micros();
+        let now = self.now();
         let mut audit = audit;
         audit.object_type = Some("user".into());
         audit.object_id = Some(id.to_string());
@@ -96,7 +95,7 @@ impl Store {
                 .bind(id.to_string()).bind(u.org_id.to_string()).bind(u.username).bind(u.display_name)
                 .bind(u.email).bind(u.password_hash).bind(now)
                 .execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
             Ok(())
         }.await);
@@ -153,14 +152,14 @@ impl Store {
         lock_micros: i64,
         audit: NewAuditEvent,
     ) -> Result<()> {
-        let now = now_micros();
+        let now = self.now();
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             sqlx::query("UPDATE users SET failed_logins = failed_logins + 1, \
                  locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END WHERE id = $1")
                 .bind(user.to_string()).bind(max).bind(now + lock_micros)
                 .execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -176,7 +175,7 @@ impl Store {
         source_ip: Option<&str>,
         audit: NewAuditEvent,
     ) -> Result<()> {
-        let now = now_micros();
+        let now = self.now();
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
@@ -188,7 +187,7 @@ impl Store {
             // Old expired sessions of this user go now, so the table stays small.
             sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND absolute_expires_at < $2")
                 .bind(user.to_string()).bind(now).execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -235,7 +234,7 @@ impl Store {
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -263,12 +262,12 @@ impl Store {
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query("UPDATE users SET password_hash = $2, password_changed_at = $3, failed_logins = 0, locked_until = NULL WHERE id = $1")
-                .bind(user.to_string()).bind(hash).bind(now_micros()).execute(&mut *tx).await?.rows_affected();
+                .bind(user.to_string()).bind(hash).bind(self.now()).execute(&mut *tx).await?.rows_affected();
             if n == 0 {
                 return Err(DomainError::NotFound.into());
             }
             sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user.to_string()).execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -284,7 +283,7 @@ impl Store {
             let mut tx = p.begin().await?;
             sqlx::query("UPDATE users SET totp_secret = $2 WHERE id = $1")
                 .bind(user.to_string()).bind(secret).execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -306,9 +305,9 @@ impl Store {
             if disabled {
                 sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user.to_string()).execute(&mut *tx).await?;
                 sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
-                    .bind(user.to_string()).bind(now_micros()).execute(&mut *tx).await?;
+                    .bind(user.to_string()).bind(self.now()).execute(&mut *tx).await?;
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -328,10 +327,10 @@ impl Store {
                 .bind(user.to_string()).bind(clinic.to_string()).bind(role.as_str()).fetch_optional(&mut *tx).await?;
             if exists.is_none() {
                 sqlx::query("INSERT INTO role_grants (user_id, clinic_id, role, granted_at, granted_by) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(user.to_string()).bind(clinic.to_string()).bind(role.as_str()).bind(now_micros())
+                    .bind(user.to_string()).bind(clinic.to_string()).bind(role.as_str()).bind(self.now())
                     .bind(by.map(|b| b.to_string()))
                     .execute(&mut *tx).await?;
-                append_in_tx!(tx, &[audit])?;
+                append_in_tx!(tx, &[audit], self.now())?;
             }
             tx.commit().await?;
         });
@@ -350,7 +349,7 @@ impl Store {
             let n = sqlx::query("DELETE FROM role_grants WHERE user_id = $1 AND clinic_id = $2 AND role = $3")
                 .bind(user.to_string()).bind(clinic.to_string()).bind(role.as_str()).execute(&mut *tx).await?.rows_affected();
             if n > 0 {
-                append_in_tx!(tx, &[audit])?;
+                append_in_tx!(tx, &[audit], self.now())?;
             }
             tx.commit().await?;
         });
@@ -425,9 +424,9 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                 .bind(id.to_string()).bind(hash).bind(name).bind(kind)
                 .bind(user.map(|u| u.to_string())).bind(clinic.map(|c| c.to_string()))
-                .bind(now_micros()).bind(by.map(|b| b.to_string()))
+                .bind(self.now()).bind(by.map(|b| b.to_string()))
                 .execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(id)
@@ -437,11 +436,11 @@ impl Store {
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id.to_string()).bind(now_micros()).execute(&mut *tx).await?.rows_affected();
+                .bind(id.to_string()).bind(self.now()).execute(&mut *tx).await?.rows_affected();
             if n == 0 {
                 return Err(DomainError::NotFound.into());
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())

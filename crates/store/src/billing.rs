@@ -388,9 +388,9 @@ impl Store {
             sqlx::query("INSERT INTO billing_settings (clinic_id, legal_name, npi, tax_id, currency, refund_fee_minor, \
                  updated_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                 .bind(&s.clinic_id).bind(&s.legal_name).bind(&s.npi).bind(&s.tax_id).bind(&s.currency)
-                .bind(s.refund_fee_minor).bind(by).bind(domain::time::now_micros())
+                .bind(s.refund_fee_minor).bind(by).bind(self.now())
                 .execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -425,7 +425,7 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7)")
                 .bind(&l.id).bind(&l.clinic_id).bind(&l.effective_from).bind(&l.currency).bind(&l.prices)
                 .bind(by).bind(l.created_at).execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -451,8 +451,8 @@ impl Store {
                  first_n, stackable, active, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
                 .bind(&o.id).bind(&o.clinic_id).bind(&o.name).bind(&o.rules).bind(&o.valid_from).bind(&o.valid_to)
                 .bind(o.new_patients_only).bind(o.first_n).bind(o.stackable).bind(o.active).bind(by)
-                .bind(domain::time::now_micros()).execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+                .bind(self.now()).execute(&mut *tx).await?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -471,7 +471,7 @@ impl Store {
             let n = sqlx::query("UPDATE offers SET active = $3 WHERE id = $1 AND clinic_id = $2")
                 .bind(id).bind(clinic).bind(active).execute(&mut *tx).await?.rows_affected();
             if n == 1 {
-                append_in_tx!(tx, &[audit])?;
+                append_in_tx!(tx, &[audit], self.now())?;
             }
             tx.commit().await?;
             n == 1
@@ -501,9 +501,9 @@ impl Store {
             sqlx::query("INSERT INTO package_products (id, clinic_id, name, service, sessions, price_minor, currency, \
                  valid_days, active, created_at, monthly) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
                 .bind(&k.id).bind(&k.clinic_id).bind(&k.name).bind(&k.service).bind(k.sessions).bind(k.price_minor)
-                .bind(&k.currency).bind(k.valid_days).bind(k.active).bind(domain::time::now_micros()).bind(k.monthly)
+                .bind(&k.currency).bind(k.valid_days).bind(k.active).bind(self.now()).bind(k.monthly)
                 .execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -654,7 +654,7 @@ impl Store {
             }
             let mut audit = audit;
             audit.object_id = Some(inv.id.clone());
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
             number
         }))
@@ -699,7 +699,7 @@ impl Store {
                  WHERE id = $1 AND status = 'active'")
                 .bind(id).bind(on).bind(reason).execute(&mut *tx).await?.rows_affected();
             if n == 1 {
-                append_in_tx!(tx, &[audit])?;
+                append_in_tx!(tx, &[audit], self.now())?;
             }
             tx.commit().await?;
             n == 1
@@ -904,8 +904,8 @@ impl Store {
                 }
             }
             insert_entry!(tx, e, &clinic, &patient);
-            crate::insert_jobs!(tx, jobs)?;
-            append_in_tx!(tx, &[audit])?;
+            crate::insert_jobs!(tx, jobs, self.now())?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -919,8 +919,8 @@ impl Store {
     ) -> Result<()> {
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
-            crate::insert_jobs!(tx, jobs)?;
-            append_in_tx!(tx, &[audit])?;
+            crate::insert_jobs!(tx, jobs, self.now())?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -956,7 +956,7 @@ impl Store {
         refunds: &[NewEntry],
         audit: NewAuditEvent,
     ) -> Result<()> {
-        let now = domain::time::now_micros();
+        let now = self.now();
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query("UPDATE packages SET refunded_at = $2 WHERE id = $1 AND refunded_at IS NULL")
@@ -992,7 +992,7 @@ impl Store {
                 account.apply(&Entry { kind: e.kind, minor: e.minor, currency: e.currency.clone(), refund_of })?;
                 insert_entry!(tx, e, &clinic, &patient);
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -1005,7 +1005,7 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
                 .bind(&e.id).bind(&e.clinic_id).bind(&e.patient_id).bind(&e.input).bind(&e.estimate).bind(e.total_minor)
                 .bind(&e.currency).bind(&e.created_by).bind(e.created_at).execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())

@@ -4,7 +4,6 @@
 
 use domain::eligibility::Decision;
 use domain::ids::{ClinicId, PatientId, UserId};
-use domain::time::now_micros;
 use domain::DomainError;
 
 use crate::audit::NewAuditEvent;
@@ -102,11 +101,11 @@ impl Store {
                 .bind(uuid::Uuid::now_v7().to_string()).bind(clinic.to_string()).bind(patient.to_string())
                 .bind(next).bind(&facts).bind(&findings).bind(d.evaluation.suggestion.as_str())
                 .bind(d.decision.as_str()).bind(&d.conditions).bind(&d.rationale)
-                .bind(d.evaluation.treatment_resistant).bind(by.to_string()).bind(now_micros())
+                .bind(d.evaluation.treatment_resistant).bind(by.to_string()).bind(self.now())
                 .execute(&mut *tx).await?;
             let mut ev = audit.clone();
             ev.detail = Some(format!("version {next}: {}", d.decision.as_str()));
-            append_in_tx!(tx, &[ev])?;
+            append_in_tx!(tx, &[ev], self.now())?;
             tx.commit().await?;
             Ok(next)
         }.await);
@@ -147,13 +146,13 @@ impl Store {
             let n = sqlx::query("UPDATE eligibility_decisions SET signed_off_by = $3, signed_off_at = $4 \
                  WHERE patient_id = $1 AND version = $2 AND signed_off_by IS NULL \
                  AND version = (SELECT MAX(version) FROM eligibility_decisions WHERE patient_id = $1)")
-                .bind(patient.to_string()).bind(version).bind(by.to_string()).bind(now_micros())
+                .bind(patient.to_string()).bind(version).bind(by.to_string()).bind(self.now())
                 .execute(&mut *tx).await?.rows_affected();
             if n == 0 {
                 return Err(DomainError::Conflict(
                     "only the latest decision can be signed off, once".into()).into());
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())

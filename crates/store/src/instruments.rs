@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use domain::ids::{AppointmentId, ClinicId, LeadId, LinkId, PatientId, ResponseId, TaskId, UserId};
 use domain::instruments::{FlagHit, Scored};
-use domain::time::now_micros;
 use domain::DomainError;
 
 use crate::audit::NewAuditEvent;
@@ -328,7 +327,7 @@ impl Store {
         task: Option<&NewTask>,
         audit: Vec<NewAuditEvent>,
     ) -> Result<()> {
-        let now = now_micros();
+        let now = self.now();
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             if let Some(link) = r.link {
@@ -341,7 +340,7 @@ impl Store {
                 }
             }
             crate::insert_response!(tx, r, task)?;
-            append_in_tx!(tx, &audit)?;
+            append_in_tx!(tx, &audit, self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -439,11 +438,11 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
                 .bind(l.id.to_string()).bind(l.clinic.to_string()).bind(l.patient.to_string())
                 .bind(&l.instrument_id).bind(i64::from(l.instrument_version)).bind(&l.token_hash)
-                .bind(&l.reason).bind(&l.rule_key).bind(now_micros())
+                .bind(&l.reason).bind(&l.rule_key).bind(self.now())
                 .bind(l.created_by.map(|u| u.to_string())).bind(l.expires_at)
                 .execute(&mut *tx).await?;
-            crate::insert_jobs!(tx, jobs)?;
-            append_in_tx!(tx, &[audit])?;
+            crate::insert_jobs!(tx, jobs, self.now())?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
             Ok(())
         }.await);
@@ -546,12 +545,12 @@ impl Store {
             let mut tx = p.begin().await?;
             let n = sqlx::query("UPDATE tasks SET status = 'closed', closed_at = $2, closed_by = $3, close_note = $4 \
                  WHERE id = $1 AND status = 'open'")
-                .bind(id.to_string()).bind(now_micros()).bind(by.to_string()).bind(note)
+                .bind(id.to_string()).bind(self.now()).bind(by.to_string()).bind(note)
                 .execute(&mut *tx).await?.rows_affected();
             if n == 0 {
                 return Err(DomainError::Conflict("this task is already closed".into()).into());
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())

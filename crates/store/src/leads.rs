@@ -6,7 +6,6 @@
 use domain::ids::{AppointmentId, ClinicId, LeadId, OrgId, PatientId, UserId};
 use domain::leads::{Assessment, LeadStatus};
 use domain::patients::{mrn_from_bits, PatientDetails};
-use domain::time::now_micros;
 use domain::DomainError;
 
 use crate::audit::NewAuditEvent;
@@ -109,7 +108,7 @@ pub struct LeadBooking {
 impl Store {
     pub async fn insert_lead(&self, l: &NewLead<'_>, audit: NewAuditEvent) -> Result<()> {
         let a = l.assessment;
-        let now = now_micros();
+        let now = self.now();
         let detail = serde_json::json!({
             "conditions": a.conditions,
             "treatments": a.treatments,
@@ -149,7 +148,7 @@ impl Store {
                 };
                 crate::insert_response!(tx, &r, task)?;
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -229,12 +228,12 @@ impl Store {
             let mut tx = p.begin().await?;
             let n = sqlx::query("UPDATE leads SET status = $2, note = COALESCE($3, note), updated_at = $4 \
                  WHERE id = $1 AND status <> 'became_patient'")
-                .bind(id.to_string()).bind(status.as_str()).bind(note).bind(now_micros())
+                .bind(id.to_string()).bind(status.as_str()).bind(note).bind(self.now())
                 .execute(&mut *tx).await?.rows_affected();
             if n == 0 {
                 return Err(DomainError::Conflict("this lead has already become a patient".into()).into());
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -256,7 +255,7 @@ impl Store {
             let mrn = mrn_from_bits(crate::patients::rand_bits());
             let mut ev = audit.clone();
             ev.patient_id = Some(patient.to_string());
-            let now = now_micros();
+            let now = self.now();
             let r: Result<()> = on_pool!(self.write(), p => async {
                 let mut tx = p.begin().await?;
                 if lead.patient_id.is_none() {
@@ -274,7 +273,7 @@ impl Store {
                     .bind(lead.id.to_string()).bind(patient.to_string()).execute(&mut *tx).await?;
                 sqlx::query("UPDATE tasks SET patient_id = $2 WHERE lead_id = $1")
                     .bind(lead.id.to_string()).bind(patient.to_string()).execute(&mut *tx).await?;
-                append_in_tx!(tx, &[ev])?;
+                append_in_tx!(tx, &[ev], self.now())?;
                 tx.commit().await?;
                 Ok(())
             }.await);

@@ -91,6 +91,9 @@ pub struct StoreConfig {
     /// `sqlite://path` or a file path for SQLite; `postgres://...` for PostgreSQL.
     pub url: String,
     pub max_connections: u32,
+    /// Where "now" comes from (the system's clock unless a test or a loader
+    /// of past records says otherwise).
+    pub clock: domain::time::Clock,
 }
 
 #[derive(Clone)]
@@ -113,6 +116,8 @@ pub struct Store {
     /// on blocking threads ([`Store::on_sqlite_reader`]); opening one parses
     /// the whole schema, which costs more than a short read.
     sqlite_readers: std::sync::Arc<std::sync::Mutex<Vec<rusqlite::Connection>>>,
+    /// Every time the store writes (and every use case reads) comes from here.
+    clock: domain::time::Clock,
 }
 
 /// Read connections kept for reuse; more are opened while all are busy.
@@ -149,6 +154,7 @@ impl Store {
                 p,
                 Backend::Postgres,
                 None,
+                cfg.clock.clone(),
             ))
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);
@@ -194,6 +200,7 @@ impl Store {
                 Pool::Sqlite(trail),
                 Backend::Sqlite,
                 Some(std::path::PathBuf::from(path)),
+                cfg.clock.clone(),
             ))
         }
     }
@@ -204,6 +211,7 @@ impl Store {
         trail: Pool,
         backend: Backend,
         sqlite_file: Option<std::path::PathBuf>,
+        clock: domain::time::Clock,
     ) -> Store {
         let file = sqlite_file.clone().map(std::sync::Arc::new);
         let sqlite_bulk = file
@@ -219,7 +227,18 @@ impl Store {
             trail,
             backend,
             audit,
+            clock,
         }
+    }
+
+    /// The clock this store (and everything built on it) reads.
+    pub fn clock(&self) -> &domain::time::Clock {
+        &self.clock
+    }
+
+    /// Now, by [`Store::clock`] (microseconds since the epoch).
+    pub fn now(&self) -> i64 {
+        self.clock.now()
     }
 
     pub async fn migrate(&self) -> Result<()> {

@@ -2,7 +2,6 @@
 
 use domain::clinics::{ClinicSettings, DayHours};
 use domain::ids::{ClinicId, ClosureId, OrgId};
-use domain::time::now_micros;
 use domain::DomainError;
 use jiff::civil::Date;
 
@@ -56,7 +55,7 @@ impl Store {
         let id = OrgId::new();
         on_pool!(self.write(), p => {
             sqlx::query("INSERT INTO organisations (id, name, created_at) VALUES ($1, $2, $3)")
-                .bind(id.to_string()).bind(name).bind(now_micros()).execute(p).await?;
+                .bind(id.to_string()).bind(name).bind(self.now()).execute(p).await?;
         });
         Ok(id)
     }
@@ -71,7 +70,7 @@ impl Store {
     pub async fn create_clinic(&self, org: OrgId, s: &ClinicSettings) -> Result<ClinicId> {
         let id = ClinicId::new();
         let slug = domain::clinics::slugify(&s.name);
-        let now = now_micros();
+        let now = self.now();
         let r: Result<()> = on_pool!(self.write(), p => async {
             let mut tx = p.begin().await?;
             sqlx::query(&format!("INSERT INTO clinics ({CLINIC_COLUMNS}, created_at, updated_at) \
@@ -104,7 +103,7 @@ impl Store {
         s: &ClinicSettings,
         audit: NewAuditEvent,
     ) -> Result<()> {
-        let now = now_micros();
+        let now = self.now();
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query("UPDATE clinics SET name = $2, address_line1 = $3, address_line2 = $4, \
@@ -123,7 +122,7 @@ impl Store {
                     .bind(id.to_string()).bind(i32::from(h.weekday)).bind(h.opens_min).bind(h.closes_min)
                     .execute(&mut *tx).await?;
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -196,7 +195,7 @@ impl Store {
             sqlx::query("INSERT INTO clinic_closures (id, clinic_id, closed_on, reason) VALUES ($1, $2, $3, $4)")
                 .bind(id.to_string()).bind(clinic.to_string()).bind(on.to_string()).bind(reason)
                 .execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
             Ok(())
         }.await);
@@ -227,7 +226,7 @@ impl Store {
             if n == 0 {
                 return Err(DomainError::NotFound.into());
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())

@@ -1,8 +1,6 @@
 //! The outbox: jobs committed with the change that caused them, claimed by
 //! one worker at a time on either backend, finished with an outcome.
 
-use domain::time::now_micros;
-
 use crate::{on_pool, Result, Store};
 
 /// A job to enqueue. `dedupe_key` makes enqueueing idempotent.
@@ -26,8 +24,9 @@ pub struct Job {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! insert_jobs {
-    ($tx:expr, $jobs:expr) => {{
+    ($tx:expr, $jobs:expr, $now:expr) => {{
         let jobs: &[$crate::outbox::NewJob] = $jobs;
+        let now: i64 = $now;
         let result: $crate::Result<()> = async {
             for j in jobs {
                 sqlx::query(
@@ -39,7 +38,7 @@ macro_rules! insert_jobs {
                 .bind(&j.dedupe_key)
                 .bind(&j.payload)
                 .bind(j.run_at)
-                .bind(domain::time::now_micros())
+                .bind(now)
                 .execute(&mut *$tx)
                 .await?;
             }
@@ -98,7 +97,7 @@ impl Store {
         on_pool!(self.write(), p => {
             sqlx::query(&format!("UPDATE outbox SET done_at = $2, outcome = $3, claimed_until = NULL, \
                  payload = {FORGET} WHERE id = $1"))
-                .bind(id).bind(now_micros()).bind(outcome).execute(p).await?;
+                .bind(id).bind(self.now()).bind(outcome).execute(p).await?;
         });
         Ok(())
     }
@@ -116,7 +115,7 @@ impl Store {
             if give_up {
                 sqlx::query(&format!("UPDATE outbox SET done_at = $2, outcome = 'failed', last_error = $3, \
                      claimed_until = NULL, payload = {FORGET} WHERE id = $1"))
-                    .bind(id).bind(now_micros()).bind(error).execute(p).await?;
+                    .bind(id).bind(self.now()).bind(error).execute(p).await?;
             } else {
                 sqlx::query("UPDATE outbox SET run_at = $2, last_error = $3, claimed_until = NULL WHERE id = $1")
                     .bind(id).bind(retry_at).bind(error).execute(p).await?;

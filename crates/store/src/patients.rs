@@ -3,7 +3,6 @@
 
 use domain::ids::{ClinicId, OrgId, PatientId, UserId};
 use domain::patients::{mrn_from_bits, PatientDetails};
-use domain::time::now_micros;
 use domain::DomainError;
 
 use crate::audit::NewAuditEvent;
@@ -197,7 +196,7 @@ impl Store {
         for _ in 0..5 {
             let id = PatientId::new();
             let mrn = mrn_from_bits(rand_bits());
-            let now = now_micros();
+            let now = self.now();
             let mut ev = audit.clone();
             ev.patient_id = Some(id.to_string());
             ev.clinic_id = Some(clinic.to_string());
@@ -206,7 +205,7 @@ impl Store {
             let r: Result<()> = on_pool!(self.write(), p => async {
                 let mut tx = p.begin().await?;
                 crate::insert_patient!(tx, id, org, clinic, &mrn, d, now, by)?;
-                append_in_tx!(tx, &[ev])?;
+                append_in_tx!(tx, &[ev], self.now())?;
                 tx.commit().await?;
                 Ok(())
             }.await);
@@ -255,7 +254,7 @@ impl Store {
         details: &[PatientDetails],
         audit: &NewAuditEvent,
     ) -> Result<Vec<PatientRecord>> {
-        let now = now_micros();
+        let now = self.now();
         let mut out = Vec::with_capacity(details.len());
         let mut events = Vec::with_capacity(details.len());
         let mut seen = std::collections::HashSet::new();
@@ -300,7 +299,7 @@ impl Store {
                     .bind(None::<String>)
                     .execute(&mut *tx).await?;
             }
-            append_in_tx!(tx, &events)?;
+            append_in_tx!(tx, &events, self.now())?;
             tx.commit().await?;
         });
         Ok(out)
@@ -351,7 +350,7 @@ impl Store {
             .patient(id, clinics)
             .await?
             .ok_or(DomainError::NotFound)?;
-        let now = now_micros();
+        let now = self.now();
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query("UPDATE patients SET given_name = $2, family_name = $3, preferred_name = $4, \
@@ -371,7 +370,7 @@ impl Store {
             if n == 0 {
                 return Err(DomainError::NotFound.into());
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(PatientRecord {

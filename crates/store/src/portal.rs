@@ -2,7 +2,6 @@
 //! they open. A link's token and a session's id are stored only as hashes.
 
 use domain::ids::{ClinicId, OrgId, PatientId, UserId};
-use domain::time::now_micros;
 
 use crate::audit::NewAuditEvent;
 use crate::org::parse_id;
@@ -54,7 +53,7 @@ impl Store {
         jobs: &[crate::outbox::NewJob],
         audit: Vec<NewAuditEvent>,
     ) -> Result<()> {
-        let now = now_micros();
+        let now = self.now();
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             sqlx::query("INSERT INTO portal_links (id, clinic_id, patient_id, token_hash, created_by, \
@@ -62,8 +61,8 @@ impl Store {
                 .bind(&l.id).bind(l.clinic.to_string()).bind(l.patient.to_string()).bind(&l.token_hash)
                 .bind(l.created_by.map(|u| u.to_string())).bind(now).bind(l.expires_at)
                 .execute(&mut *tx).await?;
-            crate::insert_jobs!(tx, jobs)?;
-            append_in_tx!(tx, &audit)?;
+            crate::insert_jobs!(tx, jobs, self.now())?;
+            append_in_tx!(tx, &audit, self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -89,7 +88,7 @@ impl Store {
         session: &NewPortalSession,
         mut audit: NewAuditEvent,
     ) -> Result<Option<(ClinicId, PatientId)>> {
-        let now = now_micros();
+        let now = self.now();
         let found: Option<(String, String)> = on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             let row: Option<(String, String)> = sqlx::query_as(
@@ -111,7 +110,7 @@ impl Store {
                 audit.org_id = Some(org);
                 audit.clinic_id = Some(clinic.clone());
                 audit.patient_id = Some(patient.clone());
-                append_in_tx!(tx, &[audit])?;
+                append_in_tx!(tx, &[audit], self.now())?;
             }
             tx.commit().await?;
             row
@@ -156,12 +155,12 @@ impl Store {
     }
 
     pub async fn end_portal_session(&self, hash: &str, audit: NewAuditEvent) -> Result<()> {
-        let now = now_micros();
+        let now = self.now();
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             sqlx::query("UPDATE portal_sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL")
                 .bind(hash).bind(now).execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())

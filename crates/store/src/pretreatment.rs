@@ -5,7 +5,6 @@
 //! refuses a second writer of the same version.
 
 use domain::ids::{ClinicId, PatientId, UserId};
-use domain::time::now_micros;
 use domain::DomainError;
 
 use crate::audit::NewAuditEvent;
@@ -175,7 +174,7 @@ impl Store {
             let mut tx = p.begin().await?;
             if let Some(l) = link {
                 let n = sqlx::query("UPDATE patient_links SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
-                    .bind(l).bind(now_micros()).execute(&mut *tx).await?.rows_affected();
+                    .bind(l).bind(self.now()).execute(&mut *tx).await?.rows_affected();
                 if n == 0 {
                     return Err(conflict("this link has already been used"));
                 }
@@ -186,11 +185,11 @@ impl Store {
             sqlx::query("INSERT INTO assessments (id, clinic_id, patient_id, part, version, data, source, entered_by, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
                 .bind(new_id()).bind(clinic.to_string()).bind(patient.to_string()).bind(part).bind(next)
-                .bind(data).bind(source).bind(by.map(|u| u.to_string())).bind(now_micros())
+                .bind(data).bind(source).bind(by.map(|u| u.to_string())).bind(self.now())
                 .execute(&mut *tx).await?;
             let mut ev = audit.clone();
             ev.detail = Some(format!("{part} part, version {next}"));
-            append_in_tx!(tx, &[ev])?;
+            append_in_tx!(tx, &[ev], self.now())?;
             tx.commit().await?;
             Ok(next)
         }.await);
@@ -246,11 +245,11 @@ impl Store {
             sqlx::query("INSERT INTO consent_documents (id, clinic_id, route, version, title, source, body, sha256, \
                  witness_required, published_by, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
                 .bind(new_id()).bind(clinic.to_string()).bind(route).bind(next).bind(title).bind(source)
-                .bind(body).bind(sha256).bind(witness_required).bind(by.to_string()).bind(now_micros())
+                .bind(body).bind(sha256).bind(witness_required).bind(by.to_string()).bind(self.now())
                 .execute(&mut *tx).await?;
             let mut ev = audit.clone();
             ev.detail = Some(format!("{route} version {next}"));
-            append_in_tx!(tx, &[ev])?;
+            append_in_tx!(tx, &[ev], self.now())?;
             tx.commit().await?;
             Ok(next)
         }.await);
@@ -311,7 +310,7 @@ impl Store {
             }
             if let Some(l) = &c.link_id {
                 let n = sqlx::query("UPDATE patient_links SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
-                    .bind(l).bind(now_micros()).execute(&mut *tx).await?.rows_affected();
+                    .bind(l).bind(self.now()).execute(&mut *tx).await?.rows_affected();
                 if n == 0 {
                     return Err(conflict("this link has already been used"));
                 }
@@ -324,7 +323,7 @@ impl Store {
                 .bind(c.signed_at).bind(c.channel).bind(c.recorded_by.map(|u| u.to_string()))
                 .bind(&c.link_id).bind(c.document.witness_required).bind(&c.pdf).bind(&c.pdf_sha256)
                 .execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -360,12 +359,12 @@ impl Store {
             let mut tx = p.begin().await?;
             let n = sqlx::query("UPDATE consents SET witnessed_by = $3, witnessed_at = $4 WHERE id = $1 \
                  AND patient_id = $2 AND witness_required AND witnessed_by IS NULL AND withdrawn_at IS NULL")
-                .bind(id).bind(patient.to_string()).bind(by.to_string()).bind(now_micros())
+                .bind(id).bind(patient.to_string()).bind(by.to_string()).bind(self.now())
                 .execute(&mut *tx).await?.rows_affected();
             if n == 0 {
                 return Err(conflict("this consent does not await a witness"));
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -384,12 +383,12 @@ impl Store {
             let mut tx = p.begin().await?;
             let n = sqlx::query("UPDATE consents SET withdrawn_at = $3, withdrawn_by = $4, withdrawal_reason = $5 \
                  WHERE id = $1 AND patient_id = $2 AND withdrawn_at IS NULL")
-                .bind(id).bind(patient.to_string()).bind(now_micros()).bind(by.to_string()).bind(reason)
+                .bind(id).bind(patient.to_string()).bind(self.now()).bind(by.to_string()).bind(reason)
                 .execute(&mut *tx).await?.rows_affected();
             if n == 0 {
                 return Err(conflict("this consent is already withdrawn"));
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -408,10 +407,10 @@ impl Store {
                  created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
                 .bind(&l.id).bind(l.clinic.to_string()).bind(l.patient.to_string()).bind(l.purpose)
                 .bind(&l.route).bind(&l.token_hash).bind(l.created_by.map(|u| u.to_string()))
-                .bind(now_micros()).bind(l.expires_at)
+                .bind(self.now()).bind(l.expires_at)
                 .execute(&mut *tx).await?;
-            crate::insert_jobs!(tx, jobs)?;
-            append_in_tx!(tx, &[audit])?;
+            crate::insert_jobs!(tx, jobs, self.now())?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -462,14 +461,14 @@ impl Store {
                 .bind(str_of(&plan.route)).bind(str_of(&plan.course)).bind(i64::from(plan.doses))
                 .bind(&targets).bind(str_of(&plan.goal)).bind(str_of(&plan.modality)).bind(&plan.notes)
                 .bind(&plan.reason).bind(eligibility_version).bind(consent_id).bind(by.to_string())
-                .bind(now_micros())
+                .bind(self.now())
                 .execute(&mut *tx).await?.rows_affected();
             if n == 0 {
                 return Err(conflict("not yet eligible: consent withdrawn"));
             }
             let mut ev = audit.clone();
             ev.detail = Some(format!("version {next}: {} v{}", plan.protocol_id, plan.protocol_version));
-            append_in_tx!(tx, &[ev])?;
+            append_in_tx!(tx, &[ev], self.now())?;
             tx.commit().await?;
             Ok(next)
         }.await);

@@ -38,7 +38,7 @@ impl Store {
         p: &NewProtocolVersion,
         audit: NewAuditEvent,
     ) -> Result<()> {
-        let now = domain::time::now_micros();
+        let now = self.now();
         let r: Result<()> = on_pool!(self.write(), pool => async {
             let mut tx = pool.begin().await?;
             sqlx::query("INSERT INTO protocol_versions (id, protocol_id, version, file_name, body, sha256, \
@@ -46,7 +46,7 @@ impl Store {
                 .bind(&p.id).bind(&p.protocol_id).bind(p.version).bind(&p.file_name).bind(&p.body)
                 .bind(&p.sha256).bind(&p.created_by).bind(now)
                 .execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
             Ok(())
         }.await);

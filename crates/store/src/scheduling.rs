@@ -10,7 +10,6 @@ use domain::scheduling::{
     Occupancy, Resource, ResourceKind, SchedulingRules, StaffMember, Use, VisitPlan,
     BOOKABLE_ROLES,
 };
-use domain::time::now_micros;
 use domain::DomainError;
 
 use crate::audit::NewAuditEvent;
@@ -262,9 +261,9 @@ impl Store {
                  late_cancel_hours = excluded.late_cancel_hours, updated_at = excluded.updated_at")
                 .bind(clinic.to_string()).bind(i32::from(r.nurse_ratio)).bind(i32::from(r.monitor_ratio))
                 .bind(i32::from(r.slot_step_min)).bind(r.min_notice_min as i32).bind(i32::from(r.horizon_days))
-                .bind(i32::from(r.late_cancel_hours)).bind(now_micros())
+                .bind(i32::from(r.late_cancel_hours)).bind(self.now())
                 .execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -312,12 +311,12 @@ impl Store {
             sqlx::query("INSERT INTO resources (id, clinic_id, kind, name, iv, monitored, private, active, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8)")
                 .bind(id.to_string()).bind(clinic.to_string()).bind(kind.as_str()).bind(name)
-                .bind(caps.iv).bind(caps.monitored).bind(caps.private).bind(now_micros())
+                .bind(caps.iv).bind(caps.monitored).bind(caps.private).bind(self.now())
                 .execute(&mut *tx).await?;
             let mut ev = audit;
             ev.object_type = Some("resource".into());
             ev.object_id = Some(id.to_string());
-            append_in_tx!(tx, &[ev])?;
+            append_in_tx!(tx, &[ev], self.now())?;
             tx.commit().await?;
             Ok(())
         }.await);
@@ -350,7 +349,7 @@ impl Store {
             if n == 0 {
                 return Err(DomainError::NotFound.into());
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -381,7 +380,7 @@ impl Store {
 
     /// Adds any default appointment type the clinic lacks (by code).
     pub async fn install_default_types(&self, clinic: ClinicId) -> Result<()> {
-        let now = now_micros();
+        let now = self.now();
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             for t in AppointmentType::defaults() {
@@ -412,9 +411,9 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, TRUE, $6) ON CONFLICT (clinic_id, code) DO UPDATE SET \
                  name = excluded.name, definition = excluded.definition, active = TRUE, updated_at = excluded.updated_at")
                 .bind(domain::ids::AppointmentTypeId::new().to_string()).bind(clinic.to_string())
-                .bind(&t.code).bind(&t.name).bind(json).bind(now_micros())
+                .bind(&t.code).bind(&t.name).bind(json).bind(self.now())
                 .execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -439,7 +438,7 @@ impl Store {
                     .bind(h.opens_min).bind(h.closes_min)
                     .execute(&mut *tx).await?;
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -460,9 +459,9 @@ impl Store {
             let mut tx = p.begin().await?;
             sqlx::query("INSERT INTO staff_time_off (id, user_id, starts_at, ends_at, reason, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(uuid::Uuid::now_v7().to_string()).bind(user.to_string()).bind(from).bind(to)
-                .bind(reason).bind(now_micros())
+                .bind(reason).bind(self.now())
                 .execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -603,7 +602,7 @@ impl Store {
             resources,
             staff,
             occupancy,
-            now: now_micros(),
+            now: self.now(),
         })
     }
 
@@ -748,7 +747,7 @@ impl Store {
             _ => None,
         };
         let self_booked = matches!(how, Some(Booked::Portal));
-        let now = now_micros();
+        let now = self.now();
         let mrn = domain::patients::mrn_from_bits(crate::patients::rand_bits());
         let r: Result<()> = on_pool!(self.write(), p => async {
             let mut tx = p.begin().await?;
@@ -795,8 +794,8 @@ impl Store {
                 let appt = visits.first().map(|v| v.id).unwrap_or_default();
                 crate::book_lead_in_tx!(tx, b, appt, now)?;
             }
-            crate::insert_jobs!(tx, jobs)?;
-            append_in_tx!(tx, &audit)?;
+            crate::insert_jobs!(tx, jobs, self.now())?;
+            append_in_tx!(tx, &audit, self.now())?;
             tx.commit().await?;
             Ok(())
         }.await);
@@ -822,7 +821,7 @@ impl Store {
             let n = sqlx::query("UPDATE appointments SET starts_at = $2, ends_at = $3, plan = $4, resource_id = $5, \
                  sequence = sequence + 1, updated_at = $6 WHERE id = $1 AND status = 'booked'")
                 .bind(id.to_string()).bind(plan.start).bind(plan.end).bind(json)
-                .bind(plan.resource().map(|r| r.to_string())).bind(now_micros())
+                .bind(plan.resource().map(|r| r.to_string())).bind(self.now())
                 .execute(&mut *tx).await?.rows_affected();
             if n == 0 {
                 return Err(DomainError::Conflict("only a booked visit can be moved".into()).into());
@@ -841,8 +840,8 @@ impl Store {
                 }
                 q.execute(&mut *tx).await?;
             }
-            crate::insert_jobs!(tx, jobs)?;
-            append_in_tx!(tx, &[audit])?;
+            crate::insert_jobs!(tx, jobs, self.now())?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
             Ok(())
         }.await);
@@ -879,7 +878,7 @@ impl Store {
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query(&sql)
-                .bind(id.to_string()).bind(status.as_str()).bind(reason).bind(late).bind(now_micros())
+                .bind(id.to_string()).bind(status.as_str()).bind(reason).bind(late).bind(self.now())
                 .execute(&mut *tx).await?.rows_affected();
             if n == 0 {
                 return Err(DomainError::Conflict(format!(
@@ -889,7 +888,7 @@ impl Store {
             if !status.holds_time() {
                 sqlx::query("DELETE FROM slot_claims WHERE appointment_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -1052,12 +1051,12 @@ impl Store {
             sqlx::query("INSERT INTO calendar_feeds (id, token_hash, clinic_id, subject_kind, subject_id, label, created_at, created_by) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                 .bind(id.to_string()).bind(token_hash).bind(clinic.to_string()).bind(subject_kind)
-                .bind(subject_id).bind(label).bind(now_micros()).bind(by.map(|u| u.to_string()))
+                .bind(subject_id).bind(label).bind(self.now()).bind(by.map(|u| u.to_string()))
                 .execute(&mut *tx).await?;
             let mut ev = audit;
             ev.object_type = Some("calendar_feed".into());
             ev.object_id = Some(id.to_string());
-            append_in_tx!(tx, &[ev])?;
+            append_in_tx!(tx, &[ev], self.now())?;
             tx.commit().await?;
         });
         Ok(id)
@@ -1089,12 +1088,12 @@ impl Store {
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query("UPDATE calendar_feeds SET revoked_at = $3 WHERE id = $1 AND clinic_id = $2 AND revoked_at IS NULL")
-                .bind(id.to_string()).bind(clinic.to_string()).bind(now_micros())
+                .bind(id.to_string()).bind(clinic.to_string()).bind(self.now())
                 .execute(&mut *tx).await?.rows_affected();
             if n == 0 {
                 return Err(DomainError::NotFound.into());
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -1280,10 +1279,10 @@ impl Store {
             sqlx::query("INSERT INTO waitlist (id, clinic_id, patient_id, type_code, from_date, to_date, note, status, created_at, created_by) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, 'waiting', $8, $9)")
                 .bind(&id).bind(clinic.to_string()).bind(patient.to_string()).bind(type_code)
-                .bind(from.to_string()).bind(to.to_string()).bind(note).bind(now_micros())
+                .bind(from.to_string()).bind(to.to_string()).bind(note).bind(self.now())
                 .bind(by.map(|u| u.to_string()))
                 .execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(id)
@@ -1328,10 +1327,10 @@ impl Store {
         let n = on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query("UPDATE waitlist SET status = 'offered', offered_start = $2, offered_at = $3 WHERE id = $1 AND status = 'waiting'")
-                .bind(id).bind(start).bind(now_micros()).execute(&mut *tx).await?.rows_affected();
+                .bind(id).bind(start).bind(self.now()).execute(&mut *tx).await?.rows_affected();
             if n > 0 {
-                crate::insert_jobs!(tx, jobs)?;
-                append_in_tx!(tx, &[audit])?;
+                crate::insert_jobs!(tx, jobs, self.now())?;
+                append_in_tx!(tx, &[audit], self.now())?;
             }
             tx.commit().await?;
             n
@@ -1357,7 +1356,7 @@ impl Store {
             if n == 0 {
                 return Err(DomainError::NotFound.into());
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())

@@ -713,8 +713,9 @@ const CASE_SELECT: &str = "SELECT c.id, c.clinic_id, c.kind, c.status, u.usernam
 /// a draw than is left in it, fails the whole transaction.
 #[macro_export]
 macro_rules! cs_append_in_tx {
-    ($tx:expr, $moves:expr) => {{
+    ($tx:expr, $moves:expr, $now:expr) => {{
         let moves: &[$crate::substances::Movement] = $moves;
+        let now: i64 = $now;
         let result: $crate::Result<Vec<domain::substances::LedgerEntry>> = async {
             let mut out = Vec::with_capacity(moves.len());
             if moves.is_empty() {
@@ -727,7 +728,6 @@ macro_rules! cs_append_in_tx {
                 sqlx::query_as("SELECT seq, hash FROM cs_head WHERE id = 1")
                     .fetch_one(&mut *$tx)
                     .await?;
-            let now = domain::time::now_micros();
             for m in moves {
                 let bal: Option<(i64,)> = sqlx::query_as(
                     "SELECT balance_ul FROM cs_balances WHERE clinic_id = $1 AND lot_id = $2",
@@ -970,9 +970,9 @@ impl Store {
             sqlx::query("DELETE FROM cs_registrations WHERE clinic_id = $1").bind(clinic).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO cs_registrations (clinic_id, dea_number, expires_on, updated_by, updated_at) \
                  VALUES ($1, $2, $3, $4, $5)")
-                .bind(clinic).bind(dea).bind(expires_on).bind(by).bind(domain::time::now_micros())
+                .bind(clinic).bind(dea).bind(expires_on).bind(by).bind(self.now())
                 .execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -1000,7 +1000,7 @@ impl Store {
             let mut tx = p.begin().await?;
             sqlx::query("INSERT INTO cs_storage (id, clinic_id, name) VALUES ($1, $2, $3)")
                 .bind(&s.id).bind(&s.clinic_id).bind(&s.name).execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
             Ok(())
         }.await);
@@ -1032,8 +1032,8 @@ impl Store {
             sqlx::query("INSERT INTO cs_products (id, org_id, name, ndc, form, strength_mg_per_ml, container_ul, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                 .bind(&pr.id).bind(org).bind(&pr.name).bind(&pr.ndc).bind(&pr.form).bind(pr.strength_mg_per_ml)
-                .bind(pr.container_ul).bind(domain::time::now_micros()).execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+                .bind(pr.container_ul).bind(self.now()).execute(&mut *tx).await?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
             Ok(())
         }.await);
@@ -1078,7 +1078,7 @@ impl Store {
             }
             let id = uuid::Uuid::now_v7().to_string();
             sqlx::query("INSERT INTO cs_lots (id, product_id, lot_number, expires_on, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(&id).bind(product_id).bind(lot_number).bind(expires_on).bind(domain::time::now_micros())
+                .bind(&id).bind(product_id).bind(lot_number).bind(expires_on).bind(self.now())
                 .execute(p).await?;
             Ok(id)
         })
@@ -1114,8 +1114,8 @@ impl Store {
     ) -> Result<Vec<LedgerEntry>> {
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
-            let out = cs_append_in_tx!(tx, moves)?;
-            append_in_tx!(tx, &audit)?;
+            let out = cs_append_in_tx!(tx, moves, self.now())?;
+            append_in_tx!(tx, &audit, self.now())?;
             tx.commit().await?;
             Ok(out)
         })
@@ -1308,7 +1308,7 @@ impl Store {
                     return Err(invalid("lines", "count every lot held at this location"));
                 }
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
             cases
         });
@@ -1362,7 +1362,7 @@ impl Store {
                 .bind(&inv.id).bind(&inv.clinic_id).bind(&inv.kind).bind(&inv.taken_on).bind(&inv.business)
                 .bind(&inv.taken_by).bind(inv.taken_at).bind(head).bind(&inv.lines).bind(&inv.sha256)
                 .execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -1395,7 +1395,7 @@ impl Store {
                 .bind(&c.id).bind(&c.clinic_id).bind(c.kind).bind(&c.opened_by).bind(c.opened_at)
                 .bind(&c.discovered_on).bind(&c.lot_id).bind(c.difference_ul).bind(&c.description)
                 .execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -1435,7 +1435,7 @@ impl Store {
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             let moves: Vec<Movement> = r.adjustment.iter().cloned().collect();
-            cs_append_in_tx!(tx, &moves)?;
+            cs_append_in_tx!(tx, &moves, self.now())?;
             let done = sqlx::query("UPDATE cs_cases SET status = 'resolved', resolution = $2, resolution_note = $3, \
                  resolved_by = $4, resolved_at = $5, kind = COALESCE($6, kind) WHERE id = $1 AND status = 'open'")
                 .bind(id).bind(r.resolution).bind(&r.note).bind(&r.by).bind(r.at).bind(r.kind)
@@ -1443,7 +1443,7 @@ impl Store {
             if done.rows_affected() == 0 {
                 return Err(conflict("this case is already resolved"));
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())
@@ -1463,7 +1463,7 @@ impl Store {
             sqlx::query("UPDATE cs_cases SET dea_notified_on = COALESCE($2, dea_notified_on), \
                  form106_filed_on = COALESCE($3, form106_filed_on), form106 = COALESCE($4, form106) WHERE id = $1")
                 .bind(id).bind(notified_on).bind(filed_on).bind(form106).execute(&mut *tx).await?;
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
         });
         Ok(())

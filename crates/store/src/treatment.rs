@@ -7,7 +7,6 @@
 //! sequence numbers and unique keys refuse a second writer of the same step.
 
 use domain::ids::{ClinicId, PatientId, UserId};
-use domain::time::now_micros;
 use domain::DomainError;
 
 use crate::audit::NewAuditEvent;
@@ -416,9 +415,9 @@ impl Store {
                 .execute(&mut *tx).await?;
             if let Some(a) = &e.appointment_id {
                 sqlx::query("UPDATE appointments SET status = 'checked_in', updated_at = $2 WHERE id = $1 AND status = 'booked'")
-                    .bind(a).bind(now_micros()).execute(&mut *tx).await?;
+                    .bind(a).bind(self.now()).execute(&mut *tx).await?;
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
             Ok(())
         }.await);
@@ -700,7 +699,7 @@ impl Store {
         obs: Vec<NewObservation>,
         audit: Vec<NewAuditEvent>,
     ) -> Result<(Vec<NewObservation>, Vec<String>)> {
-        let now = now_micros();
+        let now = self.now();
         // SQLite: one rusqlite transaction on a blocking thread. Through sqlx
         // every statement is a hand-off to its worker thread and back.
         if self.has_sqlite_bulk() {
@@ -768,7 +767,7 @@ impl Store {
             }
             stored.push(o.source_key.clone());
         }
-        append_in_tx!(tx, &audit)?;
+        append_in_tx!(tx, &audit, self.now())?;
         tx.commit().await?;
         Ok((obs, stored))
     }
@@ -782,7 +781,7 @@ impl Store {
         step: Step<'_>,
         audit: NewAuditEvent,
     ) -> Result<()> {
-        let now = now_micros();
+        let now = self.now();
         let by = by.to_string();
         let r: Result<()> = on_pool!(self.write(), p => async {
             let mut tx = p.begin().await?;
@@ -871,7 +870,7 @@ impl Store {
                     sqlx::query("UPDATE appointments SET status = 'completed', updated_at = $2 \
                          WHERE id = (SELECT appointment_id FROM encounters WHERE id = $1) AND status = 'checked_in'")
                         .bind(encounter).bind(now).execute(&mut *tx).await?;
-                    crate::insert_jobs!(tx, jobs)?;
+                    crate::insert_jobs!(tx, jobs, self.now())?;
                 }
                 Step::Note { body, sha256 } => {
                     sqlx::query("INSERT INTO session_notes (id, encounter_id, body, sha256, signed_by, signed_at) \
@@ -886,7 +885,7 @@ impl Store {
                         .execute(&mut *tx).await?;
                 }
             }
-            append_in_tx!(tx, &[audit])?;
+            append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
             Ok(())
         }.await);
@@ -959,7 +958,7 @@ impl Store {
                     .bind(&e.id).bind(seq).bind(kind).bind(at).bind(&nurse)
                     .execute(&mut *tx).await?;
             }
-            append_in_tx!(tx, &audit)?;
+            append_in_tx!(tx, &audit, self.now())?;
             tx.commit().await?;
         });
         Ok(())

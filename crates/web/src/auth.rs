@@ -9,7 +9,6 @@ use base64::Engine;
 use domain::audit::Action;
 use domain::auth::{Permission, Principal};
 use domain::ids::{ClinicId, OrgId, UserId};
-use domain::time::now_micros;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use store::audit::NewAuditEvent;
@@ -88,7 +87,7 @@ impl Caller {
             username: u.username,
             display_name: u.display_name,
             csrf_token: String::new(),
-            last_seen_at: now_micros(),
+            last_seen_at: store.now(),
             grants: u.grants,
         };
         Ok(Caller {
@@ -245,7 +244,7 @@ async fn session_caller(parts: &Parts, state: &AppState) -> Result<Option<Caller
     let s = match state.auth_cache.get(&hash, ttl) {
         Some(TokenOwner::User(s)) => s,
         _ => {
-            let now = now_micros();
+            let now = state.now();
             let idle = state.cfg.session_idle.as_micros() as i64;
             let Some(s) = state.store.session(&hash, now, idle).await? else {
                 return Ok(None);

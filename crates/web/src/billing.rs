@@ -16,7 +16,6 @@ use domain::billing::{
     PatientHistory, PriceList, Rule, Service, VisitFacts,
 };
 use domain::ids::{ClinicId, PatientId};
-use domain::time::now_micros;
 use domain::FieldError;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
@@ -69,11 +68,13 @@ pub struct Place {
     pub name: String,
     pub tz: jiff::tz::TimeZone,
     pub clinic: store::org::Clinic,
+    /// Now, when the place was looked up for a request.
+    pub now: i64,
 }
 
 impl Place {
     pub fn today(&self) -> Date {
-        domain::time::to_timestamp(now_micros())
+        domain::time::to_timestamp(self.now)
             .to_zoned(self.tz.clone())
             .date()
     }
@@ -109,6 +110,7 @@ pub async fn places(state: &AppState, c: &Caller, p: Permission) -> Result<Vec<P
             name: k.settings.name.clone(),
             tz: jiff::tz::TimeZone::get(&k.settings.time_zone).unwrap_or(jiff::tz::TimeZone::UTC),
             clinic: k,
+            now: state.now(),
         })
         .collect())
 }
@@ -332,7 +334,7 @@ pub async fn set_prices(state: &AppState, c: &Caller, i: PricesInput) -> Result<
         currency: list.currency.clone(),
         prices: serde_json::to_string(&list.prices)
             .map_err(|e| WebError::Internal(e.to_string()))?,
-        created_at: now_micros(),
+        created_at: state.now(),
     };
     let mut ev = event(c, Action::BillSettings, Permission::BillManage, p.id);
     ev.object_type = Some("price_list".into());
@@ -662,7 +664,7 @@ pub async fn invoice_visit(
     c: &Caller,
     appointment: &str,
 ) -> Result<String, WebError> {
-    invoice_visit_at(state, c, appointment, None, now_micros()).await
+    invoice_visit_at(state, c, appointment, None, state.now()).await
 }
 
 /// [`invoice_visit`] issued at `at` (the demo's month of history); `offer`
@@ -835,7 +837,7 @@ pub async fn sell_package(
     patient: &str,
     product: &str,
 ) -> Result<String, WebError> {
-    sell_package_at(state, c, patient, product, now_micros()).await
+    sell_package_at(state, c, patient, product, state.now()).await
 }
 
 /// The patient, at a clinic where the caller holds `perm`; any other id,
@@ -1009,7 +1011,7 @@ pub async fn start_membership(
     patient: &str,
     product: &str,
 ) -> Result<String, WebError> {
-    start_membership_at(state, c, patient, product, now_micros()).await
+    start_membership_at(state, c, patient, product, state.now()).await
 }
 
 /// [`start_membership`] at `at` (the demo's history).
@@ -1371,7 +1373,7 @@ pub async fn pay(
         refund_of: None,
         package_id,
         reason: None,
-        at: i.at.unwrap_or_else(now_micros),
+        at: i.at.unwrap_or_else(|| state.now()),
         recorded_by: c.user_id().ok_or(WebError::Forbidden)?.to_string(),
     };
     let mut ev = patient_event(
@@ -1389,7 +1391,7 @@ pub async fn pay(
         fmt_money(minor, &v.invoice.currency)
     ));
     let jobs = if i.email_receipt {
-        crate::outbox::receipt_jobs(&v.invoice.id, &e.id, clinic)
+        crate::outbox::receipt_jobs(&v.invoice.id, &e.id, clinic, state.now())
     } else {
         vec![]
     };
@@ -1436,7 +1438,7 @@ pub async fn refund(
         refund_of: Some(pay.id.clone()),
         package_id: pay.package_id.clone(),
         reason: Some(reason),
-        at: now_micros(),
+        at: state.now(),
         recorded_by: c.user_id().ok_or(WebError::Forbidden)?.to_string(),
     };
     let mut ev = patient_event(
@@ -1485,7 +1487,7 @@ pub async fn credit(
         refund_of: None,
         package_id: None,
         reason: Some(reason),
-        at: now_micros(),
+        at: state.now(),
         recorded_by: c.user_id().ok_or(WebError::Forbidden)?.to_string(),
     };
     let mut ev = patient_event(
@@ -1557,7 +1559,7 @@ pub async fn refund_package(
             refund_of: Some(pay_id.clone()),
             package_id: Some(k.id.clone()),
             reason: Some(reason.clone()),
-            at: now_micros(),
+            at: state.now(),
             recorded_by: by.clone(),
         });
         left -= take;
@@ -1720,7 +1722,7 @@ pub async fn make_estimate(
         total_minor: est.total,
         currency: est.currency.clone(),
         created_by: c.user_id().ok_or(WebError::Forbidden)?.to_string(),
-        created_at: now_micros(),
+        created_at: state.now(),
     };
     let mut ev = patient_event(
         c,
@@ -2229,7 +2231,7 @@ pub async fn send_statement(state: &AppState, c: &Caller, patient: &str) -> Resu
         patient.trim(),
     );
     ev.detail = Some("statement e-mailed".into());
-    let jobs = crate::outbox::statement_jobs(patient.trim(), clinic);
+    let jobs = crate::outbox::statement_jobs(patient.trim(), clinic, state.now());
     state.store.enqueue_jobs(&jobs, ev).await?;
     Ok(())
 }

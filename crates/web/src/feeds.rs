@@ -158,7 +158,7 @@ async fn render(state: &AppState, file: &str) -> Result<String, WebError> {
         .await?
         .filter(|f| f.revoked_at.is_none())
         .ok_or(WebError::NotFound)?;
-    let now = domain::time::now_micros();
+    let now = state.now();
     let (from, to) = (now - 60 * DAY, now + 200 * DAY);
     let appts = match feed.subject_kind.as_str() {
         "staff" => {

@@ -115,7 +115,7 @@ pub async fn record(
         id: TaskId::new(),
         title: safety_title(&inst, &scored, "entered by staff"),
     });
-    let now = domain::time::now_micros();
+    let now = state.now();
     let r = NewResponse {
         id,
         clinic,
@@ -292,7 +292,7 @@ pub async fn send_link(
         None,
         c.user_id(),
         Some(c),
-        domain::time::now_micros() + valid_hours * HOUR,
+        state.now() + valid_hours * HOUR,
     )
     .await?;
     Ok((
@@ -316,7 +316,7 @@ pub async fn create_link(
 ) -> Result<(Option<Link>, String), WebError> {
     let token = crate::auth::random_token(24);
     let id = LinkId::new();
-    let now = domain::time::now_micros();
+    let now = state.now();
     let new = NewLink {
         id,
         clinic,
@@ -408,7 +408,7 @@ pub async fn open_link(
     if link.used_at.is_some() {
         return Ok(Err(LinkProblem::Used));
     }
-    if link.expires_at <= domain::time::now_micros() {
+    if link.expires_at <= state.now() {
         return Ok(Err(LinkProblem::Expired));
     }
     let Some(inst) = state
@@ -443,7 +443,7 @@ pub async fn answer_link(
         id: TaskId::new(),
         title: safety_title(&inst, &scored, "answered through a link"),
     });
-    let now = domain::time::now_micros();
+    let now = state.now();
     let started = started_at.filter(|s| *s >= link.created_at && *s <= now);
     let r = NewResponse {
         id,

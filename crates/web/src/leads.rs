@@ -59,10 +59,10 @@ pub async fn public_clinic(state: &AppState, slug: &str) -> Result<Clinic, WebEr
         .ok_or(WebError::NotFound)
 }
 
-pub fn clinic_today(c: &Clinic) -> jiff::civil::Date {
+pub fn clinic_today(c: &Clinic, now: i64) -> jiff::civil::Date {
     TimeZone::get(&c.settings.time_zone)
-        .map(|tz| domain::clinics::today_in(&tz))
-        .unwrap_or_else(|_| crate::patients::today())
+        .map(|tz| domain::clinics::today_in(&tz, now))
+        .unwrap_or_else(|_| crate::patients::today(now))
 }
 
 /// What a submission made: the secret of its result page, and the assessment.
@@ -91,7 +91,7 @@ pub async fn submit(
             Some("website"),
         ));
     }
-    let a = assess(input, &state.instruments, clinic_today(clinic))?;
+    let a = assess(input, &state.instruments, clinic_today(clinic, state.now()))?;
     let (Some(gad), Some(phq)) = (
         state.instruments.current("gad7"),
         state.instruments.current("phq2"),
@@ -159,7 +159,7 @@ pub async fn public_slots(
     limit: usize,
 ) -> Result<(AppointmentType, Vec<i64>), WebError> {
     let ty = public_type(state, clinic.id).await?;
-    let today = clinic_today(clinic);
+    let today = clinic_today(clinic, state.now());
     let to = today
         .checked_add(jiff::Span::new().days(21))
         .unwrap_or(today);
@@ -168,7 +168,7 @@ pub async fn public_slots(
 }
 
 /// The patient record a lead becomes: the details it gave, nothing retyped.
-fn patient_details(lead: &Lead, clinic: &Clinic) -> Result<PatientDetails, WebError> {
+fn patient_details(lead: &Lead, clinic: &Clinic, now: i64) -> Result<PatientDetails, WebError> {
     let input = PatientInput {
         given_name: Some(lead.given_name.clone()),
         family_name: Some(lead.family_name.clone()),
@@ -177,7 +177,7 @@ fn patient_details(lead: &Lead, clinic: &Clinic) -> Result<PatientDetails, WebEr
         phone: lead.phone.clone(),
         ..Default::default()
     };
-    Ok(PatientDetails::validate(&input, clinic_today(clinic))?)
+    Ok(PatientDetails::validate(&input, clinic_today(clinic, now))?)
 }
 
 /// Books the free consultation from a result page: registers the person and
@@ -197,13 +197,13 @@ pub async fn book(
                 .into(),
         ));
     }
-    if domain::time::now_micros() - lead.created_at > BOOKING_DAYS * DAY {
+    if state.now() - lead.created_at > BOOKING_DAYS * DAY {
         return Err(WebError::Conflict(format!(
             "This result page is more than {BOOKING_DAYS} days old; take the assessment again or call the clinic to book."
         )));
     }
     let ty = public_type(state, clinic.id).await?;
-    let details = patient_details(&lead, clinic)?;
+    let details = patient_details(&lead, clinic, state.now())?;
     let booking = LeadBooking {
         lead: lead.id,
         org: clinic.org_id,
@@ -347,7 +347,7 @@ pub async fn convert(state: &AppState, c: &Caller, id: LeadId) -> Result<Patient
     let lead = managed(state, c, id).await?;
     c.require(Permission::PatientCreate, lead.clinic_id)?;
     let clinic = state.store.clinic(lead.clinic_id).await?;
-    let details = patient_details(&lead, &clinic)?;
+    let details = patient_details(&lead, &clinic, state.now())?;
     let user = c.user_id().ok_or(WebError::Forbidden)?;
     let ev = lead_event(c, Action::LeadConvert, Permission::LeadManage, &lead);
     Ok(state

@@ -129,6 +129,13 @@ impl AppState {
         self
     }
 
+    /// Now, by the store's clock (microseconds since the epoch): the one
+    /// "now" every use case reads, so that a test or a loader of past
+    /// records can set it.
+    pub fn now(&self) -> i64 {
+        self.store.now()
+    }
+
     /// The protocol versions loaded now.
     pub fn protocols(&self) -> Arc<domain::protocols::Protocols> {
         self.protocol_set.get()

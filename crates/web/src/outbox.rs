@@ -35,8 +35,8 @@ pub fn reminder_jobs(
     clinic: ClinicId,
     sequence: i32,
     start: i64,
+    now: i64,
 ) -> Vec<NewJob> {
-    let now = domain::time::now_micros();
     [48, 24]
         .into_iter()
         .filter(|h| start - h * HOUR > now)
@@ -76,6 +76,7 @@ pub fn offer_jobs(
     patient: domain::ids::PatientId,
     start: i64,
     type_code: &str,
+    now: i64,
 ) -> Vec<NewJob> {
     serde_json::to_string(&OfferPayload {
         entry: entry.to_string(),
@@ -88,7 +89,7 @@ pub fn offer_jobs(
         kind: WAITLIST_OFFER,
         dedupe_key: format!("offer:{entry}:{start}"),
         payload,
-        run_at: domain::time::now_micros(),
+        run_at: now,
     })
     .into_iter()
     .collect()
@@ -103,7 +104,7 @@ struct ConfirmationPayload {
 }
 
 /// The e-mail confirming a visit booked by the patient (the free consultation).
-pub fn confirmation_jobs(id: AppointmentId, clinic: ClinicId) -> Vec<NewJob> {
+pub fn confirmation_jobs(id: AppointmentId, clinic: ClinicId, now: i64) -> Vec<NewJob> {
     serde_json::to_string(&ConfirmationPayload {
         appointment_id: id,
         clinic_id: clinic,
@@ -112,7 +113,7 @@ pub fn confirmation_jobs(id: AppointmentId, clinic: ClinicId) -> Vec<NewJob> {
         kind: CONFIRMATION,
         dedupe_key: format!("confirmation:{id}"),
         payload,
-        run_at: domain::time::now_micros(),
+        run_at: now,
     })
     .into_iter()
     .collect()
@@ -133,6 +134,7 @@ pub fn discharge_jobs(
     encounter: &str,
     clinic: ClinicId,
     patient: domain::ids::PatientId,
+    now: i64,
 ) -> Vec<NewJob> {
     serde_json::to_string(&DischargePayload {
         encounter_id: encounter.to_string(),
@@ -143,7 +145,7 @@ pub fn discharge_jobs(
         kind: DISCHARGE,
         dedupe_key: format!("discharge:{encounter}"),
         payload,
-        run_at: domain::time::now_micros(),
+        run_at: now,
     })
     .into_iter()
     .collect()
@@ -327,15 +329,11 @@ pub fn spawn_worker(
             // their e-mails go out in this round.
             if rules_ran.is_none_or(|t| t.elapsed() >= Duration::from_secs(300)) {
                 rules_ran = Some(std::time::Instant::now());
-                if let Err(e) =
-                    crate::instruments::run_rules(&state, domain::time::now_micros()).await
-                {
+                if let Err(e) = crate::instruments::run_rules(&state, state.now()).await {
                     tracing::error!(error = ?e, "questionnaire rules");
                 }
                 // Memberships whose next month has begun are billed.
-                if let Err(e) =
-                    crate::billing::renew_memberships(&state, domain::time::now_micros()).await
-                {
+                if let Err(e) = crate::billing::renew_memberships(&state, state.now()).await {
                     tracing::error!(error = ?e, "membership renewals");
                 }
             }
@@ -344,7 +342,7 @@ pub fn spawn_worker(
             if let Err(e) = crate::protocols::refresh(&state).await {
                 tracing::error!(error = ?e, "protocol versions");
             }
-            if let Err(e) = drain(&state, domain::time::now_micros()).await {
+            if let Err(e) = drain(&state, state.now()).await {
                 tracing::error!(error = %e, "outbox worker");
             }
         }
@@ -496,7 +494,7 @@ pub async fn next_integration(
     clinic: ClinicId,
     patient: domain::ids::PatientId,
 ) -> Result<Option<store::scheduling::Appointment>, store::StoreError> {
-    let now = domain::time::now_micros();
+    let now = state.now();
     Ok(state
         .store
         .patient_appointments(patient, &[clinic])
@@ -523,7 +521,7 @@ struct StatementPayload {
 }
 
 /// The receipt e-mail of one payment.
-pub fn receipt_jobs(invoice: &str, entry: &str, clinic: ClinicId) -> Vec<NewJob> {
+pub fn receipt_jobs(invoice: &str, entry: &str, clinic: ClinicId, now: i64) -> Vec<NewJob> {
     serde_json::to_string(&ReceiptPayload {
         invoice_id: invoice.to_string(),
         entry_id: entry.to_string(),
@@ -533,15 +531,14 @@ pub fn receipt_jobs(invoice: &str, entry: &str, clinic: ClinicId) -> Vec<NewJob>
         kind: RECEIPT,
         dedupe_key: format!("receipt:{entry}"),
         payload,
-        run_at: domain::time::now_micros(),
+        run_at: now,
     })
     .into_iter()
     .collect()
 }
 
 /// A statement of the patient's open invoices, as of when it is sent.
-pub fn statement_jobs(patient: &str, clinic: ClinicId) -> Vec<NewJob> {
-    let now = domain::time::now_micros();
+pub fn statement_jobs(patient: &str, clinic: ClinicId, now: i64) -> Vec<NewJob> {
     serde_json::to_string(&StatementPayload {
         patient_id: patient.to_string(),
         clinic_id: clinic,
@@ -808,7 +805,7 @@ async fn confirmation(state: &AppState, job: &Job) -> Result<String, String> {
 
 async fn questionnaire(state: &AppState, job: &Job) -> Result<String, String> {
     let p: LinkPayload = serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
-    if p.expires_at <= domain::time::now_micros() {
+    if p.expires_at <= state.now() {
         return Ok("skipped: link expired before it was sent".into());
     }
     let to = match addressee(state, p.clinic_id, p.patient_id).await? {
@@ -834,7 +831,7 @@ async fn questionnaire(state: &AppState, job: &Job) -> Result<String, String> {
 async fn patient_link(state: &AppState, job: &Job) -> Result<String, String> {
     let p: PatientLinkPayload =
         serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
-    if p.expires_at <= domain::time::now_micros() {
+    if p.expires_at <= state.now() {
         return Ok("skipped: link expired before it was sent".into());
     }
     let to = match addressee(state, p.clinic_id, p.patient_id).await? {

@@ -15,7 +15,7 @@ use domain::auth::{Permission, Role};
 use domain::clinics::{summarize_hours, ClinicSettings, ClinicSettingsInput, WEEKDAY_NAMES};
 use domain::ids::{ClinicId, ClosureId, PatientId, UserId};
 use domain::patients::{PatientInput, SEX_AT_BIRTH};
-use domain::time::{format_in_zone, now_micros};
+use domain::time::format_in_zone;
 use domain::FieldError;
 use serde::Deserialize;
 use store::org::Clinic;
@@ -141,7 +141,7 @@ async fn login_form(State(state): State<AppState>, req: Request) -> PageResult {
         if tok.len() <= 128
             && state
                 .store
-                .session(&secret_hash(&tok), now_micros(), idle)
+                .session(&secret_hash(&tok), state.now(), idle)
                 .await?
                 .is_some()
         {
@@ -211,7 +211,7 @@ async fn login_submit(State(state): State<AppState>, req: Request) -> PageResult
             candidate.as_ref().map(|c| c.password_hash.clone()),
         )
         .await;
-    let now = now_micros();
+    let now = state.now();
     let mut ev = store::audit::NewAuditEvent::new(Action::LoginFailure, username.clone());
     ev.source_ip = meta.source_ip.clone();
     ev.request_id = Some(meta.request_id.clone());
@@ -326,7 +326,13 @@ async fn home(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
             .into_iter()
             .map(|x| x.closed_on)
             .collect();
-        clinics.push(clinic_card(&k, roles.join(", "), patients, &closures));
+        clinics.push(clinic_card(
+            &k,
+            roles.join(", "),
+            patients,
+            &closures,
+            state.now(),
+        ));
     }
     let measure_clinics = c.clinics_with(Permission::MeasureRead);
     let open_tasks = if measure_clinics.is_empty() {
@@ -369,11 +375,11 @@ fn clinic_card(
     roles: String,
     patients: i64,
     closures: &[jiff::civil::Date],
+    now: i64,
 ) -> ClinicCard {
     let s = &k.settings;
     let tz = jiff::tz::TimeZone::get(&s.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let now = jiff::Timestamp::now();
-    let local = now.to_zoned(tz.clone());
+    let local = domain::time::to_timestamp(now).to_zoned(tz.clone());
     let minute = i32::from(local.hour()) * 60 + i32::from(local.minute());
     let rows = (1..=7)
         .map(|d| {
@@ -403,7 +409,12 @@ fn clinic_card(
         phone: s.phone.clone(),
         zone: s.time_zone.clone(),
         local_time: local.strftime("%a %H:%M").to_string(),
-        open_now: domain::clinics::is_open_at(now, &tz, &s.hours, closures),
+        open_now: domain::clinics::is_open_at(
+            domain::time::to_timestamp(now),
+            &tz,
+            &s.hours,
+            closures,
+        ),
         hours_summary: summarize_hours(&s.hours),
         roles,
         patients,
@@ -426,8 +437,12 @@ struct SearchQuery {
     q: String,
 }
 
-fn patient_rows(found: &[PatientRecord], names: &HashMap<ClinicId, Clinic>) -> Vec<PatientRow> {
-    let today = today();
+fn patient_rows(
+    found: &[PatientRecord],
+    names: &HashMap<ClinicId, Clinic>,
+    now: i64,
+) -> Vec<PatientRow> {
+    let today = today(now);
     found
         .iter()
         .map(|p| PatientRow {
@@ -462,7 +477,7 @@ async fn patients_page(
     let names = clinic_names(&state, &c).await?;
     let page = PatientsPage {
         layout: Layout::new(&c, "Patients", "patients"),
-        rows: patient_rows(&found, &names),
+        rows: patient_rows(&found, &names, state.now()),
         q,
         searched,
         total: state.store.count_patients(&clinics).await?,
@@ -491,7 +506,7 @@ async fn patient_results(
     };
     let names = clinic_names(&state, &c).await?;
     render(&PatientResults {
-        rows: patient_rows(&found, &names),
+        rows: patient_rows(&found, &names, state.now()),
         q,
         searched,
     })
@@ -778,7 +793,7 @@ async fn chart_common(
         preferred: d.preferred_name.clone().unwrap_or_default(),
         mrn: p.mrn.clone(),
         dob: d.date_of_birth.to_string(),
-        age: d.age_on(today()),
+        age: d.age_on(today(state.now())),
         clinic: k.settings.name.clone(),
         escort,
         tabs: ChartTabs::new(c, p.id, p.clinic_id, tab),

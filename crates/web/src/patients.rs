@@ -14,8 +14,9 @@ use crate::auth::Caller;
 use crate::error::WebError;
 use crate::AppState;
 
-pub fn today() -> Date {
-    jiff::Timestamp::now()
+/// Today in UTC at `now` (a date of birth is checked against it).
+pub fn today(now: i64) -> Date {
+    domain::time::to_timestamp(now)
         .to_zoned(jiff::tz::TimeZone::UTC)
         .date()
 }
@@ -88,7 +89,7 @@ pub async fn create(
     input: &PatientInput,
 ) -> Result<PatientRecord, WebError> {
     caller.require(Permission::PatientCreate, clinic)?;
-    let d = PatientDetails::validate(input, today())?;
+    let d = PatientDetails::validate(input, today(state.now()))?;
     let mut ev = caller.event(Action::PatientCreate);
     ev.actor_role = caller
         .principal
@@ -130,7 +131,7 @@ pub async fn update(
     } else {
         domain::patients::merge(&current.details.to_input(), input, cleared)
     };
-    let d = PatientDetails::validate(&merged, today())?;
+    let d = PatientDetails::validate(&merged, today(state.now()))?;
     let mut ev = caller.patient_event(
         Action::PatientUpdate,
         Permission::PatientEdit,

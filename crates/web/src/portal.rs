@@ -88,7 +88,7 @@ pub async fn session(
         return Ok(None);
     }
     let hash = secret_hash(token);
-    let now = domain::time::now_micros();
+    let now = state.now();
     let Some(s) = state
         .store
         .portal_session(&hash, now, SESSION_IDLE_MINUTES * MINUTE)
@@ -116,7 +116,7 @@ async fn create_link(
 ) -> Result<String, WebError> {
     let token = random_token(32);
     let id = uuid::Uuid::now_v7().to_string();
-    let expires_at = domain::time::now_micros() + LINK_MINUTES * MINUTE;
+    let expires_at = state.now() + LINK_MINUTES * MINUTE;
     let link = NewPortalLink {
         id: id.clone(),
         clinic,
@@ -133,7 +133,7 @@ async fn create_link(
             "portal",
             &token,
             expires_at,
-            domain::time::now_micros(),
+            state.now(),
         )
     } else {
         vec![]
@@ -221,7 +221,7 @@ pub async fn link_is_open(state: &AppState, token: &str) -> Result<bool, WebErro
     }
     Ok(state
         .store
-        .portal_link_open(&secret_hash(token), domain::time::now_micros())
+        .portal_link_open(&secret_hash(token), state.now())
         .await?)
 }
 
@@ -241,7 +241,7 @@ pub async fn sign_in(
     let s = NewPortalSession {
         id_hash: secret_hash(&secret),
         csrf_token: random_token(24),
-        absolute_expires_at: domain::time::now_micros() + max,
+        absolute_expires_at: state.now() + max,
     };
     let ev = patient_actor(Action::PortalSignIn, meta);
     let used = state
@@ -299,7 +299,7 @@ pub async fn home(state: &AppState, p: &Portal) -> Result<Home, WebError> {
         .await?;
     let types = state.store.appointment_types(p.clinic()).await?;
     let rules = state.store.scheduling_rules(p.clinic()).await?;
-    let now = domain::time::now_micros();
+    let now = state.now();
     let tz = clinic_tz(state, p.clinic()).await?;
     let today = crate::scheduling::micros_of(&tz, local_date(&tz, now));
     let mine: Vec<OwnVisit> = visits.iter().map(own).collect();
@@ -388,7 +388,7 @@ pub async fn slots(
 ) -> Result<(AppointmentType, Date, Vec<i64>), WebError> {
     let (ty, mine) = portal_type(state, p, code).await?;
     let tz = clinic_tz(state, p.clinic()).await?;
-    let now = domain::time::now_micros();
+    let now = state.now();
     if let Some(why) = booking_refusal(&ty, &mine, None, now, |m| day_number(&tz, m)) {
         return Err(refused(why));
     }
@@ -437,7 +437,7 @@ pub async fn book(
 ) -> Result<Appointment, WebError> {
     let (ty, mine) = portal_type(state, p, code).await?;
     let tz = clinic_tz(state, p.clinic()).await?;
-    let now = domain::time::now_micros();
+    let now = state.now();
     if start < now {
         return Err(WebError::Invalid(vec![FieldError::new(
             "start",
@@ -475,7 +475,7 @@ pub async fn cancel(state: &AppState, p: &Portal, id: AppointmentId) -> Result<(
     let types = state.store.appointment_types(p.clinic()).await?;
     let rules = state.store.scheduling_rules(p.clinic()).await?;
     let ty = types.iter().find(|t| t.code == a.type_code);
-    let now = domain::time::now_micros();
+    let now = state.now();
     if let Some(why) = cancel_refusal(ty, &own(&a), now, rules.late_cancel_hours) {
         return Err(WebError::Conflict(format!(
             "This visit cannot be cancelled online: {why}."

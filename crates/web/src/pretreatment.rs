@@ -234,7 +234,7 @@ pub async fn send_link(
         }
     }
     let token = random_token(24);
-    let now = domain::time::now_micros();
+    let now = state.now();
     let link = NewPatientLink {
         id: uuid::Uuid::now_v7().to_string(),
         clinic: p.clinic_id,
@@ -296,7 +296,7 @@ pub async fn open_link(
     if l.used_at.is_some() {
         return Ok(Err(LinkProblem::Used));
     }
-    if l.expires_at <= domain::time::now_micros() {
+    if l.expires_at <= state.now() {
         return Ok(Err(LinkProblem::Expired));
     }
     Ok(Ok(l))
@@ -440,7 +440,7 @@ pub async fn consent_states(
     consents: &[Consent],
 ) -> Result<Vec<(Route, ConsentState, Option<Consent>)>, WebError> {
     let docs = state.store.consent_documents(clinic).await?;
-    let now = domain::time::now_micros();
+    let now = state.now();
     let mut out = vec![];
     for r in [
         Route::Iv,
@@ -567,7 +567,7 @@ async fn store_signature(state: &AppState, s: Signing<'_>) -> Result<String, Web
     consent::check_signature(s.input, &full_name(s.patient), &s.doc.sha256)
         .map_err(WebError::Invalid)?;
     let clinic = state.store.clinic(s.clinic).await?;
-    let signed_at = domain::time::now_micros();
+    let signed_at = state.now();
     let how = match s.channel {
         "clinic" => "in the clinic",
         _ => "through a secure link",

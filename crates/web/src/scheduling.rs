@@ -95,8 +95,14 @@ fn appointment_event(
 }
 
 /// Checks a requested date range: not reversed, not in the past, not absurdly long.
-pub fn check_range(tz: &TimeZone, from: Date, to: Date, max_days: i64) -> Result<(), WebError> {
-    let today = domain::clinics::today_in(tz);
+pub fn check_range(
+    tz: &TimeZone,
+    from: Date,
+    to: Date,
+    max_days: i64,
+    now: i64,
+) -> Result<(), WebError> {
+    let today = domain::clinics::today_in(tz, now);
     if to < from {
         return Err(WebError::Invalid(vec![domain::FieldError::new(
             "to",
@@ -162,7 +168,7 @@ pub async fn availability(
     caller.require(Permission::ScheduleRead, clinic)?;
     let ty = appointment_type(state, clinic, type_code).await?;
     let tz = clinic_tz(state, clinic).await?;
-    check_range(&tz, from, to, 62)?;
+    check_range(&tz, from, to, 62, state.now())?;
     if let Some(p) = patient {
         patient_in(state, caller, clinic, p).await?;
     }
@@ -300,7 +306,7 @@ pub async fn book(
     caller.require(Permission::ScheduleBook, clinic)?;
     let ty = appointment_type(state, clinic, type_code).await?;
     patient_in(state, caller, clinic, patient).await?;
-    if start < domain::time::now_micros() {
+    if start < state.now() {
         return Err(WebError::Invalid(vec![domain::FieldError::new(
             "starts_at",
             "is in the past",
@@ -373,7 +379,7 @@ pub async fn book_core(
         };
         let id = AppointmentId::new();
         let ev = make_event(id);
-        let mut jobs = crate::outbox::reminder_jobs(id, clinic, 0, plan.start);
+        let mut jobs = crate::outbox::reminder_jobs(id, clinic, 0, plan.start, state.now());
         let visit = NewVisit {
             id,
             type_name: ty.name.clone(),
@@ -390,14 +396,14 @@ pub async fn book_core(
                     .await
             }
             Booker::Lead(b) => {
-                jobs.extend(crate::outbox::confirmation_jobs(id, clinic));
+                jobs.extend(crate::outbox::confirmation_jobs(id, clinic, state.now()));
                 state
                     .store
                     .book_lead_visit(b, clinic, &visit, vec![ev], &jobs)
                     .await
             }
             Booker::Portal => {
-                jobs.extend(crate::outbox::confirmation_jobs(id, clinic));
+                jobs.extend(crate::outbox::confirmation_jobs(id, clinic, state.now()));
                 state
                     .store
                     .insert_portal_visit(clinic, patient, &visit, vec![ev], &jobs)
@@ -463,7 +469,7 @@ pub async fn series(
     };
     patient_in(state, caller, clinic, patient).await?;
     let tz = clinic_tz(state, clinic).await?;
-    check_range(&tz, from, first_by, 60)?;
+    check_range(&tz, from, first_by, 60, state.now())?;
     let span =
         i64::from(spec.within_days) * DAY + i64::from(spec.integration_max_hours) * HOUR + 2 * DAY;
     let from_m = micros_of(&tz, from);
@@ -548,7 +554,7 @@ pub async fn series(
         };
         let jobs: Vec<_> = new_visits
             .iter()
-            .flat_map(|v| crate::outbox::reminder_jobs(v.id, clinic, 0, v.plan.start))
+            .flat_map(|v| crate::outbox::reminder_jobs(v.id, clinic, 0, v.plan.start, state.now()))
             .collect();
         match state
             .store
@@ -620,7 +626,7 @@ pub async fn move_to(
             a.status.label().to_lowercase()
         )));
     }
-    if start < domain::time::now_micros() {
+    if start < state.now() {
         return Err(WebError::Invalid(vec![domain::FieldError::new(
             "starts_at",
             "is in the past",
@@ -695,7 +701,13 @@ pub async fn move_to(
                 &plan,
                 &claims.remove(0),
                 ev,
-                &crate::outbox::reminder_jobs(id, a.clinic_id, a.sequence + 1, plan.start),
+                &crate::outbox::reminder_jobs(
+                    id,
+                    a.clinic_id,
+                    a.sequence + 1,
+                    plan.start,
+                    state.now(),
+                ),
             )
             .await
         {
@@ -736,7 +748,7 @@ pub async fn cancel(
         .await?
         .ok_or(WebError::NotFound)?;
     let rules = state.store.scheduling_rules(a.clinic_id).await?;
-    let late = a.starts_at - domain::time::now_micros() < i64::from(rules.late_cancel_hours) * HOUR;
+    let late = a.starts_at - state.now() < i64::from(rules.late_cancel_hours) * HOUR;
     let mut ev = appointment_event(
         caller,
         Action::AppointmentUpdate,
@@ -786,7 +798,7 @@ pub async fn no_show(
         .appointment(id, &clinics)
         .await?
         .ok_or(WebError::NotFound)?;
-    if a.starts_at > domain::time::now_micros() {
+    if a.starts_at > state.now() {
         return Err(WebError::Conflict(
             "a visit can be marked a no-show only after its start time".into(),
         ));
@@ -887,7 +899,7 @@ pub async fn add_to_waitlist(
     appointment_type(state, clinic, type_code).await?;
     patient_in(state, caller, clinic, patient).await?;
     let tz = clinic_tz(state, clinic).await?;
-    check_range(&tz, from, to, 180)?;
+    check_range(&tz, from, to, 180, state.now())?;
     let note = note.map(str::trim).filter(|n| !n.is_empty());
     if note.is_some_and(|n| n.chars().count() > 200) {
         return Err(WebError::Invalid(vec![domain::FieldError::new(
@@ -926,7 +938,7 @@ pub async fn offer_freed(
     freed: &Appointment,
     event: &(dyn Fn(&str) -> store::audit::NewAuditEvent + Sync),
 ) -> Result<Option<String>, WebError> {
-    if freed.starts_at <= domain::time::now_micros() {
+    if freed.starts_at <= state.now() {
         return Ok(None);
     }
     let tz = clinic_tz(state, freed.clinic_id).await?;
@@ -976,6 +988,7 @@ pub async fn offer_freed(
             w.patient_id,
             freed.starts_at,
             &freed.type_code,
+            state.now(),
         );
         if state
             .store

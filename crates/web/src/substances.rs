@@ -11,7 +11,6 @@ use domain::audit::Action;
 use domain::auth::Permission;
 use domain::ids::ClinicId;
 use domain::substances::{self as cs, EntryKind, LedgerEntry, Resolution};
-use domain::time::now_micros;
 use domain::FieldError;
 use jiff::civil::Date;
 use serde::Deserialize;
@@ -49,6 +48,8 @@ pub struct Location {
     pub registration: Option<Registration>,
     /// The zone, looked up once: a report formats every row's time in it.
     tz: jiff::tz::TimeZone,
+    /// Now, when the location was looked up for a request.
+    pub now: i64,
 }
 
 impl Location {
@@ -56,7 +57,7 @@ impl Location {
         self.tz.clone()
     }
     pub fn today(&self) -> Date {
-        domain::time::to_timestamp(now_micros())
+        domain::time::to_timestamp(self.now)
             .to_zoned(self.tz())
             .date()
     }
@@ -118,6 +119,7 @@ pub async fn locations(
             name: k.settings.name,
             tz: jiff::tz::TimeZone::get(&k.settings.time_zone).unwrap_or(jiff::tz::TimeZone::UTC),
             zone: k.settings.time_zone,
+            now: state.now(),
         })
         .collect())
 }
@@ -205,7 +207,7 @@ fn optional(field: &str, v: &Option<String>, max: usize) -> Result<Option<String
 
 /// When a movement happened: now, or up to a week back, never ahead.
 fn happened_at(at: &Option<String>, loc: &Location) -> Result<i64, WebError> {
-    let now = now_micros();
+    let now = loc.now;
     let Some(s) = at.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(now);
     };
@@ -516,7 +518,7 @@ async fn witness(
     // The witness's password is a sign-in: a wrong one counts towards the
     // lockout like a failed login, and a locked account cannot witness, so
     // the form is no way around the limit on guessing.
-    if u.locked_until.is_some_and(|t| t > now_micros()) {
+    if u.locked_until.is_some_and(|t| t > state.now()) {
         return refuse("locked", wrong.into()).await;
     }
     if !ok {
@@ -1796,7 +1798,7 @@ pub async fn record_count(
     let count = Count {
         id: new_id(),
         clinic_id: loc.id.to_string(),
-        counted_at: now_micros(),
+        counted_at: state.now(),
         counted_by: me,
         note: optional("note", &input.note, 500)?,
     };
@@ -1893,7 +1895,7 @@ pub async fn open_case(state: &AppState, c: &Caller, input: CaseInput) -> Result
                 clinic_id: loc.id.to_string(),
                 kind,
                 opened_by: user_of(c)?,
-                opened_at: now_micros(),
+                opened_at: state.now(),
                 discovered_on: discovered.to_string(),
                 lot_id,
                 difference_ul: diff,
@@ -1965,7 +1967,7 @@ pub async fn resolve_case(
                 EntryKind::Adjustment,
                 &loc.id.to_string(),
                 lot,
-                now_micros(),
+                state.now(),
                 -d,
                 k.strength_mg_per_ml.unwrap_or(1),
                 &me,
@@ -1987,7 +1989,7 @@ pub async fn resolve_case(
                 resolution: res.as_str(),
                 note,
                 by: me,
-                at: now_micros(),
+                at: state.now(),
                 adjustment,
                 kind,
             },
@@ -2207,7 +2209,7 @@ pub async fn take_inventory(
         taken_on: taken_on.to_string(),
         business,
         taken_by: user_of(c)?,
-        taken_at: now_micros(),
+        taken_at: state.now(),
         sha256: {
             use sha2::{Digest, Sha256};
             hex::encode(Sha256::digest(body.as_bytes()))

@@ -12,7 +12,6 @@ use domain::audit::Action;
 use domain::auth::Permission;
 use domain::ids::{ClinicId, PatientId};
 use domain::protocols::Protocol;
-use domain::time::now_micros;
 use domain::treatment::{
     self as tx, AdminEvent, AdminKind, Aldrete, Checklist, DoseMaths, Item, Known, Phase, Vitals,
 };
@@ -380,7 +379,7 @@ async fn send_post_session(state: &AppState, c: &Caller, e: &Encounter) -> usize
             Some(format!("post-session:{}:{}", e.id, inst.id)),
             c.user_id(),
             Some(c),
-            now_micros() + POST_SESSION_HOURS * 3_600_000_000,
+            state.now() + POST_SESSION_HOURS * 3_600_000_000,
         )
         .await;
         match made {
@@ -426,7 +425,7 @@ fn local_date(m: i64, tz: &jiff::tz::TimeZone) -> jiff::civil::Date {
 /// Midnight today in the clinic's zone, as microseconds.
 pub async fn start_of_today(state: &AppState, clinic: ClinicId) -> Result<i64, WebError> {
     let tz = zone_of(state, clinic).await?;
-    let today = local_date(now_micros(), &tz);
+    let today = local_date(state.now(), &tz);
     Ok(today
         .to_zoned(tz)
         .map(|z| z.timestamp().as_microsecond())
@@ -501,7 +500,7 @@ pub async fn check_in(state: &AppState, c: &Caller, input: CheckIn) -> Result<St
         appointment = Some(a.to_string());
     }
     let chair = chair.ok_or_else(|| invalid("chair_id", "choose the chair the patient sits in"))?;
-    let now = domain::time::now_micros();
+    let now = state.now();
     let opened_at = match input.at.as_deref().filter(|s| !s.trim().is_empty()) {
         None => now,
         Some(s) => {
@@ -654,7 +653,7 @@ async fn known(
     let status = crate::pretreatment::status_of(state, clinic, pid).await?;
     let consent = status.consent(p.route);
     let tz = zone_of(state, clinic).await?;
-    let today = local_date(now_micros(), &tz);
+    let today = local_date(state.now(), &tz);
     let weight_today = c
         .weight_measured_at
         .is_some_and(|m| local_date(m, &tz) == today);
@@ -709,7 +708,7 @@ async fn visit_of(state: &AppState, e: &Encounter) -> Result<Visit, WebError> {
         .order
         .as_ref()
         .and_then(|o| serde_json::from_str(&o.maths).ok());
-    let now = now_micros();
+    let now = state.now();
     let delivered_mg = order
         .as_ref()
         .map(|o| tx::delivered_mg(o, &events, now))
@@ -878,7 +877,7 @@ pub async fn save_checklist(
     )
     .await?;
     c.require(Permission::EncounterRecord, clinic_of(&e))?;
-    let now = now_micros();
+    let now = state.now();
     let v = &input;
     let overriding =
         input.vitals_override_reason.is_some() || input.suicide_risk_override_reason.is_some();
@@ -1038,7 +1037,7 @@ pub async fn check_dose(
         .parse()
         .map_err(|_| invalid("vial_expires", "give the vial's expiry date (YYYY-MM-DD)"))?;
     let tz = zone_of(state, clinic_of(&e)).await?;
-    if exp < local_date(now_micros(), &tz) {
+    if exp < local_date(state.now(), &tz) {
         return Err(invalid(
             "vial_expires",
             format!("the vial expired on {exp}: draw another"),
@@ -1100,7 +1099,7 @@ pub async fn administer(
     let (Some(order), Some(stored)) = (&v.order, &v.record.order) else {
         return Err(WebError::Conflict("no dose is ordered yet".into()));
     };
-    let now = now_micros();
+    let now = state.now();
     let at = match input.at.as_deref() {
         Some(s) => parse_time("at", s)?,
         None => now,
@@ -1236,7 +1235,7 @@ pub async fn record_reading(
     if !errs.is_empty() {
         return Err(WebError::Invalid(errs));
     }
-    let now = now_micros();
+    let now = state.now();
     let taken_at = match input.taken_at.as_deref() {
         Some(s) => parse_time("taken_at", s)?,
         None => now,
@@ -1371,7 +1370,7 @@ pub async fn ingest(
             Some("readings"),
         ));
     }
-    let now = now_micros();
+    let now = state.now();
     let mut out = IngestOutcome::default();
     let mut parsed: Vec<(usize, DeviceReading, i64)> = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
@@ -1564,7 +1563,7 @@ pub async fn give_medication(
     if !errs.is_empty() {
         return Err(WebError::Invalid(errs));
     }
-    let now = now_micros();
+    let now = state.now();
     let at = m.at.unwrap_or(now);
     check_time(at, now, e.opened_at).map_err(|msg| invalid("at", msg))?;
     write(
@@ -1697,7 +1696,12 @@ pub async fn discharge(
         &e,
         Step::Discharge {
             note: note.trim(),
-            jobs: &crate::outbox::discharge_jobs(&e.id, clinic_of(&e), patient_of(&e)?),
+            jobs: &crate::outbox::discharge_jobs(
+                &e.id,
+                clinic_of(&e),
+                patient_of(&e)?,
+                state.now(),
+            ),
         },
         Action::EncounterDischarge,
         Permission::EncounterRecord,
@@ -2056,7 +2060,7 @@ pub async fn floor(
     // does not go blank at 00:00 while a late patient is recovering.
     let since = start_of_today(state, clinic)
         .await?
-        .min(now_micros() - 6 * 60 * MINUTE);
+        .min(state.now() - 6 * 60 * MINUTE);
     let encounters = state.store.floor(clinic, since).await?;
     let mut ev = c.event(Action::FloorRead);
     ev.clinic_id = Some(clinic.to_string());
@@ -2067,7 +2071,7 @@ pub async fn floor(
     ev.detail = Some(format!("{} visits", encounters.len()));
     state.store.audit(vec![ev]).await?;
     let ids: Vec<String> = encounters.iter().map(|e| e.id.clone()).collect();
-    let now = now_micros();
+    let now = state.now();
     let (obs, alerts, admin) = state.store.floor_readings(&ids, now - 60 * MINUTE).await?;
     let mut cards = Vec::new();
     for e in encounters {

@@ -138,7 +138,7 @@ async fn idle_and_absolute_expiry(app: &TestApp) {
             uid,
             &web::auth::secret_hash(&token),
             "x",
-            domain::time::now_micros() - 1,
+            app.now() - 1,
             None,
             ev(),
         )
@@ -156,17 +156,10 @@ async fn idle_and_absolute_expiry(app: &TestApp) {
     let live = web::auth::random_token(32);
     let h = web::auth::secret_hash(&live);
     app.store
-        .create_session(
-            uid,
-            &h,
-            "x",
-            domain::time::now_micros() + 3_600_000_000,
-            None,
-            ev(),
-        )
+        .create_session(uid, &h, "x", app.now() + 3_600_000_000, None, ev())
         .await
         .unwrap();
-    let now = domain::time::now_micros();
+    let now = app.now();
     assert!(app
         .store
         .session(&h, now, 60_000_000)

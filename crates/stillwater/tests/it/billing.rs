@@ -52,8 +52,9 @@ async fn a_month_of_cash_pay_billing(app: &TestApp) {
     let desk = api(app, "dana.frontdesk").await;
     let nurse = api(app, "nina.nurse").await;
     let auditor = api(app, "audrey.auditor").await;
-    let today = jiff::Zoned::now()
-        .with_time_zone(jiff::tz::TimeZone::get("America/Phoenix").unwrap())
+    let today = app
+        .now_ts()
+        .to_zoned(jiff::tz::TimeZone::get("America/Phoenix").unwrap())
         .date();
 
     // Billing details: a wrong NPI check digit and a malformed EIN are named.
@@ -136,7 +137,7 @@ async fn a_month_of_cash_pay_billing(app: &TestApp) {
                 effective_from: (today - jiff::Span::new().days(60)).to_string(),
                 currency: "USD".into(),
                 prices: json!({"intake": 17500, "iv_infusion": 30000, "integration": 15000, "rescue_medication": 3500, "no_show_fee": 15000, "late_cancel_fee": 10000, "consultation": 0}).to_string(),
-                created_at: domain::time::now_micros(),
+                created_at: app.now(),
             },
             &ada.to_string(),
             ev,
@@ -561,9 +562,7 @@ async fn a_month_of_cash_pay_billing(app: &TestApp) {
     // The receipt went by e-mail, with nothing about the patient in the subject.
     let sink = SmtpSink::start().await;
     let mailer = crate::measures::mailer_state(app, &sink).await;
-    web::outbox::drain(&mailer, domain::time::now_micros())
-        .await
-        .unwrap();
+    web::outbox::drain(&mailer, app.now()).await.unwrap();
     let mail = sink.all();
     let m = mail
         .iter()
@@ -648,7 +647,7 @@ async fn memberships_bill_each_month(app: &TestApp) {
     let desk = api(app, "dana.frontdesk").await;
     let state = web::AppState::new(app.store.clone(), web::WebConfig::default());
     let day = 86_400_000_000i64;
-    let now = domain::time::now_micros();
+    let now = app.now();
 
     // The demo's members joined about six weeks ago: two months are billed.
     let (s, r) = desk.get(&format!("/api/v1/packages?clinic_id={g}")).await;

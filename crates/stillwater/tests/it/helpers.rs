@@ -23,6 +23,28 @@ pub struct TestApp {
     pg: Option<(String, String)>,
 }
 
+/// When the tests run, whatever the wall clock says: a Tuesday morning in
+/// the clinics' zones unless `STILLWATER_TEST_NOW` (RFC 3339) names another
+/// moment. CI runs the suite at a few such moments (late evening, the days
+/// the clocks change); see `.ci/run`.
+pub fn test_start() -> i64 {
+    const DEFAULT: &str = "2026-11-24T17:30:00Z";
+    let s = std::env::var("STILLWATER_TEST_NOW").unwrap_or_default();
+    let s = if s.trim().is_empty() {
+        DEFAULT
+    } else {
+        s.trim()
+    };
+    s.parse::<jiff::Timestamp>()
+        .unwrap_or_else(|e| panic!("STILLWATER_TEST_NOW={s:?} is not an RFC 3339 time: {e}"))
+        .as_microsecond()
+}
+
+/// A clock for one test's store and server, starting at [`test_start`].
+pub fn test_clock() -> domain::time::Clock {
+    domain::time::Clock::starting_at(test_start())
+}
+
 pub fn pg_admin_url() -> Option<String> {
     std::env::var("STILLWATER_TEST_DATABASE_URL")
         .ok()
@@ -62,6 +84,7 @@ impl TestApp {
         let store = Store::connect(&StoreConfig {
             url,
             max_connections: 8,
+            clock: test_clock(),
         })
         .await
         .unwrap();
@@ -111,6 +134,16 @@ impl TestApp {
             let _ = store::provision::drop_pg_database(admin, name).await;
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// Now, by the app's clock (microseconds).
+    pub fn now(&self) -> i64 {
+        self.store.now()
+    }
+
+    /// Now, by the app's clock.
+    pub fn now_ts(&self) -> jiff::Timestamp {
+        domain::time::to_timestamp(self.now())
     }
 
     pub fn url(&self, path: &str) -> String {

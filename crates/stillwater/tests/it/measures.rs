@@ -179,9 +179,7 @@ async fn assessment_to_consultation_to_patient(app: &TestApp) {
     // The confirmation goes by e-mail, with nothing about the person in the subject.
     let sink = SmtpSink::start().await;
     let state = mailer_state(app, &sink).await;
-    web::outbox::drain(&state, domain::time::now_micros())
-        .await
-        .unwrap();
+    web::outbox::drain(&state, app.now()).await.unwrap();
     let mail = sink.all();
     let m = mail
         .iter()
@@ -359,9 +357,7 @@ both!(item_nine_opens_a_task_on_every_path);
 async fn latest_link_token(app: &TestApp) -> String {
     let sink = SmtpSink::start().await;
     let state = mailer_state(app, &sink).await;
-    web::outbox::drain(&state, domain::time::now_micros())
-        .await
-        .unwrap();
+    web::outbox::drain(&state, app.now()).await.unwrap();
     // Quoted-printable bodies wrap long lines with "=\n": undo that first,
     // or the link may be split across lines.
     let mail: Vec<String> = sink.all().iter().map(|m| m.replace("=\n", "")).collect();
@@ -482,7 +478,7 @@ async fn questionnaire_links_are_single_use(app: &TestApp) {
                 token_hash: web::auth::secret_hash(expired_token),
                 reason: "test".into(),
                 rule_key: None,
-                expires_at: domain::time::now_micros() - 1,
+                expires_at: app.now() - 1,
                 created_by: None,
             },
             ev(),
@@ -746,7 +742,7 @@ async fn trend_chart_with_doses(app: &TestApp) {
         .unwrap()
         .clone();
     let week = 7 * 86_400_000_000i64;
-    let t0 = domain::time::now_micros() - 10 * week;
+    let t0 = app.now() - 10 * week;
     for (n, total) in [17, 16, 12, 9, 7, 6].into_iter().enumerate() {
         let mut a = std::collections::BTreeMap::new();
         let mut left = total;
@@ -805,7 +801,7 @@ async fn rules_send_links_around_doses(app: &TestApp) {
         .await;
     assert_eq!(s, 201, "{p}");
     let tz = jiff::tz::TimeZone::get("America/Phoenix").unwrap();
-    let mut monday = jiff::Timestamp::now().to_zoned(tz).date() + jiff::Span::new().days(35);
+    let mut monday = app.now_ts().to_zoned(tz).date() + jiff::Span::new().days(35);
     while monday.weekday() != jiff::civil::Weekday::Monday {
         monday = monday.tomorrow().unwrap();
     }

@@ -120,7 +120,7 @@ async fn established(app: &TestApp) -> (store::patients::PatientRecord, String) 
         .await
         .unwrap();
     let pid: domain::ids::PatientId = p["id"].as_str().unwrap().parse().unwrap();
-    let start = domain::time::now_micros() - 7 * 24 * HOUR;
+    let start = app.now() - 7 * 24 * HOUR;
     let plan = serde_json::from_value(json!({"type_code": "intake", "start": start,
         "end": start + 90 * 60_000_000i64, "phases": [], "buffer_after_min": 0}))
     .unwrap();
@@ -142,7 +142,7 @@ async fn established(app: &TestApp) -> (store::patients::PatientRecord, String) 
         .await
         .unwrap();
     let tz = jiff::tz::TimeZone::get("America/Phoenix").unwrap();
-    let mut monday = jiff::Timestamp::now().to_zoned(tz).date() + jiff::Span::new().days(42);
+    let mut monday = app.now_ts().to_zoned(tz).date() + jiff::Span::new().days(42);
     while monday.weekday() != jiff::civil::Weekday::Monday {
         monday = monday.tomorrow().unwrap();
     }
@@ -169,7 +169,7 @@ async fn established(app: &TestApp) -> (store::patients::PatientRecord, String) 
 async fn portal_for_established_patient(app: &TestApp) {
     let sink = SmtpSink::start().await;
     let state = mail_state(app, &sink);
-    let now = domain::time::now_micros();
+    let now = app.now();
     // A patient already seen at Glendale (an intake last week), with an
     // infusion the clinic booked for later on.
     let (patient, email) = established(app).await;
@@ -203,9 +203,7 @@ async fn portal_for_established_patient(app: &TestApp) {
         .await;
     assert_eq!(r.status(), 403);
 
-    web::outbox::drain(&state, domain::time::now_micros())
-        .await
-        .unwrap();
+    web::outbox::drain(&state, app.now()).await.unwrap();
     let (token, subject) = link_in_mail(&sink, &email);
     assert_eq!(
         subject,
@@ -304,8 +302,13 @@ async fn portal_for_established_patient(app: &TestApp) {
     assert_eq!(s, 422);
     assert!(body.contains("is not a date"), "{body}");
 
-    // Free follow-up times; book the first.
-    let (s, page) = get(&c, app, "/portal/book?type=follow_up").await;
+    // Free follow-up times from a week ahead (clear of the late-cancel
+    // window, whatever the hour); book the first.
+    let week_ahead = (app.now_ts() + jiff::SignedDuration::from_hours(7 * 24))
+        .to_zoned(jiff::tz::TimeZone::get("America/Phoenix").unwrap())
+        .date();
+    let offered = format!("/portal/book?type=follow_up&from={week_ahead}");
+    let (s, page) = get(&c, app, &offered).await;
     assert_eq!(s, 200, "{page}");
     let times = starts(&page);
     assert!(!times.is_empty(), "no free follow-up times: {page}");
@@ -353,9 +356,7 @@ async fn portal_for_established_patient(app: &TestApp) {
         .await
         .contains("Follow-up (booked by the patient)"));
     // The confirmation tells the patient how to change it.
-    web::outbox::drain(&state, domain::time::now_micros())
-        .await
-        .unwrap();
+    web::outbox::drain(&state, app.now()).await.unwrap();
     let confirm = sink
         .all()
         .into_iter()
@@ -380,7 +381,7 @@ async fn portal_for_established_patient(app: &TestApp) {
     assert_eq!(s, 409);
     assert!(body.contains("on that day"), "{body}");
     // The times offered now skip that day.
-    let (_, page) = get(&c, app, "/portal/book?type=follow_up").await;
+    let (_, page) = get(&c, app, &offered).await;
     let later = starts(&page);
     let tz = jiff::tz::TimeZone::get("America/Phoenix").unwrap();
     let day = |t: i64| {
@@ -414,7 +415,7 @@ async fn portal_for_established_patient(app: &TestApp) {
     assert_eq!(s, 409);
     assert!(body.contains("already have 2"), "{body}");
     // A time in the past, and no time at all.
-    let past = (domain::time::now_micros() - HOUR).to_string();
+    let past = (app.now() - HOUR).to_string();
     let (s, _, body) = post(
         &c,
         app,
@@ -471,19 +472,15 @@ async fn portal_for_established_patient(app: &TestApp) {
         .bearer_auth(app.user_token("dana.frontdesk").await)
         .json(
             &json!({"clinic_id": app.glendale, "patient_id": someone, "type": "follow_up",
-                      "starts_at": (jiff::Timestamp::from_microsecond(now + 10 * 24 * HOUR).unwrap()
-                          .to_zoned(jiff::tz::TimeZone::get("America/Phoenix").unwrap())
-                          .date()).to_string() + "T10:00"}),
+                      "starts_at": tuesday_after(now + 10 * 24 * HOUR).to_string() + "T10:00"}),
         )
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 201);
-    let other: domain::ids::AppointmentId = r.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let status = r.status();
+    let other: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(status, 201, "{other}");
+    let other: domain::ids::AppointmentId = other["id"].as_str().unwrap().parse().unwrap();
     let (s, _, _) = post(
         &c,
         app,
@@ -633,9 +630,7 @@ async fn portal_for_a_new_patient(app: &TestApp) {
     )
     .await;
     assert_eq!(s, 200);
-    web::outbox::drain(&state, domain::time::now_micros())
-        .await
-        .unwrap();
+    web::outbox::drain(&state, app.now()).await.unwrap();
     let mails = sink.all();
     assert_eq!(
         mails
@@ -662,7 +657,7 @@ async fn portal_for_a_new_patient(app: &TestApp) {
     // Three days out or more, so that it can still be cancelled online.
     let t = starts(&page)
         .into_iter()
-        .find(|t| *t > domain::time::now_micros() + 72 * HOUR)
+        .find(|t| *t > app.now() + 72 * HOUR)
         .expect("a consultation time three days out")
         .to_string();
     let (s, _, body) = post(
@@ -722,3 +717,15 @@ async fn portal_for_a_new_patient(app: &TestApp) {
     assert!(home.contains("Hello, Olwen"), "{home}");
 }
 both!(portal_for_a_new_patient);
+
+/// The first Tuesday on or after `t` in Glendale (a day its prescriber works).
+fn tuesday_after(t: i64) -> jiff::civil::Date {
+    let mut d = jiff::Timestamp::from_microsecond(t)
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::get("America/Phoenix").unwrap())
+        .date();
+    while d.weekday() != jiff::civil::Weekday::Tuesday {
+        d = d.tomorrow().unwrap();
+    }
+    d
+}

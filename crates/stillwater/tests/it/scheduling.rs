@@ -9,9 +9,9 @@ use crate::both;
 use crate::helpers::*;
 
 /// A Monday at least six weeks ahead in Glendale, clear of the demo calendar.
-fn test_monday() -> jiff::civil::Date {
+fn test_monday(app: &TestApp) -> jiff::civil::Date {
     let tz = jiff::tz::TimeZone::get("America/Phoenix").unwrap();
-    let mut d = jiff::Timestamp::now().to_zoned(tz).date() + jiff::Span::new().days(42);
+    let mut d = app.now_ts().to_zoned(tz).date() + jiff::Span::new().days(42);
     while d.weekday() != jiff::civil::Weekday::Monday {
         d = d.tomorrow().unwrap();
     }
@@ -43,7 +43,7 @@ fn ts(v: &Value) -> jiff::Timestamp {
 async fn induction_series(app: &TestApp) {
     let api = api(app, "dana.frontdesk").await;
     let pid = glendale_patients(app, 1).await.remove(0);
-    let monday = test_monday();
+    let monday = test_monday(app);
     let body = json!({
         "clinic_id": app.glendale, "patient_id": pid, "course": "induction",
         "dose_type": "iv_infusion", "from": monday.to_string(), "dry_run": true,
@@ -171,9 +171,21 @@ async fn induction_series(app: &TestApp) {
     assert_eq!(s, 409, "{p}");
     assert!(p["detail"].as_str().unwrap().contains("48 h"), "{p}");
 
-    // Moving the last infusion by 30 minutes the same day is fine and raises its sequence.
+    // Moving the last infusion a little the same day is fine and raises its
+    // sequence: up to 30 minutes later, as far as its integration session
+    // stays 24 h or more away (the search may have put it at 24 h and a few
+    // minutes), or else 30 minutes earlier.
     let last = doses[5];
-    let later = (starts[5] + jiff::Span::new().minutes(30)).to_string();
+    let last_integration = appts
+        .iter()
+        .find(|a| a["series_role"] == "integration" && a["series_index"] == last["series_index"])
+        .unwrap();
+    let room = ts(&last_integration["starts_at"]).as_second() - ts(&last["ends_at"]).as_second();
+    let shift = match ((room - 24 * 3600) / 60 / 5 * 5).min(30) {
+        0 => -30,
+        m => m,
+    };
+    let later = (starts[5] + jiff::Span::new().minutes(shift)).to_string();
     let (s, moved) = api
         .patch(
             &format!("/api/v1/appointments/{}", last["id"].as_str().unwrap()),
@@ -184,7 +196,7 @@ async fn induction_series(app: &TestApp) {
     assert_eq!(moved["sequence"], 1);
     assert_eq!(
         ts(&moved["starts_at"]),
-        starts[5] + jiff::Span::new().minutes(30)
+        starts[5] + jiff::Span::new().minutes(shift)
     );
 
     // Cancelling releases the visit's time and keeps the record.
@@ -241,7 +253,7 @@ async fn race_for_one_chair(app: &TestApp) {
         .find(|r| r["name"] == "Chair 1")
         .unwrap()["id"]
         .clone();
-    let start = format!("{}T09:00", test_monday() + jiff::Span::new().days(1));
+    let start = format!("{}T09:00", test_monday(app) + jiff::Span::new().days(1));
     let mut tasks = vec![];
     for i in 0..64 {
         let body = json!({
@@ -281,7 +293,7 @@ async fn race_for_one_chair(app: &TestApp) {
         }
     }
     assert_eq!(won, 1, "exactly one booking wins the chair");
-    let day = test_monday() + jiff::Span::new().days(1);
+    let day = test_monday(app) + jiff::Span::new().days(1);
     let (_, list) = api
         .get(&format!(
             "/api/v1/appointments?clinic_id={}&date={day}",
@@ -302,7 +314,7 @@ async fn bad_input_is_refused(app: &TestApp) {
     let api = api(app, "dana.frontdesk").await;
     let pid = glendale_patients(app, 1).await.remove(0);
     let g = app.glendale;
-    let monday = test_monday();
+    let monday = test_monday(app);
     let cases: Vec<(&str, String, Option<Value>, u16, &str)> = vec![
         (
             "end before start",
@@ -494,7 +506,7 @@ async fn api_for<'a>(app: &'a TestApp, user: &str) -> Api<'a> {
 async fn calendar_feeds(app: &TestApp) {
     let desk = api(app, "dana.frontdesk").await;
     let pid = glendale_patients(app, 1).await.remove(0);
-    let monday = test_monday();
+    let monday = test_monday(app);
     let (s, a) = desk
         .post("/api/v1/appointments", &json!({"clinic_id": app.glendale, "patient_id": pid, "type": "iv_infusion", "starts_at": format!("{monday}T09:00")}))
         .await;
@@ -646,7 +658,7 @@ async fn reminders_by_email(app: &TestApp) {
         .post("/api/v1/patients", &json!({"clinic_id": app.glendale, "given_name": "Rosalind", "family_name": "Quayle", "date_of_birth": "1979-02-11", "email": "rosalind@example.org"}))
         .await;
     assert_eq!(s, 201, "{p}");
-    let monday = test_monday();
+    let monday = test_monday(app);
     let (s, a) = desk
         .post("/api/v1/appointments", &json!({"clinic_id": app.glendale, "patient_id": p["id"], "type": "iv_infusion", "starts_at": format!("{monday}T09:00")}))
         .await;
@@ -655,12 +667,7 @@ async fn reminders_by_email(app: &TestApp) {
     let hour = 3_600_000_000i64;
     assert_eq!(app.store.count_jobs("reminder", None).await.unwrap(), 2);
     // Nothing is due yet.
-    assert_eq!(
-        web::outbox::drain(&state, domain::time::now_micros())
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(web::outbox::drain(&state, app.now()).await.unwrap(), 0);
     // 47 hours before: the 48-hour reminder goes out.
     web::outbox::drain(&state, start - 47 * hour).await.unwrap();
     let mail = sink.all();
@@ -765,7 +772,7 @@ async fn schedule_settings_page(app: &TestApp) {
     );
 
     // Both Glendale nurses take the test Monday off: no infusion can be offered that day.
-    let monday = test_monday();
+    let monday = test_monday(app);
     for nurse in ["nina.nurse", "nora.nurse"] {
         let uid = app
             .store
@@ -851,7 +858,7 @@ async fn waitlist_gets_freed_time(app: &TestApp) {
     );
     let desk = api(app, "dana.frontdesk").await;
     let g = app.glendale;
-    let monday = test_monday();
+    let monday = test_monday(app);
     let tuesday = monday + jiff::Span::new().days(1);
     let ps = glendale_patients(app, 3).await;
     let (s, w) = desk
@@ -893,9 +900,7 @@ async fn waitlist_gets_freed_time(app: &TestApp) {
         .clone();
     assert_eq!(mine["status"], "offered");
     assert_eq!(ts(&mine["offered_start"]), ts(&a["starts_at"]));
-    web::outbox::drain(&state, domain::time::now_micros())
-        .await
-        .unwrap();
+    web::outbox::drain(&state, app.now()).await.unwrap();
     let mail = sink.all();
     assert_eq!(mail.len(), 1);
     assert!(mail[0].contains("Subject: A time has opened up at Stillwater Glendale"));

@@ -82,6 +82,7 @@ async fn both_migration_sets_yield_the_same_schema() {
     let lite = Store::connect(&StoreConfig {
         url: format!("sqlite://{}", dir.join("s.db").display()),
         max_connections: 2,
+        clock: crate::helpers::test_clock(),
     })
     .await
     .unwrap();
@@ -93,6 +94,7 @@ async fn both_migration_sets_yield_the_same_schema() {
     let pg = Store::connect(&StoreConfig {
         url,
         max_connections: 2,
+        clock: crate::helpers::test_clock(),
     })
     .await
     .unwrap();

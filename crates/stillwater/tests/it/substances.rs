@@ -84,8 +84,9 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
     let auditor = api(app, "audrey.auditor").await;
     let desk = api(app, "dana.frontdesk").await;
     let witness_pw = PW;
-    let today = jiff::Zoned::now()
-        .with_time_zone(jiff::tz::TimeZone::get("America/Phoenix").unwrap())
+    let today = app
+        .now_ts()
+        .to_zoned(jiff::tz::TimeZone::get("America/Phoenix").unwrap())
         .date();
 
     // Setup: products are the admin's; bad NDCs and strengths are named.
@@ -189,7 +190,7 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
                     domain::substances::EntryKind::Receipt,
                     &g,
                     &expired_lot,
-                    domain::time::now_micros(),
+                    app.now(),
                     10_000,
                     50,
                     &nina,
@@ -990,15 +991,7 @@ async fn random_movements_keep_balances_equal_to_the_ledger(app: &TestApp) {
         let base = Movement {
             change_ul: change,
             reason: Some("random".into()),
-            ..Movement::new(
-                kind,
-                &clinic,
-                &lot,
-                domain::time::now_micros(),
-                q,
-                100,
-                &user,
-            )
+            ..Movement::new(kind, &clinic, &lot, app.now(), q, 100, &user)
         };
         let mut moves = vec![base.clone()];
         if kind == K::TransferOut {
@@ -1051,15 +1044,7 @@ async fn random_movements_keep_balances_equal_to_the_ledger(app: &TestApp) {
     let appender = |s: store::Store, clinic: String, lot: String, user: String| {
         tokio::spawn(async move {
             for _ in 0..20 {
-                let m = Movement::new(
-                    K::Receipt,
-                    &clinic,
-                    &lot,
-                    domain::time::now_micros(),
-                    1000,
-                    100,
-                    &user,
-                );
+                let m = Movement::new(K::Receipt, &clinic, &lot, s.now(), 1000, 100, &user);
                 s.cs_append(&[m], vec![]).await.unwrap();
             }
         })

@@ -16,6 +16,7 @@ async fn open(file: &std::path::Path) -> Store {
     let store = Store::connect(&StoreConfig {
         url: format!("sqlite://{}", file.display()),
         max_connections: 2,
+        clock: crate::helpers::test_clock(),
     })
     .await
     .unwrap();

@@ -88,8 +88,8 @@ pub async fn chair(app: &TestApp, name: &str) -> String {
         .to_string()
 }
 
-fn rfc(minutes_ago: i64) -> String {
-    let t = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(minutes_ago);
+fn rfc(app: &TestApp, minutes_ago: i64) -> String {
+    let t = app.now_ts() - jiff::SignedDuration::from_mins(minutes_ago);
     t.to_string()
 }
 
@@ -126,7 +126,7 @@ async fn a_full_iv_session(app: &TestApp) {
         .await;
     assert_eq!((s, fields(&e)), (422, vec!["chair_id".to_string()]), "{e}");
     // A check-in recorded afterwards: not in the future, not from yesterday.
-    for at in [rfc(-10), rfc(13 * 60), "at noon".to_string()] {
+    for at in [rfc(app, -10), rfc(app, 13 * 60), "at noon".to_string()] {
         let (s, e) = nurse
             .post(
                 "/api/v1/encounters",
@@ -139,7 +139,7 @@ async fn a_full_iv_session(app: &TestApp) {
     let (s, v) = nurse
         .post(
             "/api/v1/encounters",
-            &json!({"patient_id": pid, "chair_id": chair1, "at": rfc(120)}),
+            &json!({"patient_id": pid, "chair_id": chair1, "at": rfc(app, 120)}),
         )
         .await;
     assert_eq!(s, 201, "{v}");
@@ -154,7 +154,7 @@ async fn a_full_iv_session(app: &TestApp) {
         )
         .await;
     assert_eq!(s, 409, "one open visit per patient and chair");
-    let two_hours_ago = jiff::Timestamp::now().as_microsecond() - 120 * 60_000_000;
+    let two_hours_ago = app.now_ts().as_microsecond() - 120 * 60_000_000;
     let opened = v["encounter"]["opened_at"].as_i64().unwrap();
     assert!((opened - two_hours_ago).abs() < 60_000_000, "{v}");
 
@@ -201,7 +201,7 @@ async fn a_full_iv_session(app: &TestApp) {
     assert_eq!(s, 403);
 
     // Everything but a weight from today: the weight was taken yesterday.
-    let yesterday = rfc(30 * 60);
+    let yesterday = rfc(app, 30 * 60);
     let (s, v) = nurse
         .post(
             &format!("{base}/checklist"),
@@ -232,14 +232,14 @@ async fn a_full_iv_session(app: &TestApp) {
     let (s, e) = nurse
         .post(
             &format!("{base}/observations"),
-            &json!({"sbp": 120, "dbp": 80, "taken_at": rfc(-10)}),
+            &json!({"sbp": 120, "dbp": 80, "taken_at": rfc(app, -10)}),
         )
         .await;
     assert_eq!((s, fields(&e)), (422, vec!["taken_at".to_string()]), "{e}");
     let (s, e) = nurse
         .post(
             &format!("{base}/observations"),
-            &json!({"sbp": 120, "dbp": 80, "taken_at": rfc(60 * 5)}),
+            &json!({"sbp": 120, "dbp": 80, "taken_at": rfc(app, 60 * 5)}),
         )
         .await;
     assert_eq!(
@@ -266,7 +266,7 @@ async fn a_full_iv_session(app: &TestApp) {
     let (s, v) = nurse
         .post(
             &format!("{base}/observations"),
-            &json!({"sbp": 128, "dbp": 82, "hr": 72, "spo2": 98, "rr": 14, "taken_at": rfc(100)}),
+            &json!({"sbp": 128, "dbp": 82, "hr": 72, "spo2": 98, "rr": 14, "taken_at": rfc(app, 100)}),
         )
         .await;
     assert_eq!(s, 201, "{v}");
@@ -339,7 +339,7 @@ async fn a_full_iv_session(app: &TestApp) {
     let (s, e) = nurse
         .post(
             &format!("{base}/administration-events"),
-            &json!({"kind": "start", "at": rfc(90)}),
+            &json!({"kind": "start", "at": rfc(app, 90)}),
         )
         .await;
     assert_eq!(s, 409, "unchecked: {e}");
@@ -378,14 +378,14 @@ async fn a_full_iv_session(app: &TestApp) {
     let (s, e) = nurse
         .post(
             &format!("{base}/administration-events"),
-            &json!({"kind": "start", "at": rfc(90), "rate_ml_h": 900.0}),
+            &json!({"kind": "start", "at": rfc(app, 90), "rate_ml_h": 900.0}),
         )
         .await;
     assert_eq!((s, fields(&e)), (422, vec!["rate_ml_h".to_string()]), "{e}");
     let (s, v) = nurse
         .post(
             &format!("{base}/administration-events"),
-            &json!({"kind": "start", "at": rfc(90)}),
+            &json!({"kind": "start", "at": rfc(app, 90)}),
         )
         .await;
     assert_eq!(s, 201, "{v}");
@@ -399,7 +399,7 @@ async fn a_full_iv_session(app: &TestApp) {
     let (s, v) = monitor
         .post(
             &format!("{base}/observations"),
-            &json!({"sbp": 186, "dbp": 112, "hr": 96, "spo2": 97, "taken_at": rfc(80)}),
+            &json!({"sbp": 186, "dbp": 112, "hr": 96, "spo2": 97, "taken_at": rfc(app, 80)}),
         )
         .await;
     assert_eq!(s, 201, "{v}");
@@ -437,14 +437,14 @@ async fn a_full_iv_session(app: &TestApp) {
     let (s, e) = nurse
         .post(
             &format!("{base}/administration-events"),
-            &json!({"kind": "pause", "at": rfc(79)}),
+            &json!({"kind": "pause", "at": rfc(app, 79)}),
         )
         .await;
     assert_eq!((s, fields(&e)), (422, vec!["reason".to_string()]), "{e}");
     let (s, _) = nurse
         .post(
             &format!("{base}/administration-events"),
-            &json!({"kind": "pause", "at": rfc(79), "reason": "SBP 186"}),
+            &json!({"kind": "pause", "at": rfc(app, 79), "reason": "SBP 186"}),
         )
         .await;
     assert_eq!(s, 201);
@@ -465,14 +465,14 @@ async fn a_full_iv_session(app: &TestApp) {
     let (s, _) = nurse
         .post(
             &format!("{base}/administration-events"),
-            &json!({"kind": "resume", "at": rfc(75)}),
+            &json!({"kind": "resume", "at": rfc(app, 75)}),
         )
         .await;
     assert_eq!(s, 201);
     let (s, e) = nurse
         .post(
             &format!("{base}/administration-events"),
-            &json!({"kind": "resume", "at": rfc(74)}),
+            &json!({"kind": "resume", "at": rfc(app, 74)}),
         )
         .await;
     assert_eq!(
@@ -483,7 +483,7 @@ async fn a_full_iv_session(app: &TestApp) {
     let (s, e) = nurse
         .post(
             &format!("{base}/administration-events"),
-            &json!({"kind": "stop", "at": rfc(95)}),
+            &json!({"kind": "stop", "at": rfc(app, 95)}),
         )
         .await;
     assert_eq!(
@@ -494,7 +494,7 @@ async fn a_full_iv_session(app: &TestApp) {
     let (s, v) = nurse
         .post(
             &format!("{base}/administration-events"),
-            &json!({"kind": "stop", "at": rfc(44)}),
+            &json!({"kind": "stop", "at": rfc(app, 44)}),
         )
         .await;
     assert_eq!(s, 201, "{v}");
@@ -570,9 +570,7 @@ async fn a_full_iv_session(app: &TestApp) {
     // e-mail, with nothing about them or the treatment in the subjects.
     let sink = SmtpSink::start().await;
     let state = crate::measures::mailer_state(app, &sink).await;
-    web::outbox::drain(&state, domain::time::now_micros())
-        .await
-        .unwrap();
+    web::outbox::drain(&state, app.now()).await.unwrap();
     let mail: Vec<String> = sink
         .all()
         .into_iter()
@@ -799,14 +797,14 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
     // The listener is connected before anything is sent.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let batch = json!({"readings": [
-        r("r1", &chair2, rfc(0), json!({"hr": 74, "spo2": 98})),
-        r("r2", &chair2, rfc(0), json!({"sbp": 400, "dbp": 80})),
-        r("r3", &chair2, rfc(-30), json!({"hr": 70})),
-        r("r4", &chair(app, "Chair 4").await, rfc(0), json!({"hr": 70})),
-        r("r1", &chair2, rfc(0), json!({"hr": 74, "spo2": 98})),
+        r("r1", &chair2, rfc(app, 0), json!({"hr": 74, "spo2": 98})),
+        r("r2", &chair2, rfc(app, 0), json!({"sbp": 400, "dbp": 80})),
+        r("r3", &chair2, rfc(app, -30), json!({"hr": 70})),
+        r("r4", &chair(app, "Chair 4").await, rfc(app, 0), json!({"hr": 70})),
+        r("r1", &chair2, rfc(app, 0), json!({"hr": 74, "spo2": 98})),
         {"reading_id": "r6", "chair_id": chair2, "taken_at": "yesterday", "hr": 70},
-        {"reading_id": "r7", "chair_id": chair2, "taken_at": rfc(0), "hr": "fast"},
-        r("r8", &chair2, rfc(0), json!({"spo2": 97, "rr": 15})),
+        {"reading_id": "r7", "chair_id": chair2, "taken_at": rfc(app, 0), "hr": "fast"},
+        r("r8", &chair2, rfc(app, 0), json!({"spo2": 97, "rr": 15})),
     ]});
     let sent = Instant::now();
     let (s, out) = device.post("/api/v1/observations", &batch).await;
@@ -898,7 +896,14 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
     // order (written together in one transaction, or on PostgreSQL in two at
     // once, which must not deadlock): each reading is new for exactly one.
     let racing: Vec<_> = (0..20)
-        .map(|i| r(&format!("race{i}"), &chair2, rfc(0), json!({"hr": 70 + i})))
+        .map(|i| {
+            r(
+                &format!("race{i}"),
+                &chair2,
+                rfc(app, 0),
+                json!({"hr": 70 + i}),
+            )
+        })
         .collect();
     let forward = json!({ "readings": racing });
     let reversed = json!({ "readings": racing.iter().rev().collect::<Vec<_>>() });
@@ -921,7 +926,7 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
     let (s, out) = other
         .post(
             "/api/v1/observations",
-            &json!({"readings": [r("x1", &chair2, rfc(0), json!({"hr": 70}))]}),
+            &json!({"readings": [r("x1", &chair2, rfc(app, 0), json!({"hr": 70}))]}),
         )
         .await;
     assert_eq!(
@@ -988,7 +993,7 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
     let (s, out) = device
         .post(
             "/api/v1/observations",
-            &json!({"readings": [r("a1", &chair2, rfc(0), json!({"spo2": 88, "moaas": 1}))]}),
+            &json!({"readings": [r("a1", &chair2, rfc(app, 0), json!({"spo2": 88, "moaas": 1}))]}),
         )
         .await;
     assert_eq!(s, 200, "{out}");
@@ -1157,7 +1162,7 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
     // Straight to the store, in groups big enough to overlap: the same
     // readings in opposite orders, written at once, must not deadlock
     // (PostgreSQL writes two groups at a time), and each is stored once.
-    let now = jiff::Timestamp::now().as_microsecond();
+    let now = app.now_ts().as_microsecond();
     for round in 0..3 {
         let group = |reversed: bool| {
             let mut g: Vec<store::treatment::NewObservation> = (0..2000)

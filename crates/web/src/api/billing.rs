@@ -324,7 +324,7 @@ async fn invoice_visit(
         &c,
         &i.appointment_id,
         i.offer_id.as_deref(),
-        domain::time::now_micros(),
+        state.now(),
     )
     .await?;
     let v = uc::invoice(&state, &c, &id).await?;

@@ -355,8 +355,7 @@ async fn result_view(
             .map(|a| format!("{}: {}", a.type_name, when(a.starts_at))),
         None => None,
     };
-    let fresh =
-        domain::time::now_micros() - lead.created_at < crate::leads::BOOKING_DAYS * 86_400_000_000;
+    let fresh = state.now() - lead.created_at < crate::leads::BOOKING_DAYS * 86_400_000_000;
     let can_book = booked.is_none() && fresh && outcome != Outcome::NotRight;
     let (mut days, mut type_name) = (vec![], String::new());
     if can_book {
@@ -511,7 +510,7 @@ async fn link_page(State(state): State<AppState>, Path(token): Path<String>) -> 
         Err(p) => return problem_page(p),
     };
     let c = link_clinic(&state, link.clinic_id).await?;
-    let page = link_form(&c, &inst, &token, &BTreeMap::new(), vec![], None);
+    let page = link_form(&c, &inst, &token, &BTreeMap::new(), vec![], state.now());
     render(&page)
 }
 
@@ -521,7 +520,7 @@ fn link_form(
     token: &str,
     answers: &BTreeMap<String, i32>,
     errors: Vec<FieldError>,
-    started: Option<i64>,
+    started: i64,
 ) -> LinkPage {
     LinkPage {
         frame: PublicFrame::new(inst.short_name.clone(), c),
@@ -529,7 +528,7 @@ fn link_form(
         prompt: inst.prompt.clone(),
         items: item_views(inst, "a", answers, &errors),
         errors,
-        started: started.unwrap_or_else(domain::time::now_micros),
+        started,
         action: format!("/q/{token}"),
     }
 }
@@ -580,7 +579,14 @@ async fn link_submit(
                 .into_iter()
                 .map(|e| FieldError::new(e.field.replacen("answers.", "a.", 1), e.message))
                 .collect();
-            let page = link_form(&c, &inst, &token, &answers, errs, started);
+            let page = link_form(
+                &c,
+                &inst,
+                &token,
+                &answers,
+                errs,
+                started.unwrap_or(state.now()),
+            );
             Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
         }
         Err(e) => Err(e.into()),

@@ -652,7 +652,7 @@ async fn measures_view(
         .map(|l| {
             let status = match l.used_at {
                 Some(u) => format!("answered {}", when(u, &tz)),
-                None if l.expires_at <= domain::time::now_micros() => "expired".into(),
+                None if l.expires_at <= state.now() => "expired".into(),
                 None => format!("open until {}", when(l.expires_at, &tz)),
             };
             (

@@ -416,7 +416,7 @@ async fn book_view(
     }
     let span = |n: i64| jiff::Span::new().days(n);
     let to = from.checked_add(span(uc::SLOT_DAYS - 1)).unwrap_or(from);
-    let today = crate::scheduling::local_date(&tz, domain::time::now_micros());
+    let today = crate::scheduling::local_date(&tz, state.now());
     Ok(BookPage {
         frame: PublicFrame::of(&c, &format!("Book: {}", ty.name)),
         csrf: p.session.csrf_token.clone(),

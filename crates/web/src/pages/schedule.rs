@@ -226,9 +226,9 @@ async fn clinic_for(state: &AppState, c: &Caller, id: &str) -> Result<Clinic, We
     Ok(state.store.clinic(id).await?)
 }
 
-fn parse_date(s: Option<&str>, tz: &TimeZone) -> Result<Date, WebError> {
+fn parse_date(s: Option<&str>, tz: &TimeZone, now: i64) -> Result<Date, WebError> {
     match s.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(domain::clinics::today_in(tz)),
+        None => Ok(domain::clinics::today_in(tz, now)),
         Some(s) => s
             .parse()
             .map_err(|_| WebError::bad("date must be YYYY-MM-DD", Some("date"))),
@@ -330,7 +330,7 @@ async fn day_board(
 ) -> PageResult {
     let k = clinic_for(&state, &c, &clinic).await?;
     let tz = zone(&k)?;
-    let date = parse_date(q.date.as_deref(), &tz)?;
+    let date = parse_date(q.date.as_deref(), &tz, state.now())?;
     let appts = uc::day(&state, &c, k.id, date).await?;
     let resources = state.store.resources(k.id).await?;
     let span = span_for(&k, date);
@@ -379,8 +379,8 @@ async fn day_board(
             }
         }
     }
-    let now = domain::time::now_micros();
-    let today = domain::clinics::today_in(&tz);
+    let now = state.now();
+    let today = domain::clinics::today_in(&tz, state.now());
     let now_x = (date == today).then(|| span.x(local_min(&tz, now, date)));
     let closed = {
         let closures = state.store.closures(k.id).await?;
@@ -449,14 +449,14 @@ async fn day_sheet(
 ) -> PageResult {
     let k = clinic_for(&state, &c, &clinic).await?;
     let tz = zone(&k)?;
-    let date = parse_date(q.date.as_deref(), &tz)?;
+    let date = parse_date(q.date.as_deref(), &tz, state.now())?;
     let appts = uc::day(&state, &c, k.id, date).await?;
     let names = staff_names(&state, k.id).await?;
     let rows = visit_rows(&state, k.id, &tz, &appts, false, &names).await?;
     render(&SheetPage {
         clinic: k.settings.name.clone(),
         date_label: date.strftime("%A %B %-d, %Y").to_string(),
-        printed: domain::time::format_in_zone(domain::time::now_micros(), &k.settings.time_zone),
+        printed: domain::time::format_in_zone(state.now(), &k.settings.time_zone),
         css: crate::assets::url("app.css"),
         rows,
     })
@@ -485,7 +485,7 @@ async fn week_view(
 ) -> PageResult {
     let k = clinic_for(&state, &c, &clinic).await?;
     let tz = zone(&k)?;
-    let date = parse_date(q.date.as_deref(), &tz)?;
+    let date = parse_date(q.date.as_deref(), &tz, state.now())?;
     let mut monday = date;
     while monday.weekday() != jiff::civil::Weekday::Monday {
         monday = monday.yesterday().unwrap_or(monday);
@@ -685,8 +685,8 @@ async fn appointment_view(
             })
             .collect(),
         can_book: c.may(Permission::ScheduleBook, a.clinic_id),
-        movable: a.status == Status::Booked && a.starts_at > domain::time::now_micros(),
-        past: a.starts_at <= domain::time::now_micros() && a.status == Status::Booked,
+        movable: a.status == Status::Booked && a.starts_at > state.now(),
+        past: a.starts_at <= state.now() && a.status == Status::Booked,
         date: z.date().to_string(),
         time: z.strftime("%H:%M").to_string(),
         cancel_reason: a.cancel_reason.clone().unwrap_or_default(),
@@ -853,9 +853,9 @@ async fn book_view(
 ) -> PageResult {
     let (p, k, tz) = patient_clinic(state, c, id).await?;
     let types = state.store.appointment_types(k.id).await?;
-    let today = domain::clinics::today_in(&tz);
-    let from = parse_date(q.from.as_deref(), &tz).unwrap_or(today);
-    let to = parse_date(q.to.as_deref(), &tz)
+    let today = domain::clinics::today_in(&tz, state.now());
+    let from = parse_date(q.from.as_deref(), &tz, state.now()).unwrap_or(today);
+    let to = parse_date(q.to.as_deref(), &tz, state.now())
         .ok()
         .filter(|_| q.to.is_some())
         .unwrap_or(from.checked_add(jiff::Span::new().days(6)).unwrap_or(from));
@@ -1056,8 +1056,8 @@ async fn series_view(
 ) -> PageResult {
     let (p, k, tz) = patient_clinic(state, c, id).await?;
     let types = state.store.appointment_types(k.id).await?;
-    let today = domain::clinics::today_in(&tz);
-    let from = parse_date(q.from.as_deref(), &tz).unwrap_or(today);
+    let today = domain::clinics::today_in(&tz, state.now());
+    let from = parse_date(q.from.as_deref(), &tz, state.now()).unwrap_or(today);
     let searched = q.course.is_some();
     let course = q.course.clone().unwrap_or_else(|| "induction".into());
     let dose_type = q.dose_type.clone().unwrap_or_else(|| "iv_infusion".into());
@@ -1340,8 +1340,8 @@ async fn waitlist_add(
     let (p, k, tz) = patient_clinic(&state, &f.caller, &id).await?;
     let type_code = f.form.get("type").unwrap_or_default();
     let r = async {
-        let from = parse_date(f.form.get("from").as_deref(), &tz)?;
-        let to = parse_date(f.form.get("to").as_deref(), &tz)?;
+        let from = parse_date(f.form.get("from").as_deref(), &tz, state.now())?;
+        let to = parse_date(f.form.get("to").as_deref(), &tz, state.now())?;
         uc::add_to_waitlist(
             &state,
             &f.caller,

@@ -73,7 +73,7 @@ async fn view(
     flash: Option<String>,
 ) -> PageResult {
     let k = clinic(state, c, id).await?;
-    let now = domain::time::now_micros();
+    let now = state.now();
     let staff = state
         .store
         .bookable_staff(k.id, now, now + 90 * 86_400_000_000)

@@ -97,8 +97,7 @@ fn clock(m: i64, zone: &str) -> String {
     s.split(' ').nth(1).unwrap_or(&s).to_string()
 }
 
-fn cards_of(list: Vec<uc::ChairCard>, zone: &str) -> Vec<Card> {
-    let now = domain::time::now_micros();
+fn cards_of(list: Vec<uc::ChairCard>, zone: &str, now: i64) -> Vec<Card> {
     list.into_iter()
         .map(|c| Card {
             href: format!("/encounters/{}", c.encounter_id),
@@ -149,7 +148,7 @@ async fn floor_view(
         .find(|k| k.id == clinic)
         .ok_or(WebError::NotFound)?;
     let zone = here.settings.time_zone.clone();
-    let cards = cards_of(uc::floor(state, c, clinic).await?, &zone);
+    let cards = cards_of(uc::floor(state, c, clinic).await?, &zone, state.now());
     if q.partial.is_some() {
         return render(&FloorBoard { cards });
     }
