@@ -62,9 +62,13 @@ impl PatientDetails {
     /// Checks every field against `today` (the clinic's local date).
     pub fn validate(input: &PatientInput, today: Date) -> Result<Self, DomainError> {
         let mut e = Errors::new();
-        let given_name = e.check(required(&input.given_name, "given_name", 100));
-        let family_name = e.check(required(&input.family_name, "family_name", 100));
-        let preferred_name = e.check(optional(&input.preferred_name, "preferred_name", 100));
+        let given_name = e
+            .check(person_name(&input.given_name, "given_name", true))
+            .flatten();
+        let family_name = e
+            .check(person_name(&input.family_name, "family_name", true))
+            .flatten();
+        let preferred_name = e.check(person_name(&input.preferred_name, "preferred_name", false));
         let date_of_birth = match input.date_of_birth.as_deref().map(str::trim) {
             None | Some("") => {
                 e.add("date_of_birth", "is required");
@@ -89,10 +93,10 @@ impl PatientDetails {
         let city = e.check(optional(&input.city, "city", 100));
         let region = e.check(optional(&input.region, "region", 100));
         let postal_code = e.check(optional(&input.postal_code, "postal_code", 20));
-        let emergency_contact_name = e.check(optional(
+        let emergency_contact_name = e.check(person_name(
             &input.emergency_contact_name,
             "emergency_contact_name",
-            100,
+            false,
         ));
         let emergency_contact_phone = e.check(phone(
             &input.emergency_contact_phone,
@@ -103,7 +107,7 @@ impl PatientDetails {
             "emergency_contact_relation",
             60,
         ));
-        let escort_name = e.check(optional(&input.escort_name, "escort_name", 100));
+        let escort_name = e.check(person_name(&input.escort_name, "escort_name", false));
         let escort_phone = e.check(phone(&input.escort_phone, "escort_phone"));
         e.into_result()?;
         // Every `check` above succeeded, so each value is present.
@@ -282,22 +286,79 @@ pub fn optional(v: &Option<String>, field: &str, max: usize) -> Result<Option<St
     }
 }
 
-/// Phone numbers: digits with optional +, spaces, dots, dashes and brackets; 7-15 digits.
+/// Phone numbers: a number that can be dialled (libphonenumber's rules; a
+/// number without a country code is read as a US one), written with digits
+/// and optional +, spaces, dots, dashes and brackets.
 pub fn phone(v: &Option<String>, field: &str) -> Result<Option<String>, FieldError> {
     let Some(s) = optional(v, field, 30)? else {
         return Ok(None);
     };
+    check_phone(&s).map_err(|m| FieldError::new(field, m))?;
+    Ok(Some(s))
+}
+
+/// Whether `s` is a phone number that can be dialled; the words to say why not.
+pub fn check_phone(s: &str) -> Result<(), String> {
+    const WHY: &str =
+        "must be a phone number with its area code, e.g. (602) 555-0142 or +44 20 7946 0958";
+    let s = s.trim();
     let ok_chars = s.chars().enumerate().all(|(i, c)| {
         c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')') || (c == '+' && i == 0)
     });
-    let digits = s.chars().filter(char::is_ascii_digit).count();
-    if !ok_chars || !(7..=15).contains(&digits) {
-        return Err(FieldError::new(
-            field,
-            "must be a phone number of 7 to 15 digits, e.g. (602) 555-0142",
-        ));
+    if s.is_empty() || !ok_chars {
+        return Err(WHY.into());
     }
-    Ok(Some(s))
+    match phonenumber::parse(Some(phonenumber::country::Id::US), s) {
+        Ok(n) if phonenumber::is_valid(&n) => Ok(()),
+        _ => Err(WHY.into()),
+    }
+}
+
+/// Characters that change how text is shown without being seen: direction
+/// overrides and isolates, zero-width spaces and joiners, the word joiner and
+/// invisible operators, the byte-order mark, the soft hyphen.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// A person's name as people write it: at least one letter, no control or
+/// invisible characters (a name of zero-width spaces, or one that reverses
+/// the text around it, is refused), at most 100 characters.
+pub fn check_person_name(s: &str) -> Result<(), String> {
+    let s = s.trim();
+    if s.chars().count() > 100 {
+        return Err("must be at most 100 characters".into());
+    }
+    if s.chars().any(|c| c.is_control()) {
+        return Err("must not contain control characters".into());
+    }
+    if s.chars().any(is_invisible) {
+        return Err("must not contain invisible or direction-changing characters".into());
+    }
+    if !s.chars().any(char::is_alphabetic) {
+        return Err("must be a name, with at least one letter".into());
+    }
+    Ok(())
+}
+
+/// A required or optional name field, checked as [`check_person_name`].
+pub fn person_name(
+    v: &Option<String>,
+    field: &str,
+    required_field: bool,
+) -> Result<Option<String>, FieldError> {
+    let Some(s) = clean(v) else {
+        return if required_field {
+            Err(FieldError::new(field, "is required"))
+        } else {
+            Ok(None)
+        };
+    };
+    check_person_name(s).map_err(|m| FieldError::new(field, m))?;
+    Ok(Some(s.to_string()))
 }
 
 pub fn email(v: &Option<String>, field: &str) -> Result<Option<String>, FieldError> {

@@ -113,6 +113,7 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
     let protocols = domain::protocols::Protocols::builtin();
     let registry = domain::instruments::Registry::builtin();
     crate::demo_pretreatment::load(store, &protocols, &registry).await?;
+    crate::demo_substances::load(store, &protocols, &registry).await?;
     let org = store.any_org().await?.context("no organisation")?;
     let clinic = store
         .clinics_of_org(org)
@@ -139,7 +140,7 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
             .await?;
         chairs.push(id.to_string());
     }
-    let today = jiff::Zoned::now().date();
+    let today = domain::clinics::today_in(&jiff::tz::TimeZone::UTC, store.now());
     let details: Vec<PatientDetails> = (0..CHAIRS)
         .map(|i| {
             PatientDetails::validate(&crate::demo::patient(100 + i, false), today)
@@ -163,7 +164,11 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
         .await?
         .context("prescriber")?;
     let state = web::AppState::new(store.clone(), web::WebConfig::default());
-    let side = Chairside::new(&state, clinic.id, nina, paul).await?;
+    let nora = store
+        .user_id_by_username("nora.nurse")
+        .await?
+        .context("second nurse")?;
+    let side = Chairside::new(&state, clinic.id, (nina, nora, paul)).await?;
     for (k, (p, chair)) in patients.iter().zip(&chairs).enumerate() {
         crate::demo_pretreatment::make_ready(
             store,

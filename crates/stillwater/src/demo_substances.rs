@@ -374,6 +374,9 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
                 };
                 let weight = 60.0 + (k * 7 % 30) as f64;
                 let maths = domain::treatment::order(protocol, 0.5, Some(weight))
+                    .and_then(|m| {
+                        domain::treatment::prepare(&m, site.lot_number, 50.0).map_err(|e| vec![e])
+                    })
                     .map_err(|e| anyhow::anyhow!("demo dose: {e:?}"))?;
                 let opened = local(store.now(), &site.zone, days_ago, 8 + 3 * slot as i8, 30);
                 let eid = id();

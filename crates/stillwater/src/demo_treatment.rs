@@ -15,12 +15,6 @@ use web::AppState;
 
 const MINUTE: i64 = 60_000_000;
 
-fn rfc(at: i64) -> String {
-    jiff::Timestamp::from_microsecond(at)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
-}
-
 /// How far each visit has come.
 #[derive(Clone, Copy, PartialEq, PartialOrd)]
 pub(crate) enum Stage {
@@ -31,24 +25,23 @@ pub(crate) enum Stage {
     Discharged,
 }
 
-/// A nurse and a prescriber at work on the floor.
+/// A nurse, a second nurse and a prescriber at work on the floor.
 pub(crate) struct Chairside<'a> {
     state: &'a AppState,
     nurse: Caller,
+    /// Checks the doses the first nurse draws.
+    checker: Caller,
     prescriber: Caller,
-    /// Midnight in the clinic's zone.
-    day_start: i64,
     clinic: domain::ids::ClinicId,
     /// The 50 mg/mL lot doses are drawn from: (lot id, number, expiry).
-    stock: Option<(String, String, String)>,
+    stock: (String, String, String),
 }
 
 impl<'a> Chairside<'a> {
     pub(crate) async fn new(
         state: &'a AppState,
         clinic: domain::ids::ClinicId,
-        nurse: UserId,
-        prescriber: UserId,
+        (nurse, checker, prescriber): (UserId, UserId, UserId),
     ) -> anyhow::Result<Self> {
         let caller = |u: UserId| Caller::of_user(&state.store, u, "demo-loader");
         let err = |e: web::error::WebError| anyhow::anyhow!("demo staff: {e:?}");
@@ -62,12 +55,15 @@ impl<'a> Chairside<'a> {
             .await?
             .into_iter()
             .find(|b| b.balance_ul > 0 && b.strength_mg_per_ml == 50 && b.expires_on > today)
-            .map(|b| (b.lot_id, b.lot_number, b.expires_on));
+            .map(|b| (b.lot_id, b.lot_number, b.expires_on))
+            .ok_or_else(|| {
+                anyhow::anyhow!("the demo's treatment day draws from a 50 mg/mL lot: load the Schedule III demo first")
+            })?;
         Ok(Chairside {
             state,
             nurse: caller(nurse).await.map_err(err)?,
+            checker: caller(checker).await.map_err(err)?,
             prescriber: caller(prescriber).await.map_err(err)?,
-            day_start: uc::start_of_today(state, clinic).await.map_err(err)?,
             clinic,
             stock,
         })
@@ -78,19 +74,14 @@ impl<'a> Chairside<'a> {
         &self,
         kind: &str,
         quantity_ul: i64,
-        at: i64,
         link: (&str, &str),
     ) -> anyhow::Result<Option<String>> {
-        let Some((lot, _, _)) = &self.stock else {
-            return Ok(None);
-        };
         let waste = kind == "waste";
         let input = web::substances::MovementInput {
             kind: kind.into(),
             clinic_id: self.clinic.to_string(),
-            lot_id: Some(lot.clone()),
+            lot_id: Some(self.stock.0.clone()),
             quantity: Some(domain::substances::fmt_ml(quantity_ul)),
-            at: Some(rfc(at)),
             dose_order_id: (!link.0.is_empty()).then(|| link.0.to_string()),
             draw_id: (!link.1.is_empty()).then(|| link.1.to_string()),
             reason: waste.then(|| "remainder of the draw".to_string()),
@@ -105,7 +96,10 @@ impl<'a> Chairside<'a> {
     }
 
     /// One visit: checked in `minutes_ago`, taken as far as `stage`, with a
-    /// reading every five minutes from check-in until now.
+    /// reading every five minutes from check-in until now. Every step goes
+    /// through the use case the chair view calls, at its own moment: the
+    /// store's clock is set back to the check-in and moved on step by step
+    /// (so no step is backdated past the gate), then put back.
     pub(crate) async fn visit(
         &self,
         patient: &str,
@@ -114,9 +108,31 @@ impl<'a> Chairside<'a> {
         stage: Stage,
         k: i64,
     ) -> anyhow::Result<String> {
+        let clock = self.state.store.clock().clone();
+        let offset = clock.offset();
+        let now = clock.now();
+        let r = self
+            .visit_on(&clock, now, patient, chair, minutes_ago, stage, k)
+            .await;
+        clock.set_offset(offset);
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn visit_on(
+        &self,
+        clock: &domain::time::Clock,
+        now: i64,
+        patient: &str,
+        chair: &str,
+        minutes_ago: i64,
+        stage: Stage,
+        k: i64,
+    ) -> anyhow::Result<String> {
         let err = |e: web::error::WebError| anyhow::anyhow!("demo treatment day: {e:?}");
-        let now = self.state.now();
         let opened = now - minutes_ago * MINUTE;
+        let at = |t: i64| clock.set(t.min(now));
+        at(opened);
         let id = uc::check_in(
             self.state,
             &self.nurse,
@@ -124,14 +140,14 @@ impl<'a> Chairside<'a> {
                 patient_id: patient.into(),
                 appointment_id: None,
                 chair_id: Some(chair.into()),
-                at: Some(rfc(opened)),
+                at: None,
             },
         )
         .await
         .map_err(err)?;
-        let reading = |at: i64, v: Vitals| ReadingInput {
+        let reading = |v: Vitals| ReadingInput {
             values: v,
-            taken_at: Some(rfc(at)),
+            taken_at: None,
         };
         let calm = |i: i64| Vitals {
             hr: Some(68 + (i * 7 + k) % 9),
@@ -141,20 +157,14 @@ impl<'a> Chairside<'a> {
             rr: Some(13 + (i + k) % 4),
             ..Vitals::default()
         };
-        uc::record_reading(
-            self.state,
-            &self.nurse,
-            &id,
-            reading(opened + 4 * MINUTE, calm(0)),
-        )
-        .await
-        .map_err(err)?;
+        at(opened + 2 * MINUTE);
+        uc::record_reading(self.state, &self.nurse, &id, reading(calm(0)))
+            .await
+            .map_err(err)?;
+        at(opened + 3 * MINUTE);
         let checklist = ChecklistInput {
             identity_confirmed: Some(true),
             weight_kg: Some(58.0 + (k * 9 % 40) as f64),
-            // Weighed on arrival, or now when arrival was before midnight
-            // (the dose needs a weight from the clinic's today).
-            weight_measured_at: Some(rfc((opened + 3 * MINUTE).max(self.day_start))),
             pregnancy: Some(if k % 2 == 0 {
                 tx::Pregnancy::NegativeTest
             } else {
@@ -176,7 +186,6 @@ impl<'a> Chairside<'a> {
             let partial = ChecklistInput {
                 identity_confirmed: Some(true),
                 weight_kg: checklist.weight_kg,
-                weight_measured_at: checklist.weight_measured_at.clone(),
                 escort_name: checklist.escort_name.clone(),
                 escort_phone: checklist.escort_phone.clone(),
                 ..Default::default()
@@ -190,6 +199,7 @@ impl<'a> Chairside<'a> {
             .await
             .map_err(err)?;
         // The pre-session GAD-7, answered on the tablet in the chair.
+        at(opened + 6 * MINUTE);
         let answers: std::collections::BTreeMap<String, i32> = (1..=7)
             .map(|i: i64| (i.to_string(), ((i + k) % 3 + i64::from(k % 4 == 0)) as i32))
             .collect();
@@ -207,17 +217,10 @@ impl<'a> Chairside<'a> {
         )
         .await
         .map_err(err)?;
+        at(opened + 8 * MINUTE);
         let ordered = uc::order_dose(self.state, &self.prescriber, &id, 0.5)
             .await
             .map_err(err)?;
-        let (lot, expires) = match &self.stock {
-            Some((_, n, e)) => (n.clone(), e.clone()),
-            None => (format!("KT24{:03}", 310 + k % 2), "2027-09-30".to_string()),
-        };
-        uc::check_dose(self.state, &self.nurse, &id, &lot, &expires)
-            .await
-            .map_err(err)?;
-        let start = opened + 15 * MINUTE;
         // Drawn to the next 0.1 mL above the dose; what is left is wasted
         // before a witness once the infusion stops.
         let order_id = ordered
@@ -232,34 +235,43 @@ impl<'a> Chairside<'a> {
             .map(|m| (m.mg * 1000.0 / 50.0).round() as i64)
             .unwrap_or(0);
         let drawn = (given / 100 + 1) * 100;
+        at(opened + 10 * MINUTE);
         let draw_id = self
-            .cs("draw", drawn, start - 5 * MINUTE, (&order_id, ""))
+            .cs("draw", drawn, (&order_id, ""))
             .await?
             .unwrap_or_default();
-        let timeline = |kind, at: i64, reason: Option<&str>| {
+        // The second nurse reads the lot off the vial the first one drew.
+        at(opened + 12 * MINUTE);
+        uc::check_dose(self.state, &self.checker, &id, &self.stock.1, "")
+            .await
+            .map_err(err)?;
+        let timeline = |kind, reason: Option<&str>| {
             uc::administer(
                 self.state,
                 &self.nurse,
                 &id,
                 AdminInput {
                     kind,
-                    at: Some(rfc(at)),
+                    at: None,
                     rate_ml_h: None,
                     reason: reason.map(String::from),
                 },
             )
         };
-        timeline(AdminKind::Start, start, None).await.map_err(err)?;
+        let start = opened + 15 * MINUTE;
+        at(start);
+        timeline(AdminKind::Start, None).await.map_err(err)?;
         let stop = start + 40 * MINUTE;
         let end = if stage == Stage::Dosing { now } else { stop };
         // Readings every five minutes while dosing, with sedation scored.
-        let mut at = start + 5 * MINUTE;
+        let mut t = start + 5 * MINUTE;
         let mut i = 1;
-        while at <= end.min(now) {
+        while t <= end.min(now) {
+            at(t);
             let mut v = calm(i);
             v.moaas = Some(if i % 3 == 0 { 4 } else { 5 });
             v.sbp = v.sbp.map(|s| s + 4 * i.min(5));
-            if stage == Stage::Dosing && at + 5 * MINUTE > now {
+            if stage == Stage::Dosing && t + 5 * MINUTE > now {
                 // The latest reading of the running infusion is too high.
                 v.sbp = Some(186);
                 v.dbp = Some(104);
@@ -267,7 +279,7 @@ impl<'a> Chairside<'a> {
             if stage == Stage::Recovery && i == 4 {
                 v.sbp = Some(184);
             }
-            let visit = uc::record_reading(self.state, &self.nurse, &id, reading(at, v))
+            let visit = uc::record_reading(self.state, &self.nurse, &id, reading(v))
                 .await
                 .map_err(err)?;
             if stage != Stage::Dosing {
@@ -278,37 +290,37 @@ impl<'a> Chairside<'a> {
                         &id,
                         &a.id,
                         Some("pause"),
-                        "Paused 5 minutes; BP settled to 150/90, resumed at the same rate.",
+                        "Paused 3 minutes; BP settled to 150/90, resumed at the same rate.",
                     )
                     .await
                     .map_err(err)?;
-                    timeline(
-                        AdminKind::Pause,
-                        at + MINUTE,
-                        Some("Blood pressure 184 systolic"),
-                    )
-                    .await
-                    .map_err(err)?;
-                    timeline(AdminKind::Resume, at + 6 * MINUTE, Some("BP 150/90"))
+                    at(t + MINUTE);
+                    timeline(AdminKind::Pause, Some("Blood pressure 184 systolic"))
+                        .await
+                        .map_err(err)?;
+                    at(t + 4 * MINUTE);
+                    timeline(AdminKind::Resume, Some("BP 150/90"))
                         .await
                         .map_err(err)?;
                 }
             }
-            at += 5 * MINUTE;
+            t += 5 * MINUTE;
             i += 1;
         }
         if stage == Stage::Dosing {
             return Ok(id);
         }
-        timeline(AdminKind::Stop, stop, Some("Infusion complete"))
+        at(stop);
+        timeline(AdminKind::Stop, Some("Infusion complete"))
             .await
             .map_err(err)?;
         if !draw_id.is_empty() {
-            self.cs("administered", given, stop, ("", &draw_id)).await?;
-            self.cs("waste", drawn - given, stop + MINUTE, ("", &draw_id))
-                .await?;
+            self.cs("administered", given, ("", &draw_id)).await?;
+            at(stop + MINUTE);
+            self.cs("waste", drawn - given, ("", &draw_id)).await?;
         }
         if k % 2 == 1 {
+            at(stop + 5 * MINUTE);
             uc::give_medication(
                 self.state,
                 &self.nurse,
@@ -318,24 +330,26 @@ impl<'a> Chairside<'a> {
                     dose: "4 mg".into(),
                     route: "IV".into(),
                     reason: "Nausea 5/10 after the infusion".into(),
-                    at: Some(stop + 5 * MINUTE),
+                    at: None,
                 },
             )
             .await
             .map_err(err)?;
         }
         // Recovery readings every ten minutes.
-        let mut at = stop + 10 * MINUTE;
-        while at <= now {
-            uc::record_reading(self.state, &self.nurse, &id, reading(at, calm(i)))
+        let mut t = stop + 10 * MINUTE;
+        while t <= now {
+            at(t);
+            uc::record_reading(self.state, &self.nurse, &id, reading(calm(i)))
                 .await
                 .map_err(err)?;
-            at += 10 * MINUTE;
+            t += 10 * MINUTE;
             i += 1;
         }
         if stage == Stage::Recovery {
             return Ok(id);
         }
+        at(stop + 42 * MINUTE);
         uc::score_recovery(
             self.state,
             &self.nurse,
@@ -353,6 +367,7 @@ impl<'a> Chairside<'a> {
         if stage == Stage::Ready {
             return Ok(id);
         }
+        at(stop + 45 * MINUTE);
         uc::discharge(
             self.state,
             &self.nurse,
@@ -361,6 +376,7 @@ impl<'a> Chairside<'a> {
         )
         .await
         .map_err(err)?;
+        at(stop + 50 * MINUTE);
         uc::sign_note(self.state, &self.prescriber, &id)
             .await
             .map_err(err)?;
@@ -372,8 +388,9 @@ impl<'a> Chairside<'a> {
 /// visit each in pre-dose, dosing (with an alert still open), recovery, ready
 /// for discharge, and discharged with a signed note.
 pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> anyhow::Result<()> {
-    let (Some(nina), Some(paul)) = (
+    let (Some(nina), Some(nora), Some(paul)) = (
         store.user_id_by_username("nina.nurse").await?,
+        store.user_id_by_username("nora.nurse").await?,
         store.user_id_by_username("paul.prescriber").await?,
     ) else {
         return Ok(());
@@ -388,7 +405,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
     let state = AppState::new(store.clone(), web::WebConfig::default())
         .with_protocols(protocols.clone(), vec![])
         .with_instruments(registry.clone());
-    let side = Chairside::new(&state, clinic.id, nina, paul).await?;
+    let side = Chairside::new(&state, clinic.id, (nina, nora, paul)).await?;
     let resources = store.resources(clinic.id).await?;
     let chair = |name: &str| {
         resources

@@ -513,6 +513,20 @@ impl Store {
         rows.into_iter().map(task_from).collect()
     }
 
+    /// The patient's answers since `since` that signalled a safety risk
+    /// (PHQ-9 item 9, a positive C-SSRS): (instrument, when, flags as JSON).
+    pub async fn safety_responses_since(
+        &self,
+        patient: PatientId,
+        since: i64,
+    ) -> Result<Vec<(String, i64, String)>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT instrument_id, submitted_at, flags FROM questionnaire_responses \
+                 WHERE patient_id = $1 AND safety AND submitted_at >= $2 ORDER BY submitted_at")
+                .bind(patient.to_string()).bind(since).fetch_all(p).await?
+        }))
+    }
+
     pub async fn lead_tasks(&self, lead: LeadId) -> Result<Vec<Task>> {
         let rows: Vec<TaskRow> = on_pool!(self.read(), p => {
             sqlx::query_as(&format!("{TASK_SELECT} WHERE t.lead_id = $1 ORDER BY t.status DESC, t.opened_at DESC"))

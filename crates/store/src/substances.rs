@@ -1588,13 +1588,15 @@ pub struct OrderContext {
     pub mg: f64,
     pub second_check: bool,
     pub checked_by: Option<String>,
+    /// The order was voided (a new weight, withdrawn): nothing is drawn for it.
+    pub voided_at: Option<i64>,
 }
 
 impl Store {
     pub async fn cs_order_context(&self, dose_order_id: &str) -> Result<Option<OrderContext>> {
         Ok(on_pool!(self.read(), p => {
             sqlx::query_as("SELECT o.id AS dose_order_id, e.id AS encounter_id, e.clinic_id, e.patient_id, e.status, \
-                 o.mg, o.second_check, o.checked_by FROM dose_orders o JOIN encounters e ON e.id = o.encounter_id \
+                 o.mg, o.second_check, o.checked_by, o.voided_at FROM dose_orders o JOIN encounters e ON e.id = o.encounter_id \
                  WHERE o.id = $1")
                 .bind(dose_order_id).fetch_optional(p).await?
         }))
@@ -1614,7 +1616,7 @@ impl Store {
              CAST(COALESCE((SELECT SUM(d.drawn_ul * p.strength_mg_per_ml) FROM cs_draws d JOIN cs_lots t ON t.id = d.lot_id \
                JOIN cs_products p ON p.id = t.product_id WHERE d.dose_order_id = o.id), 0) AS BIGINT) FROM dose_orders o \
              JOIN encounters e ON e.id = o.encounter_id JOIN patients pa ON pa.id = e.patient_id \
-             WHERE e.status = 'open' AND e.clinic_id IN ({}) ORDER BY o.ordered_at",
+             WHERE e.status = 'open' AND o.voided_at IS NULL AND e.clinic_id IN ({}) ORDER BY o.ordered_at",
             crate::placeholders(1, clinics.len())
         );
         Ok(on_pool!(self.read(), p => {

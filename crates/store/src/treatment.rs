@@ -41,6 +41,18 @@ pub struct Encounter {
     pub discharged_by: Option<String>,
     pub discharged_at: Option<i64>,
     pub discharge_note: Option<String>,
+    /// When the check-in was entered (it may say the patient arrived earlier).
+    pub recorded_at: Option<i64>,
+    /// Why the visit ended without a dose, when it did.
+    pub no_dose_reason: Option<String>,
+    /// Imported as a past record (a paper flowsheet): history, never a
+    /// visit a dose can be given in.
+    pub historical: bool,
+    /// A second person's attestation that times entered afterwards are
+    /// those of a paper record (who, when, what).
+    pub attested_by: Option<String>,
+    pub attested_at: Option<i64>,
+    pub attestation: Option<String>,
 }
 
 /// The columns of an [`Encounter`] and the tables they come from, apart so
@@ -50,14 +62,16 @@ macro_rules! encounter_columns {
         "SELECT e.id, e.clinic_id, e.patient_id, p.given_name, p.family_name, \
          e.appointment_id, e.resource_id, r.name AS chair, e.plan_id, e.plan_version, \
          e.protocol_id, e.protocol_version, e.route, e.status, o.username AS opened_by, \
-         e.opened_at, d.username AS discharged_by, e.discharged_at, e.discharge_note"
+         e.opened_at, d.username AS discharged_by, e.discharged_at, e.discharge_note, \
+         e.recorded_at, e.no_dose_reason, e.historical, t.username AS attested_by, e.attested_at, \
+         e.attestation"
     };
 }
 macro_rules! encounter_from {
     () => {
         " FROM encounters e JOIN patients p ON p.id = e.patient_id \
          JOIN users o ON o.id = e.opened_by LEFT JOIN users d ON d.id = e.discharged_by \
-         LEFT JOIN resources r ON r.id = e.resource_id"
+         LEFT JOIN users t ON t.id = e.attested_by LEFT JOIN resources r ON r.id = e.resource_id"
     };
 }
 const ENCOUNTER_SELECT: &str = concat!(encounter_columns!(), encounter_from!());
@@ -99,7 +113,22 @@ pub struct DoseOrder {
     pub checked_at: Option<i64>,
     pub vial_lot: Option<String>,
     pub vial_expires: Option<String>,
+    /// The maths at the strength of the lot drawn (JSON), once drawn.
+    pub prepared: Option<String>,
+    pub prepared_at: Option<i64>,
+    /// The pre-dose state when the order was written (JSON), for the note.
+    pub pre_dose: Option<String>,
+    pub voided_at: Option<i64>,
+    pub voided_by: Option<String>,
+    pub void_reason: Option<String>,
 }
+
+const ORDER_SELECT: &str =
+    "SELECT d.id, d.maths, d.mg, o.username AS ordered_by, d.ordered_at, d.second_check, \
+     c.username AS checked_by, d.checked_at, d.vial_lot, d.vial_expires, d.prepared, d.prepared_at, \
+     d.pre_dose, d.voided_at, v.username AS voided_by, d.void_reason FROM dose_orders d \
+     JOIN users o ON o.id = d.ordered_by LEFT JOIN users c ON c.id = d.checked_by \
+     LEFT JOIN users v ON v.id = d.voided_by";
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
 pub struct AdminRow {
@@ -109,6 +138,8 @@ pub struct AdminRow {
     pub rate_ml_h: Option<f64>,
     pub reason: Option<String>,
     pub recorded_by: String,
+    /// When it was entered (`at` may say it happened earlier).
+    pub recorded_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
@@ -328,7 +359,11 @@ pub struct SignedText {
 pub struct Record {
     pub encounter: Encounter,
     pub checklist: Option<ChecklistSave>,
+    /// The order that stands (at most one).
     pub order: Option<DoseOrder>,
+    /// Orders voided before the dose (a weight changed, the prescriber
+    /// withdrew it), oldest first.
+    pub voided_orders: Vec<DoseOrder>,
     pub admin: Vec<AdminRow>,
     pub observations: Vec<Observation>,
     pub alerts: Vec<Alert>,
@@ -339,20 +374,65 @@ pub struct Record {
     pub addenda: Vec<SignedText>,
 }
 
+/// Voids the visit's standing order inside an open transaction, if there is
+/// one; evaluates to whether one was.
+macro_rules! void_order {
+    ($tx:expr, $encounter:expr, $by:expr, $now:expr, $reason:expr) => {
+        sqlx::query(
+            "UPDATE dose_orders SET voided_at = $2, voided_by = $3, void_reason = $4 \
+             WHERE encounter_id = $1 AND voided_at IS NULL",
+        )
+        .bind($encounter)
+        .bind($now)
+        .bind($by)
+        .bind($reason)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+            > 0
+    };
+}
+
 /// What a single step writes besides its audit record.
 pub enum Step<'a> {
+    /// A checklist save; `void` voids the standing order with this reason
+    /// in the same transaction (a new weight).
     Checklist {
         data: &'a str,
+        void: Option<&'a str>,
     },
     Order {
         id: &'a str,
         maths: &'a str,
         mg: f64,
         second_check: bool,
+        pre_dose: &'a str,
     },
+    /// The second person's check of the standing order against the draw,
+    /// with the maths at the drawn lot's strength.
     Check {
         vial_lot: &'a str,
         vial_expires: &'a str,
+        /// `None` for sprays and troches, which are counted.
+        prepared: Option<&'a str>,
+    },
+    /// The maths at the drawn lot's strength, for a protocol without a
+    /// second check.
+    Prepare {
+        prepared: &'a str,
+    },
+    /// The prescriber withdraws the standing order before the dose.
+    Void {
+        reason: &'a str,
+    },
+    /// The visit ends without a dose: the standing order (if any) is voided.
+    EndWithoutDose {
+        reason: &'a str,
+    },
+    /// A second person attests that times entered afterwards are those of a
+    /// paper record.
+    Attest {
+        note: &'a str,
     },
     Admin {
         seq: i64,
@@ -407,11 +487,11 @@ impl Store {
                 return Err(conflict("the patient or the chair already has an open visit; discharge it first"));
             }
             sqlx::query("INSERT INTO encounters (id, clinic_id, patient_id, appointment_id, resource_id, plan_id, \
-                 plan_version, protocol_id, protocol_version, route, status, opened_by, opened_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11, $12)")
+                 plan_version, protocol_id, protocol_version, route, status, opened_by, opened_at, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11, $12, $13)")
                 .bind(&e.id).bind(e.clinic.to_string()).bind(e.patient.to_string()).bind(&e.appointment_id)
                 .bind(&e.resource_id).bind(&e.plan_id).bind(e.plan_version).bind(&e.protocol_id)
-                .bind(e.protocol_version).bind(&e.route).bind(e.by.to_string()).bind(e.opened_at)
+                .bind(e.protocol_version).bind(&e.route).bind(e.by.to_string()).bind(e.opened_at).bind(self.now())
                 .execute(&mut *tx).await?;
             if let Some(a) = &e.appointment_id {
                 sqlx::query("UPDATE appointments SET status = 'checked_in', updated_at = $2 WHERE id = $1 AND status = 'booked'")
@@ -427,6 +507,19 @@ impl Store {
             }
             other => other,
         }
+    }
+
+    /// A patient's doses: when the last one was given (started), and how
+    /// many were given under `plan` (any version), visits imported as
+    /// history included.
+    pub async fn dose_history(&self, patient: PatientId, plan: &str) -> Result<(Option<i64>, i64)> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(
+                "SELECT MAX(a.at), COUNT(DISTINCT CASE WHEN e.plan_id = $2 THEN e.id END) \
+                 FROM encounters e JOIN administration_events a ON a.encounter_id = e.id \
+                 WHERE e.patient_id = $1 AND a.kind IN ('start', 'given')")
+                .bind(patient.to_string()).bind(plan).fetch_one(p).await?
+        }))
     }
 
     pub async fn encounter(&self, id: &str) -> Result<Option<Encounter>> {
@@ -462,13 +555,14 @@ impl Store {
                 "SELECT c.version, c.data, u.username AS recorded_by, c.recorded_at FROM encounter_checklists c \
                  JOIN users u ON u.id = c.recorded_by WHERE c.encounter_id = $1 ORDER BY c.version DESC LIMIT 1")
                 .bind(id).fetch_optional(p).await?;
-            let order: Option<DoseOrder> = sqlx::query_as(
-                "SELECT d.id, d.maths, d.mg, o.username AS ordered_by, d.ordered_at, d.second_check, \
-                 c.username AS checked_by, d.checked_at, d.vial_lot, d.vial_expires FROM dose_orders d \
-                 JOIN users o ON o.id = d.ordered_by LEFT JOIN users c ON c.id = d.checked_by WHERE d.encounter_id = $1")
-                .bind(id).fetch_optional(p).await?;
+            let mut orders: Vec<DoseOrder> = sqlx::query_as(&format!(
+                "{ORDER_SELECT} WHERE d.encounter_id = $1 ORDER BY d.ordered_at, d.id"))
+                .bind(id).fetch_all(p).await?;
+            let standing = orders.iter().position(|o| o.voided_at.is_none());
+            let order = standing.map(|i| orders.remove(i));
+            let voided_orders = orders;
             let admin: Vec<AdminRow> = sqlx::query_as(
-                "SELECT a.seq, a.kind, a.at, a.rate_ml_h, a.reason, u.username AS recorded_by FROM administration_events a \
+                "SELECT a.seq, a.kind, a.at, a.rate_ml_h, a.reason, u.username AS recorded_by, a.recorded_at FROM administration_events a \
                  JOIN users u ON u.id = a.recorded_by WHERE a.encounter_id = $1 ORDER BY a.seq")
                 .bind(id).fetch_all(p).await?;
             let observations: Vec<Observation> = sqlx::query_as(&format!(
@@ -501,7 +595,7 @@ impl Store {
                      JOIN users u ON u.id = a.signed_by WHERE a.note_id = $1 ORDER BY a.signed_at")
                     .bind(&n.id).fetch_all(p).await?,
             };
-            Record { encounter, checklist, order, admin, observations, alerts, medications, adverse_events, recovery, note, addenda }
+            Record { encounter, checklist, order, voided_orders, admin, observations, alerts, medications, adverse_events, recovery, note, addenda }
         });
         Ok(Some(r))
     }
@@ -575,21 +669,17 @@ impl Store {
             return Ok(Default::default());
         }
         let started_sql = format!(
-            "SELECT encounter_id, MIN(at) FROM administration_events WHERE encounter_id IN ({}) \
-             GROUP BY encounter_id",
+            "SELECT e.id, e.opened_at, (SELECT MIN(a.at) FROM administration_events a WHERE a.encounter_id = e.id) \
+             FROM encounters e WHERE e.id IN ({})",
             placeholders(1, encounters.len())
         );
-        let started: std::collections::HashMap<String, i64> = on_pool!(self.read(), p => {
-            let mut q = sqlx::query_as::<_, (String, i64)>(&started_sql);
+        let visits: Vec<(String, i64, Option<i64>)> = on_pool!(self.read(), p => {
+            let mut q = sqlx::query_as::<_, (String, i64, Option<i64>)>(&started_sql);
             for e in encounters {
                 q = q.bind(e);
             }
-            q.fetch_all(p).await?.into_iter().collect()
+            q.fetch_all(p).await?
         });
-        let visits: Vec<(String, Option<i64>)> = encounters
-            .iter()
-            .map(|e| (e.clone(), started.get(e).copied()))
-            .collect();
         self.baselines(&visits).await
     }
 
@@ -629,9 +719,9 @@ impl Store {
             }
             q.fetch_all(p).await?
         });
-        let visits: Vec<(String, Option<i64>)> = rows
+        let visits: Vec<(String, i64, Option<i64>)> = rows
             .iter()
-            .map(|r| (r.e.id.clone(), r.started_at))
+            .map(|r| (r.e.id.clone(), r.e.opened_at, r.started_at))
             .collect();
         let mut context = self.baselines(&visits).await?;
         Ok(rows
@@ -643,18 +733,19 @@ impl Store {
             .collect())
     }
 
-    /// Per visit (id, when its dose started): whether it started, and the
-    /// readings before the start merged into a baseline. One query: a range
-    /// on the (encounter, time) index per visit, however many readings
-    /// follow.
+    /// Per visit (id, check-in, when its dose started): whether it started,
+    /// and the readings from check-in to the start merged into a baseline
+    /// (a reading from before the patient sat down is never theirs). One
+    /// query: a range on the (encounter, time) index per visit, however many
+    /// readings follow.
     async fn baselines(
         &self,
-        visits: &[(String, Option<i64>)],
+        visits: &[(String, i64, Option<i64>)],
     ) -> Result<std::collections::HashMap<String, (bool, Option<domain::treatment::Vitals>)>> {
         let mut out: std::collections::HashMap<String, (bool, Option<domain::treatment::Vitals>)> =
             visits
                 .iter()
-                .map(|(e, at)| (e.clone(), (at.is_some(), None)))
+                .map(|(e, _, at)| (e.clone(), (at.is_some(), None)))
                 .collect();
         if visits.is_empty() {
             return Ok(out);
@@ -663,17 +754,18 @@ impl Store {
             "{OBS_SELECT} WHERE {} ORDER BY o.encounter_id, o.taken_at",
             (0..visits.len())
                 .map(|i| format!(
-                    "(o.encounter_id = ${} AND o.taken_at < ${})",
-                    2 * i + 1,
-                    2 * i + 2
+                    "(o.encounter_id = ${} AND o.taken_at >= ${} AND o.taken_at < ${})",
+                    3 * i + 1,
+                    3 * i + 2,
+                    3 * i + 3
                 ))
                 .collect::<Vec<_>>()
                 .join(" OR ")
         );
         let rows: Vec<Observation> = on_pool!(self.read(), p => {
             let mut q = sqlx::query_as(&base_sql);
-            for (e, at) in visits {
-                q = q.bind(e).bind(at.unwrap_or(i64::MAX));
+            for (e, opened, at) in visits {
+                q = q.bind(e).bind(opened).bind(at.unwrap_or(i64::MAX));
             }
             q.fetch_all(p).await?
         });
@@ -795,27 +887,81 @@ impl Store {
                 return Err(conflict("the patient has been discharged; this visit is closed"));
             }
             match step {
-                Step::Checklist { data } => {
+                Step::Checklist { data, void } => {
+                    let (started,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM administration_events WHERE encounter_id = $1")
+                        .bind(encounter).fetch_one(&mut *tx).await?;
+                    if started > 0 {
+                        return Err(conflict("the dose has started; the checklist is closed"));
+                    }
                     let (next,): (i64,) = sqlx::query_as(
                         "SELECT COALESCE(MAX(version), 0) + 1 FROM encounter_checklists WHERE encounter_id = $1")
                         .bind(encounter).fetch_one(&mut *tx).await?;
                     sqlx::query("INSERT INTO encounter_checklists (encounter_id, version, data, recorded_by, recorded_at) \
                          VALUES ($1, $2, $3, $4, $5)")
                         .bind(encounter).bind(next).bind(data).bind(&by).bind(now).execute(&mut *tx).await?;
+                    if let Some(reason) = void {
+                        let _voided = void_order!(tx, encounter, &by, now, reason);
+                    }
                 }
-                Step::Order { id, maths, mg, second_check } => {
-                    sqlx::query("INSERT INTO dose_orders (id, encounter_id, maths, mg, ordered_by, ordered_at, second_check) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                        .bind(id).bind(encounter).bind(maths).bind(mg).bind(&by).bind(now).bind(second_check)
+                Step::Order { id, maths, mg, second_check, pre_dose } => {
+                    sqlx::query("INSERT INTO dose_orders (id, encounter_id, maths, mg, ordered_by, ordered_at, second_check, pre_dose) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                        .bind(id).bind(encounter).bind(maths).bind(mg).bind(&by).bind(now).bind(second_check).bind(pre_dose)
                         .execute(&mut *tx).await?;
                 }
-                Step::Check { vial_lot, vial_expires } => {
-                    let n = sqlx::query("UPDATE dose_orders SET checked_by = $2, checked_at = $3, vial_lot = $4, vial_expires = $5 \
-                         WHERE encounter_id = $1 AND checked_by IS NULL AND ordered_by <> $2")
-                        .bind(encounter).bind(&by).bind(now).bind(vial_lot).bind(vial_expires)
+                Step::Check { vial_lot, vial_expires, prepared } => {
+                    let n = sqlx::query("UPDATE dose_orders SET checked_by = $2, checked_at = $3, vial_lot = $4, vial_expires = $5, \
+                         prepared = $6, prepared_at = $3 \
+                         WHERE encounter_id = $1 AND voided_at IS NULL AND checked_by IS NULL AND ordered_by <> $2")
+                        .bind(encounter).bind(&by).bind(now).bind(vial_lot).bind(vial_expires).bind(prepared)
                         .execute(&mut *tx).await?.rows_affected();
                     if n == 0 {
                         return Err(conflict("the order is already checked, or you wrote it: a second person checks"));
+                    }
+                }
+                Step::Prepare { prepared } => {
+                    let n = sqlx::query("UPDATE dose_orders SET prepared = $2, prepared_at = $3 \
+                         WHERE encounter_id = $1 AND voided_at IS NULL AND prepared IS NULL")
+                        .bind(encounter).bind(prepared).bind(now)
+                        .execute(&mut *tx).await?.rows_affected();
+                    if n == 0 {
+                        return Err(conflict("the dose's volume is already worked out from its draw"));
+                    }
+                }
+                Step::Void { reason } => {
+                    let (started,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM administration_events WHERE encounter_id = $1")
+                        .bind(encounter).fetch_one(&mut *tx).await?;
+                    if started > 0 {
+                        return Err(conflict("the dose has started: it is stopped, not voided"));
+                    }
+                    if !void_order!(tx, encounter, &by, now, reason) {
+                        return Err(conflict("no dose is ordered for this visit"));
+                    }
+                }
+                Step::EndWithoutDose { reason } => {
+                    let (started,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM administration_events WHERE encounter_id = $1")
+                        .bind(encounter).fetch_one(&mut *tx).await?;
+                    if started > 0 {
+                        return Err(conflict("the dose was given: the visit ends with recovery and discharge"));
+                    }
+                    let _voided = void_order!(tx, encounter, &by, now, reason);
+                    sqlx::query("UPDATE encounters SET status = 'discharged', discharged_by = $2, discharged_at = $3, \
+                         no_dose_reason = $4 WHERE id = $1 AND status = 'open'")
+                        .bind(encounter).bind(&by).bind(now).bind(reason).execute(&mut *tx).await?;
+                    sqlx::query("UPDATE appointments SET status = 'completed', updated_at = $2 \
+                         WHERE id = (SELECT appointment_id FROM encounters WHERE id = $1) AND status = 'checked_in'")
+                        .bind(encounter).bind(now).execute(&mut *tx).await?;
+                }
+                Step::Attest { note } => {
+                    let n = sqlx::query("UPDATE encounters SET attested_by = $2, attested_at = $3, attestation = $4 \
+                         WHERE id = $1 AND attested_by IS NULL")
+                        .bind(encounter).bind(&by).bind(now).bind(note)
+                        .execute(&mut *tx).await?.rows_affected();
+                    if n == 0 {
+                        return Err(conflict("the paper record of this visit is already attested"));
                     }
                 }
                 Step::Admin { seq, kind, at, rate_ml_h, reason } => {
@@ -890,11 +1036,21 @@ impl Store {
             Ok(())
         }.await);
         match r {
-            Err(StoreError::Db(e)) if is_unique_violation(&e, "session_notes") || is_unique_violation(&e, "dose_orders") => {
-                Err(conflict("already recorded for this visit (a signed note never changes: add an addendum)"))
+            Err(StoreError::Db(e)) if is_unique_violation(&e, "dose_orders") => {
+                Err(conflict("a dose is already ordered for this visit"))
             }
-            Err(StoreError::Db(e)) if is_unique_violation(&e, "administration_events") || is_unique_violation(&e, "encounter_checklists") || is_unique_violation(&e, "seq") || is_unique_violation(&e, "version") => {
-                Err(conflict("someone else recorded a step at the same moment; reload and try again"))
+            Err(StoreError::Db(e)) if is_unique_violation(&e, "session_notes") => Err(conflict(
+                "already recorded for this visit (a signed note never changes: add an addendum)",
+            )),
+            Err(StoreError::Db(e))
+                if is_unique_violation(&e, "administration_events")
+                    || is_unique_violation(&e, "encounter_checklists")
+                    || is_unique_violation(&e, "seq")
+                    || is_unique_violation(&e, "version") =>
+            {
+                Err(conflict(
+                    "someone else recorded a step at the same moment; reload and try again",
+                ))
             }
             other => other,
         }
@@ -940,7 +1096,7 @@ impl Store {
             }
             sqlx::query("INSERT INTO encounters (id, clinic_id, patient_id, appointment_id, resource_id, plan_id, \
                  plan_version, protocol_id, protocol_version, route, status, opened_by, opened_at, discharged_by, \
-                 discharged_at, discharge_note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'discharged', $11, $12, $11, $13, $14)")
+                 discharged_at, discharge_note, historical) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'discharged', $11, $12, $11, $13, $14, TRUE)")
                 .bind(&e.id).bind(e.clinic.to_string()).bind(e.patient.to_string()).bind(&e.appointment_id)
                 .bind(&e.resource_id).bind(&e.plan_id).bind(e.plan_version).bind(&e.protocol_id)
                 .bind(e.protocol_version).bind(&e.route).bind(&nurse).bind(e.opened_at)

@@ -501,6 +501,11 @@ pub async fn check_in(state: &AppState, c: &Caller, input: CheckIn) -> Result<St
     }
     let chair = chair.ok_or_else(|| invalid("chair_id", "choose the chair the patient sits in"))?;
     let now = state.now();
+    // One dose a day at the most, and no more than the plan has.
+    let (last, given) = state.store.dose_history(pid, &plan.id).await?;
+    if let Some(why) = tx::course_gate(&protocol, last, given as u32, plan.doses as u32, now) {
+        return Err(WebError::Conflict(format!("no dose today: {why}")));
+    }
     let opened_at = match input.at.as_deref().filter(|s| !s.trim().is_empty()) {
         None => now,
         Some(s) => {
@@ -572,8 +577,15 @@ pub struct Visit {
     pub protocol: Arc<Protocol>,
     pub checklist: Checklist,
     pub items: Vec<Item>,
+    /// The checklist is complete, no alert is open and the course allows a
+    /// dose today.
     pub ready_to_dose: bool,
+    /// What keeps the dose from being ordered or started, in words.
+    pub dose_blockers: Vec<String>,
+    /// The standing order's maths: at the drawn lot's strength once drawn.
     pub order: Option<DoseMaths>,
+    /// Orders voided before the dose: (summary, reason, by, when).
+    pub voided: Vec<(String, String, String, i64)>,
     pub events: Vec<AdminEvent>,
     pub delivered_mg: f64,
     pub baseline: Option<Vitals>,
@@ -583,7 +595,18 @@ pub struct Visit {
     pub aldrete: Option<Aldrete>,
     /// When the next timed reading is due (microseconds), while monitored.
     pub next_due: Option<i64>,
+    /// When the dose ended, as recovery counts it: when the stop was
+    /// entered, unless a second person attested a paper record.
+    pub dose_ended_at: Option<i64>,
     pub now: i64,
+}
+
+/// An entry made this long after the time it gives is marked "entered later".
+pub const LATE_MARK_MINUTES: i64 = 5;
+
+/// Whether an entry for `at` made at `recorded` was entered later.
+pub fn entered_late(at: i64, recorded: i64) -> bool {
+    recorded - at > LATE_MARK_MINUTES * MINUTE
 }
 
 impl Visit {
@@ -598,20 +621,41 @@ impl Visit {
     /// The visit for the API: the record, and what the rules say about it.
     pub fn to_json(&self) -> serde_json::Value {
         let r = &self.record;
+        let admin: Vec<serde_json::Value> = r
+            .admin
+            .iter()
+            .map(|a| {
+                let mut v = serde_json::json!(a);
+                v["entered_later"] = serde_json::json!(entered_late(a.at, a.recorded_at));
+                v
+            })
+            .collect();
+        let mut encounter = serde_json::json!(r.encounter);
+        encounter["entered_later"] = serde_json::json!(r
+            .encounter
+            .recorded_at
+            .is_some_and(|rec| entered_late(r.encounter.opened_at, rec)));
         serde_json::json!({
-            "encounter": r.encounter,
+            "encounter": encounter,
             "protocol": {"id": self.protocol.id, "version": self.protocol.version, "name": self.protocol.name},
             "phase": self.phase,
             "checklist": self.checklist,
             "items": self.items,
             "ready_to_dose": self.ready_to_dose,
+            "dose_blockers": self.dose_blockers,
             "dose_order": r.order.as_ref().map(|o| serde_json::json!({
                 "id": o.id, "ordered_by": o.ordered_by, "ordered_at": o.ordered_at,
                 "second_check": o.second_check, "checked_by": o.checked_by, "checked_at": o.checked_at,
                 "vial_lot": o.vial_lot, "vial_expires": o.vial_expires, "maths": self.order,
+                "summary": self.order.as_ref().map(|m| m.summary()),
             })),
-            "administration_events": r.admin,
+            "voided_orders": r.voided_orders.iter().map(|o| serde_json::json!({
+                "id": o.id, "ordered_by": o.ordered_by, "ordered_at": o.ordered_at, "mg": o.mg,
+                "voided_by": o.voided_by, "voided_at": o.voided_at, "reason": o.void_reason,
+            })).collect::<Vec<_>>(),
+            "administration_events": admin,
             "delivered_mg": self.delivered_mg,
+            "dose_ended_at": self.dose_ended_at,
             "baseline": self.baseline,
             "observations": r.observations,
             "alerts": r.alerts,
@@ -640,20 +684,80 @@ fn events_of(r: &Record) -> Vec<AdminEvent> {
         .collect()
 }
 
-/// What the system knows for the checklist: the gate, the baseline, the weight's day.
+/// Stored JSON of the record that does not read back is an error with a log
+/// line, never a default (a checklist read as empty would hide what was
+/// confirmed; maths read as absent would hide the dose).
+fn stored<T: serde::de::DeserializeOwned>(
+    what: &str,
+    encounter: &str,
+    json: &str,
+) -> Result<T, WebError> {
+    serde_json::from_str(json).map_err(|e| {
+        tracing::error!(encounter, what, error = %e, "stored treatment record does not read back");
+        WebError::Internal(format!("the visit's {what} does not read back"))
+    })
+}
+
+/// The readings that count before the dose: from check-in to the start.
+fn pre_dose_readings(
+    r: &Record,
+    started: Option<i64>,
+) -> impl Iterator<Item = &store::treatment::Observation> {
+    let opened = r.encounter.opened_at;
+    r.observations
+        .iter()
+        .filter(move |o| o.taken_at >= opened && started.is_none_or(|s| o.taken_at < s))
+}
+
+/// The risk signals the record holds today: open safety tasks and answers
+/// given today that flagged a risk.
+async fn risk_signals(
+    state: &AppState,
+    pid: PatientId,
+    day_start: i64,
+) -> Result<Vec<tx::RiskSignal>, WebError> {
+    let mut out = Vec::new();
+    for t in state.store.patient_tasks(pid).await? {
+        if t.kind == "safety" && t.status == "open" {
+            out.push(tx::RiskSignal {
+                what: format!("an open safety task ({})", t.title),
+                at: t.opened_at,
+            });
+        }
+    }
+    for (inst, at, _) in state.store.safety_responses_since(pid, day_start).await? {
+        let name = state
+            .instruments
+            .current(&inst)
+            .map(|i| i.short_name.clone())
+            .unwrap_or(inst);
+        out.push(tx::RiskSignal {
+            what: format!("{name} answered today flagged a suicide risk"),
+            at,
+        });
+    }
+    Ok(out)
+}
+
+/// What the system knows for the checklist: the gate, the baseline, the
+/// weight's day, the record's risk signals and the latest reading outside
+/// the pre-dose limits.
 async fn known(
     state: &AppState,
     e: &Encounter,
     p: &Protocol,
     c: &Checklist,
+    record: &Record,
+    started: Option<i64>,
     baseline: Option<Vitals>,
 ) -> Result<Known, WebError> {
     let clinic = clinic_of(e);
-    let pid: PatientId = e.patient_id.parse().unwrap_or_default();
+    let pid = patient_of(e)?;
     let status = crate::pretreatment::status_of(state, clinic, pid).await?;
     let consent = status.consent(p.route);
     let tz = zone_of(state, clinic).await?;
-    let today = local_date(state.now(), &tz);
+    let now = state.now();
+    let today = local_date(now, &tz);
     let weight_today = c
         .weight_measured_at
         .is_some_and(|m| local_date(m, &tz) == today);
@@ -670,62 +774,117 @@ async fn known(
             );
         }
     }
+    let day_start = today
+        .to_zoned(tz)
+        .map(|z| z.timestamp().as_microsecond())
+        .unwrap_or(now);
+    let last_out_of_gate = pre_dose_readings(record, started)
+        .filter(|o| tx::outside_gate(&p.pre_dose, &o.vitals()))
+        .last()
+        .map(|o| o.id.clone());
     Ok(Known {
         eligibility: status.eligibility.reason().map(String::from),
         consent: (!consent.is_valid()).then(|| consent.reason()),
         baseline,
         weight_today,
         instruments_due,
+        risk_signals: risk_signals(state, pid, day_start).await?,
+        last_out_of_gate,
     })
+}
+
+/// The standing order's maths: at the drawn strength once prepared.
+fn order_maths(r: &Record) -> Result<Option<DoseMaths>, WebError> {
+    let eid = &r.encounter.id;
+    r.order
+        .as_ref()
+        .map(|o| match &o.prepared {
+            Some(p) => stored("prepared dose", eid, p),
+            None => stored("dose order", eid, &o.maths),
+        })
+        .transpose()
 }
 
 async fn visit_of(state: &AppState, e: &Encounter) -> Result<Visit, WebError> {
     let record = state.store.record(&e.id).await?.ok_or(WebError::NotFound)?;
     let protocol = protocol_of(state, e)?;
-    let checklist: Checklist = record
-        .checklist
-        .as_ref()
-        .and_then(|c| serde_json::from_str(&c.data).ok())
-        .unwrap_or_default();
+    let checklist: Checklist = match &record.checklist {
+        Some(c) => stored("checklist", &e.id, &c.data)?,
+        None => Checklist::default(),
+    };
     let events = events_of(&record);
     let started = events.first().map(|e| e.at);
-    let before: Vec<Vitals> = record
-        .observations
-        .iter()
-        .filter(|o| started.is_none_or(|s| o.taken_at < s))
+    let baseline = pre_dose_readings(&record, started)
         .map(|o| o.vitals())
-        .collect();
-    let baseline = before.iter().copied().reduce(|a, b| a.merged_with(&b));
+        .reduce(|a, b| a.merged_with(&b));
     let latest = record
         .observations
         .iter()
         .map(|o| o.vitals())
         .reduce(|a, b| a.merged_with(&b));
-    let k = known(state, e, &protocol, &checklist, baseline).await?;
+    let k = known(state, e, &protocol, &checklist, &record, started, baseline).await?;
     let items = tx::evaluate(&protocol, &checklist, &k);
-    let ready_to_dose = tx::incomplete(&items).is_empty();
-    let order: Option<DoseMaths> = record
-        .order
-        .as_ref()
-        .and_then(|o| serde_json::from_str(&o.maths).ok());
     let now = state.now();
+    let mut dose_blockers = tx::incomplete(&items);
+    let open_alerts = record.alerts.iter().filter(|a| a.ack_at.is_none()).count();
+    if open_alerts > 0 {
+        dose_blockers.push(format!("{open_alerts} open alert(s) to answer"));
+    }
+    if started.is_none() {
+        if let Some(why) = course_gate(state, e, &protocol, now).await? {
+            dose_blockers.push(why);
+        }
+    }
+    if e.historical {
+        dose_blockers.push("an imported past visit: no dose is given in it".into());
+    }
+    let ready_to_dose = dose_blockers.is_empty();
+    let order = order_maths(&record)?;
+    let voided = record
+        .voided_orders
+        .iter()
+        .map(|o| {
+            let summary = stored::<DoseMaths>("voided order", &e.id, &o.maths)
+                .map(|m| m.summary())
+                .unwrap_or_else(|_| format!("{} mg", o.mg));
+            (
+                summary,
+                o.void_reason.clone().unwrap_or_default(),
+                o.voided_by.clone().unwrap_or_default(),
+                o.voided_at.unwrap_or_default(),
+            )
+        })
+        .collect();
     let delivered_mg = order
         .as_ref()
         .map(|o| tx::delivered_mg(o, &events, now))
         .unwrap_or_default();
-    let aldrete: Option<Aldrete> = record
-        .recovery
-        .as_ref()
-        .and_then(|r| serde_json::from_str(&r.aldrete).ok());
+    let aldrete: Option<Aldrete> = match &record.recovery {
+        Some(r) => Some(stored("recovery score", &e.id, &r.aldrete)?),
+        None => None,
+    };
+    // Recovery counts from the stop as it was entered, unless a second
+    // person attested the paper record of an earlier time.
+    let dose_ended_at = record
+        .admin
+        .iter()
+        .find(|a| matches!(a.kind.as_str(), "stop" | "given"))
+        .map(|a| {
+            if e.attested_by.is_some() {
+                a.at
+            } else {
+                a.at.max(a.recorded_at)
+            }
+        });
     let facts = tx::DischargeFacts {
-        dose_ended_at: tx::dose_ended_at(&events),
+        dose_ended_at,
         now,
         aldrete: aldrete.map(|a| a.total()),
         escort_named: checklist
             .escort_name
             .as_deref()
             .is_some_and(|s| !s.trim().is_empty()),
-        open_alerts: record.alerts.iter().filter(|a| a.ack_at.is_none()).count(),
+        open_alerts,
     };
     let discharge_blockers = tx::discharge_blockers(&protocol, &facts);
     let phase = tx::phase(
@@ -752,7 +911,9 @@ async fn visit_of(state: &AppState, e: &Encounter) -> Result<Visit, WebError> {
         checklist,
         items,
         ready_to_dose,
+        dose_blockers,
         order,
+        voided,
         events,
         delivered_mg,
         baseline,
@@ -761,8 +922,29 @@ async fn visit_of(state: &AppState, e: &Encounter) -> Result<Visit, WebError> {
         discharge_blockers,
         aldrete,
         next_due,
+        dose_ended_at,
         now,
     })
+}
+
+/// Why the patient may have no dose today under this visit's plan: the
+/// protocol's interval since the last dose, or the plan's doses all given.
+async fn course_gate(
+    state: &AppState,
+    e: &Encounter,
+    p: &Protocol,
+    now: i64,
+) -> Result<Option<String>, WebError> {
+    let pid = patient_of(e)?;
+    let (last, given) = state.store.dose_history(pid, &e.plan_id).await?;
+    let plan = state
+        .store
+        .plans(pid)
+        .await?
+        .into_iter()
+        .find(|x| x.id == e.plan_id);
+    let doses = plan.map(|x| x.doses as u32).unwrap_or(0);
+    Ok(tx::course_gate(p, last, given as u32, doses, now))
 }
 
 /// The visit, audited as a read.
@@ -843,10 +1025,17 @@ pub struct ChecklistInput {
     pub suicide_risk: Option<tx::RiskScreen>,
     /// When the weight was measured (RFC 3339); now when absent.
     pub weight_measured_at: Option<String>,
-    /// A prescriber's reason to go ahead despite the baseline vitals.
+    /// A prescriber's reason to go ahead despite the baseline vitals; it
+    /// answers the latest reading outside the pre-dose limits.
     pub vitals_override_reason: Option<String>,
-    /// A prescriber's reason to go ahead after a positive suicide-risk screen.
+    /// A prescriber's reason to go ahead after a positive suicide-risk
+    /// signal, with the risk assessment.
     pub suicide_risk_override_reason: Option<String>,
+    pub suicide_risk_assessment: Option<tx::RiskLevel>,
+    /// Items confirmed earlier and now withdrawn (their keys, e.g.
+    /// "fasting_confirmed"); a withdrawn item makes the visit not ready.
+    #[serde(default)]
+    pub withdraw: Vec<String>,
 }
 
 fn parse_time(field: &str, s: &str) -> Result<i64, WebError> {
@@ -861,7 +1050,9 @@ fn parse_time(field: &str, s: &str) -> Result<i64, WebError> {
         })
 }
 
-/// Saves what the nurse confirmed; overrides need a prescriber.
+/// Saves what the nurse confirmed and withdraws what is no longer so;
+/// overrides need a prescriber. A new weight voids an order written for
+/// the old one, in the same transaction.
 pub async fn save_checklist(
     state: &AppState,
     c: &Caller,
@@ -879,20 +1070,24 @@ pub async fn save_checklist(
     c.require(Permission::EncounterRecord, clinic_of(&e))?;
     let now = state.now();
     let v = &input;
-    let overriding =
-        input.vitals_override_reason.is_some() || input.suicide_risk_override_reason.is_some();
+    let overriding = input.vitals_override_reason.is_some()
+        || input.suicide_risk_override_reason.is_some()
+        || input.suicide_risk_assessment.is_some()
+        || input
+            .withdraw
+            .iter()
+            .any(|w| w == "vitals_override" || w == "suicide_risk_override");
     if overriding {
         c.require(Permission::DoseOrder, clinic_of(&e))?;
     }
+    let record = state.store.record(&e.id).await?.ok_or(WebError::NotFound)?;
+    if !record.admin.is_empty() {
+        return Err(WebError::Conflict(
+            "the dose has started; the checklist is closed".into(),
+        ));
+    }
+    let p = protocol_of(state, &e)?;
     let who = c.label();
-    let ov = |r: Option<String>| {
-        r.filter(|s| !s.trim().is_empty())
-            .map(|reason| tx::Override {
-                reason: reason.trim().to_string(),
-                by: who.clone(),
-                at: now,
-            })
-    };
     let weight_measured_at = match (&v.weight_kg, input.weight_measured_at.as_deref()) {
         (Some(_), Some(s)) => {
             let t = parse_time("weight_measured_at", s)?;
@@ -904,6 +1099,63 @@ pub async fn save_checklist(
         (Some(_), None) => Some(now),
         (None, Some(_)) => return Err(invalid("weight_measured_at", "give the weight with it")),
         (None, None) => None,
+    };
+    // A vitals override answers the latest reading outside the limits.
+    let vitals_override = match input
+        .vitals_override_reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(reason) => {
+            let started = None;
+            let last = pre_dose_readings(&record, started)
+                .filter(|o| tx::outside_gate(&p.pre_dose, &o.vitals()))
+                .last()
+                .ok_or_else(|| {
+                    invalid(
+                        "vitals_override_reason",
+                        "no reading since check-in is outside the pre-dose limits: nothing to override",
+                    )
+                })?;
+            Some(tx::Override {
+                reason: reason.to_string(),
+                by: who.clone(),
+                at: now,
+                reading_id: Some(last.id.clone()),
+                assessment: None,
+            })
+        }
+    };
+    let suicide_risk_override = match (
+        input
+            .suicide_risk_override_reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty()),
+        input.suicide_risk_assessment,
+    ) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(invalid(
+                "suicide_risk_assessment",
+                "record the risk assessment (low, moderate or high) with the reason",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "suicide_risk_override_reason",
+                "give the reason for the assessment",
+            ))
+        }
+        (Some(reason), Some(level)) => Some(tx::Override {
+            reason: reason.to_string(),
+            by: who.clone(),
+            at: now,
+            reading_id: None,
+            assessment: Some(level),
+        }),
     };
     let given = Checklist {
         identity_confirmed: v.identity_confirmed,
@@ -917,8 +1169,8 @@ pub async fn save_checklist(
         medications_reviewed: v.medications_reviewed,
         medication_changes: v.medication_changes.as_ref().map(|s| s.trim().to_string()),
         suicide_risk: v.suicide_risk,
-        vitals_override: ov(input.vitals_override_reason.clone()),
-        suicide_risk_override: ov(input.suicide_risk_override_reason.clone()),
+        vitals_override,
+        suicide_risk_override,
     };
     let errs = given.validate();
     if !errs.is_empty() {
@@ -933,38 +1185,56 @@ pub async fn save_checklist(
             return Err(invalid(f, format!("at most {max} characters")));
         }
     }
-    if given == Checklist::default() {
+    if given == Checklist::default() && input.withdraw.is_empty() {
         return Err(WebError::bad("the body confirms nothing", None));
     }
-    let record = state.store.record(&e.id).await?.ok_or(WebError::NotFound)?;
-    if !record.admin.is_empty() {
-        return Err(WebError::Conflict(
-            "the dose has started; the checklist is closed".into(),
-        ));
+    let before: Checklist = match &record.checklist {
+        Some(x) => stored("checklist", &e.id, &x.data)?,
+        None => Checklist::default(),
+    };
+    let mut merged = before.merged_with(&given);
+    for w in &input.withdraw {
+        merged.withdraw(w).map_err(|e| WebError::Invalid(vec![e]))?;
     }
-    let before: Checklist = record
-        .checklist
-        .as_ref()
-        .and_then(|c| serde_json::from_str(&c.data).ok())
-        .unwrap_or_default();
-    let merged = before.merged_with(&given);
-    let data = serde_json::to_string(&merged).map_err(|e| WebError::Internal(e.to_string()))?;
-    let detail = Some(
-        if overriding {
-            "with prescriber override"
-        } else {
-            "saved"
+    // An order is bound to the weight it was worked out from.
+    let void = match (&record.order, order_maths(&record)?) {
+        (Some(_), Some(m)) if m.weight_kg.is_some() && m.weight_kg != merged.weight_kg => {
+            Some(match merged.weight_kg {
+                Some(w) => format!(
+                    "the weight changed from {} to {w} kg after the order",
+                    m.weight_kg.unwrap_or_default()
+                ),
+                None => format!(
+                    "the weight of {} kg the order was worked out from was withdrawn",
+                    m.weight_kg.unwrap_or_default()
+                ),
+            })
         }
-        .to_string(),
-    );
+        _ => None,
+    };
+    let data = serde_json::to_string(&merged).map_err(|e| WebError::Internal(e.to_string()))?;
+    let mut detail = if overriding {
+        "with prescriber override".to_string()
+    } else {
+        "saved".to_string()
+    };
+    if !input.withdraw.is_empty() {
+        detail += &format!("; withdrawn: {}", input.withdraw.join(", "));
+    }
+    if let Some(why) = &void {
+        detail += &format!("; order voided: {why}");
+    }
     write(
         state,
         c,
         &e,
-        Step::Checklist { data: &data },
+        Step::Checklist {
+            data: &data,
+            void: void.as_deref(),
+        },
         Action::ChecklistRecord,
         Permission::EncounterRecord,
-        detail,
+        Some(detail),
     )
     .await?;
     visit_of(state, &e).await
@@ -972,7 +1242,51 @@ pub async fn save_checklist(
 
 // ---- Dose order, check, timeline --------------------------------------------
 
-/// The prescriber's order, refused until the checklist is complete.
+/// The pre-dose state as it was when the dose was ordered: what the note
+/// prints under "Before the dose", whatever changes later.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreDoseState {
+    /// Each checklist item: its label and its state in words.
+    pub items: Vec<(String, String)>,
+    pub checklist: Checklist,
+    pub baseline: Option<Vitals>,
+    /// When it was frozen (the order's time).
+    pub at: i64,
+}
+
+fn item_words(i: &Item) -> String {
+    match &i.state {
+        tx::ItemState::Done => "done".to_string(),
+        tx::ItemState::Overridden => "prescriber override".to_string(),
+        tx::ItemState::Missing(w) | tx::ItemState::Blocked(w) => format!("not done: {w}"),
+    }
+}
+
+/// Refuses a dose while anything keeps it from being given, naming each.
+fn require_ready(v: &Visit) -> Result<(), WebError> {
+    if v.record.encounter.historical {
+        return Err(WebError::Conflict(
+            "an imported past visit: no dose is given in it".into(),
+        ));
+    }
+    if v.dose_blockers.is_empty() {
+        return Ok(());
+    }
+    let missing = tx::incomplete(&v.items);
+    let prefix = if missing.is_empty() {
+        "the dose cannot be given yet"
+    } else {
+        "the checklist is not complete"
+    };
+    Err(WebError::Conflict(format!(
+        "{prefix}: {}",
+        v.dose_blockers.join("; ")
+    )))
+}
+
+/// The prescriber's order, refused until the checklist is complete, no
+/// alert is open and the course allows a dose today. It is bound to
+/// today's weight and keeps the pre-dose state as it is now.
 pub async fn order_dose(
     state: &AppState,
     c: &Caller,
@@ -987,15 +1301,20 @@ pub async fn order_dose(
             "a dose is already ordered for this visit".into(),
         ));
     }
-    let missing = tx::incomplete(&v.items);
-    if !missing.is_empty() {
-        return Err(WebError::Conflict(format!(
-            "the checklist is not complete: {}",
-            missing.join("; ")
-        )));
-    }
+    require_ready(&v)?;
     let m = tx::order(&v.protocol, dose, v.checklist.weight_kg).map_err(WebError::Invalid)?;
     let maths = serde_json::to_string(&m).map_err(|e| WebError::Internal(e.to_string()))?;
+    let frozen = PreDoseState {
+        items: v
+            .items
+            .iter()
+            .map(|i| (i.label.to_string(), item_words(i)))
+            .collect(),
+        checklist: v.checklist.clone(),
+        baseline: v.baseline,
+        at: state.now(),
+    };
+    let pre_dose = serde_json::to_string(&frozen).map_err(|e| WebError::Internal(e.to_string()))?;
     let oid = store::treatment::new_id();
     write(
         state,
@@ -1006,6 +1325,7 @@ pub async fn order_dose(
             maths: &maths,
             mg: m.mg,
             second_check: m.second_check,
+            pre_dose: &pre_dose,
         },
         Action::DoseOrder,
         Permission::DoseOrder,
@@ -1015,7 +1335,82 @@ pub async fn order_dose(
     visit_of(state, &e).await
 }
 
-/// A second person checks the order and records the vial drawn.
+/// The prescriber withdraws the standing order before the dose, saying why.
+pub async fn void_order(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    reason: &str,
+) -> Result<Visit, WebError> {
+    let e = encounter_of(state, c, Permission::DoseOrder, id, Action::DoseOrder).await?;
+    c.require(Permission::DoseOrder, clinic_of(&e))?;
+    let reason = reason.trim();
+    if reason.chars().count() < 5 || reason.len() > 500 {
+        return Err(invalid(
+            "reason",
+            "say why in a few words (at most 500 characters)",
+        ));
+    }
+    write(
+        state,
+        c,
+        &e,
+        Step::Void { reason },
+        Action::DoseOrder,
+        Permission::DoseOrder,
+        Some(format!("voided: {reason}")),
+    )
+    .await?;
+    visit_of(state, &e).await
+}
+
+/// The draws recorded for the standing order, as one lot: (lot number,
+/// strength, expiry, mg drawn, who drew). Refused when nothing is drawn,
+/// when two lots were drawn, or when less than the order was drawn.
+async fn drawn_for(
+    state: &AppState,
+    order_id: &str,
+    mg: f64,
+) -> Result<(String, f64, String, f64, Vec<String>), WebError> {
+    let draws = state.store.cs_draws_for_order(order_id).await?;
+    let Some(first) = draws.first() else {
+        return Err(WebError::Conflict(
+            "nothing is drawn for this order yet: record the draw in the Schedule III record first (its lot gives the volume)".into(),
+        ));
+    };
+    if draws.iter().any(|d| d.lot_id != first.lot_id) {
+        return Err(WebError::Conflict(
+            "the dose was drawn from more than one lot: waste the draws and draw it from one"
+                .into(),
+        ));
+    }
+    let drawn_mg: f64 = draws
+        .iter()
+        .map(|d| (d.drawn_ul * d.strength_mg_per_ml) as f64 / 1000.0)
+        .sum();
+    if drawn_mg + 1e-9 < mg {
+        return Err(WebError::Conflict(format!(
+            "{drawn_mg} mg is drawn for a {mg} mg order: draw the rest first"
+        )));
+    }
+    let lot = state
+        .store
+        .cs_lot(&first.lot_id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let drawers = draws.iter().map(|d| d.drawn_by.clone()).collect();
+    Ok((
+        first.lot_number.clone(),
+        first.strength_mg_per_ml as f64,
+        lot.expires_on,
+        drawn_mg,
+        drawers,
+    ))
+}
+
+/// A second person checks the order against the draw: the lot they read on
+/// the vial must be the lot drawn, in date; they may not have written the
+/// order or drawn the dose. The volume is worked out from that lot's strength.
 pub async fn check_dose(
     state: &AppState,
     c: &Caller,
@@ -1032,38 +1427,82 @@ pub async fn check_dose(
             "give the vial's lot number (at most 40 characters)",
         ));
     }
-    let exp: jiff::civil::Date = expires
-        .trim()
-        .parse()
-        .map_err(|_| invalid("vial_expires", "give the vial's expiry date (YYYY-MM-DD)"))?;
+    let typed_expiry: Option<jiff::civil::Date> = match expires.trim() {
+        "" => None,
+        s => Some(
+            s.parse()
+                .map_err(|_| invalid("vial_expires", "give the vial's expiry date (YYYY-MM-DD)"))?,
+        ),
+    };
     let tz = zone_of(state, clinic_of(&e)).await?;
-    if exp < local_date(state.now(), &tz) {
-        return Err(invalid(
-            "vial_expires",
-            format!("the vial expired on {exp}: draw another"),
-        ));
-    }
+    let today = local_date(state.now(), &tz);
     let v = visit_of(state, &e).await?;
-    let Some(o) = &v.record.order else {
+    let (Some(o), Some(m)) = (&v.record.order, &v.order) else {
         return Err(WebError::Conflict("no dose is ordered yet".into()));
     };
-    if Some(o.ordered_by.as_str()) == c.user.as_ref().map(|u| u.username.as_str()) {
+    let me = c.user.as_ref().map(|u| u.username.as_str());
+    if Some(o.ordered_by.as_str()) == me {
         return Err(WebError::Conflict(
             "you wrote the order: a second person checks it".into(),
         ));
     }
-    let exp = exp.to_string();
+    let (vial_lot, vial_expires, prepared) = if m.is_liquid() {
+        let (drawn_lot, strength, lot_expires, _, drawers) = drawn_for(state, &o.id, m.mg).await?;
+        if drawers.iter().any(|d| Some(d.as_str()) == me) {
+            return Err(WebError::Conflict(
+                "you drew the dose: a second person checks it".into(),
+            ));
+        }
+        if !drawn_lot.eq_ignore_ascii_case(lot) {
+            return Err(invalid(
+                "vial_lot",
+                format!("{lot} is not the lot drawn for this dose: check the vial in hand"),
+            ));
+        }
+        let exp: jiff::civil::Date = lot_expires
+            .parse()
+            .map_err(|_| WebError::Internal("a lot's expiry does not read back".into()))?;
+        if typed_expiry.is_some_and(|t| t != exp) {
+            return Err(invalid(
+                "vial_expires",
+                format!("lot {drawn_lot} expires on {exp} in the record: check the vial"),
+            ));
+        }
+        if exp < today {
+            return Err(invalid(
+                "vial_expires",
+                format!("lot {drawn_lot} expired on {exp}: draw another"),
+            ));
+        }
+        let prepared =
+            tx::prepare(m, &drawn_lot, strength).map_err(|e| WebError::Invalid(vec![e]))?;
+        let json =
+            serde_json::to_string(&prepared).map_err(|e| WebError::Internal(e.to_string()))?;
+        (drawn_lot, exp.to_string(), Some(json))
+    } else {
+        // Sprays and troches are counted: the lot is read off the pack.
+        let exp = typed_expiry
+            .ok_or_else(|| invalid("vial_expires", "give the pack's expiry date (YYYY-MM-DD)"))?;
+        if exp < today {
+            return Err(invalid(
+                "vial_expires",
+                format!("the pack expired on {exp}: take another"),
+            ));
+        }
+        (lot.to_string(), exp.to_string(), None)
+    };
     write(
         state,
         c,
         &e,
         Step::Check {
-            vial_lot: lot,
-            vial_expires: &exp,
+            vial_lot: &vial_lot,
+            vial_expires: &vial_expires,
+            prepared: prepared.as_deref(),
         },
         Action::DoseCheck,
         Permission::DoseCheck,
-        Some(format!("lot {lot}")),
+        Some(format!("lot {vial_lot}")),
     )
     .await?;
     visit_of(state, &e).await
@@ -1079,7 +1518,12 @@ pub struct AdminInput {
     pub reason: Option<String>,
 }
 
-/// One step of the administration timeline.
+/// One step of the administration timeline. A start (or a dose given at
+/// once) re-checks everything at the moment of the dose: the checklist,
+/// open alerts, the course, the second check, the volume from the draw,
+/// the weight the order was worked out from, and the mg/kg against the
+/// range. No time entered may precede the order, its check or the last
+/// step of the timeline.
 pub async fn administer(
     state: &AppState,
     c: &Caller,
@@ -1095,8 +1539,8 @@ pub async fn administer(
     )
     .await?;
     c.require(Permission::EncounterRecord, clinic_of(&e))?;
-    let v = visit_of(state, &e).await?;
-    let (Some(order), Some(stored)) = (&v.order, &v.record.order) else {
+    let mut v = visit_of(state, &e).await?;
+    let (Some(order), Some(stored)) = (v.order.clone(), v.record.order.clone()) else {
         return Err(WebError::Conflict("no dose is ordered yet".into()));
     };
     let now = state.now();
@@ -1110,18 +1554,72 @@ pub async fn administer(
     if at < v.record.encounter.opened_at {
         return Err(invalid("at", "is before the patient was checked in"));
     }
-    if matches!(input.kind, AdminKind::Start | AdminKind::Given) {
-        // Checked again at the moment of the dose: consent can be withdrawn meanwhile.
-        let missing = tx::incomplete(&v.items);
-        if !missing.is_empty() {
-            return Err(WebError::Conflict(format!(
-                "the checklist is not complete: {}",
-                missing.join("; ")
-            )));
-        }
+    let starting = matches!(input.kind, AdminKind::Start | AdminKind::Given);
+    let mut order = order;
+    if starting {
+        // Checked again at the moment of the dose: consent can be withdrawn,
+        // a reading can cross the limits, an item can be withdrawn meanwhile.
+        require_ready(&v)?;
         if stored.second_check && stored.checked_by.is_none() {
             return Err(WebError::Conflict(
                 "the protocol asks for a second person to check the dose first".into(),
+            ));
+        }
+        if order.weight_kg.is_some() && order.weight_kg != v.checklist.weight_kg {
+            return Err(WebError::Conflict(
+                "the weight changed since the order: the prescriber orders again".into(),
+            ));
+        }
+        // The mg ordered, against the range at today's weight, once more.
+        let again =
+            tx::order(&v.protocol, order.dose, v.checklist.weight_kg).map_err(WebError::Invalid)?;
+        if (again.mg - order.mg).abs() > 1e-9 || order.mg > again.max_mg + 1e-9 {
+            return Err(WebError::Conflict(format!(
+                "the order's {} mg no longer matches {} for today's weight: the prescriber orders again",
+                order.mg,
+                again.summary()
+            )));
+        }
+        if order.is_liquid() && order.volume.is_none() {
+            // No second check: the volume comes from the draw, now.
+            let (lot, strength, _, _, _) = drawn_for(state, &stored.id, order.mg).await?;
+            let prepared =
+                tx::prepare(&order, &lot, strength).map_err(|e| WebError::Invalid(vec![e]))?;
+            let json =
+                serde_json::to_string(&prepared).map_err(|e| WebError::Internal(e.to_string()))?;
+            write(
+                state,
+                c,
+                &e,
+                Step::Prepare { prepared: &json },
+                Action::DoseCheck,
+                Permission::EncounterRecord,
+                Some(format!("volume from lot {lot}")),
+            )
+            .await?;
+            v = visit_of(state, &e).await?;
+            order = prepared;
+        }
+        // Not before the moment the record allowed the dose.
+        let allowed = [
+            Some(stored.ordered_at),
+            stored.checked_at,
+            v.record.order.as_ref().and_then(|o| o.prepared_at),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(stored.ordered_at);
+        if at < allowed {
+            return Err(invalid(
+                "at",
+                format!(
+                    "is before the dose was ordered and checked ({}): a dose cannot start before it may",
+                    domain::time::format_in_zone(
+                        allowed,
+                        &zone_name(state, clinic_of(&e)).await?
+                    )
+                ),
             ));
         }
     }
@@ -1131,7 +1629,7 @@ pub async fn administer(
         }
     }
     let ev = tx::next_event(
-        order,
+        &order,
         &v.events,
         AdminEvent {
             kind: input.kind,
@@ -1145,6 +1643,10 @@ pub async fn administer(
         .ok()
         .and_then(|v| v.as_str().map(String::from))
         .unwrap_or_default();
+    let mut detail = kind.clone();
+    if entered_late(ev.at, now) {
+        detail += " (entered later)";
+    }
     write(
         state,
         c,
@@ -1158,10 +1660,14 @@ pub async fn administer(
         },
         Action::DoseAdminister,
         Permission::EncounterRecord,
-        Some(kind.clone()),
+        Some(detail),
     )
     .await?;
     visit_of(state, &e).await
+}
+
+async fn zone_name(state: &AppState, clinic: ClinicId) -> Result<String, WebError> {
+    Ok(state.store.clinic(clinic).await?.settings.time_zone)
 }
 
 // ---- Readings ---------------------------------------------------------------
@@ -1172,11 +1678,14 @@ fn alerts_for(
     baseline: Option<&Vitals>,
     v: &Vitals,
 ) -> Vec<(String, &'static str, String)> {
-    if !started {
-        // Before the dose the pre-dose limits gate the start instead.
-        return Vec::new();
-    }
-    tx::check(&p.limits, baseline, v)
+    let findings = if started {
+        tx::check(&p.limits, baseline, v)
+    } else {
+        // Before the dose: the stop and pause limits as during it, and the
+        // pre-dose gate (an alert, so nobody doses past it unseen).
+        tx::check_before_dose(&p.pre_dose, &p.limits, v)
+    };
+    findings
         .into_iter()
         .map(|f| (f.parameter.to_string(), f.severity.key(), f.message))
         .collect()
@@ -1281,14 +1790,15 @@ pub async fn record_reading(
     visit_of(state, &e).await
 }
 
-/// A reading's time must be within the visit and not ahead of the clock.
+/// A reading's time must be within the visit and not ahead of the clock:
+/// a reading from before the patient was checked in to the chair is
+/// another patient's, or nobody's, never this one's baseline.
 fn check_time(taken_at: i64, now: i64, opened_at: i64) -> Result<(), String> {
     if taken_at > now + MINUTE {
         return Err("is in the future".into());
     }
-    // A baseline may be taken at the door a little before check-in.
-    if taken_at < opened_at - 30 * MINUTE {
-        return Err("is before the visit".into());
+    if taken_at < opened_at {
+        return Err("is before the patient was checked in to this chair".into());
     }
     Ok(())
 }
@@ -1712,6 +2222,112 @@ pub async fn discharge(
     visit_of(state, &e).await
 }
 
+/// Ends a visit in which no dose was given (the patient was unwell, the
+/// pressure stayed high, they changed their mind), saying why: the chair
+/// and the patient are free again and the order, if any, is voided.
+pub async fn end_without_dose(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    reason: &str,
+) -> Result<Visit, WebError> {
+    let e = encounter_of(
+        state,
+        c,
+        Permission::EncounterRecord,
+        id,
+        Action::EncounterDischarge,
+    )
+    .await?;
+    c.require(Permission::EncounterRecord, clinic_of(&e))?;
+    let reason = reason.trim();
+    if reason.chars().count() < 5 || reason.len() > 500 {
+        return Err(invalid(
+            "reason",
+            "say why no dose was given, in a few words (at most 500 characters)",
+        ));
+    }
+    if let Some(ch) = crate::pdf::unprintable(reason) {
+        return Err(invalid(
+            "reason",
+            format!("the character {ch:?} cannot be printed"),
+        ));
+    }
+    if e.status != "open" {
+        return Err(WebError::Conflict("this visit has already ended".into()));
+    }
+    write(
+        state,
+        c,
+        &e,
+        Step::EndWithoutDose { reason },
+        Action::EncounterDischarge,
+        Permission::EncounterRecord,
+        Some(format!("ended without a dose: {reason}")),
+    )
+    .await?;
+    visit_of(state, &e).await
+}
+
+/// A second person attests that times entered afterwards are those of a
+/// paper record: recovery then counts from the stop's written time. Who
+/// entered the late times, or checked the patient in late, cannot attest.
+pub async fn attest(state: &AppState, c: &Caller, id: &str, note: &str) -> Result<Visit, WebError> {
+    let e = encounter_of(
+        state,
+        c,
+        Permission::EncounterRecord,
+        id,
+        Action::DoseAdminister,
+    )
+    .await?;
+    c.require(Permission::EncounterRecord, clinic_of(&e))?;
+    let note = note.trim();
+    if note.chars().count() < 5 || note.len() > 1000 {
+        return Err(invalid(
+            "note",
+            "say which paper record the times come from (at most 1000 characters)",
+        ));
+    }
+    let v = visit_of(state, &e).await?;
+    let me = c
+        .user
+        .as_ref()
+        .map(|u| u.username.clone())
+        .unwrap_or_default();
+    let mut late_by: Vec<&str> = v
+        .record
+        .admin
+        .iter()
+        .filter(|a| entered_late(a.at, a.recorded_at))
+        .map(|a| a.recorded_by.as_str())
+        .collect();
+    if e.recorded_at.is_some_and(|r| entered_late(e.opened_at, r)) {
+        late_by.push(e.opened_by.as_str());
+    }
+    if late_by.is_empty() {
+        return Err(WebError::Conflict(
+            "nothing in this visit was entered later: there is no paper record to attest".into(),
+        ));
+    }
+    if late_by.contains(&me.as_str()) {
+        return Err(WebError::Conflict(
+            "you entered the later times: a second person attests the paper record".into(),
+        ));
+    }
+    write(
+        state,
+        c,
+        &e,
+        Step::Attest { note },
+        Action::DoseAdminister,
+        Permission::EncounterRecord,
+        Some("paper record attested".into()),
+    )
+    .await?;
+    visit_of(state, &e).await
+}
+
 // ---- The session note -------------------------------------------------------------
 
 fn hm(m: i64, zone: &str) -> String {
@@ -1736,38 +2352,70 @@ pub fn note_text(v: &Visit, zone: &str) -> String {
         e.protocol_version,
         e.chair.as_deref().unwrap_or("-")
     );
-    s += "\nBefore the dose\n";
-    for i in &v.items {
-        let st = match &i.state {
-            tx::ItemState::Done => "done".to_string(),
-            tx::ItemState::Overridden => "prescriber override".to_string(),
-            tx::ItemState::Missing(w) | tx::ItemState::Blocked(w) => format!("not done: {w}"),
-        };
-        s += &format!("- {}: {st}\n", i.label);
+    if e.historical {
+        s += "Imported from a paper record (history; no dose was given through Stillwater)\n";
+    }
+    if let Some(rec) = e.recorded_at.filter(|rec| entered_late(e.opened_at, *rec)) {
+        s += &format!(
+            "Checked in {}, entered later at {}\n",
+            hm(e.opened_at, zone),
+            hm(rec, zone)
+        );
+    }
+    // Before the dose: as it stood when the dose was ordered, whatever
+    // changed after (no order: as it stands).
+    let frozen: Option<PreDoseState> = r
+        .order
+        .as_ref()
+        .and_then(|o| o.pre_dose.as_deref())
+        .and_then(|j| serde_json::from_str(j).ok());
+    let (items, checklist, baseline) = match &frozen {
+        Some(f) => (f.items.clone(), f.checklist.clone(), f.baseline),
+        None => (
+            v.items
+                .iter()
+                .map(|i| (i.label.to_string(), item_words(i)))
+                .collect(),
+            v.checklist.clone(),
+            v.baseline,
+        ),
+    };
+    s += &match &frozen {
+        Some(f) => format!("\nBefore the dose (as at the order, {})\n", hm(f.at, zone)),
+        None => "\nBefore the dose\n".to_string(),
+    };
+    for (label, state) in &items {
+        s += &format!("- {label}: {state}\n");
     }
     for (what, o) in [
-        ("Vitals", &v.checklist.vitals_override),
-        ("Suicide-risk screen", &v.checklist.suicide_risk_override),
+        ("Vitals", &checklist.vitals_override),
+        ("Suicide-risk screen", &checklist.suicide_risk_override),
     ] {
         if let Some(o) = o {
-            s += &format!("- {what} override by {}: {}\n", o.by, o.reason);
+            let level = o
+                .assessment
+                .map(|a| format!(" (risk assessed {})", a.label()))
+                .unwrap_or_default();
+            s += &format!("- {what} override by {}{level}: {}\n", o.by, o.reason);
         }
     }
-    if let Some(w) = v.checklist.weight_kg {
+    if let Some(w) = checklist.weight_kg {
         s += &format!("- Weight today: {w} kg\n");
     }
-    if let Some(m) = v
-        .checklist
+    if let Some(m) = checklist
         .medication_changes
         .as_deref()
         .filter(|m| !m.is_empty())
     {
         s += &format!("- Medication changes: {m}\n");
     }
-    if let Some(b) = &v.baseline {
+    if let Some(b) = &baseline {
         s += &format!("- Baseline: {}\n", b.short());
     }
     s += "\nDose\n";
+    for (summary, why, by, at) in &v.voided {
+        s += &format!("- Voided at {} by {by}: {summary} ({why})\n", hm(*at, zone));
+    }
     match (&v.order, &r.order) {
         (Some(m), Some(o)) => {
             s += &format!("- Ordered by {}: {}\n", o.ordered_by, m.summary());
@@ -1779,8 +2427,13 @@ pub fn note_text(v: &Visit, zone: &str) -> String {
                 );
             }
             for a in &r.admin {
+                let late = if entered_late(a.at, a.recorded_at) {
+                    format!(", entered later at {}", hm(a.recorded_at, zone))
+                } else {
+                    String::new()
+                };
                 s += &format!(
-                    "- {} {}{}{} ({})\n",
+                    "- {} {}{}{} ({}{late})\n",
                     hm(a.at, zone),
                     a.kind.replace('_', " "),
                     a.rate_ml_h
@@ -1798,7 +2451,17 @@ pub fn note_text(v: &Visit, zone: &str) -> String {
                 v.delivered_mg, m.mg
             );
         }
-        _ => s += "- No dose ordered\n",
+        _ => s += "- No dose given\n",
+    }
+    if let Some(why) = &e.no_dose_reason {
+        s += &format!("- Ended without a dose: {why}\n");
+    }
+    if let (Some(by), Some(at)) = (&e.attested_by, e.attested_at) {
+        s += &format!(
+            "- Times entered later attested from the paper record by {by} at {}: {}\n",
+            hm(at, zone),
+            e.attestation.as_deref().unwrap_or("")
+        );
     }
     s += &format!("\nMonitoring ({} readings)\n", r.observations.len());
     let range = |f: fn(&store::treatment::Observation) -> Option<i64>| {
@@ -1880,14 +2543,17 @@ pub fn note_text(v: &Visit, zone: &str) -> String {
     if let Some(n) = v.checklist.escort_name.as_deref() {
         s += &format!("- Escort: {n}\n");
     }
-    match (&e.discharged_at, &e.discharged_by) {
-        (Some(at), Some(by)) => s += &format!("- Discharged {} by {by}\n", hm(*at, zone)),
+    match (&e.discharged_at, &e.discharged_by, &e.no_dose_reason) {
+        (Some(at), Some(by), None) => s += &format!("- Discharged {} by {by}\n", hm(*at, zone)),
+        (Some(at), Some(by), Some(_)) => s += &format!("- Visit ended {} by {by}\n", hm(*at, zone)),
         _ => s += "- Not yet discharged\n",
     }
     s
 }
 
-/// The prescriber signs the note once the dose has ended; it never changes.
+/// The prescriber signs the note once the patient has left (discharged, or
+/// the visit ended without a dose): what happens until then belongs in it.
+/// It never changes; its hash goes into the audit chain, so a rewrite shows.
 pub async fn sign_note(state: &AppState, c: &Caller, id: &str) -> Result<Visit, WebError> {
     let e = encounter_of(state, c, Permission::DoseOrder, id, Action::NoteSign).await?;
     c.require(Permission::DoseOrder, clinic_of(&e))?;
@@ -1897,8 +2563,10 @@ pub async fn sign_note(state: &AppState, c: &Caller, id: &str) -> Result<Visit, 
             "the note is signed and never changes: add an addendum".into(),
         ));
     }
-    if tx::dose_ended_at(&v.events).is_none() && v.record.order.is_some() {
-        return Err(WebError::Conflict("the dose has not ended yet".into()));
+    if e.status != "discharged" {
+        return Err(WebError::Conflict(
+            "the note is signed after discharge (or after the visit ends without a dose)".into(),
+        ));
     }
     let zone = state.store.clinic(clinic_of(&e)).await?.settings.time_zone;
     let body = note_text(&v, &zone);
@@ -1913,7 +2581,7 @@ pub async fn sign_note(state: &AppState, c: &Caller, id: &str) -> Result<Visit, 
         },
         Action::NoteSign,
         Permission::DoseOrder,
-        None,
+        Some(format!("sha256 {sha}")),
     )
     .await?;
     visit_of(state, &e).await
@@ -1962,7 +2630,7 @@ pub async fn add_addendum(
         },
         Action::NoteAddendum,
         Permission::EncounterRecord,
-        None,
+        Some(format!("sha256 {sha}")),
     )
     .await?;
     visit_of(state, &e).await

@@ -108,7 +108,8 @@ pub struct PreDose {
 }
 
 /// In-session limits: a reading outside them pauses the dose and raises an
-/// alert; the stop limits end it and escalate.
+/// alert; beyond the stop limits the dose is stopped and the alert closes
+/// only with the dose stopped, oxygen or rescue medication.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
@@ -123,6 +124,17 @@ pub struct Limits {
     pub moaas_pause_at: u32,
     /// Stop and escalate at this MOAA/S or below.
     pub moaas_stop_at: u32,
+    /// Stop and escalate above these pressures (mmHg).
+    pub sbp_stop_above: u32,
+    pub dbp_stop_above: u32,
+    /// Stop and escalate below or above these heart rates (bpm).
+    pub hr_stop_below: u32,
+    pub hr_stop_above: u32,
+    /// Stop and escalate below this SpO2 (%).
+    pub spo2_stop_below: u32,
+    /// Stop and escalate below or above these respiratory rates (per minute).
+    pub rr_stop_below: u32,
+    pub rr_stop_above: u32,
     /// Warn when systolic pressure rises this much (mmHg) above the baseline.
     #[serde(default = "default_sbp_rise")]
     pub sbp_rise_max: u32,
@@ -211,13 +223,44 @@ pub const CHECKLIST: [(&str, &str); 12] = [
 ];
 
 /// Items no protocol may leave out.
-pub const ALWAYS_REQUIRED: [&str; 5] = [
+pub const ALWAYS_REQUIRED: [&str; 7] = [
     "identity",
     "eligibility",
     "consent",
     "vitals",
+    "fasting",
+    "escort",
     "suicide_risk",
 ];
+
+/// Floors no protocol may go below, whoever approves it: they are code, not
+/// clinic policy (a version that crosses one is refused, naming the field).
+pub mod floors {
+    /// Hours between two doses of one patient, at least: even the intensive
+    /// courses of the seeds give at most one dose a day.
+    pub const HOURS_BETWEEN_DOSES: u32 = 20;
+    /// Modified Aldrete score to leave, at least (DOMAIN.md: 9 is the usual policy).
+    pub const ALDRETE_MIN: u32 = 8;
+    /// Minutes of recovery after an IV infusion, at least (DOMAIN.md: 30-60).
+    pub const IV_RECOVERY_MINUTES: u32 = 30;
+    /// Hours of fasting from solids, at least (clinic guides: 4-6 h; 2 h for
+    /// a spray or troche, for nausea).
+    pub const FASTING_HOURS: u32 = 2;
+    pub const FASTING_HOURS_PARENTERAL: u32 = 4;
+    /// The dose's rounding step, at most this share of the lowest dose the
+    /// protocol allows (at the lightest weight the maths accepts).
+    pub const ROUNDING_SHARE: f64 = 0.05;
+    /// The stop limits may be no laxer than these: stop above SBP 220 or
+    /// DBP 130 at the most, below HR 35 or above 160, below SpO2 85 %, below
+    /// RR 6 or above 40.
+    pub const SBP_STOP_MAX: u32 = 220;
+    pub const DBP_STOP_MAX: u32 = 130;
+    pub const HR_STOP_LOW_MIN: u32 = 35;
+    pub const HR_STOP_HIGH_MAX: u32 = 160;
+    pub const SPO2_STOP_MIN: u32 = 85;
+    pub const RR_STOP_LOW_MIN: u32 = 6;
+    pub const RR_STOP_HIGH_MAX: u32 = 40;
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -244,6 +287,8 @@ struct FileSpec {
     pre_session_instruments: Vec<String>,
     discharge: Discharge,
     courses: Vec<CourseKind>,
+    /// Hours from one dose to the next, at least (whatever the course).
+    min_hours_between_doses: u32,
     /// Doses may be taken at home between clinic sessions (sublingual).
     #[serde(default)]
     home_use: bool,
@@ -269,9 +314,16 @@ pub struct Protocol {
     pub pre_session_instruments: Vec<String>,
     pub discharge: Discharge,
     pub courses: Vec<CourseKind>,
+    /// Hours from one dose to the next, at least.
+    pub min_hours_between_doses: u32,
     pub home_use: bool,
     /// SHA-256 of the file as loaded.
     pub hash: String,
+    /// The organisation a version stored in the database belongs to; `None`
+    /// for the shipped versions and the files in the data folder, which every
+    /// organisation of the install shares.
+    #[serde(skip)]
+    pub org: Option<String>,
     /// The file's text, as loaded (what a new version is compared with).
     #[serde(skip)]
     pub source: String,
@@ -448,6 +500,7 @@ impl Protocol {
             ("limits.moaas_stop_at", l.moaas_stop_at),
             ("limits.moaas_pause_at", l.moaas_pause_at),
         );
+        check_stop_limits(&mut e, l);
         // In-session limits must not be tighter than the pre-dose gate, or a
         // patient let in would alarm at once.
         if l.sbp_max < p.sbp_below {
@@ -528,6 +581,7 @@ impl Protocol {
             ));
         }
         check_preparation(&mut e, &spec);
+        check_floors(&mut e, &spec);
         within(
             &mut e,
             "discharge.aldrete_min",
@@ -571,11 +625,168 @@ impl Protocol {
             pre_session_instruments: spec.pre_session_instruments,
             discharge: spec.discharge,
             courses: spec.courses,
+            min_hours_between_doses: spec.min_hours_between_doses,
             home_use: spec.home_use,
             hash: hex::encode(Sha256::digest(text.as_bytes())),
+            org: None,
             source: text.to_string(),
             file: file.to_string(),
         })
+    }
+}
+
+/// Every parameter has a stop limit beyond its pause limit, and none is
+/// laxer than the floors.
+fn check_stop_limits(e: &mut Vec<FieldError>, l: &Limits) {
+    use floors::*;
+    let mut beyond = |field: &str, ok: bool, what: String| {
+        if !ok {
+            e.push(FieldError::new(field, what));
+        }
+    };
+    beyond(
+        "limits.sbp_stop_above",
+        l.sbp_stop_above > l.sbp_max && l.sbp_stop_above <= SBP_STOP_MAX,
+        format!(
+            "({}) must be above limits.sbp_max ({}) and at most {SBP_STOP_MAX}",
+            l.sbp_stop_above, l.sbp_max
+        ),
+    );
+    beyond(
+        "limits.dbp_stop_above",
+        l.dbp_stop_above > l.dbp_max && l.dbp_stop_above <= DBP_STOP_MAX,
+        format!(
+            "({}) must be above limits.dbp_max ({}) and at most {DBP_STOP_MAX}",
+            l.dbp_stop_above, l.dbp_max
+        ),
+    );
+    beyond(
+        "limits.hr_stop_below",
+        l.hr_stop_below < l.hr_min && l.hr_stop_below >= HR_STOP_LOW_MIN,
+        format!(
+            "({}) must be below limits.hr_min ({}) and at least {HR_STOP_LOW_MIN}",
+            l.hr_stop_below, l.hr_min
+        ),
+    );
+    beyond(
+        "limits.hr_stop_above",
+        l.hr_stop_above > l.hr_max && l.hr_stop_above <= HR_STOP_HIGH_MAX,
+        format!(
+            "({}) must be above limits.hr_max ({}) and at most {HR_STOP_HIGH_MAX}",
+            l.hr_stop_above, l.hr_max
+        ),
+    );
+    beyond(
+        "limits.spo2_stop_below",
+        l.spo2_stop_below < l.spo2_min && l.spo2_stop_below >= SPO2_STOP_MIN,
+        format!(
+            "({}) must be below limits.spo2_min ({}) and at least {SPO2_STOP_MIN}",
+            l.spo2_stop_below, l.spo2_min
+        ),
+    );
+    beyond(
+        "limits.rr_stop_below",
+        l.rr_stop_below < l.rr_min && l.rr_stop_below >= RR_STOP_LOW_MIN,
+        format!(
+            "({}) must be below limits.rr_min ({}) and at least {RR_STOP_LOW_MIN}",
+            l.rr_stop_below, l.rr_min
+        ),
+    );
+    beyond(
+        "limits.rr_stop_above",
+        l.rr_stop_above > l.rr_max && l.rr_stop_above <= RR_STOP_HIGH_MAX,
+        format!(
+            "({}) must be above limits.rr_max ({}) and at most {RR_STOP_HIGH_MAX}",
+            l.rr_stop_above, l.rr_max
+        ),
+    );
+}
+
+/// The safety floors of [`floors`]: what no approval can lower.
+fn check_floors(e: &mut Vec<FieldError>, spec: &FileSpec) {
+    use floors::*;
+    if spec.min_hours_between_doses < HOURS_BETWEEN_DOSES {
+        e.push(FieldError::new(
+            "min_hours_between_doses",
+            format!(
+                "({}) must be at least {HOURS_BETWEEN_DOSES}: at most one dose a day",
+                spec.min_hours_between_doses
+            ),
+        ));
+    }
+    if spec.min_hours_between_doses > 60 * 24 {
+        e.push(FieldError::new(
+            "min_hours_between_doses",
+            "must be at most 60 days",
+        ));
+    }
+    if !spec.discharge.escort_required {
+        e.push(FieldError::new(
+            "discharge.escort_required",
+            "must be true: every patient leaves with an escort",
+        ));
+    }
+    if matches!(spec.route, Route::Iv | Route::Im) && !spec.preparation.second_check {
+        e.push(FieldError::new(
+            "preparation.second_check",
+            format!(
+                "must be true: a second person checks every {} dose",
+                spec.route.label()
+            ),
+        ));
+    }
+    if spec.discharge.aldrete_min < ALDRETE_MIN {
+        e.push(FieldError::new(
+            "discharge.aldrete_min",
+            format!(
+                "({}) must be at least {ALDRETE_MIN}",
+                spec.discharge.aldrete_min
+            ),
+        ));
+    }
+    if spec.route == Route::Iv && spec.discharge.recovery_minutes_min < IV_RECOVERY_MINUTES {
+        e.push(FieldError::new(
+            "discharge.recovery_minutes_min",
+            format!(
+                "({}) must be at least {IV_RECOVERY_MINUTES} after an infusion",
+                spec.discharge.recovery_minutes_min
+            ),
+        ));
+    }
+    let fasting = if matches!(spec.route, Route::Iv | Route::Im | Route::Sc) {
+        FASTING_HOURS_PARENTERAL
+    } else {
+        FASTING_HOURS
+    };
+    if spec.pre_dose.fasting_solids_hours < fasting {
+        e.push(FieldError::new(
+            "pre_dose.fasting_solids_hours",
+            format!(
+                "({}) must be at least {fasting} for {}",
+                spec.pre_dose.fasting_solids_hours,
+                spec.route.label()
+            ),
+        ));
+    }
+    let counted = matches!(spec.route, Route::Intranasal | Route::Sublingual);
+    let d = &spec.dose;
+    let lowest_mg = match d.unit {
+        DoseUnit::MgPerKg => d.min * crate::treatment::dosing::WEIGHT_KG.0,
+        DoseUnit::Mg => d.min,
+    };
+    let step = spec.preparation.round_mg;
+    if !counted
+        && step.is_finite()
+        && lowest_mg.is_finite()
+        && step > lowest_mg * ROUNDING_SHARE + 1e-9
+    {
+        e.push(FieldError::new(
+            "preparation.round_mg",
+            format!(
+                "({step}) must be at most {} mg: 5 % of the lowest dose ({lowest_mg} mg)",
+                (lowest_mg * ROUNDING_SHARE * 1000.0).floor() / 1000.0
+            ),
+        ));
     }
 }
 
@@ -704,5 +915,46 @@ impl Protocols {
 
     pub fn builtin() -> Protocols {
         Protocols::load(&[]).unwrap_or_default()
+    }
+
+    /// The shipped protocols, the clinic's `files` and the `stored` versions
+    /// of organisations (file name, text, organisation id).
+    pub fn load_with_stored(
+        files: &[(String, String)],
+        stored: &[(String, String, String)],
+    ) -> Result<Protocols, ProtocolError> {
+        let mut p = Protocols::load(files)?;
+        for (file, text, org) in stored {
+            let mut v = Protocol::parse(file, text)?;
+            v.org = Some(org.clone());
+            p.0.insert(v).map_err(|message| ProtocolError {
+                file: file.clone(),
+                errors: vec![FieldError::new("version", message)],
+            })?;
+        }
+        Ok(p)
+    }
+
+    /// The highest version of `id` an organisation may use: its own and the
+    /// shared ones, never another organisation's.
+    pub fn current_for(&self, org: &str, id: &str) -> Option<&std::sync::Arc<Protocol>> {
+        self.versions_of(id)
+            .into_iter()
+            .rev()
+            .find(|p| p.org.as_deref().is_none_or(|o| o == org))
+    }
+
+    /// The current version of every protocol an organisation may use.
+    pub fn all_current_for(&self, org: &str) -> Vec<&std::sync::Arc<Protocol>> {
+        self.all_current()
+            .into_iter()
+            .filter_map(|p| self.current_for(org, &p.id))
+            .collect()
+    }
+
+    /// The highest version number of `id` taken by anyone (a new version,
+    /// whichever organisation adds it, is numbered after it).
+    pub fn highest_version(&self, id: &str) -> Option<u32> {
+        self.versions_of(id).last().map(|p| p.version)
     }
 }

@@ -103,7 +103,7 @@ fn missing_overlapping_and_negative_values_are_named() {
     assert!(e.iter().any(|x| x.message.contains("\"consent\"")), "{e:?}");
     assert_eq!(
         fields(&IV.replace("\"fasting\"", "\"vibes\"")),
-        ["checklist[6]"]
+        ["checklist[6]", "checklist"]
     );
     // Home use is for sublingual or oral only.
     assert_eq!(
@@ -143,4 +143,125 @@ fn every_problem_at_once_and_versions_never_change() {
     let changed = IV.replace("start = 0.5", "start = 0.4");
     let err = Protocols::load(&[("iv.toml".into(), changed)]).unwrap_err();
     assert!(err.to_string().contains("new version"), "{err}");
+}
+
+/// Case 4 of the safety review: a version without fasting, escort or second
+/// check, with Aldrete 0 and 50 mg rounding, is refused whoever approves it,
+/// each floor naming its field. Every floor is tried on every shipped route.
+#[test]
+fn safety_floors_hold_whoever_approves() {
+    let shipped: Vec<(&str, &str)> = BUILTIN.to_vec();
+    for (file, text) in &shipped {
+        let p = Protocol::parse(file, text).unwrap();
+        // Each change alone, with the field it must name.
+        let mut cases: Vec<(String, &str)> = vec![
+            (text.replace("\"fasting\", ", ""), "checklist"),
+            (text.replace("\"escort\", ", ""), "checklist"),
+            (
+                text.replace("escort_required = true", "escort_required = false"),
+                "discharge.escort_required",
+            ),
+            (
+                text.replace(
+                    &format!("aldrete_min = {}", p.discharge.aldrete_min),
+                    "aldrete_min = 0",
+                ),
+                "discharge.aldrete_min",
+            ),
+            (
+                text.replace(
+                    "min_hours_between_doses = 20",
+                    "min_hours_between_doses = 4",
+                ),
+                "min_hours_between_doses",
+            ),
+            (
+                text.replace(
+                    &format!("fasting_solids_hours = {}", p.pre_dose.fasting_solids_hours),
+                    "fasting_solids_hours = 1",
+                ),
+                "pre_dose.fasting_solids_hours",
+            ),
+            (
+                text.replace("spo2_stop_below = 88", "spo2_stop_below = 70"),
+                "limits.spo2_stop_below",
+            ),
+            (
+                text.replace("sbp_stop_above = 200", "sbp_stop_above = 250"),
+                "limits.sbp_stop_above",
+            ),
+            (
+                text.replace("hr_stop_below = 40", "hr_stop_below = 20"),
+                "limits.hr_stop_below",
+            ),
+            (
+                text.replace("rr_stop_below = 8", "rr_stop_below = 2"),
+                "limits.rr_stop_below",
+            ),
+            (
+                text.replace("rr_stop_above = 30", "rr_stop_above = 20"),
+                "limits.rr_stop_above",
+            ),
+        ];
+        if matches!(p.route, Route::Iv | Route::Im) {
+            cases.push((
+                text.replace("second_check = true", "second_check = false"),
+                "preparation.second_check",
+            ));
+        }
+        if p.route == Route::Iv {
+            cases.push((
+                text.replace("recovery_minutes_min = 30", "recovery_minutes_min = 10"),
+                "discharge.recovery_minutes_min",
+            ));
+        }
+        if p.dose.unit == DoseUnit::MgPerKg {
+            cases.push((
+                text.replace("round_mg = 0.1", "round_mg = 50"),
+                "preparation.round_mg",
+            ));
+            cases.push((
+                text.replace("round_mg = 0.1", "round_mg = 1"),
+                "preparation.round_mg",
+            ));
+        }
+        for (changed, field) in cases {
+            assert_ne!(
+                &changed, text,
+                "{file}: the change to {field} did not apply"
+            );
+            let got = fields(&changed);
+            assert!(
+                got.iter().any(|f| f == field),
+                "{file}: expected {field} refused, got {got:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_organisation_sees_its_own_versions_and_the_shared_ones_only() {
+    let v3 = IV
+        .replace("version = 1", "version = 3")
+        .replace("start = 0.5", "start = 0.4");
+    let v4 = IV
+        .replace("version = 1", "version = 4")
+        .replace("start = 0.5", "start = 0.3");
+    let p = Protocols::load_with_stored(
+        &[],
+        &[
+            ("a.toml".into(), v3, "org-a".into()),
+            ("b.toml".into(), v4, "org-b".into()),
+        ],
+    )
+    .unwrap();
+    assert_eq!(p.current_for("org-a", "iv-infusion").unwrap().version, 3);
+    assert_eq!(p.current_for("org-b", "iv-infusion").unwrap().version, 4);
+    // An organisation with none of its own gets the shipped version 2.
+    assert_eq!(p.current_for("org-c", "iv-infusion").unwrap().version, 2);
+    assert_eq!(p.highest_version("iv-infusion"), Some(4));
+    assert!(p
+        .all_current_for("org-a")
+        .iter()
+        .all(|x| x.org.as_deref().is_none_or(|o| o == "org-a")));
 }

@@ -16,8 +16,10 @@ pub mod readings;
 #[cfg(test)]
 mod tests;
 
-pub use dosing::{order, DoseMaths};
-pub use readings::{check, pre_dose_problems, Finding, Severity, Vitals};
+pub use dosing::{order, prepare, DoseMaths, Volume};
+pub use readings::{
+    check, check_before_dose, outside_gate, pre_dose_problems, Finding, Severity, Vitals,
+};
 
 fn invalid(field: &str, m: impl Into<String>) -> FieldError {
     FieldError::new(field, m)
@@ -45,6 +47,26 @@ pub enum RiskScreen {
     Positive,
 }
 
+/// A prescriber's risk assessment after a positive suicide-risk signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskLevel {
+    Low,
+    Moderate,
+    /// No dose today: the crisis pathway instead.
+    High,
+}
+
+impl RiskLevel {
+    pub fn label(self) -> &'static str {
+        match self {
+            RiskLevel::Low => "low",
+            RiskLevel::Moderate => "moderate",
+            RiskLevel::High => "high",
+        }
+    }
+}
+
 /// A prescriber's decision to go ahead despite an item (the baseline vitals
 /// or a positive suicide-risk screen), with the reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +74,13 @@ pub struct Override {
     pub reason: String,
     pub by: String,
     pub at: i64,
+    /// For the vitals: the reading it answers. It lapses when a later
+    /// reading is outside the pre-dose limits.
+    #[serde(default)]
+    pub reading_id: Option<String>,
+    /// For a suicide-risk signal: the prescriber's assessment.
+    #[serde(default)]
+    pub assessment: Option<RiskLevel>,
 }
 
 /// What the nurse records before the dose. Saving merges the fields given
@@ -103,6 +132,59 @@ impl Checklist {
         }
     }
 
+    /// The checklist keys a nurse or prescriber may withdraw, with the
+    /// field each clears.
+    pub const WITHDRAWABLE: [&'static str; 13] = [
+        "identity_confirmed",
+        "weight_kg",
+        "pregnancy",
+        "fasting_confirmed",
+        "escort_name",
+        "escort_phone",
+        "no_alcohol",
+        "medications_reviewed",
+        "medication_changes",
+        "suicide_risk",
+        "vitals_override",
+        "suicide_risk_override",
+        "escort",
+    ];
+
+    /// Clears one item, as if never confirmed ("escort" clears name and phone).
+    pub fn withdraw(&mut self, key: &str) -> Result<(), FieldError> {
+        match key {
+            "identity_confirmed" => self.identity_confirmed = None,
+            "weight_kg" => {
+                self.weight_kg = None;
+                self.weight_measured_at = None;
+            }
+            "pregnancy" => self.pregnancy = None,
+            "fasting_confirmed" => self.fasting_confirmed = None,
+            "escort_name" => self.escort_name = None,
+            "escort_phone" => self.escort_phone = None,
+            "escort" => {
+                self.escort_name = None;
+                self.escort_phone = None;
+            }
+            "no_alcohol" => self.no_alcohol = None,
+            "medications_reviewed" => self.medications_reviewed = None,
+            "medication_changes" => self.medication_changes = None,
+            "suicide_risk" => self.suicide_risk = None,
+            "vitals_override" => self.vitals_override = None,
+            "suicide_risk_override" => self.suicide_risk_override = None,
+            other => {
+                return Err(invalid(
+                    "withdraw",
+                    format!(
+                        "{other:?} is not a checklist item; one of {}",
+                        Self::WITHDRAWABLE.join(", ")
+                    ),
+                ))
+            }
+        }
+        Ok(())
+    }
+
     /// Problems with the values themselves (not with completeness).
     pub fn validate(&self) -> Vec<FieldError> {
         let mut e = Vec::new();
@@ -118,10 +200,14 @@ impl Checklist {
                 ));
             }
         }
+        if let Some(n) = &self.escort_name {
+            if let Err(m) = crate::patients::check_person_name(n) {
+                e.push(invalid("escort_name", m));
+            }
+        }
         if let Some(p) = &self.escort_phone {
-            let digits = p.chars().filter(|c| c.is_ascii_digit()).count();
-            if !p.trim().is_empty() && !(7..=15).contains(&digits) {
-                e.push(invalid("escort_phone", "needs 7 to 15 digits"));
+            if let Err(m) = crate::patients::check_phone(p) {
+                e.push(invalid("escort_phone", m));
             }
         }
         for (field, o) in [
@@ -136,10 +222,26 @@ impl Checklist {
     }
 }
 
+/// A sign, found in the record rather than told by the nurse, that the
+/// patient may be at risk of suicide today: an open safety task, or a
+/// questionnaire answered today that flagged it (PHQ-9 item 9, C-SSRS).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RiskSignal {
+    /// What it is, in words ("PHQ-9 item 9 answered 3 today").
+    pub what: String,
+    /// When it was raised (microseconds).
+    pub at: i64,
+}
+
 /// What the system knows without the nurse: whether the gate before the
 /// first dose is open (eligibility and consent) and the baseline vitals.
 #[derive(Debug, Clone, Default)]
 pub struct Known {
+    /// Risk signals in the record (open safety tasks, positive screens today).
+    pub risk_signals: Vec<RiskSignal>,
+    /// The latest reading since check-in outside the pre-dose limits, if
+    /// any (its id): the one a vitals override must name.
+    pub last_out_of_gate: Option<String>,
     /// `None` when eligibility is approved; otherwise why not.
     pub eligibility: Option<String>,
     /// `None` when a consent of the current version is signed; otherwise why not.
@@ -215,10 +317,23 @@ pub fn evaluate(p: &Protocol, c: &Checklist, k: &Known) -> Vec<Item> {
             },
             "vitals" => {
                 let problems = pre_dose_problems(&p.pre_dose, k.baseline.as_ref());
+                let answers_last = match (&c.vitals_override, &k.last_out_of_gate) {
+                    (Some(o), Some(last)) => o.reading_id.as_deref() == Some(last.as_str()),
+                    _ => false,
+                };
+                // An override covers values outside the limits, never missing ones.
+                let missing = problems
+                    .iter()
+                    .any(|p| p.contains("missing") || p.contains("no baseline"));
                 if problems.is_empty() {
                     Done
-                } else if c.vitals_override.is_some() && k.baseline.is_some() {
+                } else if answers_last && !missing {
                     Overridden
+                } else if c.vitals_override.is_some() && !missing {
+                    Missing(format!(
+                        "{}; the prescriber's override answered an earlier reading and has lapsed",
+                        problems.join("; ")
+                    ))
                 } else {
                     Missing(problems.join("; "))
                 }
@@ -249,19 +364,83 @@ pub fn evaluate(p: &Protocol, c: &Checklist, k: &Known) -> Vec<Item> {
             }
             "no_alcohol" => yes(c.no_alcohol, "confirm no alcohol in 24 h"),
             "medications" => yes(c.medications_reviewed, "review today's medicines"),
-            "suicide_risk" => match c.suicide_risk {
-                None => Missing("screen (C-SSRS screener or PHQ-9 item 9)".into()),
-                Some(RiskScreen::Negative) => Done,
-                Some(RiskScreen::Positive) if c.suicide_risk_override.is_some() => Overridden,
-                Some(RiskScreen::Positive) => {
-                    Missing("positive screen: a prescriber must assess and decide".into())
-                }
-            },
+            "suicide_risk" => suicide_risk_state(c, k),
             _ => continue,
         };
         out.push(Item { key, label, state });
     }
     out
+}
+
+/// The suicide-risk item: the nurse's screen, and the record's own signals,
+/// which the nurse's "negative" cannot clear. A positive screen or a signal
+/// needs a prescriber's assessment made after the latest signal; "high"
+/// means no dose today.
+fn suicide_risk_state(c: &Checklist, k: &Known) -> ItemState {
+    use ItemState::*;
+    let latest = k.risk_signals.iter().map(|s| s.at).max();
+    let positive = c.suicide_risk == Some(RiskScreen::Positive) || latest.is_some();
+    if !positive {
+        return match c.suicide_risk {
+            None => Missing("screen (C-SSRS screener or PHQ-9 item 9)".into()),
+            _ => Done,
+        };
+    }
+    let signals = k
+        .risk_signals
+        .iter()
+        .map(|s| s.what.clone())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let why = if signals.is_empty() {
+        "positive screen".to_string()
+    } else {
+        signals
+    };
+    match &c.suicide_risk_override {
+        Some(o) if latest.is_none_or(|l| o.at >= l) => match o.assessment {
+            Some(RiskLevel::High) => Blocked(format!(
+                "{why}: the prescriber assessed the risk as high; no dose today"
+            )),
+            Some(_) => Overridden,
+            None => Missing(format!(
+                "{why}: the prescriber records the risk assessment (low, moderate or high) and a reason"
+            )),
+        },
+        Some(_) => Missing(format!(
+            "{why}: raised after the prescriber's assessment; a prescriber assesses again"
+        )),
+        None => Missing(format!(
+            "{why}: a prescriber must assess the risk and record a reason before any dose"
+        )),
+    }
+}
+
+/// Why no dose may be given today under this plan, if so: the protocol's
+/// minimum interval since the last dose, or the plan's doses all given.
+pub fn course_gate(
+    p: &Protocol,
+    last_dose_at: Option<i64>,
+    doses_given: u32,
+    plan_doses: u32,
+    now: i64,
+) -> Option<String> {
+    if plan_doses > 0 && doses_given >= plan_doses {
+        return Some(format!(
+            "the plan's {plan_doses} doses are all given: the prescriber writes a new plan (or a new version with more doses)"
+        ));
+    }
+    if let Some(last) = last_dose_at {
+        let next = last + p.min_hours_between_doses as i64 * 3_600_000_000;
+        if now < next {
+            let hours = (now - last) / 3_600_000_000;
+            return Some(format!(
+                "the last dose was {hours} h ago; {} ({} v{}) allows one every {} h at the most",
+                p.name, p.id, p.version, p.min_hours_between_doses
+            ));
+        }
+    }
+    None
 }
 
 /// The items that keep the dose from starting, in words.
@@ -343,7 +522,14 @@ pub fn next_event(
     mut ev: AdminEvent,
 ) -> Result<AdminEvent, FieldError> {
     use AdminKind::*;
-    let infusion = order.rate_ml_h.is_some();
+    let infusion = order.is_infusion();
+    if order.is_liquid() && order.volume.is_none() {
+        return Err(invalid(
+            "kind",
+            "the dose's volume is not known yet: draw it and have it checked first",
+        ));
+    }
+    let ordered_rate = order.volume.as_ref().and_then(|v| v.rate_ml_h);
     if let Some(last) = events.last() {
         if ev.at < last.at {
             return Err(invalid("at", "is before the last event on the timeline"));
@@ -388,10 +574,10 @@ pub fn next_event(
             let rate = match ev.kind {
                 RateChange => ev.rate_ml_h,
                 Resume => ev.rate_ml_h.or(last_rate),
-                _ => ev.rate_ml_h.or(order.rate_ml_h),
+                _ => ev.rate_ml_h.or(ordered_rate),
             }
             .ok_or_else(|| invalid("rate_ml_h", "give the new rate"))?;
-            let max = order.rate_ml_h.unwrap_or_default();
+            let max = ordered_rate.unwrap_or_default();
             if !rate.is_finite() || rate <= 0.0 || rate > max + 1e-9 {
                 return Err(invalid(
                     "rate_ml_h",
@@ -408,13 +594,19 @@ pub fn next_event(
 /// mg delivered up to `now` by the timeline: the volume the pump ran at each
 /// rate, at the bag's strength, never more than ordered.
 pub fn delivered_mg(order: &DoseMaths, events: &[AdminEvent], now: i64) -> f64 {
-    if order.rate_ml_h.is_none() {
-        return if events.iter().any(|e| e.kind == AdminKind::Given) {
+    let given_at_once = || {
+        if events.iter().any(|e| e.kind == AdminKind::Given) {
             order.mg
         } else {
             0.0
-        };
+        }
+    };
+    if !order.is_infusion() {
+        return given_at_once();
     }
+    let Some(total_ml) = order.volume.as_ref().map(|v| v.total_ml) else {
+        return 0.0;
+    };
     let mut ml = 0.0;
     let mut running: Option<(f64, i64)> = None;
     for e in events.iter().chain(std::iter::once(&AdminEvent {
@@ -436,8 +628,8 @@ pub fn delivered_mg(order: &DoseMaths, events: &[AdminEvent], now: i64) -> f64 {
             break;
         }
     }
-    let ml = ml.min(order.total_ml);
-    let mg = ml * order.mg / order.total_ml;
+    let ml = ml.min(total_ml);
+    let mg = ml * order.mg / total_ml;
     (mg * 10.0).round() / 10.0
 }
 
@@ -488,7 +680,7 @@ impl Response {
         match self {
             Response::Observe => "Observe and recheck",
             Response::Pause => "Paused the dose",
-            Response::Stop => "Stopped the dose",
+            Response::Stop => "Stopped (or did not start) the dose",
             Response::RescueMedication => "Rescue medication",
             Response::Oxygen => "Oxygen / airway support",
             Response::Reposition => "Repositioned",
@@ -756,7 +948,9 @@ impl Aldrete {
     }
 }
 
-/// What discharge is decided on.
+/// What discharge is decided on. `dose_ended_at` is when the dose ended as
+/// the record allows it: when the stop was recorded, unless a second person
+/// attested a paper record of an earlier time.
 #[derive(Debug, Clone, Default)]
 pub struct DischargeFacts {
     pub dose_ended_at: Option<i64>,

@@ -242,12 +242,20 @@ fn f(parameter: &'static str, severity: Severity, message: String) -> Finding {
 }
 
 /// Checks a reading against the protocol's in-session limits and the
-/// patient's baseline. Each parameter gives at most one finding.
+/// patient's baseline. Each parameter gives at most one finding, the most
+/// severe: beyond a stop limit, stop; beyond a pause limit, pause; a rise
+/// from the baseline, a check.
 pub fn check(l: &Limits, baseline: Option<&Vitals>, r: &Vitals) -> Vec<Finding> {
     use Severity::*;
     let mut out = Vec::new();
     if let Some(s) = r.sbp {
-        if s > l.sbp_max as i64 {
+        if s > l.sbp_stop_above as i64 {
+            out.push(f(
+                "sbp",
+                Stop,
+                format!("SBP {s} above {}: stop and escalate", l.sbp_stop_above),
+            ));
+        } else if s > l.sbp_max as i64 {
             out.push(f("sbp", Pause, format!("SBP {s} above {}", l.sbp_max)));
         } else if let Some(b) = baseline.and_then(|b| b.sbp) {
             if s - b >= l.sbp_rise_max as i64 {
@@ -260,12 +268,27 @@ pub fn check(l: &Limits, baseline: Option<&Vitals>, r: &Vitals) -> Vec<Finding> 
         }
     }
     if let Some(d) = r.dbp {
-        if d > l.dbp_max as i64 {
+        if d > l.dbp_stop_above as i64 {
+            out.push(f(
+                "dbp",
+                Stop,
+                format!("DBP {d} above {}: stop and escalate", l.dbp_stop_above),
+            ));
+        } else if d > l.dbp_max as i64 {
             out.push(f("dbp", Pause, format!("DBP {d} above {}", l.dbp_max)));
         }
     }
     if let Some(h) = r.hr {
-        if h > l.hr_max as i64 || h < l.hr_min as i64 {
+        if h < l.hr_stop_below as i64 || h > l.hr_stop_above as i64 {
+            out.push(f(
+                "hr",
+                Stop,
+                format!(
+                    "HR {h} outside {}-{}: stop and escalate",
+                    l.hr_stop_below, l.hr_stop_above
+                ),
+            ));
+        } else if h > l.hr_max as i64 || h < l.hr_min as i64 {
             out.push(f(
                 "hr",
                 Pause,
@@ -282,7 +305,16 @@ pub fn check(l: &Limits, baseline: Option<&Vitals>, r: &Vitals) -> Vec<Finding> 
         }
     }
     if let Some(s) = r.spo2 {
-        if s < l.spo2_min as i64 {
+        if s < l.spo2_stop_below as i64 {
+            out.push(f(
+                "spo2",
+                Stop,
+                format!(
+                    "SpO2 {s} % below {} %: stop, oxygen and escalate",
+                    l.spo2_stop_below
+                ),
+            ));
+        } else if s < l.spo2_min as i64 {
             out.push(f(
                 "spo2",
                 Pause,
@@ -291,7 +323,16 @@ pub fn check(l: &Limits, baseline: Option<&Vitals>, r: &Vitals) -> Vec<Finding> 
         }
     }
     if let Some(v) = r.rr {
-        if v < l.rr_min as i64 || v > l.rr_max as i64 {
+        if v < l.rr_stop_below as i64 || v > l.rr_stop_above as i64 {
+            out.push(f(
+                "rr",
+                Stop,
+                format!(
+                    "RR {v} outside {}-{}: stop and escalate",
+                    l.rr_stop_below, l.rr_stop_above
+                ),
+            ));
+        } else if v < l.rr_min as i64 || v > l.rr_max as i64 {
             out.push(f(
                 "rr",
                 Pause,
@@ -337,4 +378,67 @@ pub fn check(l: &Limits, baseline: Option<&Vitals>, r: &Vitals) -> Vec<Finding> 
         }
     }
     out
+}
+
+/// A reading taken before the dose: the in-session stop and pause limits as
+/// during the dose (a 232/128 at check-in is a stop, not a note), and the
+/// pre-dose gate, which is tighter: a value outside it keeps the dose from
+/// starting and is an alert too, so that nobody doses past it unseen.
+pub fn check_before_dose(pre: &PreDose, l: &Limits, r: &Vitals) -> Vec<Finding> {
+    let mut out = check(l, None, r);
+    let flagged = |out: &Vec<Finding>, p: &str| out.iter().any(|x| x.parameter == p);
+    if let (Some(s), Some(d)) = (r.sbp, r.dbp) {
+        if (s >= pre.sbp_below as i64 || d >= pre.dbp_below as i64)
+            && !flagged(&out, "sbp")
+            && !flagged(&out, "dbp")
+        {
+            out.push(f(
+                "sbp",
+                Severity::Pause,
+                format!(
+                    "BP {s}/{d} is not below the pre-dose limit {}/{}: do not start",
+                    pre.sbp_below, pre.dbp_below
+                ),
+            ));
+        }
+    }
+    if let Some(h) = r.hr {
+        if (h < pre.hr_min as i64 || h > pre.hr_max as i64) && !flagged(&out, "hr") {
+            out.push(f(
+                "hr",
+                Severity::Pause,
+                format!(
+                    "HR {h} is outside the pre-dose range {}-{}: do not start",
+                    pre.hr_min, pre.hr_max
+                ),
+            ));
+        }
+    }
+    if let Some(v) = r.spo2 {
+        if v < pre.spo2_min as i64 && !flagged(&out, "spo2") {
+            out.push(f(
+                "spo2",
+                Severity::Pause,
+                format!(
+                    "SpO2 {v} % is below the pre-dose limit {} %: do not start",
+                    pre.spo2_min
+                ),
+            ));
+        }
+    }
+    // Symptoms before the dose are the nurse's to judge, not alerts.
+    out.retain(|x| !matches!(x.parameter, "cadss6" | "nausea" | "distress"));
+    out
+}
+
+/// Whether a reading taken before the dose is outside the pre-dose gate.
+pub fn outside_gate(pre: &PreDose, r: &Vitals) -> bool {
+    let bp = match (r.sbp, r.dbp) {
+        (Some(s), Some(d)) => s >= pre.sbp_below as i64 || d >= pre.dbp_below as i64,
+        _ => false,
+    };
+    bp || r
+        .hr
+        .is_some_and(|h| h < pre.hr_min as i64 || h > pre.hr_max as i64)
+        || r.spo2.is_some_and(|v| v < pre.spo2_min as i64)
 }

@@ -146,6 +146,11 @@ impl TestApp {
         domain::time::to_timestamp(self.now())
     }
 
+    /// Moves the app's clock on by `minutes` (the server sees it at once).
+    pub fn advance_minutes(&self, minutes: i64) {
+        self.store.clock().advance(minutes * 60_000_000);
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -88,6 +88,65 @@ pub async fn chair(app: &TestApp, name: &str) -> String {
         .to_string()
 }
 
+/// Ketamine in stock at Glendale: a lot of a product of `strength` mg/mL,
+/// received by a nurse (lot id, lot number). Each call adds a product and
+/// a lot of its own.
+pub async fn stock(app: &TestApp, strength: i64) -> (String, String) {
+    let admin = api(app, "ada.admin").await;
+    let nurse = api(app, "nina.nurse").await;
+    let n = uuid::Uuid::now_v7().simple().to_string();
+    let ndc = format!(
+        "0143-{}-{}",
+        &n[26..30].replace(|c: char| !c.is_ascii_digit(), "7"),
+        &n[30..32].replace(|c: char| !c.is_ascii_digit(), "3")
+    );
+    let (s, p) = admin
+        .post(
+            "/api/v1/cs/products",
+            &json!({"name": format!("Ketamine HCl {strength} ({n})"), "ndc": ndc,
+               "form": "injection solution", "strength_mg_per_ml": strength, "container": "10 mL"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{p}");
+    let lot_number = format!("KX{}", &n[24..30]).to_uppercase();
+    let (s, r) = nurse
+        .post(
+            "/api/v1/cs/ledger",
+            &json!({"kind": "receipt", "clinic_id": app.glendale, "product_id": p["id"],
+               "lot_number": lot_number, "expires_on": "2030-01-31", "containers": 5,
+               "supplier_name": "Henry Schein", "supplier_address": "135 Duryea Rd, Melville NY",
+               "supplier_dea": "AB1234563", "invoice": "INV-7781"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{r}");
+    (
+        r["entries"][0]["lot_id"].as_str().unwrap().to_string(),
+        lot_number,
+    )
+}
+
+/// `who` draws `quantity` for the visit's standing order from a lot.
+pub async fn draw(app: &TestApp, who: &str, eid: &str, lot: &str, quantity: &str) -> Value {
+    let (_, v) = api(app, who)
+        .await
+        .get(&format!("/api/v1/encounters/{eid}"))
+        .await;
+    let order = v["dose_order"]["id"]
+        .as_str()
+        .expect("an order to draw for")
+        .to_string();
+    let (s, d) = api(app, who)
+        .await
+        .post(
+            "/api/v1/cs/ledger",
+            &json!({"kind": "draw", "clinic_id": app.glendale, "lot_id": lot,
+               "dose_order_id": order, "quantity": quantity}),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    d
+}
+
 fn rfc(app: &TestApp, minutes_ago: i64) -> String {
     let t = app.now_ts() - jiff::SignedDuration::from_mins(minutes_ago);
     t.to_string()
@@ -154,7 +213,7 @@ async fn a_full_iv_session(app: &TestApp) {
         )
         .await;
     assert_eq!(s, 409, "one open visit per patient and chair");
-    let two_hours_ago = app.now_ts().as_microsecond() - 120 * 60_000_000;
+    let two_hours_ago = app.now() - 120 * 60_000_000;
     let opened = v["encounter"]["opened_at"].as_i64().unwrap();
     assert!((opened - two_hours_ago).abs() < 60_000_000, "{v}");
 
@@ -322,24 +381,21 @@ async fn a_full_iv_session(app: &TestApp) {
         .await;
     assert_eq!(s, 201, "{v}");
     let m = &v["dose_order"]["maths"];
-    assert_eq!(
-        (
-            m["mg"].as_f64(),
-            m["total_ml"].as_f64(),
-            m["rate_ml_h"].as_f64()
-        ),
-        (Some(35.0), Some(103.5), Some(155.3))
-    );
+    assert_eq!(m["mg"].as_f64(), Some(35.0));
+    assert!(m["volume"].is_null(), "no volume before the draw: {m}");
     let (s, _) = prescriber
         .post(&format!("{base}/dose-orders"), &json!({"dose": 0.4}))
         .await;
     assert_eq!(s, 409, "one order per visit");
 
-    // The second check: not by the prescriber who wrote it, not with an expired vial.
+    // The draw and the second check: the volume comes from the lot drawn,
+    // checked by someone who neither ordered nor drew it.
+    let (lot, lot_number) = stock(app, 50).await;
+    let checker = api(app, "nora.nurse").await;
     let (s, e) = nurse
         .post(
             &format!("{base}/administration-events"),
-            &json!({"kind": "start", "at": rfc(app, 90)}),
+            &json!({"kind": "start"}),
         )
         .await;
     assert_eq!(s, 409, "unchecked: {e}");
@@ -347,45 +403,90 @@ async fn a_full_iv_session(app: &TestApp) {
         e["detail"].as_str().unwrap().contains("second person"),
         "{e}"
     );
+    let (s, e) = checker
+        .post(
+            &format!("{base}/dose-orders/check"),
+            &json!({"vial_lot": lot_number}),
+        )
+        .await;
+    assert_eq!(s, 409, "nothing drawn yet: {e}");
+    assert!(
+        e["detail"].as_str().unwrap().contains("nothing is drawn"),
+        "{e}"
+    );
+    draw(app, "nina.nurse", &eid, &lot, "0.8 mL").await;
     let (s, e) = prescriber
         .post(
             &format!("{base}/dose-orders/check"),
-            &json!({"vial_lot": "KX2291", "vial_expires": "2030-01-31"}),
+            &json!({"vial_lot": lot_number}),
         )
         .await;
-    assert_eq!(s, 409, "{e}");
+    assert_eq!(s, 409, "who ordered does not check: {e}");
     let (s, e) = nurse
         .post(
             &format!("{base}/dose-orders/check"),
-            &json!({"vial_lot": "KX2291", "vial_expires": "2020-01-31"}),
+            &json!({"vial_lot": lot_number}),
+        )
+        .await;
+    assert_eq!(s, 409, "who drew does not check: {e}");
+    assert!(e["detail"].as_str().unwrap().contains("you drew"), "{e}");
+    let (s, e) = checker
+        .post(
+            &format!("{base}/dose-orders/check"),
+            &json!({"vial_lot": lot_number, "vial_expires": "2020-01-31"}),
         )
         .await;
     assert_eq!(
         (s, fields(&e)),
         (422, vec!["vial_expires".to_string()]),
-        "{e}"
+        "not the lot's expiry: {e}"
     );
-    let (s, v) = nurse
+    let (s, e) = checker
         .post(
             &format!("{base}/dose-orders/check"),
-            &json!({"vial_lot": "KX2291", "vial_expires": "2030-01-31"}),
+            &json!({"vial_lot": "KX0000"}),
+        )
+        .await;
+    assert_eq!((s, fields(&e)), (422, vec!["vial_lot".to_string()]), "{e}");
+    let (s, v) = checker
+        .post(
+            &format!("{base}/dose-orders/check"),
+            &json!({"vial_lot": lot_number}),
         )
         .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["dose_order"]["checked_by"], "nina.nurse");
+    assert_eq!(v["dose_order"]["checked_by"], "nora.nurse");
+    let vol = &v["dose_order"]["maths"]["volume"];
+    assert_eq!(
+        (
+            vol["drug_ml"].as_f64(),
+            vol["total_ml"].as_f64(),
+            vol["rate_ml_h"].as_f64()
+        ),
+        (Some(0.7), Some(100.7), Some(151.1)),
+        "{vol}"
+    );
 
-    // The timeline: start at the ordered rate; a faster rate is refused.
+    // The timeline: start at the ordered rate; a faster rate is refused, and
+    // so is a start before the order (a backdated start).
     let (s, e) = nurse
         .post(
             &format!("{base}/administration-events"),
-            &json!({"kind": "start", "at": rfc(app, 90), "rate_ml_h": 900.0}),
+            &json!({"kind": "start", "rate_ml_h": 900.0}),
         )
         .await;
     assert_eq!((s, fields(&e)), (422, vec!["rate_ml_h".to_string()]), "{e}");
-    let (s, v) = nurse
+    let (s, e) = nurse
         .post(
             &format!("{base}/administration-events"),
             &json!({"kind": "start", "at": rfc(app, 90)}),
+        )
+        .await;
+    assert_eq!((s, fields(&e)), (422, vec!["at".to_string()]), "{e}");
+    let (s, v) = nurse
+        .post(
+            &format!("{base}/administration-events"),
+            &json!({"kind": "start"}),
         )
         .await;
     assert_eq!(s, 201, "{v}");
@@ -396,10 +497,11 @@ async fn a_full_iv_session(app: &TestApp) {
     assert_eq!(s, 409, "the checklist closes when the dose starts: {e}");
 
     // A reading out of range raises an alert; it stays until answered with a response.
+    app.advance_minutes(10);
     let (s, v) = monitor
         .post(
             &format!("{base}/observations"),
-            &json!({"sbp": 186, "dbp": 112, "hr": 96, "spo2": 97, "taken_at": rfc(app, 80)}),
+            &json!({"sbp": 186, "dbp": 112, "hr": 96, "spo2": 97}),
         )
         .await;
     assert_eq!(s, 201, "{v}");
@@ -434,17 +536,18 @@ async fn a_full_iv_session(app: &TestApp) {
         )
         .await;
     assert_eq!(s, 409, "once only");
+    app.advance_minutes(1);
     let (s, e) = nurse
         .post(
             &format!("{base}/administration-events"),
-            &json!({"kind": "pause", "at": rfc(app, 79)}),
+            &json!({"kind": "pause"}),
         )
         .await;
     assert_eq!((s, fields(&e)), (422, vec!["reason".to_string()]), "{e}");
     let (s, _) = nurse
         .post(
             &format!("{base}/administration-events"),
-            &json!({"kind": "pause", "at": rfc(app, 79), "reason": "SBP 186"}),
+            &json!({"kind": "pause", "reason": "SBP 186"}),
         )
         .await;
     assert_eq!(s, 201);
@@ -462,17 +565,19 @@ async fn a_full_iv_session(app: &TestApp) {
         )
         .await;
     assert_eq!((s, fields(&e)), (422, vec!["name".to_string()]), "{e}");
+    app.advance_minutes(4);
     let (s, _) = nurse
         .post(
             &format!("{base}/administration-events"),
-            &json!({"kind": "resume", "at": rfc(app, 75)}),
+            &json!({"kind": "resume"}),
         )
         .await;
     assert_eq!(s, 201);
+    app.advance_minutes(1);
     let (s, e) = nurse
         .post(
             &format!("{base}/administration-events"),
-            &json!({"kind": "resume", "at": rfc(app, 74)}),
+            &json!({"kind": "resume"}),
         )
         .await;
     assert_eq!(
@@ -483,7 +588,7 @@ async fn a_full_iv_session(app: &TestApp) {
     let (s, e) = nurse
         .post(
             &format!("{base}/administration-events"),
-            &json!({"kind": "stop", "at": rfc(app, 95)}),
+            &json!({"kind": "stop", "at": rfc(app, 10)}),
         )
         .await;
     assert_eq!(
@@ -491,10 +596,11 @@ async fn a_full_iv_session(app: &TestApp) {
         (422, vec!["at".to_string()]),
         "back in time: {e}"
     );
+    app.advance_minutes(30);
     let (s, v) = nurse
         .post(
             &format!("{base}/administration-events"),
-            &json!({"kind": "stop", "at": rfc(app, 44)}),
+            &json!({"kind": "stop"}),
         )
         .await;
     assert_eq!(s, 201, "{v}");
@@ -517,11 +623,17 @@ async fn a_full_iv_session(app: &TestApp) {
         "{e}"
     );
 
-    // Discharge waits for the second alert, the Aldrete and its minimum.
+    // Discharge waits for the recovery time, the second alert, the Aldrete and its minimum.
     let (s, e) = nurse.post(&format!("{base}/discharge"), &json!({})).await;
     assert_eq!(s, 409, "{e}");
     let d = e["detail"].as_str().unwrap();
-    assert!(d.contains("Aldrete") && d.contains("open alert"), "{d}");
+    assert!(
+        d.contains("Aldrete")
+            && d.contains("open alert")
+            && d.contains("recovery 0 of at least 30"),
+        "{d}"
+    );
+    app.advance_minutes(31);
     let aid2 = alerts[1]["id"].as_str().unwrap();
     let (s, _) = nurse
         .post(
@@ -614,9 +726,11 @@ async fn a_full_iv_session(app: &TestApp) {
     let (s, v) = prescriber.post(&format!("{base}/note"), &json!({})).await;
     assert_eq!(s, 201, "{v}");
     let body = v["note"]["body"].as_str().unwrap().to_string();
+    let checked = format!("Checked by nora.nurse; vial lot {lot_number}");
     for want in [
         "0.5 mg/kg x 70 kg = 35 mg",
-        "Checked by nina.nurse; vial lot KX2291",
+        checked.as_str(),
+        "0.7 mL of 50 mg/mL",
         "SBP 186 above 180",
         "response pause by nina.nurse",
         "labetalol 5 mg",
@@ -950,13 +1064,21 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
         v["ready_to_dose"], false,
         "a positive screen holds the dose"
     );
-    let (s, _) = nurse
+    let (s, v) = nurse
         .post(
             &format!("{base}/observations"),
             &json!({"sbp": 164, "dbp": 96}),
         )
         .await;
     assert_eq!(s, 201);
+    // Outside the pre-dose limits: an alert before the dose too.
+    let pre = v["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["message"].as_str().unwrap().contains("pre-dose limit"))
+        .expect("a pre-dose alert")
+        .clone();
     let (_, v) = nurse.get(&base).await;
     let left: Vec<String> = v["items"]
         .as_array()
@@ -968,21 +1090,36 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
     assert_eq!(left, ["vitals", "suicide_risk", "pre_session_instruments"]);
     crate::helpers::answer_gad7(app, &pid).await;
     let (s, v) = prescriber
-        .post(&format!("{base}/checklist"), &json!({"vitals_override_reason": "Rechecked seated: 154/94; known white-coat rise", "suicide_risk_override_reason": "Passive thoughts only, no plan; safety plan reviewed"}))
+        .post(&format!("{base}/checklist"), &json!({"vitals_override_reason": "Rechecked seated: 154/94; known white-coat rise", "suicide_risk_override_reason": "Passive thoughts only, no plan; safety plan reviewed", "suicide_risk_assessment": "low"}))
         .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["ready_to_dose"], true, "{}", v["items"]);
+    assert_eq!(
+        v["ready_to_dose"], false,
+        "the alert is still open: {}",
+        v["dose_blockers"]
+    );
+    let (s, v) = prescriber
+        .post(
+            &format!("{base}/alerts/{}/acknowledge", pre["id"].as_str().unwrap()),
+            &json!({"response": "observe", "note": "white-coat; rechecked"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["ready_to_dose"], true, "{}", v["dose_blockers"]);
     let (s, _) = prescriber
         .post(&format!("{base}/dose-orders"), &json!({"dose": 0.4}))
         .await;
     assert_eq!(s, 201);
-    let (s, _) = nurse
+    let (lot, lot_number) = stock(app, 100).await;
+    draw(app, "nina.nurse", &eid, &lot, "0.35 mL").await;
+    let (s, v) = api(app, "nora.nurse")
+        .await
         .post(
             &format!("{base}/dose-orders/check"),
-            &json!({"vial_lot": "L1", "vial_expires": "2031-05-01"}),
+            &json!({"vial_lot": lot_number}),
         )
         .await;
-    assert_eq!(s, 200);
+    assert_eq!(s, 200, "{v}");
     let (s, _) = nurse
         .post(
             &format!("{base}/administration-events"),

@@ -31,6 +31,9 @@ pub fn routes() -> Router<AppState> {
         .route("/encounters/{id}/checklist", post(checklist))
         .route("/encounters/{id}/dose-orders", post(order))
         .route("/encounters/{id}/dose-orders/check", post(check))
+        .route("/encounters/{id}/dose-orders/void", post(void))
+        .route("/encounters/{id}/end-without-dose", post(end_without_dose))
+        .route("/encounters/{id}/attestation", post(attest))
         .route("/encounters/{id}/administration-events", post(administer))
         .route("/encounters/{id}/observations", post(observe))
         .route("/encounters/{id}/alerts", get(alerts))
@@ -110,7 +113,51 @@ async fn order(
 #[serde(deny_unknown_fields)]
 struct CheckBody {
     vial_lot: String,
+    /// Compared with the lot's expiry in the Schedule III record when given.
+    #[serde(default)]
     vial_expires: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    reason: String,
+}
+
+async fn void(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let b: ReasonBody = typed(Value::Object(body))?;
+    visit(uc::void_order(&state, &c, &id, &b.reason).await?)
+}
+
+async fn end_without_dose(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let b: ReasonBody = typed(Value::Object(body))?;
+    visit(uc::end_without_dose(&state, &c, &id, &b.reason).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttestBody {
+    note: String,
+}
+
+async fn attest(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let b: AttestBody = typed(Value::Object(body))?;
+    visit(uc::attest(&state, &c, &id, &b.note).await?)
 }
 
 async fn check(

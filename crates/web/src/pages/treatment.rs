@@ -295,6 +295,16 @@ struct ChairPage {
     pregnancy_key: String,
     risk_key: String,
     order: Option<String>,
+    /// Orders voided before the dose, in words.
+    voided: Vec<String>,
+    /// What keeps the dose from being ordered or started.
+    dose_blockers: Vec<String>,
+    /// The visit may end without a dose (nothing given yet).
+    may_end_without_dose: bool,
+    /// Times were entered later and nobody has attested them yet.
+    may_attest: bool,
+    attested: String,
+    no_dose_reason: String,
     order_by: String,
     needs_check: bool,
     checked: String,
@@ -466,6 +476,20 @@ async fn chair_view(
         .collect();
     let order = v.order.as_ref().map(|m| m.summary());
     let stored = v.record.order.as_ref();
+    let late = |at: i64, recorded: i64| {
+        if uc::entered_late(at, recorded) {
+            format!(" (entered {})", when(recorded))
+        } else {
+            String::new()
+        }
+    };
+    let any_late = v
+        .record
+        .admin
+        .iter()
+        .any(|a| uc::entered_late(a.at, a.recorded_at))
+        || e.recorded_at
+            .is_some_and(|r| uc::entered_late(e.opened_at, r));
     let state_key = match tx::dose_state(&v.events) {
         tx::DoseState::NotStarted => "not_started",
         tx::DoseState::Running { .. } => "running",
@@ -516,6 +540,25 @@ async fn chair_view(
         pregnancy_key: key_of(&v.checklist.pregnancy),
         risk_key: key_of(&v.checklist.suicide_risk),
         order,
+        voided: v
+            .voided
+            .iter()
+            .map(|(summary, why, by, at)| {
+                format!("Voided by {by} at {}: {summary}. {why}", when(*at))
+            })
+            .collect(),
+        dose_blockers: v.dose_blockers.clone(),
+        may_end_without_dose: open && v.events.is_empty(),
+        may_attest: any_late && e.attested_by.is_none(),
+        attested: match (&e.attested_by, e.attested_at) {
+            (Some(by), Some(at)) => format!(
+                "Times entered later attested from the paper record by {by} at {}: {}",
+                when(at),
+                e.attestation.as_deref().unwrap_or("")
+            ),
+            _ => String::new(),
+        },
+        no_dose_reason: e.no_dose_reason.clone().unwrap_or_default(),
         order_by: stored.map(|o| o.ordered_by.clone()).unwrap_or_default(),
         needs_check: stored.is_some_and(|o| o.second_check && o.checked_by.is_none()),
         checked: stored
@@ -547,7 +590,7 @@ async fn chair_view(
             .admin
             .iter()
             .map(|a| Row {
-                when: when(a.at),
+                when: format!("{}{}", when(a.at), late(a.at, a.recorded_at)),
                 what: format!(
                     "{}{}{}",
                     a.kind.replace('_', " "),
@@ -808,9 +851,38 @@ async fn step(
     };
     match step {
         "checklist" => {
+            // The form shows every item: one left unticked or emptied is
+            // withdrawn, as the nurse sees it.
+            let mut withdraw = Vec::new();
+            for key in [
+                "identity_confirmed",
+                "fasting_confirmed",
+                "no_alcohol",
+                "medications_reviewed",
+            ] {
+                if ticked(f, key).is_none() {
+                    withdraw.push(key.to_string());
+                }
+            }
+            for key in [
+                "weight_kg",
+                "pregnancy",
+                "escort_name",
+                "escort_phone",
+                "medication_changes",
+                "suicide_risk",
+            ] {
+                if text(f, key).is_none() {
+                    withdraw.push(key.to_string());
+                }
+            }
+            // The weight shown is sent back unchanged: it keeps the time it
+            // was measured at.
+            let weight: Option<f64> = opt_num(f, "weight_kg", &mut e);
+            let was: Option<f64> = text(f, "weight_was").and_then(|w| w.parse().ok());
             let input = uc::ChecklistInput {
                 identity_confirmed: ticked(f, "identity_confirmed"),
-                weight_kg: opt_num(f, "weight_kg", &mut e),
+                weight_kg: weight.filter(|w| Some(*w) != was),
                 pregnancy: choice(f, "pregnancy", &mut e),
                 fasting_confirmed: ticked(f, "fasting_confirmed"),
                 escort_name: text(f, "escort_name"),
@@ -822,11 +894,22 @@ async fn step(
                 weight_measured_at: None,
                 vitals_override_reason: text(f, "vitals_override_reason"),
                 suicide_risk_override_reason: text(f, "suicide_risk_override_reason"),
+                suicide_risk_assessment: choice(f, "suicide_risk_assessment", &mut e),
+                withdraw,
             };
             if !e.is_empty() {
                 return Err(WebError::Invalid(e));
             }
             uc::save_checklist(state, c, id, input).await?;
+        }
+        "void" => {
+            uc::void_order(state, c, id, &f.get("reason").unwrap_or_default()).await?;
+        }
+        "end" => {
+            uc::end_without_dose(state, c, id, &f.get("reason").unwrap_or_default()).await?;
+        }
+        "attest" => {
+            uc::attest(state, c, id, &f.get("note").unwrap_or_default()).await?;
         }
         "reading" => {
             uc::record_reading(
@@ -914,7 +997,14 @@ async fn step(
             uc::adverse_event(state, c, id, ae).await?;
         }
         "recovery" => {
-            let mut score = |n: &str| -> u8 { opt_num(f, n, &mut e).unwrap_or(0) };
+            // Every item is scored by the nurse: nothing is assumed.
+            let mut score = |n: &str| -> u8 {
+                let v = opt_num(f, n, &mut e);
+                if v.is_none() && !e.iter().any(|x| x.field == n) {
+                    e.push(FieldError::new(n, "score this item (0, 1 or 2)"));
+                }
+                v.unwrap_or(0)
+            };
             let a = Aldrete {
                 activity: score("activity"),
                 respiration: score("respiration"),
@@ -972,6 +1062,9 @@ fn done_message(step: &str) -> Option<String> {
         "recovery" => "Recovery scored.",
         "discharge" => "Discharged.",
         "note" => "Note signed.",
+        "void" => "Order voided.",
+        "end" => "Visit ended without a dose.",
+        "attest" => "Paper record attested.",
         "addendum" => "Addendum added.",
         _ => return None,
     };
