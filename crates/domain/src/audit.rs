@@ -93,10 +93,12 @@ pub enum Action {
     PortalSignIn,
     PortalSignOut,
     ProtocolCreate,
+    ProtocolApprove,
+    MedicalDirectorSet,
 }
 
 impl Action {
-    pub const ALL: [Action; 86] = [
+    pub const ALL: [Action; 88] = [
         Action::LoginSuccess,
         Action::LoginFailure,
         Action::Logout,
@@ -183,6 +185,8 @@ impl Action {
         Action::PortalSignIn,
         Action::PortalSignOut,
         Action::ProtocolCreate,
+        Action::ProtocolApprove,
+        Action::MedicalDirectorSet,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -273,6 +277,8 @@ impl Action {
             Action::PortalSignIn => "portal.sign_in",
             Action::PortalSignOut => "portal.sign_out",
             Action::ProtocolCreate => "protocol.create",
+            Action::ProtocolApprove => "protocol.approve",
+            Action::MedicalDirectorSet => "user.medical_director",
         }
     }
 

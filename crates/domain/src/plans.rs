@@ -84,11 +84,13 @@ pub fn usual_doses(course: CourseKind) -> u16 {
 pub fn check(
     input: PlanInput,
     protocols: &Protocols,
+    org: &str,
     instruments: &Registry,
     first: bool,
 ) -> Result<(Plan, std::sync::Arc<Protocol>), DomainError> {
     let mut e = Errors::new();
-    let protocol = protocols.current(input.protocol.trim()).cloned();
+    // The organisation's own approved versions and the shared ones only.
+    let protocol = protocols.current_for(org, input.protocol.trim()).cloned();
     match &protocol {
         None => e.add(
             "protocol",
@@ -274,7 +276,7 @@ mod tests {
     fn a_plan_takes_the_current_protocol_version_and_checks_every_field() {
         let protocols = Protocols::builtin();
         let instruments = Registry::builtin();
-        let (p, proto) = check(input(), &protocols, &instruments, true).unwrap();
+        let (p, proto) = check(input(), &protocols, "org", &instruments, true).unwrap();
         assert_eq!(
             (p.protocol_version, p.doses, p.route),
             (proto.version, 6, proto.route)
@@ -286,7 +288,8 @@ mod tests {
             targets: vec!["cssrs".into(), "nope".into()],
             ..input()
         };
-        let DomainError::Invalid(e) = check(bad, &protocols, &instruments, false).unwrap_err()
+        let DomainError::Invalid(e) =
+            check(bad, &protocols, "org", &instruments, false).unwrap_err()
         else {
             panic!()
         };
@@ -301,7 +304,8 @@ mod tests {
             course: CourseKind::Intensive,
             ..input()
         };
-        let DomainError::Invalid(e) = check(sub, &protocols, &instruments, true).unwrap_err()
+        let DomainError::Invalid(e) =
+            check(sub, &protocols, "org", &instruments, true).unwrap_err()
         else {
             panic!()
         };

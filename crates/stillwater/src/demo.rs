@@ -56,7 +56,7 @@ pub const STAFF: &[DemoStaff] = &[
     DemoStaff {
         username: "paul.prescriber",
         name: "Dr. Paul Reyes, MD",
-        roles: "prescriber, both clinics",
+        roles: "prescriber and medical director, both clinics",
         grants: &[('G', Role::Prescriber), ('D', Role::Prescriber)],
     },
     DemoStaff {
@@ -344,6 +344,13 @@ pub async fn load(store: &Store, password_hash: &str) -> anyhow::Result<bool> {
             ev.object_id = Some(u.to_string());
             ev.detail = Some(format!("granted {role}"));
             store.grant_role(u, clinic, *role, None, ev).await?;
+        }
+        // The prescriber is the medical director: protocol versions are
+        // approved by them.
+        if username == "paul.prescriber" {
+            store
+                .set_medical_director(u, true, cli(Action::MedicalDirectorSet))
+                .await?;
         }
     }
     load_patients(store, org, g, 0..26, false).await?;

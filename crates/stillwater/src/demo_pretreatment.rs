@@ -359,7 +359,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
         notes: "Integration with EMDR within 48 hours of each infusion.".into(),
         reason: String::new(),
     };
-    let (plan, _) = domain::plans::check(first.clone(), protocols, registry, true)?;
+    let (plan, _) = domain::plans::check(first.clone(), protocols, "", registry, true)?;
     let consent = store
         .consents(ready.id)
         .await?
@@ -396,7 +396,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
                 .into(),
         ..first
     };
-    let (plan, _) = domain::plans::check(second, protocols, registry, false)?;
+    let (plan, _) = domain::plans::check(second, protocols, "", registry, false)?;
     store
         .insert_plan(
             clinic.id,
@@ -527,7 +527,7 @@ pub(crate) async fn make_ready(
         notes: "Integration session within 72 hours of each infusion.".into(),
         reason: String::new(),
     };
-    let (plan, _) = domain::plans::check(input, protocols, registry, true)?;
+    let (plan, _) = domain::plans::check(input, protocols, "", registry, true)?;
     store
         .insert_plan(
             clinic.id,

@@ -119,6 +119,13 @@ enum UserCmd {
     Enable {
         username: String,
     },
+    /// Mark a prescriber as the organisation's medical director (who
+    /// approves protocol versions); `--off` removes the mark.
+    MedicalDirector {
+        username: String,
+        #[arg(long)]
+        off: bool,
+    },
     /// Set a new password, read from standard input; ends the user's sessions.
     Passwd {
         username: String,
@@ -553,6 +560,17 @@ async fn user_cmd(store: &Store, cmd: UserCmd) -> anyhow::Result<i32> {
             ev.detail = Some("disabled".into());
             store.set_user_disabled(id, true, ev).await?;
             println!("disabled {username}; their sessions and tokens are ended");
+        }
+        UserCmd::MedicalDirector { username, off } => {
+            let id = user_id(store, &username).await?;
+            let mut ev = cli_event(Action::MedicalDirectorSet, Some(org));
+            ev.object_id = Some(id.to_string());
+            ev.detail = Some(if off { "unmarked" } else { "marked" }.into());
+            store.set_medical_director(id, !off, ev).await?;
+            println!(
+                "{username} is {}the medical director",
+                if off { "no longer " } else { "" }
+            );
         }
         UserCmd::Enable { username } => {
             let id = user_id(store, &username).await?;

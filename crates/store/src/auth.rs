@@ -49,6 +49,9 @@ pub struct UserSummary {
     pub disabled: bool,
     pub totp: bool,
     pub grants: Vec<(ClinicId, Role)>,
+    /// Marked as the organisation's medical director: a prescriber so
+    /// marked approves protocol versions.
+    pub medical_director: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -313,6 +316,26 @@ impl Store {
         Ok(())
     }
 
+    /// Marks (or unmarks) a user as the organisation's medical director.
+    pub async fn set_medical_director(
+        &self,
+        user: UserId,
+        on: bool,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query("UPDATE users SET medical_director = $2 WHERE id = $1")
+                .bind(user.to_string()).bind(on).execute(&mut *tx).await?.rows_affected();
+            if n == 0 {
+                return Err(DomainError::NotFound.into());
+            }
+            append_in_tx!(tx, &[audit], self.now())?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     pub async fn grant_role(
         &self,
         user: UserId,
@@ -357,9 +380,17 @@ impl Store {
     }
 
     pub async fn users_of_org(&self, org: OrgId) -> Result<Vec<UserSummary>> {
-        type Row = (String, String, String, Option<String>, bool, Option<String>);
+        type Row = (
+            String,
+            String,
+            String,
+            Option<String>,
+            bool,
+            Option<String>,
+            bool,
+        );
         let rows: Vec<Row> = on_pool!(self.read(), p => {
-            sqlx::query_as("SELECT id, username, display_name, email, disabled, totp_secret FROM users WHERE org_id = $1 ORDER BY display_name")
+            sqlx::query_as("SELECT id, username, display_name, email, disabled, totp_secret, medical_director FROM users WHERE org_id = $1 ORDER BY display_name")
                 .bind(org.to_string()).fetch_all(p).await?
         });
         let mut out = Vec::with_capacity(rows.len());
@@ -373,15 +404,24 @@ impl Store {
                 disabled: r.4,
                 totp: r.5.is_some(),
                 grants: self.grants_of(id).await?,
+                medical_director: r.6,
             });
         }
         Ok(out)
     }
 
     pub async fn user_summary(&self, user: UserId) -> Result<UserSummary> {
-        type Row = (String, String, String, Option<String>, bool, Option<String>);
+        type Row = (
+            String,
+            String,
+            String,
+            Option<String>,
+            bool,
+            Option<String>,
+            bool,
+        );
         let r: Option<Row> = on_pool!(self.read(), p => {
-            sqlx::query_as("SELECT id, username, display_name, email, disabled, totp_secret FROM users WHERE id = $1")
+            sqlx::query_as("SELECT id, username, display_name, email, disabled, totp_secret, medical_director FROM users WHERE id = $1")
                 .bind(user.to_string()).fetch_optional(p).await?
         });
         let r = r.ok_or(DomainError::NotFound)?;
@@ -393,6 +433,7 @@ impl Store {
             disabled: r.4,
             totp: r.5.is_some(),
             grants: self.grants_of(user).await?,
+            medical_director: r.6,
         })
     }
 

@@ -16,9 +16,12 @@ pub struct NewProtocolVersion {
     pub body: String,
     pub sha256: String,
     pub created_by: String,
+    /// The organisation it belongs to.
+    pub org_id: String,
 }
 
-/// A stored protocol version, with who added it (their username).
+/// A stored protocol version, with who added it and who approved it
+/// (their usernames).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredProtocol {
     pub protocol_id: String,
@@ -28,6 +31,11 @@ pub struct StoredProtocol {
     pub sha256: String,
     pub created_by: String,
     pub created_at: i64,
+    pub org_id: Option<String>,
+    /// `draft` until a medical director approves it, then `approved`.
+    pub status: String,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<i64>,
 }
 
 impl Store {
@@ -42,9 +50,9 @@ impl Store {
         let r: Result<()> = on_pool!(self.write(), pool => async {
             let mut tx = pool.begin().await?;
             sqlx::query("INSERT INTO protocol_versions (id, protocol_id, version, file_name, body, sha256, \
-                 created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                 created_by, created_at, org_id, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'draft')")
                 .bind(&p.id).bind(&p.protocol_id).bind(p.version).bind(&p.file_name).bind(&p.body)
-                .bind(&p.sha256).bind(&p.created_by).bind(now)
+                .bind(&p.sha256).bind(&p.created_by).bind(now).bind(&p.org_id)
                 .execute(&mut *tx).await?;
             append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
@@ -66,16 +74,46 @@ impl Store {
     pub async fn protocol_versions(&self) -> Result<Vec<StoredProtocol>> {
         Ok(on_pool!(self.read(), p => {
             sqlx::query_as("SELECT v.protocol_id, v.version, v.file_name, v.body, v.sha256, \
-                 u.username AS created_by, v.created_at FROM protocol_versions v \
-                 JOIN users u ON u.id = v.created_by ORDER BY v.created_at, v.id")
+                 u.username AS created_by, v.created_at, v.org_id, v.status, a.username AS approved_by, \
+                 v.approved_at FROM protocol_versions v \
+                 JOIN users u ON u.id = v.created_by LEFT JOIN users a ON a.id = v.approved_by \
+                 ORDER BY v.created_at, v.id")
                 .fetch_all(p).await?
         }))
     }
 
-    /// How many versions are stored (other instances compare it to reload).
+    /// How many versions are approved (other instances compare it to reload).
     pub async fn count_protocol_versions(&self) -> Result<i64> {
         Ok(on_pool!(self.read(), p => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM protocol_versions").fetch_one(p).await?
+            sqlx::query_scalar("SELECT COUNT(*) FROM protocol_versions WHERE status = 'approved'").fetch_one(p).await?
         }))
+    }
+
+    /// Approves an organisation's draft; a version already approved, or
+    /// another organisation's, is a conflict.
+    pub async fn approve_protocol_version(
+        &self,
+        org: &str,
+        protocol_id: &str,
+        version: i64,
+        by: &str,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        let now = self.now();
+        on_pool!(self.write(), pool => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query("UPDATE protocol_versions SET status = 'approved', approved_by = $4, approved_at = $5 \
+                 WHERE protocol_id = $1 AND version = $2 AND org_id = $3 AND status = 'draft'")
+                .bind(protocol_id).bind(version).bind(org).bind(by).bind(now)
+                .execute(&mut *tx).await?.rows_affected();
+            if n == 0 {
+                return Err(DomainError::Conflict(format!(
+                    "{protocol_id} version {version} is not a draft of this organisation"
+                )).into());
+            }
+            append_in_tx!(tx, &[audit], now)?;
+            tx.commit().await?;
+        });
+        Ok(())
     }
 }

@@ -885,7 +885,13 @@ pub async fn create_plan(
 ) -> Result<(i64, domain::plans::Plan), WebError> {
     let p = patient_of(state, c, Permission::PlanWrite, pid, Action::PlanCreate).await?;
     let first = state.store.plans(pid).await?.is_empty();
-    let (plan, _) = domain::plans::check(input, &state.protocols(), &state.instruments, first)?;
+    let (plan, _) = domain::plans::check(
+        input,
+        &state.protocols(),
+        &c.org_id.to_string(),
+        &state.instruments,
+        first,
+    )?;
     let mut ev = event(
         c,
         Action::PlanCreate,

@@ -1,9 +1,13 @@
-//! Protocol versions as data an admin can add: written (or imported from a
-//! file) in the admin pages or sent to the API, validated like a file in the
-//! data folder (every problem named by its field), compared line by line with
-//! the version before, and stored in the database. The set every request sees
-//! is swapped whole when a version is added; other app instances pick it up
-//! on their next worker round. Records keep the version they were made under.
+//! Protocol versions as data: written (or imported from a file) in the admin
+//! pages or sent to the API by a clinic admin or a prescriber, validated like
+//! a file in the data folder (every problem named by its field, the safety
+//! floors of `domain::protocols::floors` included), compared line by line
+//! with the version before, and stored as a draft of the author's
+//! organisation. A draft is used by nobody until a prescriber marked as the
+//! organisation's medical director approves it; then it joins the set every
+//! request sees (swapped whole; other app instances pick it up on their next
+//! worker round), for that organisation only. Records keep the version they
+//! were made under.
 
 use std::sync::{Arc, RwLock};
 
@@ -67,13 +71,19 @@ fn stored_name(id: &str, version: i64) -> String {
 /// is reported, not silently dropped.
 pub async fn reload(state: &AppState) -> Result<(), WebError> {
     let rows = state.store.protocol_versions().await?;
-    let n = rows.len() as i64;
-    let mut extra: Vec<(String, String)> = state.protocol_set.files.as_ref().clone();
-    extra.extend(
-        rows.into_iter()
-            .map(|r| (stored_name(&r.protocol_id, r.version), r.body)),
-    );
-    let p = Protocols::load(&extra)
+    let approved: Vec<(String, String, String)> = rows
+        .into_iter()
+        .filter(|r| r.status == "approved")
+        .map(|r| {
+            (
+                stored_name(&r.protocol_id, r.version),
+                r.body,
+                r.org_id.unwrap_or_default(),
+            )
+        })
+        .collect();
+    let n = approved.len() as i64;
+    let p = Protocols::load_with_stored(state.protocol_set.files.as_ref(), &approved)
         .map_err(|e| WebError::Internal(format!("stored protocol {}: {e}", e.file)))?;
     state.protocol_set.set(p, n);
     Ok(())
@@ -99,8 +109,12 @@ pub struct Checked {
     pub diff: Vec<(&'static str, String)>,
 }
 
-fn may_manage(c: &Caller) -> Result<(), WebError> {
-    c.require_any(Permission::ClinicSettings).map(|_| ())
+/// Clinic admins and prescribers write drafts.
+fn may_draft(c: &Caller) -> Result<(), WebError> {
+    if c.require_any(Permission::ClinicSettings).is_ok() {
+        return Ok(());
+    }
+    c.require_any(Permission::DoseOrder).map(|_| ())
 }
 
 pub fn line_diff(old: &str, new: &str) -> Vec<(&'static str, String)> {
@@ -116,7 +130,7 @@ pub fn line_diff(old: &str, new: &str) -> Vec<(&'static str, String)> {
 
 /// Validates a proposed version without storing it.
 pub fn check(state: &AppState, c: &Caller, text: &str) -> Result<Checked, WebError> {
-    may_manage(c)?;
+    may_draft(c)?;
     let text = text.replace("\r\n", "\n");
     if text.trim().is_empty() {
         return Err(WebError::Invalid(vec![FieldError::new(
@@ -141,19 +155,20 @@ pub fn check(state: &AppState, c: &Caller, text: &str) -> Result<Checked, WebErr
         }
     }
     let set = state.protocols();
-    let previous = set.current(&p.id).cloned();
+    let previous = set.current_for(&c.org_id.to_string(), &p.id).cloned();
+    // Numbers are never reused, whichever organisation took one.
+    let highest = set.highest_version(&p.id).unwrap_or(0);
+    if p.version <= highest {
+        errors.push(FieldError::new(
+            "version",
+            format!(
+                "{} is at version {highest}: a new version is {} or more (versions never change)",
+                p.id,
+                highest + 1
+            ),
+        ));
+    }
     if let Some(prev) = &previous {
-        if p.version <= prev.version {
-            errors.push(FieldError::new(
-                "version",
-                format!(
-                    "{} is at version {}: a new version is {} or more (versions never change)",
-                    p.id,
-                    prev.version,
-                    prev.version + 1
-                ),
-            ));
-        }
         if p.route != prev.route {
             errors.push(FieldError::new(
                 "route",
@@ -179,8 +194,9 @@ pub fn check(state: &AppState, c: &Caller, text: &str) -> Result<Checked, WebErr
     })
 }
 
-/// Validates and stores a new version, then loads it on this instance.
-pub async fn add(state: &AppState, c: &Caller, text: &str) -> Result<Arc<Protocol>, WebError> {
+/// Validates and stores a new version as a draft of the caller's
+/// organisation: nobody uses it until a medical director approves it.
+pub async fn add(state: &AppState, c: &Caller, text: &str) -> Result<Protocol, WebError> {
     let checked = check(state, c, text)?;
     let p = &checked.protocol;
     let by = c.user_id().ok_or(WebError::Forbidden)?;
@@ -205,23 +221,79 @@ pub async fn add(state: &AppState, c: &Caller, text: &str) -> Result<Arc<Protoco
                 body: p.source.clone(),
                 sha256: p.hash.clone(),
                 created_by: by.to_string(),
+                org_id: c.org_id.to_string(),
             },
+            ev,
+        )
+        .await?;
+    Ok(checked.protocol)
+}
+
+/// A prescriber marked as the organisation's medical director approves a
+/// draft: from then on new plans of the organisation take it.
+pub async fn approve(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    version: u32,
+) -> Result<Arc<Protocol>, WebError> {
+    c.require_any(Permission::DoseOrder).map_err(|_| {
+        WebError::Conflict(
+            "only a prescriber marked as medical director approves a protocol".into(),
+        )
+    })?;
+    let by = c.user_id().ok_or(WebError::Forbidden)?;
+    if !state.store.user_summary(by).await?.medical_director {
+        return Err(WebError::Conflict(
+            "only a prescriber marked as medical director approves a protocol".into(),
+        ));
+    }
+    let mut ev = c.event(Action::ProtocolApprove);
+    ev.org_id = Some(c.org_id.to_string());
+    ev.object_type = Some("protocol".into());
+    ev.object_id = Some(format!("{id}@{version}"));
+    state
+        .store
+        .approve_protocol_version(
+            &c.org_id.to_string(),
+            id,
+            i64::from(version),
+            &by.to_string(),
             ev,
         )
         .await?;
     reload(state).await?;
     state
         .protocols()
-        .get(&p.id, p.version)
+        .get(id, version)
         .cloned()
-        .ok_or_else(|| WebError::Internal("a stored protocol did not load".into()))
+        .ok_or_else(|| WebError::Internal("an approved protocol did not load".into()))
 }
 
-/// Who added each stored version and when: (protocol id, version) to
-/// (username, instant).
+/// The organisation's drafts waiting for approval: (protocol, author, when).
+pub async fn drafts(
+    state: &AppState,
+    c: &Caller,
+) -> Result<Vec<(Protocol, String, i64)>, WebError> {
+    may_draft(c)?;
+    let org = c.org_id.to_string();
+    let mut out = Vec::new();
+    for r in state.store.protocol_versions().await? {
+        if r.status != "draft" || r.org_id.as_deref() != Some(org.as_str()) {
+            continue;
+        }
+        let p = Protocol::parse(&stored_name(&r.protocol_id, r.version), &r.body)
+            .map_err(|e| WebError::Internal(format!("a stored draft does not read back: {e}")))?;
+        out.push((p, r.created_by, r.created_at));
+    }
+    Ok(out)
+}
+
+/// Who added each stored version and when, and who approved it:
+/// (protocol id, version) to (author, instant, approver).
 pub async fn origins(
     state: &AppState,
-) -> Result<std::collections::BTreeMap<(String, u32), (String, i64)>, WebError> {
+) -> Result<std::collections::BTreeMap<(String, u32), (String, i64, Option<String>)>, WebError> {
     Ok(state
         .store
         .protocol_versions()
@@ -230,7 +302,7 @@ pub async fn origins(
         .map(|r| {
             (
                 (r.protocol_id, r.version as u32),
-                (r.created_by, r.created_at),
+                (r.created_by, r.created_at, r.approved_by),
             )
         })
         .collect())

@@ -799,21 +799,83 @@ async fn protocol_versions_added_by_an_admin(app: &TestApp) {
         assert!(fields(&e).contains(&field.to_string()), "{field}: {e}");
     }
     let (s, _) = nurse.post("/api/v1/protocols", &json!({"text": v3})).await;
-    assert_eq!(s, 403, "only clinic admins add protocol versions");
+    assert_eq!(s, 403, "nurses do not write protocol versions");
     let (_, cur) = admin.get("/api/v1/protocols/iv-infusion").await;
     assert_eq!(cur["version"], 2, "nothing stored yet");
 
-    // Saved: current here at once.
+    // Case 4 of the safety review: an admin with no clinical role cannot
+    // write a version without fasting, escort or second check, with Aldrete
+    // 0 or 50 mg rounding: the floors are code, each named.
+    let unsafe_v3 = v3
+        .replace("\"fasting\", ", "")
+        .replace("\"escort\", ", "")
+        .replace("escort_required = true", "escort_required = false")
+        .replace("second_check = true", "second_check = false")
+        .replace("aldrete_min = 9", "aldrete_min = 0")
+        .replace("round_mg = 0.1", "round_mg = 50");
+    let (s, e) = admin
+        .post("/api/v1/protocols", &json!({"text": unsafe_v3}))
+        .await;
+    assert_eq!(s, 422, "{e}");
+    for field in [
+        "checklist",
+        "discharge.escort_required",
+        "preparation.second_check",
+        "discharge.aldrete_min",
+        "preparation.round_mg",
+    ] {
+        assert!(fields(&e).contains(&field.to_string()), "{field}: {e}");
+    }
+
+    // Saved as a draft: nobody uses it until the medical director approves.
     let (s, p) = admin.post("/api/v1/protocols", &json!({"text": v3})).await;
     assert_eq!(s, 201, "{p}");
-    assert_eq!(p["version"], 3);
+    assert_eq!(
+        (p["version"].as_u64(), p["status"].as_str()),
+        (Some(3), Some("draft"))
+    );
+    let (_, cur) = nurse.get("/api/v1/protocols/iv-infusion").await;
+    assert_eq!(cur["version"], 2, "a draft is used by nobody");
+    let (s, _) = admin.post("/api/v1/protocols", &json!({"text": v3})).await;
+    assert_eq!(s, 409, "a version is never stored twice");
+    assert_eq!(app.store.count_audit("protocol.create").await.unwrap(), 1);
+    let approve = "/api/v1/protocols/iv-infusion/versions/3/approve";
+    for who in ["ada.admin", "nina.nurse"] {
+        let (s, e) = api(app, who).await.post(approve, &json!({})).await;
+        assert_eq!(s, 409, "{who} may not approve: {e}");
+    }
+    // A prescriber not marked as medical director may not approve either.
+    let paul = app
+        .store
+        .user_id_by_username("paul.prescriber")
+        .await
+        .unwrap()
+        .unwrap();
+    app.store
+        .set_medical_director(paul, false, crate::helpers::ev())
+        .await
+        .unwrap();
+    let prescriber = api(app, "paul.prescriber").await;
+    let (s, e) = prescriber.post(approve, &json!({})).await;
+    assert_eq!(s, 409, "{e}");
+    assert!(
+        e["detail"].as_str().unwrap().contains("medical director"),
+        "{e}"
+    );
+    app.store
+        .set_medical_director(paul, true, crate::helpers::ev())
+        .await
+        .unwrap();
+    let (s, p) = prescriber.post(approve, &json!({})).await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(p["status"], "approved");
+    let (s, _) = prescriber.post(approve, &json!({})).await;
+    assert_eq!(s, 409, "approved once");
+    assert_eq!(app.store.count_audit("protocol.approve").await.unwrap(), 1);
     let (_, cur) = nurse.get("/api/v1/protocols/iv-infusion").await;
     assert_eq!(cur["version"], 3);
     assert_eq!(cur["dose"]["start"], 0.4);
     assert_eq!(cur["versions"].as_array().unwrap().len(), 3);
-    let (s, _) = admin.post("/api/v1/protocols", &json!({"text": v3})).await;
-    assert_eq!(s, 422, "a version is never stored twice");
-    assert_eq!(app.store.count_audit("protocol.create").await.unwrap(), 1);
     // The other instance sees it at its next round; a restart loads it too.
     assert_eq!(other.protocols().current("iv-infusion").unwrap().version, 2);
     assert!(web::protocols::refresh(&other).await.unwrap());
@@ -837,20 +899,106 @@ async fn protocol_versions_added_by_an_admin(app: &TestApp) {
     let (_, plans) = nurse.get(&format!("/api/v1/patients/{after}/plans")).await;
     assert_eq!(plans["current"]["protocol_version"], 3, "{plans}");
 
-    // The admin page: versions with who added them, a check, a save.
+    // Versions belong to an organisation: another one's approved version 4
+    // is used by it alone.
+    let other_org = app.store.create_org("Elsewhere Health").await.unwrap();
+    let mut settings = app.store.clinic(app.glendale).await.unwrap().settings;
+    settings.name = "Elsewhere Tempe".into();
+    let elsewhere = app.store.create_clinic(other_org, &settings).await.unwrap();
+    let mut their = vec![];
+    for (name, role) in [
+        ("zed.admin", domain::auth::Role::ClinicAdmin),
+        ("zoe.prescriber", domain::auth::Role::Prescriber),
+    ] {
+        let u = app
+            .store
+            .create_user(
+                &store::auth::NewUser {
+                    org_id: other_org,
+                    username: name,
+                    display_name: name,
+                    email: None,
+                    password_hash: "x",
+                },
+                crate::helpers::ev(),
+            )
+            .await
+            .unwrap();
+        app.store
+            .grant_role(u, elsewhere, role, None, crate::helpers::ev())
+            .await
+            .unwrap();
+        their.push(u);
+    }
+    app.store
+        .set_medical_director(their[1], true, crate::helpers::ev())
+        .await
+        .unwrap();
+    let v4_elsewhere = v3
+        .replace("version = 3", "version = 4")
+        .replace("start = 0.4", "start = 0.3");
+    let (s, e) = api(app, "zed.admin")
+        .await
+        .post(
+            "/api/v1/protocols",
+            &json!({"text": v3.replace("start = 0.4", "start = 0.3")}),
+        )
+        .await;
+    assert_eq!(
+        (s, fields(&e)),
+        (422, vec!["version".to_string()]),
+        "numbers are never reused: {e}"
+    );
+    let (s, p) = api(app, "zed.admin")
+        .await
+        .post("/api/v1/protocols", &json!({"text": v4_elsewhere}))
+        .await;
+    assert_eq!(s, 201, "{p}");
+    let (s, p) = api(app, "zoe.prescriber")
+        .await
+        .post(
+            "/api/v1/protocols/iv-infusion/versions/4/approve",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{p}");
+    let (_, theirs) = api(app, "zoe.prescriber")
+        .await
+        .get("/api/v1/protocols/iv-infusion")
+        .await;
+    assert_eq!(theirs["version"], 4);
+    let (_, ours) = nurse.get("/api/v1/protocols/iv-infusion").await;
+    assert_eq!(
+        ours["version"], 3,
+        "another organisation's version is not ours"
+    );
+    let (s, _) = nurse.get("/api/v1/protocols/iv-infusion?version=4").await;
+    assert_eq!(s, 404);
+    let later = crate::treatment::ready_patient(app, "Quinn").await;
+    let (_, plans) = nurse.get(&format!("/api/v1/patients/{later}/plans")).await;
+    assert_eq!(plans["current"]["protocol_version"], 3, "{plans}");
+
+    // The admin page: versions with who wrote and approved them, a check,
+    // a draft saved, and the medical director's approval.
     let s = app.login("ada.admin").await;
     let html = s.html("/admin/protocols?protocol=iv-infusion").await;
     assert!(
-        html.contains("Version 3") && html.contains("added by ada.admin"),
+        html.contains("Version 3")
+            && html.contains("written by ada.admin")
+            && html.contains("approved by paul.prescriber"),
         "{html}"
     );
     assert!(html.contains("shipped with Stillwater"));
     assert!(
-        html.contains("version = 4"),
-        "the draft is the next version"
+        !html.contains("start = 0.3"),
+        "another organisation's version is not shown"
     );
-    let v4 = v3
-        .replace("version = 3", "version = 4")
+    assert!(
+        html.contains("version = 5"),
+        "the draft is the next version free"
+    );
+    let v5 = v3
+        .replace("version = 3", "version = 5")
         .replace("interval_minutes = 10", "interval_minutes = 5");
     let r = s
         .post_form(
@@ -859,7 +1007,7 @@ async fn protocol_versions_added_by_an_admin(app: &TestApp) {
                 ("protocol", "iv-infusion"),
                 (
                     "text",
-                    &v4.replace("interval_minutes = 5", "interval_minutes = -5"),
+                    &v5.replace("interval_minutes = 5", "interval_minutes = -5"),
                 ),
                 ("action", "check"),
             ],
@@ -872,7 +1020,7 @@ async fn protocol_versions_added_by_an_admin(app: &TestApp) {
             "/admin/protocols",
             &[
                 ("protocol", "iv-infusion"),
-                ("text", &v4),
+                ("text", &v5),
                 ("action", "check"),
             ],
         )
@@ -880,14 +1028,12 @@ async fn protocol_versions_added_by_an_admin(app: &TestApp) {
     let body = r.text().await.unwrap();
     assert!(body.contains("the changes from version 3"), "{body}");
     assert!(body.contains("+ interval_minutes = 5"), "{body}");
-    let (_, cur) = nurse.get("/api/v1/protocols/iv-infusion").await;
-    assert_eq!(cur["version"], 3, "a check stores nothing");
     let r = s
         .post_form(
             "/admin/protocols",
             &[
                 ("protocol", "iv-infusion"),
-                ("text", &v4),
+                ("text", &v5),
                 ("action", "save"),
             ],
         )
@@ -895,8 +1041,36 @@ async fn protocol_versions_added_by_an_admin(app: &TestApp) {
     assert_eq!(r.status(), 303);
     assert_eq!(
         r.headers()["location"],
-        "/admin/protocols?protocol=iv-infusion&done=4"
+        "/admin/protocols?protocol=iv-infusion&done=5"
     );
+    let html = s.html("/admin/protocols?protocol=iv-infusion&done=5").await;
+    assert!(
+        html.contains("saved as a draft") && html.contains("Drafts waiting"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("Approve version 5"),
+        "the admin cannot approve"
+    );
+    let (_, cur) = nurse.get("/api/v1/protocols/iv-infusion").await;
+    assert_eq!(
+        cur["monitoring"]["interval_minutes"], 10,
+        "a draft changes nothing"
+    );
+    let md = app.login("paul.prescriber").await;
+    let html = md.html("/admin/protocols?protocol=iv-infusion").await;
+    assert!(html.contains("Approve version 5"), "{html}");
+    let r = md
+        .post_form(
+            "/admin/protocols",
+            &[
+                ("protocol", "iv-infusion"),
+                ("version", "5"),
+                ("action", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
     let (_, cur) = nurse.get("/api/v1/protocols/iv-infusion").await;
     assert_eq!(cur["monitoring"]["interval_minutes"], 5);
     let nurse_page = app.login("nina.nurse").await;

@@ -30,6 +30,10 @@ pub fn routes() -> Router<AppState> {
         .route("/protocols", get(protocols).post(add_protocol))
         .route("/protocols/{id}", get(protocol))
         .route(
+            "/protocols/{id}/versions/{version}/approve",
+            post(approve_protocol),
+        )
+        .route(
             "/questionnaire-responses",
             get(responses).post(create_response),
         )
@@ -111,10 +115,10 @@ async fn instrument(
     Ok(Json(instrument_json(&i)).into_response())
 }
 
-async fn protocols(State(state): State<AppState>, ApiCaller(_c): ApiCaller) -> ApiResult {
-    let all: Vec<Value> = state
-        .protocols()
-        .all_current()
+async fn protocols(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResult {
+    let set = state.protocols();
+    let all: Vec<Value> = set
+        .all_current_for(&c.org_id.to_string())
         .into_iter()
         .map(|p| json!(p.as_ref()))
         .collect();
@@ -154,13 +158,30 @@ async fn add_protocol(
         .into_response());
     }
     let p = crate::protocols::add(&state, &c, &i.text).await?;
-    Ok((StatusCode::CREATED, Json(json!(p.as_ref()))).into_response())
+    let mut out = json!(p);
+    out["status"] = json!("draft");
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// A medical director approves a draft of the organisation.
+async fn approve_protocol(
+    State(state): State<AppState>,
+    ApiCaller(c): ApiCaller,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult {
+    let version: u32 = version
+        .parse()
+        .map_err(|_| WebError::bad("version must be a whole number", Some("version")))?;
+    let p = crate::protocols::approve(&state, &c, &id, version).await?;
+    let mut out = json!(p.as_ref());
+    out["status"] = json!("approved");
+    Ok(Json(out).into_response())
 }
 
 /// One protocol: the current version, or `?version=N`; with the versions there are.
 async fn protocol(
     State(state): State<AppState>,
-    ApiCaller(_c): ApiCaller,
+    ApiCaller(c): ApiCaller,
     Path(id): Path<String>,
     req: Request,
 ) -> ApiResult {
@@ -172,14 +193,22 @@ async fn protocol(
                 .map_err(|_| WebError::bad("version must be a whole number", Some("version")))?;
             state.protocols().get(&id, v).cloned()
         }
-        None => state.protocols().current(&id).cloned(),
+        None => state
+            .protocols()
+            .current_for(&c.org_id.to_string(), &id)
+            .cloned(),
     };
-    let found = found.ok_or(WebError::NotFound)?;
+    // Another organisation's version does not exist for this caller.
+    let org = c.org_id.to_string();
+    let found = found
+        .filter(|p| p.org.as_deref().is_none_or(|o| o == org))
+        .ok_or(WebError::NotFound)?;
     let mut out = json!(found.as_ref());
     out["versions"] = json!(state
         .protocols()
         .versions_of(&id)
         .iter()
+        .filter(|v| v.org.as_deref().is_none_or(|o| o == org))
         .map(|v| json!({"version": v.version, "hash": v.hash}))
         .collect::<Vec<_>>());
     Ok(Json(out).into_response())

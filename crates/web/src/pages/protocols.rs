@@ -22,6 +22,15 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/admin/protocols", get(page).post(submit))
 }
 
+struct DraftRow {
+    id: String,
+    version: u32,
+    name: String,
+    by: String,
+    when: String,
+    diff: Vec<(&'static str, String)>,
+}
+
 struct VersionRow {
     version: u32,
     name: String,
@@ -42,6 +51,10 @@ struct ProtocolsPage {
     /// A checked proposal: (title, lines changed) and whether it may be saved.
     preview: Option<(String, Vec<(&'static str, String)>)>,
     versions: Vec<VersionRow>,
+    /// Drafts waiting for the medical director.
+    drafts: Vec<DraftRow>,
+    /// The caller may approve drafts (a prescriber marked as medical director).
+    can_approve: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -75,11 +88,15 @@ async fn view(
     preview: Option<(String, Vec<(&'static str, String)>)>,
     flash: Option<String>,
 ) -> PageResult {
-    let clinics = c.require_any(Permission::ClinicSettings)?;
+    let clinics = match c.require_any(Permission::ClinicSettings) {
+        Ok(k) => k,
+        Err(_) => c.require_any(Permission::DoseOrder)?,
+    };
+    let org = c.org_id.to_string();
     let set = state.protocols();
-    let all = set.all_current();
+    let all = set.all_current_for(&org);
     let id = id
-        .filter(|i| set.current(i).is_some())
+        .filter(|i| set.current_for(&org, i).is_some())
         .or_else(|| all.first().map(|p| p.id.clone()))
         .unwrap_or_default();
     let tz = match clinics.first() {
@@ -87,7 +104,11 @@ async fn view(
         None => "UTC".into(),
     };
     let added = uc::origins(state).await?;
-    let versions = set.versions_of(&id);
+    let versions: Vec<_> = set
+        .versions_of(&id)
+        .into_iter()
+        .filter(|p| p.org.as_deref().is_none_or(|o| o == org))
+        .collect();
     let rows = versions
         .iter()
         .enumerate()
@@ -97,7 +118,14 @@ async fn view(
             name: p.name.clone(),
             hash: p.hash[..12].to_string(),
             origin: match added.get(&(p.id.clone(), p.version)) {
-                Some((who, at)) => format!("added by {who}, {}", format_in_zone(*at, &tz)),
+                Some((who, at, approver)) => format!(
+                    "written by {who}, {}{}",
+                    format_in_zone(*at, &tz),
+                    approver
+                        .as_ref()
+                        .map(|a| format!("; approved by {a}"))
+                        .unwrap_or_default()
+                ),
                 None if domain::protocols::BUILTIN.iter().any(|(f, _)| *f == p.file) => {
                     "shipped with Stillwater".into()
                 }
@@ -110,7 +138,46 @@ async fn view(
                 .unwrap_or_default(),
         })
         .collect();
-    let draft = set.current(&id).map(|p| next_draft(p)).unwrap_or_default();
+    let waiting = uc::drafts(state, c).await?;
+    // The next draft follows the highest number taken, drafts included.
+    let highest = waiting
+        .iter()
+        .filter(|d| d.0.id == id)
+        .map(|d| d.0.version)
+        .chain(set.highest_version(&id))
+        .max();
+    let draft = set
+        .current_for(&org, &id)
+        .map(|p| {
+            let mut p = p.as_ref().clone();
+            p.version = highest.unwrap_or(p.version);
+            next_draft(&p)
+        })
+        .unwrap_or_default();
+    let drafts = waiting
+        .into_iter()
+        .map(|(p, by, at)| {
+            let diff = set
+                .current_for(&org, &p.id)
+                .map(|prev| uc::line_diff(&prev.source, &p.source))
+                .unwrap_or_default();
+            DraftRow {
+                id: p.id.clone(),
+                version: p.version,
+                name: p.name.clone(),
+                by,
+                when: format_in_zone(at, &tz),
+                diff,
+            }
+        })
+        .collect();
+    let me = c.user_id();
+    let can_approve = match me {
+        Some(u) if c.require_any(Permission::DoseOrder).is_ok() => {
+            state.store.user_summary(u).await?.medical_director
+        }
+        _ => false,
+    };
     render(&ProtocolsPage {
         layout: Layout::new(c, "Protocols", "clinics").with_flash(flash),
         tabs: all
@@ -122,6 +189,8 @@ async fn view(
         error,
         preview,
         versions: rows,
+        drafts,
+        can_approve,
     })
 }
 
@@ -133,7 +202,13 @@ async fn page(
     let flash = q
         .done
         .filter(|d| !d.is_empty())
-        .map(|d| format!("Version {d} saved; new plans use it."));
+        .map(|d| {
+            if let Some(v) = d.strip_prefix("approved-") {
+                format!("Version {v} approved; new plans use it.")
+            } else {
+                format!("Version {d} saved as a draft: the medical director approves it before any plan uses it.")
+            }
+        });
     view(&state, &c, q.protocol, None, None, None, flash).await
 }
 
@@ -142,6 +217,24 @@ async fn submit(State(state): State<AppState>, f: StaffForm) -> PageResult {
     let text = f.form.get("text").unwrap_or_default();
     let id = f.form.get("protocol");
     let save = f.form.get("action").as_deref() == Some("save");
+    if f.form.get("action").as_deref() == Some("approve") {
+        let version: u32 = f
+            .form
+            .get("version")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default();
+        let pid = f.form.get("protocol").unwrap_or_default();
+        return match uc::approve(&state, c, &pid, version).await {
+            Ok(p) => Ok(super::see_other(&format!(
+                "/admin/protocols?protocol={}&done=approved-{}",
+                p.id, p.version
+            ))),
+            Err(e) => {
+                let msg = fixable(e)?;
+                view(&state, c, Some(pid), None, Some(msg), None, None).await
+            }
+        };
+    }
     if save {
         match uc::add(&state, c, &text).await {
             Ok(p) => {
