@@ -781,6 +781,12 @@ pub async fn record_movement(
                     "the visit of this dose order is discharged",
                 ));
             }
+            if o.voided_at.is_some() {
+                return Err(invalid(
+                    "dose_order_id",
+                    "this dose order was voided: draw for the order that stands",
+                ));
+            }
             m.quantity_ul = qty("quantity")?;
             // What is drawn for a dose is the ordered mass and a little
             // over for the syringe, never a multiple of it: a volume read at

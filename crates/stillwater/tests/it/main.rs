@@ -13,6 +13,7 @@ mod pages;
 mod permissions;
 mod portal;
 mod pretreatment;
+mod safety;
 mod scheduling;
 mod schema;
 mod substances;
