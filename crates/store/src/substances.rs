@@ -185,6 +185,7 @@ pub struct LedgerRowRef<'a> {
     pub actor: &'a str,
     pub witness: Option<&'a str>,
     pub witness2: Option<&'a str>,
+    pub patient_id: Option<&'a str>,
     pub patient_name: Option<&'a str>,
     pub patient_address: Option<&'a str>,
 }
@@ -208,6 +209,7 @@ impl LedgerRow {
             actor: &self.actor,
             witness: self.witness.as_deref(),
             witness2: self.witness2.as_deref(),
+            patient_id: self.patient_id.as_deref(),
             patient_name: self.patient_name.as_deref(),
             patient_address: self.patient_address.as_deref(),
         }
@@ -580,6 +582,7 @@ where
             actor: name(&users, text(r, 12)?).unwrap_or_default(),
             witness: name(&users, text(r, 13)?),
             witness2: name(&users, text(r, 14)?),
+            patient_id,
             patient_name: p.map(|p| p.0.as_str()),
             patient_address: p.map(|p| p.1.as_str()),
         };

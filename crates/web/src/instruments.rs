@@ -545,7 +545,18 @@ pub async fn open_tasks(state: &AppState, c: &Caller) -> Result<Vec<Task>, WebEr
     // The list names patients: reading it is recorded like any other read.
     let mut ev = c.event(Action::ResponseRead);
     ev.object_type = Some("task_list".into());
-    ev.detail = Some(format!("{} open tasks", tasks.len()));
+    // The patients the list names, as search records them.
+    let mut named: Vec<String> = tasks
+        .iter()
+        .filter_map(|t| t.patient_id.map(|p| p.to_string()))
+        .collect();
+    named.sort();
+    named.dedup();
+    ev.detail = Some(format!(
+        "{} open tasks; patients: {}",
+        tasks.len(),
+        named.join(",")
+    ));
     state.store.audit(vec![ev]).await?;
     Ok(tasks)
 }

@@ -1128,15 +1128,20 @@ pub async fn dispensing_log_csv(
     let mut out = CsvLog::new(name, tz);
     out.head()
         .map_err(|e| WebError::Internal(format!("csv: {e}")))?;
-    let (out, n) = state
+    let (mut out, n) = state
         .store
         .cs_ledger_visit(&f, out, |out, r| out.row(r).map_err(|e| e.to_string()))
         .await?;
+    let patients = std::mem::take(&mut out.patients);
     let body = out.finish()?;
-    state
-        .store
-        .audit(vec![ledger_event(c, &loc, q, true, (from, to), n)])
-        .await?;
+    let mut ev = ledger_event(c, &loc, q, true, (from, to), n);
+    // The log names patients: the audit record lists them, as search does.
+    ev.detail = Some(format!(
+        "{}; patients: {}",
+        ev.detail.unwrap_or_default(),
+        patients.into_iter().collect::<Vec<_>>().join(",")
+    ));
+    state.store.audit(vec![ev]).await?;
     Ok(body)
 }
 
@@ -1284,6 +1289,8 @@ struct CsvLog {
     location: String,
     tz: jiff::tz::TimeZone,
     bufs: [String; 6],
+    /// The patients the log names, for its audit record.
+    patients: std::collections::BTreeSet<String>,
 }
 
 impl CsvLog {
@@ -1292,6 +1299,7 @@ impl CsvLog {
             w: csv::Writer::from_writer(Vec::with_capacity(1 << 20)),
             location,
             tz,
+            patients: Default::default(),
             bufs: Default::default(),
         }
     }
@@ -1322,6 +1330,11 @@ impl CsvLog {
 
     fn row(&mut self, r: &LedgerRowRef<'_>) -> Result<(), csv::Error> {
         use std::fmt::Write;
+        if let Some(p) = r.patient_id {
+            if !self.patients.contains(p) {
+                self.patients.insert(p.to_string());
+            }
+        }
         let [seq, when, q, mg, ch, bal] = &mut self.bufs;
         for b in [
             &mut *seq, &mut *when, &mut *q, &mut *mg, &mut *ch, &mut *bal,

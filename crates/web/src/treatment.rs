@@ -2736,7 +2736,15 @@ pub async fn floor(
         .principal
         .acting_role(Permission::EncounterRead, clinic)
         .map(|r| r.as_str().to_string());
-    ev.detail = Some(format!("{} visits", encounters.len()));
+    // The board names patients (initials, chairs): the record lists them.
+    let mut named: Vec<&str> = encounters.iter().map(|e| e.patient_id.as_str()).collect();
+    named.sort();
+    named.dedup();
+    ev.detail = Some(format!(
+        "{} visits; patients: {}",
+        encounters.len(),
+        named.join(",")
+    ));
     state.store.audit(vec![ev]).await?;
     let ids: Vec<String> = encounters.iter().map(|e| e.id.clone()).collect();
     let now = state.now();

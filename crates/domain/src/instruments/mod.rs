@@ -110,6 +110,32 @@ pub enum Cond {
     Any(Vec<Cond>),
 }
 
+/// Instruments with items about suicide, by id, and those items: their
+/// files must raise a safety flag on any answer above 0 to each (PHQ-9 item
+/// 9; the C-SSRS screener's wish to be dead and suicidal thoughts).
+pub const SUICIDE_ITEMS: &[(&str, &[&str])] = &[("phq9", &["9"]), ("cssrs", &["1", "2"])];
+
+impl Cond {
+    /// Whether the condition looks at `item` at all.
+    pub fn mentions(&self, item: &str) -> bool {
+        match self {
+            Cond::Item { item: i, .. } => i == item,
+            Cond::All(v) | Cond::Any(v) => v.iter().any(|c| c.mentions(item)),
+            _ => false,
+        }
+    }
+
+    /// Whether every answer from 1 to `top` to `item`, alone, makes the
+    /// condition hold (the item from 1 up, or an `any` with such a branch).
+    pub fn fires_above_zero(&self, item: &str, top: i32) -> bool {
+        match self {
+            Cond::Item { item: i, min, max } => i == item && *min <= 1 && *max >= top,
+            Cond::Any(v) => v.iter().any(|c| c.fires_above_zero(item, top)),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CondSpec {
@@ -372,6 +398,30 @@ impl Instrument {
         }
         if spec.outcome.is_some() && !spec.total {
             return Err(err("outcome rules need a total".into()));
+        }
+        // An instrument that asks about suicide keeps its safety flag on that
+        // item, whoever edits the file: no version may drop it.
+        for (id, items) in SUICIDE_ITEMS {
+            if spec.id != *id {
+                continue;
+            }
+            for item in *items {
+                let top = spec
+                    .items
+                    .iter()
+                    .find(|i| i.id == *item)
+                    .and_then(|i| spec.scales.get(&i.scale))
+                    .and_then(|c| c.iter().map(|c| c.value).max())
+                    .unwrap_or(1);
+                let kept = flags.iter().any(|f| {
+                    f.safety && f.when.mentions(item) && f.when.fires_above_zero(item, top)
+                });
+                if !kept {
+                    return Err(err(format!(
+                        "item {item:?} asks about suicide: a flag with safety = true must fire on any answer above 0 to it"
+                    )));
+                }
+            }
         }
         let hash = hex::encode(Sha256::digest(text.as_bytes()));
         Ok(Instrument {

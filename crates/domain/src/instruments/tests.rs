@@ -548,3 +548,46 @@ fn link_rules_fire_once_per_occasion() {
     let much_later = due_links(now + 2 * d, &visits, &DEFAULT_LINK_RULES);
     assert!(!much_later.iter().any(|x| x.key == "after:v0:gad7"));
 }
+
+/// An instrument that asks about suicide keeps its safety flag: a file
+/// that drops it, weakens it, or narrows it to some answers is refused.
+#[test]
+fn a_suicide_item_keeps_its_safety_flag() {
+    let phq9 = include_str!("../../instruments/phq9.toml");
+    assert!(Instrument::parse("phq9.toml", phq9).is_ok());
+    for (changed, why) in [
+        (
+            phq9.replace("safety = true", "safety = false"),
+            "not a safety flag",
+        ),
+        (
+            phq9.replace(
+                "when = { item = \"9\", at_least = 1 }",
+                "when = { item = \"9\", at_least = 2 }",
+            ),
+            "misses 1",
+        ),
+        (
+            phq9.replace(
+                "when = { item = \"9\", at_least = 1 }",
+                "when = { item = \"9\", equals = 1 }",
+            ),
+            "misses 2 and 3",
+        ),
+        (
+            phq9.replace(
+                "when = { item = \"9\", at_least = 1 }",
+                "when = { item = \"1\", at_least = 1 }",
+            ),
+            "on another item",
+        ),
+    ] {
+        assert_ne!(changed, phq9, "{why}: the change did not apply");
+        let e = Instrument::parse("phq9.toml", &changed).expect_err(why);
+        assert!(e.message.contains("asks about suicide"), "{why}: {e}");
+    }
+    let cssrs = include_str!("../../instruments/cssrs.toml");
+    assert!(Instrument::parse("cssrs.toml", cssrs).is_ok());
+    let dropped = cssrs.replacen("safety = true", "safety = false", 3);
+    assert!(Instrument::parse("cssrs.toml", &dropped).is_err());
+}

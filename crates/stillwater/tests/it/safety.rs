@@ -1017,3 +1017,59 @@ async fn the_escort_is_a_real_person(app: &TestApp) {
     assert_eq!(s, 200);
 }
 both!(the_escort_is_a_real_person);
+
+/// Lists that name patients (the floor board, the task list, the
+/// dispensing log) are audited with the patients they showed, as search is.
+async fn lists_of_patients_record_whom_they_showed(app: &TestApp) {
+    let v = seated(app, "Mira", "Chair 1").await;
+    v.dosing().await;
+    let mut answers = serde_json::Map::new();
+    for i in 1..=9 {
+        answers.insert(i.to_string(), json!(if i == 9 { 1 } else { 0 }));
+    }
+    v.nurse
+        .post(
+            "/api/v1/questionnaire-responses",
+            &json!({"patient_id": v.pid, "instrument": "phq9", "answers": answers}),
+        )
+        .await;
+    let (s, _) = v
+        .nurse
+        .get(&format!("/api/v1/clinics/{}/floor", app.glendale))
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = v.nurse.get("/api/v1/tasks").await;
+    assert_eq!(s, 200);
+    let r = reqwest::Client::new()
+        .get(app.url(&format!(
+            "/api/v1/cs/ledger?clinic_id={}&format=csv",
+            app.glendale
+        )))
+        .bearer_auth(&v.nurse.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.store.audit_flush().await;
+    for action in ["floor.read", "questionnaire_response.read", "cs.report"] {
+        let events = app
+            .store
+            .audit_events(&store::audit::AuditFilter {
+                action: Some(action.into()),
+                clinics: vec![app.glendale.to_string()],
+                include_orgwide: true,
+                limit: 50,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| e.detail.as_deref().is_some_and(|d| d.contains(&v.pid))),
+            "{action}: {:?}",
+            events.iter().map(|e| &e.detail).collect::<Vec<_>>()
+        );
+    }
+}
+both!(lists_of_patients_record_whom_they_showed);

@@ -73,7 +73,6 @@ struct DrawRow {
     given: String,
     wasted: String,
     remaining: String,
-    remaining_value: String,
     by: String,
     at: String,
     stale: bool,
@@ -296,7 +295,6 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>) -> Page
                 fmt_ml(d.remaining_ul()),
                 fmt_mg(d.remaining_ul(), d.strength_mg_per_ml)
             ),
-            remaining_value: fmt_ml(d.remaining_ul()).trim_end_matches(" mL").to_string(),
             by: d.drawn_by.clone(),
             at: loc.when(d.drawn_at),
             stale: d.drawn_at < midnight,
