@@ -1259,6 +1259,24 @@ impl Store {
         }))
     }
 
+    /// Starts a blind count by `user` at `clinic` (again: no-op).
+    pub async fn cs_begin_count(&self, clinic: &str, user: &str) -> Result<()> {
+        on_pool!(self.write(), p => {
+            sqlx::query("INSERT INTO cs_blind_counts (clinic_id, user_id, started_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (clinic_id, user_id) DO NOTHING")
+                .bind(clinic).bind(user).bind(self.now()).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// The locations where `user` has a blind count in progress.
+    pub async fn cs_counting(&self, user: &str) -> Result<Vec<String>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_scalar("SELECT clinic_id FROM cs_blind_counts WHERE user_id = $1")
+                .bind(user).fetch_all(p).await?
+        }))
+    }
+
     pub async fn cs_draws_for_order(&self, dose_order_id: &str) -> Result<Vec<Draw>> {
         Ok(on_pool!(self.read(), p => {
             sqlx::query_as(&format!("{DRAW_SELECT} WHERE d.dose_order_id = $1 ORDER BY d.drawn_at"))
@@ -1285,6 +1303,8 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(&count.id).bind(&count.clinic_id).bind(count.counted_at).bind(&count.counted_by)
                 .bind(head).bind(&count.note).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM cs_blind_counts WHERE clinic_id = $1 AND user_id = $2")
+                .bind(&count.clinic_id).bind(&count.counted_by).execute(&mut *tx).await?;
             let expected: Vec<(String, i64)> = sqlx::query_as(
                 "SELECT lot_id, balance_ul FROM cs_balances WHERE clinic_id = $1")
                 .bind(&count.clinic_id).fetch_all(&mut *tx).await?;

@@ -175,6 +175,42 @@ fn event(c: &Caller, a: Action, p: Permission, clinic: ClinicId) -> NewAuditEven
     e
 }
 
+/// Starts a blind count at a location: until it is recorded, the counter
+/// sees no expected figure there (balances, the ledger, the reconciliation).
+pub async fn begin_count(state: &AppState, c: &Caller, clinic: &str) -> Result<(), WebError> {
+    let loc = location(state, c, Permission::CsHandle, clinic, "clinic_id").await?;
+    let me = user_of(c)?;
+    state.store.cs_begin_count(&loc.id.to_string(), &me).await?;
+    Ok(())
+}
+
+/// The locations where the caller is counting blind.
+pub async fn counting(state: &AppState, c: &Caller) -> Result<Vec<String>, WebError> {
+    match c.user_id() {
+        Some(u) => Ok(state.store.cs_counting(&u.to_string()).await?),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Refuses what would show expected figures to someone counting blind.
+pub async fn refuse_while_counting(
+    state: &AppState,
+    c: &Caller,
+    clinic: Option<&str>,
+) -> Result<(), WebError> {
+    let mine = counting(state, c).await?;
+    let hit = match clinic.map(str::trim).filter(|k| !k.is_empty()) {
+        Some(k) => mine.iter().any(|m| m == k),
+        None => !mine.is_empty(),
+    };
+    if hit {
+        return Err(WebError::Conflict(
+            "a blind count of yours is in progress: record it first, then the expected figures show".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn user_of(c: &Caller) -> Result<String, WebError> {
     c.user_id()
         .map(|u| u.to_string())

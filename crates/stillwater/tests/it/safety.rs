@@ -1073,3 +1073,69 @@ async fn lists_of_patients_record_whom_they_showed(app: &TestApp) {
     }
 }
 both!(lists_of_patients_record_whom_they_showed);
+
+/// Case 14, the count: a blind count hides the expected figures from the
+/// counter, on every tab and over the API, until it is recorded.
+async fn a_blind_count_is_blind(app: &TestApp) {
+    let (lot, _) = stock(app, 50).await;
+    let web = app.login("nina.nurse").await;
+    let g = app.glendale.to_string();
+    let stock_page = web.html(&format!("/substances?clinic={g}")).await;
+    assert!(
+        stock_page.contains("50 mL"),
+        "the stock shows before the count"
+    );
+    let counts = web
+        .html(&format!("/substances?clinic={g}&tab=counts"))
+        .await;
+    assert!(counts.contains("Begin the blind count"));
+    assert!(
+        !counts.contains(&format!("counted_{lot}")),
+        "no count form before it begins"
+    );
+    let r = web
+        .post_form("/substances/count-begin", &[("clinic_id", &g)])
+        .await;
+    assert_eq!(r.status(), 303);
+    for tab in ["stock", "ledger", "reconciliation", "inventories"] {
+        let html = web.html(&format!("/substances?clinic={g}&tab={tab}")).await;
+        assert!(html.contains("Counting blind"), "{tab}");
+        assert!(!html.contains("50 mL"), "{tab} shows the expected figure");
+    }
+    let nurse = api(app, "nina.nurse").await;
+    for path in [
+        "/api/v1/cs/lots".to_string(),
+        format!("/api/v1/cs/ledger?clinic_id={g}"),
+        format!("/api/v1/cs/reconciliation?clinic_id={g}"),
+        "/api/v1/cs/draws".to_string(),
+    ] {
+        let (s, e) = nurse.get(&path).await;
+        assert_eq!(s, 409, "{path}: {e}");
+    }
+    assert_eq!(
+        web.get(&format!("/substances/ledger.csv?clinic_id={g}"))
+            .await
+            .status(),
+        409
+    );
+    // Someone else still sees the stock.
+    let (s, _) = api(app, "nora.nurse").await.get("/api/v1/cs/lots").await;
+    assert_eq!(s, 200);
+    let counts = web
+        .html(&format!("/substances?clinic={g}&tab=counts"))
+        .await;
+    assert!(counts.contains(&format!("counted_{lot}")), "the count form");
+    let field = format!("counted_{lot}");
+    let r = web
+        .post_form(
+            "/substances/count",
+            &[("clinic_id", &g), (field.as_str(), "50")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let html = web.html(&format!("/substances?clinic={g}")).await;
+    assert!(html.contains("50 mL") && !html.contains("Counting blind"));
+    let (s, _) = nurse.get("/api/v1/cs/lots").await;
+    assert_eq!(s, 200);
+}
+both!(a_blind_count_is_blind);

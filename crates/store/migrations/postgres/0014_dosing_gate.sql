@@ -31,3 +31,12 @@ ALTER TABLE protocol_versions ADD COLUMN approved_at BIGINT;
 UPDATE protocol_versions v SET org_id = u.org_id FROM users u WHERE u.id = v.created_by;
 
 ALTER TABLE users ADD COLUMN medical_director BOOLEAN NOT NULL DEFAULT FALSE;
+
+-- A blind count in progress: until the counter records it, the expected
+-- figures (balances, the ledger, the reconciliation) are hidden from them.
+CREATE TABLE cs_blind_counts (
+    clinic_id TEXT NOT NULL REFERENCES clinics(id),
+    user_id TEXT NOT NULL REFERENCES users(id),
+    started_at BIGINT NOT NULL,
+    PRIMARY KEY (clinic_id, user_id)
+);

@@ -90,3 +90,12 @@ WHEN EXISTS (SELECT 1 FROM billing_entries WHERE id = NEW.id OR seq = NEW.seq)
 BEGIN
     SELECT RAISE(ABORT, 'billing entries are append-only');
 END;
+
+-- A blind count in progress: until the counter records it, the expected
+-- figures (balances, the ledger, the reconciliation) are hidden from them.
+CREATE TABLE cs_blind_counts (
+    clinic_id TEXT NOT NULL REFERENCES clinics(id),
+    user_id TEXT NOT NULL REFERENCES users(id),
+    started_at BIGINT NOT NULL,
+    PRIMARY KEY (clinic_id, user_id)
+);

@@ -65,6 +65,7 @@ async fn add_product(
 }
 
 async fn lots(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResult {
+    uc::refuse_while_counting(&state, &c, None).await?;
     let (lots, balances) = uc::lots(&state, &c).await?;
     let out: Vec<Value> = lots
         .iter()
@@ -115,6 +116,7 @@ async fn reconciliation(
     req: axum::extract::Request,
 ) -> ApiResult {
     let q: uc::ReconQuery = query(&req)?;
+    uc::refuse_while_counting(&state, &c, Some(&q.clinic_id)).await?;
     let v = uc::reconciliation(&state, &c, &q).await?;
     if q.format == "csv" {
         return Ok((
@@ -158,6 +160,7 @@ async fn ledger(
     req: axum::extract::Request,
 ) -> ApiResult {
     let q: uc::LedgerQuery = query(&req)?;
+    uc::refuse_while_counting(&state, &c, Some(&q.clinic_id)).await?;
     let csv = match q.format.as_str() {
         "" | "json" => false,
         "csv" => true,
@@ -211,6 +214,7 @@ async fn movement(
 }
 
 async fn open_draws(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResult {
+    uc::refuse_while_counting(&state, &c, None).await?;
     let (open_draws, alerts) = uc::draws_and_alerts(&state, &c).await?;
     let draws: Vec<Value> = open_draws
         .iter()

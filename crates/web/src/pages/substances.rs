@@ -147,6 +147,8 @@ struct InventoryRow {
 #[template(path = "substances.html")]
 struct SubstancesPage {
     layout: Layout,
+    /// A blind count of the caller's is in progress here.
+    counting: bool,
     tab: String,
     clinic: String,
     clinic_name: String,
@@ -216,6 +218,17 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>) -> Page
             t.to_string()
         }
         _ => "stock".to_string(),
+    };
+    // Counting blind: no expected figure shows until the count is recorded.
+    let counting = uc::counting(state, c).await?.contains(&here);
+    let tab = if counting
+        && matches!(
+            tab.as_str(),
+            "stock" | "ledger" | "reconciliation" | "inventories"
+        ) {
+        "counting".to_string()
+    } else {
+        tab
     };
     let today = loc.today();
     let mut error = error;
@@ -616,6 +629,10 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>) -> Page
     let done = match q.done.as_str() {
         "movement" => Some("Recorded in the ledger.".to_string()),
         "count" => Some("Count recorded.".to_string()),
+        "count-begun" => Some(
+            "Blind count begun: the expected figures are hidden from you until you record it."
+                .to_string(),
+        ),
         "count-differs" => {
             Some("Count recorded: it differs from the ledger, and a case is open.".to_string())
         }
@@ -625,6 +642,7 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>) -> Page
         _ => None,
     };
     let page = SubstancesPage {
+        counting,
         layout: Layout::new(c, "Controlled substances", "substances").with_flash(done),
         clinic_name: loc.name.clone(),
         registration: loc
@@ -783,7 +801,7 @@ async fn submit(
         ))
     };
     let tab_of = |a: &str| match a {
-        "count" => "counts",
+        "count" | "count-begin" => "counts",
         "case" => "cases",
         "inventory" => "inventories",
         "registration" | "storage" | "product" => "setup",
@@ -807,6 +825,10 @@ async fn submit(
                 }
                 uc::record_movement(&state, c, input).await?;
                 Ok(("stock", "movement"))
+            }
+            "count-begin" => {
+                uc::begin_count(&state, c, &clinic).await?;
+                Ok(("counts", "count-begun"))
             }
             "count" => {
                 let lines = f
@@ -1018,6 +1040,7 @@ async fn case_submit(
 }
 
 async fn export(state: &AppState, c: &Caller, q: uc::LedgerQuery, pdf: bool) -> PageResult {
+    uc::refuse_while_counting(state, c, Some(&q.clinic_id)).await?;
     Ok(if pdf {
         let v = uc::ledger(state, c, &q, true).await?;
         (
