@@ -448,33 +448,78 @@ test("treatment day on a tablet: a full IV session with an alert answered, from 
   assert.ok(await page.locator(".checklist li.it-done", { hasText: "Pre-dose vitals within limits" }).isVisible());
   await shot(page, "41-chair-checklist");
 
-  // The prescriber orders on their own device; the nurse does the second check.
-  const doc = await signIn("paul.prescriber");
+  // The prescriber orders on their own device.
+  const doc = await signIn("paul.prescriber", { refused: [409] });
   await doc.page.goto(visit);
   await doc.page.getByLabel(/Dose \(/).fill("0.5");
   await doc.page.getByRole("button", { name: "Order", exact: true }).click();
   await doc.page.getByText("Dose ordered.").waitFor();
-  assert.ok(await doc.page.getByText(/0\.5 mg\/kg x 72\.4 kg = 36 mg/).isVisible());
-  await page.reload();
-  await page.getByLabel("Vial lot").fill("KT24310");
-  await page.getByLabel("Expires").fill("2027-09-30");
-  await page.getByRole("button", { name: "Second check done" }).click();
-  await page.getByText("Dose checked.").waitFor();
+  assert.ok(await doc.page.getByText(/0\.5 mg\/kg x 72\.4 kg = 36\.2 mg; volume when drawn/).isVisible());
 
-  // Start 80 minutes ago; a reading out of range raises an alert.
-  const timeline = async (kind, minutesAgo, reason) => {
-    await page.locator("form[action$='/admin'] summary").click();
-    await page.getByLabel("At", { exact: true }).fill(glendale(minutesAgo));
+  // The scale was read wrong: the nurse corrects the weight, and the order
+  // written for the old one is voided on screen.
+  await page.reload();
+  await page.getByLabel("Weight today (kg)").fill("74");
+  await page.getByRole("button", { name: "Save checklist" }).click();
+  await page.getByText("Checklist saved.").waitFor();
+  await page.getByText(/the weight changed from 72\.4 to 74 kg after the order/).waitFor();
+  assert.ok(await page.getByText("No dose ordered yet.").isVisible());
+  await shot(page, "41a-chair-order-voided");
+  await doc.page.reload();
+  await doc.page.getByLabel(/Dose \(/).fill("0.5");
+  await doc.page.getByRole("button", { name: "Order", exact: true }).click();
+  await doc.page.getByText("Dose ordered.").waitFor();
+  assert.ok(await doc.page.getByText(/0\.5 mg\/kg x 74 kg = 37 mg/).isVisible());
+
+  // The nurse draws it in the Schedule III record, from a 100 mg/mL lot.
+  await page.goto(`${BASE}/substances`);
+  const drawSection = page.locator("section", { has: page.getByRole("heading", { name: "Draw for a dose" }) });
+  await pick(drawSection.getByLabel("Dose order"), /Idris/);
+  await pick(drawSection.getByLabel("Lot"), /100 mg\/mL/);
+  const lotText = await drawSection.getByLabel("Lot").locator("option:checked").innerText();
+  const lotNumber = lotText.match(/lot (\S+)/)[1];
+  await drawSection.getByLabel("Quantity").fill("0.37 mL");
+  await drawSection.getByRole("button", { name: "Record draw" }).click();
+  await page.getByText("Recorded in the ledger.").waitFor();
+
+  // The second check is someone else's: who drew is refused; a second nurse
+  // reads the lot off the vial, and the volume is the lot's.
+  await page.goto(visit);
+  await page.getByLabel("Vial lot").fill(lotNumber);
+  await page.getByRole("button", { name: "Second check done" }).click();
+  await page.getByRole("alert").filter({ hasText: /you drew the dose/ }).waitFor();
+  await page.goto(visit);
+  const second = await signIn("nora.nurse");
+  await second.page.goto(visit);
+  await second.page.getByLabel("Vial lot").fill(lotNumber);
+  await second.page.getByRole("button", { name: "Second check done" }).click();
+  await second.page.getByText("Dose checked.").waitFor();
+  // The nurse's tablet redraws itself with the check (a live update).
+  await page.getByText(new RegExp(`0\\.37 mL of 100 mg/mL \\(lot ${lotNumber}\\)`)).waitFor();
+  await shot(page, "41b-chair-real-volume");
+
+  // The start is now (it cannot be backdated past the order); a reading
+  // out of range raises an alert.
+  const timeline = async (kind, reason) => {
     if (reason) await page.getByLabel("Reason", { exact: true }).first().fill(reason);
     await page.getByRole("button", { name: kind, exact: true }).click();
     await page.getByText("Timeline updated.").waitFor();
   };
-  await timeline("Start", 80);
+  await page.locator("form[action$='/admin'] summary").click();
+  await page.getByLabel("At", { exact: true }).fill(glendale(80));
+  await page.getByRole("button", { name: "Start", exact: true }).click();
+  await page.getByRole("alert").filter({ hasText: /before the dose was ordered and checked/ }).waitFor();
+  await timeline("Start");
   await page.locator(".chair-top .pill.phase", { hasText: "Dosing" }).waitFor();
-  await reading({ sbp: 132, dbp: 82, hr: 76, spo2: 98, rr: 14 }, 70);
+  const now = async (v) => {
+    for (const [k, x] of Object.entries(v)) await page.locator(`.reading-form input[name=${k}]`).fill(String(x));
+    await page.getByRole("button", { name: "Record reading" }).click();
+    await page.getByText("Reading recorded.").waitFor();
+  };
+  await now({ sbp: 132, dbp: 82, hr: 76, spo2: 98, rr: 14 });
   await page.locator("form.moaas").getByRole("button", { name: "4", exact: true }).click();
   await page.getByText("Reading recorded.").waitFor();
-  await reading({ sbp: 188, dbp: 104, hr: 88, spo2: 97, rr: 15 }, 62);
+  await now({ sbp: 188, dbp: 104, hr: 88, spo2: 97, rr: 15 });
   const alert = page.locator("section.alert-card");
   await alert.waitFor();
   assert.match(await alert.innerText(), /SBP 188 above 180/);
@@ -487,31 +532,36 @@ test("treatment day on a tablet: a full IV session with an alert answered, from 
   await page.locator("section.alert-card").getByRole("button", { name: "Acknowledge" }).click();
   await page.getByText("Alert acknowledged.").waitFor();
   assert.equal(await page.locator("section.alert-card").count(), 0);
-  await timeline("Pause", 61, "SBP 188");
-  await timeline("Resume", 56, "BP 150/90");
-  await reading({ sbp: 142, dbp: 88, hr: 78, spo2: 98, rr: 14 }, 50);
-  await timeline("Stop", 38, "Infusion complete");
+  await timeline("Pause", "SBP 188");
+  await timeline("Resume", "BP 150/90");
+  await now({ sbp: 142, dbp: 88, hr: 78, spo2: 98, rr: 14 });
+  await timeline("Stop", "Stopped early: blood pressure");
   await page.locator(".chair-top .pill.phase", { hasText: "Recovery" }).waitFor();
 
-  // Recovery: readings, Aldrete, discharge, and the signed note.
-  await reading({ sbp: 126, dbp: 80, hr: 72, spo2: 98, rr: 14 }, 20);
+  // Recovery: the Aldrete starts unanswered; discharge waits for the 30
+  // minutes counted from the stop as entered.
+  assert.equal(await page.locator("form.aldrete input:checked").count(), 0, "nothing pre-set");
+  for (const item of ["activity", "respiration", "circulation", "consciousness", "spo2"]) {
+    await page.locator(`form.aldrete input[name=${item}][value="2"]`).check();
+  }
   await page.getByRole("button", { name: "Score recovery" }).click();
   await page.getByText(/Aldrete 10/).first().waitFor();
-  await page.getByLabel("Discharge note").fill("Alert, steady on standing, left with Mara.");
+  await page.getByText(/Discharge waits for: recovery 0 of at least 30 minutes/).waitFor();
   await shot(page, "43-chair-recovery");
-  await page.getByRole("button", { name: "Discharge", exact: true }).click();
-  await page.locator(".chair-top .pill.phase", { hasText: "Discharged" }).waitFor();
-  // Integration within days of the dose: booked, or bookable from here.
-  assert.ok(await page.getByText(/No integration session is booked yet|Next integration session/).isVisible());
-  await doc.page.goto(visit);
+  assert.deepEqual(second.errors, []);
+  await second.context.close();
+
+  // The chair ready for discharge goes home (above); its note is signed now.
+  await doc.page.goto(`${BASE}/floor`);
+  await doc.page.locator("a.chair.fl-discharged", { hasText: "Chair 2" }).first().click();
   await doc.page.getByRole("button", { name: "Sign the note" }).click();
   await doc.page.locator("pre.note").waitFor();
-  assert.match(await doc.page.locator("pre.note").innerText(), /SBP 188 above 180/);
+  assert.match(await doc.page.locator("pre.note").innerText(), /Before the dose \(as at the order/);
   await shot(doc.page, "44-session-note");
 
-  // Back on the floor: Chair 2 shows the visit as discharged.
+  // Back on the floor: Chair 2 is in recovery.
   await page.goto(`${BASE}/floor`);
-  await page.locator("a.chair.fl-discharged", { hasText: "Chair 2" }).first().waitFor();
+  await page.locator("a.chair", { hasText: "Chair 2" }).filter({ hasText: "Recovery" }).first().waitFor();
   await shot(page, "45-floor-after");
   const { context: wall, page: w } = await signIn("mona.monitor", { device: { viewport: { width: 1600, height: 900 } } });
   await w.goto(`${BASE}/floor`);
@@ -581,16 +631,19 @@ test("the Schedule III record: receive vials, draw for a dose, give and waste be
 
   // Close it: 0.5 mg given, the rest wasted; the witness must be someone else.
   const mine = page.locator(".cs-draw", { hasText: "KT2412D" }).first();
-  await mine.getByLabel("Given (mL)").fill("0.5 mg");
+  await mine.getByLabel(/^Given \(mL/).fill("0.5 mg");
   await mine.getByRole("button", { name: "Record given" }).click();
   await page.getByText("Recorded in the ledger.").waitFor();
+  // Nothing is pre-filled: the waste is typed as measured.
   const left = page.locator(".cs-draw", { hasText: "KT2412D" }).first();
+  await left.getByLabel("Waste (mL)").fill("0.5 mg");
   await left.getByLabel("Witness", { exact: true }).fill("nina.nurse");
   await left.getByLabel("Witness password").fill(PASSWORD);
   await left.getByRole("button", { name: "Waste with witness" }).click();
   await page.getByRole("alert").filter({ hasText: /someone other than you/ }).waitFor();
   await shot(page, "52-cs-witness-refused");
   const retry = page.locator(".cs-draw", { hasText: "KT2412D" }).first();
+  await retry.getByLabel("Waste (mL)").fill("0.5 mg");
   await retry.getByLabel("Witness", { exact: true }).fill("nora.nurse");
   await retry.getByLabel("Witness password").fill(PASSWORD);
   await retry.getByRole("button", { name: "Waste with witness" }).click();
@@ -604,6 +657,14 @@ test("the Schedule III record: receive vials, draw for a dose, give and waste be
     const ml = parseFloat(cells[4]);
     if (ml > 0) onHand[cells[1]] = ml;
   }
+  await page.getByRole("link", { name: "Counts" }).click();
+  // Once begun, the count is blind: the stock tab hides the figures.
+  await page.getByRole("button", { name: "Begin the blind count" }).click();
+  await page.getByText(/Blind count begun/).waitFor();
+  await page.getByRole("link", { name: "Stock" }).click();
+  await page.getByRole("heading", { name: "Counting blind" }).waitFor();
+  assert.equal(await page.locator("table.list tbody tr").count(), 0, "no balances while counting");
+  await shot(page, "53a-cs-counting-blind");
   await page.getByRole("link", { name: "Counts" }).click();
   for (const [lot, ml] of Object.entries(onHand)) {
     const seen = lot === "KT2412D" ? ml - 1 : ml;
@@ -727,6 +788,10 @@ test("the patient portal on a clinic tablet: a patient already seen books a foll
 
   const followUp = page.locator(".portal-types li", { hasText: "Follow-up" });
   await followUp.getByRole("link", { name: "See free times" }).click();
+  await page.getByRole("heading", { name: "Book: Follow-up" }).waitFor();
+  // From a week ahead, clear of the late-cancel window whatever the hour.
+  const weekAhead = new Date(Date.now() + 7 * 86400000).toLocaleDateString("en-CA", { timeZone: "America/Phoenix" });
+  await page.goto(`${page.url()}&from=${weekAhead}`);
   await page.getByRole("heading", { name: "Book: Follow-up" }).waitFor();
   // Submitting without a time is stopped by the form; keyboard: choose a time and book.
   const first = page.locator("input[name=start]").first();

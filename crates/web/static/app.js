@@ -77,9 +77,10 @@ document.addEventListener("submit", function (ev) {
         var busy = submitting || Array.prototype.some.call(document.querySelectorAll("main input:not([type=hidden]), main textarea"), function (el) {
           return el.type !== "checkbox" && el.type !== "radio" && el.value !== "" && el.defaultValue !== el.value;
         });
-        // A fresh GET of the visit: reloading a page that answered a form
-        // would post the form again.
-        if (!busy) window.location.assign(window.location.pathname + window.location.search);
+        // A fresh GET of the visit itself: reloading a page that answered
+        // a form would post the form again, and the form's address (a
+        // refused step answers at /encounters/<id>/<step>) is not a page.
+        if (!busy) window.location.assign("/encounters/" + encodeURIComponent(id));
       }, 15000);
       // A monitor's routine readings redraw the view every 15 s at most;
       // alerts and steps by others at once.
