@@ -316,6 +316,17 @@ impl Store {
         Ok(())
     }
 
+    /// Takes a two-step code's time step for `user`: true the first time,
+    /// false for that step or an earlier one again (a replayed code).
+    pub async fn use_totp_step(&self, user: UserId, step: i64) -> Result<bool> {
+        let n = on_pool!(self.write(), p => {
+            sqlx::query("UPDATE users SET totp_last_step = $2 WHERE id = $1 \
+                 AND (totp_last_step IS NULL OR totp_last_step < $2)")
+                .bind(user.to_string()).bind(step).execute(p).await?.rows_affected()
+        });
+        Ok(n == 1)
+    }
+
     /// Marks (or unmarks) a user as the organisation's medical director.
     pub async fn set_medical_director(
         &self,

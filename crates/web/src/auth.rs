@@ -442,27 +442,37 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
         == 0
 }
 
-/// Checks a six-digit TOTP code against a base32 secret (RFC 6238, SHA-1, 30 s,
-/// one step of clock skew either way).
-pub fn totp_ok(secret_b32: &str, code: &str) -> bool {
+/// The time step (RFC 6238: 30 s since the epoch) a six-digit code belongs
+/// to for a base32 secret at `now` (microseconds), one step of clock skew
+/// either way; `None` when it matches none. The caller records the step so
+/// that a code is accepted once ([`store::Store::use_totp_step`]).
+pub fn totp_step(secret_b32: &str, code: &str, now: i64) -> Option<i64> {
     let code = code.trim();
     if code.len() != 6 || !code.chars().all(|c| c.is_ascii_digit()) {
-        return false;
+        return None;
     }
-    let Ok(bytes) = totp_rs::Secret::Encoded(secret_b32.to_string()).to_bytes() else {
-        return false;
-    };
-    // A clock before 1970 is an error here, and no code matches then.
+    let bytes = totp_rs::Secret::Encoded(secret_b32.to_string())
+        .to_bytes()
+        .ok()?;
     let totp = totp_rs::TOTP::new_unchecked(
         totp_rs::Algorithm::SHA1,
         6,
-        1,
+        0,
         30,
         bytes,
         None,
         String::new(),
     );
-    matches!(totp.check_current(code), Ok(true))
+    let step = now.div_euclid(30_000_000);
+    (step - 1..=step + 1)
+        .filter(|s| *s >= 0)
+        .find(|s| constant_time_eq(&totp.generate(*s as u64 * 30), code))
+}
+
+/// Checks a six-digit TOTP code against a base32 secret at `now`
+/// (microseconds), without recording it (confirming a new key).
+pub fn totp_ok(secret_b32: &str, code: &str, now: i64) -> bool {
+    totp_step(secret_b32, code, now).is_some()
 }
 
 /// A new TOTP secret (160 bits, base32) and its otpauth:// URL for authenticator apps.
@@ -482,20 +492,22 @@ pub fn new_totp(username: &str) -> (String, String) {
     (encoded, url)
 }
 
-/// The current code for a secret (for tests and the CLI's check).
-pub fn totp_now(secret_b32: &str) -> Option<String> {
+/// The code for a secret at `now` (microseconds; for tests and the CLI's check).
+pub fn totp_at(secret_b32: &str, now: i64) -> Option<String> {
     let bytes = totp_rs::Secret::Encoded(secret_b32.to_string())
         .to_bytes()
         .ok()?;
-    totp_rs::TOTP::new_unchecked(
-        totp_rs::Algorithm::SHA1,
-        6,
-        1,
-        30,
-        bytes,
-        None,
-        String::new(),
+    let t = u64::try_from(now.div_euclid(1_000_000)).ok()?;
+    Some(
+        totp_rs::TOTP::new_unchecked(
+            totp_rs::Algorithm::SHA1,
+            6,
+            1,
+            30,
+            bytes,
+            None,
+            String::new(),
+        )
+        .generate(t),
     )
-    .generate_current()
-    .ok()
 }

@@ -23,7 +23,7 @@ use store::patients::PatientRecord;
 
 use crate::auth::{
     constant_time_eq, cookie_value, new_totp, random_token, read_form, secret_hash, set_cookie,
-    totp_ok, Caller, Staff, StaffForm, PRELOGIN_COOKIE, SESSION_COOKIE,
+    Caller, Staff, StaffForm, PRELOGIN_COOKIE, SESSION_COOKIE,
 };
 use crate::ctx::RequestMeta;
 use crate::error::{PageError, WebError};
@@ -223,7 +223,20 @@ async fn login_submit(State(state): State<AppState>, req: Request) -> PageResult
     ev.actor_user_id = Some(c.id.to_string());
     ev.org_id = Some(c.org_id.to_string());
     let locked = c.locked_until.is_some_and(|t| t > now);
-    let second_ok = c.totp_secret.as_deref().is_none_or(|s| totp_ok(s, &code));
+    // A two-step code is good once: its time step is taken, and the same
+    // code again (a replay within its 30 seconds) is refused.
+    let step = c
+        .totp_secret
+        .as_deref()
+        .map(|s| crate::auth::totp_step(s, &code, now));
+    let mut second_ok = !matches!(step, Some(None));
+    let mut replayed = false;
+    if let (true, false, false, Some(Some(st))) = (password_ok, c.disabled, locked, step) {
+        if !state.store.use_totp_step(c.id, st).await? {
+            second_ok = false;
+            replayed = true;
+        }
+    }
     if !password_ok || c.disabled || locked || !second_ok {
         let reason = if locked {
             "locked"
@@ -231,6 +244,8 @@ async fn login_submit(State(state): State<AppState>, req: Request) -> PageResult
             "disabled"
         } else if !password_ok {
             "wrong password"
+        } else if replayed {
+            "authenticator code used before"
         } else {
             "wrong authenticator code"
         };
@@ -2018,7 +2033,10 @@ async fn account_totp_confirm(State(state): State<AppState>, f: StaffForm) -> Pa
     let uid = c.user_id().ok_or(WebError::Forbidden)?;
     let secret = f.form.get("secret").unwrap_or_default();
     let code = f.form.get("code").unwrap_or_default();
-    if secret.len() > 64 || !totp_ok(&secret, &code) {
+    let step = (secret.len() <= 64)
+        .then(|| crate::auth::totp_step(&secret, &code, state.now()))
+        .flatten();
+    if step.is_none() {
         let username = c
             .user
             .as_ref()
@@ -2033,6 +2051,10 @@ async fn account_totp_confirm(State(state): State<AppState>, f: StaffForm) -> Pa
         .store
         .set_totp_secret(uid, Some(&secret), c.event(Action::TotpEnable))
         .await?;
+    // The confirming code is spent: it does not sign in again.
+    if let Some(st) = step {
+        state.store.use_totp_step(uid, st).await?;
+    }
     state.auth_cache.clear();
     account_view(
         &state,

@@ -584,7 +584,12 @@ async fn witness(
             )
             .await;
         }
-        if !crate::auth::totp_ok(secret, code) {
+        let fresh = match crate::auth::totp_step(secret, code, state.now()) {
+            // A code is good once, as at sign-in.
+            Some(step) => state.store.use_totp_step(u.id, step).await?,
+            None => false,
+        };
+        if !fresh {
             state
                 .store
                 .record_login_failure(

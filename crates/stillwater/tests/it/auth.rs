@@ -188,7 +188,7 @@ async fn totp_is_required_when_enabled(app: &TestApp) {
         .await
         .unwrap();
     assert!(app.login_with("paul.prescriber", PW, None).await.is_none());
-    let code = web::auth::totp_now(&secret).unwrap();
+    let code = web::auth::totp_at(&secret, app.now()).unwrap();
     let wrong: String = code
         .chars()
         .map(|c| {
@@ -205,6 +205,24 @@ async fn totp_is_required_when_enabled(app: &TestApp) {
         .is_none());
     assert!(app
         .login_with("paul.prescriber", PW, Some(&code))
+        .await
+        .is_some());
+    // The same code again, within its 30 seconds: a replay, refused.
+    assert!(
+        app.login_with("paul.prescriber", PW, Some(&code))
+            .await
+            .is_none(),
+        "a two-step code is accepted once"
+    );
+    assert!(
+        app.store.count_audit("login.failure").await.unwrap() >= 2,
+        "the replay is recorded as a failed sign-in"
+    );
+    // The next code works.
+    app.advance_minutes(1);
+    let next = web::auth::totp_at(&secret, app.now()).unwrap();
+    assert!(app
+        .login_with("paul.prescriber", PW, Some(&next))
         .await
         .is_some());
 }

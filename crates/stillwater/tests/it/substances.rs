@@ -835,7 +835,7 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
     let (s, e) = nurse.post("/api/v1/cs/ledger", &coded("")).await;
     assert_eq!((s, fields(&e)), (422, vec!["witness".to_string()]), "{e}");
     assert!(e.to_string().contains("two-step code"), "{e}");
-    let right = web::auth::totp_now(&secret).unwrap();
+    let right = web::auth::totp_at(&secret, app.now()).unwrap();
     let wrong: String = right
         .chars()
         .map(|c| {
@@ -850,6 +850,12 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
     assert_eq!((s, fields(&e)), (422, vec!["witness".to_string()]), "{e}");
     let (s, e) = nurse.post("/api/v1/cs/ledger", &coded(&right)).await;
     assert_eq!(s, 201, "the right code: {e}");
+    let (s, e) = nurse.post("/api/v1/cs/ledger", &coded(&right)).await;
+    assert_eq!(
+        (s, fields(&e)),
+        (422, vec!["witness".to_string()]),
+        "the same code twice is a replay: {e}"
+    );
     app.store.set_totp_secret(paul, None, ev()).await.unwrap();
 
     // A witness's wrong password counts towards the lockout: after five, even

@@ -99,3 +99,7 @@ CREATE TABLE cs_blind_counts (
     started_at BIGINT NOT NULL,
     PRIMARY KEY (clinic_id, user_id)
 );
+
+-- The last two-step code's time step a user signed in with: a code is
+-- accepted once (RFC 6238 section 5.2).
+ALTER TABLE users ADD COLUMN totp_last_step BIGINT;
