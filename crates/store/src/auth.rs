@@ -538,10 +538,11 @@ impl Store {
             Option<String>,
             Option<String>,
             Option<bool>,
+            Option<i64>,
         );
         let r: Option<Row> = on_pool!(self.read(), p => {
             sqlx::query_as("SELECT t.id, t.kind, t.user_id, t.clinic_id, u.username, u.display_name, \
-                 COALESCE(u.org_id, c.org_id), u.disabled \
+                 COALESCE(u.org_id, c.org_id), u.disabled, u.locked_until \
                  FROM api_tokens t LEFT JOIN users u ON u.id = t.user_id LEFT JOIN clinics c ON c.id = t.clinic_id \
                  WHERE t.token_hash = $1 AND t.revoked_at IS NULL")
                 .bind(hash).fetch_optional(p).await?
@@ -558,6 +559,10 @@ impl Store {
                 clinic_id: parse_stored(c)?,
                 org_id,
             }));
+        }
+        // A disabled or locked account's tokens stop with it.
+        if r.8.is_some_and(|until| until > self.now()) {
+            return Ok(None);
         }
         let (Some(uid), Some(username), Some(display_name), Some(false)) = (r.2, r.4, r.5, r.7)
         else {

@@ -344,6 +344,18 @@ impl FromRequestParts<AppState> for ApiCaller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         if let Some(c) = token_caller(parts, state).await? {
+            // A device token (a bedside monitor) only sends readings: it
+            // reads nothing, not even who it is or the protocols.
+            let path = parts
+                .extensions
+                .get::<axum::extract::OriginalUri>()
+                .map(|u| u.0.path().to_string())
+                .unwrap_or_else(|| parts.uri.path().to_string());
+            if matches!(c.principal, domain::auth::Principal::Device { .. })
+                && !(parts.method == Method::POST && path == "/api/v1/observations")
+            {
+                return Err(ApiError(WebError::Forbidden));
+            }
             return Ok(ApiCaller(c));
         }
         let Some(c) = session_caller(parts, state).await? else {

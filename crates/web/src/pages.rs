@@ -262,6 +262,8 @@ async fn login_submit(State(state): State<AppState>, req: Request) -> PageResult
                     ev,
                 )
                 .await?;
+            // A lockout stops the account's API tokens at once here.
+            state.auth_cache.clear();
         }
         return login_page(&state, Some(LOGIN_FAILED.into()), raw_username);
     }

@@ -567,6 +567,7 @@ async fn witness(
                 refused("wrong password"),
             )
             .await?;
+        state.auth_cache.clear();
         return Err(invalid(field, wrong));
     }
     if u.disabled || u.org_id != c.org_id {
@@ -599,6 +600,7 @@ async fn witness(
                     refused("wrong code"),
                 )
                 .await?;
+            state.auth_cache.clear();
             return Err(invalid(
                 field,
                 "the witness's two-step code is wrong or has expired",

@@ -25,13 +25,30 @@ async fn wrong_password_and_unknown_user_look_the_same(app: &TestApp) {
 both!(wrong_password_and_unknown_user_look_the_same);
 
 async fn lockout_after_repeated_failures(app: &TestApp) {
+    // An API token of the account works, and is used (cached) before the lockout.
+    let token = app.user_token("theo.therapist").await;
+    let me = |t: String| async move {
+        reqwest::Client::new()
+            .get(app.url("/api/v1/me"))
+            .bearer_auth(t)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(me(token.clone()).await, 200);
     for _ in 0..5 {
         app.failed_login("theo.therapist", "wrong-password!").await;
     }
     // The right password is refused while locked.
     assert!(app.login_with("theo.therapist", PW, None).await.is_none());
+    // The lockout stops the account's tokens too, at once on this instance.
+    assert_eq!(me(token.clone()).await, 401, "a locked account's token");
     // Other accounts are unaffected.
     assert!(app.login_with("nina.nurse", PW, None).await.is_some());
+    // When the lockout ends, the token works again.
+    app.advance_minutes(16);
+    assert_eq!(me(token).await, 200);
 }
 both!(lockout_after_repeated_failures);
 
@@ -286,16 +303,33 @@ async fn tokens_user_device_and_revoked(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    let me: serde_json::Value = c
-        .get(app.url("/api/v1/me"))
+    // Nor anything else: who it is, the instruments, the protocols, the floor.
+    for path in [
+        "/api/v1/me".to_string(),
+        "/api/v1/instruments".to_string(),
+        "/api/v1/protocols".to_string(),
+        format!("/api/v1/clinics/{}/floor", app.glendale),
+    ] {
+        let r = c
+            .get(app.url(&path))
+            .bearer_auth(&dev)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
+    let r = c
+        .post(app.url("/api/v1/observations"))
         .bearer_auth(&dev)
+        .json(&serde_json::json!({"readings": []}))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
-    assert_eq!(me["kind"], "device");
+    assert_eq!(
+        r.status(),
+        400,
+        "it may send readings (an empty batch is named)"
+    );
     // Revoked and unknown tokens are refused.
     let t = app
         .store
