@@ -96,6 +96,16 @@ impl Place {
     }
 }
 
+/// The currency a clinic bills in (its billing details; dollars until set).
+async fn currency_of(state: &AppState, clinic: ClinicId) -> Result<String, WebError> {
+    Ok(state
+        .store
+        .billing_settings(&clinic.to_string())
+        .await?
+        .map(|s| s.currency)
+        .unwrap_or_else(|| "USD".into()))
+}
+
 /// The clinics where the caller holds `p`.
 pub async fn places(state: &AppState, c: &Caller, p: Permission) -> Result<Vec<Place>, WebError> {
     let mine = c.require_any(p)?;
@@ -164,6 +174,7 @@ fn patient_event(
 // ---- Setup -------------------------------------------------------------------
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SettingsInput {
     pub clinic_id: String,
     pub legal_name: String,
@@ -226,7 +237,11 @@ pub async fn set_settings(state: &AppState, c: &Caller, i: SettingsInput) -> Res
     let fee = if i.refund_fee.trim().is_empty() {
         Some(0)
     } else {
-        e.check(bill::parse_amount("refund_fee", &i.refund_fee))
+        e.check(bill::parse_amount(
+            "refund_fee",
+            &i.refund_fee,
+            cur.as_deref().unwrap_or("USD"),
+        ))
     };
     let name = text("legal_name", &i.legal_name, 200, true);
     if let Err(WebError::Invalid(v)) = &name {
@@ -271,6 +286,7 @@ pub async fn price_lists_of(state: &AppState, clinic: &str) -> Result<Vec<PriceL
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PricesInput {
     pub clinic_id: String,
     pub effective_from: String,
@@ -297,7 +313,7 @@ pub async fn set_prices(state: &AppState, c: &Caller, i: PricesInput) -> Result<
         if v.trim().is_empty() {
             continue;
         }
-        match (Service::parse(k, k), bill::parse_amount(k, v)) {
+        match (Service::parse(k, k), bill::parse_amount(k, v, &i.currency)) {
             (Ok(s), Ok(a)) => {
                 prices.insert(s, a);
             }
@@ -373,6 +389,7 @@ pub async fn active_offers(state: &AppState, clinic: &str) -> Result<Vec<Offer>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OfferInput {
     pub clinic_id: String,
     pub name: String,
@@ -392,6 +409,7 @@ pub struct OfferInput {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RuleInput {
     pub kind: String,
     pub service: String,
@@ -403,6 +421,7 @@ pub struct RuleInput {
 
 pub async fn add_offer(state: &AppState, c: &Caller, i: OfferInput) -> Result<String, WebError> {
     let p = place(state, c, Permission::BillManage, &i.clinic_id).await?;
+    let currency = currency_of(state, p.id).await?;
     let mut e = domain::error::Errors::new();
     let mut rules = vec![];
     for r in &i.rules {
@@ -412,7 +431,7 @@ pub async fn add_offer(state: &AppState, c: &Caller, i: OfferInput) -> Result<St
         match r.kind.trim() {
             "waive" => rules.push(Rule::Waive { service }),
             "fixed_price" => {
-                if let Some(minor) = e.check(bill::parse_amount("rules", &r.price)) {
+                if let Some(minor) = e.check(bill::parse_amount("rules", &r.price, &currency)) {
                     rules.push(Rule::FixedPrice { service, minor });
                 }
             }
@@ -528,6 +547,7 @@ pub async fn set_offer_active(
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PackageProductInput {
     pub clinic_id: String,
     pub name: String,
@@ -557,7 +577,8 @@ pub async fn add_package_product(
     if !(1..=104).contains(&i.sessions) {
         e.add("sessions", "a package holds between 1 and 104 sessions");
     }
-    let price = e.check(bill::parse_amount("price", &i.price));
+    let currency = currency_of(state, p.id).await?;
+    let price = e.check(bill::parse_amount("price", &i.price, &currency));
     if i.monthly && i.valid_days.is_some() {
         e.add(
             "valid_days",
@@ -1284,6 +1305,7 @@ pub async fn invoice(state: &AppState, c: &Caller, id: &str) -> Result<InvoiceVi
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PaymentInput {
     pub method: String,
     /// Blank for a package credit: the covered service's amount is used.
@@ -1346,7 +1368,7 @@ pub async fn pay(
         let amount = if i.amount.trim().is_empty() {
             covered.min(v.balance)
         } else {
-            bill::parse_amount("amount", &i.amount)?
+            bill::parse_amount("amount", &i.amount, &v.invoice.currency)?
         };
         if amount > covered {
             return Err(invalid(
@@ -1360,7 +1382,10 @@ pub async fn pay(
         }
         (amount, Some(k.id))
     } else {
-        (bill::parse_amount("amount", &i.amount)?, None)
+        (
+            bill::parse_amount("amount", &i.amount, &v.invoice.currency)?,
+            None,
+        )
     };
     let e = NewEntry {
         id: new_id(),
@@ -1400,6 +1425,7 @@ pub async fn pay(
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RefundInput {
     pub payment_id: String,
     pub amount: String,
@@ -1425,7 +1451,7 @@ pub async fn refund(
         .iter()
         .find(|e| e.id == i.payment_id.trim() && e.kind == "payment")
         .ok_or_else(|| invalid("payment_id", "choose a payment of this invoice"))?;
-    let minor = bill::parse_amount("amount", &i.amount)?;
+    let minor = bill::parse_amount("amount", &i.amount, &v.invoice.currency)?;
     let reason = text("reason", &i.reason, 500, true)?;
     let e = NewEntry {
         id: new_id(),
@@ -1455,6 +1481,7 @@ pub async fn refund(
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreditInput {
     pub amount: String,
     pub reason: String,
@@ -1474,7 +1501,7 @@ pub async fn credit(
         .parse()
         .map_err(|_| WebError::NotFound)?;
     c.require(Permission::BillManage, clinic)?;
-    let minor = bill::parse_amount("amount", &i.amount)?;
+    let minor = bill::parse_amount("amount", &i.amount, &v.invoice.currency)?;
     let reason = text("reason", &i.reason, 500, true)?;
     let e = NewEntry {
         id: new_id(),

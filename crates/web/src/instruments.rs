@@ -530,14 +530,11 @@ pub async fn run_rules(state: &AppState, now: i64) -> Result<usize, WebError> {
 
 // ---- Tasks ----------------------------------------------------------------
 
-/// Open tasks in the clinics where the caller may close them or read measures.
+/// Open tasks in the clinics where the caller reads measures: a safety task
+/// names a patient and the answer that raised it, so it follows the clinical
+/// permission (the front desk, who may read leads, does not see them).
 pub async fn open_tasks(state: &AppState, c: &Caller) -> Result<Vec<Task>, WebError> {
-    let mut clinics = c.clinics_with(Permission::MeasureRead);
-    for k in c.clinics_with(Permission::LeadRead) {
-        if !clinics.contains(&k) {
-            clinics.push(k);
-        }
-    }
+    let clinics = c.clinics_with(Permission::MeasureRead);
     if clinics.is_empty() {
         return Err(WebError::Forbidden);
     }
@@ -568,8 +565,7 @@ pub async fn close_task(
     id: TaskId,
     note: &str,
 ) -> Result<Task, WebError> {
-    let mut clinics = c.clinics_with(Permission::MeasureRead);
-    clinics.extend(c.clinics_with(Permission::LeadRead));
+    let clinics = c.clinics_with(Permission::MeasureRead);
     let task = state
         .store
         .task(id, &clinics)

@@ -42,46 +42,99 @@ pub fn check_currency(field: &str, s: &str) -> Result<String, FieldError> {
     }
 }
 
-/// Reads an amount such as `275`, `275.00`, `$1,950.50` into minor units
-/// (cents). Negative amounts, more than two decimals and amounts over
-/// [`MAX_MINOR`] are refused with the field's name.
-pub fn parse_amount(field: &str, text: &str) -> Result<i64, FieldError> {
-    let bad = |m: &str| FieldError::new(field, m);
-    let t: String = text
-        .trim()
-        .trim_start_matches(['$', '€', '£'])
+/// The symbol an amount in `currency` may be written with, if any.
+fn symbol_of(currency: &str) -> Option<char> {
+    match currency.to_ascii_uppercase().as_str() {
+        "USD" | "CAD" | "AUD" | "NZD" => Some('$'),
+        "EUR" => Some('€'),
+        "GBP" => Some('£'),
+        _ => None,
+    }
+}
+
+/// Reads an amount in `currency` such as `275`, `275.00`, `$1,950.50` or
+/// `1950.50 USD` into minor units (cents). Only what cannot be misread is
+/// taken: commas only between groups of three digits before the point
+/// (`1,00` and `1,2,3` are refused, not read as 100 and 123), a symbol or
+/// code only of the currency itself (`€1.00` on a dollar invoice is refused).
+/// Negative amounts, more than two decimals and amounts over [`MAX_MINOR`]
+/// are refused, each with the field's name.
+pub fn parse_amount(field: &str, text: &str, currency: &str) -> Result<i64, FieldError> {
+    let bad = |m: String| FieldError::new(field, m);
+    let raw = text.trim();
+    let not_money = || bad(format!("{raw:?} is not an amount of money (e.g. 1,234.56)"));
+    if raw.is_empty() {
+        return Err(bad("give an amount, such as 275.00".into()));
+    }
+    if raw.starts_with('-') {
+        return Err(bad("must not be negative".into()));
+    }
+    let code = currency.trim().to_ascii_uppercase();
+    // A code before or after: "USD 12", "12 USD".
+    let mut t = raw;
+    for (pre, post) in [(true, false), (false, true)] {
+        let upper = t.to_ascii_uppercase();
+        if pre && upper.len() > 3 && upper.as_bytes()[..3].iter().all(u8::is_ascii_alphabetic) {
+            if upper[..3] != code {
+                return Err(bad(format!("{raw:?} is not in {code}, the currency here")));
+            }
+            t = t[3..].trim_start();
+        } else if post
+            && upper.len() > 3
+            && upper.as_bytes()[upper.len() - 3..]
+                .iter()
+                .all(u8::is_ascii_alphabetic)
+        {
+            if upper[upper.len() - 3..] != code {
+                return Err(bad(format!("{raw:?} is not in {code}, the currency here")));
+            }
+            t = t[..t.len() - 3].trim_end();
+        }
+    }
+    // A symbol before: only the currency's own.
+    if let Some(first) = t
         .chars()
-        .filter(|c| *c != ',' && *c != ' ')
-        .collect();
-    if t.is_empty() {
-        return Err(bad("give an amount, such as 275.00"));
+        .next()
+        .filter(|c| !c.is_ascii_digit() && *c != '.')
+    {
+        if Some(first) != symbol_of(&code) {
+            return Err(bad(format!("{raw:?} is not in {code}, the currency here")));
+        }
+        t = t[first.len_utf8()..].trim_start();
     }
-    if t.starts_with('-') || text.trim().starts_with('-') {
-        return Err(bad("must not be negative"));
-    }
-    let (int, frac) = t.split_once('.').unwrap_or((&t, ""));
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
     let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
-    if int.is_empty() && frac.is_empty() || !digits(int) || !digits(frac) {
-        return Err(FieldError::new(
-            field,
-            format!("{:?} is not an amount of money", text.trim()),
-        ));
+    // Thousands separators: groups of exactly three after the first.
+    let int: String = if int.contains(',') {
+        let groups: Vec<&str> = int.split(',').collect();
+        let ok = (1..=3).contains(&groups[0].len())
+            && groups[1..].iter().all(|g| g.len() == 3)
+            && groups.iter().all(|g| digits(g));
+        if !ok {
+            return Err(not_money());
+        }
+        groups.concat()
+    } else {
+        int.to_string()
+    };
+    if int.is_empty() && frac.is_empty() || !digits(&int) || !digits(frac) {
+        return Err(not_money());
     }
     if frac.len() > 2 {
-        return Err(bad("give at most two decimals (whole cents)"));
+        return Err(bad("give at most two decimals (whole cents)".into()));
     }
     if int.len() > 8 {
-        return Err(bad("is larger than any amount this clinic charges"));
+        return Err(bad("is larger than any amount this clinic charges".into()));
     }
     let whole: i64 = if int.is_empty() {
         0
     } else {
-        int.parse().map_err(|_| bad("is not a whole number"))?
+        int.parse().map_err(|_| not_money())?
     };
-    let cents: i64 = format!("{frac:0<2}").parse().unwrap_or(0);
+    let cents: i64 = format!("{frac:0<2}").parse().map_err(|_| not_money())?;
     let v = whole * 100 + cents;
     if v > MAX_MINOR {
-        return Err(bad("is larger than any amount this clinic charges"));
+        return Err(bad("is larger than any amount this clinic charges".into()));
     }
     Ok(v)
 }

@@ -43,11 +43,34 @@ fn special() -> Offer {
 
 #[test]
 fn amounts_are_read_in_whole_cents_and_bad_ones_named() {
-    assert_eq!(parse_amount("p", "275"), Ok(275_00));
-    assert_eq!(parse_amount("p", "$1,950.5"), Ok(1950_50));
-    assert_eq!(parse_amount("p", " 0.07 "), Ok(7));
-    for bad in ["", "-5", "12.345", "abc", "1e3", "$", "99999999999"] {
-        let e = parse_amount("price", bad).unwrap_err();
+    assert_eq!(parse_amount("p", "275", "USD"), Ok(275_00));
+    assert_eq!(parse_amount("p", "$1,950.5", "USD"), Ok(1950_50));
+    assert_eq!(parse_amount("p", " 0.07 ", "USD"), Ok(7));
+    assert_eq!(parse_amount("p", "1,234,567.89", "USD"), Ok(123_456_789));
+    assert_eq!(parse_amount("p", "12.50 USD", "usd"), Ok(1250));
+    assert_eq!(parse_amount("p", "€12.50", "EUR"), Ok(1250));
+    // Ambiguous or foreign amounts are named, never guessed: "1,00" is not
+    // $100.00, "0,5" not $5.00, "1,2,3" not $123.00.
+    for bad in [
+        "",
+        "-5",
+        "12.345",
+        "abc",
+        "1e3",
+        "$",
+        "99999999999",
+        "1,00",
+        "0,5",
+        "1,2,3",
+        "1,2345",
+        ",100",
+        "€1.00",
+        "£1.00",
+        "1.00 EUR",
+        "EUR 1.00",
+        "1 000",
+    ] {
+        let e = parse_amount("price", bad, "USD").unwrap_err();
         assert_eq!(e.field, "price", "{bad}");
     }
     assert_eq!(fmt_money(1_495_000, "USD"), "$14,950.00");

@@ -125,6 +125,19 @@ async fn a_month_of_cash_pay_billing(app: &TestApp) {
         (422, vec!["effective_from".to_string()]),
         "{e}"
     );
+    // Amounts that could be misread are named, never guessed ("1,00" is not
+    // $100.00; euros are not dollars), and unknown fields are refused.
+    for amount in ["1,00", "0,5", "1,2,3", "€1.00", "£1.00", "1.00 EUR"] {
+        let (s, e) = admin
+            .post("/api/v1/prices", &json!({"clinic_id": g, "effective_from": today.to_string(), "currency": "USD", "prices": {"iv_infusion": amount}}))
+            .await;
+        assert_eq!(s, 422, "{amount}: {e}");
+        assert_eq!(fields(&e)[0], "iv_infusion", "{amount}: {e}");
+    }
+    let (s, e) = admin
+        .post("/api/v1/prices", &json!({"clinic_id": g, "effective_from": today.to_string(), "currency": "USD", "prices": {"iv_infusion": "300"}, "discount": "all"}))
+        .await;
+    assert_eq!((s, fields(&e)), (400, vec!["discount".to_string()]), "{e}");
     // The month's visits are priced by a list written for them (a list
     // through the API starts today at the earliest).
     let mut ev = store::audit::NewAuditEvent::new(domain::audit::Action::BillSettings, "test");

@@ -308,15 +308,19 @@ async fn item_nine_opens_a_task_on_every_path(app: &TestApp) {
     let (_, t) = nurse.get("/api/v1/tasks").await;
     assert_eq!(t["tasks"].as_array().unwrap().len(), 3, "{t}");
 
-    // Closing: the front desk may not; a note is required; once only.
+    // The front desk neither lists safety tasks (they name patients and
+    // their answers, a clinical matter) nor closes one; a note is required;
+    // once only.
     let desk = api(app, "dana.frontdesk").await;
+    let (s, _) = desk.get("/api/v1/tasks").await;
+    assert_eq!(s, 403);
     let (s, _) = desk
         .post(
             &format!("/api/v1/tasks/{task}/close"),
             &json!({"note": "called"}),
         )
         .await;
-    assert_eq!(s, 403);
+    assert_eq!(s, 404);
     let (s, e) = nurse
         .post(
             &format!("/api/v1/tasks/{task}/close"),
