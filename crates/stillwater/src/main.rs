@@ -471,10 +471,37 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Backup { file } => {
             if cfg.is_postgres() {
-                println!("This instance uses PostgreSQL. Back it up with pg_dump, e.g.:");
-                println!("  pg_dump --format=custom --file=stillwater.dump \"$DATABASE_URL\"");
-                println!("and restore with pg_restore. Managed PostgreSQL services also keep point-in-time backups.");
-                0
+                if file.exists() {
+                    bail!("{} exists already; choose a new file name", file.display());
+                }
+                // pg_dump takes one consistent snapshot of the data and the
+                // audit chain together (restore with pg_restore). It must be
+                // installed (Debian: postgresql-client, of the server's
+                // major version or later); without it, this fails, so a
+                // scheduled backup is never reported as done when it is not.
+                let out = tokio::process::Command::new("pg_dump")
+                    .arg("--format=custom")
+                    .arg("--file")
+                    .arg(&file)
+                    .arg("--dbname")
+                    .arg(cfg.store_url())
+                    .status()
+                    .await;
+                match out {
+                    Ok(s) if s.success() => {
+                        println!("backed up to {} (restore with pg_restore)", file.display());
+                        0
+                    }
+                    Ok(s) => {
+                        eprintln!("pg_dump failed ({s}); no backup was written");
+                        let _ = std::fs::remove_file(&file);
+                        4
+                    }
+                    Err(e) => {
+                        eprintln!("cannot run pg_dump ({e}): install the PostgreSQL client tools (Debian: postgresql-client); no backup was written");
+                        4
+                    }
+                }
             } else {
                 if file.exists() {
                     bail!("{} exists already; choose a new file name", file.display());

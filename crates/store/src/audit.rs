@@ -343,6 +343,9 @@ const OUTBOX_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 pub struct AuditSink {
     tx: mpsc::Sender<Msg>,
     stats: std::sync::Arc<WriterStats>,
+    /// SQLite: while set, the writer leaves the outbox where it is (a backup
+    /// copies the trail, then the data file with the events still to move).
+    hold_outbox: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Counters of the writer: how many transactions carried how many events.
@@ -362,13 +365,15 @@ impl AuditSink {
     pub(crate) fn start(pool: Pool, sqlite_file: Option<std::path::PathBuf>) -> AuditSink {
         let (tx, rx) = mpsc::channel(4096);
         let stats = std::sync::Arc::new(WriterStats::default());
+        let hold_outbox = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         match sqlite_file {
             Some(path) => {
                 let st = stats.clone();
                 let cleaner = sqlite_writer::OutboxCleaner::new(pool);
+                let held = hold_outbox.clone();
                 let spawned = std::thread::Builder::new()
                     .name("audit-writer".into())
-                    .spawn(move || sqlite_writer::run(path, rx, st, cleaner));
+                    .spawn(move || sqlite_writer::run(path, rx, st, cleaner, held));
                 if let Err(e) = spawned {
                     // Without a writer every audited request fails (503): nothing is
                     // shown unaudited.
@@ -393,7 +398,19 @@ impl AuditSink {
                 tokio::spawn(run_writer(pool, rx, stats.clone()));
             }
         }
-        AuditSink { tx, stats }
+        AuditSink {
+            tx,
+            stats,
+            hold_outbox,
+        }
+    }
+
+    /// Stops (or resumes) moving the outbox into the chain; once stopping
+    /// returns, no move is under way.
+    pub(crate) async fn hold_outbox(&self, hold: bool) {
+        self.hold_outbox
+            .store(hold, std::sync::atomic::Ordering::SeqCst);
+        self.flush().await;
     }
 
     /// Appends events and returns once they are committed.
@@ -838,6 +855,7 @@ pub(crate) mod sqlite_writer {
         mut rx: mpsc::Receiver<Msg>,
         stats: std::sync::Arc<WriterStats>,
         cleaner: OutboxCleaner,
+        held: std::sync::Arc<std::sync::atomic::AtomicBool>,
     ) {
         let trail = trail_file(&data);
         // Read-only: the outbox is deleted through the store's writer (see OutboxCleaner).
@@ -867,7 +885,8 @@ pub(crate) mod sqlite_writer {
             }
             last_batch = batch.events.len();
             let mut moved = None;
-            if let (Some((trail, data)), true) = (&mut conns, batch.outbox) {
+            let holding = held.load(std::sync::atomic::Ordering::SeqCst);
+            if let (Some((trail, data)), true, false) = (&mut conns, batch.outbox, holding) {
                 match move_outbox(trail, data) {
                     Ok(m) => moved = m,
                     // Before the data file is migrated there is no outbox yet.

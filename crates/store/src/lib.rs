@@ -388,12 +388,23 @@ impl Store {
                     ))
                     .into());
                 }
-                sqlx::query("VACUUM INTO $1").bind(path).execute(p).await?;
-                sqlx::query("VACUUM INTO $1")
-                    .bind(trail.to_string_lossy().as_ref())
-                    .execute(t)
-                    .await?;
-                Ok(())
+                // The pair must agree: the trail first, with every event
+                // moved so far, then the data file, which holds the events
+                // of its writes not yet moved in its outbox. Moves wait
+                // meanwhile, so no event falls between the two copies, and
+                // the trail never holds events of rows the data file lacks.
+                self.audit.hold_outbox(true).await;
+                let r: Result<()> = async {
+                    sqlx::query("VACUUM INTO $1")
+                        .bind(trail.to_string_lossy().as_ref())
+                        .execute(t)
+                        .await?;
+                    sqlx::query("VACUUM INTO $1").bind(path).execute(p).await?;
+                    Ok(())
+                }
+                .await;
+                self.audit.hold_outbox(false).await;
+                r
             }
             _ => Err(domain::DomainError::Conflict(
                 "online backup of PostgreSQL is done with pg_dump".into(),
