@@ -258,3 +258,46 @@ async fn writer_and_transactions_interleave_on_one_chain(app: &TestApp) {
     ));
 }
 both!(writer_and_transactions_interleave_on_one_chain);
+
+/// `stillwater backup` writes a backup or fails: on PostgreSQL it runs
+/// pg_dump, and without pg_dump it exits non-zero with no file, so a
+/// scheduled job never reports a backup it did not write.
+async fn the_backup_command_writes_a_file_or_fails(app: &TestApp) {
+    let dir = std::env::temp_dir().join(format!("sw-bk-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |file: &std::path::Path, path: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stillwater"));
+        cmd.arg("backup")
+            .arg(file)
+            .env("STILLWATER_DATABASE_URL", &app.db_url)
+            .env("STILLWATER_DATA_DIR", &dir)
+            .env("STILLWATER_LOG", "warn");
+        if let Some(p) = path {
+            cmd.env("PATH", p);
+        }
+        cmd.output().unwrap()
+    };
+    let file = dir.join("backup.dump");
+    let out = run(&file, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let head = std::fs::read(&file).unwrap();
+    if app.db_url.starts_with("postgres") {
+        assert!(head.starts_with(b"PGDMP"), "a pg_dump archive");
+        let missing = dir.join("again.dump");
+        let out = run(&missing, Some("/nonexistent"));
+        assert!(!out.status.success(), "no pg_dump: the command fails");
+        assert!(!missing.exists(), "and writes nothing");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("pg_dump"));
+    } else {
+        assert!(head.starts_with(b"SQLite format 3"));
+    }
+    // Never over an existing file.
+    let out = run(&file, None);
+    assert!(!out.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+both!(the_backup_command_writes_a_file_or_fails);

@@ -15,6 +15,8 @@ pub enum Backend {
 /// A running server on a fresh database loaded with the demo organisation.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The database's URL (to run the command line against it).
+    pub db_url: String,
     pub store: Store,
     pub glendale: ClinicId,
     pub denver: ClinicId,
@@ -93,6 +95,7 @@ impl TestApp {
                 (url, Some((admin, name)))
             }
         };
+        let db_url = url.clone();
         let store = Store::connect(&StoreConfig {
             url,
             max_connections: 8,
@@ -127,6 +130,7 @@ impl TestApp {
             .await
             .unwrap();
         Some(TestApp {
+            db_url,
             addr: running.addr,
             store,
             glendale,
