@@ -1,6 +1,7 @@
 //! The clinic's rules, with no I/O: types, validation, roles and permissions,
 //! clinic hours, and the audit chain's hash. Every other crate builds on these.
 
+pub mod anchor;
 pub mod assessment;
 pub mod audit;
 pub mod auth;

@@ -45,6 +45,18 @@ pub struct Config {
     pub public_url: String,
     /// Submissions per minute one address may make to the public pages.
     pub public_per_minute: u32,
+    /// The key anchors of the hash chains are signed with (at least 32
+    /// characters). It lives outside the database: in the environment
+    /// (STILLWATER_ANCHOR_KEY) or a file (STILLWATER_ANCHOR_KEY_FILE), never in
+    /// a table. Empty: no anchors are written.
+    #[serde(deserialize_with = "secret")]
+    pub anchor_key: SecretString,
+    /// Where anchors are appended, one line each: a file on other storage
+    /// than the database's (an append-only mount, a synced folder).
+    pub anchor_file: PathBuf,
+    /// Minutes between the anchors the server writes on its own (0: only
+    /// `stillwater anchor`, from cron).
+    pub anchor_every_minutes: u64,
 }
 
 fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
@@ -73,6 +85,9 @@ impl Default for Config {
             public_url: "http://127.0.0.1:8080".into(),
             public_per_minute: 10,
             log_format: "text".into(),
+            anchor_key: SecretString::from(String::new()),
+            anchor_file: PathBuf::new(),
+            anchor_every_minutes: 15,
         }
     }
 }
@@ -101,11 +116,20 @@ mail_from = "Stillwater <no-reply@stillwater.invalid>"
 outbox_interval_secs = 30               # how often reminders and other queued work run
 public_url = "http://127.0.0.1:8080"    # where patients reach this server (questionnaire links in e-mails)
 public_per_minute = 10                  # self-assessments, bookings and link answers per minute from one address
+# Anchors: the heads of the audit and Schedule III chains, signed with a key
+# kept outside the database, appended to a file on other storage. Set the key
+# with STILLWATER_ANCHOR_KEY or STILLWATER_ANCHOR_KEY_FILE (32+ characters).
+# anchor_file = "/var/lib/stillwater-anchors/anchors.log"   # default: <data_dir>/anchors.log
+anchor_every_minutes = 15               # 0: only `stillwater anchor` (cron)
 # Instruments and protocols: every *.toml file in <data_dir>/instruments and
 # <data_dir>/protocols is loaded beside the shipped ones (validated at start).
 "#;
 
-const KEYS: [&str; 21] = [
+const KEYS: [&str; 25] = [
+    "ANCHOR_KEY",
+    "ANCHOR_KEY_FILE",
+    "ANCHOR_FILE",
+    "ANCHOR_EVERY_MINUTES",
     "PUBLIC_URL",
     "PUBLIC_PER_MINUTE",
     "SMTP_URL",
@@ -248,6 +272,20 @@ impl Config {
         if let Some(v) = get("STILLWATER_OUTBOX_INTERVAL_SECS") {
             cfg.outbox_interval_secs = parse_num("STILLWATER_OUTBOX_INTERVAL_SECS", v)?;
         }
+        if let Some(v) = get("STILLWATER_ANCHOR_KEY") {
+            cfg.anchor_key = v.into();
+        }
+        if let Some(p) = get("STILLWATER_ANCHOR_KEY_FILE") {
+            let v = std::fs::read_to_string(&p)
+                .with_context(|| format!("reading STILLWATER_ANCHOR_KEY_FILE {p}"))?;
+            cfg.anchor_key = v.trim().to_string().into();
+        }
+        if let Some(v) = get("STILLWATER_ANCHOR_FILE") {
+            cfg.anchor_file = v.into();
+        }
+        if let Some(v) = get("STILLWATER_ANCHOR_EVERY_MINUTES") {
+            cfg.anchor_every_minutes = parse_num("STILLWATER_ANCHOR_EVERY_MINUTES", v)?;
+        }
         if let Some(v) = &o.bind {
             cfg.bind = v.clone();
         }
@@ -315,6 +353,16 @@ impl Config {
         }
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
             bail!("public_url must start with http:// or https://");
+        }
+        let key = self.anchor_key.expose_secret();
+        if !key.is_empty() && key.len() < domain::anchor::MIN_KEY {
+            bail!(
+                "anchor_key must be at least {} characters (e.g. `openssl rand -hex 32`)",
+                domain::anchor::MIN_KEY
+            );
+        }
+        if self.anchor_every_minutes > 24 * 60 {
+            bail!("anchor_every_minutes must be at most 1440 (a day)");
         }
         self.mailer().map_err(anyhow::Error::msg)?;
         self.instruments()?;
@@ -390,6 +438,21 @@ impl Config {
     /// The mailer for reminders (checked at start-up; the URL is never logged).
     pub fn mailer(&self) -> Result<web::outbox::Mailer, String> {
         web::outbox::Mailer::from_url(self.smtp_url.expose_secret(), &self.mail_from)
+    }
+
+    /// Where anchors are written and read.
+    pub fn anchor_path(&self) -> PathBuf {
+        if self.anchor_file.as_os_str().is_empty() {
+            self.data_dir.join("anchors.log")
+        } else {
+            self.anchor_file.clone()
+        }
+    }
+
+    /// The anchor key's bytes, if one is set.
+    pub fn anchor_key_bytes(&self) -> Option<Vec<u8>> {
+        let k = self.anchor_key.expose_secret();
+        (!k.is_empty()).then(|| k.as_bytes().to_vec())
     }
 
     pub fn is_postgres(&self) -> bool {

@@ -1,6 +1,7 @@
 //! The `stillwater` binary's pieces: configuration, the server runner, the
 //! demo clinic, the benchmark and database helpers for tests and tools.
 
+pub mod anchors;
 pub mod bench;
 pub mod bench_billing;
 pub mod bench_clinic;

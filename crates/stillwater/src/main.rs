@@ -96,6 +96,14 @@ enum Cmd {
     },
     /// Online backup of the SQLite database to FILE (VACUUM INTO).
     Backup { file: PathBuf },
+    /// Sign the heads of the audit and Schedule III chains with the anchor
+    /// key and append them to the anchor file (run from cron).
+    Anchor,
+    /// Check everything that is chained, sealed or derived: both chains,
+    /// both against their last anchor, signed notes and addenda, billing
+    /// entries and invoices, the Schedule III balances. Exits 3 with what is
+    /// wrong.
+    Verify,
     /// Print the default configuration file.
     PrintDefaultConfig,
     /// Measure throughput and latency of audited patient reads; see BENCHMARKS.md.
@@ -516,6 +524,33 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     store::audit::trail_file(&file).display()
                 );
                 0
+            }
+        }
+        Cmd::Anchor => {
+            let key = cfg.anchor_key_bytes().context(
+                "no anchor key: set STILLWATER_ANCHOR_KEY or STILLWATER_ANCHOR_KEY_FILE",
+            )?;
+            let path = cfg.anchor_path();
+            for a in stillwater::anchors::write(&store, &key, &path).await? {
+                println!(
+                    "anchored the {} chain at row {} in {}",
+                    a.chain,
+                    a.seq,
+                    path.display()
+                );
+            }
+            0
+        }
+        Cmd::Verify => {
+            let key = cfg.anchor_key_bytes();
+            let r = stillwater::anchors::verify(&store, key.as_deref(), &cfg.anchor_path()).await?;
+            for l in &r.lines {
+                println!("{l}");
+            }
+            if r.ok {
+                0
+            } else {
+                3
             }
         }
         Cmd::PrintDefaultConfig | Cmd::Healthcheck { .. } | Cmd::Bench(_) => 0,

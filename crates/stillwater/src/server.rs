@@ -83,6 +83,16 @@ pub async fn start(store: Store, cfg: &Config) -> anyhow::Result<Running> {
     };
     // Several instances on PostgreSQL: floor events travel between them.
     web::treatment::start_fanout(&state, stop.subscribe());
+    // The chains' heads, signed and kept outside the database.
+    if let Some(key) = cfg.anchor_key_bytes() {
+        crate::anchors::start(
+            state.store.clone(),
+            key,
+            cfg.anchor_path(),
+            cfg.anchor_every_minutes,
+            stop.subscribe(),
+        );
+    }
     web::outbox::spawn_worker(
         state.clone(),
         std::time::Duration::from_secs(cfg.outbox_interval_secs),

@@ -329,6 +329,23 @@ pub fn account_of(
     Ok((a, pos))
 }
 
+impl NewEntry {
+    /// The entry's seal (see [`crate::seal`]).
+    pub fn seal(&self) -> String {
+        crate::seal::entry(
+            &self.id,
+            &self.invoice_id,
+            self.kind.as_str(),
+            self.method.as_deref(),
+            self.minor,
+            &self.currency,
+            self.refund_of.as_deref(),
+            self.package_id.as_deref(),
+            self.at,
+        )
+    }
+}
+
 /// Appends one entry inside an open transaction (the only INSERT into
 /// `billing_entries`; callers have checked it against the account).
 macro_rules! insert_entry {
@@ -654,6 +671,14 @@ impl Store {
             }
             let mut audit = audit;
             audit.object_id = Some(inv.id.clone());
+            let lines: Vec<(i64, String, String, i64)> = inv
+                .lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (i as i64 + 1, l.kind.as_str().to_string(), l.service.clone(), l.minor))
+                .collect();
+            let seal = crate::seal::invoice(&inv.id, &number, &inv.patient_id, &inv.currency, &lines);
+            crate::seal::add(&mut audit.detail, crate::seal::INVOICE, &inv.id, &seal);
             append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
             number
@@ -904,6 +929,8 @@ impl Store {
                 }
             }
             insert_entry!(tx, e, &clinic, &patient);
+            let mut audit = audit;
+            crate::seal::add(&mut audit.detail, crate::seal::ENTRY, &e.id, &e.seal());
             crate::insert_jobs!(tx, jobs, self.now())?;
             append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;
@@ -991,6 +1018,10 @@ impl Store {
                 }
                 account.apply(&Entry { kind: e.kind, minor: e.minor, currency: e.currency.clone(), refund_of })?;
                 insert_entry!(tx, e, &clinic, &patient);
+            }
+            let mut audit = audit;
+            for e in refunds {
+                crate::seal::add(&mut audit.detail, crate::seal::ENTRY, &e.id, &e.seal());
             }
             append_in_tx!(tx, &[audit], self.now())?;
             tx.commit().await?;

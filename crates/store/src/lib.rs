@@ -23,8 +23,10 @@ pub mod portal;
 pub mod pretreatment;
 pub mod protocols;
 pub mod scheduling;
+pub mod seal;
 pub mod substances;
 pub mod treatment;
+pub mod verify;
 
 pub use domain;
 

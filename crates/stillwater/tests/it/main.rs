@@ -19,3 +19,4 @@ mod schema;
 mod substances;
 mod trail_file;
 mod treatment;
+mod verify;
