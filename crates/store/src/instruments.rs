@@ -458,7 +458,7 @@ impl Store {
     /// The link whose token hashes to `hash`, used or not.
     pub async fn link_by_hash(&self, hash: &str) -> Result<Option<Link>> {
         let row: Option<LinkRow> = on_pool!(self.read(), p => {
-            sqlx::query_as(&format!("SELECT {LINK_COLUMNS} FROM questionnaire_links WHERE token_hash = $1"))
+            sqlx::query_as(&format!("SELECT {LINK_COLUMNS} FROM questionnaire_links WHERE (token_hash = $1 OR mail_token_hash = $1)"))
                 .bind(hash).fetch_optional(p).await?
         });
         row.map(link_from).transpose()

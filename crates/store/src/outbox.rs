@@ -49,12 +49,45 @@ macro_rules! insert_jobs {
     }};
 }
 
-/// A finished job forgets a payload that carries a secret (the token of a
-/// questionnaire link lives only in its e-mail job until the e-mail is sent).
+/// A finished link job forgets its payload (which link went to whom).
+/// Jobs never carry a link's token: the worker makes it as it sends.
 const FORGET: &str =
     "CASE WHEN kind IN ('questionnaire_link', 'patient_link') THEN '{}' ELSE payload END";
 
+/// The tables of links sent by e-mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkTable {
+    Questionnaire,
+    Patient,
+    Portal,
+}
+
+impl LinkTable {
+    fn table(self) -> &'static str {
+        match self {
+            LinkTable::Questionnaire => "questionnaire_links",
+            LinkTable::Patient => "patient_links",
+            LinkTable::Portal => "portal_links",
+        }
+    }
+}
+
 impl Store {
+    /// Gives a link the hash of the token its e-mail is about to carry (made
+    /// by the worker as it sends, so no job ever holds a token). False when
+    /// the link is gone, used or expired: then no e-mail goes.
+    pub async fn set_mail_token(&self, table: LinkTable, id: &str, hash: &str) -> Result<bool> {
+        let sql = format!(
+            "UPDATE {} SET mail_token_hash = $2 WHERE id = $1 AND used_at IS NULL AND expires_at > $3",
+            table.table()
+        );
+        let now = self.now();
+        let n = on_pool!(self.write(), p => {
+            sqlx::query(&sql).bind(id).bind(hash).bind(now).execute(p).await?.rows_affected()
+        });
+        Ok(n == 1)
+    }
+
     /// The payloads of one kind of job, done or not (for operators and tests).
     pub async fn job_payloads(&self, kind: &str) -> Result<Vec<String>> {
         let rows: Vec<(String,)> = on_pool!(self.read(), p => {

@@ -71,7 +71,7 @@ impl Store {
     /// Whether a link with this hash exists, is unused and has not expired.
     pub async fn portal_link_open(&self, hash: &str, now: i64) -> Result<bool> {
         let n: i64 = on_pool!(self.read(), p => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM portal_links WHERE token_hash = $1 \
+            sqlx::query_scalar("SELECT COUNT(*) FROM portal_links WHERE (token_hash = $1 OR mail_token_hash = $1) \
                  AND used_at IS NULL AND expires_at > $2")
                 .bind(hash).bind(now).fetch_one(p).await?
         });
@@ -92,7 +92,7 @@ impl Store {
         let found: Option<(String, String)> = on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
             let row: Option<(String, String)> = sqlx::query_as(
-                "UPDATE portal_links SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL \
+                "UPDATE portal_links SET used_at = $2 WHERE (token_hash = $1 OR mail_token_hash = $1) AND used_at IS NULL \
                  AND expires_at > $2 RETURNING clinic_id, patient_id")
                 .bind(hash).bind(now).fetch_optional(&mut *tx).await?;
             if let Some((clinic, patient)) = &row {

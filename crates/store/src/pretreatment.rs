@@ -418,7 +418,7 @@ impl Store {
 
     pub async fn patient_link_by_hash(&self, hash: &str) -> Result<Option<PatientLink>> {
         Ok(on_pool!(self.read(), p => {
-            sqlx::query_as(&format!("SELECT {LINK_COLUMNS} FROM patient_links WHERE token_hash = $1"))
+            sqlx::query_as(&format!("SELECT {LINK_COLUMNS} FROM patient_links WHERE (token_hash = $1 OR mail_token_hash = $1)"))
                 .bind(hash).fetch_optional(p).await?
         }))
     }

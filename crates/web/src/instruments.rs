@@ -346,7 +346,7 @@ pub async fn create_link(
     ev.object_type = Some("questionnaire_link".into());
     ev.object_id = Some(id.to_string());
     ev.detail = Some(format!("{} v{}", inst.id, inst.version));
-    let jobs = crate::outbox::link_jobs(id, clinic, patient, &token, expires_at, now);
+    let jobs = crate::outbox::link_jobs(id, clinic, patient, expires_at, now);
     if !state.store.insert_link(&new, ev, &jobs).await? {
         return Ok((None, token));
     }

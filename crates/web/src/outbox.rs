@@ -10,7 +10,7 @@ use domain::ids::{AppointmentId, ClinicId};
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
-use store::outbox::{Job, NewJob};
+use store::outbox::{Job, LinkTable, NewJob};
 use store::scheduling::Status;
 
 use crate::AppState;
@@ -156,9 +156,6 @@ struct LinkPayload {
     link_id: domain::ids::LinkId,
     clinic_id: ClinicId,
     patient_id: domain::ids::PatientId,
-    /// The secret part of the link. It lives only in this job until the
-    /// e-mail is sent; the link table keeps its hash.
-    token: String,
     expires_at: i64,
 }
 
@@ -167,7 +164,6 @@ pub fn link_jobs(
     link: domain::ids::LinkId,
     clinic: ClinicId,
     patient: domain::ids::PatientId,
-    token: &str,
     expires_at: i64,
     run_at: i64,
 ) -> Vec<NewJob> {
@@ -175,7 +171,6 @@ pub fn link_jobs(
         link_id: link,
         clinic_id: clinic,
         patient_id: patient,
-        token: token.to_string(),
         expires_at,
     })
     .map(|payload| NewJob {
@@ -196,8 +191,6 @@ struct PatientLinkPayload {
     clinic_id: ClinicId,
     patient_id: domain::ids::PatientId,
     purpose: String,
-    /// Lives only until the e-mail is sent, as for questionnaire links.
-    token: String,
     expires_at: i64,
 }
 
@@ -207,7 +200,6 @@ pub fn patient_link_jobs(
     clinic: ClinicId,
     patient: domain::ids::PatientId,
     purpose: &str,
-    token: &str,
     expires_at: i64,
     run_at: i64,
 ) -> Vec<NewJob> {
@@ -216,7 +208,6 @@ pub fn patient_link_jobs(
         clinic_id: clinic,
         patient_id: patient,
         purpose: purpose.to_string(),
-        token: token.to_string(),
         expires_at,
     })
     .map(|payload| NewJob {
@@ -803,6 +794,24 @@ async fn confirmation(state: &AppState, job: &Job) -> Result<String, String> {
     deliver(state, &to, &subject, body, "sent".into()).await
 }
 
+/// Makes the token an e-mail carries, as it is sent: the link keeps its
+/// hash, the job never sees it. A retry makes a new one (the earlier
+/// e-mail's link stops working; the newest always works). `None` when the
+/// link was used or expired meanwhile.
+async fn mail_token(
+    state: &AppState,
+    table: LinkTable,
+    link: &str,
+) -> Result<Option<String>, String> {
+    let token = crate::auth::random_token(32);
+    let hash = crate::auth::secret_hash(&token);
+    match state.store.set_mail_token(table, link, &hash).await {
+        Ok(true) => Ok(Some(token)),
+        Ok(false) => Ok(None),
+        Err(e) => Err(format!("storing the link's e-mail token: {e}")),
+    }
+}
+
 async fn questionnaire(state: &AppState, job: &Job) -> Result<String, String> {
     let p: LinkPayload = serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
     if p.expires_at <= state.now() {
@@ -812,6 +821,10 @@ async fn questionnaire(state: &AppState, job: &Job) -> Result<String, String> {
         Ok(to) => to,
         Err(skipped) => return Ok(skipped),
     };
+    let Some(token) = mail_token(state, LinkTable::Questionnaire, &p.link_id.to_string()).await?
+    else {
+        return Ok("skipped: link used or expired before it was sent".into());
+    };
     let s = &to.clinic.settings;
     let body = format!(
         "Hello {first},\n\nYour care team asks you to answer a short questionnaire. It takes a \
@@ -820,7 +833,6 @@ async fn questionnaire(state: &AppState, job: &Job) -> Result<String, String> {
          911.\n\n{name}\n",
         first = to.first,
         base = state.cfg.public_url.trim_end_matches('/'),
-        token = p.token,
         until = clinic_time(p.expires_at, &to.clinic)?,
         name = s.name,
     );
@@ -860,12 +872,19 @@ async fn patient_link(state: &AppState, job: &Job) -> Result<String, String> {
             format!("Your pre-treatment form from {}", s.name),
         ),
     };
+    let table = if p.purpose == "portal" {
+        LinkTable::Portal
+    } else {
+        LinkTable::Patient
+    };
+    let Some(token) = mail_token(state, table, &p.link_id).await? else {
+        return Ok("skipped: link used or expired before it was sent".into());
+    };
     let body = format!(
         "Hello {first},\n\n{ask}\n\n{base}/{path}/{token}\n\nThe link works once and until \
          {until}.\n\nIf you are in crisis, call or text 988, or call 911.\n\n{name}\n",
         first = to.first,
         base = state.cfg.public_url.trim_end_matches('/'),
-        token = p.token,
         until = clinic_time(p.expires_at, &to.clinic)?,
         name = s.name,
     );

@@ -126,15 +126,7 @@ async fn create_link(
         expires_at,
     };
     let jobs = if email {
-        crate::outbox::patient_link_jobs(
-            &id,
-            clinic,
-            patient,
-            "portal",
-            &token,
-            expires_at,
-            state.now(),
-        )
+        crate::outbox::patient_link_jobs(&id, clinic, patient, "portal", expires_at, state.now())
     } else {
         vec![]
     };

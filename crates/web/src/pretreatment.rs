@@ -248,15 +248,8 @@ pub async fn send_link(
     let mut ev = event(c, Action::LinkCreate, perm, &p, "patient_link");
     ev.object_id = Some(link.id.clone());
     ev.detail = Some(purpose.into());
-    let jobs = crate::outbox::patient_link_jobs(
-        &link.id,
-        p.clinic_id,
-        pid,
-        purpose,
-        &token,
-        link.expires_at,
-        now,
-    );
+    let jobs =
+        crate::outbox::patient_link_jobs(&link.id, p.clinic_id, pid, purpose, link.expires_at, now);
     state.store.insert_patient_link(&link, ev, &jobs).await?;
     Ok((
         PatientLink {
