@@ -19,6 +19,12 @@ pub struct Config {
     /// `postgres://...` to use PostgreSQL; empty for SQLite in `data_dir`.
     #[serde(deserialize_with = "secret")]
     pub database_url: SecretString,
+    /// PostgreSQL: the schema owner's URL. When set, migrations run as this
+    /// role, which grants `database_url`'s role rows and nothing more, and
+    /// Stillwater serves as that role: it cannot switch off the guards of
+    /// the audit trail, the Schedule III ledger, notes and billing.
+    #[serde(deserialize_with = "secret")]
+    pub owner_database_url: SecretString,
     /// Address of the Prometheus metrics listener; empty to turn it off.
     pub metrics_bind: String,
     pub max_connections: u32,
@@ -69,6 +75,7 @@ impl Default for Config {
             bind: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("data"),
             database_url: SecretString::from(String::new()),
+            owner_database_url: SecretString::from(String::new()),
             metrics_bind: "127.0.0.1:9464".into(),
             max_connections: 8,
             secure_cookies: false,
@@ -100,6 +107,7 @@ pub const DEFAULT_TOML: &str = r#"# Stillwater configuration. Every key is optio
 bind = "127.0.0.1:8080"
 data_dir = "data"
 # database_url = "postgres://stillwater@127.0.0.1/stillwater"   # empty: SQLite in data_dir
+# owner_database_url = "postgres://stillwater_owner@127.0.0.1/stillwater"   # migrates; the app serves as database_url's role
 metrics_bind = "127.0.0.1:9464"        # "" turns the metrics listener off
 max_connections = 8
 secure_cookies = false                  # true when served over HTTPS
@@ -125,7 +133,7 @@ anchor_every_minutes = 15               # 0: only `stillwater anchor` (cron)
 # <data_dir>/protocols is loaded beside the shipped ones (validated at start).
 "#;
 
-const KEYS: [&str; 25] = [
+const KEYS: [&str; 27] = [
     "ANCHOR_KEY",
     "ANCHOR_KEY_FILE",
     "ANCHOR_FILE",
@@ -140,6 +148,8 @@ const KEYS: [&str; 25] = [
     "DATA_DIR",
     "DATABASE_URL",
     "DATABASE_URL_FILE",
+    "OWNER_DATABASE_URL",
+    "OWNER_DATABASE_URL_FILE",
     "METRICS_BIND",
     "MAX_CONNECTIONS",
     "SECURE_COOKIES",
@@ -218,6 +228,14 @@ impl Config {
             let v = std::fs::read_to_string(&p)
                 .with_context(|| format!("reading STILLWATER_DATABASE_URL_FILE {p}"))?;
             cfg.database_url = v.trim().to_string().into();
+        }
+        if let Some(v) = get("STILLWATER_OWNER_DATABASE_URL") {
+            cfg.owner_database_url = v.into();
+        }
+        if let Some(p) = get("STILLWATER_OWNER_DATABASE_URL_FILE") {
+            let v = std::fs::read_to_string(&p)
+                .with_context(|| format!("reading STILLWATER_OWNER_DATABASE_URL_FILE {p}"))?;
+            cfg.owner_database_url = v.trim().to_string().into();
         }
         if let Some(v) = get("STILLWATER_METRICS_BIND") {
             cfg.metrics_bind = v;
@@ -323,6 +341,17 @@ impl Config {
             && !url.starts_with("sqlite://")
         {
             bail!("database_url must start with postgres:// (or be empty for SQLite)");
+        }
+        let owner = self.owner_database_url.expose_secret();
+        if !owner.is_empty() {
+            if !(owner.starts_with("postgres://") || owner.starts_with("postgresql://")) {
+                bail!("owner_database_url must start with postgres://");
+            }
+            if !self.is_postgres() {
+                bail!(
+                    "owner_database_url is for PostgreSQL; set database_url to the app's role too"
+                );
+            }
         }
         if !(1..=10_000).contains(&self.session_idle_minutes) {
             bail!("session_idle_minutes must be 1 to 10000");
@@ -438,6 +467,12 @@ impl Config {
     /// The mailer for reminders (checked at start-up; the URL is never logged).
     pub fn mailer(&self) -> Result<web::outbox::Mailer, String> {
         web::outbox::Mailer::from_url(self.smtp_url.expose_secret(), &self.mail_from)
+    }
+
+    /// The schema owner's URL (PostgreSQL), if one is set.
+    pub fn owner_url(&self) -> Option<String> {
+        let u = self.owner_database_url.expose_secret();
+        (!u.is_empty()).then(|| u.to_string())
     }
 
     /// Where anchors are written and read.

@@ -346,6 +346,12 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
     let store = server::open_store(&cfg).await?;
     let code = match cli.cmd {
         Cmd::Serve { .. } => {
+            if let Some(why) = store.pg_role_can_unguard().await? {
+                tracing::warn!(
+                    "{why}: it could switch off the append-only guards. Serve as a role that owns \
+                     nothing and set owner_database_url (README, PostgreSQL)"
+                );
+            }
             server::serve_forever(store.clone(), &cfg).await?;
             0
         }

@@ -21,7 +21,20 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     })
     .await
     .context("opening the database")?;
-    store.migrate().await.context("migrating the database")?;
+    if let Some(owner) = cfg.owner_url() {
+        // The owner migrates and grants; the app's role owns nothing.
+        let role = store
+            .pg_role()
+            .await?
+            .context("the owner URL is for PostgreSQL")?;
+        store::roles::migrate_as_owner(&owner, &role)
+            .await
+            .context("migrating the database as owner_database_url's role")?;
+    } else if !cfg.is_postgres() || store.pending_migrations().await? > 0 {
+        store.migrate().await.context(
+            "migrating the database (on PostgreSQL, set owner_database_url when the app's role may not change the schema)",
+        )?;
+    }
     Ok(store)
 }
 

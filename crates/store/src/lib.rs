@@ -22,6 +22,7 @@ pub mod patients;
 pub mod portal;
 pub mod pretreatment;
 pub mod protocols;
+pub mod roles;
 pub mod scheduling;
 pub mod seal;
 pub mod substances;

@@ -117,6 +117,77 @@ async fn update_and_delete_fail_at_the_database(app: &TestApp) {
 }
 both!(update_and_delete_fail_at_the_database);
 
+/// On PostgreSQL the app serves as a role that owns nothing: it cannot
+/// switch the guards off, by table or by session, nor truncate a guarded
+/// table, nor change the schema; the owner, for the record, can.
+async fn the_app_role_cannot_switch_off_the_guards(app: &TestApp) {
+    let Pool::Postgres(p) = app.store.raw_pool() else {
+        // SQLite has no roles: whoever can open the file holds it all, and
+        // `stillwater verify` with the anchors is what finds a change.
+        assert_eq!(app.store.pg_role_can_unguard().await.unwrap(), None);
+        return;
+    };
+    assert_eq!(
+        app.store.pg_role().await.unwrap().as_deref(),
+        Some(APP_ROLE)
+    );
+    assert_eq!(app.store.pg_role_can_unguard().await.unwrap(), None);
+    for (sql, why) in [
+        (
+            "ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update",
+            "owner",
+        ),
+        ("ALTER TABLE cs_ledger DISABLE TRIGGER USER", "owner"),
+        ("ALTER TABLE billing_entries DISABLE TRIGGER ALL", "owner"),
+        ("ALTER TABLE session_notes DISABLE TRIGGER USER", "owner"),
+        (
+            "DROP TRIGGER invoice_lines_no_update ON invoice_lines",
+            "owner",
+        ),
+        (
+            "SET session_replication_role = replica",
+            "permission denied",
+        ),
+        ("TRUNCATE audit_events", "permission denied"),
+        ("DROP TABLE audit_head", "owner"),
+        ("CREATE TABLE mine (x int)", "permission denied"),
+    ] {
+        let e = sqlx::query(sql).execute(p).await.unwrap_err().to_string();
+        assert!(e.contains(why), "{sql}: {e}");
+    }
+    // Rows as before: the guards refuse, naming themselves.
+    let e = sqlx::query("UPDATE audit_events SET detail = 'x' WHERE seq = 1")
+        .execute(p)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("append-only"), "{e}");
+    // The owner can; that is why it is not the role the app serves as.
+    let Pool::Postgres(owner) = app.owner_pool().await else {
+        unreachable!()
+    };
+    sqlx::query("ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update")
+        .execute(&owner)
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE audit_events ENABLE TRIGGER audit_events_no_update")
+        .execute(&owner)
+        .await
+        .unwrap();
+    // A server whose role owns the tables says so at start (checked here
+    // through the same function `serve` calls).
+    let as_owner = store::Store::connect(&store::StoreConfig {
+        url: app.owner_url().unwrap().to_string(),
+        max_connections: 1,
+        clock: test_clock(),
+    })
+    .await
+    .unwrap();
+    assert!(as_owner.pg_role_can_unguard().await.unwrap().is_some());
+    as_owner.close().await;
+}
+both!(the_app_role_cannot_switch_off_the_guards);
+
 /// Runs `sql` against the audit table after switching off its guard
 /// triggers, as someone with direct database access could.
 async fn tamper(pool: &Pool, sql: &str) {
@@ -141,7 +212,7 @@ async fn tamper(pool: &Pool, sql: &str) {
 }
 
 async fn tampering_is_found(app: &TestApp) {
-    let pool = app.store.raw_trail_pool().clone();
+    let pool = app.trail_owner_pool().await;
     let (g, _) = app.patient_ids().await;
     let s = app.login("nina.nurse").await;
     s.get(&format!("/patients/{g}")).await;
@@ -163,7 +234,7 @@ async fn tampering_is_found(app: &TestApp) {
 both!(tampering_is_found);
 
 async fn deleting_a_row_is_found(app: &TestApp) {
-    let pool = app.store.raw_trail_pool().clone();
+    let pool = app.trail_owner_pool().await;
     app.store.audit_flush().await;
     tamper(&pool, "DELETE FROM audit_events WHERE seq = 3").await;
     assert!(matches!(

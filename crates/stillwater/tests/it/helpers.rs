@@ -23,6 +23,38 @@ pub struct TestApp {
     running: Option<Running>,
     dir: std::path::PathBuf,
     pg: Option<(String, String)>,
+    /// PostgreSQL: the URL of the schema's owner (the app serves as
+    /// [`APP_ROLE`], which owns nothing).
+    owner_url: Option<String>,
+}
+
+/// The role PostgreSQL test apps serve as: granted rows, owning nothing, as
+/// README's PostgreSQL section asks of a clinic's deployment.
+pub const APP_ROLE: &str = "stillwater_test_app";
+
+/// `url` with its user replaced by `user` (no password: the test server
+/// trusts local connections).
+fn with_user(url: &str, user: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
+    let host = match rest.split_once('@') {
+        Some((_, h)) => h,
+        None => rest,
+    };
+    format!("{scheme}://{user}@{host}")
+}
+
+/// Creates [`APP_ROLE`] once per server (several tests may race to).
+async fn ensure_app_role(admin: &str) {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(admin).await.unwrap();
+    sqlx::query(&format!(
+        "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+    ))
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let _ = c.close().await;
 }
 
 /// When the tests run, whatever the wall clock says: a Tuesday morning in
@@ -84,15 +116,29 @@ impl TestApp {
     pub async fn spawn_with(b: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
         let dir = std::env::temp_dir().join(format!("sw-test-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir).unwrap();
-        let (url, pg) = match b {
-            Backend::Sqlite => (format!("sqlite://{}", dir.join("t.db").display()), None),
+        let (url, pg, owner_url) = match b {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.join("t.db").display()),
+                None,
+                None,
+            ),
             Backend::Postgres => {
                 let admin = pg_admin_url()?;
                 let name = format!("sw_test_{}", uuid::Uuid::now_v7().simple());
-                let url = store::provision::create_pg_database(&admin, &name)
+                let owner = store::provision::create_pg_database(&admin, &name)
                     .await
                     .expect("PostgreSQL at STILLWATER_TEST_DATABASE_URL must be reachable");
-                (url, Some((admin, name)))
+                // The owner migrates and grants; the app serves as a role
+                // that owns nothing.
+                ensure_app_role(&admin).await;
+                store::roles::migrate_as_owner(&owner, APP_ROLE)
+                    .await
+                    .unwrap();
+                (
+                    with_user(&owner, APP_ROLE),
+                    Some((admin, name)),
+                    Some(owner),
+                )
             }
         };
         let db_url = url.clone();
@@ -103,7 +149,9 @@ impl TestApp {
         })
         .await
         .unwrap();
-        store.migrate().await.unwrap();
+        if owner_url.is_none() {
+            store.migrate().await.unwrap();
+        }
         stillwater::demo::load(&store, &demo_hash()).await.unwrap();
         let org = store.any_org().await.unwrap().unwrap();
         let clinics = store.clinics_of_org(org).await.unwrap();
@@ -138,6 +186,7 @@ impl TestApp {
             running: Some(running),
             dir,
             pg,
+            owner_url,
         })
     }
 
@@ -150,6 +199,28 @@ impl TestApp {
             let _ = store::provision::drop_pg_database(admin, name).await;
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// A pool with the powers of whoever holds the database: its file on
+    /// SQLite, the schema owner on PostgreSQL (for tests that attack it).
+    pub async fn owner_pool(&self) -> store::Pool {
+        match &self.owner_url {
+            None => self.store.raw_pool().clone(),
+            Some(u) => store::Pool::Postgres(sqlx::PgPool::connect(u).await.unwrap()),
+        }
+    }
+
+    /// The same for the audit trail (its own file on SQLite).
+    pub async fn trail_owner_pool(&self) -> store::Pool {
+        match &self.owner_url {
+            None => self.store.raw_trail_pool().clone(),
+            Some(_) => self.owner_pool().await,
+        }
+    }
+
+    /// The owner's URL on PostgreSQL.
+    pub fn owner_url(&self) -> Option<&str> {
+        self.owner_url.as_deref()
     }
 
     /// Now, by the app's clock (microseconds).

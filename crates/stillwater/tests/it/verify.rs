@@ -164,8 +164,8 @@ async fn verify_finds_what_was_changed(app: &TestApp) {
     assert!(records.notes > 0 && records.entries > 0 && records.invoices > 0);
     assert_eq!(records.unsealed, 0, "everything made now is sealed");
 
-    let data = app.store.raw_pool().clone();
-    let trail = app.store.raw_trail_pool().clone();
+    let data = app.owner_pool().await;
+    let trail = app.trail_owner_pool().await;
 
     // 1. A signed note's text changed, its stored hash recomputed to match.
     let (note, body): (String, String) = on_pool!(&data, p => {
@@ -338,7 +338,7 @@ async fn anchors_find_a_removed_tail(app: &TestApp) {
     );
 
     // Remove the last three rows and move the head back to the row before.
-    let trail = app.store.raw_trail_pool().clone();
+    let trail = app.trail_owner_pool().await;
     let (head, _) = app.store.audit_head().await.unwrap();
     let keep = head - 3;
     let hash = app.store.audit_hash_at(keep).await.unwrap().unwrap();
