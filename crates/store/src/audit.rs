@@ -835,10 +835,21 @@ pub(crate) mod sqlite_writer {
             };
             let p = p.clone();
             rt.spawn(async move {
-                let done = sqlx::query("DELETE FROM audit_outbox WHERE oid <= $1")
-                    .bind(oid)
-                    .execute(&p)
-                    .await;
+                // The mark first (it only moves forward): rows above it
+                // refuse to be deleted (migration 0017).
+                let done = async {
+                    let mut tx = p.begin().await?;
+                    sqlx::query("UPDATE audit_outbox_cleared SET upto = MAX(upto, $1) WHERE id = 1")
+                        .bind(oid)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM audit_outbox WHERE oid <= $1")
+                        .bind(oid)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await
+                }
+                .await;
                 match done {
                     // A closed store leaves them for its next start.
                     Ok(_) | Err(sqlx::Error::PoolClosed) => {}

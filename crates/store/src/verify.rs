@@ -70,6 +70,20 @@ impl Store {
                  WHERE action IN ('note.sign', 'note.addendum') OR detail LIKE '%seal %'")
                 .fetch_all(p).await?
         });
+        let legacy: HashSet<(String, String)> = on_pool!(self.read(), p => {
+            sqlx::query_as::<_, (String, String)>("SELECT kind, id FROM unsealed_records").fetch_all(p).await?
+        })
+        .into_iter()
+        .collect();
+        let missing = |out: &mut RecordCheck, kind: &str, id: &str, what: String| {
+            if legacy.contains(&(kind.to_string(), id.to_string())) {
+                out.unsealed += 1;
+            } else {
+                out.problems.push(format!(
+                    "{what} has no record in the audit chain: the audit event that made it never reached the chain"
+                ));
+            }
+        };
         let mut note_hash: HashMap<String, String> = HashMap::new();
         let mut addendum_hashes: HashSet<(String, String)> = HashSet::new();
         let mut seals: HashMap<(String, String), String> = HashMap::new();
@@ -107,7 +121,7 @@ impl Store {
                     "the signed note of visit {encounter} is not the note the audit chain recorded at signing"
                 )),
                 Some(_) => {}
-                None => out.unsealed += 1,
+                None => missing(&mut out, "note", encounter, format!("the signed note of visit {encounter}")),
             }
         }
         let signed: HashSet<&str> = notes.iter().map(|(e, _, _)| e.as_str()).collect();
@@ -130,7 +144,7 @@ impl Store {
                 out.problems
                     .push(format!("addendum {id} is not one the audit chain recorded"));
             } else if !recorded {
-                out.unsealed += 1;
+                missing(&mut out, "addendum", id, format!("addendum {id}"));
             }
         }
         // Billing entries and invoices against their seals.
@@ -169,7 +183,7 @@ impl Store {
                     "billing entry {id} ({kind}) is not what was recorded: its amount or details were changed"
                 )),
                 Some(_) => {}
-                None => out.unsealed += 1,
+                None => missing(&mut out, crate::seal::ENTRY, id, format!("billing entry {id} ({kind})")),
             }
         }
         let invoices: Vec<(String, String, String, String)> = on_pool!(self.read(), p => {
@@ -198,7 +212,12 @@ impl Store {
                     "invoice {number} is not what was issued: a line or its total was changed"
                 )),
                 Some(_) => {}
-                None => out.unsealed += 1,
+                None => missing(
+                    &mut out,
+                    crate::seal::INVOICE,
+                    id,
+                    format!("invoice {number}"),
+                ),
             }
         }
         for (kind, id) in seals.keys() {

@@ -20,10 +20,11 @@ fn family(t: &str) -> &'static str {
     }
 }
 
-/// The data file's tables and the trail file's, less the two tables by which
-/// audit events of writes reach the trail file (`audit_outbox` in the data
-/// file, `audit_outbox_moved` in the trail file), which PostgreSQL, keeping
-/// the trail beside the data, does not need.
+/// The data file's tables and the trail file's, less the tables by which
+/// audit events of writes reach the trail file (`audit_outbox` and
+/// `audit_outbox_cleared` in the data file, `audit_outbox_moved` in the
+/// trail file), which PostgreSQL, keeping the trail beside the data, does
+/// not need.
 async fn sqlite_schema(store: &Store) -> BTreeSet<(String, String, &'static str, bool)> {
     let mut out = BTreeSet::new();
     for pool in [store.raw_pool(), store.raw_trail_pool()] {
@@ -39,7 +40,7 @@ async fn sqlite_tables(
     p: &sqlx::SqlitePool,
     out: &mut BTreeSet<(String, String, &'static str, bool)>,
 ) {
-    let tables: Vec<(String,)> = sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%' AND name NOT IN ('audit_outbox', 'audit_outbox_moved')")
+    let tables: Vec<(String,)> = sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%' AND name NOT IN ('audit_outbox', 'audit_outbox_moved', 'audit_outbox_cleared')")
         .fetch_all(p)
         .await
         .unwrap();

@@ -426,3 +426,75 @@ async fn a_backup_under_writes_keeps_data_and_trail_together() {
     restored.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The outbox is guarded like the chain: a waiting event cannot be changed,
+/// deleted or replaced, nor the mark below which rows may go moved back;
+/// the writer still moves it into the chain and clears it.
+#[tokio::test]
+async fn the_outbox_is_guarded_like_the_chain() {
+    let dir = scratch();
+    let file = dir.join("d.db");
+    let store = open(&file).await;
+    let user = some_user(&store).await;
+    let before = events(&store).await;
+    outbox_empties(&store).await;
+    store.close().await;
+    // An event waiting in the outbox (the writer is not running).
+    let pool =
+        sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&file))
+            .await
+            .unwrap();
+    sqlx::query(
+        "INSERT INTO audit_outbox (at, actor_label, action, outcome, actor_user_id) \
+         VALUES (1, 'test', 'user.disable', 'ok', $1)",
+    )
+    .bind(user.to_string())
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (oid,): (i64,) = sqlx::query_as("SELECT MAX(oid) FROM audit_outbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    for (sql, why) in [
+        ("UPDATE audit_outbox SET detail = 'x'", "append-only"),
+        ("DELETE FROM audit_outbox", "only once chained"),
+        (
+            "INSERT OR REPLACE INTO audit_outbox (oid, at, actor_label, action, outcome) \
+             SELECT oid, at, 'someone', action, outcome FROM audit_outbox",
+            "append-only",
+        ),
+        ("UPDATE audit_outbox_cleared SET upto = 1000000", ""),
+        (
+            "UPDATE audit_outbox_cleared SET upto = 0",
+            "only moves forward",
+        ),
+        ("DELETE FROM audit_outbox_cleared", "only moves forward"),
+        (
+            "INSERT OR REPLACE INTO audit_outbox_cleared (id, upto) VALUES (1, 0)",
+            "only moves forward",
+        ),
+    ] {
+        let r = sqlx::query(sql).execute(&pool).await;
+        if why.is_empty() {
+            // Moving the mark up is how the writer clears; it cannot come back.
+            r.unwrap();
+            continue;
+        }
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains(why), "{sql}: {e}");
+    }
+    let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_outbox WHERE oid = $1")
+        .bind(oid)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 1, "the waiting event is still there, unchanged");
+    pool.close().await;
+    // The writer chains it and clears the outbox.
+    let store = open(&file).await;
+    assert_eq!(events(&store).await, before + 1);
+    outbox_empties(&store).await;
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

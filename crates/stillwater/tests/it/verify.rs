@@ -214,6 +214,27 @@ async fn verify_finds_what_was_changed(app: &TestApp) {
         r.lines
     );
 
+    // A refund written straight into the table (no audit event): anyone
+    // who can insert rows, even the app's own role, could pocket cash so.
+    exec(
+        app.store.raw_pool(),
+        "INSERT INTO billing_entries (id, clinic_id, patient_id, invoice_id, kind, method, \
+         amount_minor, currency, refund_of, at, recorded_by) SELECT 'forged-refund', clinic_id, \
+         patient_id, invoice_id, 'refund', method, 5000, currency, id, at, recorded_by \
+         FROM billing_entries WHERE id = $1",
+        &[&entry_id],
+    )
+    .await;
+    let r = report(app, &anchors).await;
+    assert!(
+        failed(
+            &r,
+            "billing entry forged-refund (refund) has no record in the audit chain"
+        ),
+        "{:#?}",
+        r.lines
+    );
+
     // An invoice's line raised by $50; the signed note deleted outright.
     unguard(&data, "invoice_lines").await;
     exec(
