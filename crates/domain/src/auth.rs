@@ -331,8 +331,11 @@ impl Principal {
 }
 
 /// Password rules for staff accounts: long enough to resist guessing, short
-/// enough that Argon2 work stays bounded.
-pub fn check_new_password(pw: &str) -> Result<(), FieldError> {
+/// enough that Argon2 work stays bounded, not built on the account's own
+/// names (`names`: the username, the display name), and not guessable:
+/// zxcvbn's lists of common and breached passwords, words, names and
+/// patterns (`aaaaaaaaaaaa`, `password1234`) ship with the binary.
+pub fn check_new_password(pw: &str, names: &[&str]) -> Result<(), FieldError> {
     let n = pw.chars().count();
     if n < 12 {
         return Err(FieldError::new(
@@ -344,6 +347,26 @@ pub fn check_new_password(pw: &str) -> Result<(), FieldError> {
         return Err(FieldError::new(
             "password",
             "must be at most 256 characters",
+        ));
+    }
+    let lower = pw.to_lowercase();
+    let mut inputs: Vec<&str> = vec!["stillwater", "ketamine", "clinic"];
+    for name in names {
+        let name = name.trim();
+        if name.chars().count() >= 3 && lower.contains(&name.to_lowercase()) {
+            return Err(FieldError::new(
+                "password",
+                "must not contain the username or the person's name",
+            ));
+        }
+        inputs.extend(name.split_whitespace());
+        inputs.push(name);
+    }
+    if zxcvbn::zxcvbn(pw, &inputs).score() < zxcvbn::Score::Three {
+        return Err(FieldError::new(
+            "password",
+            "is too easy to guess (a common or breached password, a word with digits, \
+             a repeated pattern or a name); try four unrelated words",
         ));
     }
     Ok(())
@@ -420,7 +443,25 @@ mod tests {
         assert_eq!(parse_username(" Nina.Nurse ").unwrap(), "nina.nurse");
         assert!(parse_username("a b").is_err());
         assert!(parse_username("x").is_err());
-        assert!(check_new_password("short").is_err());
-        assert!(check_new_password("correct horse battery").is_ok());
+        assert!(check_new_password("short", &[]).is_err());
+        assert!(check_new_password("correct horse battery", &[]).is_ok());
+        // Long enough, and guessed at once.
+        for weak in [
+            "aaaaaaaaaaaa",
+            "password1234",
+            "123456789012",
+            "qwertyuiopas",
+            "iloveyou2024!",
+            "Password123!",
+        ] {
+            assert!(check_new_password(weak, &[]).is_err(), "{weak}");
+        }
+        // The account's own names.
+        let e = check_new_password("nina.nurse-2026-winter", &["nina.nurse", "Nina Nurse"])
+            .unwrap_err();
+        assert!(e.message.contains("username"), "{}", e.message);
+        assert!(
+            check_new_password("Nina Nurse rocks in 2026", &["nina.nurse", "Nina Nurse"]).is_err()
+        );
     }
 }

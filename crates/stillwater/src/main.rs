@@ -244,15 +244,18 @@ fn load_config(cli: &Cli, bind: Option<String>) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
-fn read_password() -> anyhow::Result<String> {
-    eprintln!("Password (read from standard input, at least 12 characters):");
+/// Reads a new password from standard input and checks it against the
+/// rules, with the account's own names (`names`) refused in it.
+fn read_password(names: &[&str]) -> anyhow::Result<String> {
+    eprintln!("Password (read from standard input, at least 12 characters, not easy to guess):");
     let mut line = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut line)
         .context("reading the password")?;
     let pw = line.trim_end_matches(['\r', '\n']).to_string();
-    domain::auth::check_new_password(&pw).map_err(|e| anyhow::anyhow!("password {}", e.message))?;
+    domain::auth::check_new_password(&pw, names)
+        .map_err(|e| anyhow::anyhow!("password {}", e.message))?;
     Ok(pw)
 }
 
@@ -426,7 +429,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 ..Default::default()
             })
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let pw = read_password()?;
+            let pw = read_password(&[username.as_str()])?;
             let hash = web::passwords::hash_blocking(&pw).map_err(anyhow::Error::msg)?;
             let org_id = store.create_org(&org).await?;
             let clinic_id = store.create_clinic(org_id, &settings).await?;
@@ -577,7 +580,7 @@ async fn user_cmd(store: &Store, cmd: UserCmd) -> anyhow::Result<i32> {
                 .map_err(|e| anyhow::anyhow!("username {}", e.message))?;
             let email = domain::patients::email(&email, "email")
                 .map_err(|e| anyhow::anyhow!("email {}", e.message))?;
-            let pw = read_password()?;
+            let pw = read_password(&[username.as_str(), name.as_str()])?;
             let hash = web::passwords::hash_blocking(&pw).map_err(anyhow::Error::msg)?;
             let id = store
                 .create_user(
@@ -650,7 +653,13 @@ async fn user_cmd(store: &Store, cmd: UserCmd) -> anyhow::Result<i32> {
         }
         UserCmd::Passwd { username } => {
             let id = user_id(store, &username).await?;
-            let pw = read_password()?;
+            let pw = read_password(&[username.as_str()])?;
+            // Not the password they have now.
+            if let Some(c) = store.login_candidate(&username).await? {
+                if web::passwords::verify_blocking(&pw, &c.password_hash) {
+                    bail!("password must differ from the current one");
+                }
+            }
             let hash = web::passwords::hash_blocking(&pw).map_err(anyhow::Error::msg)?;
             store
                 .set_password(id, &hash, cli_event(Action::PasswordChange, Some(org)))

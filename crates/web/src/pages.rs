@@ -1359,7 +1359,7 @@ fn staff_form(values: &crate::auth::Posted, clinics: &[(String, String)]) -> Vec
             FormField::text("password", "Temporary password", None)
                 .kind("password")
                 .auto("new-password")
-                .hint("At least 12 characters; ask them to change it."),
+                .hint("At least 12 characters, not easy to guess, without their names; ask them to change it."),
             clinic,
             role,
         ],
@@ -1450,7 +1450,13 @@ async fn staff_add(State(state): State<AppState>, f: StaffForm) -> PageResult {
     ));
     let email = e.check(domain::patients::email(&f.form.get("email"), "email"));
     let password = f.form.get("password").unwrap_or_default();
-    e.check(domain::auth::check_new_password(&password));
+    e.check(domain::auth::check_new_password(
+        &password,
+        &[
+            username.as_deref().unwrap_or_default(),
+            name.as_deref().unwrap_or_default(),
+        ],
+    ));
     let clinic_raw = f.form.get("clinic_id").unwrap_or_default();
     let clinic = clinic_raw
         .parse::<ClinicId>()
@@ -1974,6 +1980,11 @@ async fn account_password(State(state): State<AppState>, f: StaffForm) -> PageRe
         .as_ref()
         .map(|u| u.username.clone())
         .unwrap_or_default();
+    let display = c
+        .user
+        .as_ref()
+        .map(|u| u.display_name.clone())
+        .unwrap_or_default();
     let stored = state
         .store
         .login_candidate(&username)
@@ -1987,8 +1998,10 @@ async fn account_password(State(state): State<AppState>, f: StaffForm) -> PageRe
     {
         errors.push("Current password is not right.".to_string());
     }
-    if let Err(e) = domain::auth::check_new_password(&new) {
+    if let Err(e) = domain::auth::check_new_password(&new, &[username.as_str(), display.as_str()]) {
         errors.push(format!("New password {}.", e.message));
+    } else if new == current {
+        errors.push("New password must differ from the current one.".to_string());
     }
     if new != confirm {
         errors.push("The two new passwords differ.".to_string());

@@ -54,7 +54,8 @@ pub fn hash_blocking(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-fn verify_blocking(password: &str, hash: &str) -> bool {
+/// Whether `password` is the one `hash` was made from (blocking: Argon2).
+pub fn verify_blocking(password: &str, hash: &str) -> bool {
     match PasswordHash::new(hash) {
         Ok(h) => Argon2::default()
             .verify_password(password.as_bytes(), &h)

@@ -280,6 +280,32 @@ async fn password_change_ends_sessions(app: &TestApp) {
         .login_with("mona.monitor", "a-new-long-password", None)
         .await
         .is_some());
+    // Long enough is not enough: common and breached passwords, patterns,
+    // the account's names and the password it has now are refused.
+    let s = app
+        .login_with("mona.monitor", "a-new-long-password", None)
+        .await
+        .unwrap();
+    for (new, why) in [
+        ("aaaaaaaaaaaa", "too easy to guess"),
+        ("password1234", "too easy to guess"),
+        ("mona.monitor-at-work", "must not contain the username"),
+        ("a-new-long-password", "must differ from the current one"),
+    ] {
+        let r = s
+            .post_form(
+                "/account/password",
+                &[
+                    ("current", "a-new-long-password"),
+                    ("new", new),
+                    ("confirm", new),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 422, "{new}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains(why), "{new}: {why}");
+    }
 }
 both!(password_change_ends_sessions);
 
