@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::eligibility::{Condition, Policy};
 use crate::error::Errors;
 use crate::instruments::{Registry, Scored};
-use crate::patients::{email, optional, phone, required};
+use crate::patients::{email, optional, person_name, phone};
 use crate::{DomainError, FieldError};
 
 /// The conditions a person may say apply to them.
@@ -291,8 +291,10 @@ pub fn assess_with(
             "you ticked statements and also \"None of these apply to me\"; keep one",
         );
     }
-    let given_name = e.check(required(&input.given_name, "given_name", 100));
-    let family_name = e.check(required(&input.family_name, "family_name", 100));
+    let given_name =
+        e.check(person_name(&input.given_name, "given_name", true).map(Option::unwrap_or_default));
+    let family_name = e
+        .check(person_name(&input.family_name, "family_name", true).map(Option::unwrap_or_default));
     let mail = e.check(email(&input.email, "email"));
     let tel = e.check(phone(&input.phone, "phone"));
     if matches!((&mail, &tel), (Some(None), Some(None))) {

@@ -282,6 +282,17 @@ pub fn optional(v: &Option<String>, field: &str, max: usize) -> Result<Option<St
             field,
             "must not contain control characters",
         )),
+        // Text that turns the text around it backwards (the overrides and
+        // isolates of the bidirectional algorithm) shows one thing and
+        // stores another; text of nothing but invisible characters is empty.
+        Some(s) if s.chars().any(is_direction_control) => Err(FieldError::new(
+            field,
+            "must not contain direction-changing characters",
+        )),
+        Some(s) if s.chars().all(|c| c.is_whitespace() || is_invisible(c)) => Err(FieldError::new(
+            field,
+            "must not be made only of invisible characters",
+        )),
         Some(s) => Ok(Some(s.to_string())),
     }
 }
@@ -322,6 +333,11 @@ pub fn is_invisible(c: char) -> bool {
         '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
         | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
         | '\u{2066}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// The bidirectional overrides and isolates (U+202A-202E, U+2066-2069).
+pub fn is_direction_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A person's name as people write it: at least one letter, no control or
@@ -422,6 +438,23 @@ pub fn mrn_from_bits(bits: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn text_that_hides_itself_is_refused() {
+        use super::*;
+        for bad in ["\u{200B}\u{200B}", "\u{2060} \u{FEFF}", "\u{3164}"] {
+            let e = required(&Some(bad.into()), "display_name", 100).unwrap_err();
+            assert!(e.message.contains("invisible"), "{bad:?}: {}", e.message);
+            assert!(person_name(&Some(bad.into()), "given_name", true).is_err());
+        }
+        // An override reverses what follows: refused in any text.
+        let e = optional(&Some("Invoice \u{202E}fdp.exe".into()), "reason", 200).unwrap_err();
+        assert!(e.message.contains("direction"), "{}", e.message);
+        assert!(optional(&Some("\u{2066}note\u{2069}".into()), "note", 200).is_err());
+        // Joiners inside real text are writing, not hiding.
+        assert!(optional(&Some("Mehr\u{200C}dad".into()), "note", 200).is_ok());
+        assert!(person_name(&Some("Zoë O'Neil-Ruiz".into()), "given_name", true).is_ok());
+    }
+
     use super::*;
     use jiff::civil::date;
 

@@ -578,6 +578,8 @@ async fn user_cmd(store: &Store, cmd: UserCmd) -> anyhow::Result<i32> {
         } => {
             let username = domain::auth::parse_username(&username)
                 .map_err(|e| anyhow::anyhow!("username {}", e.message))?;
+            domain::patients::check_person_name(&name)
+                .map_err(|m| anyhow::anyhow!("--name {m}"))?;
             let email = domain::patients::email(&email, "email")
                 .map_err(|e| anyhow::anyhow!("email {}", e.message))?;
             let pw = read_password(&[username.as_str(), name.as_str()])?;

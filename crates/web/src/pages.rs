@@ -1443,11 +1443,10 @@ async fn staff_add(State(state): State<AppState>, f: StaffForm) -> PageResult {
     let username = e.check(domain::auth::parse_username(
         &f.form.get("username").unwrap_or_default(),
     ));
-    let name = e.check(domain::patients::required(
-        &f.form.get("display_name"),
-        "display_name",
-        100,
-    ));
+    let name = e.check(
+        domain::patients::person_name(&f.form.get("display_name"), "display_name", true)
+            .map(Option::unwrap_or_default),
+    );
     let email = e.check(domain::patients::email(&f.form.get("email"), "email"));
     let password = f.form.get("password").unwrap_or_default();
     e.check(domain::auth::check_new_password(
