@@ -212,6 +212,16 @@ impl Config {
                 _ => bail!("{k} must be true or false, not {v:?}"),
             }
         };
+        // A secret from STILLWATER_<NAME>, or from the file STILLWATER_<NAME>_FILE names.
+        let secret = |name: &str| -> anyhow::Result<Option<SecretString>> {
+            let mut v = get(&format!("STILLWATER_{name}")).map(SecretString::from);
+            if let Some(p) = get(&format!("STILLWATER_{name}_FILE")) {
+                let text = std::fs::read_to_string(&p)
+                    .with_context(|| format!("reading STILLWATER_{name}_FILE {p}"))?;
+                v = Some(text.trim().to_string().into());
+            }
+            Ok(v)
+        };
         if let Some(v) = get("STILLWATER_BIND") {
             cfg.bind = v;
         }
@@ -221,21 +231,11 @@ impl Config {
         if let Some(v) = get("DATABASE_URL") {
             cfg.database_url = v.into();
         }
-        if let Some(v) = get("STILLWATER_DATABASE_URL") {
-            cfg.database_url = v.into();
+        if let Some(v) = secret("DATABASE_URL")? {
+            cfg.database_url = v;
         }
-        if let Some(p) = get("STILLWATER_DATABASE_URL_FILE") {
-            let v = std::fs::read_to_string(&p)
-                .with_context(|| format!("reading STILLWATER_DATABASE_URL_FILE {p}"))?;
-            cfg.database_url = v.trim().to_string().into();
-        }
-        if let Some(v) = get("STILLWATER_OWNER_DATABASE_URL") {
-            cfg.owner_database_url = v.into();
-        }
-        if let Some(p) = get("STILLWATER_OWNER_DATABASE_URL_FILE") {
-            let v = std::fs::read_to_string(&p)
-                .with_context(|| format!("reading STILLWATER_OWNER_DATABASE_URL_FILE {p}"))?;
-            cfg.owner_database_url = v.trim().to_string().into();
+        if let Some(v) = secret("OWNER_DATABASE_URL")? {
+            cfg.owner_database_url = v;
         }
         if let Some(v) = get("STILLWATER_METRICS_BIND") {
             cfg.metrics_bind = v;
@@ -270,13 +270,8 @@ impl Config {
         if let Some(v) = get("STILLWATER_LOG_FORMAT") {
             cfg.log_format = v;
         }
-        if let Some(v) = get("STILLWATER_SMTP_URL") {
-            cfg.smtp_url = v.into();
-        }
-        if let Some(p) = get("STILLWATER_SMTP_URL_FILE") {
-            let v = std::fs::read_to_string(&p)
-                .with_context(|| format!("reading STILLWATER_SMTP_URL_FILE {p}"))?;
-            cfg.smtp_url = v.trim().to_string().into();
+        if let Some(v) = secret("SMTP_URL")? {
+            cfg.smtp_url = v;
         }
         if let Some(v) = get("STILLWATER_MAIL_FROM") {
             cfg.mail_from = v;
@@ -290,13 +285,8 @@ impl Config {
         if let Some(v) = get("STILLWATER_OUTBOX_INTERVAL_SECS") {
             cfg.outbox_interval_secs = parse_num("STILLWATER_OUTBOX_INTERVAL_SECS", v)?;
         }
-        if let Some(v) = get("STILLWATER_ANCHOR_KEY") {
-            cfg.anchor_key = v.into();
-        }
-        if let Some(p) = get("STILLWATER_ANCHOR_KEY_FILE") {
-            let v = std::fs::read_to_string(&p)
-                .with_context(|| format!("reading STILLWATER_ANCHOR_KEY_FILE {p}"))?;
-            cfg.anchor_key = v.trim().to_string().into();
+        if let Some(v) = secret("ANCHOR_KEY")? {
+            cfg.anchor_key = v;
         }
         if let Some(v) = get("STILLWATER_ANCHOR_FILE") {
             cfg.anchor_file = v.into();

@@ -30,7 +30,7 @@ fn minor(v: &Value) -> i64 {
 }
 
 /// The Schedule III demo: a month of attended IV infusions with their draws.
-async fn month_of_visits(app: &TestApp) {
+pub(crate) async fn month_of_visits(app: &TestApp) {
     let dir = std::env::temp_dir().join(format!("sw-bill-{}", uuid::Uuid::now_v7().simple()));
     let cfg = stillwater::config::Config {
         data_dir: dir,

@@ -133,17 +133,12 @@ async fn recompute_chain(pool: &Pool, from: i64, detail: &str) {
 /// A month of visits, signed notes and billing; anchored; then changed.
 async fn verify_finds_what_was_changed(app: &TestApp) {
     let dir = scratch();
+    crate::billing::month_of_visits(app).await;
     let cfg = stillwater::config::Config {
         data_dir: dir.clone(),
         ..Default::default()
     };
     let (protocols, instruments) = (cfg.protocols().unwrap(), cfg.instruments().unwrap());
-    stillwater::demo_pretreatment::load(&app.store, &protocols, &instruments)
-        .await
-        .unwrap();
-    stillwater::demo_substances::load(&app.store, &protocols, &instruments)
-        .await
-        .unwrap();
     stillwater::demo_treatment::load(&app.store, &protocols, &instruments)
         .await
         .unwrap();
