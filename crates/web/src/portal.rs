@@ -155,6 +155,29 @@ pub async fn request_link(
             "is not an e-mail address (it looks like name@example.com)",
         )]));
     }
+    // The look-up and the link are made after the answer, so a known and
+    // an unknown address take the same time to answer (the work differs:
+    // a link and its e-mail job for a patient, nothing otherwise).
+    let (state, meta, clinic, email) = (
+        state.clone(),
+        meta.clone(),
+        clinic.clone(),
+        email.to_string(),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = links_for_address(&state, &meta, &clinic, &email).await {
+            tracing::warn!(error = ?e, "making a requested portal link failed");
+        }
+    });
+    Ok(())
+}
+
+async fn links_for_address(
+    state: &AppState,
+    meta: &RequestMeta,
+    clinic: &Clinic,
+    email: &str,
+) -> Result<(), WebError> {
     for p in state.store.patients_with_email(clinic.id, email).await? {
         let mut e = patient_actor(Action::PortalLink, meta);
         e.actor_label = "public".into();

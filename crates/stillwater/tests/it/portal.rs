@@ -602,6 +602,7 @@ async fn portal_for_a_new_patient(app: &TestApp) {
     .await;
     assert_eq!(s, 422);
     assert!(body.contains("email: is not an e-mail address"), "{body}");
+    let jobs_before = app.store.job_payloads("patient_link").await.unwrap().len();
     let (s1, _, unknown) = post(
         &anon,
         app,
@@ -630,6 +631,14 @@ async fn portal_for_a_new_patient(app: &TestApp) {
     )
     .await;
     assert_eq!(s, 200);
+    // The link is made after the answer (so both answers take the same
+    // time): wait for its e-mail job.
+    for _ in 0..100 {
+        if app.store.job_payloads("patient_link").await.unwrap().len() > jobs_before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     web::outbox::drain(&state, app.now()).await.unwrap();
     let mails = sink.all();
     assert_eq!(
