@@ -493,6 +493,10 @@ async fn a_month_of_cash_pay_billing(app: &TestApp) {
         assert!(sqlx::query("UPDATE billing_entries SET amount_minor = 1").execute(p).await.is_err());
         assert!(sqlx::query("DELETE FROM billing_entries").execute(p).await.is_err());
         assert!(sqlx::query("UPDATE invoice_lines SET amount_minor = 0").execute(p).await.is_err());
+        assert!(sqlx::query("UPDATE invoices SET currency = 'EUR'").execute(p).await.is_err());
+        assert!(sqlx::query("DELETE FROM invoices").execute(p).await.is_err());
+        // The no-op update that locks an invoice still works.
+        sqlx::query("UPDATE invoices SET issued_at = issued_at").execute(p).await.unwrap();
     });
 
     // The superbill: practice, codes, the NDC, diagnoses and totals.

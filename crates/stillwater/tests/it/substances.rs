@@ -892,6 +892,11 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
         assert!(upd.is_err(), "UPDATE must fail");
         let del = sqlx::query("DELETE FROM cs_ledger WHERE seq = 1").execute(p).await;
         assert!(del.is_err(), "DELETE must fail");
+        // What hangs from the ledger moves only forward with it.
+        let back = sqlx::query("UPDATE cs_head SET seq = 0").execute(p).await;
+        assert!(back.unwrap_err().to_string().contains("only moves forward"));
+        assert!(sqlx::query("DELETE FROM cs_balances").execute(p).await.is_err());
+        assert!(sqlx::query("UPDATE cs_balances SET last_seq = 0").execute(p).await.is_err());
     });
     // Whoever holds the database (its file; the schema's owner) can.
     match &app.owner_pool().await {

@@ -279,6 +279,7 @@ async fn verify_finds_what_was_changed(app: &TestApp) {
         .unwrap()
         .2;
     unguard(&trail, "audit_events").await;
+    unguard(&trail, "audit_head").await;
     recompute_chain(&trail, seq, &detail.replace(&old, &forged)).await;
     assert!(matches!(
         app.store.audit_verify().await.unwrap(),
@@ -358,7 +359,17 @@ async fn anchors_find_a_removed_tail(app: &TestApp) {
     let (head, _) = app.store.audit_head().await.unwrap();
     let keep = head - 3;
     let hash = app.store.audit_hash_at(keep).await.unwrap().unwrap();
+    // With the guard on (the app's own role), the head does not move back.
+    let back = on_pool!(app.store.raw_trail_pool(), p => {
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(keep).bind(&hash).execute(p).await.map(|_| ())
+    });
+    assert!(
+        back.unwrap_err().to_string().contains("only moves forward"),
+        "the head moved back"
+    );
     unguard(&trail, "audit_events").await;
+    unguard(&trail, "audit_head").await;
     exec(
         &trail,
         "DELETE FROM audit_events WHERE seq > CAST($1 AS BIGINT)",
