@@ -804,8 +804,14 @@ pub(crate) mod sqlite_writer {
         c.pragma_update(None, "journal_mode", "WAL")?;
         c.pragma_update(None, "synchronous", "FULL")?;
         c.pragma_update(None, "foreign_keys", "ON")?;
+        // After a complete checkpoint the log starts again from its head;
+        // this cuts the file back too, so a burst does not leave it large.
+        c.pragma_update(None, "journal_size_limit", WAL_LIMIT)?;
         Ok(c)
     }
+
+    /// The size (bytes) a write-ahead log is cut back to once checkpointed.
+    pub(crate) const WAL_LIMIT: i64 = 32 * 1024 * 1024;
 
     /// Deletes moved events from the outbox through the store's one writer
     /// connection to the data file. The writer thread itself only reads the

@@ -300,6 +300,13 @@ async fn the_trail_log_is_checkpointed_off_the_writer() {
     let dir = scratch();
     let file = dir.join("d.db");
     let store = open(&file).await;
+    // Checkpointed logs are cut back to 32 MiB on every connection.
+    for pool in [store.raw_pool(), store.raw_trail_pool()] {
+        assert_eq!(
+            scalar(pool, "PRAGMA journal_size_limit").await,
+            32 * 1024 * 1024
+        );
+    }
     let mut tasks = Vec::new();
     for t in 0..8 {
         let s = store.clone();
