@@ -85,7 +85,8 @@ impl Store {
             }
         };
         let mut note_hash: HashMap<String, String> = HashMap::new();
-        let mut addendum_hashes: HashSet<(String, String)> = HashSet::new();
+        // Addendum hashes the chain recorded, by visit.
+        let mut addendum_hashes: HashMap<String, HashSet<String>> = HashMap::new();
         let mut seals: HashMap<(String, String), String> = HashMap::new();
         for (action, object, detail) in &trail {
             let detail = detail.as_deref().unwrap_or("");
@@ -95,7 +96,7 @@ impl Store {
                     note_hash.insert(o.clone(), h);
                 }
                 ("note.addendum", Some(o), Some(h)) => {
-                    addendum_hashes.insert((o.clone(), h));
+                    addendum_hashes.entry(o.clone()).or_default().insert(h);
                 }
                 _ => {}
             }
@@ -139,11 +140,11 @@ impl Store {
                     "addendum {id} does not match its hash: its text was changed"
                 ));
             }
-            let recorded = addendum_hashes.iter().any(|(o, _)| o == encounter);
-            if recorded && !addendum_hashes.contains(&(encounter.clone(), stored.clone())) {
+            let recorded = addendum_hashes.get(encounter);
+            if recorded.is_some_and(|h| !h.contains(stored)) {
                 out.problems
                     .push(format!("addendum {id} is not one the audit chain recorded"));
-            } else if !recorded {
+            } else if recorded.is_none() {
                 missing(&mut out, "addendum", id, format!("addendum {id}"));
             }
         }
