@@ -264,6 +264,8 @@ impl Store {
     pub async fn set_password(&self, user: UserId, hash: &str, audit: NewAuditEvent) -> Result<()> {
         on_pool!(self.write(), p => {
             let mut tx = p.begin().await?;
+            sqlx::query("INSERT INTO password_history (user_id, password_hash, replaced_at) SELECT id, password_hash, $2 FROM users WHERE id = $1")
+                .bind(user.to_string()).bind(self.now()).execute(&mut *tx).await?;
             let n = sqlx::query("UPDATE users SET password_hash = $2, password_changed_at = $3, failed_logins = 0, locked_until = NULL WHERE id = $1")
                 .bind(user.to_string()).bind(hash).bind(self.now()).execute(&mut *tx).await?.rows_affected();
             if n == 0 {
@@ -274,6 +276,15 @@ impl Store {
             tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// The hashes of the user's last `n` replaced passwords, newest first.
+    pub async fn previous_password_hashes(&self, user: UserId, n: i64) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT password_hash FROM password_history WHERE user_id = $1 ORDER BY replaced_at DESC LIMIT $2")
+                .bind(user.to_string()).bind(n).fetch_all(p).await?
+        });
+        Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
     pub async fn set_totp_secret(

@@ -1968,6 +1968,9 @@ async fn account_page(State(state): State<AppState>, Staff(c): Staff) -> PageRes
     account_view(&state, &c, vec![], None, None, None).await
 }
 
+/// How many replaced passwords a new one may not repeat.
+const PASSWORD_HISTORY: i64 = 5;
+
 async fn account_password(State(state): State<AppState>, f: StaffForm) -> PageResult {
     let c = &f.caller;
     let uid = c.user_id().ok_or(WebError::Forbidden)?;
@@ -2004,6 +2007,20 @@ async fn account_password(State(state): State<AppState>, f: StaffForm) -> PageRe
     }
     if new != confirm {
         errors.push("The two new passwords differ.".to_string());
+    }
+    if errors.is_empty() {
+        for old in state
+            .store
+            .previous_password_hashes(uid, PASSWORD_HISTORY)
+            .await?
+        {
+            if state.passwords.verify(new.clone(), Some(old)).await {
+                errors.push(format!(
+                    "New password was used before; choose one that is not among your last {PASSWORD_HISTORY}."
+                ));
+                break;
+            }
+        }
     }
     if !errors.is_empty() {
         let mut r = account_view(&state, c, errors, None, None, None).await?;

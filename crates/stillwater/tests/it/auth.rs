@@ -306,6 +306,32 @@ async fn password_change_ends_sessions(app: &TestApp) {
         let page = r.text().await.unwrap();
         assert!(page.contains(why), "{new}: {why}");
     }
+    // A password replaced earlier is not taken again.
+    let fresh = "quiet-harbour-lantern-91";
+    let r = s
+        .post_form(
+            "/account/password",
+            &[
+                ("current", "a-new-long-password"),
+                ("new", fresh),
+                ("confirm", fresh),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let s = app.login_with("mona.monitor", fresh, None).await.unwrap();
+    let r = s
+        .post_form(
+            "/account/password",
+            &[
+                ("current", fresh),
+                ("new", "a-new-long-password"),
+                ("confirm", "a-new-long-password"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("was used before"));
 }
 both!(password_change_ends_sessions);
 
