@@ -1,6 +1,7 @@
 //! Both migration sets yield the same schema: tables, columns, types (by
-//! family) and nullability; indexes, unique constraints, foreign keys and
-//! which tables' triggers refuse UPDATE and DELETE.
+//! family) and nullability; indexes, unique constraints, foreign keys, CHECK
+//! constraints (how many per table) and which tables' triggers refuse UPDATE
+//! and DELETE.
 
 use std::collections::BTreeSet;
 
@@ -116,6 +117,20 @@ async fn sqlite_keys(store: &Store) -> BTreeSet<String> {
                     }
                 }
             }
+            // CHECK constraints: how many each table has.
+            let (create,): (String,) =
+                sqlx::query_as("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = $1")
+                    .bind(&t)
+                    .fetch_one(p)
+                    .await
+                    .unwrap();
+            let checks = create
+                .match_indices("CHECK")
+                .filter(|(i, _)| create[i + 5..].trim_start().starts_with('('))
+                .count();
+            if checks > 0 {
+                out.insert(format!("checks {t} = {checks}"));
+            }
             let fks: Vec<(i64, i64, String, String, Option<String>)> = sqlx::query_as(&format!(
                 "SELECT id, seq, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list('{t}')"
             ))
@@ -176,6 +191,17 @@ async fn pg_keys(store: &Store) -> BTreeSet<String> {
     .unwrap();
     for (t, to, cols) in fks {
         out.insert(format!("fk {t}({cols}) -> {to}"));
+    }
+    let checks: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT conrelid::regclass::text, COUNT(*) FROM pg_constraint c \
+         JOIN pg_namespace n ON n.oid = c.connamespace \
+         WHERE c.contype = 'c' AND n.nspname = 'public' GROUP BY 1",
+    )
+    .fetch_all(p)
+    .await
+    .unwrap();
+    for (t, n) in checks {
+        out.insert(format!("checks {t} = {n}"));
     }
     let trig: Vec<(String, String)> = sqlx::query_as(
         "SELECT DISTINCT event_object_table::text, event_manipulation::text FROM information_schema.triggers \
@@ -264,7 +290,8 @@ async fn both_migration_sets_yield_the_same_schema() {
         ka.iter().filter(|k| k.starts_with("fk ")).count() > 40
             && ka.iter().filter(|k| k.starts_with("unique ")).count() > 10
             && ka.iter().filter(|k| k.starts_with("index ")).count() > 30
-            && ka.iter().filter(|k| k.starts_with("trigger ")).count() > 10,
+            && ka.iter().filter(|k| k.starts_with("trigger ")).count() > 10
+            && ka.iter().filter(|k| k.starts_with("checks ")).count() > 3,
         "the comparison saw the keys: {ka:#?}"
     );
     assert!(
