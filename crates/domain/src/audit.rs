@@ -18,6 +18,7 @@ pub enum Action {
     PatientSearch,
     AuditRead,
     AuditExport,
+    AuditArchive,
     UserCreate,
     UserDisable,
     RoleGrant,
@@ -98,7 +99,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 88] = [
+    pub const ALL: [Action; 89] = [
         Action::LoginSuccess,
         Action::LoginFailure,
         Action::Logout,
@@ -110,6 +111,7 @@ impl Action {
         Action::PatientSearch,
         Action::AuditRead,
         Action::AuditExport,
+        Action::AuditArchive,
         Action::UserCreate,
         Action::UserDisable,
         Action::RoleGrant,
@@ -202,6 +204,7 @@ impl Action {
             Action::PatientSearch => "patient.search",
             Action::AuditRead => "audit.read",
             Action::AuditExport => "audit.export",
+            Action::AuditArchive => "audit.archive",
             Action::UserCreate => "user.create",
             Action::UserDisable => "user.disable",
             Action::RoleGrant => "role.grant",
@@ -289,7 +292,7 @@ impl Action {
 
 /// One audit record as written. `seq`, `prev_hash` and `hash` are assigned by
 /// the single chain writer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AuditRecord {
     pub seq: i64,
     pub id: String,

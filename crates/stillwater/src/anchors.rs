@@ -80,7 +80,12 @@ pub struct Report {
 /// Checks everything: both chains, both against the anchors, and the sealed
 /// records. Without a key or an anchor file, the anchors are reported as
 /// not checked (a failure: a chain is only as good as its last anchor).
-pub async fn verify(store: &Store, key: Option<&[u8]>, path: &Path) -> anyhow::Result<Report> {
+pub async fn verify(
+    store: &Store,
+    key: Option<&[u8]>,
+    path: &Path,
+    archives: &Path,
+) -> anyhow::Result<Report> {
     let mut lines = vec![];
     let mut ok = true;
     let mut fail = |lines: &mut Vec<String>, l: String| {
@@ -151,7 +156,30 @@ pub async fn verify(store: &Store, key: Option<&[u8]>, path: &Path) -> anyhow::R
             }
         },
     }
-    let r = store.verify_records().await?;
+    // The archived months of the audit trail: each signed, all linked, the
+    // live trail following on; what they recorded counts for the records.
+    let mut archived = vec![];
+    match key {
+        Some(key) => {
+            let checked = crate::archive::verify(store, key, archives).await?;
+            for l in checked.lines {
+                match l {
+                    Ok(l) => lines.push(format!("ok   {l}")),
+                    Err(l) => fail(&mut lines, l),
+                }
+            }
+            archived = checked.seals;
+        }
+        None => {
+            if store.audit_base().await?.0 > 0 {
+                fail(
+                    &mut lines,
+                    "audit archives not checked: no anchor key is set".into(),
+                );
+            }
+        }
+    }
+    let r = store.verify_records_with(archived).await?;
     if r.problems.is_empty() {
         lines.push(format!(
             "ok   records: {} signed notes, {} addenda, {} billing entries, {} invoices match what the chain recorded ({} from before seals)",

@@ -44,7 +44,8 @@ pub struct BenchArgs {
     pub no_startup: bool,
     /// Run only scenarios whose name contains this text (for profiling one
     /// path), or one of the other benchmarks: `schedule`, `measures`,
-    /// `ingest`, `cs`, `billing`, `clinic`.
+    /// `ingest`, `cs`, `billing`, `clinic`, `soak` (audited reads for
+    /// `--seconds`, e.g. 600: trail bytes per read and memory per minute).
     #[arg(long)]
     pub only: Option<String>,
     /// Requests per second of the `clinic` benchmark (open loop).
@@ -106,6 +107,11 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<()> {
             &domain::instruments::Registry::builtin(),
         )
         .await;
+        store.close().await;
+        r
+    } else if a.only.as_deref() == Some("soak") {
+        let store = open(&url, "audit soak").await?;
+        let r = crate::bench_soak::run(&store, a.patients.min(5_000), a.clients, a.seconds).await;
         store.close().await;
         r
     } else if a.only.as_deref() == Some("cs") {
@@ -187,43 +193,8 @@ async fn bench_on(a: &BenchArgs, url: &str, dir: &std::path::Path) -> anyhow::Re
             .unwrap_or(1)
     );
 
-    // Seed: one clinic, one nurse with a token and a browser session, many patients.
     let t = Instant::now();
-    let org = store.create_org("Bench Health").await?;
-    let clinic = store.create_clinic(org, &crate::demo::glendale()).await?;
-    let (nurse, cookie) = seed_nurse(&store, org, clinic).await?;
-    let ev = || NewAuditEvent::new(Action::UserCreate, "bench");
-    let token = format!("sw_{}", web::auth::random_token(32));
-    store
-        .create_token(
-            "bench",
-            Some(nurse),
-            None,
-            &web::auth::secret_hash(&token),
-            None,
-            ev(),
-        )
-        .await?;
-    let today = jiff::civil::date(2026, 11, 23);
-    let mut ids = Vec::with_capacity(a.patients);
-    let mut i = 0;
-    while i < a.patients {
-        let n = (a.patients - i).min(2000);
-        let details: Vec<PatientDetails> = (i..i + n)
-            .map(|k| PatientDetails::validate(&crate::demo::patient(k, false), today))
-            .collect::<Result<_, _>>()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let made = store
-            .create_patients_bulk(
-                org,
-                clinic,
-                &details,
-                NewAuditEvent::new(Action::PatientCreate, "bench"),
-            )
-            .await?;
-        ids.extend(made.into_iter().map(|p| p.id.to_string()));
-        i += n;
-    }
+    let Seeded { ids, token, cookie } = seed(&store, a.patients).await?;
     println!("seeded in {:.1} s", t.elapsed().as_secs_f64());
 
     let running = crate::server::start(store.clone(), &server_config()).await?;
@@ -327,6 +298,54 @@ async fn bench_on(a: &BenchArgs, url: &str, dir: &std::path::Path) -> anyhow::Re
         startup(url, dir).await?;
     }
     Ok(())
+}
+
+/// A seeded clinic: its patients' ids, a nurse's API token and browser session.
+pub(crate) struct Seeded {
+    pub ids: Vec<String>,
+    pub token: String,
+    pub cookie: String,
+}
+
+/// Seeds one clinic, one nurse with a token and a browser session, and
+/// `patients` patients.
+pub(crate) async fn seed(store: &Store, patients: usize) -> anyhow::Result<Seeded> {
+    let org = store.create_org("Bench Health").await?;
+    let clinic = store.create_clinic(org, &crate::demo::glendale()).await?;
+    let (nurse, cookie) = seed_nurse(store, org, clinic).await?;
+    let ev = || NewAuditEvent::new(Action::UserCreate, "bench");
+    let token = format!("sw_{}", web::auth::random_token(32));
+    store
+        .create_token(
+            "bench",
+            Some(nurse),
+            None,
+            &web::auth::secret_hash(&token),
+            None,
+            ev(),
+        )
+        .await?;
+    let today = jiff::civil::date(2026, 11, 23);
+    let mut ids = Vec::with_capacity(patients);
+    let mut i = 0;
+    while i < patients {
+        let n = (patients - i).min(2000);
+        let details: Vec<PatientDetails> = (i..i + n)
+            .map(|k| PatientDetails::validate(&crate::demo::patient(k, false), today))
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let made = store
+            .create_patients_bulk(
+                org,
+                clinic,
+                &details,
+                NewAuditEvent::new(Action::PatientCreate, "bench"),
+            )
+            .await?;
+        ids.extend(made.into_iter().map(|p| p.id.to_string()));
+        i += n;
+    }
+    Ok(Seeded { ids, token, cookie })
 }
 
 /// The in-process server every benchmark drives: any free port, no metrics

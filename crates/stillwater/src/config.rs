@@ -63,6 +63,15 @@ pub struct Config {
     /// Minutes between the anchors the server writes on its own (0: only
     /// `stillwater anchor`, from cron).
     pub anchor_every_minutes: u64,
+    /// Where `stillwater audit archive` writes the monthly archives of the
+    /// audit trail (default `<data_dir>/audit-archive`).
+    pub audit_archive_dir: PathBuf,
+    /// Whole months (counting the current one) the audit trail keeps in the
+    /// database; older months go to archives.
+    pub audit_live_months: u32,
+    /// Years archives are kept before `stillwater audit archive` deletes
+    /// them: at least 6 (HIPAA keeps documentation six years).
+    pub audit_retention_years: u32,
 }
 
 fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
@@ -95,6 +104,9 @@ impl Default for Config {
             anchor_key: SecretString::from(String::new()),
             anchor_file: PathBuf::new(),
             anchor_every_minutes: 15,
+            audit_archive_dir: PathBuf::new(),
+            audit_live_months: 13,
+            audit_retention_years: 6,
         }
     }
 }
@@ -129,11 +141,20 @@ public_per_minute = 10                  # self-assessments, bookings and link an
 # with STILLWATER_ANCHOR_KEY or STILLWATER_ANCHOR_KEY_FILE (32+ characters).
 # anchor_file = "/var/lib/stillwater-anchors/anchors.log"   # default: <data_dir>/anchors.log
 anchor_every_minutes = 15               # 0: only `stillwater anchor` (cron)
+# The audit trail keeps this many whole months in the database (the current
+# one counted); `stillwater audit archive` (monthly, from cron) moves older
+# months to signed archives and deletes archives past the retention.
+# audit_archive_dir = "/var/lib/stillwater-archive"   # default: <data_dir>/audit-archive
+audit_live_months = 13
+audit_retention_years = 6               # at least 6 (HIPAA)
 # Instruments and protocols: every *.toml file in <data_dir>/instruments and
 # <data_dir>/protocols is loaded beside the shipped ones (validated at start).
 "#;
 
-const KEYS: [&str; 27] = [
+const KEYS: [&str; 30] = [
+    "AUDIT_ARCHIVE_DIR",
+    "AUDIT_LIVE_MONTHS",
+    "AUDIT_RETENTION_YEARS",
     "ANCHOR_KEY",
     "ANCHOR_KEY_FILE",
     "ANCHOR_FILE",
@@ -291,6 +312,15 @@ impl Config {
         if let Some(v) = get("STILLWATER_ANCHOR_FILE") {
             cfg.anchor_file = v.into();
         }
+        if let Some(v) = get("STILLWATER_AUDIT_ARCHIVE_DIR") {
+            cfg.audit_archive_dir = v.into();
+        }
+        if let Some(v) = get("STILLWATER_AUDIT_LIVE_MONTHS") {
+            cfg.audit_live_months = parse_num("STILLWATER_AUDIT_LIVE_MONTHS", v)? as u32;
+        }
+        if let Some(v) = get("STILLWATER_AUDIT_RETENTION_YEARS") {
+            cfg.audit_retention_years = parse_num("STILLWATER_AUDIT_RETENTION_YEARS", v)? as u32;
+        }
         if let Some(v) = get("STILLWATER_ANCHOR_EVERY_MINUTES") {
             cfg.anchor_every_minutes = parse_num("STILLWATER_ANCHOR_EVERY_MINUTES", v)?;
         }
@@ -379,6 +409,12 @@ impl Config {
                 "anchor_key must be at least {} characters (e.g. `openssl rand -hex 32`)",
                 domain::anchor::MIN_KEY
             );
+        }
+        if !(1..=1200).contains(&self.audit_live_months) {
+            bail!("audit_live_months must be 1 to 1200");
+        }
+        if !(6..=100).contains(&self.audit_retention_years) {
+            bail!("audit_retention_years must be 6 to 100: HIPAA keeps documentation six years");
         }
         if self.anchor_every_minutes > 24 * 60 {
             bail!("anchor_every_minutes must be at most 1440 (a day)");
@@ -471,6 +507,15 @@ impl Config {
             self.data_dir.join("anchors.log")
         } else {
             self.anchor_file.clone()
+        }
+    }
+
+    /// Where the audit trail's monthly archives go.
+    pub fn audit_archive_path(&self) -> PathBuf {
+        if self.audit_archive_dir.as_os_str().is_empty() {
+            self.data_dir.join("audit-archive")
+        } else {
+            self.audit_archive_dir.clone()
         }
     }
 

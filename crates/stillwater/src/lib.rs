@@ -2,11 +2,13 @@
 //! demo clinic, the benchmark and database helpers for tests and tools.
 
 pub mod anchors;
+pub mod archive;
 pub mod bench;
 pub mod bench_billing;
 pub mod bench_clinic;
 pub mod bench_measures;
 pub mod bench_schedule;
+pub mod bench_soak;
 pub mod bench_substances;
 pub mod bench_treatment;
 pub mod config;

@@ -188,6 +188,10 @@ enum CsCmd {
 enum AuditCmd {
     /// Check every link of the hash chain.
     Verify,
+    /// Move every whole month older than `audit_live_months` to a signed
+    /// archive in `audit_archive_dir` and out of the database; delete
+    /// archives older than `audit_retention_years` (run monthly from cron).
+    Archive,
 }
 
 fn main() {
@@ -477,6 +481,40 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
+        Cmd::Audit {
+            cmd: AuditCmd::Archive,
+        } => {
+            let key = cfg.anchor_key_bytes().context(
+                "no anchor key: set STILLWATER_ANCHOR_KEY or STILLWATER_ANCHOR_KEY_FILE (archives are signed with it)",
+            )?;
+            let dir = cfg.audit_archive_path();
+            let done = stillwater::archive::archive(
+                &store,
+                &key,
+                &dir,
+                cfg.audit_live_months,
+                cfg.audit_retention_years,
+            )
+            .await?;
+            for (path, h) in &done.written {
+                println!(
+                    "archived {} (rows {}..{}) to {}",
+                    h.month,
+                    h.from_seq,
+                    h.to_seq,
+                    path.display()
+                );
+            }
+            println!(
+                "{} rows left the database; {} archives past the retention deleted",
+                done.removed_rows,
+                done.expired.len()
+            );
+            for p in &done.expired {
+                println!("deleted {}", p.display());
+            }
+            0
+        }
         Cmd::Cs { cmd: CsCmd::Verify } => {
             let check = store.cs_verify().await?;
             println!("{check}");
@@ -552,7 +590,13 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Verify => {
             let key = cfg.anchor_key_bytes();
-            let r = stillwater::anchors::verify(&store, key.as_deref(), &cfg.anchor_path()).await?;
+            let r = stillwater::anchors::verify(
+                &store,
+                key.as_deref(),
+                &cfg.anchor_path(),
+                &cfg.audit_archive_path(),
+            )
+            .await?;
             for l in &r.lines {
                 println!("{l}");
             }

@@ -15,7 +15,7 @@
 //! into the chain within a quarter of a second, and at once whenever the
 //! trail is read ([`Store::audit_events`], [`Store::audit_verify`]).
 
-use domain::audit::{chain_hash, verify_chain, Action, AuditRecord, ChainBreak, GENESIS};
+use domain::audit::{chain_hash, verify_chain, Action, AuditRecord, ChainBreak};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{on_pool, placeholders, Pool, Result, Store, StoreError};
@@ -72,12 +72,48 @@ pub fn stamp(at: i64, now: i64) -> i64 {
     }
 }
 
-const COLUMNS: &str =
-    "seq, id, at, org_id, actor_user_id, actor_label, actor_role, clinic_id, patient_id, \
-     action, object_type, object_id, outcome, source_ip, request_id, detail, prev_hash, hash";
-const NCOLS: usize = 18;
-/// Rows per INSERT statement; bounds the number of distinct prepared statements.
-const CHUNK: usize = 32;
+/// An event's columns as stored (`e` the row): the words that recur by their
+/// `audit_terms` id, the hash as 32 bytes (migration 0004 of the trail).
+const STORED: &str = "e.seq, e.id, e.at, e.org_t, e.actor_t, e.label_t, e.role_t, e.clinic_t, \
+     e.patient_t, e.action_t, e.object_type_t, e.object_t, e.outcome_t, e.ip_t, e.request_id, \
+     e.detail, e.hash";
+
+/// The words of a record kept in `audit_terms`, in the order of the `*_t` columns.
+fn terms_of(r: &AuditRecord) -> [Option<&str>; 11] {
+    [
+        r.org_id.as_deref(),
+        r.actor_user_id.as_deref(),
+        Some(r.actor_label.as_str()),
+        r.actor_role.as_deref(),
+        r.clinic_id.as_deref(),
+        r.patient_id.as_deref(),
+        Some(r.action.as_str()),
+        r.object_type.as_deref(),
+        r.object_id.as_deref(),
+        Some(r.outcome.as_str()),
+        r.source_ip.as_deref(),
+    ]
+}
+
+const TERM_COLUMNS: [&str; 11] = [
+    "org_t",
+    "actor_t",
+    "label_t",
+    "role_t",
+    "clinic_t",
+    "patient_t",
+    "action_t",
+    "object_type_t",
+    "object_t",
+    "outcome_t",
+    "ip_t",
+];
+
+/// A record's hash as stored (32 bytes); a malformed one as its text, which
+/// then fails verification rather than the write.
+fn hash_bytes(hash: &str) -> Vec<u8> {
+    hex::decode(hash).unwrap_or_else(|_| hash.as_bytes().to_vec())
+}
 
 /// The file that holds the audit trail of the SQLite database at `data`:
 /// `clinic.db` keeps its trail in `clinic-audit.db`.
@@ -140,14 +176,6 @@ fn unlinked(e: &NewAuditEvent, now: i64) -> AuditRecord {
     }
 }
 
-pub(crate) fn insert_sql(rows: usize) -> String {
-    let values = (0..rows)
-        .map(|r| format!("({})", placeholders(r * NCOLS + 1, NCOLS)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!("INSERT INTO audit_events ({COLUMNS}) VALUES {values}")
-}
-
 /// Which backend a connection talks to, for the SQL that differs.
 pub trait Dialect {
     const SQLITE: bool;
@@ -162,34 +190,37 @@ pub trait Dialect {
 impl Dialect for sqlx::SqliteConnection {
     const SQLITE: bool = true;
 
-    /// Multi-row INSERTs of at most [`CHUNK`] rows (SQLite binds by position,
-    /// so each size is its own prepared statement).
+    /// Row by row: each missing word added to `audit_terms`, then the row
+    /// naming them. (The audit writer of a SQLite file has its own path,
+    /// `sqlite_writer`; this one serves a store without a file.)
     async fn insert_records(&mut self, records: &[AuditRecord]) -> Result<()> {
-        for chunk in records.chunks(CHUNK) {
-            let sql = insert_sql(chunk.len());
-            let mut q = sqlx::query(&sql);
-            for r in chunk {
-                q = q
-                    .bind(r.seq)
-                    .bind(&r.id)
-                    .bind(r.at)
-                    .bind(&r.org_id)
-                    .bind(&r.actor_user_id)
-                    .bind(&r.actor_label)
-                    .bind(&r.actor_role)
-                    .bind(&r.clinic_id)
-                    .bind(&r.patient_id)
-                    .bind(&r.action)
-                    .bind(&r.object_type)
-                    .bind(&r.object_id)
-                    .bind(&r.outcome)
-                    .bind(&r.source_ip)
-                    .bind(&r.request_id)
-                    .bind(&r.detail)
-                    .bind(&r.prev_hash)
-                    .bind(&r.hash);
+        let insert = format!(
+            "INSERT INTO audit_events (seq, id, at, {}, request_id, detail, hash) VALUES ($1, $2, $3, {}, $15, $16, $17)",
+            TERM_COLUMNS.join(", "),
+            (4..15)
+                .map(|i| format!("(SELECT id FROM audit_terms WHERE term = ${i})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for r in records {
+            for t in terms_of(r).into_iter().flatten() {
+                sqlx::query(
+                    "INSERT INTO audit_terms (term) SELECT $1 \
+                     WHERE NOT EXISTS (SELECT 1 FROM audit_terms WHERE term = $1)",
+                )
+                .bind(t)
+                .execute(&mut *self)
+                .await?;
             }
-            q.execute(&mut *self).await?;
+            let mut q = sqlx::query(&insert).bind(r.seq).bind(&r.id).bind(r.at);
+            for t in terms_of(r) {
+                q = q.bind(t);
+            }
+            q.bind(&r.request_id)
+                .bind(&r.detail)
+                .bind(hash_bytes(&r.hash))
+                .execute(&mut *self)
+                .await?;
         }
         Ok(())
     }
@@ -198,8 +229,9 @@ impl Dialect for sqlx::SqliteConnection {
 impl Dialect for sqlx::PgConnection {
     const SQLITE: bool = false;
 
-    /// One statement for any number of records: a column per array, so the
-    /// connection prepares it once, whatever the batch's size.
+    /// Two statements for any number of records, a column per array, so
+    /// the connection prepares each once whatever the batch's size: the
+    /// missing words into `audit_terms`, then the rows naming them.
     async fn insert_records(&mut self, records: &[AuditRecord]) -> Result<()> {
         fn col<'a, T>(rows: &'a [AuditRecord], f: impl Fn(&'a AuditRecord) -> T) -> Vec<T> {
             rows.iter().map(f).collect()
@@ -207,25 +239,27 @@ impl Dialect for sqlx::PgConnection {
         if records.is_empty() {
             return Ok(());
         }
-        sqlx::query(INSERT_RECORDS_PG)
+        let words: Vec<&str> = records
+            .iter()
+            .flat_map(|r| terms_of(r).into_iter().flatten())
+            .collect();
+        sqlx::query(
+            "INSERT INTO audit_terms (term) SELECT DISTINCT t FROM UNNEST($1::text[]) AS t \
+             ORDER BY t ON CONFLICT (term) DO NOTHING",
+        )
+        .bind(words)
+        .execute(&mut *self)
+        .await?;
+        let mut q = sqlx::query(INSERT_RECORDS_PG)
             .bind(col(records, |r| r.seq))
             .bind(col(records, |r| r.id.as_str()))
-            .bind(col(records, |r| r.at))
-            .bind(col(records, |r| r.org_id.as_deref()))
-            .bind(col(records, |r| r.actor_user_id.as_deref()))
-            .bind(col(records, |r| r.actor_label.as_str()))
-            .bind(col(records, |r| r.actor_role.as_deref()))
-            .bind(col(records, |r| r.clinic_id.as_deref()))
-            .bind(col(records, |r| r.patient_id.as_deref()))
-            .bind(col(records, |r| r.action.as_str()))
-            .bind(col(records, |r| r.object_type.as_deref()))
-            .bind(col(records, |r| r.object_id.as_deref()))
-            .bind(col(records, |r| r.outcome.as_str()))
-            .bind(col(records, |r| r.source_ip.as_deref()))
-            .bind(col(records, |r| r.request_id.as_deref()))
+            .bind(col(records, |r| r.at));
+        for i in 0..TERM_COLUMNS.len() {
+            q = q.bind(col(records, |r| terms_of(r)[i]));
+        }
+        q.bind(col(records, |r| r.request_id.as_deref()))
             .bind(col(records, |r| r.detail.as_deref()))
-            .bind(col(records, |r| r.prev_hash.as_str()))
-            .bind(col(records, |r| r.hash.as_str()))
+            .bind(col(records, |r| hash_bytes(&r.hash)))
             .execute(&mut *self)
             .await?;
         Ok(())
@@ -233,12 +267,19 @@ impl Dialect for sqlx::PgConnection {
 }
 
 const INSERT_RECORDS_PG: &str =
-    "INSERT INTO audit_events (seq, id, at, org_id, actor_user_id, actor_label, actor_role, \
-     clinic_id, patient_id, action, object_type, object_id, outcome, source_ip, request_id, \
-     detail, prev_hash, hash) SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[], \
-     $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
-     $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], \
-     $17::text[], $18::text[])";
+    "INSERT INTO audit_events (seq, id, at, org_t, actor_t, label_t, role_t, clinic_t, patient_t, \
+     action_t, object_type_t, object_t, outcome_t, ip_t, request_id, detail, hash) \
+     SELECT r.seq, r.id, r.at, \
+     (SELECT id FROM audit_terms WHERE term = r.org), (SELECT id FROM audit_terms WHERE term = r.actor), \
+     (SELECT id FROM audit_terms WHERE term = r.label), (SELECT id FROM audit_terms WHERE term = r.role), \
+     (SELECT id FROM audit_terms WHERE term = r.clinic), (SELECT id FROM audit_terms WHERE term = r.patient), \
+     (SELECT id FROM audit_terms WHERE term = r.action), (SELECT id FROM audit_terms WHERE term = r.object_type), \
+     (SELECT id FROM audit_terms WHERE term = r.object), (SELECT id FROM audit_terms WHERE term = r.outcome), \
+     (SELECT id FROM audit_terms WHERE term = r.ip), r.request_id, r.detail, r.hash \
+     FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], \
+     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+     $14::text[], $15::text[], $16::text[], $17::bytea[]) AS r(seq, id, at, org, actor, label, \
+     role, clinic, patient, action, object_type, object, outcome, ip, request_id, detail, hash)";
 
 #[doc(hidden)]
 pub fn is_sqlite<C: Dialect>(_: &C) -> bool {
@@ -318,6 +359,9 @@ macro_rules! append_in_tx {
         result
     }};
 }
+
+/// Rows per outbox INSERT statement; bounds the number of distinct prepared statements.
+const CHUNK: usize = 32;
 
 #[doc(hidden)]
 pub fn chunk_size() -> usize {
@@ -612,49 +656,128 @@ pub enum VerifyOutcome {
     },
 }
 
+/// A row as stored: the recurring words by their `audit_terms` id.
 #[derive(sqlx::FromRow)]
-struct Row {
+struct Stored {
     seq: i64,
     id: String,
     at: i64,
-    org_id: Option<String>,
-    actor_user_id: Option<String>,
-    actor_label: String,
-    actor_role: Option<String>,
-    clinic_id: Option<String>,
-    patient_id: Option<String>,
-    action: String,
-    object_type: Option<String>,
-    object_id: Option<String>,
-    outcome: String,
-    source_ip: Option<String>,
+    org_t: Option<i64>,
+    actor_t: Option<i64>,
+    label_t: i64,
+    role_t: Option<i64>,
+    clinic_t: Option<i64>,
+    patient_t: Option<i64>,
+    action_t: i64,
+    object_type_t: Option<i64>,
+    object_t: Option<i64>,
+    outcome_t: i64,
+    ip_t: Option<i64>,
     request_id: Option<String>,
     detail: Option<String>,
-    prev_hash: String,
-    hash: String,
+    hash: Vec<u8>,
 }
 
-fn to_record(r: Row) -> AuditRecord {
-    AuditRecord {
-        seq: r.seq,
-        id: r.id,
-        at: r.at,
-        org_id: r.org_id,
-        actor_user_id: r.actor_user_id,
-        actor_label: r.actor_label,
-        actor_role: r.actor_role,
-        clinic_id: r.clinic_id,
-        patient_id: r.patient_id,
-        action: r.action,
-        object_type: r.object_type,
-        object_id: r.object_id,
-        outcome: r.outcome,
-        source_ip: r.source_ip,
-        request_id: r.request_id,
-        detail: r.detail,
-        prev_hash: r.prev_hash,
-        hash: r.hash,
+impl Stored {
+    fn term_ids(&self) -> impl Iterator<Item = i64> {
+        [
+            self.org_t,
+            self.actor_t,
+            Some(self.label_t),
+            self.role_t,
+            self.clinic_t,
+            self.patient_t,
+            Some(self.action_t),
+            self.object_type_t,
+            self.object_t,
+            Some(self.outcome_t),
+            self.ip_t,
+        ]
+        .into_iter()
+        .flatten()
     }
+}
+
+/// The words of `audit_terms` read so far, by id.
+#[derive(Default)]
+struct Terms(std::collections::HashMap<i64, String>);
+
+impl Terms {
+    /// Reads the words of `rows` not yet known.
+    async fn load<'a>(
+        &mut self,
+        pool: &Pool,
+        rows: impl IntoIterator<Item = &'a Stored>,
+    ) -> Result<()> {
+        let mut missing: Vec<i64> = rows
+            .into_iter()
+            .flat_map(Stored::term_ids)
+            .filter(|id| !self.0.contains_key(id))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        for chunk in missing.chunks(500) {
+            let sql = format!(
+                "SELECT id, term FROM audit_terms WHERE id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let found: Vec<(i64, String)> = on_pool!(pool, p => {
+                let mut q = sqlx::query_as(&sql);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.fetch_all(p).await?
+            });
+            self.0.extend(found);
+        }
+        Ok(())
+    }
+
+    /// The word; one that is missing reads as such, and so fails the
+    /// hash of its row rather than the read.
+    fn get(&self, id: i64) -> String {
+        self.0
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("<missing audit term {id}>"))
+    }
+
+    fn opt(&self, id: Option<i64>) -> Option<String> {
+        id.map(|i| self.get(i))
+    }
+
+    /// The record a stored row holds, linked after `prev_hash`.
+    fn record(&self, r: Stored, prev_hash: String) -> AuditRecord {
+        AuditRecord {
+            seq: r.seq,
+            id: r.id,
+            at: r.at,
+            org_id: self.opt(r.org_t),
+            actor_user_id: self.opt(r.actor_t),
+            actor_label: self.get(r.label_t),
+            actor_role: self.opt(r.role_t),
+            clinic_id: self.opt(r.clinic_t),
+            patient_id: self.opt(r.patient_t),
+            action: self.get(r.action_t),
+            object_type: self.opt(r.object_type_t),
+            object_id: self.opt(r.object_t),
+            outcome: self.get(r.outcome_t),
+            source_ip: self.opt(r.ip_t),
+            request_id: r.request_id,
+            detail: r.detail,
+            prev_hash,
+            hash: hex::encode(&r.hash),
+        }
+    }
+}
+
+/// A walk through the trail ([`Store::audit_walk`]): the words read so far.
+#[derive(Default)]
+pub struct AuditWalk(Terms);
+
+/// `column` holds the id of the word bound as `param`.
+fn term_is(column: &str, param: &str) -> String {
+    format!("{column} = (SELECT id FROM audit_terms WHERE term = {param})")
 }
 
 impl Store {
@@ -683,49 +806,55 @@ impl Store {
     }
 
     pub async fn audit_events(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>> {
-        let mut sql = format!("SELECT {COLUMNS} FROM audit_events WHERE 1 = 1");
+        let mut sql = format!(
+            "SELECT {STORED}, p.hash AS prev FROM audit_events e \
+             LEFT JOIN audit_events p ON p.seq = e.seq - 1 WHERE 1 = 1"
+        );
         let mut n = 0;
         let mut next = || {
             n += 1;
             format!("${n}")
         };
         if f.org_id.is_some() {
-            sql += &format!(" AND org_id = {}", next());
+            sql += &format!(" AND {}", term_is("e.org_t", &next()));
         }
         if f.patient_id.is_some() {
-            sql += &format!(" AND patient_id = {}", next());
+            sql += &format!(" AND {}", term_is("e.patient_t", &next()));
         }
         if f.actor_user_id.is_some() {
-            sql += &format!(" AND actor_user_id = {}", next());
+            sql += &format!(" AND {}", term_is("e.actor_t", &next()));
         }
         if f.action.is_some() {
-            sql += &format!(" AND action = {}", next());
+            sql += &format!(" AND {}", term_is("e.action_t", &next()));
         }
         if f.from.is_some() {
-            sql += &format!(" AND at >= {}", next());
+            sql += &format!(" AND e.at >= {}", next());
         }
         if f.to.is_some() {
-            sql += &format!(" AND at < {}", next());
+            sql += &format!(" AND e.at < {}", next());
         }
         if f.before_seq.is_some() {
-            sql += &format!(" AND seq < {}", next());
+            sql += &format!(" AND e.seq < {}", next());
         }
         let clinic_params: Vec<String> = f.clinics.iter().map(|_| next()).collect();
         let scope = if clinic_params.is_empty() {
             "1 = 0".to_string()
         } else {
-            format!("clinic_id IN ({})", clinic_params.join(", "))
+            format!(
+                "e.clinic_t IN (SELECT id FROM audit_terms WHERE term IN ({}))",
+                clinic_params.join(", ")
+            )
         };
         if f.include_orgwide {
-            sql += &format!(" AND ({scope} OR clinic_id IS NULL)");
+            sql += &format!(" AND ({scope} OR e.clinic_t IS NULL)");
         } else {
             sql += &format!(" AND {scope}");
         }
-        sql += &format!(" ORDER BY seq DESC LIMIT {}", next());
+        sql += &format!(" ORDER BY e.seq DESC LIMIT {}", next());
         // Events of writes committed so far are in the chain before it is read.
         self.audit.flush().await;
-        let rows: Vec<Row> = on_pool!(self.trail(), p => {
-            let mut q = sqlx::query_as::<_, Row>(&sql);
+        let rows: Vec<(Stored, Option<Vec<u8>>)> = on_pool!(self.trail(), p => {
+            let mut q = sqlx::query(&sql);
             if let Some(v) = &f.org_id { q = q.bind(v); }
             if let Some(v) = &f.patient_id { q = q.bind(v); }
             if let Some(v) = &f.actor_user_id { q = q.bind(v); }
@@ -734,28 +863,153 @@ impl Store {
             if let Some(v) = f.to { q = q.bind(v); }
             if let Some(v) = f.before_seq { q = q.bind(v); }
             for c in &f.clinics { q = q.bind(c); }
-            q.bind(f.limit.clamp(1, 1000)).fetch_all(p).await?
+            let rows = q.bind(f.limit.clamp(1, 1000)).fetch_all(p).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                use sqlx::{FromRow, Row};
+                out.push((Stored::from_row(r)?, r.try_get("prev")?));
+            }
+            out
         });
-        Ok(rows.into_iter().map(to_record).collect())
+        let (base_seq, base_hash) = self.audit_base().await?;
+        let mut terms = Terms::default();
+        terms
+            .load(self.trail(), rows.iter().map(|(s, _)| s))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(r, prev)| {
+                // The row before is this one's link; before the first live
+                // row, the archives' last hash (the genesis hash at first).
+                let prev = match prev {
+                    Some(h) => hex::encode(h),
+                    None if r.seq - 1 == base_seq => base_hash.clone(),
+                    None => String::new(),
+                };
+                terms.record(r, prev)
+            })
+            .collect())
+    }
+
+    /// The rows after `after` = (seq, hash) up to `upto`, at most `limit`, in
+    /// order, each linked to the stored hash of the row before it.
+    pub async fn audit_walk(
+        &self,
+        walk: &mut AuditWalk,
+        after: &(i64, String),
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>> {
+        let sql = format!(
+            "SELECT {STORED} FROM audit_events e WHERE e.seq > $1 AND e.seq <= $2 ORDER BY e.seq LIMIT $3"
+        );
+        let rows: Vec<Stored> = on_pool!(self.trail(), p => {
+            sqlx::query_as::<_, Stored>(&sql).bind(after.0).bind(upto).bind(limit).fetch_all(p).await?
+        });
+        walk.0.load(self.trail(), &rows).await?;
+        let mut prev = after.1.clone();
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let rec = walk.0.record(r, std::mem::take(&mut prev));
+                prev = rec.hash.clone();
+                rec
+            })
+            .collect())
+    }
+
+    /// The first live row: (seq, when), if there is one.
+    pub async fn audit_first_live(&self) -> Result<Option<(i64, i64)>> {
+        self.audit.flush().await;
+        Ok(on_pool!(self.trail(), p => {
+            sqlx::query_as("SELECT seq, at FROM audit_events WHERE seq > (SELECT seq FROM audit_base WHERE id = 1) ORDER BY seq LIMIT 1")
+                .fetch_optional(p).await?
+        }))
+    }
+
+    /// The last row recorded before `at` (microseconds), if any.
+    pub async fn audit_last_before(&self, at: i64) -> Result<Option<i64>> {
+        Ok(on_pool!(self.trail(), p => {
+            sqlx::query_scalar("SELECT MAX(seq) FROM audit_events WHERE at < $1").bind(at).fetch_one(p).await?
+        }))
+    }
+
+    /// Removes the rows up to `seq` (whose hash is `hash`) from the live
+    /// trail once an archive holds them: the base moves there and the rows
+    /// go, in one transaction, and the removal is itself audited.
+    pub async fn audit_prune(&self, seq: i64, hash: &str, audit: NewAuditEvent) -> Result<u64> {
+        self.audit.flush().await;
+        let (base, _) = self.audit_base().await?;
+        let removed = on_pool!(self.trail(), p => {
+            let mut tx = p.begin().await?;
+            let moved = sqlx::query("UPDATE audit_base SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3")
+                .bind(seq).bind(hash).bind(base).execute(&mut *tx).await?.rows_affected();
+            if moved != 1 {
+                return Err(domain::DomainError::Conflict("another archive moved the audit base meanwhile".into()).into());
+            }
+            let n = sqlx::query("DELETE FROM audit_events WHERE seq <= $1").bind(seq).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            n
+        });
+        self.audit(vec![audit]).await?;
+        Ok(removed)
+    }
+
+    /// The bytes the trail's rows and indexes take: on SQLite the trail
+    /// file's pages in use, on PostgreSQL its tables with their indexes.
+    /// With the size of SQLite's write-ahead log beside it (0 elsewhere).
+    pub async fn audit_trail_bytes(&self) -> Result<(u64, u64)> {
+        self.audit.flush().await;
+        match self.trail() {
+            Pool::Sqlite(p) => {
+                let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(p).await?;
+                let free: i64 = sqlx::query_scalar("PRAGMA freelist_count")
+                    .fetch_one(p)
+                    .await?;
+                let size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(p).await?;
+                let wal = self
+                    .sqlite_file
+                    .as_ref()
+                    .map(|f| {
+                        let mut name = trail_file(f).into_os_string();
+                        name.push("-wal");
+                        std::fs::metadata(name).map(|m| m.len()).unwrap_or(0)
+                    })
+                    .unwrap_or(0);
+                Ok((((pages - free) * size) as u64, wal))
+            }
+            Pool::Postgres(p) => {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT (pg_total_relation_size('audit_events') + \
+                     pg_total_relation_size('audit_terms'))::int8",
+                )
+                .fetch_one(p)
+                .await?;
+                Ok((n as u64, 0))
+            }
+        }
+    }
+
+    /// Where the live trail begins: (the last archived row's seq, its hash);
+    /// (0, the genesis hash) before anything is archived.
+    pub async fn audit_base(&self) -> Result<(i64, String)> {
+        Ok(on_pool!(self.trail(), p => {
+            sqlx::query_as("SELECT seq, hash FROM audit_base WHERE id = 1").fetch_one(p).await?
+        }))
     }
 
     /// Walks the whole chain in order and checks every link and hash, then
     /// that the head agrees with the last row.
     pub async fn audit_verify(&self) -> Result<VerifyOutcome> {
         self.audit.flush().await;
-        let mut tip = (0i64, GENESIS.to_string());
+        let mut tip = self.audit_base().await?;
         let mut count = 0i64;
+        let mut walk = AuditWalk::default();
         loop {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT 5000"
-            );
-            let rows: Vec<Row> = on_pool!(self.trail(), p => {
-                sqlx::query_as::<_, Row>(&sql).bind(tip.0).fetch_all(p).await?
-            });
-            if rows.is_empty() {
+            let records = self.audit_walk(&mut walk, &tip, i64::MAX, 5000).await?;
+            if records.is_empty() {
                 break;
             }
-            let records: Vec<AuditRecord> = rows.into_iter().map(to_record).collect();
             count += records.len() as i64;
             match verify_chain(tip.clone(), &records) {
                 Ok(t) => tip = t,
@@ -784,11 +1038,61 @@ pub(crate) mod sqlite_writer {
     use super::*;
     use rusqlite::{params, Connection, TransactionBehavior};
 
-    const INSERT: &str =
-        "INSERT INTO audit_events (seq, id, at, org_id, actor_user_id, actor_label, \
-         actor_role, clinic_id, patient_id, action, object_type, object_id, outcome, source_ip, \
-         request_id, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
-         ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+    const INSERT: &str = "INSERT INTO audit_events (seq, id, at, org_t, actor_t, label_t, \
+         role_t, clinic_t, patient_t, action_t, object_type_t, object_t, outcome_t, ip_t, \
+         request_id, detail, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+         ?13, ?14, ?15, ?16, ?17)";
+
+    /// The ids of `audit_terms` words the writer has used. Words are never
+    /// changed or removed, so an id once read stays true; one added in a
+    /// transaction that then fails is forgotten (see [`TermCache::forget_fresh`]).
+    #[derive(Default)]
+    pub(super) struct TermCache {
+        ids: std::collections::HashMap<String, i64>,
+        fresh: Vec<String>,
+    }
+
+    impl TermCache {
+        /// The word's id, adding the word if the trail lacks it.
+        fn id(&mut self, tx: &rusqlite::Transaction, term: &str) -> rusqlite::Result<i64> {
+            if let Some(id) = self.ids.get(term) {
+                return Ok(*id);
+            }
+            let mut find = tx.prepare_cached("SELECT id FROM audit_terms WHERE term = ?1")?;
+            let id = match find.query_row([term], |r| r.get(0)) {
+                Ok(id) => id,
+                Err(rusqlite::Error::QueryReturnedNoRows) => {
+                    tx.prepare_cached("INSERT INTO audit_terms (term) VALUES (?1)")?
+                        .execute([term])?;
+                    self.fresh.push(term.to_string());
+                    tx.last_insert_rowid()
+                }
+                Err(e) => return Err(e),
+            };
+            self.ids.insert(term.to_string(), id);
+            Ok(id)
+        }
+
+        fn opt(
+            &mut self,
+            tx: &rusqlite::Transaction,
+            term: Option<&str>,
+        ) -> rusqlite::Result<Option<i64>> {
+            term.map(|t| self.id(tx, t)).transpose()
+        }
+
+        /// After a commit: the words it added are there for good.
+        fn keep_fresh(&mut self) {
+            self.fresh.clear();
+        }
+
+        /// After a failed transaction: the words it added are not there.
+        fn forget_fresh(&mut self) {
+            for t in self.fresh.drain(..) {
+                self.ids.remove(&t);
+            }
+        }
+    }
 
     const INSERT_OUTBOX: &str = "INSERT INTO audit_outbox (at, org_id, actor_user_id, \
          actor_label, actor_role, clinic_id, patient_id, action, object_type, object_id, outcome, \
@@ -892,6 +1196,7 @@ pub(crate) mod sqlite_writer {
             None => None,
         };
         let mut last_batch = 0usize;
+        let mut terms = TermCache::default();
         while let Some(first) = rx.blocking_recv() {
             let mut batch = Batch::default();
             batch.take(first);
@@ -904,7 +1209,7 @@ pub(crate) mod sqlite_writer {
             let mut moved = None;
             let holding = held.load(std::sync::atomic::Ordering::SeqCst);
             if let (Some((trail, data)), true, false) = (&mut conns, batch.outbox, holding) {
-                match move_outbox(trail, data) {
+                match move_outbox(trail, &mut terms, data) {
                     Ok(m) => moved = m,
                     // Before the data file is migrated there is no outbox yet.
                     Err(e) if e.to_string().contains("no such table") => {
@@ -918,7 +1223,7 @@ pub(crate) mod sqlite_writer {
                 (None, false) => Err("the audit writer has no database connection".to_string()),
                 (Some((trail, _)), false) => {
                     batch.count(&stats);
-                    commit(trail, &batch.events).map_err(|e| e.to_string())
+                    commit(trail, &mut terms, &batch.events).map_err(|e| e.to_string())
                 }
             };
             let done = Committed {
@@ -1146,13 +1451,24 @@ pub(crate) mod sqlite_writer {
         Ok(())
     }
 
-    fn commit(trail: &mut Connection, events: &[NewAuditEvent]) -> rusqlite::Result<()> {
-        // IMMEDIATE takes the write lock first, so the head read below stays true.
-        let tx = trail.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (seq, hash) = head(&tx)?;
-        let records = chain_records(seq, hash, events, 0);
-        insert_chained(&tx, &records)?;
-        tx.commit()
+    fn commit(
+        trail: &mut Connection,
+        terms: &mut TermCache,
+        events: &[NewAuditEvent],
+    ) -> rusqlite::Result<()> {
+        let done = (|| {
+            // IMMEDIATE takes the write lock first, so the head read below stays true.
+            let tx = trail.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let (seq, hash) = head(&tx)?;
+            let records = chain_records(seq, hash, events, 0);
+            insert_chained(&tx, terms, &records)?;
+            tx.commit()
+        })();
+        match &done {
+            Ok(()) => terms.keep_fresh(),
+            Err(_) => terms.forget_fresh(),
+        }
+        done
     }
 
     /// The chain's tip in the trail file.
@@ -1163,7 +1479,11 @@ pub(crate) mod sqlite_writer {
     }
 
     /// Inserts linked records and moves the head to the last of them.
-    fn insert_chained(tx: &rusqlite::Transaction, records: &[AuditRecord]) -> rusqlite::Result<()> {
+    fn insert_chained(
+        tx: &rusqlite::Transaction,
+        terms: &mut TermCache,
+        records: &[AuditRecord],
+    ) -> rusqlite::Result<()> {
         let Some(last) = records.last() else {
             return Ok(());
         };
@@ -1177,21 +1497,20 @@ pub(crate) mod sqlite_writer {
                 r.seq,
                 r.id,
                 r.at,
-                r.org_id,
-                r.actor_user_id,
-                r.actor_label,
-                r.actor_role,
-                r.clinic_id,
-                r.patient_id,
-                r.action,
-                r.object_type,
-                r.object_id,
-                r.outcome,
-                r.source_ip,
+                terms.opt(tx, r.org_id.as_deref())?,
+                terms.opt(tx, r.actor_user_id.as_deref())?,
+                terms.id(tx, &r.actor_label)?,
+                terms.opt(tx, r.actor_role.as_deref())?,
+                terms.opt(tx, r.clinic_id.as_deref())?,
+                terms.opt(tx, r.patient_id.as_deref())?,
+                terms.id(tx, &r.action)?,
+                terms.opt(tx, r.object_type.as_deref())?,
+                terms.opt(tx, r.object_id.as_deref())?,
+                terms.id(tx, &r.outcome)?,
+                terms.opt(tx, r.source_ip.as_deref())?,
                 r.request_id,
                 r.detail,
-                r.prev_hash,
-                r.hash
+                hash_bytes(&r.hash)
             ])?;
         }
         Ok(())
@@ -1203,7 +1522,24 @@ pub(crate) mod sqlite_writer {
     /// once. Returns the outbox id up to which rows are in the chain: they
     /// are deleted from the outbox once the trail's commits are on disk (a
     /// failed delete is retried later and never appends twice).
-    fn move_outbox(trail: &mut Connection, data: &Connection) -> rusqlite::Result<Option<i64>> {
+    fn move_outbox(
+        trail: &mut Connection,
+        terms: &mut TermCache,
+        data: &Connection,
+    ) -> rusqlite::Result<Option<i64>> {
+        let moved = move_outbox_chunks(trail, terms, data);
+        match &moved {
+            Ok(_) => terms.keep_fresh(),
+            Err(_) => terms.forget_fresh(),
+        }
+        moved
+    }
+
+    fn move_outbox_chunks(
+        trail: &mut Connection,
+        terms: &mut TermCache,
+        data: &Connection,
+    ) -> rusqlite::Result<Option<i64>> {
         loop {
             let tx = trail.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let moved: i64 =
@@ -1253,12 +1589,13 @@ pub(crate) mod sqlite_writer {
             let n = records.len() as i64;
             let (seq, hash) = head(&tx)?;
             link(seq, hash, &mut records);
-            insert_chained(&tx, &records)?;
+            insert_chained(&tx, terms, &records)?;
             tx.execute(
                 "UPDATE audit_outbox_moved SET oid = ?1 WHERE id = 1",
                 [last_oid],
             )?;
             tx.commit()?;
+            terms.keep_fresh();
             if n < MOVE_CHUNK {
                 return Ok(Some(last_oid));
             }
@@ -1369,8 +1706,44 @@ pub(crate) mod sqlite_writer {
             ))
             .into());
         }
+        // The old rows, compacted as migration 0004 of the trail does.
+        let words = [
+            "org_id",
+            "actor_user_id",
+            "actor_label",
+            "actor_role",
+            "clinic_id",
+            "patient_id",
+            "action",
+            "object_type",
+            "object_id",
+            "outcome",
+            "source_ip",
+        ];
+        let all = words
+            .iter()
+            .map(|w| format!("SELECT {w} AS v FROM main.audit_events"))
+            .collect::<Vec<_>>()
+            .join(" UNION ");
         tx.execute(
-            &format!("INSERT INTO trail.audit_events ({COLUMNS}) SELECT {COLUMNS} FROM main.audit_events ORDER BY seq"),
+            &format!(
+                "INSERT INTO trail.audit_terms (term) SELECT v FROM ({all}) \
+                 WHERE v IS NOT NULL AND v NOT IN (SELECT term FROM trail.audit_terms) ORDER BY v"
+            ),
+            [],
+        )?;
+        let ids = words
+            .iter()
+            .map(|w| format!("(SELECT id FROM trail.audit_terms WHERE term = e.{w})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        tx.execute(
+            &format!(
+                "INSERT INTO trail.audit_events (seq, id, at, {}, request_id, detail, hash) \
+                 SELECT e.seq, e.id, e.at, {ids}, e.request_id, e.detail, unhex(e.hash) \
+                 FROM main.audit_events e ORDER BY e.seq",
+                TERM_COLUMNS.join(", ")
+            ),
             [],
         )?;
         tx.execute(

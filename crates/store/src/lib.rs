@@ -546,7 +546,7 @@ impl Store {
     pub async fn count_audit(&self, action: &str) -> Result<i64> {
         self.audit.flush().await;
         let (n,): (i64,) = on_pool!(self.trail(), p => {
-            sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE action = $1").bind(action).fetch_one(p).await?
+            sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE action_t = (SELECT id FROM audit_terms WHERE term = $1)").bind(action).fetch_one(p).await?
         });
         Ok(n)
     }

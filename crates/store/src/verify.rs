@@ -28,6 +28,13 @@ fn sha(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
+/// Whether an audit record signs a note or seals a record (what
+/// [`Store::verify_records`] holds the records against).
+pub fn seals_in(r: &domain::audit::AuditRecord) -> bool {
+    matches!(r.action.as_str(), "note.sign" | "note.addendum")
+        || r.detail.as_deref().is_some_and(|d| d.contains("seal "))
+}
+
 impl Store {
     /// The audit chain's head: (length, hash of the last row).
     pub async fn audit_head(&self) -> Result<(i64, String)> {
@@ -39,9 +46,17 @@ impl Store {
 
     /// The audit chain's hash at row `seq`, if the row is there.
     pub async fn audit_hash_at(&self, seq: i64) -> Result<Option<String>> {
-        Ok(on_pool!(self.trail(), p => {
+        let hash: Option<Vec<u8>> = on_pool!(self.trail(), p => {
             sqlx::query_scalar("SELECT hash FROM audit_events WHERE seq = $1").bind(seq).fetch_optional(p).await?
-        }))
+        });
+        if hash.is_none() {
+            // The last archived row: the base holds its hash.
+            let base = self.audit_base().await?;
+            if base.0 == seq && seq > 0 {
+                return Ok(Some(base.1));
+            }
+        }
+        Ok(hash.map(hex::encode))
     }
 
     /// The Schedule III ledger's head: (length, hash of the last row).
@@ -62,14 +77,30 @@ impl Store {
     /// every billing entry and invoice against the seal the chain holds, and
     /// that no sealed record has gone.
     pub async fn verify_records(&self) -> Result<RecordCheck> {
+        self.verify_records_with(vec![]).await
+    }
+
+    /// [`Store::verify_records`], with what the archived part of the chain
+    /// recorded (its events' action, object and detail where they sign a
+    /// note or seal a record; [`seals_in`]).
+    pub async fn verify_records_with(
+        &self,
+        archived: Vec<(String, Option<String>, Option<String>)>,
+    ) -> Result<RecordCheck> {
         self.audit_flush().await;
         let mut out = RecordCheck::default();
         // What the chain recorded: note hashes by visit, and the seals.
-        let trail: Vec<(String, Option<String>, Option<String>)> = on_pool!(self.trail(), p => {
-            sqlx::query_as("SELECT action, object_id, detail FROM audit_events \
-                 WHERE action IN ('note.sign', 'note.addendum') OR detail LIKE '%seal %'")
+        let mut trail: Vec<(String, Option<String>, Option<String>)> = on_pool!(self.trail(), p => {
+            sqlx::query_as("SELECT a.term, o.term, e.detail FROM audit_events e \
+                 JOIN audit_terms a ON a.id = e.action_t LEFT JOIN audit_terms o ON o.id = e.object_t \
+                 WHERE e.action_t IN (SELECT id FROM audit_terms WHERE term IN ('note.sign', 'note.addendum')) \
+                 OR e.detail LIKE '%seal %'")
                 .fetch_all(p).await?
         });
+        // The archived part first: it was recorded first.
+        let mut all = archived;
+        all.append(&mut trail);
+        let trail = all;
         let legacy: HashSet<(String, String)> = on_pool!(self.read(), p => {
             sqlx::query_as::<_, (String, String)>("SELECT kind, id FROM unsealed_records").fetch_all(p).await?
         })

@@ -223,7 +223,7 @@ async fn tampering_is_found(app: &TestApp) {
     // Someone with database access disables the guard and edits a row.
     tamper(
         &pool,
-        "UPDATE audit_events SET actor_label = 'someone-else' WHERE seq = 5",
+        "UPDATE audit_events SET label_t = label_t + 1 WHERE seq = 5",
     )
     .await;
     assert!(matches!(
@@ -232,6 +232,49 @@ async fn tampering_is_found(app: &TestApp) {
     ));
 }
 both!(tampering_is_found);
+
+/// The words rows name are kept once (`audit_terms`); changing one changes
+/// every row naming it, and the first of them no longer matches its hash.
+async fn changing_a_shared_word_is_found(app: &TestApp) {
+    let pool = app.trail_owner_pool().await;
+    let (g, _) = app.patient_ids().await;
+    app.login("nina.nurse")
+        .await
+        .get(&format!("/patients/{g}"))
+        .await;
+    app.store.audit_flush().await;
+    let first: i64 = on_pool!(&pool, p => {
+        sqlx::query_scalar("SELECT MIN(e.seq) FROM audit_events e JOIN audit_terms t ON t.id = e.action_t \
+             WHERE t.term = 'patient.read'").fetch_one(p).await.unwrap()
+    });
+    match &pool {
+        Pool::Sqlite(p) => {
+            for t in ["audit_terms_no_update", "audit_terms_no_delete"] {
+                sqlx::query(&format!("DROP TRIGGER {t}"))
+                    .execute(p)
+                    .await
+                    .unwrap();
+            }
+        }
+        Pool::Postgres(p) => {
+            sqlx::query("ALTER TABLE audit_terms DISABLE TRIGGER USER")
+                .execute(p)
+                .await
+                .unwrap();
+        }
+    }
+    on_pool!(&pool, p => {
+        sqlx::query("UPDATE audit_terms SET term = 'patient.glance' WHERE term = 'patient.read'")
+            .execute(p).await.unwrap();
+    });
+    match app.store.audit_verify().await.unwrap() {
+        VerifyOutcome::Broken(domain::audit::ChainBreak::Altered { seq }) => {
+            assert_eq!(seq, first)
+        }
+        other => panic!("not found: {other:?}"),
+    }
+}
+both!(changing_a_shared_word_is_found);
 
 async fn deleting_a_row_is_found(app: &TestApp) {
     let pool = app.trail_owner_pool().await;
@@ -469,7 +512,7 @@ async fn a_kill_during_writes_loses_nothing_acknowledged(app: &TestApp) {
         app.store.audit_verify().await.unwrap(),
         VerifyOutcome::Intact { .. }
     ));
-    let created: i64 = on_pool!(app.store.raw_trail_pool(), p => sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'patient.create'").fetch_one(p).await.unwrap());
+    let created = app.store.count_audit("patient.create").await.unwrap();
     assert!(
         created >= acked.len() as i64,
         "every acknowledged registration is audited: {created} < {}",

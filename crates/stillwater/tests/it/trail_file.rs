@@ -327,7 +327,8 @@ async fn the_trail_log_is_checkpointed_off_the_writer() {
     assert_eq!(
         scalar(
             store.raw_trail_pool(),
-            "SELECT COUNT(*) FROM audit_events WHERE action = 'patient.read'"
+            "SELECT COUNT(*) FROM audit_events e JOIN audit_terms a ON a.id = e.action_t \
+             WHERE a.term = 'patient.read'"
         )
         .await,
         4000
@@ -414,12 +415,13 @@ async fn a_backup_under_writes_keeps_data_and_trail_together() {
         _ => unreachable!(),
     };
     let audited: Vec<(Option<String>,)> = match restored.raw_trail_pool() {
-        Pool::Sqlite(p) => {
-            sqlx::query_as("SELECT patient_id FROM audit_events WHERE action = 'patient.create'")
-                .fetch_all(p)
-                .await
-                .unwrap()
-        }
+        Pool::Sqlite(p) => sqlx::query_as(
+            "SELECT p.term FROM audit_events e JOIN audit_terms a ON a.id = e.action_t \
+                 LEFT JOIN audit_terms p ON p.id = e.patient_t WHERE a.term = 'patient.create'",
+        )
+        .fetch_all(p)
+        .await
+        .unwrap(),
         _ => unreachable!(),
     };
     let patients: std::collections::BTreeSet<String> = patients.into_iter().map(|p| p.0).collect();

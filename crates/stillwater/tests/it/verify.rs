@@ -58,7 +58,8 @@ async fn exec(pool: &Pool, sql: &str, args: &[&str]) {
 }
 
 async fn report(app: &TestApp, anchors: &std::path::Path) -> stillwater::anchors::Report {
-    stillwater::anchors::verify(&app.store, Some(KEY), anchors)
+    let archives = anchors.with_file_name("audit-archive");
+    stillwater::anchors::verify(&app.store, Some(KEY), anchors, &archives)
         .await
         .unwrap()
 }
@@ -73,9 +74,29 @@ fn failed(r: &stillwater::anchors::Report, needle: &str) -> bool {
 /// `detail`), every later hash recomputed and the head moved, so that the
 /// chain walk finds nothing wrong.
 async fn recompute_chain(pool: &Pool, from: i64, detail: &str) {
+    let word = |c: &str| format!("(SELECT term FROM audit_terms WHERE id = e.{c}_t) AS {c}");
+    let sql = format!(
+        "SELECT e.seq, e.id, e.at, {}, e.request_id, e.detail, e.hash FROM audit_events e \
+         WHERE e.seq >= $1 ORDER BY e.seq",
+        [
+            "org",
+            "actor",
+            "label",
+            "role",
+            "clinic",
+            "patient",
+            "action",
+            "object_type",
+            "object",
+            "outcome",
+            "ip"
+        ]
+        .map(word)
+        .join(", ")
+    );
     let rows: Vec<domain::audit::AuditRecord> = on_pool!(pool, p => {
         use sqlx::Row;
-        sqlx::query("SELECT * FROM audit_events WHERE seq >= $1 ORDER BY seq")
+        sqlx::query(&sql)
             .bind(from)
             .fetch_all(p)
             .await
@@ -85,25 +106,32 @@ async fn recompute_chain(pool: &Pool, from: i64, detail: &str) {
                 seq: r.get("seq"),
                 id: r.get("id"),
                 at: r.get("at"),
-                org_id: r.get("org_id"),
-                actor_user_id: r.get("actor_user_id"),
-                actor_label: r.get("actor_label"),
-                actor_role: r.get("actor_role"),
-                clinic_id: r.get("clinic_id"),
-                patient_id: r.get("patient_id"),
+                org_id: r.get("org"),
+                actor_user_id: r.get("actor"),
+                actor_label: r.get("label"),
+                actor_role: r.get("role"),
+                clinic_id: r.get("clinic"),
+                patient_id: r.get("patient"),
                 action: r.get("action"),
                 object_type: r.get("object_type"),
-                object_id: r.get("object_id"),
+                object_id: r.get("object"),
                 outcome: r.get("outcome"),
-                source_ip: r.get("source_ip"),
+                source_ip: r.get("ip"),
                 request_id: r.get("request_id"),
                 detail: r.get("detail"),
-                prev_hash: r.get("prev_hash"),
-                hash: r.get("hash"),
+                prev_hash: String::new(),
+                hash: hex::encode(r.get::<Vec<u8>, _>("hash")),
             })
             .collect()
     });
-    let mut prev = rows[0].prev_hash.clone();
+    let before: Vec<u8> = on_pool!(pool, p => {
+        sqlx::query_scalar("SELECT hash FROM audit_events WHERE seq = $1")
+            .bind(from - 1)
+            .fetch_one(p)
+            .await
+            .unwrap()
+    });
+    let mut prev = hex::encode(before);
     for mut r in rows {
         if r.seq == from {
             r.detail = Some(detail.to_string());
@@ -111,10 +139,9 @@ async fn recompute_chain(pool: &Pool, from: i64, detail: &str) {
         r.prev_hash = prev;
         r.hash = domain::audit::chain_hash(&r.prev_hash, &r);
         on_pool!(pool, p => {
-            sqlx::query("UPDATE audit_events SET detail = $1, prev_hash = $2, hash = $3 WHERE seq = $4")
+            sqlx::query("UPDATE audit_events SET detail = $1, hash = $2 WHERE seq = $3")
                 .bind(&r.detail)
-                .bind(&r.prev_hash)
-                .bind(&r.hash)
+                .bind(hex::decode(&r.hash).unwrap())
                 .bind(r.seq)
                 .execute(p)
                 .await
@@ -144,6 +171,25 @@ async fn verify_finds_what_was_changed(app: &TestApp) {
         .unwrap();
     stillwater::demo_billing::load(&app.store).await.unwrap();
     let anchors = dir.join("anchors.log");
+    // An addendum to a signed note, through the API.
+    let (encounter, clinic): (String, String) = on_pool!(app.store.raw_pool(), p => {
+        sqlx::query_as("SELECT n.encounter_id, e.clinic_id FROM session_notes n \
+             JOIN encounters e ON e.id = n.encounter_id ORDER BY n.id DESC LIMIT 1")
+            .fetch_one(p).await.unwrap()
+    });
+    let nurse = if clinic == app.glendale.to_string() {
+        "nina.nurse"
+    } else {
+        "nate.nurse"
+    };
+    let r = reqwest::Client::new()
+        .post(app.url(&format!("/api/v1/encounters/{encounter}/note/addenda")))
+        .bearer_auth(app.user_token(nurse).await)
+        .json(&serde_json::json!({"text": "Called the next day: slept well, no nausea."}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
 
     // Before anchoring, verify says the chains are not yet held by anything.
     let r = report(app, &anchors).await;
@@ -156,7 +202,9 @@ async fn verify_finds_what_was_changed(app: &TestApp) {
     let r = report(app, &anchors).await;
     assert!(r.ok, "{:#?}", r.lines);
     let records = app.store.verify_records().await.unwrap();
-    assert!(records.notes > 0 && records.entries > 0 && records.invoices > 0);
+    assert!(
+        records.notes > 0 && records.addenda > 0 && records.entries > 0 && records.invoices > 0
+    );
     assert_eq!(records.unsealed, 0, "everything made now is sealed");
 
     let data = app.owner_pool().await;
@@ -178,6 +226,29 @@ async fn verify_finds_what_was_changed(app: &TestApp) {
     let r = report(app, &anchors).await;
     assert!(
         failed(&r, "is not the note the audit chain recorded at signing"),
+        "{:#?}",
+        r.lines
+    );
+
+    // 1b. The addendum's text changed, its stored hash recomputed to match.
+    let (addendum, body): (String, String) = on_pool!(&data, p => {
+        sqlx::query_as("SELECT id, body FROM note_addenda ORDER BY id LIMIT 1").fetch_one(p).await.unwrap()
+    });
+    let changed = body.replace("no nausea", "no nausea, no further doses needed");
+    let sha = hex::encode(Sha256::digest(changed.as_bytes()));
+    unguard(&data, "note_addenda").await;
+    exec(
+        &data,
+        "UPDATE note_addenda SET body = $1, sha256 = $2 WHERE id = $3",
+        &[&changed, &sha, &addendum],
+    )
+    .await;
+    let r = report(app, &anchors).await;
+    assert!(
+        failed(
+            &r,
+            &format!("addendum {addendum} is not one the audit chain recorded")
+        ),
         "{:#?}",
         r.lines
     );
@@ -237,6 +308,12 @@ async fn verify_finds_what_was_changed(app: &TestApp) {
         "UPDATE invoice_lines SET amount_minor = amount_minor + 5000 WHERE seq = 1 AND invoice_id = \
          (SELECT MIN(invoice_id) FROM invoice_lines)",
         &[],
+    )
+    .await;
+    exec(
+        &data,
+        "DELETE FROM note_addenda WHERE note_id = $1",
+        &[&note],
     )
     .await;
     exec(&data, "DELETE FROM session_notes WHERE id = $1", &[&note]).await;
@@ -399,3 +476,135 @@ async fn anchors_find_a_removed_tail(app: &TestApp) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 both!(anchors_find_a_removed_tail);
+
+/// Rewrites one line of a gzip archive with `edit`.
+fn edit_archive(path: &std::path::Path, edit: impl Fn(&str) -> String) {
+    use std::io::{Read, Write};
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(path).unwrap(),
+        flate2::Compression::default(),
+    );
+    gz.write_all(edit(&text).as_bytes()).unwrap();
+    gz.finish().unwrap();
+}
+
+/// Months past the live window go to signed archives and out of the
+/// database; `verify` holds the archives (each signed, all linked, the live
+/// trail following on) and the records against what they recorded. An
+/// edited or missing archive is found; archives past the retention go.
+async fn old_months_are_archived_and_still_verified(app: &TestApp) {
+    let dir = scratch();
+    let (anchors, archives) = (dir.join("anchors.log"), dir.join("audit-archive"));
+    crate::billing::month_of_visits(app).await;
+    stillwater::demo_billing::load(&app.store).await.unwrap();
+    // A reader each month for a quarter.
+    let (g, _) = app.patient_ids().await;
+    let token = app.user_token("nina.nurse").await;
+    let read = || async {
+        let r = reqwest::Client::new()
+            .get(app.url(&format!("/api/v1/patients/{g}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    };
+    for _ in 0..3 {
+        read().await;
+        // Events of writes are in the chain before the month turns.
+        app.store.audit_flush().await;
+        app.advance_minutes(31 * 24 * 60);
+    }
+    read().await;
+    stillwater::anchors::write(&app.store, KEY, &anchors)
+        .await
+        .unwrap();
+    let head_before = app.store.audit_head().await.unwrap().0;
+    let r = report(app, &anchors).await;
+    assert!(r.ok, "{:#?}", r.lines);
+
+    // Keep the current month and the one before; archive the rest.
+    let done = stillwater::archive::archive(&app.store, KEY, &archives, 2, 6)
+        .await
+        .unwrap();
+    assert!(
+        done.written.len() >= 2,
+        "{:?} then {:?}",
+        done.written,
+        app.store.audit_first_live().await
+    );
+    assert!(done.removed_rows > 0);
+    let last = &done.written.last().unwrap().1;
+    assert_eq!(app.store.audit_base().await.unwrap().0, last.to_seq);
+    assert_eq!(done.written[0].1.from_seq, 1);
+    for w in done.written.windows(2) {
+        assert_eq!(w[1].1.from_seq, w[0].1.to_seq + 1);
+    }
+    // The live trail starts after the archives and still verifies; the
+    // head went on (the archiving itself was audited).
+    assert!(matches!(
+        app.store.audit_verify().await.unwrap(),
+        store::audit::VerifyOutcome::Intact { .. }
+    ));
+    assert!(app.store.audit_head().await.unwrap().0 > head_before);
+    assert!(app.store.count_audit("audit.archive").await.unwrap() >= 1);
+    let r = report(app, &anchors).await;
+    assert!(r.ok, "{:#?}", r.lines);
+    assert!(
+        r.lines
+            .iter()
+            .any(|l| l.starts_with("ok   audit archives:")),
+        "{:#?}",
+        r.lines
+    );
+    // Nothing more to archive this month.
+    let again = stillwater::archive::archive(&app.store, KEY, &archives, 2, 6)
+        .await
+        .unwrap();
+    assert!(again.written.is_empty() && again.removed_rows == 0);
+    // Live rows stay append-only for the app's own role.
+    let live = app.store.audit_base().await.unwrap().0 + 1;
+    let del = on_pool!(app.store.raw_trail_pool(), p => {
+        sqlx::query("DELETE FROM audit_events WHERE seq = $1").bind(live).execute(p).await.map(|_| ())
+    });
+    assert!(del.is_err(), "a live row was deleted");
+
+    // One event in an archive changed: its chain no longer holds.
+    let first = done.written[0].0.clone();
+    let saved = std::fs::read(&first).unwrap();
+    edit_archive(&first, |t| {
+        t.replacen("\"patient.create\"", "\"patient.read\"", 1)
+    });
+    let r = report(app, &anchors).await;
+    assert!(failed(&r, "the chain is broken"), "{:#?}", r.lines);
+    std::fs::write(&first, &saved).unwrap();
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    // An archive gone: the next no longer follows on from the genesis hash.
+    std::fs::rename(&first, other.join("gone.jsonl.gz")).unwrap();
+    let r = report(app, &anchors).await;
+    assert!(
+        failed(&r, "does not follow the archive before it"),
+        "{:#?}",
+        r.lines
+    );
+    std::fs::rename(other.join("gone.jsonl.gz"), &first).unwrap();
+    let r = report(app, &anchors).await;
+    assert!(r.ok, "{:#?}", r.lines);
+
+    // Seven years on, the archives are past the six years kept; they go.
+    app.advance_minutes(7 * 366 * 24 * 60);
+    let later = stillwater::archive::archive(&app.store, KEY, &archives, 2, 6)
+        .await
+        .unwrap();
+    assert!(later.expired.len() >= done.written.len(), "{later:?}");
+    for (p, _) in &done.written {
+        assert!(!p.exists(), "{} kept past the retention", p.display());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+both!(old_months_are_archived_and_still_verified);
