@@ -42,6 +42,8 @@ pub async fn run(
          (GET /api/v1/patients/{{id}})"
     );
 
+    let reads0 = store.count_audit(Action::PatientRead.as_str()).await?;
+    let (bytes0, _) = store.audit_trail_bytes().await?;
     let mut tasks = Vec::new();
     for c in 0..clients {
         let (ids, bearer) = (ids.clone(), bearer.clone());
