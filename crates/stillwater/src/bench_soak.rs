@@ -80,8 +80,6 @@ pub async fn run(
     } else {
         (seconds / 5).max(1)
     };
-    let reads0 = store.count_audit(Action::PatientRead.as_str()).await?;
-    let (bytes0, _) = store.audit_trail_bytes().await?;
     let start = Instant::now();
     println!();
     println!(
