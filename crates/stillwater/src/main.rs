@@ -38,10 +38,15 @@ enum Cmd {
         #[arg(long)]
         bind: Option<String>,
     },
-    /// Start a demo clinic on SQLite with staff in every role and forty patients.
+    /// Start a demo clinic with staff in every role and forty patients: on
+    /// SQLite in ./demo-data, or in the PostgreSQL database given.
     Demo {
         #[arg(long)]
         bind: Option<String>,
+        /// A PostgreSQL database for the demo (postgres://…); it must be empty
+        /// or hold an earlier demo.
+        #[arg(long)]
+        database_url: Option<String>,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -233,13 +238,17 @@ fn init_logs(cfg: &Config) {
     }
 }
 
-fn load_config(cli: &Cli, bind: Option<String>) -> anyhow::Result<Config> {
+fn load_config(
+    cli: &Cli,
+    bind: Option<String>,
+    database_url: Option<String>,
+) -> anyhow::Result<Config> {
     let env: Vec<(String, String)> = std::env::vars().collect();
     let o = Overrides {
         config_file: cli.config.clone(),
         bind,
         data_dir: cli.data_dir.clone(),
-        database_url: None,
+        database_url,
     };
     let (cfg, warnings) = Config::load(&o, &env)?;
     for w in warnings {
@@ -321,7 +330,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             )
         }
         Cmd::Bench(args) => {
-            let cfg = load_config(&cli, None)?;
+            let cfg = load_config(&cli, None, None)?;
             init_logs(&Config {
                 log_format: cfg.log_format.clone(),
                 ..cfg
@@ -331,18 +340,15 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         _ => {}
     }
-    let bind = match &cli.cmd {
-        Cmd::Serve { bind } => bind.clone(),
-        Cmd::Demo { bind } => bind.clone(),
-        _ => None,
+    let (bind, database_url) = match &cli.cmd {
+        Cmd::Serve { bind } => (bind.clone(), None),
+        Cmd::Demo { bind, database_url } => (bind.clone(), database_url.clone()),
+        _ => (None, None),
     };
-    let mut cfg = load_config(&cli, bind)?;
+    let mut cfg = load_config(&cli, bind, database_url)?;
     if let Cmd::Demo { .. } = cli.cmd {
         if cli.data_dir.is_none() && std::env::var("STILLWATER_DATA_DIR").is_err() {
             cfg.data_dir = PathBuf::from("demo-data");
-        }
-        if cfg.is_postgres() {
-            bail!("the demo runs on SQLite; unset DATABASE_URL / STILLWATER_DATABASE_URL");
         }
         // Metrics are for operators; a demo has none unless asked for.
         if std::env::var("STILLWATER_METRICS_BIND").is_err() && cli.config.is_none() {

@@ -27,7 +27,7 @@ use store::billing::{
 };
 
 use crate::auth::Caller;
-use crate::error::WebError;
+use crate::error::{stored, WebError};
 use crate::AppState;
 
 fn invalid(field: &str, m: impl Into<String>) -> WebError {
@@ -1765,10 +1765,10 @@ pub async fn make_estimate(
 }
 
 /// A stored estimate read back.
-pub fn estimate_of(s: &StoredEstimate) -> Option<(EstimateInput, Estimate)> {
-    let i = serde_json::from_str(&s.input).ok()?;
-    let e: EstimateJson = serde_json::from_str(&s.estimate).ok()?;
-    Some((i, e.into()))
+pub fn estimate_of(s: &StoredEstimate) -> Result<(EstimateInput, Estimate), WebError> {
+    let i = stored("estimate input", &s.input)?;
+    let e: EstimateJson = stored("estimate", &s.estimate)?;
+    Ok((i, e.into()))
 }
 
 /// An estimate as stored (the domain type serializes only).
@@ -1879,13 +1879,19 @@ pub async fn superbill(
 /// The diagnoses of the patient's latest clinical assessment.
 async fn diagnoses_of(state: &AppState, pid: PatientId) -> Result<Vec<(String, String)>, WebError> {
     let parts = state.store.assessment_parts(pid).await?;
-    Ok(parts
+    let Some(latest) = parts
         .iter()
         .filter(|p| p.part == "clinical")
         .max_by_key(|p| p.version)
-        .and_then(|p| serde_json::from_str::<domain::assessment::ClinicalPart>(&p.data).ok())
-        .map(|c| c.diagnoses.into_iter().map(|d| (d.code, d.label)).collect())
-        .unwrap_or_default())
+    else {
+        return Ok(vec![]);
+    };
+    let clinical: domain::assessment::ClinicalPart = stored("assessment part", &latest.data)?;
+    Ok(clinical
+        .diagnoses
+        .into_iter()
+        .map(|d| (d.code, d.label))
+        .collect())
 }
 
 fn superbill_pdf(
@@ -1945,7 +1951,7 @@ fn superbill_pdf(
         .collect();
     for v in visits {
         for l in v.lines.iter().filter(|l| l.kind == "charge") {
-            let codes: Vec<bill::Code> = serde_json::from_str(&l.codes).unwrap_or_default();
+            let codes: Vec<bill::Code> = stored("invoice line codes", &l.codes)?;
             for (i, code) in codes.iter().enumerate() {
                 let charge = if i == 0 { l.amount_minor } else { 0 };
                 b.push(Block::body(&format!(
@@ -2287,9 +2293,7 @@ pub async fn latest_estimate(
     else {
         return Ok(None);
     };
-    let Some((_, e)) = estimate_of(&s) else {
-        return Ok(None);
-    };
+    let (_, e) = estimate_of(&s)?;
     Ok(Some(EstimateBox {
         when: domain::time::to_timestamp(s.created_at)
             .strftime("%B %-d, %Y")

@@ -28,6 +28,22 @@ pub enum WebError {
     Internal(String),
 }
 
+/// A JSON value the store holds, read back. One that does not parse is
+/// damaged data: an error (logged with what it was), never a default that
+/// makes part of a record silently vanish.
+pub fn stored<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, WebError> {
+    serde_json::from_str(json)
+        .map_err(|e| WebError::Internal(format!("the stored {what} does not parse: {e}")))
+}
+
+/// [`stored`] for a value that may be absent.
+pub fn stored_opt<T: serde::de::DeserializeOwned>(
+    what: &str,
+    json: Option<&str>,
+) -> Result<Option<T>, WebError> {
+    json.map(|j| stored(what, j)).transpose()
+}
+
 impl WebError {
     pub fn bad(detail: impl Into<String>, field: Option<&str>) -> Self {
         WebError::BadRequest {

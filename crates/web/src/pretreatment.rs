@@ -20,7 +20,7 @@ use store::pretreatment::{
 
 use crate::auth::{random_token, secret_hash, Caller};
 use crate::ctx::RequestMeta;
-use crate::error::WebError;
+use crate::error::{stored, WebError};
 use crate::AppState;
 
 const HOUR: i64 = 3_600_000_000;
@@ -113,20 +113,22 @@ pub struct Assessment {
     pub versions: Vec<AssessmentPart>,
 }
 
-pub fn latest_parts(parts: Vec<AssessmentPart>) -> Assessment {
+pub fn latest_parts(parts: Vec<AssessmentPart>) -> Result<Assessment, WebError> {
     let patient = parts
         .iter()
         .find(|p| p.part == "patient")
-        .and_then(|p| Some((serde_json::from_str(&p.data).ok()?, p.clone())));
+        .map(|p| Ok::<_, WebError>((stored("assessment part", &p.data)?, p.clone())))
+        .transpose()?;
     let clinical = parts
         .iter()
         .find(|p| p.part == "clinical")
-        .and_then(|p| Some((serde_json::from_str(&p.data).ok()?, p.clone())));
-    Assessment {
+        .map(|p| Ok::<_, WebError>((stored("assessment part", &p.data)?, p.clone())))
+        .transpose()?;
+    Ok(Assessment {
         patient,
         clinical,
         versions: parts,
-    }
+    })
 }
 
 /// The assessment, audited.
@@ -136,7 +138,7 @@ pub async fn assessment(
     pid: PatientId,
 ) -> Result<Assessment, WebError> {
     read_checked(state, c, pid, Action::AssessmentRead, "assessment").await?;
-    Ok(latest_parts(state.store.assessment_parts(pid).await?))
+    latest_parts(state.store.assessment_parts(pid).await?)
 }
 
 /// Staff record the patient's part (with the patient, or from paper).

@@ -22,7 +22,7 @@ use store::substances::{
 };
 
 use crate::auth::Caller;
-use crate::error::WebError;
+use crate::error::{stored, stored_opt, WebError};
 use crate::AppState;
 
 const DAY: i64 = 86_400_000_000;
@@ -1300,14 +1300,18 @@ fn ledger_event(
     ev
 }
 
-fn counterparty_text(s: Option<&str>) -> String {
-    let Some(v) = s.and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) else {
-        return String::new();
+/// A ledger row's counterparty as text; a stored one that does not parse
+/// is an error naming it, never a blank.
+fn counterparty_text(s: Option<&str>) -> Result<String, String> {
+    let Some(s) = s else {
+        return Ok(String::new());
     };
+    let v: serde_json::Value = serde_json::from_str(s)
+        .map_err(|e| format!("a stored ledger counterparty does not parse: {e}"))?;
     let Some(o) = v.as_object() else {
-        return String::new();
+        return Ok(String::new());
     };
-    o.iter()
+    Ok(o.iter()
         .filter(|(_, v)| !v.is_null())
         .map(|(k, v)| {
             let v = v
@@ -1317,7 +1321,7 @@ fn counterparty_text(s: Option<&str>) -> String {
             format!("{}: {v}", k.replace('_', " "))
         })
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; "))
 }
 
 pub fn kind_label(k: &str) -> &'static str {
@@ -1390,7 +1394,9 @@ impl CsvLog {
         cs::write_milli(mg, r.quantity_ul * r.strength_mg_per_ml);
         cs::write_milli(ch, r.change_ul);
         cs::write_milli(bal, r.balance_after_ul);
-        let cp = counterparty_text(r.counterparty);
+        let cp = counterparty_text(r.counterparty).map_err(|e| {
+            csv::Error::from(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        })?;
         fn o(s: Option<&str>) -> &str {
             s.unwrap_or("")
         }
@@ -1460,7 +1466,7 @@ pub fn dispensing_pdf(v: &LedgerView) -> Result<Vec<u8>, WebError> {
                 r.patient_address.clone().unwrap_or_default()
             ));
         }
-        let cp = counterparty_text(r.counterparty.as_deref());
+        let cp = counterparty_text(r.counterparty.as_deref()).map_err(WebError::Internal)?;
         if !cp.is_empty() {
             detail.push(cp);
         }
@@ -1514,12 +1520,10 @@ pub async fn form41_pdf(
         ));
     }
     for r in &v.rows {
-        let method = r
-            .counterparty
-            .as_deref()
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-            .and_then(|v| v["method"].as_str().map(String::from))
-            .unwrap_or_default();
+        let method =
+            stored_opt::<serde_json::Value>("ledger counterparty", r.counterparty.as_deref())?
+                .and_then(|v| v["method"].as_str().map(String::from))
+                .unwrap_or_default();
         blocks.push(Block::heading(&printable(&format!(
             "{}: {} {} mg/mL, lot {}",
             v.location.when(r.at),
@@ -2307,7 +2311,7 @@ pub async fn inventory_pdf(state: &AppState, c: &Caller, id: &str) -> Result<Vec
         .iter()
         .find(|l| l.id.to_string() == inv.clinic_id)
         .ok_or(WebError::NotFound)?;
-    let lines: Vec<serde_json::Value> = serde_json::from_str(&inv.lines).unwrap_or_default();
+    let lines: Vec<serde_json::Value> = stored("inventory lines", &inv.lines)?;
     let reg = loc
         .registration
         .as_ref()

@@ -359,9 +359,14 @@ async fn send_post_session(state: &AppState, c: &Caller, e: &Encounter) -> usize
             return 0;
         }
     };
-    let targets: Vec<String> = plan
-        .and_then(|p| serde_json::from_str(&p.targets).ok())
-        .unwrap_or_default();
+    let targets: Vec<String> = match plan.map(|p| serde_json::from_str(&p.targets)) {
+        None => vec![],
+        Some(Ok(t)) => t,
+        Some(Err(err)) => {
+            tracing::error!(encounter = %e.id, error = %err, "post-session measures: the plan's stored targets do not read back");
+            return 0;
+        }
+    };
     let mut sent = 0;
     for id in targets {
         let Some(inst) = state.instruments.current(&id) else {
@@ -670,12 +675,15 @@ impl Visit {
     }
 }
 
-fn events_of(r: &Record) -> Vec<AdminEvent> {
+fn events_of(r: &Record, encounter: &str) -> Result<Vec<AdminEvent>, WebError> {
     r.admin
         .iter()
-        .filter_map(|a| {
-            Some(AdminEvent {
-                kind: serde_json::from_value(serde_json::json!(a.kind)).ok()?,
+        .map(|a| {
+            Ok(AdminEvent {
+                kind: serde_json::from_value(serde_json::json!(a.kind)).map_err(|e| {
+                    tracing::error!(encounter, kind = %a.kind, error = %e, "stored administration event does not read back");
+                    WebError::Internal(format!("the visit's administration event {:?} does not read back", a.kind))
+                })?,
                 at: a.at,
                 rate_ml_h: a.rate_ml_h,
                 reason: a.reason.clone(),
@@ -812,7 +820,7 @@ async fn visit_of(state: &AppState, e: &Encounter) -> Result<Visit, WebError> {
         Some(c) => stored("checklist", &e.id, &c.data)?,
         None => Checklist::default(),
     };
-    let events = events_of(&record);
+    let events = events_of(&record, &e.id)?;
     let started = events.first().map(|e| e.at);
     let baseline = pre_dose_readings(&record, started)
         .map(|o| o.vitals())
@@ -2336,7 +2344,7 @@ fn hm(m: i64, zone: &str) -> String {
 }
 
 /// The note assembled from the record, as plain text (what is signed).
-pub fn note_text(v: &Visit, zone: &str) -> String {
+pub fn note_text(v: &Visit, zone: &str) -> Result<String, WebError> {
     let r = &v.record;
     let e = &r.encounter;
     let mut s = String::new();
@@ -2368,7 +2376,8 @@ pub fn note_text(v: &Visit, zone: &str) -> String {
         .order
         .as_ref()
         .and_then(|o| o.pre_dose.as_deref())
-        .and_then(|j| serde_json::from_str(j).ok());
+        .map(|j| stored("state before the dose", &r.encounter.id, j))
+        .transpose()?;
     let (items, checklist, baseline) = match &frozen {
         Some(f) => (f.items.clone(), f.checklist.clone(), f.baseline),
         None => (
@@ -2548,7 +2557,7 @@ pub fn note_text(v: &Visit, zone: &str) -> String {
         (Some(at), Some(by), Some(_)) => s += &format!("- Visit ended {} by {by}\n", hm(*at, zone)),
         _ => s += "- Not yet discharged\n",
     }
-    s
+    Ok(s)
 }
 
 /// The prescriber signs the note once the patient has left (discharged, or
@@ -2569,7 +2578,7 @@ pub async fn sign_note(state: &AppState, c: &Caller, id: &str) -> Result<Visit, 
         ));
     }
     let zone = state.store.clinic(clinic_of(&e)).await?.settings.time_zone;
-    let body = note_text(&v, &zone);
+    let body = note_text(&v, &zone)?;
     let sha = hex::encode(Sha256::digest(body.as_bytes()));
     write(
         state,

@@ -867,3 +867,34 @@ async fn memberships_bill_each_month(app: &TestApp) {
     assert!(s == 403 || s == 404, "{s}");
 }
 both!(memberships_bill_each_month);
+
+/// A stored value that does not parse is an error (logged with what it
+/// was), never a default: an estimate whose stored JSON was damaged is not
+/// shown as an empty estimate, nor left out of the list.
+async fn damaged_stored_json_is_an_error_not_a_default(app: &TestApp) {
+    stillwater::demo_billing::load(&app.store).await.unwrap();
+    let desk = api(app, "dana.frontdesk").await;
+    let (g, _) = app.patient_ids().await;
+    let (s, est) = desk
+        .post(
+            "/api/v1/estimates",
+            &json!({"patient_id": g.to_string(), "service": "iv_infusion", "induction": 6}),
+        )
+        .await;
+    assert_eq!(s, 201, "{est}");
+    let list = format!("/api/v1/estimates?patient_id={g}");
+    let (s, _) = desk.get(&list).await;
+    assert_eq!(s, 200);
+    let owner = app.owner_pool().await;
+    store::on_pool!(&owner, p => {
+        sqlx::query("UPDATE estimates SET estimate = '{\"lines\": [' WHERE id = $1")
+            .bind(est["id"].as_str().unwrap())
+            .execute(p)
+            .await
+            .unwrap();
+    });
+    let (s, body) = desk.get(&list).await;
+    assert_eq!(s, 500, "{body}");
+    assert!(!body.to_string().contains("\"lines\""), "{body}");
+}
+both!(damaged_stored_json_is_an_error_not_a_default);

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::{query, typed, ApiResult, JsonObject};
 use crate::auth::ApiCaller;
 use crate::billing as uc;
-use crate::error::WebError;
+use crate::error::{stored, WebError};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -97,13 +97,13 @@ async fn offers(
     let out: Vec<Value> = list
         .iter()
         .map(|o| {
-            json!({
-                "id": o.id, "name": o.name, "rules": serde_json::from_str::<Value>(&o.rules).unwrap_or(Value::Null),
+            Ok(json!({
+                "id": o.id, "name": o.name, "rules": stored::<Value>("offer rules", &o.rules)?,
                 "valid_from": o.valid_from, "valid_to": o.valid_to, "new_patients_only": o.new_patients_only,
                 "first_n": o.first_n, "stackable": o.stackable, "active": o.active,
-            })
+            }))
         })
-        .collect();
+        .collect::<Result<_, WebError>>()?;
     Ok(Json(json!({"offers": out})).into_response())
 }
 
@@ -248,15 +248,20 @@ async fn cancel_membership(
     )
 }
 
-fn invoice_json(v: &uc::InvoiceView) -> Value {
+fn invoice_json(v: &uc::InvoiceView) -> Result<Value, WebError> {
     let cur = &v.invoice.currency;
-    json!({
+    let codes = v
+        .lines
+        .iter()
+        .map(|l| stored::<Value>("invoice line codes", &l.codes))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(json!({
         "id": v.invoice.id, "number": v.invoice.number, "clinic_id": v.invoice.clinic_id,
         "patient_id": v.invoice.patient_id, "appointment_id": v.invoice.appointment_id, "kind": v.invoice.kind,
         "service_date": v.invoice.service_date, "issued_by": v.invoice.issued_by,
-        "lines": v.lines.iter().map(|l| json!({
+        "lines": v.lines.iter().zip(codes).map(|(l, codes)| json!({
             "seq": l.seq, "kind": l.kind, "service": l.service, "description": l.description,
-            "codes": serde_json::from_str::<Value>(&l.codes).unwrap_or(Value::Null),
+            "codes": codes,
             "amount": money(if l.kind == "discount" { -l.amount_minor } else { l.amount_minor }, cur),
             "offer_id": l.offer_id,
         })).collect::<Vec<_>>(),
@@ -267,7 +272,7 @@ fn invoice_json(v: &uc::InvoiceView) -> Value {
         })).collect::<Vec<_>>(),
         "charged": money(v.charged, cur), "discounts": money(v.discounted, cur), "credits": money(v.credited, cur),
         "paid": money(v.paid, cur), "refunded": money(v.refunded, cur), "balance": money(v.balance, cur),
-    })
+    }))
 }
 
 async fn invoices(
@@ -279,7 +284,7 @@ async fn invoices(
     if !q.patient_id.trim().is_empty() {
         let a = uc::account(&state, &c, &q.patient_id).await?;
         return Ok(Json(json!({
-            "invoices": a.invoices.iter().map(invoice_json).collect::<Vec<_>>(),
+            "invoices": a.invoices.iter().map(invoice_json).collect::<Result<Vec<_>, _>>()?,
             "balance": money(a.balance, &a.currency),
             "uninvoiced_visits": a.uninvoiced.iter().map(|(id, when, what)| json!({"appointment_id": id, "starts": when, "what": what})).collect::<Vec<_>>(),
         }))
@@ -328,7 +333,7 @@ async fn invoice_visit(
     )
     .await?;
     let v = uc::invoice(&state, &c, &id).await?;
-    Ok((StatusCode::CREATED, Json(invoice_json(&v))).into_response())
+    Ok((StatusCode::CREATED, Json(invoice_json(&v)?)).into_response())
 }
 
 async fn invoice(
@@ -337,7 +342,7 @@ async fn invoice(
     Path(id): Path<String>,
 ) -> ApiResult {
     let v = uc::invoice(&state, &c, &id).await?;
-    Ok(Json(invoice_json(&v)).into_response())
+    Ok(Json(invoice_json(&v)?).into_response())
 }
 
 async fn refund(
@@ -349,7 +354,7 @@ async fn refund(
     let i: uc::RefundInput = typed(Value::Object(body))?;
     uc::refund(&state, &c, &id, i).await?;
     let v = uc::invoice(&state, &c, &id).await?;
-    Ok((StatusCode::CREATED, Json(invoice_json(&v))).into_response())
+    Ok((StatusCode::CREATED, Json(invoice_json(&v)?)).into_response())
 }
 
 async fn credit(
@@ -361,7 +366,7 @@ async fn credit(
     let i: uc::CreditInput = typed(Value::Object(body))?;
     uc::credit(&state, &c, &id, i).await?;
     let v = uc::invoice(&state, &c, &id).await?;
-    Ok((StatusCode::CREATED, Json(invoice_json(&v))).into_response())
+    Ok((StatusCode::CREATED, Json(invoice_json(&v)?)).into_response())
 }
 
 async fn payments(
@@ -415,7 +420,7 @@ async fn pay(
     )
     .await?;
     let v = uc::invoice(&state, &c, &i.invoice_id).await?;
-    Ok((StatusCode::CREATED, Json(invoice_json(&v))).into_response())
+    Ok((StatusCode::CREATED, Json(invoice_json(&v)?)).into_response())
 }
 
 async fn superbill(
@@ -438,20 +443,17 @@ async fn superbill(
         .into_response())
 }
 
-fn estimate_json(s: &store::billing::StoredEstimate) -> Value {
-    let (i, e) = match uc::estimate_of(s) {
-        Some(x) => x,
-        None => return json!({"id": s.id}),
-    };
+fn estimate_json(s: &store::billing::StoredEstimate) -> Result<Value, WebError> {
+    let (i, e) = uc::estimate_of(s)?;
     let line = |l: &domain::billing::EstimateLine| json!({"words": l.words, "quantity": l.quantity, "unit": money(l.unit_minor, &e.currency), "amount": money(l.minor, &e.currency)});
-    json!({
+    Ok(json!({
         "id": s.id, "patient_id": s.patient_id, "created_by": s.created_by,
         "input": serde_json::to_value(&i).unwrap_or(Value::Null),
         "lines": e.lines.iter().map(line).collect::<Vec<_>>(),
         "list_total": money(e.list_total, &e.currency),
         "savings": e.savings.iter().map(line).collect::<Vec<_>>(),
         "total": money(e.total, &e.currency),
-    })
+    }))
 }
 
 async fn estimates(
@@ -461,10 +463,10 @@ async fn estimates(
 ) -> ApiResult {
     let q: ClinicQ = query(&req)?;
     let a = uc::account(&state, &c, &q.patient_id).await?;
-    Ok(
-        Json(json!({"estimates": a.estimates.iter().map(estimate_json).collect::<Vec<_>>()}))
-            .into_response(),
+    Ok(Json(
+        json!({"estimates": a.estimates.iter().map(estimate_json).collect::<Result<Vec<_>, _>>()?}),
     )
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -481,5 +483,5 @@ async fn estimate(
 ) -> ApiResult {
     let i: EstimateBody = typed(Value::Object(body))?;
     let s = uc::make_estimate(&state, &c, &i.patient_id, i.input).await?;
-    Ok((StatusCode::CREATED, Json(estimate_json(&s))).into_response())
+    Ok((StatusCode::CREATED, Json(estimate_json(&s)?)).into_response())
 }

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::{api_id, typed, ApiResult, JsonObject};
 use crate::auth::ApiCaller;
-use crate::error::WebError;
+use crate::error::{stored, WebError};
 use crate::pretreatment as uc;
 use crate::AppState;
 
@@ -36,17 +36,17 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-fn part_json(p: Option<&store::pretreatment::AssessmentPart>) -> Value {
-    p.map(|p| {
-        json!({
-            "version": p.version,
-            "source": p.source,
-            "entered_by": p.entered_by,
-            "created_at": p.created_at,
-            "data": serde_json::from_str::<Value>(&p.data).unwrap_or(Value::Null),
-        })
-    })
-    .unwrap_or(Value::Null)
+fn part_json(p: Option<&store::pretreatment::AssessmentPart>) -> Result<Value, WebError> {
+    let Some(p) = p else {
+        return Ok(Value::Null);
+    };
+    Ok(json!({
+        "version": p.version,
+        "source": p.source,
+        "entered_by": p.entered_by,
+        "created_at": p.created_at,
+        "data": stored::<Value>("assessment part", &p.data)?,
+    }))
 }
 
 async fn assessment(
@@ -60,8 +60,8 @@ async fn assessment(
     let facts = domain::assessment::facts(pp, a.clinical.as_ref().map(|x| &x.0));
     let evaluation = domain::eligibility::evaluate(&facts, &domain::eligibility::Policy::default());
     Ok(Json(json!({
-        "patient": part_json(a.patient.as_ref().map(|x| &x.1)),
-        "clinical": part_json(a.clinical.as_ref().map(|x| &x.1)),
+        "patient": part_json(a.patient.as_ref().map(|x| &x.1))?,
+        "clinical": part_json(a.clinical.as_ref().map(|x| &x.1))?,
         "facts": facts,
         "evaluation": evaluation,
         "baseline_instruments": domain::assessment::baseline_instruments(pp)
@@ -250,10 +250,10 @@ async fn plans(
         .iter()
         .map(|p| {
             let mut v = serde_json::to_value(p).unwrap_or(Value::Null);
-            v["targets"] = serde_json::from_str(&p.targets).unwrap_or(Value::Null);
-            v
+            v["targets"] = stored("plan targets", &p.targets)?;
+            Ok(v)
         })
-        .collect();
+        .collect::<Result<_, WebError>>()?;
     Ok(Json(json!({ "current": plans.first(), "plans": plans })).into_response())
 }
 

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::{query, typed, ApiResult, JsonObject};
 use crate::auth::ApiCaller;
-use crate::error::{ApiError, WebError};
+use crate::error::{stored, stored_opt, ApiError, WebError};
 use crate::substances as uc;
 use crate::AppState;
 
@@ -85,17 +85,17 @@ async fn lots(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResu
     Ok(Json(json!({"lots": out})).into_response())
 }
 
-fn entry_json(r: &store::substances::LedgerRow) -> Value {
-    json!({
+fn entry_json(r: &store::substances::LedgerRow) -> Result<Value, WebError> {
+    Ok(json!({
         "seq": r.seq, "id": r.id, "at": domain::time::to_timestamp(r.at).to_string(), "clinic_id": r.clinic_id,
         "kind": r.kind, "lot_id": r.lot_id, "lot_number": r.lot_number, "product": r.product_name, "ndc": r.ndc,
         "quantity": amount(r.quantity_ul, r.strength_mg_per_ml), "change_ul": r.change_ul,
         "balance_after": amount(r.balance_after_ul, r.strength_mg_per_ml),
         "draw_id": r.draw_id, "dose_order_id": r.dose_order_id, "patient_id": r.patient_id,
         "patient_name": r.patient_name, "by": r.actor, "witness": r.witness, "witness2": r.witness2,
-        "counterparty": r.counterparty.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok()),
+        "counterparty": stored_opt::<Value>("ledger counterparty", r.counterparty.as_deref())?,
         "reason": r.reason, "reference_id": r.reference_id,
-    })
+    }))
 }
 
 /// The period's on-site destructions as the record DEA Form 41 asks for (PDF).
@@ -188,7 +188,7 @@ async fn ledger(
     let v = uc::ledger(&state, &c, &q, false).await.map_err(ApiError)?;
     Ok(Json(json!({
         "clinic_id": v.location.id.to_string(),
-        "entries": v.rows.iter().map(entry_json).collect::<Vec<_>>(),
+        "entries": v.rows.iter().map(entry_json).collect::<Result<Vec<_>, _>>()?,
     }))
     .into_response())
 }
@@ -279,20 +279,20 @@ async fn count(
         .into_response())
 }
 
-fn inventory_json(i: &store::substances::Inventory) -> Value {
-    json!({
+fn inventory_json(i: &store::substances::Inventory) -> Result<Value, WebError> {
+    Ok(json!({
         "id": i.id, "clinic_id": i.clinic_id, "kind": i.kind, "taken_on": i.taken_on, "business": i.business,
-        "taken_by": i.taken_by, "lines": serde_json::from_str::<Value>(&i.lines).unwrap_or(Value::Null),
+        "taken_by": i.taken_by, "lines": stored::<Value>("inventory lines", &i.lines)?,
         "sha256": i.sha256, "pdf": format!("/api/v1/cs/inventories/{}/pdf", i.id),
-    })
+    }))
 }
 
 async fn inventories(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResult {
     let list = uc::inventories(&state, &c, None).await?;
-    Ok(
-        Json(json!({"inventories": list.iter().map(inventory_json).collect::<Vec<_>>()}))
-            .into_response(),
+    Ok(Json(
+        json!({"inventories": list.iter().map(inventory_json).collect::<Result<Vec<_>, _>>()?}),
     )
+    .into_response())
 }
 
 async fn inventory(
@@ -302,7 +302,7 @@ async fn inventory(
 ) -> ApiResult {
     let input: uc::InventoryInput = typed(Value::Object(body))?;
     let i = uc::take_inventory(&state, &c, input).await?;
-    Ok((StatusCode::CREATED, Json(inventory_json(&i))).into_response())
+    Ok((StatusCode::CREATED, Json(inventory_json(&i)?)).into_response())
 }
 
 async fn inventory_pdf(
@@ -314,10 +314,10 @@ async fn inventory_pdf(
     Ok(([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response())
 }
 
-pub(crate) fn case_json(k: &store::substances::Case) -> Value {
+pub(crate) fn case_json(k: &store::substances::Case) -> Result<Value, WebError> {
     let clock = k.discovered_on.parse().ok().map(loss_clock);
     let strength = k.strength_mg_per_ml.unwrap_or(1);
-    json!({
+    Ok(json!({
         "id": k.id, "clinic_id": k.clinic_id, "kind": k.kind, "status": k.status, "opened_by": k.opened_by,
         "discovered_on": k.discovered_on, "count_id": k.count_id, "lot_id": k.lot_id, "lot_number": k.lot_number,
         "difference": amount(k.difference_ul, strength), "description": k.description,
@@ -325,13 +325,16 @@ pub(crate) fn case_json(k: &store::substances::Case) -> Value {
         "dea_notice_due": (k.kind != "discrepancy").then(|| clock.map(|c| c.notify_by.to_string())).flatten(),
         "form106_due": (k.kind != "discrepancy").then(|| clock.map(|c| c.form106_by.to_string())).flatten(),
         "dea_notified_on": k.dea_notified_on, "form106_filed_on": k.form106_filed_on,
-        "form106": k.form106.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok()),
-    })
+        "form106": stored_opt::<Value>("Form 106", k.form106.as_deref())?,
+    }))
 }
 
 async fn cases(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResult {
     let cases = uc::cases(&state, &c).await?;
-    Ok(Json(json!({"cases": cases.iter().map(case_json).collect::<Vec<_>>()})).into_response())
+    Ok(
+        Json(json!({"cases": cases.iter().map(case_json).collect::<Result<Vec<_>, _>>()?}))
+            .into_response(),
+    )
 }
 
 async fn open_case(
@@ -342,7 +345,7 @@ async fn open_case(
     let input: uc::CaseInput = typed(Value::Object(body))?;
     let id = uc::open_case(&state, &c, input).await?;
     let k = state.store.cs_case(&id).await?.ok_or(WebError::NotFound)?;
-    Ok((StatusCode::CREATED, Json(case_json(&k))).into_response())
+    Ok((StatusCode::CREATED, Json(case_json(&k)?)).into_response())
 }
 
 async fn resolve(
@@ -353,7 +356,7 @@ async fn resolve(
 ) -> ApiResult {
     let input: uc::ResolveInput = typed(Value::Object(body))?;
     let k = uc::resolve_case(&state, &c, &id, input).await?;
-    Ok(Json(case_json(&k)).into_response())
+    Ok(Json(case_json(&k)?).into_response())
 }
 
 async fn filing(
@@ -364,7 +367,7 @@ async fn filing(
 ) -> ApiResult {
     let input: uc::FilingInput = typed(Value::Object(body))?;
     let k = uc::case_filing(&state, &c, &id, input).await?;
-    Ok(Json(case_json(&k)).into_response())
+    Ok(Json(case_json(&k)?).into_response())
 }
 
 async fn registration(

@@ -1027,9 +1027,9 @@ async fn account_view(
         estimates: a
             .estimates
             .iter()
-            .filter_map(|s| {
+            .map(|s| {
                 let (_, e) = uc::estimate_of(s)?;
-                Some(EstimateView {
+                Ok::<_, WebError>(EstimateView {
                     when: p.when(s.created_at),
                     by: s.created_by.clone(),
                     lines: e
@@ -1058,7 +1058,7 @@ async fn account_view(
                     total: fmt_money(e.total, &e.currency),
                 })
             })
-            .collect(),
+            .collect::<Result<_, _>>()?,
         can_charge: c.may(Permission::BillCharge, clinic),
         can_manage: c.may(Permission::BillManage, clinic),
         dose_services: Service::ALL

@@ -176,7 +176,7 @@ async fn assessment_view(
     flash: Option<String>,
 ) -> PageResult {
     let (h, pid, p, _, tz) = head(state, c, id, "assessment").await?;
-    let asmt = uc::latest_parts(state.store.assessment_parts(pid).await?);
+    let asmt = uc::latest_parts(state.store.assessment_parts(pid).await?)?;
     let pp = asmt.patient.as_ref().map(|x| &x.0);
     let kp = asmt.clinical.as_ref().map(|x| &x.0);
     let when = |m: &store::pretreatment::AssessmentPart| {
@@ -953,7 +953,7 @@ async fn plan_view(
     let (h, pid, p, s, tz) = head(state, c, id, "plan").await?;
     let plans = &s.plans;
     // The anxiety profile is shown beside the plan (read under plan.read).
-    let asmt = uc::latest_parts(state.store.assessment_parts(pid).await?);
+    let asmt = uc::latest_parts(state.store.assessment_parts(pid).await?)?;
     let pp = asmt.patient.as_ref().map(|x| &x.0);
     let anxiety = pp.map(|p| p.anxiety.clone()).unwrap_or_default();
     let (sugg_mod, sugg_why) = pp
