@@ -1408,7 +1408,10 @@ pub(crate) mod sqlite_writer {
                         std::thread::sleep(CHECKPOINT_EVERY);
                         let _ = rx.try_recv();
                         match checkpoint(&c) {
-                            Ok(()) => done.store(0, Relaxed),
+                            Ok(true) => done.store(0, Relaxed),
+                            // Commits kept landing: the writer takes over
+                            // once enough have (see `committed`).
+                            Ok(false) => {}
                             Err(e) => tracing::warn!(cause = %e, "audit checkpoint failed"),
                         }
                     }
@@ -1426,9 +1429,13 @@ pub(crate) mod sqlite_writer {
         fn committed(&self, writer: &Connection) {
             use std::sync::atomic::Ordering::Relaxed;
             let _ = self.nudge.try_send(());
+            // Under a sustained load the thread's checkpoints never finish
+            // (commits land while they copy) and the log would grow without
+            // end; between its own commits the writer's checkpoint does.
             if self.pending.fetch_add(1, Relaxed) + 1 > SELF_CHECKPOINT_AFTER {
                 match checkpoint(writer) {
-                    Ok(()) => self.pending.store(0, Relaxed),
+                    Ok(true) => self.pending.store(0, Relaxed),
+                    Ok(false) => {}
                     Err(e) => tracing::warn!(cause = %e, "audit checkpoint failed"),
                 }
             }
@@ -1437,18 +1444,22 @@ pub(crate) mod sqlite_writer {
 
     /// Passive checkpoints until the whole log is copied. Commits landing
     /// meanwhile add pages, so a round may leave a few; the next catches up,
-    /// and the commit after a complete one starts the log afresh.
-    fn checkpoint(c: &Connection) -> rusqlite::Result<()> {
+    /// and the commit after a complete one starts the log afresh (cut back
+    /// to [`WAL_LIMIT`]). Whether the whole log was copied.
+    fn checkpoint(c: &Connection) -> rusqlite::Result<bool> {
         for _ in 0..8 {
             let (busy, log, copied): (i64, i64, i64) =
                 c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })?;
-            if busy != 0 || copied >= log {
+            if copied >= log {
+                return Ok(true);
+            }
+            if busy != 0 {
                 break;
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     fn commit(

@@ -185,54 +185,11 @@ pub struct SettingsInput {
     pub refund_fee: String,
 }
 
-/// A National Provider Identifier: ten digits whose last is the Luhn check
-/// digit over the prefix 80840 and the first nine.
-pub fn check_npi(s: &str) -> Result<String, FieldError> {
-    let t = s.trim();
-    let bad = |m: &str| FieldError::new("npi", m);
-    if t.len() != 10 || !t.chars().all(|c| c.is_ascii_digit()) {
-        return Err(bad("an NPI is ten digits"));
-    }
-    let digits: Vec<u32> = format!("80840{}", &t[..9])
-        .chars()
-        .filter_map(|c| c.to_digit(10))
-        .collect();
-    let mut sum = 0;
-    for (i, d) in digits.iter().rev().enumerate() {
-        let v = if i % 2 == 0 { d * 2 } else { *d };
-        sum += if v > 9 { v - 9 } else { v };
-    }
-    let check = (10 - sum % 10) % 10;
-    if t.chars().last().and_then(|c| c.to_digit(10)) != Some(check) {
-        return Err(bad(
-            "this NPI's check digit is wrong; check it against the NPPES record",
-        ));
-    }
-    Ok(t.to_string())
-}
-
-/// An employer identification number, `12-3456789`.
-pub fn check_tax_id(s: &str) -> Result<String, FieldError> {
-    let t = s.trim();
-    let ok = t.len() == 10
-        && t.chars()
-            .enumerate()
-            .all(|(i, c)| if i == 2 { c == '-' } else { c.is_ascii_digit() });
-    if ok {
-        Ok(t.to_string())
-    } else {
-        Err(FieldError::new(
-            "tax_id",
-            "write the tax id (EIN) as 12-3456789",
-        ))
-    }
-}
-
 pub async fn set_settings(state: &AppState, c: &Caller, i: SettingsInput) -> Result<(), WebError> {
     let p = place(state, c, Permission::BillManage, &i.clinic_id).await?;
     let mut e = domain::error::Errors::new();
-    let npi = e.check(check_npi(&i.npi));
-    let tax = e.check(check_tax_id(&i.tax_id));
+    let npi = e.check(domain::billing::check_npi(&i.npi));
+    let tax = e.check(domain::billing::check_tax_id(&i.tax_id));
     let cur = e.check(bill::check_currency("currency", &i.currency));
     let fee = if i.refund_fee.trim().is_empty() {
         Some(0)

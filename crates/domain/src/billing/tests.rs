@@ -375,3 +375,53 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_npi_is_ten_digits_with_its_luhn_check_digit() {
+    // CMS's example NPI, and the same with each possible wrong check digit.
+    assert_eq!(check_npi(" 1234567893 ").unwrap(), "1234567893");
+    for last in 0..10 {
+        if last != 3 {
+            let e = check_npi(&format!("123456789{last}")).unwrap_err();
+            assert_eq!(e.field, "npi");
+            assert!(e.message.contains("check digit"), "{}", e.message);
+        }
+    }
+    for bad in [
+        "",
+        "123456789",
+        "12345678931",
+        "12345678a3",
+        "１２３４５６７８９３",
+    ] {
+        let e = check_npi(bad).unwrap_err();
+        assert!(e.message.contains("ten digits"), "{bad}: {}", e.message);
+    }
+}
+
+#[test]
+fn a_tax_id_is_an_ein_written_with_its_hyphen() {
+    assert_eq!(check_tax_id("12-3456789").unwrap(), "12-3456789");
+    for bad in [
+        "123456789",
+        "12-345678",
+        "1-23456789",
+        "12-34567a9",
+        "12–3456789",
+    ] {
+        assert_eq!(check_tax_id(bad).unwrap_err().field, "tax_id", "{bad}");
+    }
+}
+
+proptest! {
+    /// Changing any one digit of a valid NPI makes it invalid (Luhn finds
+    /// every single-digit error).
+    #[test]
+    fn one_changed_digit_of_an_npi_is_found(pos in 0usize..10, by in 1u32..10) {
+        let good = "1234567893";
+        let mut d: Vec<u32> = good.chars().map(|c| c.to_digit(10).unwrap()).collect();
+        d[pos] = (d[pos] + by) % 10;
+        let changed: String = d.iter().map(|x| char::from_digit(*x, 10).unwrap()).collect();
+        prop_assert!(check_npi(&changed).is_err());
+    }
+}
