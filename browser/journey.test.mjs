@@ -625,6 +625,11 @@ test("the Schedule III record: receive vials, draw for a dose, give and waste be
   };
   await drawFor("0.7 mL");
   await page.getByRole("alert").filter({ hasText: /at most [\d.]+ mg is drawn for it/ }).waitFor();
+  // The refused draw comes back as it was: the same order, lot and quantity.
+  assert.equal(await orderSelect().inputValue(), order, "the refused draw keeps its dose order");
+  const refused = page.locator("section", { has: page.getByRole("heading", { name: "Draw for a dose" }) });
+  assert.equal(await refused.getByLabel("Quantity").inputValue(), "0.7 mL", "the refused draw keeps its quantity");
+  assert.match(await refused.getByLabel("Lot").locator("option:checked").innerText(), /KT2412D/);
   await shot(page, "51-cs-draw-over-order");
   await drawFor("1 mg");
   await page.getByText("Recorded in the ledger.").waitFor();

@@ -495,3 +495,43 @@ pub struct AccountPage {
     pub totp_setup: Option<(String, String)>,
     pub totp_error: Option<String>,
 }
+
+/// What was typed into a refused form, so that the page comes back with it
+/// (never a password or a code). `form` names which of a page's forms it
+/// was; the others come back empty.
+#[derive(Debug, Default, Clone)]
+pub struct Kept {
+    form: String,
+    fields: Vec<(String, String)>,
+}
+
+impl Kept {
+    pub fn new(form: &str, posted: &crate::auth::Posted) -> Kept {
+        Kept {
+            form: form.to_string(),
+            fields: posted
+                .0
+                .iter()
+                .filter(|(k, _)| !(k.contains("password") || k.contains("code") || k == "csrf"))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The value typed into field `name` of form `form` (empty otherwise).
+    pub fn val(&self, form: &str, name: &str) -> &str {
+        if self.form != form {
+            return "";
+        }
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    /// Whether `value` was the one chosen in field `name` of form `form`.
+    pub fn chose(&self, form: &str, name: &str, value: &str) -> bool {
+        self.form == form && self.val(form, name) == value
+    }
+}

@@ -1139,3 +1139,60 @@ async fn a_blind_count_is_blind(app: &TestApp) {
     assert_eq!(s, 200);
 }
 both!(a_blind_count_is_blind);
+
+/// A refused form comes back as it was filled in: the receipt of stock with
+/// one bad field keeps the product chosen and every other field typed, and
+/// the page's other forms stay empty.
+async fn a_refused_stock_form_keeps_what_was_typed(app: &TestApp) {
+    stock(app, 50).await;
+    let web = app.login("nina.nurse").await;
+    let g = app.glendale.to_string();
+    let page = web.html(&format!("/substances?clinic={g}")).await;
+    // The last product offered, so that keeping the first would not pass.
+    let product = page
+        .split("name=\"product_id\">")
+        .nth(1)
+        .and_then(|s| s.split("</select>").next())
+        .and_then(|s| s.rsplit("<option value=\"").next())
+        .and_then(|s| s.split('"').next())
+        .expect("a product to receive")
+        .to_string();
+    let r = web
+        .post_form(
+            "/substances/movement",
+            &[
+                ("clinic_id", &g),
+                ("kind", "receipt"),
+                ("product_id", &product),
+                ("lot_number", "KT-KEPT-1"),
+                ("expires_on", "2028-01-31"),
+                ("containers", "two"),
+                ("supplier_name", "Cardinal Health 411"),
+                ("supplier_address", "7000 Cardinal Pl, Dublin OH 43017"),
+                ("supplier_dea", "RC0193843"),
+                ("invoice", "CAH-55902"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("whole number"), "the error is named");
+    for kept in [
+        "value=\"KT-KEPT-1\"",
+        "value=\"2028-01-31\"",
+        "value=\"two\"",
+        "value=\"Cardinal Health 411\"",
+        "value=\"RC0193843\"",
+        "value=\"CAH-55902\"",
+        &format!("<option value=\"{product}\" selected>"),
+    ] {
+        assert!(html.contains(kept), "{kept} came back");
+    }
+    assert!(
+        html.contains(
+            "id=\"draw-q\" name=\"quantity\" placeholder=\"e.g. 0.7 mL or 35 mg\" value=\"\""
+        ) || !html.contains("id=\"draw-q\""),
+        "the draw form stays empty"
+    );
+}
+both!(a_refused_stock_form_keeps_what_was_typed);

@@ -184,6 +184,8 @@ struct SubstancesPage {
     open_cases: usize,
     registrations: Vec<(String, String, String, String)>,
     today: String,
+    /// What a refused form had in it.
+    kept: crate::views::Kept,
 }
 
 async fn page(
@@ -191,7 +193,7 @@ async fn page(
     Staff(c): Staff,
     PageQuery(q): PageQuery<Q>,
 ) -> PageResult {
-    view(&state, &c, q, None).await
+    view(&state, &c, q, None, Default::default()).await
 }
 
 fn enc(s: &str) -> String {
@@ -201,7 +203,13 @@ fn enc(s: &str) -> String {
         .to_string()
 }
 
-async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>) -> PageResult {
+async fn view(
+    state: &AppState,
+    c: &Caller,
+    q: Q,
+    error: Option<String>,
+    kept: crate::views::Kept,
+) -> PageResult {
     let o = uc::overview(state, c).await?;
     let loc = if q.clinic.is_empty() {
         o.locations.first().cloned()
@@ -741,6 +749,7 @@ async fn view(state: &AppState, c: &Caller, q: Q, error: Option<String>) -> Page
         today: today.to_string(),
         tab,
         clinic: here,
+        kept,
     };
     let html = page.render().map_err(WebError::from)?;
     let status = if page.error.is_some() {
@@ -977,7 +986,13 @@ async fn submit(
                 clinic,
                 ..Default::default()
             };
-            view(&state, c, q, error).await
+            // The refused form comes back as it was filled in.
+            let form = match action.as_str() {
+                "movement" => f.form.get("kind").unwrap_or_default(),
+                other => other.to_string(),
+            };
+            let kept = crate::views::Kept::new(&form, &f.form);
+            view(&state, c, q, error, kept).await
         }
     }
 }
@@ -1033,6 +1048,7 @@ async fn case_submit(
                     ..Default::default()
                 },
                 error,
+                crate::views::Kept::new(&action, &f.form),
             )
             .await
         }
