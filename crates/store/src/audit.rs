@@ -1387,6 +1387,11 @@ pub(crate) mod sqlite_writer {
         nudge: std::sync::mpsc::SyncSender<()>,
         /// Commits since a checkpoint last copied the whole log.
         pending: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        /// Held by whichever of the thread and the writer is checkpointing:
+        /// SQLite lets one checkpoint run at a time and answers any other at
+        /// once with "busy", so without it the writer's catch-up found the
+        /// thread's checkpoint running nearly every time and never ran.
+        running: std::sync::Arc<std::sync::Mutex<()>>,
     }
 
     impl Checkpointer {
@@ -1400,6 +1405,8 @@ pub(crate) mod sqlite_writer {
             let (nudge, rx) = std::sync::mpsc::sync_channel::<()>(1);
             let pending = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
             let done = pending.clone();
+            let running = std::sync::Arc::new(std::sync::Mutex::new(()));
+            let mine = running.clone();
             std::thread::Builder::new()
                 .name("audit-checkpoint".into())
                 .spawn(move || {
@@ -1407,6 +1414,7 @@ pub(crate) mod sqlite_writer {
                     while rx.recv().is_ok() {
                         std::thread::sleep(CHECKPOINT_EVERY);
                         let _ = rx.try_recv();
+                        let _turn = mine.lock().unwrap_or_else(|p| p.into_inner());
                         match checkpoint(&c) {
                             Ok(true) => done.store(0, Relaxed),
                             // Commits kept landing: the writer takes over
@@ -1422,7 +1430,11 @@ pub(crate) mod sqlite_writer {
                 .pragma_update(None, "wal_autocheckpoint", 0)
                 .map_err(|e| tracing::warn!(cause = %e, "automatic checkpoints stay on"))
                 .ok()?;
-            Some(Checkpointer { nudge, pending })
+            Some(Checkpointer {
+                nudge,
+                pending,
+                running,
+            })
         }
 
         /// After each commit of the writer.
@@ -1433,6 +1445,9 @@ pub(crate) mod sqlite_writer {
             // (commits land while they copy) and the log would grow without
             // end; between its own commits the writer's checkpoint does.
             if self.pending.fetch_add(1, Relaxed) + 1 > SELF_CHECKPOINT_AFTER {
+                // Waits for a checkpoint of the thread's to end; no commit
+                // lands meanwhile, so this one copies the whole log.
+                let _turn = self.running.lock().unwrap_or_else(|p| p.into_inner());
                 match checkpoint(writer) {
                     Ok(true) => self.pending.store(0, Relaxed),
                     Ok(false) => {}
