@@ -591,6 +591,42 @@ macro_rules! bind_old {
     };
 }
 
+/// The migrations in `folder` (of the store crate) before `version`.
+async fn migrations_before(folder: &str, version: i64) -> sqlx::migrate::Migrator {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../store/migrations")
+        .join(folder);
+    let mut m = sqlx::migrate::Migrator::new(dir).await.unwrap();
+    m.migrations = m
+        .migrations
+        .iter()
+        .filter(|m| m.version < version)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    m
+}
+
+/// Writes `rows` in the old layout into `pool` (either backend) and moves
+/// the head to the last.
+macro_rules! write_old {
+    ($pool:expr, $rows:expr) => {{
+        for r in $rows {
+            bind_old!(sqlx::query(OLD_INSERT), r)
+                .execute($pool)
+                .await
+                .unwrap();
+        }
+        let last = $rows.last().unwrap();
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(last.seq)
+            .bind(&last.hash)
+            .execute($pool)
+            .await
+            .unwrap();
+    }};
+}
+
 /// A trail written before the compact layout is compacted by the
 /// migration, and every event reads and verifies as it was (SQLite).
 #[tokio::test]
@@ -599,19 +635,7 @@ async fn a_trail_of_the_old_layout_is_compacted_and_still_verifies() {
     let file = dir.join("t.db");
     let rows = rich_rows(6);
     {
-        let mut old = sqlx::migrate::Migrator::new(std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../store/migrations/sqlite_trail"
-        )))
-        .await
-        .unwrap();
-        old.migrations = old
-            .migrations
-            .iter()
-            .filter(|m| m.version < 4)
-            .cloned()
-            .collect::<Vec<_>>()
-            .into();
+        let old = migrations_before("sqlite_trail", 4).await;
         let pool = sqlx::SqlitePool::connect_with(
             sqlx::sqlite::SqliteConnectOptions::new()
                 .filename(store::audit::trail_file(&file))
@@ -620,19 +644,7 @@ async fn a_trail_of_the_old_layout_is_compacted_and_still_verifies() {
         .await
         .unwrap();
         old.run(&pool).await.unwrap();
-        for r in &rows {
-            bind_old!(sqlx::query(OLD_INSERT), r)
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-        let last = rows.last().unwrap();
-        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-            .bind(last.seq)
-            .bind(&last.hash)
-            .execute(&pool)
-            .await
-            .unwrap();
+        write_old!(&pool, &rows);
         pool.close().await;
     }
     let store = open(&file).await;
@@ -655,34 +667,10 @@ async fn a_postgres_trail_of_the_old_layout_is_compacted_and_still_verifies() {
         .unwrap();
     let rows = rich_rows(6);
     {
-        let mut old = sqlx::migrate::Migrator::new(std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../store/migrations/postgres"
-        )))
-        .await
-        .unwrap();
-        old.migrations = old
-            .migrations
-            .iter()
-            .filter(|m| m.version < 19)
-            .cloned()
-            .collect::<Vec<_>>()
-            .into();
+        let old = migrations_before("postgres", 19).await;
         let pool = sqlx::PgPool::connect(&url).await.unwrap();
         old.run(&pool).await.unwrap();
-        for r in &rows {
-            bind_old!(sqlx::query(OLD_INSERT), r)
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-        let last = rows.last().unwrap();
-        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-            .bind(last.seq)
-            .bind(&last.hash)
-            .execute(&pool)
-            .await
-            .unwrap();
+        write_old!(&pool, &rows);
         pool.close().await;
     }
     let store = Store::connect(&StoreConfig {
