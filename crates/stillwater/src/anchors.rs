@@ -159,6 +159,7 @@ pub async fn verify(
     // The archived months of the audit trail: each signed, all linked, the
     // live trail following on; what they recorded counts for the records.
     let mut archived = vec![];
+    let mut expired_before = None;
     match key {
         Some(key) => {
             let checked = crate::archive::verify(store, key, archives).await?;
@@ -169,6 +170,7 @@ pub async fn verify(
                 }
             }
             archived = checked.seals;
+            expired_before = checked.expired_before;
         }
         None => {
             if store.audit_base().await?.0 > 0 {
@@ -179,11 +181,11 @@ pub async fn verify(
             }
         }
     }
-    let r = store.verify_records_with(archived).await?;
+    let r = store.verify_records_with(archived, expired_before).await?;
     if r.problems.is_empty() {
         lines.push(format!(
-            "ok   records: {} signed notes, {} addenda, {} billing entries, {} invoices match what the chain recorded ({} from before seals)",
-            r.notes, r.addenda, r.entries, r.invoices, r.unsealed
+            "ok   records: {} signed notes, {} addenda, {} billing entries, {} invoices match what the chain recorded ({} from before seals, {} whose seals were in archives past the retention)",
+            r.notes, r.addenda, r.entries, r.invoices, r.unsealed, r.expired
         ));
     }
     for p in r.problems {

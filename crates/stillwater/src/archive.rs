@@ -39,6 +39,10 @@ pub struct Header {
 
 const KIND: &str = "stillwater audit archive v1";
 
+/// Where each archive deleted past the retention left a signed mark of its
+/// last row.
+const EXPIRED: &str = "expired.log";
+
 /// What `archive` did.
 #[derive(Debug, Default)]
 pub struct Done {
@@ -113,6 +117,18 @@ pub async fn archive(
     for (path, h) in list(dir)? {
         let (end, _) = month_start(month_micros(&h.month)?, 1)?;
         if end <= oldest_kept {
+            // Where the expired archive ended, signed, so that the next one
+            // can still be shown to follow on (`verify`); its time is the
+            // end of the archive's month, before which records may have
+            // lost their seals with it.
+            let mark = Anchor::sign(key, anchor::AUDIT, h.to_seq, &h.last_hash, end)
+                .context("the anchor key is too short")?;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(EXPIRED))?;
+            writeln!(f, "{}", mark.to_line())?;
+            f.sync_all()?;
             std::fs::remove_file(&path)
                 .with_context(|| format!("deleting the expired archive {}", path.display()))?;
             done.expired.push(path);
@@ -302,6 +318,9 @@ fn list(dir: &Path) -> anyhow::Result<Vec<(PathBuf, Header)>> {
 pub struct Checked {
     pub lines: Vec<Result<String, String>>,
     pub seals: Vec<(String, Option<String>, Option<String>)>,
+    /// Records before this time (microseconds) may have lost their seals
+    /// with an archive deleted past the retention.
+    pub expired_before: Option<i64>,
 }
 
 /// Checks the archives as a whole: each one, that they follow one another
@@ -310,19 +329,55 @@ pub struct Checked {
 pub async fn verify(store: &Store, key: &[u8], dir: &Path) -> anyhow::Result<Checked> {
     let base = store.audit_base().await?;
     let mut seals = vec![];
+    // The chain begins at the genesis hash, or after the last archive
+    // deleted past the retention, by its signed mark.
+    let mut tip = (0i64, GENESIS.to_string());
+    let mut expired_before = None;
+    if let Ok(text) = std::fs::read_to_string(dir.join(EXPIRED)) {
+        match anchor::parse_lines(&text) {
+            Ok(marks)
+                if marks
+                    .iter()
+                    .all(|m| m.chain == anchor::AUDIT && m.verify(key)) =>
+            {
+                if let Some(m) = marks.iter().max_by_key(|m| m.seq) {
+                    tip = (m.seq, m.hash.clone());
+                    expired_before = Some(m.at);
+                }
+            }
+            _ => {
+                return Ok(Checked {
+                    lines: vec![Err(format!(
+                        "{} is damaged or not signed with the key",
+                        dir.join(EXPIRED).display()
+                    ))],
+                    seals,
+                    expired_before: None,
+                })
+            }
+        }
+    }
     let all = match list(dir) {
         Ok(a) => a,
         Err(e) => {
             return Ok(Checked {
                 lines: vec![Err(format!("audit archives unreadable: {e:#}"))],
                 seals,
+                expired_before,
             })
         }
     };
     let mut out = vec![];
     if all.is_empty() {
-        out.push(if base.0 == 0 {
-            Ok("audit archives: none yet (nothing archived)".into())
+        out.push(if base == tip {
+            Ok(if base.0 == 0 {
+                "audit archives: none yet (nothing archived)".into()
+            } else {
+                format!(
+                    "audit archives: rows 1..{} past the retention, deleted",
+                    base.0
+                )
+            })
         } else {
             Err(format!(
                 "the live trail begins after row {} but {} holds no archive of rows 1..{}",
@@ -331,9 +386,13 @@ pub async fn verify(store: &Store, key: &[u8], dir: &Path) -> anyhow::Result<Che
                 base.0
             ))
         });
-        return Ok(Checked { lines: out, seals });
+        return Ok(Checked {
+            lines: out,
+            seals,
+            expired_before,
+        });
     }
-    let mut tip = (0i64, GENESIS.to_string());
+    let start = tip.0;
     let mut good = 0usize;
     for (path, _) in &all {
         let keep = |r: AuditRecord| {
@@ -366,9 +425,14 @@ pub async fn verify(store: &Store, key: &[u8], dir: &Path) -> anyhow::Result<Che
     }
     if out.is_empty() {
         out.push(Ok(format!(
-            "audit archives: {good} months, rows 1..{} linked and signed, the live trail follows on",
+            "audit archives: {good} months, rows {}..{} linked and signed, the live trail follows on",
+            start + 1,
             tip.0
         )));
     }
-    Ok(Checked { lines: out, seals })
+    Ok(Checked {
+        lines: out,
+        seals,
+        expired_before,
+    })
 }

@@ -21,6 +21,8 @@ pub struct RecordCheck {
     pub invoices: usize,
     /// Records made before seals existed (not a fault; counted).
     pub unsealed: usize,
+    /// Records whose seal was in an archive deleted past the retention.
+    pub expired: usize,
     pub problems: Vec<String>,
 }
 
@@ -77,7 +79,7 @@ impl Store {
     /// every billing entry and invoice against the seal the chain holds, and
     /// that no sealed record has gone.
     pub async fn verify_records(&self) -> Result<RecordCheck> {
-        self.verify_records_with(vec![]).await
+        self.verify_records_with(vec![], None).await
     }
 
     /// [`Store::verify_records`], with what the archived part of the chain
@@ -86,6 +88,7 @@ impl Store {
     pub async fn verify_records_with(
         &self,
         archived: Vec<(String, Option<String>, Option<String>)>,
+        expired_before: Option<i64>,
     ) -> Result<RecordCheck> {
         self.audit_flush().await;
         let mut out = RecordCheck::default();
@@ -106,8 +109,10 @@ impl Store {
         })
         .into_iter()
         .collect();
-        let missing = |out: &mut RecordCheck, kind: &str, id: &str, what: String| {
-            if legacy.contains(&(kind.to_string(), id.to_string())) {
+        let missing = |out: &mut RecordCheck, kind: &str, id: &str, at: i64, what: String| {
+            if expired_before.is_some_and(|t| at < t) {
+                out.expired += 1;
+            } else if legacy.contains(&(kind.to_string(), id.to_string())) {
                 out.unsealed += 1;
             } else {
                 out.problems.push(format!(
@@ -135,15 +140,15 @@ impl Store {
                 seals.insert((kind, id), h);
             }
         }
-        type Notes = Vec<(String, String, String)>;
-        type Addenda = Vec<(String, String, String, String)>;
+        type Notes = Vec<(String, String, String, i64)>;
+        type Addenda = Vec<(String, String, String, String, i64)>;
         let (notes, addenda): (Notes, Addenda) = on_pool!(self.read(), p => {
-            let n = sqlx::query_as("SELECT encounter_id, body, sha256 FROM session_notes").fetch_all(p).await?;
-            let a = sqlx::query_as("SELECT a.id, n.encounter_id, a.body, a.sha256 FROM note_addenda a \
+            let n = sqlx::query_as("SELECT encounter_id, body, sha256, signed_at FROM session_notes").fetch_all(p).await?;
+            let a = sqlx::query_as("SELECT a.id, n.encounter_id, a.body, a.sha256, a.signed_at FROM note_addenda a \
                  JOIN session_notes n ON n.id = a.note_id").fetch_all(p).await?;
             (n, a)
         });
-        for (encounter, body, stored) in &notes {
+        for (encounter, body, stored, signed_at) in &notes {
             out.notes += 1;
             if sha(body) != *stored {
                 out.problems.push(format!("the signed note of visit {encounter} does not match its hash: its text was changed"));
@@ -153,10 +158,10 @@ impl Store {
                     "the signed note of visit {encounter} is not the note the audit chain recorded at signing"
                 )),
                 Some(_) => {}
-                None => missing(&mut out, "note", encounter, format!("the signed note of visit {encounter}")),
+                None => missing(&mut out, "note", encounter, *signed_at, format!("the signed note of visit {encounter}")),
             }
         }
-        let signed: HashSet<&str> = notes.iter().map(|(e, _, _)| e.as_str()).collect();
+        let signed: HashSet<&str> = notes.iter().map(|(e, _, _, _)| e.as_str()).collect();
         for encounter in note_hash.keys() {
             if !signed.contains(encounter.as_str()) {
                 out.problems.push(format!(
@@ -164,7 +169,7 @@ impl Store {
                 ));
             }
         }
-        for (id, encounter, body, stored) in &addenda {
+        for (id, encounter, body, stored, signed_at) in &addenda {
             out.addenda += 1;
             if sha(body) != *stored {
                 out.problems.push(format!(
@@ -176,7 +181,13 @@ impl Store {
                 out.problems
                     .push(format!("addendum {id} is not one the audit chain recorded"));
             } else if recorded.is_none() {
-                missing(&mut out, "addendum", id, format!("addendum {id}"));
+                missing(
+                    &mut out,
+                    "addendum",
+                    id,
+                    *signed_at,
+                    format!("addendum {id}"),
+                );
             }
         }
         // Billing entries and invoices against their seals.
@@ -215,11 +226,11 @@ impl Store {
                     "billing entry {id} ({kind}) is not what was recorded: its amount or details were changed"
                 )),
                 Some(_) => {}
-                None => missing(&mut out, crate::seal::ENTRY, id, format!("billing entry {id} ({kind})")),
+                None => missing(&mut out, crate::seal::ENTRY, id, *at, format!("billing entry {id} ({kind})")),
             }
         }
-        let invoices: Vec<(String, String, String, String)> = on_pool!(self.read(), p => {
-            sqlx::query_as("SELECT id, number, patient_id, currency FROM invoices").fetch_all(p).await?
+        let invoices: Vec<(String, String, String, String, i64)> = on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT id, number, patient_id, currency, issued_at FROM invoices").fetch_all(p).await?
         });
         let lines: Vec<(String, i64, String, String, i64)> = on_pool!(self.read(), p => {
             sqlx::query_as("SELECT invoice_id, seq, kind, service, amount_minor FROM invoice_lines ORDER BY invoice_id, seq")
@@ -234,7 +245,7 @@ impl Store {
                 *minor,
             ));
         }
-        for (id, number, patient, currency) in &invoices {
+        for (id, number, patient, currency, issued_at) in &invoices {
             out.invoices += 1;
             present.insert((crate::seal::INVOICE.to_string(), id.clone()));
             let l = by_invoice.get(id.as_str()).cloned().unwrap_or_default();
@@ -248,6 +259,7 @@ impl Store {
                     &mut out,
                     crate::seal::INVOICE,
                     id,
+                    *issued_at,
                     format!("invoice {number}"),
                 ),
             }

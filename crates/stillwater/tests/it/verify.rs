@@ -605,6 +605,24 @@ async fn old_months_are_archived_and_still_verified(app: &TestApp) {
     for (p, _) in &done.written {
         assert!(!p.exists(), "{} kept past the retention", p.display());
     }
+    // What is left still verifies: it follows on from the signed mark the
+    // deleted archives left; a forged mark does not.
+    stillwater::anchors::write(&app.store, KEY, &anchors)
+        .await
+        .unwrap();
+    let r = report(app, &anchors).await;
+    assert!(r.ok, "{:#?}", r.lines);
+    assert!(
+        r.lines.iter().any(|l| l.starts_with("ok   records:")
+            && !l.contains(", 0 whose seals were in archives past the retention")),
+        "records sealed in the deleted archives are counted as such: {:#?}",
+        r.lines
+    );
+    let marks = archives.join("expired.log");
+    let text = std::fs::read_to_string(&marks).unwrap();
+    std::fs::write(&marks, text.replacen("\"seq\":", "\"seq\":1", 1)).unwrap();
+    let r = report(app, &anchors).await;
+    assert!(failed(&r, "not signed with the key"), "{:#?}", r.lines);
     let _ = std::fs::remove_dir_all(&dir);
 }
 both!(old_months_are_archived_and_still_verified);
