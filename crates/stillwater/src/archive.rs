@@ -34,6 +34,10 @@ pub struct Header {
     pub to_seq: i64,
     /// The hash of the row before `from_seq` (the genesis hash for the first).
     pub prev_hash: String,
+    /// The hash of the last row: not in the file's first line (the rows are
+    /// written as they are read, before it is known) but in its closing
+    /// anchor; [`read`] fills it in from there.
+    #[serde(default, skip_serializing)]
     pub last_hash: String,
 }
 
@@ -117,6 +121,7 @@ pub async fn archive(
     for (path, h) in list(dir)? {
         let (end, _) = month_start(month_micros(&h.month)?, 1)?;
         if end <= oldest_kept {
+            let h = read(&path, key)?;
             // Where the expired archive ended, signed, so that the next one
             // can still be shown to follow on (`verify`); its time is the
             // end of the archive's month, before which records may have
@@ -164,9 +169,17 @@ async fn write_month(
         std::io::BufWriter::new(file),
         flate2::Compression::default(),
     );
-    // The header is written last into its own place: first the rows, into
-    // a body, so that the header can say where they end.
-    let mut body = Vec::new();
+    let mut header = Header {
+        archive: KIND.into(),
+        month: month.into(),
+        from_seq: base.0 + 1,
+        to_seq: to,
+        prev_hash: base.1.clone(),
+        last_hash: String::new(),
+    };
+    serde_json::to_writer(&mut gz, &header)?;
+    gz.write_all(b"\n")?;
+    // The rows go to the file as they are read: a month may be millions.
     let mut walk = AuditWalk::default();
     let mut tip = base.clone();
     loop {
@@ -177,8 +190,8 @@ async fn write_month(
         tip = verify_chain(tip.clone(), &rows)
             .map_err(|b| anyhow::anyhow!("the live trail is broken ({b:?}); nothing archived"))?;
         for r in &rows {
-            serde_json::to_writer(&mut body, r)?;
-            body.push(b'\n');
+            serde_json::to_writer(&mut gz, r)?;
+            gz.write_all(b"\n")?;
         }
     }
     anyhow::ensure!(
@@ -186,19 +199,9 @@ async fn write_month(
         "the trail ends at row {} before row {to}",
         tip.0
     );
-    let header = Header {
-        archive: KIND.into(),
-        month: month.into(),
-        from_seq: base.0 + 1,
-        to_seq: to,
-        prev_hash: base.1,
-        last_hash: tip.1.clone(),
-    };
+    header.last_hash = tip.1.clone();
     let seal = Anchor::sign(key, anchor::AUDIT, to, &tip.1, store.now())
         .context("the anchor key is too short")?;
-    serde_json::to_writer(&mut gz, &header)?;
-    gz.write_all(b"\n")?;
-    gz.write_all(&body)?;
     writeln!(gz, "{}", seal.to_line())?;
     let file = gz.finish()?.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
@@ -263,18 +266,16 @@ pub fn read_with(
             path.display()
         );
         anyhow::ensure!(
-            a.seq == h.to_seq && a.hash == h.last_hash,
-            "{}: the closing anchor signs another row than the header names",
+            a.seq == h.to_seq && a.hash == tip.1,
+            "{}: the closing anchor signs another row than its rows end with",
             path.display()
         );
         seal = Some(a);
     }
-    let header = header.with_context(|| format!("{}: empty", path.display()))?;
-    anyhow::ensure!(
-        seal.is_some(),
-        "{}: no closing anchor (cut short?)",
-        path.display()
-    );
+    let mut header = header.with_context(|| format!("{}: empty", path.display()))?;
+    let seal =
+        seal.with_context(|| format!("{}: no closing anchor (cut short?)", path.display()))?;
+    header.last_hash = seal.hash;
     anyhow::ensure!(
         tip == (header.to_seq, header.last_hash.clone()),
         "{}: its rows end at {} but its header says {}",
