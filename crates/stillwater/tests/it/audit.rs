@@ -247,6 +247,20 @@ async fn changing_a_shared_word_is_found(app: &TestApp) {
         sqlx::query_scalar("SELECT MIN(e.seq) FROM audit_events e JOIN audit_terms t ON t.id = e.action_t \
              WHERE t.term = 'patient.read'").fetch_one(p).await.unwrap()
     });
+    // The app's own role cannot change, remove or replace a word.
+    for sql in [
+        "UPDATE audit_terms SET term = 'patient.glance' WHERE term = 'patient.read'",
+        "DELETE FROM audit_terms WHERE term = 'patient.read'",
+    ] {
+        let r = on_pool!(app.store.raw_trail_pool(), p => sqlx::query(sql).execute(p).await.map(|_| ()));
+        assert!(r.is_err(), "{sql} was allowed");
+    }
+    if let Pool::Sqlite(p) = app.store.raw_trail_pool() {
+        let r = sqlx::query("INSERT OR REPLACE INTO audit_terms (term) VALUES ('patient.read')")
+            .execute(p)
+            .await;
+        assert!(r.is_err(), "a word was replaced");
+    }
     match &pool {
         Pool::Sqlite(p) => {
             for t in ["audit_terms_no_update", "audit_terms_no_delete"] {
