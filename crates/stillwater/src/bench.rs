@@ -314,13 +314,13 @@ pub(crate) async fn seed(store: &Store, patients: usize) -> anyhow::Result<Seede
     let clinic = store.create_clinic(org, &crate::demo::glendale()).await?;
     let (nurse, cookie) = seed_nurse(store, org, clinic).await?;
     let ev = || NewAuditEvent::new(Action::UserCreate, "bench");
-    let token = format!("sw_{}", web::auth::random_token(32));
+    let token = format!("sw_{}", clinic::actor::random_token(32));
     store
         .create_token(
             "bench",
             Some(nurse),
             None,
-            &web::auth::secret_hash(&token),
+            &clinic::actor::secret_hash(&token),
             None,
             ev(),
         )
@@ -365,7 +365,8 @@ pub(crate) async fn seed_nurse(
     org: domain::ids::OrgId,
     clinic: domain::ids::ClinicId,
 ) -> anyhow::Result<(domain::ids::UserId, String)> {
-    let hash = web::passwords::hash_blocking("bench-password-123").map_err(anyhow::Error::msg)?;
+    let hash =
+        clinic::passwords::hash_blocking("bench-password-123").map_err(anyhow::Error::msg)?;
     let ev = || NewAuditEvent::new(Action::UserCreate, "bench");
     let nurse = store
         .create_user(
@@ -392,11 +393,11 @@ pub(crate) async fn session(
     user: domain::ids::UserId,
     audit: NewAuditEvent,
 ) -> anyhow::Result<String> {
-    let cookie = web::auth::random_token(32);
+    let cookie = clinic::actor::random_token(32);
     store
         .create_session(
             user,
-            &web::auth::secret_hash(&cookie),
+            &clinic::actor::secret_hash(&cookie),
             "csrf",
             store.now() + 3_600_000_000,
             None,

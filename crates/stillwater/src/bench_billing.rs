@@ -20,14 +20,13 @@
 use std::time::Instant;
 
 use anyhow::Context;
+use clinic::actor::Caller;
+use clinic::billing as uc;
 use domain::audit::Action;
 use domain::billing::EntryKind;
 use store::audit::NewAuditEvent;
 use store::billing::{NewEntry, NewInvoice, NewLine};
 use store::Store;
-use web::auth::Caller;
-use web::billing as uc;
-use web::AppState;
 
 const INVOICES: usize = 8_000;
 const DAY: i64 = 86_400_000_000;
@@ -117,7 +116,8 @@ async fn checkout(
 
 pub async fn run(store: &Store) -> anyhow::Result<()> {
     let t = Instant::now();
-    let hash = web::passwords::hash_blocking("bench-password-123").map_err(anyhow::Error::msg)?;
+    let hash =
+        clinic::passwords::hash_blocking("bench-password-123").map_err(anyhow::Error::msg)?;
     crate::demo::load(store, &hash).await?;
     let protocols = domain::protocols::Protocols::builtin();
     let registry = domain::instruments::Registry::builtin();
@@ -157,8 +157,8 @@ pub async fn run(store: &Store) -> anyhow::Result<()> {
         pct(&mut lat, 0.99),
     );
 
-    let state = AppState::new(store.clone(), web::WebConfig::default());
-    let desk = Caller::of_user(store, dana, "bench")
+    let state = clinic::Clinic::new(store.clone(), clinic::Config::default());
+    let desk = Caller::of_user(&state, dana, "bench")
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let busy = patients[0].id.to_string();

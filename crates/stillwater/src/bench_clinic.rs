@@ -248,21 +248,21 @@ pub async fn sign_in_patients(store: &Store) -> anyhow::Result<Vec<Account>> {
             }
         }
         let Some(patient) = chosen else { continue };
-        let token = web::auth::random_token(32);
+        let token = clinic::actor::random_token(32);
         let now = store.now();
         let link = store::portal::NewPortalLink {
             id: uuid::Uuid::now_v7().to_string(),
             clinic: clinic.id,
             patient,
-            token_hash: web::auth::secret_hash(&token),
+            token_hash: clinic::actor::secret_hash(&token),
             created_by: None,
             expires_at: now + 600_000_000,
         };
         store.insert_portal_link(&link, &[], vec![]).await?;
-        let secret = web::auth::random_token(32);
+        let secret = clinic::actor::random_token(32);
         let session = store::portal::NewPortalSession {
-            id_hash: web::auth::secret_hash(&secret),
-            csrf_token: web::auth::random_token(24),
+            id_hash: clinic::actor::secret_hash(&secret),
+            csrf_token: clinic::actor::random_token(24),
             absolute_expires_at: now + 3_600_000_000,
         };
         store
@@ -275,7 +275,7 @@ pub async fn sign_in_patients(store: &Store) -> anyhow::Result<Vec<Account>> {
             .context("the portal link did not open")?;
         out.push(Account {
             name: format!("a patient at {}", clinic.slug),
-            cookie: format!("{}={secret}", web::portal::COOKIE),
+            cookie: format!("{}={secret}", clinic::portal::COOKIE),
             home: "/portal".into(),
         });
     }
@@ -292,7 +292,7 @@ pub async fn run(
     let t = Instant::now();
     // The demo's own password: its Schedule III record has witnessed entries.
     let hash =
-        web::passwords::hash_blocking(crate::demo::DEMO_PASSWORD).map_err(anyhow::Error::msg)?;
+        clinic::passwords::hash_blocking(crate::demo::DEMO_PASSWORD).map_err(anyhow::Error::msg)?;
     crate::demo::load(store, &hash).await?;
     crate::demo::load_rest(store, protocols, instruments).await?;
     let staff = sign_in_staff(store).await?;

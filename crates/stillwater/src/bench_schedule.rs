@@ -274,8 +274,8 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
     let cal = store.calendar(clinic, now, now + 2 * DAY, None).await?;
 
     // 3. Booking under contention through the real use case.
-    let state = web::AppState::new(store.clone(), web::WebConfig::default());
-    let caller = web::auth::Caller {
+    let state = clinic::Clinic::new(store.clone(), clinic::Config::default());
+    let caller = clinic::actor::Caller {
         principal: Principal::User {
             user_id: desk,
             grants: vec![(clinic, Role::FrontDesk)],
@@ -283,7 +283,7 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
         user: None,
         org_id: org,
         session_hash: None,
-        meta: web::ctx::RequestMeta::default(),
+        meta: clinic::actor::RequestMeta::default(),
     };
     let ok = Arc::new(AtomicU64::new(0));
     let conflict = Arc::new(AtomicU64::new(0));
@@ -320,7 +320,7 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
                 let slot = (next() % 28) as i64;
                 let start = window_start + day * DAY + (14 * 60 + slot * 15) * 60_000_000;
                 let t = Instant::now();
-                let r = web::scheduling::book(
+                let r = clinic::scheduling::book(
                     &state,
                     &caller,
                     clinic,

@@ -101,7 +101,7 @@ pub async fn run(store: &Store, entries: u64, seed: bool) -> anyhow::Result<()> 
     let t = Instant::now();
     if seed {
         let hash =
-            web::passwords::hash_blocking("bench-password-123").map_err(anyhow::Error::msg)?;
+            clinic::passwords::hash_blocking("bench-password-123").map_err(anyhow::Error::msg)?;
         crate::demo::load(store, &hash).await?;
         let protocols = domain::protocols::Protocols::builtin();
         let registry = domain::instruments::Registry::builtin();
@@ -259,24 +259,24 @@ pub async fn run(store: &Store, entries: u64, seed: bool) -> anyhow::Result<()> 
         .user_id_by_username("audrey.auditor")
         .await?
         .context("auditor")?;
-    let token = web::auth::random_token(32);
+    let token = clinic::actor::random_token(32);
     store
         .create_token(
             "bench auditor",
             Some(audrey),
             None,
-            &web::auth::secret_hash(&token),
+            &clinic::actor::secret_hash(&token),
             None,
             NewAuditEvent::new(Action::TokenCreate, "bench"),
         )
         .await?;
-    let nurse_token = web::auth::random_token(32);
+    let nurse_token = clinic::actor::random_token(32);
     store
         .create_token(
             "bench nurse",
             Some(nina.parse().map_err(|_| anyhow::anyhow!("nurse id"))?),
             None,
-            &web::auth::secret_hash(&nurse_token),
+            &clinic::actor::secret_hash(&nurse_token),
             None,
             NewAuditEvent::new(Action::TokenCreate, "bench"),
         )
@@ -317,11 +317,11 @@ pub async fn run(store: &Store, entries: u64, seed: bool) -> anyhow::Result<()> 
         .iter()
         .find(|l| l.product_id == product.id)
         .context("lot")?;
-    let state = web::AppState::new(store.clone(), web::WebConfig::default());
-    let caller = web::auth::Caller::of_user(store, audrey, "bench")
+    let state = clinic::Clinic::new(store.clone(), clinic::Config::default());
+    let caller = clinic::actor::Caller::of_user(&state, audrey, "bench")
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let location = web::substances::locations(&state, &caller, domain::auth::Permission::CsRead)
+    let location = clinic::substances::locations(&state, &caller, domain::auth::Permission::CsRead)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?
         .into_iter()
@@ -336,20 +336,20 @@ pub async fn run(store: &Store, entries: u64, seed: bool) -> anyhow::Result<()> 
         })
         .await?;
     let read = ms(s.elapsed());
-    let v = web::substances::LedgerView {
+    let v = clinic::substances::LedgerView {
         location,
         rows,
         from: Some(from),
         to: Some(today),
     };
     let c = Instant::now();
-    let q = web::substances::LedgerQuery {
+    let q = clinic::substances::LedgerQuery {
         clinic_id: glendale.to_string(),
         from: from.to_string(),
         to: today.to_string(),
         ..Default::default()
     };
-    let csv = web::substances::dispensing_log_csv(&state, &caller, &q)
+    let csv = clinic::substances::dispensing_log_csv(&state, &caller, &q)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     println!(
@@ -359,7 +359,7 @@ pub async fn run(store: &Store, entries: u64, seed: bool) -> anyhow::Result<()> 
         csv.len()
     );
     let s = Instant::now();
-    let pdf = web::substances::dispensing_pdf(&v).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let pdf = clinic::substances::dispensing_pdf(&v).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     println!(
         "report    two-year dispensing log, PDF       once  {:6.0} ms  ({} movements, {} bytes)",
         ms(s.elapsed()),

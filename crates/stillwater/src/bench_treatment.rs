@@ -108,7 +108,8 @@ async fn listen(
 
 pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
     let t = Instant::now();
-    let hash = web::passwords::hash_blocking("bench-password-123").map_err(anyhow::Error::msg)?;
+    let hash =
+        clinic::passwords::hash_blocking("bench-password-123").map_err(anyhow::Error::msg)?;
     crate::demo::load(store, &hash).await?;
     let protocols = domain::protocols::Protocols::builtin();
     let registry = domain::instruments::Registry::builtin();
@@ -163,7 +164,7 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
         .user_id_by_username("paul.prescriber")
         .await?
         .context("prescriber")?;
-    let state = web::AppState::new(store.clone(), web::WebConfig::default());
+    let state = clinic::Clinic::new(store.clone(), clinic::Config::default());
     let nora = store
         .user_id_by_username("nora.nurse")
         .await?
@@ -183,24 +184,24 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
         side.visit(&p.id.to_string(), chair, 16, Stage::Dosing, k as i64)
             .await?;
     }
-    let device = web::auth::random_token(32);
+    let device = clinic::actor::random_token(32);
     store
         .create_token(
             "bench gateway",
             None,
             Some(clinic.id),
-            &web::auth::secret_hash(&device),
+            &clinic::actor::secret_hash(&device),
             None,
             NewAuditEvent::new(Action::TokenCreate, "bench"),
         )
         .await?;
-    let nurse_token = web::auth::random_token(32);
+    let nurse_token = clinic::actor::random_token(32);
     store
         .create_token(
             "bench floor screen",
             Some(nina),
             None,
-            &web::auth::secret_hash(&nurse_token),
+            &clinic::actor::secret_hash(&nurse_token),
             None,
             NewAuditEvent::new(Action::TokenCreate, "bench"),
         )

@@ -491,8 +491,8 @@ impl Config {
     }
 
     /// The mailer for reminders (checked at start-up; the URL is never logged).
-    pub fn mailer(&self) -> Result<web::outbox::Mailer, String> {
-        web::outbox::Mailer::from_url(self.smtp_url.expose_secret(), &self.mail_from)
+    pub fn mailer(&self) -> Result<clinic::mailer::Mailer, String> {
+        clinic::mailer::Mailer::from_url(self.smtp_url.expose_secret(), &self.mail_from)
     }
 
     /// The schema owner's URL (PostgreSQL), if one is set.
@@ -533,11 +533,16 @@ impl Config {
         web::WebConfig {
             secure_cookies: self.secure_cookies,
             trust_proxy: self.trust_proxy,
+            body_limit: self.body_limit_kib * 1024,
+        }
+    }
+
+    pub fn clinic(&self) -> clinic::Config {
+        clinic::Config {
             session_idle: Duration::from_secs(self.session_idle_minutes * 60),
             session_absolute: Duration::from_secs(self.session_absolute_hours * 3600),
             max_failed_logins: self.max_failed_logins,
             lockout: Duration::from_secs(self.lockout_minutes * 60),
-            body_limit: self.body_limit_kib * 1024,
             auth_cache_ttl: Duration::from_millis(self.auth_cache_ms),
             public_url: self.public_url.clone(),
             public_per_minute: self.public_per_minute,

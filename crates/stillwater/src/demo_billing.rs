@@ -12,18 +12,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use clinic::actor::Caller;
+use clinic::billing as uc;
 use domain::audit::Action;
 use domain::billing::Service;
 use store::billing::StoredPriceList;
 use store::Store;
-use web::auth::Caller;
-use web::billing as uc;
-use web::AppState;
 
 const DAY: i64 = 86_400_000_000;
 const MINUTE: i64 = 60_000_000;
 
-fn err(e: web::error::WebError) -> anyhow::Error {
+fn err(e: clinic::Error) -> anyhow::Error {
     anyhow::anyhow!("demo billing: {e:?}")
 }
 
@@ -42,11 +41,11 @@ pub async fn load(store: &Store) -> anyhow::Result<()> {
     let Some(org) = store.any_org().await? else {
         return Ok(());
     };
-    let state = AppState::new(store.clone(), web::WebConfig::default());
-    let admin = Caller::of_user(store, ada, "demo-loader")
+    let state = clinic::Clinic::new(store.clone(), clinic::Config::default());
+    let admin = Caller::of_user(&state, ada, "demo-loader")
         .await
         .map_err(err)?;
-    let desk = Caller::of_user(store, dana, "demo-loader")
+    let desk = Caller::of_user(&state, dana, "demo-loader")
         .await
         .map_err(err)?;
     let now = store.now();
@@ -277,7 +276,7 @@ pub async fn load(store: &Store) -> anyhow::Result<()> {
             let inv = match uc::invoice_visit_at(&state, desk, &v.appointment_id, None, at).await {
                 Ok(i) => i,
                 // A visit the price list does not bill (nothing to do).
-                Err(web::error::WebError::Conflict(_)) => continue,
+                Err(clinic::Error::Conflict(_)) => continue,
                 Err(e) => return Err(err(e)),
             };
             let view = uc::invoice(&state, desk, &inv).await.map_err(err)?;
@@ -396,7 +395,7 @@ pub async fn load(store: &Store) -> anyhow::Result<()> {
 }
 
 async fn pay(
-    state: &AppState,
+    state: &clinic::Clinic,
     c: &Caller,
     invoice: &str,
     method: &str,

@@ -326,12 +326,12 @@ async fn load_leads(
     registry: &Registry,
     clinics: &[store::org::Clinic],
 ) -> anyhow::Result<usize> {
-    let cfg = web::WebConfig {
+    let cfg = clinic::Config {
         public_per_minute: 10_000,
         ..Default::default()
     };
-    let state = web::AppState::new(store.clone(), cfg).with_instruments(registry.clone());
-    let meta = web::ctx::RequestMeta {
+    let state = clinic::Clinic::new(store.clone(), cfg).with_instruments(registry.clone());
+    let meta = clinic::actor::RequestMeta {
         request_id: "demo".into(),
         source_ip: Some("cli".into()),
         htmx: false,
@@ -481,7 +481,7 @@ async fn load_leads(
             consent_to_contact: true,
             website: None,
         };
-        let s = web::leads::submit(&state, &meta, clinic, &input)
+        let s = clinic::leads::submit(&state, &meta, clinic, &input)
             .await
             .map_err(|e| anyhow::anyhow!("demo lead: {e:?}"))?;
         made += 1;
@@ -505,13 +505,13 @@ async fn load_leads(
                     .await?;
             }
             LeadStatus::ConsultationBooked | LeadStatus::BecamePatient => {
-                let (_, slots) = web::leads::public_slots(&state, clinic, 40)
+                let (_, slots) = clinic::leads::public_slots(&state, clinic, 40)
                     .await
                     .map_err(|e| anyhow::anyhow!("demo slots: {e:?}"))?;
                 let Some(start) = slots.get(3 + n).or(slots.first()) else {
                     continue;
                 };
-                web::leads::book(&state, &meta, clinic, &s.token, *start)
+                clinic::leads::book(&state, &meta, clinic, &s.token, *start)
                     .await
                     .map_err(|e| anyhow::anyhow!("demo booking: {e:?}"))?;
                 if next == LeadStatus::BecamePatient {

@@ -197,7 +197,7 @@ impl Ctx<'_> {
     }
 
     async fn sign(&self, p: &PatientRecord, route: Route, days_ago: i64) -> anyhow::Result<String> {
-        let key = web::pretreatment::route_key(route);
+        let key = clinic::intake::route_key(route);
         let doc = self
             .store
             .current_consent_document(self.clinic.id, &key)
@@ -206,7 +206,7 @@ impl Ctx<'_> {
         let name = format!("{} {}", p.details.given_name, p.details.family_name);
         let signed_at = self.store.now() - days_ago * DAY;
         let pdf =
-            web::pretreatment::consent_pdf(self.clinic, p, &doc, &name, signed_at, "in the clinic")
+            clinic::intake::consent_pdf(self.clinic, p, &doc, &name, signed_at, "in the clinic")
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let id = uuid::Uuid::now_v7().to_string();
         let c = NewConsent {
@@ -251,7 +251,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
         store
             .publish_consent_document(
                 clinic,
-                &web::pretreatment::route_key(route),
+                &clinic::intake::route_key(route),
                 &doc.title,
                 &source,
                 &doc.text(),

@@ -6,6 +6,7 @@
 //! Denver where a vial is missing. Today's visits draw from this stock
 //! through the treatment-day demo.
 
+use clinic::actor::Caller;
 use domain::audit::Action;
 use domain::auth::Permission;
 use domain::ids::{ClinicId, UserId};
@@ -15,7 +16,6 @@ use domain::substances::EntryKind;
 use store::substances::{CaseResolution, Count, Inventory, Movement, Product, Storage};
 use store::treatment::{NewEncounter, PastVisit};
 use store::Store;
-use web::auth::Caller;
 
 const MINUTE: i64 = 60_000_000;
 
@@ -129,8 +129,9 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
     ) else {
         return Ok(());
     };
-    let err = |e: web::error::WebError| anyhow::anyhow!("demo substances: {e:?}");
-    let admin = Caller::of_user(store, ada, "demo-loader")
+    let err = |e: clinic::Error| anyhow::anyhow!("demo substances: {e:?}");
+    let app = clinic::Clinic::new(store.clone(), clinic::Config::default());
+    let admin = Caller::of_user(&app, ada, "demo-loader")
         .await
         .map_err(err)?;
     let ev = |c: &Caller, a: Action, clinic: ClinicId, kind: &str| {
@@ -235,7 +236,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
             use sha2::{Digest, Sha256};
             hex::encode(Sha256::digest(lines.as_bytes()))
         };
-        let caller = Caller::of_user(store, nurse, "demo-loader")
+        let caller = Caller::of_user(&app, nurse, "demo-loader")
             .await
             .map_err(err)?;
         store
@@ -352,7 +353,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
             })
             .map(|r| r.resource.id.to_string())
             .collect();
-        let nurse = Caller::of_user(store, site.nurse, "demo-loader")
+        let nurse = Caller::of_user(&app, site.nurse, "demo-loader")
             .await
             .map_err(err)?;
         for days_ago in (1..=30).rev() {
@@ -500,7 +501,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
                 let Some(first) = moves.first() else {
                     continue;
                 };
-                let c = Caller::of_user(store, parse(&first.actor_user_id)?, "demo-loader")
+                let c = Caller::of_user(&app, parse(&first.actor_user_id)?, "demo-loader")
                     .await
                     .map_err(err)?;
                 let clinic: ClinicId = parse(&first.clinic_id)?;
@@ -518,7 +519,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
                 by,
                 resolve,
             } => {
-                let c = Caller::of_user(store, by, "demo-loader")
+                let c = Caller::of_user(&app, by, "demo-loader")
                     .await
                     .map_err(err)?;
                 let counted: Vec<(String, i64)> = store
@@ -562,7 +563,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
                 if let (Some((when, note)), Some(case), Some((lot, n))) =
                     (resolve, cases.first(), &short)
                 {
-                    let pc = Caller::of_user(store, paul, "demo-loader")
+                    let pc = Caller::of_user(&app, paul, "demo-loader")
                         .await
                         .map_err(err)?;
                     let mut adj = movement(EntryKind::Adjustment, clinic, lot, when, *n, paul);

@@ -4,14 +4,14 @@
 //! answered, Aldrete, discharge and a signed note), backdated to look like a
 //! morning in progress.
 
+use clinic::actor::Caller;
+use clinic::treatment::{self as uc, AdminInput, ChecklistInput, ReadingInput};
+use clinic::Clinic;
 use domain::ids::UserId;
 use domain::instruments::Registry;
 use domain::protocols::Protocols;
 use domain::treatment::{self as tx, AdminKind, Aldrete, Vitals};
 use store::Store;
-use web::auth::Caller;
-use web::treatment::{self as uc, AdminInput, ChecklistInput, ReadingInput};
-use web::AppState;
 
 const MINUTE: i64 = 60_000_000;
 
@@ -27,7 +27,7 @@ pub(crate) enum Stage {
 
 /// A nurse, a second nurse and a prescriber at work on the floor.
 pub(crate) struct Chairside<'a> {
-    state: &'a AppState,
+    state: &'a Clinic,
     nurse: Caller,
     /// Checks the doses the first nurse draws.
     checker: Caller,
@@ -39,18 +39,18 @@ pub(crate) struct Chairside<'a> {
 
 impl<'a> Chairside<'a> {
     pub(crate) async fn new(
-        state: &'a AppState,
+        state: &'a Clinic,
         clinic: domain::ids::ClinicId,
         (nurse, checker, prescriber): (UserId, UserId, UserId),
     ) -> anyhow::Result<Self> {
-        let caller = |u: UserId| Caller::of_user(&state.store, u, "demo-loader");
-        let err = |e: web::error::WebError| anyhow::anyhow!("demo staff: {e:?}");
+        let caller = |u: UserId| Caller::of_user(state, u, "demo-loader");
+        let err = |e: clinic::Error| anyhow::anyhow!("demo staff: {e:?}");
         let today = domain::time::to_timestamp(state.now())
             .to_zoned(jiff::tz::TimeZone::UTC)
             .date()
             .to_string();
         let stock = state
-            .store
+            .store()
             .cs_balances(&[clinic.to_string()])
             .await?
             .into_iter()
@@ -77,7 +77,7 @@ impl<'a> Chairside<'a> {
         link: (&str, &str),
     ) -> anyhow::Result<Option<String>> {
         let waste = kind == "waste";
-        let input = web::substances::MovementInput {
+        let input = clinic::substances::MovementInput {
             kind: kind.into(),
             clinic_id: self.clinic.to_string(),
             lot_id: Some(self.stock.0.clone()),
@@ -89,7 +89,7 @@ impl<'a> Chairside<'a> {
             witness_password: waste.then(|| crate::demo::DEMO_PASSWORD.to_string()),
             ..Default::default()
         };
-        let entries = web::substances::record_movement(self.state, &self.nurse, input)
+        let entries = clinic::substances::record_movement(self.state, &self.nurse, input)
             .await
             .map_err(|e| anyhow::anyhow!("demo draw: {e:?}"))?;
         Ok(entries.first().and_then(|e| e.draw_id.clone()))
@@ -108,7 +108,7 @@ impl<'a> Chairside<'a> {
         stage: Stage,
         k: i64,
     ) -> anyhow::Result<String> {
-        let clock = self.state.store.clock().clone();
+        let clock = self.state.store().clock().clone();
         let offset = clock.offset();
         let now = clock.now();
         let r = self
@@ -129,7 +129,7 @@ impl<'a> Chairside<'a> {
         stage: Stage,
         k: i64,
     ) -> anyhow::Result<String> {
-        let err = |e: web::error::WebError| anyhow::anyhow!("demo treatment day: {e:?}");
+        let err = |e: clinic::Error| anyhow::anyhow!("demo treatment day: {e:?}");
         let opened = now - minutes_ago * MINUTE;
         let at = |t: i64| clock.set(t.min(now));
         at(opened);
@@ -205,7 +205,7 @@ impl<'a> Chairside<'a> {
             .collect();
         let pid: domain::ids::PatientId =
             patient.parse().map_err(|_| anyhow::anyhow!("patient id"))?;
-        web::instruments::record(
+        clinic::measures::record(
             self.state,
             &self.nurse,
             pid,
@@ -402,7 +402,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
     let Some(clinic) = clinics.iter().find(|c| c.slug == "stillwater-glendale") else {
         return Ok(());
     };
-    let state = AppState::new(store.clone(), web::WebConfig::default())
+    let state = clinic::Clinic::new(store.clone(), clinic::Config::default())
         .with_protocols(protocols.clone(), vec![])
         .with_instruments(registry.clone());
     let side = Chairside::new(&state, clinic.id, (nina, nora, paul)).await?;

@@ -369,8 +369,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             0
         }
         Cmd::Demo { .. } => {
-            let hash =
-                web::passwords::hash_blocking(demo::DEMO_PASSWORD).map_err(anyhow::Error::msg)?;
+            let hash = clinic::passwords::hash_blocking(demo::DEMO_PASSWORD)
+                .map_err(anyhow::Error::msg)?;
             let fresh = demo::load(&store, &hash).await?;
             if fresh {
                 demo::load_rest(&store, &cfg.protocols()?, &cfg.instruments()?).await?;
@@ -440,7 +440,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             })
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             let pw = read_password(&[username.as_str()])?;
-            let hash = web::passwords::hash_blocking(&pw).map_err(anyhow::Error::msg)?;
+            let hash = clinic::passwords::hash_blocking(&pw).map_err(anyhow::Error::msg)?;
             let org_id = store.create_org(&org).await?;
             let clinic_id = store.create_clinic(org_id, &settings).await?;
             let uid = store
@@ -633,7 +633,7 @@ async fn user_cmd(store: &Store, cmd: UserCmd) -> anyhow::Result<i32> {
             let email = domain::patients::email(&email, "email")
                 .map_err(|e| anyhow::anyhow!("email {}", e.message))?;
             let pw = read_password(&[username.as_str(), name.as_str()])?;
-            let hash = web::passwords::hash_blocking(&pw).map_err(anyhow::Error::msg)?;
+            let hash = clinic::passwords::hash_blocking(&pw).map_err(anyhow::Error::msg)?;
             let id = store
                 .create_user(
                     &store::auth::NewUser {
@@ -708,11 +708,11 @@ async fn user_cmd(store: &Store, cmd: UserCmd) -> anyhow::Result<i32> {
             let pw = read_password(&[username.as_str()])?;
             // Not the password they have now.
             if let Some(c) = store.login_candidate(&username).await? {
-                if web::passwords::verify_blocking(&pw, &c.password_hash) {
+                if clinic::passwords::verify_blocking(&pw, &c.password_hash) {
                     bail!("password must differ from the current one");
                 }
             }
-            let hash = web::passwords::hash_blocking(&pw).map_err(anyhow::Error::msg)?;
+            let hash = clinic::passwords::hash_blocking(&pw).map_err(anyhow::Error::msg)?;
             store
                 .set_password(id, &hash, cli_event(Action::PasswordChange, Some(org)))
                 .await?;
@@ -754,7 +754,7 @@ async fn user_cmd(store: &Store, cmd: UserCmd) -> anyhow::Result<i32> {
         }
         UserCmd::Totp { username } => {
             let id = user_id(store, &username).await?;
-            let (secret, url) = web::auth::new_totp(&username);
+            let (secret, url) = clinic::actor::new_totp(&username);
             store
                 .set_totp_secret(id, Some(&secret), cli_event(Action::TotpEnable, Some(org)))
                 .await?;
@@ -774,8 +774,8 @@ async fn token_cmd(store: &Store, cmd: TokenCmd) -> anyhow::Result<i32> {
             user,
             device_clinic,
         } => {
-            let token = format!("sw_{}", web::auth::random_token(32));
-            let hash = web::auth::secret_hash(&token);
+            let token = format!("sw_{}", clinic::actor::random_token(32));
+            let hash = clinic::actor::secret_hash(&token);
             let (u, k) = match (user, device_clinic) {
                 (Some(u), None) => (Some(user_id(store, &u).await?), None),
                 (None, Some(c)) => (None, Some(clinic_ref(store, org, &c).await?)),

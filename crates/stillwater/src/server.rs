@@ -56,14 +56,16 @@ impl Running {
 /// Binds and serves in the background.
 pub async fn start(store: Store, cfg: &Config) -> anyhow::Result<Running> {
     let mailer = cfg.mailer().map_err(anyhow::Error::msg)?;
-    let state = web::AppState::new(store, cfg.web())
+    let anchored = store.clone();
+    let clinic = clinic::Clinic::new(store, cfg.clinic())
         .with_mailer(mailer)
         .with_instruments(cfg.instruments()?)
         .with_protocols(cfg.protocols()?, cfg.protocol_files()?);
     // Versions added by admins (stored in the database) join the files.
-    web::protocols::reload(&state)
+    clinic::protocols::reload(&clinic)
         .await
         .map_err(|e| anyhow::anyhow!("loading the stored protocol versions: {e:?}"))?;
+    let state = web::AppState::new(clinic.clone(), cfg.web());
     let listener = TcpListener::bind(&cfg.bind)
         .await
         .with_context(|| format!("binding {}", cfg.bind))?;
@@ -76,7 +78,7 @@ pub async fn start(store: Store, cfg: &Config) -> anyhow::Result<Running> {
             .await
             .with_context(|| format!("binding metrics listener {}", cfg.metrics_bind))?;
         let maddr = ml.local_addr()?;
-        let metrics = state.metrics.clone();
+        let metrics = state.metrics().clone();
         let app = axum::Router::new().route(
             "/metrics",
             axum::routing::get(move || {
@@ -95,19 +97,19 @@ pub async fn start(store: Store, cfg: &Config) -> anyhow::Result<Running> {
         Some(maddr)
     };
     // Several instances on PostgreSQL: floor events travel between them.
-    web::treatment::start_fanout(&state, stop.subscribe());
+    clinic::treatment::start_fanout(&clinic, stop.subscribe());
     // The chains' heads, signed and kept outside the database.
     if let Some(key) = cfg.anchor_key_bytes() {
         crate::anchors::start(
-            state.store.clone(),
+            anchored,
             key,
             cfg.anchor_path(),
             cfg.anchor_every_minutes,
             stop.subscribe(),
         );
     }
-    web::outbox::spawn_worker(
-        state.clone(),
+    clinic::outbox::spawn_worker(
+        clinic.clone(),
         std::time::Duration::from_secs(cfg.outbox_interval_secs),
         stop.subscribe(),
     );

@@ -16,9 +16,9 @@ use serde_json::{json, Map, Value};
 use store::patients::PatientRecord;
 
 use crate::auth::ApiCaller;
-use crate::error::{ApiError, WebError};
-use crate::patients;
+use crate::error::{ApiError, Error};
 use crate::AppState;
+use clinic::patients;
 
 mod billing;
 mod eligibility;
@@ -44,7 +44,7 @@ pub fn routes() -> Router<AppState> {
         .merge(treatment::routes())
         .merge(substances::routes())
         .merge(billing::routes())
-        .fallback(|| async { ApiError(WebError::NotFound) })
+        .fallback(|| async { ApiError(Error::NotFound) })
 }
 
 static OPENAPI: &str = include_str!("../openapi.json");
@@ -66,27 +66,21 @@ impl FromRequest<AppState> for JsonObject {
             .unwrap_or("");
         let mime = ct.split(';').next().unwrap_or("").trim();
         if mime != "application/json" && !mime.ends_with("+json") {
-            return Err(ApiError(WebError::UnsupportedMediaType));
+            return Err(ApiError(Error::UnsupportedMediaType));
         }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|r| {
                 if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError(WebError::PayloadTooLarge)
+                    ApiError(Error::PayloadTooLarge)
                 } else {
-                    ApiError(WebError::bad("the body could not be read", None))
+                    ApiError(Error::bad("the body could not be read", None))
                 }
             })?;
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(m)) => Ok(JsonObject(m)),
-            Ok(_) => Err(ApiError(WebError::bad(
-                "the body must be a JSON object",
-                None,
-            ))),
-            Err(e) => Err(ApiError(WebError::bad(
-                format!("malformed JSON: {e}"),
-                None,
-            ))),
+            Ok(_) => Err(ApiError(Error::bad("the body must be a JSON object", None))),
+            Err(e) => Err(ApiError(Error::bad(format!("malformed JSON: {e}"), None))),
         }
     }
 }
@@ -95,14 +89,14 @@ impl FromRequest<AppState> for JsonObject {
 /// A request's query string read into `T`; a bad one answers 400 naming it.
 fn query<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
-        ApiError(WebError::bad(
+        ApiError(Error::bad(
             format!("the query string has a bad parameter: {e}"),
             None,
         ))
     })
 }
 
-fn typed<T: DeserializeOwned>(v: Value) -> Result<T, WebError> {
+fn typed<T: DeserializeOwned>(v: Value) -> Result<T, Error> {
     serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
@@ -117,7 +111,7 @@ fn typed<T: DeserializeOwned>(v: Value) -> Result<T, WebError> {
         } else {
             inner.split(" at line").next().unwrap_or(&inner).to_string()
         };
-        WebError::BadRequest {
+        Error::BadRequest {
             detail: format!("{field}: {message}"),
             field: Some(field),
         }
@@ -153,13 +147,13 @@ fn patient_json(p: &PatientRecord) -> Value {
     })
 }
 
-fn api_id<T: std::str::FromStr>(s: &str) -> Result<T, WebError> {
+fn api_id<T: std::str::FromStr>(s: &str) -> Result<T, Error> {
     s.parse()
-        .map_err(|_| WebError::bad("id is not a valid identifier (a UUID)", Some("id")))
+        .map_err(|_| Error::bad("id is not a valid identifier (a UUID)", Some("id")))
 }
 
 async fn me(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResult {
-    let clinics = state.store.clinics_of_org(c.org_id).await?;
+    let clinics = state.store().clinics_of_org(c.org_id).await?;
     let name = |id: ClinicId| {
         clinics
             .iter()
@@ -187,7 +181,7 @@ async fn me(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResult
             "kind": "device", "token_id": token_id, "clinic_id": clinic_id, "clinic_name": name(*clinic_id),
             "permissions": [Permission::DeviceIngest],
         }),
-        _ => return Err(ApiError(WebError::Unauthenticated)),
+        _ => return Err(ApiError(Error::Unauthenticated)),
     };
     Ok(Json(body).into_response())
 }
@@ -196,12 +190,12 @@ async fn me(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResult
 struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn parse(req: &Request, known: &[&str]) -> Result<Params, WebError> {
+    fn parse(req: &Request, known: &[&str]) -> Result<Params, Error> {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(req.uri().query().unwrap_or(""))
-                .map_err(|_| WebError::bad("the query string could not be read", None))?;
+                .map_err(|_| Error::bad("the query string could not be read", None))?;
         if let Some((k, _)) = pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
-            return Err(WebError::bad(
+            return Err(Error::bad(
                 format!("{k} is not a known parameter; known: {}", known.join(", ")),
                 Some(k),
             ));
@@ -220,12 +214,12 @@ impl Params {
         k: &str,
         range: std::ops::RangeInclusive<i64>,
         default: i64,
-    ) -> Result<i64, WebError> {
+    ) -> Result<i64, Error> {
         match self.get(k) {
             None => Ok(default),
             Some(v) => match v.parse::<i64>() {
                 Ok(n) if range.contains(&n) => Ok(n),
-                _ => Err(WebError::bad(
+                _ => Err(Error::bad(
                     format!(
                         "{k} must be a whole number from {} to {}",
                         range.start(),
@@ -257,16 +251,12 @@ async fn create(
     let clinic = match body.remove("clinic_id") {
         Some(Value::String(s)) => s
             .parse::<ClinicId>()
-            .map_err(|_| WebError::bad("clinic_id is not a valid identifier", Some("clinic_id")))?,
-        Some(_) => {
-            return Err(WebError::bad("clinic_id must be a string", Some("clinic_id")).into())
-        }
+            .map_err(|_| Error::bad("clinic_id is not a valid identifier", Some("clinic_id")))?,
+        Some(_) => return Err(Error::bad("clinic_id must be a string", Some("clinic_id")).into()),
         None => {
-            return Err(WebError::Invalid(vec![domain::FieldError::new(
-                "clinic_id",
-                "is required",
-            )])
-            .into())
+            return Err(
+                Error::Invalid(vec![domain::FieldError::new("clinic_id", "is required")]).into(),
+            )
         }
     };
     let input: PatientInput = typed(Value::Object(body))?;
@@ -296,7 +286,7 @@ async fn update(
 ) -> ApiResult {
     let id: PatientId = api_id(&id)?;
     if body.is_empty() {
-        return Err(WebError::bad("the body names no field to change", None).into());
+        return Err(Error::bad("the body names no field to change", None).into());
     }
     // null clears a field; absent leaves it.
     let cleared: Vec<String> = body
@@ -368,7 +358,7 @@ async fn audit_events(
             None
         }
     };
-    errs.into_result().map_err(WebError::from)?;
+    errs.into_result().map_err(Error::from)?;
     let filter = store::audit::AuditFilter {
         org_id: Some(c.org_id.to_string()),
         patient_id,
@@ -381,11 +371,11 @@ async fn audit_events(
         before_seq: before,
         limit,
     };
-    let events = state.store.audit_events(&filter).await?;
+    let events = state.store().audit_events(&filter).await?;
     let mut ev = c.event(Action::AuditRead);
     ev.object_type = Some("audit_log".into());
     ev.detail = Some(format!("{} event(s) listed via API", events.len()));
-    state.store.audit(vec![ev]).await?;
+    state.store().audit(vec![ev]).await?;
     let items: Vec<Value> = events
         .iter()
         .map(|e| {

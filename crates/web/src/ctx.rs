@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use crate::error::{ApiError, PageError, WebError};
+use crate::error::{ApiError, Error, PageError};
 use crate::AppState;
 
 tokio::task_local! {
@@ -23,13 +23,11 @@ pub fn current_request_id() -> String {
     REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
 }
 
-/// Facts about the request that go into audit rows.
-#[derive(Debug, Clone, Default)]
-pub struct RequestMeta {
-    pub request_id: String,
-    pub source_ip: Option<String>,
-    pub htmx: bool,
-}
+pub use clinic::actor::RequestMeta;
+
+/// The request's [`RequestMeta`], for handlers that need who-asked-from-where
+/// without a signed-in caller (the public pages).
+pub struct Meta(pub RequestMeta);
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
@@ -47,7 +45,7 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string());
-    let forwarded = if state.cfg.trust_proxy {
+    let forwarded = if state.web().trust_proxy {
         req.headers()
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
@@ -80,7 +78,7 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         }
     });
     state
-        .metrics
+        .metrics()
         .observe(method.as_str(), &route, status.as_u16(), elapsed);
     let h = resp.headers_mut();
     // Room for the headers below at once: growing the map header by header
@@ -110,7 +108,7 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         "cross-origin-opener-policy",
         HeaderValue::from_static("same-origin"),
     );
-    if state.cfg.secure_cookies {
+    if state.web().secure_cookies {
         h.insert(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
@@ -124,7 +122,7 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
+    match state.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => {
             tracing::warn!(cause = %e, "database not reachable");
@@ -135,24 +133,24 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 
 pub async fn not_found(req: Request) -> Response {
     if req.uri().path().starts_with("/api/") {
-        ApiError(WebError::NotFound).into_response()
+        ApiError(Error::NotFound).into_response()
     } else {
-        PageError(WebError::NotFound).into_response()
+        PageError(Error::NotFound).into_response()
     }
 }
 
-/// Handlers that need who-asked-from-where without a signed-in caller (the
-/// public pages) take the request's metadata directly.
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestMeta {
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Meta {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<RequestMeta>()
-            .cloned()
-            .unwrap_or_default())
+        Ok(Meta(
+            parts
+                .extensions
+                .get::<RequestMeta>()
+                .cloned()
+                .unwrap_or_default(),
+        ))
     }
 }

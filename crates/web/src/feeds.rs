@@ -14,7 +14,7 @@ use icalendar::{Calendar, Component, EventLike, EventStatus};
 use store::scheduling::{Appointment, Status};
 
 use crate::auth::{random_token, secret_hash, Caller};
-use crate::error::WebError;
+use crate::error::Error;
 use crate::AppState;
 
 const DAY: i64 = 86_400_000_000;
@@ -28,7 +28,7 @@ pub async fn create(
     clinic: ClinicId,
     staff: Option<UserId>,
     resource: Option<ResourceId>,
-) -> Result<(String, FeedId), WebError> {
+) -> Result<(String, FeedId), Error> {
     let (kind, subject, label) = match (staff, resource) {
         (Some(u), None) => {
             if caller.user_id() == Some(u) {
@@ -37,13 +37,13 @@ pub async fn create(
                 caller.require(Permission::ScheduleManage, clinic)?;
             }
             let s = state
-                .store
+                .store()
                 .bookable_staff(clinic, 0, 1)
                 .await?
                 .into_iter()
                 .find(|s| s.id == u)
                 .ok_or_else(|| {
-                    WebError::Invalid(vec![domain::FieldError::new(
+                    Error::Invalid(vec![domain::FieldError::new(
                         "staff_id",
                         "is not bookable staff of this clinic",
                     )])
@@ -53,13 +53,13 @@ pub async fn create(
         (None, Some(r)) => {
             caller.require(Permission::ScheduleManage, clinic)?;
             let res = state
-                .store
+                .store()
                 .resources(clinic)
                 .await?
                 .into_iter()
                 .find(|x| x.resource.id == r)
                 .ok_or_else(|| {
-                    WebError::Invalid(vec![domain::FieldError::new(
+                    Error::Invalid(vec![domain::FieldError::new(
                         "resource_id",
                         "is not a chair or room of this clinic",
                     )])
@@ -67,7 +67,7 @@ pub async fn create(
             ("resource", r.to_string(), res.resource.name)
         }
         _ => {
-            return Err(WebError::Invalid(vec![domain::FieldError::new(
+            return Err(Error::Invalid(vec![domain::FieldError::new(
                 "staff_id",
                 "give exactly one of staff_id and resource_id",
             )]))
@@ -78,7 +78,7 @@ pub async fn create(
     ev.clinic_id = Some(clinic.to_string());
     ev.detail = Some(format!("{kind} {subject}"));
     let id = state
-        .store
+        .store()
         .create_feed(
             clinic,
             kind,
@@ -94,11 +94,11 @@ pub async fn create(
 
 /// Revokes a feed: its link stops working at once. The person it belongs
 /// to may revoke it, as may anyone who manages the clinic's schedule.
-pub async fn revoke(state: &AppState, caller: &Caller, id: FeedId) -> Result<(), WebError> {
+pub async fn revoke(state: &AppState, caller: &Caller, id: FeedId) -> Result<(), Error> {
     let clinics = caller.require_any(Permission::ScheduleRead)?;
     for clinic in clinics {
         let Some(f) = state
-            .store
+            .store()
             .feeds(clinic)
             .await?
             .into_iter()
@@ -115,10 +115,10 @@ pub async fn revoke(state: &AppState, caller: &Caller, id: FeedId) -> Result<(),
         ev.clinic_id = Some(clinic.to_string());
         ev.object_type = Some("calendar_feed".into());
         ev.object_id = Some(id.to_string());
-        state.store.revoke_feed(clinic, id, ev).await?;
+        state.store().revoke_feed(clinic, id, ev).await?;
         return Ok(());
     }
-    Err(WebError::NotFound)
+    Err(Error::NotFound)
 }
 
 /// `GET /calendar/{token}.ics`
@@ -132,7 +132,7 @@ pub async fn serve(State(state): State<AppState>, Path(file): Path<String>) -> R
             body,
         )
             .into_response(),
-        Err(WebError::NotFound) => (
+        Err(Error::NotFound) => (
             StatusCode::NOT_FOUND,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             "This calendar link is not valid or has been revoked. Ask your clinic for a new one.\n",
@@ -142,36 +142,36 @@ pub async fn serve(State(state): State<AppState>, Path(file): Path<String>) -> R
     }
 }
 
-async fn render(state: &AppState, file: &str) -> Result<String, WebError> {
-    let token = file.strip_suffix(".ics").ok_or(WebError::NotFound)?;
+async fn render(state: &AppState, file: &str) -> Result<String, Error> {
+    let token = file.strip_suffix(".ics").ok_or(Error::NotFound)?;
     if token.len() < 20
         || token.len() > 100
         || !token
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
-        return Err(WebError::NotFound);
+        return Err(Error::NotFound);
     }
     let feed = state
-        .store
+        .store()
         .feed_by_token_hash(&secret_hash(token))
         .await?
         .filter(|f| f.revoked_at.is_none())
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     let now = state.now();
     let (from, to) = (now - 60 * DAY, now + 200 * DAY);
     let appts = match feed.subject_kind.as_str() {
         "staff" => {
-            let u: UserId = feed.subject_id.parse().map_err(|_| WebError::NotFound)?;
-            state.store.staff_appointments(u, from, to).await?
+            let u: UserId = feed.subject_id.parse().map_err(|_| Error::NotFound)?;
+            state.store().staff_appointments(u, from, to).await?
         }
         _ => {
-            let r: ResourceId = feed.subject_id.parse().map_err(|_| WebError::NotFound)?;
-            state.store.resource_appointments(r, from, to).await?
+            let r: ResourceId = feed.subject_id.parse().map_err(|_| Error::NotFound)?;
+            state.store().resource_appointments(r, from, to).await?
         }
     };
-    let resources = state.store.resources(feed.clinic_id).await?;
-    let clinic = state.store.clinic(feed.clinic_id).await?;
+    let resources = state.store().resources(feed.clinic_id).await?;
+    let clinic = state.store().clinic(feed.clinic_id).await?;
     let mut ev =
         store::audit::NewAuditEvent::new(Action::FeedRead, format!("calendar_feed:{}", feed.id));
     ev.org_id = Some(clinic.org_id.to_string());
@@ -187,7 +187,7 @@ async fn render(state: &AppState, file: &str) -> Result<String, WebError> {
         appts.len(),
         patients.join(",")
     ));
-    state.store.audit(vec![ev]).await?;
+    state.store().audit(vec![ev]).await?;
 
     let name = |r: Option<ResourceId>| {
         r.and_then(|r| resources.iter().find(|x| x.resource.id == r))

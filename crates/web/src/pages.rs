@@ -26,10 +26,10 @@ use crate::auth::{
     Caller, Staff, StaffForm, PRELOGIN_COOKIE, SESSION_COOKIE,
 };
 use crate::ctx::RequestMeta;
-use crate::error::{PageError, WebError};
-use crate::patients::{self, today};
+use crate::error::{Error, PageError};
 use crate::views::*;
 use crate::AppState;
+use clinic::patients::{self, today};
 
 type PageResult = Result<Response, PageError>;
 
@@ -93,7 +93,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn render<T: Template>(t: &T) -> PageResult {
-    Ok(Html(t.render().map_err(WebError::from)?).into_response())
+    Ok(Html(t.render().map_err(crate::error::template)?).into_response())
 }
 
 fn see_other(to: &str) -> Response {
@@ -101,13 +101,13 @@ fn see_other(to: &str) -> Response {
 }
 
 /// Page ids that do not parse are simply not found.
-fn page_id<T: std::str::FromStr>(s: &str) -> Result<T, WebError> {
-    s.parse().map_err(|_| WebError::NotFound)
+fn page_id<T: std::str::FromStr>(s: &str) -> Result<T, Error> {
+    s.parse().map_err(|_| Error::NotFound)
 }
 
-async fn clinic_names(state: &AppState, c: &Caller) -> Result<HashMap<ClinicId, Clinic>, WebError> {
+async fn clinic_names(state: &AppState, c: &Caller) -> Result<HashMap<ClinicId, Clinic>, Error> {
     Ok(state
-        .store
+        .store()
         .clinics_of_org(c.org_id)
         .await?
         .into_iter()
@@ -124,7 +124,7 @@ impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<AppState> for PageQ
         serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
             .map(PageQuery)
             .map_err(|e| {
-                PageError(WebError::bad(
+                PageError(Error::bad(
                     format!("The address has a bad parameter: {e}."),
                     None,
                 ))
@@ -140,7 +140,7 @@ async fn login_form(State(state): State<AppState>, req: Request) -> PageResult {
         let idle = state.cfg.session_idle.as_micros() as i64;
         if tok.len() <= 128
             && state
-                .store
+                .store()
                 .session(&secret_hash(&tok), state.now(), idle)
                 .await?
                 .is_some()
@@ -159,8 +159,15 @@ fn login_page(state: &AppState, error: Option<String>, username: String) -> Page
         username,
         css: crate::assets::url("app.css"),
     };
-    let mut resp = Html(page.render().map_err(WebError::from)?).into_response();
-    if let Ok(v) = set_cookie(PRELOGIN_COOKIE, &pre, state.cfg.secure_cookies, Some(3600)).parse() {
+    let mut resp = Html(page.render().map_err(crate::error::template)?).into_response();
+    if let Ok(v) = set_cookie(
+        PRELOGIN_COOKIE,
+        &pre,
+        state.web().secure_cookies,
+        Some(3600),
+    )
+    .parse()
+    {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(resp)
@@ -202,7 +209,7 @@ async fn login_submit(State(state): State<AppState>, req: Request) -> PageResult
     let candidate = if username.is_empty() {
         None
     } else {
-        state.store.login_candidate(&username).await?
+        state.store().login_candidate(&username).await?
     };
     let password_ok = state
         .passwords
@@ -217,7 +224,7 @@ async fn login_submit(State(state): State<AppState>, req: Request) -> PageResult
     ev.request_id = Some(meta.request_id.clone());
     let Some(c) = candidate else {
         ev.detail = Some("unknown username".into());
-        state.store.audit(vec![ev]).await?;
+        state.store().audit(vec![ev]).await?;
         return login_page(&state, Some(LOGIN_FAILED.into()), raw_username);
     };
     ev.actor_user_id = Some(c.id.to_string());
@@ -232,7 +239,7 @@ async fn login_submit(State(state): State<AppState>, req: Request) -> PageResult
     let mut second_ok = !matches!(step, Some(None));
     let mut replayed = false;
     if let (true, false, false, Some(Some(st))) = (password_ok, c.disabled, locked, step) {
-        if !state.store.use_totp_step(c.id, st).await? {
+        if !state.store().use_totp_step(c.id, st).await? {
             second_ok = false;
             replayed = true;
         }
@@ -251,10 +258,10 @@ async fn login_submit(State(state): State<AppState>, req: Request) -> PageResult
         };
         ev.detail = Some(reason.into());
         if locked || c.disabled {
-            state.store.audit(vec![ev]).await?;
+            state.store().audit(vec![ev]).await?;
         } else {
             state
-                .store
+                .store()
                 .record_login_failure(
                     c.id,
                     state.cfg.max_failed_logins,
@@ -275,7 +282,7 @@ async fn login_submit(State(state): State<AppState>, req: Request) -> PageResult
     ok.detail = None;
     ok.actor_label = username;
     state
-        .store
+        .store()
         .create_session(
             c.id,
             &secret_hash(&token),
@@ -287,10 +294,10 @@ async fn login_submit(State(state): State<AppState>, req: Request) -> PageResult
         .await?;
     let mut resp = see_other("/");
     let h = resp.headers_mut();
-    if let Ok(v) = set_cookie(SESSION_COOKIE, &token, state.cfg.secure_cookies, None).parse() {
+    if let Ok(v) = set_cookie(SESSION_COOKIE, &token, state.web().secure_cookies, None).parse() {
         h.append(header::SET_COOKIE, v);
     }
-    if let Ok(v) = set_cookie(PRELOGIN_COOKIE, "", state.cfg.secure_cookies, Some(0)).parse() {
+    if let Ok(v) = set_cookie(PRELOGIN_COOKIE, "", state.web().secure_cookies, Some(0)).parse() {
         h.append(header::SET_COOKIE, v);
     }
     Ok(resp)
@@ -299,13 +306,13 @@ async fn login_submit(State(state): State<AppState>, req: Request) -> PageResult
 async fn logout(State(state): State<AppState>, f: StaffForm) -> PageResult {
     if let Some(h) = &f.caller.session_hash {
         state
-            .store
+            .store()
             .end_session(h, f.caller.event(Action::Logout))
             .await?;
         state.auth_cache.clear();
     }
     let mut resp = see_other("/login");
-    if let Ok(v) = set_cookie(SESSION_COOKIE, "", state.cfg.secure_cookies, Some(0)).parse() {
+    if let Ok(v) = set_cookie(SESSION_COOKIE, "", state.web().secure_cookies, Some(0)).parse() {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(resp)
@@ -322,7 +329,7 @@ async fn home(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
     granted.sort();
     granted.dedup();
     for id in granted {
-        let k = state.store.clinic(id).await?;
+        let k = state.store().clinic(id).await?;
         let roles: Vec<&str> = match &c.principal {
             domain::auth::Principal::User { grants, .. } => grants
                 .iter()
@@ -332,12 +339,12 @@ async fn home(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
             _ => vec![],
         };
         let patients = if c.may(Permission::PatientRead, id) {
-            state.store.count_patients(&[id]).await?
+            state.store().count_patients(&[id]).await?
         } else {
             -1
         };
         let closures: Vec<_> = state
-            .store
+            .store()
             .closures(id)
             .await?
             .into_iter()
@@ -355,14 +362,14 @@ async fn home(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
     let open_tasks = if measure_clinics.is_empty() {
         -1
     } else {
-        state.store.count_open_tasks(&measure_clinics).await?
+        state.store().count_open_tasks(&measure_clinics).await?
     };
     let lead_clinics = c.clinics_with(Permission::LeadRead);
     let new_leads = if lead_clinics.is_empty() {
         -1
     } else {
         state
-            .store
+            .store()
             .lead_counts(&lead_clinics)
             .await?
             .into_iter()
@@ -497,7 +504,7 @@ async fn patients_page(
         rows: patient_rows(&found, &names, state.now()),
         q,
         searched,
-        total: state.store.count_patients(&clinics).await?,
+        total: state.store().count_patients(&clinics).await?,
         can_create: !c.clinics_with(Permission::PatientCreate).is_empty(),
     };
     render(&page)
@@ -677,10 +684,7 @@ fn input_from_form(f: &crate::auth::Posted) -> PatientInput {
     }
 }
 
-async fn creatable_clinics(
-    state: &AppState,
-    c: &Caller,
-) -> Result<Vec<(String, String)>, WebError> {
+async fn creatable_clinics(state: &AppState, c: &Caller) -> Result<Vec<(String, String)>, Error> {
     let allowed = c.require_any(Permission::PatientCreate)?;
     let names = clinic_names(state, c).await?;
     Ok(allowed
@@ -744,14 +748,14 @@ async fn new_patient_submit(State(state): State<AppState>, f: StaffForm) -> Page
         Ok(clinic) if opts.iter().any(|o| o.0 == clinic_raw) => {
             patients::create(&state, c, clinic, &input).await
         }
-        _ => Err(WebError::Invalid(vec![FieldError::new(
+        _ => Err(Error::Invalid(vec![FieldError::new(
             "clinic_id",
             "must be one of your clinics",
         )])),
     };
     match result {
         Ok(p) => Ok(see_other(&format!("/patients/{}", p.id))),
-        Err(WebError::Invalid(errs)) => {
+        Err(Error::Invalid(errs)) => {
             let page = patient_form_page(
                 c,
                 patient_groups(&input, Some((opts, clinic_raw))),
@@ -781,10 +785,10 @@ async fn chart_common(
     c: &Caller,
     id: &str,
     tab: &'static str,
-) -> Result<(ChartPage, Clinic), WebError> {
+) -> Result<(ChartPage, Clinic), Error> {
     let id: PatientId = page_id(id)?;
     let p = patients::read(state, c, id).await?;
-    let k = state.store.clinic(p.clinic_id).await?;
+    let k = state.store().clinic(p.clinic_id).await?;
     let d = &p.details;
     let escort = match (&d.escort_name, &d.escort_phone) {
         (Some(n), Some(ph)) => format!("{n} · {ph}"),
@@ -818,7 +822,7 @@ async fn chart_common(
         can_book: c.may(Permission::ScheduleBook, p.clinic_id),
         visits: if c.may(Permission::ScheduleRead, p.clinic_id) {
             state
-                .store
+                .store()
                 .patient_appointments(p.id, &[p.clinic_id])
                 .await?
                 .iter()
@@ -934,7 +938,7 @@ async fn chart(
         return render(&page);
     }
     let pid = page_id(&id)?;
-    let sessions = crate::treatment::patient_visits(&state, &c, pid).await?;
+    let sessions = clinic::treatment::patient_visits(&state, &c, pid).await?;
     let open = sessions.iter().any(|e| e.status == "open");
     page.sessions = sessions
         .iter()
@@ -954,14 +958,14 @@ async fn chart(
     if c.may(Permission::CsRead, k.id) {
         // The patient's administrations at this clinic, from the Schedule III
         // record (the read is audited against the patient).
-        let q = crate::substances::LedgerQuery {
+        let q = clinic::substances::LedgerQuery {
             clinic_id: k.id.to_string(),
             patient_id: pid.to_string(),
             kind: "administered".into(),
             limit: Some(50),
             ..Default::default()
         };
-        let v = crate::substances::ledger(&state, &c, &q, false).await?;
+        let v = clinic::substances::ledger(&state, &c, &q, false).await?;
         page.administrations = v
             .rows
             .iter()
@@ -979,10 +983,10 @@ async fn chart(
             })
             .collect();
     }
-    let plan = state.store.plans(pid).await?.into_iter().next();
+    let plan = state.store().plans(pid).await?.into_iter().next();
     if let Some(plan) = plan.filter(|_| !open && c.may(Permission::EncounterRecord, k.id)) {
         let chairs: Vec<_> = state
-            .store
+            .store()
             .resources(k.id)
             .await?
             .into_iter()
@@ -993,7 +997,7 @@ async fn chart(
             })
             .collect();
         let ids: Vec<String> = chairs.iter().map(|r| r.resource.id.to_string()).collect();
-        let busy = state.store.open_encounters_by_chair(&ids).await?;
+        let busy = state.store().open_encounters_by_chair(&ids).await?;
         for r in chairs {
             let id = r.resource.id.to_string();
             if !busy.iter().any(|b| b.resource_id.as_deref() == Some(&id)) {
@@ -1013,7 +1017,7 @@ async fn chart_access(
     let clinic = k.id;
     c.require(Permission::AuditRead, clinic)?;
     let events = state
-        .store
+        .store()
         .audit_events(&store::audit::AuditFilter {
             patient_id: Some(page.id.clone()),
             clinics: vec![clinic.to_string()],
@@ -1023,7 +1027,7 @@ async fn chart_access(
         .await?;
     let mut ev = c.patient_event(Action::AuditRead, Permission::AuditRead, clinic, &page.id);
     ev.object_type = Some("audit_log".into());
-    state.store.audit(vec![ev]).await?;
+    state.store().audit(vec![ev]).await?;
     let tz = k.settings.time_zone;
     page.access = events
         .into_iter()
@@ -1067,7 +1071,7 @@ async fn edit_patient_submit(
     let input = input_from_form(&f.form);
     match patients::update(&state, &f.caller, pid, &input, &[], true).await {
         Ok(p) => Ok(see_other(&format!("/patients/{}", p.id))),
-        Err(WebError::Invalid(errs)) => {
+        Err(Error::Invalid(errs)) => {
             let page = patient_form_page(
                 &f.caller,
                 patient_groups(&input, None),
@@ -1090,7 +1094,7 @@ async fn edit_patient_submit(
 async fn clinics_page(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
     let allowed = c.require_any(Permission::ClinicSettings)?;
     let clinics = state
-        .store
+        .store()
         .clinics_of_org(c.org_id)
         .await?
         .into_iter()
@@ -1166,7 +1170,7 @@ async fn clinic_page(
     errors: &[FieldError],
     closure_error: Option<String>,
 ) -> PageResult {
-    let k = state.store.clinic(id).await?;
+    let k = state.store().clinic(id).await?;
     let mut groups = clinic_groups(input);
     let loose = attach_errors(&mut groups, errors);
     let hours = (0..7)
@@ -1186,7 +1190,7 @@ async fn clinic_page(
         })
         .collect();
     let closures = state
-        .store
+        .store()
         .closures(id)
         .await?
         .into_iter()
@@ -1223,7 +1227,7 @@ async fn clinic_edit(
 ) -> PageResult {
     let id: ClinicId = page_id(&id)?;
     c.require(Permission::ClinicSettings, id)?;
-    let k = state.store.clinic(id).await?;
+    let k = state.store().clinic(id).await?;
     clinic_page(&state, &c, id, &settings_input(&k.settings), &[], None).await
 }
 
@@ -1262,13 +1266,13 @@ async fn clinic_save(
             ev.actor_role = Some(Role::ClinicAdmin.as_str().into());
             ev.object_type = Some("clinic".into());
             ev.object_id = Some(id.to_string());
-            state.store.update_clinic(id, &s, ev).await?;
+            state.store().update_clinic(id, &s, ev).await?;
             Ok(see_other(&format!("/admin/clinics/{id}")))
         }
         Err(domain::DomainError::Invalid(errs)) => {
             clinic_page(&state, c, id, &input, &errs, None).await
         }
-        Err(e) => Err(WebError::from(e).into()),
+        Err(e) => Err(Error::from(e).into()),
     }
 }
 
@@ -1293,10 +1297,10 @@ async fn closure_add(
         ev.clinic_id = Some(id.to_string());
         ev.object_type = Some("clinic_closure".into());
         ev.detail = Some(format!("closure added for {d}"));
-        match state.store.add_closure(id, d, &r, ev).await {
+        match state.store().add_closure(id, d, &r, ev).await {
             Ok(_) => return Ok(see_other(&format!("/admin/clinics/{id}"))),
             Err(store::StoreError::Domain(domain::DomainError::Invalid(e))) => {
-                let k = state.store.clinic(id).await?;
+                let k = state.store().clinic(id).await?;
                 return clinic_page(
                     &state,
                     c,
@@ -1307,10 +1311,10 @@ async fn closure_add(
                 )
                 .await;
             }
-            Err(e) => return Err(WebError::from(e).into()),
+            Err(e) => return Err(Error::from(e).into()),
         }
     }
-    let k = state.store.clinic(id).await?;
+    let k = state.store().clinic(id).await?;
     let mut r = clinic_page(&state, c, id, &settings_input(&k.settings), &[], err).await?;
     *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
     Ok(r)
@@ -1329,7 +1333,7 @@ async fn closure_remove(
     ev.object_type = Some("clinic_closure".into());
     ev.object_id = Some(cid.to_string());
     ev.detail = Some("closure removed".into());
-    state.store.remove_closure(id, cid, ev).await?;
+    state.store().remove_closure(id, cid, ev).await?;
     Ok(see_other(&format!("/admin/clinics/{id}")))
 }
 
@@ -1366,7 +1370,7 @@ fn staff_form(values: &crate::auth::Posted, clinics: &[(String, String)]) -> Vec
     }]
 }
 
-async fn admin_clinics(state: &AppState, c: &Caller) -> Result<Vec<(String, String)>, WebError> {
+async fn admin_clinics(state: &AppState, c: &Caller) -> Result<Vec<(String, String)>, Error> {
     let allowed = c.require_any(Permission::StaffManage)?;
     let names = clinic_names(state, c).await?;
     Ok(allowed
@@ -1392,7 +1396,7 @@ async fn staff_list(
     let clinics = admin_clinics(state, c).await?;
     let names: HashMap<String, String> = clinics.iter().cloned().collect();
     let staff = state
-        .store
+        .store()
         .users_of_org(c.org_id)
         .await?
         .into_iter()
@@ -1478,7 +1482,7 @@ async fn staff_add(State(state): State<AppState>, f: StaffForm) -> PageResult {
         .passwords
         .hash(password)
         .await
-        .map_err(WebError::Internal)?;
+        .map_err(Error::Internal)?;
     let new = store::auth::NewUser {
         org_id: c.org_id,
         username: &username,
@@ -1488,7 +1492,7 @@ async fn staff_add(State(state): State<AppState>, f: StaffForm) -> PageResult {
     };
     let mut ev = c.event(Action::UserCreate);
     ev.clinic_id = Some(clinic.to_string());
-    match state.store.create_user(&new, ev).await {
+    match state.store().create_user(&new, ev).await {
         Ok(uid) => {
             let mut g = c.event(Action::RoleGrant);
             g.clinic_id = Some(clinic.to_string());
@@ -1496,7 +1500,7 @@ async fn staff_add(State(state): State<AppState>, f: StaffForm) -> PageResult {
             g.object_id = Some(uid.to_string());
             g.detail = Some(format!("granted {role}"));
             state
-                .store
+                .store()
                 .grant_role(uid, clinic, role, c.user_id(), g)
                 .await?;
             Ok(see_other(&format!("/admin/staff/{uid}")))
@@ -1504,7 +1508,7 @@ async fn staff_add(State(state): State<AppState>, f: StaffForm) -> PageResult {
         Err(store::StoreError::Domain(domain::DomainError::Invalid(errs))) => {
             staff_list(&state, c, &f.form, &errs).await
         }
-        Err(e) => Err(WebError::from(e).into()),
+        Err(e) => Err(Error::from(e).into()),
     }
 }
 
@@ -1515,10 +1519,10 @@ async fn staff_member_page(
     error: Option<String>,
 ) -> PageResult {
     let clinics = admin_clinics(state, c).await?;
-    if state.store.user_org(id).await? != c.org_id {
-        return Err(WebError::NotFound.into());
+    if state.store().user_org(id).await? != c.org_id {
+        return Err(Error::NotFound.into());
     }
-    let u = state.store.user_summary(id).await?;
+    let u = state.store().user_summary(id).await?;
     let names: HashMap<String, String> = clinics.iter().cloned().collect();
     let grants = u
         .grants
@@ -1565,24 +1569,24 @@ async fn grant_target(
     state: &AppState,
     f: &StaffForm,
     id: &str,
-) -> Result<(UserId, ClinicId, Role), WebError> {
+) -> Result<(UserId, ClinicId, Role), Error> {
     let uid: UserId = page_id(id)?;
-    if state.store.user_org(uid).await? != f.caller.org_id {
-        return Err(WebError::NotFound);
+    if state.store().user_org(uid).await? != f.caller.org_id {
+        return Err(Error::NotFound);
     }
     let clinic: ClinicId = f
         .form
         .get("clinic_id")
         .unwrap_or_default()
         .parse()
-        .map_err(|_| WebError::Invalid(vec![FieldError::new("clinic_id", "is not a clinic")]))?;
+        .map_err(|_| Error::Invalid(vec![FieldError::new("clinic_id", "is not a clinic")]))?;
     f.caller.require(Permission::StaffManage, clinic)?;
     let role: Role = f
         .form
         .get("role")
         .unwrap_or_default()
         .parse()
-        .map_err(|e| WebError::Invalid(vec![e]))?;
+        .map_err(|e| Error::Invalid(vec![e]))?;
     Ok((uid, clinic, role))
 }
 
@@ -1598,7 +1602,7 @@ async fn staff_grant(
     ev.object_id = Some(uid.to_string());
     ev.detail = Some(format!("granted {role}"));
     state
-        .store
+        .store()
         .grant_role(uid, clinic, role, f.caller.user_id(), ev)
         .await?;
     state.auth_cache.clear();
@@ -1625,7 +1629,7 @@ async fn staff_revoke(
     ev.object_type = Some("user".into());
     ev.object_id = Some(uid.to_string());
     ev.detail = Some(format!("revoked {role}"));
-    state.store.revoke_role(uid, clinic, role, ev).await?;
+    state.store().revoke_role(uid, clinic, role, ev).await?;
     state.auth_cache.clear();
     Ok(see_other(&format!("/admin/staff/{uid}")))
 }
@@ -1633,8 +1637,8 @@ async fn staff_revoke(
 async fn set_disabled(state: &AppState, f: &StaffForm, id: &str, disabled: bool) -> PageResult {
     f.caller.require_any(Permission::StaffManage)?;
     let uid: UserId = page_id(id)?;
-    if state.store.user_org(uid).await? != f.caller.org_id {
-        return Err(WebError::NotFound.into());
+    if state.store().user_org(uid).await? != f.caller.org_id {
+        return Err(Error::NotFound.into());
     }
     if Some(uid) == f.caller.user_id() && disabled {
         return staff_member_page(
@@ -1649,7 +1653,7 @@ async fn set_disabled(state: &AppState, f: &StaffForm, id: &str, disabled: bool)
     ev.object_type = Some("user".into());
     ev.object_id = Some(uid.to_string());
     ev.detail = Some(if disabled { "disabled" } else { "enabled" }.into());
-    state.store.set_user_disabled(uid, disabled, ev).await?;
+    state.store().set_user_disabled(uid, disabled, ev).await?;
     state.auth_cache.clear();
     Ok(see_other(&format!("/admin/staff/{uid}")))
 }
@@ -1708,7 +1712,7 @@ async fn audit_filter(
     c: &Caller,
     q: &AuditQuery,
     limit: i64,
-) -> Result<(store::audit::AuditFilter, Option<String>), WebError> {
+) -> Result<(store::audit::AuditFilter, Option<String>), Error> {
     let clinics = c.require_any(Permission::AuditRead)?;
     let mut error = None;
     let from = day_start(&q.from, "from").unwrap_or_else(|e| {
@@ -1727,7 +1731,7 @@ async fn audit_filter(
         Some(id.to_string())
     } else {
         let found = state
-            .store
+            .store()
             .search_patients(
                 &c.clinics_with(Permission::PatientRead),
                 q.patient.trim(),
@@ -1746,7 +1750,7 @@ async fn audit_filter(
         None
     } else {
         // An id that is not one of this organisation's users matches nothing.
-        let users = state.store.users_of_org(c.org_id).await?;
+        let users = state.store().users_of_org(c.org_id).await?;
         Some(
             users
                 .iter()
@@ -1777,8 +1781,8 @@ async fn audit_page(
     PageQuery(q): PageQuery<AuditQuery>,
 ) -> PageResult {
     let (filter, error) = audit_filter(&state, &c, &q, 100).await?;
-    let users = state.store.users_of_org(c.org_id).await?;
-    let events = state.store.audit_events(&filter).await?;
+    let users = state.store().users_of_org(c.org_id).await?;
+    let events = state.store().audit_events(&filter).await?;
     // Names for the patient column, only for patients the reader may see.
     let mut names: HashMap<String, String> = HashMap::new();
     let readable = c.clinics_with(Permission::PatientRead);
@@ -1786,7 +1790,7 @@ async fn audit_page(
         if let Some(pid) = &e.patient_id {
             if !names.contains_key(pid) {
                 if let Ok(id) = pid.parse::<PatientId>() {
-                    if let Some(p) = state.store.patient(id, &readable).await? {
+                    if let Some(p) = state.store().patient(id, &readable).await? {
                         names.insert(
                             pid.clone(),
                             format!("{} ({})", p.details.display_name(), p.mrn),
@@ -1807,7 +1811,7 @@ async fn audit_page(
         events.len(),
         shown.join(",")
     ));
-    state.store.audit(vec![ev]).await?;
+    state.store().audit(vec![ev]).await?;
     let next_before = (events.len() == 100)
         .then(|| events.last().map(|e| e.seq))
         .flatten();
@@ -1864,13 +1868,13 @@ async fn audit_export(
 ) -> PageResult {
     let (filter, error) = audit_filter(&state, &c, &q, 1000).await?;
     if let Some(e) = error {
-        return Err(WebError::bad(e, None).into());
+        return Err(Error::bad(e, None).into());
     }
-    let events = state.store.audit_events(&filter).await?;
+    let events = state.store().audit_events(&filter).await?;
     let mut ev = c.event(Action::AuditExport);
     ev.object_type = Some("audit_log".into());
     ev.detail = Some(format!("{} event(s) exported as CSV", events.len()));
-    state.store.audit(vec![ev]).await?;
+    state.store().audit(vec![ev]).await?;
     let mut w = csv::Writer::from_writer(Vec::new());
     let header = [
         "seq",
@@ -1906,14 +1910,12 @@ async fn audit_export(
             e.hash.clone(),
         ]
     };
-    let csv_err = |e: csv::Error| WebError::Internal(e.to_string());
+    let csv_err = |e: csv::Error| Error::Internal(e.to_string());
     w.write_record(header).map_err(csv_err)?;
     for e in &events {
         w.write_record(row(e)).map_err(csv_err)?;
     }
-    let body = w
-        .into_inner()
-        .map_err(|e| WebError::Internal(e.to_string()))?;
+    let body = w.into_inner().map_err(|e| Error::Internal(e.to_string()))?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -1937,8 +1939,8 @@ async fn account_view(
     totp_error: Option<String>,
     flash: Option<String>,
 ) -> PageResult {
-    let uid = c.user_id().ok_or(WebError::Forbidden)?;
-    let u = state.store.user_summary(uid).await?;
+    let uid = c.user_id().ok_or(Error::Forbidden)?;
+    let u = state.store().user_summary(uid).await?;
     let names = clinic_names(state, c).await?;
     let page = AccountPage {
         layout: Layout::new(c, "Account", "account").with_flash(flash),
@@ -1973,7 +1975,7 @@ const PASSWORD_HISTORY: i64 = 5;
 
 async fn account_password(State(state): State<AppState>, f: StaffForm) -> PageResult {
     let c = &f.caller;
-    let uid = c.user_id().ok_or(WebError::Forbidden)?;
+    let uid = c.user_id().ok_or(Error::Forbidden)?;
     let current = f.form.get("current").unwrap_or_default();
     let new = f.form.get("new").unwrap_or_default();
     let confirm = f.form.get("confirm").unwrap_or_default();
@@ -1988,7 +1990,7 @@ async fn account_password(State(state): State<AppState>, f: StaffForm) -> PageRe
         .map(|u| u.display_name.clone())
         .unwrap_or_default();
     let stored = state
-        .store
+        .store()
         .login_candidate(&username)
         .await?
         .map(|x| x.password_hash);
@@ -2010,7 +2012,7 @@ async fn account_password(State(state): State<AppState>, f: StaffForm) -> PageRe
     }
     if errors.is_empty() {
         for old in state
-            .store
+            .store()
             .previous_password_hashes(uid, PASSWORD_HISTORY)
             .await?
         {
@@ -2027,13 +2029,9 @@ async fn account_password(State(state): State<AppState>, f: StaffForm) -> PageRe
         *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
         return Ok(r);
     }
-    let hash = state
-        .passwords
-        .hash(new)
-        .await
-        .map_err(WebError::Internal)?;
+    let hash = state.passwords.hash(new).await.map_err(Error::Internal)?;
     state
-        .store
+        .store()
         .set_password(uid, &hash, c.event(Action::PasswordChange))
         .await?;
     state.auth_cache.clear();
@@ -2061,7 +2059,7 @@ async fn account_totp_start(State(state): State<AppState>, f: StaffForm) -> Page
 
 async fn account_totp_confirm(State(state): State<AppState>, f: StaffForm) -> PageResult {
     let c = &f.caller;
-    let uid = c.user_id().ok_or(WebError::Forbidden)?;
+    let uid = c.user_id().ok_or(Error::Forbidden)?;
     let secret = f.form.get("secret").unwrap_or_default();
     let code = f.form.get("code").unwrap_or_default();
     let step = (secret.len() <= 64)
@@ -2079,12 +2077,12 @@ async fn account_totp_confirm(State(state): State<AppState>, f: StaffForm) -> Pa
         return Ok(r);
     }
     state
-        .store
+        .store()
         .set_totp_secret(uid, Some(&secret), c.event(Action::TotpEnable))
         .await?;
     // The confirming code is spent: it does not sign in again.
     if let Some(st) = step {
-        state.store.use_totp_step(uid, st).await?;
+        state.store().use_totp_step(uid, st).await?;
     }
     state.auth_cache.clear();
     account_view(

@@ -149,11 +149,11 @@ async fn idle_and_absolute_expiry(app: &TestApp) {
         .unwrap()
         .unwrap();
     // A session whose absolute expiry has passed is refused.
-    let token = web::auth::random_token(32);
+    let token = clinic::actor::random_token(32);
     app.store
         .create_session(
             uid,
-            &web::auth::secret_hash(&token),
+            &clinic::actor::secret_hash(&token),
             "x",
             app.now() - 1,
             None,
@@ -170,8 +170,8 @@ async fn idle_and_absolute_expiry(app: &TestApp) {
         .unwrap();
     assert_eq!(r.status(), 303);
     // A live session is refused once it has been idle longer than the window.
-    let live = web::auth::random_token(32);
-    let h = web::auth::secret_hash(&live);
+    let live = clinic::actor::random_token(32);
+    let h = clinic::actor::secret_hash(&live);
     app.store
         .create_session(uid, &h, "x", app.now() + 3_600_000_000, None, ev())
         .await
@@ -199,13 +199,13 @@ async fn totp_is_required_when_enabled(app: &TestApp) {
         .await
         .unwrap()
         .unwrap();
-    let (secret, _) = web::auth::new_totp("paul.prescriber");
+    let (secret, _) = clinic::actor::new_totp("paul.prescriber");
     app.store
         .set_totp_secret(uid, Some(&secret), ev())
         .await
         .unwrap();
     assert!(app.login_with("paul.prescriber", PW, None).await.is_none());
-    let code = web::auth::totp_at(&secret, app.now()).unwrap();
+    let code = clinic::actor::totp_at(&secret, app.now()).unwrap();
     let wrong: String = code
         .chars()
         .map(|c| {
@@ -237,7 +237,7 @@ async fn totp_is_required_when_enabled(app: &TestApp) {
     );
     // The next code works.
     app.advance_minutes(1);
-    let next = web::auth::totp_at(&secret, app.now()).unwrap();
+    let next = clinic::actor::totp_at(&secret, app.now()).unwrap();
     assert!(app
         .login_with("paul.prescriber", PW, Some(&next))
         .await

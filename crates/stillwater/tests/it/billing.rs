@@ -62,20 +62,20 @@ async fn a_month_of_cash_pay_billing(app: &TestApp) {
         .post("/api/v1/prices", &json!({"clinic_id": g, "effective_from": today.to_string(), "currency": "USD", "prices": {"iv_infusion": "300"}}))
         .await;
     assert_eq!(s, 403, "the front desk does not set prices: {e}");
-    let state = web::AppState::new(app.store.clone(), web::WebConfig::default());
+    let state = clinic::Clinic::new(app.store.clone(), clinic::Config::default());
     let ada = app
         .store
         .user_id_by_username("ada.admin")
         .await
         .unwrap()
         .unwrap();
-    let admin_caller = web::auth::Caller::of_user(&app.store, ada, "test")
+    let admin_caller = clinic::actor::Caller::of_user(&state, ada, "test")
         .await
         .unwrap();
-    let bad = web::billing::set_settings(
+    let bad = clinic::billing::set_settings(
         &state,
         &admin_caller,
-        web::billing::SettingsInput {
+        clinic::billing::SettingsInput {
             clinic_id: g.clone(),
             legal_name: "Stillwater Glendale PLLC".into(),
             npi: "1452763894".into(),
@@ -86,16 +86,16 @@ async fn a_month_of_cash_pay_billing(app: &TestApp) {
     )
     .await;
     match bad {
-        Err(web::error::WebError::Invalid(v)) => {
+        Err(clinic::Error::Invalid(v)) => {
             let f: Vec<_> = v.iter().map(|e| e.field.as_str()).collect();
             assert_eq!(f, vec!["npi", "tax_id"], "{v:?}");
         }
         other => panic!("{other:?}"),
     }
-    web::billing::set_settings(
+    clinic::billing::set_settings(
         &state,
         &admin_caller,
-        web::billing::SettingsInput {
+        clinic::billing::SettingsInput {
             clinic_id: g.clone(),
             legal_name: "Stillwater Glendale PLLC".into(),
             npi: "1452763893".into(),
@@ -579,7 +579,7 @@ async fn a_month_of_cash_pay_billing(app: &TestApp) {
     // The receipt went by e-mail, with nothing about the patient in the subject.
     let sink = SmtpSink::start().await;
     let mailer = crate::measures::mailer_state(app, &sink).await;
-    web::outbox::drain(&mailer, app.now()).await.unwrap();
+    clinic::outbox::drain(&mailer, app.now()).await.unwrap();
     let mail = sink.all();
     let m = mail
         .iter()
@@ -662,7 +662,7 @@ async fn memberships_bill_each_month(app: &TestApp) {
     stillwater::demo_billing::load(&app.store).await.unwrap();
     let g = app.glendale.to_string();
     let desk = api(app, "dana.frontdesk").await;
-    let state = web::AppState::new(app.store.clone(), web::WebConfig::default());
+    let state = clinic::Clinic::new(app.store.clone(), clinic::Config::default());
     let day = 86_400_000_000i64;
     let now = app.now();
 
@@ -688,7 +688,9 @@ async fn memberships_bill_each_month(app: &TestApp) {
     }
     // Running the renewals again bills nothing more.
     assert_eq!(
-        web::billing::renew_memberships(&state, now).await.unwrap(),
+        clinic::billing::renew_memberships(&state, now)
+            .await
+            .unwrap(),
         0
     );
 
@@ -777,7 +779,7 @@ async fn memberships_bill_each_month(app: &TestApp) {
             .as_microsecond()
     };
     let count = |r: &Value| r["invoices"].as_array().map(|a| a.len()).unwrap_or(0);
-    web::billing::renew_memberships(&state, noon(next.yesterday().unwrap()))
+    clinic::billing::renew_memberships(&state, noon(next.yesterday().unwrap()))
         .await
         .unwrap();
     let (_, r) = desk
@@ -786,8 +788,8 @@ async fn memberships_bill_each_month(app: &TestApp) {
     assert_eq!(count(&r), 1, "{r}");
     let at = noon(next);
     let (a, b) = tokio::join!(
-        web::billing::renew_memberships(&state, at),
-        web::billing::renew_memberships(&state, at)
+        clinic::billing::renew_memberships(&state, at),
+        clinic::billing::renew_memberships(&state, at)
     );
     let made = a.unwrap() + b.unwrap();
     // Each running membership has billed every month begun by then, once.
@@ -849,7 +851,7 @@ async fn memberships_bill_each_month(app: &TestApp) {
         .await;
     assert_eq!(s, 409);
     assert!(
-        web::billing::renew_memberships(&state, now + 100 * day)
+        clinic::billing::renew_memberships(&state, now + 100 * day)
             .await
             .unwrap()
             >= 1,

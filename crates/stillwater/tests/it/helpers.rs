@@ -309,13 +309,13 @@ impl TestApp {
 
     /// A device token (bedside monitor) for a clinic.
     pub async fn device_token(&self, clinic: ClinicId, name: &str) -> String {
-        let dev = format!("sw_{}", web::auth::random_token(32));
+        let dev = format!("sw_{}", clinic::actor::random_token(32));
         self.store
             .create_token(
                 name,
                 None,
                 Some(clinic),
-                &web::auth::secret_hash(&dev),
+                &clinic::actor::secret_hash(&dev),
                 None,
                 ev(),
             )
@@ -343,7 +343,7 @@ impl TestApp {
 
     /// A bearer token acting as `username`.
     pub async fn user_token(&self, username: &str) -> String {
-        let token = format!("sw_{}", web::auth::random_token(32));
+        let token = format!("sw_{}", clinic::actor::random_token(32));
         let uid = self
             .store
             .user_id_by_username(username)
@@ -355,7 +355,7 @@ impl TestApp {
                 "test",
                 Some(uid),
                 None,
-                &web::auth::secret_hash(&token),
+                &clinic::actor::secret_hash(&token),
                 None,
                 ev(),
             )
@@ -394,7 +394,7 @@ pub fn ev() -> store::audit::NewAuditEvent {
 fn demo_hash() -> String {
     // Hashing is slow in debug builds; the demo password's hash is computed once per binary.
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| web::passwords::hash_blocking(PW).unwrap())
+    HASH.get_or_init(|| clinic::passwords::hash_blocking(PW).unwrap())
         .clone()
 }
 

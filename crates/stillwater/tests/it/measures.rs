@@ -102,9 +102,9 @@ fn first_slot(html: &str) -> String {
     rest[..rest.find('"').unwrap()].to_string()
 }
 
-pub async fn mailer_state(app: &TestApp, sink: &SmtpSink) -> web::AppState {
-    web::AppState::new(app.store.clone(), web::WebConfig::default()).with_mailer(
-        web::outbox::Mailer::from_url(
+pub async fn mailer_state(app: &TestApp, sink: &SmtpSink) -> clinic::Clinic {
+    clinic::Clinic::new(app.store.clone(), clinic::Config::default()).with_mailer(
+        clinic::mailer::Mailer::from_url(
             &format!("smtp://{}", sink.addr),
             "Stillwater Glendale <desk@stillwater.example>",
         )
@@ -179,7 +179,7 @@ async fn assessment_to_consultation_to_patient(app: &TestApp) {
     // The confirmation goes by e-mail, with nothing about the person in the subject.
     let sink = SmtpSink::start().await;
     let state = mailer_state(app, &sink).await;
-    web::outbox::drain(&state, app.now()).await.unwrap();
+    clinic::outbox::drain(&state, app.now()).await.unwrap();
     let mail = sink.all();
     let m = mail
         .iter()
@@ -361,7 +361,7 @@ both!(item_nine_opens_a_task_on_every_path);
 async fn latest_link_token(app: &TestApp) -> String {
     let sink = SmtpSink::start().await;
     let state = mailer_state(app, &sink).await;
-    web::outbox::drain(&state, app.now()).await.unwrap();
+    clinic::outbox::drain(&state, app.now()).await.unwrap();
     // Quoted-printable bodies wrap long lines with "=\n": undo that first,
     // or the link may be split across lines.
     let mail: Vec<String> = sink.all().iter().map(|m| m.replace("=\n", "")).collect();
@@ -484,7 +484,7 @@ async fn questionnaire_links_are_single_use(app: &TestApp) {
                 patient: pid.parse().unwrap(),
                 instrument_id: inst.id.clone(),
                 instrument_version: inst.version,
-                token_hash: web::auth::secret_hash(expired_token),
+                token_hash: clinic::actor::secret_hash(expired_token),
                 reason: "test".into(),
                 rule_key: None,
                 expires_at: app.now() - 1,
@@ -825,24 +825,24 @@ async fn rules_send_links_around_doses(app: &TestApp) {
         .unwrap()
         .as_microsecond();
     let hour = 3_600_000_000i64;
-    let state = web::AppState::new(app.store.clone(), web::WebConfig::default());
+    let state = clinic::Clinic::new(app.store.clone(), clinic::Config::default());
     let pid: domain::ids::PatientId = p["id"].as_str().unwrap().parse().unwrap();
     // Two days before: nothing yet.
     assert_eq!(
-        web::instruments::run_rules(&state, start - 48 * hour)
+        clinic::measures::run_rules(&state, start - 48 * hour)
             .await
             .unwrap(),
         0
     );
     // The day before: GAD-7 and PHQ-9, once.
     assert_eq!(
-        web::instruments::run_rules(&state, start - 20 * hour)
+        clinic::measures::run_rules(&state, start - 20 * hour)
             .await
             .unwrap(),
         2
     );
     assert_eq!(
-        web::instruments::run_rules(&state, start - 19 * hour)
+        clinic::measures::run_rules(&state, start - 19 * hour)
             .await
             .unwrap(),
         0
@@ -860,13 +860,13 @@ async fn rules_send_links_around_doses(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(
-        web::instruments::run_rules(&state, end + 25 * hour)
+        clinic::measures::run_rules(&state, end + 25 * hour)
             .await
             .unwrap(),
         1
     );
     assert_eq!(
-        web::instruments::run_rules(&state, end + 26 * hour)
+        clinic::measures::run_rules(&state, end + 26 * hour)
             .await
             .unwrap(),
         0

@@ -11,9 +11,9 @@ use crate::helpers::{hidden, SmtpSink, TestApp};
 
 const HOUR: i64 = 3_600_000_000;
 
-fn mail_state(app: &TestApp, sink: &SmtpSink) -> web::AppState {
-    web::AppState::new(app.store.clone(), web::WebConfig::default()).with_mailer(
-        web::outbox::Mailer::from_url(
+fn mail_state(app: &TestApp, sink: &SmtpSink) -> clinic::Clinic {
+    clinic::Clinic::new(app.store.clone(), clinic::Config::default()).with_mailer(
+        clinic::mailer::Mailer::from_url(
             &format!("smtp://{}", sink.addr),
             "Stillwater Glendale <desk@stillwater.example>",
         )
@@ -203,7 +203,7 @@ async fn portal_for_established_patient(app: &TestApp) {
         .await;
     assert_eq!(r.status(), 403);
 
-    web::outbox::drain(&state, app.now()).await.unwrap();
+    clinic::outbox::drain(&state, app.now()).await.unwrap();
     let (token, subject) = link_in_mail(&sink, &email);
     assert_eq!(
         subject,
@@ -356,7 +356,7 @@ async fn portal_for_established_patient(app: &TestApp) {
         .await
         .contains("Follow-up (booked by the patient)"));
     // The confirmation tells the patient how to change it.
-    web::outbox::drain(&state, app.now()).await.unwrap();
+    clinic::outbox::drain(&state, app.now()).await.unwrap();
     let confirm = sink
         .all()
         .into_iter()
@@ -639,7 +639,7 @@ async fn portal_for_a_new_patient(app: &TestApp) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    web::outbox::drain(&state, app.now()).await.unwrap();
+    clinic::outbox::drain(&state, app.now()).await.unwrap();
     let mails = sink.all();
     assert_eq!(
         mails

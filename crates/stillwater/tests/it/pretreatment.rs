@@ -753,8 +753,8 @@ async fn protocol_versions_added_by_an_admin(app: &TestApp) {
     let admin = api(app, "ada.admin").await;
     let nurse = api(app, "nina.nurse").await;
     // Another instance, started before the change.
-    let other = web::AppState::new(app.store.clone(), web::WebConfig::default());
-    web::protocols::reload(&other).await.unwrap();
+    let other = clinic::Clinic::new(app.store.clone(), clinic::Config::default());
+    clinic::protocols::reload(&other).await.unwrap();
     let before = crate::treatment::ready_patient(app, "Orla").await;
     let (_, cur) = admin.get("/api/v1/protocols/iv-infusion").await;
     assert_eq!(cur["version"], 2);
@@ -882,11 +882,11 @@ async fn protocol_versions_added_by_an_admin(app: &TestApp) {
     assert_eq!(cur["versions"].as_array().unwrap().len(), 3);
     // The other instance sees it at its next round; a restart loads it too.
     assert_eq!(other.protocols().current("iv-infusion").unwrap().version, 2);
-    assert!(web::protocols::refresh(&other).await.unwrap());
-    assert!(!web::protocols::refresh(&other).await.unwrap());
+    assert!(clinic::protocols::refresh(&other).await.unwrap());
+    assert!(!clinic::protocols::refresh(&other).await.unwrap());
     assert_eq!(other.protocols().current("iv-infusion").unwrap().version, 3);
-    let restarted = web::AppState::new(app.store.clone(), web::WebConfig::default());
-    web::protocols::reload(&restarted).await.unwrap();
+    let restarted = clinic::Clinic::new(app.store.clone(), clinic::Config::default());
+    clinic::protocols::reload(&restarted).await.unwrap();
     assert_eq!(
         restarted
             .protocols()

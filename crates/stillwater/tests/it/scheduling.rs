@@ -646,8 +646,8 @@ fn parse_ics(body: &str) -> Vec<std::collections::HashMap<String, String>> {
 /// patient data in the subject.
 async fn reminders_by_email(app: &TestApp) {
     let sink = SmtpSink::start().await;
-    let state = web::AppState::new(app.store.clone(), web::WebConfig::default()).with_mailer(
-        web::outbox::Mailer::from_url(
+    let state = clinic::Clinic::new(app.store.clone(), clinic::Config::default()).with_mailer(
+        clinic::mailer::Mailer::from_url(
             &format!("smtp://{}", sink.addr),
             "Stillwater Glendale <desk@stillwater.example>",
         )
@@ -667,9 +667,11 @@ async fn reminders_by_email(app: &TestApp) {
     let hour = 3_600_000_000i64;
     assert_eq!(app.store.count_jobs("reminder", None).await.unwrap(), 2);
     // Nothing is due yet.
-    assert_eq!(web::outbox::drain(&state, app.now()).await.unwrap(), 0);
+    assert_eq!(clinic::outbox::drain(&state, app.now()).await.unwrap(), 0);
     // 47 hours before: the 48-hour reminder goes out.
-    web::outbox::drain(&state, start - 47 * hour).await.unwrap();
+    clinic::outbox::drain(&state, start - 47 * hour)
+        .await
+        .unwrap();
     let mail = sink.all();
     assert_eq!(mail.len(), 1);
     let m = &mail[0];
@@ -697,7 +699,9 @@ async fn reminders_by_email(app: &TestApp) {
         )
         .await;
     assert_eq!(s, 200, "{moved}");
-    web::outbox::drain(&state, start - 22 * hour).await.unwrap();
+    clinic::outbox::drain(&state, start - 22 * hour)
+        .await
+        .unwrap();
     assert_eq!(
         app.store
             .count_jobs("reminder", Some("skipped: visit was moved"))
@@ -725,7 +729,7 @@ async fn reminders_by_email(app: &TestApp) {
         )
         .await;
     assert_eq!(s, 200);
-    web::outbox::drain(&state, ts(&b["starts_at"]).as_microsecond())
+    clinic::outbox::drain(&state, ts(&b["starts_at"]).as_microsecond())
         .await
         .unwrap();
     assert_eq!(sink.all().len(), 3);
@@ -852,9 +856,12 @@ both!(schedule_settings_page);
 /// suits, by e-mail; the desk books it from the offer.
 async fn waitlist_gets_freed_time(app: &TestApp) {
     let sink = SmtpSink::start().await;
-    let state = web::AppState::new(app.store.clone(), web::WebConfig::default()).with_mailer(
-        web::outbox::Mailer::from_url(&format!("smtp://{}", sink.addr), "desk@stillwater.example")
-            .unwrap(),
+    let state = clinic::Clinic::new(app.store.clone(), clinic::Config::default()).with_mailer(
+        clinic::mailer::Mailer::from_url(
+            &format!("smtp://{}", sink.addr),
+            "desk@stillwater.example",
+        )
+        .unwrap(),
     );
     let desk = api(app, "dana.frontdesk").await;
     let g = app.glendale;
@@ -900,7 +907,7 @@ async fn waitlist_gets_freed_time(app: &TestApp) {
         .clone();
     assert_eq!(mine["status"], "offered");
     assert_eq!(ts(&mine["offered_start"]), ts(&a["starts_at"]));
-    web::outbox::drain(&state, app.now()).await.unwrap();
+    clinic::outbox::drain(&state, app.now()).await.unwrap();
     let mail = sink.all();
     assert_eq!(mail.len(), 1);
     assert!(mail[0].contains("Subject: A time has opened up at Stillwater Glendale"));

@@ -823,7 +823,7 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
         .await
         .unwrap()
         .unwrap();
-    let (secret, _) = web::auth::new_totp("paul.prescriber");
+    let (secret, _) = clinic::actor::new_totp("paul.prescriber");
     app.store
         .set_totp_secret(paul, Some(&secret), ev())
         .await
@@ -835,7 +835,7 @@ async fn a_day_of_the_schedule_iii_record(app: &TestApp) {
     let (s, e) = nurse.post("/api/v1/cs/ledger", &coded("")).await;
     assert_eq!((s, fields(&e)), (422, vec!["witness".to_string()]), "{e}");
     assert!(e.to_string().contains("two-step code"), "{e}");
-    let right = web::auth::totp_at(&secret, app.now()).unwrap();
+    let right = clinic::actor::totp_at(&secret, app.now()).unwrap();
     let wrong: String = right
         .chars()
         .map(|c| {

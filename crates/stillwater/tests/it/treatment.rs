@@ -682,7 +682,7 @@ async fn a_full_iv_session(app: &TestApp) {
     // e-mail, with nothing about them or the treatment in the subjects.
     let sink = SmtpSink::start().await;
     let state = crate::measures::mailer_state(app, &sink).await;
-    web::outbox::drain(&state, app.now()).await.unwrap();
+    clinic::outbox::drain(&state, app.now()).await.unwrap();
     let mail: Vec<String> = sink
         .all()
         .into_iter()
@@ -714,7 +714,7 @@ async fn a_full_iv_session(app: &TestApp) {
     assert_eq!(s, 409);
     assert_eq!(
         app.store
-            .count_jobs(web::outbox::DISCHARGE, Some("sent"))
+            .count_jobs(clinic::jobs::DISCHARGE, Some("sent"))
             .await
             .unwrap(),
         1
@@ -904,9 +904,9 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
     // A second app instance on the same database, with its own viewers: on
     // PostgreSQL the event reaches it too (NOTIFY/LISTEN); on SQLite there is
     // only ever one instance.
-    let second = web::AppState::new(app.store.clone(), web::WebConfig::default());
+    let second = clinic::Clinic::new(app.store.clone(), clinic::Config::default());
     let (stop_second, stopped) = tokio::sync::watch::channel(false);
-    web::treatment::start_fanout(&second, stopped);
+    clinic::treatment::start_fanout(&second, stopped);
     let mut second_board = second.floor.subscribe();
     // The listener is connected before anything is sent.
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -14,9 +14,9 @@ use serde_json::{json, Value};
 
 use super::{query, typed, ApiResult, JsonObject};
 use crate::auth::ApiCaller;
-use crate::billing as uc;
-use crate::error::{stored, WebError};
+use crate::error::{stored, Error};
 use crate::AppState;
+use clinic::billing as uc;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -93,7 +93,7 @@ async fn offers(
 ) -> ApiResult {
     let q: ClinicQ = query(&req)?;
     let p = uc::place(&state, &c, Permission::BillRead, &q.clinic_id).await?;
-    let list = state.store.offers(&p.id.to_string()).await?;
+    let list = state.store().offers(&p.id.to_string()).await?;
     let out: Vec<Value> = list
         .iter()
         .map(|o| {
@@ -103,7 +103,7 @@ async fn offers(
                 "first_n": o.first_n, "stackable": o.stackable, "active": o.active,
             }))
         })
-        .collect::<Result<_, WebError>>()?;
+        .collect::<Result<_, Error>>()?;
     Ok(Json(json!({"offers": out})).into_response())
 }
 
@@ -133,7 +133,7 @@ async fn packages(
     let q: ClinicQ = query(&req)?;
     if q.patient_id.trim().is_empty() {
         let p = uc::place(&state, &c, Permission::BillRead, &q.clinic_id).await?;
-        let products = state.store.package_products(&p.id.to_string()).await?;
+        let products = state.store().package_products(&p.id.to_string()).await?;
         let out: Vec<Value> = products
             .iter()
             .map(|k| json!({"id": k.id, "name": k.name, "service": k.service, "sessions": k.sessions,
@@ -189,7 +189,7 @@ async fn refund_package(
     JsonObject(body): JsonObject,
 ) -> ApiResult {
     let i: ReasonInput = typed(Value::Object(body))?;
-    let k = state.store.package(&id).await?;
+    let k = state.store().package(&id).await?;
     let minor = uc::refund_package(&state, &c, &id, &i.reason).await?;
     let cur = k.map(|k| k.currency).unwrap_or_default();
     Ok(Json(json!({"refunded": money(minor, &cur)})).into_response())
@@ -214,7 +214,7 @@ async fn memberships(
     let q: ClinicQ = query(&req)?;
     if q.patient_id.trim().is_empty() {
         return Err(
-            WebError::Invalid(vec![domain::FieldError::new("patient_id", "is required")]).into(),
+            Error::Invalid(vec![domain::FieldError::new("patient_id", "is required")]).into(),
         );
     }
     let ms = uc::memberships(&state, &c, q.patient_id.trim()).await?;
@@ -248,7 +248,7 @@ async fn cancel_membership(
     )
 }
 
-fn invoice_json(v: &uc::InvoiceView) -> Result<Value, WebError> {
+fn invoice_json(v: &uc::InvoiceView) -> Result<Value, Error> {
     let cur = &v.invoice.currency;
     let codes = v
         .lines
@@ -443,7 +443,7 @@ async fn superbill(
         .into_response())
 }
 
-fn estimate_json(s: &store::billing::StoredEstimate) -> Result<Value, WebError> {
+fn estimate_json(s: &store::billing::StoredEstimate) -> Result<Value, Error> {
     let (i, e) = uc::estimate_of(s)?;
     let line = |l: &domain::billing::EstimateLine| json!({"words": l.words, "quantity": l.quantity, "unit": money(l.unit_minor, &e.currency), "amount": money(l.minor, &e.currency)});
     Ok(json!({

@@ -28,7 +28,7 @@ async fn history(
     Path(id): Path<String>,
 ) -> ApiResult {
     let pid: PatientId = api_id(&id)?;
-    let ds = crate::eligibility::history(&state, &c, pid).await?;
+    let ds = clinic::intake::eligibility::history(&state, &c, pid).await?;
     let current = ds.first().map(|d| {
         json!({
             "version": d.version,
@@ -48,7 +48,7 @@ async fn decide(
 ) -> ApiResult {
     let pid: PatientId = api_id(&id)?;
     let input: DecisionInput = typed(Value::Object(body))?;
-    let (version, d) = crate::eligibility::record(&state, &c, pid, input).await?;
+    let (version, d) = clinic::intake::eligibility::record(&state, &c, pid, input).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -69,9 +69,9 @@ async fn sign_off(
     Path((id, version)): Path<(String, String)>,
 ) -> ApiResult {
     let pid: PatientId = api_id(&id)?;
-    let version: i64 = version.parse().map_err(|_| {
-        crate::error::WebError::bad("version must be a whole number", Some("version"))
-    })?;
-    crate::eligibility::sign_off(&state, &c, pid, version).await?;
+    let version: i64 = version
+        .parse()
+        .map_err(|_| crate::error::Error::bad("version must be a whole number", Some("version")))?;
+    clinic::intake::eligibility::sign_off(&state, &c, pid, version).await?;
     Ok(Json(json!({ "version": version, "signed_off": true })).into_response())
 }

@@ -19,8 +19,8 @@ use store::leads::Lead;
 
 use super::{api_id, typed, ApiResult, JsonObject, Params};
 use crate::auth::ApiCaller;
-use crate::ctx::RequestMeta;
-use crate::error::WebError;
+use crate::ctx::Meta;
+use crate::error::Error;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -104,12 +104,12 @@ async fn instrument(
     let version = match p.get("version") {
         Some(v) => Some(
             v.parse::<u32>()
-                .map_err(|_| WebError::bad("version must be a whole number", Some("version")))?,
+                .map_err(|_| Error::bad("version must be a whole number", Some("version")))?,
         ),
         None => None,
     };
-    let i = crate::instruments::instrument(&state, &id, version).map_err(|e| match e {
-        WebError::Invalid(_) if version.is_none() => WebError::NotFound,
+    let i = clinic::measures::instrument(&state, &id, version).map_err(|e| match e {
+        Error::Invalid(_) if version.is_none() => Error::NotFound,
         other => other,
     })?;
     Ok(Json(instrument_json(&i)).into_response())
@@ -150,14 +150,14 @@ async fn add_protocol(
             .collect::<Vec<_>>()
     };
     if i.dry_run {
-        let k = crate::protocols::check(&state, &c, &i.text)?;
+        let k = clinic::protocols::check(&state, &c, &i.text)?;
         return Ok(Json(json!({
             "id": k.protocol.id, "version": k.protocol.version, "hash": k.protocol.hash,
             "previous_version": k.previous.as_ref().map(|p| p.version), "changes": diff(&k.diff),
         }))
         .into_response());
     }
-    let p = crate::protocols::add(&state, &c, &i.text).await?;
+    let p = clinic::protocols::add(&state, &c, &i.text).await?;
     let mut out = json!(p);
     out["status"] = json!("draft");
     Ok((StatusCode::CREATED, Json(out)).into_response())
@@ -171,8 +171,8 @@ async fn approve_protocol(
 ) -> ApiResult {
     let version: u32 = version
         .parse()
-        .map_err(|_| WebError::bad("version must be a whole number", Some("version")))?;
-    let p = crate::protocols::approve(&state, &c, &id, version).await?;
+        .map_err(|_| Error::bad("version must be a whole number", Some("version")))?;
+    let p = clinic::protocols::approve(&state, &c, &id, version).await?;
     let mut out = json!(p.as_ref());
     out["status"] = json!("approved");
     Ok(Json(out).into_response())
@@ -190,7 +190,7 @@ async fn protocol(
         Some(v) => {
             let v = v
                 .parse::<u32>()
-                .map_err(|_| WebError::bad("version must be a whole number", Some("version")))?;
+                .map_err(|_| Error::bad("version must be a whole number", Some("version")))?;
             state.protocols().get(&id, v).cloned()
         }
         None => state
@@ -202,7 +202,7 @@ async fn protocol(
     let org = c.org_id.to_string();
     let found = found
         .filter(|p| p.org.as_deref().is_none_or(|o| o == org))
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     let mut out = json!(found.as_ref());
     out["versions"] = json!(state
         .protocols()
@@ -244,10 +244,10 @@ async fn responses(
     let p = Params::parse(&req, &["patient_id", "instrument"])?;
     let pid: PatientId = p
         .get("patient_id")
-        .ok_or_else(|| WebError::bad("patient_id is required", Some("patient_id")))?
+        .ok_or_else(|| Error::bad("patient_id is required", Some("patient_id")))?
         .parse()
-        .map_err(|_| WebError::bad("patient_id is not a valid identifier", Some("patient_id")))?;
-    let rs = crate::instruments::responses(&state, &c, pid, p.get("instrument").as_deref()).await?;
+        .map_err(|_| Error::bad("patient_id is not a valid identifier", Some("patient_id")))?;
+    let rs = clinic::measures::responses(&state, &c, pid, p.get("instrument").as_deref()).await?;
     let clinic = rs.first().map(|r| r.clinic_id);
     let trends = match clinic {
         Some(k) => {
@@ -255,7 +255,7 @@ async fn responses(
                 .iter()
                 .map(|r| (r.instrument_id.as_str(), r.total, r.submitted_at))
                 .collect();
-            crate::instruments::trends(&state, k, pid, &points).await?
+            clinic::measures::trends(&state, k, pid, &points).await?
         }
         None => vec![],
     };
@@ -286,7 +286,7 @@ async fn create_response(
     JsonObject(body): JsonObject,
 ) -> ApiResult {
     let b: NewResponseBody = typed(Value::Object(body))?;
-    let rec = crate::instruments::record(
+    let rec = clinic::measures::record(
         &state,
         &c,
         b.patient_id,
@@ -341,7 +341,7 @@ async fn create_link(
     JsonObject(body): JsonObject,
 ) -> ApiResult {
     let b: NewLinkBody = typed(Value::Object(body))?;
-    let (link, _token) = crate::instruments::send_link(
+    let (link, _token) = clinic::measures::send_link(
         &state,
         &c,
         b.patient_id,
@@ -383,7 +383,7 @@ fn lead_json(l: &Lead) -> Value {
 async fn leads(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: Request) -> ApiResult {
     let p = Params::parse(&req, &["status", "limit"])?;
     let status = match p.get("status") {
-        Some(s) => Some(LeadStatus::parse(&s).map_err(|e| WebError::Invalid(vec![e]))?),
+        Some(s) => Some(LeadStatus::parse(&s).map_err(|e| Error::Invalid(vec![e]))?),
         None => None,
     };
     let limit = match p.get("limit") {
@@ -391,10 +391,10 @@ async fn leads(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: Requ
             .parse::<i64>()
             .ok()
             .filter(|n| (1..=500).contains(n))
-            .ok_or_else(|| WebError::bad("limit must be 1 to 500", Some("limit")))?,
+            .ok_or_else(|| Error::bad("limit must be 1 to 500", Some("limit")))?,
         None => 100,
     };
-    let ls = crate::leads::list(&state, &c, status, limit).await?;
+    let ls = clinic::leads::list(&state, &c, status, limit).await?;
     Ok(Json(json!({ "leads": ls.iter().map(lead_json).collect::<Vec<_>>() })).into_response())
 }
 
@@ -403,7 +403,7 @@ async fn lead(
     ApiCaller(c): ApiCaller,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let v = crate::leads::read(&state, &c, api_id(&id)?).await?;
+    let v = clinic::leads::read(&state, &c, api_id(&id)?).await?;
     let mut out = lead_json(&v.lead);
     out["responses"] = json!(v.responses.iter().map(response_json).collect::<Vec<_>>());
     out["tasks"] = json!(v.tasks);
@@ -425,8 +425,8 @@ async fn update_lead(
 ) -> ApiResult {
     let lid: LeadId = api_id(&id)?;
     let b: LeadPatch = typed(Value::Object(body))?;
-    crate::leads::set_status(&state, &c, lid, &b.status, b.note.as_deref()).await?;
-    let v = crate::leads::read(&state, &c, lid).await?;
+    clinic::leads::set_status(&state, &c, lid, &b.status, b.note.as_deref()).await?;
+    let v = clinic::leads::read(&state, &c, lid).await?;
     Ok(Json(lead_json(&v.lead)).into_response())
 }
 
@@ -435,12 +435,12 @@ async fn convert_lead(
     ApiCaller(c): ApiCaller,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let pid = crate::leads::convert(&state, &c, api_id(&id)?).await?;
+    let pid = clinic::leads::convert(&state, &c, api_id(&id)?).await?;
     Ok((StatusCode::CREATED, Json(json!({ "patient_id": pid }))).into_response())
 }
 
 async fn tasks(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResult {
-    let ts = crate::instruments::open_tasks(&state, &c).await?;
+    let ts = clinic::measures::open_tasks(&state, &c).await?;
     Ok(Json(json!({ "tasks": ts })).into_response())
 }
 
@@ -457,7 +457,7 @@ async fn close_task(
     JsonObject(body): JsonObject,
 ) -> ApiResult {
     let b: CloseBody = typed(Value::Object(body))?;
-    let t = crate::instruments::close_task(&state, &c, api_id(&id)?, &b.note).await?;
+    let t = clinic::measures::close_task(&state, &c, api_id(&id)?, &b.note).await?;
     Ok(Json(json!(t)).into_response())
 }
 
@@ -466,12 +466,12 @@ async fn close_task(
 async fn public_assess(
     State(state): State<AppState>,
     Path(slug): Path<String>,
-    meta: RequestMeta,
+    Meta(meta): Meta,
     JsonObject(body): JsonObject,
 ) -> ApiResult {
-    let clinic = crate::leads::public_clinic(&state, &slug).await?;
+    let clinic = clinic::leads::public_clinic(&state, &slug).await?;
     let input: AssessmentInput = typed(Value::Object(body))?;
-    let s = crate::leads::submit(&state, &meta, &clinic, &input).await?;
+    let s = clinic::leads::submit(&state, &meta, &clinic, &input).await?;
     let a = &s.assessment;
     Ok((
         StatusCode::CREATED,
@@ -491,8 +491,8 @@ async fn public_assess(
 }
 
 async fn public_slots(State(state): State<AppState>, Path(slug): Path<String>) -> ApiResult {
-    let clinic = crate::leads::public_clinic(&state, &slug).await?;
-    let (ty, starts) = crate::leads::public_slots(&state, &clinic, 100).await?;
+    let clinic = clinic::leads::public_clinic(&state, &slug).await?;
+    let (ty, starts) = clinic::leads::public_slots(&state, &clinic, 100).await?;
     Ok(Json(json!({
         "type": ty.code,
         "name": ty.name,
@@ -511,15 +511,15 @@ struct PublicBooking {
 async fn public_book(
     State(state): State<AppState>,
     Path((slug, token)): Path<(String, String)>,
-    meta: RequestMeta,
+    Meta(meta): Meta,
     JsonObject(body): JsonObject,
 ) -> ApiResult {
-    let clinic = crate::leads::public_clinic(&state, &slug).await?;
+    let clinic = clinic::leads::public_clinic(&state, &slug).await?;
     let b: PublicBooking = typed(Value::Object(body))?;
     let tz = jiff::tz::TimeZone::get(&clinic.settings.time_zone)
-        .map_err(|_| WebError::Internal("clinic zone".into()))?;
+        .map_err(|_| Error::Internal("clinic zone".into()))?;
     let start = super::parse_start(&b.starts_at, None, &tz)?;
-    let a = crate::leads::book(&state, &meta, &clinic, &token, start).await?;
+    let a = clinic::leads::book(&state, &meta, &clinic, &token, start).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({

@@ -15,9 +15,9 @@ use serde_json::{json, Value};
 
 use super::{api_id, typed, ApiResult, JsonObject};
 use crate::auth::ApiCaller;
-use crate::error::{stored, WebError};
-use crate::pretreatment as uc;
+use crate::error::{stored, Error};
 use crate::AppState;
+use clinic::intake as uc;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -36,7 +36,7 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-fn part_json(p: Option<&store::pretreatment::AssessmentPart>) -> Result<Value, WebError> {
+fn part_json(p: Option<&store::pretreatment::AssessmentPart>) -> Result<Value, Error> {
     let Some(p) = p else {
         return Ok(Value::Null);
     };
@@ -90,9 +90,7 @@ async fn record_part(
             let p: ClinicalPart = typed(Value::Object(body))?;
             uc::record_clinical_part(&state, &c, pid, p, "api").await?
         }
-        _ => {
-            return Err(WebError::bad("the part must be patient or clinical", Some("part")).into())
-        }
+        _ => return Err(Error::bad("the part must be patient or clinical", Some("part")).into()),
     };
     Ok((
         StatusCode::CREATED,
@@ -253,7 +251,7 @@ async fn plans(
             v["targets"] = stored("plan targets", &p.targets)?;
             Ok(v)
         })
-        .collect::<Result<_, WebError>>()?;
+        .collect::<Result<_, Error>>()?;
     Ok(Json(json!({ "current": plans.first(), "plans": plans })).into_response())
 }
 

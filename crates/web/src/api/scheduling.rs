@@ -20,9 +20,9 @@ use store::scheduling::Appointment;
 
 use super::{api_id, typed, ApiResult, JsonObject, Params};
 use crate::auth::ApiCaller;
-use crate::error::WebError;
-use crate::scheduling::{self as uc, SeriesOutcome};
+use crate::error::Error;
 use crate::AppState;
+use clinic::scheduling::{self as uc, SeriesOutcome};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -40,8 +40,8 @@ pub fn routes() -> Router<AppState> {
         .route("/calendar-feeds/{id}", axum::routing::delete(revoke_feed))
 }
 
-fn field(f: &str, m: impl Into<String>) -> WebError {
-    WebError::Invalid(vec![FieldError::new(f, m)])
+fn field(f: &str, m: impl Into<String>) -> Error {
+    Error::Invalid(vec![FieldError::new(f, m)])
 }
 
 fn iso(m: i64) -> String {
@@ -97,13 +97,13 @@ fn series_json(p: &SeriesPlan) -> Value {
     })
 }
 
-fn clinic_param(v: Option<String>) -> Result<ClinicId, WebError> {
+fn clinic_param(v: Option<String>) -> Result<ClinicId, Error> {
     v.ok_or_else(|| field("clinic_id", "is required"))?
         .parse()
         .map_err(|_| field("clinic_id", "is not a valid identifier"))
 }
 
-fn date_param(v: Option<String>, name: &str) -> Result<Option<Date>, WebError> {
+fn date_param(v: Option<String>, name: &str) -> Result<Option<Date>, Error> {
     v.map(|s| {
         s.parse::<Date>()
             .map_err(|_| field(name, "must be a date, YYYY-MM-DD"))
@@ -117,13 +117,13 @@ pub fn parse_start(
     s: &str,
     zone: Option<&str>,
     clinic_tz: &jiff::tz::TimeZone,
-) -> Result<i64, WebError> {
+) -> Result<i64, Error> {
     let s = s.trim();
     if let Ok(ts) = s.parse::<jiff::Timestamp>() {
         return Ok(ts.as_microsecond());
     }
     let tz = match zone {
-        Some(z) => domain::clinics::check_time_zone(z).map_err(|e| WebError::Invalid(vec![e]))?,
+        Some(z) => domain::clinics::check_time_zone(z).map_err(|e| Error::Invalid(vec![e]))?,
         None => clinic_tz.clone(),
     };
     let dt: jiff::civil::DateTime = s.parse().map_err(|_| {
@@ -142,7 +142,7 @@ async fn types(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: Requ
     let p = Params::parse(&req, &["clinic_id"])?;
     let clinic = clinic_param(p.get("clinic_id"))?;
     c.require(Permission::ScheduleRead, clinic)?;
-    let t = state.store.appointment_types(clinic).await?;
+    let t = state.store().appointment_types(clinic).await?;
     Ok(Json(json!({ "appointment_types": t.iter().map(|t| json!({
         "code": t.code, "name": t.name, "minutes": t.total_minutes(), "phases": t.phases,
         "buffer_after_min": t.buffer_after_min, "instructions": t.instructions, "dose": t.dose,
@@ -159,7 +159,7 @@ async fn resources(
     let p = Params::parse(&req, &["clinic_id"])?;
     let clinic = clinic_param(p.get("clinic_id"))?;
     c.require(Permission::ScheduleRead, clinic)?;
-    let r = state.store.resources(clinic).await?;
+    let r = state.store().resources(clinic).await?;
     Ok(Json(json!({ "resources": r.iter().map(|r| json!({
         "id": r.resource.id, "kind": r.resource.kind, "name": r.resource.name,
         "iv": r.resource.caps.iv, "monitored": r.resource.caps.monitored,
@@ -192,14 +192,14 @@ async fn create_resource(
     let mut e = domain::error::Errors::new();
     let kind = e.check(ResourceKind::parse(&r.kind));
     let name = e.check(domain::scheduling::resource_name(&r.name));
-    e.into_result().map_err(WebError::from)?;
+    e.into_result().map_err(Error::from)?;
     let (Some(kind), Some(name)) = (kind, name) else {
-        return Err(WebError::bad("invalid resource", None).into());
+        return Err(Error::bad("invalid resource", None).into());
     };
     let mut ev = c.event(Action::ScheduleSettings);
     ev.clinic_id = Some(r.clinic_id.to_string());
     let id = state
-        .store
+        .store()
         .create_resource(
             r.clinic_id,
             kind,
@@ -219,7 +219,7 @@ async fn create_resource(
         .into_response())
 }
 
-fn prefs_from(p: &Params) -> Result<Preferences, WebError> {
+fn prefs_from(p: &Params) -> Result<Preferences, Error> {
     let mut prefs = Preferences::default();
     if let Some(w) = p.get("weekdays") {
         for d in w.split(',') {
@@ -234,7 +234,7 @@ fn prefs_from(p: &Params) -> Result<Preferences, WebError> {
             }
         }
     }
-    let hm = |k: &str| -> Result<Option<i32>, WebError> {
+    let hm = |k: &str| -> Result<Option<i32>, Error> {
         p.get(k)
             .map(|v| domain::clinics::parse_hhmm(&v).ok_or_else(|| field(k, "must be HH:MM")))
             .transpose()
@@ -358,10 +358,10 @@ async fn list(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: Reque
             .parse()
             .map_err(|_| field("patient_id", "is not a valid identifier"))?;
         let clinics = c.require_any(Permission::ScheduleRead)?;
-        let Some(patient) = state.store.patient(pid, &clinics).await? else {
-            return Err(WebError::NotFound.into());
+        let Some(patient) = state.store().patient(pid, &clinics).await? else {
+            return Err(Error::NotFound.into());
         };
-        let a = state.store.patient_appointments(pid, &clinics).await?;
+        let a = state.store().patient_appointments(pid, &clinics).await?;
         uc::audit_listing(&state, &c, patient.clinic_id, "patient visits", &a).await?;
         a
     } else {
@@ -404,10 +404,10 @@ async fn move_visit(
     let b: MoveBody = typed(Value::Object(body))?;
     let clinics = c.require_any(Permission::ScheduleBook)?;
     let a = state
-        .store
+        .store()
         .appointment(id, &clinics)
         .await?
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     let tz = uc::clinic_tz(&state, a.clinic_id).await?;
     let start = parse_start(&b.starts_at, b.time_zone.as_deref(), &tz)?;
     let a = uc::move_to(&state, &c, id, start, &Preferences::default()).await?;
@@ -472,7 +472,7 @@ async fn series(
     JsonObject(body): JsonObject,
 ) -> ApiResult {
     let b: SeriesBody = typed(Value::Object(body))?;
-    let kind = CourseKind::parse(&b.course).map_err(|e| WebError::Invalid(vec![e]))?;
+    let kind = CourseKind::parse(&b.course).map_err(|e| Error::Invalid(vec![e]))?;
     if b.months.is_some_and(|m| m == 0 || m > 12) {
         return Err(field(
             "months",
@@ -512,7 +512,7 @@ async fn series(
             let mut v = series_json(&plan);
             v["id"] = json!(id);
             v["appointments"] = json!(state
-                .store
+                .store()
                 .series_appointments(id)
                 .await?
                 .iter()
@@ -623,7 +623,7 @@ async fn waitlist(
     let p = Params::parse(&req, &["clinic_id"])?;
     let clinic = clinic_param(p.get("clinic_id"))?;
     c.require(Permission::ScheduleRead, clinic)?;
-    let list = state.store.waitlist(clinic).await?;
+    let list = state.store().waitlist(clinic).await?;
     let mut ev = c.event(domain::audit::Action::AppointmentRead);
     ev.clinic_id = Some(clinic.to_string());
     ev.object_type = Some("waitlist".into());
@@ -635,7 +635,7 @@ async fn waitlist(
             .collect::<Vec<_>>()
             .join(",")
     ));
-    state.store.audit(vec![ev]).await?;
+    state.store().audit(vec![ev]).await?;
     Ok(Json(json!({"waitlist": list.iter().map(|w| json!({
         "id": w.id, "patient_id": w.patient_id, "type": w.type_code, "from": w.from_date.to_string(),
         "to": w.to_date.to_string(), "note": w.note, "status": w.status,

@@ -12,9 +12,9 @@ use serde_json::{json, Value};
 
 use super::{query, typed, ApiResult, JsonObject};
 use crate::auth::ApiCaller;
-use crate::error::{stored, stored_opt, ApiError, WebError};
-use crate::substances as uc;
+use crate::error::{stored, stored_opt, ApiError, Error};
 use crate::AppState;
+use clinic::substances as uc;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -40,7 +40,7 @@ fn amount(ul: i64, strength: i64) -> Value {
 
 async fn products(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResult {
     c.require_any(domain::auth::Permission::CsRead)?;
-    let list = state.store.cs_products(&c.org_id.to_string()).await?;
+    let list = state.store().cs_products(&c.org_id.to_string()).await?;
     Ok(
         Json(json!({"products": list.iter().map(product_json).collect::<Vec<_>>()}))
             .into_response(),
@@ -85,7 +85,7 @@ async fn lots(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResu
     Ok(Json(json!({"lots": out})).into_response())
 }
 
-fn entry_json(r: &store::substances::LedgerRow) -> Result<Value, WebError> {
+fn entry_json(r: &store::substances::LedgerRow) -> Result<Value, Error> {
     Ok(json!({
         "seq": r.seq, "id": r.id, "at": domain::time::to_timestamp(r.at).to_string(), "clinic_id": r.clinic_id,
         "kind": r.kind, "lot_id": r.lot_id, "lot_number": r.lot_number, "product": r.product_name, "ndc": r.ndc,
@@ -165,7 +165,7 @@ async fn ledger(
         "" | "json" => false,
         "csv" => true,
         _ => {
-            return Err(ApiError(WebError::bad(
+            return Err(ApiError(Error::bad(
                 "format must be json or csv",
                 Some("format"),
             )))
@@ -279,7 +279,7 @@ async fn count(
         .into_response())
 }
 
-fn inventory_json(i: &store::substances::Inventory) -> Result<Value, WebError> {
+fn inventory_json(i: &store::substances::Inventory) -> Result<Value, Error> {
     Ok(json!({
         "id": i.id, "clinic_id": i.clinic_id, "kind": i.kind, "taken_on": i.taken_on, "business": i.business,
         "taken_by": i.taken_by, "lines": stored::<Value>("inventory lines", &i.lines)?,
@@ -314,7 +314,7 @@ async fn inventory_pdf(
     Ok(([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response())
 }
 
-pub(crate) fn case_json(k: &store::substances::Case) -> Result<Value, WebError> {
+pub(crate) fn case_json(k: &store::substances::Case) -> Result<Value, Error> {
     let clock = k.discovered_on.parse().ok().map(loss_clock);
     let strength = k.strength_mg_per_ml.unwrap_or(1);
     Ok(json!({
@@ -344,7 +344,7 @@ async fn open_case(
 ) -> ApiResult {
     let input: uc::CaseInput = typed(Value::Object(body))?;
     let id = uc::open_case(&state, &c, input).await?;
-    let k = state.store.cs_case(&id).await?.ok_or(WebError::NotFound)?;
+    let k = state.store().cs_case(&id).await?.ok_or(Error::NotFound)?;
     Ok((StatusCode::CREATED, Json(case_json(&k)?)).into_response())
 }
 

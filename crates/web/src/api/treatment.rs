@@ -20,9 +20,9 @@ use tokio_stream::StreamExt;
 
 use super::{api_id, typed, ApiResult, JsonObject};
 use crate::auth::ApiCaller;
-use crate::error::WebError;
-use crate::treatment as uc;
+use crate::error::Error;
 use crate::AppState;
+use clinic::treatment as uc;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -188,12 +188,12 @@ async fn observe(
     JsonObject(body): JsonObject,
 ) -> ApiResult {
     let (values, named) =
-        uc::split_reading(body, &["taken_at"]).map_err(|e| WebError::Invalid(vec![e]))?;
+        uc::split_reading(body, &["taken_at"]).map_err(|e| Error::Invalid(vec![e]))?;
     let taken_at = match named.into_iter().next().flatten() {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
         Some(_) => {
-            return Err(WebError::Invalid(vec![domain::FieldError::new(
+            return Err(Error::Invalid(vec![domain::FieldError::new(
                 "taken_at",
                 "must be a time (RFC 3339)",
             )])
@@ -324,15 +324,13 @@ async fn ingest(
 ) -> ApiResult {
     let readings = match body.remove("readings") {
         Some(Value::Array(a)) => a,
-        Some(_) => return Err(WebError::bad("readings must be an array", Some("readings")).into()),
+        Some(_) => return Err(Error::bad("readings must be an array", Some("readings")).into()),
         None => {
-            return Err(
-                WebError::bad("the body needs \"readings\": [ ... ]", Some("readings")).into(),
-            )
+            return Err(Error::bad("the body needs \"readings\": [ ... ]", Some("readings")).into())
         }
     };
     if let Some(k) = body.keys().next() {
-        return Err(WebError::bad(format!("{k} is not a known field"), Some(k)).into());
+        return Err(Error::bad(format!("{k} is not a known field"), Some(k)).into());
     }
     let out = uc::ingest(&state, &c, readings).await?;
     if out.stored + out.duplicates == 0 {
@@ -355,7 +353,7 @@ async fn ingest(
                     })
             })
             .collect();
-        return Err(WebError::Invalid(errors).into());
+        return Err(Error::Invalid(errors).into());
     }
     Ok(Json(json!(out)).into_response())
 }

@@ -16,10 +16,10 @@ use serde::Deserialize;
 use super::schedule::notice;
 use super::{see_other, PageQuery, PageResult};
 use crate::auth::{Caller, Staff, StaffForm};
-use crate::billing as uc;
-use crate::error::WebError;
+use crate::error::Error;
 use crate::views::Layout;
 use crate::AppState;
+use clinic::billing as uc;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -139,14 +139,14 @@ async fn view(
             .find(|l| l.id.to_string() == q.clinic)
             .cloned()
     }
-    .ok_or(WebError::NotFound)?;
+    .ok_or(Error::NotFound)?;
     let here = p.id.to_string();
     let tab = match q.tab.as_str() {
         t @ ("reports" | "setup") => t.to_string(),
         _ => "today".to_string(),
     };
     let mut error = error;
-    let settings = state.store.billing_settings(&here).await?;
+    let settings = state.store().billing_settings(&here).await?;
     let currency = settings
         .as_ref()
         .map(|s| s.currency.clone())
@@ -224,12 +224,15 @@ async fn view(
                     .checked_sub(jiff::Span::new().days(30))
                     .unwrap_or(p.today()),
             );
-            let pending = state.store.visits_to_invoice(&here, from, i64::MAX).await?;
+            let pending = state
+                .store()
+                .visits_to_invoice(&here, from, i64::MAX)
+                .await?;
             let mut names = std::collections::HashMap::new();
             for v in &pending {
                 if !names.contains_key(&v.patient_id) {
                     if let Ok(pid) = v.patient_id.parse() {
-                        if let Some(r) = state.store.patient(pid, &[p.id]).await? {
+                        if let Some(r) = state.store().patient(pid, &[p.id]).await? {
                             names.insert(
                                 v.patient_id.clone(),
                                 format!("{} {}", r.details.given_name, r.details.family_name),
@@ -263,7 +266,7 @@ async fn view(
                 let mut ev = c.event(domain::audit::Action::BillRead);
                 ev.clinic_id = Some(here.clone());
                 ev.detail = Some(format!("visits to invoice: {}", page.to_invoice.len()));
-                state.store.audit(vec![ev]).await?;
+                state.store().audit(vec![ev]).await?;
             }
             let week = p.start_of(
                 p.today()
@@ -271,12 +274,12 @@ async fn view(
                     .unwrap_or(p.today()),
             );
             let invs = state
-                .store
+                .store()
                 .invoices_of_clinic(&here, week, i64::MAX)
                 .await?;
             let ids: Vec<String> = invs.iter().map(|i| i.id.clone()).collect();
-            let lines = state.store.invoice_lines(&ids).await?;
-            let entries = state.store.billing_entries(&ids).await?;
+            let lines = state.store().invoice_lines(&ids).await?;
+            let entries = state.store().billing_entries(&ids).await?;
             for inv in invs.iter().take(40) {
                 let l: Vec<_> = lines
                     .iter()
@@ -380,7 +383,7 @@ async fn view(
                     (s.as_str().to_string(), s.label().to_string(), v)
                 })
                 .collect();
-            for o in state.store.offers(&here).await? {
+            for o in state.store().offers(&here).await? {
                 let rules = uc::offer_of(&o)
                     .map(|x| {
                         x.rules
@@ -406,7 +409,7 @@ async fn view(
                 page.offers.push((o.id, o.name, rules, when, o.active));
             }
             page.products = state
-                .store
+                .store()
                 .package_products(&here)
                 .await?
                 .iter()
@@ -434,7 +437,7 @@ async fn view(
         }
     }
     page.error = error;
-    Ok(axum::response::Html(page.render()?).into_response())
+    Ok(axum::response::Html(page.render().map_err(crate::error::template)?).into_response())
 }
 
 async fn submit(
@@ -445,7 +448,7 @@ async fn submit(
     let c = &f.caller;
     let clinic = f.form.get("clinic_id").unwrap_or_default();
     let g = |k: &str| f.form.get(k).unwrap_or_default();
-    let r: Result<String, WebError> = async {
+    let r: Result<String, Error> = async {
         match action.as_str() {
             "settings" => uc::set_settings(
                 &state,
@@ -498,7 +501,7 @@ async fn submit(
                     None
                 } else {
                     Some(first_n.trim().parse::<u32>().map_err(|_| {
-                        WebError::from(domain::FieldError::new("first_n", "give a whole number"))
+                        Error::from(domain::FieldError::new("first_n", "give a whole number"))
                     })?)
                 };
                 uc::add_offer(
@@ -541,7 +544,7 @@ async fn submit(
             "invoice" => uc::invoice_visit(&state, c, &g("appointment_id"))
                 .await
                 .map(|id| format!("invoice:{id}")),
-            _ => Err(WebError::NotFound),
+            _ => Err(Error::NotFound),
         }
     }
     .await;
@@ -554,8 +557,8 @@ async fn submit(
             "/billing?clinic={}&tab={t}&done=1",
             enc(&clinic)
         ))),
-        Err(WebError::NotFound) if !matches!(action.as_str(), "invoice") => {
-            Err(WebError::NotFound.into())
+        Err(Error::NotFound) if !matches!(action.as_str(), "invoice") => {
+            Err(Error::NotFound.into())
         }
         Err(e) => {
             let (error, _) = notice(Err(e))?;
@@ -636,14 +639,10 @@ async fn invoice_view(
 ) -> PageResult {
     let v = uc::invoice(state, c, id).await?;
     let cur = v.invoice.currency.clone();
-    let clinic: domain::ids::ClinicId = v
-        .invoice
-        .clinic_id
-        .parse()
-        .map_err(|_| WebError::NotFound)?;
-    let zone = state.store.clinic(clinic).await?.settings.time_zone;
+    let clinic: domain::ids::ClinicId = v.invoice.clinic_id.parse().map_err(|_| Error::NotFound)?;
+    let zone = state.store().clinic(clinic).await?.settings.time_zone;
     let packages = state
-        .store
+        .store()
         .packages_of_patient(&v.invoice.patient_id)
         .await?
         .into_iter()
@@ -774,7 +773,7 @@ async fn invoice_view(
             String::new()
         },
     };
-    Ok(axum::response::Html(page.render()?).into_response())
+    Ok(axum::response::Html(page.render().map_err(crate::error::template)?).into_response())
 }
 
 async fn invoice_submit(
@@ -784,7 +783,7 @@ async fn invoice_submit(
 ) -> PageResult {
     let c = &f.caller;
     let g = |k: &str| f.form.get(k).unwrap_or_default();
-    let r: Result<&str, WebError> = match action.as_str() {
+    let r: Result<&str, Error> = match action.as_str() {
         "pay" | "package" => uc::pay(
             &state,
             c,
@@ -827,7 +826,7 @@ async fn invoice_submit(
         )
         .await
         .map(|_| "credit-note-issued"),
-        _ => return Err(WebError::NotFound.into()),
+        _ => return Err(Error::NotFound.into()),
     };
     match r {
         Ok(done) => Ok(see_other(&format!("/billing/invoices/{id}?done={done}"))),
@@ -895,16 +894,16 @@ async fn account_view(
     flash: Option<String>,
 ) -> PageResult {
     let a = uc::account(state, c, id).await?;
-    let clinic: domain::ids::ClinicId = a.clinic_id.parse().map_err(|_| WebError::NotFound)?;
-    let pid: domain::ids::PatientId = id.parse().map_err(|_| WebError::NotFound)?;
+    let clinic: domain::ids::ClinicId = a.clinic_id.parse().map_err(|_| Error::NotFound)?;
+    let pid: domain::ids::PatientId = id.parse().map_err(|_| Error::NotFound)?;
     let rec = state
-        .store
+        .store()
         .patient(pid, &[clinic])
         .await?
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     let p = uc::place(state, c, Permission::BillRead, &a.clinic_id).await?;
     let (monthly, one_off): (Vec<_>, Vec<_>) = state
-        .store
+        .store()
         .package_products(&a.clinic_id)
         .await?
         .into_iter()
@@ -1029,7 +1028,7 @@ async fn account_view(
             .iter()
             .map(|s| {
                 let (_, e) = uc::estimate_of(s)?;
-                Ok::<_, WebError>(EstimateView {
+                Ok::<_, Error>(EstimateView {
                     when: p.when(s.created_at),
                     by: s.created_by.clone(),
                     lines: e
@@ -1069,7 +1068,7 @@ async fn account_view(
         first_visit,
         today: p.today().to_string(),
     };
-    Ok(axum::response::Html(page.render()?).into_response())
+    Ok(axum::response::Html(page.render().map_err(crate::error::template)?).into_response())
 }
 
 async fn account_submit(
@@ -1079,16 +1078,16 @@ async fn account_submit(
 ) -> PageResult {
     let c = &f.caller;
     let g = |k: &str| f.form.get(k).unwrap_or_default();
-    let num = |k: &str| -> Result<u32, WebError> {
+    let num = |k: &str| -> Result<u32, Error> {
         let v = g(k);
         if v.trim().is_empty() {
             return Ok(0);
         }
         v.trim()
             .parse()
-            .map_err(|_| WebError::from(domain::FieldError::new(k, "give a whole number")))
+            .map_err(|_| Error::from(domain::FieldError::new(k, "give a whole number")))
     };
-    let r: Result<String, WebError> = async {
+    let r: Result<String, Error> = async {
         match action.as_str() {
             "invoice" => uc::invoice_visit(&state, c, &g("appointment_id"))
                 .await
@@ -1123,13 +1122,13 @@ async fn account_submit(
                     .await
                     .map(|_| format!("/patients/{id}/billing?done=estimate-saved"))
             }
-            _ => Err(WebError::NotFound),
+            _ => Err(Error::NotFound),
         }
     }
     .await;
     match r {
         Ok(to) => Ok(see_other(&to)),
-        Err(WebError::NotFound) => Err(WebError::NotFound.into()),
+        Err(Error::NotFound) => Err(Error::NotFound.into()),
         Err(e) => {
             let (error, _) = notice(Err(e))?;
             account_view(&state, c, &id, error, None).await

@@ -19,10 +19,10 @@ use store::org::Clinic;
 
 use super::{render, see_other, PageResult};
 use crate::auth::{read_form, Posted};
-use crate::ctx::RequestMeta;
-use crate::error::{PageError, WebError};
-use crate::instruments::LinkProblem;
+use crate::ctx::Meta;
+use crate::error::{Error, PageError};
 use crate::AppState;
+use clinic::measures::LinkProblem;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -173,7 +173,7 @@ struct ClinicPage {
 }
 
 async fn clinic_page(State(state): State<AppState>, Path(slug): Path<String>) -> PageResult {
-    let c = crate::leads::public_clinic(&state, &slug).await?;
+    let c = clinic::leads::public_clinic(&state, &slug).await?;
     let s = &c.settings;
     let mut address = vec![s.address_line1.clone()];
     address.extend(s.address_line2.clone());
@@ -221,15 +221,15 @@ fn assessment_page(
     c: &Clinic,
     input: &AssessmentInput,
     errors: Vec<FieldError>,
-) -> Result<AssessmentPage, WebError> {
+) -> Result<AssessmentPage, Error> {
     let gad = state
         .instruments
         .current("gad7")
-        .ok_or_else(|| WebError::Internal("GAD-7 not loaded".into()))?;
+        .ok_or_else(|| Error::Internal("GAD-7 not loaded".into()))?;
     let phq = state
         .instruments
         .current("phq2")
-        .ok_or_else(|| WebError::Internal("PHQ-2 not loaded".into()))?;
+        .ok_or_else(|| Error::Internal("PHQ-2 not loaded".into()))?;
     let ticks = |all: &[(&str, &str)], chosen: &[String]| -> Vec<(String, String, bool)> {
         all.iter()
             .map(|(k, l)| (k.to_string(), l.to_string(), chosen.iter().any(|c| c == k)))
@@ -257,7 +257,7 @@ fn assessment_page(
 }
 
 async fn assessment_form(State(state): State<AppState>, Path(slug): Path<String>) -> PageResult {
-    let c = crate::leads::public_clinic(&state, &slug).await?;
+    let c = clinic::leads::public_clinic(&state, &slug).await?;
     render(&assessment_page(
         &state,
         &c,
@@ -288,10 +288,10 @@ fn input_from(form: &Posted, errors: &mut Vec<FieldError>) -> AssessmentInput {
 async fn assessment_submit(
     State(state): State<AppState>,
     Path(slug): Path<String>,
-    meta: RequestMeta,
+    Meta(meta): Meta,
     req: Request,
 ) -> PageResult {
-    let c = crate::leads::public_clinic(&state, &slug).await?;
+    let c = clinic::leads::public_clinic(&state, &slug).await?;
     let form = read_form(req, &state).await?;
     let mut parse_errors = vec![];
     let input = input_from(&form, &mut parse_errors);
@@ -299,9 +299,9 @@ async fn assessment_submit(
         let page = assessment_page(&state, &c, &input, parse_errors)?;
         return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response());
     }
-    match crate::leads::submit(&state, &meta, &c, &input).await {
+    match clinic::leads::submit(&state, &meta, &c, &input).await {
         Ok(s) => Ok(see_other(&format!("/c/{slug}/result/{}", s.token))),
-        Err(WebError::Invalid(errors)) => {
+        Err(Error::Invalid(errors)) => {
             let page = assessment_page(&state, &c, &input, errors)?;
             Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
         }
@@ -336,11 +336,11 @@ async fn result_view(
     c: &Clinic,
     token: &str,
     error: Option<String>,
-) -> Result<ResultPage, WebError> {
-    let lead = crate::leads::by_token(state, c, token).await?;
+) -> Result<ResultPage, Error> {
+    let lead = clinic::leads::by_token(state, c, token).await?;
     let outcome = Outcome::parse(&lead.outcome).unwrap_or(Outcome::Maybe);
-    let tz = TimeZone::get(&c.settings.time_zone)
-        .map_err(|_| WebError::Internal("clinic zone".into()))?;
+    let tz =
+        TimeZone::get(&c.settings.time_zone).map_err(|_| Error::Internal("clinic zone".into()))?;
     let when = |m: i64| {
         domain::time::to_timestamp(m)
             .to_zoned(tz.clone())
@@ -349,17 +349,17 @@ async fn result_view(
     };
     let booked = match lead.appointment_id {
         Some(a) => state
-            .store
+            .store()
             .appointment(a, &[c.id])
             .await?
             .map(|a| format!("{}: {}", a.type_name, when(a.starts_at))),
         None => None,
     };
-    let fresh = state.now() - lead.created_at < crate::leads::BOOKING_DAYS * 86_400_000_000;
+    let fresh = state.now() - lead.created_at < clinic::leads::BOOKING_DAYS * 86_400_000_000;
     let can_book = booked.is_none() && fresh && outcome != Outcome::NotRight;
     let (mut days, mut type_name) = (vec![], String::new());
     if can_book {
-        match crate::leads::public_slots(state, c, 300).await {
+        match clinic::leads::public_slots(state, c, 300).await {
             Ok((ty, starts)) => {
                 type_name = ty.name;
                 let mut grouped: Vec<(String, Vec<(i64, String)>)> = vec![];
@@ -378,7 +378,7 @@ async fn result_view(
                 }
                 days = grouped;
             }
-            Err(WebError::Conflict(_)) => {}
+            Err(Error::Conflict(_)) => {}
             Err(e) => return Err(e),
         }
     }
@@ -424,29 +424,29 @@ async fn result_page(
     State(state): State<AppState>,
     Path((slug, token)): Path<(String, String)>,
 ) -> PageResult {
-    let c = crate::leads::public_clinic(&state, &slug).await?;
+    let c = clinic::leads::public_clinic(&state, &slug).await?;
     render(&result_view(&state, &c, &token, None).await?)
 }
 
 async fn result_book(
     State(state): State<AppState>,
     Path((slug, token)): Path<(String, String)>,
-    meta: RequestMeta,
+    Meta(meta): Meta,
     req: Request,
 ) -> PageResult {
-    let c = crate::leads::public_clinic(&state, &slug).await?;
+    let c = clinic::leads::public_clinic(&state, &slug).await?;
     let form = read_form(req, &state).await?;
     let start = form.get("start").and_then(|s| s.trim().parse::<i64>().ok());
     let outcome = match start {
-        None => Err(WebError::Invalid(vec![FieldError::new(
+        None => Err(Error::Invalid(vec![FieldError::new(
             "start",
             "choose one of the times",
         )])),
-        Some(s) => crate::leads::book(&state, &meta, &c, &token, s).await,
+        Some(s) => clinic::leads::book(&state, &meta, &c, &token, s).await,
     };
     match outcome {
         Ok(_) => Ok(see_other(&format!("/c/{slug}/result/{token}"))),
-        Err(e @ (WebError::Invalid(_) | WebError::Conflict(_))) => {
+        Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => {
             let msg = super::schedule::fixable(e)?;
             let page = result_view(&state, &c, &token, Some(msg)).await?;
             Ok((axum::http::StatusCode::CONFLICT, render(&page)?).into_response())
@@ -478,8 +478,8 @@ pub(super) struct LinkDone {
     pub(super) safety: bool,
 }
 
-async fn link_clinic(state: &AppState, clinic: domain::ids::ClinicId) -> Result<Clinic, WebError> {
-    Ok(state.store.clinic(clinic).await?)
+async fn link_clinic(state: &AppState, clinic: domain::ids::ClinicId) -> Result<Clinic, Error> {
+    Ok(state.store().clinic(clinic).await?)
 }
 
 fn problem_page(p: LinkProblem) -> Result<Response, PageError> {
@@ -505,7 +505,7 @@ pub(super) fn problem_page_saying(p: LinkProblem, message: &str) -> Result<Respo
 }
 
 async fn link_page(State(state): State<AppState>, Path(token): Path<String>) -> PageResult {
-    let (link, inst) = match crate::instruments::open_link(&state, &token).await? {
+    let (link, inst) = match clinic::measures::open_link(&state, &token).await? {
         Ok(x) => x,
         Err(p) => return problem_page(p),
     };
@@ -536,7 +536,7 @@ fn link_form(
 async fn link_submit(
     State(state): State<AppState>,
     Path(token): Path<String>,
-    meta: RequestMeta,
+    Meta(meta): Meta,
     req: Request,
 ) -> PageResult {
     let form = read_form(req, &state).await?;
@@ -544,14 +544,14 @@ async fn link_submit(
     let answers = answers_from(&form, "a", &mut errors);
     let started = form.get("started").and_then(|s| s.parse::<i64>().ok());
     let result = if errors.is_empty() {
-        crate::instruments::answer_link(&state, &meta, &token, &answers, started).await
+        clinic::measures::answer_link(&state, &meta, &token, &answers, started).await
     } else {
-        Err(WebError::Invalid(errors))
+        Err(Error::Invalid(errors))
     };
     match result {
         Ok(Ok((scored, inst))) => {
             let link = state
-                .store
+                .store()
                 .link_by_hash(&crate::auth::secret_hash(&token))
                 .await?;
             let c = match link {
@@ -569,8 +569,8 @@ async fn link_submit(
             })
         }
         Ok(Err(p)) => problem_page(p),
-        Err(WebError::Invalid(errs)) => {
-            let (link, inst) = match crate::instruments::open_link(&state, &token).await? {
+        Err(Error::Invalid(errs)) => {
+            let (link, inst) = match clinic::measures::open_link(&state, &token).await? {
                 Ok(x) => x,
                 Err(p) => return problem_page(p),
             };

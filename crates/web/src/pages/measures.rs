@@ -22,10 +22,10 @@ use super::front::{answers_from, item_views, ItemView};
 use super::schedule::{fixable, notice};
 use super::{page_id, render, see_other, PageResult};
 use crate::auth::{Caller, Staff, StaffForm};
-use crate::error::WebError;
-use crate::instruments::TrendView;
+use crate::error::Error;
 use crate::views::{ChartTabs, Layout};
 use crate::AppState;
+use clinic::measures::TrendView;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -55,8 +55,8 @@ fn when(m: i64, tz: &str) -> String {
     format_in_zone(m, tz)
 }
 
-async fn zone_of(state: &AppState, clinic: domain::ids::ClinicId) -> Result<String, WebError> {
-    Ok(state.store.clinic(clinic).await?.settings.time_zone)
+async fn zone_of(state: &AppState, clinic: domain::ids::ClinicId) -> Result<String, Error> {
+    Ok(state.store().clinic(clinic).await?.settings.time_zone)
 }
 
 // ---- Leads ----------------------------------------------------------------
@@ -105,12 +105,12 @@ async fn leads_page(
     Query(q): Query<LeadQuery>,
 ) -> PageResult {
     let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => Some(LeadStatus::parse(s).map_err(|e| WebError::Invalid(vec![e]))?),
+        Some(s) => Some(LeadStatus::parse(s).map_err(|e| Error::Invalid(vec![e]))?),
         None => None,
     };
-    let leads = crate::leads::list(&state, &c, status, 200).await?;
+    let leads = clinic::leads::list(&state, &c, status, 200).await?;
     let clinics = c.clinics_with(Permission::LeadRead);
-    let counts = state.store.lead_counts(&clinics).await?;
+    let counts = state.store().lead_counts(&clinics).await?;
     let count = |s: &str| {
         counts
             .iter()
@@ -249,7 +249,7 @@ async fn lead_view(
     flash: Option<String>,
 ) -> PageResult {
     let lid: LeadId = page_id(id)?;
-    let v = crate::leads::read(state, c, lid).await?;
+    let v = clinic::leads::read(state, c, lid).await?;
     let l = &v.lead;
     let tz = zone_of(state, l.clinic_id).await?;
     let mut answers = vec![];
@@ -346,7 +346,7 @@ async fn lead_status(
     let lid: LeadId = page_id(&id)?;
     let status = f.form.get("status").unwrap_or_default();
     let note = f.form.get("note");
-    let r = crate::leads::set_status(&state, &f.caller, lid, &status, note.as_deref()).await;
+    let r = clinic::leads::set_status(&state, &f.caller, lid, &status, note.as_deref()).await;
     let (error, flash) = notice(r.map(|()| "Saved.".into()))?;
     lead_view(&state, &f.caller, &id, error, flash).await
 }
@@ -357,7 +357,7 @@ async fn lead_convert(
     f: StaffForm,
 ) -> PageResult {
     let lid: LeadId = page_id(&id)?;
-    match crate::leads::convert(&state, &f.caller, lid).await {
+    match clinic::leads::convert(&state, &f.caller, lid).await {
         Ok(p) => Ok(see_other(&format!("/patients/{p}"))),
         Err(e) => lead_view(&state, &f.caller, &id, Some(fixable(e)?), None).await,
     }
@@ -380,7 +380,7 @@ async fn tasks_view(
     error: Option<String>,
     flash: Option<String>,
 ) -> PageResult {
-    let tasks = crate::instruments::open_tasks(state, c).await?;
+    let tasks = clinic::measures::open_tasks(state, c).await?;
     let names = super::clinic_names(state, c).await?;
     let rows = tasks
         .iter()
@@ -415,7 +415,7 @@ async fn task_close(
         .form
         .get("back")
         .filter(|b| b.starts_with('/') && !b.starts_with("//"));
-    let r = crate::instruments::close_task(&state, &f.caller, tid, &note).await;
+    let r = clinic::measures::close_task(&state, &f.caller, tid, &note).await;
     if let (Ok(_), Some(b)) = (&r, back) {
         return Ok(see_other(&b));
     }
@@ -610,14 +610,14 @@ async fn measures_view(
     sent: Option<String>,
 ) -> PageResult {
     let pid: PatientId = page_id(id)?;
-    let p = crate::patients::read(state, c, pid).await?;
-    let history = crate::instruments::history(state, c, pid).await?;
+    let p = clinic::patients::read(state, c, pid).await?;
+    let history = clinic::measures::history(state, c, pid).await?;
     let tz = zone_of(state, p.clinic_id).await?;
     let points: Vec<_> = history
         .iter()
         .map(|r| (r.instrument_id.as_str(), r.total, r.submitted_at))
         .collect();
-    let trends = crate::instruments::trends(state, p.clinic_id, pid, &points).await?;
+    let trends = clinic::measures::trends(state, p.clinic_id, pid, &points).await?;
     let charts = trends.iter().map(|t| chart(t, &tz)).collect();
     // Instruments without a total (the C-SSRS) are listed, newest first.
     let others = history
@@ -642,9 +642,9 @@ async fn measures_view(
             )
         })
         .collect();
-    let tasks = state.store.patient_tasks(pid).await?;
+    let tasks = state.store().patient_tasks(pid).await?;
     let links = state
-        .store
+        .store()
         .links(pid)
         .await?
         .into_iter()
@@ -726,7 +726,7 @@ async fn link_send(
         .map(|d| d * 24)
         .unwrap_or(0);
     let reason = f.form.get("reason").unwrap_or_default();
-    let r = crate::instruments::send_link(&state, &f.caller, pid, &instrument, hours, &reason)
+    let r = clinic::measures::send_link(&state, &f.caller, pid, &instrument, hours, &reason)
         .await
         .map(|(link, _token)| {
             format!(
@@ -785,10 +785,10 @@ async fn entry_page(
     Query(q): Query<EntryQuery>,
 ) -> PageResult {
     let pid: PatientId = page_id(&id)?;
-    let p = crate::patients::read(&state, &c, pid).await?;
+    let p = clinic::patients::read(&state, &c, pid).await?;
     c.require(Permission::MeasureRecord, p.clinic_id)?;
     let inst =
-        crate::instruments::instrument(&state, q.instrument.as_deref().unwrap_or("hama"), None)?;
+        clinic::measures::instrument(&state, q.instrument.as_deref().unwrap_or("hama"), None)?;
     render(&entry(
         &c,
         pid,
@@ -808,11 +808,11 @@ async fn entry_submit(
     let c = &f.caller;
     let instrument = f.form.get("instrument").unwrap_or_default();
     let version = f.form.get("version").and_then(|v| v.parse::<u32>().ok());
-    let inst = crate::instruments::instrument(&state, &instrument, version)?;
+    let inst = clinic::measures::instrument(&state, &instrument, version)?;
     let mut errors = vec![];
     let answers = answers_from(&f.form, "a", &mut errors);
     let result = if errors.is_empty() {
-        crate::instruments::record(
+        clinic::measures::record(
             &state,
             c,
             pid,
@@ -824,7 +824,7 @@ async fn entry_submit(
         )
         .await
     } else {
-        Err(WebError::Invalid(errors))
+        Err(Error::Invalid(errors))
     };
     match result {
         Ok(rec) => {
@@ -841,8 +841,8 @@ async fn entry_submit(
             let safety = s.safety.then(|| "safety".to_string());
             measures_view(&state, c, &id, None, Some(msg), safety).await
         }
-        Err(WebError::Invalid(errs)) => {
-            let p = crate::patients::read(&state, c, pid).await?;
+        Err(Error::Invalid(errs)) => {
+            let p = clinic::patients::read(&state, c, pid).await?;
             let errs: Vec<FieldError> = errs
                 .into_iter()
                 .map(|e| FieldError::new(e.field.replacen("answers.", "a.", 1), e.message))
@@ -911,9 +911,9 @@ async fn eligibility_view(
     flash: Option<String>,
 ) -> PageResult {
     let pid: PatientId = page_id(id)?;
-    let p = crate::patients::read(state, c, pid).await?;
+    let p = clinic::patients::read(state, c, pid).await?;
     let tz = zone_of(state, p.clinic_id).await?;
-    let ds = crate::eligibility::history(state, c, pid).await?;
+    let ds = clinic::intake::eligibility::history(state, c, pid).await?;
     let rows: Vec<DecisionRow> = ds
         .iter()
         .map(|d| DecisionRow {
@@ -1013,7 +1013,7 @@ async fn eligibility_sign_off(
         .get("version")
         .and_then(|v| v.parse::<i64>().ok())
         .unwrap_or(0);
-    let r = crate::eligibility::sign_off(&state, &f.caller, pid, version).await;
+    let r = clinic::intake::eligibility::sign_off(&state, &f.caller, pid, version).await;
     let (error, flash) = notice(r.map(|()| "Signed off.".into()))?;
     eligibility_view(&state, &f.caller, &id, error, flash).await
 }
@@ -1023,7 +1023,7 @@ async fn eligibility_sign_off(
 /// ("sertraline, 10, adequate"), blood pressure as "128/82".
 fn decision_from_form(
     f: &crate::auth::Posted,
-) -> Result<domain::eligibility::DecisionInput, WebError> {
+) -> Result<domain::eligibility::DecisionInput, Error> {
     use domain::eligibility::{Condition, DecisionInput, Facts, Medication, Suggestion, Trial};
     let mut errors = vec![];
     let cond = |v: &str| -> Option<Condition> { serde_json::from_value(serde_json::json!(v)).ok() };
@@ -1109,7 +1109,7 @@ fn decision_from_form(
         errors.push(FieldError::new("decision", "choose a decision"));
     }
     if !errors.is_empty() {
-        return Err(WebError::Invalid(errors));
+        return Err(Error::Invalid(errors));
     }
     Ok(DecisionInput {
         facts: Facts {
@@ -1132,7 +1132,7 @@ async fn eligibility_decide(
 ) -> PageResult {
     let pid: PatientId = page_id(&id)?;
     let outcome = match decision_from_form(&f.form) {
-        Ok(input) => crate::eligibility::record(&state, &f.caller, pid, input).await,
+        Ok(input) => clinic::intake::eligibility::record(&state, &f.caller, pid, input).await,
         Err(e) => Err(e),
     };
     match outcome {

@@ -19,10 +19,10 @@ use super::front::PublicFrame;
 use super::schedule::fixable;
 use super::{page_id, render, see_other, PageQuery, PageResult};
 use crate::auth::{constant_time_eq, cookie_value, read_form, set_cookie, StaffForm};
-use crate::ctx::RequestMeta;
-use crate::error::{PageError, WebError};
-use crate::portal::{self as uc, Portal, COOKIE};
+use crate::ctx::Meta;
+use crate::error::{Error, PageError};
 use crate::AppState;
+use clinic::portal::{self as uc, Portal, COOKIE};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -43,7 +43,7 @@ struct Patient(Portal);
 impl FromRequestParts<AppState> for Patient {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let meta = RequestMeta::from_request_parts(parts, state)
+        let Meta(meta) = Meta::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
         let token = cookie_value(parts, COOKIE).unwrap_or_default();
@@ -71,7 +71,7 @@ impl FromRequest<AppState> for PatientForm {
             .map_err(|e| PageError(e).into_response())?;
         let sent = form.get("csrf").unwrap_or_default();
         if !constant_time_eq(&sent, &portal.session.csrf_token) {
-            return Err(PageError(WebError::bad(
+            return Err(PageError(Error::bad(
                 "This form has expired. Go back, reload the page and try again.",
                 Some("csrf"),
             ))
@@ -94,7 +94,7 @@ struct SignInPage {
 }
 
 async fn sign_in_form(State(state): State<AppState>, Path(slug): Path<String>) -> PageResult {
-    let c = crate::leads::public_clinic(&state, &slug).await?;
+    let c = clinic::leads::public_clinic(&state, &slug).await?;
     render(&SignInPage {
         frame: PublicFrame::of(&c, "Sign in to your portal"),
         action: format!("/c/{slug}/portal"),
@@ -107,10 +107,10 @@ async fn sign_in_form(State(state): State<AppState>, Path(slug): Path<String>) -
 async fn sign_in_ask(
     State(state): State<AppState>,
     Path(slug): Path<String>,
-    meta: RequestMeta,
+    Meta(meta): Meta,
     req: Request,
 ) -> PageResult {
-    let c = crate::leads::public_clinic(&state, &slug).await?;
+    let c = clinic::leads::public_clinic(&state, &slug).await?;
     let form = read_form(req, &state).await?;
     let email = form.get("email").unwrap_or_default();
     let mut page = SignInPage {
@@ -125,7 +125,7 @@ async fn sign_in_ask(
             page.sent = true;
             render(&page)
         }
-        Err(e @ WebError::Invalid(_)) => {
+        Err(e @ Error::Invalid(_)) => {
             page.error = Some(fixable(e)?);
             Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
         }
@@ -177,12 +177,12 @@ async fn link_page(State(state): State<AppState>, Path(token): Path<String>) -> 
 async fn link_use(
     State(state): State<AppState>,
     Path(token): Path<String>,
-    meta: RequestMeta,
+    Meta(meta): Meta,
 ) -> PageResult {
     match uc::sign_in(&state, &meta, &token).await? {
         None => link_gone(),
         Some((secret, max_age)) => {
-            let cookie = set_cookie(COOKIE, &secret, state.cfg.secure_cookies, Some(max_age));
+            let cookie = set_cookie(COOKIE, &secret, state.web().secure_cookies, Some(max_age));
             Ok(([(header::SET_COOKIE, cookie)], see_other("/portal")).into_response())
         }
     }
@@ -190,7 +190,7 @@ async fn link_use(
 
 async fn sign_out(State(state): State<AppState>, f: PatientForm) -> PageResult {
     uc::sign_out(&state, &f.portal).await?;
-    let cookie = set_cookie(COOKIE, "", state.cfg.secure_cookies, Some(0));
+    let cookie = set_cookie(COOKIE, "", state.web().secure_cookies, Some(0));
     Ok((
         [(header::SET_COOKIE, cookie)],
         see_other("/portal/signed-out"),
@@ -212,8 +212,8 @@ async fn signed_out() -> PageResult {
 
 // ---- The portal -----------------------------------------------------------------
 
-fn zone(c: &Clinic) -> Result<TimeZone, WebError> {
-    TimeZone::get(&c.settings.time_zone).map_err(|_| WebError::Internal("clinic zone".into()))
+fn zone(c: &Clinic) -> Result<TimeZone, Error> {
+    TimeZone::get(&c.settings.time_zone).map_err(|_| Error::Internal("clinic zone".into()))
 }
 
 fn when(tz: &TimeZone, m: i64, fmt: &str) -> String {
@@ -278,7 +278,7 @@ async fn home_view(
     p: &Portal,
     flash: Option<String>,
     error: Option<String>,
-) -> Result<HomePage, WebError> {
+) -> Result<HomePage, Error> {
     let h = uc::home(state, p).await?;
     let tz = zone(&h.clinic)?;
     let money = |m: i64, cur: &str| domain::billing::fmt_money(m, cur);
@@ -394,8 +394,8 @@ async fn book_view(
     code: &str,
     from: Option<jiff::civil::Date>,
     error: Option<String>,
-) -> Result<BookPage, WebError> {
-    let c = state.store.clinic(p.clinic()).await?;
+) -> Result<BookPage, Error> {
+    let c = state.store().clinic(p.clinic()).await?;
     let tz = zone(&c)?;
     let (ty, from, starts) = uc::slots(state, p, code, from).await?;
     // At most one time per hour: a short list a patient can read on a phone.
@@ -416,7 +416,7 @@ async fn book_view(
     }
     let span = |n: i64| jiff::Span::new().days(n);
     let to = from.checked_add(span(uc::SLOT_DAYS - 1)).unwrap_or(from);
-    let today = crate::scheduling::local_date(&tz, state.now());
+    let today = clinic::scheduling::local_date(&tz, state.now());
     Ok(BookPage {
         frame: PublicFrame::of(&c, &format!("Book: {}", ty.name)),
         csrf: p.session.csrf_token.clone(),
@@ -452,7 +452,7 @@ async fn book_page(
     let from = match q.from.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(s.parse::<jiff::civil::Date>().map_err(|_| {
-            WebError::Invalid(vec![domain::FieldError::new(
+            Error::Invalid(vec![domain::FieldError::new(
                 "from",
                 "is not a date (YYYY-MM-DD)",
             )])
@@ -460,7 +460,7 @@ async fn book_page(
     };
     match book_view(&state, &p, &code, from, None).await {
         Ok(page) => render(&page),
-        Err(e @ (WebError::Invalid(_) | WebError::Conflict(_))) => {
+        Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => {
             let msg = fixable(e)?;
             let page = home_view(&state, &p, None, Some(msg)).await?;
             Ok((StatusCode::CONFLICT, render(&page)?).into_response())
@@ -476,7 +476,7 @@ async fn book_submit(State(state): State<AppState>, f: PatientForm) -> PageResul
         .get("start")
         .and_then(|s| s.trim().parse::<i64>().ok());
     let r = match start {
-        None => Err(WebError::Invalid(vec![domain::FieldError::new(
+        None => Err(Error::Invalid(vec![domain::FieldError::new(
             "start",
             "choose one of the times",
         )])),
@@ -484,12 +484,12 @@ async fn book_submit(State(state): State<AppState>, f: PatientForm) -> PageResul
     };
     match r {
         Ok(_) => Ok(see_other("/portal?done=booked")),
-        Err(e @ (WebError::Invalid(_) | WebError::Conflict(_))) => {
+        Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => {
             let msg = fixable(e)?;
             // Back to the times (fresh), or home when the type itself is refused.
             let page = match book_view(&state, &f.portal, &code, None, Some(msg.clone())).await {
                 Ok(page) => render(&page)?,
-                Err(WebError::Invalid(_) | WebError::Conflict(_)) => {
+                Err(Error::Invalid(_) | Error::Conflict(_)) => {
                     render(&home_view(&state, &f.portal, None, Some(msg)).await?)?
                 }
                 Err(e) => return Err(e.into()),
@@ -508,7 +508,7 @@ async fn cancel(
     let id: AppointmentId = page_id(&id)?;
     match uc::cancel(&state, &f.portal, id).await {
         Ok(()) => Ok(see_other("/portal?done=cancelled")),
-        Err(e @ WebError::Conflict(_)) => {
+        Err(e @ Error::Conflict(_)) => {
             let msg = fixable(e)?;
             let page = home_view(&state, &f.portal, None, Some(msg)).await?;
             Ok((StatusCode::CONFLICT, render(&page)?).into_response())
@@ -529,7 +529,7 @@ async fn staff_send(
     match uc::send_link(&state, &f.caller, pid, here).await {
         Ok(Some(token)) => Ok(see_other(&format!("/portal/in/{token}"))),
         Ok(None) => Ok(see_other(&format!("/patients/{id}?portal=sent"))),
-        Err(WebError::Invalid(_)) => Ok(see_other(&format!("/patients/{id}?portal=no-email"))),
+        Err(Error::Invalid(_)) => Ok(see_other(&format!("/patients/{id}?portal=no-email"))),
         Err(e) => Err(e.into()),
     }
 }

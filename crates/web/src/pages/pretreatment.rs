@@ -29,12 +29,12 @@ use super::front::{LinkDone, PublicFrame};
 use super::schedule::{fixable, notice};
 use super::{page_id, render, see_other, PageResult};
 use crate::auth::{read_form, Caller, Posted, Staff, StaffForm};
-use crate::ctx::RequestMeta;
-use crate::error::{PageError, WebError};
-use crate::instruments::LinkProblem;
-use crate::pretreatment as uc;
+use crate::ctx::Meta;
+use crate::error::{Error, PageError};
 use crate::views::{ChartTabs, Layout};
 use crate::AppState;
+use clinic::intake as uc;
+use clinic::measures::LinkProblem;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -102,7 +102,7 @@ async fn head(
         uc::Status,
         String,
     ),
-    WebError,
+    Error,
 > {
     let pid: PatientId = page_id(id)?;
     let (action, object) = match tab {
@@ -111,7 +111,7 @@ async fn head(
         _ => (Action::PlanRead, "treatment_plan"),
     };
     let (p, s) = uc::chart(state, c, pid, action, object).await?;
-    let tz = state.store.clinic(p.clinic_id).await?.settings.time_zone;
+    let tz = state.store().clinic(p.clinic_id).await?.settings.time_zone;
     Ok((
         ChartHead {
             id: pid.to_string(),
@@ -176,7 +176,7 @@ async fn assessment_view(
     flash: Option<String>,
 ) -> PageResult {
     let (h, pid, p, _, tz) = head(state, c, id, "assessment").await?;
-    let asmt = uc::latest_parts(state.store.assessment_parts(pid).await?)?;
+    let asmt = uc::latest_parts(state.store().assessment_parts(pid).await?)?;
     let pp = asmt.patient.as_ref().map(|x| &x.0);
     let kp = asmt.clinical.as_ref().map(|x| &x.0);
     let when = |m: &store::pretreatment::AssessmentPart| {
@@ -256,7 +256,7 @@ async fn assessment_view(
             )
         })
         .collect();
-    let responses = state.store.score_history(pid).await?;
+    let responses = state.store().score_history(pid).await?;
     let instruments = a::baseline_instruments(pp)
         .into_iter()
         .map(|(i, why)| {
@@ -495,7 +495,7 @@ fn num<T: std::str::FromStr>(f: &Posted, name: &str, errors: &mut Vec<FieldError
     }
 }
 
-fn clinical_from_form(f: &Posted) -> Result<ClinicalPart, WebError> {
+fn clinical_from_form(f: &Posted) -> Result<ClinicalPart, Error> {
     let mut errors = vec![];
     let mut k = ClinicalPart::default();
     for cond in Condition::ALL {
@@ -587,7 +587,7 @@ fn clinical_from_form(f: &Posted) -> Result<ClinicalPart, WebError> {
     if errors.is_empty() {
         Ok(k)
     } else {
-        Err(WebError::Invalid(errors))
+        Err(Error::Invalid(errors))
     }
 }
 
@@ -761,7 +761,7 @@ struct SignPage {
     doc: DocView,
     typed: String,
     error: Option<String>,
-    estimate: Option<crate::billing::EstimateBox>,
+    estimate: Option<clinic::billing::EstimateBox>,
 }
 
 pub struct DocView {
@@ -805,7 +805,7 @@ async fn sign_view(
     error: Option<String>,
 ) -> PageResult {
     let pid: PatientId = page_id(id)?;
-    let p = crate::patients::read(state, c, pid).await?;
+    let p = clinic::patients::read(state, c, pid).await?;
     c.require(Permission::ConsentRecord, p.clinic_id)?;
     let r = uc::parse_route(route)?;
     let d = uc::document_for(state, p.clinic_id, r).await?;
@@ -817,7 +817,7 @@ async fn sign_view(
         doc: doc_view(&d),
         typed,
         error,
-        estimate: crate::billing::latest_estimate(state, &pid.to_string()).await?,
+        estimate: clinic::billing::latest_estimate(state, &pid.to_string()).await?,
     })
 }
 
@@ -953,7 +953,7 @@ async fn plan_view(
     let (h, pid, p, s, tz) = head(state, c, id, "plan").await?;
     let plans = &s.plans;
     // The anxiety profile is shown beside the plan (read under plan.read).
-    let asmt = uc::latest_parts(state.store.assessment_parts(pid).await?)?;
+    let asmt = uc::latest_parts(state.store().assessment_parts(pid).await?)?;
     let pp = asmt.patient.as_ref().map(|x| &x.0);
     let anxiety = pp.map(|p| p.anxiety.clone()).unwrap_or_default();
     let (sugg_mod, sugg_why) = pp
@@ -1114,7 +1114,7 @@ async fn plan_page(
     plan_view(&state, &c, &id, None, None).await
 }
 
-fn plan_from_form(f: &Posted) -> Result<PlanInput, WebError> {
+fn plan_from_form(f: &Posted) -> Result<PlanInput, Error> {
     let mut errors = vec![];
     let course = CourseKind::parse(&f.get("course").unwrap_or_default())
         .map_err(|e| errors.push(e))
@@ -1157,7 +1157,7 @@ fn plan_from_form(f: &Posted) -> Result<PlanInput, WebError> {
             notes: f.get("notes").unwrap_or_default(),
             reason: f.get("reason").unwrap_or_default(),
         }),
-        _ => Err(WebError::Invalid(errors)),
+        _ => Err(Error::Invalid(errors)),
     }
 }
 
@@ -1234,7 +1234,7 @@ fn form_of(
     }
 }
 
-fn patient_from_form(f: &Posted) -> Result<PatientPart, WebError> {
+fn patient_from_form(f: &Posted) -> Result<PatientPart, Error> {
     let mut errors = vec![];
     let mut p = PatientPart::default();
     let ans = |v: Option<String>| match v.as_deref() {
@@ -1346,7 +1346,7 @@ fn patient_from_form(f: &Posted) -> Result<PatientPart, WebError> {
     if errors.is_empty() {
         Ok(p)
     } else {
-        Err(WebError::Invalid(errors))
+        Err(Error::Invalid(errors))
     }
 }
 
@@ -1355,15 +1355,15 @@ async fn form_page(State(state): State<AppState>, Path(token): Path<String>) -> 
         Ok(l) => l,
         Err(p) => return problem(p),
     };
-    let clinic: ClinicId = l.clinic_id.parse().map_err(|_| WebError::NotFound)?;
-    let k = state.store.clinic(clinic).await?;
+    let clinic: ClinicId = l.clinic_id.parse().map_err(|_| Error::NotFound)?;
+    let k = state.store().clinic(clinic).await?;
     render(&form_of(&k, &token, &Posted::default(), vec![]))
 }
 
 async fn form_submit(
     State(state): State<AppState>,
     Path(token): Path<String>,
-    meta: RequestMeta,
+    Meta(meta): Meta,
     req: Request,
 ) -> PageResult {
     let form = read_form(req, &state).await?;
@@ -1371,8 +1371,8 @@ async fn form_submit(
         Ok(l) => l,
         Err(p) => return problem(p),
     };
-    let clinic: ClinicId = l.clinic_id.parse().map_err(|_| WebError::NotFound)?;
-    let k = state.store.clinic(clinic).await?;
+    let clinic: ClinicId = l.clinic_id.parse().map_err(|_| Error::NotFound)?;
+    let k = state.store().clinic(clinic).await?;
     let r = match patient_from_form(&form) {
         Ok(p) => uc::submit_assessment_link(&state, &meta, &token, p).await,
         Err(e) => Err(e),
@@ -1385,7 +1385,7 @@ async fn form_submit(
             safety: false,
         }),
         Ok(Err(p)) => problem(p),
-        Err(WebError::Invalid(errs)) => Ok((
+        Err(Error::Invalid(errs)) => Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
             render(&form_of(&k, &token, &form, errs))?,
         )
@@ -1402,7 +1402,7 @@ struct LinkSignPage {
     doc: DocView,
     typed: String,
     error: Option<String>,
-    estimate: Option<crate::billing::EstimateBox>,
+    estimate: Option<clinic::billing::EstimateBox>,
 }
 
 async fn link_sign_view(
@@ -1416,8 +1416,8 @@ async fn link_sign_view(
         Err(p) => return problem(p),
     };
     let (d, _) = uc::consent_link_view(state, &l).await?;
-    let clinic: ClinicId = l.clinic_id.parse().map_err(|_| WebError::NotFound)?;
-    let k = state.store.clinic(clinic).await?;
+    let clinic: ClinicId = l.clinic_id.parse().map_err(|_| Error::NotFound)?;
+    let k = state.store().clinic(clinic).await?;
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -1431,7 +1431,7 @@ async fn link_sign_view(
             doc: doc_view(&d),
             typed,
             error,
-            estimate: crate::billing::latest_estimate(state, &l.patient_id).await?,
+            estimate: clinic::billing::latest_estimate(state, &l.patient_id).await?,
         })?,
     )
         .into_response())
@@ -1444,7 +1444,7 @@ async fn link_sign_page(State(state): State<AppState>, Path(token): Path<String>
 async fn link_sign_submit(
     State(state): State<AppState>,
     Path(token): Path<String>,
-    meta: RequestMeta,
+    Meta(meta): Meta,
     req: Request,
 ) -> PageResult {
     let form = read_form(req, &state).await?;
@@ -1453,15 +1453,15 @@ async fn link_sign_submit(
     match uc::sign_through_link(&state, &meta, &token, input).await {
         Ok(Ok(_)) => {
             let l = state
-                .store
+                .store()
                 .patient_link_by_hash(&crate::auth::secret_hash(&token))
                 .await?;
             let clinic: ClinicId = l
                 .map(|l| l.clinic_id)
                 .unwrap_or_default()
                 .parse()
-                .map_err(|_| WebError::NotFound)?;
-            let k = state.store.clinic(clinic).await?;
+                .map_err(|_| Error::NotFound)?;
+            let k = state.store().clinic(clinic).await?;
             render(&LinkDone {
                 frame: PublicFrame::of(&k, "Thank you"),
                 heading: "Thank you: your consent was received".into(),
@@ -1509,7 +1509,7 @@ struct DocsQ {
     route: Option<String>,
 }
 
-use crate::protocols::line_diff;
+use clinic::protocols::line_diff;
 
 async fn docs_view(
     state: &AppState,
@@ -1520,7 +1520,7 @@ async fn docs_view(
     flash: Option<String>,
 ) -> PageResult {
     let mine = c.require_any(Permission::ConsentPublish)?;
-    let all = state.store.clinics_of_org(c.org_id).await?;
+    let all = state.store().clinics_of_org(c.org_id).await?;
     let clinics: Vec<_> = all.iter().filter(|k| mine.contains(&k.id)).collect();
     let clinic = q
         .clinic
@@ -1528,11 +1528,11 @@ async fn docs_view(
         .and_then(|s| s.parse::<ClinicId>().ok())
         .filter(|k| mine.contains(k))
         .or_else(|| clinics.first().map(|k| k.id))
-        .ok_or(WebError::Forbidden)?;
+        .ok_or(Error::Forbidden)?;
     let route = uc::parse_route(q.route.as_deref().unwrap_or("iv")).unwrap_or(Route::Iv);
     let rk = uc::route_key(route);
     let docs = uc::documents(state, c, clinic).await?;
-    let tz = state.store.clinic(clinic).await?.settings.time_zone;
+    let tz = state.store().clinic(clinic).await?.settings.time_zone;
     let of_route: Vec<_> = docs.iter().filter(|d| d.route == rk).collect();
     let rows = of_route
         .iter()

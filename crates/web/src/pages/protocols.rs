@@ -13,9 +13,9 @@ use serde::Deserialize;
 use super::schedule::fixable;
 use super::{render, PageQuery, PageResult};
 use crate::auth::{Caller, Staff, StaffForm};
-use crate::protocols as uc;
 use crate::views::Layout;
 use crate::AppState;
+use clinic::protocols as uc;
 use domain::time::format_in_zone;
 
 pub fn routes() -> Router<AppState> {
@@ -100,7 +100,7 @@ async fn view(
         .or_else(|| all.first().map(|p| p.id.clone()))
         .unwrap_or_default();
     let tz = match clinics.first() {
-        Some(k) => state.store.clinic(*k).await?.settings.time_zone,
+        Some(k) => state.store().clinic(*k).await?.settings.time_zone,
         None => "UTC".into(),
     };
     let added = uc::origins(state).await?;
@@ -174,7 +174,7 @@ async fn view(
     let me = c.user_id();
     let can_approve = match me {
         Some(u) if c.require_any(Permission::DoseOrder).is_ok() => {
-            state.store.user_summary(u).await?.medical_director
+            state.store().user_summary(u).await?.medical_director
         }
         _ => false,
     };

@@ -18,10 +18,10 @@ use store::scheduling::{Appointment, Status};
 
 use super::{page_id, render, see_other, PageQuery, PageResult};
 use crate::auth::{Caller, Staff, StaffForm};
-use crate::error::WebError;
-use crate::scheduling::{self as uc, local_date, SeriesOutcome};
+use crate::error::Error;
 use crate::views::Layout;
 use crate::AppState;
+use clinic::scheduling::{self as uc, local_date, SeriesOutcome};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -220,28 +220,28 @@ pub struct SheetPage {
     pub rows: Vec<VisitRow>,
 }
 
-async fn clinic_for(state: &AppState, c: &Caller, id: &str) -> Result<Clinic, WebError> {
+async fn clinic_for(state: &AppState, c: &Caller, id: &str) -> Result<Clinic, Error> {
     let id: ClinicId = page_id(id)?;
     c.require(Permission::ScheduleRead, id)?;
-    Ok(state.store.clinic(id).await?)
+    Ok(state.store().clinic(id).await?)
 }
 
-fn parse_date(s: Option<&str>, tz: &TimeZone, now: i64) -> Result<Date, WebError> {
+fn parse_date(s: Option<&str>, tz: &TimeZone, now: i64) -> Result<Date, Error> {
     match s.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(domain::clinics::today_in(tz, now)),
         Some(s) => s
             .parse()
-            .map_err(|_| WebError::bad("date must be YYYY-MM-DD", Some("date"))),
+            .map_err(|_| Error::bad("date must be YYYY-MM-DD", Some("date"))),
     }
 }
 
 async fn schedule_home(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
     let clinics = c.require_any(Permission::ScheduleRead)?;
-    let all = state.store.clinics_of_org(c.org_id).await?;
+    let all = state.store().clinics_of_org(c.org_id).await?;
     let first = all
         .iter()
         .find(|k| clinics.contains(&k.id))
-        .ok_or(WebError::Forbidden)?;
+        .ok_or(Error::Forbidden)?;
     Ok(see_other(&format!("/schedule/{}/day", first.id)))
 }
 
@@ -256,9 +256,9 @@ fn staff_label(plan: &VisitPlan, names: &std::collections::HashMap<UserId, Strin
 /// Staff display names by id.
 type Names = std::collections::HashMap<UserId, String>;
 
-async fn staff_names(state: &AppState, clinic: ClinicId) -> Result<Names, WebError> {
+async fn staff_names(state: &AppState, clinic: ClinicId) -> Result<Names, Error> {
     Ok(state
-        .store
+        .store()
         .bookable_staff(clinic, 0, 1)
         .await?
         .into_iter()
@@ -267,8 +267,8 @@ async fn staff_names(state: &AppState, clinic: ClinicId) -> Result<Names, WebErr
 }
 
 /// The clinic's time zone (checked when the clinic was saved).
-fn zone(k: &Clinic) -> Result<TimeZone, WebError> {
-    TimeZone::get(&k.settings.time_zone).map_err(|_| WebError::Internal("clinic zone".into()))
+fn zone(k: &Clinic) -> Result<TimeZone, Error> {
+    TimeZone::get(&k.settings.time_zone).map_err(|_| Error::Internal("clinic zone".into()))
 }
 
 async fn visit_rows(
@@ -278,8 +278,8 @@ async fn visit_rows(
     appts: &[Appointment],
     with_date: bool,
     names: &Names,
-) -> Result<Vec<VisitRow>, WebError> {
-    let resources = state.store.resources(clinic).await?;
+) -> Result<Vec<VisitRow>, Error> {
+    let resources = state.store().resources(clinic).await?;
     Ok(appts
         .iter()
         .map(|a| {
@@ -332,7 +332,7 @@ async fn day_board(
     let tz = zone(&k)?;
     let date = parse_date(q.date.as_deref(), &tz, state.now())?;
     let appts = uc::day(&state, &c, k.id, date).await?;
-    let resources = state.store.resources(k.id).await?;
+    let resources = state.store().resources(k.id).await?;
     let span = span_for(&k, date);
     let mut lanes = vec![];
     let mut blocks = vec![];
@@ -383,7 +383,7 @@ async fn day_board(
     let today = domain::clinics::today_in(&tz, state.now());
     let now_x = (date == today).then(|| span.x(local_min(&tz, now, date)));
     let closed = {
-        let closures = state.store.closures(k.id).await?;
+        let closures = state.store().closures(k.id).await?;
         closures
             .iter()
             .find(|x| x.closed_on == date)
@@ -407,10 +407,10 @@ async fn day_board(
         ticks: span.ticks(),
         now_x,
     };
-    let staff = state.store.bookable_staff(k.id, 0, 1).await?;
+    let staff = state.store().bookable_staff(k.id, 0, 1).await?;
     let names: Names = staff.iter().map(|s| (s.id, s.name.clone())).collect();
     let rows = visit_rows(&state, k.id, &tz, &appts, false, &names).await?;
-    let clinics_all = state.store.clinics_of_org(c.org_id).await?;
+    let clinics_all = state.store().clinics_of_org(c.org_id).await?;
     let page = DayPage {
         layout: Layout::new(&c, format!("Day board · {}", k.settings.name), "schedule"),
         clinic_id: k.id.to_string(),
@@ -496,14 +496,14 @@ async fn week_view(
         (Some(s), _) => {
             let u: UserId = page_id(s)?;
             let who = state
-                .store
+                .store()
                 .bookable_staff(k.id, 0, 1)
                 .await?
                 .into_iter()
                 .find(|x| x.id == u)
-                .ok_or(WebError::NotFound)?;
+                .ok_or(Error::NotFound)?;
             let a: Vec<Appointment> = state
-                .store
+                .store()
                 .staff_appointments(u, from, to)
                 .await?
                 .into_iter()
@@ -518,20 +518,20 @@ async fn week_view(
         (None, Some(r)) => {
             let r: ResourceId = page_id(r)?;
             let res = state
-                .store
+                .store()
                 .resources(k.id)
                 .await?
                 .into_iter()
                 .find(|x| x.resource.id == r)
-                .ok_or(WebError::NotFound)?;
-            let a = state.store.resource_appointments(r, from, to).await?;
+                .ok_or(Error::NotFound)?;
+            let a = state.store().resource_appointments(r, from, to).await?;
             (
                 format!("Week of {} · {}", monday, res.resource.name),
                 format!("resource={r}"),
                 a,
             )
         }
-        _ => return Err(WebError::bad("choose a person or a chair", Some("staff")).into()),
+        _ => return Err(Error::bad("choose a person or a chair", Some("staff")).into()),
     };
     uc::audit_listing(&state, &c, k.id, &format!("week {monday}"), &appts).await?;
     let span = Span {
@@ -638,7 +638,7 @@ async fn appointment_view(
 ) -> PageResult {
     let id: AppointmentId = page_id(id)?;
     let a = uc::read(state, c, id).await?;
-    let k = state.store.clinic(a.clinic_id).await?;
+    let k = state.store().clinic(a.clinic_id).await?;
     let tz = zone(&k)?;
     let names = staff_names(state, a.clinic_id).await?;
     let rows = visit_rows(
@@ -660,7 +660,7 @@ async fn appointment_view(
         .with_flash(flash),
         id: a.id.to_string(),
         clinic_id: a.clinic_id.to_string(),
-        row: rows.into_iter().next().ok_or(WebError::NotFound)?,
+        row: rows.into_iter().next().ok_or(Error::NotFound)?,
         phases: a
             .plan
             .phases
@@ -704,24 +704,22 @@ async fn appointment_page(
 
 /// The words of an error the user can fix on the same page (bad input, a
 /// taken time); any other error passes through to the error page.
-pub(super) fn fixable(e: WebError) -> Result<String, WebError> {
+pub(super) fn fixable(e: Error) -> Result<String, Error> {
     match e {
-        WebError::Invalid(errs) => Ok(errs
+        Error::Invalid(errs) => Ok(errs
             .iter()
             .map(|e| format!("{}: {}", e.field.replace('_', " "), e.message))
             .collect::<Vec<_>>()
             .join("; ")),
-        WebError::Conflict(m) => Ok(m),
-        WebError::BadRequest { detail, .. } => Ok(detail),
+        Error::Conflict(m) => Ok(m),
+        Error::BadRequest { detail, .. } => Ok(detail),
         other => Err(other),
     }
 }
 
 /// A change's outcome as its page shows it: `(error, flash)`. Errors the
 /// user cannot fix on the page pass through to the error page.
-pub(super) fn notice(
-    r: Result<String, WebError>,
-) -> Result<(Option<String>, Option<String>), WebError> {
+pub(super) fn notice(r: Result<String, Error>) -> Result<(Option<String>, Option<String>), Error> {
     match r {
         Ok(flash) => Ok((None, Some(flash))),
         Err(e) => Ok((Some(fixable(e)?), None)),
@@ -733,7 +731,7 @@ async fn visit_outcome(
     state: &AppState,
     c: &Caller,
     id: &str,
-    r: Result<String, WebError>,
+    r: Result<String, Error>,
 ) -> PageResult {
     let (error, flash) = notice(r)?;
     appointment_view(state, c, id, error, flash).await
@@ -747,10 +745,10 @@ async fn appointment_move(
     let aid: AppointmentId = page_id(&id)?;
     let clinics = f.caller.require_any(Permission::ScheduleBook)?;
     let a = state
-        .store
+        .store()
         .appointment(aid, &clinics)
         .await?
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     let tz = uc::clinic_tz(&state, a.clinic_id).await?;
     let text = format!(
         "{}T{}",
@@ -835,11 +833,11 @@ async fn patient_clinic(
     state: &AppState,
     c: &Caller,
     id: &str,
-) -> Result<(store::patients::PatientRecord, Clinic, TimeZone), WebError> {
+) -> Result<(store::patients::PatientRecord, Clinic, TimeZone), Error> {
     let pid: PatientId = page_id(id)?;
-    let p = crate::patients::read(state, c, pid).await?;
+    let p = clinic::patients::read(state, c, pid).await?;
     c.require(Permission::ScheduleBook, p.clinic_id)?;
-    let k = state.store.clinic(p.clinic_id).await?;
+    let k = state.store().clinic(p.clinic_id).await?;
     let tz = zone(&k)?;
     Ok((p, k, tz))
 }
@@ -852,7 +850,7 @@ async fn book_view(
     error: Option<String>,
 ) -> PageResult {
     let (p, k, tz) = patient_clinic(state, c, id).await?;
-    let types = state.store.appointment_types(k.id).await?;
+    let types = state.store().appointment_types(k.id).await?;
     let today = domain::clinics::today_in(&tz, state.now());
     let from = parse_date(q.from.as_deref(), &tz, state.now()).unwrap_or(today);
     let to = parse_date(q.to.as_deref(), &tz, state.now())
@@ -958,7 +956,7 @@ async fn book_submit(
         .form
         .get("start")
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| WebError::bad("choose a time", Some("start")))?;
+        .ok_or_else(|| Error::bad("choose a time", Some("start")))?;
     match uc::book(
         &state,
         &f.caller,
@@ -1025,13 +1023,13 @@ pub struct SeriesPage {
     pub dose_type: String,
 }
 
-fn spec_from(q: &SeriesQuery) -> Result<CourseSpec, WebError> {
+fn spec_from(q: &SeriesQuery) -> Result<CourseSpec, Error> {
     let kind = CourseKind::parse(q.course.as_deref().unwrap_or("induction"))
-        .map_err(|e| WebError::Invalid(vec![e]))?;
+        .map_err(|e| Error::Invalid(vec![e]))?;
     let doses = match q.doses.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(s.parse::<u16>().map_err(|_| {
-            WebError::Invalid(vec![domain::FieldError::new(
+            Error::Invalid(vec![domain::FieldError::new(
                 "doses",
                 "must be a whole number",
             )])
@@ -1055,7 +1053,7 @@ async fn series_view(
     book: bool,
 ) -> PageResult {
     let (p, k, tz) = patient_clinic(state, c, id).await?;
-    let types = state.store.appointment_types(k.id).await?;
+    let types = state.store().appointment_types(k.id).await?;
     let today = domain::clinics::today_in(&tz, state.now());
     let from = parse_date(q.from.as_deref(), &tz, state.now()).unwrap_or(today);
     let searched = q.course.is_some();
@@ -1095,7 +1093,7 @@ async fn series_view(
             }
             Ok(SeriesOutcome::Proposed(plan)) => {
                 let names = staff_names(state, k.id).await?;
-                let resources = state.store.resources(k.id).await?;
+                let resources = state.store().resources(k.id).await?;
                 let rname = |r: Option<ResourceId>| {
                     r.and_then(|r| resources.iter().find(|x| x.resource.id == r))
                         .map(|x| x.resource.name.clone())
@@ -1238,8 +1236,8 @@ async fn waitlist_view(
 ) -> PageResult {
     let k = clinic_for(state, c, clinic).await?;
     let tz = zone(&k)?;
-    let list = state.store.waitlist(k.id).await?;
-    let types = state.store.appointment_types(k.id).await?;
+    let list = state.store().waitlist(k.id).await?;
+    let types = state.store().appointment_types(k.id).await?;
     let mut ev = c.event(domain::audit::Action::AppointmentRead);
     ev.clinic_id = Some(k.id.to_string());
     ev.object_type = Some("waitlist".into());
@@ -1251,7 +1249,7 @@ async fn waitlist_view(
             .collect::<Vec<_>>()
             .join(",")
     ));
-    state.store.audit(vec![ev]).await?;
+    state.store().audit(vec![ev]).await?;
     render(&WaitlistPage {
         layout: Layout::new(c, format!("Waitlist · {}", k.settings.name), "schedule")
             .with_flash(flash),
@@ -1319,7 +1317,7 @@ async fn waitlist_remove(
     ev.object_id = Some(entry.clone());
     ev.detail = Some("removed from waitlist".into());
     state
-        .store
+        .store()
         .close_waitlist(k.id, &entry, "removed", ev)
         .await?;
     waitlist_view(

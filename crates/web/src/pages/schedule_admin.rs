@@ -13,7 +13,7 @@ use domain::scheduling::{Capabilities, ResourceKind, SchedulingRules};
 
 use super::{page_id, render, PageResult};
 use crate::auth::{Caller, Staff, StaffForm};
-use crate::error::WebError;
+use crate::error::Error;
 use crate::views::Layout;
 use crate::AppState;
 
@@ -59,10 +59,10 @@ pub struct SettingsPage {
     pub error: Option<String>,
 }
 
-async fn clinic(state: &AppState, c: &Caller, id: &str) -> Result<store::org::Clinic, WebError> {
+async fn clinic(state: &AppState, c: &Caller, id: &str) -> Result<store::org::Clinic, Error> {
     let id: ClinicId = page_id(id)?;
     c.require(Permission::ScheduleManage, id)?;
-    Ok(state.store.clinic(id).await?)
+    Ok(state.store().clinic(id).await?)
 }
 
 async fn view(
@@ -75,12 +75,12 @@ async fn view(
     let k = clinic(state, c, id).await?;
     let now = state.now();
     let staff = state
-        .store
+        .store()
         .bookable_staff(k.id, now, now + 90 * 86_400_000_000)
         .await?;
-    let resources = state.store.resources(k.id).await?;
+    let resources = state.store().resources(k.id).await?;
     let time_off = state
-        .store
+        .store()
         .time_off_between(
             &staff.iter().map(|s| s.id).collect::<Vec<_>>(),
             now,
@@ -104,7 +104,7 @@ async fn view(
         .with_flash(flash),
         id: k.id.to_string(),
         name: k.settings.name.clone(),
-        rules: state.store.scheduling_rules(k.id).await?,
+        rules: state.store().scheduling_rules(k.id).await?,
         resources: resources
             .iter()
             .map(|r| ResourceRow {
@@ -177,7 +177,7 @@ async fn outcome(
     state: &AppState,
     c: &Caller,
     id: &str,
-    r: Result<(), WebError>,
+    r: Result<(), Error>,
     ok: &str,
 ) -> PageResult {
     match r {
@@ -186,14 +186,14 @@ async fn outcome(
     }
 }
 
-fn num<T: std::str::FromStr>(f: &StaffForm, name: &str) -> Result<T, WebError> {
+fn num<T: std::str::FromStr>(f: &StaffForm, name: &str) -> Result<T, Error> {
     f.form
         .get(name)
         .unwrap_or_default()
         .trim()
         .parse()
         .map_err(|_| {
-            WebError::Invalid(vec![domain::FieldError::new(
+            Error::Invalid(vec![domain::FieldError::new(
                 name,
                 "must be a whole number",
             )])
@@ -216,7 +216,7 @@ async fn save_rules(
             late_cancel_hours: num(&f, "late_cancel_hours")?,
         };
         let ev = event(&f.caller, k.id, format!("rules: {rules:?}"));
-        state.store.set_scheduling_rules(k.id, &rules, ev).await?;
+        state.store().set_scheduling_rules(k.id, &rules, ev).await?;
         Ok(())
     }
     .await;
@@ -231,9 +231,9 @@ async fn add_resource(
     let k = clinic(&state, &f.caller, &id).await?;
     let r = async {
         let kind = ResourceKind::parse(&f.form.get("kind").unwrap_or_default())
-            .map_err(|e| WebError::Invalid(vec![e]))?;
+            .map_err(|e| Error::Invalid(vec![e]))?;
         let name = domain::scheduling::resource_name(&f.form.get("name").unwrap_or_default())
-            .map_err(|e| WebError::Invalid(vec![e]))?;
+            .map_err(|e| Error::Invalid(vec![e]))?;
         let on = |n: &str| f.form.get(n).is_some();
         let caps = Capabilities {
             iv: on("iv"),
@@ -241,14 +241,14 @@ async fn add_resource(
             private: on("private"),
         };
         if kind != ResourceKind::Chair && (caps.iv || caps.monitored) {
-            return Err(WebError::Invalid(vec![domain::FieldError::new(
+            return Err(Error::Invalid(vec![domain::FieldError::new(
                 "kind",
                 "only a chair can be IV-capable or monitored",
             )]));
         }
         let ev = event(&f.caller, k.id, format!("add {} {name}", kind.as_str()));
         state
-            .store
+            .store()
             .create_resource(k.id, kind, &name, caps, ev)
             .await?;
         Ok(())
@@ -267,10 +267,10 @@ async fn toggle_resource(
     let active = f.form.get("active").as_deref() == Some("true");
     let ev = event(&f.caller, k.id, format!("resource {rid} active={active}"));
     let r = state
-        .store
+        .store()
         .set_resource_active(k.id, rid, active, ev)
         .await
-        .map_err(WebError::from);
+        .map_err(Error::from);
     outcome(
         &state,
         &f.caller,
@@ -293,8 +293,8 @@ async fn save_hours(
     let k = clinic(&state, &f.caller, &id).await?;
     let uid: UserId = page_id(&uid)?;
     let r = async {
-        if !crate::scheduling::is_bookable_staff(&state, k.id, uid).await? {
-            return Err(WebError::NotFound);
+        if !clinic::scheduling::is_bookable_staff(&state, k.id, uid).await? {
+            return Err(Error::NotFound);
         }
         let mut hours = vec![];
         let mut errs = domain::error::Errors::new();
@@ -311,7 +311,7 @@ async fn save_hours(
         }
         errs.into_result()?;
         let ev = event(&f.caller, k.id, format!("hours of {uid}"));
-        state.store.set_staff_hours(uid, k.id, &hours, ev).await?;
+        state.store().set_staff_hours(uid, k.id, &hours, ev).await?;
         Ok(())
     }
     .await;
@@ -331,29 +331,29 @@ async fn add_time_off(
             .unwrap_or_default()
             .parse()
             .map_err(|_| {
-                WebError::Invalid(vec![domain::FieldError::new("user", "choose a person")])
+                Error::Invalid(vec![domain::FieldError::new("user", "choose a person")])
             })?;
-        if !crate::scheduling::is_bookable_staff(&state, k.id, uid).await? {
-            return Err(WebError::NotFound);
+        if !clinic::scheduling::is_bookable_staff(&state, k.id, uid).await? {
+            return Err(Error::NotFound);
         }
-        let tz = crate::scheduling::clinic_tz(&state, k.id).await?;
-        let at = |n: &str| -> Result<i64, WebError> {
+        let tz = clinic::scheduling::clinic_tz(&state, k.id).await?;
+        let at = |n: &str| -> Result<i64, Error> {
             let v = f.form.get(n).unwrap_or_default();
             crate::api::parse_start(&v, None, &tz).map_err(|_| {
-                WebError::Invalid(vec![domain::FieldError::new(n, "must be a date and time")])
+                Error::Invalid(vec![domain::FieldError::new(n, "must be a date and time")])
             })
         };
         let (from, to) = (at("from")?, at("to")?);
         let reason = f.form.get("reason").unwrap_or_default();
         if reason.trim().is_empty() || reason.chars().count() > 200 {
-            return Err(WebError::Invalid(vec![domain::FieldError::new(
+            return Err(Error::Invalid(vec![domain::FieldError::new(
                 "reason",
                 "is required, at most 200 characters",
             )]));
         }
         let ev = event(&f.caller, k.id, format!("time off for {uid}"));
         state
-            .store
+            .store()
             .add_time_off(uid, from, to, reason.trim(), ev)
             .await?;
         Ok(())

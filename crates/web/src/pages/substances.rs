@@ -16,10 +16,10 @@ use serde::Deserialize;
 use super::schedule::notice;
 use super::{see_other, PageQuery, PageResult};
 use crate::auth::{Caller, Posted, Staff, StaffForm};
-use crate::error::WebError;
-use crate::substances as uc;
+use crate::error::Error;
 use crate::views::Layout;
 use crate::AppState;
+use clinic::substances as uc;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -219,7 +219,7 @@ async fn view(
             .find(|l| l.id.to_string() == q.clinic)
             .cloned()
     }
-    .ok_or(WebError::NotFound)?;
+    .ok_or(Error::NotFound)?;
     let here = loc.id.to_string();
     let tab = match q.tab.as_str() {
         t @ ("ledger" | "counts" | "reconciliation" | "cases" | "inventories" | "setup") => {
@@ -633,7 +633,7 @@ async fn view(
             )
         })
         .collect();
-    let all = state.store.clinics_of_org(c.org_id).await?;
+    let all = state.store().clinics_of_org(c.org_id).await?;
     let done = match q.done.as_str() {
         "movement" => Some("Recorded in the ledger.".to_string()),
         "count" => Some("Count recorded.".to_string()),
@@ -751,7 +751,7 @@ async fn view(
         clinic: here,
         kept,
     };
-    let html = page.render().map_err(WebError::from)?;
+    let html = page.render().map_err(crate::error::template)?;
     let status = if page.error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -816,7 +816,7 @@ async fn submit(
         "registration" | "storage" | "product" => "setup",
         _ => "stock",
     };
-    let r: Result<(&str, &str), WebError> = async {
+    let r: Result<(&str, &str), Error> = async {
         match action.as_str() {
             "movement" => {
                 let mut input = movement_of(&f.form);
@@ -824,7 +824,7 @@ async fn submit(
                     input.containers = match f.form.get("containers").map(|v| v.trim().to_string())
                     {
                         Some(v) if !v.is_empty() => Some(v.parse().map_err(|_| {
-                            WebError::Invalid(vec![domain::FieldError::new(
+                            Error::Invalid(vec![domain::FieldError::new(
                                 "containers",
                                 "must be a whole number",
                             )])
@@ -897,7 +897,7 @@ async fn submit(
                     .map(|(lot, sealed)| {
                         Ok(uc::InventoryLineInput {
                             sealed: sealed.trim().parse().map_err(|_| {
-                                WebError::Invalid(vec![domain::FieldError::new(
+                                Error::Invalid(vec![domain::FieldError::new(
                                     "sealed",
                                     "give the number of sealed containers as a whole number",
                                 )])
@@ -907,7 +907,7 @@ async fn submit(
                             lot_id: lot,
                         })
                     })
-                    .collect::<Result<Vec<_>, WebError>>()?;
+                    .collect::<Result<Vec<_>, Error>>()?;
                 uc::take_inventory(
                     &state,
                     c,
@@ -959,13 +959,13 @@ async fn submit(
                 .await?;
                 Ok(("setup", "setup"))
             }
-            _ => Err(WebError::NotFound),
+            _ => Err(Error::NotFound),
         }
     }
     .await;
     match r {
         Ok((tab, done)) => Ok(back(tab, done)),
-        Err(WebError::NotFound)
+        Err(Error::NotFound)
             if !matches!(
                 action.as_str(),
                 "movement"
@@ -977,7 +977,7 @@ async fn submit(
                     | "product"
             ) =>
         {
-            Err(WebError::NotFound.into())
+            Err(Error::NotFound.into())
         }
         Err(e) => {
             let (error, _) = notice(Err(e))?;
@@ -1030,7 +1030,7 @@ async fn case_submit(
         )
         .await
         .map(|_| ()),
-        _ => return Err(WebError::NotFound.into()),
+        _ => return Err(Error::NotFound.into()),
     };
     match r {
         Ok(()) => Ok(see_other(&format!(

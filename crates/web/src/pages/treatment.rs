@@ -19,10 +19,10 @@ use serde::Deserialize;
 use super::schedule::notice;
 use super::{page_id, render, see_other, PageResult};
 use crate::auth::{Caller, Posted, Staff, StaffForm};
-use crate::error::WebError;
-use crate::treatment as uc;
+use crate::error::Error;
 use crate::views::Layout;
 use crate::AppState;
+use clinic::treatment as uc;
 
 const MINUTE: i64 = 60_000_000;
 
@@ -142,11 +142,8 @@ async fn floor_view(
         Some(s) => page_id(s)?,
         None => mine[0],
     };
-    let all = state.store.clinics_of_org(c.org_id).await?;
-    let here = all
-        .iter()
-        .find(|k| k.id == clinic)
-        .ok_or(WebError::NotFound)?;
+    let all = state.store().clinics_of_org(c.org_id).await?;
+    let here = all.iter().find(|k| k.id == clinic).ok_or(Error::NotFound)?;
     let zone = here.settings.time_zone.clone();
     let cards = cards_of(uc::floor(state, c, clinic).await?, &zone, state.now());
     if q.partial.is_some() {
@@ -157,7 +154,7 @@ async fn floor_view(
     if can_check_in {
         let from = uc::start_of_today(state, clinic).await?;
         for a in state
-            .store
+            .store()
             .clinic_appointments(clinic, from, from + 24 * 60 * MINUTE)
             .await?
         {
@@ -176,7 +173,7 @@ async fn floor_view(
                 ));
             }
         }
-        for r in state.store.resources(clinic).await? {
+        for r in state.store().resources(clinic).await? {
             if r.active && matches!(r.resource.kind, domain::scheduling::ResourceKind::Chair) {
                 chairs.push((r.resource.id.to_string(), r.resource.name.clone()));
             }
@@ -212,7 +209,7 @@ async fn check_in_submit(State(state): State<AppState>, f: StaffForm) -> PageRes
         };
         return match uc::check_in(&state, &f.caller, input).await {
             Ok(id) => Ok(see_other(&format!("/encounters/{id}"))),
-            Err(WebError::Invalid(e)) => Err(WebError::Conflict(
+            Err(Error::Invalid(e)) => Err(Error::Conflict(
                 e.iter()
                     .map(|x| x.message.clone())
                     .collect::<Vec<_>>()
@@ -235,9 +232,9 @@ async fn check_in_submit(State(state): State<AppState>, f: StaffForm) -> PageRes
         .await;
     };
     let clinics = f.caller.clinics_with(Permission::EncounterRecord);
-    let pid = match state.store.appointment(aid, &clinics).await? {
+    let pid = match state.store().appointment(aid, &clinics).await? {
         Some(a) => a.patient_id.to_string(),
-        None => return Err(WebError::NotFound.into()),
+        None => return Err(Error::NotFound.into()),
     };
     let input = uc::CheckIn {
         patient_id: pid,
@@ -420,14 +417,14 @@ async fn chair_view(
     let v = uc::visit(state, c, id).await?;
     let e = &v.record.encounter;
     let clinic: ClinicId = e.clinic_id.parse().unwrap_or_default();
-    let zone = state.store.clinic(clinic).await?.settings.time_zone;
+    let zone = state.store().clinic(clinic).await?.settings.time_zone;
     let when = |m: i64| clock(m, &zone);
     // Integration within a few days of the dose: the next one booked, or a
     // way to book it before the patient leaves.
     let (mut next_session, mut book_href) = (String::new(), String::new());
     if c.may(Permission::ScheduleRead, clinic) {
-        let pid = e.patient_id.parse().map_err(|_| WebError::NotFound)?;
-        match crate::outbox::next_integration(state, clinic, pid).await? {
+        let pid = e.patient_id.parse().map_err(|_| Error::NotFound)?;
+        match clinic::outbox::next_integration(state, clinic, pid).await? {
             Some(a) => next_session = format_in_zone(a.starts_at, &zone),
             None if c.may(Permission::ScheduleBook, clinic) => {
                 book_href = format!("/patients/{}/book", e.patient_id)
@@ -439,7 +436,7 @@ async fn chair_view(
     // given and wasted out of it.
     let mut draws = Vec::new();
     if let Some(o) = &v.record.order {
-        for d in state.store.cs_draws_for_order(&o.id).await? {
+        for d in state.store().cs_draws_for_order(&o.id).await? {
             let ml = domain::substances::fmt_ml;
             draws.push(format!(
                 "{} drawn from lot {} by {} at {}: {} given, {} wasted{}",
@@ -792,7 +789,7 @@ fn choice<T: serde::de::DeserializeOwned>(
     }
 }
 
-fn vitals_of(f: &Posted) -> Result<Vitals, WebError> {
+fn vitals_of(f: &Posted) -> Result<Vitals, Error> {
     let mut e = Vec::new();
     let v = Vitals {
         hr: opt_num(f, "hr", &mut e),
@@ -809,7 +806,7 @@ fn vitals_of(f: &Posted) -> Result<Vitals, WebError> {
     if e.is_empty() {
         Ok(v)
     } else {
-        Err(WebError::Invalid(e))
+        Err(Error::Invalid(e))
     }
 }
 
@@ -819,32 +816,24 @@ async fn late_entry(
     state: &AppState,
     clinic: Option<&str>,
     f: &Posted,
-) -> Result<Option<String>, WebError> {
+) -> Result<Option<String>, Error> {
     let Some(v) = text(f, "at") else {
         return Ok(None);
     };
-    let clinic: ClinicId = clinic
-        .and_then(|k| k.parse().ok())
-        .ok_or(WebError::NotFound)?;
-    let tz = crate::scheduling::clinic_tz(state, clinic).await?;
+    let clinic: ClinicId = clinic.and_then(|k| k.parse().ok()).ok_or(Error::NotFound)?;
+    let tz = clinic::scheduling::clinic_tz(state, clinic).await?;
     let at = crate::api::parse_start(&v, None, &tz)
-        .map_err(|_| WebError::Invalid(vec![FieldError::new("at", "must be a date and time")]))?;
+        .map_err(|_| Error::Invalid(vec![FieldError::new("at", "must be a date and time")]))?;
     Ok(jiff::Timestamp::from_microsecond(at)
         .ok()
         .map(|t| t.to_string()))
 }
 
-async fn step(
-    state: &AppState,
-    c: &Caller,
-    id: &str,
-    step: &str,
-    f: &Posted,
-) -> Result<(), WebError> {
+async fn step(state: &AppState, c: &Caller, id: &str, step: &str, f: &Posted) -> Result<(), Error> {
     let mut e = Vec::new();
     let at = match text(f, "at") {
         Some(_) => {
-            let clinic = state.store.encounter(id).await?.map(|x| x.clinic_id);
+            let clinic = state.store().encounter(id).await?.map(|x| x.clinic_id);
             late_entry(state, clinic.as_deref(), f).await?
         }
         None => None,
@@ -898,7 +887,7 @@ async fn step(
                 withdraw,
             };
             if !e.is_empty() {
-                return Err(WebError::Invalid(e));
+                return Err(Error::Invalid(e));
             }
             uc::save_checklist(state, c, id, input).await?;
         }
@@ -925,7 +914,7 @@ async fn step(
         }
         "order" => {
             let dose: f64 = opt_num(f, "dose", &mut e).ok_or_else(|| {
-                WebError::Invalid(if e.is_empty() {
+                Error::Invalid(if e.is_empty() {
                     vec![FieldError::new("dose", "give the dose")]
                 } else {
                     e.clone()
@@ -945,7 +934,7 @@ async fn step(
         }
         "admin" => {
             let kind = choice(f, "kind", &mut e).ok_or_else(|| {
-                WebError::Invalid(vec![FieldError::new("kind", "choose what happened")])
+                Error::Invalid(vec![FieldError::new("kind", "choose what happened")])
             })?;
             let input = uc::AdminInput {
                 kind,
@@ -954,7 +943,7 @@ async fn step(
                 reason: text(f, "reason"),
             };
             if !e.is_empty() {
-                return Err(WebError::Invalid(e));
+                return Err(Error::Invalid(e));
             }
             uc::administer(state, c, id, input).await?;
         }
@@ -983,7 +972,7 @@ async fn step(
         "adverse" => {
             let severity = choice(f, "severity", &mut e).unwrap_or(tx::AeSeverity::Mild);
             if !e.is_empty() {
-                return Err(WebError::Invalid(e));
+                return Err(Error::Invalid(e));
             }
             let ae = tx::AdverseEvent {
                 kind: f.get("kind").unwrap_or_default(),
@@ -1013,7 +1002,7 @@ async fn step(
                 spo2: score("spo2"),
             };
             if !e.is_empty() {
-                return Err(WebError::Invalid(e));
+                return Err(Error::Invalid(e));
             }
             uc::score_recovery(state, c, id, a).await?;
         }
@@ -1026,7 +1015,7 @@ async fn step(
         "addendum" => {
             uc::add_addendum(state, c, id, &f.get("text").unwrap_or_default()).await?;
         }
-        _ => return Err(WebError::NotFound),
+        _ => return Err(Error::NotFound),
     }
     Ok(())
 }

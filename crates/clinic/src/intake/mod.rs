@@ -4,6 +4,8 @@
 //! signed), withdrawal and witnessing, treatment plans behind the gate, and
 //! the chart's one-line status. Every read and write is checked and audited.
 
+pub mod eligibility;
+
 use domain::assessment::{ClinicalPart, PatientPart};
 use domain::audit::Action;
 use domain::auth::Permission;
@@ -18,26 +20,26 @@ use store::pretreatment::{
     AssessmentPart, Consent, ConsentDocument, NewConsent, NewPatientLink, PatientLink, StoredPlan,
 };
 
-use crate::auth::{random_token, secret_hash, Caller};
-use crate::ctx::RequestMeta;
-use crate::error::{stored, WebError};
-use crate::AppState;
+use crate::actor::RequestMeta;
+use crate::actor::{random_token, secret_hash, Caller};
+use crate::error::{stored, Error};
+use crate::Clinic;
 
 const HOUR: i64 = 3_600_000_000;
 
-fn invalid(field: &str, m: impl Into<String>) -> WebError {
-    WebError::Invalid(vec![FieldError::new(field, m)])
+fn invalid(field: &str, m: impl Into<String>) -> Error {
+    Error::Invalid(vec![FieldError::new(field, m)])
 }
 
 /// The patient's clinic, when the caller may act there with `perm`; a
 /// patient out of reach is "not found" and the attempt is audited.
 async fn patient_of(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     perm: Permission,
     patient: PatientId,
     action: Action,
-) -> Result<PatientRecord, WebError> {
+) -> Result<PatientRecord, Error> {
     let clinics = c.require_any(perm)?;
     match state.store.patient(patient, &clinics).await? {
         Some(p) => {
@@ -50,7 +52,7 @@ async fn patient_of(
             ev.object_type = Some("patient".into());
             ev.object_id = Some(patient.to_string());
             state.store.audit(vec![ev]).await?;
-            Err(WebError::NotFound)
+            Err(Error::NotFound)
         }
     }
 }
@@ -70,12 +72,12 @@ fn event(
 /// Checks the caller may read the patient's clinical record and audits the
 /// read as `action` on `object`.
 async fn read_checked(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     pid: PatientId,
     action: Action,
     object: &str,
-) -> Result<PatientRecord, WebError> {
+) -> Result<PatientRecord, Error> {
     let p = patient_of(state, c, Permission::MeasureRead, pid, action).await?;
     state
         .store
@@ -84,7 +86,7 @@ async fn read_checked(
     Ok(p)
 }
 
-pub fn parse_route(s: &str) -> Result<Route, WebError> {
+pub fn parse_route(s: &str) -> Result<Route, Error> {
     serde_json::from_value(serde_json::json!(s)).map_err(|_| {
         invalid(
             "route",
@@ -113,16 +115,16 @@ pub struct Assessment {
     pub versions: Vec<AssessmentPart>,
 }
 
-pub fn latest_parts(parts: Vec<AssessmentPart>) -> Result<Assessment, WebError> {
+pub fn latest_parts(parts: Vec<AssessmentPart>) -> Result<Assessment, Error> {
     let patient = parts
         .iter()
         .find(|p| p.part == "patient")
-        .map(|p| Ok::<_, WebError>((stored("assessment part", &p.data)?, p.clone())))
+        .map(|p| Ok::<_, Error>((stored("assessment part", &p.data)?, p.clone())))
         .transpose()?;
     let clinical = parts
         .iter()
         .find(|p| p.part == "clinical")
-        .map(|p| Ok::<_, WebError>((stored("assessment part", &p.data)?, p.clone())))
+        .map(|p| Ok::<_, Error>((stored("assessment part", &p.data)?, p.clone())))
         .transpose()?;
     Ok(Assessment {
         patient,
@@ -132,48 +134,44 @@ pub fn latest_parts(parts: Vec<AssessmentPart>) -> Result<Assessment, WebError> 
 }
 
 /// The assessment, audited.
-pub async fn assessment(
-    state: &AppState,
-    c: &Caller,
-    pid: PatientId,
-) -> Result<Assessment, WebError> {
+pub async fn assessment(state: &Clinic, c: &Caller, pid: PatientId) -> Result<Assessment, Error> {
     read_checked(state, c, pid, Action::AssessmentRead, "assessment").await?;
     latest_parts(state.store.assessment_parts(pid).await?)
 }
 
 /// Staff record the patient's part (with the patient, or from paper).
 pub async fn record_patient_part(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     pid: PatientId,
     part: PatientPart,
     source: &'static str,
-) -> Result<i64, WebError> {
+) -> Result<i64, Error> {
     record_part(state, c, pid, "patient", &part, part.validate(), source).await
 }
 
 /// The nurse's and prescriber's part.
 pub async fn record_clinical_part(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     pid: PatientId,
     part: ClinicalPart,
     source: &'static str,
-) -> Result<i64, WebError> {
+) -> Result<i64, Error> {
     record_part(state, c, pid, "clinical", &part, part.validate(), source).await
 }
 
 /// Stores a part as its next version, audited; the caller's permission is
 /// checked before the part's own check is reported.
 async fn record_part<T: serde::Serialize>(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     pid: PatientId,
     name: &'static str,
     part: &T,
     checked: Result<(), domain::DomainError>,
     source: &'static str,
-) -> Result<i64, WebError> {
+) -> Result<i64, Error> {
     let p = patient_of(
         state,
         c,
@@ -183,7 +181,7 @@ async fn record_part<T: serde::Serialize>(
     )
     .await?;
     checked?;
-    let data = serde_json::to_string(part).map_err(|e| WebError::Internal(e.to_string()))?;
+    let data = serde_json::to_string(part).map_err(|e| Error::Internal(e.to_string()))?;
     let ev = event(
         c,
         Action::AssessmentRecord,
@@ -202,13 +200,13 @@ async fn record_part<T: serde::Serialize>(
 /// Sends the patient a single-use link to their part of the assessment or to
 /// consent for a route. Returns the token (shown once to staff).
 pub async fn send_link(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     pid: PatientId,
     purpose: &str,
     route: Option<&str>,
     valid_hours: i64,
-) -> Result<(PatientLink, String), WebError> {
+) -> Result<(PatientLink, String), Error> {
     let (perm, purpose, route) = match (purpose, route) {
         ("assessment", _) => (Permission::AssessmentRecord, "assessment", None),
         ("consent", Some(r)) => (Permission::ConsentRecord, "consent", Some(parse_route(r)?)),
@@ -251,7 +249,7 @@ pub async fn send_link(
     ev.object_id = Some(link.id.clone());
     ev.detail = Some(purpose.into());
     let jobs =
-        crate::outbox::patient_link_jobs(&link.id, p.clinic_id, pid, purpose, link.expires_at, now);
+        crate::jobs::patient_link_jobs(&link.id, p.clinic_id, pid, purpose, link.expires_at, now);
     state.store.insert_patient_link(&link, ev, &jobs).await?;
     Ok((
         PatientLink {
@@ -270,11 +268,11 @@ pub async fn send_link(
 
 /// The open link behind a token, of the expected purpose.
 pub async fn open_link(
-    state: &AppState,
+    state: &Clinic,
     token: &str,
     purpose: &str,
-) -> Result<Result<PatientLink, crate::instruments::LinkProblem>, WebError> {
-    use crate::instruments::LinkProblem;
+) -> Result<Result<PatientLink, crate::measures::LinkProblem>, Error> {
+    use crate::measures::LinkProblem;
     if token.is_empty() || token.len() > 100 {
         return Ok(Err(LinkProblem::Invalid));
     }
@@ -297,8 +295,8 @@ pub async fn open_link(
     Ok(Ok(l))
 }
 
-fn link_ids(l: &PatientLink) -> Result<(ClinicId, PatientId), WebError> {
-    let bad = |_| WebError::Internal("stored link ids".into());
+fn link_ids(l: &PatientLink) -> Result<(ClinicId, PatientId), Error> {
+    let bad = |_| Error::Internal("stored link ids".into());
     Ok((
         l.clinic_id.parse().map_err(bad)?,
         l.patient_id.parse().map_err(bad)?,
@@ -322,11 +320,11 @@ fn link_event(
 
 /// The patient answers their part through the link.
 pub async fn submit_assessment_link(
-    state: &AppState,
+    state: &Clinic,
     meta: &RequestMeta,
     token: &str,
     part: PatientPart,
-) -> Result<Result<i64, crate::instruments::LinkProblem>, WebError> {
+) -> Result<Result<i64, crate::measures::LinkProblem>, Error> {
     crate::leads::limit(state, meta)?;
     let l = match open_link(state, token, "assessment").await? {
         Ok(l) => l,
@@ -334,7 +332,7 @@ pub async fn submit_assessment_link(
     };
     part.validate()?;
     let (clinic, pid) = link_ids(&l)?;
-    let data = serde_json::to_string(&part).map_err(|e| WebError::Internal(e.to_string()))?;
+    let data = serde_json::to_string(&part).map_err(|e| Error::Internal(e.to_string()))?;
     let ev = link_event(meta, Action::AssessmentRecord, &l, "assessment");
     match state
         .store
@@ -343,7 +341,7 @@ pub async fn submit_assessment_link(
     {
         Ok(v) => Ok(Ok(v)),
         Err(store::StoreError::Domain(domain::DomainError::Conflict(_))) => {
-            Ok(Err(crate::instruments::LinkProblem::Used))
+            Ok(Err(crate::measures::LinkProblem::Used))
         }
         Err(e) => Err(e.into()),
     }
@@ -353,12 +351,12 @@ pub async fn submit_assessment_link(
 
 /// A clinic's consent documents, every version (admins and clinicians).
 pub async fn documents(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     clinic: ClinicId,
-) -> Result<Vec<ConsentDocument>, WebError> {
+) -> Result<Vec<ConsentDocument>, Error> {
     if !(c.may(Permission::ConsentPublish, clinic) || c.may(Permission::MeasureRead, clinic)) {
-        return Err(WebError::Forbidden);
+        return Err(Error::Forbidden);
     }
     Ok(state.store.consent_documents(clinic).await?)
 }
@@ -366,24 +364,24 @@ pub async fn documents(
 /// Publishes a new version: parsed and checked (every required topic, text
 /// a PDF can print), refused when nothing changed.
 pub async fn publish(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     clinic: ClinicId,
     route: &str,
     source: &str,
     witness_required: bool,
-) -> Result<(i64, Document), WebError> {
+) -> Result<(i64, Document), Error> {
     c.require(Permission::ConsentPublish, clinic)?;
     let route = parse_route(route)?;
-    let doc = Document::parse(source).map_err(WebError::Invalid)?;
+    let doc = Document::parse(source).map_err(Error::Invalid)?;
     let text = doc.text();
-    if let Some(ch) = crate::pdf::unprintable(&text) {
+    if let Some(ch) = crate::documents::unprintable(&text) {
         return Err(invalid(
             "body",
             format!("the character {ch:?} cannot be printed in the signed PDF; use plain letters and punctuation"),
         ));
     }
-    let user = c.user_id().ok_or(WebError::Forbidden)?;
+    let user = c.user_id().ok_or(Error::Forbidden)?;
     let mut ev = c.event(Action::ConsentPublish);
     ev.clinic_id = Some(clinic.to_string());
     ev.object_type = Some("consent_document".into());
@@ -406,10 +404,10 @@ pub async fn publish(
 
 /// The current document for the patient's clinic and a route, for signing.
 pub async fn document_for(
-    state: &AppState,
+    state: &Clinic,
     clinic: ClinicId,
     route: Route,
-) -> Result<ConsentDocument, WebError> {
+) -> Result<ConsentDocument, Error> {
     state
         .store
         .current_consent_document(clinic, &route_key(route))
@@ -430,10 +428,10 @@ pub async fn document_for(
 /// The consent state per route the clinic has a document for, from the
 /// latest signature of each.
 pub async fn consent_states(
-    state: &AppState,
+    state: &Clinic,
     clinic: ClinicId,
     consents: &[Consent],
-) -> Result<Vec<(Route, ConsentState, Option<Consent>)>, WebError> {
+) -> Result<Vec<(Route, ConsentState, Option<Consent>)>, Error> {
     let docs = state.store.consent_documents(clinic).await?;
     let now = state.now();
     let mut out = vec![];
@@ -469,27 +467,22 @@ pub async fn consent_states(
 
 /// A patient's signatures, audited.
 pub async fn consents(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     pid: PatientId,
-) -> Result<(PatientRecord, Vec<Consent>), WebError> {
+) -> Result<(PatientRecord, Vec<Consent>), Error> {
     let p = read_checked(state, c, pid, Action::ConsentRead, "consent").await?;
     Ok((p, state.store.consents(pid).await?))
 }
 
 /// The PDF of one signature, audited.
-pub async fn pdf(
-    state: &AppState,
-    c: &Caller,
-    pid: PatientId,
-    id: &str,
-) -> Result<Vec<u8>, WebError> {
+pub async fn pdf(state: &Clinic, c: &Caller, pid: PatientId, id: &str) -> Result<Vec<u8>, Error> {
     let p = patient_of(state, c, Permission::MeasureRead, pid, Action::ConsentRead).await?;
     let bytes = state
         .store
         .consent_pdf(pid, id)
         .await?
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     let mut ev = event(
         c,
         Action::ConsentRead,
@@ -512,9 +505,9 @@ pub fn consent_pdf(
     typed_name: &str,
     signed_at: i64,
     how: &str,
-) -> Result<Vec<u8>, WebError> {
-    use crate::pdf::Block;
-    let parsed = Document::parse(&doc.source).map_err(WebError::Invalid)?;
+) -> Result<Vec<u8>, Error> {
+    use crate::documents::Block;
+    let parsed = Document::parse(&doc.source).map_err(Error::Invalid)?;
     let mut blocks = vec![Block::title(&parsed.title)];
     for s in &parsed.sections {
         blocks.push(Block::heading(&s.heading));
@@ -527,7 +520,7 @@ pub fn consent_pdf(
                 .strftime("%Y-%m-%d %H:%M %Z")
                 .to_string()
         })
-        .map_err(|e| WebError::Internal(e.to_string()))?;
+        .map_err(|e| Error::Internal(e.to_string()))?;
     blocks.push(Block::heading("Signature"));
     blocks.push(Block::body(&format!(
         "Patient: {}, born {} (record {})\nSigned by typing the name: {typed_name}\nI have read this document, had the chance to ask questions, and agree to treatment.\nSigned: {when}, {how}\nWitness: {}",
@@ -540,11 +533,11 @@ pub fn consent_pdf(
         "{}, consent document for {} version {}. SHA-256 of the document text: {}",
         clinic.settings.name, doc.route, doc.version, doc.sha256
     )));
-    crate::pdf::render(
+    crate::documents::render(
         &blocks,
         &format!("{} - {} v{}", clinic.settings.name, doc.route, doc.version),
     )
-    .map_err(WebError::Internal)
+    .map_err(Error::Internal)
 }
 
 struct Signing<'a> {
@@ -558,9 +551,9 @@ struct Signing<'a> {
     audit: store::audit::NewAuditEvent,
 }
 
-async fn store_signature(state: &AppState, s: Signing<'_>) -> Result<String, WebError> {
+async fn store_signature(state: &Clinic, s: Signing<'_>) -> Result<String, Error> {
     consent::check_signature(s.input, &full_name(s.patient), &s.doc.sha256)
-        .map_err(WebError::Invalid)?;
+        .map_err(Error::Invalid)?;
     let clinic = state.store.clinic(s.clinic).await?;
     let signed_at = state.now();
     let how = match s.channel {
@@ -599,12 +592,12 @@ async fn store_signature(state: &AppState, s: Signing<'_>) -> Result<String, Web
 
 /// The patient signs in the clinic (on a tablet the staff member hands them).
 pub async fn sign_in_clinic(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     pid: PatientId,
     route: &str,
     input: SignInput,
-) -> Result<String, WebError> {
+) -> Result<String, Error> {
     let route = parse_route(route)?;
     let p = patient_of(
         state,
@@ -640,9 +633,9 @@ pub async fn sign_in_clinic(
 
 /// What a consent link shows: the document and whose it is.
 pub async fn consent_link_view(
-    state: &AppState,
+    state: &Clinic,
     l: &PatientLink,
-) -> Result<(ConsentDocument, String), WebError> {
+) -> Result<(ConsentDocument, String), Error> {
     let (clinic, pid) = link_ids(l)?;
     let route = parse_route(l.route.as_deref().unwrap_or_default())?;
     let doc = document_for(state, clinic, route).await?;
@@ -653,11 +646,11 @@ pub async fn consent_link_view(
 
 /// The patient signs through a link.
 pub async fn sign_through_link(
-    state: &AppState,
+    state: &Clinic,
     meta: &RequestMeta,
     token: &str,
     input: SignInput,
-) -> Result<Result<String, crate::instruments::LinkProblem>, WebError> {
+) -> Result<Result<String, crate::measures::LinkProblem>, Error> {
     crate::leads::limit(state, meta)?;
     let l = match open_link(state, token, "consent").await? {
         Ok(l) => l,
@@ -668,7 +661,7 @@ pub async fn sign_through_link(
         .store
         .patient(pid, &[clinic])
         .await?
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     let route = parse_route(l.route.as_deref().unwrap_or_default())?;
     let doc = document_for(state, clinic, route).await?;
     let ev = link_event(meta, Action::ConsentSign, &l, "consent");
@@ -687,20 +680,15 @@ pub async fn sign_through_link(
     )
     .await
     {
-        Err(WebError::Conflict(m)) if m.contains("already been used") => {
-            Ok(Err(crate::instruments::LinkProblem::Used))
+        Err(Error::Conflict(m)) if m.contains("already been used") => {
+            Ok(Err(crate::measures::LinkProblem::Used))
         }
         other => other.map(Ok),
     }
 }
 
 /// A clinician witnesses a signature that needs it.
-pub async fn witness(
-    state: &AppState,
-    c: &Caller,
-    pid: PatientId,
-    id: &str,
-) -> Result<(), WebError> {
+pub async fn witness(state: &Clinic, c: &Caller, pid: PatientId, id: &str) -> Result<(), Error> {
     let p = patient_of(
         state,
         c,
@@ -709,7 +697,7 @@ pub async fn witness(
         Action::ConsentWitness,
     )
     .await?;
-    let user = c.user_id().ok_or(WebError::Forbidden)?;
+    let user = c.user_id().ok_or(Error::Forbidden)?;
     let mut ev = event(
         c,
         Action::ConsentWitness,
@@ -723,12 +711,12 @@ pub async fn witness(
 
 /// Records the patient's withdrawal of a consent, with a reason.
 pub async fn withdraw(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     pid: PatientId,
     id: &str,
     reason: &str,
-) -> Result<(), WebError> {
+) -> Result<(), Error> {
     let p = patient_of(
         state,
         c,
@@ -737,8 +725,8 @@ pub async fn withdraw(
         Action::ConsentWithdraw,
     )
     .await?;
-    let reason = consent::check_withdrawal(reason).map_err(|e| WebError::Invalid(vec![e]))?;
-    let user = c.user_id().ok_or(WebError::Forbidden)?;
+    let reason = consent::check_withdrawal(reason).map_err(|e| Error::Invalid(vec![e]))?;
+    let user = c.user_id().ok_or(Error::Forbidden)?;
     let mut ev = event(
         c,
         Action::ConsentWithdraw,
@@ -785,11 +773,7 @@ impl Status {
 }
 
 /// The status without auditing (the caller audits the read it is part of).
-pub async fn status_of(
-    state: &AppState,
-    clinic: ClinicId,
-    pid: PatientId,
-) -> Result<Status, WebError> {
+pub async fn status_of(state: &Clinic, clinic: ClinicId, pid: PatientId) -> Result<Status, Error> {
     let decisions = state.store.decisions(pid).await?;
     let eligibility = EligibilityState::from_latest(
         decisions
@@ -826,7 +810,7 @@ pub async fn status_of(
 }
 
 /// The status, audited as a read of the chart's pre-treatment record.
-pub async fn status(state: &AppState, c: &Caller, pid: PatientId) -> Result<Status, WebError> {
+pub async fn status(state: &Clinic, c: &Caller, pid: PatientId) -> Result<Status, Error> {
     Ok(chart(state, c, pid, Action::PlanRead, "treatment_plan")
         .await?
         .1)
@@ -835,12 +819,12 @@ pub async fn status(state: &AppState, c: &Caller, pid: PatientId) -> Result<Stat
 /// A chart tab's read: the patient and their status, checked and audited
 /// once as `action` on `object`.
 pub async fn chart(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     pid: PatientId,
     action: Action,
     object: &str,
-) -> Result<(PatientRecord, Status), WebError> {
+) -> Result<(PatientRecord, Status), Error> {
     let p = read_checked(state, c, pid, action, object).await?;
     let s = status_of(state, p.clinic_id, pid).await?;
     Ok((p, s))
@@ -849,17 +833,17 @@ pub async fn chart(
 /// The gate for a route: approved eligibility and valid consent, or the
 /// reasons why not. Dose orders pass through this too.
 pub async fn gate(
-    state: &AppState,
+    state: &Clinic,
     clinic: ClinicId,
     pid: PatientId,
     route: Route,
-) -> Result<(i64, String), WebError> {
+) -> Result<(i64, String), Error> {
     let s = status_of(state, clinic, pid).await?;
     let consent = s.consent(route);
     domain::plans::gate(&s.eligibility, &consent)?;
     let version = match s.eligibility {
         EligibilityState::Approved { version } => version,
-        _ => return Err(WebError::Conflict("not yet eligible".into())),
+        _ => return Err(Error::Conflict("not yet eligible".into())),
     };
     let id = s
         .consents
@@ -867,17 +851,17 @@ pub async fn gate(
         .find(|c| c.0 == route)
         .and_then(|c| c.2)
         .map(|c| c.id)
-        .ok_or_else(|| WebError::Conflict("not yet eligible: consent missing".into()))?;
+        .ok_or_else(|| Error::Conflict("not yet eligible: consent missing".into()))?;
     Ok((version, id))
 }
 
 /// Writes the next version of a patient's plan, behind the gate.
 pub async fn create_plan(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     pid: PatientId,
     input: PlanInput,
-) -> Result<(i64, domain::plans::Plan), WebError> {
+) -> Result<(i64, domain::plans::Plan), Error> {
     let p = patient_of(state, c, Permission::PlanWrite, pid, Action::PlanCreate).await?;
     let first = state.store.plans(pid).await?.is_empty();
     let (plan, _) = domain::plans::check(
@@ -899,14 +883,14 @@ pub async fn create_plan(
         Err(e) => {
             ev.outcome = "refused";
             ev.detail = Some(match &e {
-                WebError::Conflict(m) => m.clone(),
+                Error::Conflict(m) => m.clone(),
                 _ => "refused".into(),
             });
             state.store.audit(vec![ev]).await?;
             return Err(e);
         }
     };
-    let user = c.user_id().ok_or(WebError::Forbidden)?;
+    let user = c.user_id().ok_or(Error::Forbidden)?;
     let v = state
         .store
         .insert_plan(
@@ -923,11 +907,7 @@ pub async fn create_plan(
 }
 
 /// A patient's plans, newest first, audited.
-pub async fn plans(
-    state: &AppState,
-    c: &Caller,
-    pid: PatientId,
-) -> Result<Vec<StoredPlan>, WebError> {
+pub async fn plans(state: &Clinic, c: &Caller, pid: PatientId) -> Result<Vec<StoredPlan>, Error> {
     read_checked(state, c, pid, Action::PlanRead, "treatment_plan").await?;
     Ok(state.store.plans(pid).await?)
 }

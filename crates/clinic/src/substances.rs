@@ -21,9 +21,9 @@ use store::substances::{
     Lot, Movement, NewCase, Product, Registration, Storage,
 };
 
-use crate::auth::Caller;
-use crate::error::{stored, stored_opt, WebError};
-use crate::AppState;
+use crate::actor::Caller;
+use crate::error::{stored, stored_opt, Error};
+use crate::Clinic;
 
 const DAY: i64 = 86_400_000_000;
 /// Lots expiring within this many days are flagged.
@@ -31,8 +31,8 @@ pub const EXPIRY_WARN_DAYS: i64 = 90;
 /// How far back a movement may be recorded.
 const LATE_DAYS: i64 = 7;
 
-fn invalid(field: &str, m: impl Into<String>) -> WebError {
-    WebError::Invalid(vec![FieldError::new(field, m)])
+fn invalid(field: &str, m: impl Into<String>) -> Error {
+    Error::Invalid(vec![FieldError::new(field, m)])
 }
 
 fn new_id() -> String {
@@ -94,11 +94,7 @@ fn write_when(tz: &jiff::tz::TimeZone, out: &mut String, m: i64) {
 }
 
 /// The locations where the caller holds `p`.
-pub async fn locations(
-    state: &AppState,
-    c: &Caller,
-    p: Permission,
-) -> Result<Vec<Location>, WebError> {
+pub async fn locations(state: &Clinic, c: &Caller, p: Permission) -> Result<Vec<Location>, Error> {
     let mine = c.require_any(p)?;
     let regs: HashMap<String, Registration> = state
         .store
@@ -126,12 +122,12 @@ pub async fn locations(
 
 /// The location named by `id` where the caller holds `p`; otherwise "not found".
 async fn location(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     p: Permission,
     id: &str,
     field: &str,
-) -> Result<Location, WebError> {
+) -> Result<Location, Error> {
     let id = id.trim();
     if id.is_empty() {
         return Err(invalid(field, "choose a location"));
@@ -144,7 +140,7 @@ async fn location(
                 .iter()
                 .any(|k| k.to_string() == id)
             {
-                WebError::Forbidden
+                Error::Forbidden
             } else {
                 invalid(field, "no such location among yours")
             }
@@ -152,13 +148,13 @@ async fn location(
 }
 
 /// The location a report names, or the first the caller may read.
-async fn report_location(state: &AppState, c: &Caller, id: &str) -> Result<Location, WebError> {
+async fn report_location(state: &Clinic, c: &Caller, id: &str) -> Result<Location, Error> {
     if id.trim().is_empty() {
         return locations(state, c, Permission::CsRead)
             .await?
             .into_iter()
             .next()
-            .ok_or(WebError::Forbidden);
+            .ok_or(Error::Forbidden);
     }
     location(state, c, Permission::CsRead, id, "clinic_id").await
 }
@@ -177,7 +173,7 @@ fn event(c: &Caller, a: Action, p: Permission, clinic: ClinicId) -> NewAuditEven
 
 /// Starts a blind count at a location: until it is recorded, the counter
 /// sees no expected figure there (balances, the ledger, the reconciliation).
-pub async fn begin_count(state: &AppState, c: &Caller, clinic: &str) -> Result<(), WebError> {
+pub async fn begin_count(state: &Clinic, c: &Caller, clinic: &str) -> Result<(), Error> {
     let loc = location(state, c, Permission::CsHandle, clinic, "clinic_id").await?;
     let me = user_of(c)?;
     state.store.cs_begin_count(&loc.id.to_string(), &me).await?;
@@ -185,7 +181,7 @@ pub async fn begin_count(state: &AppState, c: &Caller, clinic: &str) -> Result<(
 }
 
 /// The locations where the caller is counting blind.
-pub async fn counting(state: &AppState, c: &Caller) -> Result<Vec<String>, WebError> {
+pub async fn counting(state: &Clinic, c: &Caller) -> Result<Vec<String>, Error> {
     match c.user_id() {
         Some(u) => Ok(state.store.cs_counting(&u.to_string()).await?),
         None => Ok(Vec::new()),
@@ -194,36 +190,34 @@ pub async fn counting(state: &AppState, c: &Caller) -> Result<Vec<String>, WebEr
 
 /// Refuses what would show expected figures to someone counting blind.
 pub async fn refuse_while_counting(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     clinic: Option<&str>,
-) -> Result<(), WebError> {
+) -> Result<(), Error> {
     let mine = counting(state, c).await?;
     let hit = match clinic.map(str::trim).filter(|k| !k.is_empty()) {
         Some(k) => mine.iter().any(|m| m == k),
         None => !mine.is_empty(),
     };
     if hit {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "a blind count of yours is in progress: record it first, then the expected figures show".into(),
         ));
     }
     Ok(())
 }
 
-fn user_of(c: &Caller) -> Result<String, WebError> {
-    c.user_id()
-        .map(|u| u.to_string())
-        .ok_or(WebError::Forbidden)
+fn user_of(c: &Caller) -> Result<String, Error> {
+    c.user_id().map(|u| u.to_string()).ok_or(Error::Forbidden)
 }
 
-fn parse_date(field: &str, s: &str) -> Result<Date, WebError> {
+fn parse_date(field: &str, s: &str) -> Result<Date, Error> {
     s.trim()
         .parse()
         .map_err(|_| invalid(field, "must be a date as YYYY-MM-DD"))
 }
 
-fn required(field: &str, v: &Option<String>, max: usize) -> Result<String, WebError> {
+fn required(field: &str, v: &Option<String>, max: usize) -> Result<String, Error> {
     let t = v.as_deref().unwrap_or("").trim();
     if t.is_empty() {
         return Err(invalid(field, "is required"));
@@ -234,7 +228,7 @@ fn required(field: &str, v: &Option<String>, max: usize) -> Result<String, WebEr
     Ok(t.to_string())
 }
 
-fn optional(field: &str, v: &Option<String>, max: usize) -> Result<Option<String>, WebError> {
+fn optional(field: &str, v: &Option<String>, max: usize) -> Result<Option<String>, Error> {
     match v.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
         Some(_) => required(field, v, max).map(Some),
@@ -242,7 +236,7 @@ fn optional(field: &str, v: &Option<String>, max: usize) -> Result<Option<String
 }
 
 /// When a movement happened: now, or up to a week back, never ahead.
-fn happened_at(at: &Option<String>, loc: &Location) -> Result<i64, WebError> {
+fn happened_at(at: &Option<String>, loc: &Location) -> Result<i64, Error> {
     let now = loc.now;
     let Some(s) = at.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(now);
@@ -295,7 +289,7 @@ pub struct Overview {
     pub orders: Vec<(String, String, String, f64, i64)>,
 }
 
-pub async fn overview(state: &AppState, c: &Caller) -> Result<Overview, WebError> {
+pub async fn overview(state: &Clinic, c: &Caller) -> Result<Overview, Error> {
     let locs = locations(state, c, Permission::CsRead).await?;
     let ids: Vec<String> = locs.iter().map(|l| l.id.to_string()).collect();
     let balances = state.store.cs_balances(&ids).await?;
@@ -330,9 +324,9 @@ fn read_events(c: &Caller, locs: &[Location], what: &str) -> Vec<NewAuditEvent> 
 /// The open draws and the alerts, without the rest of the overview (what the
 /// draws endpoint answers).
 pub async fn draws_and_alerts(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
-) -> Result<(Vec<Draw>, Vec<CsAlert>), WebError> {
+) -> Result<(Vec<Draw>, Vec<CsAlert>), Error> {
     let locs = locations(state, c, Permission::CsRead).await?;
     let ids: Vec<String> = locs.iter().map(|l| l.id.to_string()).collect();
     let balances = state.store.cs_balances(&ids).await?;
@@ -347,7 +341,7 @@ pub async fn draws_and_alerts(
 }
 
 /// The loss and theft cases of the caller's locations.
-pub async fn cases(state: &AppState, c: &Caller) -> Result<Vec<Case>, WebError> {
+pub async fn cases(state: &Clinic, c: &Caller) -> Result<Vec<Case>, Error> {
     let locs = locations(state, c, Permission::CsRead).await?;
     let ids: Vec<String> = locs.iter().map(|l| l.id.to_string()).collect();
     let cases = state.store.cs_cases(&ids).await?;
@@ -503,14 +497,14 @@ pub fn alerts(
 /// password, a different user from the one recording, holding the witness
 /// permission here. Every refusal is audited (never with the password).
 async fn witness(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     loc: &Location,
     field: &str,
     username: &Option<String>,
     password: &Option<String>,
     code: &Option<String>,
-) -> Result<String, WebError> {
+) -> Result<String, Error> {
     let name = username.as_deref().unwrap_or("").trim().to_string();
     let pw = password.clone().unwrap_or_default();
     let shown: String = name.chars().take(64).collect();
@@ -525,7 +519,7 @@ async fn witness(
         let e = refused(why);
         async move {
             state.store.audit(vec![e]).await?;
-            Err::<String, WebError>(invalid(field, msg))
+            Err::<String, Error>(invalid(field, msg))
         }
     };
     let wrong = "the witness's username or password is wrong";
@@ -585,7 +579,7 @@ async fn witness(
             )
             .await;
         }
-        let fresh = match crate::auth::totp_step(secret, code, state.now()) {
+        let fresh = match crate::actor::totp_step(secret, code, state.now()) {
             // A code is good once, as at sign-in.
             Some(step) => state.store.use_totp_step(u.id, step).await?,
             None => false,
@@ -667,11 +661,11 @@ pub struct MovementInput {
 
 /// Records one movement (two for a transfer). Returns the entries written.
 pub async fn record_movement(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     input: MovementInput,
-) -> Result<Vec<LedgerEntry>, WebError> {
-    let kind = EntryKind::parse(input.kind.trim()).map_err(|e| WebError::Invalid(vec![e]))?;
+) -> Result<Vec<LedgerEntry>, Error> {
+    let kind = EntryKind::parse(input.kind.trim()).map_err(|e| Error::Invalid(vec![e]))?;
     let perm = match kind {
         EntryKind::Adjustment => Permission::CsManage,
         EntryKind::TransferIn => {
@@ -701,7 +695,7 @@ pub async fn record_movement(
             .store
             .cs_find_or_add_lot(&product, &number, &exp.to_string())
             .await?;
-        state.store.cs_lot(&id).await?.ok_or(WebError::NotFound)?
+        state.store.cs_lot(&id).await?.ok_or(Error::NotFound)?
     } else {
         let id = required("lot_id", &input.lot_id, 64)?;
         match state.store.cs_lot(&id).await? {
@@ -714,9 +708,9 @@ pub async fn record_movement(
     let expired = expires.is_some_and(|e| e < today);
 
     // The quantity, in µL.
-    let qty = |field: &str| -> Result<i64, WebError> {
+    let qty = |field: &str| -> Result<i64, Error> {
         cs::parse_quantity(field, input.quantity.as_deref().unwrap_or(""), strength)
-            .map_err(|e| WebError::Invalid(vec![e]))
+            .map_err(|e| Error::Invalid(vec![e]))
     };
     let mut m = Movement {
         reason: optional("reason", &input.reason, 500)?,
@@ -776,7 +770,7 @@ pub async fn record_movement(
             };
             let supplier_dea =
                 cs::check_dea("supplier_dea", input.supplier_dea.as_deref().unwrap_or(""))
-                    .map_err(|e| WebError::Invalid(vec![e]))?;
+                    .map_err(|e| Error::Invalid(vec![e]))?;
             m.counterparty = Some(
                 json!({
                     "supplier_name": required("supplier_name", &input.supplier_name, 200)?,
@@ -986,7 +980,7 @@ pub async fn record_movement(
         EntryKind::Return => {
             m.quantity_ul = qty("quantity")?;
             let dea = cs::check_dea("supplier_dea", input.supplier_dea.as_deref().unwrap_or(""))
-                .map_err(|e| WebError::Invalid(vec![e]))?;
+                .map_err(|e| Error::Invalid(vec![e]))?;
             m.counterparty = Some(
                 json!({
                     "distributor_name": required("supplier_name", &input.supplier_name, 200)?,
@@ -1132,11 +1126,11 @@ pub struct LedgerView {
 /// Ledger entries at one location, filtered; audited as a read (or a report
 /// when `report` is set), naming the patient when filtered by one.
 pub async fn ledger(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     q: &LedgerQuery,
     report: bool,
-) -> Result<LedgerView, WebError> {
+) -> Result<LedgerView, Error> {
     let (loc, f, from, to) = ledger_filter(state, c, q, report).await?;
     let rows = state.store.cs_ledger(&f).await?;
     state
@@ -1162,15 +1156,15 @@ pub async fn ledger(
 /// is read (a busy location's two years are tens of thousands of rows) and
 /// audited as a report.
 pub async fn dispensing_log_csv(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     q: &LedgerQuery,
-) -> Result<Vec<u8>, WebError> {
+) -> Result<Vec<u8>, Error> {
     let (loc, f, from, to) = ledger_filter(state, c, q, true).await?;
     let (name, tz) = (loc.name.clone(), loc.tz.clone());
     let mut out = CsvLog::new(name, tz);
     out.head()
-        .map_err(|e| WebError::Internal(format!("csv: {e}")))?;
+        .map_err(|e| Error::Internal(format!("csv: {e}")))?;
     let (mut out, n) = state
         .store
         .cs_ledger_visit(&f, out, |out, r| out.row(r).map_err(|e| e.to_string()))
@@ -1191,11 +1185,11 @@ pub async fn dispensing_log_csv(
 /// Checks a ledger query and turns it into the store's filter at the
 /// caller's location, with the days asked for.
 async fn ledger_filter(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     q: &LedgerQuery,
     report: bool,
-) -> Result<(Location, LedgerFilter, Option<Date>, Option<Date>), WebError> {
+) -> Result<(Location, LedgerFilter, Option<Date>, Option<Date>), Error> {
     let loc = report_location(state, c, &q.clinic_id).await?;
     let mut errs = Vec::new();
     let day = |s: &str, f: &'static str, errs: &mut Vec<FieldError>| -> Option<Date> {
@@ -1243,7 +1237,7 @@ async fn ledger_filter(
         errs.push(FieldError::new("lot_id", "is not a valid identifier"));
     }
     if !errs.is_empty() {
-        return Err(WebError::Invalid(errs));
+        return Err(Error::Invalid(errs));
     }
     let f = LedgerFilter {
         clinics: vec![loc.id.to_string()],
@@ -1423,16 +1417,16 @@ impl CsvLog {
         ])
     }
 
-    fn finish(self) -> Result<Vec<u8>, WebError> {
+    fn finish(self) -> Result<Vec<u8>, Error> {
         self.w
             .into_inner()
-            .map_err(|e| WebError::Internal(format!("csv: {e}")))
+            .map_err(|e| Error::Internal(format!("csv: {e}")))
     }
 }
 
 /// The dispensing log as a printable PDF.
-pub fn dispensing_pdf(v: &LedgerView) -> Result<Vec<u8>, WebError> {
-    use crate::pdf::{render, Block};
+pub fn dispensing_pdf(v: &LedgerView) -> Result<Vec<u8>, Error> {
+    use crate::documents::{render, Block};
     let (reg, period) = (v.registration_text(), v.period_text());
     let mut blocks = vec![
         Block::title("Schedule III dispensing log"),
@@ -1466,7 +1460,7 @@ pub fn dispensing_pdf(v: &LedgerView) -> Result<Vec<u8>, WebError> {
                 r.patient_address.clone().unwrap_or_default()
             ));
         }
-        let cp = counterparty_text(r.counterparty.as_deref()).map_err(WebError::Internal)?;
+        let cp = counterparty_text(r.counterparty.as_deref()).map_err(Error::Internal)?;
         if !cp.is_empty() {
             detail.push(cp);
         }
@@ -1480,19 +1474,15 @@ pub fn dispensing_pdf(v: &LedgerView) -> Result<Vec<u8>, WebError> {
             ))));
         }
     }
-    render(&blocks, "Stillwater - Schedule III record").map_err(WebError::Internal)
+    render(&blocks, "Stillwater - Schedule III record").map_err(Error::Internal)
 }
 
 /// The on-site destructions of a location in a period as the record DEA
 /// Form 41 asks for: registrant and registration, and per destruction the
 /// date, drug, NDC, strength, lot, quantity, method and the two witnesses,
 /// with lines for their signatures. Read as a report (audited).
-pub async fn form41_pdf(
-    state: &AppState,
-    c: &Caller,
-    q: &LedgerQuery,
-) -> Result<Vec<u8>, WebError> {
-    use crate::pdf::{render, Block};
+pub async fn form41_pdf(state: &Clinic, c: &Caller, q: &LedgerQuery) -> Result<Vec<u8>, Error> {
+    use crate::documents::{render, Block};
     let q = LedgerQuery {
         clinic_id: q.clinic_id.clone(),
         from: q.from.clone(),
@@ -1547,7 +1537,7 @@ pub async fn form41_pdf(
         ))));
         blocks.push(Block::body("Witness 1 signature: ______________________   Witness 2 signature: ______________________"));
     }
-    render(&blocks, "Stillwater - DEA Form 41 record").map_err(WebError::Internal)
+    render(&blocks, "Stillwater - DEA Form 41 record").map_err(Error::Internal)
 }
 
 /// Text the PDF's standard fonts can show.
@@ -1555,7 +1545,7 @@ fn printable(s: &str) -> String {
     s.chars()
         .map(|ch| match ch {
             'µ' => 'u',
-            c if crate::pdf::unprintable(&c.to_string()).is_some() => '?',
+            c if crate::documents::unprintable(&c.to_string()).is_some() => '?',
             c => c,
         })
         .collect()
@@ -1599,10 +1589,10 @@ pub struct ReconView {
 /// A location's stock over a period, lot by lot, from the ledger's own sums;
 /// audited as a report.
 pub async fn reconciliation(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     q: &ReconQuery,
-) -> Result<ReconView, WebError> {
+) -> Result<ReconView, Error> {
     let loc = report_location(state, c, &q.clinic_id).await?;
     let today = loc.today();
     let mut errs = Vec::new();
@@ -1628,7 +1618,7 @@ pub async fn reconciliation(
         errs.push(FieldError::new("format", "must be json or csv"));
     }
     if !errs.is_empty() {
-        return Err(WebError::Invalid(errs));
+        return Err(Error::Invalid(errs));
     }
     let (start, end) = (
         loc.start_of(from),
@@ -1712,9 +1702,9 @@ pub async fn reconciliation(
 }
 
 /// The reconciliation as CSV: one row per lot, quantities in mL.
-pub fn reconciliation_csv(v: &ReconView) -> Result<Vec<u8>, WebError> {
+pub fn reconciliation_csv(v: &ReconView) -> Result<Vec<u8>, Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let err = |e: csv::Error| WebError::Internal(format!("csv: {e}"));
+    let err = |e: csv::Error| Error::Internal(format!("csv: {e}"));
     w.write_record([
         "location",
         "from",
@@ -1779,7 +1769,7 @@ pub fn reconciliation_csv(v: &ReconView) -> Result<Vec<u8>, WebError> {
         w.write_record(&rec).map_err(err)?;
     }
     w.into_inner()
-        .map_err(|e| WebError::Internal(format!("csv: {e}")))
+        .map_err(|e| Error::Internal(format!("csv: {e}")))
 }
 
 // ---- Counts -----------------------------------------------------------------
@@ -1809,10 +1799,10 @@ pub struct CountOutcome {
 /// A blind count: the counter enters what they see; the system compares it
 /// with the ledger and opens a case for every lot that differs.
 pub async fn record_count(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     input: CountInput,
-) -> Result<CountOutcome, WebError> {
+) -> Result<CountOutcome, Error> {
     let loc = location(
         state,
         c,
@@ -1859,7 +1849,7 @@ pub async fn record_count(
         }
     }
     if !errs.is_empty() {
-        return Err(WebError::Invalid(errs));
+        return Err(Error::Invalid(errs));
     }
     let count = Count {
         id: new_id(),
@@ -1879,7 +1869,7 @@ pub async fn record_count(
         .store
         .cs_count(&count.id)
         .await?
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     Ok(CountOutcome {
         count,
         lines,
@@ -1902,7 +1892,7 @@ pub struct CaseInput {
 }
 
 /// Opens a loss or theft case found outside a count.
-pub async fn open_case(state: &AppState, c: &Caller, input: CaseInput) -> Result<String, WebError> {
+pub async fn open_case(state: &Clinic, c: &Caller, input: CaseInput) -> Result<String, Error> {
     let loc = location(
         state,
         c,
@@ -1944,7 +1934,7 @@ pub async fn open_case(state: &AppState, c: &Caller, input: CaseInput) -> Result
                 input.quantity.as_deref().unwrap_or(""),
                 lot.strength_mg_per_ml,
             )
-            .map_err(|e| WebError::Invalid(vec![e]))?;
+            .map_err(|e| Error::Invalid(vec![e]))?;
             (Some(id), -q)
         }
         None => (None, 0),
@@ -1974,23 +1964,23 @@ pub async fn open_case(state: &AppState, c: &Caller, input: CaseInput) -> Result
 }
 
 async fn case_of(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     id: &str,
     p: Permission,
-) -> Result<(Case, Location), WebError> {
+) -> Result<(Case, Location), Error> {
     let k = match uuid::Uuid::parse_str(id.trim()) {
         Ok(_) => state.store.cs_case(id.trim()).await?,
         Err(_) => None,
     };
     let Some(k) = k else {
-        return Err(WebError::NotFound);
+        return Err(Error::NotFound);
     };
     let locs = locations(state, c, p).await?;
     let loc = locs
         .into_iter()
         .find(|l| l.id.to_string() == k.clinic_id)
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     Ok((k, loc))
 }
 
@@ -2005,16 +1995,16 @@ pub struct ResolveInput {
 /// Resolves a case. A loss or theft writes the missing amount off the ledger
 /// as an adjustment; a theft or significant loss starts the DEA clocks.
 pub async fn resolve_case(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     id: &str,
     input: ResolveInput,
-) -> Result<Case, WebError> {
+) -> Result<Case, Error> {
     let (k, loc) = case_of(state, c, id, Permission::CsManage).await?;
     if k.status != "open" {
-        return Err(WebError::Conflict("this case is already resolved".into()));
+        return Err(Error::Conflict("this case is already resolved".into()));
     }
-    let res = Resolution::parse(input.resolution.trim()).map_err(|e| WebError::Invalid(vec![e]))?;
+    let res = Resolution::parse(input.resolution.trim()).map_err(|e| Error::Invalid(vec![e]))?;
     let note = required("note", &Some(input.note.clone()), 2000)?;
     let me = user_of(c)?;
     let adjustment = match (res, k.difference_ul, &k.lot_id) {
@@ -2062,7 +2052,7 @@ pub async fn resolve_case(
             ev,
         )
         .await?;
-    state.store.cs_case(&k.id).await?.ok_or(WebError::NotFound)
+    state.store.cs_case(&k.id).await?.ok_or(Error::NotFound)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -2078,18 +2068,18 @@ pub struct FilingInput {
 
 /// Records the DEA notice and the Form 106 filing of a loss or theft case.
 pub async fn case_filing(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     id: &str,
     input: FilingInput,
-) -> Result<Case, WebError> {
+) -> Result<Case, Error> {
     let (k, loc) = case_of(state, c, id, Permission::CsManage).await?;
     if k.kind == "discrepancy" {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "a count discrepancy is not reported to the DEA unless it is resolved as a theft or significant loss".into(),
         ));
     }
-    let date = |f: &str, v: &Option<String>| -> Result<Option<String>, WebError> {
+    let date = |f: &str, v: &Option<String>| -> Result<Option<String>, Error> {
         match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => Ok(None),
             Some(s) => {
@@ -2132,7 +2122,7 @@ pub async fn case_filing(
             ev,
         )
         .await?;
-    state.store.cs_case(&k.id).await?.ok_or(WebError::NotFound)
+    state.store.cs_case(&k.id).await?.ok_or(Error::NotFound)
 }
 
 // ---- Inventories ------------------------------------------------------------
@@ -2164,10 +2154,10 @@ pub struct InventoryLineInput {
 /// Takes an inventory: every lot held, with sealed containers and the
 /// measured or estimated contents of an opened one, beside the ledger.
 pub async fn take_inventory(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     input: InventoryInput,
-) -> Result<Inventory, WebError> {
+) -> Result<Inventory, Error> {
     let loc = location(
         state,
         c,
@@ -2265,7 +2255,7 @@ pub async fn take_inventory(
         }
     }
     if !errs.is_empty() {
-        return Err(WebError::Invalid(errs));
+        return Err(Error::Invalid(errs));
     }
     let body = serde_json::Value::Array(lines).to_string();
     let inv = Inventory {
@@ -2292,12 +2282,12 @@ pub async fn take_inventory(
         .await?
         .into_iter()
         .find(|i| i.id == inv.id)
-        .ok_or(WebError::NotFound)
+        .ok_or(Error::NotFound)
 }
 
 /// An inventory as a printable PDF; the print is audited.
-pub async fn inventory_pdf(state: &AppState, c: &Caller, id: &str) -> Result<Vec<u8>, WebError> {
-    use crate::pdf::{render, Block};
+pub async fn inventory_pdf(state: &Clinic, c: &Caller, id: &str) -> Result<Vec<u8>, Error> {
+    use crate::documents::{render, Block};
     let locs = locations(state, c, Permission::CsRead).await?;
     let ids: Vec<String> = locs.iter().map(|l| l.id.to_string()).collect();
     let inv = state
@@ -2306,11 +2296,11 @@ pub async fn inventory_pdf(state: &AppState, c: &Caller, id: &str) -> Result<Vec
         .await?
         .into_iter()
         .find(|i| i.id == id)
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     let loc = locs
         .iter()
         .find(|l| l.id.to_string() == inv.clinic_id)
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     let lines: Vec<serde_json::Value> = stored("inventory lines", &inv.lines)?;
     let reg = loc
         .registration
@@ -2367,7 +2357,7 @@ pub async fn inventory_pdf(state: &AppState, c: &Caller, id: &str) -> Result<Vec
     ev.object_type = Some("cs_inventory".into());
     ev.object_id = Some(inv.id.clone());
     state.store.audit(vec![ev]).await?;
-    render(&blocks, "Stillwater - Schedule III inventory").map_err(WebError::Internal)
+    render(&blocks, "Stillwater - Schedule III inventory").map_err(Error::Internal)
 }
 
 // ---- Setup ------------------------------------------------------------------
@@ -2384,10 +2374,10 @@ pub struct ProductInput {
 }
 
 pub async fn add_product(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     input: ProductInput,
-) -> Result<Product, WebError> {
+) -> Result<Product, Error> {
     let clinics = c.require_any(Permission::CsManage)?;
     let mut errs = Vec::new();
     let name = input.name.trim().to_string();
@@ -2421,7 +2411,7 @@ pub async fn add_product(
         ));
     }
     if !errs.is_empty() {
-        return Err(WebError::Invalid(errs));
+        return Err(Error::Invalid(errs));
     }
     let p = Product {
         id: new_id(),
@@ -2450,10 +2440,10 @@ pub struct RegistrationInput {
 }
 
 pub async fn set_registration(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     input: RegistrationInput,
-) -> Result<(), WebError> {
+) -> Result<(), Error> {
     let loc = location(
         state,
         c,
@@ -2463,7 +2453,7 @@ pub async fn set_registration(
     )
     .await?;
     let dea =
-        cs::check_dea("dea_number", &input.dea_number).map_err(|e| WebError::Invalid(vec![e]))?;
+        cs::check_dea("dea_number", &input.dea_number).map_err(|e| Error::Invalid(vec![e]))?;
     let exp = parse_date("expires_on", &input.expires_on)?;
     let mut ev = event(c, Action::CsSettings, Permission::CsManage, loc.id);
     ev.object_type = Some("cs_registration".into());
@@ -2482,11 +2472,11 @@ pub async fn set_registration(
 }
 
 pub async fn add_storage(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     clinic_id: &str,
     name: &str,
-) -> Result<Storage, WebError> {
+) -> Result<Storage, Error> {
     let loc = location(state, c, Permission::CsManage, clinic_id, "clinic_id").await?;
     let name = name.trim();
     if name.is_empty() || name.len() > 80 {
@@ -2508,7 +2498,7 @@ pub async fn add_storage(
 }
 
 /// Lots of the organisation with their balance at each location the caller reads.
-pub async fn lots(state: &AppState, c: &Caller) -> Result<(Vec<Lot>, Vec<Balance>), WebError> {
+pub async fn lots(state: &Clinic, c: &Caller) -> Result<(Vec<Lot>, Vec<Balance>), Error> {
     let locs = locations(state, c, Permission::CsRead).await?;
     let ids: Vec<String> = locs.iter().map(|l| l.id.to_string()).collect();
     let mut ev = event(c, Action::CsRead, Permission::CsRead, locs[0].id);
@@ -2522,10 +2512,10 @@ pub async fn lots(state: &AppState, c: &Caller) -> Result<(Vec<Lot>, Vec<Balance
 
 /// Inventories at the caller's locations (all, or one), newest first; audited.
 pub async fn inventories(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     only: Option<ClinicId>,
-) -> Result<Vec<Inventory>, WebError> {
+) -> Result<Vec<Inventory>, Error> {
     let locs = locations(state, c, Permission::CsRead).await?;
     let ids: Vec<String> = locs
         .iter()
@@ -2547,9 +2537,9 @@ pub async fn inventories(
 
 /// Counts at the caller's locations, newest first, with their lines.
 pub async fn counts(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
-) -> Result<Vec<(Count, Vec<store::substances::CountLine>)>, WebError> {
+) -> Result<Vec<(Count, Vec<store::substances::CountLine>)>, Error> {
     let locs = locations(state, c, Permission::CsRead).await?;
     let ids: Vec<String> = locs.iter().map(|l| l.id.to_string()).collect();
     let mut out = Vec::new();

@@ -26,25 +26,25 @@ use store::billing::{
     StoredEstimate, StoredOffer, StoredPriceList,
 };
 
-use crate::auth::Caller;
-use crate::error::{stored, WebError};
-use crate::AppState;
+use crate::actor::Caller;
+use crate::error::{stored, Error};
+use crate::Clinic;
 
-fn invalid(field: &str, m: impl Into<String>) -> WebError {
-    WebError::Invalid(vec![FieldError::new(field, m)])
+fn invalid(field: &str, m: impl Into<String>) -> Error {
+    Error::Invalid(vec![FieldError::new(field, m)])
 }
 
 fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-fn date(field: &str, s: &str) -> Result<Date, WebError> {
+fn date(field: &str, s: &str) -> Result<Date, Error> {
     s.trim()
         .parse()
         .map_err(|_| invalid(field, format!("{:?} is not a date (YYYY-MM-DD)", s.trim())))
 }
 
-fn text(field: &str, s: &str, max: usize, required: bool) -> Result<String, WebError> {
+fn text(field: &str, s: &str, max: usize, required: bool) -> Result<String, Error> {
     let t = s.trim();
     if required && t.is_empty() {
         return Err(invalid(field, "is required"));
@@ -52,7 +52,7 @@ fn text(field: &str, s: &str, max: usize, required: bool) -> Result<String, WebE
     if t.chars().count() > max {
         return Err(invalid(field, format!("must be at most {max} characters")));
     }
-    if let Some(ch) = crate::pdf::unprintable(t) {
+    if let Some(ch) = crate::documents::unprintable(t) {
         return Err(invalid(
             field,
             format!("contains {ch:?}, which a printed invoice cannot show"),
@@ -97,7 +97,7 @@ impl Place {
 }
 
 /// The currency a clinic bills in (its billing details; dollars until set).
-async fn currency_of(state: &AppState, clinic: ClinicId) -> Result<String, WebError> {
+async fn currency_of(state: &Clinic, clinic: ClinicId) -> Result<String, Error> {
     Ok(state
         .store
         .billing_settings(&clinic.to_string())
@@ -107,7 +107,7 @@ async fn currency_of(state: &AppState, clinic: ClinicId) -> Result<String, WebEr
 }
 
 /// The clinics where the caller holds `p`.
-pub async fn places(state: &AppState, c: &Caller, p: Permission) -> Result<Vec<Place>, WebError> {
+pub async fn places(state: &Clinic, c: &Caller, p: Permission) -> Result<Vec<Place>, Error> {
     let mine = c.require_any(p)?;
     Ok(state
         .store
@@ -126,12 +126,7 @@ pub async fn places(state: &AppState, c: &Caller, p: Permission) -> Result<Vec<P
 }
 
 /// The clinic named `id` where the caller holds `p`.
-pub async fn place(
-    state: &AppState,
-    c: &Caller,
-    p: Permission,
-    id: &str,
-) -> Result<Place, WebError> {
+pub async fn place(state: &Clinic, c: &Caller, p: Permission, id: &str) -> Result<Place, Error> {
     let id = id.trim();
     if id.is_empty() {
         return Err(invalid("clinic_id", "choose a clinic"));
@@ -144,7 +139,7 @@ pub async fn place(
                 .iter()
                 .any(|k| k.to_string() == id)
             {
-                WebError::Forbidden
+                Error::Forbidden
             } else {
                 invalid("clinic_id", "no such clinic among yours")
             }
@@ -185,7 +180,7 @@ pub struct SettingsInput {
     pub refund_fee: String,
 }
 
-pub async fn set_settings(state: &AppState, c: &Caller, i: SettingsInput) -> Result<(), WebError> {
+pub async fn set_settings(state: &Clinic, c: &Caller, i: SettingsInput) -> Result<(), Error> {
     let p = place(state, c, Permission::BillManage, &i.clinic_id).await?;
     let mut e = domain::error::Errors::new();
     let npi = e.check(domain::billing::check_npi(&i.npi));
@@ -201,7 +196,7 @@ pub async fn set_settings(state: &AppState, c: &Caller, i: SettingsInput) -> Res
         ))
     };
     let name = text("legal_name", &i.legal_name, 200, true);
-    if let Err(WebError::Invalid(v)) = &name {
+    if let Err(Error::Invalid(v)) = &name {
         for f in v {
             e.add(&f.field, f.message.clone());
         }
@@ -215,14 +210,14 @@ pub async fn set_settings(state: &AppState, c: &Caller, i: SettingsInput) -> Res
         currency: cur.unwrap_or_default(),
         refund_fee_minor: fee.unwrap_or_default(),
     };
-    let by = c.user_id().ok_or(WebError::Forbidden)?.to_string();
+    let by = c.user_id().ok_or(Error::Forbidden)?.to_string();
     let ev = event(c, Action::BillSettings, Permission::BillManage, p.id);
     state.store.set_billing_settings(&s, &by, ev).await?;
     Ok(())
 }
 
 /// A clinic's price lists as the rules read them, newest first.
-pub async fn price_lists_of(state: &AppState, clinic: &str) -> Result<Vec<PriceList>, WebError> {
+pub async fn price_lists_of(state: &Clinic, clinic: &str) -> Result<Vec<PriceList>, Error> {
     state
         .store
         .price_lists(clinic)
@@ -233,10 +228,10 @@ pub async fn price_lists_of(state: &AppState, clinic: &str) -> Result<Vec<PriceL
                 effective_from: l
                     .effective_from
                     .parse()
-                    .map_err(|_| WebError::Internal("a stored price list has a bad date".into()))?,
+                    .map_err(|_| Error::Internal("a stored price list has a bad date".into()))?,
                 currency: l.currency,
                 prices: serde_json::from_str(&l.prices)
-                    .map_err(|_| WebError::Internal("a stored price list is unreadable".into()))?,
+                    .map_err(|_| Error::Internal("a stored price list is unreadable".into()))?,
             })
         })
         .collect()
@@ -253,7 +248,7 @@ pub struct PricesInput {
 }
 
 /// Publishes a price list from a date on (today or later; earlier lists stay as history).
-pub async fn set_prices(state: &AppState, c: &Caller, i: PricesInput) -> Result<(), WebError> {
+pub async fn set_prices(state: &Clinic, c: &Caller, i: PricesInput) -> Result<(), Error> {
     let p = place(state, c, Permission::BillManage, &i.clinic_id).await?;
     let mut e = domain::error::Errors::new();
     let from = e.check(date("effective_from", &i.effective_from).map_err(to_field));
@@ -299,14 +294,13 @@ pub async fn set_prices(state: &AppState, c: &Caller, i: PricesInput) -> Result<
         }
     }
     e.into_result()?;
-    let by = c.user_id().ok_or(WebError::Forbidden)?.to_string();
+    let by = c.user_id().ok_or(Error::Forbidden)?.to_string();
     let stored = StoredPriceList {
         id: new_id(),
         clinic_id: p.id.to_string(),
         effective_from: list.effective_from.to_string(),
         currency: list.currency.clone(),
-        prices: serde_json::to_string(&list.prices)
-            .map_err(|e| WebError::Internal(e.to_string()))?,
+        prices: serde_json::to_string(&list.prices).map_err(|e| Error::Internal(e.to_string()))?,
         created_at: state.now(),
     };
     let mut ev = event(c, Action::BillSettings, Permission::BillManage, p.id);
@@ -316,16 +310,16 @@ pub async fn set_prices(state: &AppState, c: &Caller, i: PricesInput) -> Result<
     Ok(())
 }
 
-pub fn offer_of(o: &StoredOffer) -> Result<Offer, WebError> {
+pub fn offer_of(o: &StoredOffer) -> Result<Offer, Error> {
     Ok(Offer {
         id: o.id.clone(),
         name: o.name.clone(),
         rules: serde_json::from_str(&o.rules)
-            .map_err(|_| WebError::Internal("a stored offer is unreadable".into()))?,
+            .map_err(|_| Error::Internal("a stored offer is unreadable".into()))?,
         valid_from: o
             .valid_from
             .parse()
-            .map_err(|_| WebError::Internal("a stored offer has a bad date".into()))?,
+            .map_err(|_| Error::Internal("a stored offer has a bad date".into()))?,
         valid_to: o.valid_to.as_deref().and_then(|d| d.parse().ok()),
         new_patients_only: o.new_patients_only,
         first_n: o.first_n.map(|n| n as u32),
@@ -334,7 +328,7 @@ pub fn offer_of(o: &StoredOffer) -> Result<Offer, WebError> {
 }
 
 /// The clinic's offers that are switched on.
-pub async fn active_offers(state: &AppState, clinic: &str) -> Result<Vec<Offer>, WebError> {
+pub async fn active_offers(state: &Clinic, clinic: &str) -> Result<Vec<Offer>, Error> {
     state
         .store
         .offers(clinic)
@@ -376,7 +370,7 @@ pub struct RuleInput {
     pub percent: Option<u8>,
 }
 
-pub async fn add_offer(state: &AppState, c: &Caller, i: OfferInput) -> Result<String, WebError> {
+pub async fn add_offer(state: &Clinic, c: &Caller, i: OfferInput) -> Result<String, Error> {
     let p = place(state, c, Permission::BillManage, &i.clinic_id).await?;
     let currency = currency_of(state, p.id).await?;
     let mut e = domain::error::Errors::new();
@@ -418,7 +412,7 @@ pub async fn add_offer(state: &AppState, c: &Caller, i: OfferInput) -> Result<St
         first_n: i.first_n,
         stackable: i.stackable,
     };
-    if let Some(ch) = crate::pdf::unprintable(&offer.name) {
+    if let Some(ch) = crate::documents::unprintable(&offer.name) {
         e.add(
             "name",
             format!("contains {ch:?}, which a printed invoice cannot show"),
@@ -457,8 +451,7 @@ pub async fn add_offer(state: &AppState, c: &Caller, i: OfferInput) -> Result<St
         id: offer.id.clone(),
         clinic_id: p.id.to_string(),
         name: offer.name.clone(),
-        rules: serde_json::to_string(&offer.rules)
-            .map_err(|e| WebError::Internal(e.to_string()))?,
+        rules: serde_json::to_string(&offer.rules).map_err(|e| Error::Internal(e.to_string()))?,
         valid_from: offer.valid_from.to_string(),
         valid_to: offer.valid_to.map(|d| d.to_string()),
         new_patients_only: offer.new_patients_only,
@@ -466,7 +459,7 @@ pub async fn add_offer(state: &AppState, c: &Caller, i: OfferInput) -> Result<St
         stackable: offer.stackable,
         active: true,
     };
-    let by = c.user_id().ok_or(WebError::Forbidden)?.to_string();
+    let by = c.user_id().ok_or(Error::Forbidden)?.to_string();
     let mut ev = event(c, Action::BillSettings, Permission::BillManage, p.id);
     ev.object_type = Some("offer".into());
     ev.object_id = Some(stored.id.clone());
@@ -474,20 +467,20 @@ pub async fn add_offer(state: &AppState, c: &Caller, i: OfferInput) -> Result<St
     Ok(stored.id)
 }
 
-fn to_field(e: WebError) -> FieldError {
+fn to_field(e: Error) -> FieldError {
     match e {
-        WebError::Invalid(mut v) if !v.is_empty() => v.remove(0),
+        Error::Invalid(mut v) if !v.is_empty() => v.remove(0),
         other => FieldError::new("input", format!("{other:?}")),
     }
 }
 
 pub async fn set_offer_active(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     clinic: &str,
     id: &str,
     active: bool,
-) -> Result<(), WebError> {
+) -> Result<(), Error> {
     let p = place(state, c, Permission::BillManage, clinic).await?;
     let mut ev = event(c, Action::BillSettings, Permission::BillManage, p.id);
     ev.object_type = Some("offer".into());
@@ -498,7 +491,7 @@ pub async fn set_offer_active(
         .set_offer_active(&p.id.to_string(), id, active, ev)
         .await?
     {
-        return Err(WebError::NotFound);
+        return Err(Error::NotFound);
     }
     Ok(())
 }
@@ -520,10 +513,10 @@ pub struct PackageProductInput {
 }
 
 pub async fn add_package_product(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     i: PackageProductInput,
-) -> Result<String, WebError> {
+) -> Result<String, Error> {
     let p = place(state, c, Permission::BillManage, &i.clinic_id).await?;
     let mut e = domain::error::Errors::new();
     let name = e.check(text("name", &i.name, 120, true).map_err(to_field));
@@ -576,11 +569,7 @@ pub async fn add_package_product(
 
 // ---- Invoices ----------------------------------------------------------------
 
-async fn history(
-    state: &AppState,
-    clinic: &str,
-    patient: &str,
-) -> Result<PatientHistory, WebError> {
+async fn history(state: &Clinic, clinic: &str, patient: &str) -> Result<PatientHistory, Error> {
     let (uses, first) = state.store.offer_history(clinic, patient).await?;
     let mut h = PatientHistory {
         first_charge: first.and_then(|d| d.parse().ok()),
@@ -609,14 +598,14 @@ fn priced(
     codes: &[bill::Code],
     h: &mut PatientHistory,
     out: &mut Vec<NewLine>,
-) -> Result<String, WebError> {
+) -> Result<String, Error> {
     let (lists, offers, day) = (pr.lists, pr.offers, pr.day);
     let (price, cur) = bill::price_on(lists, service, day)?;
     out.push(NewLine {
         kind: EntryKind::Charge,
         service: service.as_str().into(),
         description: words,
-        codes: serde_json::to_string(codes).map_err(|e| WebError::Internal(e.to_string()))?,
+        codes: serde_json::to_string(codes).map_err(|e| Error::Internal(e.to_string()))?,
         minor: price,
         offer_id: None,
     });
@@ -637,11 +626,7 @@ fn priced(
 /// codes, the drug given and each rescue medicine; a late cancellation or a
 /// no-show at the fee; the offers' savings as lines of their own. A free
 /// service with nothing else is not invoiced.
-pub async fn invoice_visit(
-    state: &AppState,
-    c: &Caller,
-    appointment: &str,
-) -> Result<String, WebError> {
+pub async fn invoice_visit(state: &Clinic, c: &Caller, appointment: &str) -> Result<String, Error> {
     invoice_visit_at(state, c, appointment, None, state.now()).await
 }
 
@@ -650,25 +635,25 @@ pub async fn invoice_visit(
 /// outside its dates, not a new patient, used up) the answer says why and
 /// nothing is invoiced.
 pub async fn invoice_visit_at(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     appointment: &str,
     offer: Option<&str>,
     at: i64,
-) -> Result<String, WebError> {
+) -> Result<String, Error> {
     let v = state
         .store
         .visit_for_billing(appointment.trim())
         .await?
-        .ok_or(WebError::NotFound)?;
-    let clinic: ClinicId = v.clinic_id.parse().map_err(|_| WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
+    let clinic: ClinicId = v.clinic_id.parse().map_err(|_| Error::NotFound)?;
     if !c.may(Permission::BillCharge, clinic) {
         // Staff of the clinic are told no; anyone else learns nothing.
         return Err(
             if c.may(Permission::BillRead, clinic) || c.may(Permission::PatientRead, clinic) {
-                WebError::Forbidden
+                Error::Forbidden
             } else {
-                WebError::NotFound
+                Error::NotFound
             },
         );
     }
@@ -687,7 +672,7 @@ pub async fn invoice_visit_at(
     let currency;
     if attended {
         let service = Service::of_appointment(&v.type_code)
-            .ok_or_else(|| WebError::Conflict(format!("{} visits are not billed", v.type_name)))?;
+            .ok_or_else(|| Error::Conflict(format!("{} visits are not billed", v.type_name)))?;
         if let Some(id) = offer.map(str::trim).filter(|s| !s.is_empty()) {
             let all = state.store.offers(&v.clinic_id).await?;
             let o = all
@@ -745,7 +730,7 @@ pub async fn invoice_visit_at(
         } else if v.status == "cancelled" && v.late_cancel {
             Service::LateCancelFee
         } else {
-            return Err(WebError::Conflict(
+            return Err(Error::Conflict(
                 "only an attended, late-cancelled or missed visit is invoiced".into(),
             ));
         };
@@ -773,12 +758,12 @@ pub async fn invoice_visit_at(
             .iter()
             .all(|l| l.kind != EntryKind::Charge || l.minor == 0)
     {
-        return Err(WebError::Conflict(format!(
+        return Err(Error::Conflict(format!(
             "{} is free: nothing to invoice",
             v.type_name
         )));
     }
-    let by = c.user_id().ok_or(WebError::Forbidden)?.to_string();
+    let by = c.user_id().ok_or(Error::Forbidden)?.to_string();
     let inv = NewInvoice {
         id: new_id(),
         clinic_id: v.clinic_id.clone(),
@@ -804,46 +789,46 @@ pub async fn invoice_visit_at(
         .store
         .insert_invoice(&inv, ev)
         .await
-        .map_err(WebError::from)?;
+        .map_err(Error::from)?;
     Ok(inv.id)
 }
 
 /// Sells a package: its invoice (paid like any other) and the package itself.
 pub async fn sell_package(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     patient: &str,
     product: &str,
-) -> Result<String, WebError> {
+) -> Result<String, Error> {
     sell_package_at(state, c, patient, product, state.now()).await
 }
 
 /// The patient, at a clinic where the caller holds `perm`; any other id,
 /// malformed or out of reach, is "not found".
 async fn patient_in_reach(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     patient: &str,
     perm: Permission,
-) -> Result<store::patients::PatientRecord, WebError> {
-    let pid: PatientId = patient.trim().parse().map_err(|_| WebError::NotFound)?;
+) -> Result<store::patients::PatientRecord, Error> {
+    let pid: PatientId = patient.trim().parse().map_err(|_| Error::NotFound)?;
     let clinics = c.require_any(perm)?;
     state
         .store
         .patient(pid, &clinics)
         .await?
-        .ok_or(WebError::NotFound)
+        .ok_or(Error::NotFound)
 }
 
 /// The patient, at a clinic where the caller charges, and an active product
 /// of that clinic; `Ok` also names the clinic as a [`Place`].
 async fn patient_product(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     patient: &str,
     product: &str,
     missing: &str,
-) -> Result<(store::patients::PatientRecord, PackageProduct, Place), WebError> {
+) -> Result<(store::patients::PatientRecord, PackageProduct, Place), Error> {
     let rec = patient_in_reach(state, c, patient, Permission::BillCharge).await?;
     let k = state
         .store
@@ -858,12 +843,12 @@ async fn patient_product(
 
 /// [`sell_package`] sold at `at` (the demo's history).
 pub async fn sell_package_at(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     patient: &str,
     product: &str,
     at: i64,
-) -> Result<String, WebError> {
+) -> Result<String, Error> {
     let (rec, k, p) = patient_product(
         state,
         c,
@@ -883,7 +868,7 @@ pub async fn sell_package_at(
         .valid_days
         .and_then(|d| today.checked_add(jiff::Span::new().days(d)).ok())
         .map(|d| d.to_string());
-    let by = c.user_id().ok_or(WebError::Forbidden)?.to_string();
+    let by = c.user_id().ok_or(Error::Forbidden)?.to_string();
     let service = Service::parse("service", &k.service)?;
     let inv = NewInvoice {
         id: new_id(),
@@ -939,7 +924,7 @@ fn membership_invoice(
     by: &str,
     at: i64,
     step: MembershipStep,
-) -> Result<NewInvoice, WebError> {
+) -> Result<NewInvoice, Error> {
     let (from, to) = membership::period(start, period)
         .ok_or_else(|| invalid("started_on", "is too far in the future"))?;
     let service = Service::parse("service", &m.service)?;
@@ -984,29 +969,29 @@ fn membership_invoice(
 /// Enrols a patient in a membership product; the first month is invoiced now.
 /// Returns the invoice id.
 pub async fn start_membership(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     patient: &str,
     product: &str,
-) -> Result<String, WebError> {
+) -> Result<String, Error> {
     start_membership_at(state, c, patient, product, state.now()).await
 }
 
 /// [`start_membership`] at `at` (the demo's history).
 pub async fn start_membership_at(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     patient: &str,
     product: &str,
     at: i64,
-) -> Result<String, WebError> {
+) -> Result<String, Error> {
     const MISSING: &str = "choose a membership this clinic offers";
     let (rec, k, p) = patient_product(state, c, patient, product, MISSING).await?;
     if !k.monthly {
         return Err(invalid("product_id", MISSING));
     }
     let start = p.date_of(at);
-    let by = c.user_id().ok_or(WebError::Forbidden)?.to_string();
+    let by = c.user_id().ok_or(Error::Forbidden)?.to_string();
     let m = Membership {
         id: new_id(),
         clinic_id: k.clinic_id.clone(),
@@ -1048,7 +1033,7 @@ pub async fn start_membership_at(
 /// issued in the name of whoever enrolled the patient. Safe to run from
 /// several workers at once: each month is billed once. Returns the invoices
 /// made.
-pub async fn renew_memberships(state: &AppState, now: i64) -> Result<usize, WebError> {
+pub async fn renew_memberships(state: &Clinic, now: i64) -> Result<usize, Error> {
     let mut made = 0;
     let mut zones: BTreeMap<String, (jiff::tz::TimeZone, String)> = BTreeMap::new();
     for m in state.store.active_memberships().await? {
@@ -1056,10 +1041,10 @@ pub async fn renew_memberships(state: &AppState, now: i64) -> Result<usize, WebE
             let id: ClinicId = m
                 .clinic_id
                 .parse()
-                .map_err(|_| WebError::Internal("stored clinic id".into()))?;
+                .map_err(|_| Error::Internal("stored clinic id".into()))?;
             let k = state.store.clinic(id).await?;
             let tz = jiff::tz::TimeZone::get(&k.settings.time_zone)
-                .map_err(|_| WebError::Internal("clinic zone".into()))?;
+                .map_err(|_| Error::Internal("clinic zone".into()))?;
             zones.insert(m.clinic_id.clone(), (tz, k.org_id.to_string()));
         }
         let Some((tz, org)) = zones.get(&m.clinic_id) else {
@@ -1113,17 +1098,17 @@ pub struct MembershipView {
 }
 
 pub async fn memberships(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     patient: &str,
-) -> Result<Vec<MembershipView>, WebError> {
-    let pid: PatientId = patient.parse().map_err(|_| WebError::NotFound)?;
+) -> Result<Vec<MembershipView>, Error> {
+    let pid: PatientId = patient.parse().map_err(|_| Error::NotFound)?;
     let clinics = c.require_any(Permission::BillRead)?;
     let rec = state
         .store
         .patient(pid, &clinics)
         .await?
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     c.require(Permission::BillRead, rec.clinic_id)?;
     let ms = state.store.memberships_of_patient(patient).await?;
     Ok(ms
@@ -1146,19 +1131,19 @@ pub async fn memberships(
 /// Ends a membership at the front desk, with a reason: no further months are
 /// billed; the sessions of the month paid for stay usable until it ends.
 pub async fn cancel_membership(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     id: &str,
     reason: &str,
-) -> Result<Membership, WebError> {
+) -> Result<Membership, Error> {
     let m = state
         .store
         .membership(id.trim())
         .await?
-        .ok_or(WebError::NotFound)?;
-    let clinic: ClinicId = m.clinic_id.parse().map_err(|_| WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
+    let clinic: ClinicId = m.clinic_id.parse().map_err(|_| Error::NotFound)?;
     if !c.may(Permission::BillRead, clinic) {
-        return Err(WebError::NotFound);
+        return Err(Error::NotFound);
     }
     c.require(Permission::BillCharge, clinic)?;
     let reason = text("reason", reason, 200, true)?;
@@ -1178,15 +1163,9 @@ pub async fn cancel_membership(
         .cancel_membership(&m.id, &p.today().to_string(), &reason, ev)
         .await?
     {
-        return Err(WebError::Conflict(
-            "this membership has already ended".into(),
-        ));
+        return Err(Error::Conflict("this membership has already ended".into()));
     }
-    state
-        .store
-        .membership(&m.id)
-        .await?
-        .ok_or(WebError::NotFound)
+    state.store.membership(&m.id).await?.ok_or(Error::NotFound)
 }
 
 /// An invoice with everything shown about it.
@@ -1209,7 +1188,7 @@ fn view_of(
     invoice: Invoice,
     lines: Vec<InvoiceLine>,
     entries: Vec<BillingEntry>,
-) -> Result<InvoiceView, WebError> {
+) -> Result<InvoiceView, Error> {
     let (a, pos) = account_of(&lines, &entries, &invoice.currency)?;
     let refundable = entries
         .iter()
@@ -1235,15 +1214,15 @@ fn view_of(
 }
 
 /// Reads an invoice the caller may see (billing readers of its clinic), audited.
-pub async fn invoice(state: &AppState, c: &Caller, id: &str) -> Result<InvoiceView, WebError> {
+pub async fn invoice(state: &Clinic, c: &Caller, id: &str) -> Result<InvoiceView, Error> {
     let inv = state
         .store
         .invoice(id.trim())
         .await?
-        .ok_or(WebError::NotFound)?;
-    let clinic: ClinicId = inv.clinic_id.parse().map_err(|_| WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
+    let clinic: ClinicId = inv.clinic_id.parse().map_err(|_| Error::NotFound)?;
     if !c.may(Permission::BillRead, clinic) {
-        return Err(WebError::NotFound);
+        return Err(Error::NotFound);
     }
     let ids = vec![inv.id.clone()];
     let lines = state.store.invoice_lines(&ids).await?;
@@ -1282,20 +1261,16 @@ pub struct PaymentInput {
 
 /// Takes a payment against an invoice.
 pub async fn pay(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     invoice_id: &str,
     i: PaymentInput,
-) -> Result<(), WebError> {
+) -> Result<(), Error> {
     let v = invoice(state, c, invoice_id).await?;
-    let clinic: ClinicId = v
-        .invoice
-        .clinic_id
-        .parse()
-        .map_err(|_| WebError::NotFound)?;
+    let clinic: ClinicId = v.invoice.clinic_id.parse().map_err(|_| Error::NotFound)?;
     c.require(Permission::BillCharge, clinic)?;
     if v.balance <= 0 {
-        return Err(WebError::Conflict(format!(
+        return Err(Error::Conflict(format!(
             "nothing is owed on invoice {}",
             v.invoice.number
         )));
@@ -1356,7 +1331,7 @@ pub async fn pay(
         package_id,
         reason: None,
         at: i.at.unwrap_or_else(|| state.now()),
-        recorded_by: c.user_id().ok_or(WebError::Forbidden)?.to_string(),
+        recorded_by: c.user_id().ok_or(Error::Forbidden)?.to_string(),
     };
     let mut ev = patient_event(
         c,
@@ -1373,7 +1348,7 @@ pub async fn pay(
         fmt_money(minor, &v.invoice.currency)
     ));
     let jobs = if i.email_receipt {
-        crate::outbox::receipt_jobs(&v.invoice.id, &e.id, clinic, state.now())
+        crate::jobs::receipt_jobs(&v.invoice.id, &e.id, clinic, state.now())
     } else {
         vec![]
     };
@@ -1391,17 +1366,13 @@ pub struct RefundInput {
 
 /// Returns money from one payment (never more than it still holds).
 pub async fn refund(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     invoice_id: &str,
     i: RefundInput,
-) -> Result<(), WebError> {
+) -> Result<(), Error> {
     let v = invoice(state, c, invoice_id).await?;
-    let clinic: ClinicId = v
-        .invoice
-        .clinic_id
-        .parse()
-        .map_err(|_| WebError::NotFound)?;
+    let clinic: ClinicId = v.invoice.clinic_id.parse().map_err(|_| Error::NotFound)?;
     c.require(Permission::BillManage, clinic)?;
     let pay = v
         .entries
@@ -1422,7 +1393,7 @@ pub async fn refund(
         package_id: pay.package_id.clone(),
         reason: Some(reason),
         at: state.now(),
-        recorded_by: c.user_id().ok_or(WebError::Forbidden)?.to_string(),
+        recorded_by: c.user_id().ok_or(Error::Forbidden)?.to_string(),
     };
     let mut ev = patient_event(
         c,
@@ -1446,17 +1417,13 @@ pub struct CreditInput {
 
 /// A credit note: lowers what is owed (never below what was paid).
 pub async fn credit(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     invoice_id: &str,
     i: CreditInput,
-) -> Result<(), WebError> {
+) -> Result<(), Error> {
     let v = invoice(state, c, invoice_id).await?;
-    let clinic: ClinicId = v
-        .invoice
-        .clinic_id
-        .parse()
-        .map_err(|_| WebError::NotFound)?;
+    let clinic: ClinicId = v.invoice.clinic_id.parse().map_err(|_| Error::NotFound)?;
     c.require(Permission::BillManage, clinic)?;
     let minor = bill::parse_amount("amount", &i.amount, &v.invoice.currency)?;
     let reason = text("reason", &i.reason, 500, true)?;
@@ -1472,7 +1439,7 @@ pub async fn credit(
         package_id: None,
         reason: Some(reason),
         at: state.now(),
-        recorded_by: c.user_id().ok_or(WebError::Forbidden)?.to_string(),
+        recorded_by: c.user_id().ok_or(Error::Forbidden)?.to_string(),
     };
     let mut ev = patient_event(
         c,
@@ -1491,26 +1458,24 @@ pub async fn credit(
 /// price per session paid, less the clinic's refund fee, returned against
 /// the package's payments (newest first); never more than was paid.
 pub async fn refund_package(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     package_id: &str,
     reason: &str,
-) -> Result<i64, WebError> {
+) -> Result<i64, Error> {
     let k = state
         .store
         .package(package_id.trim())
         .await?
-        .ok_or(WebError::NotFound)?;
-    let clinic: ClinicId = k.clinic_id.parse().map_err(|_| WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
+    let clinic: ClinicId = k.clinic_id.parse().map_err(|_| Error::NotFound)?;
     if !c.may(Permission::BillRead, clinic) {
-        return Err(WebError::NotFound);
+        return Err(Error::NotFound);
     }
     c.require(Permission::BillManage, clinic)?;
     let reason = text("reason", reason, 500, true)?;
     if k.refunded_at.is_some() {
-        return Err(WebError::Conflict(
-            "this package was refunded already".into(),
-        ));
+        return Err(Error::Conflict("this package was refunded already".into()));
     }
     let fee = state
         .store
@@ -1522,7 +1487,7 @@ pub async fn refund_package(
     let v = invoice(state, c, &k.invoice_id).await?;
     let mut left = due;
     let mut refunds = vec![];
-    let by = c.user_id().ok_or(WebError::Forbidden)?.to_string();
+    let by = c.user_id().ok_or(Error::Forbidden)?.to_string();
     for (pay_id, can) in v.refundable.iter().rev() {
         if left == 0 {
             break;
@@ -1587,7 +1552,7 @@ pub struct PatientAccount {
 /// A patient's invoices with their lines, entries and balances, newest
 /// first. No permission check and no audit: the caller (the account page, the
 /// patient's portal) has done both.
-pub async fn invoices_of(state: &AppState, patient: &str) -> Result<Vec<InvoiceView>, WebError> {
+pub async fn invoices_of(state: &Clinic, patient: &str) -> Result<Vec<InvoiceView>, Error> {
     let invs = state.store.invoices_of_patient(patient).await?;
     let ids: Vec<String> = invs.iter().map(|i| i.id.clone()).collect();
     let mut lines: BTreeMap<String, Vec<InvoiceLine>> = BTreeMap::new();
@@ -1608,11 +1573,7 @@ pub async fn invoices_of(state: &AppState, patient: &str) -> Result<Vec<InvoiceV
 }
 
 /// A patient's invoices, packages and estimates, audited as one read.
-pub async fn account(
-    state: &AppState,
-    c: &Caller,
-    patient: &str,
-) -> Result<PatientAccount, WebError> {
+pub async fn account(state: &Clinic, c: &Caller, patient: &str) -> Result<PatientAccount, Error> {
     let rec = patient_in_reach(state, c, patient, Permission::BillRead).await?;
     let p = place(state, c, Permission::BillRead, &rec.clinic_id.to_string()).await?;
     let invoices = invoices_of(state, patient.trim()).await?;
@@ -1685,11 +1646,11 @@ pub async fn account(
 /// Prices a proposed course for a patient at today's prices and the offers
 /// they would get, and keeps it (the patient sees it before consenting).
 pub async fn make_estimate(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     patient: &str,
     i: EstimateInput,
-) -> Result<StoredEstimate, WebError> {
+) -> Result<StoredEstimate, Error> {
     let rec = patient_in_reach(state, c, patient, Permission::BillCharge).await?;
     let clinic = rec.clinic_id.to_string();
     let p = place(state, c, Permission::BillCharge, &clinic).await?;
@@ -1701,11 +1662,11 @@ pub async fn make_estimate(
         id: new_id(),
         clinic_id: clinic,
         patient_id: patient.trim().to_string(),
-        input: serde_json::to_string(&i).map_err(|e| WebError::Internal(e.to_string()))?,
-        estimate: serde_json::to_string(&est).map_err(|e| WebError::Internal(e.to_string()))?,
+        input: serde_json::to_string(&i).map_err(|e| Error::Internal(e.to_string()))?,
+        estimate: serde_json::to_string(&est).map_err(|e| Error::Internal(e.to_string()))?,
         total_minor: est.total,
         currency: est.currency.clone(),
-        created_by: c.user_id().ok_or(WebError::Forbidden)?.to_string(),
+        created_by: c.user_id().ok_or(Error::Forbidden)?.to_string(),
         created_at: state.now(),
     };
     let mut ev = patient_event(
@@ -1722,7 +1683,7 @@ pub async fn make_estimate(
 }
 
 /// A stored estimate read back.
-pub fn estimate_of(s: &StoredEstimate) -> Result<(EstimateInput, Estimate), WebError> {
+pub fn estimate_of(s: &StoredEstimate) -> Result<(EstimateInput, Estimate), Error> {
     let i = stored("estimate input", &s.input)?;
     let e: EstimateJson = stored("estimate", &s.estimate)?;
     Ok((i, e.into()))
@@ -1775,14 +1736,14 @@ impl From<EstimateJson> for Estimate {
 /// details, patient, dates of service, codes with units and charges, the
 /// diagnoses from the assessment, and what was paid.
 pub async fn superbill(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     patient: &str,
     from: &str,
     to: &str,
-) -> Result<Vec<u8>, WebError> {
+) -> Result<Vec<u8>, Error> {
     let a = account(state, c, patient).await?;
-    let clinic: ClinicId = a.clinic_id.parse().map_err(|_| WebError::NotFound)?;
+    let clinic: ClinicId = a.clinic_id.parse().map_err(|_| Error::NotFound)?;
     let from = if from.trim().is_empty() {
         None
     } else {
@@ -1799,14 +1760,14 @@ pub async fn superbill(
         }
     }
     let settings = state.store.billing_settings(&a.clinic_id).await?.ok_or_else(|| {
-        WebError::Conflict("the clinic's billing details (NPI, tax id) are not set; an admin sets them under Billing".into())
+        Error::Conflict("the clinic's billing details (NPI, tax id) are not set; an admin sets them under Billing".into())
     })?;
-    let pid: PatientId = patient.trim().parse().map_err(|_| WebError::NotFound)?;
+    let pid: PatientId = patient.trim().parse().map_err(|_| Error::NotFound)?;
     let rec = state
         .store
         .patient(pid, &[clinic])
         .await?
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     let clinic_row = state.store.clinic(clinic).await?;
     let visits: Vec<&InvoiceView> = a
         .invoices
@@ -1834,7 +1795,7 @@ pub async fn superbill(
 }
 
 /// The diagnoses of the patient's latest clinical assessment.
-async fn diagnoses_of(state: &AppState, pid: PatientId) -> Result<Vec<(String, String)>, WebError> {
+async fn diagnoses_of(state: &Clinic, pid: PatientId) -> Result<Vec<(String, String)>, Error> {
     let parts = state.store.assessment_parts(pid).await?;
     let Some(latest) = parts
         .iter()
@@ -1857,8 +1818,8 @@ fn superbill_pdf(
     rec: &store::patients::PatientRecord,
     visits: &[&InvoiceView],
     diagnoses: &[(String, String)],
-) -> Result<Vec<u8>, WebError> {
-    use crate::pdf::Block;
+) -> Result<Vec<u8>, Error> {
+    use crate::documents::Block;
     let k = &clinic.settings;
     let d = &rec.details;
     let cur = visits
@@ -1948,17 +1909,17 @@ fn superbill_pdf(
         "The patient paid the practice directly. Ketamine for anxiety is off-label; coverage is decided by the insurer.",
     ));
     for bl in &b {
-        if let Some(ch) = crate::pdf::unprintable(&bl.text) {
-            return Err(WebError::Conflict(format!(
+        if let Some(ch) = crate::documents::unprintable(&bl.text) {
+            return Err(Error::Conflict(format!(
                 "the superbill cannot print {ch:?} (in the patient's or practice's details)"
             )));
         }
     }
-    crate::pdf::render(
+    crate::documents::render(
         &b,
         &format!("Superbill, {} {}", s.legal_name, d.family_name),
     )
-    .map_err(WebError::Internal)
+    .map_err(Error::Internal)
 }
 
 // ---- Day close and reports ----------------------------------------------------
@@ -1975,11 +1936,11 @@ pub struct DayClose {
 
 /// Takings of a day at a clinic by payment method (refunds netted).
 pub async fn day_close(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     clinic: &str,
     day: &str,
-) -> Result<DayClose, WebError> {
+) -> Result<DayClose, Error> {
     let p = place(state, c, Permission::BillRead, clinic).await?;
     let d = if day.trim().is_empty() {
         p.today()
@@ -2079,12 +2040,12 @@ fn revenue_row(rows: &mut BTreeMap<String, Revenue>, label: String) -> &mut Reve
 /// Revenue by service, the cost of offers, the outstanding package
 /// liability, and receivables by age, for invoices issued in [from, to].
 pub async fn reports(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     clinic: &str,
     from: &str,
     to: &str,
-) -> Result<Reports, WebError> {
+) -> Result<Reports, Error> {
     let p = place(state, c, Permission::BillRead, clinic).await?;
     let today = p.today();
     let to_d = if to.trim().is_empty() {
@@ -2209,9 +2170,9 @@ fn bill_days(from: Date, to: Date) -> i64 {
 }
 
 /// Sends the patient a statement of their open invoices by e-mail.
-pub async fn send_statement(state: &AppState, c: &Caller, patient: &str) -> Result<(), WebError> {
+pub async fn send_statement(state: &Clinic, c: &Caller, patient: &str) -> Result<(), Error> {
     let a = account(state, c, patient).await?;
-    let clinic: ClinicId = a.clinic_id.parse().map_err(|_| WebError::NotFound)?;
+    let clinic: ClinicId = a.clinic_id.parse().map_err(|_| Error::NotFound)?;
     c.require(Permission::BillCharge, clinic)?;
     let mut ev = patient_event(
         c,
@@ -2221,7 +2182,7 @@ pub async fn send_statement(state: &AppState, c: &Caller, patient: &str) -> Resu
         patient.trim(),
     );
     ev.detail = Some("statement e-mailed".into());
-    let jobs = crate::outbox::statement_jobs(patient.trim(), clinic, state.now());
+    let jobs = crate::jobs::statement_jobs(patient.trim(), clinic, state.now());
     state.store.enqueue_jobs(&jobs, ev).await?;
     Ok(())
 }
@@ -2237,10 +2198,7 @@ pub struct EstimateBox {
 /// The newest estimate of a patient, for the consent pages (the caller has
 /// already established who may see the patient: staff with the chart, or
 /// the patient through their link).
-pub async fn latest_estimate(
-    state: &AppState,
-    patient: &str,
-) -> Result<Option<EstimateBox>, WebError> {
+pub async fn latest_estimate(state: &Clinic, patient: &str) -> Result<Option<EstimateBox>, Error> {
     let Some(s) = state
         .store
         .estimates_of_patient(patient)

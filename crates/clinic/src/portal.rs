@@ -17,15 +17,15 @@ use domain::scheduling::{AppointmentType, Preferences};
 use domain::FieldError;
 use jiff::civil::Date;
 use store::audit::NewAuditEvent;
-use store::org::Clinic;
+use store::org::Clinic as ClinicRecord;
 use store::portal::{NewPortalLink, NewPortalSession, PortalSession};
 use store::scheduling::{Appointment, Status};
 
-use crate::auth::{random_token, secret_hash, Caller};
-use crate::ctx::RequestMeta;
-use crate::error::WebError;
+use crate::actor::RequestMeta;
+use crate::actor::{random_token, secret_hash, Caller};
+use crate::error::Error;
 use crate::scheduling::{clinic_tz, local_date};
-use crate::AppState;
+use crate::Clinic;
 
 const MINUTE: i64 = 60_000_000;
 const DAY: i64 = 86_400_000_000;
@@ -80,10 +80,10 @@ fn patient_actor(action: Action, meta: &RequestMeta) -> NewAuditEvent {
 /// The session behind a portal cookie, its idle clock refreshed at most once
 /// a minute.
 pub async fn session(
-    state: &AppState,
+    state: &Clinic,
     token: &str,
     meta: RequestMeta,
-) -> Result<Option<Portal>, WebError> {
+) -> Result<Option<Portal>, Error> {
     if token.is_empty() || token.len() > 128 {
         return Ok(None);
     }
@@ -107,13 +107,13 @@ pub async fn session(
 }
 
 async fn create_link(
-    state: &AppState,
+    state: &Clinic,
     clinic: ClinicId,
     patient: PatientId,
     by: Option<domain::ids::UserId>,
     audit: NewAuditEvent,
     email: bool,
-) -> Result<String, WebError> {
+) -> Result<String, Error> {
     let token = random_token(32);
     let id = uuid::Uuid::now_v7().to_string();
     let expires_at = state.now() + LINK_MINUTES * MINUTE;
@@ -126,7 +126,7 @@ async fn create_link(
         expires_at,
     };
     let jobs = if email {
-        crate::outbox::patient_link_jobs(&id, clinic, patient, "portal", expires_at, state.now())
+        crate::jobs::patient_link_jobs(&id, clinic, patient, "portal", expires_at, state.now())
     } else {
         vec![]
     };
@@ -141,16 +141,16 @@ async fn create_link(
 /// same whether or not the address belongs to a patient, so the page cannot
 /// be used to find out who is one; a link goes only to the address on file.
 pub async fn request_link(
-    state: &AppState,
+    state: &Clinic,
     meta: &RequestMeta,
-    clinic: &Clinic,
+    clinic: &ClinicRecord,
     email: &str,
-) -> Result<(), WebError> {
+) -> Result<(), Error> {
     crate::leads::limit(state, meta)?;
     let email = email.trim();
     let at = email.find('@');
     if email.len() > 254 || at.is_none_or(|i| i == 0 || i + 1 >= email.len()) {
-        return Err(WebError::Invalid(vec![FieldError::new(
+        return Err(Error::Invalid(vec![FieldError::new(
             "email",
             "is not an e-mail address (it looks like name@example.com)",
         )]));
@@ -173,11 +173,11 @@ pub async fn request_link(
 }
 
 async fn links_for_address(
-    state: &AppState,
+    state: &Clinic,
     meta: &RequestMeta,
-    clinic: &Clinic,
+    clinic: &ClinicRecord,
     email: &str,
-) -> Result<(), WebError> {
+) -> Result<(), Error> {
     for p in state.store.patients_with_email(clinic.id, email).await? {
         let mut e = patient_actor(Action::PortalLink, meta);
         e.actor_label = "public".into();
@@ -197,15 +197,15 @@ async fn links_for_address(
 /// portal on this device for the patient at the desk (a clinic tablet); the
 /// token is then returned instead of sent.
 pub async fn send_link(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     patient: PatientId,
     here: bool,
-) -> Result<Option<String>, WebError> {
+) -> Result<Option<String>, Error> {
     let p = crate::patients::read(state, c, patient).await?;
     c.require(Permission::ScheduleBook, p.clinic_id)?;
     if !here && p.details.email.is_none() {
-        return Err(WebError::Invalid(vec![FieldError::new(
+        return Err(Error::Invalid(vec![FieldError::new(
             "email",
             "is not on file for this patient; add it to their details first",
         )]));
@@ -230,7 +230,7 @@ pub async fn send_link(
 
 /// Whether a sign-in link can still be used (for the page that asks the
 /// patient to continue; opening that page does not use the link).
-pub async fn link_is_open(state: &AppState, token: &str) -> Result<bool, WebError> {
+pub async fn link_is_open(state: &Clinic, token: &str) -> Result<bool, Error> {
     if token.is_empty() || token.len() > 100 {
         return Ok(false);
     }
@@ -243,10 +243,10 @@ pub async fn link_is_open(state: &AppState, token: &str) -> Result<bool, WebErro
 /// Uses a sign-in link: returns the new session's secret for the cookie and
 /// its lifetime in seconds, or `None` when the link cannot be used.
 pub async fn sign_in(
-    state: &AppState,
+    state: &Clinic,
     meta: &RequestMeta,
     token: &str,
-) -> Result<Option<(String, i64)>, WebError> {
+) -> Result<Option<(String, i64)>, Error> {
     crate::leads::limit(state, meta)?;
     if token.is_empty() || token.len() > 100 {
         return Ok(None);
@@ -266,7 +266,7 @@ pub async fn sign_in(
     Ok(used.map(|_| (secret, max / 1_000_000)))
 }
 
-pub async fn sign_out(state: &AppState, p: &Portal) -> Result<(), WebError> {
+pub async fn sign_out(state: &Clinic, p: &Portal) -> Result<(), Error> {
     let ev = p.event(Action::PortalSignOut);
     state.store.end_portal_session(&p.hash, ev).await?;
     Ok(())
@@ -285,7 +285,7 @@ fn own(a: &Appointment) -> OwnVisit {
 
 /// What the portal's home shows.
 pub struct Home {
-    pub clinic: Clinic,
+    pub clinic: ClinicRecord,
     pub name: String,
     pub has_email: bool,
     /// Visits from today on, each with why it cannot be cancelled online.
@@ -297,17 +297,17 @@ pub struct Home {
     /// Their invoices, newest first.
     pub invoices: Vec<crate::billing::InvoiceView>,
     /// Their scores over time, per instrument with a total, with the doses.
-    pub trends: Vec<crate::instruments::TrendView>,
+    pub trends: Vec<crate::measures::TrendView>,
 }
 
 /// The patient's own visits and what they may book; the read is audited.
-pub async fn home(state: &AppState, p: &Portal) -> Result<Home, WebError> {
+pub async fn home(state: &Clinic, p: &Portal) -> Result<Home, Error> {
     let clinic = state.store.clinic(p.clinic()).await?;
     let me = state
         .store
         .patient(p.patient(), &[p.clinic()])
         .await?
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     let visits = state
         .store
         .patient_appointments(p.patient(), &[p.clinic()])
@@ -346,7 +346,7 @@ pub async fn home(state: &AppState, p: &Portal) -> Result<Home, WebError> {
         .iter()
         .map(|s| (s.instrument_id.as_str(), s.total, s.submitted_at))
         .collect();
-    let trends = crate::instruments::trends(state, p.clinic(), p.patient(), &points).await?;
+    let trends = crate::measures::trends(state, p.clinic(), p.patient(), &points).await?;
     let mut events = vec![p.event(Action::AppointmentRead)];
     if !invoices.is_empty() {
         events.push(p.event(Action::BillRead));
@@ -377,10 +377,10 @@ fn day_number(tz: &jiff::tz::TimeZone, m: i64) -> i64 {
 }
 
 async fn portal_type(
-    state: &AppState,
+    state: &Clinic,
     p: &Portal,
     code: &str,
-) -> Result<(AppointmentType, Vec<OwnVisit>), WebError> {
+) -> Result<(AppointmentType, Vec<OwnVisit>), Error> {
     let ty = crate::scheduling::appointment_type(state, p.clinic(), code).await?;
     let visits = state
         .store
@@ -389,18 +389,18 @@ async fn portal_type(
     Ok((ty, visits.iter().map(own).collect()))
 }
 
-fn refused(why: String) -> WebError {
-    WebError::Conflict(format!("This visit cannot be booked online: {why}."))
+fn refused(why: String) -> Error {
+    Error::Conflict(format!("This visit cannot be booked online: {why}."))
 }
 
 /// Free start times for a type over [`SLOT_DAYS`] days from `from`, that fit
 /// the patient's other visits too.
 pub async fn slots(
-    state: &AppState,
+    state: &Clinic,
     p: &Portal,
     code: &str,
     from: Option<Date>,
-) -> Result<(AppointmentType, Date, Vec<i64>), WebError> {
+) -> Result<(AppointmentType, Date, Vec<i64>), Error> {
     let (ty, mine) = portal_type(state, p, code).await?;
     let tz = clinic_tz(state, p.clinic()).await?;
     let now = state.now();
@@ -411,9 +411,7 @@ pub async fn slots(
     let from = from.filter(|d| *d > today).unwrap_or(today);
     let to = from
         .checked_add(jiff::Span::new().days(SLOT_DAYS - 1))
-        .map_err(|_| {
-            WebError::Invalid(vec![FieldError::new("from", "is too far in the future")])
-        })?;
+        .map_err(|_| Error::Invalid(vec![FieldError::new("from", "is too far in the future")]))?;
     let cal = state
         .store
         .calendar(
@@ -445,16 +443,16 @@ pub async fn slots(
 /// Books a visit the patient chose, re-checking the portal rules and the
 /// calendar at that moment.
 pub async fn book(
-    state: &AppState,
+    state: &Clinic,
     p: &Portal,
     code: &str,
     start: i64,
-) -> Result<Appointment, WebError> {
+) -> Result<Appointment, Error> {
     let (ty, mine) = portal_type(state, p, code).await?;
     let tz = clinic_tz(state, p.clinic()).await?;
     let now = state.now();
     if start < now {
-        return Err(WebError::Invalid(vec![FieldError::new(
+        return Err(Error::Invalid(vec![FieldError::new(
             "start",
             "is in the past; choose one of the times shown",
         )]));
@@ -480,19 +478,19 @@ pub async fn book(
 
 /// Cancels one of the patient's visits when the portal rules allow it, and
 /// offers the freed time to the waitlist.
-pub async fn cancel(state: &AppState, p: &Portal, id: AppointmentId) -> Result<(), WebError> {
+pub async fn cancel(state: &Clinic, p: &Portal, id: AppointmentId) -> Result<(), Error> {
     let a = state
         .store
         .appointment(id, &[p.clinic()])
         .await?
         .filter(|a| a.patient_id == p.patient())
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     let types = state.store.appointment_types(p.clinic()).await?;
     let rules = state.store.scheduling_rules(p.clinic()).await?;
     let ty = types.iter().find(|t| t.code == a.type_code);
     let now = state.now();
     if let Some(why) = cancel_refusal(ty, &own(&a), now, rules.late_cancel_hours) {
-        return Err(WebError::Conflict(format!(
+        return Err(Error::Conflict(format!(
             "This visit cannot be cancelled online: {why}."
         )));
     }

@@ -21,9 +21,9 @@ use jiff::tz::TimeZone;
 use store::scheduling::{Appointment, NewSeries, NewVisit, Status};
 use store::StoreError;
 
-use crate::auth::Caller;
-use crate::error::WebError;
-use crate::AppState;
+use crate::actor::Caller;
+use crate::error::Error;
+use crate::Clinic;
 
 const HOUR: i64 = 3_600_000_000;
 const DAY: i64 = 24 * HOUR;
@@ -37,17 +37,17 @@ pub fn local_date(tz: &TimeZone, m: i64) -> Date {
         .unwrap_or(Date::constant(1970, 1, 1))
 }
 
-pub async fn clinic_tz(state: &AppState, clinic: ClinicId) -> Result<TimeZone, WebError> {
+pub async fn clinic_tz(state: &Clinic, clinic: ClinicId) -> Result<TimeZone, Error> {
     let c = state.store.clinic(clinic).await?;
     TimeZone::get(&c.settings.time_zone)
-        .map_err(|_| WebError::Internal("clinic has an unknown time zone".into()))
+        .map_err(|_| Error::Internal("clinic has an unknown time zone".into()))
 }
 
 pub async fn appointment_type(
-    state: &AppState,
+    state: &Clinic,
     clinic: ClinicId,
     code: &str,
-) -> Result<AppointmentType, WebError> {
+) -> Result<AppointmentType, Error> {
     state
         .store
         .appointment_types(clinic)
@@ -55,7 +55,7 @@ pub async fn appointment_type(
         .into_iter()
         .find(|t| t.code == code)
         .ok_or_else(|| {
-            WebError::Invalid(vec![domain::FieldError::new(
+            Error::Invalid(vec![domain::FieldError::new(
                 "type",
                 format!("{code:?} is not an appointment type of this clinic"),
             )])
@@ -64,11 +64,11 @@ pub async fn appointment_type(
 
 /// Finds the patient in the clinic or answers "not found" (and audits the miss).
 async fn patient_in(
-    state: &AppState,
+    state: &Clinic,
     caller: &Caller,
     clinic: ClinicId,
     patient: PatientId,
-) -> Result<(), WebError> {
+) -> Result<(), Error> {
     if state.store.patient(patient, &[clinic]).await?.is_some() {
         return Ok(());
     }
@@ -77,7 +77,7 @@ async fn patient_in(
     ev.object_type = Some("patient".into());
     ev.object_id = Some(patient.to_string());
     state.store.audit(vec![ev]).await?;
-    Err(WebError::NotFound)
+    Err(Error::NotFound)
 }
 
 fn appointment_event(
@@ -101,16 +101,16 @@ pub fn check_range(
     to: Date,
     max_days: i64,
     now: i64,
-) -> Result<(), WebError> {
+) -> Result<(), Error> {
     let today = domain::clinics::today_in(tz, now);
     if to < from {
-        return Err(WebError::Invalid(vec![domain::FieldError::new(
+        return Err(Error::Invalid(vec![domain::FieldError::new(
             "to",
             "must be on or after from",
         )]));
     }
     if to < today {
-        return Err(WebError::Invalid(vec![domain::FieldError::new(
+        return Err(Error::Invalid(vec![domain::FieldError::new(
             "to",
             "is in the past",
         )]));
@@ -120,7 +120,7 @@ pub fn check_range(
         .map(|s| i64::from(s.get_days()))
         .unwrap_or(i64::MAX);
     if span > max_days {
-        return Err(WebError::Invalid(vec![domain::FieldError::new(
+        return Err(Error::Invalid(vec![domain::FieldError::new(
             "to",
             format!("a search covers at most {max_days} days"),
         )]));
@@ -134,10 +134,10 @@ pub fn micros_of(tz: &TimeZone, d: Date) -> i64 {
 
 /// A calendar restricted to one chair or room and to named people, when the
 /// caller pins them.
-fn pin(cal: &mut Calendar, resource: Option<ResourceId>) -> Result<(), WebError> {
+fn pin(cal: &mut Calendar, resource: Option<ResourceId>) -> Result<(), Error> {
     if let Some(r) = resource {
         let Some(kind) = cal.resources.iter().find(|x| x.id == r).map(|x| x.kind) else {
-            return Err(WebError::Invalid(vec![domain::FieldError::new(
+            return Err(Error::Invalid(vec![domain::FieldError::new(
                 "resource_id",
                 "is not an active chair or room of this clinic",
             )]));
@@ -154,7 +154,7 @@ pub struct Availability {
 
 #[allow(clippy::too_many_arguments)]
 pub async fn availability(
-    state: &AppState,
+    state: &Clinic,
     caller: &Caller,
     clinic: ClinicId,
     patient: Option<PatientId>,
@@ -164,7 +164,7 @@ pub async fn availability(
     prefs: &Preferences,
     resource: Option<ResourceId>,
     limit: usize,
-) -> Result<Availability, WebError> {
+) -> Result<Availability, Error> {
     caller.require(Permission::ScheduleRead, clinic)?;
     let ty = appointment_type(state, clinic, type_code).await?;
     let tz = clinic_tz(state, clinic).await?;
@@ -208,13 +208,13 @@ pub async fn availability(
 /// Start times free for a visit type, for someone with no visits yet (the
 /// public consultation): times only, never who or which room.
 pub async fn free_starts(
-    state: &AppState,
+    state: &Clinic,
     clinic: ClinicId,
     ty: &AppointmentType,
     from: Date,
     to: Date,
     limit: usize,
-) -> Result<Vec<i64>, WebError> {
+) -> Result<Vec<i64>, Error> {
     let tz = clinic_tz(state, clinic).await?;
     let cal = state
         .store
@@ -237,34 +237,32 @@ pub async fn free_starts(
     Ok(slots.into_iter().map(|s| s.start).collect())
 }
 
-fn blocker_error(b: Blocker) -> WebError {
+fn blocker_error(b: Blocker) -> Error {
     match b {
-        Blocker::Closed | Blocker::OutsideHours => {
-            WebError::Invalid(vec![domain::FieldError::new(
-                "starts_at",
-                format!("is not bookable: {}", b.describe()),
-            )])
-        }
-        Blocker::TooSoon => WebError::Invalid(vec![domain::FieldError::new(
+        Blocker::Closed | Blocker::OutsideHours => Error::Invalid(vec![domain::FieldError::new(
+            "starts_at",
+            format!("is not bookable: {}", b.describe()),
+        )]),
+        Blocker::TooSoon => Error::Invalid(vec![domain::FieldError::new(
             "starts_at",
             "is in the past or within the clinic's minimum notice",
         )]),
-        Blocker::BeyondHorizon => WebError::Invalid(vec![domain::FieldError::new(
+        Blocker::BeyondHorizon => Error::Invalid(vec![domain::FieldError::new(
             "starts_at",
             "is beyond the clinic's booking horizon",
         )]),
-        other => WebError::Conflict(format!("This time cannot be booked: {}.", other.describe())),
+        other => Error::Conflict(format!("This time cannot be booked: {}.", other.describe())),
     }
 }
 
 /// Exact claims for visits, against the seats the database holds now.
 async fn exact_claims(
-    state: &AppState,
+    state: &Clinic,
     visits: &[&VisitPlan],
     patient: PatientId,
     rules: &domain::scheduling::SchedulingRules,
     exclude: Option<AppointmentId>,
-) -> Result<Option<Vec<Vec<Claim>>>, WebError> {
+) -> Result<Option<Vec<Vec<Claim>>>, Error> {
     let mut keys = vec![Key::Patient(patient)];
     let (mut g0, mut g1) = (i64::MAX, i64::MIN);
     for v in visits {
@@ -294,7 +292,7 @@ async fn exact_claims(
 /// Books one visit at exactly `start`.
 #[allow(clippy::too_many_arguments)]
 pub async fn book(
-    state: &AppState,
+    state: &Clinic,
     caller: &Caller,
     clinic: ClinicId,
     patient: PatientId,
@@ -302,12 +300,12 @@ pub async fn book(
     start: i64,
     prefs: &Preferences,
     resource: Option<ResourceId>,
-) -> Result<Appointment, WebError> {
+) -> Result<Appointment, Error> {
     caller.require(Permission::ScheduleBook, clinic)?;
     let ty = appointment_type(state, clinic, type_code).await?;
     patient_in(state, caller, clinic, patient).await?;
     if start < state.now() {
-        return Err(WebError::Invalid(vec![domain::FieldError::new(
+        return Err(Error::Invalid(vec![domain::FieldError::new(
             "starts_at",
             "is in the past",
         )]));
@@ -351,7 +349,7 @@ pub enum Booker<'a> {
 /// fresh calendar.
 #[allow(clippy::too_many_arguments)]
 pub async fn book_core(
-    state: &AppState,
+    state: &Clinic,
     clinic: ClinicId,
     patient: PatientId,
     ty: &AppointmentType,
@@ -360,8 +358,8 @@ pub async fn book_core(
     resource: Option<ResourceId>,
     make_event: &(dyn Fn(AppointmentId) -> store::audit::NewAuditEvent + Sync),
     booker: Booker<'_>,
-) -> Result<Appointment, WebError> {
-    let mut last = WebError::Conflict("that time was just taken; choose another".into());
+) -> Result<Appointment, Error> {
+    let mut last = Error::Conflict("that time was just taken; choose another".into());
     for _ in 0..ATTEMPTS {
         let mut cal = state
             .store
@@ -379,7 +377,7 @@ pub async fn book_core(
         };
         let id = AppointmentId::new();
         let ev = make_event(id);
-        let mut jobs = crate::outbox::reminder_jobs(id, clinic, 0, plan.start, state.now());
+        let mut jobs = crate::jobs::reminder_jobs(id, clinic, 0, plan.start, state.now());
         let visit = NewVisit {
             id,
             type_name: ty.name.clone(),
@@ -396,14 +394,14 @@ pub async fn book_core(
                     .await
             }
             Booker::Lead(b) => {
-                jobs.extend(crate::outbox::confirmation_jobs(id, clinic, state.now()));
+                jobs.extend(crate::jobs::confirmation_jobs(id, clinic, state.now()));
                 state
                     .store
                     .book_lead_visit(b, clinic, &visit, vec![ev], &jobs)
                     .await
             }
             Booker::Portal => {
-                jobs.extend(crate::outbox::confirmation_jobs(id, clinic, state.now()));
+                jobs.extend(crate::jobs::confirmation_jobs(id, clinic, state.now()));
                 state
                     .store
                     .insert_portal_visit(clinic, patient, &visit, vec![ev], &jobs)
@@ -416,10 +414,10 @@ pub async fn book_core(
                     .store
                     .appointment(id, &[clinic])
                     .await?
-                    .ok_or(WebError::NotFound)
+                    .ok_or(Error::NotFound)
             }
             Err(StoreError::Domain(domain::DomainError::Conflict(c))) => {
-                last = WebError::Conflict(c);
+                last = Error::Conflict(c);
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -437,7 +435,7 @@ pub enum SeriesOutcome {
 /// Finds (and unless `dry_run`, books) a whole course with its integration sessions.
 #[allow(clippy::too_many_arguments)]
 pub async fn series(
-    state: &AppState,
+    state: &Clinic,
     caller: &Caller,
     clinic: ClinicId,
     patient: PatientId,
@@ -446,7 +444,7 @@ pub async fn series(
     first_by: Date,
     prefs: &Preferences,
     dry_run: bool,
-) -> Result<SeriesOutcome, WebError> {
+) -> Result<SeriesOutcome, Error> {
     caller.require(
         if dry_run {
             Permission::ScheduleRead
@@ -458,7 +456,7 @@ pub async fn series(
     spec.validate()?;
     let dose_ty = appointment_type(state, clinic, &spec.dose_type).await?;
     if !dose_ty.dose {
-        return Err(WebError::Invalid(vec![domain::FieldError::new(
+        return Err(Error::Invalid(vec![domain::FieldError::new(
             "dose_type",
             "is not a dosing visit",
         )]));
@@ -554,7 +552,7 @@ pub async fn series(
         };
         let jobs: Vec<_> = new_visits
             .iter()
-            .flat_map(|v| crate::outbox::reminder_jobs(v.id, clinic, 0, v.plan.start, state.now()))
+            .flat_map(|v| crate::jobs::reminder_jobs(v.id, clinic, 0, v.plan.start, state.now()))
             .collect();
         match state
             .store
@@ -574,17 +572,17 @@ pub async fn series(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(WebError::Conflict(
+    Err(Error::Conflict(
         "the calendar kept changing while the series was being booked; try again".into(),
     ))
 }
 
 /// Reads one visit the caller may see, audited.
 pub async fn read(
-    state: &AppState,
+    state: &Clinic,
     caller: &Caller,
     id: AppointmentId,
-) -> Result<Appointment, WebError> {
+) -> Result<Appointment, Error> {
     let clinics = caller.require_any(Permission::ScheduleRead)?;
     let Some(a) = state.store.appointment(id, &clinics).await? else {
         let mut ev = caller.event(Action::AppointmentRead);
@@ -592,7 +590,7 @@ pub async fn read(
         ev.object_type = Some("appointment".into());
         ev.object_id = Some(id.to_string());
         state.store.audit(vec![ev]).await?;
-        return Err(WebError::NotFound);
+        return Err(Error::NotFound);
     };
     let ev = appointment_event(
         caller,
@@ -608,26 +606,26 @@ pub async fn read(
 
 /// Moves a booked visit to `start`, re-placing it and re-checking its series' spacing.
 pub async fn move_to(
-    state: &AppState,
+    state: &Clinic,
     caller: &Caller,
     id: AppointmentId,
     start: i64,
     prefs: &Preferences,
-) -> Result<Appointment, WebError> {
+) -> Result<Appointment, Error> {
     let clinics = caller.require_any(Permission::ScheduleBook)?;
     let a = state
         .store
         .appointment(id, &clinics)
         .await?
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     if a.status != Status::Booked {
-        return Err(WebError::Conflict(format!(
+        return Err(Error::Conflict(format!(
             "a visit that is {} cannot be moved",
             a.status.label().to_lowercase()
         )));
     }
     if start < state.now() {
-        return Err(WebError::Invalid(vec![domain::FieldError::new(
+        return Err(Error::Invalid(vec![domain::FieldError::new(
             "starts_at",
             "is in the past",
         )]));
@@ -657,7 +655,7 @@ pub async fn move_to(
         }
         let broken = check_spacing(&spec, &doses, &integ);
         if !broken.is_empty() {
-            return Err(WebError::Conflict(format!(
+            return Err(Error::Conflict(format!(
                 "Moving this visit breaks the course's rules: {}.",
                 broken.join("; ")
             )));
@@ -701,7 +699,7 @@ pub async fn move_to(
                 &plan,
                 &claims.remove(0),
                 ev,
-                &crate::outbox::reminder_jobs(
+                &crate::jobs::reminder_jobs(
                     id,
                     a.clinic_id,
                     a.sequence + 1,
@@ -716,28 +714,28 @@ pub async fn move_to(
                     .store
                     .appointment(id, &clinics)
                     .await?
-                    .ok_or(WebError::NotFound)
+                    .ok_or(Error::NotFound)
             }
             Err(StoreError::Domain(domain::DomainError::Conflict(_))) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Err(WebError::Conflict(
+    Err(Error::Conflict(
         "that time was just taken; choose another".into(),
     ))
 }
 
 /// Cancels a visit with a reason; late if within the clinic's late-cancel window.
 pub async fn cancel(
-    state: &AppState,
+    state: &Clinic,
     caller: &Caller,
     id: AppointmentId,
     reason: &str,
-) -> Result<Appointment, WebError> {
+) -> Result<Appointment, Error> {
     let clinics = caller.require_any(Permission::ScheduleBook)?;
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 200 {
-        return Err(WebError::Invalid(vec![domain::FieldError::new(
+        return Err(Error::Invalid(vec![domain::FieldError::new(
             "reason",
             "is required, at most 200 characters",
         )]));
@@ -746,7 +744,7 @@ pub async fn cancel(
         .store
         .appointment(id, &clinics)
         .await?
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     let rules = state.store.scheduling_rules(a.clinic_id).await?;
     let late = a.starts_at - state.now() < i64::from(rules.late_cancel_hours) * HOUR;
     let mut ev = appointment_event(
@@ -783,23 +781,23 @@ pub async fn cancel(
         .store
         .appointment(id, &clinics)
         .await?
-        .ok_or(WebError::NotFound)
+        .ok_or(Error::NotFound)
 }
 
 /// Marks a visit whose start has passed as a no-show.
 pub async fn no_show(
-    state: &AppState,
+    state: &Clinic,
     caller: &Caller,
     id: AppointmentId,
-) -> Result<Appointment, WebError> {
+) -> Result<Appointment, Error> {
     let clinics = caller.require_any(Permission::ScheduleBook)?;
     let a = state
         .store
         .appointment(id, &clinics)
         .await?
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     if a.starts_at > state.now() {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "a visit can be marked a no-show only after its start time".into(),
         ));
     }
@@ -820,17 +818,17 @@ pub async fn no_show(
         .store
         .appointment(id, &clinics)
         .await?
-        .ok_or(WebError::NotFound)
+        .ok_or(Error::NotFound)
 }
 
 /// Audits a listing of visits: one record names every patient shown.
 pub async fn audit_listing(
-    state: &AppState,
+    state: &Clinic,
     caller: &Caller,
     clinic: ClinicId,
     what: &str,
     appts: &[Appointment],
-) -> Result<(), WebError> {
+) -> Result<(), Error> {
     let mut ev = caller.event(Action::AppointmentRead);
     ev.clinic_id = Some(clinic.to_string());
     ev.actor_role = caller
@@ -855,11 +853,11 @@ pub async fn audit_listing(
 
 /// A clinic's visits on one local date, audited.
 pub async fn day(
-    state: &AppState,
+    state: &Clinic,
     caller: &Caller,
     clinic: ClinicId,
     date: Date,
-) -> Result<Vec<Appointment>, WebError> {
+) -> Result<Vec<Appointment>, Error> {
     caller.require(Permission::ScheduleRead, clinic)?;
     let tz = clinic_tz(state, clinic).await?;
     let from = micros_of(&tz, date);
@@ -871,10 +869,10 @@ pub async fn day(
 
 /// Whether `user` works at `clinic` in a bookable role.
 pub async fn is_bookable_staff(
-    state: &AppState,
+    state: &Clinic,
     clinic: ClinicId,
     user: UserId,
-) -> Result<bool, WebError> {
+) -> Result<bool, Error> {
     Ok(state
         .store
         .bookable_staff(clinic, 0, 1)
@@ -886,7 +884,7 @@ pub async fn is_bookable_staff(
 /// Puts a patient on the waitlist for a kind of visit between two dates.
 #[allow(clippy::too_many_arguments)]
 pub async fn add_to_waitlist(
-    state: &AppState,
+    state: &Clinic,
     caller: &Caller,
     clinic: ClinicId,
     patient: PatientId,
@@ -894,7 +892,7 @@ pub async fn add_to_waitlist(
     from: Date,
     to: Date,
     note: Option<&str>,
-) -> Result<String, WebError> {
+) -> Result<String, Error> {
     caller.require(Permission::ScheduleBook, clinic)?;
     appointment_type(state, clinic, type_code).await?;
     patient_in(state, caller, clinic, patient).await?;
@@ -902,7 +900,7 @@ pub async fn add_to_waitlist(
     check_range(&tz, from, to, 180, state.now())?;
     let note = note.map(str::trim).filter(|n| !n.is_empty());
     if note.is_some_and(|n| n.chars().count() > 200) {
-        return Err(WebError::Invalid(vec![domain::FieldError::new(
+        return Err(Error::Invalid(vec![domain::FieldError::new(
             "note",
             "at most 200 characters",
         )]));
@@ -934,10 +932,10 @@ pub async fn add_to_waitlist(
 /// visit, date in their window, and the visit fits them then). Returns the
 /// entry offered, if any.
 pub async fn offer_freed(
-    state: &AppState,
+    state: &Clinic,
     freed: &Appointment,
     event: &(dyn Fn(&str) -> store::audit::NewAuditEvent + Sync),
-) -> Result<Option<String>, WebError> {
+) -> Result<Option<String>, Error> {
     if freed.starts_at <= state.now() {
         return Ok(None);
     }
@@ -982,7 +980,7 @@ pub async fn offer_freed(
         ev.object_type = Some("waitlist".into());
         ev.object_id = Some(w.id.clone());
         ev.detail = Some("offered a freed time".into());
-        let jobs = crate::outbox::offer_jobs(
+        let jobs = crate::jobs::offer_jobs(
             &w.id,
             freed.clinic_id,
             w.patient_id,
@@ -1003,11 +1001,11 @@ pub async fn offer_freed(
 
 /// Books the time a waitlist entry was offered and closes the entry.
 pub async fn book_offer(
-    state: &AppState,
+    state: &Clinic,
     caller: &Caller,
     clinic: ClinicId,
     entry: &str,
-) -> Result<Appointment, WebError> {
+) -> Result<Appointment, Error> {
     caller.require(Permission::ScheduleBook, clinic)?;
     let w = state
         .store
@@ -1015,9 +1013,9 @@ pub async fn book_offer(
         .await?
         .into_iter()
         .find(|w| w.id == entry)
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     let Some(start) = w.offered_start else {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "no time has been offered to this patient yet".into(),
         ));
     };

@@ -10,9 +10,9 @@ use domain::patients::{PatientDetails, PatientInput};
 use jiff::civil::Date;
 use store::patients::PatientRecord;
 
-use crate::auth::Caller;
-use crate::error::WebError;
-use crate::AppState;
+use crate::actor::Caller;
+use crate::error::Error;
+use crate::Clinic;
 
 /// Today in UTC at `now` (a date of birth is checked against it).
 pub fn today(now: i64) -> Date {
@@ -23,11 +23,7 @@ pub fn today(now: i64) -> Date {
 
 /// Reads one patient for the caller, audited. Unknown, foreign-clinic and
 /// malformed ids all answer "not found", and the attempt is recorded.
-pub async fn read(
-    state: &AppState,
-    caller: &Caller,
-    id: PatientId,
-) -> Result<PatientRecord, WebError> {
+pub async fn read(state: &Clinic, caller: &Caller, id: PatientId) -> Result<PatientRecord, Error> {
     let clinics = caller.require_any(Permission::PatientRead)?;
     match state.store.patient(id, &clinics).await? {
         Some(p) => {
@@ -46,21 +42,21 @@ pub async fn read(
             ev.object_type = Some("patient".into());
             ev.object_id = Some(id.to_string());
             state.store.audit(vec![ev]).await?;
-            Err(WebError::NotFound)
+            Err(Error::NotFound)
         }
     }
 }
 
 /// Searches the caller's clinics. One audit row names every patient listed.
 pub async fn search(
-    state: &AppState,
+    state: &Clinic,
     caller: &Caller,
     q: &str,
     limit: i64,
-) -> Result<Vec<PatientRecord>, WebError> {
+) -> Result<Vec<PatientRecord>, Error> {
     let clinics = caller.require_any(Permission::PatientRead)?;
     if q.chars().count() > 200 {
-        return Err(WebError::bad("q must be at most 200 characters", Some("q")));
+        return Err(Error::bad("q must be at most 200 characters", Some("q")));
     }
     let found = state.store.search_patients(&clinics, q, limit).await?;
     let mut ev = caller.event(Action::PatientSearch);
@@ -83,11 +79,11 @@ pub async fn search(
 }
 
 pub async fn create(
-    state: &AppState,
+    state: &Clinic,
     caller: &Caller,
     clinic: ClinicId,
     input: &PatientInput,
-) -> Result<PatientRecord, WebError> {
+) -> Result<PatientRecord, Error> {
     caller.require(Permission::PatientCreate, clinic)?;
     let d = PatientDetails::validate(input, today(state.now()))?;
     let mut ev = caller.event(Action::PatientCreate);
@@ -104,16 +100,16 @@ pub async fn create(
 /// Applies `input` over the current details (`cleared` names fields set to
 /// null) and saves, audited in the same transaction.
 pub async fn update(
-    state: &AppState,
+    state: &Clinic,
     caller: &Caller,
     id: PatientId,
     input: &PatientInput,
     cleared: &[String],
     replace: bool,
-) -> Result<PatientRecord, WebError> {
+) -> Result<PatientRecord, Error> {
     let read_clinics = caller.require_any(Permission::PatientRead)?;
     let Some(current) = state.store.patient(id, &read_clinics).await? else {
-        return Err(WebError::NotFound);
+        return Err(Error::NotFound);
     };
     if !caller.may(Permission::PatientEdit, current.clinic_id) {
         let mut ev = caller.patient_event(
@@ -124,7 +120,7 @@ pub async fn update(
         );
         ev.outcome = "denied";
         state.store.audit(vec![ev]).await?;
-        return Err(WebError::Forbidden);
+        return Err(Error::Forbidden);
     }
     let merged = if replace {
         input.clone()

@@ -22,14 +22,14 @@ use store::audit::NewAuditEvent;
 use store::treatment::{Encounter, NewEncounter, NewObservation, Record, Step};
 use tokio::sync::broadcast;
 
-use crate::auth::Caller;
-use crate::error::WebError;
-use crate::AppState;
+use crate::actor::Caller;
+use crate::error::Error;
+use crate::Clinic;
 
 const MINUTE: i64 = 60_000_000;
 
-fn invalid(field: &str, m: impl Into<String>) -> WebError {
-    WebError::Invalid(vec![FieldError::new(field, m)])
+fn invalid(field: &str, m: impl Into<String>) -> Error {
+    Error::Invalid(vec![FieldError::new(field, m)])
 }
 
 // ---- Floor hub --------------------------------------------------------------
@@ -118,7 +118,7 @@ impl FloorHub {
 /// others' come in by LISTEN and reach this instance's boards and chair views.
 /// On SQLite (one instance) it does nothing. Call once, at start; both tasks
 /// end (and the listening connection closes) when `stop` turns true.
-pub fn start_fanout(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) {
+pub fn start_fanout(state: &Clinic, stop: tokio::sync::watch::Receiver<bool>) {
     if !state.store.fans_out() {
         return;
     }
@@ -208,7 +208,7 @@ impl IngestQueue {
         store: &store::Store,
         obs: Vec<NewObservation>,
         audit: Vec<store::audit::NewAuditEvent>,
-    ) -> Result<Stored, WebError> {
+    ) -> Result<Stored, Error> {
         let tx = self
             .0
             .get_or_init(|| async {
@@ -220,11 +220,11 @@ impl IngestQueue {
         let (reply, answer) = tokio::sync::oneshot::channel();
         tx.send(IngestJob { obs, audit, reply })
             .await
-            .map_err(|_| WebError::Internal("the reading writer has stopped".into()))?;
+            .map_err(|_| Error::Internal("the reading writer has stopped".into()))?;
         answer
             .await
-            .map_err(|_| WebError::Internal("the reading writer has stopped".into()))?
-            .map_err(WebError::Internal)
+            .map_err(|_| Error::Internal("the reading writer has stopped".into()))?
+            .map_err(Error::Internal)
     }
 }
 
@@ -308,12 +308,12 @@ async fn commit_group(store: &store::Store, mut jobs: Vec<IngestJob>, n: usize) 
 /// The encounter, when the caller may act in its clinic with `perm`; one out
 /// of reach is "not found" and the attempt is audited.
 async fn encounter_of(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     perm: Permission,
     id: &str,
     action: Action,
-) -> Result<Encounter, WebError> {
+) -> Result<Encounter, Error> {
     let clinics = c.require_any(perm)?;
     let found = match uuid::Uuid::parse_str(id) {
         Ok(_) => state.store.encounter(id).await?,
@@ -327,7 +327,7 @@ async fn encounter_of(
             ev.object_type = Some("encounter".into());
             ev.object_id = Some(id.chars().take(64).collect());
             state.store.audit(vec![ev]).await?;
-            Err(WebError::NotFound)
+            Err(Error::NotFound)
         }
     }
 }
@@ -336,10 +336,10 @@ fn clinic_of(e: &Encounter) -> ClinicId {
     e.clinic_id.parse().unwrap_or_default()
 }
 
-fn patient_of(e: &Encounter) -> Result<PatientId, WebError> {
+fn patient_of(e: &Encounter) -> Result<PatientId, Error> {
     e.patient_id
         .parse()
-        .map_err(|_| WebError::Internal("a visit's patient id is unreadable".into()))
+        .map_err(|_| Error::Internal("a visit's patient id is unreadable".into()))
 }
 
 /// How long the post-session questionnaires stay open.
@@ -348,7 +348,7 @@ const POST_SESSION_HOURS: i64 = 72;
 /// After discharge, the plan's patient-answered target measures (GAD-7,
 /// PHQ-9, ...) go out as single-use links, once per visit. A link that
 /// cannot be made is logged; the discharge stands.
-async fn send_post_session(state: &AppState, c: &Caller, e: &Encounter) -> usize {
+async fn send_post_session(state: &Clinic, c: &Caller, e: &Encounter) -> usize {
     let Ok(pid) = patient_of(e) else {
         return 0;
     };
@@ -375,7 +375,7 @@ async fn send_post_session(state: &AppState, c: &Caller, e: &Encounter) -> usize
         if inst.rater != domain::instruments::Rater::Patient {
             continue;
         }
-        let made = crate::instruments::create_link(
+        let made = crate::measures::create_link(
             state,
             clinic_of(e),
             pid,
@@ -405,20 +405,20 @@ fn event(c: &Caller, a: Action, perm: Permission, e: &Encounter) -> NewAuditEven
     ev
 }
 
-fn protocol_of(state: &AppState, e: &Encounter) -> Result<Arc<Protocol>, WebError> {
+fn protocol_of(state: &Clinic, e: &Encounter) -> Result<Arc<Protocol>, Error> {
     state
         .protocols()
         .get(&e.protocol_id, e.protocol_version as u32)
         .cloned()
         .ok_or_else(|| {
-            WebError::Conflict(format!(
+            Error::Conflict(format!(
                 "protocol {} version {} is not loaded on this server",
                 e.protocol_id, e.protocol_version
             ))
         })
 }
 
-async fn zone_of(state: &AppState, clinic: ClinicId) -> Result<jiff::tz::TimeZone, WebError> {
+async fn zone_of(state: &Clinic, clinic: ClinicId) -> Result<jiff::tz::TimeZone, Error> {
     let c = state.store.clinic(clinic).await?;
     Ok(jiff::tz::TimeZone::get(&c.settings.time_zone).unwrap_or(jiff::tz::TimeZone::UTC))
 }
@@ -428,7 +428,7 @@ fn local_date(m: i64, tz: &jiff::tz::TimeZone) -> jiff::civil::Date {
 }
 
 /// Midnight today in the clinic's zone, as microseconds.
-pub async fn start_of_today(state: &AppState, clinic: ClinicId) -> Result<i64, WebError> {
+pub async fn start_of_today(state: &Clinic, clinic: ClinicId) -> Result<i64, Error> {
     let tz = zone_of(state, clinic).await?;
     let today = local_date(state.now(), &tz);
     Ok(today
@@ -455,14 +455,14 @@ const LATE_ENTRY_HOURS: i64 = 12;
 
 /// Opens the visit from the patient's current plan, in a chair able to
 /// take the plan's route.
-pub async fn check_in(state: &AppState, c: &Caller, input: CheckIn) -> Result<String, WebError> {
+pub async fn check_in(state: &Clinic, c: &Caller, input: CheckIn) -> Result<String, Error> {
     let pid: PatientId = input
         .patient_id
         .parse()
         .map_err(|_| invalid("patient_id", "is not a valid identifier"))?;
     let clinics = c.require_any(Permission::EncounterRecord)?;
     let Some(p) = state.store.patient(pid, &clinics).await? else {
-        return Err(WebError::NotFound);
+        return Err(Error::NotFound);
     };
     c.require(Permission::EncounterRecord, p.clinic_id)?;
     let plan = state
@@ -472,14 +472,14 @@ pub async fn check_in(state: &AppState, c: &Caller, input: CheckIn) -> Result<St
         .into_iter()
         .next()
         .ok_or_else(|| {
-            WebError::Conflict("no treatment plan yet: the prescriber writes one first".into())
+            Error::Conflict("no treatment plan yet: the prescriber writes one first".into())
         })?;
     let protocol = state
         .protocols()
         .get(&plan.protocol_id, plan.protocol_version as u32)
         .cloned()
         .ok_or_else(|| {
-            WebError::Conflict(format!(
+            Error::Conflict(format!(
                 "protocol {} version {} is not loaded",
                 plan.protocol_id, plan.protocol_version
             ))
@@ -497,7 +497,7 @@ pub async fn check_in(state: &AppState, c: &Caller, input: CheckIn) -> Result<St
             .filter(|x| x.patient_id == pid)
             .ok_or_else(|| invalid("appointment_id", "is not a visit of this patient"))?;
         if !matches!(appt.status, store::scheduling::Status::Booked) {
-            return Err(WebError::Conflict(
+            return Err(Error::Conflict(
                 "this visit is not booked (checked in, completed or cancelled)".into(),
             ));
         }
@@ -509,7 +509,7 @@ pub async fn check_in(state: &AppState, c: &Caller, input: CheckIn) -> Result<St
     // One dose a day at the most, and no more than the plan has.
     let (last, given) = state.store.dose_history(pid, &plan.id).await?;
     if let Some(why) = tx::course_gate(&protocol, last, given as u32, plan.doses as u32, now) {
-        return Err(WebError::Conflict(format!("no dose today: {why}")));
+        return Err(Error::Conflict(format!("no dose today: {why}")));
     }
     let opened_at = match input.at.as_deref().filter(|s| !s.trim().is_empty()) {
         None => now,
@@ -556,7 +556,7 @@ pub async fn check_in(state: &AppState, c: &Caller, input: CheckIn) -> Result<St
         protocol_id: plan.protocol_id.clone(),
         protocol_version: plan.protocol_version,
         route: plan.route.clone(),
-        by: c.user_id().ok_or(WebError::Forbidden)?,
+        by: c.user_id().ok_or(Error::Forbidden)?,
         opened_at,
     };
     let mut ev = c.patient_event(
@@ -675,14 +675,14 @@ impl Visit {
     }
 }
 
-fn events_of(r: &Record, encounter: &str) -> Result<Vec<AdminEvent>, WebError> {
+fn events_of(r: &Record, encounter: &str) -> Result<Vec<AdminEvent>, Error> {
     r.admin
         .iter()
         .map(|a| {
             Ok(AdminEvent {
                 kind: serde_json::from_value(serde_json::json!(a.kind)).map_err(|e| {
                     tracing::error!(encounter, kind = %a.kind, error = %e, "stored administration event does not read back");
-                    WebError::Internal(format!("the visit's administration event {:?} does not read back", a.kind))
+                    Error::Internal(format!("the visit's administration event {:?} does not read back", a.kind))
                 })?,
                 at: a.at,
                 rate_ml_h: a.rate_ml_h,
@@ -699,10 +699,10 @@ fn stored<T: serde::de::DeserializeOwned>(
     what: &str,
     encounter: &str,
     json: &str,
-) -> Result<T, WebError> {
+) -> Result<T, Error> {
     serde_json::from_str(json).map_err(|e| {
         tracing::error!(encounter, what, error = %e, "stored treatment record does not read back");
-        WebError::Internal(format!("the visit's {what} does not read back"))
+        Error::Internal(format!("the visit's {what} does not read back"))
     })
 }
 
@@ -720,10 +720,10 @@ fn pre_dose_readings(
 /// The risk signals the record holds today: open safety tasks and answers
 /// given today that flagged a risk.
 async fn risk_signals(
-    state: &AppState,
+    state: &Clinic,
     pid: PatientId,
     day_start: i64,
-) -> Result<Vec<tx::RiskSignal>, WebError> {
+) -> Result<Vec<tx::RiskSignal>, Error> {
     let mut out = Vec::new();
     for t in state.store.patient_tasks(pid).await? {
         if t.kind == "safety" && t.status == "open" {
@@ -751,17 +751,17 @@ async fn risk_signals(
 /// weight's day, the record's risk signals and the latest reading outside
 /// the pre-dose limits.
 async fn known(
-    state: &AppState,
+    state: &Clinic,
     e: &Encounter,
     p: &Protocol,
     c: &Checklist,
     record: &Record,
     started: Option<i64>,
     baseline: Option<Vitals>,
-) -> Result<Known, WebError> {
+) -> Result<Known, Error> {
     let clinic = clinic_of(e);
     let pid = patient_of(e)?;
-    let status = crate::pretreatment::status_of(state, clinic, pid).await?;
+    let status = crate::intake::status_of(state, clinic, pid).await?;
     let consent = status.consent(p.route);
     let tz = zone_of(state, clinic).await?;
     let now = state.now();
@@ -802,7 +802,7 @@ async fn known(
 }
 
 /// The standing order's maths: at the drawn strength once prepared.
-fn order_maths(r: &Record) -> Result<Option<DoseMaths>, WebError> {
+fn order_maths(r: &Record) -> Result<Option<DoseMaths>, Error> {
     let eid = &r.encounter.id;
     r.order
         .as_ref()
@@ -813,8 +813,8 @@ fn order_maths(r: &Record) -> Result<Option<DoseMaths>, WebError> {
         .transpose()
 }
 
-async fn visit_of(state: &AppState, e: &Encounter) -> Result<Visit, WebError> {
-    let record = state.store.record(&e.id).await?.ok_or(WebError::NotFound)?;
+async fn visit_of(state: &Clinic, e: &Encounter) -> Result<Visit, Error> {
+    let record = state.store.record(&e.id).await?.ok_or(Error::NotFound)?;
     let protocol = protocol_of(state, e)?;
     let checklist: Checklist = match &record.checklist {
         Some(c) => stored("checklist", &e.id, &c.data)?,
@@ -938,11 +938,11 @@ async fn visit_of(state: &AppState, e: &Encounter) -> Result<Visit, WebError> {
 /// Why the patient may have no dose today under this visit's plan: the
 /// protocol's interval since the last dose, or the plan's doses all given.
 async fn course_gate(
-    state: &AppState,
+    state: &Clinic,
     e: &Encounter,
     p: &Protocol,
     now: i64,
-) -> Result<Option<String>, WebError> {
+) -> Result<Option<String>, Error> {
     let pid = patient_of(e)?;
     let (last, given) = state.store.dose_history(pid, &e.plan_id).await?;
     let plan = state
@@ -956,7 +956,7 @@ async fn course_gate(
 }
 
 /// The visit, audited as a read.
-pub async fn visit(state: &AppState, c: &Caller, id: &str) -> Result<Visit, WebError> {
+pub async fn visit(state: &Clinic, c: &Caller, id: &str) -> Result<Visit, Error> {
     let e = encounter_of(
         state,
         c,
@@ -979,13 +979,13 @@ pub async fn visit(state: &AppState, c: &Caller, id: &str) -> Result<Visit, WebE
 
 /// A patient's visits, newest first (the chart's list), audited.
 pub async fn patient_visits(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     pid: PatientId,
-) -> Result<Vec<Encounter>, WebError> {
+) -> Result<Vec<Encounter>, Error> {
     let clinics = c.require_any(Permission::EncounterRead)?;
     let Some(p) = state.store.patient(pid, &clinics).await? else {
-        return Err(WebError::NotFound);
+        return Err(Error::NotFound);
     };
     c.require(Permission::EncounterRead, p.clinic_id)?;
     let mut ev = c.patient_event(
@@ -1000,17 +1000,17 @@ pub async fn patient_visits(
 }
 
 async fn write(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     e: &Encounter,
     step: Step<'_>,
     action: Action,
     perm: Permission,
     detail: Option<String>,
-) -> Result<(), WebError> {
+) -> Result<(), Error> {
     let mut ev = event(c, action, perm, e);
     ev.detail = detail;
-    let by = c.user_id().ok_or(WebError::Forbidden)?;
+    let by = c.user_id().ok_or(Error::Forbidden)?;
     state.store.encounter_step(&e.id, by, step, ev).await?;
     state.floor.send(&e.clinic_id, &e.id, "step");
     Ok(())
@@ -1046,7 +1046,7 @@ pub struct ChecklistInput {
     pub withdraw: Vec<String>,
 }
 
-fn parse_time(field: &str, s: &str) -> Result<i64, WebError> {
+fn parse_time(field: &str, s: &str) -> Result<i64, Error> {
     s.trim()
         .parse::<jiff::Timestamp>()
         .map(|t| t.as_microsecond())
@@ -1062,11 +1062,11 @@ fn parse_time(field: &str, s: &str) -> Result<i64, WebError> {
 /// overrides need a prescriber. A new weight voids an order written for
 /// the old one, in the same transaction.
 pub async fn save_checklist(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     id: &str,
     input: ChecklistInput,
-) -> Result<Visit, WebError> {
+) -> Result<Visit, Error> {
     let e = encounter_of(
         state,
         c,
@@ -1088,9 +1088,9 @@ pub async fn save_checklist(
     if overriding {
         c.require(Permission::DoseOrder, clinic_of(&e))?;
     }
-    let record = state.store.record(&e.id).await?.ok_or(WebError::NotFound)?;
+    let record = state.store.record(&e.id).await?.ok_or(Error::NotFound)?;
     if !record.admin.is_empty() {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "the dose has started; the checklist is closed".into(),
         ));
     }
@@ -1182,7 +1182,7 @@ pub async fn save_checklist(
     };
     let errs = given.validate();
     if !errs.is_empty() {
-        return Err(WebError::Invalid(errs));
+        return Err(Error::Invalid(errs));
     }
     for (f, s, max) in [
         ("escort_name", &given.escort_name, 120),
@@ -1194,7 +1194,7 @@ pub async fn save_checklist(
         }
     }
     if given == Checklist::default() && input.withdraw.is_empty() {
-        return Err(WebError::bad("the body confirms nothing", None));
+        return Err(Error::bad("the body confirms nothing", None));
     }
     let before: Checklist = match &record.checklist {
         Some(x) => stored("checklist", &e.id, &x.data)?,
@@ -1202,7 +1202,7 @@ pub async fn save_checklist(
     };
     let mut merged = before.merged_with(&given);
     for w in &input.withdraw {
-        merged.withdraw(w).map_err(|e| WebError::Invalid(vec![e]))?;
+        merged.withdraw(w).map_err(|e| Error::Invalid(vec![e]))?;
     }
     // An order is bound to the weight it was worked out from.
     let void = match (&record.order, order_maths(&record)?) {
@@ -1220,7 +1220,7 @@ pub async fn save_checklist(
         }
         _ => None,
     };
-    let data = serde_json::to_string(&merged).map_err(|e| WebError::Internal(e.to_string()))?;
+    let data = serde_json::to_string(&merged).map_err(|e| Error::Internal(e.to_string()))?;
     let mut detail = if overriding {
         "with prescriber override".to_string()
     } else {
@@ -1271,9 +1271,9 @@ fn item_words(i: &Item) -> String {
 }
 
 /// Refuses a dose while anything keeps it from being given, naming each.
-fn require_ready(v: &Visit) -> Result<(), WebError> {
+fn require_ready(v: &Visit) -> Result<(), Error> {
     if v.record.encounter.historical {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "an imported past visit: no dose is given in it".into(),
         ));
     }
@@ -1286,7 +1286,7 @@ fn require_ready(v: &Visit) -> Result<(), WebError> {
     } else {
         "the checklist is not complete"
     };
-    Err(WebError::Conflict(format!(
+    Err(Error::Conflict(format!(
         "{prefix}: {}",
         v.dose_blockers.join("; ")
     )))
@@ -1295,23 +1295,18 @@ fn require_ready(v: &Visit) -> Result<(), WebError> {
 /// The prescriber's order, refused until the checklist is complete, no
 /// alert is open and the course allows a dose today. It is bound to
 /// today's weight and keeps the pre-dose state as it is now.
-pub async fn order_dose(
-    state: &AppState,
-    c: &Caller,
-    id: &str,
-    dose: f64,
-) -> Result<Visit, WebError> {
+pub async fn order_dose(state: &Clinic, c: &Caller, id: &str, dose: f64) -> Result<Visit, Error> {
     let e = encounter_of(state, c, Permission::DoseOrder, id, Action::DoseOrder).await?;
     c.require(Permission::DoseOrder, clinic_of(&e))?;
     let v = visit_of(state, &e).await?;
     if v.order.is_some() {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "a dose is already ordered for this visit".into(),
         ));
     }
     require_ready(&v)?;
-    let m = tx::order(&v.protocol, dose, v.checklist.weight_kg).map_err(WebError::Invalid)?;
-    let maths = serde_json::to_string(&m).map_err(|e| WebError::Internal(e.to_string()))?;
+    let m = tx::order(&v.protocol, dose, v.checklist.weight_kg).map_err(Error::Invalid)?;
+    let maths = serde_json::to_string(&m).map_err(|e| Error::Internal(e.to_string()))?;
     let frozen = PreDoseState {
         items: v
             .items
@@ -1322,7 +1317,7 @@ pub async fn order_dose(
         baseline: v.baseline,
         at: state.now(),
     };
-    let pre_dose = serde_json::to_string(&frozen).map_err(|e| WebError::Internal(e.to_string()))?;
+    let pre_dose = serde_json::to_string(&frozen).map_err(|e| Error::Internal(e.to_string()))?;
     let oid = store::treatment::new_id();
     write(
         state,
@@ -1345,11 +1340,11 @@ pub async fn order_dose(
 
 /// The prescriber withdraws the standing order before the dose, saying why.
 pub async fn void_order(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     id: &str,
     reason: &str,
-) -> Result<Visit, WebError> {
+) -> Result<Visit, Error> {
     let e = encounter_of(state, c, Permission::DoseOrder, id, Action::DoseOrder).await?;
     c.require(Permission::DoseOrder, clinic_of(&e))?;
     let reason = reason.trim();
@@ -1376,18 +1371,18 @@ pub async fn void_order(
 /// strength, expiry, mg drawn, who drew). Refused when nothing is drawn,
 /// when two lots were drawn, or when less than the order was drawn.
 async fn drawn_for(
-    state: &AppState,
+    state: &Clinic,
     order_id: &str,
     mg: f64,
-) -> Result<(String, f64, String, f64, Vec<String>), WebError> {
+) -> Result<(String, f64, String, f64, Vec<String>), Error> {
     let draws = state.store.cs_draws_for_order(order_id).await?;
     let Some(first) = draws.first() else {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "nothing is drawn for this order yet: record the draw in the Schedule III record first (its lot gives the volume)".into(),
         ));
     };
     if draws.iter().any(|d| d.lot_id != first.lot_id) {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "the dose was drawn from more than one lot: waste the draws and draw it from one"
                 .into(),
         ));
@@ -1397,7 +1392,7 @@ async fn drawn_for(
         .map(|d| (d.drawn_ul * d.strength_mg_per_ml) as f64 / 1000.0)
         .sum();
     if drawn_mg + 1e-9 < mg {
-        return Err(WebError::Conflict(format!(
+        return Err(Error::Conflict(format!(
             "{drawn_mg} mg is drawn for a {mg} mg order: draw the rest first"
         )));
     }
@@ -1405,7 +1400,7 @@ async fn drawn_for(
         .store
         .cs_lot(&first.lot_id)
         .await?
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     let drawers = draws.iter().map(|d| d.drawn_by.clone()).collect();
     Ok((
         first.lot_number.clone(),
@@ -1420,12 +1415,12 @@ async fn drawn_for(
 /// the vial must be the lot drawn, in date; they may not have written the
 /// order or drawn the dose. The volume is worked out from that lot's strength.
 pub async fn check_dose(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     id: &str,
     lot: &str,
     expires: &str,
-) -> Result<Visit, WebError> {
+) -> Result<Visit, Error> {
     let e = encounter_of(state, c, Permission::DoseCheck, id, Action::DoseCheck).await?;
     c.require(Permission::DoseCheck, clinic_of(&e))?;
     let lot = lot.trim();
@@ -1446,18 +1441,18 @@ pub async fn check_dose(
     let today = local_date(state.now(), &tz);
     let v = visit_of(state, &e).await?;
     let (Some(o), Some(m)) = (&v.record.order, &v.order) else {
-        return Err(WebError::Conflict("no dose is ordered yet".into()));
+        return Err(Error::Conflict("no dose is ordered yet".into()));
     };
     let me = c.user.as_ref().map(|u| u.username.as_str());
     if Some(o.ordered_by.as_str()) == me {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "you wrote the order: a second person checks it".into(),
         ));
     }
     let (vial_lot, vial_expires, prepared) = if m.is_liquid() {
         let (drawn_lot, strength, lot_expires, _, drawers) = drawn_for(state, &o.id, m.mg).await?;
         if drawers.iter().any(|d| Some(d.as_str()) == me) {
-            return Err(WebError::Conflict(
+            return Err(Error::Conflict(
                 "you drew the dose: a second person checks it".into(),
             ));
         }
@@ -1469,7 +1464,7 @@ pub async fn check_dose(
         }
         let exp: jiff::civil::Date = lot_expires
             .parse()
-            .map_err(|_| WebError::Internal("a lot's expiry does not read back".into()))?;
+            .map_err(|_| Error::Internal("a lot's expiry does not read back".into()))?;
         if typed_expiry.is_some_and(|t| t != exp) {
             return Err(invalid(
                 "vial_expires",
@@ -1482,10 +1477,8 @@ pub async fn check_dose(
                 format!("lot {drawn_lot} expired on {exp}: draw another"),
             ));
         }
-        let prepared =
-            tx::prepare(m, &drawn_lot, strength).map_err(|e| WebError::Invalid(vec![e]))?;
-        let json =
-            serde_json::to_string(&prepared).map_err(|e| WebError::Internal(e.to_string()))?;
+        let prepared = tx::prepare(m, &drawn_lot, strength).map_err(|e| Error::Invalid(vec![e]))?;
+        let json = serde_json::to_string(&prepared).map_err(|e| Error::Internal(e.to_string()))?;
         (drawn_lot, exp.to_string(), Some(json))
     } else {
         // Sprays and troches are counted: the lot is read off the pack.
@@ -1533,11 +1526,11 @@ pub struct AdminInput {
 /// range. No time entered may precede the order, its check or the last
 /// step of the timeline.
 pub async fn administer(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     id: &str,
     input: AdminInput,
-) -> Result<Visit, WebError> {
+) -> Result<Visit, Error> {
     let e = encounter_of(
         state,
         c,
@@ -1549,7 +1542,7 @@ pub async fn administer(
     c.require(Permission::EncounterRecord, clinic_of(&e))?;
     let mut v = visit_of(state, &e).await?;
     let (Some(order), Some(stored)) = (v.order.clone(), v.record.order.clone()) else {
-        return Err(WebError::Conflict("no dose is ordered yet".into()));
+        return Err(Error::Conflict("no dose is ordered yet".into()));
     };
     let now = state.now();
     let at = match input.at.as_deref() {
@@ -1569,20 +1562,20 @@ pub async fn administer(
         // a reading can cross the limits, an item can be withdrawn meanwhile.
         require_ready(&v)?;
         if stored.second_check && stored.checked_by.is_none() {
-            return Err(WebError::Conflict(
+            return Err(Error::Conflict(
                 "the protocol asks for a second person to check the dose first".into(),
             ));
         }
         if order.weight_kg.is_some() && order.weight_kg != v.checklist.weight_kg {
-            return Err(WebError::Conflict(
+            return Err(Error::Conflict(
                 "the weight changed since the order: the prescriber orders again".into(),
             ));
         }
         // The mg ordered, against the range at today's weight, once more.
         let again =
-            tx::order(&v.protocol, order.dose, v.checklist.weight_kg).map_err(WebError::Invalid)?;
+            tx::order(&v.protocol, order.dose, v.checklist.weight_kg).map_err(Error::Invalid)?;
         if (again.mg - order.mg).abs() > 1e-9 || order.mg > again.max_mg + 1e-9 {
-            return Err(WebError::Conflict(format!(
+            return Err(Error::Conflict(format!(
                 "the order's {} mg no longer matches {} for today's weight: the prescriber orders again",
                 order.mg,
                 again.summary()
@@ -1592,9 +1585,9 @@ pub async fn administer(
             // No second check: the volume comes from the draw, now.
             let (lot, strength, _, _, _) = drawn_for(state, &stored.id, order.mg).await?;
             let prepared =
-                tx::prepare(&order, &lot, strength).map_err(|e| WebError::Invalid(vec![e]))?;
+                tx::prepare(&order, &lot, strength).map_err(|e| Error::Invalid(vec![e]))?;
             let json =
-                serde_json::to_string(&prepared).map_err(|e| WebError::Internal(e.to_string()))?;
+                serde_json::to_string(&prepared).map_err(|e| Error::Internal(e.to_string()))?;
             write(
                 state,
                 c,
@@ -1646,7 +1639,7 @@ pub async fn administer(
             reason: input.reason.map(|r| r.trim().to_string()),
         },
     )
-    .map_err(|e| WebError::Invalid(vec![e]))?;
+    .map_err(|e| Error::Invalid(vec![e]))?;
     let kind = serde_json::to_value(ev.kind)
         .ok()
         .and_then(|v| v.as_str().map(String::from))
@@ -1674,7 +1667,7 @@ pub async fn administer(
     visit_of(state, &e).await
 }
 
-async fn zone_name(state: &AppState, clinic: ClinicId) -> Result<String, WebError> {
+async fn zone_name(state: &Clinic, clinic: ClinicId) -> Result<String, Error> {
     Ok(state.store.clinic(clinic).await?.settings.time_zone)
 }
 
@@ -1729,11 +1722,11 @@ pub fn split_reading(
 
 /// A reading typed at the chair.
 pub async fn record_reading(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     id: &str,
     input: ReadingInput,
-) -> Result<Visit, WebError> {
+) -> Result<Visit, Error> {
     let e = encounter_of(
         state,
         c,
@@ -1744,13 +1737,13 @@ pub async fn record_reading(
     .await?;
     c.require(Permission::EncounterRecord, clinic_of(&e))?;
     if e.status != "open" {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "the patient has been discharged; this visit is closed".into(),
         ));
     }
     let errs = input.values.validate("");
     if !errs.is_empty() {
-        return Err(WebError::Invalid(errs));
+        return Err(Error::Invalid(errs));
     }
     let now = state.now();
     let taken_at = match input.taken_at.as_deref() {
@@ -1867,23 +1860,20 @@ pub struct IngestOutcome {
 /// A batch from a monitor gateway. Each reading is checked on its own; the
 /// good ones are stored (once, whatever is resent) and checked for alerts.
 pub async fn ingest(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     items: Vec<serde_json::Value>,
-) -> Result<IngestOutcome, WebError> {
+) -> Result<IngestOutcome, Error> {
     let clinics = c.require_any(Permission::DeviceIngest)?;
     let token_id = match &c.principal {
         domain::auth::Principal::Device { token_id, .. } => token_id.to_string(),
-        _ => return Err(WebError::Forbidden),
+        _ => return Err(Error::Forbidden),
     };
     if items.is_empty() {
-        return Err(WebError::bad(
-            "the batch holds no readings",
-            Some("readings"),
-        ));
+        return Err(Error::bad("the batch holds no readings", Some("readings")));
     }
     if items.len() > 5000 {
-        return Err(WebError::bad(
+        return Err(Error::bad(
             "at most 5000 readings per batch",
             Some("readings"),
         ));
@@ -2016,13 +2006,13 @@ pub async fn ingest(
 // ---- Alerts, medicines, adverse events -----------------------------------------
 
 pub async fn acknowledge(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     id: &str,
     alert_id: &str,
     response: Option<&str>,
     note: &str,
-) -> Result<Visit, WebError> {
+) -> Result<Visit, Error> {
     let e = encounter_of(
         state,
         c,
@@ -2032,19 +2022,19 @@ pub async fn acknowledge(
     )
     .await?;
     c.require(Permission::EncounterRecord, clinic_of(&e))?;
-    let record = state.store.record(&e.id).await?.ok_or(WebError::NotFound)?;
+    let record = state.store.record(&e.id).await?.ok_or(Error::NotFound)?;
     let a = record
         .alerts
         .iter()
         .find(|a| a.id == alert_id)
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     let severity = match a.severity.as_str() {
         "stop" => tx::Severity::Stop,
         "pause" => tx::Severity::Pause,
         _ => tx::Severity::Warn,
     };
-    let r = tx::check_acknowledgement(severity, response, note)
-        .map_err(|e| WebError::Invalid(vec![e]))?;
+    let r =
+        tx::check_acknowledgement(severity, response, note).map_err(|e| Error::Invalid(vec![e]))?;
     write(
         state,
         c,
@@ -2063,11 +2053,11 @@ pub async fn acknowledge(
 }
 
 pub async fn give_medication(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     id: &str,
     m: tx::MedicationGiven,
-) -> Result<Visit, WebError> {
+) -> Result<Visit, Error> {
     let e = encounter_of(
         state,
         c,
@@ -2079,7 +2069,7 @@ pub async fn give_medication(
     c.require(Permission::EncounterRecord, clinic_of(&e))?;
     let errs = m.validate();
     if !errs.is_empty() {
-        return Err(WebError::Invalid(errs));
+        return Err(Error::Invalid(errs));
     }
     let now = state.now();
     let at = m.at.unwrap_or(now);
@@ -2098,11 +2088,11 @@ pub async fn give_medication(
 }
 
 pub async fn adverse_event(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     id: &str,
     ae: tx::AdverseEvent,
-) -> Result<Visit, WebError> {
+) -> Result<Visit, Error> {
     let e = encounter_of(
         state,
         c,
@@ -2114,7 +2104,7 @@ pub async fn adverse_event(
     c.require(Permission::EncounterRecord, clinic_of(&e))?;
     let errs = ae.validate();
     if !errs.is_empty() {
-        return Err(WebError::Invalid(errs));
+        return Err(Error::Invalid(errs));
     }
     let pid = e.patient_id.clone();
     write(
@@ -2136,11 +2126,11 @@ pub async fn adverse_event(
 // ---- Recovery and discharge ---------------------------------------------------
 
 pub async fn score_recovery(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     id: &str,
     a: Aldrete,
-) -> Result<Visit, WebError> {
+) -> Result<Visit, Error> {
     let e = encounter_of(
         state,
         c,
@@ -2152,15 +2142,15 @@ pub async fn score_recovery(
     c.require(Permission::EncounterRecord, clinic_of(&e))?;
     let errs = a.validate();
     if !errs.is_empty() {
-        return Err(WebError::Invalid(errs));
+        return Err(Error::Invalid(errs));
     }
     let v = visit_of(state, &e).await?;
     if tx::dose_ended_at(&v.events).is_none() {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "recovery is scored after the dose has ended".into(),
         ));
     }
-    let json = serde_json::to_string(&a).map_err(|e| WebError::Internal(e.to_string()))?;
+    let json = serde_json::to_string(&a).map_err(|e| Error::Internal(e.to_string()))?;
     write(
         state,
         c,
@@ -2178,12 +2168,7 @@ pub async fn score_recovery(
 }
 
 /// Discharge, only when the protocol's criteria are met and an escort is named.
-pub async fn discharge(
-    state: &AppState,
-    c: &Caller,
-    id: &str,
-    note: &str,
-) -> Result<Visit, WebError> {
+pub async fn discharge(state: &Clinic, c: &Caller, id: &str, note: &str) -> Result<Visit, Error> {
     let e = encounter_of(
         state,
         c,
@@ -2198,12 +2183,12 @@ pub async fn discharge(
     }
     let v = visit_of(state, &e).await?;
     if e.status != "open" {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "the patient has already been discharged".into(),
         ));
     }
     if !v.discharge_blockers.is_empty() {
-        return Err(WebError::Conflict(format!(
+        return Err(Error::Conflict(format!(
             "not ready for discharge: {}",
             v.discharge_blockers.join("; ")
         )));
@@ -2214,12 +2199,7 @@ pub async fn discharge(
         &e,
         Step::Discharge {
             note: note.trim(),
-            jobs: &crate::outbox::discharge_jobs(
-                &e.id,
-                clinic_of(&e),
-                patient_of(&e)?,
-                state.now(),
-            ),
+            jobs: &crate::jobs::discharge_jobs(&e.id, clinic_of(&e), patient_of(&e)?, state.now()),
         },
         Action::EncounterDischarge,
         Permission::EncounterRecord,
@@ -2234,11 +2214,11 @@ pub async fn discharge(
 /// pressure stayed high, they changed their mind), saying why: the chair
 /// and the patient are free again and the order, if any, is voided.
 pub async fn end_without_dose(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     id: &str,
     reason: &str,
-) -> Result<Visit, WebError> {
+) -> Result<Visit, Error> {
     let e = encounter_of(
         state,
         c,
@@ -2255,14 +2235,14 @@ pub async fn end_without_dose(
             "say why no dose was given, in a few words (at most 500 characters)",
         ));
     }
-    if let Some(ch) = crate::pdf::unprintable(reason) {
+    if let Some(ch) = crate::documents::unprintable(reason) {
         return Err(invalid(
             "reason",
             format!("the character {ch:?} cannot be printed"),
         ));
     }
     if e.status != "open" {
-        return Err(WebError::Conflict("this visit has already ended".into()));
+        return Err(Error::Conflict("this visit has already ended".into()));
     }
     write(
         state,
@@ -2280,7 +2260,7 @@ pub async fn end_without_dose(
 /// A second person attests that times entered afterwards are those of a
 /// paper record: recovery then counts from the stop's written time. Who
 /// entered the late times, or checked the patient in late, cannot attest.
-pub async fn attest(state: &AppState, c: &Caller, id: &str, note: &str) -> Result<Visit, WebError> {
+pub async fn attest(state: &Clinic, c: &Caller, id: &str, note: &str) -> Result<Visit, Error> {
     let e = encounter_of(
         state,
         c,
@@ -2314,12 +2294,12 @@ pub async fn attest(state: &AppState, c: &Caller, id: &str, note: &str) -> Resul
         late_by.push(e.opened_by.as_str());
     }
     if late_by.is_empty() {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "nothing in this visit was entered later: there is no paper record to attest".into(),
         ));
     }
     if late_by.contains(&me.as_str()) {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "you entered the later times: a second person attests the paper record".into(),
         ));
     }
@@ -2344,7 +2324,7 @@ fn hm(m: i64, zone: &str) -> String {
 }
 
 /// The note assembled from the record, as plain text (what is signed).
-pub fn note_text(v: &Visit, zone: &str) -> Result<String, WebError> {
+pub fn note_text(v: &Visit, zone: &str) -> Result<String, Error> {
     let r = &v.record;
     let e = &r.encounter;
     let mut s = String::new();
@@ -2563,17 +2543,17 @@ pub fn note_text(v: &Visit, zone: &str) -> Result<String, WebError> {
 /// The prescriber signs the note once the patient has left (discharged, or
 /// the visit ended without a dose): what happens until then belongs in it.
 /// It never changes; its hash goes into the audit chain, so a rewrite shows.
-pub async fn sign_note(state: &AppState, c: &Caller, id: &str) -> Result<Visit, WebError> {
+pub async fn sign_note(state: &Clinic, c: &Caller, id: &str) -> Result<Visit, Error> {
     let e = encounter_of(state, c, Permission::DoseOrder, id, Action::NoteSign).await?;
     c.require(Permission::DoseOrder, clinic_of(&e))?;
     let v = visit_of(state, &e).await?;
     if v.record.note.is_some() {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "the note is signed and never changes: add an addendum".into(),
         ));
     }
     if e.status != "discharged" {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "the note is signed after discharge (or after the visit ends without a dose)".into(),
         ));
     }
@@ -2597,11 +2577,11 @@ pub async fn sign_note(state: &AppState, c: &Caller, id: &str) -> Result<Visit, 
 }
 
 pub async fn add_addendum(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     id: &str,
     text: &str,
-) -> Result<Visit, WebError> {
+) -> Result<Visit, Error> {
     let e = encounter_of(
         state,
         c,
@@ -2615,15 +2595,15 @@ pub async fn add_addendum(
     if text.len() < 3 || text.len() > 4000 {
         return Err(invalid("text", "write the addendum (3 to 4000 characters)"));
     }
-    if let Some(ch) = crate::pdf::unprintable(text) {
+    if let Some(ch) = crate::documents::unprintable(text) {
         return Err(invalid(
             "text",
             format!("the character {ch:?} cannot be printed"),
         ));
     }
-    let record = state.store.record(&e.id).await?.ok_or(WebError::NotFound)?;
+    let record = state.store.record(&e.id).await?.ok_or(Error::NotFound)?;
     let Some(note) = record.note else {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "there is no signed note yet to add to".into(),
         ));
     };
@@ -2646,12 +2626,12 @@ pub async fn add_addendum(
 }
 
 /// The signed note and its addenda as a PDF, audited as an export.
-pub async fn note_pdf(state: &AppState, c: &Caller, id: &str) -> Result<Vec<u8>, WebError> {
-    use crate::pdf::Block;
+pub async fn note_pdf(state: &Clinic, c: &Caller, id: &str) -> Result<Vec<u8>, Error> {
+    use crate::documents::Block;
     let e = encounter_of(state, c, Permission::EncounterRead, id, Action::NoteExport).await?;
-    let record = state.store.record(&e.id).await?.ok_or(WebError::NotFound)?;
+    let record = state.store.record(&e.id).await?.ok_or(Error::NotFound)?;
     let Some(note) = &record.note else {
-        return Err(WebError::NotFound);
+        return Err(Error::NotFound);
     };
     state
         .store
@@ -2692,13 +2672,13 @@ pub async fn note_pdf(state: &AppState, c: &Caller, id: &str) -> Result<Vec<u8>,
         )));
         blocks.push(Block::body(&printable(&a.body)));
     }
-    crate::pdf::render(&blocks, "Stillwater session note").map_err(WebError::Internal)
+    crate::documents::render(&blocks, "Stillwater session note").map_err(Error::Internal)
 }
 
 /// Replaces what Helvetica cannot print (the note's own symbols) with ASCII.
 fn printable(s: &str) -> String {
     s.chars()
-        .map(|c| match crate::pdf::unprintable(&c.to_string()) {
+        .map(|c| match crate::documents::unprintable(&c.to_string()) {
             None => c,
             Some(_) => '?',
         })
@@ -2727,11 +2707,7 @@ pub struct ChairCard {
 }
 
 /// Every chair of the day in a clinic, audited as one read of the floor.
-pub async fn floor(
-    state: &AppState,
-    c: &Caller,
-    clinic: ClinicId,
-) -> Result<Vec<ChairCard>, WebError> {
+pub async fn floor(state: &Clinic, c: &Caller, clinic: ClinicId) -> Result<Vec<ChairCard>, Error> {
     c.require(Permission::EncounterRead, clinic)?;
     // The day's visits, and after midnight still the evening's: a board
     // does not go blank at 00:00 while a late patient is recovering.

@@ -7,16 +7,16 @@ use domain::eligibility::{decide, DecisionInput, Policy};
 use domain::ids::PatientId;
 use store::eligibility::StoredDecision;
 
-use crate::auth::Caller;
-use crate::error::WebError;
-use crate::AppState;
+use crate::actor::Caller;
+use crate::error::Error;
+use crate::Clinic;
 
 async fn clinic_of(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     perm: Permission,
     patient: PatientId,
-) -> Result<domain::ids::ClinicId, WebError> {
+) -> Result<domain::ids::ClinicId, Error> {
     let clinics = c.require_any(perm)?;
     match state.store.patient(patient, &clinics).await? {
         Some(p) => Ok(p.clinic_id),
@@ -26,22 +26,22 @@ async fn clinic_of(
             ev.object_type = Some("patient".into());
             ev.object_id = Some(patient.to_string());
             state.store.audit(vec![ev]).await?;
-            Err(WebError::NotFound)
+            Err(Error::NotFound)
         }
     }
 }
 
 /// Records a prescriber's decision (the engine's findings kept with it).
 pub async fn record(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     patient: PatientId,
     input: DecisionInput,
-) -> Result<(i64, domain::eligibility::Decision), WebError> {
+) -> Result<(i64, domain::eligibility::Decision), Error> {
     let clinic = clinic_of(state, c, Permission::EligibilityDecide, patient).await?;
     c.require(Permission::EligibilityDecide, clinic)?;
     let d = decide(input, &Policy::default())?;
-    let user = c.user_id().ok_or(WebError::Forbidden)?;
+    let user = c.user_id().ok_or(Error::Forbidden)?;
     let mut ev = c.patient_event(
         Action::EligibilityDecide,
         Permission::EligibilityDecide,
@@ -58,10 +58,10 @@ pub async fn record(
 
 /// The decisions, newest first; audited.
 pub async fn history(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     patient: PatientId,
-) -> Result<Vec<StoredDecision>, WebError> {
+) -> Result<Vec<StoredDecision>, Error> {
     let clinic = clinic_of(state, c, Permission::MeasureRead, patient).await?;
     c.require(Permission::MeasureRead, clinic)?;
     let out = state.store.decisions(patient).await?;
@@ -78,14 +78,14 @@ pub async fn history(
 
 /// The nurse's sign-off of the latest decision.
 pub async fn sign_off(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     patient: PatientId,
     version: i64,
-) -> Result<(), WebError> {
+) -> Result<(), Error> {
     let clinic = clinic_of(state, c, Permission::EligibilitySignOff, patient).await?;
     c.require(Permission::EligibilitySignOff, clinic)?;
-    let user = c.user_id().ok_or(WebError::Forbidden)?;
+    let user = c.user_id().ok_or(Error::Forbidden)?;
     let mut ev = c.patient_event(
         Action::EligibilitySignOff,
         Permission::EligibilitySignOff,

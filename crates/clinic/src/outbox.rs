@@ -1,4 +1,5 @@
-//! Work after the request: the outbox worker and the mailer. Reminders are
+//! Work after the request: the outbox worker, which sends the jobs of
+//! [`crate::jobs`] through the [`crate::mailer`]. Reminders are
 //! enqueued in the same transaction as the booking (48 h and 24 h before the
 //! visit); the worker sends each one only if the visit is still booked at the
 //! same time (a moved visit has new reminders; a cancelled one has none).
@@ -6,276 +7,23 @@
 
 use std::time::Duration;
 
-use domain::ids::{AppointmentId, ClinicId};
-use lettre::message::{header::ContentType, Mailbox};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use serde::{Deserialize, Serialize};
-use store::outbox::{Job, LinkTable, NewJob};
+use domain::ids::ClinicId;
+use store::outbox::{Job, LinkTable};
 use store::scheduling::Status;
 
-use crate::AppState;
+use crate::jobs::{
+    ConfirmationPayload, DischargePayload, LinkPayload, OfferPayload, PatientLinkPayload,
+    ReceiptPayload, ReminderPayload, StatementPayload, CONFIRMATION, DISCHARGE, PATIENT_LINK,
+    QUESTIONNAIRE, RECEIPT, REMINDER, STATEMENT, WAITLIST_OFFER,
+};
+use crate::Clinic;
 
-const HOUR: i64 = 3_600_000_000;
-pub const REMINDER: &str = "reminder";
 /// Attempts before a job is given up.
 const MAX_ATTEMPTS: i32 = 8;
 
-#[derive(Debug, Serialize, Deserialize)]
-struct ReminderPayload {
-    appointment_id: AppointmentId,
-    clinic_id: ClinicId,
-    sequence: i32,
-    hours_before: i64,
-}
-
-/// The reminder jobs of a visit starting at `start`: 48 h and 24 h before,
-/// leaving out any whose time has already passed.
-pub fn reminder_jobs(
-    id: AppointmentId,
-    clinic: ClinicId,
-    sequence: i32,
-    start: i64,
-    now: i64,
-) -> Vec<NewJob> {
-    [48, 24]
-        .into_iter()
-        .filter(|h| start - h * HOUR > now)
-        .filter_map(|h| {
-            let payload = serde_json::to_string(&ReminderPayload {
-                appointment_id: id,
-                clinic_id: clinic,
-                sequence,
-                hours_before: h,
-            })
-            .ok()?;
-            Some(NewJob {
-                kind: REMINDER,
-                dedupe_key: format!("reminder:{id}:{sequence}:{h}"),
-                payload,
-                run_at: start - h * HOUR,
-            })
-        })
-        .collect()
-}
-
-pub const WAITLIST_OFFER: &str = "waitlist_offer";
-
-#[derive(Debug, Serialize, Deserialize)]
-struct OfferPayload {
-    entry: String,
-    clinic_id: ClinicId,
-    patient_id: domain::ids::PatientId,
-    start: i64,
-    type_code: String,
-}
-
-/// The e-mail telling a waiting patient that a time opened up.
-pub fn offer_jobs(
-    entry: &str,
-    clinic: ClinicId,
-    patient: domain::ids::PatientId,
-    start: i64,
-    type_code: &str,
-    now: i64,
-) -> Vec<NewJob> {
-    serde_json::to_string(&OfferPayload {
-        entry: entry.to_string(),
-        clinic_id: clinic,
-        patient_id: patient,
-        start,
-        type_code: type_code.to_string(),
-    })
-    .map(|payload| NewJob {
-        kind: WAITLIST_OFFER,
-        dedupe_key: format!("offer:{entry}:{start}"),
-        payload,
-        run_at: now,
-    })
-    .into_iter()
-    .collect()
-}
-
-pub const CONFIRMATION: &str = "confirmation";
-
-#[derive(Debug, Serialize, Deserialize)]
-struct ConfirmationPayload {
-    appointment_id: AppointmentId,
-    clinic_id: ClinicId,
-}
-
-/// The e-mail confirming a visit booked by the patient (the free consultation).
-pub fn confirmation_jobs(id: AppointmentId, clinic: ClinicId, now: i64) -> Vec<NewJob> {
-    serde_json::to_string(&ConfirmationPayload {
-        appointment_id: id,
-        clinic_id: clinic,
-    })
-    .map(|payload| NewJob {
-        kind: CONFIRMATION,
-        dedupe_key: format!("confirmation:{id}"),
-        payload,
-        run_at: now,
-    })
-    .into_iter()
-    .collect()
-}
-
-pub const QUESTIONNAIRE: &str = "questionnaire_link";
-pub const DISCHARGE: &str = "discharge_instructions";
-
-#[derive(Debug, Serialize, Deserialize)]
-struct DischargePayload {
-    encounter_id: String,
-    clinic_id: ClinicId,
-    patient_id: domain::ids::PatientId,
-}
-
-/// The going-home e-mail of a visit: the instructions and the next visit.
-pub fn discharge_jobs(
-    encounter: &str,
-    clinic: ClinicId,
-    patient: domain::ids::PatientId,
-    now: i64,
-) -> Vec<NewJob> {
-    serde_json::to_string(&DischargePayload {
-        encounter_id: encounter.to_string(),
-        clinic_id: clinic,
-        patient_id: patient,
-    })
-    .map(|payload| NewJob {
-        kind: DISCHARGE,
-        dedupe_key: format!("discharge:{encounter}"),
-        payload,
-        run_at: now,
-    })
-    .into_iter()
-    .collect()
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct LinkPayload {
-    link_id: domain::ids::LinkId,
-    clinic_id: ClinicId,
-    patient_id: domain::ids::PatientId,
-    expires_at: i64,
-}
-
-/// The e-mail carrying a questionnaire link.
-pub fn link_jobs(
-    link: domain::ids::LinkId,
-    clinic: ClinicId,
-    patient: domain::ids::PatientId,
-    expires_at: i64,
-    run_at: i64,
-) -> Vec<NewJob> {
-    serde_json::to_string(&LinkPayload {
-        link_id: link,
-        clinic_id: clinic,
-        patient_id: patient,
-        expires_at,
-    })
-    .map(|payload| NewJob {
-        kind: QUESTIONNAIRE,
-        dedupe_key: format!("link:{link}"),
-        payload,
-        run_at,
-    })
-    .into_iter()
-    .collect()
-}
-
-pub const PATIENT_LINK: &str = "patient_link";
-
-#[derive(Debug, Serialize, Deserialize)]
-struct PatientLinkPayload {
-    link_id: String,
-    clinic_id: ClinicId,
-    patient_id: domain::ids::PatientId,
-    purpose: String,
-    expires_at: i64,
-}
-
-/// The e-mail carrying a link to the assessment form or to consent.
-pub fn patient_link_jobs(
-    link: &str,
-    clinic: ClinicId,
-    patient: domain::ids::PatientId,
-    purpose: &str,
-    expires_at: i64,
-    run_at: i64,
-) -> Vec<NewJob> {
-    serde_json::to_string(&PatientLinkPayload {
-        link_id: link.to_string(),
-        clinic_id: clinic,
-        patient_id: patient,
-        purpose: purpose.to_string(),
-        expires_at,
-    })
-    .map(|payload| NewJob {
-        kind: PATIENT_LINK,
-        dedupe_key: format!("patient_link:{link}"),
-        payload,
-        run_at,
-    })
-    .into_iter()
-    .collect()
-}
-
-/// Where e-mail goes: a real SMTP server, or nowhere (jobs are then finished
-/// as "skipped" so that a clinic without mail does not pile them up).
-#[derive(Clone)]
-pub enum Mailer {
-    Smtp {
-        transport: Box<AsyncSmtpTransport<Tokio1Executor>>,
-        from: Box<Mailbox>,
-    },
-    Off,
-}
-
-impl Mailer {
-    /// From an URL such as `smtp://relay:25`, `smtp://user:pass@host:587?tls=required`
-    /// or `smtps://host:465`; empty turns mail off.
-    pub fn from_url(url: &str, from: &str) -> Result<Mailer, String> {
-        if url.trim().is_empty() {
-            return Ok(Mailer::Off);
-        }
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| format!("smtp_url: {e}"))?
-            .timeout(Some(Duration::from_secs(20)))
-            .build();
-        let from: Mailbox = from
-            .parse()
-            .map_err(|e| format!("mail_from {from:?}: {e}"))?;
-        Ok(Mailer::Smtp {
-            transport: Box::new(transport),
-            from: Box::new(from),
-        })
-    }
-
-    async fn send(&self, to: &str, subject: &str, body: String) -> Result<bool, String> {
-        let Mailer::Smtp { transport, from } = self else {
-            return Ok(false);
-        };
-        let to: Mailbox = to
-            .parse()
-            .map_err(|_| "the patient's e-mail address is not valid".to_string())?;
-        let msg = Message::builder()
-            .from(from.as_ref().clone())
-            .to(to)
-            .subject(subject)
-            .header(ContentType::TEXT_PLAIN)
-            .body(body)
-            .map_err(|e| format!("building the message: {e}"))?;
-        transport
-            .send(msg)
-            .await
-            .map(|_| true)
-            .map_err(|e| format!("SMTP: {e}"))
-    }
-}
-
 /// Runs every due job once (tests call this with a chosen `now`); returns
 /// how many were handled.
-pub async fn drain(state: &AppState, now: i64) -> Result<usize, store::StoreError> {
+pub async fn drain(state: &Clinic, now: i64) -> Result<usize, store::StoreError> {
     let mut n = 0;
     loop {
         let jobs = state.store.claim_jobs(now, 5 * 60_000_000, 20).await?;
@@ -301,11 +49,7 @@ pub async fn drain(state: &AppState, now: i64) -> Result<usize, store::StoreErro
 }
 
 /// The worker beside the server: drains the outbox every `every`.
-pub fn spawn_worker(
-    state: AppState,
-    every: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+pub fn spawn_worker(state: Clinic, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
     tokio::spawn(async move {
         let mut rules_ran: Option<std::time::Instant> = None;
         loop {
@@ -320,7 +64,7 @@ pub fn spawn_worker(
             // their e-mails go out in this round.
             if rules_ran.is_none_or(|t| t.elapsed() >= Duration::from_secs(300)) {
                 rules_ran = Some(std::time::Instant::now());
-                if let Err(e) = crate::instruments::run_rules(&state, state.now()).await {
+                if let Err(e) = crate::measures::run_rules(&state, state.now()).await {
                     tracing::error!(error = ?e, "questionnaire rules");
                 }
                 // Memberships whose next month has begun are billed.
@@ -340,7 +84,7 @@ pub fn spawn_worker(
     });
 }
 
-async fn run(state: &AppState, job: &Job) -> Result<String, String> {
+async fn run(state: &Clinic, job: &Job) -> Result<String, String> {
     match job.kind.as_str() {
         REMINDER => reminder(state, job).await,
         WAITLIST_OFFER => offer(state, job).await,
@@ -369,7 +113,7 @@ fn db(e: store::StoreError) -> String {
 /// `Ok(Err(reason))` when the job is finished without sending (no patient,
 /// no address); `Err` when it should be retried.
 async fn addressee(
-    state: &AppState,
+    state: &Clinic,
     clinic: ClinicId,
     patient: domain::ids::PatientId,
 ) -> Result<Result<Addressee, String>, String> {
@@ -403,7 +147,7 @@ fn clinic_time(m: i64, clinic: &store::org::Clinic) -> Result<String, String> {
 
 /// Sends, or records that no mail server is configured.
 async fn deliver(
-    state: &AppState,
+    state: &Clinic,
     to: &Addressee,
     subject: &str,
     body: String,
@@ -415,7 +159,7 @@ async fn deliver(
     }
 }
 
-async fn reminder(state: &AppState, job: &Job) -> Result<String, String> {
+async fn reminder(state: &Clinic, job: &Job) -> Result<String, String> {
     let p: ReminderPayload =
         serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
     let store = &state.store;
@@ -481,7 +225,7 @@ async fn reminder(state: &AppState, job: &Job) -> Result<String, String> {
 
 /// The patient's next booked integration session, if any.
 pub async fn next_integration(
-    state: &AppState,
+    state: &Clinic,
     clinic: ClinicId,
     patient: domain::ids::PatientId,
 ) -> Result<Option<store::scheduling::Appointment>, store::StoreError> {
@@ -493,55 +237,6 @@ pub async fn next_integration(
         .into_iter()
         .filter(|a| a.status == Status::Booked && a.starts_at > now && a.type_code == "integration")
         .min_by_key(|a| a.starts_at))
-}
-
-pub const RECEIPT: &str = "billing_receipt";
-pub const STATEMENT: &str = "billing_statement";
-
-#[derive(Debug, Serialize, Deserialize)]
-struct ReceiptPayload {
-    invoice_id: String,
-    entry_id: String,
-    clinic_id: ClinicId,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct StatementPayload {
-    patient_id: String,
-    clinic_id: ClinicId,
-}
-
-/// The receipt e-mail of one payment.
-pub fn receipt_jobs(invoice: &str, entry: &str, clinic: ClinicId, now: i64) -> Vec<NewJob> {
-    serde_json::to_string(&ReceiptPayload {
-        invoice_id: invoice.to_string(),
-        entry_id: entry.to_string(),
-        clinic_id: clinic,
-    })
-    .map(|payload| NewJob {
-        kind: RECEIPT,
-        dedupe_key: format!("receipt:{entry}"),
-        payload,
-        run_at: now,
-    })
-    .into_iter()
-    .collect()
-}
-
-/// A statement of the patient's open invoices, as of when it is sent.
-pub fn statement_jobs(patient: &str, clinic: ClinicId, now: i64) -> Vec<NewJob> {
-    serde_json::to_string(&StatementPayload {
-        patient_id: patient.to_string(),
-        clinic_id: clinic,
-    })
-    .map(|payload| NewJob {
-        kind: STATEMENT,
-        dedupe_key: format!("statement:{patient}:{now}"),
-        payload,
-        run_at: now,
-    })
-    .into_iter()
-    .collect()
 }
 
 /// An invoice's lines and balance as plain text for an e-mail.
@@ -571,7 +266,7 @@ fn invoice_text(
     t
 }
 
-async fn receipt(state: &AppState, job: &Job) -> Result<String, String> {
+async fn receipt(state: &Clinic, job: &Job) -> Result<String, String> {
     let p: ReceiptPayload =
         serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
     let Some(inv) = state.store.invoice(&p.invoice_id).await.map_err(db)? else {
@@ -611,7 +306,7 @@ async fn receipt(state: &AppState, job: &Job) -> Result<String, String> {
     deliver(state, &to, &subject, body, "sent".into()).await
 }
 
-async fn statement(state: &AppState, job: &Job) -> Result<String, String> {
+async fn statement(state: &Clinic, job: &Job) -> Result<String, String> {
     let p: StatementPayload =
         serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
     let pid: domain::ids::PatientId = p
@@ -673,7 +368,7 @@ async fn statement(state: &AppState, job: &Job) -> Result<String, String> {
     deliver(state, &to, &subject, body, "sent".into()).await
 }
 
-async fn discharge(state: &AppState, job: &Job) -> Result<String, String> {
+async fn discharge(state: &Clinic, job: &Job) -> Result<String, String> {
     let p: DischargePayload =
         serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
     let to = match addressee(state, p.clinic_id, p.patient_id).await? {
@@ -712,7 +407,7 @@ async fn discharge(state: &AppState, job: &Job) -> Result<String, String> {
     deliver(state, &to, &subject, body, "sent".into()).await
 }
 
-async fn offer(state: &AppState, job: &Job) -> Result<String, String> {
+async fn offer(state: &Clinic, job: &Job) -> Result<String, String> {
     let p: OfferPayload =
         serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
     let to = match addressee(state, p.clinic_id, p.patient_id).await? {
@@ -741,7 +436,7 @@ async fn offer(state: &AppState, job: &Job) -> Result<String, String> {
     deliver(state, &to, &subject, body, "sent".into()).await
 }
 
-async fn confirmation(state: &AppState, job: &Job) -> Result<String, String> {
+async fn confirmation(state: &Clinic, job: &Job) -> Result<String, String> {
     let p: ConfirmationPayload =
         serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
     let Some(a) = state
@@ -799,12 +494,12 @@ async fn confirmation(state: &AppState, job: &Job) -> Result<String, String> {
 /// e-mail's link stops working; the newest always works). `None` when the
 /// link was used or expired meanwhile.
 async fn mail_token(
-    state: &AppState,
+    state: &Clinic,
     table: LinkTable,
     link: &str,
 ) -> Result<Option<String>, String> {
-    let token = crate::auth::random_token(32);
-    let hash = crate::auth::secret_hash(&token);
+    let token = crate::actor::random_token(32);
+    let hash = crate::actor::secret_hash(&token);
     match state.store.set_mail_token(table, link, &hash).await {
         Ok(true) => Ok(Some(token)),
         Ok(false) => Ok(None),
@@ -812,7 +507,7 @@ async fn mail_token(
     }
 }
 
-async fn questionnaire(state: &AppState, job: &Job) -> Result<String, String> {
+async fn questionnaire(state: &Clinic, job: &Job) -> Result<String, String> {
     let p: LinkPayload = serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
     if p.expires_at <= state.now() {
         return Ok("skipped: link expired before it was sent".into());
@@ -840,7 +535,7 @@ async fn questionnaire(state: &AppState, job: &Job) -> Result<String, String> {
     deliver(state, &to, &subject, body, "sent".into()).await
 }
 
-async fn patient_link(state: &AppState, job: &Job) -> Result<String, String> {
+async fn patient_link(state: &Clinic, job: &Job) -> Result<String, String> {
     let p: PatientLinkPayload =
         serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
     if p.expires_at <= state.now() {

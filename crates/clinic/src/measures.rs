@@ -12,20 +12,20 @@ use domain::ids::{AppointmentId, ClinicId, LinkId, PatientId, ResponseId, TaskId
 use domain::instruments::{trend, Instrument, Point, Scored, Trend};
 use store::instruments::{Link, NewLink, NewResponse, NewTask, Response, Source, Task};
 
-use crate::auth::{secret_hash, Caller};
-use crate::ctx::RequestMeta;
-use crate::error::WebError;
-use crate::AppState;
+use crate::actor::RequestMeta;
+use crate::actor::{secret_hash, Caller};
+use crate::error::Error;
+use crate::Clinic;
 
 const HOUR: i64 = 3_600_000_000;
 
 /// The instrument a request names: the current version, or the exact
 /// version asked for. A version that is not loaded is named as the problem.
 pub fn instrument(
-    state: &AppState,
+    state: &Clinic,
     id: &str,
     version: Option<u32>,
-) -> Result<Arc<Instrument>, WebError> {
+) -> Result<Arc<Instrument>, Error> {
     let found = match version {
         Some(v) => state.instruments.get(id, v),
         None => state.instruments.current(id),
@@ -41,7 +41,7 @@ pub fn instrument(
             ),
             _ => ("instrument", format!("{id:?} is not a known instrument")),
         };
-        WebError::Invalid(vec![domain::FieldError::new(field, msg)])
+        Error::Invalid(vec![domain::FieldError::new(field, msg)])
     })
 }
 
@@ -56,11 +56,11 @@ fn safety_title(i: &Instrument, s: &Scored, how: &str) -> String {
 }
 
 async fn patient_clinic(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     perm: Permission,
     patient: PatientId,
-) -> Result<ClinicId, WebError> {
+) -> Result<ClinicId, Error> {
     let clinics = c.require_any(perm)?;
     match state.store.patient(patient, &clinics).await? {
         Some(p) => Ok(p.clinic_id),
@@ -70,7 +70,7 @@ async fn patient_clinic(
             ev.object_type = Some("patient".into());
             ev.object_id = Some(patient.to_string());
             state.store.audit(vec![ev]).await?;
-            Err(WebError::NotFound)
+            Err(Error::NotFound)
         }
     }
 }
@@ -86,7 +86,7 @@ pub struct Recorded {
 /// Scores and stores answers entered by staff (or sent through the API).
 #[allow(clippy::too_many_arguments)]
 pub async fn record(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     patient: PatientId,
     instrument_id: &str,
@@ -94,7 +94,7 @@ pub async fn record(
     answers: &BTreeMap<String, i32>,
     appointment: Option<AppointmentId>,
     source: Source,
-) -> Result<Recorded, WebError> {
+) -> Result<Recorded, Error> {
     let clinic = patient_clinic(state, c, Permission::MeasureRecord, patient).await?;
     c.require(Permission::MeasureRecord, clinic)?;
     let inst = instrument(state, instrument_id, version)?;
@@ -103,7 +103,7 @@ pub async fn record(
         match state.store.appointment(a, &[clinic]).await? {
             Some(appt) if appt.patient_id == patient => {}
             _ => {
-                return Err(WebError::Invalid(vec![domain::FieldError::new(
+                return Err(Error::Invalid(vec![domain::FieldError::new(
                     "appointment_id",
                     "is not a visit of this patient",
                 )]))
@@ -153,17 +153,17 @@ pub async fn record(
 
 /// A patient's responses (one instrument or all); audited.
 pub async fn responses(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     patient: PatientId,
     instrument: Option<&str>,
-) -> Result<Vec<Response>, WebError> {
+) -> Result<Vec<Response>, Error> {
     audited_read(state, c, patient).await?;
     Ok(state.store.responses(patient, instrument).await?)
 }
 
 /// Checks that the caller may read the patient's scores, and records the read.
-async fn audited_read(state: &AppState, c: &Caller, patient: PatientId) -> Result<(), WebError> {
+async fn audited_read(state: &Clinic, c: &Caller, patient: PatientId) -> Result<(), Error> {
     let clinic = patient_clinic(state, c, Permission::MeasureRead, patient).await?;
     c.require(Permission::MeasureRead, clinic)?;
     let mut ev = c.patient_event(
@@ -179,10 +179,10 @@ async fn audited_read(state: &AppState, c: &Caller, patient: PatientId) -> Resul
 
 /// A patient's scores for charts (no answers); audited as a read of responses.
 pub async fn history(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     patient: PatientId,
-) -> Result<Vec<store::instruments::ScorePoint>, WebError> {
+) -> Result<Vec<store::instruments::ScorePoint>, Error> {
     audited_read(state, c, patient).await?;
     Ok(state.store.score_history(patient).await?)
 }
@@ -198,11 +198,11 @@ pub struct TrendView {
 /// Trends for every instrument the patient has answered, from scores
 /// already read, as (instrument, total, when).
 pub async fn trends(
-    state: &AppState,
+    state: &Clinic,
     clinic: ClinicId,
     patient: PatientId,
     points: &[(&str, Option<i32>, i64)],
-) -> Result<Vec<TrendView>, WebError> {
+) -> Result<Vec<TrendView>, Error> {
     let dosing: Vec<String> = state
         .store
         .appointment_types(clinic)
@@ -246,18 +246,18 @@ pub async fn trends(
 /// Sends a patient a single-use link to one instrument (by e-mail through
 /// the outbox). Returns the link and its secret token (shown once to staff).
 pub async fn send_link(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     patient: PatientId,
     instrument_id: &str,
     valid_hours: i64,
     reason: &str,
-) -> Result<(Link, String), WebError> {
+) -> Result<(Link, String), Error> {
     let clinic = patient_clinic(state, c, Permission::MeasureRecord, patient).await?;
     c.require(Permission::MeasureRecord, clinic)?;
     let inst = instrument(state, instrument_id, None)?;
     if inst.rater != domain::instruments::Rater::Patient {
-        return Err(WebError::Invalid(vec![domain::FieldError::new(
+        return Err(Error::Invalid(vec![domain::FieldError::new(
             "instrument",
             format!(
                 "{} is rated by a clinician, not answered by the patient",
@@ -266,7 +266,7 @@ pub async fn send_link(
         )]));
     }
     if !(1..=24 * 30).contains(&valid_hours) {
-        return Err(WebError::Invalid(vec![domain::FieldError::new(
+        return Err(Error::Invalid(vec![domain::FieldError::new(
             "valid_hours",
             "must be between 1 and 720 hours (30 days)",
         )]));
@@ -278,7 +278,7 @@ pub async fn send_link(
         reason
     };
     if reason.chars().count() > 200 {
-        return Err(WebError::Invalid(vec![domain::FieldError::new(
+        return Err(Error::Invalid(vec![domain::FieldError::new(
             "reason",
             "must be at most 200 characters",
         )]));
@@ -295,16 +295,13 @@ pub async fn send_link(
         state.now() + valid_hours * HOUR,
     )
     .await?;
-    Ok((
-        link.ok_or(WebError::Conflict("already sent".into()))?,
-        token,
-    ))
+    Ok((link.ok_or(Error::Conflict("already sent".into()))?, token))
 }
 
 /// Creates a link and its e-mail; `None` when `rule_key` was used already.
 #[allow(clippy::too_many_arguments)]
 pub async fn create_link(
-    state: &AppState,
+    state: &Clinic,
     clinic: ClinicId,
     patient: PatientId,
     inst: &Instrument,
@@ -313,8 +310,8 @@ pub async fn create_link(
     by: Option<domain::ids::UserId>,
     caller: Option<&Caller>,
     expires_at: i64,
-) -> Result<(Option<Link>, String), WebError> {
-    let token = crate::auth::random_token(24);
+) -> Result<(Option<Link>, String), Error> {
+    let token = crate::actor::random_token(24);
     let id = LinkId::new();
     let now = state.now();
     let new = NewLink {
@@ -346,7 +343,7 @@ pub async fn create_link(
     ev.object_type = Some("questionnaire_link".into());
     ev.object_id = Some(id.to_string());
     ev.detail = Some(format!("{} v{}", inst.id, inst.version));
-    let jobs = crate::outbox::link_jobs(id, clinic, patient, expires_at, now);
+    let jobs = crate::jobs::link_jobs(id, clinic, patient, expires_at, now);
     if !state.store.insert_link(&new, ev, &jobs).await? {
         return Ok((None, token));
     }
@@ -396,9 +393,9 @@ impl LinkProblem {
 
 /// The open link behind a token, and its instrument.
 pub async fn open_link(
-    state: &AppState,
+    state: &Clinic,
     token: &str,
-) -> Result<Result<(Link, Arc<Instrument>), LinkProblem>, WebError> {
+) -> Result<Result<(Link, Arc<Instrument>), LinkProblem>, Error> {
     if token.is_empty() || token.len() > 100 {
         return Ok(Err(LinkProblem::Invalid));
     }
@@ -416,7 +413,7 @@ pub async fn open_link(
         .get(&link.instrument_id, link.instrument_version)
         .cloned()
     else {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "This questionnaire is no longer available; ask the clinic to send a new one.".into(),
         ));
     };
@@ -426,12 +423,12 @@ pub async fn open_link(
 /// Answers a link: scores against the link's instrument version and stores
 /// the response, using up the link in the same transaction.
 pub async fn answer_link(
-    state: &AppState,
+    state: &Clinic,
     meta: &RequestMeta,
     token: &str,
     answers: &BTreeMap<String, i32>,
     started_at: Option<i64>,
-) -> Result<Result<(Scored, Arc<Instrument>), LinkProblem>, WebError> {
+) -> Result<Result<(Scored, Arc<Instrument>), LinkProblem>, Error> {
     crate::leads::limit(state, meta)?;
     let (link, inst) = match open_link(state, token).await? {
         Ok(x) => x,
@@ -486,7 +483,7 @@ pub async fn answer_link(
 /// after each dose, weekly in follow-up, monthly in maintenance). Each
 /// occasion has a unique key, so running this again sends nothing twice.
 /// Returns how many links were created.
-pub async fn run_rules(state: &AppState, now: i64) -> Result<usize, WebError> {
+pub async fn run_rules(state: &Clinic, now: i64) -> Result<usize, Error> {
     let mut dosing: Vec<String> = Vec::new();
     let org = state.store.any_org().await?;
     let clinics = match org {
@@ -533,10 +530,10 @@ pub async fn run_rules(state: &AppState, now: i64) -> Result<usize, WebError> {
 /// Open tasks in the clinics where the caller reads measures: a safety task
 /// names a patient and the answer that raised it, so it follows the clinical
 /// permission (the front desk, who may read leads, does not see them).
-pub async fn open_tasks(state: &AppState, c: &Caller) -> Result<Vec<Task>, WebError> {
+pub async fn open_tasks(state: &Clinic, c: &Caller) -> Result<Vec<Task>, Error> {
     let clinics = c.clinics_with(Permission::MeasureRead);
     if clinics.is_empty() {
-        return Err(WebError::Forbidden);
+        return Err(Error::Forbidden);
     }
     let tasks = state.store.open_tasks(&clinics).await?;
     // The list names patients: reading it is recorded like any other read.
@@ -559,28 +556,23 @@ pub async fn open_tasks(state: &AppState, c: &Caller) -> Result<Vec<Task>, WebEr
 }
 
 /// Closes a task with a clinician's note; the note is required.
-pub async fn close_task(
-    state: &AppState,
-    c: &Caller,
-    id: TaskId,
-    note: &str,
-) -> Result<Task, WebError> {
+pub async fn close_task(state: &Clinic, c: &Caller, id: TaskId, note: &str) -> Result<Task, Error> {
     let clinics = c.clinics_with(Permission::MeasureRead);
     let task = state
         .store
         .task(id, &clinics)
         .await?
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     c.require(Permission::TaskClose, task.clinic_id)?;
     let note = note.trim();
     if note.is_empty() {
-        return Err(WebError::Invalid(vec![domain::FieldError::new(
+        return Err(Error::Invalid(vec![domain::FieldError::new(
             "note",
             "is required: say what was done (who called, what was agreed)",
         )]));
     }
     if note.chars().count() > 4000 {
-        return Err(WebError::Invalid(vec![domain::FieldError::new(
+        return Err(Error::Invalid(vec![domain::FieldError::new(
             "note",
             "must be at most 4000 characters",
         )]));
@@ -594,11 +586,11 @@ pub async fn close_task(
     ev.patient_id = task.patient_id.map(|p| p.to_string());
     ev.object_type = Some("task".into());
     ev.object_id = Some(id.to_string());
-    let user = c.user_id().ok_or(WebError::Forbidden)?;
+    let user = c.user_id().ok_or(Error::Forbidden)?;
     state.store.close_task(id, user, note, ev).await?;
     state
         .store
         .task(id, &[task.clinic_id])
         .await?
-        .ok_or(WebError::NotFound)
+        .ok_or(Error::NotFound)
 }

@@ -14,31 +14,31 @@ use jiff::tz::TimeZone;
 use store::audit::NewAuditEvent;
 use store::instruments::{NewTask, Response, Task};
 use store::leads::{Lead, LeadBooking, NewLead};
-use store::org::Clinic;
+use store::org::Clinic as ClinicRecord;
 use store::scheduling::Appointment;
 
-use crate::auth::{secret_hash, Caller};
-use crate::ctx::RequestMeta;
-use crate::error::WebError;
-use crate::AppState;
+use crate::actor::RequestMeta;
+use crate::actor::{secret_hash, Caller};
+use crate::error::Error;
+use crate::Clinic;
 
 /// Days after the assessment in which its result page can still book.
 pub const BOOKING_DAYS: i64 = 14;
 const DAY: i64 = 86_400_000_000;
 
 /// Refuses a public submission beyond the per-address rate.
-pub fn limit(state: &AppState, meta: &RequestMeta) -> Result<(), WebError> {
+pub fn limit(state: &Clinic, meta: &RequestMeta) -> Result<(), Error> {
     let key = meta.source_ip.clone().unwrap_or_default();
     state
         .public_limiter
         .check_key(&key)
-        .map_err(|_| WebError::TooManyRequests)
+        .map_err(|_| Error::TooManyRequests)
 }
 
 fn public_event(
     meta: &RequestMeta,
     action: Action,
-    clinic: &Clinic,
+    clinic: &ClinicRecord,
     lead: LeadId,
 ) -> NewAuditEvent {
     let mut e = NewAuditEvent::new(action, "public");
@@ -51,15 +51,15 @@ fn public_event(
     e
 }
 
-pub async fn public_clinic(state: &AppState, slug: &str) -> Result<Clinic, WebError> {
+pub async fn public_clinic(state: &Clinic, slug: &str) -> Result<ClinicRecord, Error> {
     state
         .store
         .clinic_by_slug(slug)
         .await?
-        .ok_or(WebError::NotFound)
+        .ok_or(Error::NotFound)
 }
 
-pub fn clinic_today(c: &Clinic, now: i64) -> jiff::civil::Date {
+pub fn clinic_today(c: &ClinicRecord, now: i64) -> jiff::civil::Date {
     TimeZone::get(&c.settings.time_zone)
         .map(|tz| domain::clinics::today_in(&tz, now))
         .unwrap_or_else(|_| crate::patients::today(now))
@@ -75,18 +75,18 @@ pub struct Submitted {
 /// Scores and stores a public self-assessment. The honeypot and the rate
 /// limit are checked first; nothing is written unless everything is valid.
 pub async fn submit(
-    state: &AppState,
+    state: &Clinic,
     meta: &RequestMeta,
-    clinic: &Clinic,
+    clinic: &ClinicRecord,
     input: &AssessmentInput,
-) -> Result<Submitted, WebError> {
+) -> Result<Submitted, Error> {
     limit(state, meta)?;
     if input
         .website
         .as_deref()
         .is_some_and(|w| !w.trim().is_empty())
     {
-        return Err(WebError::bad(
+        return Err(Error::bad(
             "This form could not be accepted. If you are a person, clear the hidden \"website\" field and try again.",
             Some("website"),
         ));
@@ -96,9 +96,9 @@ pub async fn submit(
         state.instruments.current("gad7"),
         state.instruments.current("phq2"),
     ) else {
-        return Err(WebError::Internal("instruments missing".into()));
+        return Err(Error::Internal("instruments missing".into()));
     };
-    let token = crate::auth::random_token(24);
+    let token = crate::actor::random_token(24);
     let id = LeadId::new();
     let task = a.safety.then(|| NewTask {
         id: TaskId::new(),
@@ -129,18 +129,18 @@ pub async fn submit(
 
 /// The lead behind a result page; a token that matches nothing, or another
 /// clinic's lead, is "not found" (the same answer for both).
-pub async fn by_token(state: &AppState, clinic: &Clinic, token: &str) -> Result<Lead, WebError> {
+pub async fn by_token(state: &Clinic, clinic: &ClinicRecord, token: &str) -> Result<Lead, Error> {
     if token.len() > 100 {
-        return Err(WebError::NotFound);
+        return Err(Error::NotFound);
     }
     match state.store.lead_by_token(&secret_hash(token)).await? {
         Some(l) if l.clinic_id == clinic.id => Ok(l),
-        _ => Err(WebError::NotFound),
+        _ => Err(Error::NotFound),
     }
 }
 
 /// The clinic's publicly bookable visit type (the free consultation).
-pub async fn public_type(state: &AppState, clinic: ClinicId) -> Result<AppointmentType, WebError> {
+pub async fn public_type(state: &Clinic, clinic: ClinicId) -> Result<AppointmentType, Error> {
     state
         .store
         .appointment_types(clinic)
@@ -148,16 +148,16 @@ pub async fn public_type(state: &AppState, clinic: ClinicId) -> Result<Appointme
         .into_iter()
         .find(|t| t.public)
         .ok_or_else(|| {
-            WebError::Conflict("This clinic does not take bookings online; please call.".into())
+            Error::Conflict("This clinic does not take bookings online; please call.".into())
         })
 }
 
 /// Free consultation start times over the next three weeks.
 pub async fn public_slots(
-    state: &AppState,
-    clinic: &Clinic,
+    state: &Clinic,
+    clinic: &ClinicRecord,
     limit: usize,
-) -> Result<(AppointmentType, Vec<i64>), WebError> {
+) -> Result<(AppointmentType, Vec<i64>), Error> {
     let ty = public_type(state, clinic.id).await?;
     let today = clinic_today(clinic, state.now());
     let to = today
@@ -168,7 +168,7 @@ pub async fn public_slots(
 }
 
 /// The patient record a lead becomes: the details it gave, nothing retyped.
-fn patient_details(lead: &Lead, clinic: &Clinic, now: i64) -> Result<PatientDetails, WebError> {
+fn patient_details(lead: &Lead, clinic: &ClinicRecord, now: i64) -> Result<PatientDetails, Error> {
     let input = PatientInput {
         given_name: Some(lead.given_name.clone()),
         family_name: Some(lead.family_name.clone()),
@@ -183,22 +183,22 @@ fn patient_details(lead: &Lead, clinic: &Clinic, now: i64) -> Result<PatientDeta
 /// Books the free consultation from a result page: registers the person and
 /// books the visit in one transaction, and queues the confirmation e-mail.
 pub async fn book(
-    state: &AppState,
+    state: &Clinic,
     meta: &RequestMeta,
-    clinic: &Clinic,
+    clinic: &ClinicRecord,
     token: &str,
     start: i64,
-) -> Result<Appointment, WebError> {
+) -> Result<Appointment, Error> {
     limit(state, meta)?;
     let lead = by_token(state, clinic, token).await?;
     if lead.appointment_id.is_some() {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "A consultation is already booked from this assessment. To change it, call the clinic."
                 .into(),
         ));
     }
     if state.now() - lead.created_at > BOOKING_DAYS * DAY {
-        return Err(WebError::Conflict(format!(
+        return Err(Error::Conflict(format!(
             "This result page is more than {BOOKING_DAYS} days old; take the assessment again or call the clinic to book."
         )));
     }
@@ -248,11 +248,11 @@ fn lead_event(c: &Caller, action: Action, perm: Permission, lead: &Lead) -> NewA
 
 /// The queue: leads of the caller's clinics, newest first.
 pub async fn list(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     status: Option<LeadStatus>,
     limit: i64,
-) -> Result<Vec<Lead>, WebError> {
+) -> Result<Vec<Lead>, Error> {
     let clinics = c.require_any(Permission::LeadRead)?;
     let leads = state
         .store
@@ -272,7 +272,7 @@ pub struct LeadView {
 }
 
 /// One lead with its answers and tasks; audited.
-pub async fn read(state: &AppState, c: &Caller, id: LeadId) -> Result<LeadView, WebError> {
+pub async fn read(state: &Clinic, c: &Caller, id: LeadId) -> Result<LeadView, Error> {
     let clinics = c.require_any(Permission::LeadRead)?;
     let Some(lead) = state.store.lead(id, &clinics).await? else {
         let mut ev = c.event(Action::LeadRead);
@@ -280,7 +280,7 @@ pub async fn read(state: &AppState, c: &Caller, id: LeadId) -> Result<LeadView, 
         ev.object_type = Some("lead".into());
         ev.object_id = Some(id.to_string());
         state.store.audit(vec![ev]).await?;
-        return Err(WebError::NotFound);
+        return Err(Error::NotFound);
     };
     let responses = state.store.lead_responses(id).await?;
     let tasks = state.store.lead_tasks(id).await?;
@@ -300,36 +300,36 @@ pub async fn read(state: &AppState, c: &Caller, id: LeadId) -> Result<LeadView, 
     })
 }
 
-async fn managed(state: &AppState, c: &Caller, id: LeadId) -> Result<Lead, WebError> {
+async fn managed(state: &Clinic, c: &Caller, id: LeadId) -> Result<Lead, Error> {
     let clinics = c.require_any(Permission::LeadRead)?;
     let lead = state
         .store
         .lead(id, &clinics)
         .await?
-        .ok_or(WebError::NotFound)?;
+        .ok_or(Error::NotFound)?;
     c.require(Permission::LeadManage, lead.clinic_id)?;
     Ok(lead)
 }
 
 /// Sets a lead's status by hand (and keeps a note).
 pub async fn set_status(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     id: LeadId,
     status: &str,
     note: Option<&str>,
-) -> Result<(), WebError> {
+) -> Result<(), Error> {
     let lead = managed(state, c, id).await?;
-    let status = LeadStatus::parse(status).map_err(|e| WebError::Invalid(vec![e]))?;
+    let status = LeadStatus::parse(status).map_err(|e| Error::Invalid(vec![e]))?;
     if !status.settable() {
-        return Err(WebError::Invalid(vec![domain::FieldError::new(
+        return Err(Error::Invalid(vec![domain::FieldError::new(
             "status",
             "a lead becomes a patient with \"Make patient\", not by setting the status",
         )]));
     }
     let note = note.map(str::trim).filter(|n| !n.is_empty());
     if note.is_some_and(|n| n.chars().count() > 2000) {
-        return Err(WebError::Invalid(vec![domain::FieldError::new(
+        return Err(Error::Invalid(vec![domain::FieldError::new(
             "note",
             "must be at most 2000 characters",
         )]));
@@ -343,12 +343,12 @@ pub async fn set_status(
 /// Turns a lead into a patient without retyping: the record booked with the
 /// consultation, or a new one from the lead's details. The assessment's
 /// scores and any task follow into the chart.
-pub async fn convert(state: &AppState, c: &Caller, id: LeadId) -> Result<PatientId, WebError> {
+pub async fn convert(state: &Clinic, c: &Caller, id: LeadId) -> Result<PatientId, Error> {
     let lead = managed(state, c, id).await?;
     c.require(Permission::PatientCreate, lead.clinic_id)?;
     let clinic = state.store.clinic(lead.clinic_id).await?;
     let details = patient_details(&lead, &clinic, state.now())?;
-    let user = c.user_id().ok_or(WebError::Forbidden)?;
+    let user = c.user_id().ok_or(Error::Forbidden)?;
     let ev = lead_event(c, Action::LeadConvert, Permission::LeadManage, &lead);
     Ok(state
         .store

@@ -17,9 +17,9 @@ use domain::protocols::{Protocol, Protocols};
 use domain::FieldError;
 use store::protocols::NewProtocolVersion;
 
-use crate::auth::Caller;
-use crate::error::WebError;
-use crate::AppState;
+use crate::actor::Caller;
+use crate::error::Error;
+use crate::Clinic;
 
 /// The loaded protocol versions, replaced whole when one is added.
 #[derive(Clone)]
@@ -69,7 +69,7 @@ fn stored_name(id: &str, version: i64) -> String {
 /// Loads the shipped protocols, the clinic's files and every stored version.
 /// A stored version that no longer loads (a later build tightened a rule)
 /// is reported, not silently dropped.
-pub async fn reload(state: &AppState) -> Result<(), WebError> {
+pub async fn reload(state: &Clinic) -> Result<(), Error> {
     let rows = state.store.protocol_versions().await?;
     let approved: Vec<(String, String, String)> = rows
         .into_iter()
@@ -84,13 +84,13 @@ pub async fn reload(state: &AppState) -> Result<(), WebError> {
         .collect();
     let n = approved.len() as i64;
     let p = Protocols::load_with_stored(state.protocol_set.files.as_ref(), &approved)
-        .map_err(|e| WebError::Internal(format!("stored protocol {}: {e}", e.file)))?;
+        .map_err(|e| Error::Internal(format!("stored protocol {}: {e}", e.file)))?;
     state.protocol_set.set(p, n);
     Ok(())
 }
 
 /// Reloads when another instance has added a version since the last load.
-pub async fn refresh(state: &AppState) -> Result<bool, WebError> {
+pub async fn refresh(state: &Clinic) -> Result<bool, Error> {
     let n = state.store.count_protocol_versions().await?;
     if n == state.protocol_set.stored() {
         return Ok(false);
@@ -110,7 +110,7 @@ pub struct Checked {
 }
 
 /// Clinic admins and prescribers write drafts.
-fn may_draft(c: &Caller) -> Result<(), WebError> {
+fn may_draft(c: &Caller) -> Result<(), Error> {
     if c.require_any(Permission::ClinicSettings).is_ok() {
         return Ok(());
     }
@@ -129,22 +129,22 @@ pub fn line_diff(old: &str, new: &str) -> Vec<(&'static str, String)> {
 }
 
 /// Validates a proposed version without storing it.
-pub fn check(state: &AppState, c: &Caller, text: &str) -> Result<Checked, WebError> {
+pub fn check(state: &Clinic, c: &Caller, text: &str) -> Result<Checked, Error> {
     may_draft(c)?;
     let text = text.replace("\r\n", "\n");
     if text.trim().is_empty() {
-        return Err(WebError::Invalid(vec![FieldError::new(
+        return Err(Error::Invalid(vec![FieldError::new(
             "text",
             "paste or import the protocol file",
         )]));
     }
     if text.len() > 64 * 1024 {
-        return Err(WebError::Invalid(vec![FieldError::new(
+        return Err(Error::Invalid(vec![FieldError::new(
             "text",
             "is longer than 64 KB; a protocol file is a few KB",
         )]));
     }
-    let p = Protocol::parse("new version", &text).map_err(|e| WebError::Invalid(e.errors))?;
+    let p = Protocol::parse("new version", &text).map_err(|e| Error::Invalid(e.errors))?;
     let mut errors = vec![];
     for (n, i) in p.pre_session_instruments.iter().enumerate() {
         if state.instruments.current(i).is_none() {
@@ -181,7 +181,7 @@ pub fn check(state: &AppState, c: &Caller, text: &str) -> Result<Checked, WebErr
         }
     }
     if !errors.is_empty() {
-        return Err(WebError::Invalid(errors));
+        return Err(Error::Invalid(errors));
     }
     let diff = previous
         .as_ref()
@@ -196,10 +196,10 @@ pub fn check(state: &AppState, c: &Caller, text: &str) -> Result<Checked, WebErr
 
 /// Validates and stores a new version as a draft of the caller's
 /// organisation: nobody uses it until a medical director approves it.
-pub async fn add(state: &AppState, c: &Caller, text: &str) -> Result<Protocol, WebError> {
+pub async fn add(state: &Clinic, c: &Caller, text: &str) -> Result<Protocol, Error> {
     let checked = check(state, c, text)?;
     let p = &checked.protocol;
-    let by = c.user_id().ok_or(WebError::Forbidden)?;
+    let by = c.user_id().ok_or(Error::Forbidden)?;
     let mut ev = c.event(Action::ProtocolCreate);
     ev.org_id = Some(c.org_id.to_string());
     ev.object_type = Some("protocol".into());
@@ -232,19 +232,17 @@ pub async fn add(state: &AppState, c: &Caller, text: &str) -> Result<Protocol, W
 /// A prescriber marked as the organisation's medical director approves a
 /// draft: from then on new plans of the organisation take it.
 pub async fn approve(
-    state: &AppState,
+    state: &Clinic,
     c: &Caller,
     id: &str,
     version: u32,
-) -> Result<Arc<Protocol>, WebError> {
+) -> Result<Arc<Protocol>, Error> {
     c.require_any(Permission::DoseOrder).map_err(|_| {
-        WebError::Conflict(
-            "only a prescriber marked as medical director approves a protocol".into(),
-        )
+        Error::Conflict("only a prescriber marked as medical director approves a protocol".into())
     })?;
-    let by = c.user_id().ok_or(WebError::Forbidden)?;
+    let by = c.user_id().ok_or(Error::Forbidden)?;
     if !state.store.user_summary(by).await?.medical_director {
-        return Err(WebError::Conflict(
+        return Err(Error::Conflict(
             "only a prescriber marked as medical director approves a protocol".into(),
         ));
     }
@@ -267,14 +265,11 @@ pub async fn approve(
         .protocols()
         .get(id, version)
         .cloned()
-        .ok_or_else(|| WebError::Internal("an approved protocol did not load".into()))
+        .ok_or_else(|| Error::Internal("an approved protocol did not load".into()))
 }
 
 /// The organisation's drafts waiting for approval: (protocol, author, when).
-pub async fn drafts(
-    state: &AppState,
-    c: &Caller,
-) -> Result<Vec<(Protocol, String, i64)>, WebError> {
+pub async fn drafts(state: &Clinic, c: &Caller) -> Result<Vec<(Protocol, String, i64)>, Error> {
     may_draft(c)?;
     let org = c.org_id.to_string();
     let mut out = Vec::new();
@@ -283,7 +278,7 @@ pub async fn drafts(
             continue;
         }
         let p = Protocol::parse(&stored_name(&r.protocol_id, r.version), &r.body)
-            .map_err(|e| WebError::Internal(format!("a stored draft does not read back: {e}")))?;
+            .map_err(|e| Error::Internal(format!("a stored draft does not read back: {e}")))?;
         out.push((p, r.created_by, r.created_at));
     }
     Ok(out)
@@ -292,8 +287,8 @@ pub async fn drafts(
 /// Who added each stored version and when, and who approved it:
 /// (protocol id, version) to (author, instant, approver).
 pub async fn origins(
-    state: &AppState,
-) -> Result<std::collections::BTreeMap<(String, u32), (String, i64, Option<String>)>, WebError> {
+    state: &Clinic,
+) -> Result<std::collections::BTreeMap<(String, u32), (String, i64, Option<String>)>, Error> {
     Ok(state
         .store
         .protocol_versions()
