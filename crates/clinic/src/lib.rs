@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use store::Store;
 
+pub mod account;
 pub mod actor;
+pub mod audit_log;
 pub mod billing;
 pub mod documents;
 pub mod error;
+pub mod feeds;
 pub mod intake;
 pub mod jobs;
 pub mod leads;
@@ -23,6 +26,8 @@ pub mod patients;
 pub mod portal;
 pub mod protocols;
 pub mod scheduling;
+pub mod settings;
+pub mod staff;
 pub mod substances;
 pub mod treatment;
 

@@ -153,7 +153,7 @@ fn api_id<T: std::str::FromStr>(s: &str) -> Result<T, Error> {
 }
 
 async fn me(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResult {
-    let clinics = state.store().clinics_of_org(c.org_id).await?;
+    let clinics = clinic::settings::clinics(&state, &c).await?;
     let name = |id: ClinicId| {
         clinics
             .iter()
@@ -304,7 +304,7 @@ async fn audit_events(
     ApiCaller(c): ApiCaller,
     req: Request,
 ) -> ApiResult {
-    let clinics = c.require_any(Permission::AuditRead)?;
+    c.require_any(Permission::AuditRead)?;
     let p = Params::parse(
         &req,
         &[
@@ -318,26 +318,25 @@ async fn audit_events(
         ],
     )?;
     let mut errs = domain::error::Errors::new();
-    let patient_id = p.get("patient_id");
-    if let Some(pid) = &patient_id {
+    let patient = p.get("patient_id").and_then(|pid| {
         errs.check(
             pid.parse::<PatientId>()
                 .map_err(|_| domain::FieldError::new("patient_id", "is not a valid identifier")),
-        );
-    }
-    let user_id = p.get("user_id");
-    if let Some(uid) = &user_id {
+        )
+    });
+    let user = p.get("user_id").and_then(|uid| {
         errs.check(
             uid.parse::<domain::ids::UserId>()
                 .map_err(|_| domain::FieldError::new("user_id", "is not a valid identifier")),
-        );
-    }
-    let action = p.get("action");
-    if let Some(a) = &action {
-        if Action::parse(a).is_none() {
+        )
+    });
+    let action = p.get("action").and_then(|a| {
+        let parsed = Action::parse(&a);
+        if parsed.is_none() {
             errs.add("action", "is not a known action");
         }
-    }
+        parsed
+    });
     let from = errs
         .check(parse_instant(p.get("from").as_deref(), "from"))
         .flatten();
@@ -359,23 +358,19 @@ async fn audit_events(
         }
     };
     errs.into_result().map_err(Error::from)?;
-    let filter = store::audit::AuditFilter {
-        org_id: Some(c.org_id.to_string()),
-        patient_id,
-        actor_user_id: user_id,
+    let query = clinic::audit_log::Query {
+        patient,
+        user,
         action,
         from,
         to,
-        clinics: clinics.iter().map(|k| k.to_string()).collect(),
-        include_orgwide: true,
-        before_seq: before,
+        before,
         limit,
+        nothing: false,
     };
-    let events = state.store().audit_events(&filter).await?;
-    let mut ev = c.event(Action::AuditRead);
-    ev.object_type = Some("audit_log".into());
-    ev.detail = Some(format!("{} event(s) listed via API", events.len()));
-    state.store().audit(vec![ev]).await?;
+    let events = clinic::audit_log::list(&state, &c, &query, false, "via API")
+        .await?
+        .events;
     let items: Vec<Value> = events
         .iter()
         .map(|e| {

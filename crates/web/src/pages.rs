@@ -22,14 +22,15 @@ use store::org::Clinic;
 use store::patients::PatientRecord;
 
 use crate::auth::{
-    constant_time_eq, cookie_value, new_totp, random_token, read_form, secret_hash, set_cookie,
-    Caller, Staff, StaffForm, PRELOGIN_COOKIE, SESSION_COOKIE,
+    constant_time_eq, cookie_value, new_totp, random_token, read_form, set_cookie, Caller, Staff,
+    StaffForm, PRELOGIN_COOKIE, SESSION_COOKIE,
 };
 use crate::ctx::RequestMeta;
 use crate::error::{Error, PageError};
 use crate::views::*;
 use crate::AppState;
 use clinic::patients::{self, today};
+use clinic::{account, audit_log, settings, staff};
 
 type PageResult = Result<Response, PageError>;
 
@@ -106,9 +107,7 @@ fn page_id<T: std::str::FromStr>(s: &str) -> Result<T, Error> {
 }
 
 async fn clinic_names(state: &AppState, c: &Caller) -> Result<HashMap<ClinicId, Clinic>, Error> {
-    Ok(state
-        .store()
-        .clinics_of_org(c.org_id)
+    Ok(clinic::settings::clinics(&state, &c)
         .await?
         .into_iter()
         .map(|k| (k.id, k))
@@ -137,14 +136,7 @@ impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<AppState> for PageQ
 async fn login_form(State(state): State<AppState>, req: Request) -> PageResult {
     let (parts, _) = req.into_parts();
     if let Some(tok) = cookie_value(&parts, SESSION_COOKIE) {
-        let idle = state.cfg.session_idle.as_micros() as i64;
-        if tok.len() <= 128
-            && state
-                .store()
-                .session(&secret_hash(&tok), state.now(), idle)
-                .await?
-                .is_some()
-        {
+        if account::session_open(&state, &tok).await? {
             return Ok(see_other("/"));
         }
     }
@@ -192,109 +184,30 @@ async fn login_submit(State(state): State<AppState>, req: Request) -> PageResult
             String::new(),
         );
     }
-    let raw_username: String = form
+    let typed: String = form
         .get("username")
         .unwrap_or_default()
         .chars()
         .take(64)
         .collect();
-    let username = raw_username.trim().to_lowercase();
-    let password: String = form
-        .get("password")
-        .unwrap_or_default()
-        .chars()
-        .take(256)
-        .collect();
-    let code = form.get("totp").unwrap_or_default();
-    let candidate = if username.is_empty() {
-        None
-    } else {
-        state.store().login_candidate(&username).await?
+    let attempt = account::SignIn {
+        username: typed.clone(),
+        password: form.get("password").unwrap_or_default(),
+        code: form.get("totp").unwrap_or_default(),
     };
-    let password_ok = state
-        .passwords
-        .verify(
-            password,
-            candidate.as_ref().map(|c| c.password_hash.clone()),
-        )
-        .await;
-    let now = state.now();
-    let mut ev = store::audit::NewAuditEvent::new(Action::LoginFailure, username.clone());
-    ev.source_ip = meta.source_ip.clone();
-    ev.request_id = Some(meta.request_id.clone());
-    let Some(c) = candidate else {
-        ev.detail = Some("unknown username".into());
-        state.store().audit(vec![ev]).await?;
-        return login_page(&state, Some(LOGIN_FAILED.into()), raw_username);
+    let Some(opened) = account::sign_in(&state, &meta, attempt).await? else {
+        return login_page(&state, Some(LOGIN_FAILED.into()), typed);
     };
-    ev.actor_user_id = Some(c.id.to_string());
-    ev.org_id = Some(c.org_id.to_string());
-    let locked = c.locked_until.is_some_and(|t| t > now);
-    // A two-step code is good once: its time step is taken, and the same
-    // code again (a replay within its 30 seconds) is refused.
-    let step = c
-        .totp_secret
-        .as_deref()
-        .map(|s| crate::auth::totp_step(s, &code, now));
-    let mut second_ok = !matches!(step, Some(None));
-    let mut replayed = false;
-    if let (true, false, false, Some(Some(st))) = (password_ok, c.disabled, locked, step) {
-        if !state.store().use_totp_step(c.id, st).await? {
-            second_ok = false;
-            replayed = true;
-        }
-    }
-    if !password_ok || c.disabled || locked || !second_ok {
-        let reason = if locked {
-            "locked"
-        } else if c.disabled {
-            "disabled"
-        } else if !password_ok {
-            "wrong password"
-        } else if replayed {
-            "authenticator code used before"
-        } else {
-            "wrong authenticator code"
-        };
-        ev.detail = Some(reason.into());
-        if locked || c.disabled {
-            state.store().audit(vec![ev]).await?;
-        } else {
-            state
-                .store()
-                .record_login_failure(
-                    c.id,
-                    state.cfg.max_failed_logins,
-                    state.cfg.lockout.as_micros() as i64,
-                    ev,
-                )
-                .await?;
-            // A lockout stops the account's API tokens at once here.
-            state.auth_cache.clear();
-        }
-        return login_page(&state, Some(LOGIN_FAILED.into()), raw_username);
-    }
-    let token = random_token(32);
-    let csrf = random_token(24);
-    let absolute = now + state.cfg.session_absolute.as_micros() as i64;
-    let mut ok = ev;
-    ok.action = Action::LoginSuccess;
-    ok.detail = None;
-    ok.actor_label = username;
-    state
-        .store()
-        .create_session(
-            c.id,
-            &secret_hash(&token),
-            &csrf,
-            absolute,
-            meta.source_ip.as_deref(),
-            ok,
-        )
-        .await?;
     let mut resp = see_other("/");
     let h = resp.headers_mut();
-    if let Ok(v) = set_cookie(SESSION_COOKIE, &token, state.web().secure_cookies, None).parse() {
+    if let Ok(v) = set_cookie(
+        SESSION_COOKIE,
+        &opened.token,
+        state.web().secure_cookies,
+        None,
+    )
+    .parse()
+    {
         h.append(header::SET_COOKIE, v);
     }
     if let Ok(v) = set_cookie(PRELOGIN_COOKIE, "", state.web().secure_cookies, Some(0)).parse() {
@@ -304,13 +217,7 @@ async fn login_submit(State(state): State<AppState>, req: Request) -> PageResult
 }
 
 async fn logout(State(state): State<AppState>, f: StaffForm) -> PageResult {
-    if let Some(h) = &f.caller.session_hash {
-        state
-            .store()
-            .end_session(h, f.caller.event(Action::Logout))
-            .await?;
-        state.auth_cache.clear();
-    }
+    account::sign_out(&state, &f.caller).await?;
     let mut resp = see_other("/login");
     if let Ok(v) = set_cookie(SESSION_COOKIE, "", state.web().secure_cookies, Some(0)).parse() {
         resp.headers_mut().append(header::SET_COOKIE, v);
@@ -329,7 +236,7 @@ async fn home(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
     granted.sort();
     granted.dedup();
     for id in granted {
-        let k = state.store().clinic(id).await?;
+        let k = clinic::settings::record(&state, id).await?;
         let roles: Vec<&str> = match &c.principal {
             domain::auth::Principal::User { grants, .. } => grants
                 .iter()
@@ -788,7 +695,7 @@ async fn chart_common(
 ) -> Result<(ChartPage, Clinic), Error> {
     let id: PatientId = page_id(id)?;
     let p = patients::read(state, c, id).await?;
-    let k = state.store().clinic(p.clinic_id).await?;
+    let k = clinic::settings::record(&state, p.clinic_id).await?;
     let d = &p.details;
     let escort = match (&d.escort_name, &d.escort_phone) {
         (Some(n), Some(ph)) => format!("{n} · {ph}"),
@@ -985,9 +892,7 @@ async fn chart(
     }
     let plan = state.store().plans(pid).await?.into_iter().next();
     if let Some(plan) = plan.filter(|_| !open && c.may(Permission::EncounterRecord, k.id)) {
-        let chairs: Vec<_> = state
-            .store()
-            .resources(k.id)
+        let chairs: Vec<_> = clinic::scheduling::resources(&state, k.id)
             .await?
             .into_iter()
             .filter(|r| {
@@ -1092,13 +997,9 @@ async fn edit_patient_submit(
 // ---------------------------------------------------------------- clinics
 
 async fn clinics_page(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
-    let allowed = c.require_any(Permission::ClinicSettings)?;
-    let clinics = state
-        .store()
-        .clinics_of_org(c.org_id)
+    let clinics = settings::editable(&state, &c)
         .await?
         .into_iter()
-        .filter(|k| allowed.contains(&k.id))
         .map(|k| ClinicListItem {
             id: k.id.to_string(),
             city: format!("{}, {}", k.settings.city, k.settings.region),
@@ -1170,7 +1071,7 @@ async fn clinic_page(
     errors: &[FieldError],
     closure_error: Option<String>,
 ) -> PageResult {
-    let k = state.store().clinic(id).await?;
+    let (k, closures) = settings::for_edit(state, c, id).await?;
     let mut groups = clinic_groups(input);
     let loose = attach_errors(&mut groups, errors);
     let hours = (0..7)
@@ -1189,10 +1090,7 @@ async fn clinic_page(
             )
         })
         .collect();
-    let closures = state
-        .store()
-        .closures(id)
-        .await?
+    let closures = closures
         .into_iter()
         .map(|x| ClosureItem {
             id: x.id.to_string(),
@@ -1226,8 +1124,7 @@ async fn clinic_edit(
     Path(id): Path<String>,
 ) -> PageResult {
     let id: ClinicId = page_id(&id)?;
-    c.require(Permission::ClinicSettings, id)?;
-    let k = state.store().clinic(id).await?;
+    let (k, _) = settings::for_edit(&state, &c, id).await?;
     clinic_page(&state, &c, id, &settings_input(&k.settings), &[], None).await
 }
 
@@ -1238,7 +1135,6 @@ async fn clinic_save(
 ) -> PageResult {
     let id: ClinicId = page_id(&id)?;
     let c = &f.caller;
-    c.require(Permission::ClinicSettings, id)?;
     let mut input = ClinicSettingsInput {
         name: f.form.get("name"),
         address_line1: f.form.get("address_line1"),
@@ -1259,20 +1155,10 @@ async fn clinic_save(
             f.form.get(&format!("close_{k}")),
         );
     }
-    match ClinicSettings::validate(&input) {
-        Ok(s) => {
-            let mut ev = c.event(Action::ClinicUpdate);
-            ev.clinic_id = Some(id.to_string());
-            ev.actor_role = Some(Role::ClinicAdmin.as_str().into());
-            ev.object_type = Some("clinic".into());
-            ev.object_id = Some(id.to_string());
-            state.store().update_clinic(id, &s, ev).await?;
-            Ok(see_other(&format!("/admin/clinics/{id}")))
-        }
-        Err(domain::DomainError::Invalid(errs)) => {
-            clinic_page(&state, c, id, &input, &errs, None).await
-        }
-        Err(e) => Err(Error::from(e).into()),
+    match settings::save(&state, c, id, &input).await {
+        Ok(()) => Ok(see_other(&format!("/admin/clinics/{id}"))),
+        Err(Error::Invalid(errs)) => clinic_page(&state, c, id, &input, &errs, None).await,
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -1283,41 +1169,18 @@ async fn closure_add(
 ) -> PageResult {
     let id: ClinicId = page_id(&id)?;
     let c = &f.caller;
-    c.require(Permission::ClinicSettings, id)?;
     let date = f.form.get("closed_on").unwrap_or_default();
-    let reason = domain::patients::required(&f.form.get("reason"), "reason", 200);
-    let parsed = date.trim().parse::<jiff::civil::Date>();
-    let err = match (&parsed, &reason) {
-        (Err(_), _) => Some("Date must be a real date as YYYY-MM-DD.".to_string()),
-        (_, Err(e)) => Some(format!("Reason {}.", e.message)),
-        _ => None,
-    };
-    if let (Ok(d), Ok(r), None) = (parsed, reason, &err) {
-        let mut ev = c.event(Action::ClinicUpdate);
-        ev.clinic_id = Some(id.to_string());
-        ev.object_type = Some("clinic_closure".into());
-        ev.detail = Some(format!("closure added for {d}"));
-        match state.store().add_closure(id, d, &r, ev).await {
-            Ok(_) => return Ok(see_other(&format!("/admin/clinics/{id}"))),
-            Err(store::StoreError::Domain(domain::DomainError::Invalid(e))) => {
-                let k = state.store().clinic(id).await?;
-                return clinic_page(
-                    &state,
-                    c,
-                    id,
-                    &settings_input(&k.settings),
-                    &[],
-                    e.first().map(|x| format!("That date: {}.", x.message)),
-                )
-                .await;
-            }
-            Err(e) => return Err(Error::from(e).into()),
+    match settings::add_closure(&state, c, id, &date, &f.form.get("reason")).await {
+        Ok(()) => Ok(see_other(&format!("/admin/clinics/{id}"))),
+        Err(Error::Invalid(errs)) => {
+            let (k, _) = settings::for_edit(&state, c, id).await?;
+            let err = errs.first().map(|x| x.message.clone());
+            let mut r = clinic_page(&state, c, id, &settings_input(&k.settings), &[], err).await?;
+            *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(r)
         }
+        Err(e) => Err(e.into()),
     }
-    let k = state.store().clinic(id).await?;
-    let mut r = clinic_page(&state, c, id, &settings_input(&k.settings), &[], err).await?;
-    *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
-    Ok(r)
 }
 
 async fn closure_remove(
@@ -1327,13 +1190,7 @@ async fn closure_remove(
 ) -> PageResult {
     let id: ClinicId = page_id(&id)?;
     let cid: ClosureId = page_id(&cid)?;
-    f.caller.require(Permission::ClinicSettings, id)?;
-    let mut ev = f.caller.event(Action::ClinicUpdate);
-    ev.clinic_id = Some(id.to_string());
-    ev.object_type = Some("clinic_closure".into());
-    ev.object_id = Some(cid.to_string());
-    ev.detail = Some("closure removed".into());
-    state.store().remove_closure(id, cid, ev).await?;
+    settings::remove_closure(&state, &f.caller, id, cid).await?;
     Ok(see_other(&format!("/admin/clinics/{id}")))
 }
 
@@ -1371,19 +1228,10 @@ fn staff_form(values: &crate::auth::Posted, clinics: &[(String, String)]) -> Vec
 }
 
 async fn admin_clinics(state: &AppState, c: &Caller) -> Result<Vec<(String, String)>, Error> {
-    let allowed = c.require_any(Permission::StaffManage)?;
-    let names = clinic_names(state, c).await?;
-    Ok(allowed
-        .iter()
-        .map(|id| {
-            (
-                id.to_string(),
-                names
-                    .get(id)
-                    .map(|k| k.settings.name.clone())
-                    .unwrap_or_default(),
-            )
-        })
+    Ok(staff::admin_clinics(state, c)
+        .await?
+        .into_iter()
+        .map(|(id, name)| (id.to_string(), name))
         .collect())
 }
 
@@ -1395,9 +1243,7 @@ async fn staff_list(
 ) -> PageResult {
     let clinics = admin_clinics(state, c).await?;
     let names: HashMap<String, String> = clinics.iter().cloned().collect();
-    let staff = state
-        .store()
-        .users_of_org(c.org_id)
+    let staff = staff::list(state, c)
         .await?
         .into_iter()
         .map(|u| StaffItem {
@@ -1442,73 +1288,18 @@ async fn staff_page(State(state): State<AppState>, Staff(c): Staff) -> PageResul
 
 async fn staff_add(State(state): State<AppState>, f: StaffForm) -> PageResult {
     let c = &f.caller;
-    let clinics = admin_clinics(&state, c).await?;
-    let mut e = domain::error::Errors::new();
-    let username = e.check(domain::auth::parse_username(
-        &f.form.get("username").unwrap_or_default(),
-    ));
-    let name = e.check(
-        domain::patients::person_name(&f.form.get("display_name"), "display_name", true)
-            .map(Option::unwrap_or_default),
-    );
-    let email = e.check(domain::patients::email(&f.form.get("email"), "email"));
-    let password = f.form.get("password").unwrap_or_default();
-    e.check(domain::auth::check_new_password(
-        &password,
-        &[
-            username.as_deref().unwrap_or_default(),
-            name.as_deref().unwrap_or_default(),
-        ],
-    ));
-    let clinic_raw = f.form.get("clinic_id").unwrap_or_default();
-    let clinic = clinic_raw
-        .parse::<ClinicId>()
-        .ok()
-        .filter(|_| clinics.iter().any(|k| k.0 == clinic_raw));
-    if clinic.is_none() {
-        e.add("clinic_id", "must be a clinic you administer");
-    }
-    let role = e.check(f.form.get("role").unwrap_or_default().parse::<Role>());
-    let errs = match e.into_result() {
-        Err(domain::DomainError::Invalid(v)) => v,
-        _ => vec![],
+    let input = staff::NewStaff {
+        username: f.form.get("username").unwrap_or_default(),
+        display_name: f.form.get("display_name"),
+        email: f.form.get("email"),
+        password: f.form.get("password").unwrap_or_default(),
+        clinic_id: f.form.get("clinic_id").unwrap_or_default(),
+        role: f.form.get("role").unwrap_or_default(),
     };
-    let (Some(username), Some(name), Some(email), Some(clinic), Some(role), true) =
-        (username, name, email, clinic, role, errs.is_empty())
-    else {
-        return staff_list(&state, c, &f.form, &errs).await;
-    };
-    let hash = state
-        .passwords
-        .hash(password)
-        .await
-        .map_err(Error::Internal)?;
-    let new = store::auth::NewUser {
-        org_id: c.org_id,
-        username: &username,
-        display_name: &name,
-        email: email.as_deref(),
-        password_hash: &hash,
-    };
-    let mut ev = c.event(Action::UserCreate);
-    ev.clinic_id = Some(clinic.to_string());
-    match state.store().create_user(&new, ev).await {
-        Ok(uid) => {
-            let mut g = c.event(Action::RoleGrant);
-            g.clinic_id = Some(clinic.to_string());
-            g.object_type = Some("user".into());
-            g.object_id = Some(uid.to_string());
-            g.detail = Some(format!("granted {role}"));
-            state
-                .store()
-                .grant_role(uid, clinic, role, c.user_id(), g)
-                .await?;
-            Ok(see_other(&format!("/admin/staff/{uid}")))
-        }
-        Err(store::StoreError::Domain(domain::DomainError::Invalid(errs))) => {
-            staff_list(&state, c, &f.form, &errs).await
-        }
-        Err(e) => Err(Error::from(e).into()),
+    match staff::add(&state, c, input).await {
+        Ok(uid) => Ok(see_other(&format!("/admin/staff/{uid}"))),
+        Err(Error::Invalid(errs)) => staff_list(&state, c, &f.form, &errs).await,
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -1519,10 +1310,7 @@ async fn staff_member_page(
     error: Option<String>,
 ) -> PageResult {
     let clinics = admin_clinics(state, c).await?;
-    if state.store().user_org(id).await? != c.org_id {
-        return Err(Error::NotFound.into());
-    }
-    let u = state.store().user_summary(id).await?;
+    let u = staff::member(state, c, id).await?;
     let names: HashMap<String, String> = clinics.iter().cloned().collect();
     let grants = u
         .grants
@@ -1564,30 +1352,19 @@ async fn staff_member(
     staff_member_page(&state, &c, page_id(&id)?, None).await
 }
 
-/// The target user (same organisation) and a clinic/role from the form, checked.
-async fn grant_target(
+/// After a change to a staff member: their page, or it again with why the
+/// change was refused.
+async fn staff_changed(
     state: &AppState,
-    f: &StaffForm,
-    id: &str,
-) -> Result<(UserId, ClinicId, Role), Error> {
-    let uid: UserId = page_id(id)?;
-    if state.store().user_org(uid).await? != f.caller.org_id {
-        return Err(Error::NotFound);
+    c: &Caller,
+    id: UserId,
+    r: Result<(), Error>,
+) -> PageResult {
+    match r {
+        Ok(()) => Ok(see_other(&format!("/admin/staff/{id}"))),
+        Err(Error::Conflict(why)) => staff_member_page(state, c, id, Some(why)).await,
+        Err(e) => Err(e.into()),
     }
-    let clinic: ClinicId = f
-        .form
-        .get("clinic_id")
-        .unwrap_or_default()
-        .parse()
-        .map_err(|_| Error::Invalid(vec![FieldError::new("clinic_id", "is not a clinic")]))?;
-    f.caller.require(Permission::StaffManage, clinic)?;
-    let role: Role = f
-        .form
-        .get("role")
-        .unwrap_or_default()
-        .parse()
-        .map_err(|e| Error::Invalid(vec![e]))?;
-    Ok((uid, clinic, role))
 }
 
 async fn staff_grant(
@@ -1595,18 +1372,13 @@ async fn staff_grant(
     Path(id): Path<String>,
     f: StaffForm,
 ) -> PageResult {
-    let (uid, clinic, role) = grant_target(&state, &f, &id).await?;
-    let mut ev = f.caller.event(Action::RoleGrant);
-    ev.clinic_id = Some(clinic.to_string());
-    ev.object_type = Some("user".into());
-    ev.object_id = Some(uid.to_string());
-    ev.detail = Some(format!("granted {role}"));
-    state
-        .store()
-        .grant_role(uid, clinic, role, f.caller.user_id(), ev)
-        .await?;
-    state.auth_cache.clear();
-    Ok(see_other(&format!("/admin/staff/{uid}")))
+    let uid: UserId = page_id(&id)?;
+    let (clinic, role) = (
+        f.form.get("clinic_id").unwrap_or_default(),
+        f.form.get("role").unwrap_or_default(),
+    );
+    let r = staff::grant(&state, &f.caller, uid, &clinic, &role).await;
+    staff_changed(&state, &f.caller, uid, r).await
 }
 
 async fn staff_revoke(
@@ -1614,48 +1386,13 @@ async fn staff_revoke(
     Path(id): Path<String>,
     f: StaffForm,
 ) -> PageResult {
-    let (uid, clinic, role) = grant_target(&state, &f, &id).await?;
-    if Some(uid) == f.caller.user_id() && role == Role::ClinicAdmin {
-        return staff_member_page(
-            &state,
-            &f.caller,
-            uid,
-            Some("You cannot remove your own admin role; ask another admin.".into()),
-        )
-        .await;
-    }
-    let mut ev = f.caller.event(Action::RoleRevoke);
-    ev.clinic_id = Some(clinic.to_string());
-    ev.object_type = Some("user".into());
-    ev.object_id = Some(uid.to_string());
-    ev.detail = Some(format!("revoked {role}"));
-    state.store().revoke_role(uid, clinic, role, ev).await?;
-    state.auth_cache.clear();
-    Ok(see_other(&format!("/admin/staff/{uid}")))
-}
-
-async fn set_disabled(state: &AppState, f: &StaffForm, id: &str, disabled: bool) -> PageResult {
-    f.caller.require_any(Permission::StaffManage)?;
-    let uid: UserId = page_id(id)?;
-    if state.store().user_org(uid).await? != f.caller.org_id {
-        return Err(Error::NotFound.into());
-    }
-    if Some(uid) == f.caller.user_id() && disabled {
-        return staff_member_page(
-            state,
-            &f.caller,
-            uid,
-            Some("You cannot disable your own account.".into()),
-        )
-        .await;
-    }
-    let mut ev = f.caller.event(Action::UserDisable);
-    ev.object_type = Some("user".into());
-    ev.object_id = Some(uid.to_string());
-    ev.detail = Some(if disabled { "disabled" } else { "enabled" }.into());
-    state.store().set_user_disabled(uid, disabled, ev).await?;
-    state.auth_cache.clear();
-    Ok(see_other(&format!("/admin/staff/{uid}")))
+    let uid: UserId = page_id(&id)?;
+    let (clinic, role) = (
+        f.form.get("clinic_id").unwrap_or_default(),
+        f.form.get("role").unwrap_or_default(),
+    );
+    let r = staff::revoke(&state, &f.caller, uid, &clinic, &role).await;
+    staff_changed(&state, &f.caller, uid, r).await
 }
 
 async fn staff_disable(
@@ -1663,7 +1400,9 @@ async fn staff_disable(
     Path(id): Path<String>,
     f: StaffForm,
 ) -> PageResult {
-    set_disabled(&state, &f, &id, true).await
+    let uid: UserId = page_id(&id)?;
+    let r = staff::set_disabled(&state, &f.caller, uid, true).await;
+    staff_changed(&state, &f.caller, uid, r).await
 }
 
 async fn staff_enable(
@@ -1671,7 +1410,9 @@ async fn staff_enable(
     Path(id): Path<String>,
     f: StaffForm,
 ) -> PageResult {
-    set_disabled(&state, &f, &id, false).await
+    let uid: UserId = page_id(&id)?;
+    let r = staff::set_disabled(&state, &f.caller, uid, false).await;
+    staff_changed(&state, &f.caller, uid, r).await
 }
 
 // ---------------------------------------------------------------- audit
@@ -1705,15 +1446,14 @@ pub fn day_start(s: &str, field: &str) -> Result<Option<i64>, FieldError> {
         .map_err(|_| FieldError::new(field, "is out of range"))
 }
 
-/// The audit filter a query asks for, limited to what the caller may see,
-/// with a message for any part that could not be read.
-async fn audit_filter(
+/// The audit query a page's filter asks for, with a message for any part
+/// that could not be read.
+async fn audit_query(
     state: &AppState,
     c: &Caller,
     q: &AuditQuery,
     limit: i64,
-) -> Result<(store::audit::AuditFilter, Option<String>), Error> {
-    let clinics = c.require_any(Permission::AuditRead)?;
+) -> Result<(audit_log::Query, Option<String>), Error> {
     let mut error = None;
     let from = day_start(&q.from, "from").unwrap_or_else(|e| {
         error = Some(format!("From {}.", e.message));
@@ -1725,54 +1465,43 @@ async fn audit_filter(
             None
         })
         .map(|t| t + 86_400_000_000);
-    let patient_id = if q.patient.trim().is_empty() {
+    let typed = q.patient.trim();
+    let mut nothing = false;
+    let patient = if typed.is_empty() {
         None
-    } else if let Ok(id) = q.patient.trim().parse::<PatientId>() {
-        Some(id.to_string())
+    } else if let Ok(id) = typed.parse::<PatientId>() {
+        Some(id)
     } else {
-        let found = state
-            .store()
-            .search_patients(
-                &c.clinics_with(Permission::PatientRead),
-                q.patient.trim(),
-                2,
-            )
-            .await?;
-        match found.as_slice() {
-            [one] if one.mrn.eq_ignore_ascii_case(q.patient.trim()) => Some(one.id.to_string()),
-            _ => {
-                error = Some("Patient: enter a patient id or an exact MRN.".into());
-                Some(String::from("-"))
+        let found = audit_log::patient_by_mrn(state, c, typed).await?;
+        if found.is_none() {
+            error = Some("Patient: enter a patient id or an exact MRN.".into());
+            nothing = true;
+        }
+        found
+    };
+    let user = if q.user.is_empty() {
+        None
+    } else {
+        match q.user.parse::<UserId>() {
+            Ok(u) => Some(u),
+            // Not an id at all: matches nothing.
+            Err(_) => {
+                nothing = true;
+                None
             }
         }
     };
-    let user_filter = if q.user.is_empty() {
-        None
-    } else {
-        // An id that is not one of this organisation's users matches nothing.
-        let users = state.store().users_of_org(c.org_id).await?;
-        Some(
-            users
-                .iter()
-                .find(|u| u.id.to_string() == q.user)
-                .map(|u| u.id.to_string())
-                .unwrap_or_else(|| "-".into()),
-        )
-    };
-    let action = domain::audit::Action::parse(&q.action).map(|a| a.as_str().to_string());
-    let filter = store::audit::AuditFilter {
-        org_id: Some(c.org_id.to_string()),
-        patient_id,
-        actor_user_id: user_filter,
-        action,
+    let query = audit_log::Query {
+        patient,
+        user,
+        action: Action::parse(&q.action),
         from,
         to,
-        clinics: clinics.iter().map(|k| k.to_string()).collect(),
-        include_orgwide: true,
-        before_seq: q.before,
+        before: q.before,
         limit,
+        nothing,
     };
-    Ok((filter, error))
+    Ok((query, error))
 }
 
 async fn audit_page(
@@ -1780,38 +1509,11 @@ async fn audit_page(
     Staff(c): Staff,
     PageQuery(q): PageQuery<AuditQuery>,
 ) -> PageResult {
-    let (filter, error) = audit_filter(&state, &c, &q, 100).await?;
-    let users = state.store().users_of_org(c.org_id).await?;
-    let events = state.store().audit_events(&filter).await?;
-    // Names for the patient column, only for patients the reader may see.
-    let mut names: HashMap<String, String> = HashMap::new();
-    let readable = c.clinics_with(Permission::PatientRead);
-    for e in &events {
-        if let Some(pid) = &e.patient_id {
-            if !names.contains_key(pid) {
-                if let Ok(id) = pid.parse::<PatientId>() {
-                    if let Some(p) = state.store().patient(id, &readable).await? {
-                        names.insert(
-                            pid.clone(),
-                            format!("{} ({})", p.details.display_name(), p.mrn),
-                        );
-                    }
-                }
-            }
-        }
-    }
-    // The page shows those patients' names, so the record of this view names
-    // them (by id) as well.
-    let mut ev = c.event(Action::AuditRead);
-    ev.object_type = Some("audit_log".into());
-    let mut shown: Vec<&str> = names.keys().map(String::as_str).collect();
-    shown.sort_unstable();
-    ev.detail = Some(format!(
-        "{} event(s) listed; patients named: {}",
-        events.len(),
-        shown.join(",")
-    ));
-    state.store().audit(vec![ev]).await?;
+    c.require_any(Permission::AuditRead)?;
+    let (query, error) = audit_query(&state, &c, &q, 100).await?;
+    let users = audit_log::actors(&state, &c).await?;
+    let audit_log::Listing { events, names } =
+        audit_log::list(&state, &c, &query, true, "").await?;
     let next_before = (events.len() == 100)
         .then(|| events.last().map(|e| e.seq))
         .flatten();
@@ -1851,7 +1553,7 @@ async fn audit_page(
         actions: Action::ALL.iter().map(|a| a.as_str().to_string()).collect(),
         users: users
             .into_iter()
-            .map(|u| (u.id.to_string(), u.display_name))
+            .map(|(id, name)| (id.to_string(), name))
             .collect(),
         error,
         next_before,
@@ -1866,56 +1568,12 @@ async fn audit_export(
     Staff(c): Staff,
     PageQuery(q): PageQuery<AuditQuery>,
 ) -> PageResult {
-    let (filter, error) = audit_filter(&state, &c, &q, 1000).await?;
+    c.require_any(Permission::AuditRead)?;
+    let (query, error) = audit_query(&state, &c, &q, 1000).await?;
     if let Some(e) = error {
         return Err(Error::bad(e, None).into());
     }
-    let events = state.store().audit_events(&filter).await?;
-    let mut ev = c.event(Action::AuditExport);
-    ev.object_type = Some("audit_log".into());
-    ev.detail = Some(format!("{} event(s) exported as CSV", events.len()));
-    state.store().audit(vec![ev]).await?;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let header = [
-        "seq",
-        "at_utc",
-        "actor",
-        "role",
-        "clinic_id",
-        "patient_id",
-        "action",
-        "object_type",
-        "object_id",
-        "outcome",
-        "source_ip",
-        "request_id",
-        "detail",
-        "hash",
-    ];
-    let row = |e: &domain::audit::AuditRecord| {
-        [
-            e.seq.to_string(),
-            domain::time::to_timestamp(e.at).to_string(),
-            e.actor_label.clone(),
-            e.actor_role.clone().unwrap_or_default(),
-            e.clinic_id.clone().unwrap_or_default(),
-            e.patient_id.clone().unwrap_or_default(),
-            e.action.clone(),
-            e.object_type.clone().unwrap_or_default(),
-            e.object_id.clone().unwrap_or_default(),
-            e.outcome.clone(),
-            e.source_ip.clone().unwrap_or_default(),
-            e.request_id.clone().unwrap_or_default(),
-            e.detail.clone().unwrap_or_default(),
-            e.hash.clone(),
-        ]
-    };
-    let csv_err = |e: csv::Error| Error::Internal(e.to_string());
-    w.write_record(header).map_err(csv_err)?;
-    for e in &events {
-        w.write_record(row(e)).map_err(csv_err)?;
-    }
-    let body = w.into_inner().map_err(|e| Error::Internal(e.to_string()))?;
+    let body = audit_log::export_csv(&state, &c, &query).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -1939,9 +1597,7 @@ async fn account_view(
     totp_error: Option<String>,
     flash: Option<String>,
 ) -> PageResult {
-    let uid = c.user_id().ok_or(Error::Forbidden)?;
-    let u = state.store().user_summary(uid).await?;
-    let names = clinic_names(state, c).await?;
+    let (u, names) = account::summary(state, c).await?;
     let page = AccountPage {
         layout: Layout::new(c, "Account", "account").with_flash(flash),
         username: u.username,
@@ -1951,8 +1607,9 @@ async fn account_view(
             .map(|(k, r)| {
                 (
                     names
-                        .get(k)
-                        .map(|x| x.settings.name.clone())
+                        .iter()
+                        .find(|(id, _)| id == k)
+                        .map(|(_, n)| n.clone())
                         .unwrap_or_default(),
                     r.label().to_string(),
                 )
@@ -1970,71 +1627,17 @@ async fn account_page(State(state): State<AppState>, Staff(c): Staff) -> PageRes
     account_view(&state, &c, vec![], None, None, None).await
 }
 
-/// How many replaced passwords a new one may not repeat.
-const PASSWORD_HISTORY: i64 = 5;
-
 async fn account_password(State(state): State<AppState>, f: StaffForm) -> PageResult {
-    let c = &f.caller;
-    let uid = c.user_id().ok_or(Error::Forbidden)?;
-    let current = f.form.get("current").unwrap_or_default();
-    let new = f.form.get("new").unwrap_or_default();
-    let confirm = f.form.get("confirm").unwrap_or_default();
-    let username = c
-        .user
-        .as_ref()
-        .map(|u| u.username.clone())
-        .unwrap_or_default();
-    let display = c
-        .user
-        .as_ref()
-        .map(|u| u.display_name.clone())
-        .unwrap_or_default();
-    let stored = state
-        .store()
-        .login_candidate(&username)
-        .await?
-        .map(|x| x.password_hash);
-    let mut errors = vec![];
-    if !state
-        .passwords
-        .verify(current.chars().take(256).collect(), stored)
-        .await
-    {
-        errors.push("Current password is not right.".to_string());
-    }
-    if let Err(e) = domain::auth::check_new_password(&new, &[username.as_str(), display.as_str()]) {
-        errors.push(format!("New password {}.", e.message));
-    } else if new == current {
-        errors.push("New password must differ from the current one.".to_string());
-    }
-    if new != confirm {
-        errors.push("The two new passwords differ.".to_string());
-    }
-    if errors.is_empty() {
-        for old in state
-            .store()
-            .previous_password_hashes(uid, PASSWORD_HISTORY)
-            .await?
-        {
-            if state.passwords.verify(new.clone(), Some(old)).await {
-                errors.push(format!(
-                    "New password was used before; choose one that is not among your last {PASSWORD_HISTORY}."
-                ));
-                break;
-            }
-        }
-    }
-    if !errors.is_empty() {
-        let mut r = account_view(&state, c, errors, None, None, None).await?;
+    let change = account::PasswordChange {
+        current: f.form.get("current").unwrap_or_default(),
+        new: f.form.get("new").unwrap_or_default(),
+        confirm: f.form.get("confirm").unwrap_or_default(),
+    };
+    if let Err(errors) = account::change_password(&state, &f.caller, change).await? {
+        let mut r = account_view(&state, &f.caller, errors, None, None, None).await?;
         *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
         return Ok(r);
     }
-    let hash = state.passwords.hash(new).await.map_err(Error::Internal)?;
-    state
-        .store()
-        .set_password(uid, &hash, c.event(Action::PasswordChange))
-        .await?;
-    state.auth_cache.clear();
     // Every session ended, including this one: sign in again with the new password.
     Ok(see_other("/login"))
 }
@@ -2059,13 +1662,9 @@ async fn account_totp_start(State(state): State<AppState>, f: StaffForm) -> Page
 
 async fn account_totp_confirm(State(state): State<AppState>, f: StaffForm) -> PageResult {
     let c = &f.caller;
-    let uid = c.user_id().ok_or(Error::Forbidden)?;
     let secret = f.form.get("secret").unwrap_or_default();
     let code = f.form.get("code").unwrap_or_default();
-    let step = (secret.len() <= 64)
-        .then(|| crate::auth::totp_step(&secret, &code, state.now()))
-        .flatten();
-    if step.is_none() {
+    if !account::enable_totp(&state, c, &secret, &code).await? {
         let username = c
             .user
             .as_ref()
@@ -2076,15 +1675,6 @@ async fn account_totp_confirm(State(state): State<AppState>, f: StaffForm) -> Pa
         *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
         return Ok(r);
     }
-    state
-        .store()
-        .set_totp_secret(uid, Some(&secret), c.event(Action::TotpEnable))
-        .await?;
-    // The confirming code is spent: it does not sign in again.
-    if let Some(st) = step {
-        state.store().use_totp_step(uid, st).await?;
-    }
-    state.auth_cache.clear();
     account_view(
         &state,
         c,

@@ -6,11 +6,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use domain::audit::Action;
 use domain::auth::Permission;
 use domain::ids::{AppointmentId, ClinicId, PatientId, ResourceId, UserId};
 use domain::scheduling::{
-    Capabilities, CourseKind, CourseSpec, Preferences, ResourceKind, SeriesPlan, VisitPlan,
+    Capabilities, CourseKind, CourseSpec, Preferences, SeriesPlan, VisitPlan,
 };
 use domain::FieldError;
 use jiff::civil::Date;
@@ -142,7 +141,7 @@ async fn types(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: Requ
     let p = Params::parse(&req, &["clinic_id"])?;
     let clinic = clinic_param(p.get("clinic_id"))?;
     c.require(Permission::ScheduleRead, clinic)?;
-    let t = state.store().appointment_types(clinic).await?;
+    let t = clinic::scheduling::appointment_types(&state, clinic).await?;
     Ok(Json(json!({ "appointment_types": t.iter().map(|t| json!({
         "code": t.code, "name": t.name, "minutes": t.total_minutes(), "phases": t.phases,
         "buffer_after_min": t.buffer_after_min, "instructions": t.instructions, "dose": t.dose,
@@ -159,7 +158,7 @@ async fn resources(
     let p = Params::parse(&req, &["clinic_id"])?;
     let clinic = clinic_param(p.get("clinic_id"))?;
     c.require(Permission::ScheduleRead, clinic)?;
-    let r = state.store().resources(clinic).await?;
+    let r = clinic::scheduling::resources(&state, clinic).await?;
     Ok(Json(json!({ "resources": r.iter().map(|r| json!({
         "id": r.resource.id, "kind": r.resource.kind, "name": r.resource.name,
         "iv": r.resource.caps.iv, "monitored": r.resource.caps.monitored,
@@ -188,30 +187,14 @@ async fn create_resource(
     JsonObject(body): JsonObject,
 ) -> ApiResult {
     let r: NewResource = typed(Value::Object(body))?;
-    c.require(Permission::ScheduleManage, r.clinic_id)?;
-    let mut e = domain::error::Errors::new();
-    let kind = e.check(ResourceKind::parse(&r.kind));
-    let name = e.check(domain::scheduling::resource_name(&r.name));
-    e.into_result().map_err(Error::from)?;
-    let (Some(kind), Some(name)) = (kind, name) else {
-        return Err(Error::bad("invalid resource", None).into());
+    let caps = Capabilities {
+        iv: r.iv,
+        monitored: r.monitored,
+        private: r.private,
     };
-    let mut ev = c.event(Action::ScheduleSettings);
-    ev.clinic_id = Some(r.clinic_id.to_string());
-    let id = state
-        .store()
-        .create_resource(
-            r.clinic_id,
-            kind,
-            &name,
-            Capabilities {
-                iv: r.iv,
-                monitored: r.monitored,
-                private: r.private,
-            },
-            ev,
-        )
-        .await?;
+    let (id, kind, name) =
+        clinic::scheduling::settings::add_resource(&state, &c, r.clinic_id, &r.kind, &r.name, caps)
+            .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": id, "kind": kind, "name": name})),
@@ -357,13 +340,7 @@ async fn list(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: Reque
         let pid: PatientId = pid
             .parse()
             .map_err(|_| field("patient_id", "is not a valid identifier"))?;
-        let clinics = c.require_any(Permission::ScheduleRead)?;
-        let Some(patient) = state.store().patient(pid, &clinics).await? else {
-            return Err(Error::NotFound.into());
-        };
-        let a = state.store().patient_appointments(pid, &clinics).await?;
-        uc::audit_listing(&state, &c, patient.clinic_id, "patient visits", &a).await?;
-        a
+        uc::patient_visits(&state, &c, pid).await?
     } else {
         let clinic = clinic_param(p.get("clinic_id"))?;
         let date = date_param(p.get("date"), "date")?
@@ -402,12 +379,7 @@ async fn move_visit(
 ) -> ApiResult {
     let id: AppointmentId = api_id(&id)?;
     let b: MoveBody = typed(Value::Object(body))?;
-    let clinics = c.require_any(Permission::ScheduleBook)?;
-    let a = state
-        .store()
-        .appointment(id, &clinics)
-        .await?
-        .ok_or(Error::NotFound)?;
+    let a = uc::to_change(&state, &c, id).await?;
     let tz = uc::clinic_tz(&state, a.clinic_id).await?;
     let start = parse_start(&b.starts_at, b.time_zone.as_deref(), &tz)?;
     let a = uc::move_to(&state, &c, id, start, &Preferences::default()).await?;
@@ -511,9 +483,7 @@ async fn series(
         SeriesOutcome::Booked(id, plan) => {
             let mut v = series_json(&plan);
             v["id"] = json!(id);
-            v["appointments"] = json!(state
-                .store()
-                .series_appointments(id)
+            v["appointments"] = json!(uc::series_visits(&state, &c, id)
                 .await?
                 .iter()
                 .map(appointment_json)
@@ -562,7 +532,7 @@ async fn create_feed(
 ) -> ApiResult {
     let b: FeedBody = typed(Value::Object(body))?;
     let (url, id) =
-        crate::feeds::create(&state, &c, b.clinic_id, b.staff_id, b.resource_id).await?;
+        clinic::feeds::create(&state, &c, b.clinic_id, b.staff_id, b.resource_id).await?;
     Ok((StatusCode::CREATED, Json(json!({"id": id, "url": url}))).into_response())
 }
 
@@ -572,7 +542,7 @@ async fn revoke_feed(
     Path(id): Path<String>,
 ) -> ApiResult {
     let id: domain::ids::FeedId = api_id(&id)?;
-    crate::feeds::revoke(&state, &c, id).await?;
+    clinic::feeds::revoke(&state, &c, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -622,20 +592,7 @@ async fn waitlist(
 ) -> ApiResult {
     let p = Params::parse(&req, &["clinic_id"])?;
     let clinic = clinic_param(p.get("clinic_id"))?;
-    c.require(Permission::ScheduleRead, clinic)?;
-    let list = state.store().waitlist(clinic).await?;
-    let mut ev = c.event(domain::audit::Action::AppointmentRead);
-    ev.clinic_id = Some(clinic.to_string());
-    ev.object_type = Some("waitlist".into());
-    ev.detail = Some(format!(
-        "waitlist: {} entries; patients {}",
-        list.len(),
-        list.iter()
-            .map(|w| w.patient_id.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    ));
-    state.store().audit(vec![ev]).await?;
+    let list = clinic::scheduling::waitlist(&state, &c, clinic, "waitlist").await?;
     Ok(Json(json!({"waitlist": list.iter().map(|w| json!({
         "id": w.id, "patient_id": w.patient_id, "type": w.type_code, "from": w.from_date.to_string(),
         "to": w.to_date.to_string(), "note": w.note, "status": w.status,

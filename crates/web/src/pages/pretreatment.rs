@@ -111,7 +111,10 @@ async fn head(
         _ => (Action::PlanRead, "treatment_plan"),
     };
     let (p, s) = uc::chart(state, c, pid, action, object).await?;
-    let tz = state.store().clinic(p.clinic_id).await?.settings.time_zone;
+    let tz = clinic::settings::record(&state, p.clinic_id)
+        .await?
+        .settings
+        .time_zone;
     Ok((
         ChartHead {
             id: pid.to_string(),
@@ -1356,7 +1359,7 @@ async fn form_page(State(state): State<AppState>, Path(token): Path<String>) -> 
         Err(p) => return problem(p),
     };
     let clinic: ClinicId = l.clinic_id.parse().map_err(|_| Error::NotFound)?;
-    let k = state.store().clinic(clinic).await?;
+    let k = clinic::settings::record(&state, clinic).await?;
     render(&form_of(&k, &token, &Posted::default(), vec![]))
 }
 
@@ -1372,7 +1375,7 @@ async fn form_submit(
         Err(p) => return problem(p),
     };
     let clinic: ClinicId = l.clinic_id.parse().map_err(|_| Error::NotFound)?;
-    let k = state.store().clinic(clinic).await?;
+    let k = clinic::settings::record(&state, clinic).await?;
     let r = match patient_from_form(&form) {
         Ok(p) => uc::submit_assessment_link(&state, &meta, &token, p).await,
         Err(e) => Err(e),
@@ -1417,7 +1420,7 @@ async fn link_sign_view(
     };
     let (d, _) = uc::consent_link_view(state, &l).await?;
     let clinic: ClinicId = l.clinic_id.parse().map_err(|_| Error::NotFound)?;
-    let k = state.store().clinic(clinic).await?;
+    let k = clinic::settings::record(&state, clinic).await?;
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -1461,7 +1464,7 @@ async fn link_sign_submit(
                 .unwrap_or_default()
                 .parse()
                 .map_err(|_| Error::NotFound)?;
-            let k = state.store().clinic(clinic).await?;
+            let k = clinic::settings::record(&state, clinic).await?;
             render(&LinkDone {
                 frame: PublicFrame::of(&k, "Thank you"),
                 heading: "Thank you: your consent was received".into(),
@@ -1520,7 +1523,7 @@ async fn docs_view(
     flash: Option<String>,
 ) -> PageResult {
     let mine = c.require_any(Permission::ConsentPublish)?;
-    let all = state.store().clinics_of_org(c.org_id).await?;
+    let all = clinic::settings::clinics(&state, &c).await?;
     let clinics: Vec<_> = all.iter().filter(|k| mine.contains(&k.id)).collect();
     let clinic = q
         .clinic
@@ -1532,7 +1535,10 @@ async fn docs_view(
     let route = uc::parse_route(q.route.as_deref().unwrap_or("iv")).unwrap_or(Route::Iv);
     let rk = uc::route_key(route);
     let docs = uc::documents(state, c, clinic).await?;
-    let tz = state.store().clinic(clinic).await?.settings.time_zone;
+    let tz = clinic::settings::record(&state, clinic)
+        .await?
+        .settings
+        .time_zone;
     let of_route: Vec<_> = docs.iter().filter(|d| d.route == rk).collect();
     let rows = of_route
         .iter()

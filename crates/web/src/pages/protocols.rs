@@ -100,7 +100,12 @@ async fn view(
         .or_else(|| all.first().map(|p| p.id.clone()))
         .unwrap_or_default();
     let tz = match clinics.first() {
-        Some(k) => state.store().clinic(*k).await?.settings.time_zone,
+        Some(k) => {
+            clinic::settings::record(&state, *k)
+                .await?
+                .settings
+                .time_zone
+        }
         None => "UTC".into(),
     };
     let added = uc::origins(state).await?;

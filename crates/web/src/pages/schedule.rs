@@ -223,7 +223,7 @@ pub struct SheetPage {
 async fn clinic_for(state: &AppState, c: &Caller, id: &str) -> Result<Clinic, Error> {
     let id: ClinicId = page_id(id)?;
     c.require(Permission::ScheduleRead, id)?;
-    Ok(state.store().clinic(id).await?)
+    Ok(clinic::settings::record(&state, id).await?)
 }
 
 fn parse_date(s: Option<&str>, tz: &TimeZone, now: i64) -> Result<Date, Error> {
@@ -237,7 +237,7 @@ fn parse_date(s: Option<&str>, tz: &TimeZone, now: i64) -> Result<Date, Error> {
 
 async fn schedule_home(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
     let clinics = c.require_any(Permission::ScheduleRead)?;
-    let all = state.store().clinics_of_org(c.org_id).await?;
+    let all = clinic::settings::clinics(&state, &c).await?;
     let first = all
         .iter()
         .find(|k| clinics.contains(&k.id))
@@ -257,9 +257,7 @@ fn staff_label(plan: &VisitPlan, names: &std::collections::HashMap<UserId, Strin
 type Names = std::collections::HashMap<UserId, String>;
 
 async fn staff_names(state: &AppState, clinic: ClinicId) -> Result<Names, Error> {
-    Ok(state
-        .store()
-        .bookable_staff(clinic, 0, 1)
+    Ok(clinic::scheduling::bookable_staff(&state, clinic)
         .await?
         .into_iter()
         .map(|s| (s.id, s.name))
@@ -279,7 +277,7 @@ async fn visit_rows(
     with_date: bool,
     names: &Names,
 ) -> Result<Vec<VisitRow>, Error> {
-    let resources = state.store().resources(clinic).await?;
+    let resources = clinic::scheduling::resources(&state, clinic).await?;
     Ok(appts
         .iter()
         .map(|a| {
@@ -332,7 +330,7 @@ async fn day_board(
     let tz = zone(&k)?;
     let date = parse_date(q.date.as_deref(), &tz, state.now())?;
     let appts = uc::day(&state, &c, k.id, date).await?;
-    let resources = state.store().resources(k.id).await?;
+    let resources = clinic::scheduling::resources(&state, k.id).await?;
     let span = span_for(&k, date);
     let mut lanes = vec![];
     let mut blocks = vec![];
@@ -383,7 +381,7 @@ async fn day_board(
     let today = domain::clinics::today_in(&tz, state.now());
     let now_x = (date == today).then(|| span.x(local_min(&tz, now, date)));
     let closed = {
-        let closures = state.store().closures(k.id).await?;
+        let closures = clinic::settings::closures(&state, k.id).await?;
         closures
             .iter()
             .find(|x| x.closed_on == date)
@@ -407,10 +405,10 @@ async fn day_board(
         ticks: span.ticks(),
         now_x,
     };
-    let staff = state.store().bookable_staff(k.id, 0, 1).await?;
+    let staff = clinic::scheduling::bookable_staff(&state, k.id).await?;
     let names: Names = staff.iter().map(|s| (s.id, s.name.clone())).collect();
     let rows = visit_rows(&state, k.id, &tz, &appts, false, &names).await?;
-    let clinics_all = state.store().clinics_of_org(c.org_id).await?;
+    let clinics_all = clinic::settings::clinics(&state, &c).await?;
     let page = DayPage {
         layout: Layout::new(&c, format!("Day board · {}", k.settings.name), "schedule"),
         clinic_id: k.id.to_string(),
@@ -495,20 +493,13 @@ async fn week_view(
     let (title, subject, appts) = match (&q.staff, &q.resource) {
         (Some(s), _) => {
             let u: UserId = page_id(s)?;
-            let who = state
-                .store()
-                .bookable_staff(k.id, 0, 1)
+            let who = clinic::scheduling::bookable_staff(&state, k.id)
                 .await?
                 .into_iter()
                 .find(|x| x.id == u)
                 .ok_or(Error::NotFound)?;
-            let a: Vec<Appointment> = state
-                .store()
-                .staff_appointments(u, from, to)
-                .await?
-                .into_iter()
-                .filter(|a| a.clinic_id == k.id)
-                .collect();
+            let what = format!("week {monday}");
+            let a = uc::staff_visits(&state, &c, k.id, u, (from, to), &what).await?;
             (
                 format!("Week of {} · {}", monday, who.name),
                 format!("staff={u}"),
@@ -517,14 +508,13 @@ async fn week_view(
         }
         (None, Some(r)) => {
             let r: ResourceId = page_id(r)?;
-            let res = state
-                .store()
-                .resources(k.id)
+            let res = clinic::scheduling::resources(&state, k.id)
                 .await?
                 .into_iter()
                 .find(|x| x.resource.id == r)
                 .ok_or(Error::NotFound)?;
-            let a = state.store().resource_appointments(r, from, to).await?;
+            let what = format!("week {monday}");
+            let a = uc::resource_visits(&state, &c, k.id, r, (from, to), &what).await?;
             (
                 format!("Week of {} · {}", monday, res.resource.name),
                 format!("resource={r}"),
@@ -533,7 +523,6 @@ async fn week_view(
         }
         _ => return Err(Error::bad("choose a person or a chair", Some("staff")).into()),
     };
-    uc::audit_listing(&state, &c, k.id, &format!("week {monday}"), &appts).await?;
     let span = Span {
         from_min: 7 * 60,
         to_min: 19 * 60,
@@ -638,7 +627,7 @@ async fn appointment_view(
 ) -> PageResult {
     let id: AppointmentId = page_id(id)?;
     let a = uc::read(state, c, id).await?;
-    let k = state.store().clinic(a.clinic_id).await?;
+    let k = clinic::settings::record(&state, a.clinic_id).await?;
     let tz = zone(&k)?;
     let names = staff_names(state, a.clinic_id).await?;
     let rows = visit_rows(
@@ -743,12 +732,7 @@ async fn appointment_move(
     f: StaffForm,
 ) -> PageResult {
     let aid: AppointmentId = page_id(&id)?;
-    let clinics = f.caller.require_any(Permission::ScheduleBook)?;
-    let a = state
-        .store()
-        .appointment(aid, &clinics)
-        .await?
-        .ok_or(Error::NotFound)?;
+    let a = uc::to_change(&state, &f.caller, aid).await?;
     let tz = uc::clinic_tz(&state, a.clinic_id).await?;
     let text = format!(
         "{}T{}",
@@ -837,7 +821,7 @@ async fn patient_clinic(
     let pid: PatientId = page_id(id)?;
     let p = clinic::patients::read(state, c, pid).await?;
     c.require(Permission::ScheduleBook, p.clinic_id)?;
-    let k = state.store().clinic(p.clinic_id).await?;
+    let k = clinic::settings::record(&state, p.clinic_id).await?;
     let tz = zone(&k)?;
     Ok((p, k, tz))
 }
@@ -850,7 +834,7 @@ async fn book_view(
     error: Option<String>,
 ) -> PageResult {
     let (p, k, tz) = patient_clinic(state, c, id).await?;
-    let types = state.store().appointment_types(k.id).await?;
+    let types = clinic::scheduling::appointment_types(&state, k.id).await?;
     let today = domain::clinics::today_in(&tz, state.now());
     let from = parse_date(q.from.as_deref(), &tz, state.now()).unwrap_or(today);
     let to = parse_date(q.to.as_deref(), &tz, state.now())
@@ -1053,7 +1037,7 @@ async fn series_view(
     book: bool,
 ) -> PageResult {
     let (p, k, tz) = patient_clinic(state, c, id).await?;
-    let types = state.store().appointment_types(k.id).await?;
+    let types = clinic::scheduling::appointment_types(&state, k.id).await?;
     let today = domain::clinics::today_in(&tz, state.now());
     let from = parse_date(q.from.as_deref(), &tz, state.now()).unwrap_or(today);
     let searched = q.course.is_some();
@@ -1093,7 +1077,7 @@ async fn series_view(
             }
             Ok(SeriesOutcome::Proposed(plan)) => {
                 let names = staff_names(state, k.id).await?;
-                let resources = state.store().resources(k.id).await?;
+                let resources = clinic::scheduling::resources(&state, k.id).await?;
                 let rname = |r: Option<ResourceId>| {
                     r.and_then(|r| resources.iter().find(|x| x.resource.id == r))
                         .map(|x| x.resource.name.clone())
@@ -1236,20 +1220,8 @@ async fn waitlist_view(
 ) -> PageResult {
     let k = clinic_for(state, c, clinic).await?;
     let tz = zone(&k)?;
-    let list = state.store().waitlist(k.id).await?;
-    let types = state.store().appointment_types(k.id).await?;
-    let mut ev = c.event(domain::audit::Action::AppointmentRead);
-    ev.clinic_id = Some(k.id.to_string());
-    ev.object_type = Some("waitlist".into());
-    ev.detail = Some(format!(
-        "waitlist page: {} entries; patients {}",
-        list.len(),
-        list.iter()
-            .map(|w| w.patient_id.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    ));
-    state.store().audit(vec![ev]).await?;
+    let list = uc::waitlist(state, c, k.id, "waitlist page").await?;
+    let types = clinic::scheduling::appointment_types(&state, k.id).await?;
     render(&WaitlistPage {
         layout: Layout::new(c, format!("Waitlist · {}", k.settings.name), "schedule")
             .with_flash(flash),
@@ -1310,16 +1282,7 @@ async fn waitlist_remove(
     f: StaffForm,
 ) -> PageResult {
     let k = clinic_for(&state, &f.caller, &clinic).await?;
-    f.caller.require(Permission::ScheduleBook, k.id)?;
-    let mut ev = f.caller.event(domain::audit::Action::AppointmentUpdate);
-    ev.clinic_id = Some(k.id.to_string());
-    ev.object_type = Some("waitlist".into());
-    ev.object_id = Some(entry.clone());
-    ev.detail = Some("removed from waitlist".into());
-    state
-        .store()
-        .close_waitlist(k.id, &entry, "removed", ev)
-        .await?;
+    uc::remove_from_waitlist(&state, &f.caller, k.id, &entry).await?;
     waitlist_view(
         &state,
         &f.caller,

@@ -5,17 +5,17 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::Router;
-use domain::audit::Action;
 use domain::auth::Permission;
 use domain::clinics::{DayHours, WEEKDAY_NAMES};
 use domain::ids::{ClinicId, ResourceId, UserId};
-use domain::scheduling::{Capabilities, ResourceKind, SchedulingRules};
+use domain::scheduling::{Capabilities, SchedulingRules};
 
 use super::{page_id, render, PageResult};
 use crate::auth::{Caller, Staff, StaffForm};
 use crate::error::Error;
 use crate::views::Layout;
 use crate::AppState;
+use clinic::scheduling::settings as uc;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -62,7 +62,7 @@ pub struct SettingsPage {
 async fn clinic(state: &AppState, c: &Caller, id: &str) -> Result<store::org::Clinic, Error> {
     let id: ClinicId = page_id(id)?;
     c.require(Permission::ScheduleManage, id)?;
-    Ok(state.store().clinic(id).await?)
+    Ok(clinic::settings::record(&state, id).await?)
 }
 
 async fn view(
@@ -73,20 +73,8 @@ async fn view(
     flash: Option<String>,
 ) -> PageResult {
     let k = clinic(state, c, id).await?;
-    let now = state.now();
-    let staff = state
-        .store()
-        .bookable_staff(k.id, now, now + 90 * 86_400_000_000)
-        .await?;
-    let resources = state.store().resources(k.id).await?;
-    let time_off = state
-        .store()
-        .time_off_between(
-            &staff.iter().map(|s| s.id).collect::<Vec<_>>(),
-            now,
-            now + 365 * 86_400_000_000,
-        )
-        .await?;
+    let setup = uc::setup(state, c, k.id).await?;
+    let (staff, resources, time_off) = (setup.staff, setup.resources, setup.time_off);
     let z = &k.settings.time_zone;
     let name_of = |u: UserId| {
         staff
@@ -104,7 +92,7 @@ async fn view(
         .with_flash(flash),
         id: k.id.to_string(),
         name: k.settings.name.clone(),
-        rules: state.store().scheduling_rules(k.id).await?,
+        rules: setup.rules,
         resources: resources
             .iter()
             .map(|r| ResourceRow {
@@ -165,13 +153,6 @@ async fn page(
     view(&state, &c, &id, None, None).await
 }
 
-fn event(c: &Caller, clinic: ClinicId, detail: String) -> store::audit::NewAuditEvent {
-    let mut ev = c.event(Action::ScheduleSettings);
-    ev.clinic_id = Some(clinic.to_string());
-    ev.detail = Some(detail);
-    ev
-}
-
 /// Runs a change; a refusal the user can fix re-renders the page with it.
 async fn outcome(
     state: &AppState,
@@ -215,9 +196,7 @@ async fn save_rules(
             horizon_days: num(&f, "horizon_days")?,
             late_cancel_hours: num(&f, "late_cancel_hours")?,
         };
-        let ev = event(&f.caller, k.id, format!("rules: {rules:?}"));
-        state.store().set_scheduling_rules(k.id, &rules, ev).await?;
-        Ok(())
+        uc::set_rules(&state, &f.caller, k.id, &rules).await
     }
     .await;
     outcome(&state, &f.caller, &id, r, "Booking rules saved.").await
@@ -230,28 +209,17 @@ async fn add_resource(
 ) -> PageResult {
     let k = clinic(&state, &f.caller, &id).await?;
     let r = async {
-        let kind = ResourceKind::parse(&f.form.get("kind").unwrap_or_default())
-            .map_err(|e| Error::Invalid(vec![e]))?;
-        let name = domain::scheduling::resource_name(&f.form.get("name").unwrap_or_default())
-            .map_err(|e| Error::Invalid(vec![e]))?;
         let on = |n: &str| f.form.get(n).is_some();
         let caps = Capabilities {
             iv: on("iv"),
             monitored: on("monitored"),
             private: on("private"),
         };
-        if kind != ResourceKind::Chair && (caps.iv || caps.monitored) {
-            return Err(Error::Invalid(vec![domain::FieldError::new(
-                "kind",
-                "only a chair can be IV-capable or monitored",
-            )]));
-        }
-        let ev = event(&f.caller, k.id, format!("add {} {name}", kind.as_str()));
-        state
-            .store()
-            .create_resource(k.id, kind, &name, caps, ev)
-            .await?;
-        Ok(())
+        let kind = f.form.get("kind").unwrap_or_default();
+        let name = f.form.get("name").unwrap_or_default();
+        uc::add_resource(&state, &f.caller, k.id, &kind, &name, caps)
+            .await
+            .map(|_| ())
     }
     .await;
     outcome(&state, &f.caller, &id, r, "Added.").await
@@ -265,12 +233,7 @@ async fn toggle_resource(
     let k = clinic(&state, &f.caller, &id).await?;
     let rid: ResourceId = page_id(&rid)?;
     let active = f.form.get("active").as_deref() == Some("true");
-    let ev = event(&f.caller, k.id, format!("resource {rid} active={active}"));
-    let r = state
-        .store()
-        .set_resource_active(k.id, rid, active, ev)
-        .await
-        .map_err(Error::from);
+    let r = uc::set_resource_active(&state, &f.caller, k.id, rid, active).await;
     outcome(
         &state,
         &f.caller,
@@ -293,9 +256,6 @@ async fn save_hours(
     let k = clinic(&state, &f.caller, &id).await?;
     let uid: UserId = page_id(&uid)?;
     let r = async {
-        if !clinic::scheduling::is_bookable_staff(&state, k.id, uid).await? {
-            return Err(Error::NotFound);
-        }
         let mut hours = vec![];
         let mut errs = domain::error::Errors::new();
         for d in 1..=7i16 {
@@ -310,9 +270,7 @@ async fn save_hours(
             }
         }
         errs.into_result()?;
-        let ev = event(&f.caller, k.id, format!("hours of {uid}"));
-        state.store().set_staff_hours(uid, k.id, &hours, ev).await?;
-        Ok(())
+        uc::set_staff_hours(&state, &f.caller, k.id, uid, &hours).await
     }
     .await;
     outcome(&state, &f.caller, &id, r, "Working hours saved.").await
@@ -351,12 +309,7 @@ async fn add_time_off(
                 "is required, at most 200 characters",
             )]));
         }
-        let ev = event(&f.caller, k.id, format!("time off for {uid}"));
-        state
-            .store()
-            .add_time_off(uid, from, to, reason.trim(), ev)
-            .await?;
-        Ok(())
+        uc::add_time_off(&state, &f.caller, k.id, uid, (from, to), &reason).await
     }
     .await;
     outcome(

@@ -8,6 +8,8 @@
 //! unique key on claims decides any race. A lost race is retried against a
 //! fresh calendar, so the loser gets the true reason ("the chair is taken").
 
+pub mod settings;
+
 use domain::audit::Action;
 use domain::auth::Permission;
 use domain::ids::{AppointmentId, ClinicId, PatientId, ResourceId, SeriesId, UserId};
@@ -1044,4 +1046,159 @@ pub async fn book_offer(
         .close_waitlist(clinic, entry, "booked", ev)
         .await?;
     Ok(a)
+}
+
+/// A clinic's chairs and rooms (its configuration, not patient data).
+pub async fn resources(
+    state: &Clinic,
+    clinic: ClinicId,
+) -> Result<Vec<store::scheduling::ResourceRecord>, Error> {
+    Ok(state.store.resources(clinic).await?)
+}
+
+/// The kinds of visit a clinic books.
+pub async fn appointment_types(
+    state: &Clinic,
+    clinic: ClinicId,
+) -> Result<Vec<AppointmentType>, Error> {
+    Ok(state.store.appointment_types(clinic).await?)
+}
+
+/// The staff who can be booked at a clinic, with their names.
+pub async fn bookable_staff(
+    state: &Clinic,
+    clinic: ClinicId,
+) -> Result<Vec<domain::scheduling::StaffMember>, Error> {
+    Ok(state.store.bookable_staff(clinic, 0, 1).await?)
+}
+
+/// One person's visits at a clinic between two instants, audited as `what`.
+pub async fn staff_visits(
+    state: &Clinic,
+    caller: &Caller,
+    clinic: ClinicId,
+    user: UserId,
+    (from, to): (i64, i64),
+    what: &str,
+) -> Result<Vec<Appointment>, Error> {
+    caller.require(Permission::ScheduleRead, clinic)?;
+    let appts: Vec<Appointment> = state
+        .store
+        .staff_appointments(user, from, to)
+        .await?
+        .into_iter()
+        .filter(|a| a.clinic_id == clinic)
+        .collect();
+    audit_listing(state, caller, clinic, what, &appts).await?;
+    Ok(appts)
+}
+
+/// One chair's or room's visits between two instants, audited as `what`.
+pub async fn resource_visits(
+    state: &Clinic,
+    caller: &Caller,
+    clinic: ClinicId,
+    resource: ResourceId,
+    (from, to): (i64, i64),
+    what: &str,
+) -> Result<Vec<Appointment>, Error> {
+    caller.require(Permission::ScheduleRead, clinic)?;
+    if !resources(state, clinic)
+        .await?
+        .iter()
+        .any(|r| r.resource.id == resource)
+    {
+        return Err(Error::NotFound);
+    }
+    let appts = state
+        .store
+        .resource_appointments(resource, from, to)
+        .await?;
+    audit_listing(state, caller, clinic, what, &appts).await?;
+    Ok(appts)
+}
+
+/// A clinic's waitlist, audited with the patients on it (`what` names the
+/// place it was shown).
+pub async fn waitlist(
+    state: &Clinic,
+    caller: &Caller,
+    clinic: ClinicId,
+    what: &str,
+) -> Result<Vec<store::scheduling::WaitEntry>, Error> {
+    caller.require(Permission::ScheduleRead, clinic)?;
+    let list = state.store.waitlist(clinic).await?;
+    let mut ev = caller.event(Action::AppointmentRead);
+    ev.clinic_id = Some(clinic.to_string());
+    ev.object_type = Some("waitlist".into());
+    ev.detail = Some(format!(
+        "{what}: {} entries; patients {}",
+        list.len(),
+        list.iter()
+            .map(|w| w.patient_id.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
+    state.store.audit(vec![ev]).await?;
+    Ok(list)
+}
+
+/// A visit the caller is about to change (move, cancel), found among the
+/// clinics where they book; the change itself is audited.
+pub async fn to_change(
+    state: &Clinic,
+    caller: &Caller,
+    id: AppointmentId,
+) -> Result<Appointment, Error> {
+    let clinics = caller.require_any(Permission::ScheduleBook)?;
+    state
+        .store
+        .appointment(id, &clinics)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+/// The visits of a series the caller has just booked (its booking is the
+/// audited event).
+pub async fn series_visits(
+    state: &Clinic,
+    caller: &Caller,
+    series: SeriesId,
+) -> Result<Vec<Appointment>, Error> {
+    caller.require_any(Permission::ScheduleBook)?;
+    Ok(state.store.series_appointments(series).await?)
+}
+
+/// Every visit of one patient the caller may see, audited.
+pub async fn patient_visits(
+    state: &Clinic,
+    caller: &Caller,
+    patient: PatientId,
+) -> Result<Vec<Appointment>, Error> {
+    let clinics = caller.require_any(Permission::ScheduleRead)?;
+    let Some(p) = state.store.patient(patient, &clinics).await? else {
+        return Err(Error::NotFound);
+    };
+    let a = state.store.patient_appointments(patient, &clinics).await?;
+    audit_listing(state, caller, p.clinic_id, "patient visits", &a).await?;
+    Ok(a)
+}
+
+/// Takes an entry off the clinic's waitlist.
+pub async fn remove_from_waitlist(
+    state: &Clinic,
+    caller: &Caller,
+    clinic: ClinicId,
+    entry: &str,
+) -> Result<(), Error> {
+    caller.require(Permission::ScheduleBook, clinic)?;
+    let mut ev = caller.event(Action::AppointmentUpdate);
+    ev.clinic_id = Some(clinic.to_string());
+    ev.object_type = Some("waitlist".into());
+    ev.object_id = Some(entry.to_string());
+    ev.detail = Some("removed from waitlist".into());
+    Ok(state
+        .store
+        .close_waitlist(clinic, entry, "removed", ev)
+        .await?)
 }
