@@ -107,7 +107,7 @@ fn page_id<T: std::str::FromStr>(s: &str) -> Result<T, Error> {
 }
 
 async fn clinic_names(state: &AppState, c: &Caller) -> Result<HashMap<ClinicId, Clinic>, Error> {
-    Ok(clinic::settings::clinics(&state, &c)
+    Ok(clinic::settings::clinics(state, c)
         .await?
         .into_iter()
         .map(|k| (k.id, k))
@@ -695,7 +695,7 @@ async fn chart_common(
 ) -> Result<(ChartPage, Clinic), Error> {
     let id: PatientId = page_id(id)?;
     let p = patients::read(state, c, id).await?;
-    let k = clinic::settings::record(&state, p.clinic_id).await?;
+    let k = clinic::settings::record(state, p.clinic_id).await?;
     let d = &p.details;
     let escort = match (&d.escort_name, &d.escort_phone) {
         (Some(n), Some(ph)) => format!("{n} · {ph}"),

@@ -479,7 +479,7 @@ pub(super) struct LinkDone {
 }
 
 async fn link_clinic(state: &AppState, clinic: domain::ids::ClinicId) -> Result<Clinic, Error> {
-    Ok(clinic::settings::record(&state, clinic).await?)
+    clinic::settings::record(state, clinic).await
 }
 
 fn problem_page(p: LinkProblem) -> Result<Response, PageError> {

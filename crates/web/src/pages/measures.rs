@@ -56,7 +56,7 @@ fn when(m: i64, tz: &str) -> String {
 }
 
 async fn zone_of(state: &AppState, clinic: domain::ids::ClinicId) -> Result<String, Error> {
-    Ok(clinic::settings::record(&state, clinic)
+    Ok(clinic::settings::record(state, clinic)
         .await?
         .settings
         .time_zone)

@@ -395,7 +395,7 @@ async fn book_view(
     from: Option<jiff::civil::Date>,
     error: Option<String>,
 ) -> Result<BookPage, Error> {
-    let c = clinic::settings::record(&state, p.clinic()).await?;
+    let c = clinic::settings::record(state, p.clinic()).await?;
     let tz = zone(&c)?;
     let (ty, from, starts) = uc::slots(state, p, code, from).await?;
     // At most one time per hour: a short list a patient can read on a phone.

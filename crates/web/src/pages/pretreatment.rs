@@ -111,7 +111,7 @@ async fn head(
         _ => (Action::PlanRead, "treatment_plan"),
     };
     let (p, s) = uc::chart(state, c, pid, action, object).await?;
-    let tz = clinic::settings::record(&state, p.clinic_id)
+    let tz = clinic::settings::record(state, p.clinic_id)
         .await?
         .settings
         .time_zone;
@@ -1420,7 +1420,7 @@ async fn link_sign_view(
     };
     let (d, _) = uc::consent_link_view(state, &l).await?;
     let clinic: ClinicId = l.clinic_id.parse().map_err(|_| Error::NotFound)?;
-    let k = clinic::settings::record(&state, clinic).await?;
+    let k = clinic::settings::record(state, clinic).await?;
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -1523,7 +1523,7 @@ async fn docs_view(
     flash: Option<String>,
 ) -> PageResult {
     let mine = c.require_any(Permission::ConsentPublish)?;
-    let all = clinic::settings::clinics(&state, &c).await?;
+    let all = clinic::settings::clinics(state, c).await?;
     let clinics: Vec<_> = all.iter().filter(|k| mine.contains(&k.id)).collect();
     let clinic = q
         .clinic
@@ -1535,7 +1535,7 @@ async fn docs_view(
     let route = uc::parse_route(q.route.as_deref().unwrap_or("iv")).unwrap_or(Route::Iv);
     let rk = uc::route_key(route);
     let docs = uc::documents(state, c, clinic).await?;
-    let tz = clinic::settings::record(&state, clinic)
+    let tz = clinic::settings::record(state, clinic)
         .await?
         .settings
         .time_zone;

@@ -101,7 +101,7 @@ async fn view(
         .unwrap_or_default();
     let tz = match clinics.first() {
         Some(k) => {
-            clinic::settings::record(&state, *k)
+            clinic::settings::record(state, *k)
                 .await?
                 .settings
                 .time_zone

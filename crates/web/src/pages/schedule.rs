@@ -223,7 +223,7 @@ pub struct SheetPage {
 async fn clinic_for(state: &AppState, c: &Caller, id: &str) -> Result<Clinic, Error> {
     let id: ClinicId = page_id(id)?;
     c.require(Permission::ScheduleRead, id)?;
-    Ok(clinic::settings::record(&state, id).await?)
+    clinic::settings::record(state, id).await
 }
 
 fn parse_date(s: Option<&str>, tz: &TimeZone, now: i64) -> Result<Date, Error> {
@@ -257,7 +257,7 @@ fn staff_label(plan: &VisitPlan, names: &std::collections::HashMap<UserId, Strin
 type Names = std::collections::HashMap<UserId, String>;
 
 async fn staff_names(state: &AppState, clinic: ClinicId) -> Result<Names, Error> {
-    Ok(clinic::scheduling::bookable_staff(&state, clinic)
+    Ok(clinic::scheduling::bookable_staff(state, clinic)
         .await?
         .into_iter()
         .map(|s| (s.id, s.name))
@@ -277,7 +277,7 @@ async fn visit_rows(
     with_date: bool,
     names: &Names,
 ) -> Result<Vec<VisitRow>, Error> {
-    let resources = clinic::scheduling::resources(&state, clinic).await?;
+    let resources = clinic::scheduling::resources(state, clinic).await?;
     Ok(appts
         .iter()
         .map(|a| {
@@ -627,7 +627,7 @@ async fn appointment_view(
 ) -> PageResult {
     let id: AppointmentId = page_id(id)?;
     let a = uc::read(state, c, id).await?;
-    let k = clinic::settings::record(&state, a.clinic_id).await?;
+    let k = clinic::settings::record(state, a.clinic_id).await?;
     let tz = zone(&k)?;
     let names = staff_names(state, a.clinic_id).await?;
     let rows = visit_rows(
@@ -821,7 +821,7 @@ async fn patient_clinic(
     let pid: PatientId = page_id(id)?;
     let p = clinic::patients::read(state, c, pid).await?;
     c.require(Permission::ScheduleBook, p.clinic_id)?;
-    let k = clinic::settings::record(&state, p.clinic_id).await?;
+    let k = clinic::settings::record(state, p.clinic_id).await?;
     let tz = zone(&k)?;
     Ok((p, k, tz))
 }
@@ -834,7 +834,7 @@ async fn book_view(
     error: Option<String>,
 ) -> PageResult {
     let (p, k, tz) = patient_clinic(state, c, id).await?;
-    let types = clinic::scheduling::appointment_types(&state, k.id).await?;
+    let types = clinic::scheduling::appointment_types(state, k.id).await?;
     let today = domain::clinics::today_in(&tz, state.now());
     let from = parse_date(q.from.as_deref(), &tz, state.now()).unwrap_or(today);
     let to = parse_date(q.to.as_deref(), &tz, state.now())
@@ -1037,7 +1037,7 @@ async fn series_view(
     book: bool,
 ) -> PageResult {
     let (p, k, tz) = patient_clinic(state, c, id).await?;
-    let types = clinic::scheduling::appointment_types(&state, k.id).await?;
+    let types = clinic::scheduling::appointment_types(state, k.id).await?;
     let today = domain::clinics::today_in(&tz, state.now());
     let from = parse_date(q.from.as_deref(), &tz, state.now()).unwrap_or(today);
     let searched = q.course.is_some();
@@ -1077,7 +1077,7 @@ async fn series_view(
             }
             Ok(SeriesOutcome::Proposed(plan)) => {
                 let names = staff_names(state, k.id).await?;
-                let resources = clinic::scheduling::resources(&state, k.id).await?;
+                let resources = clinic::scheduling::resources(state, k.id).await?;
                 let rname = |r: Option<ResourceId>| {
                     r.and_then(|r| resources.iter().find(|x| x.resource.id == r))
                         .map(|x| x.resource.name.clone())
@@ -1221,7 +1221,7 @@ async fn waitlist_view(
     let k = clinic_for(state, c, clinic).await?;
     let tz = zone(&k)?;
     let list = uc::waitlist(state, c, k.id, "waitlist page").await?;
-    let types = clinic::scheduling::appointment_types(&state, k.id).await?;
+    let types = clinic::scheduling::appointment_types(state, k.id).await?;
     render(&WaitlistPage {
         layout: Layout::new(c, format!("Waitlist · {}", k.settings.name), "schedule")
             .with_flash(flash),

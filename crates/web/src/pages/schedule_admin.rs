@@ -62,7 +62,7 @@ pub struct SettingsPage {
 async fn clinic(state: &AppState, c: &Caller, id: &str) -> Result<store::org::Clinic, Error> {
     let id: ClinicId = page_id(id)?;
     c.require(Permission::ScheduleManage, id)?;
-    Ok(clinic::settings::record(&state, id).await?)
+    clinic::settings::record(state, id).await
 }
 
 async fn view(

@@ -633,7 +633,7 @@ async fn view(
             )
         })
         .collect();
-    let all = clinic::settings::clinics(&state, &c).await?;
+    let all = clinic::settings::clinics(state, c).await?;
     let done = match q.done.as_str() {
         "movement" => Some("Recorded in the ledger.".to_string()),
         "count" => Some("Count recorded.".to_string()),

@@ -142,7 +142,7 @@ async fn floor_view(
         Some(s) => page_id(s)?,
         None => mine[0],
     };
-    let all = clinic::settings::clinics(&state, &c).await?;
+    let all = clinic::settings::clinics(state, c).await?;
     let here = all.iter().find(|k| k.id == clinic).ok_or(Error::NotFound)?;
     let zone = here.settings.time_zone.clone();
     let cards = cards_of(uc::floor(state, c, clinic).await?, &zone, state.now());
@@ -173,7 +173,7 @@ async fn floor_view(
                 ));
             }
         }
-        for r in clinic::scheduling::resources(&state, clinic).await? {
+        for r in clinic::scheduling::resources(state, clinic).await? {
             if r.active && matches!(r.resource.kind, domain::scheduling::ResourceKind::Chair) {
                 chairs.push((r.resource.id.to_string(), r.resource.name.clone()));
             }
@@ -417,7 +417,7 @@ async fn chair_view(
     let v = uc::visit(state, c, id).await?;
     let e = &v.record.encounter;
     let clinic: ClinicId = e.clinic_id.parse().unwrap_or_default();
-    let zone = clinic::settings::record(&state, clinic)
+    let zone = clinic::settings::record(state, clinic)
         .await?
         .settings
         .time_zone;
