@@ -198,3 +198,27 @@ pub async fn export_csv(c: &Clinic, caller: &Caller, q: &Query) -> Result<Vec<u8
     }
     w.into_inner().map_err(|e| Error::Internal(e.to_string()))
 }
+
+/// Who opened one patient's record: the chart's access tab (the newest 100,
+/// at the clinic where the caller audits); the viewing is recorded.
+pub async fn patient_access(
+    c: &Clinic,
+    caller: &Caller,
+    clinic: domain::ids::ClinicId,
+    patient: &str,
+) -> Result<Vec<AuditRecord>, Error> {
+    caller.require(Permission::AuditRead, clinic)?;
+    let events = c
+        .store
+        .audit_events(&AuditFilter {
+            patient_id: Some(patient.to_string()),
+            clinics: vec![clinic.to_string()],
+            limit: 100,
+            ..Default::default()
+        })
+        .await?;
+    let mut ev = caller.patient_event(Action::AuditRead, Permission::AuditRead, clinic, patient);
+    ev.object_type = Some("audit_log".into());
+    c.store.audit(vec![ev]).await?;
+    Ok(events)
+}

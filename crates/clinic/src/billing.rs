@@ -1457,12 +1457,13 @@ pub async fn credit(
 /// Closes a package under the clinic's policy: the unused sessions at the
 /// price per session paid, less the clinic's refund fee, returned against
 /// the package's payments (newest first); never more than was paid.
+/// Returns the amount refunded and its currency.
 pub async fn refund_package(
     state: &Clinic,
     c: &Caller,
     package_id: &str,
     reason: &str,
-) -> Result<i64, Error> {
+) -> Result<(i64, String), Error> {
     let k = state
         .store
         .package(package_id.trim())
@@ -1532,7 +1533,7 @@ pub async fn refund_package(
         .store
         .refund_package(&k.id, k.used, &refunds, ev)
         .await?;
-    Ok(due - left)
+    Ok((due - left, k.currency))
 }
 
 // ---- A patient's account -----------------------------------------------------
@@ -2225,4 +2226,130 @@ pub async fn latest_estimate(state: &Clinic, patient: &str) -> Result<Option<Est
             .collect(),
         total: fmt_money(e.total, &e.currency),
     }))
+}
+
+/// A clinic's billing identity and currency, if set up (not patient data).
+pub async fn settings_of(state: &Clinic, p: &Place) -> Result<Option<BillingSettings>, Error> {
+    Ok(state.store.billing_settings(&p.id.to_string()).await?)
+}
+
+/// A clinic's offers, active or not (its price book, not patient data).
+pub async fn offers_of(state: &Clinic, clinic: &str) -> Result<Vec<StoredOffer>, Error> {
+    Ok(state.store.offers(clinic).await?)
+}
+
+/// A clinic's package and membership products.
+pub async fn products_of(state: &Clinic, clinic: &str) -> Result<Vec<PackageProduct>, Error> {
+    Ok(state.store.package_products(clinic).await?)
+}
+
+/// The visits since `from` that still need an invoice, each with the
+/// patient's name, audited when there are any.
+pub async fn to_invoice(
+    state: &Clinic,
+    c: &Caller,
+    p: &Place,
+    from: i64,
+) -> Result<Vec<(store::billing::VisitForBilling, String)>, Error> {
+    c.require(Permission::BillRead, p.id)?;
+    let here = p.id.to_string();
+    let pending: Vec<_> = state
+        .store
+        .visits_to_invoice(&here, from, i64::MAX)
+        .await?
+        .into_iter()
+        .filter(|v| {
+            v.status != "completed"
+                || Service::of_appointment(&v.type_code).is_some_and(|s| s != Service::Consultation)
+        })
+        .collect();
+    let mut names: std::collections::HashMap<String, String> = Default::default();
+    let mut out = Vec::with_capacity(pending.len());
+    for v in pending {
+        if !names.contains_key(&v.patient_id) {
+            if let Ok(pid) = v.patient_id.parse() {
+                if let Some(r) = state.store.patient(pid, &[p.id]).await? {
+                    names.insert(
+                        v.patient_id.clone(),
+                        format!("{} {}", r.details.given_name, r.details.family_name),
+                    );
+                }
+            }
+        }
+        let name = names.get(&v.patient_id).cloned().unwrap_or_default();
+        out.push((v, name));
+    }
+    if !out.is_empty() {
+        let mut ev = c.event(Action::BillRead);
+        ev.clinic_id = Some(here);
+        ev.detail = Some(format!("visits to invoice: {}", out.len()));
+        state.store.audit(vec![ev]).await?;
+    }
+    Ok(out)
+}
+
+/// A clinic's invoices since `from`, newest first, at most `limit`, each
+/// with its account (net and balance); audited with the patients listed.
+pub async fn recent_invoices(
+    state: &Clinic,
+    c: &Caller,
+    p: &Place,
+    from: i64,
+    limit: usize,
+) -> Result<Vec<(Invoice, domain::billing::Account)>, Error> {
+    c.require(Permission::BillRead, p.id)?;
+    let here = p.id.to_string();
+    let mut invs = state
+        .store
+        .invoices_of_clinic(&here, from, i64::MAX)
+        .await?;
+    invs.truncate(limit);
+    let ids: Vec<String> = invs.iter().map(|i| i.id.clone()).collect();
+    let lines = state.store.invoice_lines(&ids).await?;
+    let entries = state.store.billing_entries(&ids).await?;
+    let mut out = Vec::with_capacity(invs.len());
+    for inv in invs {
+        let l: Vec<_> = lines
+            .iter()
+            .filter(|l| l.invoice_id == inv.id)
+            .cloned()
+            .collect();
+        let e: Vec<_> = entries
+            .iter()
+            .filter(|e| e.invoice_id == inv.id)
+            .cloned()
+            .collect();
+        let (a, _) = account_of(&l, &e, &inv.currency)?;
+        out.push((inv, a));
+    }
+    if !out.is_empty() {
+        let mut patients: Vec<&str> = out.iter().map(|(i, _)| i.patient_id.as_str()).collect();
+        patients.sort_unstable();
+        patients.dedup();
+        let mut ev = c.event(Action::BillRead);
+        ev.clinic_id = Some(here);
+        ev.detail = Some(format!(
+            "recent invoices: {}; patients {}",
+            out.len(),
+            patients.join(",")
+        ));
+        state.store.audit(vec![ev]).await?;
+    }
+    Ok(out)
+}
+
+/// A patient's packages and memberships, for a caller who may bill them.
+pub async fn packages_of(state: &Clinic, c: &Caller, patient: &str) -> Result<Vec<Package>, Error> {
+    patient_in_reach(state, c, patient, Permission::BillRead).await?;
+    Ok(state.store.packages_of_patient(patient.trim()).await?)
+}
+
+/// The patient behind a billing account, for a caller who may bill them
+/// (the account's reading is the audited event).
+pub async fn account_holder(
+    state: &Clinic,
+    c: &Caller,
+    patient: &str,
+) -> Result<store::patients::PatientRecord, Error> {
+    patient_in_reach(state, c, patient, Permission::BillRead).await
 }

@@ -355,3 +355,23 @@ pub async fn convert(state: &Clinic, c: &Caller, id: LeadId) -> Result<PatientId
         .convert_lead(&lead, clinic.org_id, &details, user, ev)
         .await?)
 }
+
+/// How many leads are in each status at the clinics where the caller reads
+/// leads (counts, not patient data).
+pub async fn counts(state: &Clinic, c: &Caller) -> Result<Vec<(String, i64)>, Error> {
+    let clinics = c.require_any(Permission::LeadRead)?;
+    Ok(state.store.lead_counts(&clinics).await?)
+}
+
+/// The visit a lead booked through its result page, as a line for that page
+/// (the page's token is the patient's credential).
+pub async fn booked_visit(
+    state: &Clinic,
+    clinic: &ClinicRecord,
+    lead: &Lead,
+) -> Result<Option<store::scheduling::Appointment>, Error> {
+    let Some(a) = lead.appointment_id else {
+        return Ok(None);
+    };
+    Ok(state.store.appointment(a, &[clinic.id]).await?)
+}

@@ -161,11 +161,12 @@ impl Clinic {
     pub async fn ping(&self) -> Result<(), Error> {
         Ok(self.store.ping().await?)
     }
+}
 
-    /// The store, for the callers that still reach past the use cases while
-    /// they move here (issue #26). Not for new code.
-    #[doc(hidden)]
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
+/// The records use cases answer with: read-only rows of the store, by
+/// feature. Callers see the data; the store itself stays inside this crate.
+pub mod records {
+    pub use store::{
+        billing, instruments, leads, org, patients, pretreatment, scheduling, substances, treatment,
+    };
 }

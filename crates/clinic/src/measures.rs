@@ -594,3 +594,36 @@ pub async fn close_task(state: &Clinic, c: &Caller, id: TaskId, note: &str) -> R
         .await?
         .ok_or(Error::NotFound)
 }
+
+/// How many follow-up tasks are open at the clinics where the caller reads
+/// measures (a count).
+pub async fn open_task_count(state: &Clinic, c: &Caller) -> Result<i64, Error> {
+    let clinics = c.require_any(Permission::MeasureRead)?;
+    Ok(state.store.count_open_tasks(&clinics).await?)
+}
+
+/// A patient's follow-up tasks and their ten newest questionnaire links, for
+/// the measures page (whose reading of the scores is the audited event).
+pub async fn tasks_and_links(
+    state: &Clinic,
+    c: &Caller,
+    pid: PatientId,
+) -> Result<(Vec<store::instruments::Task>, Vec<store::instruments::Link>), Error> {
+    let clinics = c.require_any(Permission::MeasureRead)?;
+    if state.store.patient(pid, &clinics).await?.is_none() {
+        return Err(Error::NotFound);
+    }
+    let tasks = state.store.patient_tasks(pid).await?;
+    let mut links = state.store.links(pid).await?;
+    links.truncate(10);
+    Ok((tasks, links))
+}
+
+/// The questionnaire link a token names, if any (the token is the patient's
+/// credential; used after it was answered, to show the clinic's page).
+pub async fn link_by_token(
+    state: &Clinic,
+    token: &str,
+) -> Result<Option<store::instruments::Link>, Error> {
+    Ok(state.store.link_by_hash(&secret_hash(token)).await?)
+}

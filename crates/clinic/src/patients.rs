@@ -183,3 +183,21 @@ fn changed_fields(a: &PatientDetails, b: &PatientDetails) -> Vec<&'static str> {
         .map(|(n, _, _)| *n)
         .collect()
 }
+
+/// How many patients the clinics hold where the caller may read patients
+/// (a count, not patient data); `None` without that permission anywhere.
+pub async fn count(
+    state: &Clinic,
+    c: &Caller,
+    clinics: &[domain::ids::ClinicId],
+) -> Result<Option<i64>, Error> {
+    let mine: Vec<_> = clinics
+        .iter()
+        .copied()
+        .filter(|k| c.may(domain::auth::Permission::PatientRead, *k))
+        .collect();
+    if mine.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(state.store.count_patients(&mine).await?))
+}

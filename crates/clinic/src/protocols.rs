@@ -302,3 +302,11 @@ pub async fn origins(
         })
         .collect())
 }
+
+/// Whether the caller is a medical director (who approves protocol versions).
+pub async fn is_medical_director(state: &Clinic, c: &Caller) -> Result<bool, Error> {
+    let Some(u) = c.user_id() else {
+        return Ok(false);
+    };
+    Ok(state.store.user_summary(u).await?.medical_director)
+}

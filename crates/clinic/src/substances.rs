@@ -2552,3 +2552,29 @@ pub async fn counts(
     state.store.audit(vec![ev]).await?;
     Ok(out)
 }
+
+/// The organisation's controlled-substance products.
+pub async fn products(
+    state: &Clinic,
+    c: &Caller,
+) -> Result<Vec<store::substances::Product>, Error> {
+    c.require_any(Permission::CsRead)?;
+    Ok(state.store.cs_products(&c.org_id.to_string()).await?)
+}
+
+/// One loss or theft case at a location the caller reads.
+pub async fn case(state: &Clinic, c: &Caller, id: &str) -> Result<Case, Error> {
+    let locs = locations(state, c, Permission::CsRead).await?;
+    let k = state.store.cs_case(id).await?.ok_or(Error::NotFound)?;
+    if !locs.iter().any(|l| l.id.to_string() == k.clinic_id) {
+        return Err(Error::NotFound);
+    }
+    Ok(k)
+}
+
+/// The draws made for one dose order, for the visit's page (the visit's
+/// reading is the audited event).
+pub async fn draws_for_order(state: &Clinic, c: &Caller, order: &str) -> Result<Vec<Draw>, Error> {
+    c.require_any(Permission::EncounterRead)?;
+    Ok(state.store.cs_draws_for_order(order).await?)
+}

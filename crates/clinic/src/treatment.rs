@@ -2830,3 +2830,90 @@ pub async fn floor(state: &Clinic, c: &Caller, clinic: ClinicId) -> Result<Vec<C
     }
     Ok(cards)
 }
+
+// ---- For the floor's pages ----------------------------------------------------
+
+/// Today's visits at a clinic still to check in, for a caller who records
+/// visits there; audited with the patients listed.
+pub async fn to_check_in(
+    state: &Clinic,
+    c: &Caller,
+    clinic: ClinicId,
+) -> Result<Vec<store::scheduling::Appointment>, Error> {
+    c.require(Permission::EncounterRecord, clinic)?;
+    let from = start_of_today(state, clinic).await?;
+    let visits: Vec<_> = state
+        .store
+        .clinic_appointments(clinic, from, from + 24 * 60 * MINUTE)
+        .await?
+        .into_iter()
+        .filter(|a| {
+            matches!(a.status, store::scheduling::Status::Booked)
+                && a.series_role.as_deref() != Some("integration")
+        })
+        .collect();
+    crate::scheduling::audit_listing(state, c, clinic, "check-in list", &visits).await?;
+    Ok(visits)
+}
+
+/// The patient of a booked visit the caller is checking in.
+pub async fn patient_of_visit(
+    state: &Clinic,
+    c: &Caller,
+    visit: domain::ids::AppointmentId,
+) -> Result<PatientId, Error> {
+    let clinics = c.clinics_with(Permission::EncounterRecord);
+    match state.store.appointment(visit, &clinics).await? {
+        Some(a) => Ok(a.patient_id),
+        None => Err(Error::NotFound),
+    }
+}
+
+/// The clinic of an encounter, when the caller may record visits there.
+pub async fn clinic_of_encounter(
+    state: &Clinic,
+    c: &Caller,
+    id: &str,
+) -> Result<Option<String>, Error> {
+    let clinic = state.store.encounter(id).await?.map(|x| x.clinic_id);
+    Ok(clinic.filter(|k| {
+        k.parse::<ClinicId>()
+            .is_ok_and(|k| c.may(Permission::EncounterRecord, k))
+    }))
+}
+
+/// The active chairs of a clinic free for the patient's next visit by the
+/// route of their newest plan (an IV visit needs an IV-capable chair); none
+/// without a plan.
+pub async fn check_in_chairs(
+    state: &Clinic,
+    c: &Caller,
+    clinic: ClinicId,
+    patient: PatientId,
+) -> Result<Vec<store::scheduling::ResourceRecord>, Error> {
+    c.require(Permission::EncounterRecord, clinic)?;
+    let Some(plan) = state.store.plans(patient).await?.into_iter().next() else {
+        return Ok(vec![]);
+    };
+    let route = plan.route.as_str();
+    let chairs: Vec<_> = state
+        .store
+        .resources(clinic)
+        .await?
+        .into_iter()
+        .filter(|r| {
+            r.active
+                && matches!(r.resource.kind, domain::scheduling::ResourceKind::Chair)
+                && (route != "iv" || r.resource.caps.iv)
+        })
+        .collect();
+    let ids: Vec<String> = chairs.iter().map(|r| r.resource.id.to_string()).collect();
+    let busy = state.store.open_encounters_by_chair(&ids).await?;
+    Ok(chairs
+        .into_iter()
+        .filter(|r| {
+            let id = r.resource.id.to_string();
+            !busy.iter().any(|b| b.resource_id.as_deref() == Some(&id))
+        })
+        .collect())
+}

@@ -169,7 +169,7 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
         .user_id_by_username("nora.nurse")
         .await?
         .context("second nurse")?;
-    let side = Chairside::new(&state, clinic.id, (nina, nora, paul)).await?;
+    let side = Chairside::new(&state, store, clinic.id, (nina, nora, paul)).await?;
     for (k, (p, chair)) in patients.iter().zip(&chairs).enumerate() {
         crate::demo_pretreatment::make_ready(
             store,

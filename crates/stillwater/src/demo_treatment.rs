@@ -28,6 +28,8 @@ pub(crate) enum Stage {
 /// A nurse, a second nurse and a prescriber at work on the floor.
 pub(crate) struct Chairside<'a> {
     state: &'a Clinic,
+    /// The loader's own clock: it records past visits at their times.
+    store: &'a Store,
     nurse: Caller,
     /// Checks the doses the first nurse draws.
     checker: Caller,
@@ -40,6 +42,7 @@ pub(crate) struct Chairside<'a> {
 impl<'a> Chairside<'a> {
     pub(crate) async fn new(
         state: &'a Clinic,
+        store: &'a Store,
         clinic: domain::ids::ClinicId,
         (nurse, checker, prescriber): (UserId, UserId, UserId),
     ) -> anyhow::Result<Self> {
@@ -49,8 +52,7 @@ impl<'a> Chairside<'a> {
             .to_zoned(jiff::tz::TimeZone::UTC)
             .date()
             .to_string();
-        let stock = state
-            .store()
+        let stock = store
             .cs_balances(&[clinic.to_string()])
             .await?
             .into_iter()
@@ -61,6 +63,7 @@ impl<'a> Chairside<'a> {
             })?;
         Ok(Chairside {
             state,
+            store,
             nurse: caller(nurse).await.map_err(err)?,
             checker: caller(checker).await.map_err(err)?,
             prescriber: caller(prescriber).await.map_err(err)?,
@@ -108,7 +111,7 @@ impl<'a> Chairside<'a> {
         stage: Stage,
         k: i64,
     ) -> anyhow::Result<String> {
-        let clock = self.state.store().clock().clone();
+        let clock = self.store.clock().clone();
         let offset = clock.offset();
         let now = clock.now();
         let r = self
@@ -405,7 +408,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
     let state = clinic::Clinic::new(store.clone(), clinic::Config::default())
         .with_protocols(protocols.clone(), vec![])
         .with_instruments(registry.clone());
-    let side = Chairside::new(&state, clinic.id, (nina, nora, paul)).await?;
+    let side = Chairside::new(&state, store, clinic.id, (nina, nora, paul)).await?;
     let resources = store.resources(clinic.id).await?;
     let chair = |name: &str| {
         resources

@@ -7,13 +7,13 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use clinic::records::patients::PatientRecord;
 use domain::audit::Action;
 use domain::auth::{Permission, Principal};
 use domain::ids::{ClinicId, PatientId};
 use domain::patients::PatientInput;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
-use store::patients::PatientRecord;
 
 use crate::auth::ApiCaller;
 use crate::error::{ApiError, Error};

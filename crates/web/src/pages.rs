@@ -10,6 +10,8 @@ use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use clinic::records::org::Clinic;
+use clinic::records::patients::PatientRecord;
 use domain::audit::Action;
 use domain::auth::{Permission, Role};
 use domain::clinics::{summarize_hours, ClinicSettings, ClinicSettingsInput, WEEKDAY_NAMES};
@@ -18,8 +20,6 @@ use domain::patients::{PatientInput, SEX_AT_BIRTH};
 use domain::time::format_in_zone;
 use domain::FieldError;
 use serde::Deserialize;
-use store::org::Clinic;
-use store::patients::PatientRecord;
 
 use crate::auth::{
     constant_time_eq, cookie_value, new_totp, random_token, read_form, set_cookie, Caller, Staff,
@@ -245,14 +245,8 @@ async fn home(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
                 .collect(),
             _ => vec![],
         };
-        let patients = if c.may(Permission::PatientRead, id) {
-            state.store().count_patients(&[id]).await?
-        } else {
-            -1
-        };
-        let closures: Vec<_> = state
-            .store()
-            .closures(id)
+        let patients = patients::count(&state, &c, &[id]).await?.unwrap_or(-1);
+        let closures: Vec<_> = clinic::settings::closures(&state, id)
             .await?
             .into_iter()
             .map(|x| x.closed_on)
@@ -265,19 +259,15 @@ async fn home(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
             state.now(),
         ));
     }
-    let measure_clinics = c.clinics_with(Permission::MeasureRead);
-    let open_tasks = if measure_clinics.is_empty() {
+    let open_tasks = if c.clinics_with(Permission::MeasureRead).is_empty() {
         -1
     } else {
-        state.store().count_open_tasks(&measure_clinics).await?
+        clinic::measures::open_task_count(&state, &c).await?
     };
-    let lead_clinics = c.clinics_with(Permission::LeadRead);
-    let new_leads = if lead_clinics.is_empty() {
+    let new_leads = if c.clinics_with(Permission::LeadRead).is_empty() {
         -1
     } else {
-        state
-            .store()
-            .lead_counts(&lead_clinics)
+        clinic::leads::counts(&state, &c)
             .await?
             .into_iter()
             .find(|(s, _)| s == "new")
@@ -411,7 +401,7 @@ async fn patients_page(
         rows: patient_rows(&found, &names, state.now()),
         q,
         searched,
-        total: state.store().count_patients(&clinics).await?,
+        total: patients::count(&state, &c, &clinics).await?.unwrap_or(0),
         can_create: !c.clinics_with(Permission::PatientCreate).is_empty(),
     };
     render(&page)
@@ -727,34 +717,28 @@ async fn chart_common(
         tabs: ChartTabs::new(c, p.id, p.clinic_id, tab),
         can_edit: c.may(Permission::PatientEdit, p.clinic_id),
         can_book: c.may(Permission::ScheduleBook, p.clinic_id),
-        visits: if c.may(Permission::ScheduleRead, p.clinic_id) {
-            state
-                .store()
-                .patient_appointments(p.id, &[p.clinic_id])
-                .await?
-                .iter()
-                .map(|a| {
-                    (
-                        a.id.to_string(),
-                        format_in_zone(a.starts_at, &k.settings.time_zone),
-                        if a.self_booked {
-                            format!("{} (booked by the patient)", a.type_name)
-                        } else {
-                            a.type_name.clone()
-                        },
-                        a.status.label().to_string(),
-                        match a.status {
-                            store::scheduling::Status::Cancelled
-                            | store::scheduling::Status::NoShow => "off",
-                            store::scheduling::Status::Completed => "ok",
-                            _ => "",
-                        },
-                    )
-                })
-                .collect()
-        } else {
-            vec![]
-        },
+        visits: clinic::scheduling::visits_on_chart(state, c, &p)
+            .await?
+            .iter()
+            .map(|a| {
+                (
+                    a.id.to_string(),
+                    format_in_zone(a.starts_at, &k.settings.time_zone),
+                    if a.self_booked {
+                        format!("{} (booked by the patient)", a.type_name)
+                    } else {
+                        a.type_name.clone()
+                    },
+                    a.status.label().to_string(),
+                    match a.status {
+                        clinic::records::scheduling::Status::Cancelled
+                        | clinic::records::scheduling::Status::NoShow => "off",
+                        clinic::records::scheduling::Status::Completed => "ok",
+                        _ => "",
+                    },
+                )
+            })
+            .collect(),
         sessions: vec![],
         administrations: vec![],
         check_in_chairs: vec![],
@@ -890,24 +874,10 @@ async fn chart(
             })
             .collect();
     }
-    let plan = state.store().plans(pid).await?.into_iter().next();
-    if let Some(plan) = plan.filter(|_| !open && c.may(Permission::EncounterRecord, k.id)) {
-        let chairs: Vec<_> = clinic::scheduling::resources(&state, k.id)
-            .await?
-            .into_iter()
-            .filter(|r| {
-                r.active
-                    && matches!(r.resource.kind, domain::scheduling::ResourceKind::Chair)
-                    && (plan.route != "iv" || r.resource.caps.iv)
-            })
-            .collect();
-        let ids: Vec<String> = chairs.iter().map(|r| r.resource.id.to_string()).collect();
-        let busy = state.store().open_encounters_by_chair(&ids).await?;
-        for r in chairs {
-            let id = r.resource.id.to_string();
-            if !busy.iter().any(|b| b.resource_id.as_deref() == Some(&id)) {
-                page.check_in_chairs.push((id, r.resource.name.clone()));
-            }
+    if !open && c.may(Permission::EncounterRecord, k.id) {
+        for r in clinic::treatment::check_in_chairs(&state, &c, k.id, pid).await? {
+            page.check_in_chairs
+                .push((r.resource.id.to_string(), r.resource.name.clone()));
         }
     }
     render(&page)
@@ -920,19 +890,7 @@ async fn chart_access(
 ) -> PageResult {
     let (mut page, k) = chart_common(&state, &c, &id, "access").await?;
     let clinic = k.id;
-    c.require(Permission::AuditRead, clinic)?;
-    let events = state
-        .store()
-        .audit_events(&store::audit::AuditFilter {
-            patient_id: Some(page.id.clone()),
-            clinics: vec![clinic.to_string()],
-            limit: 100,
-            ..Default::default()
-        })
-        .await?;
-    let mut ev = c.patient_event(Action::AuditRead, Permission::AuditRead, clinic, &page.id);
-    ev.object_type = Some("audit_log".into());
-    state.store().audit(vec![ev]).await?;
+    let events = audit_log::patient_access(&state, &c, clinic, &page.id).await?;
     let tz = k.settings.time_zone;
     page.access = events
         .into_iter()

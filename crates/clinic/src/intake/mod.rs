@@ -911,3 +911,50 @@ pub async fn plans(state: &Clinic, c: &Caller, pid: PatientId) -> Result<Vec<Sto
     read_checked(state, c, pid, Action::PlanRead, "treatment_plan").await?;
     Ok(state.store.plans(pid).await?)
 }
+
+/// A patient's assessment parts, for a chart view whose reading is the
+/// audited event.
+pub async fn assessment_parts(
+    state: &Clinic,
+    c: &Caller,
+    pid: PatientId,
+) -> Result<Vec<store::pretreatment::AssessmentPart>, Error> {
+    patient_of(
+        state,
+        c,
+        Permission::MeasureRead,
+        pid,
+        Action::AssessmentRead,
+    )
+    .await?;
+    Ok(state.store.assessment_parts(pid).await?)
+}
+
+/// A patient's questionnaire scores over time, for the assessment view.
+pub async fn score_history(
+    state: &Clinic,
+    c: &Caller,
+    pid: PatientId,
+) -> Result<Vec<store::instruments::ScorePoint>, Error> {
+    patient_of(
+        state,
+        c,
+        Permission::MeasureRead,
+        pid,
+        Action::AssessmentRead,
+    )
+    .await?;
+    Ok(state.store.score_history(pid).await?)
+}
+
+/// The assessment or consent link a token names, if any (the token is the
+/// patient's credential).
+pub async fn link_by_token(
+    state: &Clinic,
+    token: &str,
+) -> Result<Option<store::pretreatment::PatientLink>, Error> {
+    Ok(state
+        .store
+        .patient_link_by_hash(&secret_hash(token))
+        .await?)
+}

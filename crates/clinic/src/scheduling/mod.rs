@@ -1202,3 +1202,19 @@ pub async fn remove_from_waitlist(
         .close_waitlist(clinic, entry, "removed", ev)
         .await?)
 }
+
+/// A patient's visits at their clinic, for the chart (whose reading is the
+/// audited event); empty for a caller who does not see the schedule there.
+pub async fn visits_on_chart(
+    state: &Clinic,
+    caller: &Caller,
+    patient: &store::patients::PatientRecord,
+) -> Result<Vec<Appointment>, Error> {
+    if !caller.may(Permission::ScheduleRead, patient.clinic_id) {
+        return Ok(vec![]);
+    }
+    Ok(state
+        .store
+        .patient_appointments(patient.id, &[patient.clinic_id])
+        .await?)
+}

@@ -93,7 +93,7 @@ async fn offers(
 ) -> ApiResult {
     let q: ClinicQ = query(&req)?;
     let p = uc::place(&state, &c, Permission::BillRead, &q.clinic_id).await?;
-    let list = state.store().offers(&p.id.to_string()).await?;
+    let list = uc::offers_of(&state, &p.id.to_string()).await?;
     let out: Vec<Value> = list
         .iter()
         .map(|o| {
@@ -117,7 +117,7 @@ async fn add_offer(
     Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
 }
 
-fn package_json(k: &store::billing::Package) -> Value {
+fn package_json(k: &clinic::records::billing::Package) -> Value {
     json!({
         "id": k.id, "patient_id": k.patient_id, "name": k.name, "service": k.service, "sessions": k.sessions,
         "used": k.used, "left": k.left(), "price": money(k.price_minor, &k.currency), "invoice_id": k.invoice_id,
@@ -133,7 +133,7 @@ async fn packages(
     let q: ClinicQ = query(&req)?;
     if q.patient_id.trim().is_empty() {
         let p = uc::place(&state, &c, Permission::BillRead, &q.clinic_id).await?;
-        let products = state.store().package_products(&p.id.to_string()).await?;
+        let products = uc::products_of(&state, &p.id.to_string()).await?;
         let out: Vec<Value> = products
             .iter()
             .map(|k| json!({"id": k.id, "name": k.name, "service": k.service, "sessions": k.sessions,
@@ -189,9 +189,7 @@ async fn refund_package(
     JsonObject(body): JsonObject,
 ) -> ApiResult {
     let i: ReasonInput = typed(Value::Object(body))?;
-    let k = state.store().package(&id).await?;
-    let minor = uc::refund_package(&state, &c, &id, &i.reason).await?;
-    let cur = k.map(|k| k.currency).unwrap_or_default();
+    let (minor, cur) = uc::refund_package(&state, &c, &id, &i.reason).await?;
     Ok(Json(json!({"refunded": money(minor, &cur)})).into_response())
 }
 
@@ -443,7 +441,7 @@ async fn superbill(
         .into_response())
 }
 
-fn estimate_json(s: &store::billing::StoredEstimate) -> Result<Value, Error> {
+fn estimate_json(s: &clinic::records::billing::StoredEstimate) -> Result<Value, Error> {
     let (i, e) = uc::estimate_of(s)?;
     let line = |l: &domain::billing::EstimateLine| json!({"words": l.words, "quantity": l.quantity, "unit": money(l.unit_minor, &e.currency), "amount": money(l.minor, &e.currency)});
     Ok(json!({

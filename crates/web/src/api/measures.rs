@@ -9,13 +9,13 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use clinic::records::instruments::{Response as Stored, Source};
+use clinic::records::leads::Lead;
 use domain::ids::{AppointmentId, LeadId, PatientId};
 use domain::instruments::Instrument;
 use domain::leads::{AssessmentInput, LeadStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use store::instruments::{Response as Stored, Source};
-use store::leads::Lead;
 
 use super::{api_id, typed, ApiResult, JsonObject, Params};
 use crate::auth::ApiCaller;

@@ -6,6 +6,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use clinic::records::scheduling::Appointment;
 use domain::auth::Permission;
 use domain::ids::{AppointmentId, ClinicId, PatientId, ResourceId, UserId};
 use domain::scheduling::{
@@ -15,7 +16,6 @@ use domain::FieldError;
 use jiff::civil::Date;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use store::scheduling::Appointment;
 
 use super::{api_id, typed, ApiResult, JsonObject, Params};
 use crate::auth::ApiCaller;

@@ -39,15 +39,14 @@ fn amount(ul: i64, strength: i64) -> Value {
 }
 
 async fn products(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResult {
-    c.require_any(domain::auth::Permission::CsRead)?;
-    let list = state.store().cs_products(&c.org_id.to_string()).await?;
+    let list = uc::products(&state, &c).await?;
     Ok(
         Json(json!({"products": list.iter().map(product_json).collect::<Vec<_>>()}))
             .into_response(),
     )
 }
 
-fn product_json(p: &store::substances::Product) -> Value {
+fn product_json(p: &clinic::records::substances::Product) -> Value {
     json!({
         "id": p.id, "name": p.name, "ndc": p.ndc, "form": p.form,
         "strength_mg_per_ml": p.strength_mg_per_ml, "container": fmt_ml(p.container_ul), "container_ul": p.container_ul,
@@ -85,7 +84,7 @@ async fn lots(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> ApiResu
     Ok(Json(json!({"lots": out})).into_response())
 }
 
-fn entry_json(r: &store::substances::LedgerRow) -> Result<Value, Error> {
+fn entry_json(r: &clinic::records::substances::LedgerRow) -> Result<Value, Error> {
     Ok(json!({
         "seq": r.seq, "id": r.id, "at": domain::time::to_timestamp(r.at).to_string(), "clinic_id": r.clinic_id,
         "kind": r.kind, "lot_id": r.lot_id, "lot_number": r.lot_number, "product": r.product_name, "ndc": r.ndc,
@@ -238,8 +237,8 @@ async fn open_draws(State(state): State<AppState>, ApiCaller(c): ApiCaller) -> A
 }
 
 fn count_json(
-    k: &store::substances::Count,
-    lines: &[store::substances::CountLine],
+    k: &clinic::records::substances::Count,
+    lines: &[clinic::records::substances::CountLine],
     cases: &[String],
 ) -> Value {
     json!({
@@ -279,7 +278,7 @@ async fn count(
         .into_response())
 }
 
-fn inventory_json(i: &store::substances::Inventory) -> Result<Value, Error> {
+fn inventory_json(i: &clinic::records::substances::Inventory) -> Result<Value, Error> {
     Ok(json!({
         "id": i.id, "clinic_id": i.clinic_id, "kind": i.kind, "taken_on": i.taken_on, "business": i.business,
         "taken_by": i.taken_by, "lines": stored::<Value>("inventory lines", &i.lines)?,
@@ -314,7 +313,7 @@ async fn inventory_pdf(
     Ok(([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response())
 }
 
-pub(crate) fn case_json(k: &store::substances::Case) -> Result<Value, Error> {
+pub(crate) fn case_json(k: &clinic::records::substances::Case) -> Result<Value, Error> {
     let clock = k.discovered_on.parse().ok().map(loss_clock);
     let strength = k.strength_mg_per_ml.unwrap_or(1);
     Ok(json!({
@@ -344,7 +343,7 @@ async fn open_case(
 ) -> ApiResult {
     let input: uc::CaseInput = typed(Value::Object(body))?;
     let id = uc::open_case(&state, &c, input).await?;
-    let k = state.store().cs_case(&id).await?.ok_or(Error::NotFound)?;
+    let k = uc::case(&state, &c, &id).await?;
     Ok((StatusCode::CREATED, Json(case_json(&k)?)).into_response())
 }
 

@@ -104,7 +104,7 @@ struct BillingPage {
     ageing_bars: Vec<Bar>,
     outstanding: Vec<(String, String, String, i64, String)>,
     // setup
-    settings: Option<store::billing::BillingSettings>,
+    settings: Option<clinic::records::billing::BillingSettings>,
     prices: Vec<(String, String, String)>,
     price_from: String,
     price_lists: Vec<String>,
@@ -146,7 +146,7 @@ async fn view(
         _ => "today".to_string(),
     };
     let mut error = error;
-    let settings = state.store().billing_settings(&here).await?;
+    let settings = uc::settings_of(state, &p).await?;
     let currency = settings
         .as_ref()
         .map(|s| s.currency.clone())
@@ -224,35 +224,14 @@ async fn view(
                     .checked_sub(jiff::Span::new().days(30))
                     .unwrap_or(p.today()),
             );
-            let pending = state
-                .store()
-                .visits_to_invoice(&here, from, i64::MAX)
-                .await?;
-            let mut names = std::collections::HashMap::new();
-            for v in &pending {
-                if !names.contains_key(&v.patient_id) {
-                    if let Ok(pid) = v.patient_id.parse() {
-                        if let Some(r) = state.store().patient(pid, &[p.id]).await? {
-                            names.insert(
-                                v.patient_id.clone(),
-                                format!("{} {}", r.details.given_name, r.details.family_name),
-                            );
-                        }
-                    }
-                }
-            }
-            page.to_invoice = pending
-                .iter()
-                .filter(|v| {
-                    v.status != "completed"
-                        || Service::of_appointment(&v.type_code)
-                            .is_some_and(|s| s != Service::Consultation)
-                })
-                .map(|v| {
+            page.to_invoice = uc::to_invoice(state, c, &p, from)
+                .await?
+                .into_iter()
+                .map(|(v, name)| {
                     (
                         v.appointment_id.clone(),
                         p.when(v.starts_at),
-                        names.get(&v.patient_id).cloned().unwrap_or_default(),
+                        name,
                         v.type_name.clone(),
                         match v.status.as_str() {
                             "no_show" => "missed".into(),
@@ -262,36 +241,12 @@ async fn view(
                     )
                 })
                 .collect();
-            if !page.to_invoice.is_empty() {
-                let mut ev = c.event(domain::audit::Action::BillRead);
-                ev.clinic_id = Some(here.clone());
-                ev.detail = Some(format!("visits to invoice: {}", page.to_invoice.len()));
-                state.store().audit(vec![ev]).await?;
-            }
             let week = p.start_of(
                 p.today()
                     .checked_sub(jiff::Span::new().days(7))
                     .unwrap_or(p.today()),
             );
-            let invs = state
-                .store()
-                .invoices_of_clinic(&here, week, i64::MAX)
-                .await?;
-            let ids: Vec<String> = invs.iter().map(|i| i.id.clone()).collect();
-            let lines = state.store().invoice_lines(&ids).await?;
-            let entries = state.store().billing_entries(&ids).await?;
-            for inv in invs.iter().take(40) {
-                let l: Vec<_> = lines
-                    .iter()
-                    .filter(|l| l.invoice_id == inv.id)
-                    .cloned()
-                    .collect();
-                let e: Vec<_> = entries
-                    .iter()
-                    .filter(|e| e.invoice_id == inv.id)
-                    .cloned()
-                    .collect();
-                let (a, _) = store::billing::account_of(&l, &e, &inv.currency)?;
+            for (inv, a) in uc::recent_invoices(state, c, &p, week, 40).await? {
                 page.recent.push((
                     inv.id.clone(),
                     inv.number.clone(),
@@ -383,7 +338,7 @@ async fn view(
                     (s.as_str().to_string(), s.label().to_string(), v)
                 })
                 .collect();
-            for o in state.store().offers(&here).await? {
+            for o in uc::offers_of(state, &here).await? {
                 let rules = uc::offer_of(&o)
                     .map(|x| {
                         x.rules
@@ -408,9 +363,7 @@ async fn view(
                 );
                 page.offers.push((o.id, o.name, rules, when, o.active));
             }
-            page.products = state
-                .store()
-                .package_products(&here)
+            page.products = uc::products_of(state, &here)
                 .await?
                 .iter()
                 .map(|k| {
@@ -640,10 +593,11 @@ async fn invoice_view(
     let v = uc::invoice(state, c, id).await?;
     let cur = v.invoice.currency.clone();
     let clinic: domain::ids::ClinicId = v.invoice.clinic_id.parse().map_err(|_| Error::NotFound)?;
-    let zone = state.store().clinic(clinic).await?.settings.time_zone;
-    let packages = state
-        .store()
-        .packages_of_patient(&v.invoice.patient_id)
+    let zone = clinic::settings::record(state, clinic)
+        .await?
+        .settings
+        .time_zone;
+    let packages = uc::packages_of(state, c, &v.invoice.patient_id)
         .await?
         .into_iter()
         .filter(|k| {
@@ -895,16 +849,9 @@ async fn account_view(
 ) -> PageResult {
     let a = uc::account(state, c, id).await?;
     let clinic: domain::ids::ClinicId = a.clinic_id.parse().map_err(|_| Error::NotFound)?;
-    let pid: domain::ids::PatientId = id.parse().map_err(|_| Error::NotFound)?;
-    let rec = state
-        .store()
-        .patient(pid, &[clinic])
-        .await?
-        .ok_or(Error::NotFound)?;
+    let rec = uc::account_holder(state, c, id).await?;
     let p = uc::place(state, c, Permission::BillRead, &a.clinic_id).await?;
-    let (monthly, one_off): (Vec<_>, Vec<_>) = state
-        .store()
-        .package_products(&a.clinic_id)
+    let (monthly, one_off): (Vec<_>, Vec<_>) = uc::products_of(state, &a.clinic_id)
         .await?
         .into_iter()
         .filter(|k| k.active)

@@ -10,12 +10,12 @@ use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use clinic::records::org::Clinic;
 use domain::clinics::summarize_hours;
 use domain::instruments::Instrument;
 use domain::leads::{AssessmentInput, Outcome, CONDITIONS, EXCLUSIONS, OTHER_HELP, TREATMENTS};
 use domain::FieldError;
 use jiff::tz::TimeZone;
-use store::org::Clinic;
 
 use super::{render, see_other, PageResult};
 use crate::auth::{read_form, Posted};
@@ -347,14 +347,9 @@ async fn result_view(
             .strftime("%A %B %-d at %-I:%M %p")
             .to_string()
     };
-    let booked = match lead.appointment_id {
-        Some(a) => state
-            .store()
-            .appointment(a, &[c.id])
-            .await?
-            .map(|a| format!("{}: {}", a.type_name, when(a.starts_at))),
-        None => None,
-    };
+    let booked = clinic::leads::booked_visit(state, c, &lead)
+        .await?
+        .map(|a| format!("{}: {}", a.type_name, when(a.starts_at)));
     let fresh = state.now() - lead.created_at < clinic::leads::BOOKING_DAYS * 86_400_000_000;
     let can_book = booked.is_none() && fresh && outcome != Outcome::NotRight;
     let (mut days, mut type_name) = (vec![], String::new());
@@ -550,10 +545,7 @@ async fn link_submit(
     };
     match result {
         Ok(Ok((scored, inst))) => {
-            let link = state
-                .store()
-                .link_by_hash(&crate::auth::secret_hash(&token))
-                .await?;
+            let link = clinic::measures::link_by_token(&state, &token).await?;
             let c = match link {
                 Some(l) => link_clinic(&state, l.clinic_id).await?,
                 None => return problem_page(LinkProblem::Invalid),

@@ -9,6 +9,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::Router;
+use clinic::records::instruments::{Source, Task};
 use domain::auth::Permission;
 use domain::ids::{LeadId, PatientId, TaskId};
 use domain::instruments::{Instrument, Rater};
@@ -16,7 +17,6 @@ use domain::leads::{LeadStatus, CONDITIONS, EXCLUSIONS, TREATMENTS};
 use domain::time::format_in_zone;
 use domain::FieldError;
 use serde::Deserialize;
-use store::instruments::{Source, Task};
 
 use super::front::{answers_from, item_views, ItemView};
 use super::schedule::{fixable, notice};
@@ -113,7 +113,7 @@ async fn leads_page(
     };
     let leads = clinic::leads::list(&state, &c, status, 200).await?;
     let clinics = c.clinics_with(Permission::LeadRead);
-    let counts = state.store().lead_counts(&clinics).await?;
+    let counts = clinic::leads::counts(&state, &c).await?;
     let count = |s: &str| {
         counts
             .iter()
@@ -645,13 +645,9 @@ async fn measures_view(
             )
         })
         .collect();
-    let tasks = state.store().patient_tasks(pid).await?;
-    let links = state
-        .store()
-        .links(pid)
-        .await?
+    let (tasks, links) = clinic::measures::tasks_and_links(state, c, pid).await?;
+    let links = links
         .into_iter()
-        .take(10)
         .map(|l| {
             let status = match l.used_at {
                 Some(u) => format!("answered {}", when(u, &tz)),

@@ -10,10 +10,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use clinic::records::org::Clinic;
 use domain::ids::{AppointmentId, PatientId};
 use jiff::tz::TimeZone;
 use serde::Deserialize;
-use store::org::Clinic;
 
 use super::front::PublicFrame;
 use super::schedule::fixable;
@@ -255,8 +255,12 @@ struct HomePage {
     charts: Vec<super::measures::Chart>,
 }
 
-fn row(tz: &TimeZone, a: &store::scheduling::Appointment, why: Option<String>) -> VisitRow {
-    use store::scheduling::Status;
+fn row(
+    tz: &TimeZone,
+    a: &clinic::records::scheduling::Appointment,
+    why: Option<String>,
+) -> VisitRow {
+    use clinic::records::scheduling::Status;
     VisitRow {
         id: a.id.to_string(),
         day: when(tz, a.starts_at, "%A %B %-d, %Y"),

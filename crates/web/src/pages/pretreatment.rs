@@ -98,7 +98,7 @@ async fn head(
     (
         ChartHead,
         PatientId,
-        store::patients::PatientRecord,
+        clinic::records::patients::PatientRecord,
         uc::Status,
         String,
     ),
@@ -179,10 +179,10 @@ async fn assessment_view(
     flash: Option<String>,
 ) -> PageResult {
     let (h, pid, p, _, tz) = head(state, c, id, "assessment").await?;
-    let asmt = uc::latest_parts(state.store().assessment_parts(pid).await?)?;
+    let asmt = uc::latest_parts(uc::assessment_parts(state, c, pid).await?)?;
     let pp = asmt.patient.as_ref().map(|x| &x.0);
     let kp = asmt.clinical.as_ref().map(|x| &x.0);
-    let when = |m: &store::pretreatment::AssessmentPart| {
+    let when = |m: &clinic::records::pretreatment::AssessmentPart| {
         format!(
             "version {}, {} by {}",
             m.version,
@@ -259,7 +259,7 @@ async fn assessment_view(
             )
         })
         .collect();
-    let responses = state.store().score_history(pid).await?;
+    let responses = uc::score_history(state, c, pid).await?;
     let instruments = a::baseline_instruments(pp)
         .into_iter()
         .map(|(i, why)| {
@@ -775,7 +775,7 @@ pub struct DocView {
     pub witness_required: bool,
 }
 
-fn doc_view(d: &store::pretreatment::ConsentDocument) -> DocView {
+fn doc_view(d: &clinic::records::pretreatment::ConsentDocument) -> DocView {
     let parsed = domain::consent::Document::parse(&d.source).ok();
     DocView {
         title: d.title.clone(),
@@ -956,7 +956,7 @@ async fn plan_view(
     let (h, pid, p, s, tz) = head(state, c, id, "plan").await?;
     let plans = &s.plans;
     // The anxiety profile is shown beside the plan (read under plan.read).
-    let asmt = uc::latest_parts(state.store().assessment_parts(pid).await?)?;
+    let asmt = uc::latest_parts(uc::assessment_parts(state, c, pid).await?)?;
     let pp = asmt.patient.as_ref().map(|x| &x.0);
     let anxiety = pp.map(|p| p.anxiety.clone()).unwrap_or_default();
     let (sugg_mod, sugg_why) = pp
@@ -1204,7 +1204,7 @@ fn problem(p: LinkProblem) -> PageResult {
 }
 
 fn form_of(
-    clinic: &store::org::Clinic,
+    clinic: &clinic::records::org::Clinic,
     token: &str,
     f: &Posted,
     errors: Vec<FieldError>,
@@ -1455,10 +1455,7 @@ async fn link_sign_submit(
     let typed = input.typed_name.clone();
     match uc::sign_through_link(&state, &meta, &token, input).await {
         Ok(Ok(_)) => {
-            let l = state
-                .store()
-                .patient_link_by_hash(&crate::auth::secret_hash(&token))
-                .await?;
+            let l = uc::link_by_token(&state, &token).await?;
             let clinic: ClinicId = l
                 .map(|l| l.clinic_id)
                 .unwrap_or_default()

@@ -178,8 +178,8 @@ async fn view(
         .collect();
     let me = c.user_id();
     let can_approve = match me {
-        Some(u) if c.require_any(Permission::DoseOrder).is_ok() => {
-            state.store().user_summary(u).await?.medical_director
+        Some(_) if c.require_any(Permission::DoseOrder).is_ok() => {
+            clinic::protocols::is_medical_director(state, c).await?
         }
         _ => false,
     };

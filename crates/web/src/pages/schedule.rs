@@ -7,14 +7,14 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::Router;
+use clinic::records::org::Clinic;
+use clinic::records::scheduling::{Appointment, Status};
 use domain::auth::Permission;
 use domain::ids::{AppointmentId, ClinicId, PatientId, ResourceId, UserId};
 use domain::scheduling::{CourseKind, CourseSpec, Preferences, VisitPlan};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
-use store::org::Clinic;
-use store::scheduling::{Appointment, Status};
 
 use super::{page_id, render, see_other, PageQuery, PageResult};
 use crate::auth::{Caller, Staff, StaffForm};
@@ -817,7 +817,7 @@ async fn patient_clinic(
     state: &AppState,
     c: &Caller,
     id: &str,
-) -> Result<(store::patients::PatientRecord, Clinic, TimeZone), Error> {
+) -> Result<(clinic::records::patients::PatientRecord, Clinic, TimeZone), Error> {
     let pid: PatientId = page_id(id)?;
     let p = clinic::patients::read(state, c, pid).await?;
     c.require(Permission::ScheduleBook, p.clinic_id)?;

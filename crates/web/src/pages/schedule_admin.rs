@@ -59,7 +59,11 @@ pub struct SettingsPage {
     pub error: Option<String>,
 }
 
-async fn clinic(state: &AppState, c: &Caller, id: &str) -> Result<store::org::Clinic, Error> {
+async fn clinic(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+) -> Result<clinic::records::org::Clinic, Error> {
     let id: ClinicId = page_id(id)?;
     c.require(Permission::ScheduleManage, id)?;
     clinic::settings::record(state, id).await

@@ -250,7 +250,7 @@ async fn view(
         q.from.clone()
     };
 
-    let balances_here: Vec<&store::substances::Balance> =
+    let balances_here: Vec<&clinic::records::substances::Balance> =
         o.balances.iter().filter(|b| b.clinic_id == here).collect();
     let top = balances_here
         .iter()
@@ -323,7 +323,7 @@ async fn view(
         .collect();
     // Lots with stock, for the forms; expired ones are never drawn from.
     let today_text = today.to_string();
-    let option = |b: &&store::substances::Balance| {
+    let option = |b: &&clinic::records::substances::Balance| {
         (
             b.lot_id.clone(),
             format!(
@@ -420,7 +420,8 @@ async fn view(
         }
     }
     let count_row =
-        |k: store::substances::Count, lines: Vec<store::substances::CountLine>| CountRow {
+        |k: clinic::records::substances::Count,
+         lines: Vec<clinic::records::substances::CountLine>| CountRow {
             at: loc.when(k.counted_at),
             by: k.counted_by,
             lines: lines

@@ -152,26 +152,17 @@ async fn floor_view(
     let can_check_in = c.may(Permission::EncounterRecord, clinic);
     let (mut visits, mut chairs) = (Vec::new(), Vec::new());
     if can_check_in {
-        let from = uc::start_of_today(state, clinic).await?;
-        for a in state
-            .store()
-            .clinic_appointments(clinic, from, from + 24 * 60 * MINUTE)
-            .await?
-        {
-            if matches!(a.status, store::scheduling::Status::Booked)
-                && a.series_role.as_deref() != Some("integration")
-            {
-                visits.push((
-                    a.id.to_string(),
-                    format!(
-                        "{} {} {}, {}",
-                        clock(a.starts_at, &zone),
-                        a.patient_given,
-                        a.patient_family,
-                        a.type_name
-                    ),
-                ));
-            }
+        for a in uc::to_check_in(state, c, clinic).await? {
+            visits.push((
+                a.id.to_string(),
+                format!(
+                    "{} {} {}, {}",
+                    clock(a.starts_at, &zone),
+                    a.patient_given,
+                    a.patient_family,
+                    a.type_name
+                ),
+            ));
         }
         for r in clinic::scheduling::resources(state, clinic).await? {
             if r.active && matches!(r.resource.kind, domain::scheduling::ResourceKind::Chair) {
@@ -231,11 +222,9 @@ async fn check_in_submit(State(state): State<AppState>, f: StaffForm) -> PageRes
         )
         .await;
     };
-    let clinics = f.caller.clinics_with(Permission::EncounterRecord);
-    let pid = match state.store().appointment(aid, &clinics).await? {
-        Some(a) => a.patient_id.to_string(),
-        None => return Err(Error::NotFound.into()),
-    };
+    let pid = uc::patient_of_visit(&state, &f.caller, aid)
+        .await?
+        .to_string();
     let input = uc::CheckIn {
         patient_id: pid,
         appointment_id: Some(appointment),
@@ -370,7 +359,7 @@ fn chart(v: &uc::Visit, zone: &str) -> Chart {
         .max(from + 30 * MINUTE);
     let x = |t: i64| ((t - from) as f64 / (to - from) as f64 * 600.0).clamp(0.0, 600.0);
     let y = |val: i64| 200.0 - ((val - 40) as f64 / 180.0 * 200.0).clamp(0.0, 200.0);
-    let line = |f: fn(&store::treatment::Observation) -> Option<i64>| {
+    let line = |f: fn(&clinic::records::treatment::Observation) -> Option<i64>| {
         r.observations
             .iter()
             .filter_map(|o| Some(format!("{:.1},{:.1}", x(o.taken_at), y(f(o)?))))
@@ -439,7 +428,7 @@ async fn chair_view(
     // given and wasted out of it.
     let mut draws = Vec::new();
     if let Some(o) = &v.record.order {
-        for d in state.store().cs_draws_for_order(&o.id).await? {
+        for d in clinic::substances::draws_for_order(state, c, &o.id).await? {
             let ml = domain::substances::fmt_ml;
             draws.push(format!(
                 "{} drawn from lot {} by {} at {}: {} given, {} wasted{}",
@@ -836,7 +825,7 @@ async fn step(state: &AppState, c: &Caller, id: &str, step: &str, f: &Posted) ->
     let mut e = Vec::new();
     let at = match text(f, "at") {
         Some(_) => {
-            let clinic = state.store().encounter(id).await?.map(|x| x.clinic_id);
+            let clinic = uc::clinic_of_encounter(state, c, id).await?;
             late_entry(state, clinic.as_deref(), f).await?
         }
         None => None,
