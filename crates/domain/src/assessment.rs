@@ -442,6 +442,50 @@ pub fn suggest_modality(p: &PatientPart) -> (Modality, &'static str) {
     )
 }
 
+/// Reads a "medicines, one per line" box: each line a medicine's name,
+/// optionally ending in its daily dose in mg ("sertraline 100",
+/// "sertraline 100mg", "sertraline 100 mg"). A line that is only a number
+/// is a name, never a dose without a medicine. A dose that is not above
+/// 0 mg is named with its line number. The one reading of such a box, for
+/// every form that has one.
+pub fn medication_lines(text: &str, field: &str) -> (Vec<Medication>, Vec<crate::FieldError>) {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let mut words: Vec<&str> = line.split_whitespace().collect();
+        if words.is_empty() {
+            continue;
+        }
+        if words.len() > 2 && words.last().is_some_and(|w| w.eq_ignore_ascii_case("mg")) {
+            words.pop();
+        }
+        let dose = match words.as_slice() {
+            [_, .., last] => {
+                let digits = last
+                    .strip_suffix("mg")
+                    .or_else(|| last.strip_suffix("MG"))
+                    .unwrap_or(last);
+                digits.parse::<f64>().ok()
+            }
+            _ => None,
+        };
+        if dose.is_some() {
+            words.pop();
+        }
+        if dose.is_some_and(|m| !(m.is_finite() && m > 0.0)) {
+            errors.push(crate::FieldError::new(
+                field,
+                format!("line {}: the daily dose must be above 0", n + 1),
+            ));
+        }
+        out.push(Medication {
+            name: words.join(" "),
+            daily_mg: dose,
+        });
+    }
+    (out, errors)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,5 +616,35 @@ mod tests {
         p.history.insert("trauma".into(), Answer::Yes);
         assert_eq!(suggest_modality(&p).0, Modality::Emdr);
         assert!(baseline_instruments(Some(&p)).iter().any(|x| x.0 == "pcl5"));
+    }
+
+    #[test]
+    fn a_medicine_line_is_read_one_way() {
+        let (m, e) = medication_lines(
+            "sertraline 100\n\n  bupropion XL 150mg \nlithium 300 mg\n20\nmelatonin\nvenlafaxine 0",
+            "medications",
+        );
+        let got: Vec<(&str, Option<f64>)> =
+            m.iter().map(|x| (x.name.as_str(), x.daily_mg)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("sertraline", Some(100.0)),
+                ("bupropion XL", Some(150.0)),
+                ("lithium", Some(300.0)),
+                ("20", None),
+                ("melatonin", None),
+                ("venlafaxine", Some(0.0)),
+            ]
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].field, "medications");
+        assert!(e[0].message.contains("line 7"), "{}", e[0].message);
+        let (_, e) = medication_lines("x -5\ny NaN\nz inf", "m");
+        assert_eq!(
+            e.len(),
+            3,
+            "negative, NaN and infinite doses are refused: {e:?}"
+        );
     }
 }

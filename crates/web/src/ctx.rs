@@ -11,7 +11,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use crate::error::{ApiError, Error, PageError};
 use crate::AppState;
 
 tokio::task_local! {
@@ -128,14 +127,6 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             tracing::warn!(cause = %e, "database not reachable");
             (StatusCode::SERVICE_UNAVAILABLE, "database not reachable").into_response()
         }
-    }
-}
-
-pub async fn not_found(req: Request) -> Response {
-    if req.uri().path().starts_with("/api/") {
-        ApiError(Error::NotFound).into_response()
-    } else {
-        PageError(Error::NotFound).into_response()
     }
 }
 

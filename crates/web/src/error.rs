@@ -82,7 +82,7 @@ impl IntoResponse for PageError {
         }
         e.log();
         let status = status(&e);
-        let page = crate::views::ErrorPage {
+        let page = ErrorPage {
             title: e.title().to_string(),
             detail: e.detail(),
             status: status.as_u16(),
@@ -91,5 +91,26 @@ impl IntoResponse for PageError {
         let html = askama::Template::render(&page)
             .unwrap_or_else(|_| format!("<h1>{}</h1>", status.as_u16()));
         (status, Html(html)).into_response()
+    }
+}
+
+/// The calm error page: what happened, what to do, and the request id to
+/// quote.
+#[derive(askama::Template)]
+#[template(path = "ui/error.html")]
+struct ErrorPage {
+    title: String,
+    detail: String,
+    status: u16,
+    request_id: String,
+}
+
+/// Anything no route answers: problem details under `/api/`, the error
+/// page elsewhere.
+pub async fn not_found(req: axum::extract::Request) -> Response {
+    if req.uri().path().starts_with("/api/") {
+        ApiError(Error::NotFound).into_response()
+    } else {
+        PageError(Error::NotFound).into_response()
     }
 }

@@ -9,14 +9,26 @@ use axum::Router;
 use clinic::Clinic;
 
 pub mod api;
-pub mod assets;
 pub mod auth;
 pub mod ctx;
 pub mod error;
-pub mod feeds;
+pub mod json;
 pub mod metrics;
 pub mod pages;
-pub mod views;
+pub mod ui;
+
+// The journeys, each with its pages and API.
+mod account;
+mod admin;
+mod billing;
+mod front;
+mod intake;
+mod measures;
+mod patients;
+mod portal;
+mod scheduling;
+mod substances;
+mod treatment;
 
 /// Settings of the HTTP layer alone; the clinic's own are [`clinic::Config`].
 #[derive(Debug, Clone)]
@@ -91,12 +103,18 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::routes())
         .nest("/api/v1", api::routes())
         .route("/api/openapi.json", axum::routing::get(api::openapi))
-        .route("/calendar/{file}", axum::routing::get(feeds::serve))
+        .route(
+            "/calendar/{file}",
+            axum::routing::get(scheduling::feeds::serve),
+        )
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route("/readyz", axum::routing::get(ctx::readyz))
-        .route("/static/{hash}/{file}", axum::routing::get(assets::serve))
-        .route("/favicon.ico", axum::routing::get(assets::favicon))
-        .fallback(ctx::not_found)
+        .route(
+            "/static/{hash}/{file}",
+            axum::routing::get(ui::assets::serve),
+        )
+        .route("/favicon.ico", axum::routing::get(ui::assets::favicon))
+        .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -900,3 +900,87 @@ async fn damaged_stored_json_is_an_error_not_a_default(app: &TestApp) {
     assert!(!body.to_string().contains("\"lines\""), "{body}");
 }
 both!(damaged_stored_json_is_an_error_not_a_default);
+
+/// The package form and the API read a number of days one way: "90 days"
+/// is refused by name on both, never stored as "no expiry".
+async fn a_package_s_days_are_read_one_way(app: &TestApp) {
+    let g = app.glendale.to_string();
+    let admin = api(app, "ada.admin").await;
+    let product = |days: Value| {
+        json!({"clinic_id": g, "name": "Three infusions", "service": "iv_infusion",
+               "sessions": 3, "price": "750", "valid_days": days})
+    };
+    let (s, e) = admin
+        .post("/api/v1/packages/products", &product(json!("90 days")))
+        .await;
+    assert!(
+        s == 400 || s == 422,
+        "the API refuses words for days: {s} {e}"
+    );
+    assert!(e.to_string().contains("valid_days"), "{e}");
+    let page = app.login("ada.admin").await;
+    let r = page
+        .post_form(
+            "/billing/product",
+            &[
+                ("clinic_id", g.as_str()),
+                ("name", "Three infusions"),
+                ("service", "iv_infusion"),
+                ("sessions", "3"),
+                ("price", "750"),
+                ("valid_days", "90 days"),
+            ],
+        )
+        .await;
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("must be a whole number"),
+        "the form names the days field: {body}"
+    );
+    let (s, list) = admin.get(&format!("/api/v1/packages?clinic_id={g}")).await;
+    assert_eq!(s, 200, "{list}");
+    assert!(
+        !list.to_string().contains("Three infusions"),
+        "nothing was stored: {list}"
+    );
+    // With the clinic's billing details set, the same form with a number
+    // stores a package that expires.
+    let r = page
+        .post_form(
+            "/billing/settings",
+            &[
+                ("clinic_id", g.as_str()),
+                ("legal_name", "Stillwater Glendale PLLC"),
+                ("npi", "1452763893"),
+                ("tax_id", "86-2718345"),
+                ("currency", "USD"),
+                ("refund_fee", "25"),
+            ],
+        )
+        .await;
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let r = page
+        .post_form(
+            "/billing/product",
+            &[
+                ("clinic_id", g.as_str()),
+                ("name", "Three infusions"),
+                ("service", "iv_infusion"),
+                ("sessions", "3"),
+                ("price", "750"),
+                ("valid_days", "90"),
+            ],
+        )
+        .await;
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    assert!(status.is_redirection(), "{status} {body}");
+    let (_, list) = admin.get(&format!("/api/v1/packages?clinic_id={g}")).await;
+    let p = list["products"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["name"] == "Three infusions"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(p["valid_days"], 90, "{list}");
+}
+both!(a_package_s_days_are_read_one_way);

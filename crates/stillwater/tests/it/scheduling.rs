@@ -971,3 +971,41 @@ async fn waitlist_gets_freed_time(app: &TestApp) {
     );
 }
 both!(waitlist_gets_freed_time);
+
+/// A chair or room is checked one way, on the page and in the API: only a
+/// chair can be IV-capable or monitored (the API once took such a room).
+async fn only_a_chair_is_iv_capable(app: &TestApp) {
+    let admin = api(app, "ada.admin").await;
+    let g = app.glendale;
+    let (s, e) = admin
+        .post(
+            "/api/v1/resources",
+            &json!({"clinic_id": g, "kind": "room", "name": "Quiet room 9", "iv": true, "monitored": false, "private": true}),
+        )
+        .await;
+    assert_eq!(s, 422, "{e}");
+    assert_eq!(e["errors"][0]["field"], "kind", "{e}");
+    let (s, e) = admin
+        .post(
+            "/api/v1/resources",
+            &json!({"clinic_id": g, "kind": "chair", "name": "Chair 9", "iv": true, "monitored": true, "private": false}),
+        )
+        .await;
+    assert_eq!(s, 201, "{e}");
+    assert_eq!(e["kind"], "chair", "{e}");
+    let page = app.login("ada.admin").await;
+    let body = page
+        .post_form(
+            &format!("/admin/clinics/{g}/schedule/resources"),
+            &[("kind", "room"), ("name", "Quiet room 10"), ("iv", "on")],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains("only a chair can be IV-capable or monitored"),
+        "{body}"
+    );
+}
+both!(only_a_chair_is_iv_capable);

@@ -1,0 +1,620 @@
+//! Server-rendered pages for staff. Handlers extract, authorise, call a use
+//! case and render; forms re-render with field errors.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use domain::audit::Action;
+use domain::auth::{Permission, Role};
+use domain::clinics::{summarize_hours, ClinicSettings, ClinicSettingsInput, WEEKDAY_NAMES};
+use domain::ids::{ClinicId, ClosureId, PatientId, UserId};
+use domain::FieldError;
+use serde::Deserialize;
+
+use crate::auth::{Caller, Staff, StaffForm};
+use crate::error::Error;
+use crate::ui::*;
+use crate::AppState;
+use clinic::{audit_log, settings, staff};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/clinics", get(clinics_page))
+        .route("/admin/clinics/{id}", get(clinic_edit).post(clinic_save))
+        .route("/admin/clinics/{id}/closures", post(closure_add))
+        .route(
+            "/admin/clinics/{id}/closures/{cid}/delete",
+            post(closure_remove),
+        )
+        .route("/admin/staff", get(staff_page).post(staff_add))
+        .route("/admin/staff/{id}", get(staff_member))
+        .route("/admin/staff/{id}/grant", post(staff_grant))
+        .route("/admin/staff/{id}/revoke", post(staff_revoke))
+        .route("/admin/staff/{id}/disable", post(staff_disable))
+        .route("/admin/staff/{id}/enable", post(staff_enable))
+        .route("/audit", get(audit_page))
+        .route("/audit/export.csv", get(audit_export))
+}
+
+// ---------------------------------------------------------------- clinics
+
+async fn clinics_page(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
+    let clinics = settings::editable(&state, &c)
+        .await?
+        .into_iter()
+        .map(|k| ClinicListItem {
+            id: k.id.to_string(),
+            city: format!("{}, {}", k.settings.city, k.settings.region),
+            zone: k.settings.time_zone.clone(),
+            hours: summarize_hours(&k.settings.hours),
+            name: k.settings.name,
+        })
+        .collect();
+    render(&ClinicsPage {
+        layout: Layout::new(&c, "Clinics", "clinics"),
+        clinics,
+    })
+}
+
+fn clinic_groups(i: &ClinicSettingsInput) -> Vec<FieldGroup> {
+    let v = |o: &Option<String>| o.clone();
+    vec![FieldGroup {
+        legend: "Clinic".into(),
+        fields: vec![
+            FormField::text("name", "Name", v(&i.name).as_deref()).required(),
+            FormField::text("phone", "Phone", v(&i.phone).as_deref())
+                .kind("tel")
+                .required(),
+            FormField::text("email", "E-mail", v(&i.email).as_deref()).kind("email"),
+            FormField::text("address_line1", "Address", v(&i.address_line1).as_deref()).required(),
+            FormField::text(
+                "address_line2",
+                "Address line 2",
+                v(&i.address_line2).as_deref(),
+            ),
+            FormField::text("city", "City", v(&i.city).as_deref()).required(),
+            FormField::text("region", "State or region", v(&i.region).as_deref()).required(),
+            FormField::text("postal_code", "Postal code", v(&i.postal_code).as_deref()).required(),
+            FormField::text("country", "Country", v(&i.country).as_deref())
+                .required()
+                .hint("Two letters, e.g. US"),
+            FormField::text("time_zone", "Time zone", v(&i.time_zone).as_deref())
+                .required()
+                .hint("IANA name, e.g. America/Phoenix"),
+        ],
+    }]
+}
+
+fn settings_input(s: &ClinicSettings) -> ClinicSettingsInput {
+    let mut hours: [(Option<String>, Option<String>); 7] = Default::default();
+    for h in &s.hours {
+        hours[(h.weekday - 1) as usize] = (Some(h.opens()), Some(h.closes()));
+    }
+    ClinicSettingsInput {
+        name: Some(s.name.clone()),
+        address_line1: Some(s.address_line1.clone()),
+        address_line2: s.address_line2.clone(),
+        city: Some(s.city.clone()),
+        region: Some(s.region.clone()),
+        postal_code: Some(s.postal_code.clone()),
+        country: Some(s.country.clone()),
+        phone: Some(s.phone.clone()),
+        email: s.email.clone(),
+        time_zone: Some(s.time_zone.clone()),
+        hours,
+    }
+}
+
+async fn clinic_page(
+    state: &AppState,
+    c: &Caller,
+    id: ClinicId,
+    input: &ClinicSettingsInput,
+    errors: &[FieldError],
+    closure_error: Option<String>,
+) -> PageResult {
+    let (k, closures) = settings::for_edit(state, c, id).await?;
+    let mut groups = clinic_groups(input);
+    let loose = attach_errors(&mut groups, errors);
+    let hours = (0..7)
+        .map(|i| {
+            let key = WEEKDAY_NAMES[i].to_lowercase();
+            let err = errors
+                .iter()
+                .find(|e| e.field == format!("hours_{key}"))
+                .map(|e| e.message.clone());
+            (
+                key,
+                WEEKDAY_NAMES[i].to_string(),
+                input.hours[i].0.clone().unwrap_or_default(),
+                input.hours[i].1.clone().unwrap_or_default(),
+                err,
+            )
+        })
+        .collect();
+    let closures = closures
+        .into_iter()
+        .map(|x| ClosureItem {
+            id: x.id.to_string(),
+            date: x.closed_on.to_string(),
+            reason: x.reason,
+        })
+        .collect();
+    let page = ClinicEditPage {
+        layout: Layout::new(c, k.settings.name.clone(), "clinics"),
+        id: id.to_string(),
+        name: k.settings.name,
+        groups,
+        hours,
+        errors: loose
+            .into_iter()
+            .filter(|e| !e.starts_with("hours_"))
+            .collect(),
+        closures,
+        closure_error,
+    };
+    let mut r = render(&page)?;
+    if !errors.is_empty() {
+        *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(r)
+}
+
+async fn clinic_edit(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    Path(id): Path<String>,
+) -> PageResult {
+    let id: ClinicId = page_id(&id)?;
+    let (k, _) = settings::for_edit(&state, &c, id).await?;
+    clinic_page(&state, &c, id, &settings_input(&k.settings), &[], None).await
+}
+
+async fn clinic_save(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    f: StaffForm,
+) -> PageResult {
+    let id: ClinicId = page_id(&id)?;
+    let c = &f.caller;
+    let mut input = ClinicSettingsInput {
+        name: f.form.get("name"),
+        address_line1: f.form.get("address_line1"),
+        address_line2: f.form.get("address_line2"),
+        city: f.form.get("city"),
+        region: f.form.get("region"),
+        postal_code: f.form.get("postal_code"),
+        country: f.form.get("country"),
+        phone: f.form.get("phone"),
+        email: f.form.get("email"),
+        time_zone: f.form.get("time_zone"),
+        hours: Default::default(),
+    };
+    for (i, d) in WEEKDAY_NAMES.iter().enumerate() {
+        let k = d.to_lowercase();
+        input.hours[i] = (
+            f.form.get(&format!("open_{k}")),
+            f.form.get(&format!("close_{k}")),
+        );
+    }
+    match settings::save(&state, c, id, &input).await {
+        Ok(()) => Ok(see_other(&format!("/admin/clinics/{id}"))),
+        Err(Error::Invalid(errs)) => clinic_page(&state, c, id, &input, &errs, None).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn closure_add(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    f: StaffForm,
+) -> PageResult {
+    let id: ClinicId = page_id(&id)?;
+    let c = &f.caller;
+    let date = f.form.get("closed_on").unwrap_or_default();
+    match settings::add_closure(&state, c, id, &date, &f.form.get("reason")).await {
+        Ok(()) => Ok(see_other(&format!("/admin/clinics/{id}"))),
+        Err(Error::Invalid(errs)) => {
+            let (k, _) = settings::for_edit(&state, c, id).await?;
+            let err = errs.first().map(|x| x.message.clone());
+            let mut r = clinic_page(&state, c, id, &settings_input(&k.settings), &[], err).await?;
+            *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(r)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn closure_remove(
+    State(state): State<AppState>,
+    Path((id, cid)): Path<(String, String)>,
+    f: StaffForm,
+) -> PageResult {
+    let id: ClinicId = page_id(&id)?;
+    let cid: ClosureId = page_id(&cid)?;
+    settings::remove_closure(&state, &f.caller, id, cid).await?;
+    Ok(see_other(&format!("/admin/clinics/{id}")))
+}
+
+// ---------------------------------------------------------------- staff
+
+fn staff_form(values: &crate::auth::Posted, clinics: &[(String, String)]) -> Vec<FieldGroup> {
+    let roles: Vec<(String, String)> = Role::ALL
+        .iter()
+        .map(|r| (r.as_str().to_string(), r.label().to_string()))
+        .collect();
+    let mut clinic = FormField::text("clinic_id", "First clinic", None).options(clinics.to_vec());
+    clinic.value = values.get("clinic_id").unwrap_or_default();
+    let mut role = FormField::text("role", "First role", None).options(roles);
+    role.value = values.get("role").unwrap_or_default();
+    vec![FieldGroup {
+        legend: "New staff member".into(),
+        fields: vec![
+            FormField::text(
+                "display_name",
+                "Full name",
+                values.get("display_name").as_deref(),
+            )
+            .auto("off"),
+            FormField::text("username", "Username", values.get("username").as_deref())
+                .hint("Lower-case letters, digits, '.', '-' or '_'"),
+            FormField::text("email", "E-mail", values.get("email").as_deref()).kind("email"),
+            FormField::text("password", "Temporary password", None)
+                .kind("password")
+                .auto("new-password")
+                .hint("At least 12 characters, not easy to guess, without their names; ask them to change it."),
+            clinic,
+            role,
+        ],
+    }]
+}
+
+async fn admin_clinics(state: &AppState, c: &Caller) -> Result<Vec<(String, String)>, Error> {
+    Ok(staff::admin_clinics(state, c)
+        .await?
+        .into_iter()
+        .map(|(id, name)| (id.to_string(), name))
+        .collect())
+}
+
+async fn staff_list(
+    state: &AppState,
+    c: &Caller,
+    form: &crate::auth::Posted,
+    errors: &[FieldError],
+) -> PageResult {
+    let clinics = admin_clinics(state, c).await?;
+    let names: HashMap<String, String> = clinics.iter().cloned().collect();
+    let staff = staff::list(state, c)
+        .await?
+        .into_iter()
+        .map(|u| StaffItem {
+            id: u.id.to_string(),
+            name: u.display_name,
+            username: u.username,
+            roles: u
+                .grants
+                .iter()
+                .map(|(k, r)| {
+                    (
+                        names
+                            .get(&k.to_string())
+                            .cloned()
+                            .unwrap_or_else(|| "other clinic".into()),
+                        r.label().to_string(),
+                    )
+                })
+                .collect(),
+            disabled: u.disabled,
+            totp: u.totp,
+        })
+        .collect();
+    let mut groups = staff_form(form, &clinics);
+    let loose = attach_errors(&mut groups, errors);
+    let page = StaffPage {
+        layout: Layout::new(c, "Staff", "staff"),
+        staff,
+        form: groups,
+        errors: if errors.is_empty() { vec![] } else { loose },
+    };
+    let mut r = render(&page)?;
+    if !errors.is_empty() {
+        *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(r)
+}
+
+async fn staff_page(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
+    staff_list(&state, &c, &Default::default(), &[]).await
+}
+
+async fn staff_add(State(state): State<AppState>, f: StaffForm) -> PageResult {
+    let c = &f.caller;
+    let input = staff::NewStaff {
+        username: f.form.get("username").unwrap_or_default(),
+        display_name: f.form.get("display_name"),
+        email: f.form.get("email"),
+        password: f.form.get("password").unwrap_or_default(),
+        clinic_id: f.form.get("clinic_id").unwrap_or_default(),
+        role: f.form.get("role").unwrap_or_default(),
+    };
+    match staff::add(&state, c, input).await {
+        Ok(uid) => Ok(see_other(&format!("/admin/staff/{uid}"))),
+        Err(Error::Invalid(errs)) => staff_list(&state, c, &f.form, &errs).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn staff_member_page(
+    state: &AppState,
+    c: &Caller,
+    id: UserId,
+    error: Option<String>,
+) -> PageResult {
+    let clinics = admin_clinics(state, c).await?;
+    let u = staff::member(state, c, id).await?;
+    let names: HashMap<String, String> = clinics.iter().cloned().collect();
+    let grants = u
+        .grants
+        .iter()
+        .filter_map(|(k, r)| {
+            names.get(&k.to_string()).map(|n| {
+                (
+                    k.to_string(),
+                    n.clone(),
+                    r.as_str().to_string(),
+                    r.label().to_string(),
+                )
+            })
+        })
+        .collect();
+    let page = StaffMemberPage {
+        layout: Layout::new(c, u.display_name.clone(), "staff"),
+        id: id.to_string(),
+        name: u.display_name,
+        username: u.username,
+        disabled: u.disabled,
+        totp: u.totp,
+        grants,
+        clinic_options: clinics,
+        role_options: Role::ALL
+            .iter()
+            .map(|r| (r.as_str().to_string(), r.label().to_string()))
+            .collect(),
+        error,
+    };
+    render(&page)
+}
+
+async fn staff_member(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    Path(id): Path<String>,
+) -> PageResult {
+    staff_member_page(&state, &c, page_id(&id)?, None).await
+}
+
+/// After a change to a staff member: their page, or it again with why the
+/// change was refused.
+async fn staff_changed(
+    state: &AppState,
+    c: &Caller,
+    id: UserId,
+    r: Result<(), Error>,
+) -> PageResult {
+    match r {
+        Ok(()) => Ok(see_other(&format!("/admin/staff/{id}"))),
+        Err(Error::Conflict(why)) => staff_member_page(state, c, id, Some(why)).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn staff_grant(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    f: StaffForm,
+) -> PageResult {
+    let uid: UserId = page_id(&id)?;
+    let (clinic, role) = (
+        f.form.get("clinic_id").unwrap_or_default(),
+        f.form.get("role").unwrap_or_default(),
+    );
+    let r = staff::grant(&state, &f.caller, uid, &clinic, &role).await;
+    staff_changed(&state, &f.caller, uid, r).await
+}
+
+async fn staff_revoke(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    f: StaffForm,
+) -> PageResult {
+    let uid: UserId = page_id(&id)?;
+    let (clinic, role) = (
+        f.form.get("clinic_id").unwrap_or_default(),
+        f.form.get("role").unwrap_or_default(),
+    );
+    let r = staff::revoke(&state, &f.caller, uid, &clinic, &role).await;
+    staff_changed(&state, &f.caller, uid, r).await
+}
+
+async fn staff_disable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    f: StaffForm,
+) -> PageResult {
+    let uid: UserId = page_id(&id)?;
+    let r = staff::set_disabled(&state, &f.caller, uid, true).await;
+    staff_changed(&state, &f.caller, uid, r).await
+}
+
+async fn staff_enable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    f: StaffForm,
+) -> PageResult {
+    let uid: UserId = page_id(&id)?;
+    let r = staff::set_disabled(&state, &f.caller, uid, false).await;
+    staff_changed(&state, &f.caller, uid, r).await
+}
+
+// ---------------------------------------------------------------- audit
+
+#[derive(Deserialize, Default)]
+struct AuditQuery {
+    #[serde(default)]
+    patient: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    before: Option<i64>,
+}
+
+/// The audit query a page's filter asks for, with a message for any part
+/// that could not be read.
+async fn audit_query(
+    state: &AppState,
+    c: &Caller,
+    q: &AuditQuery,
+    limit: i64,
+) -> Result<(audit_log::Query, Option<String>), Error> {
+    let mut error = None;
+    let from = day_start(&q.from, "from").unwrap_or_else(|e| {
+        error = Some(format!("From {}.", e.message));
+        None
+    });
+    let to = day_start(&q.to, "to")
+        .unwrap_or_else(|e| {
+            error = Some(format!("To {}.", e.message));
+            None
+        })
+        .map(|t| t + 86_400_000_000);
+    let typed = q.patient.trim();
+    let mut nothing = false;
+    let patient = if typed.is_empty() {
+        None
+    } else if let Ok(id) = typed.parse::<PatientId>() {
+        Some(id)
+    } else {
+        let found = audit_log::patient_by_mrn(state, c, typed).await?;
+        if found.is_none() {
+            error = Some("Patient: enter a patient id or an exact MRN.".into());
+            nothing = true;
+        }
+        found
+    };
+    let user = if q.user.is_empty() {
+        None
+    } else {
+        match q.user.parse::<UserId>() {
+            Ok(u) => Some(u),
+            // Not an id at all: matches nothing.
+            Err(_) => {
+                nothing = true;
+                None
+            }
+        }
+    };
+    let query = audit_log::Query {
+        patient,
+        user,
+        action: Action::parse(&q.action),
+        from,
+        to,
+        before: q.before,
+        limit,
+        nothing,
+    };
+    Ok((query, error))
+}
+
+async fn audit_page(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    PageQuery(q): PageQuery<AuditQuery>,
+) -> PageResult {
+    c.require_any(Permission::AuditRead)?;
+    let (query, error) = audit_query(&state, &c, &q, 100).await?;
+    let users = audit_log::actors(&state, &c).await?;
+    let audit_log::Listing { events, names } =
+        audit_log::list(&state, &c, &query, true, "").await?;
+    let next_before = (events.len() == 100)
+        .then(|| events.last().map(|e| e.seq))
+        .flatten();
+    let items = events
+        .into_iter()
+        .map(|e| AuditItem {
+            seq: e.seq,
+            when: domain::time::to_timestamp(e.at)
+                .strftime("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            who: e.actor_label,
+            role: e.actor_role.unwrap_or_default(),
+            action: e.action,
+            patient: e
+                .patient_id
+                .as_ref()
+                .and_then(|p| names.get(p).cloned())
+                .unwrap_or_else(|| e.patient_id.clone().unwrap_or_default()),
+            patient_id: if e.patient_id.as_ref().is_some_and(|p| names.contains_key(p)) {
+                e.patient_id.unwrap_or_default()
+            } else {
+                String::new()
+            },
+            outcome: e.outcome,
+            source: e.source_ip.unwrap_or_default(),
+            request_id: e.request_id.unwrap_or_default(),
+        })
+        .collect();
+    let page = AuditPage {
+        layout: Layout::new(&c, "Audit log", "audit"),
+        items,
+        patient: q.patient,
+        user: q.user,
+        action: q.action,
+        from: q.from,
+        to: q.to,
+        actions: Action::ALL.iter().map(|a| a.as_str().to_string()).collect(),
+        users: users
+            .into_iter()
+            .map(|(id, name)| (id.to_string(), name))
+            .collect(),
+        error,
+        next_before,
+    };
+    render(&page)
+}
+
+/// The filtered audit log as CSV (up to 1,000 rows, newest first). The export
+/// itself is recorded.
+async fn audit_export(
+    State(state): State<AppState>,
+    Staff(c): Staff,
+    PageQuery(q): PageQuery<AuditQuery>,
+) -> PageResult {
+    c.require_any(Permission::AuditRead)?;
+    let (query, error) = audit_query(&state, &c, &q, 1000).await?;
+    if let Some(e) = error {
+        return Err(Error::bad(e, None).into());
+    }
+    let body = audit_log::export_csv(&state, &c, &query).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"audit-log.csv\"",
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}

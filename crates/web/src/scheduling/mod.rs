@@ -1,0 +1,4 @@
+pub(crate) mod admin;
+pub(crate) mod api;
+pub(crate) mod feeds;
+pub(crate) mod pages;

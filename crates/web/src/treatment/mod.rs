@@ -1,0 +1,3 @@
+pub(crate) mod api;
+pub(crate) mod pages;
+pub(crate) mod protocols;

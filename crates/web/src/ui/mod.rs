@@ -1,0 +1,627 @@
+//! What every page shares: the view structs of the layout and shared
+//! templates, rendering, notices (a fixable error or a flash), form fields,
+//! page ids and query strings, and time formatting. Each journey keeps its
+//! own views beside its handlers; templates live in `templates/<journey>/`.
+
+pub mod assets;
+
+use askama::Template;
+use std::collections::HashMap;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use clinic::records::org::Clinic;
+use domain::ids::ClinicId;
+
+use crate::error::{Error, PageError};
+use crate::AppState;
+use domain::auth::Permission;
+use domain::FieldError;
+
+use crate::auth::Caller;
+
+pub struct NavItem {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub active: bool,
+}
+
+/// The chart's section tabs (`chart_tabs.html`), each shown only to a caller
+/// who may open it: a tab that answers "not allowed" is a dead end.
+#[derive(Clone)]
+pub struct ChartTabs {
+    pub id: String,
+    /// The tab shown: overview, measures, assessment, eligibility, consent,
+    /// plan or access.
+    pub current: &'static str,
+    /// Measures, assessment, eligibility, consent and plan (all read under
+    /// the permission to read measures).
+    pub clinical: bool,
+    pub billing: bool,
+    pub access: bool,
+}
+
+impl ChartTabs {
+    pub fn new(
+        c: &Caller,
+        patient: impl std::fmt::Display,
+        clinic: domain::ids::ClinicId,
+        current: &'static str,
+    ) -> ChartTabs {
+        ChartTabs {
+            id: patient.to_string(),
+            current,
+            clinical: c.may(Permission::MeasureRead, clinic),
+            billing: c.may(Permission::BillRead, clinic),
+            access: c.may(Permission::AuditRead, clinic),
+        }
+    }
+}
+
+/// What every signed-in page's frame needs.
+pub struct Layout {
+    pub title: String,
+    pub user: String,
+    pub csrf: String,
+    pub nav: Vec<NavItem>,
+    pub css: String,
+    pub js: String,
+    pub htmx: String,
+    pub flash: Option<String>,
+}
+
+impl Layout {
+    pub fn new(c: &Caller, title: impl Into<String>, active: &str) -> Layout {
+        let any = |p| !c.clinics_with(p).is_empty();
+        let mut nav = vec![NavItem {
+            href: "/",
+            label: "Today",
+            active: active == "home",
+        }];
+        if any(Permission::PatientRead) {
+            nav.push(NavItem {
+                href: "/patients",
+                label: "Patients",
+                active: active == "patients",
+            });
+        }
+        if any(Permission::LeadRead) {
+            nav.push(NavItem {
+                href: "/leads",
+                label: "Leads",
+                active: active == "leads",
+            });
+        }
+        if any(Permission::MeasureRead) {
+            nav.push(NavItem {
+                href: "/tasks",
+                label: "Tasks",
+                active: active == "tasks",
+            });
+        }
+        if any(Permission::EncounterRead) {
+            nav.push(NavItem {
+                href: "/floor",
+                label: "Floor",
+                active: active == "floor",
+            });
+        }
+        if any(Permission::CsRead) {
+            nav.push(NavItem {
+                href: "/substances",
+                label: "Substances",
+                active: active == "substances",
+            });
+        }
+        if any(Permission::BillRead) {
+            nav.push(NavItem {
+                href: "/billing",
+                label: "Billing",
+                active: active == "billing",
+            });
+        }
+        if any(Permission::ScheduleRead) {
+            nav.push(NavItem {
+                href: "/schedule",
+                label: "Schedule",
+                active: active == "schedule",
+            });
+        }
+        if any(Permission::AuditRead) {
+            nav.push(NavItem {
+                href: "/audit",
+                label: "Audit log",
+                active: active == "audit",
+            });
+        }
+        if any(Permission::ClinicSettings) {
+            nav.push(NavItem {
+                href: "/admin/clinics",
+                label: "Clinics",
+                active: active == "clinics",
+            });
+        }
+        if any(Permission::StaffManage) {
+            nav.push(NavItem {
+                href: "/admin/staff",
+                label: "Staff",
+                active: active == "staff",
+            });
+        }
+        nav.push(NavItem {
+            href: "/account",
+            label: "Account",
+            active: active == "account",
+        });
+        Layout {
+            title: title.into(),
+            user: c
+                .user
+                .as_ref()
+                .map(|u| u.display_name.clone())
+                .unwrap_or_default(),
+            csrf: c.csrf().to_string(),
+            nav,
+            css: crate::ui::assets::url("app.css"),
+            js: crate::ui::assets::url("app.js"),
+            htmx: crate::ui::assets::url("htmx.min.js"),
+            flash: None,
+        }
+    }
+
+    pub fn with_flash(mut self, f: Option<String>) -> Layout {
+        self.flash = f;
+        self
+    }
+}
+
+/// One input of a form, with its current value and error.
+#[derive(Clone, Debug)]
+pub struct FormField {
+    pub name: String,
+    pub label: String,
+    pub value: String,
+    pub error: Option<String>,
+    pub kind: &'static str,
+    pub options: Vec<(String, String)>,
+    pub required: bool,
+    pub autocomplete: &'static str,
+    pub hint: &'static str,
+}
+
+impl FormField {
+    pub fn text(name: &str, label: &str, value: Option<&str>) -> FormField {
+        FormField {
+            name: name.to_string(),
+            label: label.to_string(),
+            value: value.unwrap_or("").to_string(),
+            error: None,
+            kind: "text",
+            options: vec![],
+            required: false,
+            autocomplete: "off",
+            hint: "",
+        }
+    }
+    pub fn kind(mut self, k: &'static str) -> Self {
+        self.kind = k;
+        self
+    }
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+    pub fn auto(mut self, a: &'static str) -> Self {
+        self.autocomplete = a;
+        self
+    }
+    pub fn hint(mut self, h: &'static str) -> Self {
+        self.hint = h;
+        self
+    }
+    pub fn options(mut self, o: Vec<(String, String)>) -> Self {
+        self.kind = "select";
+        self.options = o;
+        self
+    }
+    pub fn id(&self) -> String {
+        format!("f-{}", self.name)
+    }
+}
+
+pub struct FieldGroup {
+    pub legend: String,
+    pub fields: Vec<FormField>,
+}
+
+/// Attaches errors to the fields they name; errors naming no field are returned.
+pub fn attach_errors(groups: &mut [FieldGroup], errors: &[FieldError]) -> Vec<String> {
+    let mut loose = Vec::new();
+    for e in errors {
+        let mut found = false;
+        for g in groups.iter_mut() {
+            for f in g.fields.iter_mut() {
+                if f.name == e.field {
+                    f.error = Some(e.message.clone());
+                    found = true;
+                }
+            }
+        }
+        if !found {
+            loose.push(format!("{} {}", e.field, e.message));
+        }
+    }
+    loose
+}
+
+#[derive(Template)]
+#[template(path = "account/login.html")]
+pub struct LoginPage {
+    pub csrf: String,
+    pub error: Option<String>,
+    pub username: String,
+    pub css: String,
+}
+
+pub struct HoursRow {
+    pub day: &'static str,
+    pub y: i32,
+    pub bar: Option<(i32, i32)>,
+    pub label: String,
+}
+
+pub struct ClinicCard {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub phone: String,
+    pub zone: String,
+    pub local_time: String,
+    pub open_now: bool,
+    pub hours_summary: String,
+    pub roles: String,
+    pub patients: i64,
+    pub rows: Vec<HoursRow>,
+    pub now_x: Option<i32>,
+    pub ticks: Vec<(i32, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "patients/home.html")]
+pub struct HomePage {
+    pub layout: Layout,
+    pub clinics: Vec<ClinicCard>,
+    pub can_search: bool,
+    /// Open safety tasks in the caller's clinics (-1: not theirs to see).
+    pub open_tasks: i64,
+    /// Leads not yet contacted (-1: not theirs to see).
+    pub new_leads: i64,
+}
+
+pub struct PatientRow {
+    pub id: String,
+    pub name: String,
+    pub preferred: String,
+    pub dob: String,
+    pub age: i64,
+    pub mrn: String,
+    pub phone: String,
+    pub clinic: String,
+}
+
+#[derive(Template)]
+#[template(path = "patients/patients.html")]
+pub struct PatientsPage {
+    pub layout: Layout,
+    pub q: String,
+    pub rows: Vec<PatientRow>,
+    pub searched: bool,
+    pub total: i64,
+    pub can_create: bool,
+}
+
+#[derive(Template)]
+#[template(path = "patients/patient_results.html")]
+pub struct PatientResults {
+    pub q: String,
+    pub rows: Vec<PatientRow>,
+    pub searched: bool,
+}
+
+#[derive(Template)]
+#[template(path = "ui/form_page.html")]
+pub struct FormPage {
+    pub layout: Layout,
+    pub heading: String,
+    pub intro: String,
+    pub action: String,
+    pub submit: String,
+    pub cancel: String,
+    pub groups: Vec<FieldGroup>,
+    pub errors: Vec<String>,
+}
+
+pub struct InfoItem {
+    pub label: &'static str,
+    pub value: String,
+}
+
+pub struct AccessRow {
+    pub when: String,
+    pub who: String,
+    pub role: String,
+    pub action: String,
+    pub outcome: String,
+}
+
+#[derive(Template)]
+#[template(path = "patients/chart.html")]
+pub struct ChartPage {
+    pub layout: Layout,
+    pub id: String,
+    pub tab: &'static str,
+    pub name: String,
+    pub preferred: String,
+    pub mrn: String,
+    pub dob: String,
+    pub age: i64,
+    pub clinic: String,
+    pub escort: String,
+    pub tabs: ChartTabs,
+    pub can_edit: bool,
+    pub can_book: bool,
+    /// Visits: (id, when, what, status, status class); covered by the chart's audit record.
+    pub visits: Vec<(String, String, String, String, &'static str)>,
+    pub sections: Vec<(&'static str, Vec<InfoItem>)>,
+    pub access: Vec<AccessRow>,
+    /// Treatment sessions: (encounter id, checked in, chair, status).
+    pub sessions: Vec<(String, String, String, &'static str)>,
+    /// Ketamine given, from the Schedule III record: (when, amount, lot, by).
+    pub administrations: Vec<(String, String, String, String)>,
+    /// Chairs to check the patient into without a booking; empty when the
+    /// caller may not, there is no plan, or a visit is open.
+    pub check_in_chairs: Vec<(String, String)>,
+    pub clinic_id: String,
+}
+
+pub struct ClinicListItem {
+    pub id: String,
+    pub name: String,
+    pub city: String,
+    pub zone: String,
+    pub hours: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/clinics.html")]
+pub struct ClinicsPage {
+    pub layout: Layout,
+    pub clinics: Vec<ClinicListItem>,
+}
+
+pub struct ClosureItem {
+    pub id: String,
+    pub date: String,
+    pub reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/clinic_edit.html")]
+pub struct ClinicEditPage {
+    pub layout: Layout,
+    pub id: String,
+    pub name: String,
+    pub groups: Vec<FieldGroup>,
+    pub hours: Vec<(String, String, String, String, Option<String>)>,
+    pub errors: Vec<String>,
+    pub closures: Vec<ClosureItem>,
+    pub closure_error: Option<String>,
+}
+
+pub struct StaffItem {
+    pub id: String,
+    pub name: String,
+    pub username: String,
+    pub roles: Vec<(String, String)>,
+    pub disabled: bool,
+    pub totp: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/staff.html")]
+pub struct StaffPage {
+    pub layout: Layout,
+    pub staff: Vec<StaffItem>,
+    pub form: Vec<FieldGroup>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/staff_member.html")]
+pub struct StaffMemberPage {
+    pub layout: Layout,
+    pub id: String,
+    pub name: String,
+    pub username: String,
+    pub disabled: bool,
+    pub totp: bool,
+    pub grants: Vec<(String, String, String, String)>,
+    pub clinic_options: Vec<(String, String)>,
+    pub role_options: Vec<(String, String)>,
+    pub error: Option<String>,
+}
+
+pub struct AuditItem {
+    pub seq: i64,
+    pub when: String,
+    pub who: String,
+    pub role: String,
+    pub action: String,
+    pub patient: String,
+    pub patient_id: String,
+    pub outcome: String,
+    pub source: String,
+    pub request_id: String,
+}
+
+impl AuditItem {
+    /// Enough of the request id to match a log line; the whole id is in the title.
+    pub fn request_short(&self) -> &str {
+        self.request_id
+            .get(self.request_id.len().saturating_sub(10)..)
+            .unwrap_or(&self.request_id)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/audit.html")]
+pub struct AuditPage {
+    pub layout: Layout,
+    pub items: Vec<AuditItem>,
+    pub patient: String,
+    pub user: String,
+    pub action: String,
+    pub from: String,
+    pub to: String,
+    pub actions: Vec<String>,
+    pub users: Vec<(String, String)>,
+    pub error: Option<String>,
+    pub next_before: Option<i64>,
+}
+
+#[derive(Template)]
+#[template(path = "account/account.html")]
+pub struct AccountPage {
+    pub layout: Layout,
+    pub username: String,
+    pub roles: Vec<(String, String)>,
+    pub password_errors: Vec<String>,
+    pub totp_enabled: bool,
+    pub totp_setup: Option<(String, String)>,
+    pub totp_error: Option<String>,
+}
+
+/// What was typed into a refused form, so that the page comes back with it
+/// (never a password or a code). `form` names which of a page's forms it
+/// was; the others come back empty.
+#[derive(Debug, Default, Clone)]
+pub struct Kept {
+    form: String,
+    fields: Vec<(String, String)>,
+}
+
+impl Kept {
+    pub fn new(form: &str, posted: &crate::auth::Posted) -> Kept {
+        Kept {
+            form: form.to_string(),
+            fields: posted
+                .0
+                .iter()
+                .filter(|(k, _)| !(k.contains("password") || k.contains("code") || k == "csrf"))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The value typed into field `name` of form `form` (empty otherwise).
+    pub fn val(&self, form: &str, name: &str) -> &str {
+        if self.form != form {
+            return "";
+        }
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    /// Whether `value` was the one chosen in field `name` of form `form`.
+    pub fn chose(&self, form: &str, name: &str, value: &str) -> bool {
+        self.form == form && self.val(form, name) == value
+    }
+}
+
+// ---- Rendering pages -------------------------------------------------------
+
+/// What a page handler answers.
+pub(crate) type PageResult = Result<axum::response::Response, crate::error::PageError>;
+
+pub(crate) fn render<T: Template>(t: &T) -> PageResult {
+    Ok(Html(t.render().map_err(crate::error::template)?).into_response())
+}
+
+pub(crate) fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+/// Page ids that do not parse are simply not found.
+pub(crate) fn page_id<T: std::str::FromStr>(s: &str) -> Result<T, Error> {
+    s.parse().map_err(|_| Error::NotFound)
+}
+
+pub(crate) async fn clinic_names(
+    state: &AppState,
+    c: &Caller,
+) -> Result<HashMap<ClinicId, Clinic>, Error> {
+    Ok(clinic::settings::clinics(state, c)
+        .await?
+        .into_iter()
+        .map(|k| (k.id, k))
+        .collect())
+}
+
+/// A query string parsed into `T`; a malformed one gets a page naming the problem.
+pub(crate) struct PageQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<AppState> for PageQuery<T> {
+    type Rejection = PageError;
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+            .map(PageQuery)
+            .map_err(|e| {
+                PageError(Error::bad(
+                    format!("The address has a bad parameter: {e}."),
+                    None,
+                ))
+            })
+    }
+}
+
+/// The words of an error the user can fix on the same page (bad input, a
+/// taken time); any other error passes through to the error page.
+pub(crate) fn fixable(e: Error) -> Result<String, Error> {
+    match e {
+        Error::Invalid(errs) => Ok(errs
+            .iter()
+            .map(|e| format!("{}: {}", e.field.replace('_', " "), e.message))
+            .collect::<Vec<_>>()
+            .join("; ")),
+        Error::Conflict(m) => Ok(m),
+        Error::BadRequest { detail, .. } => Ok(detail),
+        other => Err(other),
+    }
+}
+
+/// A change's outcome as its page shows it: `(error, flash)`. Errors the
+/// user cannot fix on the page pass through to the error page.
+pub(crate) fn notice(r: Result<String, Error>) -> Result<(Option<String>, Option<String>), Error> {
+    match r {
+        Ok(flash) => Ok((None, Some(flash))),
+        Err(e) => Ok((Some(fixable(e)?), None)),
+    }
+}
+
+/// The start of a date (UTC) in micros, or a message naming the field.
+pub(crate) fn day_start(s: &str, field: &str) -> Result<Option<i64>, FieldError> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let d: jiff::civil::Date = s
+        .parse()
+        .map_err(|_| FieldError::new(field, "must be a date as YYYY-MM-DD"))?;
+    d.to_zoned(jiff::tz::TimeZone::UTC)
+        .map(|z| Some(z.timestamp().as_microsecond()))
+        .map_err(|_| FieldError::new(field, "is out of range"))
+}
