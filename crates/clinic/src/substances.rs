@@ -27,7 +27,7 @@ use crate::Clinic;
 
 const DAY: i64 = 86_400_000_000;
 /// Lots expiring within this many days are flagged.
-pub const EXPIRY_WARN_DAYS: i64 = 90;
+pub use cs::alerts::EXPIRY_WARN_DAYS;
 /// How far back a movement may be recorded.
 const LATE_DAYS: i64 = 7;
 
@@ -350,145 +350,75 @@ pub async fn cases(state: &Clinic, c: &Caller) -> Result<Vec<Case>, Error> {
 }
 
 /// Lots near or past expiry, registrations near or past expiry, draws left
-/// open past the end of their day, and loss clocks running out.
+/// open past the end of their day, and loss clocks running out: the rows
+/// read for the rule in [`cs::alerts`].
 pub fn alerts(
     locs: &[Location],
     balances: &[Balance],
     draws: &[Draw],
     cases: &[Case],
 ) -> Vec<CsAlert> {
-    let mut out = Vec::new();
-    for l in locs {
-        let today = l.today();
-        let here = l.id.to_string();
-        let days_until = |s: &str| -> Option<i64> {
-            let d: Date = s.parse().ok()?;
-            Some(cs::days_until(today, d))
-        };
-        match &l.registration {
-            None => out.push(CsAlert {
-                clinic_id: here.clone(),
-                level: "stop",
-                text: format!("{}: no DEA registration on file", l.name),
-            }),
-            Some(r) => match days_until(&r.expires_on) {
-                Some(d) if d < 0 => out.push(CsAlert {
-                    clinic_id: here.clone(),
-                    level: "stop",
-                    text: format!(
-                        "{}: DEA registration {} expired on {}",
-                        l.name, r.dea_number, r.expires_on
-                    ),
-                }),
-                Some(d) if d <= 60 => out.push(CsAlert {
-                    clinic_id: here.clone(),
-                    level: "warn",
-                    text: format!(
-                        "{}: DEA registration {} expires on {} ({d} days)",
-                        l.name, r.dea_number, r.expires_on
-                    ),
-                }),
-                _ => {}
-            },
-        }
-        for b in balances
-            .iter()
-            .filter(|b| b.clinic_id == here && b.balance_ul > 0)
-        {
-            match days_until(&b.expires_on) {
-                Some(d) if d < 0 => out.push(CsAlert {
-                    clinic_id: here.clone(),
-                    level: "stop",
-                    text: format!(
-                        "{}: lot {} ({}) expired on {} with {} on hand: return or destroy it",
-                        l.name,
-                        b.lot_number,
-                        b.product_name,
-                        b.expires_on,
-                        cs::fmt_ml(b.balance_ul)
-                    ),
-                }),
-                Some(d) if d <= EXPIRY_WARN_DAYS => out.push(CsAlert {
-                    clinic_id: here.clone(),
-                    level: "warn",
-                    text: format!(
-                        "{}: lot {} ({}) expires on {} ({d} days) with {} on hand",
-                        l.name,
-                        b.lot_number,
-                        b.product_name,
-                        b.expires_on,
-                        cs::fmt_ml(b.balance_ul)
-                    ),
-                }),
-                _ => {}
+    use cs::alerts as rule;
+    let sites: Vec<rule::Site> = locs
+        .iter()
+        .map(|l| {
+            let today = l.today();
+            rule::Site {
+                clinic_id: l.id.to_string(),
+                name: l.name.clone(),
+                today,
+                midnight: l.start_of(today),
+                registration: l
+                    .registration
+                    .as_ref()
+                    .map(|r| (r.dea_number.clone(), r.expires_on.clone())),
             }
-        }
-        let midnight = l.start_of(today);
-        for d in draws
-            .iter()
-            .filter(|d| d.clinic_id == here && d.drawn_at < midnight)
-        {
-            out.push(CsAlert {
-                clinic_id: here.clone(),
-                level: "stop",
-                text: format!(
-                    "{}: a draw of {} from lot {} on {} by {} was never closed by an administration or a waste",
-                    l.name,
-                    cs::fmt_ml(d.drawn_ul),
-                    d.lot_number,
-                    l.when(d.drawn_at),
-                    d.drawn_by
-                ),
-            });
-        }
-        for k in cases
-            .iter()
-            .filter(|k| k.clinic_id == here && k.status == "open")
-        {
-            let Ok(found) = k.discovered_on.parse::<Date>() else {
-                continue;
-            };
-            let clock = cs::loss_clock(found);
-            let kind = if k.kind == "discrepancy" {
-                "count discrepancy"
-            } else {
-                k.kind.as_str()
-            };
-            if k.kind == "theft" || k.kind == "loss" {
-                if k.dea_notified_on.is_none() {
-                    out.push(CsAlert {
-                        clinic_id: here.clone(),
-                        level: "stop",
-                        text: format!(
-                            "{}: {kind} found on {found}: notify the DEA field office by {}",
-                            l.name, clock.notify_by
-                        ),
-                    });
-                }
-                if k.form106_filed_on.is_none() {
-                    out.push(CsAlert {
-                        clinic_id: here.clone(),
-                        level: if today > clock.form106_by {
-                            "stop"
-                        } else {
-                            "warn"
-                        },
-                        text: format!(
-                            "{}: DEA Form 106 for the {kind} of {found} is due by {}",
-                            l.name, clock.form106_by
-                        ),
-                    });
-                }
-            } else {
-                out.push(CsAlert {
-                    clinic_id: here.clone(),
-                    level: "warn",
-                    text: format!("{}: an open {kind} from {found} needs resolving", l.name),
-                });
-            }
-        }
-    }
-    out
+        })
+        .collect();
+    let lots: Vec<rule::Lot> = balances
+        .iter()
+        .map(|b| rule::Lot {
+            clinic_id: b.clinic_id.clone(),
+            lot_number: b.lot_number.clone(),
+            product_name: b.product_name.clone(),
+            expires_on: b.expires_on.clone(),
+            balance_ul: b.balance_ul,
+        })
+        .collect();
+    let open: Vec<rule::OpenDraw> = draws
+        .iter()
+        .map(|d| rule::OpenDraw {
+            clinic_id: d.clinic_id.clone(),
+            drawn_at: d.drawn_at,
+            drawn_when: locs
+                .iter()
+                .find(|l| l.id.to_string() == d.clinic_id)
+                .map(|l| l.when(d.drawn_at))
+                .unwrap_or_default(),
+            drawn_ul: d.drawn_ul,
+            lot_number: d.lot_number.clone(),
+            drawn_by: d.drawn_by.clone(),
+        })
+        .collect();
+    let cases: Vec<rule::Case> = cases
+        .iter()
+        .map(|k| rule::Case {
+            clinic_id: k.clinic_id.clone(),
+            kind: k.kind.clone(),
+            status: k.status.clone(),
+            discovered_on: k.discovered_on.clone(),
+            dea_notified_on: k.dea_notified_on.clone(),
+            form106_filed_on: k.form106_filed_on.clone(),
+        })
+        .collect();
+    rule::alerts(&sites, &lots, &open, &cases)
+        .into_iter()
+        .map(|a| CsAlert {
+            clinic_id: a.clinic_id,
+            level: a.level,
+            text: a.text,
+        })
+        .collect()
 }
 
 // ---- Witnesses --------------------------------------------------------------

@@ -563,6 +563,7 @@ pub fn verify_ledger<'a>(
     Ok((last_seq, last_hash))
 }
 
+pub mod alerts;
 mod reconcile;
 pub use reconcile::*;
 
