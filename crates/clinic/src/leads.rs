@@ -12,8 +12,8 @@ use domain::patients::{PatientDetails, PatientInput};
 use domain::scheduling::{AppointmentType, Preferences};
 use jiff::tz::TimeZone;
 use store::audit::NewAuditEvent;
-use store::instruments::{NewTask, Response, Task};
 use store::leads::{Lead, LeadBooking, NewLead};
+use store::measures::{NewTask, Response, Task};
 use store::org::Clinic as ClinicRecord;
 use store::scheduling::Appointment;
 

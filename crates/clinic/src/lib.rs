@@ -167,6 +167,6 @@ impl Clinic {
 /// feature. Callers see the data; the store itself stays inside this crate.
 pub mod records {
     pub use store::{
-        billing, instruments, leads, org, patients, pretreatment, scheduling, substances, treatment,
+        billing, intake, leads, measures, org, patients, scheduling, substances, treatment,
     };
 }

@@ -10,7 +10,7 @@ use domain::audit::Action;
 use domain::auth::Permission;
 use domain::ids::{AppointmentId, ClinicId, LinkId, PatientId, ResponseId, TaskId};
 use domain::instruments::{trend, Instrument, Point, Scored, Trend};
-use store::instruments::{Link, NewLink, NewResponse, NewTask, Response, Source, Task};
+use store::measures::{Link, NewLink, NewResponse, NewTask, Response, Source, Task};
 
 use crate::actor::RequestMeta;
 use crate::actor::{secret_hash, Caller};
@@ -182,7 +182,7 @@ pub async fn history(
     state: &Clinic,
     c: &Caller,
     patient: PatientId,
-) -> Result<Vec<store::instruments::ScorePoint>, Error> {
+) -> Result<Vec<store::measures::ScorePoint>, Error> {
     audited_read(state, c, patient).await?;
     Ok(state.store.score_history(patient).await?)
 }
@@ -608,7 +608,7 @@ pub async fn tasks_and_links(
     state: &Clinic,
     c: &Caller,
     pid: PatientId,
-) -> Result<(Vec<store::instruments::Task>, Vec<store::instruments::Link>), Error> {
+) -> Result<(Vec<store::measures::Task>, Vec<store::measures::Link>), Error> {
     let clinics = c.require_any(Permission::MeasureRead)?;
     if state.store.patient(pid, &clinics).await?.is_none() {
         return Err(Error::NotFound);
@@ -624,6 +624,6 @@ pub async fn tasks_and_links(
 pub async fn link_by_token(
     state: &Clinic,
     token: &str,
-) -> Result<Option<store::instruments::Link>, Error> {
+) -> Result<Option<store::measures::Link>, Error> {
     Ok(state.store.link_by_hash(&secret_hash(token)).await?)
 }

@@ -138,48 +138,39 @@ async fn grant_target(
     Ok((clinic, role))
 }
 
-/// Gives a staff member a role in a clinic.
-pub async fn grant(
+/// Gives a staff member a role in a clinic (`grant`), or takes it away. An
+/// admin cannot take their own admin role: another admin does (a clinic is
+/// never left without one by a slip).
+pub async fn set_role(
     c: &Clinic,
     caller: &Caller,
     id: UserId,
-    clinic: &str,
-    role: &str,
+    (clinic, role): (&str, &str),
+    grant: bool,
 ) -> Result<(), Error> {
     let (clinic, role) = grant_target(c, caller, id, clinic, role).await?;
-    let mut ev = caller.event(Action::RoleGrant);
-    ev.clinic_id = Some(clinic.to_string());
-    ev.object_type = Some("user".into());
-    ev.object_id = Some(id.to_string());
-    ev.detail = Some(format!("granted {role}"));
-    c.store
-        .grant_role(id, clinic, role, caller.user_id(), ev)
-        .await?;
-    c.auth_cache.clear();
-    Ok(())
-}
-
-/// Takes a role away. An admin cannot take their own admin role: another
-/// admin does (a clinic is never left without one by a slip).
-pub async fn revoke(
-    c: &Clinic,
-    caller: &Caller,
-    id: UserId,
-    clinic: &str,
-    role: &str,
-) -> Result<(), Error> {
-    let (clinic, role) = grant_target(c, caller, id, clinic, role).await?;
-    if Some(id) == caller.user_id() && role == Role::ClinicAdmin {
+    if !grant && Some(id) == caller.user_id() && role == Role::ClinicAdmin {
         return Err(Error::Conflict(
             "You cannot remove your own admin role; ask another admin.".into(),
         ));
     }
-    let mut ev = caller.event(Action::RoleRevoke);
+    let (action, verb) = if grant {
+        (Action::RoleGrant, "granted")
+    } else {
+        (Action::RoleRevoke, "revoked")
+    };
+    let mut ev = caller.event(action);
     ev.clinic_id = Some(clinic.to_string());
     ev.object_type = Some("user".into());
     ev.object_id = Some(id.to_string());
-    ev.detail = Some(format!("revoked {role}"));
-    c.store.revoke_role(id, clinic, role, ev).await?;
+    ev.detail = Some(format!("{verb} {role}"));
+    if grant {
+        c.store
+            .grant_role(id, clinic, role, caller.user_id(), ev)
+            .await?;
+    } else {
+        c.store.revoke_role(id, clinic, role, ev).await?;
+    }
     c.auth_cache.clear();
     Ok(())
 }

@@ -121,7 +121,7 @@ pub async fn run(store: &Store) -> anyhow::Result<()> {
     crate::demo::load(store, &hash).await?;
     let protocols = domain::protocols::Protocols::builtin();
     let registry = domain::instruments::Registry::builtin();
-    crate::demo_pretreatment::load(store, &protocols, &registry).await?;
+    crate::demo_intake::load(store, &protocols, &registry).await?;
     crate::demo_substances::load(store, &protocols, &registry).await?;
     crate::demo_billing::load(store).await?;
     let org = store.any_org().await?.context("no organisation")?;

@@ -166,14 +166,14 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
             let scored = inst.score(&answers)?;
             store
                 .insert_response(
-                    &store::instruments::NewResponse {
+                    &store::measures::NewResponse {
                         id: domain::ids::ResponseId::new(),
                         clinic,
                         patient: Some(patient),
                         lead: None,
                         scored: &scored,
                         instrument_hash: &inst.hash,
-                        source: store::instruments::Source::Link,
+                        source: store::measures::Source::Link,
                         link: None,
                         appointment: None,
                         entered_by: None,

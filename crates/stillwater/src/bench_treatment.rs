@@ -113,7 +113,7 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
     crate::demo::load(store, &hash).await?;
     let protocols = domain::protocols::Protocols::builtin();
     let registry = domain::instruments::Registry::builtin();
-    crate::demo_pretreatment::load(store, &protocols, &registry).await?;
+    crate::demo_intake::load(store, &protocols, &registry).await?;
     crate::demo_substances::load(store, &protocols, &registry).await?;
     let org = store.any_org().await?.context("no organisation")?;
     let clinic = store
@@ -171,16 +171,8 @@ pub async fn run(store: &Store, seconds: u64) -> anyhow::Result<()> {
         .context("second nurse")?;
     let side = Chairside::new(&state, store, clinic.id, (nina, nora, paul)).await?;
     for (k, (p, chair)) in patients.iter().zip(&chairs).enumerate() {
-        crate::demo_pretreatment::make_ready(
-            store,
-            &protocols,
-            &registry,
-            &clinic,
-            p,
-            (nina, paul),
-            3,
-        )
-        .await?;
+        crate::demo_intake::make_ready(store, &protocols, &registry, &clinic, p, (nina, paul), 3)
+            .await?;
         side.visit(&p.id.to_string(), chair, 16, Stage::Dosing, k as i64)
             .await?;
     }

@@ -299,7 +299,7 @@ pub async fn load_rest(
 ) -> anyhow::Result<()> {
     load_calendar(store).await?;
     crate::demo_measures::load(store, instruments).await?;
-    crate::demo_pretreatment::load(store, protocols, instruments).await?;
+    crate::demo_intake::load(store, protocols, instruments).await?;
     crate::demo_substances::load(store, protocols, instruments).await?;
     crate::demo_treatment::load(store, protocols, instruments).await?;
     crate::demo_billing::load(store).await?;

@@ -12,7 +12,7 @@ use domain::instruments::Registry;
 use domain::leads::{AssessmentInput, LeadStatus};
 use domain::scheduling::{plan_claims, Preferences, VisitPlan};
 use store::audit::NewAuditEvent;
-use store::instruments::{NewResponse, NewTask, Source};
+use store::measures::{NewResponse, NewTask, Source};
 use store::scheduling::{NewVisit, Status};
 use store::Store;
 

@@ -333,7 +333,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
             all.iter().rev().take(3).collect()
         };
         for p in &chosen {
-            crate::demo_pretreatment::make_ready(
+            crate::demo_intake::make_ready(
                 store,
                 protocols,
                 registry,

@@ -216,7 +216,7 @@ impl<'a> Chairside<'a> {
             None,
             &answers,
             None,
-            store::instruments::Source::Staff,
+            store::measures::Source::Staff,
         )
         .await
         .map_err(err)?;
@@ -430,7 +430,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
         let Some(chair) = chair(name) else {
             continue;
         };
-        crate::demo_pretreatment::make_ready(
+        crate::demo_intake::make_ready(
             store,
             protocols,
             registry,

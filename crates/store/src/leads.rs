@@ -9,7 +9,7 @@ use domain::patients::{mrn_from_bits, PatientDetails};
 use domain::DomainError;
 
 use crate::audit::NewAuditEvent;
-use crate::instruments::{NewResponse, NewTask};
+use crate::measures::{NewResponse, NewTask};
 use crate::org::parse_id;
 use crate::{append_in_tx, is_unique_violation, on_pool, Result, Store};
 
@@ -139,7 +139,7 @@ impl Store {
                     lead: Some(l.id),
                     scored,
                     instrument_hash: hash,
-                    source: crate::instruments::Source::Public,
+                    source: crate::measures::Source::Public,
                     link: None,
                     appointment: None,
                     entered_by: None,

@@ -18,6 +18,7 @@ pub fn routes() -> Router<AppState> {
         .merge(crate::treatment::protocols::routes())
         .merge(crate::measures::pages::routes())
         .merge(crate::intake::pages::routes())
+        .merge(crate::intake::decision::routes())
         .merge(crate::treatment::pages::routes())
         .merge(crate::substances::pages::routes())
         .merge(crate::billing::pages::routes())

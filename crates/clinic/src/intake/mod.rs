@@ -15,10 +15,10 @@ use domain::plans::{EligibilityState, PlanInput};
 use domain::protocols::Route;
 use domain::FieldError;
 use sha2::{Digest, Sha256};
-use store::patients::PatientRecord;
-use store::pretreatment::{
+use store::intake::{
     AssessmentPart, Consent, ConsentDocument, NewConsent, NewPatientLink, PatientLink, StoredPlan,
 };
+use store::patients::PatientRecord;
 
 use crate::actor::RequestMeta;
 use crate::actor::{random_token, secret_hash, Caller};
@@ -918,7 +918,7 @@ pub async fn assessment_parts(
     state: &Clinic,
     c: &Caller,
     pid: PatientId,
-) -> Result<Vec<store::pretreatment::AssessmentPart>, Error> {
+) -> Result<Vec<store::intake::AssessmentPart>, Error> {
     patient_of(
         state,
         c,
@@ -935,7 +935,7 @@ pub async fn score_history(
     state: &Clinic,
     c: &Caller,
     pid: PatientId,
-) -> Result<Vec<store::instruments::ScorePoint>, Error> {
+) -> Result<Vec<store::measures::ScorePoint>, Error> {
     patient_of(
         state,
         c,
@@ -952,7 +952,7 @@ pub async fn score_history(
 pub async fn link_by_token(
     state: &Clinic,
     token: &str,
-) -> Result<Option<store::pretreatment::PatientLink>, Error> {
+) -> Result<Option<store::intake::PatientLink>, Error> {
     Ok(state
         .store
         .patient_link_by_hash(&secret_hash(token))

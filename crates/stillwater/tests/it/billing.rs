@@ -37,7 +37,7 @@ pub(crate) async fn month_of_visits(app: &TestApp) {
         ..Default::default()
     };
     let (protocols, instruments) = (cfg.protocols().unwrap(), cfg.instruments().unwrap());
-    stillwater::demo_pretreatment::load(&app.store, &protocols, &instruments)
+    stillwater::demo_intake::load(&app.store, &protocols, &instruments)
         .await
         .unwrap();
     stillwater::demo_substances::load(&app.store, &protocols, &instruments)

@@ -478,7 +478,7 @@ async fn questionnaire_links_are_single_use(app: &TestApp) {
     let expired_token = "expired-token-for-test-0123456789";
     app.store
         .insert_link(
-            &store::instruments::NewLink {
+            &store::measures::NewLink {
                 id: domain::ids::LinkId::new(),
                 clinic,
                 patient: pid.parse().unwrap(),
@@ -763,14 +763,14 @@ async fn trend_chart_with_doses(app: &TestApp) {
         let scored = inst.score(&a).unwrap();
         app.store
             .insert_response(
-                &store::instruments::NewResponse {
+                &store::measures::NewResponse {
                     id: domain::ids::ResponseId::new(),
                     clinic: app.glendale,
                     patient: Some(pid),
                     lead: None,
                     scored: &scored,
                     instrument_hash: &inst.hash,
-                    source: store::instruments::Source::Staff,
+                    source: store::measures::Source::Staff,
                     link: None,
                     appointment: None,
                     entered_by: None,

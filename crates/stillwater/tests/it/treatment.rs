@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::api::Api;
 use crate::both;
 use crate::helpers::*;
-use crate::pretreatment::{clinical_part, patient_part};
+use crate::intake::{clinical_part, patient_part};
 
 async fn api<'a>(app: &'a TestApp, user: &str) -> Api<'a> {
     Api {

@@ -418,13 +418,7 @@ async fn staff_grant(
     Path(id): Path<String>,
     f: StaffForm,
 ) -> PageResult {
-    let uid: UserId = page_id(&id)?;
-    let (clinic, role) = (
-        f.form.get("clinic_id").unwrap_or_default(),
-        f.form.get("role").unwrap_or_default(),
-    );
-    let r = staff::grant(&state, &f.caller, uid, &clinic, &role).await;
-    staff_changed(&state, &f.caller, uid, r).await
+    staff_role(&state, &id, &f, true).await
 }
 
 async fn staff_revoke(
@@ -432,13 +426,16 @@ async fn staff_revoke(
     Path(id): Path<String>,
     f: StaffForm,
 ) -> PageResult {
-    let uid: UserId = page_id(&id)?;
-    let (clinic, role) = (
-        f.form.get("clinic_id").unwrap_or_default(),
-        f.form.get("role").unwrap_or_default(),
-    );
-    let r = staff::revoke(&state, &f.caller, uid, &clinic, &role).await;
-    staff_changed(&state, &f.caller, uid, r).await
+    staff_role(&state, &id, &f, false).await
+}
+
+/// Grants or revokes the role in the clinic the form names.
+async fn staff_role(state: &AppState, id: &str, f: &StaffForm, grant: bool) -> PageResult {
+    let uid: UserId = page_id(id)?;
+    let clinic = f.form.get("clinic_id").unwrap_or_default();
+    let role = f.form.get("role").unwrap_or_default();
+    let r = staff::set_role(state, &f.caller, uid, (&clinic, &role), grant).await;
+    staff_changed(state, &f.caller, uid, r).await
 }
 
 async fn staff_disable(

@@ -36,7 +36,7 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-fn part_json(p: Option<&clinic::records::pretreatment::AssessmentPart>) -> Result<Value, Error> {
+fn part_json(p: Option<&clinic::records::intake::AssessmentPart>) -> Result<Value, Error> {
     let Some(p) = p else {
         return Ok(Value::Null);
     };

@@ -1,3 +1,4 @@
 pub(crate) mod api;
+pub(crate) mod decision;
 pub(crate) mod eligibility;
 pub(crate) mod pages;

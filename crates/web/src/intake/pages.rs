@@ -182,7 +182,7 @@ async fn assessment_view(
     let asmt = uc::latest_parts(uc::assessment_parts(state, c, pid).await?)?;
     let pp = asmt.patient.as_ref().map(|x| &x.0);
     let kp = asmt.clinical.as_ref().map(|x| &x.0);
-    let when = |m: &clinic::records::pretreatment::AssessmentPart| {
+    let when = |m: &clinic::records::intake::AssessmentPart| {
         format!(
             "version {}, {} by {}",
             m.version,
@@ -400,7 +400,7 @@ async fn assessment_view(
         clinical,
         instruments,
         findings,
-        suggestion: crate::measures::pages::decision_label(eval.suggestion.as_str()).to_string(),
+        suggestion: crate::intake::decision::decision_label(eval.suggestion.as_str()).to_string(),
         can_record: c.may(Permission::AssessmentRecord, p.clinic_id),
         form_screen,
         form_diagnoses: kp
@@ -775,7 +775,7 @@ pub struct DocView {
     pub witness_required: bool,
 }
 
-fn doc_view(d: &clinic::records::pretreatment::ConsentDocument) -> DocView {
+fn doc_view(d: &clinic::records::intake::ConsentDocument) -> DocView {
     let parsed = domain::consent::Document::parse(&d.source).ok();
     DocView {
         title: d.title.clone(),

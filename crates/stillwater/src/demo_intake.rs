@@ -17,8 +17,8 @@ use domain::protocols::{Protocols, Route};
 use domain::scheduling::CourseKind;
 use sha2::{Digest, Sha256};
 use store::audit::NewAuditEvent;
+use store::intake::NewConsent;
 use store::patients::PatientRecord;
-use store::pretreatment::NewConsent;
 use store::Store;
 
 const DAY: i64 = 86_400_000_000;

@@ -282,8 +282,8 @@ const TASK_SELECT: &str = "SELECT t.id, t.clinic_id, t.patient_id, t.lead_id, \
 #[macro_export]
 macro_rules! insert_response {
     ($tx:expr, $r:expr, $task:expr) => {{
-        let r: &$crate::instruments::NewResponse = $r;
-        let task: Option<&$crate::instruments::NewTask> = $task;
+        let r: &$crate::measures::NewResponse = $r;
+        let task: Option<&$crate::measures::NewTask> = $task;
         let result: $crate::Result<()> = async {
             let answers = serde_json::to_string(&r.scored.answers).unwrap_or_default();
             let subscales = serde_json::to_string(&r.scored.subscales).unwrap_or_default();
