@@ -16,27 +16,31 @@ use crate::AppState;
 pub const SESSION_COOKIE: &str = "sw_session";
 pub const PRELOGIN_COOKIE: &str = "sw_pre";
 
+/// The value of the request's cookie `name`, if it sent one.
 pub fn cookie_value(parts: &Parts, name: &str) -> Option<String> {
     parts
         .headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_string())
 }
 
+/// A `Set-Cookie` value for the whole site, out of reach of scripts and of
+/// other sites' forms; `Secure` behind TLS; `max_age` in seconds (0 clears).
 pub fn set_cookie(name: &str, value: &str, secure: bool, max_age: Option<i64>) -> String {
-    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
-    if secure {
-        c.push_str("; Secure");
-    }
+    let mut c = cookie::Cookie::build((name, value))
+        .path("/")
+        .http_only(true)
+        .same_site(cookie::SameSite::Lax)
+        .secure(secure);
     if let Some(a) = max_age {
-        c.push_str(&format!("; Max-Age={a}"));
+        c = c.max_age(cookie::time::Duration::seconds(a));
     }
-    c
+    c.build().to_string()
 }
 
 fn meta(parts: &Parts) -> RequestMeta {
