@@ -1,5 +1,6 @@
-//! Server-rendered pages for staff. Handlers extract, authorise, call a use
-//! case and render; forms re-render with field errors.
+//! Signing in and out (the sign-in form, its pre-login CSRF cookie, the
+//! session cookie) and a staff member's own account: password and
+//! two-step sign-in. The use cases are `clinic::account`.
 
 use askama::Template;
 use axum::extract::{Request, State};
@@ -218,4 +219,27 @@ async fn account_totp_confirm(State(state): State<AppState>, f: StaffForm) -> Pa
         Some("Two-step sign-in is on.".into()),
     )
     .await
+}
+
+// ---- Views -------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "account/login.html")]
+pub struct LoginPage {
+    pub csrf: String,
+    pub error: Option<String>,
+    pub username: String,
+    pub css: String,
+}
+
+#[derive(Template)]
+#[template(path = "account/account.html")]
+pub struct AccountPage {
+    pub layout: Layout,
+    pub username: String,
+    pub roles: Vec<(String, String)>,
+    pub password_errors: Vec<String>,
+    pub totp_enabled: bool,
+    pub totp_setup: Option<(String, String)>,
+    pub totp_error: Option<String>,
 }

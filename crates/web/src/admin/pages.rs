@@ -1,6 +1,8 @@
-//! Server-rendered pages for staff. Handlers extract, authorise, call a use
-//! case and render; forms re-render with field errors.
+//! The clinic admin's pages: clinic settings and closures, staff and their
+//! roles, and the audit log with its CSV export (`clinic::settings`,
+//! `clinic::staff`, `clinic::audit_log`).
 
+use askama::Template;
 use std::collections::HashMap;
 
 use axum::extract::{Path, State};
@@ -614,4 +616,111 @@ async fn audit_export(
         body,
     )
         .into_response())
+}
+
+// ---- Views -------------------------------------------------------------------
+
+pub struct ClinicListItem {
+    pub id: String,
+    pub name: String,
+    pub city: String,
+    pub zone: String,
+    pub hours: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/clinics.html")]
+pub struct ClinicsPage {
+    pub layout: Layout,
+    pub clinics: Vec<ClinicListItem>,
+}
+
+pub struct ClosureItem {
+    pub id: String,
+    pub date: String,
+    pub reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/clinic_edit.html")]
+pub struct ClinicEditPage {
+    pub layout: Layout,
+    pub id: String,
+    pub name: String,
+    pub groups: Vec<FieldGroup>,
+    pub hours: Vec<(String, String, String, String, Option<String>)>,
+    pub errors: Vec<String>,
+    pub closures: Vec<ClosureItem>,
+    pub closure_error: Option<String>,
+}
+
+pub struct StaffItem {
+    pub id: String,
+    pub name: String,
+    pub username: String,
+    pub roles: Vec<(String, String)>,
+    pub disabled: bool,
+    pub totp: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/staff.html")]
+pub struct StaffPage {
+    pub layout: Layout,
+    pub staff: Vec<StaffItem>,
+    pub form: Vec<FieldGroup>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/staff_member.html")]
+pub struct StaffMemberPage {
+    pub layout: Layout,
+    pub id: String,
+    pub name: String,
+    pub username: String,
+    pub disabled: bool,
+    pub totp: bool,
+    pub grants: Vec<(String, String, String, String)>,
+    pub clinic_options: Vec<(String, String)>,
+    pub role_options: Vec<(String, String)>,
+    pub error: Option<String>,
+}
+
+pub struct AuditItem {
+    pub seq: i64,
+    pub when: String,
+    pub who: String,
+    pub role: String,
+    pub action: String,
+    pub patient: String,
+    pub patient_id: String,
+    pub outcome: String,
+    pub source: String,
+    pub request_id: String,
+}
+
+impl AuditItem {
+    /// Enough of the request id to match a log line; the whole id is in the title.
+    pub fn request_short(&self) -> &str {
+        self.request_id
+            .get(self.request_id.len().saturating_sub(10)..)
+            .unwrap_or(&self.request_id)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/audit.html")]
+pub struct AuditPage {
+    pub layout: Layout,
+    pub items: Vec<AuditItem>,
+    pub patient: String,
+    pub user: String,
+    pub action: String,
+    pub from: String,
+    pub to: String,
+    pub actions: Vec<String>,
+    pub users: Vec<(String, String)>,
+    pub error: Option<String>,
+    pub next_before: Option<i64>,
 }

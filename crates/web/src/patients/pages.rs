@@ -1,6 +1,8 @@
-//! Server-rendered pages for staff. Handlers extract, authorise, call a use
-//! case and render; forms re-render with field errors.
+//! Today (each clinic's card with its counts), the patient list and search,
+//! the chart with its visits and access tab, and the patient form
+//! (`clinic::patients` and the use cases each part of the chart reads).
 
+use askama::Template;
 use std::collections::HashMap;
 
 use axum::extract::{Path, State};
@@ -766,4 +768,114 @@ async fn edit_patient_submit(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+// ---- Views -------------------------------------------------------------------
+
+pub struct HoursRow {
+    pub day: &'static str,
+    pub y: i32,
+    pub bar: Option<(i32, i32)>,
+    pub label: String,
+}
+
+pub struct ClinicCard {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub phone: String,
+    pub zone: String,
+    pub local_time: String,
+    pub open_now: bool,
+    pub hours_summary: String,
+    pub roles: String,
+    pub patients: i64,
+    pub rows: Vec<HoursRow>,
+    pub now_x: Option<i32>,
+    pub ticks: Vec<(i32, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "patients/home.html")]
+pub struct HomePage {
+    pub layout: Layout,
+    pub clinics: Vec<ClinicCard>,
+    pub can_search: bool,
+    /// Open safety tasks in the caller's clinics (-1: not theirs to see).
+    pub open_tasks: i64,
+    /// Leads not yet contacted (-1: not theirs to see).
+    pub new_leads: i64,
+}
+
+pub struct PatientRow {
+    pub id: String,
+    pub name: String,
+    pub preferred: String,
+    pub dob: String,
+    pub age: i64,
+    pub mrn: String,
+    pub phone: String,
+    pub clinic: String,
+}
+
+#[derive(Template)]
+#[template(path = "patients/patients.html")]
+pub struct PatientsPage {
+    pub layout: Layout,
+    pub q: String,
+    pub rows: Vec<PatientRow>,
+    pub searched: bool,
+    pub total: i64,
+    pub can_create: bool,
+}
+
+#[derive(Template)]
+#[template(path = "patients/patient_results.html")]
+pub struct PatientResults {
+    pub q: String,
+    pub rows: Vec<PatientRow>,
+    pub searched: bool,
+}
+
+pub struct InfoItem {
+    pub label: &'static str,
+    pub value: String,
+}
+
+pub struct AccessRow {
+    pub when: String,
+    pub who: String,
+    pub role: String,
+    pub action: String,
+    pub outcome: String,
+}
+
+#[derive(Template)]
+#[template(path = "patients/chart.html")]
+pub struct ChartPage {
+    pub layout: Layout,
+    pub id: String,
+    pub tab: &'static str,
+    pub name: String,
+    pub preferred: String,
+    pub mrn: String,
+    pub dob: String,
+    pub age: i64,
+    pub clinic: String,
+    pub escort: String,
+    pub tabs: ChartTabs,
+    pub can_edit: bool,
+    pub can_book: bool,
+    /// Visits: (id, when, what, status, status class); covered by the chart's audit record.
+    pub visits: Vec<(String, String, String, String, &'static str)>,
+    pub sections: Vec<(&'static str, Vec<InfoItem>)>,
+    pub access: Vec<AccessRow>,
+    /// Treatment sessions: (encounter id, checked in, chair, status).
+    pub sessions: Vec<(String, String, String, &'static str)>,
+    /// Ketamine given, from the Schedule III record: (when, amount, lot, by).
+    pub administrations: Vec<(String, String, String, String)>,
+    /// Chairs to check the patient into without a booking; empty when the
+    /// caller may not, there is no plan, or a visit is open.
+    pub check_in_chairs: Vec<(String, String)>,
+    pub clinic_id: String,
 }
