@@ -1266,12 +1266,24 @@ async fn eligibility_decisions(app: &TestApp) {
             ],
         )
         .await;
-    assert_eq!(r.status().as_u16(), 200);
-    assert!(r
-        .text()
-        .await
-        .unwrap()
-        .contains("cannot be eligible with an absolute exclusion"));
+    // Refused as a form: 422, and what was typed comes back with the reason.
+    assert_eq!(r.status().as_u16(), 422);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("cannot be eligible with an absolute exclusion"));
+    for kept in [
+        "value=\"ketamine_cystitis\" aria-label=\"History of ketamine cystitis: present\" checked",
+        "clonazepam 2\nsertraline 150</textarea>",
+        "escitalopram, 8, adequate</textarea>",
+        "value=\"128/82\"",
+        "<option value=\"eligible\" selected>",
+        "Treatment-resistant GAD after two adequate trials.</textarea>",
+    ] {
+        assert!(html.contains(kept), "the refused form keeps {kept:?}");
+    }
+    assert!(
+        !html.contains("<option value=\"needs_more_information\" selected>"),
+        "the default choice does not replace the one made"
+    );
     let r = paul
         .post_form(
             &form_path,

@@ -14,7 +14,7 @@ use crate::auth::{Caller, Staff, StaffForm};
 use crate::error::Error;
 use crate::ui::{fixable, notice};
 use crate::ui::{page_id, render, see_other, PageResult};
-use crate::ui::{ChartTabs, Layout};
+use crate::ui::{ChartTabs, Kept, Layout};
 use crate::AppState;
 
 use crate::measures::pages::{when, zone_of};
@@ -52,7 +52,7 @@ pub struct DecisionRow {
 }
 
 #[derive(Template)]
-#[template(path = "measures/eligibility.html")]
+#[template(path = "intake/eligibility.html")]
 struct EligibilityPage {
     layout: Layout,
     id: String,
@@ -67,6 +67,8 @@ struct EligibilityPage {
     /// The exclusion screen for the decision form: (value, label).
     screen: Vec<(String, &'static str)>,
     error: Option<String>,
+    /// What a refused decision form held, to show it again.
+    kept: Kept,
 }
 
 pub(crate) fn decision_label(s: &str) -> &'static str {
@@ -82,7 +84,7 @@ async fn eligibility_view(
     state: &AppState,
     c: &Caller,
     id: &str,
-    error: Option<String>,
+    (error, kept): (Option<String>, Kept),
     flash: Option<String>,
 ) -> PageResult {
     let pid: PatientId = page_id(id)?;
@@ -166,6 +168,7 @@ async fn eligibility_view(
         can_decide: c.may(Permission::EligibilityDecide, p.clinic_id),
         screen,
         error,
+        kept,
     })
 }
 
@@ -174,7 +177,7 @@ async fn eligibility_page(
     Staff(c): Staff,
     Path(id): Path<String>,
 ) -> PageResult {
-    eligibility_view(&state, &c, &id, None, None).await
+    eligibility_view(&state, &c, &id, (None, Kept::default()), None).await
 }
 
 async fn eligibility_sign_off(
@@ -190,7 +193,7 @@ async fn eligibility_sign_off(
         .unwrap_or(0);
     let r = clinic::intake::eligibility::sign_off(&state, &f.caller, pid, version).await;
     let (error, flash) = notice(r.map(|()| "Signed off.".into()))?;
-    eligibility_view(&state, &f.caller, &id, error, flash).await
+    eligibility_view(&state, &f.caller, &id, (error, Kept::default()), flash).await
 }
 
 /// Reads the decision form: ticked exclusions, those not yet known, one
@@ -295,6 +298,12 @@ async fn eligibility_decide(
         Ok((version, _)) => Ok(see_other(&format!(
             "/patients/{id}/eligibility?saved={version}"
         ))),
-        Err(e) => eligibility_view(&state, &f.caller, &id, Some(fixable(e)?), None).await,
+        Err(e) => {
+            let kept = Kept::new("decide", &f.form);
+            let mut r =
+                eligibility_view(&state, &f.caller, &id, (Some(fixable(e)?), kept), None).await?;
+            *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(r)
+        }
     }
 }

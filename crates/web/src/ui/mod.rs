@@ -306,6 +306,17 @@ impl Kept {
     pub fn chose(&self, form: &str, name: &str, value: &str) -> bool {
         self.form == form && self.val(form, name) == value
     }
+
+    /// Whether a box of field `name` with `value` was ticked (a field that
+    /// may be sent more than once, such as a list of checkboxes).
+    pub fn ticked(&self, form: &str, name: &str, value: &str) -> bool {
+        self.form == form && self.fields.iter().any(|(k, v)| k == name && v == value)
+    }
+
+    /// Whether form `form` is the one that came back.
+    pub fn is(&self, form: &str) -> bool {
+        self.form == form
+    }
 }
 
 // ---- Rendering pages -------------------------------------------------------
