@@ -356,6 +356,17 @@ impl Store {
         })
     }
 
+    /// The same database with every rusqlite fast path turned off, so that
+    /// each read and write goes through sqlx: for the tests that hold each
+    /// fast path against its twin on the same SQLite file. Never used to
+    /// serve.
+    pub fn without_fast_paths(&self) -> Store {
+        let mut twin = self.clone();
+        twin.sqlite_file = None;
+        twin.sqlite_bulk = None;
+        twin
+    }
+
     /// The writer pool, for tests and tools that must reach below the API
     /// (schema comparison, tamper tests). Never used by request handlers.
     pub fn raw_pool(&self) -> &Pool {

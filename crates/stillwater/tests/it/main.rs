@@ -19,4 +19,5 @@ mod schema;
 mod substances;
 mod trail_file;
 mod treatment;
+mod twins;
 mod verify;
