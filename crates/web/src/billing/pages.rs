@@ -632,9 +632,9 @@ async fn invoice_view(
         lines: v
             .lines
             .iter()
-            .map(|l| {
+            .map(|l| -> Result<_, Error> {
                 let codes: Vec<domain::billing::Code> =
-                    serde_json::from_str(&l.codes).unwrap_or_default();
+                    crate::error::stored("invoice line codes", &l.codes)?;
                 let codes = codes
                     .iter()
                     .map(|c| {
@@ -653,14 +653,14 @@ async fn invoice_view(
                     .collect::<Vec<_>>()
                     .join(", ");
                 let d = l.kind == "discount";
-                (
+                Ok((
                     l.description.clone(),
                     codes,
                     fmt_money(if d { -l.amount_minor } else { l.amount_minor }, &cur),
                     d,
-                )
+                ))
             })
-            .collect(),
+            .collect::<Result<_, _>>()?,
         entries: v
             .entries
             .iter()

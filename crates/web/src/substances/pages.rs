@@ -594,25 +594,29 @@ async fn view(
         uc::inventories(state, c, Some(loc.id))
             .await?
             .into_iter()
-            .map(|i| InventoryRow {
-                lots: serde_json::from_str::<Vec<serde_json::Value>>(&i.lines)
-                    .map(|v| v.len())
-                    .unwrap_or(0),
-                id: i.id,
-                kind: if i.kind == "initial" {
-                    "Initial".into()
-                } else {
-                    "Biennial".into()
-                },
-                taken_on: i.taken_on,
-                business: if i.business == "opening" {
-                    "opening".into()
-                } else {
-                    "close".into()
-                },
-                by: i.taken_by,
+            .map(|i| -> Result<InventoryRow, Error> {
+                Ok(InventoryRow {
+                    lots: crate::error::stored::<Vec<serde_json::Value>>(
+                        "inventory lines",
+                        &i.lines,
+                    )?
+                    .len(),
+                    id: i.id,
+                    kind: if i.kind == "initial" {
+                        "Initial".into()
+                    } else {
+                        "Biennial".into()
+                    },
+                    taken_on: i.taken_on,
+                    business: if i.business == "opening" {
+                        "opening".into()
+                    } else {
+                        "close".into()
+                    },
+                    by: i.taken_by,
+                })
             })
-            .collect()
+            .collect::<Result<_, _>>()?
     } else {
         Vec::new()
     };
