@@ -296,6 +296,41 @@ async fn before_the_first_dose(app: &TestApp) {
         .post(&format!("{base}/plans"), &json!({"protocol": "iv-infusion", "course": "induction", "targets": ["cssrs"], "goal": "response", "modality": "emdr", "doses": 99}))
         .await;
     assert_eq!(s, 422, "{e}");
+    // The plan form refuses "six" doses by name and comes back as it was
+    // sent: the course, the measures, the goal, the notes and the reason.
+    let web = app.login("paul.prescriber").await;
+    let r = web
+        .post_form(
+            &format!("/patients/{pid}/plan"),
+            &[
+                ("protocol", "iv-infusion"),
+                ("course", "weekly"),
+                ("doses", "six"),
+                ("targets", "phq9"),
+                ("goal", "remission"),
+                ("modality", "ifs"),
+                ("notes", "Prefers mornings; drives in from Surprise."),
+                ("reason", "Weekly after a strong response to the first two."),
+            ],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 422);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("doses: must be a whole number"), "{html}");
+    for kept in [
+        "<option value=\"weekly\" selected>",
+        "value=\"phq9\" checked",
+        "value=\"remission\" checked",
+        "value=\"six\"",
+        "Prefers mornings; drives in from Surprise.</textarea>",
+        "value=\"Weekly after a strong response to the first two.\"",
+    ] {
+        assert!(html.contains(kept), "the refused plan form keeps {kept:?}");
+    }
+    assert!(
+        !html.contains("value=\"gad7\" checked"),
+        "an unticked measure stays unticked"
+    );
     let (s, _) = nurse.post(&format!("{base}/plans"), &plan).await;
     assert_eq!(s, 403);
     let (s, r) = prescriber.post(&format!("{base}/plans"), &plan).await;

@@ -31,7 +31,7 @@ use crate::error::{Error, PageError};
 use crate::front::pages::{LinkDone, PublicFrame};
 use crate::ui::{fixable, notice};
 use crate::ui::{page_id, render, see_other, PageResult};
-use crate::ui::{ChartTabs, Layout};
+use crate::ui::{ChartTabs, Kept, Layout};
 use crate::AppState;
 use clinic::intake as uc;
 use clinic::measures::LinkProblem;
@@ -937,6 +937,8 @@ struct PlanPage {
     targets: Vec<(String, String, bool)>,
     modalities: Vec<(String, &'static str, bool)>,
     error: Option<String>,
+    /// What a refused plan form held, to show it again.
+    kept: Kept,
 }
 
 fn key_of<T: serde::Serialize>(v: &T) -> String {
@@ -950,7 +952,7 @@ async fn plan_view(
     state: &AppState,
     c: &Caller,
     id: &str,
-    error: Option<String>,
+    (error, kept): (Option<String>, Kept),
     flash: Option<String>,
 ) -> PageResult {
     let (h, pid, p, s, tz) = head(state, c, id, "plan").await?;
@@ -965,11 +967,11 @@ async fn plan_view(
     let set = state.protocols();
     let rows: Vec<PlanRow> = plans
         .iter()
-        .map(|x| {
+        .map(|x| -> Result<PlanRow, Error> {
             let proto = set.get(&x.protocol_id, x.protocol_version as u32);
-            let targets: Vec<String> = serde_json::from_str(&x.targets).unwrap_or_default();
+            let targets: Vec<String> = crate::error::stored("plan targets", &x.targets)?;
             let course = CourseKind::parse(&x.course).ok();
-            PlanRow {
+            Ok(PlanRow {
                 version: x.version,
                 protocol: format!(
                     "{} (version {})",
@@ -1019,14 +1021,15 @@ async fn plan_view(
                         "im_injection"
                     }
                 ),
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let mut rows = rows.into_iter();
     let current_plan = plans.first();
-    let cur_targets: Vec<String> = current_plan
-        .and_then(|x| serde_json::from_str(&x.targets).ok())
-        .unwrap_or_else(|| vec!["gad7".into(), "phq9".into()]);
+    let cur_targets: Vec<String> = match current_plan {
+        Some(x) => crate::error::stored("plan targets", &x.targets)?,
+        None => vec!["gad7".into(), "phq9".into()],
+    };
     let blockers = match current_plan.and_then(|x| uc::parse_route(&x.route).ok()) {
         Some(r) => domain::plans::blockers(&s.eligibility, &s.consent(r)),
         None => s
@@ -1054,6 +1057,45 @@ async fn plan_view(
         })
         .collect();
     protocols.sort();
+    let mut courses: Vec<(&'static str, &'static str, bool)> = [
+        ("induction", "Induction (6 doses over 2-3 weeks)"),
+        ("intensive", "Intensive (3-5 a week for 1-2 weeks)"),
+        ("weekly", "Weekly"),
+        ("every_other_week", "Every other week"),
+    ]
+    .into_iter()
+    .map(|(k, l)| (k, l, k == cur_course))
+    .collect();
+    let mut targets: Vec<(String, String, bool)> = ["gad7", "phq9", "pcl5", "oasis", "hama"]
+        .iter()
+        .filter_map(|t| state.instruments.current(t))
+        .map(|i| {
+            (
+                i.id.clone(),
+                i.short_name.clone(),
+                cur_targets.contains(&i.id),
+            )
+        })
+        .collect();
+    let mut modalities: Vec<(String, &'static str, bool)> = a::Modality::ALL
+        .iter()
+        .map(|m| (key_of(m), m.label(), *m == sugg_mod))
+        .collect();
+    // A refused form comes back as it was sent, not as the current plan.
+    if kept.is("plan") {
+        for p in &mut protocols {
+            p.2 = kept.chose("plan", "protocol", &p.0);
+        }
+        for k in &mut courses {
+            k.2 = kept.chose("plan", "course", k.0);
+        }
+        for t in &mut targets {
+            t.2 = kept.ticked("plan", "targets", &t.0);
+        }
+        for m in &mut modalities {
+            m.2 = kept.chose("plan", "modality", &m.0);
+        }
+    }
     render(&PlanPage {
         layout: Layout::new(c, format!("Plan: {}", h.name), "patients").with_flash(flash),
         current: rows.next(),
@@ -1080,32 +1122,12 @@ async fn plan_view(
         ],
         suggestion: format!("{}: {sugg_why}", sugg_mod.label()),
         protocols,
-        courses: [
-            ("induction", "Induction (6 doses over 2-3 weeks)"),
-            ("intensive", "Intensive (3-5 a week for 1-2 weeks)"),
-            ("weekly", "Weekly"),
-            ("every_other_week", "Every other week"),
-        ]
-        .into_iter()
-        .map(|(k, l)| (k, l, k == cur_course))
-        .collect(),
-        targets: ["gad7", "phq9", "pcl5", "oasis", "hama"]
-            .iter()
-            .filter_map(|t| state.instruments.current(t))
-            .map(|i| {
-                (
-                    i.id.clone(),
-                    i.short_name.clone(),
-                    cur_targets.contains(&i.id),
-                )
-            })
-            .collect(),
-        modalities: a::Modality::ALL
-            .iter()
-            .map(|m| (key_of(m), m.label(), *m == sugg_mod))
-            .collect(),
+        courses,
+        targets,
+        modalities,
         h,
         error,
+        kept,
     })
 }
 
@@ -1114,7 +1136,7 @@ async fn plan_page(
     Staff(c): Staff,
     Path(id): Path<String>,
 ) -> PageResult {
-    plan_view(&state, &c, &id, None, None).await
+    plan_view(&state, &c, &id, (None, Kept::default()), None).await
 }
 
 fn plan_from_form(f: &Posted) -> Result<PlanInput, Error> {
@@ -1176,8 +1198,15 @@ async fn plan_submit(
             .map(|(v, _)| format!("Plan version {v} saved.")),
         Err(e) => Err(e),
     };
+    let refused = r.is_err();
     let (error, flash) = notice(r)?;
-    plan_view(&state, &f.caller, &id, error, flash).await
+    if refused {
+        let kept = Kept::new("plan", &f.form);
+        let mut page = plan_view(&state, &f.caller, &id, (error, kept), flash).await?;
+        *page.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(page);
+    }
+    plan_view(&state, &f.caller, &id, (error, Kept::default()), flash).await
 }
 
 // ---- The patient's form and consent through links ---------------------------
