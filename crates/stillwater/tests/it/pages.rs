@@ -312,6 +312,42 @@ async fn admin_adds_staff_and_grants_roles(app: &TestApp) {
     assert_eq!(k.get("/").await.status(), 303);
     // Role changes are in the audit trail.
     assert!(app.store.count_audit("role.revoke").await.unwrap() >= 1);
+    // An admin can neither take away their own admin role nor disable their
+    // own account: the page says why, and nothing changes.
+    let ada = app
+        .store
+        .user_id_by_username("ada.admin")
+        .await
+        .unwrap()
+        .unwrap();
+    let revokes = app.store.count_audit("role.revoke").await.unwrap();
+    let r = a
+        .post_form(
+            &format!("/admin/staff/{ada}/revoke"),
+            &[("clinic_id", &g), ("role", "clinic_admin")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("You cannot remove your own admin role"));
+    assert_eq!(app.store.count_audit("role.revoke").await.unwrap(), revokes);
+    let r = a
+        .post_form(&format!("/admin/staff/{ada}/disable"), &[])
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("You cannot disable your own account"));
+    assert_eq!(
+        a.get("/admin/staff").await.status(),
+        200,
+        "still an admin, still signed in"
+    );
 }
 both!(admin_adds_staff_and_grants_roles);
 
