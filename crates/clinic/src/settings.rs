@@ -19,15 +19,6 @@ pub async fn clinics(c: &Clinic, caller: &Caller) -> Result<Vec<ClinicRecord>, E
     Ok(c.store.clinics_of_org(caller.org_id).await?)
 }
 
-/// One clinic of the caller's organisation; any other is not found.
-pub async fn clinic(c: &Clinic, caller: &Caller, id: ClinicId) -> Result<ClinicRecord, Error> {
-    let k = c.store.clinic(id).await?;
-    if k.org_id != caller.org_id {
-        return Err(Error::NotFound);
-    }
-    Ok(k)
-}
-
 /// The clinics whose settings the caller may change.
 pub async fn editable(c: &Clinic, caller: &Caller) -> Result<Vec<ClinicRecord>, Error> {
     let allowed = caller.require_any(Permission::ClinicSettings)?;
@@ -45,7 +36,7 @@ pub async fn for_edit(
     id: ClinicId,
 ) -> Result<(ClinicRecord, Vec<Closure>), Error> {
     caller.require(Permission::ClinicSettings, id)?;
-    let k = clinic(c, caller, id).await?;
+    let k = c.store.clinic(id).await?;
     let closures = c.store.closures(id).await?;
     Ok((k, closures))
 }
