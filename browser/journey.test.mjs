@@ -85,6 +85,31 @@ test("front desk registers a patient, finds them and opens the chart; the other 
   await other.context.close();
 });
 
+test("Today per role: each person finds their own work first", async () => {
+  // What each role must see on Today at its clinic, above anything else.
+  const roles = [
+    ["dana.frontdesk", "Arrivals", ["The floor", "Waiting on you"]],
+    ["nina.nurse", "The floor", ["Arrivals", "Waiting on you"]],
+    ["mona.monitor", "The floor", ["Arrivals", "Your sessions"]],
+    ["paul.prescriber", "Waiting on you", ["Arrivals"]],
+    ["theo.therapist", "Your sessions", ["Arrivals", "The floor"]],
+    ["ada.admin", "Records and the close of day", ["The floor", "Waiting on you"]],
+  ];
+  for (const [who, first, absent] of roles) {
+    const { context, page, errors } = await signIn(who);
+    const heading = page.getByRole("heading", { name: first, level: 3 }).first();
+    assert.ok(await heading.isVisible(), `${who} sees ${first}`);
+    const box = await heading.boundingBox();
+    assert.ok(box.y < 900, `${who}: ${first} is on the first screen (${box.y})`);
+    for (const other of absent) {
+      assert.equal(await page.getByRole("heading", { name: other, level: 3 }).count(), 0, `${who} does not see ${other}`);
+    }
+    await shot(page, `01-today-${who.split(".")[1]}`);
+    assert.deepEqual(errors, [], `${who}: no script or CSP errors`);
+    await context.close();
+  }
+});
+
 test("keyboard only: skip link, sign in and reach patient search", async () => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();

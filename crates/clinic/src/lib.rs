@@ -29,6 +29,7 @@ pub mod scheduling;
 pub mod settings;
 pub mod staff;
 pub mod substances;
+pub mod today;
 pub mod treatment;
 
 pub use error::Error;

@@ -94,6 +94,12 @@ pub fn check_time_zone(s: &str) -> Result<TimeZone, FieldError> {
 
 /// Hours grouped for display: "Mon–Thu 07:00–16:30 · Fri 08:00–12:00".
 pub fn summarize_hours(hours: &[DayHours]) -> String {
+    summarize_hours_with(hours, fmt_hhmm)
+}
+
+/// [`summarize_hours`] with times of day written by `clock` (minutes after
+/// midnight), e.g. on a clinic's own wall clock.
+pub fn summarize_hours_with(hours: &[DayHours], clock: impl Fn(i32) -> String) -> String {
     let mut sorted = hours.to_vec();
     sorted.sort_by_key(|h| h.weekday);
     let mut groups: Vec<(DayHours, DayHours)> = Vec::new();
@@ -120,7 +126,7 @@ pub fn summarize_hours(hours: &[DayHours]) -> String {
             } else {
                 format!("{}–{}", a.day_name(), b.day_name())
             };
-            format!("{days} {}–{}", a.opens(), a.closes())
+            format!("{days} {}–{}", clock(a.opens_min), clock(a.closes_min))
         })
         .collect::<Vec<_>>()
         .join(" · ")
@@ -237,6 +243,17 @@ pub struct ClinicSettingsInput {
 }
 
 impl ClinicSettings {
+    /// The clinic's wall clock: its zone, its country's way of writing time.
+    pub fn clock(&self) -> crate::time::WallClock {
+        crate::time::WallClock::new(&self.time_zone, &self.country)
+    }
+
+    /// The opening hours in a line, on the clinic's clock.
+    pub fn hours_summary(&self) -> String {
+        let clock = self.clock();
+        summarize_hours_with(&self.hours, |m| clock.time_of_day(m))
+    }
+
     pub fn validate(i: &ClinicSettingsInput) -> Result<Self, crate::DomainError> {
         use crate::patients::{email, optional, phone, required};
         let mut e = crate::error::Errors::new();

@@ -384,6 +384,13 @@ macro_rules! for_invoices {
     }};
 }
 
+/// What is still owed on invoice `i`: its charges less its discounts, less
+/// what was paid or credited, plus what was refunded.
+const INVOICE_BALANCE: &str = "CAST((SELECT COALESCE(SUM(CASE WHEN l.kind = 'charge' THEN l.amount_minor ELSE -l.amount_minor END), 0) \
+     FROM invoice_lines l WHERE l.invoice_id = i.id) AS BIGINT) \
+     - CAST((SELECT COALESCE(SUM(CASE WHEN e.kind = 'refund' THEN -e.amount_minor ELSE e.amount_minor END), 0) \
+     FROM billing_entries e WHERE e.invoice_id = i.id) AS BIGINT) AS balance";
+
 impl Store {
     pub async fn billing_settings(&self, clinic: &str) -> Result<Option<BillingSettings>> {
         Ok(on_pool!(self.read(), p => {
@@ -817,14 +824,21 @@ impl Store {
         clinic: &str,
     ) -> Result<Vec<(String, String, String, i64, i64)>> {
         Ok(on_pool!(self.read(), p => {
-            sqlx::query_as("SELECT id, number, patient_name, issued_at, balance FROM ( \
+            sqlx::query_as(&format!("SELECT id, number, patient_name, issued_at, balance FROM ( \
                  SELECT i.id, i.number, pa.given_name || ' ' || pa.family_name AS patient_name, i.issued_at, \
-                   CAST((SELECT COALESCE(SUM(CASE WHEN l.kind = 'charge' THEN l.amount_minor ELSE -l.amount_minor END), 0) \
-                         FROM invoice_lines l WHERE l.invoice_id = i.id) AS BIGINT) \
-                 - CAST((SELECT COALESCE(SUM(CASE WHEN e.kind = 'refund' THEN -e.amount_minor ELSE e.amount_minor END), 0) \
-                         FROM billing_entries e WHERE e.invoice_id = i.id) AS BIGINT) AS balance \
-                 FROM invoices i JOIN patients pa ON pa.id = i.patient_id WHERE i.clinic_id = $1) x \
-                 WHERE balance > 0 ORDER BY issued_at")
+                 {INVOICE_BALANCE} FROM invoices i JOIN patients pa ON pa.id = i.patient_id WHERE i.clinic_id = $1) x \
+                 WHERE balance > 0 ORDER BY issued_at"))
+                .bind(clinic).fetch_all(p).await?
+        }))
+    }
+
+    /// What each patient owes a clinic across their open invoices (only
+    /// those who owe something).
+    pub async fn billing_balances_due(&self, clinic: &str) -> Result<Vec<(String, i64)>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("SELECT patient_id, CAST(SUM(balance) AS BIGINT) FROM ( \
+                 SELECT i.patient_id, {INVOICE_BALANCE} FROM invoices i WHERE i.clinic_id = $1) x \
+                 WHERE balance > 0 GROUP BY patient_id"))
                 .bind(clinic).fetch_all(p).await?
         }))
     }

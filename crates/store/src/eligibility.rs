@@ -10,6 +10,15 @@ use crate::audit::NewAuditEvent;
 use crate::org::parse_id;
 use crate::{append_in_tx, is_unique_violation, on_pool, Result, Store};
 
+/// A patient waiting for an eligibility decision.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Waiting {
+    pub patient_id: PatientId,
+    pub given: String,
+    pub family: String,
+    pub assessed_at: i64,
+}
+
 /// A stored decision.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct StoredDecision {
@@ -121,6 +130,32 @@ impl Store {
             }
             other => other,
         }
+    }
+
+    /// A clinic's patients whose clinical assessment is newer than their
+    /// last eligibility decision (or who have none): a prescriber's decision
+    /// is waiting. Oldest first, with when the assessment was recorded.
+    pub async fn decisions_waiting(&self, clinic: ClinicId) -> Result<Vec<Waiting>> {
+        let rows: Vec<(String, String, String, i64)> = on_pool!(self.read(), p => {
+            sqlx::query_as("SELECT a.patient_id, p.given_name, p.family_name, MAX(a.created_at) AS at \
+                 FROM assessments a JOIN patients p ON p.id = a.patient_id \
+                 WHERE a.clinic_id = $1 AND a.part = 'clinical' \
+                 GROUP BY a.patient_id, p.given_name, p.family_name \
+                 HAVING MAX(a.created_at) > COALESCE((SELECT MAX(d.decided_at) FROM eligibility_decisions d \
+                   WHERE d.patient_id = a.patient_id), 0) \
+                 ORDER BY at")
+                .bind(clinic.to_string()).fetch_all(p).await?
+        });
+        rows.into_iter()
+            .map(|(id, given, family, assessed_at)| {
+                Ok(Waiting {
+                    patient_id: parse_id(&id)?,
+                    given,
+                    family,
+                    assessed_at,
+                })
+            })
+            .collect()
     }
 
     /// A patient's decisions, newest first.

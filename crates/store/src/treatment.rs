@@ -537,6 +537,29 @@ impl Store {
         }))
     }
 
+    /// A clinic's open visits without a standing dose order: a prescriber
+    /// has an order to write (imported paper records are never open).
+    pub async fn orders_to_write(&self, clinic: ClinicId) -> Result<Vec<Encounter>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("{ENCOUNTER_SELECT} WHERE e.clinic_id = $1 AND e.status = 'open' \
+                 AND NOT EXISTS (SELECT 1 FROM dose_orders x WHERE x.encounter_id = e.id AND x.voided_at IS NULL) \
+                 ORDER BY e.opened_at"))
+                .bind(clinic.to_string()).fetch_all(p).await?
+        }))
+    }
+
+    /// A clinic's visits ended since `since` whose session note nobody has
+    /// signed yet (imported paper records carry no note to sign).
+    pub async fn notes_to_sign(&self, clinic: ClinicId, since: i64) -> Result<Vec<Encounter>> {
+        Ok(on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("{ENCOUNTER_SELECT} WHERE e.clinic_id = $1 AND e.status = 'discharged' \
+                 AND e.historical = FALSE AND e.discharged_at >= $2 \
+                 AND NOT EXISTS (SELECT 1 FROM session_notes n WHERE n.encounter_id = e.id) \
+                 ORDER BY e.discharged_at"))
+                .bind(clinic.to_string()).bind(since).fetch_all(p).await?
+        }))
+    }
+
     /// A patient's encounters, newest first.
     pub async fn patient_encounters(&self, patient: PatientId) -> Result<Vec<Encounter>> {
         Ok(on_pool!(self.read(), p => {

@@ -28,6 +28,7 @@ mod patients;
 mod portal;
 mod scheduling;
 mod substances;
+mod today;
 mod treatment;
 
 /// Settings of the HTTP layer alone; the clinic's own are [`clinic::Config`].

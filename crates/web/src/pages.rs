@@ -9,6 +9,7 @@ use crate::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(crate::account::pages::routes())
+        .merge(crate::today::pages::routes())
         .merge(crate::patients::pages::routes())
         .merge(crate::admin::pages::routes())
         .merge(crate::scheduling::pages::routes())

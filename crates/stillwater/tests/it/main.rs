@@ -17,6 +17,7 @@ mod safety;
 mod scheduling;
 mod schema;
 mod substances;
+mod today;
 mod trail_file;
 mod treatment;
 mod twins;

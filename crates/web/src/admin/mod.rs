@@ -1,2 +1,3 @@
 pub(crate) mod api;
+pub(crate) mod hours;
 pub(crate) mod pages;

@@ -12,8 +12,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use domain::audit::Action;
 use domain::auth::{Permission, Role};
-use domain::clinics::{summarize_hours, ClinicSettings, ClinicSettingsInput, WEEKDAY_NAMES};
+use domain::clinics::{ClinicSettings, ClinicSettingsInput, WEEKDAY_NAMES};
 use domain::ids::{ClinicId, ClosureId, PatientId, UserId};
+use domain::time::WallClock;
 use domain::FieldError;
 use serde::Deserialize;
 
@@ -52,7 +53,7 @@ async fn clinics_page(State(state): State<AppState>, Staff(c): Staff) -> PageRes
             id: k.id.to_string(),
             city: format!("{}, {}", k.settings.city, k.settings.region),
             zone: k.settings.time_zone.clone(),
-            hours: summarize_hours(&k.settings.hours),
+            hours: k.settings.hours_summary(),
             name: k.settings.name,
         })
         .collect();
@@ -138,6 +139,8 @@ async fn clinic_page(
             )
         })
         .collect();
+    let closed_on: Vec<_> = closures.iter().map(|x| x.closed_on).collect();
+    let chart = super::hours::HoursChart::of(&k, &closed_on, state.now());
     let closures = closures
         .into_iter()
         .map(|x| ClosureItem {
@@ -158,6 +161,7 @@ async fn clinic_page(
             .collect(),
         closures,
         closure_error,
+        chart,
     };
     let mut r = render(&page)?;
     if !errors.is_empty() {
@@ -548,13 +552,32 @@ async fn audit_page(
     let next_before = (events.len() == 100)
         .then(|| events.last().map(|e| e.seq))
         .flatten();
+    // Each event at its clinic's wall clock; one of the whole organisation
+    // at that of the first clinic the reader audits.
+    let clocks: HashMap<String, WallClock> = settings::clinics(&state, &c)
+        .await?
+        .into_iter()
+        .map(|k| {
+            let clock = WallClock::new(&k.settings.time_zone, &k.settings.country);
+            (k.id.to_string(), clock)
+        })
+        .collect();
+    let home = c
+        .clinics_with(Permission::AuditRead)
+        .first()
+        .and_then(|k| clocks.get(&k.to_string()))
+        .cloned()
+        .unwrap_or_else(|| WallClock::new("UTC", ""));
     let items = events
         .into_iter()
         .map(|e| AuditItem {
             seq: e.seq,
-            when: domain::time::to_timestamp(e.at)
-                .strftime("%Y-%m-%d %H:%M:%S")
-                .to_string(),
+            when: e
+                .clinic_id
+                .as_ref()
+                .and_then(|k| clocks.get(k))
+                .unwrap_or(&home)
+                .to_the_second(e.at),
             who: e.actor_label,
             role: e.actor_role.unwrap_or_default(),
             action: e.action,
@@ -652,6 +675,7 @@ pub struct ClinicEditPage {
     pub errors: Vec<String>,
     pub closures: Vec<ClosureItem>,
     pub closure_error: Option<String>,
+    pub chart: super::hours::HoursChart,
 }
 
 pub struct StaffItem {

@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use clinic::records::org::Clinic;
-use domain::clinics::summarize_hours;
 use domain::instruments::Instrument;
 use domain::leads::{AssessmentInput, Outcome, CONDITIONS, EXCLUSIONS, OTHER_HELP, TREATMENTS};
 use domain::FieldError;
@@ -181,7 +180,7 @@ async fn clinic_page(State(state): State<AppState>, Path(slug): Path<String>) ->
     render(&ClinicPage {
         frame: PublicFrame::new(s.name.clone(), &c),
         address,
-        hours: summarize_hours(&s.hours),
+        hours: s.hours_summary(),
     })
 }
 

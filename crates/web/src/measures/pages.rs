@@ -85,7 +85,7 @@ struct LeadsPage {
     public_links: Vec<(String, String)>,
 }
 
-fn outcome_label(o: &str) -> &'static str {
+pub(crate) fn outcome_label(o: &str) -> &'static str {
     match o {
         "likely" => "Likely suitable",
         "maybe" => "May be suitable",

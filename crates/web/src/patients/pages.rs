@@ -1,4 +1,4 @@
-//! Today (each clinic's card with its counts), the patient list and search,
+//! The patient list and search,
 //! the chart with its visits and access tab, and the patient form
 //! (`clinic::patients` and the use cases each part of the chart reads).
 
@@ -12,7 +12,6 @@ use axum::Router;
 use clinic::records::org::Clinic;
 use clinic::records::patients::PatientRecord;
 use domain::auth::Permission;
-use domain::clinics::{summarize_hours, WEEKDAY_NAMES};
 use domain::ids::{ClinicId, PatientId};
 use domain::patients::{PatientInput, SEX_AT_BIRTH};
 use domain::time::format_in_zone;
@@ -28,7 +27,6 @@ use clinic::patients::{self, today};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(home))
         .route("/patients", get(patients_page))
         .route("/patients/results", get(patient_results))
         .route(
@@ -41,131 +39,6 @@ pub(crate) fn routes() -> Router<AppState> {
             "/patients/{id}/edit",
             get(edit_patient_form).post(edit_patient_submit),
         )
-}
-
-// ---------------------------------------------------------------- today
-
-async fn home(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
-    let mut clinics = Vec::new();
-    let mut granted: Vec<ClinicId> = match &c.principal {
-        domain::auth::Principal::User { grants, .. } => grants.iter().map(|g| g.0).collect(),
-        _ => vec![],
-    };
-    granted.sort();
-    granted.dedup();
-    for id in granted {
-        let k = clinic::settings::record(&state, id).await?;
-        let roles: Vec<&str> = match &c.principal {
-            domain::auth::Principal::User { grants, .. } => grants
-                .iter()
-                .filter(|g| g.0 == id)
-                .map(|g| g.1.label())
-                .collect(),
-            _ => vec![],
-        };
-        let patients = patients::count(&state, &c, &[id]).await?.unwrap_or(-1);
-        let closures: Vec<_> = clinic::settings::closures(&state, id)
-            .await?
-            .into_iter()
-            .map(|x| x.closed_on)
-            .collect();
-        clinics.push(clinic_card(
-            &k,
-            roles.join(", "),
-            patients,
-            &closures,
-            state.now(),
-        ));
-    }
-    let open_tasks = if c.clinics_with(Permission::MeasureRead).is_empty() {
-        -1
-    } else {
-        clinic::measures::open_task_count(&state, &c).await?
-    };
-    let new_leads = if c.clinics_with(Permission::LeadRead).is_empty() {
-        -1
-    } else {
-        clinic::leads::counts(&state, &c)
-            .await?
-            .into_iter()
-            .find(|(s, _)| s == "new")
-            .map(|x| x.1)
-            .unwrap_or(0)
-    };
-    let page = HomePage {
-        layout: Layout::new(&c, "Today", "home"),
-        open_tasks,
-        new_leads,
-        clinics,
-        can_search: !c.clinics_with(Permission::PatientRead).is_empty(),
-    };
-    render(&page)
-}
-
-const AXIS_START: i32 = 6 * 60;
-const AXIS_END: i32 = 20 * 60;
-
-fn axis_x(min: i32) -> i32 {
-    40 + (min.clamp(AXIS_START, AXIS_END) - AXIS_START) * 370 / (AXIS_END - AXIS_START)
-}
-
-fn clinic_card(
-    k: &Clinic,
-    roles: String,
-    patients: i64,
-    closures: &[jiff::civil::Date],
-    now: i64,
-) -> ClinicCard {
-    let s = &k.settings;
-    let tz = jiff::tz::TimeZone::get(&s.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let local = domain::time::to_timestamp(now).to_zoned(tz.clone());
-    let minute = i32::from(local.hour()) * 60 + i32::from(local.minute());
-    let rows = (1..=7)
-        .map(|d| {
-            let h = s.hours.iter().find(|h| h.weekday == d);
-            HoursRow {
-                day: WEEKDAY_NAMES[(d - 1) as usize],
-                y: 8 + (i32::from(d) - 1) * 20,
-                bar: h.map(|h| {
-                    (
-                        axis_x(h.opens_min),
-                        axis_x(h.closes_min) - axis_x(h.opens_min),
-                    )
-                }),
-                label: h
-                    .map(|h| format!("{} {}–{}", h.day_name(), h.opens(), h.closes()))
-                    .unwrap_or_default(),
-            }
-        })
-        .collect();
-    ClinicCard {
-        id: k.id.to_string(),
-        name: s.name.clone(),
-        address: format!(
-            "{}, {}, {} {}",
-            s.address_line1, s.city, s.region, s.postal_code
-        ),
-        phone: s.phone.clone(),
-        zone: s.time_zone.clone(),
-        local_time: local.strftime("%a %H:%M").to_string(),
-        open_now: domain::clinics::is_open_at(
-            domain::time::to_timestamp(now),
-            &tz,
-            &s.hours,
-            closures,
-        ),
-        hours_summary: summarize_hours(&s.hours),
-        roles,
-        patients,
-        rows,
-        now_x: (AXIS_START..=AXIS_END)
-            .contains(&minute)
-            .then(|| axis_x(minute)),
-        ticks: (6..=20)
-            .step_by(2)
-            .map(|h| (axis_x(h * 60), h.to_string()))
-            .collect(),
-    }
 }
 
 // ---------------------------------------------------------------- patients
@@ -771,41 +644,6 @@ async fn edit_patient_submit(
 }
 
 // ---- Views -------------------------------------------------------------------
-
-pub struct HoursRow {
-    pub day: &'static str,
-    pub y: i32,
-    pub bar: Option<(i32, i32)>,
-    pub label: String,
-}
-
-pub struct ClinicCard {
-    pub id: String,
-    pub name: String,
-    pub address: String,
-    pub phone: String,
-    pub zone: String,
-    pub local_time: String,
-    pub open_now: bool,
-    pub hours_summary: String,
-    pub roles: String,
-    pub patients: i64,
-    pub rows: Vec<HoursRow>,
-    pub now_x: Option<i32>,
-    pub ticks: Vec<(i32, String)>,
-}
-
-#[derive(Template)]
-#[template(path = "patients/home.html")]
-pub struct HomePage {
-    pub layout: Layout,
-    pub clinics: Vec<ClinicCard>,
-    pub can_search: bool,
-    /// Open safety tasks in the caller's clinics (-1: not theirs to see).
-    pub open_tasks: i64,
-    /// Leads not yet contacted (-1: not theirs to see).
-    pub new_leads: i64,
-}
 
 pub struct PatientRow {
     pub id: String,

@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 use crate::auth::{Caller, Staff, StaffForm};
 use crate::error::Error;
+use crate::ui::visit_status_class;
 use crate::ui::Layout;
 use crate::ui::{fixable, notice, page_id, render, see_other, PageQuery, PageResult};
 use crate::AppState;
@@ -305,11 +306,7 @@ async fn visit_rows(
                 what: a.type_name.clone(),
                 staff: staff_label(&a.plan, names),
                 status: a.status.label().to_string(),
-                status_class: match a.status {
-                    Status::Cancelled | Status::NoShow => "off",
-                    Status::Completed => "ok",
-                    _ => "",
-                },
+                status_class: visit_status_class(a.status),
                 series: match (a.series_role.as_deref(), a.series_index) {
                     (Some("dose"), Some(i)) => format!("dose {i}"),
                     (Some("integration"), Some(i)) => format!("integration {i}"),

@@ -402,3 +402,15 @@ pub(crate) fn day_start(s: &str, field: &str) -> Result<Option<i64>, FieldError>
         .map(|z| Some(z.timestamp().as_microsecond()))
         .map_err(|_| FieldError::new(field, "is out of range"))
 }
+
+/// The badge class of a visit's state: done is green, gone is red, a
+/// patient in the building is marked.
+pub fn visit_status_class(s: clinic::records::scheduling::Status) -> &'static str {
+    use clinic::records::scheduling::Status;
+    match s {
+        Status::Cancelled | Status::NoShow => "off",
+        Status::Completed => "ok",
+        Status::CheckedIn => "in",
+        Status::Booked => "",
+    }
+}

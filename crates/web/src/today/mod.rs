@@ -1,0 +1,3 @@
+//! Today: the first page after sign-in, by role.
+
+pub(crate) mod pages;
