@@ -2,7 +2,8 @@
 // running demo clinic (`stillwater demo`); .ci/run starts one.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
 const BASE = process.env.STILLWATER_URL ?? "http://127.0.0.1:8080";
@@ -38,7 +39,24 @@ async function signIn(username, { device = { viewport: { width: 1280, height: 90
   return { context, page, errors };
 }
 
-const shot = (page, name) => page.screenshot({ path: `${SHOTS}${name}.png`, fullPage: true });
+// axe-core, evaluated in the page (the pages' CSP forbids injected script
+// tags, which is right; the test's own evaluation is not a page script).
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+// Accessibility of the page as it stands: no serious or critical finding.
+async function accessible(page) {
+  if (await page.evaluate(() => typeof window.axe === "undefined")) await page.evaluate(AXE);
+  const found = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ["violations"] }))
+    .violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`));
+  assert.deepEqual(found, [], `axe on ${page.url()}`);
+}
+
+// Every page a journey shows is checked by axe before its picture is kept.
+const shot = async (page, name) => {
+  await accessible(page);
+  await page.screenshot({ path: `${SHOTS}${name}.png`, fullPage: true });
+};
 
 test("front desk registers a patient, finds them and opens the chart; the other clinic gets 404", async () => {
   const { context, page, errors } = await signIn("dana.frontdesk");
@@ -108,6 +126,26 @@ test("Today per role: each person finds their own work first", async () => {
     assert.deepEqual(errors, [], `${who}: no script or CSP errors`);
     await context.close();
   }
+});
+
+test("accessibility: every page each role reaches from Today passes axe", async () => {
+  const checked = new Set();
+  for (const who of ["dana.frontdesk", "nina.nurse", "paul.prescriber", "theo.therapist", "ada.admin", "audrey.auditor"]) {
+    const { context, page, errors } = await signIn(who);
+    const links = await page.$$eval("a[href^='/']", (as) => as.map((a) => a.getAttribute("href")));
+    for (const href of ["/", ...new Set(links)]) {
+      // One page of each kind: ids do not change what a page is made of.
+      const kind = href.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, ":id");
+      if (checked.has(kind) || /\.(pdf|csv)$/.test(href)) continue;
+      checked.add(kind);
+      const r = await page.goto(BASE + href);
+      assert.ok(r.status() < 400, `${who}: ${href} answered ${r.status()}`);
+      await accessible(page);
+    }
+    assert.deepEqual(errors, [], `${who}: no script or CSP errors`);
+    await context.close();
+  }
+  assert.ok(checked.size >= 20, `pages checked: ${checked.size}`);
 });
 
 test("keyboard only: skip link, sign in and reach patient search", async () => {
