@@ -63,13 +63,22 @@ async fn every_patient_read_is_recorded(app: &TestApp) {
         && e.object_id.as_deref() == Some(g.as_str())));
     // The audit page names the patients it shows, and its own record says which.
     let a = app.login("audrey.auditor").await;
-    assert!(a
-        .get("/audit")
-        .await
-        .text()
-        .await
-        .unwrap()
-        .contains(&format!("/patients/{g}")));
+    let page = a.html("/audit").await;
+    assert!(page.contains(&format!("/patients/{g}")));
+    // In words and on the clinic's clock: a chart read is "Chart opened" at
+    // Glendale's time (Arizona keeps MST all year, 12-hour in the US).
+    assert!(
+        page.contains("title=\"patient.read\">Chart opened</td>"),
+        "{page}"
+    );
+    let now = domain::time::WallClock::new("America/Phoenix", "US").to_the_second(app.now());
+    let minute = &now[..now.rfind(':').unwrap()];
+    assert!(
+        page.contains(minute) && now.ends_with(" MST"),
+        "{now} in {page}"
+    );
+    assert!(page.contains("<optgroup label=\"Treatment day\">"));
+    assert!(!page.contains("<code>patient.read</code>"));
     let views = app
         .store
         .audit_events(&store::audit::AuditFilter {

@@ -539,6 +539,22 @@ async fn audit_query(
     Ok((query, error))
 }
 
+/// Every action, in words, grouped by the part of the clinic's work it is in.
+fn action_groups() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
+    let mut groups: Vec<(&'static str, Vec<(&'static str, &'static str)>)> = vec![];
+    for a in Action::ALL {
+        let entry = (a.as_str(), a.label());
+        match groups.iter_mut().find(|g| g.0 == a.area()) {
+            Some(g) => g.1.push(entry),
+            None => groups.push((a.area(), vec![entry])),
+        }
+    }
+    for g in &mut groups {
+        g.1.sort_by_key(|x| x.1);
+    }
+    groups
+}
+
 async fn audit_page(
     State(state): State<AppState>,
     Staff(c): Staff,
@@ -579,7 +595,18 @@ async fn audit_page(
                 .unwrap_or(&home)
                 .to_the_second(e.at),
             who: e.actor_label,
-            role: e.actor_role.unwrap_or_default(),
+            role: e
+                .actor_role
+                .as_deref()
+                .map(|r| {
+                    r.parse::<Role>()
+                        .map(|r| r.label().to_string())
+                        .unwrap_or_else(|_| r.to_string())
+                })
+                .unwrap_or_default(),
+            action_label: Action::parse(&e.action)
+                .map(|a| a.label().to_string())
+                .unwrap_or_else(|| e.action.clone()),
             action: e.action,
             patient: e
                 .patient_id
@@ -604,7 +631,7 @@ async fn audit_page(
         action: q.action,
         from: q.from,
         to: q.to,
-        actions: Action::ALL.iter().map(|a| a.as_str().to_string()).collect(),
+        actions: action_groups(),
         users: users
             .into_iter()
             .map(|(id, name)| (id.to_string(), name))
@@ -716,6 +743,8 @@ pub struct AuditItem {
     pub when: String,
     pub who: String,
     pub role: String,
+    /// The action in words; its code is the cell's title.
+    pub action_label: String,
     pub action: String,
     pub patient: String,
     pub patient_id: String,
@@ -725,6 +754,17 @@ pub struct AuditItem {
 }
 
 impl AuditItem {
+    /// The outcome in words.
+    pub fn outcome_label(&self) -> &str {
+        match self.outcome.as_str() {
+            "ok" => "Done",
+            "denied" => "Refused: no permission",
+            "not_found" => "Not found",
+            "refused" => "Refused",
+            other => other,
+        }
+    }
+
     /// Enough of the request id to match a log line; the whole id is in the title.
     pub fn request_short(&self) -> &str {
         self.request_id
@@ -743,7 +783,8 @@ pub struct AuditPage {
     pub action: String,
     pub from: String,
     pub to: String,
-    pub actions: Vec<String>,
+    /// The filter's choices under their headings: (area, [(code, words)]).
+    pub actions: Vec<(&'static str, Vec<(&'static str, &'static str)>)>,
     pub users: Vec<(String, String)>,
     pub error: Option<String>,
     pub next_before: Option<i64>,

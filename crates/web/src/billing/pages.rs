@@ -602,7 +602,7 @@ async fn invoice_view(
     let zone = clinic::settings::record(state, clinic)
         .await?
         .settings
-        .time_zone;
+        .clock();
     let packages = uc::packages_of(state, c, &v.invoice.patient_id)
         .await?
         .into_iter()
@@ -681,7 +681,7 @@ async fn invoice_view(
                     e.amount_minor
                 };
                 (
-                    domain::time::format_in_zone(e.at, &zone),
+                    zone.stamp(e.at),
                     what,
                     [e.reference.clone(), e.reason.clone()]
                         .into_iter()

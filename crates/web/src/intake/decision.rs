@@ -17,7 +17,7 @@ use crate::ui::{page_id, render, see_other, PageResult};
 use crate::ui::{ChartTabs, Kept, Layout};
 use crate::AppState;
 
-use crate::measures::pages::{when, zone_of};
+use crate::measures::pages::{clock_of, when};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -89,7 +89,7 @@ async fn eligibility_view(
 ) -> PageResult {
     let pid: PatientId = page_id(id)?;
     let p = clinic::patients::read(state, c, pid).await?;
-    let tz = zone_of(state, p.clinic_id).await?;
+    let tz = clock_of(state, p.clinic_id).await?;
     let ds = clinic::intake::eligibility::history(state, c, pid).await?;
     let rows: Vec<DecisionRow> = ds
         .iter()

@@ -21,7 +21,7 @@ use domain::ids::{ClinicId, PatientId};
 use domain::plans::{Goal, PlanInput};
 use domain::protocols::Route;
 use domain::scheduling::CourseKind;
-use domain::time::format_in_zone;
+use domain::time::WallClock;
 use domain::FieldError;
 use serde::Deserialize;
 
@@ -100,7 +100,7 @@ async fn head(
         PatientId,
         clinic::records::patients::PatientRecord,
         uc::Status,
-        String,
+        WallClock,
     ),
     Error,
 > {
@@ -114,7 +114,7 @@ async fn head(
     let tz = clinic::settings::record(state, p.clinic_id)
         .await?
         .settings
-        .time_zone;
+        .clock();
     Ok((
         ChartHead {
             id: pid.to_string(),
@@ -186,7 +186,7 @@ async fn assessment_view(
         format!(
             "version {}, {} by {}",
             m.version,
-            format_in_zone(m.created_at, &tz),
+            tz.stamp(m.created_at),
             m.entered_by
                 .clone()
                 .unwrap_or_else(|| "the patient (link)".into())
@@ -276,7 +276,7 @@ async fn assessment_view(
                         r.total
                             .map(|t| t.to_string())
                             .unwrap_or_else(|| "answered".into()),
-                        format_in_zone(r.submitted_at, &tz)
+                        tz.stamp(r.submitted_at)
                     ),
                     "ok",
                 ),
@@ -680,11 +680,7 @@ async fn consent_view(
                 r.label(),
                 match s {
                     domain::consent::ConsentState::Valid { expires_at, .. } => {
-                        format!(
-                            "{}; valid until {}",
-                            s.reason(),
-                            format_in_zone(*expires_at, &tz)
-                        )
+                        format!("{}; valid until {}", s.reason(), tz.stamp(*expires_at))
                     }
                     _ => s.reason(),
                 },
@@ -699,17 +695,13 @@ async fn consent_view(
             id: s.id.clone(),
             route: s.route.clone(),
             version: s.document_version,
-            signed: format!(
-                "{} as \"{}\"",
-                format_in_zone(s.signed_at, &tz),
-                s.typed_name
-            ),
+            signed: format!("{} as \"{}\"", tz.stamp(s.signed_at), s.typed_name),
             how: match (&s.channel[..], &s.recorded_by) {
                 ("clinic", Some(u)) => format!("in the clinic, with {u}"),
                 _ => "through a secure link".into(),
             },
             witness: match (&s.witnessed_by, s.witnessed_at) {
-                (Some(u), Some(at)) => format!("{u}, {}", format_in_zone(at, &tz)),
+                (Some(u), Some(at)) => format!("{u}, {}", tz.stamp(at)),
                 _ if s.witness_required => "awaited".into(),
                 _ => "not required".into(),
             },
@@ -717,11 +709,7 @@ async fn consent_view(
                 && s.witnessed_at.is_none()
                 && s.withdrawn_at.is_none(),
             withdrawn: match (s.withdrawn_at, &s.withdrawal_reason) {
-                (Some(at), r) => format!(
-                    "{}: {}",
-                    format_in_zone(at, &tz),
-                    r.clone().unwrap_or_default()
-                ),
+                (Some(at), r) => format!("{}: {}", tz.stamp(at), r.clone().unwrap_or_default()),
                 _ => String::new(),
             },
         })
@@ -1008,7 +996,7 @@ async fn plan_view(
                     .into(),
                 reason: x.reason.clone(),
                 by: x.created_by.clone(),
-                when: format_in_zone(x.created_at, &tz),
+                when: tz.stamp(x.created_at),
                 notes: x.notes.clone(),
                 book: format!(
                     "/patients/{}/series?course={}&doses={}&dose_type={}",
@@ -1553,7 +1541,7 @@ async fn docs_view(
     let tz = clinic::settings::record(state, clinic)
         .await?
         .settings
-        .time_zone;
+        .clock();
     let of_route: Vec<_> = docs.iter().filter(|d| d.route == rk).collect();
     let rows = of_route
         .iter()
@@ -1562,7 +1550,7 @@ async fn docs_view(
             version: d.version,
             title: d.title.clone(),
             by: d.published_by.clone(),
-            when: format_in_zone(d.published_at, &tz),
+            when: tz.stamp(d.published_at),
             witness: d.witness_required,
             sha: d.sha256[..12].to_string(),
             diff: of_route

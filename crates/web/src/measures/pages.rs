@@ -14,7 +14,7 @@ use domain::auth::Permission;
 use domain::ids::{LeadId, PatientId, TaskId};
 use domain::instruments::{Instrument, Rater};
 use domain::leads::{LeadStatus, CONDITIONS, EXCLUSIONS, TREATMENTS};
-use domain::time::format_in_zone;
+use domain::time::WallClock;
 use domain::FieldError;
 use serde::Deserialize;
 
@@ -43,18 +43,19 @@ pub fn routes() -> Router<AppState> {
         .route("/patients/{id}/measures/link", post(link_send))
 }
 
-pub(crate) fn when(m: i64, tz: &str) -> String {
-    format_in_zone(m, tz)
+pub(crate) fn when(m: i64, clock: &WallClock) -> String {
+    clock.stamp(m)
 }
 
-pub(crate) async fn zone_of(
+/// A clinic's wall clock, for the times a page shows.
+pub(crate) async fn clock_of(
     state: &AppState,
     clinic: domain::ids::ClinicId,
-) -> Result<String, Error> {
+) -> Result<WallClock, Error> {
     Ok(clinic::settings::record(state, clinic)
         .await?
         .settings
-        .time_zone)
+        .clock())
 }
 
 // ---- Leads ----------------------------------------------------------------
@@ -134,8 +135,8 @@ async fn leads_page(
     let zone = |k: domain::ids::ClinicId| {
         names
             .get(&k)
-            .map(|x| x.settings.time_zone.clone())
-            .unwrap_or_else(|| "UTC".into())
+            .map(|x| x.settings.clock())
+            .unwrap_or_else(|| WallClock::new("UTC", ""))
     };
     let rows = leads
         .iter()
@@ -218,7 +219,7 @@ pub struct TaskRow {
 
 /// A task for the list; its subject is a link only for a caller who may open
 /// the page it leads to.
-fn task_row(c: &Caller, t: &Task, tz: &str) -> TaskRow {
+fn task_row(c: &Caller, t: &Task, tz: &WallClock) -> TaskRow {
     let may = |p| c.may(p, t.clinic_id);
     TaskRow {
         id: t.id.to_string(),
@@ -249,7 +250,7 @@ async fn lead_view(
     let lid: LeadId = page_id(id)?;
     let v = clinic::leads::read(state, c, lid).await?;
     let l = &v.lead;
-    let tz = zone_of(state, l.clinic_id).await?;
+    let tz = clock_of(state, l.clinic_id).await?;
     let mut answers = vec![];
     for r in &v.responses {
         let Some(inst) = state
@@ -385,8 +386,8 @@ async fn tasks_view(
         .map(|t| {
             let tz = names
                 .get(&t.clinic_id)
-                .map(|k| k.settings.time_zone.clone())
-                .unwrap_or_else(|| "UTC".into());
+                .map(|k| k.settings.clock())
+                .unwrap_or_else(|| WallClock::new("UTC", ""));
             task_row(c, t, &tz)
         })
         .collect();
@@ -454,15 +455,8 @@ const R: i32 = 16;
 const T: i32 = 12;
 const B: i32 = 30;
 
-pub fn chart(v: &TrendView, zone: &str) -> Chart {
-    // The zone is looked up once: a chart formats hundreds of times.
-    let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let when = |m: i64| {
-        domain::time::to_timestamp(m)
-            .to_zoned(tz.clone())
-            .strftime("%Y-%m-%d %H:%M %Z")
-            .to_string()
-    };
+pub fn chart(v: &TrendView, clock: &WallClock) -> Chart {
+    let when = |m: i64| clock.stamp(m);
     let inst = &v.instrument;
     let (lo, hi) = inst.range;
     let span_y = (hi - lo).max(1);
@@ -500,12 +494,7 @@ pub fn chart(v: &TrendView, zone: &str) -> Chart {
         .map(|t| (y(t), t))
         .collect();
     yticks.dedup();
-    let day = |m: i64| {
-        domain::time::to_timestamp(m)
-            .to_zoned(tz.clone())
-            .strftime("%b %-d")
-            .to_string()
-    };
+    let day = |m: i64| clock.zoned(m).strftime("%b %-d").to_string();
     let xticks = if v.points.is_empty() {
         vec![]
     } else {
@@ -610,7 +599,7 @@ async fn measures_view(
     let pid: PatientId = page_id(id)?;
     let p = clinic::patients::read(state, c, pid).await?;
     let history = clinic::measures::history(state, c, pid).await?;
-    let tz = zone_of(state, p.clinic_id).await?;
+    let tz = clock_of(state, p.clinic_id).await?;
     let points: Vec<_> = history
         .iter()
         .map(|r| (r.instrument_id.as_str(), r.total, r.submitted_at))

@@ -14,7 +14,6 @@ use clinic::records::patients::PatientRecord;
 use domain::auth::Permission;
 use domain::ids::{ClinicId, PatientId};
 use domain::patients::{PatientInput, SEX_AT_BIRTH};
-use domain::time::format_in_zone;
 use domain::FieldError;
 use serde::Deserialize;
 
@@ -414,7 +413,7 @@ async fn chart_common(
             .map(|a| {
                 (
                     a.id.to_string(),
-                    format_in_zone(a.starts_at, &k.settings.time_zone),
+                    k.settings.clock().stamp(a.starts_at),
                     if a.self_booked {
                         format!("{} (booked by the patient)", a.type_name)
                     } else {
@@ -483,11 +482,11 @@ async fn chart_common(
                     },
                     InfoItem {
                         label: "Registered",
-                        value: format_in_zone(p.created_at, &k.settings.time_zone),
+                        value: k.settings.clock().stamp(p.created_at),
                     },
                     InfoItem {
                         label: "Last changed",
-                        value: format_in_zone(p.updated_at, &k.settings.time_zone),
+                        value: k.settings.clock().stamp(p.updated_at),
                     },
                 ],
             ),
@@ -527,7 +526,7 @@ async fn chart(
         .map(|e| {
             (
                 e.id.clone(),
-                format_in_zone(e.opened_at, &k.settings.time_zone),
+                k.settings.clock().stamp(e.opened_at),
                 e.chair.clone().unwrap_or_default(),
                 if e.status == "open" {
                     "in the clinic"
@@ -582,11 +581,11 @@ async fn chart_access(
     let (mut page, k) = chart_common(&state, &c, &id, "access").await?;
     let clinic = k.id;
     let events = audit_log::patient_access(&state, &c, clinic, &page.id).await?;
-    let tz = k.settings.time_zone;
+    let clock = k.settings.clock();
     page.access = events
         .into_iter()
         .map(|e| AccessRow {
-            when: format_in_zone(e.at, &tz),
+            when: clock.to_the_second(e.at),
             who: e.actor_label,
             role: e.actor_role.unwrap_or_default(),
             action: e.action,

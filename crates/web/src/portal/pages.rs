@@ -318,7 +318,7 @@ async fn home_view(
     let charts = h
         .trends
         .iter()
-        .map(|t| crate::measures::pages::chart(t, &h.clinic.settings.time_zone))
+        .map(|t| crate::measures::pages::chart(t, &h.clinic.settings.clock()))
         .collect();
     Ok(HomePage {
         invoices,

@@ -79,7 +79,7 @@ async fn view(
     let k = clinic(state, c, id).await?;
     let setup = uc::setup(state, c, k.id).await?;
     let (staff, resources, time_off) = (setup.staff, setup.resources, setup.time_off);
-    let z = &k.settings.time_zone;
+    let z = k.settings.clock();
     let name_of = |u: UserId| {
         staff
             .iter()
@@ -136,11 +136,7 @@ async fn view(
             .map(|(u, a, b, r)| {
                 (
                     name_of(*u),
-                    format!(
-                        "{} – {}",
-                        domain::time::format_in_zone(*a, z),
-                        domain::time::format_in_zone(*b, z)
-                    ),
+                    format!("{} – {}", z.stamp(*a), z.stamp(*b)),
                     r.clone(),
                 )
             })

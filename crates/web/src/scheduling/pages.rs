@@ -12,6 +12,7 @@ use clinic::records::scheduling::{Appointment, Status};
 use domain::auth::Permission;
 use domain::ids::{AppointmentId, ClinicId, PatientId, ResourceId, UserId};
 use domain::scheduling::{CourseKind, CourseSpec, Preferences, VisitPlan};
+use domain::time::WallClock;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
@@ -104,8 +105,8 @@ fn phase_class(kind: domain::scheduling::PhaseKind, status: Status) -> &'static 
 }
 
 /// Minutes after local midnight of an instant on `day`.
-fn local_min(tz: &TimeZone, m: i64, day: Date) -> i64 {
-    let midnight = domain::scheduling::local_to_micros(tz, day, 0).unwrap_or(0);
+fn local_min(tz: &WallClock, m: i64, day: Date) -> i64 {
+    let midnight = domain::scheduling::local_to_micros(tz.zone(), day, 0).unwrap_or(0);
     (m - midnight) / MIN
 }
 
@@ -146,11 +147,8 @@ fn short_name(a: &Appointment) -> String {
     )
 }
 
-fn hm(tz: &TimeZone, m: i64) -> String {
-    domain::time::to_timestamp(m)
-        .to_zoned(tz.clone())
-        .strftime("%H:%M")
-        .to_string()
+fn hm(tz: &WallClock, m: i64) -> String {
+    tz.time(m)
 }
 
 fn span_for(clinic: &Clinic, date: Date) -> Span {
@@ -227,9 +225,9 @@ async fn clinic_for(state: &AppState, c: &Caller, id: &str) -> Result<Clinic, Er
     clinic::settings::record(state, id).await
 }
 
-fn parse_date(s: Option<&str>, tz: &TimeZone, now: i64) -> Result<Date, Error> {
+fn parse_date(s: Option<&str>, tz: &WallClock, now: i64) -> Result<Date, Error> {
     match s.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(domain::clinics::today_in(tz, now)),
+        None => Ok(tz.date(now)),
         Some(s) => s
             .parse()
             .map_err(|_| Error::bad("date must be YYYY-MM-DD", Some("date"))),
@@ -266,14 +264,17 @@ async fn staff_names(state: &AppState, clinic: ClinicId) -> Result<Names, Error>
 }
 
 /// The clinic's time zone (checked when the clinic was saved).
-fn zone(k: &Clinic) -> Result<TimeZone, Error> {
-    TimeZone::get(&k.settings.time_zone).map_err(|_| Error::Internal("clinic zone".into()))
+/// The clinic's wall clock; a zone the clinic's settings name but the
+/// system does not know is a fault, never silently UTC.
+fn zone(k: &Clinic) -> Result<WallClock, Error> {
+    TimeZone::get(&k.settings.time_zone).map_err(|_| Error::Internal("clinic zone".into()))?;
+    Ok(k.settings.clock())
 }
 
 async fn visit_rows(
     state: &AppState,
     clinic: ClinicId,
-    tz: &TimeZone,
+    tz: &WallClock,
     appts: &[Appointment],
     with_date: bool,
     names: &Names,
@@ -288,12 +289,7 @@ async fn visit_rows(
                 .map(|x| x.resource.name.clone())
                 .unwrap_or_else(|| "—".into());
             let date = if with_date {
-                format!(
-                    "{} ",
-                    domain::time::to_timestamp(a.starts_at)
-                        .to_zoned(tz.clone())
-                        .strftime("%a %b %-d")
-                )
+                format!("{} ", tz.zoned(a.starts_at).strftime("%a %b %-d"))
             } else {
                 String::new()
             };
@@ -375,7 +371,7 @@ async fn day_board(
         }
     }
     let now = state.now();
-    let today = domain::clinics::today_in(&tz, state.now());
+    let today = tz.date(state.now());
     let now_x = (date == today).then(|| span.x(local_min(&tz, now, date)));
     let closed = {
         let closures = clinic::settings::closures(&state, k.id).await?;
@@ -451,7 +447,7 @@ async fn day_sheet(
     render(&SheetPage {
         clinic: k.settings.name.clone(),
         date_label: date.strftime("%A %B %-d, %Y").to_string(),
-        printed: domain::time::format_in_zone(state.now(), &k.settings.time_zone),
+        printed: tz.stamp(state.now()),
         css: crate::ui::assets::url("app.css"),
         rows,
     })
@@ -485,7 +481,7 @@ async fn week_view(
     while monday.weekday() != jiff::civil::Weekday::Monday {
         monday = monday.yesterday().unwrap_or(monday);
     }
-    let from = domain::scheduling::local_to_micros(&tz, monday, 0).unwrap_or(0);
+    let from = domain::scheduling::local_to_micros(tz.zone(), monday, 0).unwrap_or(0);
     let to = from + 7 * DAY + 2 * 3_600_000_000;
     let (title, subject, appts) = match (&q.staff, &q.resource) {
         (Some(s), _) => {
@@ -536,7 +532,10 @@ async fn week_view(
             y,
             href: format!("/schedule/{}/day?date={day}", k.id),
         });
-        for a in appts.iter().filter(|a| local_date(&tz, a.starts_at) == day) {
+        for a in appts
+            .iter()
+            .filter(|a| local_date(tz.zone(), a.starts_at) == day)
+        {
             for p in &a.plan.phases {
                 let (x0, x1) = (
                     span.x(local_min(&tz, p.start, day)),
@@ -636,7 +635,7 @@ async fn appointment_view(
         &names,
     )
     .await?;
-    let z = domain::time::to_timestamp(a.starts_at).to_zoned(tz.clone());
+    let z = tz.zoned(a.starts_at);
     render(&AppointmentPage {
         layout: Layout::new(
             c,
@@ -790,7 +789,7 @@ async fn patient_clinic(
     state: &AppState,
     c: &Caller,
     id: &str,
-) -> Result<(clinic::records::patients::PatientRecord, Clinic, TimeZone), Error> {
+) -> Result<(clinic::records::patients::PatientRecord, Clinic, WallClock), Error> {
     let pid: PatientId = page_id(id)?;
     let p = clinic::patients::read(state, c, pid).await?;
     c.require(Permission::ScheduleBook, p.clinic_id)?;
@@ -808,7 +807,7 @@ async fn book_view(
 ) -> PageResult {
     let (p, k, tz) = patient_clinic(state, c, id).await?;
     let types = clinic::scheduling::appointment_types(state, k.id).await?;
-    let today = domain::clinics::today_in(&tz, state.now());
+    let today = tz.date(state.now());
     let from = parse_date(q.from.as_deref(), &tz, state.now()).unwrap_or(today);
     let to = parse_date(q.to.as_deref(), &tz, state.now())
         .ok()
@@ -835,7 +834,7 @@ async fn book_view(
         {
             Ok(a) => {
                 for s in &a.slots {
-                    let d = local_date(&tz, s.start);
+                    let d = local_date(tz.zone(), s.start);
                     let label = d.strftime("%A %B %-d").to_string();
                     if days.last().map(|x| x.label != label).unwrap_or(true) {
                         days.push(SlotDay {
@@ -1011,7 +1010,7 @@ async fn series_view(
 ) -> PageResult {
     let (p, k, tz) = patient_clinic(state, c, id).await?;
     let types = clinic::scheduling::appointment_types(state, k.id).await?;
-    let today = domain::clinics::today_in(&tz, state.now());
+    let today = tz.date(state.now());
     let from = parse_date(q.from.as_deref(), &tz, state.now()).unwrap_or(today);
     let searched = q.course.is_some();
     let course = q.course.clone().unwrap_or_else(|| "induction".into());
@@ -1044,7 +1043,7 @@ async fn series_view(
                 let first = plan
                     .steps
                     .first()
-                    .map(|s| local_date(&tz, s.dose.start))
+                    .map(|s| local_date(tz.zone(), s.dose.start))
                     .unwrap_or(from);
                 return Ok(see_other(&format!("/schedule/{}/day?date={first}", k.id)));
             }
@@ -1056,12 +1055,7 @@ async fn series_view(
                         .map(|x| x.resource.name.clone())
                         .unwrap_or_default()
                 };
-                let when = |m: i64| {
-                    domain::time::to_timestamp(m)
-                        .to_zoned(tz.clone())
-                        .strftime("%a %b %-d, %H:%M")
-                        .to_string()
-                };
+                let when = |m: i64| tz.day_time(m);
                 completes = when(plan.completes_at());
                 for (i, s) in plan.steps.iter().enumerate() {
                     steps.push(StepRow {
@@ -1213,16 +1207,8 @@ async fn waitlist_view(
                     .unwrap_or_else(|| w.type_code.clone()),
                 window: format!("{} – {}", w.from_date, w.to_date),
                 note: w.note.clone().unwrap_or_default(),
-                offered: w
-                    .offered_start
-                    .map(|m| {
-                        domain::time::to_timestamp(m)
-                            .to_zoned(tz.clone())
-                            .strftime("%a %b %-d, %H:%M")
-                            .to_string()
-                    })
-                    .unwrap_or_default(),
-                since: domain::time::format_in_zone(w.created_at, &k.settings.time_zone),
+                offered: w.offered_start.map(|m| tz.day_time(m)).unwrap_or_default(),
+                since: tz.stamp(w.created_at),
             })
             .collect(),
         error,

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use domain::auth::Permission;
 use domain::ids::ClinicId;
-use domain::time::format_in_zone;
+use domain::time::WallClock;
 use domain::treatment::{self as tx, Aldrete, Vitals};
 use domain::FieldError;
 use serde::Deserialize;
@@ -92,12 +92,11 @@ fn spark(points: &[(i64, i64)], from: i64, to: i64, lo: i64, hi: i64) -> String 
         .join(" ")
 }
 
-fn clock(m: i64, zone: &str) -> String {
-    let s = format_in_zone(m, zone);
-    s.split(' ').nth(1).unwrap_or(&s).to_string()
+fn clock(m: i64, zone: &WallClock) -> String {
+    zone.time(m)
 }
 
-fn cards_of(list: Vec<uc::ChairCard>, zone: &str, now: i64) -> Vec<Card> {
+fn cards_of(list: Vec<uc::ChairCard>, zone: &WallClock, now: i64) -> Vec<Card> {
     list.into_iter()
         .map(|c| Card {
             href: format!("/encounters/{}", c.encounter_id),
@@ -144,7 +143,7 @@ async fn floor_view(
     };
     let all = clinic::settings::clinics(state, c).await?;
     let here = all.iter().find(|k| k.id == clinic).ok_or(Error::NotFound)?;
-    let zone = here.settings.time_zone.clone();
+    let zone = here.settings.clock();
     let cards = cards_of(uc::floor(state, c, clinic).await?, &zone, state.now());
     if q.partial.is_some() {
         return render(&FloorBoard { cards });
@@ -346,7 +345,7 @@ struct Chart {
     label: String,
 }
 
-fn chart(v: &uc::Visit, zone: &str) -> Chart {
+fn chart(v: &uc::Visit, zone: &WallClock) -> Chart {
     let r = &v.record;
     let from = r
         .encounter
@@ -409,7 +408,7 @@ async fn chair_view(
     let zone = clinic::settings::record(state, clinic)
         .await?
         .settings
-        .time_zone;
+        .clock();
     let when = |m: i64| clock(m, &zone);
     // Integration within a few days of the dose: the next one booked, or a
     // way to book it before the patient leaves.
@@ -417,7 +416,7 @@ async fn chair_view(
     if c.may(Permission::ScheduleRead, clinic) {
         let pid = e.patient_id.parse().map_err(|_| Error::NotFound)?;
         match clinic::outbox::next_integration(state, clinic, pid).await? {
-            Some(a) => next_session = format_in_zone(a.starts_at, &zone),
+            Some(a) => next_session = zone.stamp(a.starts_at),
             None if c.may(Permission::ScheduleBook, clinic) => {
                 book_href = format!("/patients/{}/book", e.patient_id)
             }
@@ -670,7 +669,7 @@ async fn chair_view(
                 format!(
                     "Signed by {} at {} · SHA-256 {}",
                     n.signed_by,
-                    format_in_zone(n.signed_at, &zone),
+                    zone.stamp(n.signed_at),
                     &n.sha256[..16]
                 )
             })
@@ -680,7 +679,7 @@ async fn chair_view(
             .addenda
             .iter()
             .map(|a| Row {
-                when: format_in_zone(a.signed_at, &zone),
+                when: zone.stamp(a.signed_at),
                 what: a.body.clone(),
                 who: a.signed_by.clone(),
             })

@@ -16,7 +16,7 @@ use crate::ui::Layout;
 use crate::ui::{render, PageQuery, PageResult};
 use crate::AppState;
 use clinic::protocols as uc;
-use domain::time::format_in_zone;
+use domain::time::WallClock;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/admin/protocols", get(page).post(submit))
@@ -100,13 +100,8 @@ async fn view(
         .or_else(|| all.first().map(|p| p.id.clone()))
         .unwrap_or_default();
     let tz = match clinics.first() {
-        Some(k) => {
-            clinic::settings::record(state, *k)
-                .await?
-                .settings
-                .time_zone
-        }
-        None => "UTC".into(),
+        Some(k) => clinic::settings::record(state, *k).await?.settings.clock(),
+        None => WallClock::new("UTC", ""),
     };
     let added = uc::origins(state).await?;
     let versions: Vec<_> = set
@@ -125,7 +120,7 @@ async fn view(
             origin: match added.get(&(p.id.clone(), p.version)) {
                 Some((who, at, approver)) => format!(
                     "written by {who}, {}{}",
-                    format_in_zone(*at, &tz),
+                    tz.stamp(*at),
                     approver
                         .as_ref()
                         .map(|a| format!("; approved by {a}"))
@@ -171,7 +166,7 @@ async fn view(
                 version: p.version,
                 name: p.name.clone(),
                 by,
-                when: format_in_zone(at, &tz),
+                when: tz.stamp(at),
                 diff,
             }
         })
