@@ -2882,18 +2882,50 @@ pub async fn clinic_of_encounter(
     }))
 }
 
-/// The active chairs of a clinic free for the patient's next visit by the
-/// route of their newest plan (an IV visit needs an IV-capable chair); none
-/// without a plan.
+/// Where a patient could be checked in now, without a booking.
+pub struct ChairsNow {
+    /// The patient has a treatment plan (without one there is no visit to open).
+    pub plan: bool,
+    /// Active chairs able to take the plan's route and free now.
+    pub free: Vec<store::scheduling::ResourceRecord>,
+    /// Chairs able to take it but in use now, by name.
+    pub in_use: Vec<String>,
+}
+
+impl ChairsNow {
+    /// Why the patient cannot be checked in now, when they cannot.
+    pub fn why_not(&self) -> Option<String> {
+        if !self.plan {
+            Some("Check-in opens once the patient has a treatment plan.".into())
+        } else if self.free.is_empty() && self.in_use.is_empty() {
+            Some("No active chair here can take this patient's route.".into())
+        } else if self.free.is_empty() {
+            Some(format!(
+                "No chair is free now: {} in use. Discharge or move a patient first, or book a time.",
+                self.in_use.join(", ")
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// The active chairs of a clinic for the patient's next visit by the route
+/// of their newest plan (an IV visit needs an IV-capable chair), free or in
+/// use now.
 pub async fn check_in_chairs(
     state: &Clinic,
     c: &Caller,
     clinic: ClinicId,
     patient: PatientId,
-) -> Result<Vec<store::scheduling::ResourceRecord>, Error> {
+) -> Result<ChairsNow, Error> {
     c.require(Permission::EncounterRecord, clinic)?;
     let Some(plan) = state.store.plans(patient).await?.into_iter().next() else {
-        return Ok(vec![]);
+        return Ok(ChairsNow {
+            plan: false,
+            free: vec![],
+            in_use: vec![],
+        });
     };
     let route = plan.route.as_str();
     let chairs: Vec<_> = state
@@ -2909,11 +2941,13 @@ pub async fn check_in_chairs(
         .collect();
     let ids: Vec<String> = chairs.iter().map(|r| r.resource.id.to_string()).collect();
     let busy = state.store.open_encounters_by_chair(&ids).await?;
-    Ok(chairs
-        .into_iter()
-        .filter(|r| {
-            let id = r.resource.id.to_string();
-            !busy.iter().any(|b| b.resource_id.as_deref() == Some(&id))
-        })
-        .collect())
+    let (free, taken): (Vec<_>, Vec<_>) = chairs.into_iter().partition(|r| {
+        let id = r.resource.id.to_string();
+        !busy.iter().any(|b| b.resource_id.as_deref() == Some(&id))
+    });
+    Ok(ChairsNow {
+        plan: true,
+        free,
+        in_use: taken.into_iter().map(|r| r.resource.name).collect(),
+    })
 }

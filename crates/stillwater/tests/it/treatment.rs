@@ -1332,3 +1332,55 @@ async fn monitors_stream_to_the_floor(app: &TestApp) {
 }
 
 both!(monitors_stream_to_the_floor);
+
+/// A chart never drops its check-in silently: it says when the patient has
+/// no plan yet and when every chair able to take them is in use.
+async fn check_in_from_the_chart_says_why_not(app: &TestApp) {
+    let nurse = api(app, "nina.nurse").await;
+    let (s, p) = nurse
+        .post("/api/v1/patients", &json!({"clinic_id": app.glendale, "given_name": "Nova", "family_name": "Reyes", "date_of_birth": "1990-04-04"}))
+        .await;
+    assert_eq!(s, 201, "{p}");
+    let nova = p["id"].as_str().unwrap().to_string();
+    let page = app.login("nina.nurse").await;
+    let html = page.html(&format!("/patients/{nova}")).await;
+    assert!(
+        html.contains("Check-in opens once the patient has a treatment plan."),
+        "{html}"
+    );
+
+    let ivo = ready_patient(app, "Ivo").await;
+    let uma = ready_patient(app, "Uma").await;
+    // Only Chair 1 stays in use at Glendale.
+    for r in app.store.resources(app.glendale).await.unwrap() {
+        if r.resource.name != "Chair 1" && r.active {
+            app.store
+                .set_resource_active(app.glendale, r.resource.id, false, ev())
+                .await
+                .unwrap();
+        }
+    }
+    let chair1 = chair(app, "Chair 1").await;
+    let html = page.html(&format!("/patients/{uma}")).await;
+    assert!(
+        html.contains(&format!("<option value=\"{chair1}\">Chair 1</option>")),
+        "{html}"
+    );
+    assert!(!html.contains("No chair is free now"));
+
+    let (s, v) = nurse
+        .post(
+            "/api/v1/encounters",
+            &json!({"patient_id": ivo, "chair_id": chair1}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let html = page.html(&format!("/patients/{uma}")).await;
+    assert!(
+        html.contains("No chair is free now: Chair 1 in use."),
+        "{html}"
+    );
+    assert!(!html.contains("action=\"/floor/check-in\""), "{html}");
+}
+
+both!(check_in_from_the_chart_says_why_not);

@@ -432,6 +432,7 @@ async fn chart_common(
         sessions: vec![],
         administrations: vec![],
         check_in_chairs: vec![],
+        check_in_blocked: None,
         clinic_id: k.id.to_string(),
         sections: vec![
             (
@@ -565,10 +566,13 @@ async fn chart(
             .collect();
     }
     if !open && c.may(Permission::EncounterRecord, k.id) {
-        for r in clinic::treatment::check_in_chairs(&state, &c, k.id, pid).await? {
-            page.check_in_chairs
-                .push((r.resource.id.to_string(), r.resource.name.clone()));
-        }
+        let now = clinic::treatment::check_in_chairs(&state, &c, k.id, pid).await?;
+        page.check_in_blocked = now.why_not();
+        page.check_in_chairs = now
+            .free
+            .into_iter()
+            .map(|r| (r.resource.id.to_string(), r.resource.name))
+            .collect();
     }
     render(&page)
 }
@@ -714,5 +718,8 @@ pub struct ChartPage {
     /// Chairs to check the patient into without a booking; empty when the
     /// caller may not, there is no plan, or a visit is open.
     pub check_in_chairs: Vec<(String, String)>,
+    /// Why the patient cannot be checked in now, said rather than the form
+    /// left out.
+    pub check_in_blocked: Option<String>,
     pub clinic_id: String,
 }
