@@ -1260,12 +1260,38 @@ pub struct PaymentInput {
 }
 
 /// Takes a payment against an invoice.
+/// What became of the receipt a payment asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Receipt {
+    /// On its way to the patient's e-mail.
+    Queued,
+    /// Asked for, but the patient has no e-mail address: nothing is sent.
+    NoEmail,
+    /// Not asked for.
+    NotRequested,
+}
+
+impl Receipt {
+    /// What the desk is told after the payment.
+    pub fn said(self) -> &'static str {
+        match self {
+            Receipt::Queued => "The receipt is on its way to the patient's e-mail.",
+            Receipt::NoEmail => {
+                "No receipt was sent: the patient has no e-mail address. Print the invoice for them, or add an address."
+            }
+            Receipt::NotRequested => "No receipt was asked for.",
+        }
+    }
+}
+
+/// Records a payment; says whether a receipt is on its way.
 pub async fn pay(
     state: &Clinic,
     c: &Caller,
     invoice_id: &str,
     i: PaymentInput,
-) -> Result<(), Error> {
+) -> Result<Receipt, Error> {
     let v = invoice(state, c, invoice_id).await?;
     let clinic: ClinicId = v.invoice.clinic_id.parse().map_err(|_| Error::NotFound)?;
     c.require(Permission::BillCharge, clinic)?;
@@ -1347,13 +1373,33 @@ pub async fn pay(
         method.as_str(),
         fmt_money(minor, &v.invoice.currency)
     ));
-    let jobs = if i.email_receipt {
-        crate::jobs::receipt_jobs(&v.invoice.id, &e.id, clinic, state.now())
+    // A receipt goes only where there is an address; the desk is told
+    // either way, never left to think one was sent.
+    let has_email = if i.email_receipt {
+        let pid = v
+            .invoice
+            .patient_id
+            .parse()
+            .map_err(|_| Error::Internal("stored patient id is malformed".into()))?;
+        state
+            .store
+            .patient(pid, &[clinic])
+            .await?
+            .and_then(|p| p.details.email)
+            .is_some_and(|e| !e.trim().is_empty())
     } else {
-        vec![]
+        false
+    };
+    let (jobs, receipt) = match (i.email_receipt, has_email) {
+        (false, _) => (vec![], Receipt::NotRequested),
+        (true, false) => (vec![], Receipt::NoEmail),
+        (true, true) => (
+            crate::jobs::receipt_jobs(&v.invoice.id, &e.id, clinic, state.now()),
+            Receipt::Queued,
+        ),
     };
     state.store.record_billing_entry(&e, &jobs, ev).await?;
-    Ok(())
+    Ok(receipt)
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

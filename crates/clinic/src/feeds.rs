@@ -220,6 +220,40 @@ fn event(a: &Appointment, place: &str, zone: &str) -> icalendar::Event {
     e.done()
 }
 
+/// The calendar file a patient's confirmation carries: one visit, named by
+/// its kind and the clinic (nothing about the treatment beyond that), at
+/// the clinic's address, with how to reach it.
+pub fn patient_ics(a: &Appointment, clinic: &store::org::Clinic) -> String {
+    let s = &clinic.settings;
+    let address = [
+        Some(s.address_line1.clone()),
+        s.address_line2.clone(),
+        Some(format!("{}, {} {}", s.city, s.region, s.postal_code)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(", ");
+    let mut e = icalendar::Event::new();
+    e.uid(&format!("{}@stillwater", a.id))
+        .sequence(a.sequence.max(0) as u32)
+        .summary(&format!("{} at {}", a.type_name, s.name))
+        .description(&format!(
+            "To move or cancel, call {} on {}.",
+            s.name, s.phone
+        ))
+        .location(&format!("{}, {address}", s.name))
+        .starts(utc(a.starts_at))
+        .ends(utc(a.ends_at))
+        .timestamp(utc(a.updated_at))
+        .created(utc(a.created_at))
+        .status(EventStatus::Confirmed);
+    let mut cal = Calendar::new();
+    cal.name(&s.name);
+    cal.push(e.done());
+    cal.done().to_string()
+}
+
 fn hm(m: i64, zone: &str) -> String {
     let ts = domain::time::to_timestamp(m);
     match jiff::tz::TimeZone::get(zone) {

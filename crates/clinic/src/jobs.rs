@@ -27,9 +27,17 @@ pub fn reminder_jobs(
     start: i64,
     now: i64,
 ) -> Vec<NewJob> {
-    [48, 24]
+    // Two days and one day before; a visit booked closer than that still
+    // gets one, three hours before, when there is time for it.
+    let mut hours: Vec<i64> = [48, 24]
         .into_iter()
         .filter(|h| start - h * HOUR > now)
+        .collect();
+    if hours.is_empty() && start - 3 * HOUR > now {
+        hours.push(3);
+    }
+    hours
+        .into_iter()
         .filter_map(|h| {
             let payload = serde_json::to_string(&ReminderPayload {
                 appointment_id: id,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use lettre::message::{header::ContentType, Mailbox};
+use lettre::message::{header::ContentType, Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 /// Where e-mail goes: a real SMTP server, or nowhere (jobs are then finished
@@ -36,20 +36,38 @@ impl Mailer {
         })
     }
 
-    pub(crate) async fn send(&self, to: &str, subject: &str, body: String) -> Result<bool, String> {
+    /// Sends plain text, with a calendar file (`visit.ics`) attached when
+    /// one is given, so the visit can be added to the patient's calendar.
+    pub(crate) async fn send_with(
+        &self,
+        to: &str,
+        subject: &str,
+        body: String,
+        calendar: Option<String>,
+    ) -> Result<bool, String> {
         let Mailer::Smtp { transport, from } = self else {
             return Ok(false);
         };
         let to: Mailbox = to
             .parse()
             .map_err(|_| "the patient's e-mail address is not valid".to_string())?;
-        let msg = Message::builder()
+        let builder = Message::builder()
             .from(from.as_ref().clone())
             .to(to)
-            .subject(subject)
-            .header(ContentType::TEXT_PLAIN)
-            .body(body)
-            .map_err(|e| format!("building the message: {e}"))?;
+            .subject(subject);
+        let msg = match calendar {
+            None => builder.header(ContentType::TEXT_PLAIN).body(body),
+            Some(ics) => {
+                let kind = ContentType::parse("text/calendar; charset=utf-8; method=PUBLISH")
+                    .map_err(|e| format!("calendar content type: {e}"))?;
+                builder.multipart(
+                    MultiPart::mixed()
+                        .singlepart(SinglePart::plain(body))
+                        .singlepart(Attachment::new("visit.ics".into()).body(ics, kind)),
+                )
+            }
+        }
+        .map_err(|e| format!("building the message: {e}"))?;
         transport
             .send(msg)
             .await

@@ -153,7 +153,22 @@ async fn deliver(
     body: String,
     sent: String,
 ) -> Result<String, String> {
-    match state.mailer.send(&to.email, subject, body).await? {
+    deliver_with(state, to, subject, body, None, sent).await
+}
+
+async fn deliver_with(
+    state: &Clinic,
+    to: &Addressee,
+    subject: &str,
+    body: String,
+    calendar: Option<String>,
+    sent: String,
+) -> Result<String, String> {
+    match state
+        .mailer
+        .send_with(&to.email, subject, body, calendar)
+        .await?
+    {
         true => Ok(sent),
         false => Ok("skipped: no mail server configured".into()),
     }
@@ -192,21 +207,13 @@ async fn reminder(state: &Clinic, job: &Job) -> Result<String, String> {
         .map(|t| t.instructions)
         .unwrap_or_default();
     let s = &to.clinic.settings;
-    let address = [
-        Some(s.address_line1.clone()),
-        s.address_line2.clone(),
-        Some(format!("{}, {} {}", s.city, s.region, s.postal_code)),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>()
-    .join("\n");
+    let address = address_of(&to.clinic);
     let body = format!(
         "Hello {first},\n\nThis is a reminder of your {what} on {when}.\n\n{instructions}\n\n\
          Where: {name}\n{address}\n\nTo move or cancel, call us on {phone}. If you cancel less than \
          a day before, we may not be able to offer the time to someone else.\n\n{name}\n",
         first = to.first,
-        what = a.type_name.to_lowercase(),
+        what = a.type_name,
         when = clinic_time(a.starts_at, &to.clinic)?,
         name = s.name,
         phone = s.phone,
@@ -471,22 +478,38 @@ async fn confirmation(state: &Clinic, job: &Job) -> Result<String, String> {
         _ => String::new(),
     };
     let change = if a.self_booked {
-        "To cancel, sign in to your patient portal or call us"
+        "To move or cancel, sign in to your patient portal or call us"
     } else {
         "To move or cancel, call us"
     };
     let body = format!(
-        "Hello {first},\n\nThank you for booking a {what} on {when}. {about}\n\n{change} on \
-         {phone}.\n\nIf you are in crisis, call or text 988 (Suicide & Crisis Lifeline), or call \
-         911.\n\n{name}\n",
+        "Hello {first},\n\nYour {what} is booked for {when}. {about}\n\nWhere: {name}\n\
+         {address}\n\n{change} on {phone}. The attached file adds the visit to your calendar.\n\n\
+         If you are in crisis, call or text 988 (Suicide & Crisis Lifeline), or call 911.\n\n{name}\n",
         first = to.first,
-        what = a.type_name.to_lowercase(),
+        what = a.type_name,
         when = clinic_time(a.starts_at, &to.clinic)?,
+        address = address_of(&to.clinic),
         phone = s.phone,
         name = s.name,
     );
     let subject = format!("Your appointment at {} is confirmed", s.name);
-    deliver(state, &to, &subject, body, "sent".into()).await
+    let ics = crate::feeds::patient_ics(&a, &to.clinic);
+    deliver_with(state, &to, &subject, body, Some(ics), "sent".into()).await
+}
+
+/// A clinic's postal address, a line each.
+fn address_of(k: &store::org::Clinic) -> String {
+    let s = &k.settings;
+    [
+        Some(s.address_line1.clone()),
+        s.address_line2.clone(),
+        Some(format!("{}, {} {}", s.city, s.region, s.postal_code)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join("\n")
 }
 
 /// Makes the token an e-mail carries, as it is sent: the link keeps its

@@ -422,5 +422,6 @@ async fn pay(
         },
     )
     .await
+    .map(|_| ())
     .map_err(err)
 }

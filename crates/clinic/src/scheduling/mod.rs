@@ -390,6 +390,8 @@ pub async fn book_core(
         };
         let inserted = match booker {
             Booker::Staff(by) => {
+                // The patient learns of a visit the clinic booked for them.
+                jobs.extend(crate::jobs::confirmation_jobs(id, clinic, state.now()));
                 state
                     .store
                     .insert_visits(clinic, patient, None, &[visit], by, vec![ev], &jobs)

@@ -321,14 +321,42 @@ async fn a_month_of_cash_pay_billing(app: &TestApp) {
         .post("/api/v1/payments", &json!({"invoice_id": inv_id, "method": "card", "amount": "200", "reference": "AUTH 118822", "email_receipt": true}))
         .await;
     assert_eq!(s, 201, "{v}");
+    // The desk learns whether the receipt went: never skipped silently.
+    let email = app
+        .store
+        .patient(pid.parse().unwrap(), &[app.glendale])
+        .await
+        .unwrap()
+        .unwrap()
+        .details
+        .email;
+    assert_eq!(
+        v["receipt"],
+        if email.is_some() {
+            "queued"
+        } else {
+            "no_email"
+        },
+        "{v}"
+    );
     let pay_id = v["entries"][0]["id"].as_str().unwrap().to_string();
+    // Without an address on file, a receipt asked for is said not sent.
+    let (s, e) = desk
+        .patch(&format!("/api/v1/patients/{pid}"), &json!({"email": null}))
+        .await;
+    assert_eq!(s, 200, "{e}");
     let (s, v) = desk
         .post(
             "/api/v1/payments",
-            &json!({"invoice_id": inv_id, "method": "cash", "amount": "75"}),
+            &json!({"invoice_id": inv_id, "method": "cash", "amount": "75", "email_receipt": true}),
         )
         .await;
     assert_eq!(s, 201);
+    assert_eq!(v["receipt"], "no_email", "{v}");
+    let (s, e) = desk
+        .patch(&format!("/api/v1/patients/{pid}"), &json!({"email": email}))
+        .await;
+    assert_eq!(s, 200, "{e}");
     assert_eq!(minor(&v["balance"]), 0);
     let (s, e) = desk
         .post(

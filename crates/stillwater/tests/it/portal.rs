@@ -21,14 +21,15 @@ fn mail_state(app: &TestApp, sink: &SmtpSink) -> clinic::Clinic {
     )
 }
 
-/// The sign-in token in the last e-mail to `to`, with that e-mail's subject.
+/// The sign-in token in the last sign-in e-mail to `to` (confirmations of
+/// visits the desk booked go to the same address), with its subject.
 fn link_in_mail(sink: &SmtpSink, to: &str) -> (String, String) {
     let m = sink
         .all()
         .into_iter()
         .rev()
-        .find(|m| m.contains(to))
-        .unwrap_or_else(|| panic!("no mail to {to}"));
+        .find(|m| m.contains(to) && m.contains("Subject: Your sign-in link"))
+        .unwrap_or_else(|| panic!("no sign-in mail to {to}"));
     let body = m.replace("=\n", "");
     let i = body.find("/portal/in/").expect("a portal link") + "/portal/in/".len();
     let token: String = body[i..]
@@ -357,9 +358,11 @@ async fn portal_for_established_patient(app: &TestApp) {
         .contains("Follow-up (booked by the patient)"));
     // The confirmation tells the patient how to change it.
     clinic::outbox::drain(&state, app.now()).await.unwrap();
+    // The newest confirmation: the desk's bookings earlier had their own.
     let confirm = sink
         .all()
         .into_iter()
+        .rev()
         .find(|m| m.contains("is confirmed"))
         .expect("a confirmation e-mail");
     let confirm = confirm.replace("=\n", "");

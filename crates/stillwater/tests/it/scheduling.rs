@@ -666,7 +666,28 @@ async fn reminders_by_email(app: &TestApp) {
     let start = ts(&a["starts_at"]).as_microsecond();
     let hour = 3_600_000_000i64;
     assert_eq!(app.store.count_jobs("reminder", None).await.unwrap(), 2);
-    // Nothing is due yet.
+    // The desk booked it: the confirmation goes at once, with the address,
+    // how to change it and the visit as a calendar file.
+    assert_eq!(clinic::outbox::drain(&state, app.now()).await.unwrap(), 1);
+    let confirm = sink.all().remove(0).replace("=\r\n", "").replace("=\n", "");
+    assert!(
+        confirm.contains("Subject: Your appointment at Stillwater Glendale is confirmed"),
+        "{confirm}"
+    );
+    assert!(
+        confirm.contains("Your IV infusion is booked for"),
+        "{confirm}"
+    );
+    assert!(confirm.contains("18400 N 51st Ave"), "{confirm}");
+    assert!(confirm.contains("To move or cancel, call us"), "{confirm}");
+    assert!(confirm.contains("filename=\"visit.ics\""), "{confirm}");
+    assert!(confirm.contains("BEGIN:VEVENT"), "{confirm}");
+    assert!(
+        !confirm.contains("Quayle"),
+        "no name in the calendar file: {confirm}"
+    );
+    sink.messages.lock().unwrap().clear();
+    // Nothing else is due yet.
     assert_eq!(clinic::outbox::drain(&state, app.now()).await.unwrap(), 0);
     // 47 hours before: the 48-hour reminder goes out.
     clinic::outbox::drain(&state, start - 47 * hour)
@@ -1009,3 +1030,28 @@ async fn only_a_chair_is_iv_capable(app: &TestApp) {
     );
 }
 both!(only_a_chair_is_iv_capable);
+
+/// A visit gets its reminders however soon it was booked: two days and one
+/// day before, or, booked closer than a day, one three hours before.
+#[test]
+fn reminders_fit_the_time_left() {
+    const HOUR: i64 = 3_600_000_000;
+    let before = |start: i64, now: i64| -> Vec<i64> {
+        clinic::jobs::reminder_jobs(
+            domain::ids::AppointmentId::new(),
+            domain::ids::ClinicId::new(),
+            0,
+            start,
+            now,
+        )
+        .iter()
+        .map(|j| (start - j.run_at) / HOUR)
+        .collect()
+    };
+    let now = 1_800_000_000_000_000;
+    assert_eq!(before(now + 72 * HOUR, now), vec![48, 24]);
+    assert_eq!(before(now + 30 * HOUR, now), vec![24]);
+    assert_eq!(before(now + 18 * HOUR, now), vec![3]);
+    // In two hours: the confirmation is all there is time for.
+    assert_eq!(before(now + 2 * HOUR, now), Vec::<i64>::new());
+}

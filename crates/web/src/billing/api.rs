@@ -403,7 +403,7 @@ async fn pay(
     JsonObject(body): JsonObject,
 ) -> ApiResult {
     let i: PayInput = typed(Value::Object(body))?;
-    uc::pay(
+    let receipt = uc::pay(
         &state,
         &c,
         &i.invoice_id,
@@ -418,7 +418,9 @@ async fn pay(
     )
     .await?;
     let v = uc::invoice(&state, &c, &i.invoice_id).await?;
-    Ok((StatusCode::CREATED, Json(invoice_json(&v)?)).into_response())
+    let mut out = invoice_json(&v)?;
+    out["receipt"] = serde_json::json!(receipt);
+    Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
 async fn superbill(

@@ -544,6 +544,14 @@ async fn submit(
 
 /// The flash for a `done` marker: "payment-recorded" reads "Payment recorded."
 fn done_text(done: &str) -> Option<String> {
+    let receipt = match done {
+        "payment-recorded-receipt-sent" => Some(uc::Receipt::Queued),
+        "payment-recorded-no-email" => Some(uc::Receipt::NoEmail),
+        _ => None,
+    };
+    if let Some(r) = receipt {
+        return Some(format!("Payment recorded. {}", r.said()));
+    }
     let t = done.replace('-', " ");
     let mut c = t.chars();
     let first = c.next()?;
@@ -762,7 +770,11 @@ async fn invoice_submit(
             },
         )
         .await
-        .map(|_| "payment-recorded"),
+        .map(|r| match r {
+            uc::Receipt::Queued => "payment-recorded-receipt-sent",
+            uc::Receipt::NoEmail => "payment-recorded-no-email",
+            uc::Receipt::NotRequested => "payment-recorded",
+        }),
         "refund" => uc::refund(
             &state,
             c,

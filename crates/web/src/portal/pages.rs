@@ -277,14 +277,29 @@ fn row(
     }
 }
 
+/// The portal's home; `done` is what the patient just did ("booked",
+/// "cancelled"), said back to them.
 async fn home_view(
     state: &AppState,
     p: &Portal,
-    flash: Option<String>,
+    done: Option<&str>,
     error: Option<String>,
 ) -> Result<HomePage, Error> {
     let h = uc::home(state, p).await?;
     let tz = zone(&h.clinic)?;
+    // "booked" is said with where its confirmation went: only a patient
+    // with an address on file was e-mailed.
+    let flash = match done {
+        Some("booked") if h.has_email => {
+            Some("Your visit is booked. We have e-mailed you the details.".to_string())
+        }
+        Some("booked") => Some(
+            "Your visit is booked. We have no e-mail address for you, so no confirmation was sent: it is listed below."
+                .to_string(),
+        ),
+        Some("cancelled") => Some("Your visit is cancelled.".to_string()),
+        _ => None,
+    };
     let money = |m: i64, cur: &str| domain::billing::fmt_money(m, cur);
     let invoices = h
         .invoices
@@ -362,12 +377,7 @@ async fn home(
     Patient(p): Patient,
     PageQuery(q): PageQuery<HomeQuery>,
 ) -> PageResult {
-    let flash = match q.done.as_deref() {
-        Some("booked") => Some("Your visit is booked. We have e-mailed you the details.".into()),
-        Some("cancelled") => Some("Your visit is cancelled.".into()),
-        _ => None,
-    };
-    render(&home_view(&state, &p, flash, None).await?)
+    render(&home_view(&state, &p, q.done.as_deref(), None).await?)
 }
 
 #[derive(Template)]
