@@ -436,6 +436,52 @@ pub enum SeriesOutcome {
     Blocked(SeriesBlocked),
 }
 
+/// What is not yet in place for a patient's treatment when a course is
+/// booked: eligibility, consent for the plan's route, the plan itself. A
+/// clinic may hold the dates before the intake is done, so these are said,
+/// never enforced here (the dose itself is gated at the chair). The read of
+/// the patient's eligibility is audited.
+pub async fn series_warnings(
+    state: &Clinic,
+    caller: &Caller,
+    clinic: ClinicId,
+    patient: PatientId,
+) -> Result<Vec<String>, Error> {
+    caller.require(Permission::ScheduleBook, clinic)?;
+    let s = crate::intake::status_of(state, clinic, patient).await?;
+    let mut out: Vec<String> = vec![];
+    if let Some(r) = s.eligibility.reason() {
+        out.push(format!("Eligibility: {r}."));
+    }
+    match s.plan() {
+        None => out.push("No treatment plan yet.".into()),
+        Some(p) => {
+            if let Ok(route) = crate::intake::parse_route(&p.route) {
+                let consent = s.consent(route);
+                if !consent.is_valid() {
+                    out.push(format!("Consent: {}.", consent.reason()));
+                }
+            }
+        }
+    }
+    let mut ev = caller.patient_event(
+        Action::EligibilityRead,
+        Permission::ScheduleBook,
+        clinic,
+        &patient.to_string(),
+    );
+    ev.detail = Some(format!(
+        "before booking a course: {}",
+        if out.is_empty() {
+            "all in place".to_string()
+        } else {
+            out.join(" ")
+        }
+    ));
+    state.store.audit(vec![ev]).await?;
+    Ok(out)
+}
+
 /// Finds (and unless `dry_run`, books) a whole course with its integration sessions.
 #[allow(clippy::too_many_arguments)]
 pub async fn series(

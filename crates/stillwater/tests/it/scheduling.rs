@@ -50,6 +50,15 @@ async fn induction_series(app: &TestApp) {
     });
     let (s, proposal) = api.post("/api/v1/series", &body).await;
     assert_eq!(s, 200, "{proposal}");
+    // Booked before the intake: allowed, and said.
+    assert_eq!(
+        proposal["warnings"],
+        json!([
+            "Eligibility: no eligibility decision.",
+            "No treatment plan yet."
+        ]),
+        "{proposal}"
+    );
     assert_eq!(proposal["steps"].as_array().unwrap().len(), 6);
     assert_eq!(
         app.store.count_claims(None).await.unwrap(),

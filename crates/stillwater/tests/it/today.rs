@@ -58,6 +58,11 @@ async fn today_by_role(app: &TestApp) {
         .post("/api/v1/series", &json!({"clinic_id": g, "patient_id": iris, "course": "induction", "dose_type": "iv_infusion", "from": monday.to_string()}))
         .await;
     assert_eq!(s, 201, "{booked}");
+    assert_eq!(
+        booked["warnings"],
+        json!([]),
+        "everything is in place for Iris"
+    );
     let appts = booked["appointments"].as_array().unwrap();
     let first = appts
         .iter()

@@ -467,6 +467,7 @@ async fn series(
         Some(d) => d,
         None => from.checked_add(jiff::Span::new().days(14)).unwrap_or(from),
     };
+    let warnings = uc::series_warnings(&state, &c, b.clinic_id, b.patient_id).await?;
     match uc::series(
         &state,
         &c,
@@ -482,6 +483,7 @@ async fn series(
     {
         SeriesOutcome::Booked(id, plan) => {
             let mut v = series_json(&plan);
+            v["warnings"] = json!(warnings);
             v["id"] = json!(id);
             v["appointments"] = json!(uc::series_visits(&state, &c, id)
                 .await?
@@ -490,7 +492,11 @@ async fn series(
                 .collect::<Vec<_>>());
             Ok((StatusCode::CREATED, Json(v)).into_response())
         }
-        SeriesOutcome::Proposed(plan) => Ok(Json(series_json(&plan)).into_response()),
+        SeriesOutcome::Proposed(plan) => {
+            let mut v = series_json(&plan);
+            v["warnings"] = json!(warnings);
+            Ok(Json(v).into_response())
+        }
         SeriesOutcome::Blocked(b) => Ok(problem_blocked(&b)),
     }
 }

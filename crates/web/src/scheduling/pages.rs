@@ -977,6 +977,8 @@ pub struct SeriesPage {
     pub error: Option<String>,
     pub course: String,
     pub dose_type: String,
+    /// What is not yet in place for treatment; the dates may be held anyway.
+    pub warnings: Vec<String>,
 }
 
 fn spec_from(q: &SeriesQuery) -> Result<CourseSpec, Error> {
@@ -1009,6 +1011,7 @@ async fn series_view(
     book: bool,
 ) -> PageResult {
     let (p, k, tz) = patient_clinic(state, c, id).await?;
+    let warnings = uc::series_warnings(state, c, k.id, p.id).await?;
     let types = clinic::scheduling::appointment_types(state, k.id).await?;
     let today = tz.date(state.now());
     let from = parse_date(q.from.as_deref(), &tz, state.now()).unwrap_or(today);
@@ -1129,6 +1132,7 @@ async fn series_view(
         error,
         course,
         dose_type,
+        warnings,
     })
 }
 
