@@ -601,22 +601,34 @@ impl Store {
             .collect()
     }
 
-    /// Dosing visits (by type code) of a patient: their start times, for
-    /// marking trend charts and finding the baseline.
+    /// When a patient's doses were (or are to be) given, for marking trend
+    /// charts and finding the baseline: their dosing visits (by type code),
+    /// and the doses given in visits checked in without a booking.
     pub async fn dose_times(
         &self,
         patient: PatientId,
         dosing_types: &[String],
     ) -> Result<Vec<i64>> {
-        let rows: Vec<(String, i64)> = on_pool!(self.read(), p => {
-            sqlx::query_as("SELECT type_code, starts_at FROM appointments WHERE patient_id = $1 \
+        let (rows, walk_ins): (Vec<(String, i64)>, Vec<(i64,)>) = on_pool!(self.read(), p => {
+            let booked = sqlx::query_as("SELECT type_code, starts_at FROM appointments WHERE patient_id = $1 \
                  AND status IN ('booked', 'checked_in', 'completed') ORDER BY starts_at")
-                .bind(patient.to_string()).fetch_all(p).await?
+                .bind(patient.to_string()).fetch_all(p).await?;
+            // Doses given in visits nobody booked (a walk-in checked in from
+            // the chart): when the dose started.
+            let walk_ins = sqlx::query_as("SELECT MIN(a.at) FROM encounters e \
+                 JOIN administration_events a ON a.encounter_id = e.id \
+                 WHERE e.patient_id = $1 AND e.appointment_id IS NULL AND a.kind IN ('start', 'given') \
+                 GROUP BY e.id")
+                .bind(patient.to_string()).fetch_all(p).await?;
+            (booked, walk_ins)
         });
-        Ok(rows
+        let mut times: Vec<i64> = rows
             .into_iter()
             .filter(|(t, _)| dosing_types.contains(t))
             .map(|(_, s)| s)
-            .collect())
+            .chain(walk_ins.into_iter().map(|(t,)| t))
+            .collect();
+        times.sort_unstable();
+        Ok(times)
     }
 }

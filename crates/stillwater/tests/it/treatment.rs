@@ -810,6 +810,15 @@ async fn a_full_iv_session(app: &TestApp) {
         );
     }
     // The API document describes every treatment-day endpoint.
+    // The visit was checked in without a booking: its dose still counts
+    // where doses are counted (the trend chart's baseline is the last score
+    // before it).
+    let doses = app
+        .store
+        .dose_times(pid.parse().unwrap(), &["iv_infusion".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(doses.len(), 1, "the walk-in's dose: {doses:?}");
     let doc = app.api_doc().await;
     for p in [
         "/api/v1/encounters",
