@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
+use crate::assessment::Answer;
 use crate::eligibility::{Condition, Policy};
 use crate::error::Errors;
 use crate::instruments::{Registry, Scored};
@@ -117,6 +118,30 @@ pub const EXCLUSIONS: [(&str, &str, Option<Condition>); 10] = [
         Some(Condition::KetamineAllergy),
     ),
 ];
+
+/// The exclusion screen as a self-assessment answered it, by condition: a
+/// statement ticked is a yes; one left unticked is a no, since the form
+/// makes the person tick each that applies or say that none do. Conditions
+/// the self-assessment does not ask about are absent (not asked).
+pub fn screen_answers(exclusions: &[String]) -> BTreeMap<Condition, Answer> {
+    EXCLUSIONS
+        .iter()
+        .filter_map(|(key, _, cond)| {
+            let cond = (*cond)?;
+            let ticked = exclusions.iter().any(|x| x == key);
+            Some((cond, if ticked { Answer::Yes } else { Answer::No }))
+        })
+        .collect()
+}
+
+/// The treatments a self-assessment says were tried, in words.
+pub fn treatments_tried(keys: &[String]) -> Vec<&'static str> {
+    TREATMENTS
+        .iter()
+        .filter(|(k, _, _)| keys.iter().any(|x| x == k))
+        .map(|(_, label, _)| *label)
+        .collect()
+}
 
 /// The raw answers of the public assessment, as a form or JSON body gives them.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -510,6 +535,29 @@ impl LeadStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_self_assessment_screen_carries_over_as_the_patient_answered_it() {
+        let a = screen_answers(&["heart".to_string()]);
+        assert_eq!(
+            a.get(&Condition::ArrhythmiaOrUnstableCardiac),
+            Some(&Answer::Yes)
+        );
+        // Left unticked on a form that asks to tick each that applies: no.
+        assert_eq!(
+            a.get(&Condition::UncontrolledHypertension),
+            Some(&Answer::No)
+        );
+        // Never asked there: absent, not "no".
+        for c in Condition::ALL {
+            let asked = EXCLUSIONS.iter().any(|e| e.2 == Some(c));
+            assert_eq!(a.contains_key(&c), asked, "{c:?}");
+        }
+        assert_eq!(
+            treatments_tried(&["benzodiazepine".to_string(), "made_up".to_string()]),
+            vec!["A benzodiazepine (e.g. lorazepam, alprazolam, clonazepam)"]
+        );
+    }
 
     fn input(gad: i32, phq: [i32; 3]) -> AssessmentInput {
         let mut left = gad;

@@ -207,6 +207,16 @@ impl Store {
         }
     }
 
+    /// The newest lead that became `patient`: their public self-assessment.
+    pub async fn lead_of_patient(&self, patient: PatientId) -> Result<Option<Lead>> {
+        let row: Option<LeadRow> = on_pool!(self.read(), p => {
+            sqlx::query_as(&format!("SELECT {LEAD_COLUMNS} FROM leads WHERE patient_id = $1 \
+                 ORDER BY created_at DESC, id DESC LIMIT 1"))
+                .bind(patient.to_string()).fetch_optional(p).await?
+        });
+        row.map(lead_from).transpose()
+    }
+
     /// The lead whose result token hashes to `hash` (the public result page).
     pub async fn lead_by_token(&self, hash: &str) -> Result<Option<Lead>> {
         let row: Option<LeadRow> = on_pool!(self.read(), p => {

@@ -773,6 +773,42 @@ impl Status {
 }
 
 /// The status without auditing (the caller audits the read it is part of).
+/// What the patient said on the public self-assessment that became their
+/// record, for the assessment to start from: the exclusion screen and the
+/// treatments tried. Nothing of it is a clinical fact until the patient's
+/// part of the assessment confirms it.
+pub struct SelfAssessment {
+    pub at: i64,
+    pub screen:
+        std::collections::BTreeMap<domain::eligibility::Condition, domain::assessment::Answer>,
+    pub treatments: Vec<&'static str>,
+}
+
+/// The self-assessment of the lead that became `pid`, if there was one.
+/// Read as part of the assessment (whose read is audited by its caller).
+pub async fn self_assessment(
+    state: &Clinic,
+    pid: PatientId,
+) -> Result<Option<SelfAssessment>, Error> {
+    let Some(lead) = state.store.lead_of_patient(pid).await? else {
+        return Ok(None);
+    };
+    let list = |k: &str| -> Result<Vec<String>, Error> {
+        match &lead.detail[k] {
+            serde_json::Value::Null => Ok(vec![]),
+            v => serde_json::from_value(v.clone()).map_err(|e| {
+                tracing::error!(lead = %lead.id, field = k, "stored self-assessment does not parse: {e}");
+                Error::Internal(format!("stored self-assessment {k} does not parse"))
+            }),
+        }
+    };
+    Ok(Some(SelfAssessment {
+        at: lead.created_at,
+        screen: domain::leads::screen_answers(&list("exclusions")?),
+        treatments: domain::leads::treatments_tried(&list("treatments")?),
+    }))
+}
+
 pub async fn status_of(state: &Clinic, clinic: ClinicId, pid: PatientId) -> Result<Status, Error> {
     let decisions = state.store.decisions(pid).await?;
     let eligibility = EligibilityState::from_latest(

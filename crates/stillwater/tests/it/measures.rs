@@ -236,6 +236,36 @@ async fn assessment_to_consultation_to_patient(app: &TestApp) {
         .unwrap();
     assert!(chart.contains("<svg class=\"trend\""), "{chart}");
     assert!(chart.contains("GAD-7 (0-21)"));
+    // Facts entered once: the assessment starts from the self-assessment
+    // (no exclusion applied; an SSRI and CBT tried), marked as such.
+    let asmt = nurse.html(&format!("/patients/{pid}/assessment")).await;
+    assert!(
+        asmt.contains(
+            "Uncontrolled hypertension</td><td>self-assessment: no; clinician: not settled"
+        ),
+        "{asmt}"
+    );
+    assert!(
+        asmt.contains("An antidepressant for anxiety (SSRI or SNRI"),
+        "{asmt}"
+    );
+    assert!(asmt.contains("(self-assessment)</li>"), "{asmt}");
+    assert!(asmt.contains("Shown meanwhile: what they said on the public self-assessment"));
+    // And the patient's own form has those answers ticked for them to confirm.
+    let (s, l) = api(app, "nina.nurse")
+        .await
+        .post(
+            &format!("/api/v1/patients/{pid}/links"),
+            &json!({"purpose": "assessment"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{l}");
+    let (s, form_page) = page(app, &format!("/forms/{}", l["token"].as_str().unwrap())).await;
+    assert_eq!(s, 200);
+    assert!(
+        form_page.contains("name=\"screen.uncontrolled_hypertension\" value=\"no\" checked"),
+        "{form_page}"
+    );
     // Converting twice is refused.
     let (s, _) = api(app, "dana.frontdesk")
         .await

@@ -169,6 +169,9 @@ struct AssessmentPage {
     form_height: String,
     form_notes: String,
     error: Option<String>,
+    /// When the public self-assessment shown in place of the patient's part
+    /// was taken; empty when it is not shown.
+    self_assessed: String,
 }
 
 async fn assessment_view(
@@ -197,10 +200,19 @@ async fn assessment_view(
         value,
         class,
     };
+    // Until the patient's part is in, what they said on the public
+    // self-assessment shows in its place, marked as such.
+    let sa = match pp {
+        None => uc::self_assessment(state, pid).await?,
+        Some(_) => None,
+    };
     let mut screen = vec![];
     let mut form_screen = vec![];
     for cond in Condition::ALL {
-        let said = pp.and_then(|p| p.screen.get(&cond).copied());
+        let from_sa = pp.is_none() && sa.as_ref().is_some_and(|x| x.screen.contains_key(&cond));
+        let said = pp
+            .and_then(|p| p.screen.get(&cond).copied())
+            .or_else(|| sa.as_ref().and_then(|x| x.screen.get(&cond).copied()));
         let found = kp.and_then(|k| k.screen.get(&cond).copied());
         let class = match (found, said) {
             (Some(Finding::Present), _) | (None, Some(Answer::Yes)) => "bad",
@@ -216,7 +228,12 @@ async fn assessment_view(
         screen.push(row(
             cond.label(),
             format!(
-                "patient: {}; clinician: {f}",
+                "{}: {}; clinician: {f}",
+                if from_sa {
+                    "self-assessment"
+                } else {
+                    "patient"
+                },
                 match answer_str(said) {
                     "" => "not asked",
                     s => s,
@@ -366,22 +383,28 @@ async fn assessment_view(
                     .collect()
             })
             .unwrap_or_default(),
-        treatments: pp
-            .map(|p| {
-                p.treatments
-                    .iter()
-                    .map(|t| {
-                        format!(
-                            "{} {}, {} weeks: {}",
-                            t.treatment,
-                            t.dose,
-                            t.weeks,
-                            response_label(t.response)
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        treatments: match (pp, &sa) {
+            (Some(p), _) => p
+                .treatments
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{} {}, {} weeks: {}",
+                        t.treatment,
+                        t.dose,
+                        t.weeks,
+                        response_label(t.response)
+                    )
+                })
+                .collect(),
+            (None, Some(x)) => x
+                .treatments
+                .iter()
+                .map(|t| format!("{t} (self-assessment)"))
+                .collect(),
+            (None, None) => vec![],
+        },
+        self_assessed: sa.as_ref().map(|x| tz.stamp(x.at)).unwrap_or_default(),
         profile: vec![
             (
                 "Cognitive (worry)",
@@ -1220,11 +1243,15 @@ fn problem(p: LinkProblem) -> PageResult {
     crate::front::pages::problem_page_saying(p, &message)
 }
 
+/// The patient's form; `known` are the screen answers the patient already
+/// gave on the public self-assessment, ticked for them to confirm (what they
+/// post wins).
 fn form_of(
     clinic: &clinic::records::org::Clinic,
     token: &str,
     f: &Posted,
     errors: Vec<FieldError>,
+    known: &std::collections::BTreeMap<Condition, Answer>,
 ) -> FormPage {
     let pick = |name: String| -> &'static str {
         match f.get(&name).as_deref() {
@@ -1234,6 +1261,12 @@ fn form_of(
             _ => "",
         }
     };
+    let said = |c: &Condition| match known.get(c) {
+        Some(Answer::Yes) => "yes",
+        Some(Answer::No) => "no",
+        Some(Answer::Unsure) => "unsure",
+        None => "",
+    };
     FormPage {
         frame: PublicFrame::of(clinic, "Before your first treatment"),
         action: format!("/forms/{token}"),
@@ -1241,7 +1274,10 @@ fn form_of(
             .iter()
             .map(|c| {
                 let k = a::key(*c);
-                let v = pick(format!("screen.{k}"));
+                let v = match pick(format!("screen.{k}")) {
+                    "" => said(c),
+                    v => v,
+                };
                 (k, c.plain(), v)
             })
             .collect(),
@@ -1366,7 +1402,20 @@ async fn form_page(State(state): State<AppState>, Path(token): Path<String>) -> 
     };
     let clinic: ClinicId = l.clinic_id.parse().map_err(|_| Error::NotFound)?;
     let k = clinic::settings::record(&state, clinic).await?;
-    render(&form_of(&k, &token, &Posted::default(), vec![]))
+    let known = known_screen(&state, &l).await?;
+    render(&form_of(&k, &token, &Posted::default(), vec![], &known))
+}
+
+/// The screen answers a link's patient gave on the public self-assessment.
+async fn known_screen(
+    state: &AppState,
+    l: &clinic::records::intake::PatientLink,
+) -> Result<std::collections::BTreeMap<Condition, Answer>, Error> {
+    let pid: PatientId = l.patient_id.parse().map_err(|_| Error::NotFound)?;
+    Ok(uc::self_assessment(state, pid)
+        .await?
+        .map(|x| x.screen)
+        .unwrap_or_default())
 }
 
 async fn form_submit(
@@ -1396,7 +1445,7 @@ async fn form_submit(
         Ok(Err(p)) => problem(p),
         Err(Error::Invalid(errs)) => Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
-            render(&form_of(&k, &token, &form, errs))?,
+            render(&form_of(&k, &token, &form, errs, &known_screen(&state, &l).await?))?,
         )
             .into_response()),
         Err(e) => Err(e.into()),
