@@ -205,6 +205,44 @@ async fn before_the_first_dose(app: &TestApp) {
         .await;
     assert_eq!(s, 404);
 
+    // The decision form starts from the assessment: nothing typed twice,
+    // and the engine's reading is the one the Assessment tab shows.
+    let page = app
+        .login("paul.prescriber")
+        .await
+        .html(&format!("/patients/{pid}/eligibility"))
+        .await;
+    assert!(page.contains("From the assessment."), "{page}");
+    assert!(
+        page.contains(">sertraline 150</textarea>"),
+        "the medicines: {page}"
+    );
+    assert!(
+        page.contains(">sertraline, 12, adequate\nescitalopram, 8, adequate</textarea>"),
+        "the trials: {page}"
+    );
+    assert!(
+        page.contains("value=\"126/80\""),
+        "the blood pressure: {page}"
+    );
+    assert!(
+        page.contains("<option value=\"needs_more_information\" selected>"),
+        "the decision itself is the prescriber's: {page}"
+    );
+    let tab = app
+        .login("paul.prescriber")
+        .await
+        .html(&format!("/patients/{pid}/assessment"))
+        .await;
+    let findings = a["evaluation"]["findings"].as_array().unwrap();
+    for f in findings {
+        let text = f["explanation"].as_str().unwrap();
+        assert!(page.contains(text) && tab.contains(text), "{text}");
+    }
+    if findings.is_empty() {
+        assert!(page.contains("No findings: no exclusion, no interaction."));
+    }
+
     // Eligibility from the assessment's facts; the gate still wants the sign-off.
     let (s, d) = prescriber
         .post(&format!("{base}/eligibility"), &json!({"facts": a["facts"], "decision": "eligible", "rationale": "Two adequate SSRI trials; treatment-resistant GAD, no exclusions."}))

@@ -67,8 +67,52 @@ struct EligibilityPage {
     /// The exclusion screen for the decision form: (value, label).
     screen: Vec<(String, &'static str)>,
     error: Option<String>,
-    /// What a refused decision form held, to show it again.
+    /// What a refused decision form held, to show it again; else the facts
+    /// of the assessment, filled in.
     kept: Kept,
+    /// The engine's reading of the assessment (the Assessment tab shows the
+    /// same), when there is one.
+    assessment_findings: Vec<FindingRow>,
+    assessed: bool,
+}
+
+/// The decision form filled from the assessment's facts, written the way
+/// the form reads them back (one medicine, trial per line; "128/82").
+fn form_of_facts(f: &domain::eligibility::Facts) -> Kept {
+    let key = |c: &domain::eligibility::Condition| domain::assessment::key(*c);
+    let mut fields: Vec<(String, String)> = vec![];
+    fields.extend(f.conditions.iter().map(|c| ("conditions".into(), key(c))));
+    fields.extend(f.unknown.iter().map(|c| ("unknown".into(), key(c))));
+    let meds: Vec<String> = f
+        .medications
+        .iter()
+        .map(|m| match m.daily_mg {
+            Some(mg) => format!("{} {mg}", m.name),
+            None => m.name.clone(),
+        })
+        .collect();
+    fields.push(("medications".into(), meds.join("\n")));
+    let trials: Vec<String> = f
+        .trials
+        .iter()
+        .map(|t| {
+            format!(
+                "{}, {}, {}",
+                t.treatment,
+                t.weeks,
+                if t.adequate_dose {
+                    "adequate"
+                } else {
+                    "inadequate"
+                }
+            )
+        })
+        .collect();
+    fields.push(("trials".into(), trials.join("\n")));
+    if let Some((s, d)) = f.blood_pressure {
+        fields.push(("blood_pressure".into(), format!("{s}/{d}")));
+    }
+    Kept::filled("decide", fields)
 }
 
 pub(crate) fn decision_label(s: &str) -> &'static str {
@@ -140,6 +184,38 @@ async fn eligibility_view(
     };
     let can_sign = current.as_ref().is_some_and(|d| d.signed.is_empty())
         && c.may(Permission::EligibilitySignOff, p.clinic_id);
+    let can_decide = c.may(Permission::EligibilityDecide, p.clinic_id);
+    // The assessment's facts, read by the same engine as on its own tab,
+    // fill the form (unless a refused form is being shown again).
+    let mut assessment_findings = vec![];
+    let mut assessed = false;
+    let mut kept = kept;
+    if can_decide && c.may(Permission::MeasureRead, p.clinic_id) {
+        let parts =
+            clinic::intake::latest_parts(clinic::intake::assessment_parts(state, c, pid).await?)?;
+        let pp = parts.patient.as_ref().map(|x| &x.0);
+        let kp = parts.clinical.as_ref().map(|x| &x.0);
+        if pp.is_some() || kp.is_some() {
+            assessed = true;
+            let facts = domain::assessment::facts(pp, kp);
+            let eval =
+                domain::eligibility::evaluate(&facts, &domain::eligibility::Policy::default());
+            assessment_findings = eval
+                .findings
+                .iter()
+                .map(|f| {
+                    let v = serde_json::to_value(f).unwrap_or_default();
+                    FindingRow {
+                        level: v["level"].as_str().unwrap_or("").to_string(),
+                        text: v["explanation"].as_str().unwrap_or("").to_string(),
+                    }
+                })
+                .collect();
+            if !kept.is("decide") {
+                kept = form_of_facts(&facts);
+            }
+        }
+    }
     let screen = domain::eligibility::Condition::ALL
         .iter()
         .map(|c| {
@@ -165,10 +241,12 @@ async fn eligibility_view(
         current,
         older: rows.collect(),
         can_sign,
-        can_decide: c.may(Permission::EligibilityDecide, p.clinic_id),
+        can_decide,
         screen,
         error,
         kept,
+        assessment_findings,
+        assessed,
     })
 }
 

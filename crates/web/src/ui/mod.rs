@@ -278,6 +278,15 @@ pub struct Kept {
 }
 
 impl Kept {
+    /// A form filled from what is already known (not posted), so that a
+    /// fact recorded elsewhere is not typed again.
+    pub fn filled(form: &str, fields: Vec<(String, String)>) -> Kept {
+        Kept {
+            form: form.to_string(),
+            fields,
+        }
+    }
+
     pub fn new(form: &str, posted: &crate::auth::Posted) -> Kept {
         Kept {
             form: form.to_string(),
