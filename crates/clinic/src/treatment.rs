@@ -2706,6 +2706,47 @@ pub struct ChairCard {
     pub open_alerts: Vec<(String, String)>,
 }
 
+/// What is on file about the patient that matters at the chair, so that
+/// nobody asks it again: allergies (from the assessment), the conditions
+/// the prescriber set on eligibility ("hold clonazepam the night before"),
+/// and the escort (from the patient's record, else their assessment form).
+#[derive(Debug, Clone, Default)]
+pub struct OnFile {
+    pub allergies: String,
+    pub conditions: String,
+    pub escort_name: String,
+    pub escort_phone: String,
+}
+
+/// The patient's facts on file for a visit the caller has already opened
+/// (its read is audited with the visit).
+pub async fn on_file(state: &Clinic, v: &Visit) -> Result<OnFile, Error> {
+    let e = &v.record.encounter;
+    let clinic = clinic_of(e);
+    let pid: PatientId = e
+        .patient_id
+        .parse()
+        .map_err(|_| Error::Internal("stored patient id is malformed".into()))?;
+    let mut out = OnFile::default();
+    let parts = crate::intake::latest_parts(state.store.assessment_parts(pid).await?)?;
+    if let Some((p, _)) = &parts.patient {
+        out.allergies = p.allergies.trim().to_string();
+        out.escort_name = p.escort_name.trim().to_string();
+        out.escort_phone = p.escort_phone.trim().to_string();
+    }
+    if let Some(p) = state.store.patient(pid, &[clinic]).await? {
+        // The record is kept up to date by the desk: it wins.
+        if let Some(n) = p.details.escort_name.filter(|n| !n.trim().is_empty()) {
+            out.escort_name = n;
+            out.escort_phone = p.details.escort_phone.unwrap_or_default();
+        }
+    }
+    if let Some(d) = state.store.decisions(pid).await?.into_iter().next() {
+        out.conditions = d.conditions.trim().to_string();
+    }
+    Ok(out)
+}
+
 /// Every chair of the day in a clinic, audited as one read of the floor.
 pub async fn floor(state: &Clinic, c: &Caller, clinic: ClinicId) -> Result<Vec<ChairCard>, Error> {
     c.require(Permission::EncounterRead, clinic)?;

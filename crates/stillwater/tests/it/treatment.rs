@@ -1393,3 +1393,71 @@ async fn check_in_from_the_chart_says_why_not(app: &TestApp) {
 }
 
 both!(check_in_from_the_chart_says_why_not);
+
+/// What is on file reaches the chair: allergies from the assessment, the
+/// eligibility decision's conditions, and the escort (the record's over the
+/// assessment form's), which also fills the checklist.
+async fn the_chair_shows_what_is_on_file(app: &TestApp) {
+    let pid = ready_patient(app, "Ora").await;
+    let nurse = api(app, "nina.nurse").await;
+    let prescriber = api(app, "paul.prescriber").await;
+    let base = format!("/api/v1/patients/{pid}");
+    let mut part = crate::intake::patient_part();
+    part["allergies"] = json!("latex");
+    let (s, e) = nurse
+        .post(&format!("{base}/assessment/patient"), &part)
+        .await;
+    assert_eq!(s, 201, "{e}");
+    let (_, a) = nurse.get(&format!("{base}/assessment")).await;
+    let (s, d) = prescriber
+        .post(&format!("{base}/eligibility"), &json!({"facts": a["facts"], "decision": "eligible_with_conditions", "conditions": "Hold clonazepam the night before", "rationale": "Treatment-resistant GAD."}))
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let (s, _) = nurse
+        .post(&format!("{base}/eligibility/2/sign-off"), &json!({}))
+        .await;
+    assert_eq!(s, 200);
+    let (s, v) = nurse
+        .post(
+            "/api/v1/encounters",
+            &json!({"patient_id": pid, "chair_id": chair(app, "Chair 2").await}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let eid = v["encounter"]["id"].as_str().unwrap().to_string();
+    let page = app.login("nina.nurse").await;
+    let html = page.html(&format!("/encounters/{eid}")).await;
+    assert!(html.contains("<mark>latex</mark>"), "{html}");
+    assert!(
+        html.contains("<mark>Hold clonazepam the night before</mark>"),
+        "{html}"
+    );
+    assert!(html.contains("Sam Quinn, 602-555-0101"), "{html}");
+    assert!(
+        html.contains("name=\"escort_name\" value=\"Sam Quinn\""),
+        "the checklist starts from it: {html}"
+    );
+    // The desk updates the escort on the record: the record wins.
+    let (s, e) = api(app, "dana.frontdesk")
+        .await
+        .patch(
+            &base,
+            &json!({"escort_name": "Robin Vale", "escort_phone": "602-555-0199"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{e}");
+    let html = page.html(&format!("/encounters/{eid}")).await;
+    assert!(html.contains("Robin Vale, 602-555-0199"), "{html}");
+    // The prescriber sees them where the dose is ordered.
+    let html = app
+        .login("paul.prescriber")
+        .await
+        .html(&format!("/encounters/{eid}"))
+        .await;
+    assert!(
+        html.contains("Before ordering: allergies <strong>latex</strong>; eligibility conditions <strong>Hold clonazepam the night before</strong>."),
+        "{html}"
+    );
+}
+
+both!(the_chair_shows_what_is_on_file);

@@ -260,6 +260,8 @@ struct Row {
 #[template(path = "treatment/encounter.html")]
 struct ChairPage {
     layout: Layout,
+    /// Allergies, eligibility conditions and the escort, as on file.
+    on_file: uc::OnFile,
     id: String,
     clinic_id: String,
     patient_href: String,
@@ -497,7 +499,17 @@ async fn chair_view(
         })
         .collect();
     let open = e.status == "open";
+    let on_file = uc::on_file(state, &v).await?;
+    // The checklist's escort starts from the one on file.
+    let mut checklist = v.checklist.clone();
+    if checklist.escort_name.is_none() && !on_file.escort_name.is_empty() {
+        checklist.escort_name = Some(on_file.escort_name.clone());
+        if checklist.escort_phone.is_none() && !on_file.escort_phone.is_empty() {
+            checklist.escort_phone = Some(on_file.escort_phone.clone());
+        }
+    }
     let page = ChairPage {
+        on_file,
         layout: Layout::new(
             c,
             format!("Chair {}", e.chair.as_deref().unwrap_or("")),
@@ -524,7 +536,7 @@ async fn chair_view(
         items,
         ready: v.ready_to_dose,
         checklist_open: open && v.events.is_empty(),
-        c: v.checklist.clone(),
+        c: checklist,
         pregnancy_key: key_of(&v.checklist.pregnancy),
         risk_key: key_of(&v.checklist.suicide_risk),
         order,
