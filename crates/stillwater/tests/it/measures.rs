@@ -557,9 +557,15 @@ async fn bad_public_input_leaves_nothing(app: &TestApp) {
     let (s, _, body) = submit(app, &without(&good, "gad7.3")).await;
     assert_eq!(s, 422);
     assert!(
-        body.contains("Feelings, question 3"),
-        "the missing answer is named"
+        body.contains(">How you have been feeling, question 3</a>"),
+        "the missing answer is named as the form labels it: {body}"
     );
+    // The PHQ-2's item 9 is the third mood question on the page; names are
+    // named by their labels.
+    let (s, _, body) = submit(app, &without(&without(&good, "phq2.9"), "given_name")).await;
+    assert_eq!(s, 422);
+    assert!(body.contains(">Your mood, question 3</a>"), "{body}");
+    assert!(body.contains(">First name</a>"), "{body}");
     let (s, _, body) = submit(app, &with(&good, "gad7.1", "4")).await;
     assert_eq!(s, 422);
     assert!(body.contains("4 is not an answer"));

@@ -213,6 +213,31 @@ impl AssessmentPage {
             .find(|e| e.field == field)
             .map(|e| e.message.as_str())
     }
+
+    /// A field as the form labels it, for the error summary: "First name",
+    /// "Your mood, question 3" (the PHQ-2's item 9 is the third asked).
+    fn label(&self, field: &str) -> String {
+        if let Some(n) = field.strip_prefix("gad7.") {
+            return format!("How you have been feeling, question {n}");
+        }
+        if let Some(n) = field.strip_prefix("phq2.") {
+            let shown = if n == "9" { "3" } else { n };
+            return format!("Your mood, question {shown}");
+        }
+        match field {
+            "given_name" => "First name",
+            "family_name" => "Last name",
+            "email" => "E-mail",
+            "phone" => "Phone",
+            "date_of_birth" => "Date of birth",
+            "conditions" => "What you have been told you have",
+            "treatments" => "Treatments you have tried",
+            "exclusions" => "Whether any of these apply to you",
+            "consent_to_contact" => "Permission to contact you",
+            other => other,
+        }
+        .to_string()
+    }
 }
 
 fn assessment_page(
