@@ -264,7 +264,7 @@ test("a nurse sees the week of a chair and the printable day sheet", async () =>
   await context.close();
 });
 
-test("on a phone: take the self-assessment, see the result, book a free consultation; the front desk finds the lead", async () => {
+test("on a phone: take the self-assessment, book a free consultation; then the walk-through from lead to patient, assessment, eligibility, consent, plan and checklist, each fact typed once", async () => {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   const page = await context.newPage();
   const errors = [];
@@ -328,8 +328,85 @@ test("on a phone: take the self-assessment, see the result, book a free consulta
   assert.ok(await desk.page.getByRole("heading", { name: `Wren ${family}` }).isVisible());
   assert.ok(await desk.page.getByText("Likely suitable").first().isVisible());
   await shot(desk.page, "26-lead");
+
+  // The walk-through: each fact is typed once and found at every later step.
+  // The desk makes the lead a patient: the name and birth date carry over.
+  await desk.page.getByRole("button", { name: "Make patient" }).click();
+  await desk.page.waitForURL(/\/patients\/[0-9a-f-]{36}$/);
+  const chart = desk.page.url();
+  assert.ok(await desk.page.getByRole("heading", { name: `${family}, Wren` }).isVisible());
+  assert.ok(await desk.page.getByText("1991-05-20").first().isVisible());
+  // The escort is given once, on the record.
+  await desk.page.getByRole("link", { name: "Edit details" }).click();
+  await desk.page.getByLabel("Escort name").fill(`Ash ${family}`);
+  await desk.page.getByLabel("Escort phone").fill("(602) 555-0123");
+  await desk.page.getByRole("button", { name: /Save/ }).click();
+  await desk.page.waitForURL(chart);
   assert.deepEqual(desk.errors, []);
   await desk.context.close();
+
+  // The nurse's assessment starts from the self-assessment's answers; the
+  // clinical part is entered once.
+  const nurse = await signIn("nina.nurse");
+  await nurse.page.goto(`${chart}/assessment`);
+  assert.ok(await nurse.page.getByText(/Shown meanwhile: what they said on the public self-assessment/).isVisible());
+  assert.ok(await nurse.page.getByRole("cell", { name: "self-assessment: no; clinician: not settled" }).first().isVisible());
+  assert.ok(await nurse.page.getByText(/An antidepressant for anxiety .*\(self-assessment\)/).isVisible());
+  for (const r of await nurse.page.locator("input[type=radio][value=absent]").all()) await r.check();
+  await nurse.page.getByLabel(/Diagnoses, one per line/).fill("F41.1 Generalized anxiety disorder");
+  await nurse.page.getByLabel(/Treatment trials, one per line/).fill("sertraline, 12, adequate\nescitalopram, 8, adequate");
+  await nurse.page.getByLabel("Blood pressure (mmHg)").fill("124/80");
+  await nurse.page.getByLabel("Heart rate").fill("72");
+  await nurse.page.getByLabel("SpO2 (%)").fill("98");
+  await nurse.page.getByLabel("Weight (kg)").fill("64.2");
+  await nurse.page.getByLabel("Height (cm)").fill("165");
+  await nurse.page.getByRole("button", { name: "Save the clinical part" }).click();
+  await nurse.page.getByText(/Clinical part saved/).waitFor();
+
+  // The prescriber finds those facts in the decision form and only decides.
+  const doc = await signIn("paul.prescriber");
+  await doc.page.goto(`${chart}/eligibility`);
+  assert.ok(await doc.page.getByText("From the assessment.").isVisible());
+  assert.equal(await doc.page.getByLabel(/Past treatment trials/).inputValue(), "sertraline, 12, adequate\nescitalopram, 8, adequate");
+  assert.equal(await doc.page.getByLabel(/Blood pressure at assessment/).inputValue(), "124/80");
+  assert.equal(await doc.page.getByLabel("Decision", { exact: true }).inputValue(), "needs_more_information");
+  await shot(doc.page, "27-eligibility-from-assessment");
+  await doc.page.getByLabel("Decision", { exact: true }).selectOption("eligible");
+  await doc.page.getByLabel("Rationale").fill("Two adequate SSRI trials without remission; no exclusions.");
+  await doc.page.getByRole("button", { name: "Record decision" }).click();
+  await doc.page.getByRole("heading", { name: /^Eligible/ }).waitFor();
+  await nurse.page.goto(`${chart}/eligibility`);
+  await nurse.page.getByRole("button", { name: "Sign off the assessment" }).click();
+  await nurse.page.getByText(/signed off by nina.nurse/).waitFor();
+
+  // Consent signed on this device, by the name already on the record.
+  await nurse.page.goto(`${chart}/consent`);
+  // (An IM course: a recliner takes it while the infusion chairs are busy.)
+  await nurse.page.getByRole("row", { name: /IM injection/ }).getByRole("link", { name: "Sign on this device" }).click();
+  await nurse.page.getByLabel(/I have read this document/).check();
+  await nurse.page.getByLabel(/Type your full name/).fill(`Wren ${family}`);
+  await nurse.page.getByRole("button", { name: "Sign", exact: true }).click();
+  await nurse.page.waitForURL(/\/consent\?signed=1$/);
+
+  // The plan, then a check-in from the chart: the checklist has the escort.
+  await doc.page.goto(`${chart}/plan`);
+  await doc.page.getByLabel("Protocol", { exact: true }).selectOption("im-injection");
+  await doc.page.getByLabel("Course", { exact: true }).selectOption("induction");
+  await doc.page.getByLabel("Integration therapy").selectOption("cbt");
+  await doc.page.getByRole("button", { name: "Save the plan" }).click();
+  await doc.page.getByText("Plan version 1 saved.").waitFor();
+  assert.deepEqual(doc.errors, []);
+  await doc.context.close();
+  await nurse.page.goto(chart);
+  const checkIn = nurse.page.locator("form[action='/floor/check-in']");
+  await checkIn.getByRole("button", { name: "Check in" }).click();
+  await nurse.page.waitForURL(/\/encounters\/[0-9a-f-]{36}$/);
+  assert.equal(await nurse.page.getByLabel("Escort name").inputValue(), `Ash ${family}`);
+  assert.equal(await nurse.page.getByLabel("Escort phone").inputValue(), "(602) 555-0123");
+  assert.ok(await nurse.page.getByText(`Ash ${family}, (602) 555-0123`).isVisible());
+  await shot(nurse.page, "28-checklist-escort-on-file");
+  assert.deepEqual(nurse.errors, []);
+  await nurse.context.close();
 });
 
 test("a clinician sees score trends with doses, and closes a safety task with a note", async () => {
