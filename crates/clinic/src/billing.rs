@@ -88,11 +88,9 @@ impl Place {
             .to_zoned(self.tz.clone())
             .date()
     }
+    /// A time on the clinic's wall clock ("2026-12-07 2:05 PM MST" in the US).
     pub fn when(&self, m: i64) -> String {
-        domain::time::to_timestamp(m)
-            .to_zoned(self.tz.clone())
-            .strftime("%Y-%m-%d %H:%M %Z")
-            .to_string()
+        self.clinic.settings.clock().stamp(m)
     }
 }
 

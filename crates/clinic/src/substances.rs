@@ -67,7 +67,8 @@ impl Location {
             .map(|z| z.timestamp().as_microsecond())
             .unwrap_or_default()
     }
-    /// "2026-11-23 07:15 MST", as `domain::time::format_in_zone` writes it.
+    /// "2026-11-23 07:15 MST": the Schedule III record keeps the 24-hour
+    /// clock of a register, whatever the clinic's everyday clock.
     pub fn when(&self, m: i64) -> String {
         let mut s = String::with_capacity(24);
         write_when(&self.tz, &mut s, m);

@@ -1616,10 +1616,13 @@ pub async fn administer(
                 "at",
                 format!(
                     "is before the dose was ordered and checked ({}): a dose cannot start before it may",
-                    domain::time::format_in_zone(
-                        allowed,
-                        &zone_name(state, clinic_of(&e)).await?
-                    )
+                    state
+                        .store
+                        .clinic(clinic_of(&e))
+                        .await?
+                        .settings
+                        .clock()
+                        .stamp(allowed)
                 ),
             ));
         }
@@ -1665,10 +1668,6 @@ pub async fn administer(
     )
     .await?;
     visit_of(state, &e).await
-}
-
-async fn zone_name(state: &Clinic, clinic: ClinicId) -> Result<String, Error> {
-    Ok(state.store.clinic(clinic).await?.settings.time_zone)
 }
 
 // ---- Readings ---------------------------------------------------------------
@@ -2318,21 +2317,17 @@ pub async fn attest(state: &Clinic, c: &Caller, id: &str, note: &str) -> Result<
 
 // ---- The session note -------------------------------------------------------------
 
-fn hm(m: i64, zone: &str) -> String {
-    let s = domain::time::format_in_zone(m, zone);
-    s.split(' ').nth(1).unwrap_or(&s).to_string()
+fn hm(m: i64, zone: &domain::time::WallClock) -> String {
+    zone.time(m)
 }
 
-/// The note assembled from the record, as plain text (what is signed).
-pub fn note_text(v: &Visit, zone: &str) -> Result<String, Error> {
+/// The note assembled from the record, as plain text (what is signed),
+/// with times on the clinic's wall clock.
+pub fn note_text(v: &Visit, zone: &domain::time::WallClock) -> Result<String, Error> {
     let r = &v.record;
     let e = &r.encounter;
     let mut s = String::new();
-    let date = domain::time::format_in_zone(e.opened_at, zone);
-    s += &format!(
-        "Ketamine session, {}\n",
-        date.split(' ').next().unwrap_or(&date)
-    );
+    s += &format!("Ketamine session, {}\n", zone.date(e.opened_at));
     s += &format!("Patient: {} {}\n", e.given_name, e.family_name);
     s += &format!(
         "Protocol: {} (version {}); chair {}\n",
@@ -2557,7 +2552,7 @@ pub async fn sign_note(state: &Clinic, c: &Caller, id: &str) -> Result<Visit, Er
             "the note is signed after discharge (or after the visit ends without a dose)".into(),
         ));
     }
-    let zone = state.store.clinic(clinic_of(&e)).await?.settings.time_zone;
+    let zone = state.store.clinic(clinic_of(&e)).await?.settings.clock();
     let body = note_text(&v, &zone)?;
     let sha = hex::encode(Sha256::digest(body.as_bytes()));
     write(
@@ -2642,7 +2637,7 @@ pub async fn note_pdf(state: &Clinic, c: &Caller, id: &str) -> Result<Vec<u8>, E
             &e,
         )])
         .await?;
-    let zone = state.store.clinic(clinic_of(&e)).await?.settings.time_zone;
+    let zone = state.store.clinic(clinic_of(&e)).await?.settings.clock();
     let mut blocks = Vec::new();
     let mut lines = note.body.lines();
     if let Some(t) = lines.next() {
@@ -2661,14 +2656,14 @@ pub async fn note_pdf(state: &Clinic, c: &Caller, id: &str) -> Result<Vec<u8>, E
     blocks.push(Block::small(&format!(
         "Signed by {} at {}. SHA-256 {}",
         note.signed_by,
-        domain::time::format_in_zone(note.signed_at, &zone),
+        zone.stamp(note.signed_at),
         note.sha256
     )));
     for a in &record.addenda {
         blocks.push(Block::heading(&format!(
             "Addendum by {}, {}",
             a.signed_by,
-            domain::time::format_in_zone(a.signed_at, &zone)
+            zone.stamp(a.signed_at)
         )));
         blocks.push(Block::body(&printable(&a.body)));
     }

@@ -65,15 +65,6 @@ pub fn to_timestamp(m: Micros) -> Timestamp {
     Timestamp::from_microsecond(m).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-/// Formats an instant in a zone for people, e.g. "2026-11-23 07:15 MST".
-pub fn format_in_zone(m: Micros, zone: &str) -> String {
-    let ts = to_timestamp(m);
-    match jiff::tz::TimeZone::get(zone) {
-        Ok(tz) => ts.to_zoned(tz).strftime("%Y-%m-%d %H:%M %Z").to_string(),
-        Err(_) => ts.strftime("%Y-%m-%d %H:%M UTC").to_string(),
-    }
-}
-
 /// How a clinic's staff read a time of day: in the clinic's zone, on the
 /// clock its country uses (the US writes "2:05 PM", most of the world
 /// "14:05"). Every time a page shows goes through one of these, so the

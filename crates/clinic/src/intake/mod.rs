@@ -513,14 +513,7 @@ pub fn consent_pdf(
         blocks.push(Block::heading(&s.heading));
         blocks.push(Block::body(&s.text));
     }
-    let when = jiff::tz::TimeZone::get(&clinic.settings.time_zone)
-        .map(|tz| {
-            domain::time::to_timestamp(signed_at)
-                .to_zoned(tz)
-                .strftime("%Y-%m-%d %H:%M %Z")
-                .to_string()
-        })
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let when = clinic.settings.clock().stamp(signed_at);
     blocks.push(Block::heading("Signature"));
     blocks.push(Block::body(&format!(
         "Patient: {}, born {} (record {})\nSigned by typing the name: {typed_name}\nI have read this document, had the chance to ask questions, and agree to treatment.\nSigned: {when}, {how}\nWitness: {}",
