@@ -382,11 +382,14 @@ test("on a phone: take the self-assessment, book a free consultation; then the w
   // Consent signed on this device, by the name already on the record.
   await nurse.page.goto(`${chart}/consent`);
   // (An IM course: a recliner takes it while the infusion chairs are busy.)
-  await nurse.page.getByRole("row", { name: /IM injection/ }).getByRole("link", { name: "Sign on this device" }).click();
+  await nurse.page.getByRole("row", { name: /IM injection/ }).getByRole("button", { name: "Sign on this device" }).click();
   await nurse.page.getByLabel(/I have read this document/).check();
   await nurse.page.getByLabel(/Type your full name/).fill(`Wren ${family}`);
   await nurse.page.getByRole("button", { name: "Sign", exact: true }).click();
-  await nurse.page.waitForURL(/\/consent\?signed=1$/);
+  await nurse.page.waitForURL(`${BASE}/kiosk`);
+  await nurse.page.getByLabel(/your password to take the tablet back/).fill(PASSWORD);
+  await nurse.page.getByRole("button", { name: "Take the tablet back" }).click();
+  await nurse.page.waitForURL(/\/consent$/);
 
   // The plan, then a check-in from the chart: the checklist has the escort.
   await doc.page.goto(`${chart}/plan`);
@@ -488,8 +491,10 @@ test("before the first dose: assessment, eligibility, consent signed on a tablet
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.waitForURL(`${BASE}/`);
   await page.goto(`${chart}/consent`);
-  await page.getByRole("row", { name: /IV infusion/ }).getByRole("link", { name: "Sign on this device" }).click();
+  // Handed over: staff navigation is gone while the patient has the tablet.
+  await page.getByRole("row", { name: /IV infusion/ }).getByRole("button", { name: "Sign on this device" }).click();
   assert.ok(await page.getByRole("heading", { name: "Off-label use" }).isVisible());
+  assert.equal(await page.getByRole("navigation", { name: "Main" }).count(), 0);
   await page.getByRole("button", { name: "Sign", exact: true }).click();
   // Without agreement, or with another name, it is refused with the reason.
   await page.getByLabel(/Type your full name/).fill("R. Somebody");
@@ -501,7 +506,17 @@ test("before the first dose: assessment, eligibility, consent signed on a tablet
   await page.getByLabel(/Type your full name/).fill(`Rosa ${family}`);
   await shot(page, "32-consent-tablet");
   await page.getByRole("button", { name: "Sign", exact: true }).click();
-  await page.waitForURL(/\/consent\?signed=1$/);
+  // Signed: the tablet locks until the nurse takes it back with her password.
+  await page.waitForURL(`${BASE}/kiosk`);
+  await shot(page, "33-consent-signed-tablet-locked");
+  await page.goto(`${BASE}/patients`);
+  await page.waitForURL(`${BASE}/kiosk`);
+  await page.getByLabel(/your password to take the tablet back/).fill("not-the-password");
+  await page.getByRole("button", { name: "Take the tablet back" }).click();
+  await page.getByRole("alert").waitFor();
+  await page.getByLabel(/your password to take the tablet back/).fill(PASSWORD);
+  await page.getByRole("button", { name: "Take the tablet back" }).click();
+  await page.waitForURL(/\/consent$/);
   assert.ok(await page.getByText(/consent signed \(version \d+\); valid until/).isVisible());
   await shot(page, "33-consent-signed-tablet");
   await tablet.close();

@@ -273,3 +273,97 @@ pub async fn enable_totp(
     c.auth_cache.clear();
     Ok(true)
 }
+
+// ---- Handing a tablet to a patient -------------------------------------------
+
+/// The pages a session may be handed to a patient on: signing a consent, or
+/// answering a questionnaire, for one patient the caller may see.
+fn hand_over_page(path: &str) -> Option<(domain::ids::PatientId, &'static str)> {
+    let (page, _query) = path.split_once('?').unwrap_or((path, ""));
+    let rest = page.strip_prefix("/patients/")?;
+    let (id, tail) = rest.split_once('/')?;
+    let pid = id.parse().ok()?;
+    match tail {
+        "consent/sign" => Some((pid, "consent")),
+        "measures/new" => Some((pid, "questionnaire")),
+        _ => None,
+    }
+}
+
+/// Hands the caller's browser session to a patient: until a staff member
+/// takes it back with their password, it shows only `path` (the consent to
+/// sign, the questionnaire to answer) and a locked screen, never the staff
+/// navigation or another chart. Returns where the patient goes now.
+pub async fn hand_over(c: &Clinic, caller: &Caller, path: &str) -> Result<String, Error> {
+    let hash = caller.session_hash.clone().ok_or(Error::Forbidden)?;
+    let Some((pid, what)) = hand_over_page(path) else {
+        return Err(Error::Invalid(vec![domain::FieldError::new(
+            "path",
+            "only a consent to sign or a questionnaire to answer is handed to a patient",
+        )]));
+    };
+    // The caller must see this patient; the read is audited.
+    let p = crate::patients::read(c, caller, pid).await?;
+    let kiosk = store::auth::Kiosk {
+        path: path.to_string(),
+        back_to: format!(
+            "/patients/{pid}/{}",
+            if what == "consent" {
+                "consent"
+            } else {
+                "measures"
+            }
+        ),
+    };
+    let mut ev = caller.patient_event(
+        Action::SessionHandOver,
+        domain::auth::Permission::PatientRead,
+        p.clinic_id,
+        &pid.to_string(),
+    );
+    ev.detail = Some(format!("handed over to {what}"));
+    c.store.set_kiosk(&hash, Some(&kiosk), ev).await?;
+    c.auth_cache.clear();
+    Ok(path.to_string())
+}
+
+/// Takes a handed-over session back: the password of the staff member whose
+/// session it is unlocks it. Returns the staff page to go back to; a wrong
+/// password is `Ok(Err(..))` and leaves it locked.
+pub async fn take_back(
+    c: &Clinic,
+    caller: &Caller,
+    password: &str,
+) -> Result<Result<String, String>, Error> {
+    let hash = caller.session_hash.clone().ok_or(Error::Forbidden)?;
+    let Some(u) = caller.user.as_ref() else {
+        return Err(Error::Forbidden);
+    };
+    let Some(k) = u.kiosk.clone() else {
+        return Ok(Ok("/".into()));
+    };
+    let stored = c
+        .store
+        .login_candidate(&u.username)
+        .await?
+        .map(|x| x.password_hash);
+    if !c
+        .passwords
+        .verify(password.chars().take(PASSWORD_MAX).collect(), stored)
+        .await
+    {
+        let mut ev = caller.event(Action::SessionTakeBack);
+        ev.outcome = "denied";
+        ev.detail = Some("wrong password".into());
+        c.store.audit(vec![ev]).await?;
+        return Ok(Err(format!(
+            "That is not {}'s password. The tablet stays locked.",
+            u.display_name
+        )));
+    }
+    c.store
+        .set_kiosk(&hash, None, caller.event(Action::SessionTakeBack))
+        .await?;
+    c.auth_cache.clear();
+    Ok(Ok(k.back_to))
+}

@@ -66,6 +66,7 @@ impl Caller {
             csrf_token: String::new(),
             last_seen_at: store.now(),
             grants: u.grants,
+            kiosk: None,
         };
         Ok(Caller {
             principal: s.principal(),

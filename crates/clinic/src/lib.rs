@@ -168,6 +168,6 @@ impl Clinic {
 /// feature. Callers see the data; the store itself stays inside this crate.
 pub mod records {
     pub use store::{
-        billing, intake, leads, measures, org, patients, scheduling, substances, treatment,
+        auth, billing, intake, leads, measures, org, patients, scheduling, substances, treatment,
     };
 }

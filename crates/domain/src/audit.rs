@@ -96,10 +96,14 @@ pub enum Action {
     ProtocolCreate,
     ProtocolApprove,
     MedicalDirectorSet,
+    /// A session handed to a patient on a tablet (kiosk mode).
+    SessionHandOver,
+    /// A handed-over session taken back by staff with their password.
+    SessionTakeBack,
 }
 
 impl Action {
-    pub const ALL: [Action; 89] = [
+    pub const ALL: [Action; 91] = [
         Action::LoginSuccess,
         Action::LoginFailure,
         Action::Logout,
@@ -189,6 +193,8 @@ impl Action {
         Action::ProtocolCreate,
         Action::ProtocolApprove,
         Action::MedicalDirectorSet,
+        Action::SessionHandOver,
+        Action::SessionTakeBack,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -282,6 +288,8 @@ impl Action {
             Action::ProtocolCreate => "protocol.create",
             Action::ProtocolApprove => "protocol.approve",
             Action::MedicalDirectorSet => "user.medical_director",
+            Action::SessionHandOver => "session.hand_over",
+            Action::SessionTakeBack => "session.take_back",
         }
     }
 
@@ -377,6 +385,8 @@ impl Action {
             Action::ProtocolCreate => "Protocol version added",
             Action::ProtocolApprove => "Protocol version approved",
             Action::MedicalDirectorSet => "Medical director set",
+            Action::SessionHandOver => "Tablet handed to the patient",
+            Action::SessionTakeBack => "Tablet taken back",
         }
     }
 
@@ -384,7 +394,9 @@ impl Action {
     /// filter groups them under these headings.
     pub fn area(self) -> &'static str {
         match self {
-            Action::LoginSuccess
+            Action::SessionHandOver
+            | Action::SessionTakeBack
+            | Action::LoginSuccess
             | Action::LoginFailure
             | Action::Logout
             | Action::PasswordChange

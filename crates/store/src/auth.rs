@@ -29,6 +29,25 @@ pub struct SessionInfo {
     pub csrf_token: String,
     pub last_seen_at: i64,
     pub grants: Vec<(ClinicId, Role)>,
+    /// Set while the session is handed to a patient on a tablet.
+    pub kiosk: Option<Kiosk>,
+}
+
+/// A session handed to a patient: the page (path prefix) it may show, and
+/// the staff page to return to once it is taken back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kiosk {
+    pub path: String,
+    pub back_to: String,
+}
+
+impl Kiosk {
+    /// Whether a request for `path` stays on the kiosk's page (or is the
+    /// locked screen itself).
+    pub fn allows(&self, path: &str) -> bool {
+        let page = self.path.split('?').next().unwrap_or("");
+        path == page || path.starts_with("/kiosk") || path.starts_with("/static/")
+    }
 }
 
 impl SessionInfo {
@@ -204,9 +223,19 @@ impl Store {
         now: i64,
         idle_micros: i64,
     ) -> Result<Option<SessionInfo>> {
-        type Row = (String, String, String, String, String, i64);
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            i64,
+            Option<String>,
+            Option<String>,
+        );
         let r: Option<Row> = on_pool!(self.read(), p => {
-            sqlx::query_as("SELECT u.id, u.org_id, u.username, u.display_name, s.csrf_token, s.last_seen_at \
+            sqlx::query_as("SELECT u.id, u.org_id, u.username, u.display_name, s.csrf_token, s.last_seen_at, \
+                 s.kiosk_path, s.kiosk_return \
                  FROM sessions s JOIN users u ON u.id = s.user_id \
                  WHERE s.id_hash = $1 AND s.absolute_expires_at > $2 AND s.last_seen_at > $3 AND u.disabled = FALSE")
                 .bind(id_hash).bind(now).bind(now - idle_micros).fetch_optional(p).await?
@@ -222,7 +251,32 @@ impl Store {
             csrf_token: r.4,
             last_seen_at: r.5,
             grants,
+            kiosk: r.6.map(|path| Kiosk {
+                path,
+                back_to: r.7.unwrap_or_else(|| "/".into()),
+            }),
         }))
+    }
+
+    /// Hands the session to a patient (`Some`): it shows only the kiosk's
+    /// page until taken back (`None`).
+    pub async fn set_kiosk(
+        &self,
+        id_hash: &str,
+        kiosk: Option<&Kiosk>,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        on_pool!(self.write(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("UPDATE sessions SET kiosk_path = $2, kiosk_return = $3 WHERE id_hash = $1")
+                .bind(id_hash)
+                .bind(kiosk.map(|k| k.path.as_str()))
+                .bind(kiosk.map(|k| k.back_to.as_str()))
+                .execute(&mut *tx).await?;
+            append_in_tx!(tx, &[audit], self.now())?;
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     pub async fn touch_session(&self, id_hash: &str, now: i64) -> Result<()> {
@@ -588,6 +642,7 @@ impl Store {
             csrf_token: String::new(),
             last_seen_at: 0,
             grants: self.grants_of(user_id).await?,
+            kiosk: None,
         })))
     }
 }

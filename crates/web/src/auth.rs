@@ -72,18 +72,67 @@ async fn token_caller(parts: &Parts, state: &AppState) -> Result<Option<Caller>,
     state.token_caller(token, meta(parts)).await.map(Some)
 }
 
-/// A signed-in staff member on a page. Without a session: redirect to sign in.
+/// The path the request was made to (before any router nesting).
+fn request_path(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map(|u| u.0.path().to_string())
+        .unwrap_or_else(|| parts.uri.path().to_string())
+}
+
+/// Whether a session handed to a patient keeps off this request: anything
+/// but the page it was handed over for (and the locked screen) is.
+fn locked_out(c: &Caller, parts: &Parts) -> bool {
+    c.user
+        .as_ref()
+        .and_then(|u| u.kiosk.as_ref())
+        .is_some_and(|k| !k.allows(&request_path(parts)))
+}
+
+/// Why a page's caller was turned away: an error page (or sign-in), or the
+/// locked screen of a tablet handed to a patient.
+pub enum PageReject {
+    Error(PageError),
+    Locked,
+}
+
+impl From<Error> for PageReject {
+    fn from(e: Error) -> Self {
+        PageReject::Error(PageError(e))
+    }
+}
+
+impl From<PageError> for PageReject {
+    fn from(e: PageError) -> Self {
+        PageReject::Error(e)
+    }
+}
+
+impl axum::response::IntoResponse for PageReject {
+    fn into_response(self) -> axum::response::Response {
+        match self {
+            PageReject::Error(e) => e.into_response(),
+            PageReject::Locked => axum::response::Redirect::to("/kiosk").into_response(),
+        }
+    }
+}
+
+/// A signed-in staff member on a page. Without a session: redirect to sign
+/// in; on a tablet handed to a patient, anything but its page: the locked
+/// screen.
 pub struct Staff(pub Caller);
 
 impl FromRequestParts<AppState> for Staff {
-    type Rejection = PageError;
+    type Rejection = PageReject;
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match session_caller(parts, state).await? {
+            Some(c) if locked_out(&c, parts) => Err(PageReject::Locked),
             Some(c) => Ok(Staff(c)),
-            None => Err(PageError(Error::Unauthenticated)),
+            None => Err(PageError(Error::Unauthenticated).into()),
         }
     }
 }
@@ -101,11 +150,7 @@ impl FromRequestParts<AppState> for ApiCaller {
         if let Some(c) = token_caller(parts, state).await? {
             // A device token (a bedside monitor) only sends readings: it
             // reads nothing, not even who it is or the protocols.
-            let path = parts
-                .extensions
-                .get::<axum::extract::OriginalUri>()
-                .map(|u| u.0.path().to_string())
-                .unwrap_or_else(|| parts.uri.path().to_string());
+            let path = request_path(parts);
             if matches!(c.principal, domain::auth::Principal::Device { .. })
                 && !(parts.method == Method::POST && path == "/api/v1/observations")
             {
@@ -116,6 +161,9 @@ impl FromRequestParts<AppState> for ApiCaller {
         let Some(c) = session_caller(parts, state).await? else {
             return Err(ApiError(Error::Unauthenticated));
         };
+        if locked_out(&c, parts) {
+            return Err(ApiError(Error::Forbidden));
+        }
         if !matches!(parts.method, Method::GET | Method::HEAD) {
             let sent = parts
                 .headers
@@ -180,12 +228,15 @@ pub struct StaffForm {
 }
 
 impl FromRequest<AppState> for StaffForm {
-    type Rejection = PageError;
+    type Rejection = PageReject;
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
         let Some(caller) = session_caller(&parts, state).await? else {
-            return Err(PageError(Error::Unauthenticated));
+            return Err(PageError(Error::Unauthenticated).into());
         };
+        if locked_out(&caller, &parts) {
+            return Err(PageReject::Locked);
+        }
         let _ = &mut parts;
         let form = read_form(Request::from_parts(parts, body), state).await?;
         let sent = form.get("csrf").unwrap_or_default();
@@ -193,7 +244,8 @@ impl FromRequest<AppState> for StaffForm {
             return Err(PageError(Error::bad(
                 "This form has expired. Go back, reload the page and try again.",
                 Some("csrf"),
-            )));
+            ))
+            .into());
         }
         Ok(StaffForm { caller, form })
     }

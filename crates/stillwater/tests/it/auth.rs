@@ -465,3 +465,98 @@ async fn api_with_a_session_cookie_needs_the_csrf_header(app: &TestApp) {
     assert_eq!(r.status(), 200);
 }
 both!(api_with_a_session_cookie_needs_the_csrf_header);
+
+/// A tablet handed to a patient shows only the page it was handed over
+/// for: no staff navigation, no other chart, no API; when the patient is
+/// done it locks, and only the staff member's password takes it back.
+async fn a_tablet_handed_to_a_patient_shows_only_their_page(app: &TestApp) {
+    let pid = app.patient_ids().await.0;
+    let other = app
+        .store
+        .search_patients(&[app.glendale], "", 5)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id.to_string())
+        .find(|p| *p != pid)
+        .unwrap();
+    let k = app.login("nina.nurse").await;
+    let loc = |r: &reqwest::Response| {
+        r.headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    // Only a consent or a questionnaire is handed over.
+    let r = k
+        .post_form("/kiosk/hand-over", &[("path", &format!("/patients/{pid}"))])
+        .await;
+    assert_eq!(r.status().as_u16(), 422);
+    assert_eq!(k.get("/").await.status().as_u16(), 200, "not locked");
+
+    let page = format!("/patients/{pid}/measures/new?instrument=gad7");
+    let r = k.post_form("/kiosk/hand-over", &[("path", &page)]).await;
+    assert_eq!((r.status().as_u16(), loc(&r)), (303, page.clone()));
+    let html = k.html(&page).await;
+    assert!(html.contains("GAD-7"), "{html}");
+    assert!(
+        !html.contains("aria-label=\"Main\""),
+        "no staff navigation: {html}"
+    );
+    assert!(!html.contains("Nina Okafor"), "no staff name: {html}");
+    // Anything else meets the locked screen; the API answers 403.
+    for path in ["/", "/patients", &format!("/patients/{other}"), "/audit"] {
+        let r = k.get(path).await;
+        assert_eq!(
+            (r.status().as_u16(), loc(&r)),
+            (303, "/kiosk".into()),
+            "{path}"
+        );
+    }
+    let r = k
+        .client
+        .get(format!("{}/api/v1/patients/{other}", k.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let lock = k.html("/kiosk").await;
+    assert!(lock.contains("Please hand the tablet back"), "{lock}");
+    assert!(!lock.contains(&other) && !lock.contains("Nina"), "{lock}");
+    // A wrong password leaves it locked.
+    let r = k
+        .post_form("/kiosk/take-back", &[("password", "guess")])
+        .await;
+    assert_eq!(r.status().as_u16(), 422);
+    assert_eq!(loc(&k.get("/patients").await), "/kiosk");
+    let r = k.post_form("/kiosk/take-back", &[("password", PW)]).await;
+    assert_eq!(
+        (r.status().as_u16(), loc(&r)),
+        (303, format!("/patients/{pid}/measures"))
+    );
+    assert_eq!(k.get("/patients").await.status().as_u16(), 200);
+    app.store.audit_flush().await;
+    let events = app
+        .store
+        .audit_events(&store::audit::AuditFilter {
+            clinics: vec![app.glendale.to_string()],
+            include_orgwide: true,
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let of = |a: &str| {
+        events
+            .iter()
+            .filter(|e| e.action == a)
+            .map(|e| e.outcome.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of("session.hand_over"), vec!["ok"]);
+    let mut back = of("session.take_back");
+    back.sort();
+    assert_eq!(back, vec!["denied", "ok"]);
+}
+
+both!(a_tablet_handed_to_a_patient_shows_only_their_page);

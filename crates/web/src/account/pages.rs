@@ -26,6 +26,58 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/account/password", post(account_password))
         .route("/account/totp/start", post(account_totp_start))
         .route("/account/totp", post(account_totp_confirm))
+        .route("/kiosk", get(kiosk_page))
+        .route("/kiosk/hand-over", post(kiosk_hand_over))
+        .route("/kiosk/take-back", post(kiosk_take_back))
+}
+
+// ---------------------------------------------------------------- tablet hand-over
+
+/// The locked screen of a tablet handed to a patient: nothing about anyone,
+/// and the staff member's password to take it back.
+#[derive(Template)]
+#[template(path = "account/kiosk.html")]
+struct KioskPage {
+    layout: Layout,
+    /// The page the patient was handed (to go back to it).
+    page: String,
+    error: Option<String>,
+}
+
+async fn kiosk_page(Staff(c): Staff) -> PageResult {
+    let Some(k) = c.user.as_ref().and_then(|u| u.kiosk.clone()) else {
+        return Ok(see_other("/"));
+    };
+    kiosk_view(&c, &k, None)
+}
+
+fn kiosk_view(c: &Caller, k: &clinic::records::auth::Kiosk, error: Option<String>) -> PageResult {
+    let mut r = render(&KioskPage {
+        layout: Layout::new(c, "Please hand the tablet back", "account"),
+        page: k.path.clone(),
+        error: error.clone(),
+    })?;
+    if error.is_some() {
+        *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(r)
+}
+
+async fn kiosk_hand_over(State(state): State<AppState>, f: StaffForm) -> PageResult {
+    let path = f.form.get("path").unwrap_or_default();
+    let to = account::hand_over(&state, &f.caller, &path).await?;
+    Ok(see_other(&to))
+}
+
+async fn kiosk_take_back(State(state): State<AppState>, f: StaffForm) -> PageResult {
+    let password = f.form.get("password").unwrap_or_default();
+    match account::take_back(&state, &f.caller, &password).await? {
+        Ok(back) => Ok(see_other(&back)),
+        Err(why) => match f.caller.user.as_ref().and_then(|u| u.kiosk.clone()) {
+            Some(k) => kiosk_view(&f.caller, &k, Some(why)),
+            None => Ok(see_other("/")),
+        },
+    }
 }
 
 // ---------------------------------------------------------------- sign in

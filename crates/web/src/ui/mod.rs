@@ -69,6 +69,8 @@ pub struct Layout {
     pub js: String,
     pub htmx: String,
     pub flash: Option<String>,
+    /// The session is handed to a patient: no staff navigation, no name.
+    pub kiosk: bool,
 }
 
 impl Layout {
@@ -154,14 +156,20 @@ impl Layout {
             label: "Account",
             active: active == "account",
         });
+        let kiosk = c.user.as_ref().is_some_and(|u| u.kiosk.is_some());
+        if kiosk {
+            nav.clear();
+        }
         Layout {
             title: title.into(),
             user: c
                 .user
                 .as_ref()
+                .filter(|_| !kiosk)
                 .map(|u| u.display_name.clone())
                 .unwrap_or_default(),
             csrf: c.csrf().to_string(),
+            kiosk,
             nav,
             css: crate::ui::assets::url("app.css"),
             js: crate::ui::assets::url("app.js"),
