@@ -225,15 +225,7 @@ fn event(a: &Appointment, place: &str, zone: &str) -> icalendar::Event {
 /// the clinic's address, with how to reach it.
 pub fn patient_ics(a: &Appointment, clinic: &store::org::Clinic) -> String {
     let s = &clinic.settings;
-    let address = [
-        Some(s.address_line1.clone()),
-        s.address_line2.clone(),
-        Some(format!("{}, {} {}", s.city, s.region, s.postal_code)),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>()
-    .join(", ");
+    let address = s.address_lines().join(", ");
     let mut e = icalendar::Event::new();
     e.uid(&format!("{}@stillwater", a.id))
         .sequence(a.sequence.max(0) as u32)

@@ -500,16 +500,7 @@ async fn confirmation(state: &Clinic, job: &Job) -> Result<String, String> {
 
 /// A clinic's postal address, a line each.
 fn address_of(k: &store::org::Clinic) -> String {
-    let s = &k.settings;
-    [
-        Some(s.address_line1.clone()),
-        s.address_line2.clone(),
-        Some(format!("{}, {} {}", s.city, s.region, s.postal_code)),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>()
-    .join("\n")
+    k.settings.address_lines().join("\n")
 }
 
 /// Makes the token an e-mail carries, as it is sent: the link keeps its

@@ -248,6 +248,17 @@ impl ClinicSettings {
         crate::time::WallClock::new(&self.time_zone, &self.country)
     }
 
+    /// The postal address, a line each: street, suite, "City, ST 12345".
+    pub fn address_lines(&self) -> Vec<String> {
+        let mut out = vec![self.address_line1.clone()];
+        out.extend(self.address_line2.clone());
+        out.push(format!(
+            "{}, {} {}",
+            self.city, self.region, self.postal_code
+        ));
+        out
+    }
+
     /// The opening hours in a line, on the clinic's clock.
     pub fn hours_summary(&self) -> String {
         let clock = self.clock();

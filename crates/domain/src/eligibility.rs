@@ -182,6 +182,22 @@ pub struct Trial {
     pub weeks: u32,
 }
 
+impl Trial {
+    /// The line a form writes it as, and reads back: "sertraline, 12, adequate".
+    pub fn as_line(&self) -> String {
+        format!(
+            "{}, {}, {}",
+            self.treatment,
+            self.weeks,
+            if self.adequate_dose {
+                "adequate"
+            } else {
+                "inadequate"
+            }
+        )
+    }
+}
+
 /// What the assessment established.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

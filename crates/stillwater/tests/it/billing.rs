@@ -45,6 +45,29 @@ pub(crate) async fn month_of_visits(app: &TestApp) {
         .unwrap();
 }
 
+/// Glendale's billing details (legal name, NPI, EIN, dollars), set by the
+/// caller (an admin).
+pub(crate) async fn billing_details(
+    state: &clinic::Clinic,
+    admin: &clinic::actor::Caller,
+    clinic: domain::ids::ClinicId,
+) {
+    clinic::billing::set_settings(
+        state,
+        admin,
+        clinic::billing::SettingsInput {
+            clinic_id: clinic.to_string(),
+            legal_name: "Stillwater Glendale PLLC".into(),
+            npi: "1452763893".into(),
+            tax_id: "86-2718345".into(),
+            currency: "USD".into(),
+            refund_fee: "25".into(),
+        },
+    )
+    .await
+    .unwrap();
+}
+
 async fn a_month_of_cash_pay_billing(app: &TestApp) {
     month_of_visits(app).await;
     let g = app.glendale.to_string();
@@ -92,20 +115,7 @@ async fn a_month_of_cash_pay_billing(app: &TestApp) {
         }
         other => panic!("{other:?}"),
     }
-    clinic::billing::set_settings(
-        &state,
-        &admin_caller,
-        clinic::billing::SettingsInput {
-            clinic_id: g.clone(),
-            legal_name: "Stillwater Glendale PLLC".into(),
-            npi: "1452763893".into(),
-            tax_id: "86-2718345".into(),
-            currency: "USD".into(),
-            refund_fee: "25".into(),
-        },
-    )
-    .await
-    .unwrap();
+    billing_details(&state, &admin_caller, app.glendale).await;
 
     // Prices: negative, a second currency and a past start are refused.
     let (s, e) = admin

@@ -100,20 +100,7 @@ async fn today_by_role(app: &TestApp) {
     let ada = clinic::actor::Caller::of_user(&state, ada, "test")
         .await
         .unwrap();
-    clinic::billing::set_settings(
-        &state,
-        &ada,
-        clinic::billing::SettingsInput {
-            clinic_id: g.clone(),
-            legal_name: "Stillwater Glendale PLLC".into(),
-            npi: "1452763893".into(),
-            tax_id: "86-2718345".into(),
-            currency: "USD".into(),
-            refund_fee: "25".into(),
-        },
-    )
-    .await
-    .unwrap();
+    crate::billing::billing_details(&state, &ada, app.glendale).await;
     let (s, prod) = admin
         .post("/api/v1/packages/products", &json!({"clinic_id": g, "name": "Two infusions", "service": "iv_infusion", "sessions": 2, "price": "500", "valid_days": 90}))
         .await;

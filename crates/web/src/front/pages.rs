@@ -174,12 +174,9 @@ struct ClinicPage {
 async fn clinic_page(State(state): State<AppState>, Path(slug): Path<String>) -> PageResult {
     let c = clinic::leads::public_clinic(&state, &slug).await?;
     let s = &c.settings;
-    let mut address = vec![s.address_line1.clone()];
-    address.extend(s.address_line2.clone());
-    address.push(format!("{}, {} {}", s.city, s.region, s.postal_code));
     render(&ClinicPage {
         frame: PublicFrame::new(s.name.clone(), &c),
-        address,
+        address: s.address_lines(),
         hours: s.hours_summary(),
     })
 }

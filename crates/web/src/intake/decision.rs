@@ -92,22 +92,7 @@ fn form_of_facts(f: &domain::eligibility::Facts) -> Kept {
         })
         .collect();
     fields.push(("medications".into(), meds.join("\n")));
-    let trials: Vec<String> = f
-        .trials
-        .iter()
-        .map(|t| {
-            format!(
-                "{}, {}, {}",
-                t.treatment,
-                t.weeks,
-                if t.adequate_dose {
-                    "adequate"
-                } else {
-                    "inadequate"
-                }
-            )
-        })
-        .collect();
+    let trials: Vec<String> = f.trials.iter().map(|t| t.as_line()).collect();
     fields.push(("trials".into(), trials.join("\n")));
     if let Some((s, d)) = f.blood_pressure {
         fields.push(("blood_pressure".into(), format!("{s}/{d}")));
@@ -200,16 +185,9 @@ async fn eligibility_view(
             let facts = domain::assessment::facts(pp, kp);
             let eval =
                 domain::eligibility::evaluate(&facts, &domain::eligibility::Policy::default());
-            assessment_findings = eval
-                .findings
-                .iter()
-                .map(|f| {
-                    let v = serde_json::to_value(f).unwrap_or_default();
-                    FindingRow {
-                        level: v["level"].as_str().unwrap_or("").to_string(),
-                        text: v["explanation"].as_str().unwrap_or("").to_string(),
-                    }
-                })
+            assessment_findings = crate::intake::pages::finding_rows(&eval.findings)
+                .into_iter()
+                .map(|(level, text)| FindingRow { level, text })
                 .collect();
             if !kept.is("decide") {
                 kept = form_of_facts(&facts);

@@ -174,6 +174,20 @@ struct AssessmentPage {
     self_assessed: String,
 }
 
+/// The engine's findings as (level, explanation), for a list on a page.
+pub(crate) fn finding_rows<T: serde::Serialize>(findings: &[T]) -> Vec<(String, String)> {
+    findings
+        .iter()
+        .map(|f| {
+            let v = serde_json::to_value(f).unwrap_or_default();
+            (
+                v["level"].as_str().unwrap_or("").to_string(),
+                v["explanation"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
 async fn assessment_view(
     state: &AppState,
     c: &Caller,
@@ -265,17 +279,7 @@ async fn assessment_view(
         .collect();
     let facts = a::facts(pp, kp);
     let eval = domain::eligibility::evaluate(&facts, &domain::eligibility::Policy::default());
-    let findings = eval
-        .findings
-        .iter()
-        .map(|f| {
-            let v = serde_json::to_value(f).unwrap_or_default();
-            (
-                v["level"].as_str().unwrap_or("").to_string(),
-                v["explanation"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
+    let findings = finding_rows(&eval.findings);
     let responses = uc::score_history(state, c, pid).await?;
     let instruments = a::baseline_instruments(pp)
         .into_iter()
@@ -439,18 +443,7 @@ async fn assessment_view(
             .map(|k| {
                 k.trials
                     .iter()
-                    .map(|t| {
-                        format!(
-                            "{}, {}, {}",
-                            t.treatment,
-                            t.weeks,
-                            if t.adequate_dose {
-                                "adequate"
-                            } else {
-                                "inadequate"
-                            }
-                        )
-                    })
+                    .map(|t| t.as_line())
                     .collect::<Vec<_>>()
                     .join("\n")
             })
