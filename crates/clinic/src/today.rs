@@ -22,6 +22,8 @@ use crate::{Clinic, Error};
 /// One clinic's day for one person.
 pub struct Today {
     pub clinic: ClinicRecord,
+    /// The days the clinic is closed (for "open now").
+    pub closed_on: Vec<Date>,
     pub clock: WallClock,
     pub date: Date,
     pub now: i64,
@@ -128,60 +130,75 @@ pub async fn of(state: &Clinic, caller: &Caller, clinic: ClinicId) -> Result<Tod
     if roles.is_empty() {
         return Err(Error::Forbidden);
     }
-    let record = crate::settings::record(state, clinic).await?;
+    let (record, closures) = tokio::try_join!(
+        crate::settings::record(state, clinic),
+        crate::settings::closures(state, clinic)
+    )?;
     let clock = record.settings.clock();
     let now = state.now();
     let date = clock.date(now);
     let has = |r: Role| roles.contains(&r);
-    let desk = if has(Role::FrontDesk) {
-        Some(desk(state, caller, clinic, date).await?)
-    } else {
-        None
-    };
-    let floor = if has(Role::Nurse) || has(Role::MonitoringClinician) {
-        Some(floor(state, caller, clinic, date, now).await?)
-    } else {
-        None
-    };
-    let prescriber = if has(Role::Prescriber) {
-        Some(prescriber(state, caller, clinic, now).await?)
-    } else {
-        None
-    };
-    let sessions = match caller.user_id() {
-        Some(me) if has(Role::Therapist) => {
-            let from = crate::scheduling::micros_of(clock.zone(), date);
-            let to = crate::scheduling::micros_of(clock.zone(), date.tomorrow().unwrap_or(date));
-            let mut visits = crate::scheduling::staff_visits(
-                state,
-                caller,
-                clinic,
-                me,
-                (from, to),
-                "today: my sessions",
-            )
-            .await?;
-            visits.retain(|a| a.status != Status::Cancelled);
-            Some(visits)
+    // The parts are independent reads: asked for at once, so the page
+    // waits for the slowest, not for their sum.
+    let desk = async {
+        match has(Role::FrontDesk) {
+            true => desk(state, caller, clinic, date).await.map(Some),
+            false => Ok(None),
         }
-        _ => None,
     };
-    let admin = if has(Role::ClinicAdmin) {
-        let overview = crate::substances::overview(state, caller).await?;
+    let floor = async {
+        match has(Role::Nurse) || has(Role::MonitoringClinician) {
+            true => floor(state, caller, clinic, date, now).await.map(Some),
+            false => Ok(None),
+        }
+    };
+    let prescriber = async {
+        match has(Role::Prescriber) {
+            true => prescriber(state, caller, clinic, now).await.map(Some),
+            false => Ok(None),
+        }
+    };
+    let sessions = async {
+        let Some(me) = caller.user_id().filter(|_| has(Role::Therapist)) else {
+            return Ok(None);
+        };
+        let from = crate::scheduling::micros_of(clock.zone(), date);
+        let to = crate::scheduling::micros_of(clock.zone(), date.tomorrow().unwrap_or(date));
+        let mut visits = crate::scheduling::staff_visits(
+            state,
+            caller,
+            clinic,
+            me,
+            (from, to),
+            "today: my sessions",
+        )
+        .await?;
+        visits.retain(|a| a.status != Status::Cancelled);
+        Ok::<_, Error>(Some(visits))
+    };
+    let admin = async {
+        if !has(Role::ClinicAdmin) {
+            return Ok(None);
+        }
         let here = clinic.to_string();
-        Some(AdminDay {
+        let (overview, close) = tokio::try_join!(
+            crate::substances::overview(state, caller),
+            crate::billing::day_close(state, caller, &here, "")
+        )?;
+        Ok::<_, Error>(Some(AdminDay {
             alerts: overview
                 .alerts
                 .into_iter()
                 .filter(|a| a.clinic_id == here)
                 .collect(),
-            close: crate::billing::day_close(state, caller, &here, "").await?,
-        })
-    } else {
-        None
+            close,
+        }))
     };
+    let (desk, floor, prescriber, sessions, admin) =
+        tokio::try_join!(desk, floor, prescriber, sessions, admin)?;
     Ok(Today {
         clinic: record,
+        closed_on: closures.into_iter().map(|x| x.closed_on).collect(),
         clock,
         date,
         now,
@@ -195,43 +212,53 @@ pub async fn of(state: &Clinic, caller: &Caller, clinic: ClinicId) -> Result<Tod
 }
 
 async fn desk(state: &Clinic, c: &Caller, clinic: ClinicId, date: Date) -> Result<Desk, Error> {
-    let mut visits = crate::scheduling::day(state, c, clinic, date).await?;
-    visits.retain(|a| a.status != Status::Cancelled);
     let here = clinic.to_string();
-    let owed: std::collections::HashMap<String, i64> = if c.may(Permission::BillRead, clinic) {
-        let due = state.store.billing_balances_due(&here).await?;
-        let arriving: Vec<String> = visits.iter().map(|a| a.patient_id.to_string()).collect();
-        let due: Vec<(String, i64)> = due
-            .into_iter()
-            .filter(|(p, _)| arriving.contains(p))
-            .collect();
-        if !due.is_empty() {
-            let mut ev = c.event(Action::BillRead);
-            ev.clinic_id = Some(here.clone());
-            ev.actor_role = c
-                .principal
-                .acting_role(Permission::BillRead, clinic)
-                .map(|r| r.as_str().to_string());
-            ev.object_type = Some("balance".into());
-            ev.detail = Some(format!(
-                "today: balances due of the day's arrivals; patients {}",
-                due.iter()
-                    .map(|d| d.0.as_str())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ));
-            state.store.audit(vec![ev]).await?;
+    let may_bill = c.may(Permission::BillRead, clinic);
+    let leads = async {
+        if !c.may(Permission::LeadRead, clinic) {
+            return Ok(vec![]);
         }
-        due.into_iter().collect()
-    } else {
-        Default::default()
+        crate::leads::list(state, c, Some(domain::leads::LeadStatus::New), 50).await
     };
-    let currency = state
-        .store
-        .billing_settings(&here)
-        .await?
-        .map(|s| s.currency)
-        .unwrap_or_else(|| "USD".into());
+    let due = async {
+        match may_bill {
+            true => Ok(state.store.billing_balances_due(&here).await?),
+            false => Ok::<_, Error>(vec![]),
+        }
+    };
+    let currency = async { Ok::<_, Error>(state.store.billing_settings(&here).await?) };
+    let (mut visits, due, settings, leads, waitlist) = tokio::try_join!(
+        crate::scheduling::day(state, c, clinic, date),
+        due,
+        currency,
+        leads,
+        crate::scheduling::waitlist(state, c, clinic, "today: waitlist offers"),
+    )?;
+    visits.retain(|a| a.status != Status::Cancelled);
+    // Only the day's arrivals' balances are shown, and that read is audited.
+    let arriving: Vec<String> = visits.iter().map(|a| a.patient_id.to_string()).collect();
+    let due: Vec<(String, i64)> = due
+        .into_iter()
+        .filter(|(p, _)| arriving.contains(p))
+        .collect();
+    if !due.is_empty() {
+        let mut ev = c.event(Action::BillRead);
+        ev.clinic_id = Some(here.clone());
+        ev.actor_role = c
+            .principal
+            .acting_role(Permission::BillRead, clinic)
+            .map(|r| r.as_str().to_string());
+        ev.object_type = Some("balance".into());
+        ev.detail = Some(format!(
+            "today: balances due of the day's arrivals; patients {}",
+            due.iter()
+                .map(|d| d.0.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+        state.store.audit(vec![ev]).await?;
+    }
+    let owed: std::collections::HashMap<String, i64> = due.into_iter().collect();
     let arrivals = visits
         .into_iter()
         .map(|visit| Arrival {
@@ -242,25 +269,17 @@ async fn desk(state: &Clinic, c: &Caller, clinic: ClinicId, date: Date) -> Resul
             visit,
         })
         .collect();
-    let new_leads = if c.may(Permission::LeadRead, clinic) {
-        crate::leads::list(state, c, Some(domain::leads::LeadStatus::New), 50)
-            .await?
-            .into_iter()
-            .filter(|l| l.clinic_id == clinic)
-            .collect()
-    } else {
-        vec![]
-    };
-    let offers = crate::scheduling::waitlist(state, c, clinic, "today: waitlist offers")
-        .await?
-        .into_iter()
-        .filter(|w| w.status == "offered")
-        .collect();
     Ok(Desk {
         arrivals,
-        currency,
-        new_leads,
-        offers,
+        currency: settings.map(|s| s.currency).unwrap_or_else(|| "USD".into()),
+        new_leads: leads
+            .into_iter()
+            .filter(|l| l.clinic_id == clinic)
+            .collect(),
+        offers: waitlist
+            .into_iter()
+            .filter(|w| w.status == "offered")
+            .collect(),
     })
 }
 
@@ -271,15 +290,23 @@ async fn floor(
     date: Date,
     now: i64,
 ) -> Result<FloorDay, Error> {
-    let chairs = crate::treatment::floor(state, c, clinic).await?;
+    let booked = async {
+        if !c.may(Permission::ScheduleRead, clinic) {
+            return Ok(None);
+        }
+        let (chairs, visits) = tokio::try_join!(
+            crate::scheduling::resources(state, clinic),
+            crate::scheduling::day(state, c, clinic, date)
+        )?;
+        Ok::<_, Error>(Some((chairs, visits)))
+    };
+    let (chairs, booked) = tokio::try_join!(crate::treatment::floor(state, c, clinic), booked)?;
     let mut next = vec![];
-    if c.may(Permission::ScheduleRead, clinic) {
-        let names: std::collections::HashMap<_, _> = crate::scheduling::resources(state, clinic)
-            .await?
+    if let Some((resources, visits)) = booked {
+        let names: std::collections::HashMap<_, _> = resources
             .into_iter()
             .map(|r| (r.resource.id, r.resource.name))
             .collect();
-        let visits = crate::scheduling::day(state, c, clinic, date).await?;
         let mut seen = std::collections::HashSet::new();
         for v in visits {
             let Some(chair) = v.resource_id else { continue };
@@ -300,9 +327,11 @@ async fn prescriber(
     now: i64,
 ) -> Result<PrescriberWork, Error> {
     c.require(Permission::DoseOrder, clinic)?;
-    let orders = state.store.orders_to_write(clinic).await?;
-    let notes = state.store.notes_to_sign(clinic, now - 14 * DAY).await?;
-    let decisions = state.store.decisions_waiting(clinic).await?;
+    let (orders, notes, decisions) = tokio::try_join!(
+        state.store.orders_to_write(clinic),
+        state.store.notes_to_sign(clinic, now - 14 * DAY),
+        state.store.decisions_waiting(clinic)
+    )?;
     let mut patients: Vec<String> = orders
         .iter()
         .chain(notes.iter())

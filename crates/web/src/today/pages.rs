@@ -24,12 +24,7 @@ async fn home(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
     let mut clinics = Vec::new();
     for id in today::clinics_of(&c) {
         let t = today::of(&state, &c, id).await?;
-        let closures: Vec<_> = clinic::settings::closures(&state, id)
-            .await?
-            .into_iter()
-            .map(|x| x.closed_on)
-            .collect();
-        clinics.push(ClinicDay::of(&c, t, &closures));
+        clinics.push(ClinicDay::of(&c, t));
     }
     render(&TodayPage {
         layout: Layout::new(&c, "Today", "home"),
@@ -154,7 +149,7 @@ pub struct AdminView {
 }
 
 impl ClinicDay {
-    fn of(c: &Caller, t: Today, closures: &[jiff::civil::Date]) -> ClinicDay {
+    fn of(c: &Caller, t: Today) -> ClinicDay {
         let clock = &t.clock;
         let s = &t.clinic.settings;
         let id = t.clinic.id;
@@ -304,7 +299,7 @@ impl ClinicDay {
                 domain::time::to_timestamp(t.now),
                 clock.zone(),
                 &s.hours,
-                closures,
+                &t.closed_on,
             ),
             hours: s.hours_summary(),
             roles: t
