@@ -296,6 +296,11 @@ fn hand_over_page(path: &str) -> Option<(domain::ids::PatientId, &'static str)> 
 /// navigation or another chart. Returns where the patient goes now.
 pub async fn hand_over(c: &Clinic, caller: &Caller, path: &str) -> Result<String, Error> {
     let hash = caller.session_hash.clone().ok_or(Error::Forbidden)?;
+    // A tablet already in a patient's hands cannot be handed on from there
+    // (to another patient's page): staff take it back first.
+    if caller.user.as_ref().is_some_and(|u| u.kiosk.is_some()) {
+        return Err(Error::Forbidden);
+    }
     let Some((pid, what)) = hand_over_page(path) else {
         return Err(Error::Invalid(vec![domain::FieldError::new(
             "path",

@@ -520,6 +520,23 @@ async fn a_tablet_handed_to_a_patient_shows_only_their_page(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 403);
+    // Nor can the patient hand it on to another patient's page.
+    let r = k
+        .post_form(
+            "/kiosk/hand-over",
+            &[(
+                "path",
+                &format!("/patients/{other}/measures/new?instrument=gad7"),
+            )],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(
+        loc(&k
+            .get(&format!("/patients/{other}/measures/new?instrument=gad7"))
+            .await),
+        "/kiosk"
+    );
     let lock = k.html("/kiosk").await;
     assert!(lock.contains("Please hand the tablet back"), "{lock}");
     assert!(!lock.contains(&other) && !lock.contains("Nina"), "{lock}");
