@@ -85,16 +85,7 @@ async fn a_month_of_cash_pay_billing(app: &TestApp) {
         .post("/api/v1/prices", &json!({"clinic_id": g, "effective_from": today.to_string(), "currency": "USD", "prices": {"iv_infusion": "300"}}))
         .await;
     assert_eq!(s, 403, "the front desk does not set prices: {e}");
-    let state = clinic::Clinic::new(app.store.clone(), clinic::Config::default());
-    let ada = app
-        .store
-        .user_id_by_username("ada.admin")
-        .await
-        .unwrap()
-        .unwrap();
-    let admin_caller = clinic::actor::Caller::of_user(&state, ada, "test")
-        .await
-        .unwrap();
+    let (state, admin_caller) = app.acting_as("ada.admin").await;
     let bad = clinic::billing::set_settings(
         &state,
         &admin_caller,
@@ -162,7 +153,7 @@ async fn a_month_of_cash_pay_billing(app: &TestApp) {
                 prices: json!({"intake": 17500, "iv_infusion": 30000, "integration": 15000, "rescue_medication": 3500, "no_show_fee": 15000, "late_cancel_fee": 10000, "consultation": 0}).to_string(),
                 created_at: app.now(),
             },
-            &ada.to_string(),
+            &admin_caller.user_id().unwrap().to_string(),
             ev,
         )
         .await

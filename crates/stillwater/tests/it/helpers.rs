@@ -223,6 +223,22 @@ impl TestApp {
         self.owner_url.as_deref()
     }
 
+    /// The use cases, called as the demo's `username` (from a loader or the
+    /// command line, not over HTTP).
+    pub async fn acting_as(&self, username: &str) -> (clinic::Clinic, clinic::actor::Caller) {
+        let state = clinic::Clinic::new(self.store.clone(), clinic::Config::default());
+        let id = self
+            .store
+            .user_id_by_username(username)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no demo user {username}"));
+        let caller = clinic::actor::Caller::of_user(&state, id, "test")
+            .await
+            .unwrap();
+        (state, caller)
+    }
+
     /// Now, by the app's clock (microseconds).
     pub fn now(&self) -> i64 {
         self.store.now()

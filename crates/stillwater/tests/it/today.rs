@@ -90,16 +90,7 @@ async fn today_by_role(app: &TestApp) {
         assert_eq!(s, 201, "{e}");
     }
     // Iris bought a package she has not paid for yet.
-    let state = clinic::Clinic::new(app.store.clone(), clinic::Config::default());
-    let ada = app
-        .store
-        .user_id_by_username("ada.admin")
-        .await
-        .unwrap()
-        .unwrap();
-    let ada = clinic::actor::Caller::of_user(&state, ada, "test")
-        .await
-        .unwrap();
+    let (state, ada) = app.acting_as("ada.admin").await;
     crate::billing::billing_details(&state, &ada, app.glendale).await;
     let (s, prod) = admin
         .post("/api/v1/packages/products", &json!({"clinic_id": g, "name": "Two infusions", "service": "iv_infusion", "sessions": 2, "price": "500", "valid_days": 90}))
