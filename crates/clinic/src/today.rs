@@ -112,8 +112,27 @@ pub fn roles_at(caller: &Caller, clinic: ClinicId) -> Vec<Role> {
     roles
 }
 
+/// The caller's Today at each clinic where they hold a role, in a stable
+/// order. The open safety tasks are read once for all of them (one audited
+/// read) and shared out by clinic.
+pub async fn all(state: &Clinic, caller: &Caller) -> Result<Vec<Today>, Error> {
+    let clinics = clinics_of(caller);
+    let prescribes = clinics
+        .iter()
+        .any(|k| roles_at(caller, *k).contains(&Role::Prescriber));
+    let tasks = match prescribes {
+        true => crate::measures::open_tasks(state, caller).await?,
+        false => vec![],
+    };
+    let mut out = Vec::with_capacity(clinics.len());
+    for k in clinics {
+        out.push(of(state, caller, k, &tasks).await?);
+    }
+    Ok(out)
+}
+
 /// The clinics where the caller holds a role, in a stable order.
-pub fn clinics_of(caller: &Caller) -> Vec<ClinicId> {
+fn clinics_of(caller: &Caller) -> Vec<ClinicId> {
     let mut ids: Vec<ClinicId> = match &caller.principal {
         Principal::User { grants, .. } => grants.iter().map(|g| g.0).collect(),
         Principal::Device { .. } => vec![],
@@ -123,9 +142,14 @@ pub fn clinics_of(caller: &Caller) -> Vec<ClinicId> {
     ids
 }
 
-/// One clinic's Today for the caller; a clinic where they hold no role is
-/// forbidden.
-pub async fn of(state: &Clinic, caller: &Caller, clinic: ClinicId) -> Result<Today, Error> {
+/// One clinic's Today for the caller (`tasks`: their open safety tasks at
+/// every clinic); a clinic where they hold no role is forbidden.
+async fn of(
+    state: &Clinic,
+    caller: &Caller,
+    clinic: ClinicId,
+    tasks: &[store::measures::Task],
+) -> Result<Today, Error> {
     let roles = roles_at(caller, clinic);
     if roles.is_empty() {
         return Err(Error::Forbidden);
@@ -154,7 +178,9 @@ pub async fn of(state: &Clinic, caller: &Caller, clinic: ClinicId) -> Result<Tod
     };
     let prescriber = async {
         match has(Role::Prescriber) {
-            true => prescriber(state, caller, clinic, now).await.map(Some),
+            true => prescriber(state, caller, clinic, now, tasks)
+                .await
+                .map(Some),
             false => Ok(None),
         }
     };
@@ -325,6 +351,7 @@ async fn prescriber(
     c: &Caller,
     clinic: ClinicId,
     now: i64,
+    tasks: &[store::measures::Task],
 ) -> Result<PrescriberWork, Error> {
     c.require(Permission::DoseOrder, clinic)?;
     let (orders, notes, decisions) = tokio::try_join!(
@@ -354,10 +381,10 @@ async fn prescriber(
         ));
         state.store.audit(vec![ev]).await?;
     }
-    let tasks = crate::measures::open_tasks(state, c)
-        .await?
-        .into_iter()
+    let tasks = tasks
+        .iter()
         .filter(|t| t.clinic_id == clinic)
+        .cloned()
         .collect();
     Ok(PrescriberWork {
         orders,

@@ -494,6 +494,20 @@ async fn a_tablet_handed_to_a_patient_shows_only_their_page(app: &TestApp) {
     assert_eq!(r.status().as_u16(), 422);
     assert_eq!(k.get("/").await.status().as_u16(), 200, "not locked");
 
+    // Nor a patient of another clinic: to this nurse, no such patient.
+    let denver = app.patient_ids().await.1;
+    let r = k
+        .post_form(
+            "/kiosk/hand-over",
+            &[(
+                "path",
+                &format!("/patients/{denver}/measures/new?instrument=gad7"),
+            )],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(k.get("/").await.status().as_u16(), 200, "not locked");
+
     let page = format!("/patients/{pid}/measures/new?instrument=gad7");
     let r = k.post_form("/kiosk/hand-over", &[("path", &page)]).await;
     assert_eq!((r.status().as_u16(), loc(&r)), (303, page.clone()));

@@ -171,7 +171,23 @@ async fn today_by_role(app: &TestApp) {
 
     // The prescriber: an order to write for Iris, a decision for Wren; at
     // both clinics, and the read of the queue is in the audit record.
-    let paul = app.login("paul.prescriber").await.html("/").await;
+    let paul_session = app.login("paul.prescriber").await;
+    app.store.audit_flush().await;
+    let task_reads = app
+        .store
+        .count_audit("questionnaire_response.read")
+        .await
+        .unwrap();
+    let paul = paul_session.html("/").await;
+    app.store.audit_flush().await;
+    assert_eq!(
+        app.store
+            .count_audit("questionnaire_response.read")
+            .await
+            .unwrap(),
+        task_reads + 1,
+        "the safety tasks of both clinics are read (and audited) once"
+    );
     let work = part(&paul, "Waiting on you");
     assert!(
         work.contains(&format!(

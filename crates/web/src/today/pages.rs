@@ -21,11 +21,11 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 async fn home(State(state): State<AppState>, Staff(c): Staff) -> PageResult {
-    let mut clinics = Vec::new();
-    for id in today::clinics_of(&c) {
-        let t = today::of(&state, &c, id).await?;
-        clinics.push(ClinicDay::of(&c, t));
-    }
+    let clinics = today::all(&state, &c)
+        .await?
+        .into_iter()
+        .map(|t| ClinicDay::of(&c, t))
+        .collect();
     render(&TodayPage {
         layout: Layout::new(&c, "Today", "home"),
         can_search: !c.clinics_with(Permission::PatientRead).is_empty(),
