@@ -43,10 +43,10 @@ pub struct Kiosk {
 
 impl Kiosk {
     /// Whether a request for `path` stays on the kiosk's page (or is the
-    /// locked screen itself).
+    /// locked screen itself). Static files ask for no session at all.
     pub fn allows(&self, path: &str) -> bool {
         let page = self.path.split('?').next().unwrap_or("");
-        path == page || path.starts_with("/kiosk") || path.starts_with("/static/")
+        path == page || path.starts_with("/kiosk")
     }
 }
 
