@@ -46,7 +46,7 @@ impl Kiosk {
     /// locked screen itself). Static files ask for no session at all.
     pub fn allows(&self, path: &str) -> bool {
         let page = self.path.split('?').next().unwrap_or("");
-        path == page || path.starts_with("/kiosk")
+        path == page || path == "/kiosk" || path.starts_with("/kiosk/")
     }
 }
 
