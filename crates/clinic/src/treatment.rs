@@ -12,6 +12,7 @@ use domain::audit::Action;
 use domain::auth::Permission;
 use domain::ids::{ClinicId, PatientId};
 use domain::protocols::Protocol;
+use domain::scheduling::VisitPlan;
 use domain::treatment::{
     self as tx, AdminEvent, AdminKind, Aldrete, Checklist, DoseMaths, Item, Known, Phase, Vitals,
 };
@@ -544,12 +545,39 @@ pub async fn check_in(state: &Clinic, c: &Caller, input: CheckIn) -> Result<Stri
             format!("{} cannot take an IV infusion", r.resource.name),
         ));
     }
+    // A visit nobody booked becomes a visit of the route's type: invoiced,
+    // on the day board and in the portal like any other.
+    let walk_in = if appointment.is_none() {
+        let types = state.store.appointment_types(p.clinic_id).await?;
+        protocol
+            .route
+            .visit_types()
+            .iter()
+            .find_map(|code| types.iter().find(|t| t.code == *code))
+            .map(|t| {
+                let plan = VisitPlan::unbooked(t, opened_at, r.resource.id);
+                Ok::<_, Error>(store::treatment::WalkIn {
+                    type_code: t.code.clone(),
+                    type_name: t.name.clone(),
+                    ends_at: plan.end,
+                    plan: serde_json::to_string(&plan)
+                        .map_err(|e| Error::Internal(e.to_string()))?,
+                })
+            })
+            .transpose()?
+    } else {
+        None
+    };
+    if walk_in.is_some() {
+        appointment = Some(domain::ids::AppointmentId::new().to_string());
+    }
     let id = store::treatment::new_id();
     let e = NewEncounter {
         id: id.clone(),
         clinic: p.clinic_id,
         patient: pid,
         appointment_id: appointment,
+        walk_in,
         resource_id: Some(chair),
         plan_id: plan.id.clone(),
         plan_version: plan.version,

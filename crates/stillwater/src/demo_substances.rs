@@ -409,6 +409,7 @@ pub async fn load(store: &Store, protocols: &Protocols, registry: &Registry) -> 
                                 route: plan.route.clone(),
                                 by: site.nurse,
                                 opened_at: opened,
+                                walk_in: None,
                             },
                             order_id: &oid,
                             maths: &serde_json::to_string(&maths)?,

@@ -91,6 +91,20 @@ pub struct NewEncounter {
     /// When the patient was checked in (now, or a little earlier when the
     /// nurse records it afterwards).
     pub opened_at: i64,
+    /// A visit nobody booked becomes one, written with the encounter
+    /// (`appointment_id` names it): checked in, on the chair, from
+    /// `opened_at` for the type's length. It holds no slot claims: the chair
+    /// is taken now, whatever was planned for it.
+    pub walk_in: Option<WalkIn>,
+}
+
+/// The visit type a walk-in is recorded as.
+pub struct WalkIn {
+    pub type_code: String,
+    pub type_name: String,
+    pub ends_at: i64,
+    /// The visit's phases placed from `opened_at` (a `VisitPlan`, as JSON).
+    pub plan: String,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
@@ -485,6 +499,15 @@ impl Store {
                 .bind(e.patient.to_string()).bind(&e.resource_id).fetch_one(&mut *tx).await?;
             if busy > 0 {
                 return Err(conflict("the patient or the chair already has an open visit; discharge it first"));
+            }
+            if let (Some(id), Some(w)) = (&e.appointment_id, &e.walk_in) {
+                sqlx::query("INSERT INTO appointments (id, clinic_id, patient_id, type_code, type_name, starts_at, ends_at, status, \
+                     resource_id, plan, created_at, updated_at, created_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'checked_in', $8, $9, $10, $10, $11)")
+                    .bind(id).bind(e.clinic.to_string()).bind(e.patient.to_string()).bind(&w.type_code)
+                    .bind(&w.type_name).bind(e.opened_at).bind(w.ends_at).bind(&e.resource_id)
+                    .bind(&w.plan).bind(self.now()).bind(e.by.to_string())
+                    .execute(&mut *tx).await?;
             }
             sqlx::query("INSERT INTO encounters (id, clinic_id, patient_id, appointment_id, resource_id, plan_id, \
                  plan_version, protocol_id, protocol_version, route, status, opened_by, opened_at, recorded_at) \

@@ -40,6 +40,18 @@ impl Route {
         }
     }
 
+    /// The visit types (by code) a dose by this route is given in: a visit
+    /// checked in without a booking becomes one of these.
+    pub fn visit_types(self) -> &'static [&'static str] {
+        match self {
+            Route::Iv => &["iv_infusion"],
+            Route::Im | Route::Sc => &["im_injection"],
+            Route::Intranasal => &["intranasal"],
+            Route::Sublingual => &["sublingual"],
+            Route::Oral => &["oral"],
+        }
+    }
+
     /// The dose no protocol may allow for this route, whatever a clinic
     /// writes: above the highest doses studied for psychiatric use in
     /// `DOMAIN.md` (IV 0.75 mg/kg, IM and SC 1 mg/kg, intranasal 100 mg,

@@ -206,6 +206,36 @@ pub struct VisitPlan {
 }
 
 impl VisitPlan {
+    /// A visit of type `t` nobody booked, placed as it happens: its phases
+    /// back to back from `start`, the chair phases on `chair`, no one
+    /// assigned ahead (whoever is on the floor attends).
+    pub fn unbooked(t: &AppointmentType, start: i64, chair: ResourceId) -> VisitPlan {
+        let mut at = start;
+        let phases = t
+            .phases
+            .iter()
+            .map(|p| {
+                let end = at + i64::from(p.minutes) * MINUTE;
+                let ph = PlannedPhase {
+                    kind: p.kind,
+                    start: at,
+                    end,
+                    resource: (p.place == Place::Chair).then_some(chair),
+                    staff: vec![],
+                };
+                at = end;
+                ph
+            })
+            .collect();
+        VisitPlan {
+            type_code: t.code.clone(),
+            start,
+            end: at,
+            phases,
+            buffer_after_min: t.buffer_after_min,
+        }
+    }
+
     /// The chair or room of the visit (the first phase that has one).
     pub fn resource(&self) -> Option<ResourceId> {
         self.phases.iter().find_map(|p| p.resource)

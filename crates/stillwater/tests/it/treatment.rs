@@ -195,6 +195,7 @@ async fn a_full_iv_session(app: &TestApp) {
         assert_eq!((s, fields(&e)), (422, vec!["at".to_string()]), "{at}: {e}");
     }
     // The patient arrived two hours ago; the nurse records it now.
+    let arrived = app.now() - 120 * 60_000_000;
     let (s, v) = nurse
         .post(
             "/api/v1/encounters",
@@ -819,6 +820,62 @@ async fn a_full_iv_session(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(doses.len(), 1, "the walk-in's dose: {doses:?}");
+    // It is a visit like a booked one: an IV infusion on Chair 1 from the
+    // recorded arrival, completed at discharge, on the list to invoice,
+    // invoiced at the infusion's price, and in the patient's own visits.
+    let visits = app
+        .store
+        .patient_appointments(pid.parse().unwrap(), &[app.glendale])
+        .await
+        .unwrap();
+    assert_eq!(visits.len(), 1, "{visits:?}");
+    let visit = &visits[0];
+    assert_eq!(
+        (
+            visit.type_code.as_str(),
+            visit.status,
+            visit.resource_id.map(|r| r.to_string()),
+        ),
+        (
+            "iv_infusion",
+            store::scheduling::Status::Completed,
+            Some(chair1.clone())
+        )
+    );
+    assert!(
+        (visit.starts_at - arrived).abs() < 1_000_000,
+        "from the recorded arrival"
+    );
+    let (state, admin_caller) = app.acting_as("ada.admin").await;
+    crate::billing::billing_details(&state, &admin_caller, app.glendale).await;
+    let day = jiff::Timestamp::from_microsecond(visit.starts_at)
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::get("America/Phoenix").unwrap())
+        .date();
+    let (s, e) = api(app, "ada.admin")
+        .await
+        .post(
+            "/api/v1/prices",
+            &json!({"clinic_id": app.glendale.to_string(), "effective_from": day.to_string(),
+                    "currency": "USD", "prices": {"iv_infusion": "450", "rescue_medication": "40"}}),
+        )
+        .await;
+    assert!(s < 300, "{s} {e}");
+    let (s, inv) = desk
+        .post(
+            "/api/v1/invoices",
+            &json!({"appointment_id": visit.id.to_string()}),
+        )
+        .await;
+    assert_eq!(s, 201, "{inv}");
+    assert!(
+        inv["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["service"] == "iv_infusion"),
+        "{inv}"
+    );
     let doc = app.api_doc().await;
     for p in [
         "/api/v1/encounters",
