@@ -223,19 +223,36 @@ fn event(a: &Appointment, place: &str, zone: &str) -> icalendar::Event {
 /// The calendar file a patient's confirmation carries: one visit, named by
 /// its kind and the clinic (nothing about the treatment beyond that), at
 /// the clinic's address, with how to reach it.
-pub fn patient_ics(a: &Appointment, clinic: &store::org::Clinic) -> String {
+pub fn patient_ics(
+    a: &Appointment,
+    clinic: &store::org::Clinic,
+    attend: &crate::scheduling::Attend,
+) -> String {
     let s = &clinic.settings;
     let address = s.address_lines().join(", ");
     let mut e = icalendar::Event::new();
+    let cancel = format!("To move or cancel, call {} on {}.", s.name, s.phone);
     e.uid(&format!("{}@stillwater", a.id))
         .sequence(a.sequence.max(0) as u32)
-        .summary(&format!("{} at {}", a.type_name, s.name))
-        .description(&format!(
-            "To move or cancel, call {} on {}.",
-            s.name, s.phone
-        ))
-        .location(&format!("{}, {address}", s.name))
-        .starts(utc(a.starts_at))
+        .summary(&format!("{} at {}", a.type_name, s.name));
+    match attend {
+        crate::scheduling::Attend::InPerson => {
+            e.description(&cancel)
+                .location(&format!("{}, {address}", s.name));
+        }
+        crate::scheduling::Attend::Video(Some(link)) => {
+            e.description(&format!("By video: join at {link}\n{cancel}"))
+                .location(link)
+                .url(link);
+        }
+        crate::scheduling::Attend::Video(None) => {
+            e.description(&format!(
+                "By video: the clinic sends the link to join before the visit.\n{cancel}"
+            ))
+            .location("Video visit");
+        }
+    }
+    e.starts(utc(a.starts_at))
         .ends(utc(a.ends_at))
         .timestamp(utc(a.updated_at))
         .created(utc(a.created_at))

@@ -6,7 +6,7 @@
 
 use domain::audit::Action;
 use domain::auth::Permission;
-use domain::ids::{ClinicId, LeadId, PatientId, TaskId};
+use domain::ids::{LeadId, PatientId, TaskId};
 use domain::leads::{assess, Assessment, AssessmentInput, LeadStatus};
 use domain::patients::{PatientDetails, PatientInput};
 use domain::scheduling::{AppointmentType, Preferences};
@@ -139,26 +139,55 @@ pub async fn by_token(state: &Clinic, clinic: &ClinicRecord, token: &str) -> Res
     }
 }
 
-/// The clinic's publicly bookable visit type (the free consultation).
-pub async fn public_type(state: &Clinic, clinic: ClinicId) -> Result<AppointmentType, Error> {
-    state
+/// The visit types the public may book (the free consultation, in person
+/// and, when the clinic has a meeting link, by video), in person first.
+pub async fn public_types(
+    state: &Clinic,
+    clinic: &ClinicRecord,
+) -> Result<Vec<AppointmentType>, Error> {
+    let mut types: Vec<AppointmentType> = state
         .store
-        .appointment_types(clinic)
+        .appointment_types(clinic.id)
         .await?
         .into_iter()
-        .find(|t| t.public)
-        .ok_or_else(|| {
-            Error::Conflict("This clinic does not take bookings online; please call.".into())
-        })
+        .filter(|t| t.public && crate::scheduling::offered_online(t, &clinic.settings))
+        .collect();
+    types.sort_by_key(AppointmentType::is_video);
+    if types.is_empty() {
+        return Err(Error::Conflict(
+            "This clinic does not take bookings online; please call.".into(),
+        ));
+    }
+    Ok(types)
 }
 
-/// Free consultation start times over the next three weeks.
+/// The public type by its code (`None`: the first, in person), or why not.
+pub async fn public_type(
+    state: &Clinic,
+    clinic: &ClinicRecord,
+    code: Option<&str>,
+) -> Result<AppointmentType, Error> {
+    let types = public_types(state, clinic).await?;
+    match code.map(str::trim).filter(|c| !c.is_empty()) {
+        None => Ok(types.into_iter().next().ok_or(Error::NotFound)?),
+        Some(c) => types.into_iter().find(|t| t.code == c).ok_or_else(|| {
+            Error::Invalid(vec![domain::FieldError::new(
+                "type",
+                "is not a visit this clinic books online",
+            )])
+        }),
+    }
+}
+
+/// Start times of a public visit type (see [`public_type`]) over the next
+/// three weeks.
 pub async fn public_slots(
     state: &Clinic,
     clinic: &ClinicRecord,
+    code: Option<&str>,
     limit: usize,
 ) -> Result<(AppointmentType, Vec<i64>), Error> {
-    let ty = public_type(state, clinic.id).await?;
+    let ty = public_type(state, clinic, code).await?;
     let today = clinic_today(clinic, state.now());
     let to = today
         .checked_add(jiff::Span::new().days(21))
@@ -187,6 +216,7 @@ pub async fn book(
     meta: &RequestMeta,
     clinic: &ClinicRecord,
     token: &str,
+    code: Option<&str>,
     start: i64,
 ) -> Result<Appointment, Error> {
     limit(state, meta)?;
@@ -202,7 +232,7 @@ pub async fn book(
             "This result page is more than {BOOKING_DAYS} days old; take the assessment again or call the clinic to book."
         )));
     }
-    let ty = public_type(state, clinic.id).await?;
+    let ty = public_type(state, clinic, code).await?;
     let details = patient_details(&lead, clinic, state.now())?;
     let booking = LeadBooking {
         lead: lead.id,

@@ -198,19 +198,18 @@ async fn reminder(state: &Clinic, job: &Job) -> Result<String, String> {
         Ok(to) => to,
         Err(skipped) => return Ok(skipped),
     };
-    let instructions = store
+    let ty = store
         .appointment_types(a.clinic_id)
         .await
         .map_err(db)?
         .into_iter()
-        .find(|t| t.code == a.type_code)
-        .map(|t| t.instructions)
-        .unwrap_or_default();
+        .find(|t| t.code == a.type_code);
     let s = &to.clinic.settings;
-    let address = address_of(&to.clinic);
+    let place = crate::scheduling::Attend::of(ty.as_ref(), a.id, s).where_text(s);
+    let instructions = ty.map(|t| t.instructions).unwrap_or_default();
     let body = format!(
         "Hello {first},\n\nThis is a reminder of your {what} on {when}.\n\n{instructions}\n\n\
-         Where: {name}\n{address}\n\nTo move or cancel, call us on {phone}. If you cancel less than \
+         {place}\n\nTo move or cancel, call us on {phone}. If you cancel less than \
          a day before, we may not be able to offer the time to someone else.\n\n{name}\n",
         first = to.first,
         what = a.type_name,
@@ -482,25 +481,21 @@ async fn confirmation(state: &Clinic, job: &Job) -> Result<String, String> {
     } else {
         "To move or cancel, call us"
     };
+    let attend = crate::scheduling::Attend::of(ty.as_ref(), a.id, s);
     let body = format!(
-        "Hello {first},\n\nYour {what} is booked for {when}. {about}\n\nWhere: {name}\n\
-         {address}\n\n{change} on {phone}. The attached file adds the visit to your calendar.\n\n\
+        "Hello {first},\n\nYour {what} is booked for {when}. {about}\n\n{place}\n\n\
+         {change} on {phone}. The attached file adds the visit to your calendar.\n\n\
          If you are in crisis, call or text 988 (Suicide & Crisis Lifeline), or call 911.\n\n{name}\n",
         first = to.first,
         what = a.type_name,
         when = clinic_time(a.starts_at, &to.clinic)?,
-        address = address_of(&to.clinic),
+        place = attend.where_text(s),
         phone = s.phone,
         name = s.name,
     );
     let subject = format!("Your appointment at {} is confirmed", s.name);
-    let ics = crate::feeds::patient_ics(&a, &to.clinic);
+    let ics = crate::feeds::patient_ics(&a, &to.clinic, &attend);
     deliver_with(state, &to, &subject, body, Some(ics), "sent".into()).await
-}
-
-/// A clinic's postal address, a line each.
-fn address_of(k: &store::org::Clinic) -> String {
-    k.settings.address_lines().join("\n")
 }
 
 /// Makes the token an e-mail carries, as it is sent: the link keeps its

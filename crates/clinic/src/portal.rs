@@ -288,8 +288,9 @@ pub struct Home {
     pub clinic: ClinicRecord,
     pub name: String,
     pub has_email: bool,
-    /// Visits from today on, each with why it cannot be cancelled online.
-    pub ahead: Vec<(Appointment, Option<String>)>,
+    /// Visits from today on, each with why it cannot be cancelled online
+    /// and how it is attended (a video visit's join link).
+    pub ahead: Vec<(Appointment, Option<String>, crate::scheduling::Attend)>,
     /// Past visits, newest first.
     pub past: Vec<Appointment>,
     /// Types the patient could book, each with why not (now), if so.
@@ -323,7 +324,8 @@ pub async fn home(state: &Clinic, p: &Portal) -> Result<Home, Error> {
         if a.starts_at >= today {
             let ty = types.iter().find(|t| t.code == a.type_code);
             let why = cancel_refusal(ty, &own(&a), now, rules.late_cancel_hours);
-            ahead.push((a, why));
+            let attend = crate::scheduling::Attend::of(ty, a.id, &clinic.settings);
+            ahead.push((a, why, attend));
         } else {
             past.push(a);
         }
@@ -331,7 +333,7 @@ pub async fn home(state: &Clinic, p: &Portal) -> Result<Home, Error> {
     past.reverse();
     let bookable = types
         .into_iter()
-        .filter(|t| t.portal && !t.dose)
+        .filter(|t| t.portal && !t.dose && crate::scheduling::offered_online(t, &clinic.settings))
         .map(|t| {
             let why = booking_refusal(&t, &mine, None, now, |m| day_number(&tz, m));
             (t, why)
@@ -382,6 +384,12 @@ async fn portal_type(
     code: &str,
 ) -> Result<(AppointmentType, Vec<OwnVisit>), Error> {
     let ty = crate::scheduling::appointment_type(state, p.clinic(), code).await?;
+    let clinic = state.store.clinic(p.clinic()).await?;
+    if !crate::scheduling::offered_online(&ty, &clinic.settings) {
+        return Err(refused(
+            "the clinic has no video room set up yet; please call us".into(),
+        ));
+    }
     let visits = state
         .store
         .patient_appointments(p.patient(), &[p.clinic()])

@@ -161,6 +161,56 @@ pub fn today_in(tz: &TimeZone, now: i64) -> Date {
 mod tests {
     use super::*;
 
+    #[test]
+    fn video_links_are_https_rooms_with_one_placeholder() {
+        let ok = |t: &str| video_link(&Some(t.into()));
+        assert_eq!(ok("  ").unwrap(), None);
+        assert_eq!(video_link(&None).unwrap(), None);
+        assert_eq!(
+            ok(" https://meet.example.com/glendale/{visit} ").unwrap(),
+            Some("https://meet.example.com/glendale/{visit}".into())
+        );
+        assert!(ok("https://doxy.me/drsmith").unwrap().is_some());
+        for bad in [
+            "http://meet.example.com/{visit}",
+            "meet.example.com/{visit}",
+            "https://meet.example.com/{patient}",
+            "https://meet.example.com/a b",
+            "https:///room",
+            "https://localhost/room",
+            "javascript:alert(1)",
+        ] {
+            let e = ok(bad).unwrap_err();
+            assert_eq!(e.field, "video_link", "{bad}");
+        }
+        let s = ClinicSettings {
+            video_link: Some("https://meet.example.com/r/{visit}?x={visit}".into()),
+            ..settings()
+        };
+        assert_eq!(
+            s.video_link_for("ab12").as_deref(),
+            Some("https://meet.example.com/r/ab12?x=ab12")
+        );
+        assert_eq!(settings().video_link_for("ab12"), None);
+    }
+
+    fn settings() -> ClinicSettings {
+        ClinicSettings {
+            name: "Stillwater Glendale".into(),
+            address_line1: "1 Main St".into(),
+            address_line2: None,
+            city: "Glendale".into(),
+            region: "AZ".into(),
+            postal_code: "85308".into(),
+            country: "US".into(),
+            phone: "(602) 555-0142".into(),
+            email: None,
+            time_zone: "America/Phoenix".into(),
+            hours: glendale(),
+            video_link: None,
+        }
+    }
+
     fn glendale() -> Vec<DayHours> {
         let mut v: Vec<_> = (1..=4)
             .map(|d| DayHours::new(d, "07:00", "16:30").unwrap())
@@ -222,6 +272,10 @@ pub struct ClinicSettings {
     pub email: Option<String>,
     pub time_zone: String,
     pub hours: Vec<DayHours>,
+    /// Where patients join a video visit: an https link, in which `{visit}`
+    /// (if present) becomes the visit's own code. `None`: the clinic has no
+    /// video room set up.
+    pub video_link: Option<String>,
 }
 
 /// Raw clinic settings from a form: hours as "HH:MM" text per weekday, blank = closed.
@@ -237,6 +291,7 @@ pub struct ClinicSettingsInput {
     pub phone: Option<String>,
     pub email: Option<String>,
     pub time_zone: Option<String>,
+    pub video_link: Option<String>,
     /// (opens, closes) per weekday, Monday first.
     #[serde(skip)]
     pub hours: [(Option<String>, Option<String>); 7],
@@ -257,6 +312,15 @@ impl ClinicSettings {
             self.city, self.region, self.postal_code
         ));
         out
+    }
+
+    /// The link a patient joins video visit `visit` by (`None` when the
+    /// clinic has set none). The visit's code in it is its identifier: no
+    /// name, nothing about the patient.
+    pub fn video_link_for(&self, visit: &str) -> Option<String> {
+        self.video_link
+            .as_ref()
+            .map(|t| t.replace(VISIT_PLACEHOLDER, visit))
     }
 
     /// The opening hours in a line, on the clinic's clock.
@@ -292,6 +356,7 @@ impl ClinicSettings {
         let tz = e.check(
             required(&i.time_zone, "time_zone", 64).and_then(|t| check_time_zone(&t).map(|_| t)),
         );
+        let video = e.check(video_link(&i.video_link));
         let mut hours = Vec::new();
         for (idx, (o, c)) in i.hours.iter().enumerate() {
             let o = o.as_deref().map(str::trim).unwrap_or("");
@@ -322,6 +387,7 @@ impl ClinicSettings {
             phone_v,
             email_v,
             tz,
+            video,
         ) {
             (
                 Some(name),
@@ -334,6 +400,7 @@ impl ClinicSettings {
                 Some(phone),
                 Some(email),
                 Some(time_zone),
+                Some(video_link),
             ) => Ok(ClinicSettings {
                 name,
                 address_line1,
@@ -346,10 +413,45 @@ impl ClinicSettings {
                 email,
                 time_zone,
                 hours,
+                video_link,
             }),
             _ => Err(crate::DomainError::field("name", "is required")),
         }
     }
+}
+
+/// What a video link template puts the visit's code in place of.
+pub const VISIT_PLACEHOLDER: &str = "{visit}";
+
+/// Checks a video link template from a form: blank is none; otherwise an
+/// https address (a meeting room, with `{visit}` where each visit's code
+/// goes if the service makes a room per visit).
+pub fn video_link(v: &Option<String>) -> Result<Option<String>, FieldError> {
+    let Some(t) = v.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = |m: &str| Err(FieldError::new("video_link", m));
+    if t.chars().count() > 300 {
+        return bad("is at most 300 characters");
+    }
+    if !t.starts_with("https://") {
+        return bad("must be an https:// address, e.g. https://meet.example.com/room/{visit}");
+    }
+    if t.chars().any(char::is_whitespace) {
+        return bad("must not contain spaces");
+    }
+    let rest = t.replace(VISIT_PLACEHOLDER, "");
+    if rest.contains('{') || rest.contains('}') {
+        return bad("the only placeholder is {visit}");
+    }
+    let host = rest["https://".len()..]
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("");
+    if host.is_empty() || !host.contains('.') {
+        return bad("must name a host, e.g. https://meet.example.com/…");
+    }
+    Ok(Some(t.to_string()))
 }
 
 /// Turns a clinic name into a URL slug: "Stillwater Glendale" -> "stillwater-glendale".

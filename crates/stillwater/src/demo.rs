@@ -115,6 +115,7 @@ pub fn glendale() -> ClinicSettings {
         phone: "(602) 555-0142".into(),
         email: Some("glendale@stillwater.example".into()),
         time_zone: "America/Phoenix".into(),
+        video_link: Some("https://meet.stillwater.example/glendale/{visit}".into()),
         hours: hours(&[
             (1, "07:00", "16:30"),
             (2, "07:00", "16:30"),
@@ -137,6 +138,7 @@ pub fn denver() -> ClinicSettings {
         phone: "(303) 555-0187".into(),
         email: Some("denver@stillwater.example".into()),
         time_zone: "America/Denver".into(),
+        video_link: Some("https://meet.stillwater.example/denver/{visit}".into()),
         hours: hours(&[
             (1, "08:00", "17:00"),
             (2, "08:00", "17:00"),

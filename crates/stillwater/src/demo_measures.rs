@@ -505,13 +505,15 @@ async fn load_leads(
                     .await?;
             }
             LeadStatus::ConsultationBooked | LeadStatus::BecamePatient => {
-                let (_, slots) = clinic::leads::public_slots(&state, clinic, 40)
+                // Every other lead chose to meet by video.
+                let how = (n % 2 == 1).then_some("consultation_video");
+                let (_, slots) = clinic::leads::public_slots(&state, clinic, how, 40)
                     .await
                     .map_err(|e| anyhow::anyhow!("demo slots: {e:?}"))?;
                 let Some(start) = slots.get(3 + n).or(slots.first()) else {
                     continue;
                 };
-                clinic::leads::book(&state, &meta, clinic, &s.token, *start)
+                clinic::leads::book(&state, &meta, clinic, &s.token, how, *start)
                     .await
                     .map_err(|e| anyhow::anyhow!("demo booking: {e:?}"))?;
                 if next == LeadStatus::BecamePatient {

@@ -37,10 +37,11 @@ type ClinicRow = (
     String,
     Option<String>,
     String,
+    Option<String>,
 );
 
 const CLINIC_COLUMNS: &str = "id, org_id, slug, name, address_line1, address_line2, city, region, \
-     postal_code, country, phone, email, time_zone";
+     postal_code, country, phone, email, time_zone, video_link";
 
 pub(crate) fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T> {
     s.parse().map_err(|_| {
@@ -74,11 +75,11 @@ impl Store {
         let r: Result<()> = on_pool!(self.write(), p => async {
             let mut tx = p.begin().await?;
             sqlx::query(&format!("INSERT INTO clinics ({CLINIC_COLUMNS}, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)"))
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)"))
                 .bind(id.to_string()).bind(org.to_string()).bind(&slug).bind(&s.name)
                 .bind(&s.address_line1).bind(&s.address_line2).bind(&s.city).bind(&s.region)
                 .bind(&s.postal_code).bind(&s.country).bind(&s.phone).bind(&s.email)
-                .bind(&s.time_zone).bind(now)
+                .bind(&s.time_zone).bind(&s.video_link).bind(now)
                 .execute(&mut *tx).await?;
             for h in &s.hours {
                 sqlx::query("INSERT INTO clinic_hours (clinic_id, weekday, opens_min, closes_min) VALUES ($1, $2, $3, $4)")
@@ -108,10 +109,10 @@ impl Store {
             let mut tx = p.begin().await?;
             let n = sqlx::query("UPDATE clinics SET name = $2, address_line1 = $3, address_line2 = $4, \
                  city = $5, region = $6, postal_code = $7, country = $8, phone = $9, email = $10, \
-                 time_zone = $11, updated_at = $12 WHERE id = $1")
+                 time_zone = $11, video_link = $13, updated_at = $12 WHERE id = $1")
                 .bind(id.to_string()).bind(&s.name).bind(&s.address_line1).bind(&s.address_line2)
                 .bind(&s.city).bind(&s.region).bind(&s.postal_code).bind(&s.country).bind(&s.phone)
-                .bind(&s.email).bind(&s.time_zone).bind(now)
+                .bind(&s.email).bind(&s.time_zone).bind(now).bind(&s.video_link)
                 .execute(&mut *tx).await?.rows_affected();
             if n == 0 {
                 return Err(DomainError::NotFound.into());
@@ -266,6 +267,7 @@ fn clinic_from_row(r: ClinicRow, hours: Vec<DayHours>) -> Result<Clinic> {
             email: r.11,
             time_zone: r.12,
             hours,
+            video_link: r.13,
         },
     })
 }

@@ -48,7 +48,6 @@ impl FromRequest<AppState> for JsonObject {
     }
 }
 
-/// Parses a JSON value into `T`, naming the field at fault.
 /// A request's query string read into `T`; a bad one answers 400 naming it.
 pub(crate) fn query<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
@@ -59,6 +58,7 @@ pub(crate) fn query<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     })
 }
 
+/// Parses a JSON value into `T`, naming the field at fault.
 pub(crate) fn typed<T: DeserializeOwned>(v: Value) -> Result<T, Error> {
     serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
         let path = e.path().to_string();

@@ -32,6 +32,63 @@ const DAY: i64 = 24 * HOUR;
 /// Attempts at a booking when another booking wins a race for a seat.
 const ATTEMPTS: usize = 4;
 
+/// How a patient attends a visit: at the clinic, or by video through the
+/// clinic's meeting link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attend {
+    InPerson,
+    /// `None`: the clinic has set no meeting link yet.
+    Video(Option<String>),
+}
+
+impl Attend {
+    /// How visit `id` of type `ty` (if the clinic still has it) is attended.
+    pub fn of(
+        ty: Option<&AppointmentType>,
+        id: AppointmentId,
+        clinic: &domain::clinics::ClinicSettings,
+    ) -> Attend {
+        match ty {
+            Some(t) if t.is_video() => Attend::Video(clinic.video_link_for(&id.to_string())),
+            _ => Attend::InPerson,
+        }
+    }
+
+    /// The join link of a video visit.
+    pub fn link(&self) -> Option<&str> {
+        match self {
+            Attend::Video(l) => l.as_deref(),
+            Attend::InPerson => None,
+        }
+    }
+
+    /// The "Where" of a confirmation or reminder e-mail.
+    pub fn where_text(&self, clinic: &domain::clinics::ClinicSettings) -> String {
+        match self {
+            Attend::InPerson => format!(
+                "Where: {}\n{}",
+                clinic.name,
+                clinic.address_lines().join("\n")
+            ),
+            Attend::Video(Some(link)) => format!(
+                "Where: by video, from a quiet, private place. At the time of your visit, \
+                 open this link on a phone or computer with a camera:\n{link}"
+            ),
+            Attend::Video(None) => format!(
+                "Where: by video. We will send you the link to join before your visit; if \
+                 it has not come by the day before, call us on {}.",
+                clinic.phone
+            ),
+        }
+    }
+}
+
+/// A type patients may book themselves (online) at this clinic as far as
+/// the way of meeting goes: a video visit needs the clinic's meeting link.
+pub fn offered_online(ty: &AppointmentType, clinic: &domain::clinics::ClinicSettings) -> bool {
+    !ty.is_video() || clinic.video_link.is_some()
+}
+
 /// The local date of an instant in a clinic's zone.
 pub fn local_date(tz: &TimeZone, m: i64) -> Date {
     jiff::Timestamp::from_microsecond(m)

@@ -262,6 +262,12 @@ pub fn seats_for(role: Role) -> u8 {
 }
 
 impl AppointmentType {
+    /// Held by video: every phase is a telehealth one (the patient joins
+    /// from home by the clinic's meeting link).
+    pub fn is_video(&self) -> bool {
+        !self.phases.is_empty() && self.phases.iter().all(|p| p.place == Place::Telehealth)
+    }
+
     pub fn total_minutes(&self) -> i64 {
         self.phases.iter().map(|p| i64::from(p.minutes)).sum()
     }

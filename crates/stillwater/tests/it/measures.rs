@@ -1359,3 +1359,147 @@ async fn eligibility_decisions(app: &TestApp) {
     );
 }
 both!(eligibility_decisions);
+
+/// The free consultation by video: offered beside the visit in person only
+/// while the clinic has a meeting link; the booking's confirmation, calendar
+/// file, portal and visit page carry the visit's own link, never the street
+/// address; a bad link is refused by name.
+async fn consultation_by_video(app: &TestApp) {
+    let c = reqwest::Client::new();
+    let base = format!("/api/v1/public/clinics/{SLUG}");
+    let slots = |q: &'static str| {
+        let c = c.clone();
+        let url = app.url(&format!("{base}/consultation-slots{q}"));
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, both_ways) = slots("").await;
+    assert_eq!(s, 200, "{both_ways}");
+    let codes: Vec<_> = both_ways["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["code"].as_str().unwrap(), t["video"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![("consultation", false), ("consultation_video", true)]
+    );
+    assert_eq!(both_ways["type"], "consultation", "in person first");
+    let (s, video) = slots("?type=consultation_video").await;
+    assert_eq!((s, &video["video"]), (200, &json!(true)), "{video}");
+    let (s, e) = slots("?type=iv_infusion").await;
+    assert_eq!((s, fields(&e)), (422, vec!["type".to_string()]), "{e}");
+
+    // Booked from the result page, by video.
+    let body = json!({
+        "gad7": {"1": 2, "2": 2, "3": 2, "4": 2, "5": 1, "6": 1, "7": 1},
+        "phq2": {"1": 1, "2": 0, "9": 0},
+        "conditions": ["gad"], "treatments": ["ssri_snri"], "no_exclusions": true,
+        "given_name": "Ines", "family_name": "Vidal", "email": "ines.vidal@example.org",
+        "phone": "(602) 555-0177", "date_of_birth": "1988-04-12", "consent_to_contact": true
+    });
+    let res: Value = c
+        .post(app.url(&format!("{base}/assessments")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = res["token"].as_str().unwrap().to_string();
+    let (s, html) = page(
+        app,
+        &format!("/c/{SLUG}/result/{token}?how=consultation_video"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(
+        html.contains("By video")
+            && html.contains("In person")
+            && html.contains(r#"name="type" value="consultation_video""#),
+        "{html}"
+    );
+    let start = video["starts"][0].as_str().unwrap();
+    let r = c
+        .post(app.url(&format!("{base}/assessments/{token}/booking")))
+        .json(&json!({"starts_at": start, "type": "consultation_video"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+    let lead = app
+        .store
+        .leads(&[app.glendale], None, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|l| l.family_name == "Vidal")
+        .unwrap();
+    let visit = lead.appointment_id.expect("booked");
+    let link = format!("https://meet.stillwater.example/glendale/{visit}");
+    let sink = SmtpSink::start().await;
+    let state = mailer_state(app, &sink).await;
+    clinic::outbox::drain(&state, app.now()).await.unwrap();
+    let mail = sink
+        .all()
+        .into_iter()
+        .find(|m| m.contains("ines.vidal@example.org"))
+        .expect("confirmation");
+    // Quoted-printable's soft line breaks undone.
+    let flat = mail.replace("\r\n", "\n").replace("=\n", "");
+    assert!(flat.contains(&link), "{flat}");
+    assert!(
+        !flat.contains("Suite 210"),
+        "no street address for a video visit"
+    );
+    assert!(
+        flat.contains("LOCATION:") && flat.contains("URL:"),
+        "{flat}"
+    );
+    // Staff see the same link on the visit's page.
+    let desk = app.login("dana.frontdesk").await;
+    let html = desk.html(&format!("/appointments/{visit}")).await;
+    assert!(html.contains(&link), "{html}");
+
+    // A link that is not an https address is refused by name, nothing
+    // saved; a blank one withdraws video: only the visit in person is left.
+    let admin = app.login("ada.admin").await;
+    let path = format!("/admin/clinics/{}", app.glendale);
+    let mut form = vec![
+        ("name", "Stillwater Glendale"),
+        ("address_line1", "18400 N 51st Ave, Suite 210"),
+        ("city", "Glendale"),
+        ("region", "AZ"),
+        ("postal_code", "85308"),
+        ("country", "US"),
+        ("phone", "(602) 555-0142"),
+        ("time_zone", "America/Phoenix"),
+        ("open_mon", "07:00"),
+        ("close_mon", "16:30"),
+        ("video_link", "http://meet.example.com/{visit}"),
+    ];
+    let r = admin.post_form(&path, &form).await;
+    assert_eq!(r.status(), 422);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("must be an https:// address"));
+    let k = app.store.clinic(app.glendale).await.unwrap();
+    assert!(k.settings.video_link.is_some(), "unchanged");
+    form.pop();
+    form.push(("video_link", ""));
+    assert_eq!(admin.post_form(&path, &form).await.status(), 303);
+    let (_, one_way) = slots("").await;
+    assert_eq!(one_way["types"].as_array().unwrap().len(), 1, "{one_way}");
+    let (s, e) = slots("?type=consultation_video").await;
+    assert_eq!((s, fields(&e)), (422, vec!["type".to_string()]), "{e}");
+    // The visit already booked says so to staff rather than losing its way.
+    let html = desk.html(&format!("/appointments/{visit}")).await;
+    assert!(html.contains("no meeting link is set"), "{html}");
+}
+both!(consultation_by_video);

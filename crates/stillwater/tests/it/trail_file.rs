@@ -377,6 +377,7 @@ async fn a_backup_under_writes_keeps_data_and_trail_together() {
         email: None,
         time_zone: "America/Phoenix".into(),
         hours: vec![],
+        video_link: None,
     };
     let clinic = store.create_clinic(org, &settings).await.unwrap();
     let writer = {

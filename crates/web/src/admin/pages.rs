@@ -65,31 +65,49 @@ async fn clinics_page(State(state): State<AppState>, Staff(c): Staff) -> PageRes
 
 fn clinic_groups(i: &ClinicSettingsInput) -> Vec<FieldGroup> {
     let v = |o: &Option<String>| o.clone();
-    vec![FieldGroup {
-        legend: "Clinic".into(),
-        fields: vec![
-            FormField::text("name", "Name", v(&i.name).as_deref()).required(),
-            FormField::text("phone", "Phone", v(&i.phone).as_deref())
-                .kind("tel")
-                .required(),
-            FormField::text("email", "E-mail", v(&i.email).as_deref()).kind("email"),
-            FormField::text("address_line1", "Address", v(&i.address_line1).as_deref()).required(),
-            FormField::text(
-                "address_line2",
-                "Address line 2",
-                v(&i.address_line2).as_deref(),
-            ),
-            FormField::text("city", "City", v(&i.city).as_deref()).required(),
-            FormField::text("region", "State or region", v(&i.region).as_deref()).required(),
-            FormField::text("postal_code", "Postal code", v(&i.postal_code).as_deref()).required(),
-            FormField::text("country", "Country", v(&i.country).as_deref())
-                .required()
-                .hint("Two letters, e.g. US"),
-            FormField::text("time_zone", "Time zone", v(&i.time_zone).as_deref())
-                .required()
-                .hint("IANA name, e.g. America/Phoenix"),
-        ],
-    }]
+    vec![
+        FieldGroup {
+            legend: "Clinic".into(),
+            fields: vec![
+                FormField::text("name", "Name", v(&i.name).as_deref()).required(),
+                FormField::text("phone", "Phone", v(&i.phone).as_deref())
+                    .kind("tel")
+                    .required(),
+                FormField::text("email", "E-mail", v(&i.email).as_deref()).kind("email"),
+                FormField::text("address_line1", "Address", v(&i.address_line1).as_deref())
+                    .required(),
+                FormField::text(
+                    "address_line2",
+                    "Address line 2",
+                    v(&i.address_line2).as_deref(),
+                ),
+                FormField::text("city", "City", v(&i.city).as_deref()).required(),
+                FormField::text("region", "State or region", v(&i.region).as_deref()).required(),
+                FormField::text("postal_code", "Postal code", v(&i.postal_code).as_deref())
+                    .required(),
+                FormField::text("country", "Country", v(&i.country).as_deref())
+                    .required()
+                    .hint("Two letters, e.g. US"),
+                FormField::text("time_zone", "Time zone", v(&i.time_zone).as_deref())
+                    .required()
+                    .hint("IANA name, e.g. America/Phoenix"),
+            ],
+        },
+        FieldGroup {
+            legend: "Video visits".into(),
+            fields: vec![FormField::text(
+                "video_link",
+                "Meeting link",
+                v(&i.video_link).as_deref(),
+            )
+            .kind("url")
+            .hint(
+                "The https address patients join a video visit by. Put {visit} where each \
+             visit's own code goes if your service makes a room per visit, e.g. \
+             https://meet.example.com/glendale/{visit}. Leave blank if you offer no video visits.",
+            )],
+        },
+    ]
 }
 
 fn settings_input(s: &ClinicSettings) -> ClinicSettingsInput {
@@ -108,6 +126,7 @@ fn settings_input(s: &ClinicSettings) -> ClinicSettingsInput {
         phone: Some(s.phone.clone()),
         email: s.email.clone(),
         time_zone: Some(s.time_zone.clone()),
+        video_link: s.video_link.clone(),
         hours,
     }
 }
@@ -198,6 +217,7 @@ async fn clinic_save(
         phone: f.form.get("phone"),
         email: f.form.get("email"),
         time_zone: f.form.get("time_zone"),
+        video_link: f.form.get("video_link"),
         hours: Default::default(),
     };
     for (i, d) in WEEKDAY_NAMES.iter().enumerate() {

@@ -19,7 +19,7 @@ use jiff::tz::TimeZone;
 use crate::auth::{read_form, Posted};
 use crate::ctx::Meta;
 use crate::error::{Error, PageError};
-use crate::ui::{render, see_other, PageResult};
+use crate::ui::{render, see_other, PageQuery, PageResult};
 use crate::AppState;
 use clinic::measures::LinkProblem;
 
@@ -348,6 +348,11 @@ struct ResultPage {
     booked: Option<String>,
     days: Vec<(String, Vec<(i64, String)>)>,
     type_name: String,
+    /// The chosen public type's code, posted with the time.
+    type_code: String,
+    video: bool,
+    /// The ways to meet when there is more than one: label, link, chosen.
+    ways: Vec<(String, String, bool)>,
     error: Option<String>,
     action: String,
 }
@@ -356,6 +361,7 @@ async fn result_view(
     state: &AppState,
     c: &Clinic,
     token: &str,
+    how: Option<&str>,
     error: Option<String>,
 ) -> Result<ResultPage, Error> {
     let lead = clinic::leads::by_token(state, c, token).await?;
@@ -373,11 +379,34 @@ async fn result_view(
         .map(|a| format!("{}: {}", a.type_name, when(a.starts_at)));
     let fresh = state.now() - lead.created_at < clinic::leads::BOOKING_DAYS * 86_400_000_000;
     let can_book = booked.is_none() && fresh && outcome != Outcome::NotRight;
-    let (mut days, mut type_name) = (vec![], String::new());
+    let (mut days, mut type_name, mut type_code, mut video, mut ways) =
+        (vec![], String::new(), String::new(), false, vec![]);
     if can_book {
-        match clinic::leads::public_slots(state, c, 300).await {
-            Ok((ty, starts)) => {
-                type_name = ty.name;
+        match clinic::leads::public_types(state, c).await {
+            Ok(types) => {
+                // A way to meet the clinic does not offer shows the first.
+                let how = how.filter(|h| types.iter().any(|t| t.code == *h));
+                let (ty, starts) = clinic::leads::public_slots(state, c, how, 300).await?;
+                if types.len() > 1 {
+                    ways = types
+                        .iter()
+                        .map(|t| {
+                            (
+                                if t.is_video() {
+                                    "By video"
+                                } else {
+                                    "In person"
+                                }
+                                .to_string(),
+                                format!("/c/{}/result/{token}?how={}#book", c.slug, t.code),
+                                t.code == ty.code,
+                            )
+                        })
+                        .collect();
+                }
+                type_name = ty.name.clone();
+                type_code = ty.code.clone();
+                video = ty.is_video();
                 let mut grouped: Vec<(String, Vec<(i64, String)>)> = vec![];
                 for s in starts {
                     let z = domain::time::to_timestamp(s).to_zoned(tz.clone());
@@ -431,6 +460,9 @@ async fn result_view(
         booked,
         days,
         type_name,
+        type_code,
+        video,
+        ways,
         error,
         action: format!("/c/{}/result/{token}", c.slug),
     })
@@ -439,9 +471,16 @@ async fn result_view(
 async fn result_page(
     State(state): State<AppState>,
     Path((slug, token)): Path<(String, String)>,
+    PageQuery(q): PageQuery<HowQuery>,
 ) -> PageResult {
     let c = clinic::leads::public_clinic(&state, &slug).await?;
-    render(&result_view(&state, &c, &token, None).await?)
+    let how = q.how.filter(|h| !h.trim().is_empty());
+    render(&result_view(&state, &c, &token, how.as_deref(), None).await?)
+}
+
+#[derive(serde::Deserialize)]
+struct HowQuery {
+    how: Option<String>,
 }
 
 async fn result_book(
@@ -453,18 +492,19 @@ async fn result_book(
     let c = clinic::leads::public_clinic(&state, &slug).await?;
     let form = read_form(req, &state).await?;
     let start = form.get("start").and_then(|s| s.trim().parse::<i64>().ok());
+    let how = form.get("type").filter(|h| !h.trim().is_empty());
     let outcome = match start {
         None => Err(Error::Invalid(vec![FieldError::new(
             "start",
             "choose one of the times",
         )])),
-        Some(s) => clinic::leads::book(&state, &meta, &c, &token, s).await,
+        Some(s) => clinic::leads::book(&state, &meta, &c, &token, how.as_deref(), s).await,
     };
     match outcome {
         Ok(_) => Ok(see_other(&format!("/c/{slug}/result/{token}"))),
         Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => {
             let msg = crate::ui::fixable(e)?;
-            let page = result_view(&state, &c, &token, Some(msg)).await?;
+            let page = result_view(&state, &c, &token, how.as_deref(), Some(msg)).await?;
             Ok((axum::http::StatusCode::CONFLICT, render(&page)?).into_response())
         }
         Err(e) => Err(e.into()),

@@ -490,12 +490,26 @@ async fn public_assess(
         .into_response())
 }
 
-async fn public_slots(State(state): State<AppState>, Path(slug): Path<String>) -> ApiResult {
+#[derive(Deserialize)]
+struct SlotsQuery {
+    #[serde(rename = "type")]
+    code: Option<String>,
+}
+
+async fn public_slots(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    req: Request,
+) -> ApiResult {
+    let q: SlotsQuery = crate::json::query(&req)?;
     let clinic = clinic::leads::public_clinic(&state, &slug).await?;
-    let (ty, starts) = clinic::leads::public_slots(&state, &clinic, 100).await?;
+    let types = clinic::leads::public_types(&state, &clinic).await?;
+    let (ty, starts) = clinic::leads::public_slots(&state, &clinic, q.code.as_deref(), 100).await?;
     Ok(Json(json!({
         "type": ty.code,
         "name": ty.name,
+        "video": ty.is_video(),
+        "types": types.iter().map(|t| json!({"code": t.code, "name": t.name, "video": t.is_video()})).collect::<Vec<_>>(),
         "time_zone": clinic.settings.time_zone,
         "starts": starts.iter().map(|s| domain::time::to_timestamp(*s).to_string()).collect::<Vec<_>>(),
     }))
@@ -506,6 +520,9 @@ async fn public_slots(State(state): State<AppState>, Path(slug): Path<String>) -
 #[serde(deny_unknown_fields)]
 struct PublicBooking {
     starts_at: String,
+    /// One of the public types' codes; the first (in person) when absent.
+    #[serde(rename = "type")]
+    code: Option<String>,
 }
 
 async fn public_book(
@@ -519,7 +536,7 @@ async fn public_book(
     let tz = jiff::tz::TimeZone::get(&clinic.settings.time_zone)
         .map_err(|_| Error::Internal("clinic zone".into()))?;
     let start = crate::scheduling::api::parse_start(&b.starts_at, None, &tz)?;
-    let a = clinic::leads::book(&state, &meta, &clinic, &token, start).await?;
+    let a = clinic::leads::book(&state, &meta, &clinic, &token, b.code.as_deref(), start).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({

@@ -233,6 +233,8 @@ pub struct VisitRow {
     /// Why it cannot be cancelled online; empty when it can.
     pub no_cancel: String,
     pub cancellable: bool,
+    /// A video visit's join link (empty: the clinic will send it).
+    pub video: Option<String>,
 }
 
 #[derive(Template)]
@@ -273,6 +275,7 @@ fn row(
             _ => "",
         },
         cancellable: why.is_none(),
+        video: None,
         no_cancel: why.unwrap_or_default(),
     }
 }
@@ -347,7 +350,16 @@ async fn home_view(
         ahead: h
             .ahead
             .iter()
-            .map(|(a, why)| row(&tz, a, why.clone()))
+            .map(|(a, why, attend)| {
+                let mut r = row(&tz, a, why.clone());
+                r.video = match attend {
+                    clinic::scheduling::Attend::InPerson => None,
+                    clinic::scheduling::Attend::Video(link) => {
+                        Some(link.clone().unwrap_or_default())
+                    }
+                };
+                r
+            })
             .collect(),
         past: h.past.iter().take(20).map(|a| row(&tz, a, None)).collect(),
         bookable: h

@@ -611,6 +611,8 @@ pub struct AppointmentPage {
     pub date: String,
     pub time: String,
     pub cancel_reason: String,
+    /// A video visit: its join link (empty: the clinic has set none).
+    pub video: Option<String>,
     pub error: Option<String>,
 }
 
@@ -636,6 +638,13 @@ async fn appointment_view(
     )
     .await?;
     let z = tz.zoned(a.starts_at);
+    let ty = uc::appointment_type(state, a.clinic_id, &a.type_code)
+        .await
+        .ok();
+    let video = match uc::Attend::of(ty.as_ref(), a.id, &k.settings) {
+        uc::Attend::InPerson => None,
+        uc::Attend::Video(link) => Some(link.unwrap_or_default()),
+    };
     render(&AppointmentPage {
         layout: Layout::new(
             c,
@@ -675,6 +684,7 @@ async fn appointment_view(
         date: z.date().to_string(),
         time: z.strftime("%H:%M").to_string(),
         cancel_reason: a.cancel_reason.clone().unwrap_or_default(),
+        video,
         error,
     })
 }
