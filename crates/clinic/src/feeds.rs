@@ -228,6 +228,30 @@ pub fn patient_ics(
     clinic: &store::org::Clinic,
     attend: &crate::scheduling::Attend,
 ) -> String {
+    patient_ics_of(&[(a, attend.clone())], clinic)
+}
+
+/// A patient's calendar file of several visits (a booked course).
+pub fn patient_ics_of(
+    visits: &[(&Appointment, crate::scheduling::Attend)],
+    clinic: &store::org::Clinic,
+) -> String {
+    let s = &clinic.settings;
+    let mut cal = Calendar::new();
+    cal.name(&s.name);
+    for (a, attend) in visits {
+        cal.push(visit_event(a, clinic, attend));
+    }
+    cal.done().to_string()
+}
+
+/// One visit as a patient's calendar event: where (the address, or the
+/// video link) and how to move or cancel.
+fn visit_event(
+    a: &Appointment,
+    clinic: &store::org::Clinic,
+    attend: &crate::scheduling::Attend,
+) -> icalendar::Event {
     let s = &clinic.settings;
     let address = s.address_lines().join(", ");
     let mut e = icalendar::Event::new();
@@ -257,10 +281,7 @@ pub fn patient_ics(
         .timestamp(utc(a.updated_at))
         .created(utc(a.created_at))
         .status(EventStatus::Confirmed);
-    let mut cal = Calendar::new();
-    cal.name(&s.name);
-    cal.push(e.done());
-    cal.done().to_string()
+    e.done()
 }
 
 fn hm(m: i64, zone: &str) -> String {

@@ -117,6 +117,35 @@ pub fn confirmation_jobs(id: AppointmentId, clinic: ClinicId, now: i64) -> Vec<N
     .collect()
 }
 
+pub const SERIES_CONFIRMATION: &str = "series_confirmation";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SeriesConfirmationPayload {
+    pub(crate) series_id: domain::ids::SeriesId,
+    pub(crate) clinic_id: ClinicId,
+}
+
+/// The one e-mail confirming a course booked by the clinic: every visit's
+/// date and time, with a calendar file holding them all.
+pub fn series_confirmation_jobs(
+    series: domain::ids::SeriesId,
+    clinic: ClinicId,
+    now: i64,
+) -> Vec<NewJob> {
+    serde_json::to_string(&SeriesConfirmationPayload {
+        series_id: series,
+        clinic_id: clinic,
+    })
+    .map(|payload| NewJob {
+        kind: SERIES_CONFIRMATION,
+        dedupe_key: format!("series_confirmation:{series}"),
+        payload,
+        run_at: now,
+    })
+    .into_iter()
+    .collect()
+}
+
 pub const QUESTIONNAIRE: &str = "questionnaire_link";
 pub const DISCHARGE: &str = "discharge_instructions";
 

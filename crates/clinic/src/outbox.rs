@@ -13,8 +13,9 @@ use store::scheduling::Status;
 
 use crate::jobs::{
     ConfirmationPayload, DischargePayload, LinkPayload, OfferPayload, PatientLinkPayload,
-    ReceiptPayload, ReminderPayload, StatementPayload, CONFIRMATION, DISCHARGE, PATIENT_LINK,
-    QUESTIONNAIRE, RECEIPT, REMINDER, STATEMENT, WAITLIST_OFFER,
+    ReceiptPayload, ReminderPayload, SeriesConfirmationPayload, StatementPayload, CONFIRMATION,
+    DISCHARGE, PATIENT_LINK, QUESTIONNAIRE, RECEIPT, REMINDER, SERIES_CONFIRMATION, STATEMENT,
+    WAITLIST_OFFER,
 };
 use crate::Clinic;
 
@@ -89,6 +90,7 @@ async fn run(state: &Clinic, job: &Job) -> Result<String, String> {
         REMINDER => reminder(state, job).await,
         WAITLIST_OFFER => offer(state, job).await,
         CONFIRMATION => confirmation(state, job).await,
+        SERIES_CONFIRMATION => series_confirmation(state, job).await,
         QUESTIONNAIRE => questionnaire(state, job).await,
         PATIENT_LINK => patient_link(state, job).await,
         DISCHARGE => discharge(state, job).await,
@@ -496,6 +498,78 @@ async fn confirmation(state: &Clinic, job: &Job) -> Result<String, String> {
     let subject = format!("Your appointment at {} is confirmed", s.name);
     let ics = crate::feeds::patient_ics(&a, &to.clinic, &attend);
     deliver_with(state, &to, &subject, body, Some(ics), "sent".into()).await
+}
+
+async fn series_confirmation(state: &Clinic, job: &Job) -> Result<String, String> {
+    let p: SeriesConfirmationPayload =
+        serde_json::from_str(&job.payload).map_err(|e| format!("payload: {e}"))?;
+    let now = state.now();
+    let visits: Vec<_> = state
+        .store
+        .series_appointments(p.series_id)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .filter(|a| a.clinic_id == p.clinic_id && a.status == Status::Booked && a.starts_at > now)
+        .collect();
+    let Some(first) = visits.first() else {
+        return Ok("skipped: no visit of the course is still booked".into());
+    };
+    let to = match addressee(state, first.clinic_id, first.patient_id).await? {
+        Ok(to) => to,
+        Err(skipped) => return Ok(skipped),
+    };
+    let s = &to.clinic.settings;
+    let types = state
+        .store
+        .appointment_types(first.clinic_id)
+        .await
+        .map_err(db)?;
+    let mut lines = vec![];
+    let mut with = vec![];
+    for a in &visits {
+        let ty = types.iter().find(|t| t.code == a.type_code);
+        let attend = crate::scheduling::Attend::of(ty, a.id, s);
+        let how = match &attend {
+            crate::scheduling::Attend::InPerson => String::new(),
+            crate::scheduling::Attend::Video(Some(link)) => format!(" (by video: {link})"),
+            crate::scheduling::Attend::Video(None) => " (by video)".into(),
+        };
+        lines.push(format!(
+            "- {}: {}{how}",
+            clinic_time(a.starts_at, &to.clinic)?,
+            a.type_name
+        ));
+        with.push((a, attend));
+    }
+    let before = types
+        .iter()
+        .find(|t| t.dose && visits.iter().any(|a| a.type_code == t.code))
+        .map(|t| format!("\n\nBefore each dosing visit: {}", t.instructions))
+        .unwrap_or_default();
+    let body = format!(
+        "Hello {first},\n\nYour course of {n} visits is booked:\n\n{lines}{before}\n\n\
+         {place}\n\nWe will remind you before each visit. To move or cancel one, call us on \
+         {phone}. The attached file adds every visit to your calendar.\n\n\
+         If you are in crisis, call or text 988 (Suicide & Crisis Lifeline), or call 911.\n\n{name}\n",
+        first = to.first,
+        n = visits.len(),
+        lines = lines.join("\n"),
+        place = crate::scheduling::Attend::InPerson.where_text(s),
+        phone = s.phone,
+        name = s.name,
+    );
+    let subject = format!("Your appointments at {} are confirmed", s.name);
+    let ics = crate::feeds::patient_ics_of(&with, &to.clinic);
+    deliver_with(
+        state,
+        &to,
+        &subject,
+        body,
+        Some(ics),
+        format!("sent ({} visits)", visits.len()),
+    )
+    .await
 }
 
 /// Makes the token an e-mail carries, as it is sent: the link keeps its

@@ -657,10 +657,15 @@ pub async fn series(
             id: sid,
             spec: spec.clone(),
         };
-        let jobs: Vec<_> = new_visits
+        let mut jobs: Vec<_> = new_visits
             .iter()
             .flat_map(|v| crate::jobs::reminder_jobs(v.id, clinic, 0, v.plan.start, state.now()))
             .collect();
+        jobs.extend(crate::jobs::series_confirmation_jobs(
+            sid,
+            clinic,
+            state.now(),
+        ));
         match state
             .store
             .insert_visits(

@@ -774,6 +774,67 @@ async fn reminders_by_email(app: &TestApp) {
 }
 both!(reminders_by_email);
 
+/// A course booked by the clinic is confirmed in one e-mail: every visit's
+/// time and what it is, the dosing instructions once, and a calendar file
+/// holding every visit.
+async fn a_course_is_confirmed_in_one_email(app: &TestApp) {
+    let sink = SmtpSink::start().await;
+    let state = crate::measures::mailer_state(app, &sink).await;
+    let desk = api(app, "dana.frontdesk").await;
+    let (s, p) = desk
+        .post("/api/v1/patients", &json!({"clinic_id": app.glendale, "given_name": "Orla", "family_name": "Brennan", "date_of_birth": "1983-06-02", "email": "orla@example.org"}))
+        .await;
+    assert_eq!(s, 201, "{p}");
+    let monday = test_monday(app);
+    let (s, booked) = desk
+        .post(
+            "/api/v1/series",
+            &json!({"clinic_id": app.glendale, "patient_id": p["id"], "course": "induction",
+                    "dose_type": "iv_infusion", "from": monday.to_string()}),
+        )
+        .await;
+    assert_eq!(s, 201, "{booked}");
+    let n = booked["appointments"].as_array().unwrap().len();
+    assert_eq!(n, 12);
+    assert_eq!(
+        app.store
+            .count_jobs("series_confirmation", None)
+            .await
+            .unwrap(),
+        1
+    );
+    clinic::outbox::drain(&state, app.now()).await.unwrap();
+    let mail: Vec<String> = sink
+        .all()
+        .into_iter()
+        .map(|m| m.replace("\r\n", "\n").replace("=\n", ""))
+        .collect();
+    assert_eq!(
+        mail.len(),
+        1,
+        "one e-mail for the course, not one per visit"
+    );
+    let m = &mail[0];
+    assert!(
+        m.contains("Subject: Your appointments at Stillwater Glendale are confirmed"),
+        "{m}"
+    );
+    assert!(m.contains("Your course of 12 visits is booked"), "{m}");
+    assert_eq!(m.matches("\n- ").count(), 12, "{m}");
+    assert_eq!(
+        m.matches("IV infusion\n").count() + m.matches("IV infusion\r").count(),
+        6,
+        "{m}"
+    );
+    assert_eq!(m.matches("Before each dosing visit").count(), 1, "{m}");
+    assert_eq!(m.matches("BEGIN:VEVENT").count(), 12, "{m}");
+    assert!(!m.contains("Brennan"), "no surname anywhere: {m}");
+    // Running the worker again sends nothing more.
+    clinic::outbox::drain(&state, app.now()).await.unwrap();
+    assert_eq!(sink.all().len(), 1);
+}
+both!(a_course_is_confirmed_in_one_email);
+
 /// The admin page: bad rules are refused by name; time off and working hours
 /// change what the search offers at once.
 async fn schedule_settings_page(app: &TestApp) {
