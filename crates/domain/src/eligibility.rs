@@ -126,42 +126,17 @@ pub enum DrugClass {
     Other,
 }
 
-/// Common names and their class, and for benzodiazepines the milligrams
-/// equal to 1 mg of lorazepam (approximate equivalences).
-const KNOWN: [(&str, DrugClass, f64); 24] = [
-    ("lorazepam", DrugClass::Benzodiazepine, 1.0),
-    ("alprazolam", DrugClass::Benzodiazepine, 0.5),
-    ("clonazepam", DrugClass::Benzodiazepine, 0.5),
-    ("diazepam", DrugClass::Benzodiazepine, 10.0),
-    ("chlordiazepoxide", DrugClass::Benzodiazepine, 25.0),
-    ("temazepam", DrugClass::Benzodiazepine, 20.0),
-    ("lamotrigine", DrugClass::Lamotrigine, 0.0),
-    ("amphetamine", DrugClass::Stimulant, 0.0),
-    ("dextroamphetamine", DrugClass::Stimulant, 0.0),
-    ("lisdexamfetamine", DrugClass::Stimulant, 0.0),
-    ("methylphenidate", DrugClass::Stimulant, 0.0),
-    ("phenelzine", DrugClass::Maoi, 0.0),
-    ("tranylcypromine", DrugClass::Maoi, 0.0),
-    ("selegiline", DrugClass::Maoi, 0.0),
-    ("oxycodone", DrugClass::Opioid, 0.0),
-    ("hydrocodone", DrugClass::Opioid, 0.0),
-    ("morphine", DrugClass::Opioid, 0.0),
-    ("tramadol", DrugClass::Opioid, 0.0),
-    ("zolpidem", DrugClass::OtherSedative, 0.0),
-    ("quetiapine", DrugClass::OtherSedative, 0.0),
-    ("clarithromycin", DrugClass::Cyp3a4Or2b6Inhibitor, 0.0),
-    ("ketoconazole", DrugClass::Cyp3a4Or2b6Inhibitor, 0.0),
-    ("rifampin", DrugClass::Cyp3a4Or2b6Inducer, 0.0),
-    ("carbamazepine", DrugClass::Cyp3a4Or2b6Inducer, 0.0),
-];
-
-/// The class of a medicine by name (case-insensitive); `Other` when unknown.
+/// The class of a medicine by generic or brand name (case-insensitive,
+/// from [`crate::codes::MEDICINES`]), and for a benzodiazepine the
+/// milligrams equal to 1 mg of lorazepam; `Other` when unknown.
 pub fn classify(name: &str) -> (DrugClass, Option<f64>) {
-    let n = name.trim().to_lowercase();
-    KNOWN
-        .iter()
-        .find(|k| n == k.0 || n.starts_with(&format!("{} ", k.0)))
-        .map(|k| (k.1, (k.1 == DrugClass::Benzodiazepine).then_some(k.2)))
+    crate::codes::medicine(name)
+        .map(|m| {
+            (
+                m.rule,
+                (m.rule == DrugClass::Benzodiazepine).then_some(m.lorazepam_mg),
+            )
+        })
         .unwrap_or((DrugClass::Other, None))
 }
 
@@ -533,6 +508,18 @@ mod tests {
         }];
         let e = evaluate(&f, &Policy::default());
         assert!(!e.findings.iter().any(|x| x.rule == "BenzodiazepineLoad"));
+        // By its brand name the same medicine is the same load: Klonopin
+        // 2 mg a day is flagged like clonazepam 2 mg.
+        f.medications = vec![Medication {
+            name: "Klonopin".into(),
+            daily_mg: Some(2.0),
+        }];
+        let e = evaluate(&f, &Policy::default());
+        assert!(
+            e.findings.iter().any(|x| x.rule == "BenzodiazepineLoad"),
+            "{:?}",
+            e.findings
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod clinics;
+pub mod codes;
 pub mod consent;
 pub mod eligibility;
 pub mod error;
