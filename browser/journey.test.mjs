@@ -353,7 +353,7 @@ test("on a phone: take the self-assessment, book a free consultation; then the w
   assert.ok(await nurse.page.getByRole("cell", { name: "self-assessment: no; clinician: not settled" }).first().isVisible());
   assert.ok(await nurse.page.getByText(/An antidepressant for anxiety .*\(self-assessment\)/).isVisible());
   for (const r of await nurse.page.locator("input[type=radio][value=absent]").all()) await r.check();
-  await nurse.page.getByLabel(/Diagnoses, one per line/).fill("F41.1 Generalized anxiety disorder");
+  await nurse.page.getByLabel("Diagnosis 1", { exact: true }).fill("F41.1 Generalized anxiety disorder");
   await nurse.page.getByLabel(/Treatment trials, one per line/).fill("sertraline, 12, adequate\nescitalopram, 8, adequate");
   await nurse.page.getByLabel("Blood pressure (mmHg)").fill("124/80");
   await nurse.page.getByLabel("Heart rate").fill("72");
@@ -453,7 +453,11 @@ test("before the first dose: assessment, eligibility, consent signed on a tablet
   await page.getByRole("button", { name: "Save the clinical part" }).click();
   await page.getByText(/settle as present, absent or not yet known/).first().waitFor();
   for (const r of await page.locator('input[type=radio][value=absent]').all()) await r.check();
-  await page.getByLabel(/Diagnoses, one per line/).fill("F41.1 Generalized anxiety disorder");
+  // Typing words offers ICD-10-CM codes to choose from.
+  const dx = page.getByLabel("Diagnosis 1", { exact: true });
+  await dx.pressSequentially("generalized anx");
+  await page.locator('#icd10-options option[value="F41.1 Generalized anxiety disorder"]').waitFor({ state: "attached" });
+  await dx.fill("F41.1 Generalized anxiety disorder");
   await page.getByLabel(/Treatment trials, one per line/).fill("sertraline, 12, adequate\nescitalopram, 8, adequate");
   await page.getByLabel("Blood pressure (mmHg)").fill("124/80");
   await page.getByLabel("Heart rate").fill("72");

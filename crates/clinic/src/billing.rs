@@ -1850,9 +1850,11 @@ async fn diagnoses_of(state: &Clinic, pid: PatientId) -> Result<Vec<(String, Str
         return Ok(vec![]);
     };
     let clinical: domain::assessment::ClinicalPart = stored("assessment part", &latest.data)?;
+    // A diagnosis written in words, with no code, has no place on a claim.
     Ok(clinical
         .diagnoses
         .into_iter()
+        .filter(|d| !d.code.is_empty())
         .map(|d| (d.code, d.label))
         .collect())
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::eligibility::{Condition, Facts, Medication, Trial};
 use crate::error::Errors;
 use crate::DomainError;
+use crate::FieldError;
 
 /// A patient's answer to a yes-or-no history question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,9 +124,56 @@ pub enum Finding {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Diagnosis {
-    /// ICD-10-CM, e.g. F41.1.
+    /// ICD-10-CM, e.g. F41.1: a code valid on a claim; empty for a
+    /// diagnosis written in words when no code fits (it is left off a
+    /// superbill).
+    #[serde(default)]
     pub code: String,
     pub label: String,
+}
+
+impl Diagnosis {
+    /// A diagnosis as a form row reads: "F41.1 Generalized anxiety
+    /// disorder" (the code found in ICD-10-CM, the words kept or, when only
+    /// a code was written, the code's description), or words alone. `Err`
+    /// names a code-like first word that is not an ICD-10-CM code.
+    pub fn parse(field: &str, line: &str) -> Result<Diagnosis, FieldError> {
+        let line = line.trim();
+        let (first, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let b = first.as_bytes();
+        let code_like = b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1].is_ascii_digit();
+        if !code_like {
+            return Ok(Diagnosis {
+                code: String::new(),
+                label: line.to_string(),
+            });
+        }
+        match crate::codes::icd10_lookup(first) {
+            Some(c) => Ok(Diagnosis {
+                code: c.code.to_string(),
+                label: if rest.trim().is_empty() {
+                    c.description.to_string()
+                } else {
+                    rest.trim().to_string()
+                },
+            }),
+            None => Err(FieldError::new(
+                field,
+                format!(
+                    "{first} is not an ICD-10-CM code valid on a claim (a category such as F41 needs its last digit): choose one from the list, or write the diagnosis in words"
+                ),
+            )),
+        }
+    }
+
+    /// The line a form shows it as.
+    pub fn as_line(&self) -> String {
+        if self.code.is_empty() {
+            self.label.clone()
+        } else {
+            format!("{} {}", self.code, self.label)
+        }
+    }
 }
 
 /// Vitals, weight and height at the assessment.
@@ -282,10 +330,15 @@ impl ClinicalPart {
             e.add("diagnoses", "at most 20 diagnoses");
         }
         for (i, d) in self.diagnoses.iter().enumerate() {
-            if !icd10_shape(&d.code) {
+            if !d.code.is_empty()
+                && crate::codes::icd10_lookup(&d.code).map(|c| c.code) != Some(d.code.as_str())
+            {
                 e.add(
                     &format!("diagnoses[{i}].code"),
-                    format!("{:?} is not an ICD-10-CM code (like F41.1)", d.code),
+                    format!(
+                        "{:?} is not an ICD-10-CM code valid on a claim (like F41.1); leave it empty for a diagnosis in words",
+                        d.code
+                    ),
                 );
             }
             if d.label.trim().is_empty() || d.label.chars().count() > 200 {
@@ -527,6 +580,44 @@ mod tests {
         for bad in ["f41.1", "41.1", "F4", "F41.", "F41.12345", "F41-1", ""] {
             assert!(!icd10_shape(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn diagnoses_are_read_from_a_row_against_icd10cm() {
+        let d = |s: &str| Diagnosis::parse("diagnosis", s);
+        assert_eq!(
+            d("f41.1").unwrap(),
+            Diagnosis {
+                code: "F41.1".into(),
+                label: "Generalized anxiety disorder".into()
+            }
+        );
+        assert_eq!(d("F43.10 PTSD, chronic").unwrap().label, "PTSD, chronic");
+        assert_eq!(d("F43.10 PTSD, chronic").unwrap().code, "F43.10");
+        let words = d("Situational anxiety about flying").unwrap();
+        assert_eq!(
+            (words.code.as_str(), words.as_line().as_str()),
+            ("", "Situational anxiety about flying")
+        );
+        for bad in ["F41 Anxiety", "F41.19", "Q99.99 nothing"] {
+            let e = d(bad).unwrap_err();
+            assert!(e.message.contains("not an ICD-10-CM code"), "{bad}: {e:?}");
+        }
+        // Stored as words alone, a diagnosis passes; a made-up code does not.
+        let mut k = ClinicalPart {
+            screen: Condition::ALL
+                .iter()
+                .map(|c| (*c, Finding::Absent))
+                .collect(),
+            diagnoses: vec![words],
+            ..ClinicalPart::default()
+        };
+        assert!(k.validate().is_ok());
+        k.diagnoses.push(Diagnosis {
+            code: "F41.7".into(),
+            label: "made up".into(),
+        });
+        assert!(k.validate().is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub fn routes() -> Router<AppState> {
         .merge(crate::measures::api::routes())
         .merge(crate::intake::eligibility::routes())
         .merge(crate::intake::api::routes())
+        .merge(crate::intake::codes::api_routes())
         .merge(crate::treatment::api::routes())
         .merge(crate::substances::api::routes())
         .merge(crate::billing::api::routes())

@@ -20,6 +20,7 @@ pub fn routes() -> Router<AppState> {
         .merge(crate::measures::pages::routes())
         .merge(crate::intake::pages::routes())
         .merge(crate::intake::decision::routes())
+        .merge(crate::intake::codes::page_routes())
         .merge(crate::treatment::pages::routes())
         .merge(crate::substances::pages::routes())
         .merge(crate::billing::pages::routes())

@@ -103,3 +103,20 @@ document.addEventListener("change", function (ev) {
   if (!area) return;
   input.files[0].text().then(function (t) { area.value = t; area.focus(); });
 });
+
+// A finder whose value is chosen from its list adds it as a new line of the
+// box it names (data-append-to), ready for the dose, and empties itself.
+document.addEventListener("change", function (ev) {
+  var f = ev.target;
+  var id = f && f.getAttribute && f.getAttribute("data-append-to");
+  var box = id && document.getElementById(id);
+  if (!box || !f.value.trim() || !f.list) return;
+  // Only a name chosen from the list: free text goes in the box itself.
+  var chosen = Array.prototype.some.call(f.list.options, function (o) { return o.value === f.value; });
+  if (!chosen) return;
+  var text = box.value.replace(/\s+$/, "");
+  box.value = (text ? text + "\n" : "") + f.value.trim() + " ";
+  f.value = "";
+  box.focus();
+  box.setSelectionRange(box.value.length, box.value.length);
+});

@@ -1154,3 +1154,118 @@ async fn protocol_versions_added_by_an_admin(app: &TestApp) {
     assert_eq!(nurse_page.get("/admin/protocols").await.status(), 403);
 }
 both!(protocol_versions_added_by_an_admin);
+
+/// Diagnoses come from ICD-10-CM (searched by code or words), with words as
+/// the fallback; a refused clinical form keeps every row as typed; the
+/// eligibility form says how the rules read each medicine, brand names
+/// included, and which names no rule knows.
+async fn coded_diagnoses_and_medicines(app: &TestApp) {
+    // The lists, to staff only.
+    let nurse_api = api(app, "nina.nurse").await;
+    let (s, v) = nurse_api
+        .get("/api/v1/codes/icd10-cm?q=generalized%20anx")
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["codes"][0]["code"], "F41.1", "{v}");
+    assert!(v["release"].as_str().unwrap().contains("2026"), "{v}");
+    let (s, v) = nurse_api.get("/api/v1/codes/medicines?q=klon").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (&v["medicines"][0]["name"], &v["medicines"][0]["class"]),
+        (&json!("clonazepam"), &json!("benzodiazepine"))
+    );
+    let (s, _) = nurse_api.get("/api/v1/codes/icd10-cm?q=F41&limit=x").await;
+    assert_eq!(s, 400, "a bad limit is named");
+    let r = reqwest::get(app.url("/api/v1/codes/icd10-cm?q=F41"))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let nurse = app.login("nina.nurse").await;
+    let opts = nurse.html("/codes/icd10-cm/options?diagnosis=F43.1").await;
+    assert!(
+        opts.contains(r#"<option value="F43.10 Post-traumatic stress disorder, unspecified">"#),
+        "{opts}"
+    );
+
+    let (s, p) = nurse_api
+        .post("/api/v1/patients", &json!({"clinic_id": app.glendale, "given_name": "Cora", "family_name": "Lind", "date_of_birth": "1985-09-14"}))
+        .await;
+    assert_eq!(s, 201, "{p}");
+    let pid = p["id"].as_str().unwrap().to_string();
+    let path = format!("/patients/{pid}/assessment/clinical");
+    let keys: Vec<String> = domain::eligibility::Condition::ALL
+        .iter()
+        .map(|c| format!("screen.{}", domain::assessment::key(*c)))
+        .collect();
+    let mut form: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "absent")).collect();
+    form.extend([
+        ("diagnosis", "F41 Anxiety"),
+        ("diagnosis", "Fear of flying"),
+        ("diagnosis", ""),
+        ("trials", "sertraline, 12, adequate"),
+        ("notes", "Calm, engaged; wants to start soon."),
+    ]);
+    // A category is not a code: refused by name, every row kept.
+    let r = nurse.post_form(&path, &form).await;
+    let html = r.text().await.unwrap();
+    assert!(html.contains("F41 is not an ICD-10-CM code"), "{html}");
+    for kept in [
+        r#"value="F41 Anxiety""#,
+        r#"value="Fear of flying""#,
+        "sertraline, 12, adequate",
+        "Calm, engaged; wants to start soon.",
+    ] {
+        assert!(html.contains(kept), "{kept} came back");
+    }
+    assert!(app
+        .store
+        .assessment_parts(pid.parse().unwrap())
+        .await
+        .unwrap()
+        .is_empty());
+    // A code alone takes its description; words alone are kept uncoded.
+    form[keys.len()] = ("diagnosis", "f41.1");
+    let r = nurse.post_form(&path, &form).await;
+    assert!(r.status().as_u16() < 400, "{}", r.status());
+    let (_, part) = nurse_api
+        .get(&format!("/api/v1/patients/{pid}/assessment"))
+        .await;
+    let dx = &part["clinical"]["data"]["diagnoses"];
+    assert_eq!(
+        dx,
+        &json!([
+            {"code": "F41.1", "label": "Generalized anxiety disorder"},
+            {"code": "", "label": "Fear of flying"}
+        ]),
+        "{part}"
+    );
+    let html = nurse.html(&format!("/patients/{pid}/assessment")).await;
+    assert!(
+        html.contains("Fear of flying (no ICD-10-CM code)"),
+        "{html}"
+    );
+
+    // The decision form reads the medicines: a brand name as its medicine
+    // with the benzodiazepine load; an unknown name is said to be unchecked.
+    let prescriber = app.login("paul.prescriber").await;
+    let r = prescriber
+        .post_form(
+            &format!("/patients/{pid}/eligibility"),
+            &[
+                ("medications", "Klonopin 2\nashwagandha 300"),
+                ("decision", "eligible"),
+                ("rationale", ""),
+            ],
+        )
+        .await;
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("clonazepam, benzodiazepine, 2 mg a day = 4.0 mg lorazepam"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<strong>ashwagandha</strong>: not a medicine the rules know"),
+        "{html}"
+    );
+}
+both!(coded_diagnoses_and_medicines);

@@ -74,6 +74,38 @@ struct EligibilityPage {
     /// same), when there is one.
     assessment_findings: Vec<FindingRow>,
     assessed: bool,
+    /// How the rules read each medicine line: (line, reading, known).
+    medicines_read: Vec<(String, String, bool)>,
+}
+
+/// How the rules read each line of a medicines box: the medicine and its
+/// class (with the benzodiazepine load), or that no rule knows the name.
+pub(crate) fn medicines_read(text: &str) -> Vec<(String, String, bool)> {
+    let (meds, _) = domain::assessment::medication_lines(text, "medications");
+    meds.iter()
+        .map(|m| match domain::codes::medicine(&m.name) {
+            Some(k) => {
+                let dose = match (m.daily_mg, k.lorazepam_mg > 0.0) {
+                    (Some(mg), true) => {
+                        format!(", {mg} mg a day = {:.1} mg lorazepam", mg / k.lorazepam_mg)
+                    }
+                    (Some(mg), false) => format!(", {mg} mg a day"),
+                    (None, _) => String::new(),
+                };
+                (
+                    m.name.clone(),
+                    format!("{}, {}{dose}", k.name, k.class),
+                    true,
+                )
+            }
+            None => (
+                m.name.clone(),
+                "not a medicine the rules know: no interaction rule checks it; check it by hand"
+                    .into(),
+                false,
+            ),
+        })
+        .collect()
 }
 
 /// The decision form filled from the assessment's facts, written the way
@@ -222,9 +254,10 @@ async fn eligibility_view(
         can_decide,
         screen,
         error,
-        kept,
+        medicines_read: medicines_read(kept.val("decide", "medications")),
         assessment_findings,
         assessed,
+        kept,
     })
 }
 

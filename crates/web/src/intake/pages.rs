@@ -160,7 +160,8 @@ struct AssessmentPage {
     can_record: bool,
     /// Current clinical screen for the form: (key, label, present/absent/unknown).
     form_screen: Vec<(String, &'static str, &'static str)>,
-    form_diagnoses: String,
+    /// One row per diagnosis, and a blank one or more to add to.
+    form_diagnoses: Vec<String>,
     form_trials: String,
     form_bp: String,
     form_hr: String,
@@ -168,6 +169,7 @@ struct AssessmentPage {
     form_weight: String,
     form_height: String,
     form_notes: String,
+    icd10_release: &'static str,
     error: Option<String>,
     /// When the public self-assessment shown in place of the patient's part
     /// was taken; empty when it is not shown.
@@ -194,6 +196,19 @@ async fn assessment_view(
     id: &str,
     error: Option<String>,
     flash: Option<String>,
+) -> PageResult {
+    assessment_view_kept(state, c, id, error, flash, None).await
+}
+
+/// The assessment tab; `kept` is a refused clinical form, shown again as
+/// it was typed.
+async fn assessment_view_kept(
+    state: &AppState,
+    c: &Caller,
+    id: &str,
+    error: Option<String>,
+    flash: Option<String>,
+    kept: Option<&Posted>,
 ) -> PageResult {
     let (h, pid, p, _, tz) = head(state, c, id, "assessment").await?;
     let asmt = uc::latest_parts(uc::assessment_parts(state, c, pid).await?)?;
@@ -311,7 +326,12 @@ async fn assessment_view(
     let mut clinical = vec![];
     if let Some(k) = kp {
         for d in &k.diagnoses {
-            clinical.push(row("Diagnosis", format!("{} {}", d.code, d.label), ""));
+            let line = if d.code.is_empty() {
+                format!("{} (no ICD-10-CM code)", d.label)
+            } else {
+                d.as_line()
+            };
+            clinical.push(row("Diagnosis", line, ""));
         }
         for t in &k.trials {
             clinical.push(row(
@@ -362,7 +382,7 @@ async fn assessment_view(
             ),
         ],
     };
-    render(&AssessmentPage {
+    let mut page = AssessmentPage {
         layout: Layout::new(c, format!("Assessment: {}", h.name), "patients").with_flash(flash),
         patient_when: asmt
             .patient
@@ -430,15 +450,14 @@ async fn assessment_view(
         suggestion: crate::intake::decision::decision_label(eval.suggestion.as_str()).to_string(),
         can_record: c.may(Permission::AssessmentRecord, p.clinic_id),
         form_screen,
-        form_diagnoses: kp
-            .map(|k| {
-                k.diagnoses
-                    .iter()
-                    .map(|d| format!("{} {}", d.code, d.label))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-            .unwrap_or_default(),
+        form_diagnoses: {
+            let mut rows: Vec<String> = kp
+                .map(|k| k.diagnoses.iter().map(Diagnosis::as_line).collect())
+                .unwrap_or_default();
+            let n = (rows.len() + 1).max(3);
+            rows.resize(n, String::new());
+            rows
+        },
         form_trials: kp
             .map(|k| {
                 k.trials
@@ -476,9 +495,36 @@ async fn assessment_view(
         form_weight: b.map(|b| b.weight_kg.to_string()).unwrap_or_default(),
         form_height: b.map(|b| b.height_cm.to_string()).unwrap_or_default(),
         form_notes: kp.map(|k| k.notes.clone()).unwrap_or_default(),
+        icd10_release: domain::codes::icd10_release(),
         h,
         error,
-    })
+    };
+    if let Some(f) = kept {
+        let v = |n: &str| f.get(n).unwrap_or_default();
+        for s in &mut page.form_screen {
+            s.2 = match v(&format!("screen.{}", s.0)).as_str() {
+                "present" => "present",
+                "absent" => "absent",
+                "unknown" => "unknown",
+                _ => "",
+            };
+        }
+        let mut rows: Vec<String> = f
+            .all("diagnosis")
+            .into_iter()
+            .filter(|d| !d.trim().is_empty())
+            .collect();
+        rows.push(String::new());
+        page.form_diagnoses = rows;
+        page.form_trials = v("trials");
+        page.form_bp = v("blood_pressure");
+        page.form_hr = v("heart_rate");
+        page.form_spo2 = v("spo2");
+        page.form_weight = v("weight_kg");
+        page.form_height = v("height_cm");
+        page.form_notes = v("notes");
+    }
+    render(&page)
 }
 
 fn response_label(r: TreatmentResponse) -> &'static str {
@@ -526,23 +572,13 @@ fn clinical_from_form(f: &Posted) -> Result<ClinicalPart, Error> {
             _ => None,
         };
     }
-    for (n, line) in f.get("diagnoses").unwrap_or_default().lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
+    for line in f.all("diagnosis") {
+        if line.trim().is_empty() {
             continue;
         }
-        match line.split_once(' ') {
-            Some((code, label)) => k.diagnoses.push(Diagnosis {
-                code: code.trim().to_string(),
-                label: label.trim().to_string(),
-            }),
-            None => errors.push(FieldError::new(
-                "diagnoses",
-                format!(
-                    "line {}: write the code, then the name (F41.1 Generalized anxiety disorder)",
-                    n + 1
-                ),
-            )),
+        match Diagnosis::parse("diagnosis", &line) {
+            Ok(d) => k.diagnoses.push(d),
+            Err(e) => errors.push(e),
         }
     }
     for (n, line) in f.get("trials").unwrap_or_default().lines().enumerate() {
@@ -622,8 +658,10 @@ async fn clinical_submit(
             .map(|v| format!("Clinical part saved (version {v}).")),
         Err(e) => Err(e),
     };
+    let refused = r.is_err();
     let (error, flash) = notice(r)?;
-    assessment_view(&state, &f.caller, &id, error, flash).await
+    let kept = refused.then_some(&f.form);
+    assessment_view_kept(&state, &f.caller, &id, error, flash, kept).await
 }
 
 /// Sends a link by e-mail, or (`here`) opens it on this device for the
