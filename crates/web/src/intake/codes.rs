@@ -29,6 +29,9 @@ struct Q {
     diagnosis: String,
     #[serde(default)]
     medicine: String,
+    /// A whole medicines box, to read back line by line.
+    #[serde(default)]
+    medications: String,
     limit: Option<usize>,
 }
 
@@ -55,6 +58,7 @@ pub fn page_routes() -> Router<AppState> {
     Router::new()
         .route("/codes/icd10-cm/options", get(icd10_options))
         .route("/codes/medicines/options", get(medicine_options))
+        .route("/codes/medicines/read", get(medicines_read))
 }
 
 async fn icd10_api(State(_): State<AppState>, ApiCaller(_): ApiCaller, req: Request) -> ApiResult {
@@ -105,6 +109,20 @@ async fn medicine_options(Staff(_): Staff, PageQuery(q): PageQuery<Q>) -> PageRe
             .into_iter()
             .map(|m: &Medicine| (m.name.to_string(), medicine_words(m)))
             .collect(),
+    })
+}
+
+/// How the rules read a medicines box, line by line (the eligibility form
+/// asks as it is typed).
+#[derive(Template)]
+#[template(path = "intake/medicines_read.html")]
+pub(crate) struct MedicinesRead {
+    pub(crate) lines: Vec<(String, String, bool)>,
+}
+
+async fn medicines_read(Staff(_): Staff, PageQuery(q): PageQuery<Q>) -> PageResult {
+    render(&MedicinesRead {
+        lines: crate::intake::decision::medicines_read(&q.medications),
     })
 }
 

@@ -74,8 +74,8 @@ struct EligibilityPage {
     /// same), when there is one.
     assessment_findings: Vec<FindingRow>,
     assessed: bool,
-    /// How the rules read each medicine line: (line, reading, known).
-    medicines_read: Vec<(String, String, bool)>,
+    /// How the rules read each medicine line, rendered.
+    medicines_read: String,
 }
 
 /// How the rules read each line of a medicines box: the medicine and its
@@ -254,7 +254,11 @@ async fn eligibility_view(
         can_decide,
         screen,
         error,
-        medicines_read: medicines_read(kept.val("decide", "medications")),
+        medicines_read: crate::intake::codes::MedicinesRead {
+            lines: medicines_read(kept.val("decide", "medications")),
+        }
+        .render()
+        .map_err(|e| Error::Internal(e.to_string()))?,
         assessment_findings,
         assessed,
         kept,

@@ -400,9 +400,22 @@ async fn assessment_view_kept(
             .map(|p| {
                 p.medications
                     .iter()
-                    .map(|m| match m.daily_mg {
-                        Some(d) => format!("{} {d} mg a day", m.name),
-                        None => m.name.clone(),
+                    .map(|m| {
+                        let dose = m
+                            .daily_mg
+                            .map(|d| format!(" {d} mg a day"))
+                            .unwrap_or_default();
+                        // As the rules read it: the medicine and its class,
+                        // or that no rule knows the name.
+                        match domain::codes::medicine(&m.name) {
+                            Some(k) if k.name == m.name.to_lowercase() => {
+                                format!("{}{dose} ({})", m.name, k.class)
+                            }
+                            Some(k) => format!("{}{dose} ({}, {})", m.name, k.name, k.class),
+                            None => {
+                                format!("{}{dose} (not known to the rules: check by hand)", m.name)
+                            }
+                        }
                     })
                     .collect()
             })
