@@ -14,6 +14,8 @@ use crate::scheduling::CourseKind;
 use crate::versioned::{Versioned, Versions};
 use crate::FieldError;
 
+pub mod form;
+
 #[cfg(test)]
 mod tests;
 

@@ -1152,6 +1152,77 @@ async fn protocol_versions_added_by_an_admin(app: &TestApp) {
     assert_eq!(cur["monitoring"]["interval_minutes"], 5);
     let nurse_page = app.login("nina.nurse").await;
     assert_eq!(nurse_page.get("/admin/protocols").await.status(), 403);
+
+    // The next version as a form: each setting labelled, the file written
+    // from the answers with its notes kept, a bad answer named where it was
+    // typed with every other answer kept.
+    let html = s.html("/admin/protocols?protocol=iv-infusion").await;
+    assert!(
+        html.contains(r#"name="field.dose.start""#) && html.contains("Starting dose"),
+        "{html}"
+    );
+    let base = hidden(&html, "text")
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    assert!(base.contains("version = 6"), "{base}");
+    let form = |min: &'static str, start: &'static str| {
+        vec![
+            ("protocol", "iv-infusion".to_string()),
+            ("mode", "form".into()),
+            ("text", base.clone()),
+            ("field.dose.min", min.into()),
+            ("field.dose.start", start.into()),
+            ("field.preparation.second_check", "true".into()),
+            ("field.monitoring.continuous_spo2", "true".into()),
+            ("field.discharge.escort_required", "true".into()),
+            ("action", "check".into()),
+        ]
+    };
+    let post = |fields: Vec<(&'static str, String)>| {
+        let s = &s;
+        async move {
+            let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            s.post_form("/admin/protocols", &f)
+                .await
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let body = post(form("a little", "0.45")).await;
+    assert!(body.contains("Lowest dose: must be a number"), "{body}");
+    assert!(
+        body.contains(r#"value="a little""#) && body.contains(r#"value="0.45""#),
+        "both answers kept: {body}"
+    );
+    // Past the highest dose: the protocol's own check, shown at the field.
+    let body = post(form("0.1", "0.9")).await;
+    assert!(body.contains(r#"id="pf-dose.start" name="field.dose.start" value="0.9" inputmode="decimal" class="num" aria-invalid="true""#), "{body}");
+    let body = post(form("0.1", "0.45")).await;
+    assert!(
+        body.contains("- start = 0.5") && body.contains("+ start = 0.45"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("- # "),
+        "the file's notes are kept, only the setting changed: {body}"
+    );
+    let mut save = form("0.1", "0.45");
+    save.last_mut().unwrap().1 = "save".into();
+    let r = {
+        let f: Vec<(&str, &str)> = save.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        s.post_form("/admin/protocols", &f).await
+    };
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/admin/protocols?protocol=iv-infusion&done=6"
+    );
 }
 both!(protocol_versions_added_by_an_admin);
 
@@ -1185,6 +1256,16 @@ async fn coded_diagnoses_and_medicines(app: &TestApp) {
     assert!(
         opts.contains(r#"<option value="F43.10 Post-traumatic stress disorder, unspecified">"#),
         "{opts}"
+    );
+
+    // Read back as typed, a line at a time.
+    let read = nurse
+        .html("/codes/medicines/read?medications=Xanax%201%0Aturmeric")
+        .await;
+    assert!(
+        read.contains("alprazolam, benzodiazepine, 1 mg a day = 2.0 mg lorazepam")
+            && read.contains("<strong>turmeric</strong>: not a medicine the rules know"),
+        "{read}"
     );
 
     let (s, p) = nurse_api

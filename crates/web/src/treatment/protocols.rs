@@ -39,6 +39,16 @@ struct VersionRow {
     diff: Vec<(&'static str, String)>,
 }
 
+/// One setting of the file as the form shows it.
+struct FormRow {
+    path: String,
+    label: String,
+    /// "integer", "number", "yesno", "text", "long", "list"
+    kind: &'static str,
+    value: String,
+    error: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "treatment/protocols.html")]
 struct ProtocolsPage {
@@ -55,6 +65,56 @@ struct ProtocolsPage {
     drafts: Vec<DraftRow>,
     /// The caller may approve drafts (a prescriber marked as medical director).
     can_approve: bool,
+    /// The next version as a form, group by group: (title, settings).
+    form: Vec<(&'static str, Vec<FormRow>)>,
+    /// The file was edited as text (open that part of the page).
+    file_mode: bool,
+}
+
+/// The form of a file: its settings grouped; a refused form's answers and
+/// errors shown where they were typed.
+fn form_rows(
+    text: &str,
+    kept: Option<(&crate::auth::Posted, &[domain::FieldError])>,
+) -> Vec<(&'static str, Vec<FormRow>)> {
+    use domain::protocols::form::{fields, Kind};
+    let mut groups: Vec<(&'static str, Vec<FormRow>)> = vec![];
+    for f in fields(text) {
+        let name = format!("field.{}", f.path);
+        let (value, error) = match kept {
+            Some((posted, errors)) => (
+                match f.kind {
+                    Kind::YesNo => posted.get(&name).unwrap_or_else(|| "false".into()),
+                    _ => posted.get(&name).unwrap_or(f.value.clone()),
+                },
+                errors
+                    .iter()
+                    .find(|e| e.field == name)
+                    .map(|e| e.message.clone()),
+            ),
+            None => (f.value.clone(), None),
+        };
+        let kind = match f.kind {
+            Kind::Integer => "integer",
+            Kind::Number => "number",
+            Kind::YesNo => "yesno",
+            Kind::Text if f.value.chars().count() > 60 => "long",
+            Kind::Text => "text",
+            Kind::List => "list",
+        };
+        let row = FormRow {
+            path: f.path,
+            label: f.label,
+            kind,
+            value,
+            error,
+        };
+        match groups.iter_mut().find(|g| g.0 == f.section) {
+            Some(g) => g.1.push(row),
+            None => groups.push((f.section, vec![row])),
+        }
+    }
+    groups
 }
 
 #[derive(Deserialize, Default)]
@@ -79,15 +139,25 @@ fn next_draft(p: &domain::protocols::Protocol) -> String {
     out
 }
 
-async fn view(
-    state: &AppState,
-    c: &Caller,
-    id: Option<String>,
+/// What the page shows besides the protocol's versions: the file being
+/// written, an error or a checked proposal, a flash, and a refused form.
+#[derive(Default)]
+struct Shown<'a> {
     text: Option<String>,
     error: Option<String>,
     preview: Option<(String, Vec<(&'static str, String)>)>,
     flash: Option<String>,
-) -> PageResult {
+    kept: Option<(&'a crate::auth::Posted, &'a [domain::FieldError])>,
+}
+
+async fn view(state: &AppState, c: &Caller, id: Option<String>, shown: Shown<'_>) -> PageResult {
+    let Shown {
+        text,
+        error,
+        preview,
+        flash,
+        kept,
+    } = shown;
     let clinics = match c.require_any(Permission::ClinicSettings) {
         Ok(k) => k,
         Err(_) => c.require_any(Permission::DoseOrder)?,
@@ -178,13 +248,17 @@ async fn view(
         }
         _ => false,
     };
+    let file_mode = kept.is_none() && error.is_some();
+    let text = text.unwrap_or(draft);
     render(&ProtocolsPage {
         layout: Layout::new(c, "Protocols", "clinics").with_flash(flash),
         tabs: all
             .iter()
             .map(|p| (p.id.clone(), p.name.clone(), p.id == id))
             .collect(),
-        text: text.unwrap_or(draft),
+        form: form_rows(&text, kept),
+        file_mode,
+        text,
         id,
         error,
         preview,
@@ -209,13 +283,46 @@ async fn page(
                 format!("Version {d} saved as a draft: the medical director approves it before any plan uses it.")
             }
         });
-    view(&state, &c, q.protocol, None, None, None, flash).await
+    view(
+        &state,
+        &c,
+        q.protocol,
+        Shown {
+            flash,
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 async fn submit(State(state): State<AppState>, f: StaffForm) -> PageResult {
     let c = &f.caller;
-    let text = f.form.get("text").unwrap_or_default();
+    let mut text = f.form.get("text").unwrap_or_default();
     let id = f.form.get("protocol");
+    // The form's answers are written into the file it was made from; what
+    // cannot be read is named where it was typed, the rest kept.
+    let from_form = f.form.get("mode").as_deref() == Some("form");
+    if from_form && f.form.get("action").as_deref() != Some("approve") {
+        match domain::protocols::form::apply(&text, |p| f.form.get(&format!("field.{p}"))) {
+            Ok(t) => text = t,
+            Err(errors) => {
+                let msg = errors
+                    .iter()
+                    .map(|e| e.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let shown = Shown {
+                    text: Some(text),
+                    error: Some(msg),
+                    kept: Some((&f.form, &errors)),
+                    ..Default::default()
+                };
+                return view(&state, c, id, shown).await;
+            }
+        }
+    }
+    let kept: Option<(&crate::auth::Posted, &[domain::FieldError])> =
+        from_form.then_some((&f.form, &[]));
     let save = f.form.get("action").as_deref() == Some("save");
     if f.form.get("action").as_deref() == Some("approve") {
         let version: u32 = f
@@ -231,7 +338,11 @@ async fn submit(State(state): State<AppState>, f: StaffForm) -> PageResult {
             ))),
             Err(e) => {
                 let msg = fixable(e)?;
-                view(&state, c, Some(pid), None, Some(msg), None, None).await
+                let shown = Shown {
+                    error: Some(msg),
+                    ..Default::default()
+                };
+                view(&state, c, Some(pid), shown).await
             }
         };
     }
@@ -244,8 +355,16 @@ async fn submit(State(state): State<AppState>, f: StaffForm) -> PageResult {
                 )))
             }
             Err(e) => {
+                let errors = field_errors(&e);
                 let msg = fixable(e)?;
-                return view(&state, c, id, Some(text), Some(msg), None, None).await;
+                let kept = kept.map(|(p, _)| (p, &errors[..]));
+                let shown = Shown {
+                    text: Some(text),
+                    error: Some(msg),
+                    kept,
+                    ..Default::default()
+                };
+                return view(&state, c, id, shown).await;
             }
         }
     }
@@ -262,11 +381,36 @@ async fn submit(State(state): State<AppState>, f: StaffForm) -> PageResult {
                 ),
             };
             let id = Some(k.protocol.id.clone());
-            view(&state, c, id, Some(text), None, Some((title, k.diff)), None).await
+            let shown = Shown {
+                text: Some(text),
+                preview: Some((title, k.diff)),
+                ..Default::default()
+            };
+            view(&state, c, id, shown).await
         }
         Err(e) => {
+            let errors = field_errors(&e);
             let msg = fixable(e)?;
-            view(&state, c, id, Some(text), Some(msg), None, None).await
+            let kept = kept.map(|(p, _)| (p, &errors[..]));
+            let shown = Shown {
+                text: Some(text),
+                error: Some(msg),
+                kept,
+                ..Default::default()
+            };
+            view(&state, c, id, shown).await
         }
+    }
+}
+
+/// A check's problems as the form's fields name them (`dose.min` is the
+/// field `field.dose.min`).
+fn field_errors(e: &crate::error::Error) -> Vec<domain::FieldError> {
+    match e {
+        crate::error::Error::Invalid(v) => v
+            .iter()
+            .map(|x| domain::FieldError::new(format!("field.{}", x.field), x.message.clone()))
+            .collect(),
+        _ => vec![],
     }
 }
