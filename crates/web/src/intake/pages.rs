@@ -59,6 +59,7 @@ pub fn routes() -> Router<AppState> {
             get(link_sign_page).post(link_sign_submit),
         )
         .route("/admin/consent", get(docs_page).post(docs_publish))
+        .route("/admin/consent/preview", axum::routing::post(docs_preview))
 }
 
 const ROUTES: [Route; 5] = [
@@ -1598,6 +1599,46 @@ struct DocsPage {
     witness: bool,
     docs: Vec<DocRow>,
     error: Option<String>,
+    /// The document as a patient will read it (or what keeps it from being
+    /// published), rendered.
+    preview: String,
+}
+
+/// A consent document as the patient will read it, or every reason it
+/// cannot be published yet.
+#[derive(Template)]
+#[template(path = "intake/consent_preview.html")]
+struct ConsentPreview {
+    title: String,
+    sections: Vec<(String, Vec<String>)>,
+    problems: Vec<String>,
+}
+
+fn consent_preview(source: &str) -> Result<String, Error> {
+    let p = match domain::consent::Document::parse(&source.replace("\r\n", "\n")) {
+        Ok(d) => ConsentPreview {
+            title: d.title.clone(),
+            sections: d
+                .sections
+                .into_iter()
+                .map(|s| (s.heading, s.text.lines().map(String::from).collect()))
+                .collect(),
+            problems: vec![],
+        },
+        Err(errors) => ConsentPreview {
+            title: String::new(),
+            sections: vec![],
+            problems: errors.into_iter().map(|e| e.message).collect(),
+        },
+    };
+    p.render().map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// The preview beside the editor, redrawn as the document is typed.
+async fn docs_preview(f: StaffForm) -> PageResult {
+    f.caller.require_any(Permission::ConsentPublish)?;
+    let html = consent_preview(&f.form.get("body").unwrap_or_default())?;
+    Ok(axum::response::Html(html).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -1653,6 +1694,11 @@ async fn docs_view(
         })
         .collect();
     let current = of_route.first();
+    let source = source.unwrap_or_else(|| {
+        current
+            .map(|d| d.source.clone())
+            .unwrap_or_else(|| domain::consent::template(route))
+    });
     render(&DocsPage {
         layout: Layout::new(c, "Consent documents", "clinics").with_flash(flash),
         clinics: clinics
@@ -1665,11 +1711,8 @@ async fn docs_view(
             .map(|r| (uc::route_key(*r), r.label(), *r == route))
             .collect(),
         route: rk,
-        source: source.unwrap_or_else(|| {
-            current
-                .map(|d| d.source.clone())
-                .unwrap_or_else(|| domain::consent::template(route))
-        }),
+        preview: consent_preview(&source)?,
+        source,
         witness: current.is_some_and(|d| d.witness_required),
         docs: rows,
         error,
