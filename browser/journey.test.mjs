@@ -178,20 +178,39 @@ test("admin and auditor pages render", async () => {
   await shot(admin.page, "06b-schedule-settings");
   await admin.page.getByRole("link", { name: "Staff", exact: true }).click();
   await shot(admin.page, "07-staff");
-  // Protocols: a file imported for the next IV version, checked, its changes shown.
+  // Protocols: the next IV version written as a form, checked, its changes
+  // shown; then the same from an imported file.
   await admin.page.getByRole("link", { name: "Clinics" }).click();
   await admin.page.getByRole("link", { name: "Protocols" }).click();
   await admin.page.getByRole("link", { name: "IV ketamine infusion for anxiety" }).click();
-  const draft = await admin.page.getByLabel("Protocol file (TOML)").inputValue();
-  assert.match(draft, /^version = 3$/m);
-  await admin.page.getByLabel("Import a file (.toml)").setInputFiles({
-    name: "iv-v3.toml", mimeType: "text/plain", buffer: Buffer.from(draft.replace("interval_minutes = 10", "interval_minutes = 5")),
-  });
-  await admin.page.waitForFunction(() => document.getElementById("text").value.includes("interval_minutes = 5"));
+  await admin.page.getByLabel("Vital signs every (minutes)").fill("5");
   await admin.page.getByRole("button", { name: "Check and show the changes" }).click();
   await admin.page.getByRole("heading", { name: "iv-infusion version 3: the changes from version 2" }).waitFor();
   assert.ok(await admin.page.locator("#preview .add", { hasText: "interval_minutes = 5" }).isVisible());
+  assert.equal(await admin.page.locator("#preview .add").count(), 2, "the version and the one setting changed");
   await shot(admin.page, "09-protocol-check");
+  await admin.page.getByText("Import a file, or edit the file itself").click();
+  const draft = await admin.page.getByLabel("Protocol file (TOML)").inputValue();
+  assert.match(draft, /^version = 3$/m);
+  await admin.page.getByLabel("Import a file (.toml)").setInputFiles({
+    name: "iv-v3.toml", mimeType: "text/plain", buffer: Buffer.from(draft.replace("interval_minutes = 5", "interval_minutes = 15")),
+  });
+  await admin.page.waitForFunction(() => document.getElementById("text").value.includes("interval_minutes = 15"));
+  await admin.page.getByRole("button", { name: "Check the file and show the changes" }).click();
+  await admin.page.locator("#preview .add", { hasText: "interval_minutes = 15" }).waitFor();
+  // Consent documents: the preview beside the editor follows the text, and
+  // says what keeps it from being published.
+  await admin.page.goto(`${BASE}/admin/consent?route=im`);
+  await admin.page.locator("#consent-preview h4").first().waitFor();
+  const body = admin.page.getByLabel(/Document: a "# Title" line/);
+  const text = await body.inputValue();
+  await body.fill(text.replace("## [cost]", "## "));
+  await body.press("End");
+  await admin.page.locator("#consent-preview", { hasText: "Not ready to publish" }).waitFor();
+  await body.fill(text);
+  await body.press("End");
+  await admin.page.locator("#consent-preview h4").first().waitFor();
+  await shot(admin.page, "09b-consent-preview");
   await admin.context.close();
   const auditor = await signIn("audrey.auditor");
   // The auditor opens a chart (read-only), then finds that read in the trail.
@@ -578,6 +597,19 @@ test("treatment day on a tablet: a full IV session with an alert answered, from 
   const visit = page.url();
   await page.locator(".chair-top .pill.phase", { hasText: "Pre-dose" }).waitFor();
 
+  // Idris writes an intention on the tablet; the nurse takes it back and
+  // finds it at the chair.
+  await page.getByRole("button", { name: "Hand the tablet over to write the intention" }).click();
+  await page.getByLabel("Your intention").fill("To stay curious about whatever comes up.");
+  await shot(page, "41a-intention-on-tablet");
+  await page.getByRole("button", { name: "Save my intention" }).click();
+  await page.getByRole("link", { name: "Done" }).click();
+  await page.waitForURL(`${BASE}/kiosk`);
+  await page.getByLabel(/your password to take the tablet back/).fill(PASSWORD);
+  await page.getByRole("button", { name: "Take the tablet back" }).click();
+  await page.waitForURL(visit);
+  await page.locator(".intention", { hasText: "To stay curious about whatever comes up." }).waitFor();
+
   // The checklist, with a weight typed wrong first: the error names the field.
   await page.getByLabel("Weight today (kg)").fill("7");
   await page.getByRole("button", { name: "Save checklist" }).click();
@@ -873,16 +905,16 @@ test("check-out after a session: the visit invoiced with its codes, a package so
   const { context, page, errors } = await signIn("dana.frontdesk");
   await page.getByRole("link", { name: "Billing" }).click();
   await shot(page, "60-billing-day");
-  // Idris's visit, checked in from the chart without a booking, waits to be
-  // invoiced like any other.
-  await page.locator("tr", { hasText: "Idris" }).filter({ hasText: "attended" }).first().waitFor();
-  // The newest attended infusion of the demo's month waiting at the desk.
-  const row = page.locator("tr", { hasText: "IV infusion" }).filter({ hasText: "attended" }).filter({ hasNotText: "Idris" }).last();
+  // The oldest attended infusion waiting at the desk (a visit of the demo's
+  // month: the infusion alone, no rescue medicine that a package would not
+  // cover; today's floor visits, walk-ins included, wait here too).
+  const row = page.locator("tr", { hasText: "IV infusion" }).filter({ hasText: "attended" }).first();
   const who = (await row.locator("td").nth(1).innerText()).trim();
   await row.getByRole("button", { name: "Invoice" }).click();
   await page.getByRole("heading", { name: /^Invoice / }).waitFor();
   const visitUrl = page.url();
   assert.ok(await page.locator("#lines", { hasText: "96365" }).isVisible());
+  assert.ok(!(await page.locator("#lines").innerText()).includes("Rescue"), "the infusion alone");
   // A card payment above what is owed is refused with the amount owed.
   await page.getByLabel("Method").selectOption("card");
   await page.getByLabel("Amount", { exact: true }).fill("9999");

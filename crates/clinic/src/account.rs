@@ -286,6 +286,7 @@ fn hand_over_page(path: &str) -> Option<(domain::ids::PatientId, &'static str)> 
     match tail {
         "consent/sign" => Some((pid, "consent")),
         "measures/new" => Some((pid, "questionnaire")),
+        "intention" => Some((pid, "intention")),
         _ => None,
     }
 }
@@ -304,21 +305,30 @@ pub async fn hand_over(c: &Clinic, caller: &Caller, path: &str) -> Result<String
     let Some((pid, what)) = hand_over_page(path) else {
         return Err(Error::Invalid(vec![domain::FieldError::new(
             "path",
-            "only a consent to sign or a questionnaire to answer is handed to a patient",
+            "only a consent to sign, a questionnaire to answer or an intention to write is handed to a patient",
         )]));
     };
     // The caller must see this patient; the read is audited.
     let p = crate::patients::read(c, caller, pid).await?;
+    // Staff come back to where they handed it over: the consent tab, the
+    // measures tab, or the chair of the visit the intention is for.
+    let back_to = match what {
+        "consent" => format!("/patients/{pid}/consent"),
+        "intention" => match c
+            .store
+            .patient_encounters(pid)
+            .await?
+            .into_iter()
+            .find(|e| e.status == "open")
+        {
+            Some(e) => format!("/encounters/{}", e.id),
+            None => format!("/patients/{pid}"),
+        },
+        _ => format!("/patients/{pid}/measures"),
+    };
     let kiosk = store::auth::Kiosk {
         path: path.to_string(),
-        back_to: format!(
-            "/patients/{pid}/{}",
-            if what == "consent" {
-                "consent"
-            } else {
-                "measures"
-            }
-        ),
+        back_to,
     };
     let mut ev = caller.patient_event(
         Action::SessionHandOver,

@@ -16,6 +16,7 @@ pub mod documents;
 pub mod error;
 pub mod feeds;
 pub mod intake;
+pub mod intentions;
 pub mod jobs;
 pub mod leads;
 pub mod mailer;
@@ -168,6 +169,7 @@ impl Clinic {
 /// feature. Callers see the data; the store itself stays inside this crate.
 pub mod records {
     pub use store::{
-        auth, billing, intake, leads, measures, org, patients, scheduling, substances, treatment,
+        auth, billing, intake, intentions, leads, measures, org, patients, scheduling, substances,
+        treatment,
     };
 }

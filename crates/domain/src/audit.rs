@@ -56,6 +56,7 @@ pub enum Action {
     PlanCreate,
     EncounterOpen,
     EncounterRead,
+    IntentionWrite,
     FloorRead,
     ChecklistRecord,
     DoseOrder,
@@ -103,7 +104,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 91] = [
+    pub const ALL: [Action; 92] = [
         Action::LoginSuccess,
         Action::LoginFailure,
         Action::Logout,
@@ -153,6 +154,7 @@ impl Action {
         Action::PlanCreate,
         Action::EncounterOpen,
         Action::EncounterRead,
+        Action::IntentionWrite,
         Action::FloorRead,
         Action::ChecklistRecord,
         Action::DoseOrder,
@@ -248,6 +250,7 @@ impl Action {
             Action::PlanCreate => "plan.create",
             Action::EncounterOpen => "encounter.open",
             Action::EncounterRead => "encounter.read",
+            Action::IntentionWrite => "intention.write",
             Action::FloorRead => "floor.read",
             Action::ChecklistRecord => "checklist.record",
             Action::DoseOrder => "dose.order",
@@ -345,6 +348,7 @@ impl Action {
             Action::PlanCreate => "Treatment plan written",
             Action::EncounterOpen => "Checked in",
             Action::EncounterRead => "Visit record viewed",
+            Action::IntentionWrite => "Intention written",
             Action::FloorRead => "Floor viewed",
             Action::ChecklistRecord => "Pre-dose checklist recorded",
             Action::DoseOrder => "Dose ordered",
@@ -448,6 +452,7 @@ impl Action {
             | Action::PlanCreate => "Before the first dose",
             Action::EncounterOpen
             | Action::EncounterRead
+            | Action::IntentionWrite
             | Action::FloorRead
             | Action::ChecklistRecord
             | Action::DoseOrder

@@ -15,6 +15,7 @@ pub mod billing;
 pub mod eligibility;
 pub mod fanout;
 pub mod intake;
+pub mod intentions;
 pub mod leads;
 pub mod measures;
 pub mod org;

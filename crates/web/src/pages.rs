@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .merge(crate::intake::decision::routes())
         .merge(crate::intake::codes::page_routes())
         .merge(crate::treatment::pages::routes())
+        .merge(crate::treatment::intention::routes())
         .merge(crate::substances::pages::routes())
         .merge(crate::billing::pages::routes())
 }

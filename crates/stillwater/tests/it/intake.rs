@@ -1350,3 +1350,44 @@ async fn coded_diagnoses_and_medicines(app: &TestApp) {
     );
 }
 both!(coded_diagnoses_and_medicines);
+
+/// The consent editor shows the document as the patient will read it, and
+/// while it cannot be published, every reason why; only who may publish
+/// may ask.
+async fn consent_documents_are_previewed_beside_the_editor(app: &TestApp) {
+    let admin = app.login("ada.admin").await;
+    let page = admin
+        .html(&format!("/admin/consent?clinic={}&route=iv", app.glendale))
+        .await;
+    assert!(
+        page.contains("Preview: what the patient reads") && page.contains("<h4>"),
+        "the current text, previewed: {page}"
+    );
+    let template = domain::consent::template(domain::protocols::Route::Iv);
+    let r = admin
+        .post_form("/admin/consent/preview", &[("body", &template)])
+        .await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("<h3>") && html.contains("<h4>"), "{html}");
+    assert!(!html.contains("Not ready"), "{html}");
+    let cut = template.replace("## [cost] Cost and insurance", "## Cost and insurance");
+    let html = admin
+        .post_form("/admin/consent/preview", &[("body", &cut)])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Not ready to publish"), "{html}");
+    assert!(
+        html.to_lowercase().contains("cost"),
+        "the missing topic named: {html}"
+    );
+    // A nurse publishes nothing, and previews nothing.
+    let nurse = app.login("nina.nurse").await;
+    let r = nurse
+        .post_form("/admin/consent/preview", &[("body", &template)])
+        .await;
+    assert_eq!(r.status(), 403);
+}
+both!(consent_documents_are_previewed_beside_the_editor);

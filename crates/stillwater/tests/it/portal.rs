@@ -741,3 +741,55 @@ fn tuesday_after(t: i64) -> jiff::civil::Date {
     }
     d
 }
+
+/// In the portal the patient writes their intention for the next dosing
+/// session ahead of it; at check-in it shows at the chair.
+async fn an_intention_written_in_the_portal(app: &TestApp) {
+    let sink = SmtpSink::start().await;
+    let state = mail_state(app, &sink);
+    let (patient, email) = established(app).await;
+    let pid = patient.id.to_string();
+    let desk = app.login("dana.frontdesk").await;
+    desk.post_form(&format!("/patients/{pid}/portal-link"), &[])
+        .await;
+    clinic::outbox::drain(&state, app.now()).await.unwrap();
+    let (token, _) = link_in_mail(&sink, &email);
+    let (c, csrf) = sign_in(app, &token).await;
+    let (_, home) = get(&c, app, "/portal").await;
+    assert!(
+        home.contains("Your intention") && home.contains("Before your IV infusion on"),
+        "{home}"
+    );
+    let (s, _, body) = post(
+        &c,
+        app,
+        "/portal/intention",
+        &[("csrf", &csrf), ("intention", "")],
+    )
+    .await;
+    assert_eq!(s, 422);
+    assert!(body.contains("write a few words"), "{body}");
+    let (s, to, _) = post(
+        &c,
+        app,
+        "/portal/intention",
+        &[("csrf", &csrf), ("intention", "Rest, and let it be.")],
+    )
+    .await;
+    assert_eq!((s, to.as_str()), (303, "/portal?done=intention"));
+    let (_, home) = get(&c, app, &to).await;
+    assert!(
+        home.contains("Your intention is kept") && home.contains("Rest, and let it be."),
+        "{home}"
+    );
+    // Without the form's token nothing is written.
+    let (s, _, _) = post(&c, app, "/portal/intention", &[("intention", "forged")]).await;
+    assert!(s == 403 || s == 400, "{s}");
+    let kept = app.store.patient_intentions(patient.id).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].source.as_str(), kept[0].appointment_id.is_some()),
+        ("portal", true)
+    );
+}
+both!(an_intention_written_in_the_portal);

@@ -1518,3 +1518,85 @@ async fn the_chair_shows_what_is_on_file(app: &TestApp) {
 }
 
 both!(the_chair_shows_what_is_on_file);
+
+/// The patient writes their intention on the tablet the nurse hands over at
+/// check-in: only that page while it is in their hands, a bad one refused
+/// with what was typed kept, the saved one shown at the chair; the nurse's
+/// password takes the tablet back to the chair.
+async fn an_intention_written_on_the_tablet(app: &TestApp) {
+    let pid = ready_patient(app, "Tova").await;
+    let chair2 = chair(app, "Chair 3").await;
+    let nurse = api(app, "nina.nurse").await;
+    let (s, v) = nurse
+        .post(
+            "/api/v1/encounters",
+            &json!({"patient_id": pid, "chair_id": chair2}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let eid = v["encounter"]["id"].as_str().unwrap().to_string();
+    let k = app.login("nina.nurse").await;
+    let html = k.html(&format!("/encounters/{eid}")).await;
+    assert!(html.contains("none written yet"), "{html}");
+    let page = format!("/patients/{pid}/intention");
+    assert!(
+        html.contains(&format!(r#"name="path" value="{page}""#)),
+        "{html}"
+    );
+    let loc = |r: &reqwest::Response| {
+        r.headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let r = k.post_form("/kiosk/hand-over", &[("path", &page)]).await;
+    assert_eq!((r.status().as_u16(), loc(&r)), (303, page.clone()));
+    // In the patient's hands: their page, nothing else.
+    let html = k.html(&page).await;
+    assert!(
+        html.contains("Tova, your intention") && html.contains("(checked in at "),
+        "{html}"
+    );
+    assert_eq!(loc(&k.get(&format!("/encounters/{eid}")).await), "/kiosk");
+    // Too long: refused by name, the words kept.
+    let long = "a".repeat(1001);
+    let r = k.post_form(&page, &[("intention", &long)]).await;
+    assert_eq!(r.status().as_u16(), 422);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("at most 1000") && html.contains(&long),
+        "kept"
+    );
+    let r = k.post_form(&page, &[("intention", "   ")]).await;
+    assert_eq!(r.status().as_u16(), 422);
+    let r = k
+        .post_form(&page, &[("intention", "To meet the fear with curiosity.")])
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("Thank you") && html.contains("hand the tablet back"),
+        "{html}"
+    );
+    // The nurse takes it back to the chair, where the intention shows.
+    let r = k.post_form("/kiosk/take-back", &[("password", PW)]).await;
+    assert_eq!(
+        (r.status().as_u16(), loc(&r)),
+        (303, format!("/encounters/{eid}"))
+    );
+    let html = k.html(&format!("/encounters/{eid}")).await;
+    assert!(
+        html.contains("To meet the fear with curiosity.") && html.contains("on the tablet"),
+        "{html}"
+    );
+    app.store.audit_flush().await;
+    assert_eq!(app.store.count_audit("intention.write").await.unwrap(), 1);
+    // The front desk may not write one for a patient (only the patient, on
+    // a clinician's tablet or in their portal).
+    let desk = app.login("dana.frontdesk").await;
+    let r = desk
+        .post_form(&page, &[("intention", "typed by the desk")])
+        .await;
+    assert_eq!(r.status().as_u16(), 403);
+}
+both!(an_intention_written_on_the_tablet);

@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/portal", get(home))
         .route("/portal/book", get(book_page).post(book_submit))
         .route("/portal/visits/{id}/cancel", post(cancel))
+        .route("/portal/intention", post(intention_submit))
         .route("/portal/sign-out", post(sign_out))
         .route("/portal/signed-out", get(signed_out))
         .route("/patients/{id}/portal-link", post(staff_send))
@@ -255,6 +256,10 @@ struct HomePage {
     owed: Option<String>,
     /// Their scores over time (the staff's charts, read-only).
     charts: Vec<crate::measures::pages::Chart>,
+    /// The next dosing session in words, and the intention written for it
+    /// (what was typed, when a save was refused).
+    intention: Option<(String, String)>,
+    max_intention: usize,
 }
 
 fn row(
@@ -290,6 +295,14 @@ async fn home_view(
 ) -> Result<HomePage, Error> {
     let h = uc::home(state, p).await?;
     let tz = zone(&h.clinic)?;
+    let clock = h.clinic.settings.clock();
+    let (next, written) = clinic::intentions::in_portal(state, p).await?;
+    let intention = next.map(|t| {
+        (
+            t.describe(&clock),
+            written.map(|i| i.body).unwrap_or_default(),
+        )
+    });
     // "booked" is said with where its confirmation went: only a patient
     // with an address on file was e-mailed.
     let flash = match done {
@@ -301,6 +314,9 @@ async fn home_view(
                 .to_string(),
         ),
         Some("cancelled") => Some("Your visit is cancelled.".to_string()),
+        Some("intention") => Some(
+            "Your intention is kept; your care team will see it at your chair.".to_string(),
+        ),
         _ => None,
     };
     let money = |m: i64, cur: &str| domain::billing::fmt_money(m, cur);
@@ -342,6 +358,8 @@ async fn home_view(
         invoices,
         owed,
         charts,
+        intention,
+        max_intention: clinic::intentions::MAX_CHARS,
         frame: PublicFrame::of(&h.clinic, "Your visits"),
         csrf: p.session.csrf_token.clone(),
         name: h.name,
@@ -538,6 +556,23 @@ async fn cancel(
             let msg = fixable(e)?;
             let page = home_view(&state, &f.portal, None, Some(msg)).await?;
             Ok((StatusCode::CONFLICT, render(&page)?).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn intention_submit(State(state): State<AppState>, f: PatientForm) -> PageResult {
+    let text = f.form.get("intention").unwrap_or_default();
+    match clinic::intentions::write_in_portal(&state, &f.portal, &text).await {
+        Ok(_) => Ok(see_other("/portal?done=intention")),
+        Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => {
+            let msg = fixable(e)?;
+            let mut page = home_view(&state, &f.portal, None, Some(msg)).await?;
+            // What was typed comes back with the reason.
+            if let Some(i) = page.intention.as_mut() {
+                i.1 = text;
+            }
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
         }
         Err(e) => Err(e.into()),
     }

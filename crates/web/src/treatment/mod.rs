@@ -1,3 +1,4 @@
 pub(crate) mod api;
+pub(crate) mod intention;
 pub(crate) mod pages;
 pub(crate) mod protocols;

@@ -262,6 +262,11 @@ struct ChairPage {
     layout: Layout,
     /// Allergies, eligibility conditions and the escort, as on file.
     on_file: uc::OnFile,
+    /// The patient's intention for this session, and when and where it was
+    /// written.
+    intention: Option<(String, String)>,
+    /// The page a tablet is handed over to for the patient to write it.
+    intention_href: String,
     id: String,
     clinic_id: String,
     patient_href: String,
@@ -508,8 +513,24 @@ async fn chair_view(
             checklist.escort_phone = Some(on_file.escort_phone.clone());
         }
     }
+    let intention = clinic::intentions::of_encounter(state, e).await?.map(|i| {
+        (
+            i.body,
+            format!(
+                "written {} {}",
+                if i.source == "portal" {
+                    "in the portal"
+                } else {
+                    "on the tablet"
+                },
+                zone.day_time(i.written_at)
+            ),
+        )
+    });
     let page = ChairPage {
         on_file,
+        intention,
+        intention_href: format!("/patients/{}/intention", e.patient_id),
         layout: Layout::new(
             c,
             format!("Chair {}", e.chair.as_deref().unwrap_or("")),
