@@ -22,6 +22,7 @@ pub mod leads;
 pub mod mailer;
 pub mod measures;
 pub mod outbox;
+pub mod outcomes;
 pub mod passwords;
 pub mod patients;
 pub mod portal;

@@ -14,6 +14,7 @@ pub mod error;
 pub mod ids;
 pub mod instruments;
 pub mod leads;
+pub mod outcomes;
 pub mod patients;
 pub mod plans;
 pub mod protocols;

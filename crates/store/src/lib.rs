@@ -20,6 +20,7 @@ pub mod leads;
 pub mod measures;
 pub mod org;
 pub mod outbox;
+pub mod outcomes;
 pub mod patients;
 pub mod portal;
 pub mod protocols;

@@ -15,6 +15,7 @@ pub fn routes() -> Router<AppState> {
         .merge(crate::admin::api::routes())
         .merge(crate::scheduling::api::routes())
         .merge(crate::measures::api::routes())
+        .merge(crate::measures::outcomes::api_routes())
         .merge(crate::intake::eligibility::routes())
         .merge(crate::intake::api::routes())
         .merge(crate::intake::codes::api_routes())

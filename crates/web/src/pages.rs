@@ -18,6 +18,7 @@ pub fn routes() -> Router<AppState> {
         .merge(crate::portal::pages::routes())
         .merge(crate::treatment::protocols::routes())
         .merge(crate::measures::pages::routes())
+        .merge(crate::measures::outcomes::page_routes())
         .merge(crate::intake::pages::routes())
         .merge(crate::intake::decision::routes())
         .merge(crate::intake::codes::page_routes())

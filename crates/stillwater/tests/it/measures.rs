@@ -1503,3 +1503,128 @@ async fn consultation_by_video(app: &TestApp) {
     assert!(html.contains("no meeting link is set"), "{html}");
 }
 both!(consultation_by_video);
+
+/// The outcome report over the demo's month of infusions and scores: every
+/// course counted once, each share given both ways, who is missing said;
+/// to clinicians who read scores only; a bad period named; the read audited.
+async fn the_outcome_report_counts_every_course(app: &TestApp) {
+    // The whole demo: its month of infusions and the patients' scores.
+    let dir = std::env::temp_dir().join(format!("sw-oc-{}", uuid::Uuid::now_v7().simple()));
+    let cfg = stillwater::config::Config {
+        data_dir: dir,
+        ..Default::default()
+    };
+    let (protocols, instruments) = (cfg.protocols().unwrap(), cfg.instruments().unwrap());
+    stillwater::demo::load_rest(&app.store, &protocols, &instruments)
+        .await
+        .unwrap();
+    let doc = api(app, "paul.prescriber").await;
+    let (s, r) = doc.get("/api/v1/outcomes?from=2020-01-01").await;
+    assert_eq!(s, 200, "{r}");
+    let instruments = r["instruments"].as_array().unwrap();
+    let ids: Vec<&str> = instruments
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["phq9", "gad7"]);
+    let mut counted = 0;
+    for i in instruments {
+        let a = &i["all"];
+        let n = |k: &str| a[k].as_u64().unwrap();
+        assert!(n("started") > 0, "the demo's courses are counted: {i}");
+        counted += n("started");
+        assert_eq!(n("started"), n("no_baseline") + n("with_baseline"), "{a}");
+        assert_eq!(
+            n("with_baseline"),
+            n("with_outcome") + n("missing_outcome"),
+            "{a}"
+        );
+        for share in [
+            "response",
+            "remission",
+            "reliable_improvement",
+            "recovery",
+            "worsened",
+        ] {
+            let s = &a[share];
+            let k = s["n"].as_u64().unwrap();
+            assert!(k <= n("with_outcome"));
+            let of = |total: u64| {
+                if total == 0 {
+                    0.0
+                } else {
+                    (k as f64 * 1000.0 / total as f64).round() / 10.0
+                }
+            };
+            assert_eq!(
+                s["percent_of_started"].as_f64().unwrap(),
+                of(n("with_baseline")),
+                "{share}"
+            );
+            assert_eq!(
+                s["percent_of_with_outcome"].as_f64().unwrap(),
+                of(n("with_outcome")),
+                "{share}"
+            );
+        }
+        assert_eq!(
+            i["changes"].as_array().unwrap().len() as u64,
+            n("with_outcome"),
+            "one bar per course with both scores"
+        );
+        let routes: u64 = i["by_route"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["cohort"]["started"].as_u64().unwrap())
+            .sum();
+        assert_eq!(routes, n("started"), "every course in one route");
+    }
+    assert!(counted > 0);
+    let with_outcome: u64 = instruments
+        .iter()
+        .map(|i| i["all"]["with_outcome"].as_u64().unwrap())
+        .sum();
+    assert!(
+        with_outcome > 0,
+        "the demo has courses with an outcome: {r}"
+    );
+    assert_eq!(instruments[0]["published"][0]["response"], 53.6);
+    // A bad period is named; a reversed one too.
+    let (s, e) = doc.get("/api/v1/outcomes?from=last%20year").await;
+    assert_eq!((s, fields(&e)), (422, vec!["from".to_string()]), "{e}");
+    let (s, e) = doc
+        .get("/api/v1/outcomes?from=2026-05-01&to=2026-01-01")
+        .await;
+    assert_eq!((s, fields(&e)), (422, vec!["to".to_string()]), "{e}");
+    // The front desk reads no scores.
+    let (s, _) = api(app, "dana.frontdesk")
+        .await
+        .get("/api/v1/outcomes")
+        .await;
+    assert_eq!(s, 403);
+    let desk = app.login("dana.frontdesk").await;
+    assert_eq!(desk.get("/outcomes").await.status(), 403);
+    // The page, with its waterfall and the literature beside.
+    let html = app
+        .login("paul.prescriber")
+        .await
+        .html("/outcomes?from=2020-01-01")
+        .await;
+    assert!(
+        html.contains("Who is counted")
+            && html.contains("Of all who started")
+            && html.contains("McInnes et al.")
+            && html.contains(r#"role="img" aria-label="Each course"#),
+        "{html}"
+    );
+    app.store.audit_flush().await;
+    assert!(
+        app.store
+            .count_audit("questionnaire_response.read")
+            .await
+            .unwrap()
+            >= 2
+    );
+}
+both!(the_outcome_report_counts_every_course);

@@ -1,2 +1,3 @@
 pub(crate) mod api;
+pub(crate) mod outcomes;
 pub(crate) mod pages;

@@ -101,6 +101,11 @@ impl Layout {
                 label: "Tasks",
                 active: active == "tasks",
             });
+            nav.push(NavItem {
+                href: "/outcomes",
+                label: "Outcomes",
+                active: active == "outcomes",
+            });
         }
         if any(Permission::EncounterRead) {
             nav.push(NavItem {
