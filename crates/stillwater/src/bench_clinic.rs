@@ -319,6 +319,36 @@ pub async fn run(
             }
         }
     }
+    // The coded lists answer as a clinician types: the crawl finds each
+    // list's address with nothing typed, and these typed queries are what
+    // it gets in use.
+    let typed: Vec<Page> = pages
+        .iter()
+        .filter_map(|p| {
+            let base = p.path.split('?').next().unwrap_or("");
+            let queries: &[&str] = match base {
+                "/codes/icd10-cm/options" => &[
+                    "diagnosis=generalized%20anx",
+                    "diagnosis=F41",
+                    "diagnosis=post-traumatic%20stress",
+                    "diagnosis=panic",
+                ],
+                "/codes/medicines/options" => &["medicine=clon", "medicine=xan"],
+                "/codes/medicines/read" => &["medications=Klonopin%202%0Asertraline%20100"],
+                _ => return None,
+            };
+            Some(queries.iter().map(move |q| {
+                let path = format!("{base}?{q}");
+                Page {
+                    cookie: p.cookie.clone(),
+                    kind: kind_of(&path),
+                    path,
+                }
+            }))
+        })
+        .flatten()
+        .collect();
+    pages.extend(typed);
     let kinds: HashSet<&str> = pages.iter().map(|p| p.kind.as_str()).collect();
     println!(
         "crawled {} addresses of {} kinds reachable by the accounts' links in {:.1} s",
