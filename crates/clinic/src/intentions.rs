@@ -68,14 +68,7 @@ async fn target(state: &Clinic, clinic: ClinicId, pid: PatientId) -> Result<Opti
     {
         return Ok(Some(Target::Open(e)));
     }
-    let dosing: Vec<String> = state
-        .store
-        .appointment_types(clinic)
-        .await?
-        .into_iter()
-        .filter(|t| t.dose)
-        .map(|t| t.code)
-        .collect();
+    let dosing = crate::scheduling::dosing_types(state, clinic).await?;
     let now = state.now();
     Ok(state
         .store

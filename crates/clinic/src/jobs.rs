@@ -76,21 +76,19 @@ pub fn offer_jobs(
     type_code: &str,
     now: i64,
 ) -> Vec<NewJob> {
-    serde_json::to_string(&OfferPayload {
+    let payload = OfferPayload {
         entry: entry.to_string(),
         clinic_id: clinic,
         patient_id: patient,
         start,
         type_code: type_code.to_string(),
-    })
-    .map(|payload| NewJob {
-        kind: WAITLIST_OFFER,
-        dedupe_key: format!("offer:{entry}:{start}"),
-        payload,
-        run_at: now,
-    })
-    .into_iter()
-    .collect()
+    };
+    at_once(
+        WAITLIST_OFFER,
+        format!("offer:{entry}:{start}"),
+        &payload,
+        now,
+    )
 }
 
 pub const CONFIRMATION: &str = "confirmation";
@@ -101,20 +99,26 @@ pub(crate) struct ConfirmationPayload {
     pub(crate) clinic_id: ClinicId,
 }
 
+/// A job to run at once, once per `key`.
+fn at_once(kind: &'static str, key: String, payload: &impl Serialize, now: i64) -> Vec<NewJob> {
+    serde_json::to_string(payload)
+        .map(|payload| NewJob {
+            kind,
+            dedupe_key: key,
+            payload,
+            run_at: now,
+        })
+        .into_iter()
+        .collect()
+}
+
 /// The e-mail confirming a visit booked by the patient (the free consultation).
 pub fn confirmation_jobs(id: AppointmentId, clinic: ClinicId, now: i64) -> Vec<NewJob> {
-    serde_json::to_string(&ConfirmationPayload {
+    let payload = ConfirmationPayload {
         appointment_id: id,
         clinic_id: clinic,
-    })
-    .map(|payload| NewJob {
-        kind: CONFIRMATION,
-        dedupe_key: format!("confirmation:{id}"),
-        payload,
-        run_at: now,
-    })
-    .into_iter()
-    .collect()
+    };
+    at_once(CONFIRMATION, format!("confirmation:{id}"), &payload, now)
 }
 
 pub const SERIES_CONFIRMATION: &str = "series_confirmation";
@@ -132,18 +136,16 @@ pub fn series_confirmation_jobs(
     clinic: ClinicId,
     now: i64,
 ) -> Vec<NewJob> {
-    serde_json::to_string(&SeriesConfirmationPayload {
+    let payload = SeriesConfirmationPayload {
         series_id: series,
         clinic_id: clinic,
-    })
-    .map(|payload| NewJob {
-        kind: SERIES_CONFIRMATION,
-        dedupe_key: format!("series_confirmation:{series}"),
-        payload,
-        run_at: now,
-    })
-    .into_iter()
-    .collect()
+    };
+    at_once(
+        SERIES_CONFIRMATION,
+        format!("series_confirmation:{series}"),
+        &payload,
+        now,
+    )
 }
 
 pub const QUESTIONNAIRE: &str = "questionnaire_link";

@@ -203,14 +203,7 @@ pub async fn trends(
     patient: PatientId,
     points: &[(&str, Option<i32>, i64)],
 ) -> Result<Vec<TrendView>, Error> {
-    let dosing: Vec<String> = state
-        .store
-        .appointment_types(clinic)
-        .await?
-        .into_iter()
-        .filter(|t| t.dose)
-        .map(|t| t.code)
-        .collect();
+    let dosing = crate::scheduling::dosing_types(state, clinic).await?;
     let doses = state.store.dose_times(patient, &dosing).await?;
     let mut by: BTreeMap<&str, Vec<Point>> = BTreeMap::new();
     for (id, total, at) in points {

@@ -1174,6 +1174,18 @@ pub async fn appointment_types(
     Ok(state.store.appointment_types(clinic).await?)
 }
 
+/// The codes of a clinic's visit types in which a dose is given.
+pub async fn dosing_types(state: &Clinic, clinic: ClinicId) -> Result<Vec<String>, Error> {
+    Ok(state
+        .store
+        .appointment_types(clinic)
+        .await?
+        .into_iter()
+        .filter(|t| t.dose)
+        .map(|t| t.code)
+        .collect())
+}
+
 /// The staff who can be booked at a clinic, with their names.
 pub async fn bookable_staff(
     state: &Clinic,

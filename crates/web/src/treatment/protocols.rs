@@ -354,18 +354,7 @@ async fn submit(State(state): State<AppState>, f: StaffForm) -> PageResult {
                     p.id, p.version
                 )))
             }
-            Err(e) => {
-                let errors = field_errors(&e);
-                let msg = fixable(e)?;
-                let kept = kept.map(|(p, _)| (p, &errors[..]));
-                let shown = Shown {
-                    text: Some(text),
-                    error: Some(msg),
-                    kept,
-                    ..Default::default()
-                };
-                return view(&state, c, id, shown).await;
-            }
+            Err(e) => return refused(&state, c, id, text, kept.map(|k| k.0), e).await,
         }
     }
     match uc::check(&state, c, &text) {
@@ -388,19 +377,29 @@ async fn submit(State(state): State<AppState>, f: StaffForm) -> PageResult {
             };
             view(&state, c, id, shown).await
         }
-        Err(e) => {
-            let errors = field_errors(&e);
-            let msg = fixable(e)?;
-            let kept = kept.map(|(p, _)| (p, &errors[..]));
-            let shown = Shown {
-                text: Some(text),
-                error: Some(msg),
-                kept,
-                ..Default::default()
-            };
-            view(&state, c, id, shown).await
-        }
+        Err(e) => refused(&state, c, id, text, kept.map(|k| k.0), e).await,
     }
+}
+
+/// The page again after a refused check or save: the reason, the file as
+/// sent, and (from the form) each problem at its field.
+async fn refused(
+    state: &AppState,
+    c: &Caller,
+    id: Option<String>,
+    text: String,
+    form: Option<&crate::auth::Posted>,
+    e: crate::error::Error,
+) -> PageResult {
+    let errors = field_errors(&e);
+    let msg = fixable(e)?;
+    let shown = Shown {
+        text: Some(text),
+        error: Some(msg),
+        kept: form.map(|p| (p, &errors[..])),
+        ..Default::default()
+    };
+    view(state, c, id, shown).await
 }
 
 /// A check's problems as the form's fields name them (`dose.min` is the
