@@ -477,7 +477,17 @@ test("before the first dose: assessment, eligibility, consent signed on a tablet
   await dx.pressSequentially("generalized anx");
   await page.locator('#icd10-options option[value="F41.1 Generalized anxiety disorder"]').waitFor({ state: "attached" });
   await dx.fill("F41.1 Generalized anxiety disorder");
-  await page.getByLabel(/Treatment trials, one per line/).fill("sertraline, 12, adequate\nescitalopram, 8, adequate");
+  await page.getByLabel(/Treatment trials, one per line/).fill("sertraline, 12, adequate");
+  // The second trial is found by its brand name and added as its medicine.
+  const finder = page.getByLabel(/Find a medicine tried/);
+  await finder.pressSequentially("lexap");
+  await page.locator('#trial-options option[value="escitalopram"]').waitFor({ state: "attached" });
+  await finder.fill("escitalopram");
+  await finder.dispatchEvent("change");
+  const trials = page.getByLabel(/Treatment trials, one per line/);
+  assert.equal(await trials.inputValue(), "sertraline, 12, adequate\nescitalopram, ");
+  await trials.press("End");
+  await trials.pressSequentially("8, adequate");
   await page.getByLabel("Blood pressure (mmHg)").fill("124/80");
   await page.getByLabel("Heart rate").fill("72");
   await page.getByLabel("SpO2 (%)").fill("98");

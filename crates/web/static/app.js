@@ -105,7 +105,8 @@ document.addEventListener("change", function (ev) {
 });
 
 // A finder whose value is chosen from its list adds it as a new line of the
-// box it names (data-append-to), ready for the dose, and empties itself.
+// box it names (data-append-to), followed by data-append-suffix (a space by
+// default: ready for the dose), and empties itself.
 document.addEventListener("change", function (ev) {
   var f = ev.target;
   var id = f && f.getAttribute && f.getAttribute("data-append-to");
@@ -115,7 +116,8 @@ document.addEventListener("change", function (ev) {
   var chosen = Array.prototype.some.call(f.list.options, function (o) { return o.value === f.value; });
   if (!chosen) return;
   var text = box.value.replace(/\s+$/, "");
-  box.value = (text ? text + "\n" : "") + f.value.trim() + " ";
+  var after = f.getAttribute("data-append-suffix") || " ";
+  box.value = (text ? text + "\n" : "") + f.value.trim() + after;
   f.value = "";
   box.focus();
   box.setSelectionRange(box.value.length, box.value.length);
