@@ -36,10 +36,15 @@ struct Q {
     to: Option<String>,
 }
 
-/// The period and clinic asked for: a year to today by default.
-fn period(state: &AppState, q: &Q) -> Result<(Option<ClinicId>, Date, Date), Error> {
+/// The period and clinic asked for: a year to today (the clinic's date,
+/// or the first clinic's when all are counted) by default.
+async fn period(
+    state: &AppState,
+    c: &Caller,
+    q: &Q,
+) -> Result<(Option<ClinicId>, Date, Date), Error> {
     let bad = |f: &str, m: &str| Error::Invalid(vec![domain::FieldError::new(f, m)]);
-    let clinic = match q
+    let clinic: Option<ClinicId> = match q
         .clinic_id
         .as_deref()
         .map(str::trim)
@@ -51,9 +56,17 @@ fn period(state: &AppState, q: &Q) -> Result<(Option<ClinicId>, Date, Date), Err
         ),
         None => None,
     };
-    let today = domain::time::to_timestamp(state.now())
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date();
+    let clinics = clinic::settings::clinics(state, c).await?;
+    let here = clinics
+        .iter()
+        .find(|k| Some(k.id) == clinic)
+        .or(clinics.first());
+    let today = match here {
+        Some(k) => k.settings.clock().date(state.now()),
+        None => domain::time::to_timestamp(state.now())
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date(),
+    };
     let date = |v: &Option<String>, f: &str, dflt: Date| match v.as_deref().map(str::trim) {
         None | Some("") => Ok(dflt),
         Some(s) => s
@@ -88,7 +101,7 @@ fn cohort_json(c: &Cohort) -> Value {
 
 async fn api(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: Request) -> ApiResult {
     let q: Q = query(&req)?;
-    let (clinic, from, to) = period(&state, &q)?;
+    let (clinic, from, to) = period(&state, &c, &q).await?;
     let r = uc::report(&state, &c, clinic, from, to).await?;
     Ok(Json(json!({
         "definitions_version": r.definitions_version,
@@ -271,7 +284,7 @@ fn instrument_view(i: uc::InstrumentReport) -> InstrumentView {
 }
 
 async fn view(state: &AppState, c: &Caller, q: Q) -> PageResult {
-    let (clinic, from, to) = period(state, &q)?;
+    let (clinic, from, to) = period(state, c, &q).await?;
     let r = uc::report(state, c, clinic, from, to).await?;
     render(&OutcomesPage {
         layout: Layout::new(c, "Outcomes", "outcomes"),
