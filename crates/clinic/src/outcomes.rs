@@ -23,6 +23,8 @@ pub struct InstrumentReport {
     pub cohort: Cohort,
     /// The same, course by course's route: (route label, cohort).
     pub by_route: Vec<(String, Cohort)>,
+    /// The same by the protocol and version of the first dose.
+    pub by_protocol: Vec<(String, Cohort)>,
     /// Each course's change from baseline to outcome, smallest (best)
     /// first: the waterfall.
     pub changes: Vec<i32>,
@@ -83,7 +85,8 @@ pub async fn report(
             .current(&rule.id)
             .map(|i| i.name.clone())
             .unwrap_or_else(|| rule.id.clone());
-        let per_course: Vec<(String, domain::outcomes::PatientOutcome)> = courses
+        // One outcome per course, in the courses' order.
+        let all: Vec<domain::outcomes::PatientOutcome> = courses
             .iter()
             .map(|k| {
                 let points: Vec<Point> = k
@@ -95,27 +98,28 @@ pub async fn report(
                         total: s.1,
                     })
                     .collect();
-                (
-                    k.route.clone(),
-                    patient_outcome(&points, k.first_dose, rule, &defs),
-                )
+                patient_outcome(&points, k.first_dose, rule, &defs)
             })
             .collect();
-        let all: Vec<_> = per_course.iter().map(|(_, o)| *o).collect();
-        let mut routes: Vec<String> = per_course.iter().map(|(r, _)| r.clone()).collect();
-        routes.sort();
-        routes.dedup();
-        let by_route = routes
-            .into_iter()
-            .map(|r| {
-                let of: Vec<_> = per_course
-                    .iter()
-                    .filter(|(x, _)| *x == r)
-                    .map(|(_, o)| *o)
-                    .collect();
-                (route_label(&r), cohort(&of))
-            })
-            .collect();
+        let by_route = split(
+            courses
+                .iter()
+                .map(|k| route_label(&k.route))
+                .zip(all.iter().copied()),
+        );
+        let by_protocol = split(
+            courses
+                .iter()
+                .map(|k| {
+                    let name = state
+                        .protocols()
+                        .get(&k.protocol_id, k.protocol_version as u32)
+                        .map(|p| p.name.clone())
+                        .unwrap_or_else(|| k.protocol_id.clone());
+                    format!("{name}, version {}", k.protocol_version)
+                })
+                .zip(all.iter().copied()),
+        );
         let mut changes: Vec<i32> = all.iter().filter_map(|o| o.change()).collect();
         changes.sort_unstable();
         instruments.push(InstrumentReport {
@@ -124,6 +128,7 @@ pub async fn report(
             rule: rule.clone(),
             cohort: cohort(&all),
             by_route,
+            by_protocol,
             changes,
             published: PUBLISHED
                 .iter()
@@ -147,6 +152,21 @@ pub async fn report(
         clinics: names,
         instruments,
     })
+}
+
+/// Cohorts by a label of each course, in the labels' order.
+fn split(
+    labelled: impl Iterator<Item = (String, domain::outcomes::PatientOutcome)>,
+) -> Vec<(String, Cohort)> {
+    let mut groups: std::collections::BTreeMap<String, Vec<domain::outcomes::PatientOutcome>> =
+        Default::default();
+    for (label, o) in labelled {
+        groups.entry(label).or_default().push(o);
+    }
+    groups
+        .into_iter()
+        .map(|(label, of)| (label, cohort(&of)))
+        .collect()
 }
 
 fn route_label(code: &str) -> String {

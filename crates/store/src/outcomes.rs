@@ -15,6 +15,9 @@ pub struct Course {
     pub first_dose: i64,
     /// The route of the visit it was given in.
     pub route: String,
+    /// The protocol and version the visit ran under.
+    pub protocol_id: String,
+    pub protocol_version: i64,
     /// (instrument, total, submitted at), oldest first.
     pub scores: Vec<(String, i32, i64)>,
 }
@@ -34,7 +37,8 @@ impl Store {
         }
         let k = placeholders(3, clinics.len());
         let firsts_sql = format!(
-            "SELECT f.patient_id, f.clinic_id, f.first_dose, MIN(e.route) FROM \
+            "SELECT f.patient_id, f.clinic_id, f.first_dose, MIN(e.route), MIN(e.protocol_id), \
+             MIN(e.protocol_version) FROM \
              (SELECT e.patient_id, e.clinic_id, MIN(a.at) AS first_dose FROM encounters e \
               JOIN administration_events a ON a.encounter_id = e.id \
               WHERE e.clinic_id IN ({k}) AND a.kind IN ('start', 'given') \
@@ -44,7 +48,8 @@ impl Store {
              WHERE f.first_dose >= $1 AND f.first_dose < $2 \
              GROUP BY f.patient_id, f.clinic_id, f.first_dose ORDER BY f.first_dose, f.patient_id"
         );
-        let firsts: Vec<(String, String, i64, String)> = on_pool!(self.read(), p => {
+        type First = (String, String, i64, String, String, i64);
+        let firsts: Vec<First> = on_pool!(self.read(), p => {
             let mut q = sqlx::query_as(&firsts_sql).bind(from).bind(to);
             for c in clinics {
                 q = q.bind(c.to_string());
@@ -86,13 +91,15 @@ impl Store {
                 .or_default()
                 .push((inst.clone(), *total as i32, *at));
         }
-        for (pid, clinic, first_dose, route) in firsts {
+        for (pid, clinic, first_dose, route, protocol_id, protocol_version) in firsts {
             let scores = by_patient.remove(pid.as_str()).unwrap_or_default();
             out.push(Course {
                 patient_id: pid,
                 clinic_id: clinic,
                 first_dose,
                 route,
+                protocol_id,
+                protocol_version,
                 scores,
             });
         }

@@ -1579,6 +1579,23 @@ async fn the_outcome_report_counts_every_course(app: &TestApp) {
             .map(|r| r["cohort"]["started"].as_u64().unwrap())
             .sum();
         assert_eq!(routes, n("started"), "every course in one route");
+        let protocols: u64 = i["by_protocol"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                assert!(
+                    r["protocol"].as_str().unwrap().contains(", version "),
+                    "{r}"
+                );
+                r["cohort"]["started"].as_u64().unwrap()
+            })
+            .sum();
+        assert_eq!(
+            protocols,
+            n("started"),
+            "every course under one protocol version"
+        );
     }
     assert!(counted > 0);
     let with_outcome: u64 = instruments
@@ -1615,6 +1632,7 @@ async fn the_outcome_report_counts_every_course(app: &TestApp) {
         html.contains("Who is counted")
             && html.contains("Of all who started")
             && html.contains("McInnes et al.")
+            && html.contains("By protocol")
             && html.contains(r#"role="img" aria-label="Each course"#),
         "{html}"
     );

@@ -115,6 +115,7 @@ async fn api(State(state): State<AppState>, ApiCaller(c): ApiCaller, req: Reques
                 "reliable_change": i.rule.reliable_change, "caseness_at_least": i.rule.caseness_at_least, "source": i.rule.source},
             "all": cohort_json(&i.cohort),
             "by_route": i.by_route.iter().map(|(r, c)| json!({"route": r, "cohort": cohort_json(c)})).collect::<Vec<_>>(),
+            "by_protocol": i.by_protocol.iter().map(|(p, c)| json!({"protocol": p, "cohort": cohort_json(c)})).collect::<Vec<_>>(),
             "changes": i.changes,
             "published": i.published.iter().map(|p| json!({"source": p.source, "response": p.response,
                 "remission": p.remission, "worsened": p.worsened, "cohens_d": p.cohens_d, "differences": p.differences})).collect::<Vec<_>>(),
@@ -174,6 +175,10 @@ fn waterfall(changes: &[i32]) -> Option<Waterfall> {
     })
 }
 
+/// A group of a split: (group, started, with an outcome, response both
+/// ways, remission both ways).
+type SplitRow = (String, usize, usize, String, String);
+
 struct InstrumentView {
     name: String,
     rule: domain::outcomes::InstrumentRule,
@@ -183,8 +188,8 @@ struct InstrumentView {
     d: String,
     /// (result, courses, of all who started, of those with an outcome)
     shares: Vec<(&'static str, usize, String, String)>,
-    /// (route, started, with an outcome, response both ways, remission both ways)
-    by_route: Vec<(String, usize, usize, String, String)>,
+    /// The splits, each as (title, rows).
+    splits: Vec<(&'static str, Vec<SplitRow>)>,
     waterfall: Option<Waterfall>,
     changes: String,
     /// (source, response, remission, worsened, d, differences), this
@@ -256,17 +261,22 @@ fn instrument_view(i: uc::InstrumentReport) -> InstrumentView {
         outcome: format!("{} ({})", num(c.outcome_mean), num(c.outcome_sd)),
         d: or_dash(c.cohens_d, |d| format!("{d:.2}")),
         shares,
-        by_route: i
-            .by_route
-            .iter()
-            .map(|(r, k)| {
-                (
-                    r.clone(),
-                    k.started,
-                    k.with_outcome,
-                    both(&k.response),
-                    both(&k.remission),
-                )
+        splits: [("By route", &i.by_route), ("By protocol", &i.by_protocol)]
+            .into_iter()
+            .map(|(title, groups)| {
+                let rows = groups
+                    .iter()
+                    .map(|(g, k)| {
+                        (
+                            g.clone(),
+                            k.started,
+                            k.with_outcome,
+                            both(&k.response),
+                            both(&k.remission),
+                        )
+                    })
+                    .collect();
+                (title, rows)
             })
             .collect(),
         waterfall: waterfall(&i.changes),
