@@ -85,13 +85,13 @@ async fn current(state: &Clinic, t: &Target) -> Result<Option<Intention>, Error>
         Target::Open(e) => {
             state
                 .store
-                .intention_for(&e.id, e.appointment_id.as_deref())
+                .intention_for(Some(&e.id), e.appointment_id.as_deref())
                 .await?
         }
         Target::Booked(a) => {
             state
                 .store
-                .intention_for("", Some(&a.id.to_string()))
+                .intention_for(None, Some(&a.id.to_string()))
                 .await?
         }
     })
@@ -238,6 +238,6 @@ pub async fn write_in_portal(state: &Clinic, p: &Portal, text: &str) -> Result<S
 pub async fn of_encounter(state: &Clinic, e: &Encounter) -> Result<Option<Intention>, Error> {
     Ok(state
         .store
-        .intention_for(&e.id, e.appointment_id.as_deref())
+        .intention_for(Some(&e.id), e.appointment_id.as_deref())
         .await?)
 }

@@ -59,12 +59,16 @@ impl Store {
     /// encounter) or ahead of it (its appointment).
     pub async fn intention_for(
         &self,
-        encounter: &str,
+        encounter: Option<&str>,
         appointment: Option<&str>,
     ) -> Result<Option<Intention>> {
+        if encounter.is_none() && appointment.is_none() {
+            return Ok(None);
+        }
         Ok(on_pool!(self.read(), p => {
             sqlx::query_as(&format!("SELECT {COLUMNS} FROM intentions \
-                 WHERE encounter_id = $1 OR (appointment_id IS NOT NULL AND appointment_id = $2) \
+                 WHERE (encounter_id IS NOT NULL AND encounter_id = $1) \
+                 OR (appointment_id IS NOT NULL AND appointment_id = $2) \
                  ORDER BY written_at DESC, id DESC LIMIT 1"))
                 .bind(encounter).bind(appointment).fetch_optional(p).await?
         }))
