@@ -241,3 +241,20 @@ pub async fn of_encounter(state: &Clinic, e: &Encounter) -> Result<Option<Intent
         .intention_for(Some(&e.id), e.appointment_id.as_deref())
         .await?)
 }
+
+/// A patient's intentions, newest first, for the care team: clinicians who
+/// see visits or scores (a therapist's session brief included). The read is
+/// audited as a chart read.
+pub async fn of_patient(
+    state: &Clinic,
+    c: &Caller,
+    pid: PatientId,
+) -> Result<Vec<Intention>, Error> {
+    let p = crate::patients::read(state, c, pid).await?;
+    if !c.may(Permission::EncounterRead, p.clinic_id)
+        && !c.may(Permission::MeasureRead, p.clinic_id)
+    {
+        return Err(Error::Forbidden);
+    }
+    Ok(state.store.patient_intentions(pid).await?)
+}

@@ -20,6 +20,7 @@ pub fn routes() -> Router<AppState> {
         .merge(crate::intake::api::routes())
         .merge(crate::intake::codes::api_routes())
         .merge(crate::treatment::api::routes())
+        .merge(crate::treatment::intention::api_routes())
         .merge(crate::substances::api::routes())
         .merge(crate::billing::api::routes())
         .fallback(|| async { ApiError(Error::NotFound) })

@@ -1591,6 +1591,29 @@ async fn an_intention_written_on_the_tablet(app: &TestApp) {
     );
     app.store.audit_flush().await;
     assert_eq!(app.store.count_audit("intention.write").await.unwrap(), 1);
+    // The care team reads it through the API: the nurse and the therapist
+    // (for the session brief); not the front desk; not another clinic.
+    let path = format!("/api/v1/intentions?patient_id={pid}");
+    for user in ["nina.nurse", "theo.therapist"] {
+        let (s, v) = api(app, user).await.get(&path).await;
+        assert_eq!(s, 200, "{user}: {v}");
+        assert_eq!(
+            v["intentions"][0]["intention"],
+            "To meet the fear with curiosity."
+        );
+        assert_eq!(v["intentions"][0]["source"], "tablet");
+        assert_eq!(v["intentions"][0]["encounter_id"], json!(eid));
+    }
+    let (s, _) = api(app, "dana.frontdesk").await.get(&path).await;
+    assert_eq!(s, 403);
+    let (s, _) = api(app, "nate.nurse").await.get(&path).await;
+    assert_eq!(s, 404, "another clinic's nurse learns nothing");
+    let (s, e) = nurse.get("/api/v1/intentions?patient_id=nobody").await;
+    assert_eq!(
+        (s, fields(&e)),
+        (422, vec!["patient_id".to_string()]),
+        "{e}"
+    );
     // The front desk may not write one for a patient (only the patient, on
     // a clinician's tablet or in their portal).
     let desk = app.login("dana.frontdesk").await;

@@ -5,6 +5,7 @@
 
 use askama::Template;
 use axum::extract::{Path, State};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use domain::ids::PatientId;
@@ -17,6 +18,40 @@ use clinic::intentions as uc;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/patients/{id}/intention", get(page).post(submit))
+}
+
+pub fn api_routes() -> Router<AppState> {
+    Router::new().route("/intentions", get(list))
+}
+
+#[derive(serde::Deserialize)]
+struct ListQ {
+    patient_id: String,
+}
+
+/// `GET /api/v1/intentions?patient_id=`: a patient's intentions, newest
+/// first, for the care team.
+async fn list(
+    State(state): State<AppState>,
+    crate::auth::ApiCaller(c): crate::auth::ApiCaller,
+    req: axum::extract::Request,
+) -> crate::json::ApiResult {
+    let q: ListQ = crate::json::query(&req)?;
+    let pid: PatientId = q.patient_id.trim().parse().map_err(|_| {
+        Error::Invalid(vec![domain::FieldError::new(
+            "patient_id",
+            "is not a valid identifier (a UUID)",
+        )])
+    })?;
+    let all = uc::of_patient(&state, &c, pid).await?;
+    Ok(axum::Json(serde_json::json!({
+        "intentions": all.iter().map(|i| serde_json::json!({
+            "id": i.id, "intention": i.body, "source": i.source,
+            "written_at": domain::time::to_timestamp(i.written_at).to_string(),
+            "appointment_id": i.appointment_id, "encounter_id": i.encounter_id,
+        })).collect::<Vec<_>>(),
+    }))
+    .into_response())
 }
 
 #[derive(Template)]
