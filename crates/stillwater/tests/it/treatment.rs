@@ -1543,6 +1543,35 @@ async fn an_intention_written_on_the_tablet(app: &TestApp) {
         html.contains(&format!(r#"name="path" value="{page}""#)),
         "{html}"
     );
+    // One written ahead of the visit (in the portal, for its appointment)
+    // shows at the chair too.
+    let appt = app
+        .store
+        .encounter(&eid)
+        .await
+        .unwrap()
+        .unwrap()
+        .appointment_id
+        .expect("the walk-in's visit");
+    app.store
+        .insert_intention(
+            &store::intentions::NewIntention {
+                clinic: app.glendale,
+                patient: pid.parse().unwrap(),
+                appointment_id: Some(&appt),
+                encounter_id: None,
+                body: "Written at home, the night before.",
+                source: "portal",
+            },
+            ev(),
+        )
+        .await
+        .unwrap();
+    let html = k.html(&format!("/encounters/{eid}")).await;
+    assert!(
+        html.contains("Written at home, the night before.") && html.contains("in the portal"),
+        "{html}"
+    );
     let loc = |r: &reqwest::Response| {
         r.headers()
             .get("location")
@@ -1603,6 +1632,10 @@ async fn an_intention_written_on_the_tablet(app: &TestApp) {
         );
         assert_eq!(v["intentions"][0]["source"], "tablet");
         assert_eq!(v["intentions"][0]["encounter_id"], json!(eid));
+        assert_eq!(
+            v["intentions"][1]["source"], "portal",
+            "the earlier one kept"
+        );
     }
     let (s, _) = api(app, "dana.frontdesk").await.get(&path).await;
     assert_eq!(s, 403);
