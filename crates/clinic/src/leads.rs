@@ -167,10 +167,14 @@ pub async fn public_type(
     clinic: &ClinicRecord,
     code: Option<&str>,
 ) -> Result<AppointmentType, Error> {
-    let types = public_types(state, clinic).await?;
+    choose(&public_types(state, clinic).await?, code)
+}
+
+/// Of the public types, the one asked for by its code (`None`: the first).
+pub fn choose(types: &[AppointmentType], code: Option<&str>) -> Result<AppointmentType, Error> {
     match code.map(str::trim).filter(|c| !c.is_empty()) {
-        None => Ok(types.into_iter().next().ok_or(Error::NotFound)?),
-        Some(c) => types.into_iter().find(|t| t.code == c).ok_or_else(|| {
+        None => types.first().cloned().ok_or(Error::NotFound),
+        Some(c) => types.iter().find(|t| t.code == c).cloned().ok_or_else(|| {
             Error::Invalid(vec![domain::FieldError::new(
                 "type",
                 "is not a visit this clinic books online",
@@ -188,12 +192,22 @@ pub async fn public_slots(
     limit: usize,
 ) -> Result<(AppointmentType, Vec<i64>), Error> {
     let ty = public_type(state, clinic, code).await?;
+    let starts = public_starts(state, clinic, &ty, limit).await?;
+    Ok((ty, starts))
+}
+
+/// Free start times of `ty` over the next three weeks.
+pub async fn public_starts(
+    state: &Clinic,
+    clinic: &ClinicRecord,
+    ty: &AppointmentType,
+    limit: usize,
+) -> Result<Vec<i64>, Error> {
     let today = clinic_today(clinic, state.now());
     let to = today
         .checked_add(jiff::Span::new().days(21))
         .unwrap_or(today);
-    let slots = crate::scheduling::free_starts(state, clinic.id, &ty, today, to, limit).await?;
-    Ok((ty, slots))
+    crate::scheduling::free_starts(state, clinic.id, ty, today, to, limit).await
 }
 
 /// The patient record a lead becomes: the details it gave, nothing retyped.

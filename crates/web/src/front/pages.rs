@@ -386,7 +386,8 @@ async fn result_view(
             Ok(types) => {
                 // A way to meet the clinic does not offer shows the first.
                 let how = how.filter(|h| types.iter().any(|t| t.code == *h));
-                let (ty, starts) = clinic::leads::public_slots(state, c, how, 300).await?;
+                let ty = clinic::leads::choose(&types, how)?;
+                let starts = clinic::leads::public_starts(state, c, &ty, 300).await?;
                 if types.len() > 1 {
                     ways = types
                         .iter()

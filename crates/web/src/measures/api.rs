@@ -504,7 +504,8 @@ async fn public_slots(
     let q: SlotsQuery = crate::json::query(&req)?;
     let clinic = clinic::leads::public_clinic(&state, &slug).await?;
     let types = clinic::leads::public_types(&state, &clinic).await?;
-    let (ty, starts) = clinic::leads::public_slots(&state, &clinic, q.code.as_deref(), 100).await?;
+    let ty = clinic::leads::choose(&types, q.code.as_deref())?;
+    let starts = clinic::leads::public_starts(&state, &clinic, &ty, 100).await?;
     Ok(Json(json!({
         "type": ty.code,
         "name": ty.name,
