@@ -1614,6 +1614,15 @@ async fn the_outcome_report_counts_every_course(app: &TestApp) {
         .get("/api/v1/outcomes?from=2026-05-01&to=2026-01-01")
         .await;
     assert_eq!((s, fields(&e)), (422, vec!["to".to_string()]), "{e}");
+    // Another clinic's scores are not counted for a clinician of one clinic,
+    // who reads their own clinic's.
+    let nina = api(app, "nina.nurse").await;
+    let (s, own) = nina.get("/api/v1/outcomes").await;
+    assert_eq!((s, &own["clinics"]), (200, &json!(["Stillwater Glendale"])));
+    let (s, _) = nina
+        .get(&format!("/api/v1/outcomes?clinic_id={}", app.denver))
+        .await;
+    assert_eq!(s, 403);
     // The front desk reads no scores.
     let (s, _) = api(app, "dana.frontdesk")
         .await

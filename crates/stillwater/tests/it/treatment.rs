@@ -1654,5 +1654,15 @@ async fn an_intention_written_on_the_tablet(app: &TestApp) {
         .post_form(&page, &[("intention", "typed by the desk")])
         .await;
     assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(
+        desk.get(&page).await.status().as_u16(),
+        403,
+        "nor open the page"
+    );
+    // Another clinic's nurse finds no such patient, to read or to write.
+    let other = app.login("nate.nurse").await;
+    assert_eq!(other.get(&page).await.status().as_u16(), 404);
+    let r = other.post_form(&page, &[("intention", "not mine")]).await;
+    assert_eq!(r.status().as_u16(), 404);
 }
 both!(an_intention_written_on_the_tablet);
